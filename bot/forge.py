@@ -1,0 +1,933 @@
+"""GitHub access for the bot: the only module that knows GitHub.
+
+`Forge` is the interface the pipeline uses; `GitHubForge` implements it with PyGithub and talks to
+github.com, GitHub Enterprise Server (``https://host/api/v3``) or the local sandbox, chosen by ``base_url``.
+Repositories are named ``"owner/name"``. Errors surface as `ForgeError` subclasses with short messages
+that never contain a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import base64
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Protocol, TypeVar
+
+import requests
+import tenacity
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait, RateLimitExceededException
+from github.Requester import Requester
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.github.com"
+PERMISSIONS = ("admin", "maintain", "write", "triage", "read", "none")
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})
+CHECK_STATUSES = frozenset({"queued", "in_progress", "completed", "waiting", "requested", "pending"})
+CHECK_CONCLUSIONS = frozenset(
+    {"action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out"}
+)
+_MAX_MESSAGE = 300
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ForgeError(Exception):
+    """A GitHub call failed. `status` is the HTTP status (0 when no response came back)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"{status}: {message}" if status else message)
+
+
+class NotFound(ForgeError):
+    """404: the repository, issue, ref or file does not exist (or is invisible to the bot)."""
+
+
+class PermissionDenied(ForgeError):
+    """401/403: bad credentials or missing permission."""
+
+
+class RateLimited(ForgeError):
+    """403/429 rate limit that could not be waited out within the configured cap."""
+
+    def __init__(self, status: int, message: str, wait_s: float | None = None) -> None:
+        super().__init__(status, message)
+        self.wait_s = wait_s
+
+
+class Unprocessable(ForgeError):
+    """422: GitHub rejected the request (validation failed, already exists, ...)."""
+
+
+# --------------------------------------------------------------------------- redaction
+
+_TOKEN_PATTERNS = [
+    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{20,})"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
+    re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)"),  # userinfo in URLs
+    re.compile(r"(?i)(?<=authorization: )(?:token|bearer|basic) \S+"),
+]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask tokens in `text`: the given secrets, GitHub token shapes, JWTs and URL credentials."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub("***", text)
+    return text
+
+
+# --------------------------------------------------------------------------- return types
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    user: str
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    number: int
+    title: str
+    body: str
+    labels: list[str]
+    state: str
+    user: str
+    html_url: str
+    is_pull: bool = False
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    number: int
+    title: str
+    body: str
+    html_url: str
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PullSummary:
+    number: int
+    title: str
+    body: str
+    html_url: str
+    head_ref: str = ""
+    head_repo: str = ""
+    files: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    html_url: str
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    draft: bool
+    state: str
+    title: str = ""
+    body: str = ""
+    head_repo: str = ""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    filename: str
+    status: str
+    additions: int
+    deletions: int
+    patch: str | None = None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    message: str
+    author: str
+    files: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    ahead_by: int
+    behind_by: int
+    commits: list[CommitInfo]
+    files: list[FileChange]
+    status: str = ""
+    merge_base_sha: str = ""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """A personal access token (or any token GitHub accepts as `Authorization: token ...`)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "TokenAuth(token=***)"
+
+
+@dataclass(frozen=True)
+class AppAuth:
+    """A GitHub App: JWT from the private key, exchanged for per-installation access tokens."""
+
+    app_id: int | str
+    private_key_pem: str
+    installation_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"AppAuth(app_id={self.app_id!r}, private_key_pem=***, installation_id={self.installation_id!r})"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry: urllib3/GithubRetry for HTTP statuses, tenacity for connection errors.
+
+    `max_wait_s` caps any single wait (Retry-After, X-RateLimit-Reset, secondary limit); a longer
+    required wait raises `RateLimited` instead of sleeping.
+    """
+
+    total: int = 5
+    backoff_factor: float = 0.5
+    backoff_max_s: float = 10.0
+    max_wait_s: float = 60.0
+    secondary_rate_wait_s: float = 60.0
+    connection_attempts: int = 3
+
+
+class _BoundedRetry(GithubRetry):
+    """GithubRetry that also retries 429 and refuses Retry-After waits longer than the cap."""
+
+    def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kw: Any) -> Any:
+        header = response.headers.get("Retry-After") if response is not None else None
+        if header and self.max_rate_limit_wait is not None:
+            try:
+                wait = self.parse_retry_after(header)
+            except Exception:  # malformed header: let urllib3 decide
+                wait = None
+            if wait is not None and wait > self.max_rate_limit_wait:
+                message = f"rate limited: Retry-After {wait:.0f}s exceeds the {self.max_rate_limit_wait:.0f}s cap"
+                raise RateLimitExceededExceedsMaxWait(response.status, {"message": message}, None, wait=wait)
+        return super().increment(method, url, response, *args, **kw)
+
+
+def make_retry(policy: RetryPolicy) -> GithubRetry:
+    """The urllib3 retry object PyGithub uses for every request."""
+    return _BoundedRetry(
+        total=policy.total,
+        backoff_factor=policy.backoff_factor,
+        backoff_max=policy.backoff_max_s,
+        status_forcelist=list(range(500, 600)) + [429],
+        secondary_rate_wait=min(policy.secondary_rate_wait_s, policy.max_wait_s),
+        max_rate_limit_wait=policy.max_wait_s,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class Forge(Protocol):
+    """What the pipeline needs from a code forge."""
+
+    def permission(self, repo: str, user: str) -> str: ...
+    def has_write(self, repo: str, user: str) -> bool: ...
+    def bot_login(self) -> str: ...
+    def get_issue(self, repo: str, number: int) -> Issue: ...
+    def list_issue_comments(self, repo: str, number: int) -> list[Comment]: ...
+    def create_comment(self, repo: str, number: int, body: str) -> Comment: ...
+    def edit_comment(self, repo: str, comment_id: int, body: str) -> Comment: ...
+    def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment: ...
+    def react_issue(self, repo: str, number: int, content: str) -> None: ...
+    def react_comment(self, repo: str, comment_id: int, content: str) -> None: ...
+    def add_labels(self, repo: str, number: int, labels: list[str]) -> None: ...
+    def remove_label(self, repo: str, number: int, label: str) -> None: ...
+    def ensure_label(self, repo: str, name: str, color: str, description: str = "") -> None: ...
+    def get_file(self, repo: str, path: str, ref: str | None = None) -> str | None: ...
+    def default_branch(self, repo: str) -> str: ...
+    def branch_sha(self, repo: str, branch: str) -> str | None: ...
+    def create_branch(self, repo: str, name: str, sha: str) -> None: ...
+    def update_branch(self, repo: str, name: str, sha: str, force: bool = False) -> None: ...
+    def list_forks(self, repo: str, limit: int = 30) -> list[str]: ...
+    def compare(self, repo: str, base: str, head: str, commit_files: bool = True) -> CompareResult: ...
+    def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]: ...
+    def list_open_issues(self, repo: str, limit: int = 30) -> list[IssueSummary]: ...
+    def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None: ...
+    def create_pull(
+        self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True
+    ) -> PullRequest: ...
+    def edit_pull(self, repo: str, number: int, title: str | None = None, body: str | None = None) -> PullRequest: ...
+    def get_pull(self, repo: str, number: int) -> PullRequest: ...
+    def create_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        name: str,
+        status: str,
+        conclusion: str | None = None,
+        title: str = "",
+        summary: str = "",
+        text: str = "",
+        details_url: str | None = None,
+    ) -> int: ...
+    def update_check_run(
+        self,
+        repo: str,
+        check_run_id: int,
+        status: str | None = None,
+        conclusion: str | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+        details_url: str | None = None,
+    ) -> None: ...
+    def clone_url(self, repo: str, write: bool = False) -> str: ...
+    def redact(self, text: str) -> str: ...
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def split_repo(repo: str) -> tuple[str, str]:
+    """'owner/name' -> ('owner', 'name'); ValueError otherwise."""
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
+        raise ValueError(f"repository must be 'owner/name', got {repo!r}")
+    return parts[0], parts[1]
+
+
+def _message_of(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict):
+        msg = str(data.get("message") or "")
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            details = [e.get("message") or e.get("code") if isinstance(e, dict) else str(e) for e in errors]
+            msg = f"{msg} ({'; '.join(str(d) for d in details if d)})"
+        return msg or f"HTTP {exc.status}"
+    return str(data or f"HTTP {exc.status}")
+
+
+def _is_rate_limit(exc: GithubException) -> bool:
+    if isinstance(exc, (RateLimitExceededException, RateLimitExceededExceedsMaxWait)):
+        return True
+    if exc.status == 429:
+        return True
+    return exc.status == 403 and Requester.isRateLimitError(_message_of(exc))
+
+
+def _ref_path(ref: str) -> str:
+    return urllib.parse.quote(ref, safe="/")
+
+
+# --------------------------------------------------------------------------- implementation
+
+
+@dataclass
+class _InstallationToken:
+    token: str
+    expires_at: datetime
+    client: Github
+
+
+class GitHubForge:
+    """`Forge` over the GitHub REST API (PyGithub), token or GitHub App authentication."""
+
+    def __init__(
+        self,
+        auth: TokenAuth | AppAuth,
+        base_url: str = DEFAULT_BASE_URL,
+        retry: RetryPolicy | None = None,
+        timeout: float = 15.0,
+        min_interval_s: float | None = 0.25,
+        refresh_margin_s: float = 300.0,
+        user_agent: str = "autoresearch-bot",
+    ) -> None:
+        if not isinstance(auth, (TokenAuth, AppAuth)):
+            raise TypeError("auth must be TokenAuth or AppAuth")
+        self.auth = auth
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.min_interval_s = min_interval_s
+        self.refresh_margin_s = refresh_margin_s
+        self.user_agent = user_agent
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._installations: dict[str, int] = {}  # owner/name -> installation id
+        self._tokens: dict[int, _InstallationToken] = {}
+        self._login: str | None = None
+        self._token_client: Github | None = None
+        self._integration: GithubIntegration | None = None
+        if isinstance(auth, TokenAuth):
+            if not auth.token:
+                raise ValueError("token is empty")
+            self._secrets.add(auth.token)
+            self._token_client = self._client(Auth.Token(auth.token))
+        else:
+            if not auth.private_key_pem.strip():
+                raise ValueError("private key is empty")
+            self._secrets.add(auth.private_key_pem)
+            self._integration = GithubIntegration(
+                auth=Auth.AppAuth(auth.app_id, auth.private_key_pem),
+                base_url=self.base_url,
+                timeout=int(max(1, timeout)),
+                user_agent=user_agent,
+                retry=make_retry(self.retry),
+            )
+
+    # ----------------------------------------------------------------- clients and auth
+
+    def _client(self, auth: Auth.Auth) -> Github:
+        return Github(
+            auth=auth,
+            base_url=self.base_url,
+            timeout=int(max(1, self.timeout)),
+            user_agent=self.user_agent,
+            retry=make_retry(self.retry),
+            seconds_between_requests=self.min_interval_s,
+            seconds_between_writes=self.min_interval_s,
+            lazy=True,
+        )
+
+    def redact(self, text: str) -> str:
+        """Mask every token this forge knows plus anything that looks like a token."""
+        with self._lock:
+            secrets = list(self._secrets)
+        return redact(text, secrets)
+
+    def _error(self, exc: Exception) -> ForgeError:
+        """Translate a PyGithub/requests exception into a short, token-free ForgeError."""
+        if isinstance(exc, ForgeError):
+            return exc
+        if isinstance(exc, GithubException):
+            msg = self.redact(_message_of(exc))[:_MAX_MESSAGE]
+            status = exc.status or 0
+            if _is_rate_limit(exc):
+                wait = getattr(exc, "wait", None)
+                return RateLimited(status, msg or "rate limited", wait)
+            if status == 404:
+                return NotFound(status, msg)
+            if status in (401, 403):
+                return PermissionDenied(status, msg)
+            if status == 422:
+                return Unprocessable(status, msg)
+            return ForgeError(status, msg)
+        if isinstance(exc, requests.RequestException):
+            return ForgeError(0, self.redact(f"{type(exc).__name__}: {exc}")[:_MAX_MESSAGE])
+        return ForgeError(0, self.redact(f"{type(exc).__name__}: {exc}")[:_MAX_MESSAGE])
+
+    def _call(self, fn: Callable[[], T], idempotent: bool = True) -> T:
+        """Run one adapter operation: tenacity for connection errors, then error translation."""
+        transient: tuple[type[BaseException], ...] = (
+            (requests.ConnectionError, requests.Timeout) if idempotent else (requests.ConnectTimeout,)
+        )
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(transient),
+            stop=tenacity.stop_after_attempt(max(1, self.retry.connection_attempts)),
+            wait=tenacity.wait_exponential(multiplier=self.retry.backoff_factor, max=self.retry.backoff_max_s),
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except (GithubException, requests.RequestException) as exc:
+            raise self._error(exc) from None
+
+    def _app(self) -> GithubIntegration:
+        assert self._integration is not None
+        return self._integration
+
+    def _installation_id(self, repo: str) -> int:
+        assert isinstance(self.auth, AppAuth)
+        if self.auth.installation_id is not None:
+            return int(self.auth.installation_id)
+        with self._lock:
+            known = self._installations.get(repo)
+        if known is not None:
+            return known
+        owner, name = split_repo(repo)
+        inst = self._call(lambda: self._app().get_repo_installation(owner, name))
+        with self._lock:
+            self._installations[repo] = int(inst.id)
+        return int(inst.id)
+
+    def installation_token(self, repo: str) -> tuple[str, datetime]:
+        """The cached installation token for `repo` (minted or refreshed when < margin left)."""
+        return self._installation(repo)[:2]
+
+    def _installation(self, repo: str) -> tuple[str, datetime, Github]:
+        inst_id = self._installation_id(repo)
+        with self._lock:
+            cached = self._tokens.get(inst_id)
+        now = datetime.now(timezone.utc)
+        if cached is None or (cached.expires_at - now).total_seconds() < self.refresh_margin_s:
+            cached = self._mint(inst_id)
+        return cached.token, cached.expires_at, cached.client
+
+    def _mint(self, inst_id: int) -> _InstallationToken:
+        access = self._call(lambda: self._app().get_access_token(inst_id))
+        expires = access.expires_at
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        entry = _InstallationToken(access.token, expires, self._client(Auth.Token(access.token)))
+        with self._lock:
+            old = self._tokens.get(inst_id)
+            self._tokens[inst_id] = entry
+            self._secrets.add(access.token)
+        if old is not None:
+            old.client.close()
+        log.info("minted installation token for installation %s (expires %s)", inst_id, expires.isoformat())
+        return entry
+
+    def _invalidate(self, repo: str) -> None:
+        if not isinstance(self.auth, AppAuth):
+            return
+        with self._lock:
+            inst = self.auth.installation_id or self._installations.get(repo)
+            if inst is not None:
+                self._tokens.pop(int(inst), None)
+
+    def _gh(self, repo: str) -> Github:
+        if self._token_client is not None:
+            return self._token_client
+        return self._installation(repo)[2]
+
+    def _token_for(self, repo: str) -> str:
+        if isinstance(self.auth, TokenAuth):
+            return self.auth.token
+        return self._installation(repo)[0]
+
+    def _repo_op(self, repo: str, op: Callable[[Any], T], idempotent: bool = True) -> T:
+        """Run `op(pygithub_repo)`; with App auth, a 401 drops the cached token and retries once."""
+        split_repo(repo)
+        try:
+            return self._call(lambda: op(self._gh(repo).get_repo(repo)), idempotent)
+        except PermissionDenied as exc:
+            if exc.status != 401 or not isinstance(self.auth, AppAuth):
+                raise
+            self._invalidate(repo)
+            return self._call(lambda: op(self._gh(repo).get_repo(repo)), idempotent)
+
+    def _raw(self, repo: str, verb: str, path: str, body: dict | None = None, idempotent: bool = True) -> Any:
+        """A REST call under /repos/{repo} through PyGithub's requester (same auth, retries, errors)."""
+
+        def op(r: Any) -> Any:
+            _, data = r.requester.requestJsonAndCheck(verb, f"{r.url}{path}", input=body)
+            return data
+
+        return self._repo_op(repo, op, idempotent)
+
+    # ----------------------------------------------------------------- identity and permissions
+
+    def bot_login(self) -> str:
+        """The login the bot posts as: the token's user, or '<slug>[bot]' for an App."""
+        if self._login is None:
+            if self._token_client is not None:
+                client = self._token_client
+                login = self._call(lambda: client.get_user().login)
+            else:
+                slug = self._call(lambda: self._app().get_app().slug)
+                login = f"{slug}[bot]"
+            self._login = login
+        return self._login
+
+    def permission(self, repo: str, user: str) -> str:
+        """The user's effective role on the repo; 'none' when unknown."""
+        quoted = urllib.parse.quote(user, safe="")
+        try:
+            data = self._raw(repo, "GET", f"/collaborators/{quoted}/permission")
+        except NotFound:
+            return "none"
+        role = str(data.get("role_name") or "")
+        if role in PERMISSIONS:
+            return role
+        perm = str(data.get("permission") or "none")
+        return perm if perm in PERMISSIONS else "none"
+
+    def has_write(self, repo: str, user: str) -> bool:
+        return self.permission(repo, user) in WRITE_PERMISSIONS
+
+    # ----------------------------------------------------------------- issues and comments
+
+    def get_issue(self, repo: str, number: int) -> Issue:
+        data = self._raw(repo, "GET", f"/issues/{int(number)}")
+        return Issue(
+            number=int(data["number"]),
+            title=data.get("title") or "",
+            body=data.get("body") or "",
+            labels=[lb["name"] if isinstance(lb, dict) else str(lb) for lb in data.get("labels") or []],
+            state=data.get("state") or "",
+            user=(data.get("user") or {}).get("login", ""),
+            html_url=data.get("html_url") or "",
+            is_pull=bool(data.get("pull_request")),
+        )
+
+    @staticmethod
+    def _comment(c: Any) -> Comment:
+        return Comment(id=int(c.id), body=c.body or "", user=c.user.login if c.user else "", html_url=c.html_url)
+
+    def list_issue_comments(self, repo: str, number: int) -> list[Comment]:
+        return self._repo_op(repo, lambda r: [self._comment(c) for c in r.get_issue(int(number)).get_comments()])
+
+    def create_comment(self, repo: str, number: int, body: str) -> Comment:
+        return self._repo_op(
+            repo, lambda r: self._comment(r.get_issue(int(number)).create_comment(body)), idempotent=False
+        )
+
+    def edit_comment(self, repo: str, comment_id: int, body: str) -> Comment:
+        data = self._raw(repo, "PATCH", f"/issues/comments/{int(comment_id)}", {"body": body})
+        return Comment(int(data["id"]), data.get("body") or "", (data.get("user") or {}).get("login", ""),
+                       data.get("html_url") or "")
+
+    def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment:
+        """Keep exactly one bot comment carrying `marker`: edit it when the body changed, else create it."""
+        if not marker.strip():
+            raise ValueError("marker is empty")
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        me = self.bot_login()
+        for c in self.list_issue_comments(repo, number):
+            if c.user == me and marker in c.body:
+                return c if c.body == body else self.edit_comment(repo, c.id, body)
+        return self.create_comment(repo, number, body)
+
+    def react_issue(self, repo: str, number: int, content: str) -> None:
+        self._check_reaction(content)
+        self._raw(repo, "POST", f"/issues/{int(number)}/reactions", {"content": content})
+
+    def react_comment(self, repo: str, comment_id: int, content: str) -> None:
+        self._check_reaction(content)
+        self._raw(repo, "POST", f"/issues/comments/{int(comment_id)}/reactions", {"content": content})
+
+    @staticmethod
+    def _check_reaction(content: str) -> None:
+        if content not in REACTIONS:
+            raise ValueError(f"unknown reaction {content!r}; expected one of {sorted(REACTIONS)}")
+
+    # ----------------------------------------------------------------- labels
+
+    def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        if labels:
+            self._raw(repo, "POST", f"/issues/{int(number)}/labels", {"labels": list(labels)})
+
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        try:
+            self._raw(repo, "DELETE", f"/issues/{int(number)}/labels/{urllib.parse.quote(label, safe='')}")
+        except NotFound:
+            pass
+
+    def ensure_label(self, repo: str, name: str, color: str, description: str = "") -> None:
+        """Create the label, or fix its color/description when they differ."""
+        color = color.lstrip("#").lower()
+        quoted = urllib.parse.quote(name, safe="")
+        try:
+            data = self._raw(repo, "GET", f"/labels/{quoted}")
+        except NotFound:
+            body = {"name": name, "color": color, "description": description}
+            try:
+                self._raw(repo, "POST", "/labels", body, idempotent=False)
+            except Unprocessable:  # created concurrently
+                pass
+            return
+        if (data.get("color") or "").lower() != color or (data.get("description") or "") != description:
+            self._raw(repo, "PATCH", f"/labels/{quoted}", {"color": color, "description": description})
+
+    # ----------------------------------------------------------------- contents and refs
+
+    def get_file(self, repo: str, path: str, ref: str | None = None) -> str | None:
+        """Text of a file at `ref` (default branch when None); None when it does not exist."""
+
+        def op(r: Any) -> str | None:
+            kwargs = {"ref": ref} if ref else {}
+            content = r.get_contents(path.lstrip("/"), **kwargs)
+            if isinstance(content, list):
+                raise ForgeError(0, f"{path} is a directory")
+            if content.encoding == "base64":
+                return content.decoded_content.decode("utf-8", errors="replace")
+            blob = r.get_git_blob(content.sha)  # large files come without inline content
+            return base64.b64decode(blob.content).decode("utf-8", errors="replace")
+
+        try:
+            return self._repo_op(repo, op)
+        except NotFound:
+            return None
+
+    def default_branch(self, repo: str) -> str:
+        return str(self._raw(repo, "GET", "")["default_branch"])
+
+    def branch_sha(self, repo: str, branch: str) -> str | None:
+        try:
+            data = self._raw(repo, "GET", f"/git/ref/heads/{_ref_path(branch)}")
+        except NotFound:
+            return None
+        if isinstance(data, list):  # some servers answer prefix matches with a list
+            data = next((d for d in data if d.get("ref") == f"refs/heads/{branch}"), None)
+            if data is None:
+                return None
+        return str(data["object"]["sha"])
+
+    def create_branch(self, repo: str, name: str, sha: str) -> None:
+        """Create refs/heads/name at sha; an existing branch at the same sha is fine."""
+        try:
+            self._raw(repo, "POST", "/git/refs", {"ref": f"refs/heads/{name}", "sha": sha}, idempotent=False)
+        except Unprocessable as exc:
+            current = self.branch_sha(repo, name)
+            if current == sha:
+                return
+            if current is None:
+                raise
+            raise Unprocessable(422, f"branch {name} exists at {current[:12]}, not {sha[:12]}") from exc
+
+    def update_branch(self, repo: str, name: str, sha: str, force: bool = False) -> None:
+        self._raw(repo, "PATCH", f"/git/refs/heads/{_ref_path(name)}", {"sha": sha, "force": bool(force)})
+
+    # ----------------------------------------------------------------- forks and comparisons
+
+    def list_forks(self, repo: str, limit: int = 30) -> list[str]:
+        return self._repo_op(repo, lambda r: [f.full_name for f in r.get_forks()[: max(0, limit)]])
+
+    def compare(self, repo: str, base: str, head: str, commit_files: bool = True) -> CompareResult:
+        """base...head; head may be a sha, a branch, or 'owner:branch' of a fork in the same network."""
+
+        def op(r: Any) -> CompareResult:
+            cmp = r.compare(base, head)
+            commits = []
+            for c in cmp.commits:
+                author = c.commit.author.name if c.commit.author else (c.author.login if c.author else "")
+                files = [f.filename for f in c.files] if commit_files else None
+                commits.append(CommitInfo(c.sha, c.commit.message, author or "", files))
+            changes = [FileChange(f.filename, f.status, f.additions, f.deletions, f.patch) for f in cmp.files]
+            base_sha = cmp.merge_base_commit.sha if cmp.merge_base_commit else ""
+            return CompareResult(cmp.ahead_by, cmp.behind_by, commits, changes, cmp.status, base_sha)
+
+        return self._repo_op(repo, op)
+
+    # ----------------------------------------------------------------- pulls and issues lists
+
+    def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]:
+        def op(r: Any) -> list[PullSummary]:
+            out = []
+            for p in r.get_pulls(state="open")[: max(0, limit)]:
+                files = [f.filename for f in p.get_files()] if with_files else None
+                head_repo = p.head.repo.full_name if p.head.repo else ""
+                out.append(PullSummary(p.number, p.title or "", p.body or "", p.html_url, p.head.ref, head_repo, files))
+            return out
+
+        return self._repo_op(repo, op)
+
+    def list_open_issues(self, repo: str, limit: int = 30) -> list[IssueSummary]:
+        def op(r: Any) -> list[IssueSummary]:
+            out: list[IssueSummary] = []
+            for i in r.get_issues(state="open"):
+                if len(out) >= limit:
+                    break
+                if i.pull_request is not None:
+                    continue
+                out.append(IssueSummary(i.number, i.title or "", i.body or "", i.html_url, [lb.name for lb in i.labels]))
+            return out
+
+        return self._repo_op(repo, op)
+
+    @staticmethod
+    def _pull(p: Any) -> PullRequest:
+        return PullRequest(
+            number=p.number,
+            html_url=p.html_url,
+            head_ref=p.head.ref,
+            head_sha=p.head.sha,
+            base_ref=p.base.ref,
+            draft=bool(p.draft),
+            state=p.state,
+            title=p.title or "",
+            body=p.body or "",
+            head_repo=p.head.repo.full_name if p.head.repo else "",
+        )
+
+    def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None:
+        owner = head_owner or split_repo(repo)[0]
+
+        def op(r: Any) -> PullRequest | None:
+            for p in r.get_pulls(state="open", head=f"{owner}:{head_branch}"):
+                head_owner_login = p.head.repo.owner.login if p.head.repo else owner
+                if p.head.ref == head_branch and head_owner_login.lower() == owner.lower():
+                    return self._pull(p)
+            return None
+
+        return self._repo_op(repo, op)
+
+    def create_pull(self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True) -> PullRequest:
+        """Open a PR; when one is already open for `head`, return it instead of failing."""
+        try:
+            return self._repo_op(
+                repo,
+                lambda r: self._pull(r.create_pull(title=title, body=body, head=head, base=base, draft=draft)),
+                idempotent=False,
+            )
+        except Unprocessable:
+            owner, _, branch = head.rpartition(":")
+            existing = self.find_open_pull(repo, branch, owner or None)
+            if existing is None:
+                raise
+            return existing
+
+    def edit_pull(self, repo: str, number: int, title: str | None = None, body: str | None = None) -> PullRequest:
+        patch = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
+        if patch:
+            self._raw(repo, "PATCH", f"/pulls/{int(number)}", patch)
+        return self.get_pull(repo, number)
+
+    def get_pull(self, repo: str, number: int) -> PullRequest:
+        return self._repo_op(repo, lambda r: self._pull(r.get_pull(int(number))))
+
+    # ----------------------------------------------------------------- check runs
+
+    @staticmethod
+    def _check_body(
+        status: str | None,
+        conclusion: str | None,
+        title: str | None,
+        summary: str | None,
+        text: str | None,
+        details_url: str | None,
+    ) -> dict[str, Any]:
+        if status is not None and status not in CHECK_STATUSES:
+            raise ValueError(f"unknown check status {status!r}")
+        if conclusion is not None and conclusion not in CHECK_CONCLUSIONS:
+            raise ValueError(f"unknown check conclusion {conclusion!r}")
+        if conclusion is not None and status not in (None, "completed"):
+            raise ValueError("a conclusion requires status 'completed'")
+        body: dict[str, Any] = {}
+        if status is not None:
+            body["status"] = status
+        if conclusion is not None:
+            body["conclusion"] = conclusion
+            body["completed_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if details_url:
+            body["details_url"] = details_url
+        if title is not None or summary is not None or text:
+            output = {"title": title or "", "summary": summary or ""}
+            if text:
+                output["text"] = text
+            body["output"] = output
+        return body
+
+    def create_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        name: str,
+        status: str,
+        conclusion: str | None = None,
+        title: str = "",
+        summary: str = "",
+        text: str = "",
+        details_url: str | None = None,
+    ) -> int:
+        body = {"name": name, "head_sha": head_sha}
+        body.update(self._check_body(status, conclusion, title or name, summary, text, details_url))
+        data = self._raw(repo, "POST", "/check-runs", body, idempotent=False)
+        return int(data["id"])
+
+    def update_check_run(
+        self,
+        repo: str,
+        check_run_id: int,
+        status: str | None = None,
+        conclusion: str | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+        details_url: str | None = None,
+    ) -> None:
+        if conclusion is not None and status is None:
+            status = "completed"
+        body = self._check_body(status, conclusion, title, summary, text, details_url)
+        if body:
+            self._raw(repo, "PATCH", f"/check-runs/{int(check_run_id)}", body)
+
+    # ----------------------------------------------------------------- git transport
+
+    def clone_url(self, repo: str, write: bool = False) -> str:
+        """HTTPS clone URL; with write=True it carries the token as userinfo (never log it: use redact)."""
+        url = str(self._raw(repo, "GET", "")["clone_url"])
+        if not write:
+            return url
+        token = self._token_for(repo)
+        parts = urllib.parse.urlsplit(url)
+        netloc = f"x-access-token:{urllib.parse.quote(token, safe='')}@{parts.hostname}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def close(self) -> None:
+        """Release HTTP connection pools."""
+        if self._token_client is not None:
+            self._token_client.close()
+        if self._integration is not None:
+            self._integration.close()
+        with self._lock:
+            tokens = list(self._tokens.values())
+            self._tokens.clear()
+        for entry in tokens:
+            entry.client.close()
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def forge_from_settings(
+    base_url: str = DEFAULT_BASE_URL,
+    token: str | None = None,
+    app_id: int | str | None = None,
+    private_key: str | None = None,
+    private_key_path: str | None = None,
+    installation_id: int | None = None,
+    retries: int = 5,
+    timeout: float = 15.0,
+    max_wait_s: float = 60.0,
+    backoff_factor: float = 0.5,
+    min_interval_s: float | None = 0.25,
+    refresh_margin_s: float = 300.0,
+) -> GitHubForge:
+    """Build a GitHubForge from plain settings: a token, or an App id plus its private key (text or path)."""
+    if app_id is not None:
+        if private_key is None and private_key_path:
+            with open(private_key_path, encoding="utf-8") as fh:
+                private_key = fh.read()
+        if not private_key:
+            raise ValueError("GitHub App auth needs private_key or private_key_path")
+        auth: TokenAuth | AppAuth = AppAuth(app_id, private_key, installation_id)
+    elif token:
+        auth = TokenAuth(token)
+    else:
+        raise ValueError("GitHub auth needs a token or app_id + private key")
+    policy = RetryPolicy(total=retries, backoff_factor=backoff_factor, max_wait_s=max_wait_s,
+                         secondary_rate_wait_s=min(60.0, max_wait_s))
+    return GitHubForge(auth, base_url=base_url, retry=policy, timeout=timeout, min_interval_s=min_interval_s,
+                       refresh_margin_s=refresh_margin_s)
+
+
+__all__ = [
+    "AppAuth", "Comment", "CommitInfo", "CompareResult", "FileChange", "Forge", "ForgeError", "GitHubForge",
+    "Issue", "IssueSummary", "NotFound", "PermissionDenied", "PullRequest", "PullSummary", "RateLimited",
+    "RetryPolicy", "TokenAuth", "Unprocessable", "forge_from_settings", "make_retry", "redact", "split_repo",
+]
