@@ -1,0 +1,440 @@
+"""Benchmark statistics: per-metric comparisons, Holm correction and the winner decision.
+
+Pure Python and deterministic for a given seed. Decisions come from raw per-repetition samples:
+
+* effect = ratio of medians, oriented so that ``speedup > 1`` always means "better";
+* a seeded percentile bootstrap CI of that ratio (each group resampled independently). Percentile,
+  not BCa: with 10-30 samples the bootstrap distribution of a median is discrete and the jackknife
+  estimate of BCa's acceleration is inconsistent for the median, so BCa adds no accuracy here;
+* a two-sided Mann-Whitney U test (exact null distribution without ties and small n, otherwise the
+  normal approximation with tie and continuity correction), Holm-adjusted per arch+metric family;
+* verdict: significant AND CI excludes 1 AND |speedup-1| >= min_effect -> faster/slower; a baseline
+  whose robust CV exceeds ``max_noise_cv`` and an undecided result -> "noisy" (with a rounds hint).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+VERDICTS = ("faster", "slower", "no_change", "noisy", "build_failed", "broken", "bench_failed",
+            "baseline_failed", "missing")
+FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed"}
+MAD_TO_SIGMA = 1.4826
+EXACT_MAX_N = 60          # exact U distribution up to n1 + n2 = 60 (no ties)
+MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
+
+
+# --------------------------------------------------------------------------- basic statistics
+
+def median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        raise ValueError("median of an empty sample")
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+def robust_cv(xs: Sequence[float]) -> float:
+    """MAD * 1.4826 / |median|: a coefficient of variation that ignores a few outliers."""
+    if len(xs) < 2:
+        return 0.0
+    m = median(xs)
+    if m == 0:
+        return math.inf
+    mad = median([abs(x - m) for x in xs])
+    return MAD_TO_SIGMA * mad / abs(m)
+
+
+def _norm_sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _norm_ppf(p: float) -> float:
+    """Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9 after refinement)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError("p must be in (0, 1)")
+    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+         1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+         6.680131188771972e+01, -1.328068155288572e+01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+         -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+    lo = 0.02425
+    if p < lo:
+        q = math.sqrt(-2 * math.log(p))
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    elif p > 1 - lo:
+        return -_norm_ppf(1 - p)
+    else:
+        q = p - 0.5
+        r = q * q
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    e = 0.5 * math.erfc(-x / math.sqrt(2)) - p  # one Halley step
+    u = e * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
+    return x - u / (1 + x * u / 2)
+
+
+# --------------------------------------------------------------------------- Mann-Whitney U
+
+def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
+    """Average ranks (1-based) and the sizes of tie groups."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        avg = (i + j + 2) / 2.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        if j > i:
+            ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
+@functools.lru_cache(maxsize=64)
+def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
+    """Number of arrangements giving each U = 0..n1*n2 (no ties)."""
+    # f[i][j] = polynomial of U for i x's and j y's; recurrence f(i,j) = x^j f(i-1,j) + f(i,j-1)
+    prev = [[1] for _ in range(n2 + 1)]  # i = 0
+    for i in range(1, n1 + 1):
+        cur = [[1]]  # j = 0
+        for j in range(1, n2 + 1):
+            a = prev[j]           # shifted by j
+            b = cur[j - 1]
+            size = max(len(a) + j, len(b))
+            poly = [0] * size
+            for k, v in enumerate(a):
+                poly[k + j] += v
+            for k, v in enumerate(b):
+                poly[k] += v
+            cur.append(poly)
+        prev = cur
+    return tuple(prev[n2])
+
+
+def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U test; returns (U of x, p-value)."""
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("Mann-Whitney needs two non-empty samples")
+    ranks, ties = _ranks(list(x) + list(y))
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    u_big = max(u1, n1 * n2 - u1)
+    n = n1 + n2
+    if not ties and n <= EXACT_MAX_N:
+        counts = _u_counts(n1, n2)
+        total = math.comb(n, n1)
+        tail = sum(counts[int(round(u_big)):])
+        return u1, min(1.0, 2.0 * tail / total)
+    mu = n1 * n2 / 2.0
+    tie_term = sum(t ** 3 - t for t in ties) / (n * (n - 1))
+    var = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if var <= 0:
+        return u1, 1.0
+    z = (u_big - mu - 0.5) / math.sqrt(var)
+    return u1, min(1.0, 2.0 * _norm_sf(z))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (monotone, capped at 1), in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# --------------------------------------------------------------------------- comparison
+
+@dataclass
+class Comparison:
+    baseline_median: float
+    candidate_median: float
+    speedup: float            # > 1 means the candidate is better
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    n_base: int
+    n_cand: int
+    baseline_cv: float
+    verdict: str
+    note: str = ""
+    higher_is_better: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Comparison":
+        vals = dict(d)
+        for k in ("baseline_cv", "speedup", "ci_low", "ci_high"):
+            if vals.get(k) is None:
+                vals[k] = math.inf
+        return cls(**{k: vals[k] for k in cls.__dataclass_fields__ if k in vals})
+
+    def rejudge(self, p_adjusted: float, *, alpha: float, min_effect: float,
+                max_noise_cv: float) -> None:
+        """Set p_adjusted and recompute verdict/note with it."""
+        self.p_adjusted = p_adjusted
+        self.verdict, self.note = _judge(self, alpha, min_effect, max_noise_cv)
+
+
+def _oriented_ratio(base_med: float, cand_med: float, higher_is_better: bool) -> float:
+    num, den = (cand_med, base_med) if higher_is_better else (base_med, cand_med)
+    if den == 0:
+        return math.inf if num > 0 else 1.0
+    return num / den
+
+
+def bootstrap_ci(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool,
+                 alpha: float, n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap CI of the oriented ratio of medians."""
+    rng = random.Random(seed)
+    nb, nc = len(base), len(cand)
+    b, c = list(base), list(cand)
+    ratios = []
+    for _ in range(n_boot):
+        rb = median(rng.choices(b, k=nb))
+        rc = median(rng.choices(c, k=nc))
+        ratios.append(_oriented_ratio(rb, rc, higher_is_better))
+    ratios.sort()
+    lo_i = max(0, int(math.floor(alpha / 2 * n_boot)))
+    hi_i = min(n_boot - 1, int(math.ceil((1 - alpha / 2) * n_boot)) - 1)
+    return ratios[lo_i], ratios[hi_i]
+
+
+def samples_needed(cv: float, effect: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Rough per-group sample size for a Mann-Whitney test to detect a relative ``effect``."""
+    if effect <= 0:
+        return 10 ** 6
+    z = _norm_ppf(1 - alpha / 2) + _norm_ppf(power)
+    return max(2, math.ceil(2 * (z * cv / effect) ** 2 / MW_EFFICIENCY))
+
+
+def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) -> tuple[str, str]:
+    significant = c.p_adjusted < alpha
+    ci_excludes_one = c.ci_low > 1.0 or c.ci_high < 1.0
+    big_enough = abs(c.speedup - 1.0) >= min_effect
+    if significant and ci_excludes_one and big_enough:
+        return ("faster" if c.speedup > 1 else "slower"), ""
+    if c.baseline_cv > max_noise_cv:
+        effect = max(abs(c.speedup - 1.0), min_effect)
+        need = samples_needed(c.baseline_cv, effect, alpha=alpha)
+        factor = max(2, math.ceil(need / max(1, c.n_base)))
+        return "noisy", (f"baseline cv {c.baseline_cv:.1%} > {max_noise_cv:.0%}: about {need} samples per "
+                         f"variant needed to resolve a {effect:.1%} effect (have {c.n_base}); "
+                         f"rerun with ~{factor}x the rounds")
+    return "no_change", ""
+
+
+def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float = 0.05,
+            min_effect: float = 0.01, max_noise_cv: float = 0.10, n_boot: int = 10000,
+            seed: int = 0) -> Comparison:
+    """Compare candidate samples with baseline samples of one metric."""
+    base = [float(v) for v in base]
+    cand = [float(v) for v in cand]
+    if len(base) < 2 or len(cand) < 2:
+        raise ValueError(f"need >= 2 samples per group (baseline {len(base)}, candidate {len(cand)})")
+    bm, cm = median(base), median(cand)
+    _, p = mann_whitney(cand, base)
+    lo, hi = bootstrap_ci(base, cand, higher_is_better=higher_is_better, alpha=alpha, n_boot=n_boot, seed=seed)
+    c = Comparison(baseline_median=bm, candidate_median=cm, speedup=_oriented_ratio(bm, cm, higher_is_better),
+                   ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, n_base=len(base), n_cand=len(cand),
+                   baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better)
+    c.verdict, c.note = _judge(c, alpha, min_effect, max_noise_cv)
+    return c
+
+
+# --------------------------------------------------------------------------- decision
+
+@dataclass
+class Row:
+    candidate: str
+    arch: str
+    metric: str
+    status: str
+    comparison: Comparison | None
+    correctness: dict[str, Any]
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["comparison"] = self.comparison.to_dict() if self.comparison else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Row":
+        comp = Comparison.from_dict(d["comparison"]) if d.get("comparison") else None
+        return cls(candidate=d["candidate"], arch=d["arch"], metric=d["metric"], status=d["status"],
+                   comparison=comp, correctness=dict(d.get("correctness") or {}), verdict=d["verdict"])
+
+
+@dataclass
+class Decision:
+    rows: list[Row]
+    winners: list[str]
+    notes: list[str] = field(default_factory=list)
+    target: str = ""
+    archs: list[str] = field(default_factory=list)
+
+    def rows_for(self, candidate: str) -> list[Row]:
+        return [r for r in self.rows if r.candidate == candidate]
+
+    def target_speedup(self, candidate: str) -> float:
+        """Geometric mean of the target metric's speedup over the archs where it was measured."""
+        vals = [r.comparison.speedup for r in self.rows
+                if r.candidate == candidate and r.metric == self.target and r.comparison
+                and math.isfinite(r.comparison.speedup) and r.comparison.speedup > 0]
+        return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": [r.to_dict() for r in self.rows], "winners": list(self.winners),
+                "notes": list(self.notes), "target": self.target, "archs": list(self.archs)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Decision":
+        return cls(rows=[Row.from_dict(r) for r in d.get("rows", [])], winners=list(d.get("winners", [])),
+                   notes=list(d.get("notes", [])), target=d.get("target", ""), archs=list(d.get("archs", [])))
+
+
+def correctness_summary(variant: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Build + validation summary of one variant of a result."""
+    if not variant:
+        return {"build_ok": False, "validation_ok": False, "passed": 0, "total": 0, "failed": []}
+    checks = (variant.get("validation") or {}).get("checks") or []
+    failed = [str(c.get("name", "?")) for c in checks if not c.get("ok")]
+    build = variant.get("build") or {}
+    return {"build_ok": bool(build.get("ok", variant.get("status") != "build_failed")),
+            "validation_ok": bool((variant.get("validation") or {}).get("ok", False)) and not failed,
+            "passed": len(checks) - len(failed), "total": len(checks), "failed": failed}
+
+
+def _candidate_names(results: Mapping[str, Mapping[str, Any]], baseline: str) -> list[str]:
+    names: list[str] = []
+    for res in results.values():
+        for name in (res.get("variants") or {}):
+            if name != baseline and name not in names:
+                names.append(name)
+    return names
+
+
+def _metric_specs(project: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    bench = project.get("benchmark") or {}
+    return [(m["name"], bool(m.get("higher_is_better", False))) for m in bench.get("metrics", [])]
+
+
+def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any] | None, baseline: str,
+         dec: Mapping[str, Any], seed: int) -> Row:
+    if result is None:
+        return Row(cand, arch, metric, "missing", None, correctness_summary(None), "missing")
+    variants = result.get("variants") or {}
+    base_v, cand_v = variants.get(baseline), variants.get(cand)
+    corr = correctness_summary(cand_v)
+    status = (cand_v or {}).get("status", "missing")
+    if not base_v or base_v.get("status") != "ok":
+        return Row(cand, arch, metric, status, None, corr, "baseline_failed")
+    if cand_v is None:
+        return Row(cand, arch, metric, "missing", None, corr, "missing")
+    if status != "ok":
+        return Row(cand, arch, metric, status, None, corr, FAILED_VERDICT.get(status, "bench_failed"))
+    bs = (base_v.get("samples") or {}).get(metric) or []
+    cs = (cand_v.get("samples") or {}).get(metric) or []
+    if len(bs) < 2 or len(cs) < 2:
+        return Row(cand, arch, metric, status, None, corr, "bench_failed")
+    comp = compare(bs, cs, higher_is_better=hib, alpha=dec["alpha"], min_effect=dec["min_effect"],
+                   max_noise_cv=dec["max_noise_cv"], n_boot=dec["bootstrap"], seed=seed)
+    return Row(cand, arch, metric, status, comp, corr, comp.verdict)
+
+
+def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(project.get("decision") or {})
+    return {"alpha": float(d.get("alpha", 0.05)), "min_effect": float(d.get("min_effect", 0.01)),
+            "slowdown_tolerance": float(d.get("slowdown_tolerance", 0.02)),
+            "max_noise_cv": float(d.get("max_noise_cv", 0.10)), "bootstrap": int(d.get("bootstrap", 10000))}
+
+
+def _is_winner(cand: str, rows: list[Row], archs: Iterable[str], target: str, dec: Mapping[str, Any]) -> bool:
+    mine = [r for r in rows if r.candidate == cand]
+    for arch in archs:
+        arch_rows = [r for r in mine if r.arch == arch]
+        if not arch_rows or any(r.status != "ok" or r.verdict in ("baseline_failed", "missing") for r in arch_rows):
+            return False
+    if not any(r.metric == target and r.verdict == "faster" for r in mine):
+        return False
+    for r in mine:
+        c = r.comparison
+        if c and c.p_adjusted < dec["alpha"] and c.ci_high < 1.0 and c.speedup < 1.0 - dec["slowdown_tolerance"]:
+            return False
+    return True
+
+
+def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any], *,
+           baseline: str = "baseline", seed: int = 0) -> Decision:
+    """Rows for every candidate x arch x metric, Holm per arch+metric, and the winners."""
+    dec = _decision_params(project)
+    metrics = _metric_specs(project)
+    if not metrics:
+        raise ValueError("project.benchmark.metrics is empty")
+    target = (project.get("benchmark") or {}).get("target") or metrics[0][0]
+    archs = list(project.get("architectures") or []) or list(results)
+    archs += [a for a in results if a not in archs]
+    candidates = _candidate_names(results, baseline)
+    rows = [_row(c, a, m, hib, results.get(a), baseline, dec, seed)
+            for c in candidates for a in archs for m, hib in metrics]
+    notes: list[str] = []
+    for a in archs:
+        for m, _ in metrics:
+            family = [r for r in rows if r.arch == a and r.metric == m and r.comparison]
+            for r, p in zip(family, holm([r.comparison.p_value for r in family])):
+                r.comparison.rejudge(p, alpha=dec["alpha"], min_effect=dec["min_effect"],
+                                     max_noise_cv=dec["max_noise_cv"])
+                r.verdict = r.comparison.verdict
+    notes += _notes(rows, archs, results, baseline, project, dec)
+    winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
+    decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
+    decision.winners = sorted(winners, key=lambda c: -decision.target_speedup(c))
+    return decision
+
+
+def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str, Any]], baseline: str,
+           project: Mapping[str, Any], dec: Mapping[str, Any]) -> list[str]:
+    notes = []
+    bench = project.get("benchmark") or {}
+    per_round = max(1, int(bench.get("repetitions", 1)))
+    rounds = int(bench.get("rounds", 1))
+    for a in archs:
+        res = results.get(a)
+        if res is None:
+            notes.append(f"{a}: no result (VM lost or never started); no candidate can win without it")
+            continue
+        base_v = (res.get("variants") or {}).get(baseline)
+        if not base_v or base_v.get("status") != "ok":
+            notes.append(f"{a}: baseline {(base_v or {}).get('status', 'missing')}; nothing compared there")
+    noisy = [r for r in rows if r.verdict == "noisy" and r.comparison]
+    for a in archs:
+        for r in noisy:
+            if r.arch != a:
+                continue
+            c = r.comparison
+            need = samples_needed(c.baseline_cv, max(abs(c.speedup - 1), dec["min_effect"]), alpha=dec["alpha"])
+            notes.append(f"{a}/{r.metric}: baseline noisy (cv {c.baseline_cv:.1%}); rerun with more rounds "
+                         f"(about {math.ceil(need / per_round)} rounds x {per_round} repetitions, now {rounds})")
+            break
+    return notes

@@ -1,0 +1,246 @@
+"""Statistics: Mann-Whitney, Holm, bootstrap comparisons and the winner decision (seeded simulations)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from bot.experiments import stats
+from bot.experiments.stats import Decision, compare, decide, holm, mann_whitney
+
+# References computed with scipy 1.x (scipy.stats.mannwhitneyu) in a throw-away venv.
+X9 = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+Y9 = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+C30 = [0.346, 0.822, 0.33, -1.303, 0.905, 0.446, -0.537, 0.581, 0.365, 0.294, 0.028, 0.547, -0.736, -0.163,
+       -0.482, 0.599, 0.04, -0.292, -0.782, -0.257, 0.008, -0.276, 1.294, 1.007, -2.711, -1.889, -0.175,
+       -0.422, 0.214, 0.217]
+D25 = [2.618, -0.612, 0.122, 2.543, 1.147, 1.163, -0.014, -1.148, 0.667, 0.609, -0.727, -0.183, 0.428,
+       -0.445, 0.402, 0.595, 0.536, -0.006, 1.094, 1.391, 0.821, -0.318, 1.232, -0.001, 1.379]
+
+
+def noisy(rng: random.Random, center: float, n: int, cv: float, outlier_p: float = 0.0) -> list[float]:
+    out = []
+    for _ in range(n):
+        v = center * rng.lognormvariate(0.0, cv)
+        if rng.random() < outlier_p:
+            v *= 1.0 + rng.uniform(0.1, 0.4)
+        out.append(v)
+    return out
+
+
+def project(metrics=(("ns", False),), target="ns", archs=("x86",), **decision) -> dict:
+    dec = {"alpha": 0.05, "min_effect": 0.01, "slowdown_tolerance": 0.02, "max_noise_cv": 0.10,
+           "bootstrap": 2000}
+    dec.update(decision)
+    return {"benchmark": {"metrics": [{"name": m, "unit": "u", "higher_is_better": h} for m, h in metrics],
+                          "target": target, "repetitions": 3, "rounds": 4},
+            "architectures": list(archs), "decision": dec}
+
+
+def variant(samples: dict[str, list[float]] | None = None, status: str = "ok", checks_ok: bool = True) -> dict:
+    return {"sha": "0" * 40, "status": status, "build": {"ok": status != "build_failed", "seconds": 1.0},
+            "validation": {"ok": checks_ok, "checks": [{"name": "check", "ok": checks_ok, "detail": ""}]},
+            "samples": samples or {}}
+
+
+def result(arch: str, variants: dict[str, dict]) -> dict:
+    return {"schema": 1, "arch": arch, "run_id": 1, "variants": variants, "errors": []}
+
+
+# --------------------------------------------------------------------------- Mann-Whitney and Holm
+
+def test_mann_whitney_exact_matches_scipy_and_table() -> None:
+    # complete separation, n=5 vs 6: exact two-sided p = 2/C(11,5) = 2/462
+    u, p = mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11])
+    assert u == 0 and p == pytest.approx(2 / 462, rel=1e-12)
+    u, p = mann_whitney(C30, D25)  # no ties, n=55 -> exact
+    assert u == 250 and p == pytest.approx(0.0345834501324777, rel=1e-9)
+
+
+def test_mann_whitney_normal_approximation_with_ties_matches_scipy() -> None:
+    u, p = mann_whitney(X9, Y9)  # ties in Y9 -> asymptotic with tie + continuity correction
+    assert u == 58 and p == pytest.approx(0.13291945818531892, rel=1e-9)
+    u, p = mann_whitney([10.1, 10.3, 10.2, 10.2, 10.5, 10.4], [10.0, 10.2, 10.2, 9.9, 10.1])
+    assert u == 25.5 and p == pytest.approx(0.06104468950598921, rel=1e-9)
+
+
+def test_mann_whitney_identical_samples_p_is_one() -> None:
+    assert mann_whitney([1.0] * 5, [1.0] * 5)[1] == 1.0
+
+
+def test_holm_textbook_example() -> None:
+    # sorted p: .005*4=.02, .01*3=.03, .03*2=.06, .04*1=.04 -> monotone .06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
+
+
+def test_norm_ppf_inverts_sf() -> None:
+    for p in (0.001, 0.025, 0.2, 0.5, 0.8, 0.975, 0.999):
+        assert 1 - stats._norm_sf(stats._norm_ppf(p)) == pytest.approx(p, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- compare
+
+def test_compare_orientation_and_fields() -> None:
+    rng = random.Random(3)
+    base = noisy(rng, 100.0, 12, 0.01)
+    cand = noisy(rng, 90.0, 12, 0.01)
+    lower = compare(base, cand, higher_is_better=False, n_boot=2000)
+    assert lower.verdict == "faster" and lower.speedup == pytest.approx(lower.baseline_median / lower.candidate_median)
+    assert lower.ci_low <= lower.speedup <= lower.ci_high and lower.ci_low > 1.0
+    higher = compare(base, cand, higher_is_better=True, n_boot=2000)
+    assert higher.verdict == "slower" and higher.speedup < 1 and higher.ci_high < 1.0
+    assert lower.n_base == lower.n_cand == 12 and lower.p_adjusted == lower.p_value < 0.001
+
+
+def test_compare_is_deterministic_for_a_seed() -> None:
+    rng = random.Random(5)
+    base, cand = noisy(rng, 1.0, 12, 0.03), noisy(rng, 1.0, 12, 0.03)
+    a = compare(base, cand, higher_is_better=False, seed=7, n_boot=1000)
+    b = compare(base, cand, higher_is_better=False, seed=7, n_boot=1000)
+    assert a == b
+
+
+def test_aa_never_produces_a_decision() -> None:
+    decided = 0
+    for seed in range(150):
+        rng = random.Random(seed)
+        base, cand = noisy(rng, 50.0, 12, 0.01, 0.05), noisy(rng, 50.0, 12, 0.01, 0.05)
+        decided += compare(base, cand, higher_is_better=False, n_boot=1000, seed=seed,
+                           min_effect=0.02).verdict in ("faster", "slower")
+    assert decided == 0
+
+
+def test_planted_10pct_speedup_found_with_moderate_noise() -> None:
+    found = 0
+    for seed in range(40):
+        rng = random.Random(1000 + seed)
+        base, cand = noisy(rng, 50.0, 12, 0.04, 0.05), noisy(rng, 50.0 / 1.10, 12, 0.04, 0.05)
+        c = compare(base, cand, higher_is_better=False, n_boot=1000, seed=seed)
+        found += c.verdict == "faster"
+        assert c.verdict != "slower"
+    assert found >= 38
+
+
+def test_planted_slowdown_found() -> None:
+    rng = random.Random(11)
+    base, cand = noisy(rng, 200.0, 12, 0.02), noisy(rng, 200.0 * 0.9, 12, 0.02)  # throughput down 10%
+    c = compare(base, cand, higher_is_better=True, n_boot=2000)
+    assert c.verdict == "slower" and c.speedup == pytest.approx(0.9, abs=0.03)
+
+
+def test_tiny_effect_below_min_effect_is_no_change() -> None:
+    base = [100.0 + 0.01 * i for i in range(12)]
+    cand = [99.5 + 0.01 * i for i in range(12)]  # perfectly separated but only 0.5%
+    c = compare(base, cand, higher_is_better=False, n_boot=1000)
+    assert c.p_value < 1e-5 and c.verdict == "no_change"
+
+
+def test_noisy_baseline_gives_noisy_with_rounds_hint() -> None:
+    rng = random.Random(2)
+    base, cand = noisy(rng, 10.0, 8, 0.25), noisy(rng, 10.0 / 1.03, 8, 0.25)
+    c = compare(base, cand, higher_is_better=False, n_boot=1000)
+    assert c.baseline_cv > 0.10 and c.verdict == "noisy"
+    assert "samples per variant" in c.note and "rounds" in c.note
+
+
+def test_compare_rejects_too_few_samples() -> None:
+    with pytest.raises(ValueError, match="2 samples"):
+        compare([1.0], [1.0, 2.0], higher_is_better=False)
+
+
+def test_robust_cv_ignores_one_outlier() -> None:
+    xs = [100.0, 101.0, 99.0, 100.5, 99.5, 100.0, 400.0]
+    assert stats.robust_cv(xs) < 0.01
+
+
+# --------------------------------------------------------------------------- decide
+
+def test_decide_rows_holm_winners_and_roundtrip() -> None:
+    rng = random.Random(21)
+    base = noisy(rng, 100.0, 12, 0.01)
+    res = {"x86": result("x86", {
+        "baseline": variant({"ns": base}),
+        "fast": variant({"ns": noisy(rng, 90.0, 12, 0.01)}),
+        "faster": variant({"ns": noisy(rng, 80.0, 12, 0.01)}),
+        "same": variant({"ns": noisy(rng, 100.0, 12, 0.01)}),
+        "nobuild": variant(status="build_failed"),
+        "wrong": variant(status="validation_failed", checks_ok=False),
+        "crash": variant(status="bench_failed"),
+    })}
+    d = decide(res, project())
+    verdicts = {r.candidate: r.verdict for r in d.rows}
+    assert verdicts == {"fast": "faster", "faster": "faster", "same": "no_change", "nobuild": "build_failed",
+                        "wrong": "broken", "crash": "bench_failed"}
+    assert d.winners == ["faster", "fast"]  # ordered by target effect
+    compared = [r.comparison for r in d.rows if r.comparison]
+    assert len(compared) == 3
+    assert holm([c.p_value for c in compared]) == pytest.approx([c.p_adjusted for c in compared])
+    wrong = next(r for r in d.rows if r.candidate == "wrong")
+    assert wrong.correctness["failed"] == ["check"] and not wrong.correctness["validation_ok"]
+    again = Decision.from_dict(d.to_dict())
+    assert again.to_dict() == d.to_dict() and again.winners == d.winners
+
+
+def test_decide_baseline_failed_marks_every_row() -> None:
+    rng = random.Random(4)
+    res = {"x86": result("x86", {"baseline": variant(status="build_failed"),
+                                 "a": variant({"ns": noisy(rng, 1.0, 12, 0.01)})})}
+    d = decide(res, project())
+    assert [r.verdict for r in d.rows] == ["baseline_failed"] and d.winners == []
+    assert any("baseline build_failed" in n for n in d.notes)
+
+
+def test_winner_rule_across_two_arches() -> None:
+    rng = random.Random(8)
+    metrics = (("ns", False), ("tok_s", True))
+    x86 = result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+                         "c": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+                         "ok2": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)})})
+    arm = result("arm", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+                         # c: 8% slower on arm on the secondary metric -> beyond 2% tolerance
+                         "c": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 46, 12, 0.01)}),
+                         # ok2: 1.5% slower on arm, within tolerance
+                         "ok2": variant({"ns": [v * 1.015 for v in noisy(rng, 100, 12, 0.002)],
+                                         "tok_s": noisy(rng, 50, 12, 0.01)})})
+    d = decide({"x86": x86, "arm": arm}, project(metrics=metrics, archs=("x86", "arm")))
+    c_rows = {(r.arch, r.metric): r.verdict for r in d.rows_for("c")}
+    assert c_rows[("x86", "ns")] == "faster" and c_rows[("arm", "tok_s")] == "slower"
+    assert "c" not in d.winners and d.winners == ["ok2"]
+
+
+def test_winner_needs_every_arch_ok_and_present() -> None:
+    rng = random.Random(9)
+    x86 = result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+                         "c": variant({"ns": noisy(rng, 80, 12, 0.01)})})
+    arm_broken = result("arm", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+                                "c": variant(status="validation_failed", checks_ok=False)})
+    assert decide({"x86": x86, "arm": arm_broken}, project(archs=("x86", "arm"))).winners == []
+    missing = decide({"x86": x86}, project(archs=("x86", "arm")))
+    assert missing.winners == [] and any(r.verdict == "missing" for r in missing.rows)
+    assert any("arm: no result" in n for n in missing.notes)
+    assert decide({"x86": x86}, project(archs=("x86",))).winners == ["c"]
+
+
+def test_decide_noisy_note_suggests_rounds() -> None:
+    rng = random.Random(13)
+    res = {"x86": result("x86", {"baseline": variant({"ns": noisy(rng, 10, 12, 0.3)}),
+                                 "c": variant({"ns": noisy(rng, 10, 12, 0.3)})})}
+    d = decide(res, project())
+    assert d.rows[0].verdict == "noisy" and d.winners == []
+    assert any("rerun with more rounds" in n for n in d.notes)
+
+
+def test_aa_decide_over_many_seeds_has_no_winners() -> None:
+    winners = 0
+    for seed in range(60):
+        rng = random.Random(500 + seed)
+        vs = {"baseline": variant({"ns": noisy(rng, 30, 12, 0.015, 0.05)})}
+        for i in range(3):
+            vs[f"same{i}"] = variant({"ns": noisy(rng, 30, 12, 0.015, 0.05)})
+        winners += len(decide({"x86": result("x86", vs)}, project(min_effect=0.02, bootstrap=500), seed=seed).winners)
+    assert winners == 0
+    assert math.isfinite(stats.samples_needed(0.05, 0.03))
