@@ -1,0 +1,145 @@
+"""Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status` (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(getattr(args, "config", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import build_bot
+
+    bot = build_bot(_settings(args))
+    if not args.no_worker:
+        bot.worker.start()
+    logging.getLogger("autoresearch").info("listening on http://%s:%s", args.host, args.port)
+    from werkzeug.serving import run_simple
+
+    run_simple(args.host, args.port, bot.app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .app import build_bot
+
+    bot = build_bot(_settings(args))
+    if args.once:
+        bot.worker.drain(timeout=args.timeout)
+    else:
+        bot.worker.run_forever()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    settings = _settings(args)
+    store = Store(settings.db_path)
+    runs = store.list_runs(args.limit)
+    if args.json:
+        print(json.dumps([{"id": r.id, "repo": r.repo, "issue": r.issue_number, "kind": r.kind, "state": r.state,
+                           "attempt": r.attempt, "error": r.error} for r in runs], indent=2))
+        return 0
+    if not runs:
+        print("no runs yet")
+    for r in runs:
+        print(f"run {r.id:>4}  {r.repo}#{r.issue_number:<5} {r.kind:<8} attempt {r.attempt}  {r.state:<13}"
+              f" {r.error or ''}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.server import serve
+
+    serve(args.host, args.port, Path(args.data_dir))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.workdir), llama=args.llama, keep_serving=args.serve)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchcli import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autoresearch-bot", description=(
+        "Research-driven performance bot for GitHub: research, candidate patches, A/B benchmarks on SkyPilot VMs "
+        "(or locally), statistics, draft PRs."))
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the webhook service (and the worker, unless --no-worker)")
+    p.add_argument("--config", help="settings YAML (default: $AUTORESEARCH_CONFIG; env AUTORESEARCH_* override)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-worker", action="store_true", help="only accept webhooks; run `worker` separately")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the background worker that drives runs")
+    p.add_argument("--config")
+    p.add_argument("--once", action="store_true", help="process what is pending, then exit")
+    p.add_argument("--timeout", type=float, default=3600.0)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("status", help="list runs and their state")
+    p.add_argument("--config")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("sandbox", help="run the local GitHub-compatible sandbox server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--data-dir", default="var/sandbox")
+    p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("demo", help="the whole product offline: sandbox GitHub, bot, example project, real benchmarks")
+    p.add_argument("--workdir", default="var/demo", help="where the demo keeps its state (default var/demo)")
+    p.add_argument("--llama", action="store_true", help="use real llama.cpp (llama-cpp-python sdist) instead of the "
+                                                        "small example project (slower: minutes)")
+    p.add_argument("--serve", action="store_true", help="keep the sandbox and bot running afterwards to browse")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="measure candidate commits against a baseline locally (same driver as VMs)")
+    p.add_argument("--repo", default=".", help="local git repository")
+    p.add_argument("--baseline", required=True, help="baseline commit or branch")
+    p.add_argument("--candidate", action="append", required=True, help="candidate commit or branch (repeatable)")
+    p.add_argument("--config-file", default=None, help="project config (default: .autoresearch.yml at baseline)")
+    p.add_argument("--arch", default="local")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--workdir", default="var/bench")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+"""Bot settings (environment / YAML) and per-repository project config (`.autoresearch.yml`).
+
+Both are validated up front. A problem raises `ConfigError(field, problem)` where `field` is a dotted path,
+so that the bot can tell the user exactly what to fix instead of showing a stack trace.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_CONFIG_FILE = ".autoresearch.yml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, pointing at one field."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# small validation helpers
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_keys(d: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        path = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(path, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _get(d: dict, key: str, typ: type | tuple[type, ...], where: str, *, required: bool = True) -> Any:
+    path = f"{where}.{key}" if where else key
+    if key not in d or d[key] is None:
+        if required:
+            raise ConfigError(path, "is required")
+        return None
+    value = d[key]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and typ in (int, float):
+        raise ConfigError(path, f"must be a number, got {value!r}")
+    if not isinstance(value, typ):
+        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise ConfigError(path, f"must be of type {names}, got {type(value).__name__} ({value!r:.60})")
+    return value
+
+
+def _str_list(d: dict, key: str, where: str, *, required: bool = True) -> list[str]:
+    value = _get(d, key, list, where, required=required)
+    if value is None:
+        return []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{where}.{key}[{i}]", "must be a non-empty string")
+    return list(value)
+
+
+def _positive_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
+    value = _get(d, key, int, where)
+    if value < minimum:
+        raise ConfigError(f"{where}.{key}", f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _fraction(d: dict, key: str, where: str, lo: float = 0.0, hi: float = 1.0) -> float:
+    value = _get(d, key, float, where)
+    if not lo <= value <= hi:
+        raise ConfigError(f"{where}.{key}", f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# project config
+
+ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
+
+GENERIC_DEFAULTS: dict[str, Any] = {
+    "preset": "generic",
+    "build": {"commands": []},
+    "validate": {"commands": [], "compare_output": None},
+    "benchmark": {
+        "command": None,
+        "metrics": [],
+        "target": None,
+        "repetitions": 3,
+        "rounds": 4,
+        "warmup": 1,
+        "threads": 2,
+    },
+    "architectures": ["x86", "arm"],
+    "paths": {"allowed": ["**"], "protected": [], "hot": ["**"]},
+    "research": {"arxiv": True, "max_forks": 30, "related": []},
+    "decision": {
+        "alpha": 0.05,
+        "min_effect": 0.01,
+        "slowdown_tolerance": 0.02,
+        "max_noise_cv": 0.10,
+        "bootstrap": 10000,
+    },
+    "llamacpp": {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False},
+    "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
+    "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
+}
+
+LLAMACPP_PRESET: dict[str, Any] = {
+    "preset": "llama.cpp",
+    # The driver's llama.cpp hooks (sky/llamacpp.py) build, validate and bench; these are for display/agent use.
+    "build": {"commands": ["cmake -B build -DCMAKE_BUILD_TYPE=Release", "cmake --build build -j --target llama-bench"]},
+    "validate": {"commands": [], "compare_output": None},
+    "benchmark": {
+        "command": "llama-bench (preset)",
+        "metrics": [
+            {"name": "tg", "unit": "t/s", "higher_is_better": True},
+            {"name": "pp", "unit": "t/s", "higher_is_better": True},
+        ],
+        "target": "tg",
+        "repetitions": 3,
+        "rounds": 4,
+        "warmup": 1,
+        "threads": 4,
+    },
+    "paths": {
+        "allowed": ["ggml/src/ggml-cpu/**", "ggml/src/*.c", "ggml/src/*.cpp", "src/**"],
+        "protected": ["tools/llama-bench/**", "tools/perplexity/**", "tests/**", "scripts/**", "CMakeLists.txt"],
+        "hot": ["ggml/src/ggml-cpu/**"],
+    },
+}
+
+PRESETS = {"generic": {}, "llama.cpp": LLAMACPP_PRESET}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str = ""
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """The validated per-repository config. `raw` holds the full merged dict (ARCHITECTURE.md shape)."""
+
+    raw: dict[str, Any] = field(repr=False)
+
+    # convenient views --------------------------------------------------------------------------------------
+    @property
+    def preset(self) -> str:
+        return self.raw["preset"]
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return [Metric(**m) for m in self.raw["benchmark"]["metrics"]]
+
+    @property
+    def target(self) -> str:
+        return self.raw["benchmark"]["target"]
+
+    @property
+    def architectures(self) -> list[str]:
+        return list(self.raw["architectures"])
+
+    @property
+    def allowed_paths(self) -> list[str]:
+        return list(self.raw["paths"]["allowed"])
+
+    @property
+    def protected_paths(self) -> list[str]:
+        return list(self.raw["paths"]["protected"])
+
+    @property
+    def hot_paths(self) -> list[str]:
+        return list(self.raw["paths"]["hot"])
+
+    @property
+    def budget_usd(self) -> float:
+        return float(self.raw["budget"]["usd"])
+
+    @property
+    def budget_tokens(self) -> int:
+        return int(self.raw["budget"]["llm_tokens"])
+
+    def section(self, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.raw[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.raw)
+
+    # construction ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, text: str | None, known_architectures: list[str] | None = None) -> "ProjectConfig":
+        if text is None or not text.strip():
+            raise ConfigError(PROJECT_CONFIG_FILE, "file is missing or empty")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(PROJECT_CONFIG_FILE, f"{problem}{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(PROJECT_CONFIG_FILE, "must be a YAML mapping at the top level")
+        return cls.from_dict(data, known_architectures)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> "ProjectConfig":
+        if not isinstance(data, dict):
+            raise ConfigError("", "project config must be a mapping")
+        _check_keys(data, set(GENERIC_DEFAULTS), "")
+        preset = data.get("preset", "generic")
+        if preset not in PRESETS:
+            raise ConfigError("preset", f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        merged = _merge(_merge(GENERIC_DEFAULTS, PRESETS[preset]), data)
+        merged["preset"] = preset
+        _validate_project(merged, known_architectures)
+        protected = list(merged["paths"]["protected"])
+        for p in ALWAYS_PROTECTED:
+            if p not in protected:
+                protected.append(p)
+        merged["paths"]["protected"] = protected
+        return cls(raw=merged)
+
+
+def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) -> None:
+    for section in ("build", "validate", "benchmark", "paths", "research", "decision", "llamacpp", "agent", "budget"):
+        if not isinstance(d[section], dict):
+            raise ConfigError(section, "must be a mapping")
+        _check_keys(d[section], set(GENERIC_DEFAULTS[section]), section)
+
+    _str_list(d["build"], "commands", "build")
+    _str_list(d["validate"], "commands", "validate")
+    _get(d["validate"], "compare_output", str, "validate", required=False)
+
+    b = d["benchmark"]
+    if d["preset"] == "generic":
+        _get(b, "command", str, "benchmark")
+    metrics = _get(b, "metrics", list, "benchmark")
+    if not metrics:
+        raise ConfigError("benchmark.metrics", "needs at least one metric, e.g. {name: time_ms, higher_is_better: false}")
+    names = []
+    for i, m in enumerate(metrics):
+        where = f"benchmark.metrics[{i}]"
+        if not isinstance(m, dict):
+            raise ConfigError(where, "must be a mapping with name, unit, higher_is_better")
+        _check_keys(m, {"name", "unit", "higher_is_better"}, where)
+        name = _get(m, "name", str, where)
+        if not name.replace("_", "").isalnum():
+            raise ConfigError(f"{where}.name", f"must be letters, digits and underscores, got {name!r}")
+        _get(m, "unit", str, where, required=False)
+        hib = _get(m, "higher_is_better", bool, where, required=False)
+        m.setdefault("unit", "")
+        m["higher_is_better"] = True if hib is None else hib
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ConfigError("benchmark.metrics", "metric names must be unique")
+    target = b.get("target") or names[0]
+    if target not in names:
+        raise ConfigError("benchmark.target", f"{target!r} is not one of the metrics ({', '.join(names)})")
+    b["target"] = target
+    _positive_int(b, "repetitions", "benchmark")
+    _positive_int(b, "rounds", "benchmark", minimum=2)
+    _positive_int(b, "warmup", "benchmark", minimum=0)
+    _positive_int(b, "threads", "benchmark")
+
+    archs = _str_list(d, "architectures", "")
+    if not archs:
+        raise ConfigError("architectures", "needs at least one architecture")
+    if known_architectures is not None:
+        for a in archs:
+            if a not in known_architectures:
+                raise ConfigError("architectures", f"{a!r} is not configured in the bot (known: {', '.join(known_architectures)})")
+
+    for key in ("allowed", "protected", "hot"):
+        _str_list(d["paths"], key, "paths")
+    for pattern in d["paths"]["allowed"]:
+        if pattern.startswith("/") or ".." in pattern.split("/"):
+            raise ConfigError("paths.allowed", f"{pattern!r} must be relative to the repository root, without '..'")
+
+    r = d["research"]
+    _get(r, "arxiv", bool, "research")
+    _positive_int(r, "max_forks", "research", minimum=0)
+    for i, rel in enumerate(_str_list(r, "related", "research")):
+        if rel.count("/") != 1:
+            raise ConfigError(f"research.related[{i}]", f"must look like owner/repo, got {rel!r}")
+
+    dec = d["decision"]
+    _fraction(dec, "alpha", "decision", 1e-6, 0.5)
+    _fraction(dec, "min_effect", "decision", 0.0, 1.0)
+    _fraction(dec, "slowdown_tolerance", "decision", 0.0, 1.0)
+    _fraction(dec, "max_noise_cv", "decision", 0.0, 10.0)
+    _positive_int(dec, "bootstrap", "decision", minimum=100)
+
+    ll = d["llamacpp"]
+    _get(ll, "model", str, "llamacpp", required=False)
+    _positive_int(ll, "n_prompt", "llamacpp")
+    _positive_int(ll, "n_gen", "llamacpp")
+    _fraction(ll, "kl_max", "llamacpp", 0.0, 100.0)
+    _get(ll, "ctest", bool, "llamacpp")
+
+    ag = d["agent"]
+    _positive_int(ag, "max_candidates", "agent", minimum=0)
+    _positive_int(ag, "max_turns", "agent")
+    _positive_int(ag, "max_minutes", "agent")
+
+    bud = d["budget"]
+    if _get(bud, "usd", float, "budget") < 0:
+        raise ConfigError("budget.usd", "must be >= 0")
+    _positive_int(bud, "llm_tokens", "budget", minimum=0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bot settings
+
+DEFAULT_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "x86": {
+        "cloud": "aws",
+        "instance_type": "c7i.xlarge",  # Intel Xeon (Sapphire Rapids), 4 vCPU
+        "region": "us-east-1",
+        "use_spot": False,
+        "disk_size": 64,
+        "price_per_hour": 0.1785,
+    },
+    "arm": {
+        "cloud": "aws",
+        "instance_type": "c7g.xlarge",  # Graviton3, 4 vCPU
+        "region": "us-east-1",
+        "use_spot": False,
+        "disk_size": 64,
+        "price_per_hour": 0.145,
+    },
+}
+
+
+@dataclass
+class Settings:
+    """Bot-wide settings. Secrets come from the environment or *_file paths, never from repositories."""
+
+    webhook_secret: str = ""
+    github_base_url: str = "https://api.github.com"
+    github_token: str | None = None
+    github_app_id: int | None = None
+    github_private_key: str | None = None
+    github_installation_id: int | None = None
+    trigger_label: str = "autoresearch"
+    command_prefix: str = "/autoresearch"
+    database: str = "var/autoresearch.db"
+    data_dir: str = "var"
+    max_body_bytes: int = 5 * 1024 * 1024
+    executor: str = "local"  # local | skypilot
+    architectures: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES))
+    budget_usd: float = 20.0
+    budget_llm_tokens: int = 2_000_000
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    arxiv_enabled: bool = True
+    arxiv_base_url: str | None = None
+    worker_poll_seconds: float = 1.0
+    public_url: str = ""  # where the status page is reachable; used for links
+
+    ENV_PREFIX = "AUTORESEARCH_"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def db_path(self) -> Path:
+        db = self.database
+        if db.startswith("sqlite:///"):
+            db = db[len("sqlite:///"):]
+        return Path(db)
+
+    def validate(self) -> "Settings":
+        if self.executor not in ("local", "skypilot"):
+            raise ConfigError("executor", f"must be 'local' or 'skypilot', got {self.executor!r}")
+        if not self.trigger_label.strip():
+            raise ConfigError("trigger_label", "must not be empty")
+        if self.github_app_id is not None and not self.github_private_key:
+            raise ConfigError("github_private_key", "is required when github_app_id is set")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes", "must be at least 1024")
+        for name, arch in self.architectures.items():
+            if not isinstance(arch, dict):
+                raise ConfigError(f"architectures.{name}", "must be a mapping")
+            for key in ("cloud", "instance_type"):
+                if not arch.get(key):
+                    raise ConfigError(f"architectures.{name}.{key}", "is required")
+        return self
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> "Settings":
+        """YAML file (optional) then AUTORESEARCH_* environment variables (env wins)."""
+        env = dict(os.environ if env is None else env)
+        data: dict[str, Any] = {}
+        path = path or env.get("AUTORESEARCH_CONFIG")
+        if path:
+            try:
+                loaded = yaml.safe_load(Path(path).read_text()) or {}
+            except FileNotFoundError:
+                raise ConfigError("config", f"settings file {path} does not exist") from None
+            except yaml.YAMLError as exc:
+                raise ConfigError("config", f"settings file {path} is not valid YAML: {exc}") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError("config", f"settings file {path} must be a mapping")
+            data.update(loaded)
+        fields = {f.name: f for f in cls.__dataclass_fields__.values()}
+        for key in list(data):
+            if key not in fields:
+                raise ConfigError(key, "unknown setting")
+        for name, f in fields.items():
+            for env_name in (cls.ENV_PREFIX + name.upper(),):
+                if env_name in env:
+                    data[name] = env[env_name]
+                file_env = env_name + "_FILE"
+                if file_env in env:
+                    try:
+                        data[name] = Path(env[file_env]).read_text().strip()
+                    except OSError as exc:
+                        raise ConfigError(name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}") from None
+        # well-known names used by GitHub tooling
+        if "github_token" not in data and env.get("GITHUB_TOKEN"):
+            data["github_token"] = env["GITHUB_TOKEN"]
+        if "anthropic_api_key" not in data and env.get("ANTHROPIC_API_KEY"):
+            data["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            kwargs[name] = _coerce(name, value, fields[name].type)
+        return cls(**kwargs).validate()
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    typ = str(typ)
+    try:
+        if value is None:
+            return None
+        if "dict" in typ:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, dict):
+                raise ValueError("expected a mapping")
+            return value
+        if typ.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"expected true/false, got {value!r}")
+        if typ.startswith("int"):
+            return int(value)
+        if typ.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(name, f"invalid value: {exc}") from None

@@ -1,0 +1,151 @@
+"""Webhook signature verification and routing of GitHub events to bot commands.
+
+Routing is pure: payload in, `Command` (or `Ignored`) out. Nothing here talks to GitHub; the permission check
+and every side effect happen later in the worker, so the webhook handler answers in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SIGNATURE_PREFIX = "sha256="
+BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
+SLASH_COMMANDS = ("status", "stop", "rerun", "bench", "rebench", "help")
+
+
+class PayloadError(ValueError):
+    """A webhook payload that is not shaped like GitHub's (names the missing/invalid field)."""
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
+    """X-Hub-Signature-256 check: HMAC-SHA256 of the raw body, compared in constant time."""
+    if not secret or not header or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    expected = sign(secret, body)
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str  # start | stop | rerun | bench | rebench | status | help | approved | installation
+    repo: str
+    issue_number: int
+    user: str
+    is_pull: bool = False
+    comment_id: int | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+
+
+def _req(payload: dict, *path: str) -> Any:
+    cur: Any = payload
+    for i, key in enumerate(path):
+        if not isinstance(cur, dict) or key not in cur or cur[key] is None:
+            raise PayloadError(f"payload field {'.'.join(path[: i + 1])} is missing")
+        cur = cur[key]
+    return cur
+
+
+def _repo(payload: dict) -> str:
+    name = _req(payload, "repository", "full_name")
+    if not isinstance(name, str) or name.count("/") != 1:
+        raise PayloadError("payload field repository.full_name is not owner/name")
+    return name
+
+
+def _is_bot(user: dict | None) -> bool:
+    return bool(user) and (user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"))
+
+
+def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, list[str]] | None:
+    """First line starting with the prefix -> (command, args). Unknown words give ("help", [word])."""
+    for line in (body or "").splitlines():
+        line = line.strip()
+        if line == prefix or line.startswith(prefix + " "):
+            words = line[len(prefix):].split()
+            if not words:
+                return "help", []
+            cmd, args = words[0].lower(), words[1:]
+            if cmd not in SLASH_COMMANDS:
+                return "help", [cmd]
+            return cmd, args
+    return None
+
+
+def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/autoresearch") -> Command | Ignored:
+    """Map one webhook delivery to what the bot should do."""
+    if not isinstance(payload, dict):
+        raise PayloadError("payload must be a JSON object")
+    action = payload.get("action")
+    if event == "ping":
+        return Ignored("ping")
+    if event in ("installation", "installation_repositories"):
+        inst = _req(payload, "installation")
+        repos = [r.get("full_name") for r in (payload.get("repositories") or payload.get("repositories_added") or [])]
+        return Command("installation", repo="", issue_number=0, user=_req(payload, "sender", "login"),
+                       args={"installation_id": _req(inst, "id"), "action": action,
+                             "account": (inst.get("account") or {}).get("login"), "repositories": repos})
+    if event == "issues":
+        issue = _req(payload, "issue")
+        sender = _req(payload, "sender")
+        if _is_bot(sender):
+            return Ignored("event caused by a bot")
+        repo, number, user = _repo(payload), int(_req(issue, "number")), _req(sender, "login")
+        if action in ("labeled", "unlabeled"):
+            label = _req(payload, "label", "name")
+            if label != trigger_label:
+                return Ignored(f"label {label!r} is not the trigger label")
+            kind = "start" if action == "labeled" else "stop"
+            return Command(kind, repo, number, user, args={"reason": f"label {action}"})
+        if action == "closed":
+            return Command("stop", repo, number, user, args={"reason": "issue closed", "quiet": True})
+        return Ignored(f"issues.{action} is not handled")
+    if event == "issue_comment":
+        if action != "created":
+            return Ignored(f"issue_comment.{action} is not handled")
+        comment = _req(payload, "comment")
+        if _is_bot(comment.get("user")) or comment.get("performed_via_github_app"):
+            return Ignored("comment written by a bot")
+        parsed = parse_slash_command(str(_req(comment, "body")), prefix)
+        if parsed is None:
+            return Ignored("no slash command")
+        cmd, words = parsed
+        issue = _req(payload, "issue")
+        args: dict[str, Any] = {}
+        if cmd == "bench":
+            if len(words) != 1 or not BRANCH_RE.match(words[0]) or ".." in words[0]:
+                return Command("help", _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
+                               is_pull="pull_request" in issue and issue["pull_request"] is not None,
+                               comment_id=int(_req(comment, "id")),
+                               args={"error": "usage: /autoresearch bench <branch> (or owner:branch for a fork)"})
+            args["branch"] = words[0]
+        elif words and cmd != "help":
+            args["extra"] = words
+        elif cmd == "help" and words:
+            args["error"] = f"unknown command {words[0]!r}"
+        return Command(cmd, _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
+                       is_pull=bool(issue.get("pull_request")), comment_id=int(_req(comment, "id")), args=args)
+    if event == "pull_request_review":
+        if action != "submitted":
+            return Ignored(f"pull_request_review.{action} is not handled")
+        review = _req(payload, "review")
+        if str(review.get("state", "")).lower() != "approved":
+            return Ignored("review is not an approval")
+        pr = _req(payload, "pull_request")
+        return Command("approved", _repo(payload), int(_req(pr, "number")), _req(review, "user", "login"),
+                       is_pull=True, args={"head_sha": _req(pr, "head", "sha"), "base_sha": _req(pr, "base", "sha"),
+                                           "head_ref": _req(pr, "head", "ref")})
+    return Ignored(f"event {event!r} is not handled")

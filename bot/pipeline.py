@@ -1,0 +1,240 @@
+"""The run state machine: stage sequence, per-stage context, the single status comment.
+
+A run's `state` names the stage in progress. Before a stage runs, its start is recorded; when it returns, the
+next state is recorded. After a kill -9 the stage that was in progress runs again, so every stage is idempotent
+over the store: it reads its inputs from artifacts, skips work whose output is already stored, and performs
+side effects through look-ups (`Forge.upsert_marked_comment`, branch by name, PR by head) or `Store.once()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
+from .store import Run, Store
+
+log = logging.getLogger("autoresearch.pipeline")
+
+# stage sequences per run kind: (state name, stage key in the stage table)
+SEQUENCES: dict[str, list[str]] = {
+    "issue": ["researching", "implementing", "benchmarking", "deciding", "publishing"],
+    "bench": ["implementing", "benchmarking", "deciding", "publishing"],
+    "rebench": ["implementing", "benchmarking", "deciding", "publishing"],
+}
+
+PHASE_TITLES = {
+    "queued": "Queued",
+    "researching": "Research",
+    "implementing": "Candidates",
+    "benchmarking": "Benchmarks",
+    "deciding": "Decision",
+    "publishing": "Verification and publishing",
+}
+
+
+class StageFailed(Exception):
+    """A stage could not do its job; `message` is plain words for maintainers, `log_tail` optional evidence."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.log_tail = log_tail
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class StageContext:
+    pipeline: "Pipeline"
+    run: Run
+    owner: str
+    project: ProjectConfig | None = None
+    _should_stop: Callable[[], bool] = field(default=lambda: False)
+
+    @property
+    def store(self) -> Store:
+        return self.pipeline.store
+
+    @property
+    def forge(self) -> Any:
+        return self.pipeline.forge
+
+    @property
+    def settings(self) -> Settings:
+        return self.pipeline.settings
+
+    @property
+    def workdir(self) -> Path:
+        path = self.settings.data_path / "runs" / str(self.run.id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact(self, key: str, default: Any = None) -> Any:
+        return self.store.get_artifact(self.run.id, key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.put_artifact(self.run.id, key, value)
+
+    def event(self, kind: str, message: str, data: Any = None) -> None:
+        self.store.add_event(self.run.id, kind, message, data)
+
+    def progress(self, message: str, data: Any = None, refresh: bool = True) -> None:
+        """Record progress and (throttled) refresh the status comment."""
+        self.event("progress", message, data)
+        if refresh:
+            self.pipeline.refresh_status(self.run, throttle=True)
+
+    def heartbeat(self) -> None:
+        """Renew the lease and raise Cancelled when a stop was requested (call it from long loops)."""
+        self.store.renew_lease(self.run.id, self.owner, self.pipeline.lease_seconds)
+        if self.store.cancel_requested(self.run.id):
+            raise Cancelled()
+        if self._should_stop():
+            raise InterruptedError("worker is shutting down")
+
+
+Stage = Callable[[StageContext], None]
+
+
+class Pipeline:
+    """Drives runs. `stages` maps state name -> stage function (bot.stages.DEFAULT_STAGES by default)."""
+
+    def __init__(self, settings: Settings, store: Store, forge: Any, *, stages: dict[str, Stage] | None = None,
+                 services: dict[str, Any] | None = None, lease_seconds: float = 60.0,
+                 status_renderer: Callable[["Pipeline", Run], str] | None = None):
+        self.settings = settings
+        self.store = store
+        self.forge = forge
+        self.services = services or {}
+        self.lease_seconds = lease_seconds
+        if stages is None:
+            from .stages import DEFAULT_STAGES
+
+            stages = DEFAULT_STAGES
+        self.stages = stages
+        if status_renderer is None:
+            from .stages import render_status
+
+            status_renderer = render_status
+        self.status_renderer = status_renderer
+        self._last_refresh: dict[int, float] = {}
+
+    # driving ----------------------------------------------------------------------------------------------
+    def advance(self, run: Run, *, owner: str, stop: Callable[[], bool] = lambda: False) -> Run:
+        ctx = StageContext(self, run, owner, _should_stop=stop)
+        try:
+            if run.cancel_requested:
+                raise Cancelled()
+            ctx.project = self._project(ctx)
+            sequence = SEQUENCES[run.kind]
+            if run.state == "queued":
+                self._enter(ctx, sequence[0])
+            while ctx.run.state in sequence:
+                state = ctx.run.state
+                ctx.heartbeat()
+                self.store.add_event(run.id, "stage", f"{state} started")
+                self.stages[state](ctx)
+                self.store.add_event(run.id, "stage", f"{state} finished")
+                index = sequence.index(state)
+                self._enter(ctx, sequence[index + 1] if index + 1 < len(sequence) else "done")
+        except Cancelled:
+            self._cancel(ctx)
+        except InterruptedError:
+            log.info("run %s interrupted by shutdown at %s; it resumes later", run.id, ctx.run.state)
+        except ConfigError as exc:
+            self._fail(ctx, f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: "
+                            f"**{exc.field or 'file'}**: {exc.problem}", "")
+        except StageFailed as exc:
+            self._fail(ctx, exc.message, exc.log_tail)
+        except Exception as exc:  # never show a stack trace to users; keep it in the run's events
+            self.store.add_event(run.id, "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
+            self._fail(ctx, f"The bot hit an internal error during {PHASE_TITLES.get(ctx.run.state, ctx.run.state)} "
+                            f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
+                            "log.", "")
+        return self.store.get_run(run.id)
+
+    def _enter(self, ctx: StageContext, state: str) -> None:
+        self.store.set_state(ctx.run.id, state, stage=state if state != "done" else None)
+        ctx.run = self.store.get_run(ctx.run.id)
+        self.refresh_status(ctx.run)
+
+    def _project(self, ctx: StageContext) -> ProjectConfig:
+        stored = ctx.artifact("project")
+        if stored is not None:
+            return ProjectConfig.from_dict(stored, list(self.settings.architectures))
+        repo = ctx.run.repo
+        branch = self.forge.default_branch(repo)
+        text = self.forge.get_file(repo, PROJECT_CONFIG_FILE, ref=branch)
+        if text is None:
+            raise ConfigError(PROJECT_CONFIG_FILE, f"not found on the default branch `{branch}`; add one (see the "
+                                                   "bot's README for an example)")
+        project = ProjectConfig.from_yaml(text, list(self.settings.architectures))
+        ctx.put("project", project.to_dict())
+        ctx.put("baseline", {"branch": branch, "sha": self.forge.branch_sha(repo, branch)})
+        return project
+
+    def _cancel(self, ctx: StageContext) -> None:
+        for name, service in self.services.items():
+            canceller = getattr(service, "cancel_run", None)
+            if canceller:
+                try:
+                    canceller(ctx)
+                except Exception as exc:
+                    ctx.event("error", f"cancelling {name} failed: {exc}")
+        ctx.event("cancel", "run cancelled; no further work will be started")
+        self.store.set_state(ctx.run.id, "cancelled")
+        ctx.run = self.store.get_run(ctx.run.id)
+        self.refresh_status(ctx.run)
+
+    def _fail(self, ctx: StageContext, message: str, log_tail: str) -> None:
+        ctx.put("failure", {"stage": ctx.run.state, "message": message, "log_tail": log_tail[-4000:]})
+        self.store.set_state(ctx.run.id, "failed", error=message)
+        ctx.run = self.store.get_run(ctx.run.id)
+        self.refresh_status(ctx.run)
+
+    # GitHub-facing helpers --------------------------------------------------------------------------------
+    def acknowledge(self, run: Run) -> None:
+        """First status comment right after the permission check (the reaction came before)."""
+        self.refresh_status(run)
+
+    def refresh_status(self, run: Run, throttle: bool = False) -> None:
+        now = time.monotonic()
+        if throttle and now - self._last_refresh.get(run.id, 0.0) < 5.0:
+            return
+        self._last_refresh[run.id] = now
+        run = self.store.get_run(run.id)
+        body = self.status_renderer(self, run)
+        comment = self.forge.upsert_marked_comment(run.repo, run.issue_number, status_marker(run.id), body)
+        self.store.put_side_effect(run.id, "status_comment", {"id": comment.id, "url": comment.html_url})
+
+    def post_note(self, run: Run, text: str) -> None:
+        self.post_issue_note(run.repo, run.issue_number, text)
+
+    def post_issue_note(self, repo: str, number: int, text: str) -> None:
+        self.forge.create_comment(repo, number, text)
+
+    def rebench_if_base_moved(self, repo: str, number: int, user: str, args: dict) -> Run | None:
+        """After an approving review: measure again if the PR's base moved since its last measurement."""
+        measured = None
+        for run in reversed(self.store.list_runs(500)):
+            pub = self.store.get_artifact(run.id, "publication") or {}
+            if run.repo == repo and pub.get("pr_number") == number:
+                measured = pub.get("base_sha")
+        base_now = self.forge.branch_sha(repo, self.forge.default_branch(repo))
+        if measured is None or measured == base_now:
+            return None
+        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True,
+                                                                    "reason": "approved; base moved"})
+        self.acknowledge(run)
+        return run
+
+
+def status_marker(run_id: int) -> str:
+    return f"<!-- autoresearch:run:{run_id} -->"

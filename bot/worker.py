@@ -1,0 +1,219 @@
+"""Background worker: turns queued commands into runs (after the permission check) and drives runs forward.
+
+Runs are leased (owner = host:pid, renewed while a stage works), so after a kill -9 a restarted worker takes the
+run over and resumes it at the recorded stage. Stages are idempotent over the store (see bot/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import Settings
+from .store import Run, Store, default_owner
+
+log = logging.getLogger("autoresearch.worker")
+
+ACK_REACTION = "eyes"
+REFUSE_REACTION = "confused"
+
+
+@dataclass
+class CommandResult:
+    state: str  # done | refused | failed | ignored
+    detail: str
+    run_id: int | None = None
+
+
+class Worker:
+    """Single-threaded loop: handle pending commands, then advance claimable runs one stage at a time."""
+
+    def __init__(self, settings: Settings, store: Store, pipeline: Any, *, owner: str | None = None,
+                 lease_seconds: float = 60.0):
+        self.settings = settings
+        self.store = store
+        self.pipeline = pipeline
+        self.forge = pipeline.forge
+        self.owner = owner or default_owner()
+        self.lease_seconds = lease_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # loop -------------------------------------------------------------------------------------------------
+    def start(self) -> "Worker":
+        self._thread = threading.Thread(target=self.run_forever, name="autoresearch-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        self.store.reclaim_dead_leases()
+        while not self._stop.is_set():
+            busy = self.tick()
+            if not busy:
+                self._stop.wait(self.settings.worker_poll_seconds)
+
+    def tick(self) -> bool:
+        """One pass; True if anything was done."""
+        did = False
+        for cmd in self.store.pending_commands():
+            if self.handle_command(cmd).state != "pending":
+                did = True
+        run = self.store.claim_run(self.owner, self.lease_seconds)
+        if run is not None:
+            try:
+                self.pipeline.advance(run, owner=self.owner, stop=self._stop.is_set)
+            finally:
+                self.store.release_run(run.id, self.owner)
+            did = True
+        return did
+
+    def drain(self, timeout: float = 600.0, until: Callable[[], bool] | None = None) -> None:
+        """Run ticks until nothing is left to do (tests, the demo's foreground mode)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if until is not None and until():
+                return
+            if not self.tick() and until is None:
+                return
+            if until is not None:
+                time.sleep(0.05)
+        raise TimeoutError("worker did not finish in time")
+
+    # commands ---------------------------------------------------------------------------------------------
+    def handle_command(self, cmd: dict[str, Any]) -> CommandResult:
+        try:
+            result = self._handle(cmd)
+        except Exception as exc:  # a broken command must never stop the worker; transient ones are retried
+            log.warning("command %s failed: %s", cmd["id"], exc)
+            detail = f"{type(exc).__name__}: {exc}"
+            if self.store.retry_command(cmd["id"], detail):
+                return CommandResult("pending", detail)
+            return CommandResult("failed", detail)
+        self.store.finish_command(cmd["id"], result.state, result.detail, result.run_id)
+        return result
+
+    def _handle(self, cmd: dict[str, Any]) -> CommandResult:
+        kind, repo, number, user, args = cmd["kind"], cmd["repo"], cmd["issue_number"], cmd["user"], cmd["args"]
+        if kind == "installation":
+            self.store.record_installation(int(args["installation_id"]), args.get("account"), args.get("action", ""),
+                                           [r for r in args.get("repositories", []) if r])
+            return CommandResult("done", f"installation {args.get('action')}")
+        comment_id = args.get("comment_id")
+        if not self.forge.has_write(repo, user):
+            if kind == "stop" and args.get("quiet"):
+                return CommandResult("refused", f"{user} lacks write access (issue closed; nothing to say)")
+            self._refuse(repo, number, comment_id, user, kind)
+            return CommandResult("refused", f"{user} lacks write access to {repo}")
+        if comment_id:
+            self._react_comment(repo, comment_id, ACK_REACTION)
+        handler = getattr(self, f"_cmd_{kind}", None)
+        if handler is None:
+            return CommandResult("ignored", f"no handler for {kind}")
+        return handler(repo, number, user, args)
+
+    def _cmd_start(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        self.forge.react_issue(repo, number, ACK_REACTION)
+        active = self.store.active_run(repo, number)
+        if active:
+            return CommandResult("ignored", f"run {active.id} is already active", active.id)
+        previous = [r for r in self.store.runs_for_issue(repo, number) if r.state == "done" and r.kind == "issue"]
+        if previous:
+            last = previous[-1]
+            self.pipeline.post_note(last, f"@{user} this issue was already researched (run {last.id}); its results "
+                                          f"stand. Comment `{self.settings.command_prefix} rerun` to start a new "
+                                          "attempt.")
+            return CommandResult("ignored", f"run {last.id} already done; rerun needed", last.id)
+        run = self.store.create_run(repo, number, "issue", user, {"reason": args.get("reason", "")})
+        self.pipeline.acknowledge(run)
+        return CommandResult("done", f"run {run.id} queued", run.id)
+
+    def _cmd_rerun(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        active = self.store.active_run(repo, number)
+        if active:
+            self.pipeline.post_note(active, f"@{user} run {active.id} is still in progress; "
+                                            f"`{self.settings.command_prefix} stop` it first.")
+            return CommandResult("ignored", f"run {active.id} still active", active.id)
+        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun"})
+        self.pipeline.acknowledge(run)
+        return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
+
+    def _cmd_bench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        run = self.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
+                                                                  "is_pull": args.get("is_pull", False)})
+        self.pipeline.acknowledge(run)
+        return CommandResult("done", f"bench run {run.id} queued for {args['branch']}", run.id)
+
+    def _cmd_rebench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        if not args.get("is_pull"):
+            self.pipeline.post_issue_note(repo, number, f"@{user} `{self.settings.command_prefix} rebench` works on "
+                                                         "pull requests; on issues use `rerun` or `bench <branch>`.")
+            return CommandResult("ignored", "rebench outside a pull request")
+        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True})
+        self.pipeline.acknowledge(run)
+        return CommandResult("done", f"rebench run {run.id} queued", run.id)
+
+    def _cmd_approved(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        run = self.pipeline.rebench_if_base_moved(repo, number, user, args)
+        if run is None:
+            return CommandResult("ignored", "base did not move since the last measurement")
+        return CommandResult("done", f"rebench run {run.id} queued after approval", run.id)
+
+    def _cmd_stop(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        stopped = []
+        for run in self.store.runs_for_issue(repo, number):
+            if run.active:
+                self.store.request_cancel(run.id)
+                self.store.add_event(run.id, "cancel", f"stop requested by {user}: {args.get('reason', 'command')}")
+                stopped.append(run.id)
+        if not stopped and not args.get("quiet"):
+            self.pipeline.post_issue_note(repo, number, f"@{user} nothing is running for this issue.")
+        return CommandResult("done", f"cancel requested for runs {stopped}" if stopped else "nothing to stop",
+                             stopped[0] if stopped else None)
+
+    def _cmd_status(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        runs = self.store.runs_for_issue(repo, number)
+        if not runs:
+            self.pipeline.post_issue_note(repo, number, f"@{user} no run for this issue yet. Add the "
+                                                         f"`{self.settings.trigger_label}` label to start one.")
+            return CommandResult("done", "no runs")
+        self.pipeline.refresh_status(runs[-1])
+        return CommandResult("done", f"status of run {runs[-1].id} refreshed", runs[-1].id)
+
+    def _cmd_help(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        p = self.settings.command_prefix
+        error = f"{args['error']}\n\n" if args.get("error") else ""
+        self.pipeline.post_issue_note(repo, number, (
+            f"@{user} {error}Commands: `{p} status`, `{p} stop`, `{p} rerun`, `{p} bench <branch>` "
+            f"(or `owner:branch` of a fork), and on pull requests `{p} rebench`."))
+        return CommandResult("done", "help posted")
+
+    # helpers ----------------------------------------------------------------------------------------------
+    def _refuse(self, repo: str, number: int, comment_id: int | None, user: str, kind: str) -> None:
+        if comment_id:
+            self._react_comment(repo, comment_id, REFUSE_REACTION)
+        self.pipeline.post_issue_note(repo, number, (
+            f"@{user} thanks for the interest! Only people with write access to this repository can ask the bot to "
+            f"`{kind}` work here, so nothing was started. A maintainer can do it for you."))
+
+    def _react_comment(self, repo: str, comment_id: int, content: str) -> None:
+        try:
+            self.forge.react_comment(repo, int(comment_id), content)
+        except Exception as exc:  # a reaction is a courtesy; never fail the command for it
+            log.warning("reaction on comment %s failed: %s", comment_id, exc)
+
+
+def run_worker(settings: Settings, store: Store, pipeline: Any) -> None:
+    worker = Worker(settings, store, pipeline)
+    log.info("worker %s started", worker.owner)
+    worker.run_forever()
+
+
+__all__ = ["Worker", "CommandResult", "run_worker", "Run"]

@@ -1,0 +1,89 @@
+"""Project config and bot settings: valid files load, broken ones name the field and the problem."""
+
+import pytest
+
+from bot.config import ALWAYS_PROTECTED, ConfigError, ProjectConfig, Settings
+
+GOOD = """
+build: {commands: ["make -j2 bench check"]}
+validate: {commands: ["./check"]}
+benchmark:
+  command: ./bench
+  metrics: [{name: attn_ms, unit: ms, higher_is_better: false}]
+paths: {allowed: ["src/**"], protected: ["bench/**"]}
+"""
+
+
+def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
+    cfg = ProjectConfig.from_yaml(GOOD, ["x86", "arm"])
+    assert cfg.target == "attn_ms"
+    assert cfg.metrics[0].higher_is_better is False
+    assert cfg.raw["benchmark"]["rounds"] == 4
+    for p in ALWAYS_PROTECTED + ["bench/**"]:
+        assert p in cfg.protected_paths
+    again = ProjectConfig.from_dict(cfg.to_dict(), ["x86", "arm"])
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_llamacpp_preset_fills_everything():
+    cfg = ProjectConfig.from_yaml("preset: llama.cpp\narchitectures: [x86]\n")
+    assert cfg.preset == "llama.cpp"
+    assert cfg.target == "tg"
+    assert {m.name for m in cfg.metrics} == {"tg", "pp"}
+    assert "ggml/src/ggml-cpu/**" in cfg.hot_paths
+    assert cfg.raw["llamacpp"]["kl_max"] == 0.01
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("build: [oops", ".autoresearch.yml", "line"),
+    ("- a\n- b\n", ".autoresearch.yml", "mapping"),
+    (GOOD + "benchmark_typo: 1\n", "benchmark_typo", "unknown field"),
+    (GOOD.replace("./bench", "3"), "benchmark.command", "type str"),
+    (GOOD + "decision: {alpha: 2}\n", "decision.alpha", "between"),
+    (GOOD.replace("higher_is_better: false", "higher_is_better: maybe"), "benchmark.metrics[0].higher_is_better",
+     "bool"),
+    (GOOD + "architectures: [sparc]\n", "architectures", "not configured"),
+    (GOOD.replace('["src/**"]', '["../etc/**"]'), "paths.allowed", ".."),
+    ("preset: tensorflow\n", "preset", "unknown preset"),
+    (GOOD + "research: {related: [notarepo]}\n", "research.related[0]", "owner/repo"),
+])
+def test_broken_config_names_field_and_problem(text, field, words):
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(text, ["x86", "arm"])
+    assert info.value.field == field
+    assert words in info.value.problem
+
+
+def test_missing_file_is_reported():
+    with pytest.raises(ConfigError, match="missing or empty"):
+        ProjectConfig.from_yaml(None)
+
+
+def test_settings_from_yaml_and_env(tmp_path):
+    f = tmp_path / "bot.yml"
+    f.write_text("trigger_label: perf\nexecutor: local\nbudget_usd: 5\n")
+    key = tmp_path / "secret"
+    key.write_text("s3cret\n")
+    s = Settings.load(f, env={"AUTORESEARCH_WORKER_POLL_SECONDS": "0.5", "AUTORESEARCH_WEBHOOK_SECRET_FILE": str(key),
+                              "GITHUB_TOKEN": "ghp_x"})
+    assert s.trigger_label == "perf" and s.budget_usd == 5.0 and s.worker_poll_seconds == 0.5
+    assert s.webhook_secret == "s3cret" and s.github_token == "ghp_x"
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"AUTORESEARCH_EXECUTOR": "kubernetes"}, "executor"),
+    ({"AUTORESEARCH_ARXIV_ENABLED": "perhaps"}, "arxiv_enabled"),
+    ({"AUTORESEARCH_GITHUB_APP_ID": "12"}, "github_private_key"),
+    ({"AUTORESEARCH_MAX_BODY_BYTES": "ten"}, "max_body_bytes"),
+])
+def test_broken_settings_name_the_field(env, field):
+    with pytest.raises(ConfigError) as info:
+        Settings.load(None, env=env)
+    assert info.value.field == field
+
+
+def test_unknown_setting_in_file(tmp_path):
+    f = tmp_path / "bot.yml"
+    f.write_text("trigger_lable: perf\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.load(f, env={})

@@ -1,0 +1,90 @@
+"""SQLite store: schema, idempotent deliveries, run state, once(), leases that survive a kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bot.store import Store
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return Store(tmp_path / "bot.db")
+
+
+def test_schema_is_migrated_in_wal_mode(store, tmp_path):
+    assert store.schema_version >= 1
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # reopening does not re-run migrations
+    assert Store(tmp_path / "bot.db").schema_version == store.schema_version
+
+
+def test_redelivery_is_detected(store):
+    assert store.record_delivery("d-1", "issues", "labeled") is True
+    assert store.record_delivery("d-1", "issues", "labeled") is False
+    store.finish_delivery("d-1", "accepted", "command start")
+    assert store.delivery("d-1")["status"] == "accepted"
+
+
+def test_run_lifecycle_attempts_and_events(store):
+    run = store.create_run("o/r", 3, "issue", "alice")
+    assert run.state == "queued" and run.attempt == 1 and run.active
+    store.set_state(run.id, "researching", stage="researching")
+    assert store.active_run("o/r", 3).id == run.id
+    store.set_state(run.id, "done")
+    assert store.active_run("o/r", 3) is None
+    second = store.create_run("o/r", 3, "issue", "alice")
+    assert second.attempt == 2
+    assert [e["message"] for e in store.events(run.id, "state")] == ["queued", "researching", "done"]
+    with pytest.raises(ValueError):
+        store.set_state(run.id, "flying")
+
+
+def test_once_runs_side_effect_a_single_time(store):
+    run = store.create_run("o/r", 1, "issue", "bob")
+    calls = []
+    assert store.once(run.id, "pr", lambda: calls.append(1) or {"number": 7}) == {"number": 7}
+    assert store.once(run.id, "pr", lambda: calls.append(1) or {"number": 8}) == {"number": 7}
+    assert calls == [1]
+
+
+def test_artifacts_roundtrip(store):
+    run = store.create_run("o/r", 1, "issue", "bob")
+    store.put_artifact(run.id, "dossier", {"hypotheses": [1, 2]})
+    store.put_artifact(run.id, "dossier", {"hypotheses": [3]})
+    assert store.get_artifact(run.id, "dossier") == {"hypotheses": [3]}
+    assert store.artifact_keys(run.id) == ["dossier"]
+
+
+def test_lease_of_a_killed_process_is_taken_over(tmp_path):
+    db = tmp_path / "bot.db"
+    store = Store(db)
+    run = store.create_run("o/r", 1, "issue", "bob")
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from bot.store import Store, default_owner
+        s = Store({str(db)!r})
+        assert s.claim_run(default_owner(), lease_seconds=3600) is not None
+        print("claimed", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "claimed"
+    assert store.claim_run("me:1") is None  # leased by a live process
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert store.reclaim_dead_leases() == 1
+    claimed = store.claim_run("me:1")
+    assert claimed is not None and claimed.id == run.id and claimed.lease_owner == "me:1"
+
+
+def test_commands_queue_and_retry(store):
+    cid = store.enqueue_command("start", "o/r", 1, "alice", {"comment_id": None}, "d-9")
+    assert [c["id"] for c in store.pending_commands()] == [cid]
+    assert store.retry_command(cid, "boom", max_attempts=2) is True
+    assert store.retry_command(cid, "boom", max_attempts=2) is False
+    assert store.pending_commands() == []
+    assert store.commands()[0]["state"] == "failed"
