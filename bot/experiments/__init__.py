@@ -1,0 +1,1 @@
+"""Experiments: task files, executors (local, SkyPilot), results, statistics, cost."""

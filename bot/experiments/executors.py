@@ -1,0 +1,279 @@
+"""Executors run a benchmark batch (one spec per architecture) somewhere and hand back result dicts.
+
+`LocalExecutor` runs the very same rendered task as SkyPilot would (its `run` section, and `setup` only when
+asked) on this machine: one detached runner process per batch, architectures one after another, and a
+file lock so that no two benchmarks on this machine ever overlap. Handles are directory names under
+`base_dir`, so a restarted bot re-attaches through the pid file and the result files.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Protocol
+
+from bot.experiments import results as results_mod
+from bot.experiments import tasks
+
+PollState = Literal["running", "done", "failed"]
+LOCK_NAME = ".bench.lock"
+# The environment a local benchmark sees: candidate code runs there, so no tokens from the bot's environment.
+SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "CCACHE_DIR", "CCACHE_MAXSIZE")
+LOG_LIMIT = 200_000
+
+
+@dataclass
+class Batch:
+    """Everything one benchmark stage sends out: a spec and a machine config per architecture."""
+    run_id: int
+    specs: dict[str, dict[str, Any]]                 # arch -> spec dict (ARCHITECTURE.md)
+    bundle: Path | None = None                       # git bundle with baseline + candidates (spec.source else)
+    arch_configs: dict[str, dict[str, Any]] = field(default_factory=dict)   # arch -> Settings.architectures[arch]
+
+
+class Executor(Protocol):
+    def submit(self, batch: Batch) -> str: ...
+    def poll(self, handle: str) -> PollState: ...
+    def collect(self, handle: str) -> dict[str, dict[str, Any]]: ...
+    def cancel(self, handle: str) -> None: ...
+    def logs(self, handle: str) -> str: ...
+
+
+class ExecutorError(RuntimeError):
+    """A batch could not be submitted, or a handle is unknown."""
+
+
+class LocalExecutor:
+    """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
+
+    def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable):
+        self.base_dir = Path(base_dir).resolve()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.run_setup = run_setup
+        self.python = python
+        self._children: dict[str, subprocess.Popen] = {}
+
+    # ------------------------------------------------------------------ protocol
+
+    def submit(self, batch: Batch) -> str:
+        if not batch.specs:
+            raise ExecutorError("batch has no architectures")
+        handle = f"local-{int(batch.run_id)}-{uuid.uuid4().hex[:10]}"
+        hdir = self.base_dir / handle
+        hdir.mkdir()
+        plan: dict[str, Any] = {"handle": handle, "run_id": batch.run_id, "arches": list(batch.specs),
+                                "run_setup": self.run_setup, "lock": str(self.base_dir / LOCK_NAME), "tasks": {}}
+        for arch, spec in batch.specs.items():
+            files_dir = hdir / _safe(arch)
+            tasks.write_batch_files(spec, files_dir, batch.bundle)
+            plan["tasks"][arch] = tasks.render_task(spec, batch.arch_configs.get(arch, {}), files_dir)
+        _write_json(hdir / "batch.json", plan)
+        log = open(hdir / "runner.log", "ab")
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-m", "bot.experiments.executors", "run-local", str(hdir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=str(hdir), env=_runner_env())
+        finally:
+            log.close()
+        _write_json(hdir / "runner.pid", {"pid": proc.pid, "start": _proc_start_time(proc.pid)})
+        self._children[handle] = proc
+        return handle
+
+    def poll(self, handle: str) -> PollState:
+        hdir = self._dir(handle)
+        done = _read_json(hdir / "done.json")
+        if done is not None:
+            return "done" if self._finished_ok(hdir, done) else "failed"
+        if self._alive(handle, hdir):
+            return "running"
+        # the runner may have finished between the two checks
+        done = _read_json(hdir / "done.json")
+        return "done" if done is not None and self._finished_ok(hdir, done) else "failed"
+
+    def collect(self, handle: str) -> dict[str, dict[str, Any]]:
+        """{arch: result} for every arch that left a readable result (partial ones included)."""
+        hdir = self._dir(handle)
+        plan = _read_json(hdir / "batch.json") or {}
+        out: dict[str, dict[str, Any]] = {}
+        for arch in plan.get("arches", []):
+            path = _result_path(plan, arch)
+            if not path.exists():
+                continue
+            try:
+                out[arch] = results_mod.load_result(path, partial=True)
+            except results_mod.ResultError as e:
+                out[arch] = {"arch": arch, "invalid": str(e)}
+        return out
+
+    def cancel(self, handle: str) -> None:
+        hdir = self._dir(handle)
+        (hdir / "cancelled").write_text(str(time.time()))
+        pid = self._live_pid(handle, hdir)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self._live_pid(handle, hdir) is not None:
+            time.sleep(0.05)
+        if self._live_pid(handle, hdir) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        child = self._children.get(handle)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+
+    def logs(self, handle: str) -> str:
+        path = self._dir(handle) / "runner.log"
+        if not path.exists():
+            return ""
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - LOG_LIMIT))
+            return f.read().decode(errors="replace")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _dir(self, handle: str) -> Path:
+        if not handle or "/" in handle or handle.startswith(".") or not (self.base_dir / handle).is_dir():
+            raise ExecutorError(f"unknown handle {handle!r}")
+        return self.base_dir / handle
+
+    def _finished_ok(self, hdir: Path, done: dict[str, Any]) -> bool:
+        if done.get("cancelled"):
+            return False
+        plan = _read_json(hdir / "batch.json") or {}
+        for arch in plan.get("arches", []):
+            if done.get("exit", {}).get(arch) != 0:
+                return False
+            result = _read_json(_result_path(plan, arch))
+            if not result or result.get("complete") is False:
+                return False
+        return True
+
+    def _alive(self, handle: str, hdir: Path) -> bool:
+        return self._live_pid(handle, hdir) is not None
+
+    def _live_pid(self, handle: str, hdir: Path) -> int | None:
+        child = self._children.get(handle)
+        if child is not None and child.poll() is not None:       # reap our own child (no zombie)
+            return None
+        info = _read_json(hdir / "runner.pid")
+        if not info:
+            return None
+        pid = int(info["pid"])
+        start = _proc_start_time(pid)
+        if start is None or (info.get("start") is not None and start != info["start"]) or _is_zombie(pid):
+            return None
+        return pid
+
+
+# ---------------------------------------------------------------------- runner (the detached process)
+
+def run_local_batch(hdir: Path) -> int:
+    """Body of the detached runner: each arch's task in turn, under the machine-wide benchmark lock."""
+    plan = json.loads((hdir / "batch.json").read_text())
+    exits: dict[str, int] = {}
+    cancelled = False
+    for arch in plan["arches"]:
+        task = plan["tasks"][arch]
+        with _machine_lock(Path(plan["lock"])):
+            if (hdir / "cancelled").exists():
+                cancelled = True
+                break
+            print(f"[runner] {arch}: start ({task['name']})", flush=True)
+            exits[arch] = _run_task(task, bool(plan.get("run_setup")))
+            print(f"[runner] {arch}: exit {exits[arch]}", flush=True)
+    _write_json(hdir / "done.json", {"exit": exits, "cancelled": cancelled, "finished": time.time()})
+    return 0 if all(rc == 0 for rc in exits.values()) and not cancelled else 1
+
+
+def _run_task(task: dict[str, Any], run_setup: bool) -> int:
+    env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+    env.update({k: str(v) for k, v in (task.get("envs") or {}).items()})
+    cwd = task["workdir"]
+    if run_setup and task.get("setup"):
+        rc = subprocess.call(["bash", "-c", task["setup"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+        if rc != 0:
+            print(f"[runner] setup failed with exit {rc}", flush=True)
+            return rc
+    return subprocess.call(["bash", "-c", task["run"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _machine_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------- small utilities
+
+def _result_path(plan: dict[str, Any], arch: str) -> Path:
+    task = plan["tasks"][arch]
+    return Path(task["workdir"]) / str((task.get("envs") or {}).get("OUT", tasks.RESULT_NAME))
+
+
+def _safe(name: str) -> str:
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return out or "arch"
+
+
+def _runner_env() -> dict[str, str]:
+    env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root
+    return env
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) from /proc, to tell a live runner from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "run-local":
+        return run_local_batch(Path(argv[1]))
+    print("usage: python -m bot.experiments.executors run-local <handle_dir>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,659 @@
+#!/usr/bin/env python3
+"""Benchmark driver: builds, validates and benchmarks baseline + candidates on ONE machine.
+
+Stdlib only (runs on a bare VM image with python3, git, a C compiler, maybe cmake and ccache).
+
+    python3 driver.py --spec spec.json --out result.json --workdir DIR
+
+Spec and result shapes: docs/ARCHITECTURE.md. The result is rewritten atomically after every phase and
+every benchmark visit, so a crashed machine still leaves partial results (`"complete": false`, variants
+not reached yet have status "pending"). The final result is also printed as one stdout line
+`AUTORESEARCH_RESULT <json>` so a remote executor can read it from the job log.
+
+Trust: checks and benchmark scripts come from the baseline. Every candidate worktree gets the baseline's
+copy of `project.paths.protected` before it is built, and only the spec's project dict (the baseline's
+config) supplies commands.
+
+Preset hook interface (one code path for every preset):
+    build(worktree: Path, ctx: Ctx) -> tuple[bool, str]          # (ok, log); run in the prepared worktree
+    prepare(ctx: Ctx) -> None                                     # once, after the baseline worktree exists
+    validate(worktree: Path, baseline_worktree: Path, ctx: Ctx) -> list[dict]
+        # each {"name": str, "ok": bool, "detail": str}; called after build, baseline included
+    bench(worktree: Path, ctx: Ctx) -> dict[str, list[float]]    # ONE invocation; may yield several samples
+        # raise BenchError (or any exception) when the invocation failed
+`project["preset"] == "llama.cpp"` imports module `llamacpp` from this file's directory; anything else uses
+`GenericPreset` below. Presets use `ctx.run(...)` for subprocesses (logs, timeouts, env, cpu pinning).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+SCHEMA = 1
+LOG_TAIL = 4000
+METRIC_RE = re.compile(r"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))\s*$",
+                       re.IGNORECASE | re.MULTILINE)
+STRATEGIES = ("auto", "ccache", "incremental", "clean")
+
+
+class BenchError(Exception):
+    """One benchmark invocation failed (crash, non-zero exit, missing metric)."""
+
+
+def log(msg: str) -> None:
+    print(f"[driver] {time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+def signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def tail(text: str, n: int = LOG_TAIL) -> str:
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+@dataclasses.dataclass
+class Ctx:
+    """What a preset sees: the machine-level settings of this run."""
+    workdir: Path
+    project: dict
+    threads: int
+    env: dict                      # environment for builds and benchmarks (thread pins, ccache)
+    ccache_env: dict               # the ccache part of env ({} when ccache is not used)
+    cpus: list                     # cpu ids benchmarks are pinned to ([] = no pinning)
+    seed: int = 1
+    baseline_worktree: Path | None = None
+    log: Callable[[str], None] = log
+    state: dict = dataclasses.field(default_factory=dict)   # scratch space for presets (models, caches)
+
+    def bench_prefix(self) -> list:
+        """`taskset -c <cpus>` when pinning is available."""
+        if self.cpus and shutil.which("taskset"):
+            return ["taskset", "-c", ",".join(str(c) for c in self.cpus)]
+        return []
+
+    def run(self, cmd: str | list, cwd: Path, timeout: float = 3600, pin: bool = False,
+            extra_env: dict | None = None) -> tuple[int, str]:
+        """Run a command (a shell string or argv list); return (returncode, stdout+stderr)."""
+        env = dict(self.env)
+        env.update(extra_env or {})
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        if pin:
+            argv = self.bench_prefix() + argv
+        try:
+            p = subprocess.run(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return 124, out + f"\n[driver] timeout after {timeout}s"
+        rc = p.returncode
+        out = p.stdout.decode(errors="replace")
+        if rc < 0:
+            out += f"\n[driver] killed by signal {-rc} ({signal_name(-rc)})"
+        return rc, out
+
+
+# ---------------------------------------------------------------- generic preset
+
+class GenericPreset:
+    """Commands straight from the project config (`build.commands`, `validate.*`, `benchmark.command`)."""
+
+    @staticmethod
+    def prepare(ctx: Ctx) -> None:
+        return None
+
+    @staticmethod
+    def build(worktree: Path, ctx: Ctx) -> tuple:
+        logs = []
+        for cmd in ctx.project.get("build", {}).get("commands", []):
+            rc, out = ctx.run(cmd, worktree, timeout=float(ctx.project.get("build", {}).get("timeout", 3600)))
+            logs.append(f"$ {cmd}\n{out}")
+            if rc != 0:
+                logs.append(f"[driver] exit status {rc}")
+                return False, "\n".join(logs)
+        return True, "\n".join(logs)
+
+    @staticmethod
+    def validate(worktree: Path, baseline_worktree: Path, ctx: Ctx) -> list:
+        val = ctx.project.get("validate", {})
+        timeout = float(val.get("timeout", 1800))
+        checks = []
+        for cmd in val.get("commands", []):
+            rc, out = ctx.run(cmd, worktree, timeout=timeout)
+            checks.append({"name": cmd, "ok": rc == 0, "detail": tail(out, 1500) + ("" if rc == 0 else f"\nexit {rc}")})
+        cmp_cmd = val.get("compare_output")
+        if cmp_cmd:
+            checks.append(_compare_output(cmp_cmd, worktree, baseline_worktree, ctx, timeout))
+        return checks
+
+    @staticmethod
+    def bench(worktree: Path, ctx: Ctx) -> dict:
+        bench = ctx.project.get("benchmark", {})
+        cmd = bench.get("command")
+        if not cmd:
+            raise BenchError("benchmark.command is empty")
+        rc, out = ctx.run(cmd, worktree, timeout=float(bench.get("timeout", 600)), pin=True)
+        if rc != 0:
+            what = f"killed by {signal_name(-rc)}" if rc < 0 else f"exit status {rc}"
+            raise BenchError(f"{what}\n{tail(out, 1500)}")
+        return parse_metrics(out)
+
+
+def _compare_output(cmd: str, worktree: Path, baseline_worktree: Path, ctx: Ctx, timeout: float) -> dict:
+    """stdout of `cmd` in the variant must equal stdout in the baseline (cached per run)."""
+    name = f"compare_output: {cmd}"
+    cache = ctx.state.setdefault("compare_output", {})
+    if cmd not in cache:
+        cache[cmd] = _stdout_of(cmd, baseline_worktree, ctx, timeout)
+    base_rc, base_out = cache[cmd]
+    if base_rc != 0:
+        return {"name": name, "ok": False, "detail": f"baseline exit {base_rc}: {tail(base_out, 800)}"}
+    if Path(worktree).resolve() == Path(baseline_worktree).resolve():
+        return {"name": name, "ok": True, "detail": "baseline reference"}
+    rc, out = _stdout_of(cmd, worktree, ctx, timeout)
+    if rc != 0:
+        return {"name": name, "ok": False, "detail": f"exit {rc}: {tail(out, 800)}"}
+    if out == base_out:
+        return {"name": name, "ok": True, "detail": f"{len(out)} bytes identical"}
+    return {"name": name, "ok": False, "detail": _first_difference(base_out, out)}
+
+
+def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
+    try:
+        p = subprocess.run(["bash", "-c", cmd], cwd=str(cwd), env=ctx.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, ""
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def _first_difference(expected: str, got: str) -> str:
+    a, b = expected.splitlines(), got.splitlines()
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"line {i + 1} differs: expected {x[:200]!r}, got {y[:200]!r}"
+    return f"output length differs: expected {len(a)} lines, got {len(b)}"
+
+
+def parse_metrics(text: str) -> dict:
+    """`METRIC name=value` lines -> {name: [values...]} in order of appearance."""
+    out: dict = {}
+    for name, value in METRIC_RE.findall(text):
+        out.setdefault(name, []).append(float(value))
+    return out
+
+
+def load_preset(project: dict) -> Any:
+    if project.get("preset") == "llama.cpp":
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import llamacpp  # noqa: PLC0415  (sky/llamacpp.py, shipped next to this file)
+        return llamacpp
+    return GenericPreset
+
+
+# ---------------------------------------------------------------- machine facts
+
+def machine_facts() -> dict:
+    """CPU model, feature flags, kernel, nproc, arch from /proc/cpuinfo and platform."""
+    cpu, flags = "", []
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        key, val = key.strip().lower(), val.strip()
+        if key in ("model name", "cpu model", "hardware") and val and not cpu:
+            cpu = val
+        elif key in ("flags", "features") and val and not flags:
+            flags = sorted(set(val.split()))
+    if not cpu and shutil.which("lscpu"):
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+        m = re.search(r"^Model name:\s*(.+)$", out, re.MULTILINE)
+        cpu = m.group(1).strip() if m else ""
+    return {"cpu": cpu or platform.processor() or platform.machine(), "flags": flags, "kernel": platform.release(),
+            "nproc": os.cpu_count() or 1, "arch": platform.machine(),
+            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+            "python": platform.python_version()}
+
+
+# ---------------------------------------------------------------- git
+
+def git(args: list, cwd: Path | None = None, check: bool = True) -> str:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
+    p = subprocess.run(["git", *args], cwd=str(cwd) if cwd else None, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-1500:]}")
+    return p.stdout.decode(errors="replace")
+
+
+def fetch_source(spec: dict, spec_dir: Path, mirror: Path) -> None:
+    """Fill a bare mirror from `source.bundle` (path relative to the spec) or `source.url` (read-only)."""
+    source = spec.get("source") or {}
+    if not (mirror / "HEAD").exists():
+        git(["init", "-q", "--bare", str(mirror)])
+    if source.get("bundle"):
+        bundle = (spec_dir / source["bundle"]).resolve()
+        git(["bundle", "verify", str(bundle)], cwd=mirror)
+        git(["fetch", "-q", "--no-tags", str(bundle), "+refs/*:refs/remotes/bundle/*"], cwd=mirror)
+    elif source.get("url"):
+        url = source["url"]
+        git(["fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*"], cwd=mirror)
+        for sha in spec_shas(spec):
+            if not has_commit(mirror, sha):
+                git(["fetch", "-q", "--no-tags", url, sha], cwd=mirror, check=False)
+    else:
+        raise ValueError("spec.source needs 'bundle' or 'url'")
+
+
+def spec_shas(spec: dict) -> list:
+    return [spec["baseline"]["sha"]] + [c["sha"] for c in spec.get("candidates", [])]
+
+
+def has_commit(mirror: Path, sha: str) -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=str(mirror),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def add_worktree(mirror: Path, path: Path, sha: str, checkout: bool = True) -> None:
+    if path.exists():
+        git(["worktree", "remove", "--force", str(path)], cwd=mirror, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    git(["worktree", "prune"], cwd=mirror)
+    git(["worktree", "add", "-q", "--detach", *([] if checkout else ["--no-checkout"]), str(path), sha], cwd=mirror)
+
+
+def glob_to_regex(pattern: str) -> re.Pattern:
+    """Glob with `**` (any depth), `*`, `?`; a bare name also matches everything below it."""
+    p = pattern.strip().lstrip("/")
+    out, i = [], 0
+    while i < len(p):
+        if p.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif p.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif p[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif p[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(p[i]))
+            i += 1
+    body = "".join(out).rstrip("/")
+    return re.compile(f"^{body}(?:/.*)?$")
+
+
+def matches_any(path: str, patterns: list) -> bool:
+    return any(glob_to_regex(p).match(path) for p in patterns)
+
+
+def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: list) -> list:
+    """Restore the baseline's version of protected files the candidate changed; return restored paths."""
+    if not patterns or sha == baseline_sha:
+        return []
+    changed = git(["diff", "--name-only", "-z", "--no-renames", baseline_sha, sha], cwd=worktree).split("\0")
+    restored = []
+    for path in (p for p in changed if p and matches_any(p, patterns)):
+        in_base = subprocess.run(["git", "cat-file", "-e", f"{baseline_sha}:{path}"], cwd=str(worktree),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        if in_base:
+            git(["checkout", "-q", baseline_sha, "--", path], cwd=worktree)
+        else:
+            git(["rm", "-q", "-f", "--cached", "--ignore-unmatch", "--", path], cwd=worktree)
+            (worktree / path).unlink(missing_ok=True)
+        restored.append(path)
+    return restored
+
+
+# ---------------------------------------------------------------- build strategy
+
+def ccache_setup(workdir: Path) -> dict:
+    """Env that routes cc/gcc/g++/clang through ccache (masquerade dir on PATH); {} without ccache."""
+    ccache = shutil.which("ccache")
+    if not ccache:
+        return {}
+    masq = workdir / "ccache-bin"
+    masq.mkdir(parents=True, exist_ok=True)
+    for name in ("cc", "gcc", "c++", "g++", "clang", "clang++"):
+        link = masq / name
+        if shutil.which(name) and not link.exists():
+            link.symlink_to(ccache)
+    return {
+        "PATH": f"{masq}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CCACHE_DIR": os.environ.get("CCACHE_DIR") or str(workdir / "ccache"),
+        "CCACHE_BASEDIR": str(workdir),
+        "CCACHE_NOHASHDIR": "1",
+        "CCACHE_SLOPPINESS": "include_file_mtime,include_file_ctime,time_macros,pch_defines",
+        "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G"),
+        "CCACHE_BIN": ccache,
+    }
+
+
+def choose_strategy(requested: str, has_ccache: bool, baseline_tree: Path) -> str:
+    """auto: ccache + fresh worktrees when ccache exists; else copy the built baseline (not for CMake trees,
+    whose caches hold absolute paths); else clean builds."""
+    if requested not in STRATEGIES:
+        requested = "auto"
+    cmake_tree = any(baseline_tree.glob("CMakeCache.txt")) or any(baseline_tree.glob("*/CMakeCache.txt"))
+    if requested == "ccache" and not has_ccache:
+        requested = "auto"
+    if requested == "incremental" and cmake_tree:
+        requested = "auto"
+    if requested != "auto":
+        return requested
+    if has_ccache:
+        return "ccache"
+    return "clean" if cmake_tree else "incremental"
+
+
+def copy_built_tree(src: Path, dst: Path) -> None:
+    """Copy a built worktree (minus its .git link) keeping mtimes, so unchanged outputs stay up to date."""
+    for entry in src.iterdir():
+        if entry.name == ".git":
+            continue
+        target = dst / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
+        else:
+            shutil.copy2(entry, target, follow_symlinks=False)
+
+
+def prepare_candidate_tree(mirror: Path, path: Path, sha: str, base_tree: Path, base_sha: str, strategy: str) -> None:
+    if strategy != "incremental":
+        add_worktree(mirror, path, sha)
+        return
+    add_worktree(mirror, path, base_sha, checkout=False)
+    copy_built_tree(base_tree, path)
+    git(["reset", "-q"], cwd=path)                    # index := baseline, stat info from the copied files
+    git(["checkout", "-q", "-f", "--detach", sha], cwd=path)   # rewrites only files that differ (new mtimes)
+
+
+# ---------------------------------------------------------------- schedule
+
+def make_schedule(names: list, rounds: int) -> list:
+    """Per round one visit per variant: start rotates every two rounds, odd rounds reversed (ABBA BAAB ...)."""
+    visits = []
+    n = len(names)
+    for r in range(rounds):
+        shift = (r // 2) % n if n else 0
+        order = names[shift:] + names[:shift]
+        if r % 2 == 1:
+            order = list(reversed(order))
+        visits.extend(order)
+    return visits
+
+
+# ---------------------------------------------------------------- the run
+
+class Driver:
+    def __init__(self, spec: dict, spec_path: Path, out: Path, workdir: Path):
+        self.spec, self.spec_dir, self.out, self.workdir = spec, spec_path.parent, out, workdir
+        self.project = spec.get("project") or {}
+        self.t0 = time.monotonic()
+        self.result = {
+            "schema": SCHEMA, "arch": spec.get("arch"), "run_id": spec.get("run_id"), "complete": False,
+            "machine": machine_facts(), "variants": {}, "schedule": [],
+            "timings": {"fetch_s": 0.0, "prepare_s": 0.0, "build_s": 0.0, "validate_s": 0.0, "bench_s": 0.0,
+                        "total_s": 0.0},
+            "errors": [],
+        }
+        self.names = [spec["baseline"]["name"]] + [c["name"] for c in spec.get("candidates", [])]
+        self.shas = dict(zip(self.names, spec_shas(spec)))
+        for name in self.names:
+            self.result["variants"][name] = {
+                "sha": self.shas[name], "status": "pending",
+                "build": {"ok": False, "seconds": 0.0, "log_tail": ""},
+                "validation": {"ok": False, "checks": []}, "samples": {}}
+        self.mirror = workdir / "mirror.git"
+        self.trees = {name: workdir / "wt" / safe_name(name) for name in self.names}
+        self.ctx: Ctx | None = None
+        self.preset: Any = None
+
+    @property
+    def baseline(self) -> str:
+        return self.names[0]
+
+    def variant(self, name: str) -> dict:
+        return self.result["variants"][name]
+
+    def write(self) -> None:
+        self.result["timings"]["total_s"] = round(time.monotonic() - self.t0, 3)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".result-", dir=str(self.out.parent))
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.result, f, indent=1)
+        os.replace(tmp, self.out)
+
+    def error(self, msg: str) -> None:
+        log(f"ERROR {msg}")
+        self.result["errors"].append(msg)
+
+    def run(self) -> dict:
+        try:
+            self.phase_fetch()
+            self.phase_prepare()
+            self.phase_build()
+            self.phase_validate()
+            self.phase_bench()
+        except Exception as e:  # noqa: BLE001  (recorded, never lost)
+            self.error(f"{type(e).__name__}: {e}")
+        for v in self.result["variants"].values():
+            if v["status"] == "pending":
+                v["status"] = "bench_failed"
+                v.setdefault("error", "not reached (run aborted)")
+        self.result["complete"] = True
+        self.write()
+        log(f"done in {self.result['timings']['total_s']}s: " +
+            ", ".join(f"{n}={v['status']}" for n, v in self.result["variants"].items()))
+        return self.result
+
+    def phase_fetch(self) -> None:
+        t = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log(f"fetching source into {self.mirror}")
+        fetch_source(self.spec, self.spec_dir, self.mirror)
+        for name in self.names:
+            if not has_commit(self.mirror, self.shas[name]):
+                self.fail(name, "build_failed", f"commit {self.shas[name]} not found in source")
+        self.result["timings"]["fetch_s"] = round(time.monotonic() - t, 3)
+        if self.variant(self.baseline)["status"] != "pending":
+            raise RuntimeError("baseline commit is missing")
+        add_worktree(self.mirror, self.trees[self.baseline], self.shas[self.baseline])
+        self.write()
+
+    def make_ctx(self) -> Ctx:
+        bench = self.project.get("benchmark", {})
+        threads = int(bench.get("threads") or 0) or (os.cpu_count() or 1)
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        cpus = allowed[:threads] if threads <= len(allowed) else []
+        cc_env = ccache_setup(self.workdir) if self.project.get("build", {}).get("ccache", True) else {}
+        env = dict(os.environ)
+        env.update({k: v for k, v in cc_env.items() if k != "CCACHE_BIN"})
+        for key in ("OMP_NUM_THREADS", "THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[key] = str(threads)
+        env["AUTORESEARCH_THREADS"] = str(threads)
+        return Ctx(workdir=self.workdir, project=self.project, threads=threads, env=env, ccache_env=cc_env,
+                   cpus=cpus, seed=int(self.spec.get("seed", 1)), baseline_worktree=self.trees[self.baseline])
+
+    def phase_prepare(self) -> None:
+        t = time.monotonic()
+        self.ctx = self.make_ctx()
+        self.preset = load_preset(self.project)
+        log(f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, cpus {self.ctx.cpus}, "
+            f"ccache {'on' if self.ctx.ccache_env else 'off'}")
+        self.preset.prepare(self.ctx)
+        self.result["timings"]["prepare_s"] = round(time.monotonic() - t, 3)
+        self.write()
+
+    def fail(self, name: str, status: str, detail: str) -> None:
+        v = self.variant(name)
+        v["status"] = status
+        v["error"] = tail(detail, 1500)
+        lines = [ln for ln in detail.splitlines() if ln.strip()]
+        log(f"{name}: {status}: {lines[0] if status == 'bench_failed' and lines else (lines[-1] if lines else '')}")
+
+    def phase_build(self) -> None:
+        t = time.monotonic()
+        protected = self.project.get("paths", {}).get("protected", [])
+        requested = str(self.project.get("build", {}).get("strategy", "auto"))
+        strategy = None
+        for name in self.names:
+            if self.variant(name)["status"] != "pending":
+                continue
+            if name == self.baseline:
+                ok, seconds, text = self.build_one(name)
+                strategy = choose_strategy(requested, bool(self.ctx.ccache_env), self.trees[name])
+                log(f"build strategy for candidates: {strategy}")
+                if not ok:
+                    self.write()
+                    raise RuntimeError("baseline build failed")
+                continue
+            try:
+                prepare_candidate_tree(self.mirror, self.trees[name], self.shas[name], self.trees[self.baseline],
+                                       self.shas[self.baseline], strategy)
+                restored = overlay_protected(self.trees[name], self.shas[self.baseline], self.shas[name], protected)
+            except Exception as e:  # noqa: BLE001
+                self.variant(name)["build"].update({"ok": False, "log_tail": str(e)[-LOG_TAIL:]})
+                self.fail(name, "build_failed", f"worktree: {e}")
+                continue
+            if restored:
+                log(f"{name}: restored baseline copies of protected files: {', '.join(restored)}")
+                self.variant(name)["protected_restored"] = restored
+            self.build_one(name, strategy)
+        self.result["timings"]["build_s"] = round(time.monotonic() - t, 3)
+        self.write()
+
+    def build_one(self, name: str, strategy: str = "fresh") -> tuple:
+        log(f"{name}: building")
+        t = time.monotonic()
+        try:
+            ok, text = self.preset.build(self.trees[name], self.ctx)
+        except Exception as e:  # noqa: BLE001
+            ok, text = False, f"{type(e).__name__}: {e}"
+        seconds = round(time.monotonic() - t, 3)
+        self.variant(name)["build"] = {"ok": bool(ok), "seconds": seconds, "log_tail": tail(text),
+                                       "strategy": strategy}
+        log(f"{name}: build {'ok' if ok else 'FAILED'} in {seconds}s")
+        if not ok:
+            self.fail(name, "build_failed", tail(text, 1500))
+        self.write()
+        return ok, seconds, text
+
+    def phase_validate(self) -> None:
+        t = time.monotonic()
+        for name in self.names:
+            if self.variant(name)["status"] != "pending":
+                continue
+            try:
+                checks = list(self.preset.validate(self.trees[name], self.trees[self.baseline], self.ctx))
+            except Exception as e:  # noqa: BLE001
+                checks = [{"name": "validate", "ok": False, "detail": f"{type(e).__name__}: {e}"}]
+            ok = all(c.get("ok") for c in checks)
+            self.variant(name)["validation"] = {"ok": ok, "checks": checks}
+            log(f"{name}: validation {'ok' if ok else 'FAILED'} ({len(checks)} checks)")
+            if not ok:
+                bad = next(c for c in checks if not c.get("ok"))
+                self.fail(name, "validation_failed", f"{bad.get('name')}: {bad.get('detail', '')}")
+            self.write()
+        self.result["timings"]["validate_s"] = round(time.monotonic() - t, 3)
+        if self.variant(self.baseline)["status"] != "pending":
+            raise RuntimeError("baseline failed validation; nothing to compare against")
+
+    def phase_bench(self) -> None:
+        t = time.monotonic()
+        bench = self.project.get("benchmark", {})
+        rounds, reps = int(bench.get("rounds", 4)), int(bench.get("repetitions", 3))
+        warmup, target = int(bench.get("warmup", 1)), bench.get("target")
+        live = [n for n in self.names if self.variant(n)["status"] == "pending"]
+        self.result["schedule_plan"] = make_schedule(live, rounds)
+        for r in range(rounds):
+            order = [n for n in make_schedule(live, r + 1)[len(live) * r:]
+                     if self.variant(n)["status"] == "pending"]
+            for name in order:
+                self.visit(name, r, warmup, reps, target)
+                self.write()
+                if self.variant(self.baseline)["status"] != "pending":
+                    raise RuntimeError("baseline benchmark failed; stopping")
+        for name in live:
+            if self.variant(name)["status"] == "pending":
+                self.variant(name)["status"] = "ok"
+        self.result["timings"]["bench_s"] = round(time.monotonic() - t, 3)
+
+    def visit(self, name: str, rnd: int, warmup: int, reps: int, target: str | None) -> None:
+        self.result["schedule"].append(name)
+        v = self.variant(name)
+        for i in range(warmup + reps):
+            try:
+                got = self.preset.bench(self.trees[name], self.ctx)
+                if not got:
+                    raise BenchError("no METRIC lines in output")
+                if target and target not in got:
+                    raise BenchError(f"target metric {target!r} missing (got {sorted(got)})")
+            except Exception as e:  # noqa: BLE001
+                self.fail(name, "bench_failed", f"round {rnd} invocation {i}: {e}")
+                return
+            if i < warmup:
+                continue
+            for metric, values in got.items():
+                v["samples"].setdefault(metric, []).extend(float(x) for x in values)
+        log(f"{name}: round {rnd} {reps} samples")
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "variant"
+
+
+def check_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        raise ValueError("spec must be a JSON object")
+    for key in ("baseline", "source", "project"):
+        if key not in spec:
+            raise ValueError(f"spec.{key} is missing")
+    names = [spec["baseline"].get("name")] + [c.get("name") for c in spec.get("candidates", [])]
+    if any(not n for n in names) or len(set(names)) != len(names) or len(set(map(safe_name, names))) != len(names):
+        raise ValueError(f"variant names must be non-empty and distinct: {names}")
+    for sha in spec_shas(spec):
+        if not re.fullmatch(r"[0-9a-f]{40}", str(sha)):
+            raise ValueError(f"not a full commit sha: {sha!r}")
+
+
+def main(argv: list | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default=os.environ.get("SPEC", "spec.json"))
+    ap.add_argument("--out", default=os.environ.get("OUT", "result.json"))
+    ap.add_argument("--workdir", default=os.environ.get("BENCH_WORKDIR", "work"))
+    args = ap.parse_args(argv)
+    spec_path = Path(args.spec).resolve()
+    spec = json.loads(spec_path.read_text())
+    check_spec(spec)
+    driver = Driver(spec, spec_path, Path(args.out).resolve(), Path(args.workdir).resolve())
+    result = driver.run()
+    print("AUTORESEARCH_RESULT " + json.dumps(result, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
