@@ -1,0 +1,333 @@
+"""SkyPilot executor: one VM per architecture, launched in parallel, always torn down.
+
+Every SkyPilot 0.14 SDK call goes through the local API server and returns a request id; ``sdk.get``
+waits for it. Per arch: ``launch`` (autostop+down as a safety net) -> ``stream_and_get`` of the launch
+request (provisioning log) -> ``tail_logs`` of the job into ``<arch>.log`` -> the result is the last
+``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that died, the last
+``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``) -> ``down`` in ``finally``.
+A failed attempt (launch failure, preemption, lost VM) is retried once on a fresh cluster.
+
+State (cluster names, request ids, job ids, per-arch status, VM seconds) lives in
+``<state_dir>/<handle>/state.json`` so a restarted bot re-attaches to running jobs or tears down.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+RESULT_MARK = "AUTORESEARCH_RESULT "
+PARTIAL_MARK = "AUTORESEARCH_PARTIAL "
+TERMINAL = ("done", "failed", "cancelled")
+TaskConfigs = Mapping[str, Mapping[str, Any]]
+Renderer = Callable[[Any, str, Path], Mapping[str, Any]]
+
+
+def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
+    """(result, complete) from a job log: the last final result line, else the last partial one."""
+    final = partial = None
+    for line in text.splitlines():
+        pos = line.find(RESULT_MARK)
+        mark = RESULT_MARK
+        if pos < 0:
+            pos, mark = line.find(PARTIAL_MARK), PARTIAL_MARK
+        if pos < 0:
+            continue
+        try:
+            obj = json.loads(line[pos + len(mark):])
+        except json.JSONDecodeError:
+            continue  # a line cut off by a dying VM
+        if not isinstance(obj, dict):
+            continue
+        if mark == RESULT_MARK:
+            final = obj
+        else:
+            partial = obj
+    if final is not None:
+        return final, True
+    return partial, False
+
+
+def _progress(result: Mapping[str, Any] | None) -> int:
+    """How far a (partial) result got: number of samples collected plus finished variants."""
+    if not result:
+        return -1
+    score = 0
+    for v in (result.get("variants") or {}).values():
+        score += sum(len(s) for s in (v.get("samples") or {}).values())
+        score += v.get("status") not in (None, "pending")
+    return score
+
+
+def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
+    """A validated ``sky.Task`` from a rendered task dict (instance types checked against the catalog)."""
+    import sky
+    task = sky.Task.from_yaml_config(dict(config))
+    task.validate(skip_workdir=skip_workdir)
+    return task
+
+
+def cluster_name(handle: str, arch: str, attempt: int) -> str:
+    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars)."""
+    base = re.sub(r"[^a-z0-9-]", "-", f"ar-{handle}-{arch}-{attempt}".lower())
+    return base[:40].rstrip("-")
+
+
+class SkyPilotExecutor:
+    """Executor protocol over SkyPilot: submit/poll/collect/cancel (see docs/ARCHITECTURE.md)."""
+
+    def __init__(self, state_dir: str | Path, *, sdk: Any = None, render: Renderer | None = None,
+                 task_from_config: Callable[[Mapping[str, Any]], Any] | None = None, max_attempts: int = 2,
+                 autostop_minutes: int = 10, clock: Callable[[], float] = time.time) -> None:
+        if sdk is None:
+            import sky as sdk  # the real SDK; imported lazily (slow import)
+        self.sdk = sdk
+        self.state_dir = Path(state_dir)
+        self.render = render
+        self.task_from_config = task_from_config
+        self.max_attempts = max_attempts
+        self.autostop_minutes = autostop_minutes
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+
+    # ------------------------------------------------------------------ state
+    def _dir(self, handle: str) -> Path:
+        if not re.fullmatch(r"[a-z0-9-]{1,40}", handle):
+            raise ValueError(f"not a SkyPilot executor handle: {handle!r}")
+        return self.state_dir / handle
+
+    def load_state(self, handle: str) -> dict[str, Any]:
+        path = self._dir(handle) / "state.json"
+        if not path.exists():
+            raise KeyError(f"unknown handle {handle!r}")
+        return json.loads(path.read_text())
+
+    def _save(self, handle: str, state: Mapping[str, Any]) -> None:
+        path = self._dir(handle) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def _update(self, handle: str, arch: str, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            state = self.load_state(handle)
+            state["archs"][arch].update(fields)
+            self._save(handle, state)
+            return state
+
+    # ------------------------------------------------------------------ protocol
+    def submit(self, batch: Any) -> str:
+        """Write the per-arch task configs and launch every arch in its own thread."""
+        handle = f"r{getattr(batch, 'run_id', 0)}-{secrets.token_hex(3)}"
+        hdir = self._dir(handle)
+        hdir.mkdir(parents=True, exist_ok=False)
+        configs = self._task_configs(batch, hdir)
+        state = {"handle": handle, "cancelled": False, "created": self.clock(),
+                 "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "launch_request": None,
+                               "job_id": None, "down": [], "vm_seconds": 0.0, "errors": [], "complete": False}
+                           for a in configs}}
+        for arch, cfg in configs.items():
+            (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        with self._lock:
+            self._save(handle, state)
+        for arch in configs:
+            self._start(handle, arch, resume=False)
+        return handle
+
+    def poll(self, handle: str) -> str:
+        state = self.load_state(handle)
+        for arch, a in state["archs"].items():
+            if a["status"] not in TERMINAL and not self._alive(handle, arch):
+                self._start(handle, arch, resume=True)  # this process restarted: re-attach
+        state = self.load_state(handle)
+        statuses = [a["status"] for a in state["archs"].values()]
+        if any(s not in TERMINAL for s in statuses):
+            return "running"
+        return "done" if any(s == "done" for s in statuses) else "failed"
+
+    def collect(self, handle: str) -> dict[str, dict[str, Any]]:
+        """{arch: result} for every arch that produced one (partial results carry complete=False)."""
+        hdir = self._dir(handle)
+        out = {}
+        for arch, a in self.load_state(handle)["archs"].items():
+            path = hdir / f"{arch}.result.json"
+            if path.exists():
+                res = json.loads(path.read_text())
+                res.setdefault("errors", [])
+                res["errors"] = list(res["errors"]) + [e for e in a["errors"] if e not in res["errors"]]
+                res["complete"] = bool(a.get("complete"))
+                out[arch] = res
+        return out
+
+    def cancel(self, handle: str) -> None:
+        """Stop everything: cancel in-flight launches and tear every cluster down (waits for it)."""
+        with self._lock:
+            state = self.load_state(handle)
+            state["cancelled"] = True
+            self._save(handle, state)
+        for arch, a in state["archs"].items():
+            if a["status"] not in TERMINAL and a.get("launch_request"):
+                try:
+                    self.sdk.api_cancel(a["launch_request"])
+                except Exception:  # noqa: BLE001 - best effort; down follows
+                    pass
+            for name in self._clusters(a):
+                self._down(handle, arch, name)
+            if a["status"] not in TERMINAL:
+                self._update(handle, arch, status="cancelled")
+        for arch in state["archs"]:
+            t = self._threads.get((handle, arch))
+            if t is not None:
+                t.join(timeout=60)
+
+    def wait(self, handle: str, timeout: float | None = None) -> str:
+        """Block until every arch thread of this process finished (tests, CLI)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for (h, _), t in list(self._threads.items()):
+            if h == handle:
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.poll(handle)
+
+    def vm_seconds(self, handle: str) -> dict[str, float]:
+        return {arch: float(a["vm_seconds"]) for arch, a in self.load_state(handle)["archs"].items()}
+
+    # ------------------------------------------------------------------ internals
+    def _task_configs(self, batch: Any, hdir: Path) -> dict[str, dict[str, Any]]:
+        if getattr(batch, "tasks", None):
+            return {a: dict(c) for a, c in batch.tasks.items()}
+        render = self.render
+        if render is None:
+            from bot.experiments import tasks
+            render = tasks.render_task
+        return {arch: dict(render(batch, arch, hdir)) for arch in batch.archs}
+
+    def _make_task(self, config: Mapping[str, Any]) -> Any:
+        return (self.task_from_config or build_task)(config)
+
+    @staticmethod
+    def _clusters(a: Mapping[str, Any]) -> list[str]:
+        names = [a["cluster"]] if a.get("cluster") else []
+        return [n for n in names if n not in a.get("down", [])]
+
+    def _alive(self, handle: str, arch: str) -> bool:
+        t = self._threads.get((handle, arch))
+        return t is not None and t.is_alive()
+
+    def _start(self, handle: str, arch: str, *, resume: bool) -> None:
+        with self._lock:
+            if self._alive(handle, arch):
+                return
+            t = threading.Thread(target=self._run_arch, args=(handle, arch, resume), daemon=True,
+                                 name=f"sky-{handle}-{arch}")
+            self._threads[(handle, arch)] = t
+            t.start()
+
+    def _cancelled(self, handle: str) -> bool:
+        return bool(self.load_state(handle).get("cancelled"))
+
+    def _run_arch(self, handle: str, arch: str, resume: bool) -> None:
+        hdir = self._dir(handle)
+        config = json.loads((hdir / f"{arch}.task.json").read_text())
+        a = self.load_state(handle)["archs"][arch]
+        best: dict[str, Any] | None = None
+        if (hdir / f"{arch}.result.json").exists():
+            best = json.loads((hdir / f"{arch}.result.json").read_text())
+        attempt = a["attempt"]
+        if resume and a.get("cluster") and a.get("job_id") is not None:
+            result, complete = self._attempt(handle, arch, config, attempt, reattach=True)
+            best = self._keep(hdir, arch, best, result)
+            if complete or self._cancelled(handle):
+                return self._finish(handle, arch, best, complete)
+        elif resume and a.get("cluster"):
+            self._down(handle, arch, a["cluster"])  # died while launching: unknown state -> tear down
+        while attempt < self.max_attempts and not self._cancelled(handle):
+            attempt += 1
+            result, complete = self._attempt(handle, arch, config, attempt, reattach=False)
+            best = self._keep(hdir, arch, best, result)
+            if complete:
+                return self._finish(handle, arch, best, True)
+        self._finish(handle, arch, best, False)
+
+    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
+              new: dict[str, Any] | None) -> dict[str, Any] | None:
+        if new is not None and _progress(new) >= _progress(best):
+            (hdir / f"{arch}.result.json").write_text(json.dumps(new))
+            return new
+        return best
+
+    def _finish(self, handle: str, arch: str, best: Mapping[str, Any] | None, complete: bool) -> None:
+        if self._cancelled(handle):
+            status = "cancelled"
+        else:
+            status = "done" if best is not None else "failed"
+        self._update(handle, arch, status=status, complete=complete)
+
+    def _attempt(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
+                 *, reattach: bool) -> tuple[dict[str, Any] | None, bool]:
+        """One launch (or re-attach) on one cluster; the cluster is always downed afterwards."""
+        hdir = self._dir(handle)
+        name = self.load_state(handle)["archs"][arch]["cluster"] if reattach else cluster_name(handle, arch, attempt)
+        log_path = hdir / f"{arch}.log"
+        started = self.clock()
+        try:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n=== {arch} attempt {attempt} cluster {name} {'re-attach' if reattach else 'launch'}\n")
+                log.flush()
+                if reattach:
+                    job_id = self.load_state(handle)["archs"][arch]["job_id"]
+                else:
+                    self._update(handle, arch, status="launching", attempt=attempt, cluster=name, job_id=None)
+                    task = self._make_task(config)
+                    rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
+                                          idle_minutes_to_autostop=self.autostop_minutes, down=True)
+                    self._update(handle, arch, launch_request=str(rid))
+                    job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    self._update(handle, arch, status="running", job_id=job_id)
+                if self._cancelled(handle):
+                    return None, False
+                code = self.sdk.tail_logs(name, job_id, follow=True, output_stream=log)
+                log.write(f"\n=== job exit code {code}\n")
+            result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+            if not complete:
+                self._error(handle, arch, f"attempt {attempt}: job ended (exit {code}) without a final result"
+                                          f"{' (partial kept)' if result else ''}")
+            return result, complete
+        except Exception as exc:  # noqa: BLE001 - launch failure, preemption, lost connection
+            self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+            result, _ = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace")) \
+                if log_path.exists() else (None, False)
+            return result, False
+        finally:
+            self._down(handle, arch, name)
+            with self._lock:
+                state = self.load_state(handle)
+                state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
+                self._save(handle, state)
+
+    def _error(self, handle: str, arch: str, message: str) -> None:
+        with self._lock:
+            state = self.load_state(handle)
+            state["archs"][arch]["errors"].append(message)
+            self._save(handle, state)
+
+    def _down(self, handle: str, arch: str, name: str) -> None:
+        """Tear ``name`` down and wait for it; recorded so it is done once."""
+        with self._lock:
+            if name in self.load_state(handle)["archs"][arch]["down"]:
+                return
+        try:
+            self.sdk.get(self.sdk.down(name))
+        except Exception as exc:  # noqa: BLE001 - a cluster that is already gone is fine
+            if "does not exist" not in str(exc).lower() and type(exc).__name__ != "ClusterDoesNotExist":
+                self._error(handle, arch, f"down {name}: {type(exc).__name__}: {exc} (autostop will clean up)")
+        with self._lock:
+            state = self.load_state(handle)
+            if name not in state["archs"][arch]["down"]:
+                state["archs"][arch]["down"].append(name)
+            self._save(handle, state)
