@@ -1,0 +1,439 @@
+"""llama.cpp preset for the bench driver (stdlib only; runs on the VM next to driver.py).
+
+Hooks (called by driver.py when project["preset"] == "llama.cpp"):
+    prepare(ctx)                                  model (generated or downloaded) + text corpus, once
+    build(worktree, ctx) -> (ok, log)             CMake Release build of the tools we need, incremental
+    validate(worktree, baseline_worktree, ctx)    greedy tokens == baseline, KL divergence < kl_max, ctest
+    bench(worktree, ctx) -> {"pp": [...], "tg": [...]}   tokens/s from llama-bench's raw samples_ns
+
+Options (project["llamacpp"]): model (path/URL/null), n_prompt, n_gen, kl_max, ctest, and optionally
+quant (type llama-quantize makes from the generated f16 model; default q4_0, "" or "f16" = none),
+bench_reps (llama-bench -r, default 3), seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False,
+                            "quant": "q4_0", "bench_reps": 3, "seed": 1}
+PROMPT = "The quick brown fox jumps over the lazy dog. Once upon a time"
+GEN_TOKENS = 32
+PPL_CTX = 128
+PPL_CHUNKS = 6
+CORPUS_BYTES = 6000
+BUILD_DIR = "build"
+STAMP = ".autoresearch-configure.json"
+KLD_RE = re.compile(r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
+                    r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
+MAX_KLD_RE = re.compile(r"Maximum KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
+SAME_TOP_RE = re.compile(r"Same top p:\s*([-+]?\d+\.?\d*|nan)", re.IGNORECASE)
+PPL_RE = re.compile(r"Mean PPL\(Q\)\s*:\s*([-+]?\d+\.?\d*|nan|inf)", re.IGNORECASE)
+WORDS = ("the model reads a token and writes the next one while every layer mixes attention with a small "
+         "feed forward network so that cache lines stay warm and quantized weights decode fast on vector "
+         "units when threads share the work of each matrix row").split()
+
+
+class PresetError(Exception):
+    """A preset step failed in a way the user must see (bad option, missing tool, unparsable output)."""
+
+
+# ---------------------------------------------------------------- options and paths
+
+def options(project: dict) -> dict:
+    """project["llamacpp"] merged over DEFAULTS, with types checked."""
+    raw = dict(project.get("llamacpp") or {})
+    opts = dict(DEFAULTS)
+    opts.update({k: v for k, v in raw.items() if v is not None or k == "model"})
+    for key in ("n_prompt", "n_gen", "bench_reps", "seed"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < (0 if key != "bench_reps" else 1):
+            raise PresetError(f"llamacpp.{key} must be a non-negative integer, got {opts[key]!r}")
+    if opts["n_prompt"] == 0 and opts["n_gen"] == 0:
+        raise PresetError("llamacpp.n_prompt and llamacpp.n_gen cannot both be 0")
+    if not isinstance(opts["kl_max"], (int, float)) or isinstance(opts["kl_max"], bool) or opts["kl_max"] <= 0:
+        raise PresetError(f"llamacpp.kl_max must be a positive number, got {opts['kl_max']!r}")
+    opts["quant"] = str(opts.get("quant") or "").lower()
+    return opts
+
+
+def state_dir(ctx: Any) -> Path:
+    d = Path(ctx.workdir) / "llamacpp"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def bin_path(worktree: Path, tool: str) -> Path:
+    return Path(worktree) / BUILD_DIR / "bin" / tool
+
+
+def generator_tool(worktree: Path) -> str:
+    """The greedy text-generation binary this tree has (llama-completion, older llama-cli, or llama-simple)."""
+    wt = Path(worktree)
+    if (wt / "tools" / "completion" / "CMakeLists.txt").exists():
+        return "llama-completion"
+    if any((wt / d / "main" / "CMakeLists.txt").exists() for d in ("tools", "examples")):
+        return "llama-cli"
+    return "llama-simple"
+
+
+def build_targets(worktree: Path) -> list[str]:
+    return ["llama-bench", generator_tool(worktree), "llama-perplexity", "llama-quantize"]
+
+
+# ---------------------------------------------------------------- build
+
+def cmake_configure_args(worktree: Path, ccache: str | None, ctest: bool, generator: str | None) -> list[str]:
+    """argv of the one-time CMake configure step."""
+    args = ["cmake", "-S", str(worktree), "-B", str(Path(worktree) / BUILD_DIR)]
+    if generator:
+        args += ["-G", generator]
+    args += ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+             "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF",
+             f"-DLLAMA_BUILD_TESTS={'ON' if ctest else 'OFF'}",
+             f"-DLLAMA_BUILD_EXAMPLES={'ON' if generator_tool(worktree) == 'llama-simple' else 'OFF'}"]
+    if ccache:  # explicit launcher; ggml's own ccache detection off so the compiler is not wrapped twice
+        args += ["-DGGML_CCACHE=OFF", f"-DCMAKE_C_COMPILER_LAUNCHER={ccache}",
+                 f"-DCMAKE_CXX_COMPILER_LAUNCHER={ccache}"]
+    else:
+        args += ["-DGGML_CCACHE=OFF"]
+    return args
+
+
+def cmake_build_args(worktree: Path, jobs: int, ctest: bool) -> list[str]:
+    args = ["cmake", "--build", str(Path(worktree) / BUILD_DIR), "-j", str(jobs)]
+    if not ctest:  # with tests: build everything (the test binaries too)
+        args += ["--target", *build_targets(worktree)]
+    return args
+
+
+def build_env(ctx: Any) -> tuple[dict, str | None]:
+    """(extra env, ccache binary): the driver's ccache masquerade dir is taken off PATH, ccache goes in as the
+    CMake compiler launcher instead."""
+    cc = dict(getattr(ctx, "ccache_env", {}) or {})
+    ccache = cc.get("CCACHE_BIN") or None
+    if not ccache:
+        return {}, None
+    masq = str(Path(ctx.workdir) / "ccache-bin")
+    path = os.pathsep.join(p for p in ctx.env.get("PATH", os.environ.get("PATH", "")).split(os.pathsep)
+                           if p and os.path.normpath(p) != os.path.normpath(masq))
+    return {"PATH": path}, ccache
+
+
+def build(worktree: Path, ctx: Any) -> tuple[bool, str]:
+    """Configure once per worktree (re-configure when our flags change), then build only the needed targets."""
+    opts = options(ctx.project)
+    worktree = Path(worktree)
+    extra, ccache = build_env(ctx)
+    generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
+    conf = cmake_configure_args(worktree, ccache, bool(opts["ctest"]), generator)
+    stamp = worktree / BUILD_DIR / STAMP
+    logs = []
+    if not (worktree / BUILD_DIR / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
+        rc, out = ctx.run(conf, worktree, timeout=900, extra_env=extra)
+        logs.append(f"$ {shlex.join(conf)}\n{out}")
+        if rc != 0:
+            return False, "\n".join(logs) + f"\n[llamacpp] configure failed (exit {rc})"
+        stamp.write_text(json.dumps(conf))
+    cmd = cmake_build_args(worktree, os.cpu_count() or 1, bool(opts["ctest"]))
+    rc, out = ctx.run(cmd, worktree, timeout=3600, extra_env=extra)
+    logs.append(f"$ {shlex.join(cmd)}\n{out}")
+    if rc != 0:
+        return False, "\n".join(logs) + f"\n[llamacpp] build failed (exit {rc})"
+    missing = [t for t in build_targets(worktree) if not bin_path(worktree, t).exists()]
+    if missing:
+        return False, "\n".join(logs) + f"\n[llamacpp] built, but missing binaries: {', '.join(missing)}"
+    return True, "\n".join(logs)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- model and corpus
+
+def corpus_text(seed: int, n_bytes: int = CORPUS_BYTES) -> str:
+    """Deterministic pseudo-English text for the perplexity / KL-divergence check."""
+    rng = random.Random(seed)
+    out, size = [], 0
+    while size < n_bytes:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 14))]
+        sentence = " ".join(words).capitalize() + rng.choice([".", ".", ",", ";", "?"]) + " "
+        out.append(sentence)
+        size += len(sentence)
+    return "".join(out).strip() + "\n"
+
+
+def prepare(ctx: Any) -> None:
+    """Obtain the f16/source model and write the corpus (quantization waits for a built baseline)."""
+    opts = options(ctx.project)
+    d = state_dir(ctx)
+    corpus = d / "corpus.txt"
+    if not corpus.exists():
+        corpus.write_text(corpus_text(opts["seed"]))
+    src = source_model(ctx, opts)
+    ctx.state["llamacpp_source_model"] = str(src)
+    ctx.log(f"llamacpp: source model {src} ({src.stat().st_size} bytes), corpus {corpus}")
+
+
+def source_model(ctx: Any, opts: dict) -> Path:
+    """The configured model (local path or downloaded URL), or a generated seeded random one."""
+    d = state_dir(ctx)
+    model = opts["model"]
+    if model:
+        model = str(model)
+        if urllib.parse.urlparse(model).scheme in ("http", "https"):
+            name = Path(urllib.parse.urlparse(model).path).name or "model.gguf"
+            dest = d / "models" / name
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                ctx.log(f"llamacpp: downloading {model}")
+                tmp = dest.with_name(name + ".part")
+                with urllib.request.urlopen(model, timeout=600) as r, open(tmp, "wb") as f:  # noqa: S310
+                    shutil.copyfileobj(r, f, 1 << 20)
+                tmp.replace(dest)
+            return dest
+        path = Path(model).expanduser()
+        if not path.is_absolute():
+            path = Path(ctx.workdir) / path
+        if not path.is_file():
+            raise PresetError(f"llamacpp.model: no such file {path}")
+        return path
+    dest = d / f"random-llama-s{opts['seed']}-f16.gguf"
+    if not dest.exists():
+        maker = Path(__file__).with_name("make_model.py")
+        cmd = [sys.executable, str(maker), str(dest), "--seed", str(opts["seed"])]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        if p.returncode != 0:
+            raise PresetError(f"make_model.py failed (needs the gguf and numpy packages):\n{p.stdout[-2000:]}")
+        ctx.log(f"llamacpp: {p.stdout.strip()}")
+    return dest
+
+
+def run_model(ctx: Any) -> Path:
+    """The model every variant runs: the source model, quantized once with the BASELINE's llama-quantize when
+    the model was generated and `quant` is set."""
+    opts = options(ctx.project)
+    cached = ctx.state.get("llamacpp_model")
+    if cached:
+        return Path(cached)
+    src = Path(ctx.state.get("llamacpp_source_model") or source_model(ctx, opts))
+    if opts["model"] or opts["quant"] in ("", "f16", "none"):
+        ctx.state["llamacpp_model"] = str(src)
+        return src
+    dest = src.with_name(src.name.replace("-f16.gguf", f"-{opts['quant']}.gguf"))
+    if not dest.exists():
+        base = getattr(ctx, "baseline_worktree", None)
+        tool = bin_path(base, "llama-quantize") if base else None
+        if not tool or not tool.exists():
+            raise PresetError("llama-quantize of the baseline is not built yet")
+        tmp = dest.with_name(dest.name + ".tmp")
+        rc, out = ctx.run([str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)], src.parent,
+                          timeout=600)
+        if rc != 0 or not tmp.exists():
+            raise PresetError(f"llama-quantize {opts['quant']} failed (exit {rc}):\n{out[-2000:]}")
+        tmp.replace(dest)
+        ctx.log(f"llamacpp: quantized model {dest} ({dest.stat().st_size} bytes)")
+    ctx.state["llamacpp_model"] = str(dest)
+    return dest
+
+
+# ---------------------------------------------------------------- commands and parsers
+
+def generation_command(worktree: Path, model: Path, threads: int, seed: int) -> list[str]:
+    """Greedy decoding of PROMPT (GEN_TOKENS tokens, EOS ignored) with the tree's generation tool."""
+    tool = generator_tool(worktree)
+    exe = str(bin_path(worktree, tool))
+    if tool == "llama-simple":
+        return [exe, "-m", str(model), "-n", str(GEN_TOKENS), PROMPT]
+    args = [exe, "-m", str(model), "-p", PROMPT, "-n", str(GEN_TOKENS), "-t", str(threads), "-s", str(seed),
+            "--temp", "0", "--top-k", "1", "-c", "256", "--ignore-eos", "--no-warmup", "--no-display-prompt"]
+    if tool == "llama-completion":
+        args.append("-no-cnv")
+    return args
+
+
+def perplexity_command(worktree: Path, model: Path, corpus: Path, base_file: Path, threads: int,
+                       compare: bool) -> list[str]:
+    """Write (compare=False) or compare against (compare=True) the baseline's logits over the corpus."""
+    args = [str(bin_path(worktree, "llama-perplexity")), "-m", str(model), "-f", str(corpus), "-c", str(PPL_CTX),
+            "-b", str(PPL_CTX), "-t", str(threads), "--chunks", str(PPL_CHUNKS), "--kl-divergence-base", str(base_file)]
+    if compare:
+        args.append("--kl-divergence")
+    return args
+
+
+def bench_command(worktree: Path, model: Path, opts: dict, threads: int) -> list[str]:
+    return [str(bin_path(worktree, "llama-bench")), "-o", "json", "-m", str(model), "-p", str(opts["n_prompt"]),
+            "-n", str(opts["n_gen"]), "-t", str(threads), "-r", str(opts["bench_reps"])]
+
+
+def parse_bench_json(text: str) -> dict[str, list[float]]:
+    """llama-bench `-o json` -> {"pp": tok/s samples, "tg": ..., "pg": ...} from the raw `samples_ns`."""
+    start, end = text.find("["), text.rfind("]")
+    if start < 0 or end < start:
+        raise PresetError(f"llama-bench printed no JSON array: {text[-500:]!r}")
+    try:
+        entries = json.loads(text[start:end + 1])
+    except json.JSONDecodeError as e:
+        raise PresetError(f"llama-bench JSON unreadable: {e}") from e
+    out: dict[str, list[float]] = {}
+    for entry in entries:
+        n_prompt, n_gen = int(entry.get("n_prompt", 0)), int(entry.get("n_gen", 0))
+        samples = entry.get("samples_ns")
+        if not isinstance(samples, list) or not samples:
+            raise PresetError(f"llama-bench entry without samples_ns (n_prompt={n_prompt}, n_gen={n_gen})")
+        metric = "pp" if n_gen == 0 else "tg" if n_prompt == 0 else "pg"
+        tokens = n_prompt + n_gen
+        for ns in samples:
+            if not isinstance(ns, (int, float)) or ns <= 0:
+                raise PresetError(f"llama-bench sample {ns!r} is not a positive duration")
+            out.setdefault(metric, []).append(tokens * 1e9 / float(ns))
+    if not out:
+        raise PresetError("llama-bench JSON had no test entries")
+    return out
+
+
+def parse_kld(text: str) -> dict[str, float]:
+    """llama-perplexity --kl-divergence output -> {"mean", "uncertainty", "max"?, "same_top_p"?, "ppl"?}."""
+    m = KLD_RE.search(text)
+    if not m:
+        raise PresetError("no 'Mean    KLD:' line in llama-perplexity output (too few tokens, or it crashed)")
+    res = {"mean": float(m.group(1)), "uncertainty": float(m.group(2))}
+    for key, rx in (("max", MAX_KLD_RE), ("same_top_p", SAME_TOP_RE), ("ppl", PPL_RE)):
+        hit = rx.search(text)
+        if hit:
+            res[key] = float(hit.group(1))
+    return res
+
+
+def first_difference(expected: bytes, got: bytes) -> str:
+    n = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
+    return (f"first difference at token/byte {n}: expected {expected[n:n + 12]!r}, got {got[n:n + 12]!r} "
+            f"(lengths {len(expected)} vs {len(got)})")
+
+
+# ---------------------------------------------------------------- validate
+
+def _run_to_file(ctx: Any, argv: list[str], cwd: Path, out_file: Path, timeout: float) -> tuple[int, str]:
+    """Run argv with stdout into out_file; return (rc, stderr+driver notes)."""
+    cmd = f"{shlex.join(argv)} > {shlex.quote(str(out_file))}"
+    return ctx.run(cmd, cwd, timeout=timeout, pin=True)
+
+
+def references(baseline_worktree: Path, ctx: Any) -> dict:
+    """Baseline greedy output and logits file, computed once per (baseline sha, model) and cached in workdir."""
+    model = run_model(ctx)
+    key = hashlib.sha256(f"{_head(baseline_worktree)}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()).hexdigest()[:16]
+    cached = ctx.state.get("llamacpp_refs")
+    if cached and cached["key"] == key:
+        return cached
+    d = state_dir(ctx) / f"ref-{key}"
+    d.mkdir(exist_ok=True)
+    seed = options(ctx.project)["seed"]
+    gen, kld_base = d / "generation.txt", d / "logits.kld"
+    if not gen.exists():
+        tmp = d / "generation.tmp"
+        rc, out = _run_to_file(ctx, generation_command(baseline_worktree, model, ctx.threads, seed),
+                               baseline_worktree, tmp, 600)
+        if rc != 0:
+            raise PresetError(f"baseline generation failed (exit {rc}): {out[-1500:]}")
+        tmp.replace(gen)
+    if not kld_base.exists():
+        tmp = d / "logits.tmp"
+        argv = perplexity_command(baseline_worktree, model, state_dir(ctx) / "corpus.txt", tmp, ctx.threads, False)
+        rc, out = ctx.run(argv, baseline_worktree, timeout=1200, pin=True)
+        if rc != 0 or not tmp.exists():
+            raise PresetError(f"baseline llama-perplexity failed (exit {rc}): {out[-1500:]}")
+        tmp.replace(kld_base)
+    refs = {"key": key, "generation": str(gen), "kld_base": str(kld_base), "model": str(model)}
+    ctx.state["llamacpp_refs"] = refs
+    return refs
+
+
+def _head(worktree: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(worktree), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return str(worktree)
+
+
+def check_generation(worktree: Path, refs: dict, ctx: Any) -> dict:
+    model = Path(refs["model"])
+    seed = options(ctx.project)["seed"]
+    out_file = state_dir(ctx) / f"gen-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.txt"
+    rc, log = _run_to_file(ctx, generation_command(worktree, model, ctx.threads, seed), worktree, out_file, 600)
+    name = "greedy_tokens"
+    if rc != 0:
+        return {"name": name, "ok": False, "detail": f"generation exited {rc}: {log[-800:]}"}
+    expected, got = Path(refs["generation"]).read_bytes(), out_file.read_bytes()
+    if expected == got:
+        digest = hashlib.sha256(got).hexdigest()[:12]
+        return {"name": name, "ok": True,
+                "detail": f"{GEN_TOKENS} greedy tokens identical to baseline ({len(got)} bytes, sha256 {digest})"}
+    return {"name": name, "ok": False, "detail": "greedy output differs from baseline: " +
+            first_difference(expected, got)}
+
+
+def check_kld(worktree: Path, refs: dict, ctx: Any) -> dict:
+    kl_max = float(options(ctx.project)["kl_max"])
+    argv = perplexity_command(worktree, Path(refs["model"]), state_dir(ctx) / "corpus.txt", Path(refs["kld_base"]),
+                              ctx.threads, True)
+    rc, out = ctx.run(argv, worktree, timeout=1200, pin=True)
+    name = "kl_divergence"
+    if rc != 0:
+        return {"name": name, "ok": False, "detail": f"llama-perplexity exited {rc}: {out[-800:]}"}
+    try:
+        k = parse_kld(out)
+    except PresetError as e:
+        return {"name": name, "ok": False, "detail": f"{e}: {out[-800:]}"}
+    ok = math.isfinite(k["mean"]) and k["mean"] < kl_max
+    extra = "".join(f", {key} {k[key]:.6g}" for key in ("max", "same_top_p", "ppl") if key in k)
+    return {"name": name, "ok": ok,
+            "detail": f"mean KLD {k['mean']:.6g} ± {k['uncertainty']:.2g} vs bound {kl_max:g}{extra}"}
+
+
+def check_ctest(worktree: Path, ctx: Any) -> dict:
+    cmd = ["ctest", "--test-dir", str(Path(worktree) / BUILD_DIR), "-L", "main", "--output-on-failure",
+           "-j", str(ctx.threads)]
+    rc, out = ctx.run(cmd, worktree, timeout=3600)
+    summary = next((ln.strip() for ln in out.splitlines() if "tests passed" in ln), out[-300:])
+    return {"name": "ctest", "ok": rc == 0, "detail": summary if rc == 0 else out[-1500:]}
+
+
+def validate(worktree: Path, baseline_worktree: Path, ctx: Any) -> list[dict]:
+    """Token-exact greedy generation and mean KL divergence vs the baseline (+ ctest when enabled)."""
+    refs = references(Path(baseline_worktree), ctx)
+    checks = [check_generation(Path(worktree), refs, ctx), check_kld(Path(worktree), refs, ctx)]
+    if options(ctx.project)["ctest"]:
+        checks.append(check_ctest(Path(worktree), ctx))
+    return checks
+
+
+# ---------------------------------------------------------------- bench
+
+def bench(worktree: Path, ctx: Any) -> dict[str, list[float]]:
+    """One llama-bench invocation -> tokens/s samples per metric ("pp", "tg")."""
+    opts = options(ctx.project)
+    model = run_model(ctx)
+    out_file = state_dir(ctx) / f"bench-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.json"
+    rc, log = _run_to_file(ctx, bench_command(Path(worktree), model, opts, ctx.threads), Path(worktree), out_file,
+                           1800)
+    if rc != 0:
+        raise PresetError(f"llama-bench exited {rc}: {log[-1500:]}")
+    return parse_bench_json(out_file.read_text(errors="replace"))

@@ -1,0 +1,301 @@
+"""llama.cpp preset (sky/llamacpp.py, sky/make_model.py): parsers, commands, model generation.
+
+Fast: no llama.cpp build. The real build/validate/bench path is proven by scripts/llamacpp_e2e.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SKY = Path(__file__).resolve().parent.parent / "sky"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"sky_{name}", SKY / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+llamacpp = _load("llamacpp")
+make_model = _load("make_model")
+
+# Shape of `llama-bench -o json` (tools/llama-bench/llama-bench.cpp, json_printer): one object per test,
+# fields from test::get_fields(), then samples_ns and samples_ts.
+BENCH_JSON = """[
+  {
+    "build_commit": "3a34808",
+    "build_number": 1,
+    "cpu_info": "AMD EPYC 7B13",
+    "gpu_info": "",
+    "backends": "CPU",
+    "model_filename": "/w/llamacpp/random-llama-s1-q4_0.gguf",
+    "model_type": "llama ?B Q4_0",
+    "model_size": 1990656,
+    "model_n_params": 2687232,
+    "n_batch": 2048,
+    "n_ubatch": 512,
+    "n_threads": 2,
+    "cpu_mask": "0x0",
+    "cpu_strict": false,
+    "poll": 50,
+    "type_k": "f16",
+    "type_v": "f16",
+    "n_gpu_layers": 99,
+    "n_cpu_moe": 0,
+    "split_mode": "layer",
+    "main_gpu": 0,
+    "no_kv_offload": false,
+    "flash_attn": -1,
+    "devices": "auto",
+    "tensor_split": "0.00",
+    "tensor_buft_overrides": "none",
+    "load_mode": "mmap",
+    "lazy_mode": "off",
+    "embeddings": false,
+    "no_op_offload": 0,
+    "no_host": false,
+    "repack": true,
+    "fit_target": 0,
+    "fit_min_ctx": 0,
+    "n_prompt": 64,
+    "n_gen": 0,
+    "n_depth": 0,
+    "test_time": "2026-11-25T14:50:01Z",
+    "avg_ns": 4000000,
+    "stddev_ns": 1000000,
+    "avg_ts": 16666.666667,
+    "stddev_ts": 4166.666667,
+    "samples_ns": [ 3200000, 4000000, 4800000 ],
+    "samples_ts": [ 20000, 16000, 13333.3 ]
+  },
+  {
+    "build_commit": "3a34808",
+    "n_threads": 2,
+    "n_prompt": 0,
+    "n_gen": 32,
+    "n_depth": 0,
+    "avg_ns": 16000000,
+    "stddev_ns": 0,
+    "avg_ts": 2000.0,
+    "stddev_ts": 0.0,
+    "samples_ns": [ 16000000, 32000000 ],
+    "samples_ts": [ 2000, 1000 ]
+  }
+]
+"""
+
+# Tail of `llama-perplexity --kl-divergence` (tools/perplexity/perplexity.cpp, kl_divergence()).
+KLD_OUTPUT = """kl_divergence: computing over 6 chunks, n_ctx=128, batch_size=128, n_seq=1
+chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p
+   1     259.1841 ±   12.3456      -0.00012 ±    0.00009       0.00021 ±    0.00002     0.123 ±  0.012 %    99.213 ±  1.102 %
+   2     258.0012 ±    8.7654      -0.00010 ±    0.00006       0.00019 ±    0.00001     0.118 ±  0.009 %    99.606 ±  0.393 %
+
+====== Perplexity statistics ======
+Mean PPL(Q)                   : 258.001200 ±   8.765400
+Mean PPL(base)                : 258.027000 ±   8.766100
+Cor(ln(PPL(Q)), ln(PPL(base))):  99.99%
+Mean ln(PPL(Q)/PPL(base))     :  -0.000100 ±   0.000060
+Mean PPL(Q)/PPL(base)         :   0.999900 ±   0.000060
+Mean PPL(Q)-PPL(base)         :  -0.025800 ±   0.015500
+
+====== KL divergence statistics ======
+Mean    KLD:   0.000190 ±   0.000010
+Maximum KLD:   0.002811
+99.9%   KLD:   0.002400
+99.0%   KLD:   0.001100
+Median  KLD:   0.000150
+Minimum KLD:   0.000001
+
+====== Token probability statistics ======
+Mean    Δp: -0.001 ± 0.004 %
+RMS Δp    :  0.118 ±  0.009 %
+Same top p: 99.606 ± 0.393 %
+"""
+
+
+class FakeCtx:
+    """The attributes of driver.Ctx that the preset reads, with a subprocess-free run()."""
+
+    def __init__(self, workdir: Path, project: dict, ccache_env: dict | None = None):
+        self.workdir, self.project, self.threads = workdir, project, 2
+        self.ccache_env = ccache_env or {}
+        self.env = {"PATH": f"{workdir / 'ccache-bin'}:/usr/local/bin:/usr/bin:/bin"}
+        self.state: dict = {}
+        self.baseline_worktree = None
+        self.logs: list[str] = []
+
+    def log(self, msg: str) -> None:
+        self.logs.append(msg)
+
+
+def test_bench_json_turns_raw_samples_into_tokens_per_second():
+    got = llamacpp.parse_bench_json("llama-bench noise on stdout\n" + BENCH_JSON)
+    assert got["pp"] == pytest.approx([64 / 0.0032, 64 / 0.004, 64 / 0.0048])
+    assert got["tg"] == pytest.approx([2000.0, 1000.0])   # 32 tokens / 16 ms, / 32 ms; not avg_ts/stddev_ts
+    assert set(got) == {"pp", "tg"}
+
+
+def test_bench_json_combined_prompt_and_generation_is_its_own_metric():
+    entry = {"n_prompt": 16, "n_gen": 16, "samples_ns": [1_000_000_000]}
+    assert llamacpp.parse_bench_json(json.dumps([entry])) == {"pg": [32.0]}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("error: failed to load model", "no JSON array"),
+    ("[]", "no test entries"),
+    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": []}]', "without samples_ns"),
+    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [0]}]', "not a positive duration"),
+    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [1,]}]', "unreadable"),
+])
+def test_bench_json_errors_are_explicit(text, message):
+    with pytest.raises(llamacpp.PresetError, match=message):
+        llamacpp.parse_bench_json(text)
+
+
+def test_kld_parser_reads_mean_and_companions():
+    k = llamacpp.parse_kld(KLD_OUTPUT)
+    assert k == pytest.approx({"mean": 0.00019, "uncertainty": 0.00001, "max": 0.002811,
+                               "same_top_p": 99.606, "ppl": 258.0012})
+
+
+def test_kld_parser_nan_and_missing():
+    assert llamacpp.parse_kld("Mean    KLD:        nan ±        nan\n")["mean"] != 0  # nan is kept (not 0)
+    with pytest.raises(llamacpp.PresetError, match="Mean    KLD"):
+        llamacpp.parse_kld("perplexity: you need at least 256 tokens to evaluate perplexity\n")
+
+
+def test_options_defaults_and_bad_values():
+    opts = llamacpp.options({"llamacpp": {"n_gen": 16, "model": None}})
+    assert (opts["n_prompt"], opts["n_gen"], opts["kl_max"], opts["quant"]) == (64, 16, 0.01, "q4_0")
+    for bad in ({"n_gen": -1}, {"kl_max": 0}, {"n_prompt": "64"}, {"n_prompt": 0, "n_gen": 0}, {"bench_reps": 0}):
+        with pytest.raises(llamacpp.PresetError, match="llamacpp"):
+            llamacpp.options({"llamacpp": bad})
+
+
+def _tree(tmp_path: Path, tool_dir: str) -> Path:
+    wt = tmp_path / "wt"
+    (wt / tool_dir).mkdir(parents=True)
+    (wt / tool_dir / "CMakeLists.txt").write_text("")
+    return wt
+
+
+@pytest.mark.parametrize("tool_dir, tool", [("tools/completion", "llama-completion"),
+                                            ("examples/main", "llama-cli"), ("examples/simple", "llama-simple")])
+def test_generation_tool_follows_the_tree(tmp_path, tool_dir, tool):
+    wt = _tree(tmp_path, tool_dir)
+    assert llamacpp.generator_tool(wt) == tool
+    assert llamacpp.build_targets(wt) == ["llama-bench", tool, "llama-perplexity", "llama-quantize"]
+    argv = llamacpp.generation_command(wt, Path("/m.gguf"), 2, 7)
+    assert argv[0] == str(wt / "build" / "bin" / tool)
+    if tool != "llama-simple":
+        assert argv[argv.index("--temp") + 1] == "0" and argv[argv.index("--top-k") + 1] == "1"
+        assert argv[argv.index("-t") + 1] == "2" and argv[argv.index("-s") + 1] == "7"
+        assert "--ignore-eos" in argv and argv[argv.index("-n") + 1] == str(llamacpp.GEN_TOKENS)
+    assert ("-no-cnv" in argv) == (tool == "llama-completion")
+
+
+def test_cmake_configure_and_build_commands(tmp_path):
+    wt = _tree(tmp_path, "tools/completion")
+    conf = llamacpp.cmake_configure_args(wt, "/usr/bin/ccache", ctest=False, generator="Ninja")
+    for flag in ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF",
+                 "-DLLAMA_BUILD_TESTS=OFF", "-DGGML_CCACHE=OFF", "-DCMAKE_C_COMPILER_LAUNCHER=/usr/bin/ccache"):
+        assert flag in conf
+    assert conf[conf.index("-B") + 1] == str(wt / "build") and conf[conf.index("-G") + 1] == "Ninja"
+    assert "-DLLAMA_BUILD_TESTS=ON" in llamacpp.cmake_configure_args(wt, None, ctest=True, generator=None)
+    assert "-G" not in llamacpp.cmake_configure_args(wt, None, ctest=False, generator=None)
+    b = llamacpp.cmake_build_args(wt, 8, ctest=False)
+    assert b[:6] == ["cmake", "--build", str(wt / "build"), "-j", "8", "--target"]
+    assert b[6:] == ["llama-bench", "llama-completion", "llama-perplexity", "llama-quantize"]
+    assert "--target" not in llamacpp.cmake_build_args(wt, 8, ctest=True)
+
+
+def test_build_env_swaps_masquerade_for_launcher(tmp_path):
+    ctx = FakeCtx(tmp_path, {}, {"CCACHE_BIN": "/usr/bin/ccache", "CCACHE_DIR": "/c"})
+    extra, ccache = llamacpp.build_env(ctx)
+    assert ccache == "/usr/bin/ccache"
+    assert extra["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert llamacpp.build_env(FakeCtx(tmp_path, {})) == ({}, None)
+
+
+def test_bench_and_perplexity_commands(tmp_path):
+    wt = tmp_path / "wt"
+    opts = llamacpp.options({"llamacpp": {"n_prompt": 32, "n_gen": 8, "bench_reps": 5}})
+    b = llamacpp.bench_command(wt, Path("/m.gguf"), opts, 3)
+    assert b == [str(wt / "build/bin/llama-bench"), "-o", "json", "-m", "/m.gguf", "-p", "32", "-n", "8",
+                 "-t", "3", "-r", "5"]
+    base = llamacpp.perplexity_command(wt, Path("/m"), Path("/c.txt"), Path("/l.kld"), 2, compare=False)
+    cmp_ = llamacpp.perplexity_command(wt, Path("/m"), Path("/c.txt"), Path("/l.kld"), 2, compare=True)
+    assert base[base.index("--kl-divergence-base") + 1] == "/l.kld" and "--kl-divergence" not in base
+    assert cmp_[-1] == "--kl-divergence" and cmp_[cmp_.index("-c") + 1] == str(llamacpp.PPL_CTX)
+
+
+def test_corpus_is_deterministic_and_long_enough_for_kld_statistics():
+    a, b = llamacpp.corpus_text(1), llamacpp.corpus_text(1)
+    assert a == b and a != llamacpp.corpus_text(2)
+    # perplexity scores n_ctx/2 - 1 tokens per chunk; KLD statistics need >= 100 values
+    assert len(a.encode()) >= llamacpp.PPL_CHUNKS * llamacpp.PPL_CTX
+    assert llamacpp.PPL_CHUNKS * (llamacpp.PPL_CTX // 2 - 1) >= 100
+
+
+def test_first_difference_reports_position():
+    msg = llamacpp.first_difference(b"abcdef", b"abXdef")
+    assert "at token/byte 2" in msg and "lengths 6 vs 6" in msg
+
+
+def test_make_model_writes_readable_llama_gguf(tmp_path):
+    gguf = pytest.importorskip("gguf", reason="gguf is a declared dependency ([llama] extra)")
+    shape = make_model.ModelShape(n_embd=64, n_layer=2, n_head=2, n_ff=96, n_ctx=64)
+    digest = make_model.write_model(tmp_path / "a.gguf", seed=3, shape=shape)
+    assert digest == hashlib.sha256((tmp_path / "a.gguf").read_bytes()).hexdigest()
+    assert make_model.write_model(tmp_path / "b.gguf", seed=3, shape=shape) == digest
+    assert make_model.write_model(tmp_path / "c.gguf", seed=4, shape=shape) != digest
+    r = gguf.GGUFReader(str(tmp_path / "a.gguf"))
+    field = r.fields["general.architecture"]
+    assert bytes(field.parts[field.data[0]]).decode() == "llama"
+    model = r.fields["tokenizer.ggml.model"]
+    assert bytes(model.parts[model.data[0]]).decode() == "llama"
+    assert len(r.fields["tokenizer.ggml.tokens"].data) == 259
+    assert int(r.fields["llama.block_count"].parts[-1][0]) == 2
+    names = {t.name: t for t in r.tensors}
+    expected = dict(make_model.tensor_shapes(shape, 259))
+    assert set(names) == set(expected)
+    q = names["blk.1.ffn_down.weight"]
+    assert list(q.shape) == [96, 64]   # GGUF ne order: (ne0=n_ff, ne1=n_embd)
+    w = names["blk.0.attn_q.weight"].data.astype("float32")
+    assert 0.03 < float(w.std()) < 0.07
+
+
+def test_make_model_rejects_bad_shapes(tmp_path):
+    with pytest.raises(ValueError, match="divisible"):
+        make_model.write_model(tmp_path / "x.gguf", shape=make_model.ModelShape(n_embd=64, n_head=3))
+    assert make_model.main([str(tmp_path / "y.gguf"), "--n-ff", "100"]) == 2
+    assert not (tmp_path / "y.gguf").exists()
+
+
+def test_prepare_generates_model_and_corpus_once(tmp_path):
+    pytest.importorskip("gguf", reason="gguf is a declared dependency ([llama] extra)")
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"model": None, "seed": 5}})
+    llamacpp.prepare(ctx)
+    model = Path(ctx.state["llamacpp_source_model"])
+    assert model.name == "random-llama-s5-f16.gguf" and model.stat().st_size > 1_000_000
+    corpus = tmp_path / "llamacpp" / "corpus.txt"
+    assert corpus.read_text() == llamacpp.corpus_text(5)
+    mtime = model.stat().st_mtime_ns
+    llamacpp.prepare(ctx)
+    assert model.stat().st_mtime_ns == mtime
+    # quantizing needs the baseline's llama-quantize; without a built baseline that is a clear error
+    with pytest.raises(llamacpp.PresetError, match="llama-quantize"):
+        llamacpp.run_model(ctx)
+
+
+def test_prepare_rejects_missing_model_file(tmp_path):
+    ctx = FakeCtx(tmp_path, {"llamacpp": {"model": "nope/model.gguf"}})
+    with pytest.raises(llamacpp.PresetError, match="no such file"):
+        llamacpp.prepare(ctx)
