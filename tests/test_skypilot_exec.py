@@ -278,3 +278,20 @@ def test_rendered_task_validates_with_real_skypilot_offline(tmp_path: Path) -> N
     assert "driver.py" in out["x86"][5]
     assert "Invalid instance type 'c7x.nope'" in out["bad"]
     assert not (home / ".sky" / "catalogs" / "v8" / "aws" / "images.csv").exists()  # nothing downloaded
+
+
+def test_engine_batch_is_rendered_into_task_files(tmp_path: Path) -> None:
+    from bot.experiments.executors import Batch as EngineBatch
+
+    spec = {"schema": 1, "run_id": 5, "arch": "x86", "seed": 1, "source": {"url": "https://example.com/o/r.git"},
+            "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [],
+            "project": {"preset": "generic"}}
+    fake = FakeSky({"x86": [Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(EngineBatch(run_id=5, specs={"x86": spec}, arch_configs={"x86": {"cpus": "2+"}}))
+    assert ex.wait(handle, timeout=30) == "done"
+    task = json.loads((tmp_path / "handles" / handle / "x86.task.json").read_text())
+    files = Path(task["workdir"])
+    assert (files / "driver.py").exists() and json.loads((files / "spec.json").read_text())["run_id"] == 5
+    assert task["resources"]["cpus"] == "2+" and "driver.py" in task["run"]
+    assert "AUTORESEARCH_RESULT" in ex.logs(handle)

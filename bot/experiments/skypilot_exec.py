@@ -25,7 +25,7 @@ RESULT_MARK = "AUTORESEARCH_RESULT "
 PARTIAL_MARK = "AUTORESEARCH_PARTIAL "
 TERMINAL = ("done", "failed", "cancelled")
 TaskConfigs = Mapping[str, Mapping[str, Any]]
-Renderer = Callable[[Any, str, Path], Mapping[str, Any]]
+Renderer = Callable[[Mapping[str, Any], str, Path], Mapping[str, Any]]  # (spec, arch, files_dir)
 
 
 def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -194,18 +194,34 @@ class SkyPilotExecutor:
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self.poll(handle)
 
+    def logs(self, handle: str, limit: int = 200_000) -> str:
+        """The tail of every arch's log (provisioning + job output)."""
+        hdir = self._dir(handle)
+        parts = []
+        for arch in self.load_state(handle)["archs"]:
+            path = hdir / f"{arch}.log"
+            if path.exists():
+                parts.append(f"### {arch}\n" + path.read_text(encoding="utf-8", errors="replace")[-limit:])
+        return "\n".join(parts)
+
     def vm_seconds(self, handle: str) -> dict[str, float]:
         return {arch: float(a["vm_seconds"]) for arch, a in self.load_state(handle)["archs"].items()}
 
     # ------------------------------------------------------------------ internals
     def _task_configs(self, batch: Any, hdir: Path) -> dict[str, dict[str, Any]]:
+        """Per-arch task dicts: the batch's own ``tasks`` if it has them, else files + render_task."""
         if getattr(batch, "tasks", None):
             return {a: dict(c) for a, c in batch.tasks.items()}
-        render = self.render
-        if render is None:
-            from bot.experiments import tasks
-            render = tasks.render_task
-        return {arch: dict(render(batch, arch, hdir)) for arch in batch.archs}
+        from bot.experiments import tasks
+        if not batch.specs:
+            raise ValueError("batch has no architectures")
+        configs = {}
+        for arch, spec in batch.specs.items():
+            files_dir = hdir / re.sub(r"[^A-Za-z0-9_.-]", "_", arch)
+            tasks.write_batch_files(spec, files_dir, batch.bundle)
+            render = self.render or (lambda s, a, f: tasks.render_task(s, batch.arch_configs.get(a, {}), f))
+            configs[arch] = dict(render(spec, arch, files_dir))
+        return configs
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
         return (self.task_from_config or build_task)(config)

@@ -22,7 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 VERDICTS = ("faster", "slower", "no_change", "noisy", "build_failed", "broken", "bench_failed",
             "baseline_failed", "missing")
-FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed"}
+FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed",
+                  "pending": "missing"}
 MAD_TO_SIGMA = 1.4826
 EXACT_MAX_N = 60          # exact U distribution up to n1 + n2 = 60 (no ties)
 MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
@@ -342,7 +343,7 @@ def _metric_specs(project: Mapping[str, Any]) -> list[tuple[str, bool]]:
 
 def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any] | None, baseline: str,
          dec: Mapping[str, Any], seed: int) -> Row:
-    if result is None:
+    if result is None or not result.get("variants"):
         return Row(cand, arch, metric, "missing", None, correctness_summary(None), "missing")
     variants = result.get("variants") or {}
     base_v, cand_v = variants.get(baseline), variants.get(cand)
@@ -421,9 +422,11 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
     rounds = int(bench.get("rounds", 1))
     for a in archs:
         res = results.get(a)
-        if res is None:
+        if res is None or not res.get("variants"):
             notes.append(f"{a}: no result (VM lost or never started); no candidate can win without it")
             continue
+        if res.get("complete") is False:
+            notes.append(f"{a}: partial result (the VM stopped before the end); unfinished variants count as missing")
         base_v = (res.get("variants") or {}).get(baseline)
         if not base_v or base_v.get("status") != "ok":
             notes.append(f"{a}: baseline {(base_v or {}).get('status', 'missing')}; nothing compared there")
