@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from bot.agent.coder import Limits, commit_message, implement, slugify
+from bot.agent.coder import Limits, citations_of, commit_message, implement, slugify
 from bot.agent.llm import LLM
 from bot.agent.tools import Workspace
 from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
@@ -27,10 +27,13 @@ void softmax(float *x, int n) {
 OLD_LOOP = "  for (int i = 0; i < n; i++) x[i] = x[i] / sum;"
 NEW_LOOP = "  const float inv = 1.0f / sum;\n  for (int i = 0; i < n; i++) x[i] *= inv;"
 HYPOTHESIS = {"id": "H2", "title": "Multiply by the reciprocal\u200b in softmax normalisation",
-              "rationale": "one division instead of n",
-              "citations": [{"title": "Online normalizer calculation for softmax",
-                             "url": "https://arxiv.org/abs/1805.02867"},
-                            {"title": "fork alice/proj@1a2b3c4", "url": "https://github.com/alice/proj/commit/1a2b3c4"}]}
+              "rationale": "one division instead of n", "target_files": ["src/softmax.c"],
+              "expected_effect": {"softmax_ns": "-5%"}, "risk": "low", "kind": "llm",
+              "citations": ["arxiv:1805.02867", "fork:alice/proj@1a2b3c4"]}
+SOURCES = [{"id": "arxiv:1805.02867", "kind": "arxiv", "title": "Online normalizer calculation for softmax",
+            "url": "https://arxiv.org/abs/1805.02867", "summary": "", "suggests": ""},
+           {"id": "fork:alice/proj@1a2b3c4", "kind": "fork_commit", "title": "fork alice/proj@1a2b3c4",
+            "url": "https://github.com/alice/proj/commit/1a2b3c4", "summary": "", "suggests": ""}]
 PROTECTED = [".github/workflows/ci.yml", "bench/bench.sh", ".autoresearch.yml"]
 USAGE = {"input_tokens": 1000, "output_tokens": 50}
 
@@ -106,7 +109,8 @@ def test_scripted_session_commits_with_citations(ws: Workspace) -> None:
     with AnthropicDouble([*happy_edit_turns(), review(True, [])], api_key=KEY) as d:
         llm = make_llm(d)
         llm.usage_sink = sink.append
-        result = implement(HYPOTHESIS, "Speed up softmax please", ws, llm, Limits(max_turns=10))
+        result = implement(HYPOTHESIS, "Speed up softmax please", ws, llm, Limits(max_turns=10),
+                           sources=SOURCES)
     assert result.status == "committed", result.message
     assert result.commit_sha == head(ws) != base
     assert sh(ws.root, "git", "diff", "--name-only", base, "HEAD").split() == ["src/softmax.c"]
@@ -236,6 +240,47 @@ def test_slugify() -> None:
     assert len(slugify("alpha " * 20)) <= 40
 
 
+def test_citations_resolve_ids_urls_and_dicts() -> None:
+    hyp = {"citations": ["arxiv:1805.02867", "https://example.org/p", "unknown:id", {"title": "T", "url": "u"}]}
+    assert citations_of(hyp, SOURCES) == [
+        {"title": "Online normalizer calculation for softmax", "url": "https://arxiv.org/abs/1805.02867"},
+        {"title": "https://example.org/p", "url": "https://example.org/p"},
+        {"title": "unknown:id", "url": ""}, {"title": "T", "url": "u"}]
+
+
 def test_commit_message_without_citations() -> None:
     msg = commit_message({"id": 9, "title": "Title\nwith newline"}, "")
     assert msg == "Title with newline\n\nSources:\n- (none given)\n\nAutoresearch-Hypothesis: 9\n"
+
+
+def test_time_limit_and_api_failure_leave_worktree_clean(ws: Workspace) -> None:
+    base = head(ws)
+    ticks = iter(range(0, 10_000, 100))  # each clock reading is 100 s later
+    script = [turn([tool_use("replace", path="src/softmax.c", old=OLD_LOOP, new=NEW_LOOP)])]
+    with AnthropicDouble(script, api_key=KEY) as d:
+        result = implement(HYPOTHESIS, "x", ws, make_llm(d), Limits(max_seconds=150),
+                           clock=lambda: float(next(ticks)))
+    assert result.status == "budget_exceeded" and "time limit" in result.message
+    assert head(ws) == base and sh(ws.root, "git", "status", "--porcelain") == ""
+
+    script = [turn([tool_use("replace", path="src/softmax.c", old=OLD_LOOP, new=NEW_LOOP)]),
+              Fail(400, "invalid_request_error", "prompt is too long", retry_after_ms=None)]
+    with AnthropicDouble(script, api_key=KEY) as d:
+        result = implement(HYPOTHESIS, "x", ws, make_llm(d))
+    assert result.status == "failed" and "prompt is too long" in result.message
+    assert len(d.requests) == 2  # a 400 is not retried
+    assert head(ws) == base and sh(ws.root, "git", "status", "--porcelain") == ""
+
+
+def test_text_only_reply_is_nudged_once(ws: Workspace) -> None:
+    script = [turn([text("I will think about it.")]),
+              turn([tool_use("finish", summary="Nothing to do.")]),
+              ]
+    with AnthropicDouble(script, api_key=KEY) as d:
+        result = implement(HYPOTHESIS, "x", ws, make_llm(d))
+    assert result.status == "no_change"
+    assert "call finish(summary)" in d.requests[1]["messages"][-1]["content"]
+
+    with AnthropicDouble([turn([text("hmm")]), turn([text("still thinking")])], api_key=KEY) as d:
+        result = implement(HYPOTHESIS, "x", ws, make_llm(d))
+    assert result.status == "failed" and "without calling finish" in result.message

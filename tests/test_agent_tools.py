@@ -133,3 +133,11 @@ def test_sanitize_and_fence() -> None:
     fenced = fence("issue", "code:\n```\nrm -rf /\n```")
     assert fenced.splitlines()[0].startswith("UNTRUSTED DATA (issue)")
     assert fenced.splitlines()[1] == "````text" and fenced.splitlines()[-1] == "````"
+
+
+def test_read_file_is_bounded(ws: Workspace) -> None:
+    (ws.root / "src/big.c").write_text("".join(f"int v{i} = {i};\n" for i in range(5000)))
+    out = ws.read_file("src/big.c")
+    assert len(out) < 30_000 and "truncated at line" in out
+    n = int(out.rsplit("start=", 1)[1].rstrip(")"))
+    assert ws.read_file("src/big.c", n, n).splitlines()[1] == f"{n:6d}\tint v{n - 1} = {n - 1};"

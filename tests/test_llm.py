@@ -130,3 +130,8 @@ def test_wrong_key_is_a_clear_error(prompts: Path) -> None:
     with AnthropicDouble([], api_key="other") as d:
         with pytest.raises(LLMError, match="AuthenticationError"):
             make_llm(d, prompts).chat("s", [{"role": "user", "content": "hi"}])
+
+
+def test_api_key_not_in_repr(prompts: Path) -> None:
+    llm = LLM(api_key="sk-ant-very-secret", base_url="http://127.0.0.1:9", max_tokens_budget=1, prompts_dir=prompts)
+    assert "very-secret" not in repr(llm)

@@ -81,23 +81,28 @@ def git(root: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def citations_of(hypothesis: dict[str, Any]) -> list[dict[str, str]]:
-    """Citations as [{title, url}] from the hypothesis (tolerates strings and missing fields)."""
+def citations_of(hypothesis: dict[str, Any], sources: Iterable[dict[str, Any]] = ()) -> list[dict[str, str]]:
+    """Citations as [{title, url}]. Hypothesis citations are dossier source ids (resolved through
+    `sources`, the dossier's source list), URLs, or {title, url} dicts."""
+    by_id = {str(src.get("id")): src for src in sources if isinstance(src, dict)}
     out = []
-    for c in hypothesis.get("citations") or hypothesis.get("sources") or []:
-        if isinstance(c, str):
-            out.append({"title": c, "url": c if c.startswith("http") else ""})
-        elif isinstance(c, dict):
-            out.append({"title": str(c.get("title") or c.get("url") or "source"), "url": str(c.get("url", ""))})
+    for c in hypothesis.get("citations") or []:
+        if isinstance(c, dict):
+            out.append({"title": str(c.get("title") or c.get("url") or "source"), "url": str(c.get("url") or "")})
+        elif str(c) in by_id:
+            src = by_id[str(c)]
+            out.append({"title": str(src.get("title") or c), "url": str(src.get("url") or "")})
+        else:
+            out.append({"title": str(c), "url": str(c) if str(c).startswith("http") else ""})
     return out
 
 
-def commit_message(hypothesis: dict[str, Any], summary: str) -> str:
+def commit_message(hypothesis: dict[str, Any], summary: str, sources: Iterable[dict[str, Any]] = ()) -> str:
     """Subject, agent summary, a Sources list (title + URL) and the hypothesis trailer."""
     title = _one_line(sanitize(str(hypothesis.get("title") or "autoresearch candidate")))[:72]
     body = sanitize(summary).strip()[:4000]
     lines = [title, "", body, "", "Sources:"] if body else [title, "", "Sources:"]
-    cites = citations_of(hypothesis)
+    cites = citations_of(hypothesis, sources)
     lines += [f"- {_one_line(sanitize(c['title']))} {_one_line(sanitize(c['url']))}".rstrip() for c in cites]
     if not cites:
         lines.append("- (none given)")
@@ -159,16 +164,20 @@ class _Session:
 
 def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace, llm: LLM,
               limits: Limits | None = None, *, comments: Iterable[str] = (), conventions: str = "",
+              sources: Iterable[dict[str, Any]] = (),
               clock: Callable[[], float] = time.monotonic) -> AgentResult:
-    """Implement `hypothesis` in `workspace` (a throwaway worktree); commit it if the review approves."""
+    """Implement `hypothesis` in `workspace` (a throwaway worktree); commit it if the review approves.
+
+    `sources` is the dossier's source list, used to turn citation ids into titles and URLs."""
     limits = limits or Limits()
+    sources = list(sources)
     root = workspace.root
     base_sha = git(root, "rev-parse", "HEAD").strip()
     s = _Session(workspace, llm, limits, clock, clock(), llm.usage.copy(),
                  llm.render("agent_system", {"allowed": ", ".join(workspace.allowed),
                                              "protected": ", ".join(workspace.protected)}))
     s.messages.append({"role": "user", "content": _task_prompt(llm, hypothesis, issue_text, comments,
-                                                               conventions, workspace)})
+                                                               conventions, workspace, sources)})
     review: dict[str, Any] | None = None
     try:
         summary = _loop(s)
@@ -185,7 +194,7 @@ def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace,
             if not review["approve"]:
                 return _result(s, "rejected", None,
                                "rejected by review: " + "; ".join(review["problems"])[:2000], base_sha, review)
-        sha = _commit(workspace, commit_message(hypothesis, summary))
+        sha = _commit(workspace, commit_message(hypothesis, summary, sources))
         s.log.append(f"committed {sha[:12]}")
         return _result(s, "committed", sha, summary, base_sha, review, keep=True)
     except _Stop as stop:
@@ -195,8 +204,8 @@ def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace,
 
 
 def _task_prompt(llm: LLM, hypothesis: dict[str, Any], issue_text: str, comments: Iterable[str],
-                 conventions: str, ws: Workspace) -> str:
-    cites = "\n".join(f"- {c['title']} {c['url']}" for c in citations_of(hypothesis)) or "(none)"
+                 conventions: str, ws: Workspace, sources: list[dict[str, Any]]) -> str:
+    cites = "\n".join(f"- {c['title']} {c['url']}" for c in citations_of(hypothesis, sources)) or "(none)"
     hyp = {k: v for k, v in hypothesis.items() if k not in ("citations", "sources")}
     comment_blocks = "\n\n".join(fence(f"issue comment {i}", c) for i, c in enumerate(comments, 1))
     return llm.render("agent_task", {
@@ -248,10 +257,18 @@ def _run_tool(s: _Session, block: Any) -> dict[str, Any]:
         s.log.append(f"turn {s.turns}: {block.name} {target}".rstrip())
         if block.name in ("read_file", "search"):
             out = fence(f"repository content from {block.name}", out)
-        return _tool_result(block.id, out[-MAX_TOOL_RESULT_CHARS:], False)
+        return _tool_result(block.id, _clip(out), False)
     except ToolError as e:
         s.log.append(f"turn {s.turns}: {block.name} {target} -> error: {e}".rstrip())
         return _tool_result(block.id, f"error: {e}", True)
+
+
+def _clip(out: str, limit: int = MAX_TOOL_RESULT_CHARS) -> str:
+    """Keep the head and the tail of an over-long tool output."""
+    if len(out) <= limit:
+        return out
+    half = limit // 2
+    return f"{out[:half]}\n... ({len(out) - limit} characters omitted) ...\n{out[-half:]}"
 
 
 def _tool_result(tool_use_id: str, content: str, is_error: bool) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def estimate_tokens(payload: Any) -> int:
 class LLM:
     """One Anthropic client with usage accounting; refuses calls that would exceed its budgets."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     max_tokens_budget: int
     model: str = DEFAULT_MODEL
     base_url: str | None = None
