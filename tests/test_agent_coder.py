@@ -11,7 +11,10 @@ import pytest
 from bot.agent.coder import Limits, citations_of, commit_message, implement, slugify
 from bot.agent.llm import LLM
 from bot.agent.tools import Workspace
-from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
+try:
+    from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
+except ImportError:  # plain `pytest` (tests/ on sys.path, repo root not)
+    from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use  # type: ignore[no-redef]
 
 KEY = "sk-ant-test"
 SOFTMAX = """#include <math.h>

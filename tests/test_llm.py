@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, cost_usd, price_for, Usage
-from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
+try:
+    from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
+except ImportError:  # plain `pytest` (tests/ on sys.path, repo root not)
+    from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use  # type: ignore[no-redef]
 
 KEY = "sk-ant-test-key"
 SCHEMA = {"type": "object",
