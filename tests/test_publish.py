@@ -1,0 +1,173 @@
+"""bot.publish against real git repositories built from examples/ (make_fork.py) and real decisions."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.experiments import stats
+from bot.publish import (PublishError, candidate_from_commit, choose_publication, next_pr_branch,
+                         pr_branch_name, stack_winners)
+from publish_helpers import demo_repo, git, make_fork, recorded_run
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    repo, history = demo_repo(tmp_path_factory.mktemp("demo"))
+    cands = {}
+    for c in history.commits:
+        picked = candidate_from_commit(repo, history.base_sha, c.sha, f"candidates/{c.slug}")
+        cands[c.slug] = picked.sha
+    return repo, history, cands
+
+
+def _file_at(repo: Path, rev: str, path: str) -> str:
+    return git(repo, "show", f"{rev}:{path}")
+
+
+def test_make_fork_is_deterministic(tmp_path, demo):
+    _, history, _ = demo
+    again = make_fork.build(tmp_path / "again")
+    assert again.base_sha == history.base_sha
+    assert [c.sha for c in again.commits] == [c.sha for c in history.commits]
+    with pytest.raises(FileExistsError):
+        make_fork.build(tmp_path / "again")
+
+
+def test_every_fork_commit_applies_alone_on_upstream(demo):
+    repo, history, cands = demo
+    for c in history.commits:
+        assert cands[c.slug], c.slug
+        assert git(repo, "rev-parse", f"{cands[c.slug]}^") == history.base_sha
+        assert git(repo, "diff", "--name-only", history.base_sha, cands[c.slug]).split() == c.files
+        assert all(f.startswith("src/") for f in c.files)
+        log = git(repo, "log", "-1", "--format=%an%n%B", cands[c.slug])
+        assert log.startswith("Ada Fork" if c.fork == "fork" else "Grace Fork")
+        assert f"Cherry-picked-from: {c.sha}" in log
+
+
+def test_two_winners_stack_cleanly_and_a_conflicting_third_is_dropped(demo):
+    repo, history, cands = demo
+    winners = [{"name": "softmax-reciprocal", "sha": cands["5-softmax-reciprocal"], "speedup": 1.02},
+               {"name": "fused-softmax", "sha": cands["1-fused-softmax"], "speedup": 1.2},
+               {"name": "matmul-ikj", "sha": cands["2-matmul-ikj"], "speedup": 1.5}]
+    result = stack_winners(repo, history.base_sha, winners, "autoresearch/1/stack")
+    assert result.applied == ["matmul-ikj", "fused-softmax"]          # biggest effect first
+    assert [d["name"] for d in result.dropped] == ["softmax-reciprocal"]
+    assert "src/softmax.c" in result.dropped[0]["reason"] and "fused-softmax" in result.dropped[0]["reason"]
+    assert git(repo, "rev-parse", "autoresearch/1/stack") == result.sha
+    assert git(repo, "rev-list", "--count", f"{history.base_sha}..{result.sha}") == "2"
+    for slug, path in (("1-fused-softmax", "src/softmax.c"), ("2-matmul-ikj", "src/matmul.c")):
+        assert _file_at(repo, result.sha, path) == _file_at(repo, history.commit(slug).sha, path)
+    messages = git(repo, "log", "--format=%an|%cn|%B", f"{history.base_sha}..{result.sha}")
+    assert "matmul: i-k-j loop order" in messages and "softmax: compute each exponential once" in messages
+    assert messages.count("Autoresearch-Stack: autoresearch/1/stack") == 2
+    assert "Ada Fork|autoresearch-bot" in messages                    # author kept, bot commits
+    assert git(repo, "status", "--porcelain") == ""                   # caller's checkout untouched
+    assert "autoresearch-stack" not in git(repo, "worktree", "list")  # temporary worktree removed
+
+
+def test_stack_builds_and_passes_check_while_the_fast_exp_does_not(demo, tmp_path):
+    repo, history, cands = demo
+    stack = stack_winners(repo, history.base_sha, [{"name": "a", "sha": cands["1-fused-softmax"]},
+                                                   {"name": "b", "sha": cands["2-matmul-ikj"]}], "t/stack-check")
+    outcomes = {}
+    for label, sha in (("stack", stack.sha), ("fast-exp", cands["3-fast-exp"])):
+        tree = tmp_path / label
+        git(repo, "worktree", "add", "-q", "--detach", str(tree), sha)
+        subprocess.run(["make", "-s", "check"], cwd=tree, check=True, capture_output=True)
+        outcomes[label] = subprocess.run(["./check"], cwd=tree, capture_output=True, text=True)
+        git(repo, "worktree", "remove", "--force", str(tree))
+    assert outcomes["stack"].returncode == 0, outcomes["stack"].stdout
+    assert outcomes["fast-exp"].returncode == 1
+    assert "FAIL softmax" in outcomes["fast-exp"].stdout
+
+
+def test_stack_refuses_existing_branch_and_creates_nothing_when_all_drop(demo):
+    repo, history, cands = demo
+    with pytest.raises(PublishError, match="already exists"):
+        stack_winners(repo, history.base_sha, [{"name": "x", "sha": cands["2-matmul-ikj"]}],
+                      "candidates/2-matmul-ikj")
+    empty = stack_winners(repo, history.base_sha, [{"name": "same-as-base", "sha": history.base_sha},
+                                                   {"name": "bogus", "sha": "0" * 40}], "t/empty")
+    assert empty.sha is None and empty.applied == []
+    assert {d["name"] for d in empty.dropped} == {"same-as-base", "bogus"}
+    assert "no commits ahead" in empty.dropped[0]["reason"] and "unknown commit" in empty.dropped[1]["reason"]
+    assert subprocess.run(["git", "rev-parse", "--verify", "-q", "t/empty"], cwd=repo).returncode != 0
+
+
+def test_candidate_from_commit_reports_a_conflict(demo):
+    repo, history, cands = demo
+    # the reciprocal softmax applied on top of the fused one: both rewrite the same lines
+    res = candidate_from_commit(repo, cands["1-fused-softmax"], history.commit("5-softmax-reciprocal").sha,
+                                "t/conflict")
+    assert res.sha is None and "src/softmax.c" in res.dropped[0]["reason"]
+
+
+# --------------------------------------------------------------------------- choose_publication
+
+def _decide(results):
+    return stats.decide(results, recorded_run()["project"]).to_dict()
+
+
+def test_choose_publication_publishes_a_measured_stack():
+    run = recorded_run()
+    single, verification = _decide(run["results"]), _decide(run["verification"])
+    assert set(single["winners"]) >= {"fork-06e4a40", "fork-c3f8bf6"}
+    choice = choose_publication(verification, single)
+    assert choice["kind"] == "stack" and choice["candidate"] == "stack" and choice["speedup"] > 1.1
+
+
+def test_choose_publication_falls_back_when_the_stack_gains_nothing():
+    run = recorded_run()
+    variants = run["verification"]["x86"]["variants"]
+    variants["stack"]["samples"] = {k: list(v) for k, v in variants["baseline"]["samples"].items()}  # A/A
+    choice = choose_publication(_decide(run["verification"]), _decide(run["results"]))
+    assert choice["kind"] == "single" and choice["candidate"] in {"fork-06e4a40", "fork-c3f8bf6"}
+    assert "not significantly faster" in choice["reason"]
+
+
+def test_choose_publication_falls_back_when_the_stack_is_slower_than_its_best_part():
+    run = recorded_run()
+    variants = run["verification"]["x86"]["variants"]
+    best = max(("fork-06e4a40", "fork-c3f8bf6"),
+               key=lambda n: stats.median(variants["baseline"]["samples"]["attn_ms"]) /
+               stats.median(variants[n]["samples"]["attn_ms"]))
+    base = variants["baseline"]["samples"]["attn_ms"]
+    # the stack is faster than the baseline (1.5x) but loses half of what its best part gains alone (3x)
+    variants["stack"]["samples"]["attn_ms"] = [v / 1.5 for v in base]
+    variants[best]["samples"]["attn_ms"] = [v / 3.0 for v in base]
+    verification = _decide(run["verification"])
+    choice = choose_publication(verification, _decide(run["results"]))
+    assert choice["kind"] == "single" and choice["candidate"] == best
+    assert "stack" in verification["winners"]
+    assert "slower than its best part" in choice["reason"]
+
+
+def test_choose_publication_when_the_stack_breaks_or_nothing_won():
+    run = recorded_run()
+    run["verification"]["x86"]["variants"]["stack"]["status"] = "validation_failed"
+    choice = choose_publication(_decide(run["verification"]), _decide(run["results"]))
+    assert choice["kind"] == "single" and "broken" in choice["reason"]
+    none = choose_publication(None, {"rows": [], "winners": [], "target": "attn_ms"})
+    assert none == {"kind": "none", "candidate": None, "speedup": None,
+                    "reason": "no candidate was significantly faster and correct"}
+    only = choose_publication(None, _decide(run["results"]))
+    assert only["kind"] == "single" and "no stack was measured" in only["reason"]
+
+
+# --------------------------------------------------------------------------- branch names
+
+def test_pr_branch_names_never_collide_across_attempts():
+    assert pr_branch_name(12, "Speed up token generation on CPU!") == "autoresearch/12/speed-up-token-generation-on-cpu"
+    assert pr_branch_name(12, "x", 2) == "autoresearch/12/x-2"
+    taken = {"autoresearch/12/x", "autoresearch/12/x-2"}
+    assert next_pr_branch(taken, 12, "x") == "autoresearch/12/x-3"
+    assert pr_branch_name(3, "../../etc; rm -rf") == "autoresearch/3/etc-rm-rf"
+    for bad in ((0, "x", 1), (1, "x", 0)):
+        with pytest.raises(ValueError):
+            pr_branch_name(*bad)
+    assert shutil.which("git")
+    assert subprocess.run(["git", "check-ref-format", "--branch", pr_branch_name(3, "Ünïcödé ~^:?*[")]).returncode == 0
