@@ -1,0 +1,562 @@
+"""What maintainers see: the status comment, the PR body and check-run outputs (pure functions, no I/O).
+
+Inputs are the store's artifacts: a decision (`Decision.to_dict()` from bot.experiments.stats), the
+candidates list, costs, the dossier markdown and failure records. Untrusted text (titles, hypotheses,
+logs, dossier) is cleaned: HTML comments removed (nobody can forge the status marker), table cells
+escaped, @mentions defused, Python tracebacks reduced to their message.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote
+
+STAGES: tuple[tuple[str, str], ...] = (
+    ("research", "Research: papers, forks, other backends"),
+    ("implement", "Candidates"),
+    ("benchmark", "Benchmark (A/B, interleaved)"),
+    ("decide", "Statistics and decision"),
+    ("verify", "Stack and re-measure winners"),
+    ("publish", "Draft pull request"),
+)
+STATE_TO_STAGE = {"queued": None, "researching": "research", "implementing": "implement",
+                  "benchmarking": "benchmark", "deciding": "decide", "verifying": "verify",
+                  "publishing": "publish"}
+VERDICT_LABEL = {"faster": "faster", "slower": "slower", "no_change": "no change", "noisy": "noisy",
+                 "broken": "broken", "build_failed": "build failed", "bench_failed": "bench failed",
+                 "baseline_failed": "baseline failed", "missing": "missing"}
+VERDICT_ICON = {"faster": "🟢", "slower": "🔴", "no_change": "⚪", "noisy": "🟡", "broken": "❌",
+                "build_failed": "❌", "bench_failed": "❌", "baseline_failed": "❌", "missing": "❔"}
+VERDICT_ORDER = ("faster", "no_change", "noisy", "slower", "broken", "build_failed", "bench_failed",
+                 "baseline_failed", "missing")
+FAILED_VERDICTS = {"broken", "build_failed", "bench_failed", "baseline_failed", "missing"}
+DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
+              "by a maintainer before merging; the bot never merges.")
+
+_COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
+_TRACE_START = "Traceback (most recent call last):"
+_FRAME_RE = re.compile(r'^\s*File ".*", line \d+')
+_EXC_RE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failed|Warning)):\s*(.*)$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+# --------------------------------------------------------------------------- cleaning untrusted text
+
+def marker(run_id: int) -> str:
+    """Hidden marker by which the bot finds its own status comment again."""
+    return f"<!-- autoresearch:run:{int(run_id)} -->"
+
+
+def pr_marker(run_id: int) -> str:
+    return f"<!-- autoresearch:pr:{int(run_id)} -->"
+
+
+def clean(text: Any) -> str:
+    """Untrusted text made inert: no HTML comments (so no forged markers), no pings, no control chars."""
+    s = "" if text is None else str(text)
+    s = _COMMENT_RE.sub("", s).replace("<!--", "").replace("-->", "")
+    s = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", s)
+    return re.sub(r"(?<![\w`])@(?=[A-Za-z0-9])", "@\u200b", s)
+
+
+def cell(text: Any, limit: int = 140) -> str:
+    """One markdown table cell from untrusted text."""
+    s = " ".join(clean(text).split())
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+
+
+def strip_traceback(text: str) -> str:
+    """Replace Python tracebacks by their final message; drop stray `File "...", line N` frames."""
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() == _TRACE_START:
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or lines[i][:1].isspace()):
+                i += 1
+            if i < len(lines):
+                m = _EXC_RE.match(lines[i].strip())
+                out.append(m.group(3) if m else lines[i])
+            i += 1
+            continue
+        if _FRAME_RE.match(line):
+            i += 2 if i + 1 < len(lines) and lines[i + 1][:1].isspace() and not _FRAME_RE.match(lines[i + 1]) else 1
+            continue
+        m = _EXC_RE.match(line.strip())
+        out.append(m.group(3) if m and "." in m.group(1) else line)
+        i += 1
+    return "\n".join(out)
+
+
+def log_tail(text: Any, lines: int = 20) -> str:
+    """Last lines of a log, traceback-free and safe inside a fenced block."""
+    body = strip_traceback(clean(text)).rstrip()
+    kept = [ln.rstrip() for ln in body.splitlines()][-lines:]
+    return "\n".join(kept).replace("```", "'''")
+
+
+def _block(text: str) -> str:
+    return f"```text\n{text}\n```" if text.strip() else "_(empty log)_"
+
+
+def _quote(text: Any) -> str:
+    body = clean(text).strip().replace("</details", "&lt;/details")
+    return "\n".join("> " + ln for ln in body.splitlines()) if body else "> _(none given)_"
+
+
+# --------------------------------------------------------------------------- formatting numbers
+
+def fmt_speedup(comp: Mapping[str, Any] | None) -> str:
+    """`1.23× [1.18, 1.29]`."""
+    if not comp or not _finite(comp.get("speedup")):
+        return "—"
+    lo, hi = comp.get("ci_low"), comp.get("ci_high")
+    ci = f" [{lo:.2f}, {hi:.2f}]" if _finite(lo) and _finite(hi) else ""
+    return f"{comp['speedup']:.2f}×{ci}"
+
+
+def fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_value(v: Any) -> str:
+    return f"{v:.4g}" if _finite(v) else "—"
+
+
+def fmt_usd(v: Any) -> str:
+    return f"${v:.2f}" if _finite(v) else "—"
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# --------------------------------------------------------------------------- the table
+
+def _rows(decision: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    return list((decision or {}).get("rows") or [])
+
+
+def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mapping[str, Any]]:
+    """By verdict (faster first, failures last), then by effect (largest speedup first)."""
+    def key(r: Mapping[str, Any]) -> tuple:
+        v = r.get("verdict", "missing")
+        order = VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER)
+        s = (r.get("comparison") or {}).get("speedup")
+        return (order, r.get("metric") != target, -(s if _finite(s) else 0.0), str(r.get("candidate")),
+                str(r.get("arch")), str(r.get("metric")))
+    return sorted(rows, key=key)
+
+
+def _collapse_failures(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A failed candidate gets one row per arch, not one per metric."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        if r.get("verdict") in FAILED_VERDICTS and not r.get("comparison"):
+            k = (str(r.get("candidate")), str(r.get("arch")))
+            if k in seen:
+                continue
+            seen.add(k)
+            r = {**r, "metric": "all"}
+        out.append(r)
+    return out
+
+
+def correctness_text(corr: Mapping[str, Any] | None, verdict: str = "") -> str:
+    c = corr or {}
+    if c.get("summary"):
+        mark = "✅" if c.get("validation_ok") else "❌"
+        return f"{mark} {cell(c['summary'], 80)}"
+    if verdict == "build_failed" or c.get("build_ok") is False:
+        return "not built"
+    if c.get("validation_ok"):
+        total = c.get("total", 0)
+        return f"✅ {c.get('passed', total)}/{total} checks" if total else "✅ built"
+    failed = c.get("failed") or []
+    if failed:
+        return "❌ failed: " + ", ".join(cell(f, 40) for f in failed[:3])
+    return "—"
+
+
+def _branch_url(links: Mapping[str, Any] | None, branch: str | None) -> str | None:
+    base = (links or {}).get("repo")
+    if not base or not branch:
+        return None
+    return f"{str(base).rstrip('/')}/tree/{quote(branch, safe='/')}"
+
+
+def _candidate_cell(name: str, by_name: Mapping[str, Mapping[str, Any]], links: Mapping[str, Any] | None) -> str:
+    cand = by_name.get(name) or {}
+    label = f"`{cell(name, 60).replace(chr(92) + '`', '')}`"
+    url = _branch_url(links, cand.get("branch"))
+    return f"[{label}]({url})" if url else label
+
+
+def _cost_cell(costs: Mapping[str, Any] | None, name: str, arch: str) -> str:
+    per = (costs or {}).get("candidates") or {}
+    v = per.get(name)
+    if isinstance(v, Mapping):
+        v = v.get(arch)
+    return fmt_usd(v)
+
+
+def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]] = (),
+                    costs: Mapping[str, Any] | None = None, links: Mapping[str, Any] | None = None,
+                    only: Iterable[str] | None = None) -> str:
+    """One row per candidate × arch × metric (failed candidates: one row per arch)."""
+    rows = _rows(decision)
+    if only is not None:
+        keep = set(only)
+        rows = [r for r in rows if r.get("candidate") in keep]
+    if not rows:
+        return "_No measurements yet._"
+    by_name = {str(c.get("name")): c for c in candidates}
+    target = str((decision or {}).get("target") or "")
+    head = ("| candidate | arch | metric | baseline | candidate | speedup [95% CI] | p (Holm) | verdict "
+            "| correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---:|")
+    lines = [head]
+    for r in _collapse_failures(sort_rows(rows, target)):
+        c = r.get("comparison") or {}
+        v = str(r.get("verdict", "missing"))
+        metric = cell(r.get("metric"), 40) + (" 🎯" if r.get("metric") == target else "")
+        lines.append(" | ".join([
+            "| " + _candidate_cell(str(r.get("candidate")), by_name, links), cell(r.get("arch"), 20), metric,
+            fmt_value(c.get("baseline_median")), fmt_value(c.get("candidate_median")), fmt_speedup(c or None),
+            fmt_p(c.get("p_adjusted")), f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}",
+            correctness_text(r.get("correctness"), v),
+            _cost_cell(costs, str(r.get("candidate")), str(r.get("arch"))) + " |"]))
+    return "\n".join(lines)
+
+
+def _mermaid_label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9 ._+/-]", "", text)[:40] or "?"
+
+
+def speedup_chart(decision: Mapping[str, Any] | None) -> str:
+    """Mermaid xychart-beta bars: target-metric speedup per candidate per arch, with the 1.0 line."""
+    target = str((decision or {}).get("target") or "")
+    rows = [r for r in sort_rows(_rows(decision), target)
+            if r.get("metric") == target and _finite((r.get("comparison") or {}).get("speedup"))]
+    if not rows:
+        return ""
+    labels = [_mermaid_label(f"{r['candidate']} {r['arch']}") for r in rows]
+    values = [round(float(r["comparison"]["speedup"]), 3) for r in rows]
+    top = max(values + [1.0])
+    top = math.ceil(top * 1.15 * 4) / 4
+    x_axis = ", ".join(f'"{lb}"' for lb in labels)
+    return "\n".join([
+        "```mermaid", "xychart-beta",
+        f'    title "Speedup on {_mermaid_label(target)} (above 1 is better)"',
+        f"    x-axis [{x_axis}]",
+        f'    y-axis "speedup" 0 --> {top:g}',
+        f"    bar [{', '.join(f'{v:g}' for v in values)}]",
+        f"    line [{', '.join('1' for _ in values)}]",
+        "```"])
+
+
+# --------------------------------------------------------------------------- failures
+
+def failures_from_results(results: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, str]]:
+    """Failure records ({title, message, log}) from driver results, one per failed variant per arch."""
+    out: list[dict[str, str]] = []
+    for arch, res in (results or {}).items():
+        for err in res.get("errors") or []:
+            out.append({"title": f"{arch}: benchmark run", "message": str(err), "log": ""})
+        for name, v in (res.get("variants") or {}).items():
+            status = v.get("status")
+            if status == "build_failed":
+                out.append({"title": f"{name} on {arch}: build failed", "message": "the build commands exited "
+                            "with an error", "log": (v.get("build") or {}).get("log_tail") or v.get("error", "")})
+            elif status == "validation_failed":
+                bad = [c for c in (v.get("validation") or {}).get("checks") or [] if not c.get("ok")]
+                names = ", ".join(str(c.get("name")) for c in bad) or "validation"
+                out.append({"title": f"{name} on {arch}: correctness check failed",
+                            "message": f"{names} reported wrong results, so it was not benchmarked",
+                            "log": "\n".join(str(c.get("detail", "")) for c in bad) or v.get("error", "")})
+            elif status == "bench_failed":
+                out.append({"title": f"{name} on {arch}: benchmark failed",
+                            "message": "the benchmark command failed or printed no METRIC line",
+                            "log": v.get("error", "")})
+    return out
+
+
+def failures_section(failures: Sequence[Mapping[str, Any]] | None, lines: int = 20) -> str:
+    if not failures:
+        return ""
+    parts = ["### What failed"]
+    for f in failures:
+        title = cell(f.get("title") or "failure", 120)
+        message = " ".join(strip_traceback(clean(f.get("message") or "")).split())
+        parts.append(f"- **{title}**: {cell(message, 300) if message else 'no message'}")
+        tail = log_tail(f.get("log") or "", lines)
+        if tail.strip():
+            parts.append(f"\n<details><summary>last {min(lines, len(tail.splitlines()))} lines of the log"
+                         f"</summary>\n\n{_block(tail)}\n\n</details>\n")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- status comment
+
+def _stage_of(phase: str | None) -> str | None:
+    if phase in STATE_TO_STAGE:
+        return STATE_TO_STAGE[phase]
+    return phase
+
+
+def phase_checklist(phase: str | None, progress: str | None = None, state: str | None = None) -> str:
+    """✅ done, ⏳ current (❌ failed, ⏹ cancelled), ⬜ not yet."""
+    stage = _stage_of(phase)
+    names = [s for s, _ in STAGES]
+    finished = state == "done" or phase == "done"
+    current = names.index(stage) if stage in names else (len(names) if finished else -1)
+    lines = []
+    for i, (name, label) in enumerate(STAGES):
+        if finished or i < current:
+            icon = "✅"
+        elif i == current:
+            icon = {"failed": "❌", "cancelled": "⏹"}.get(state or "", "⏳")
+        else:
+            icon = "⬜"
+        extra = f" — {cell(progress, 200)}" if i == current and progress and not finished else ""
+        lines.append(f"- {icon} {label}{extra}")
+    return "\n".join(lines)
+
+
+def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str:
+    state = run.get("state", "")
+    if state == "failed":
+        return f"❌ Stopped: {cell(strip_traceback(clean(run.get('error') or 'a stage failed')), 200)}"
+    if state == "cancelled":
+        return "⏹ Stopped on request."
+    winners = (decision or {}).get("winners") or []
+    if decision and state == "done":
+        return (f"✅ Done: {len(winners)} verified winner(s)." if winners
+                else "✅ Done: no candidate was both correct and significantly faster.")
+    return "⏳ Working on it."
+
+
+def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | None = None,
+                   budget_spent: float | None = None, budget_limit: float | None = None,
+                   dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
+                   candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
+                   links: Mapping[str, Any] | None = None,
+                   failures: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The one status comment the bot keeps editing on the issue."""
+    parts = [marker(run["id"]),
+             f"## autoresearch run #{int(run['id'])}" + (f" (attempt {int(run['attempt'])})"
+                                                          if int(run.get("attempt") or 1) > 1 else ""),
+             _headline(run, decision), "", phase_checklist(phase, progress, run.get("state"))]
+    if budget_limit is not None or budget_spent is not None:
+        parts += ["", f"**Budget:** {fmt_usd(budget_spent or 0.0)} spent of {fmt_usd(budget_limit)}"]
+    if (links or {}).get("run"):
+        parts += [f"**Details:** {links['run']}"]
+    if dossier_md:
+        body = clean(dossier_md).replace("<", "&lt;").strip()   # no raw HTML from researched sources
+        parts += ["", "<details><summary>Research dossier</summary>", "", body, "", "</details>"]
+    if candidates:
+        parts += ["", candidates_section(candidates, links)]
+    if decision:
+        target = cell(decision.get("target") or "", 40)
+        parts += ["", f"### Benchmark (target metric: `{target}`)", "", benchmark_table(decision, candidates, costs,
+                                                                                          links)]
+        chart = speedup_chart(decision)
+        if chart:
+            parts += ["", chart]
+        notes = [cell(n, 300) for n in decision.get("notes") or []]
+        if notes:
+            parts += ["", "**Notes:**"] + [f"- {n}" for n in notes]
+    if costs:
+        parts += ["", cost_line(costs)]
+    fail = failures_section(failures)
+    if fail:
+        parts += ["", fail]
+    parts += ["", "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench`</sub>"]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def candidates_section(candidates: Sequence[Mapping[str, Any]], links: Mapping[str, Any] | None) -> str:
+    by_name = {str(c.get("name")): c for c in candidates}
+    lines = [f"<details><summary>Candidates ({len(candidates)})</summary>", "",
+             "| candidate | source | idea |", "|---|---|---|"]
+    for c in candidates:
+        lines.append(f"| {_candidate_cell(str(c.get('name')), by_name, links)} | {cell(c.get('source'), 20)} "
+                     f"| {cell(c.get('title'), 120)} |")
+    return "\n".join(lines + ["", "</details>"])
+
+
+def cost_line(costs: Mapping[str, Any]) -> str:
+    bits = [f"{cell(a, 20)} VMs {fmt_usd(v)}" for a, v in sorted((costs.get("archs") or {}).items())]
+    if _finite(costs.get("llm_usd")):
+        bits.append(f"LLM {fmt_usd(costs['llm_usd'])}")
+    total = costs.get("total_usd")
+    if not _finite(total):
+        total = sum(v for v in (costs.get("archs") or {}).values() if _finite(v)) + (
+            costs["llm_usd"] if _finite(costs.get("llm_usd")) else 0.0)
+    return f"**Cost:** {fmt_usd(total)}" + (f" ({', '.join(bits)})" if bits else "")
+
+
+# --------------------------------------------------------------------------- pull request
+
+def _target_rows(decision: Mapping[str, Any] | None, name: str) -> list[Mapping[str, Any]]:
+    target = (decision or {}).get("target")
+    return [r for r in _rows(decision) if r.get("candidate") == name and r.get("metric") == target]
+
+
+def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
+    vals = [r["comparison"]["speedup"] for r in _target_rows(decision, name)
+            if _finite((r.get("comparison") or {}).get("speedup")) and r["comparison"]["speedup"] > 0]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
+
+
+def pr_title(choice: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
+             decision: Mapping[str, Any] | None, parts: Sequence[str] = ()) -> str:
+    """`perf: <idea> (1.23× attn_ms)`; a stack names how many verified changes it holds."""
+    name = str(choice.get("candidate") or "")
+    by_name = {str(c.get("name")): c for c in candidates}
+    if choice.get("kind") == "stack":
+        what = f"stack of {len(parts)} verified changes" if parts else "stacked verified changes"
+    else:
+        what = " ".join(clean((by_name.get(name) or {}).get("title") or name).split())[:72]
+    s = choice.get("speedup") or _geo_speedup(decision, name)
+    target = " ".join(clean((decision or {}).get("target") or "").split())
+    return f"perf: {what}" + (f" ({s:.2f}× {target})" if _finite(s) else "")
+
+
+def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
+    lines = []
+    for r in _target_rows(decision, name):
+        c = r.get("comparison") or {}
+        v = str(r.get("verdict"))
+        lines.append(f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}, "
+                     f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
+                     f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
+                     f"p {fmt_p(c.get('p_adjusted'))}, n={c.get('n_base', '?')}+{c.get('n_cand', '?')})")
+    return "\n".join(lines) or "- no measurement of the target metric"
+
+
+def _citation(c: Any) -> str:
+    if isinstance(c, Mapping):
+        title, url = cell(c.get("title") or c.get("id") or "source", 120), c.get("url")
+        if url and re.match(r"^https?://[^\s()<>]+$", str(url)):
+            return f"[{title}]({url})"
+        return title
+    return cell(c, 160)
+
+
+def hypotheses_section(candidates: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
+    by_name = {str(c.get("name")): c for c in candidates}
+    parts = []
+    for n in names:
+        c = by_name.get(n) or {"name": n}
+        parts.append(f"#### {cell(c.get('title') or n, 120)} (`{cell(n, 60)}`, from {cell(c.get('source'), 20)})")
+        parts.append(_quote(c.get("hypothesis")))
+        parts.append("")
+        cites = [_citation(x) for x in c.get("citations") or []]
+        if cites:
+            parts.append("Sources: " + "; ".join(cites))
+        parts.append("")
+    return "\n".join(parts).rstrip()
+
+
+def reproduce_command(baseline_sha: str, candidate_sha: str, archs: Sequence[str]) -> str:
+    def sha(s: str) -> str:
+        return s if _SHA_RE.match(str(s)) else "<sha>"
+    arch = ",".join(a for a in archs if re.fullmatch(r"[A-Za-z0-9_-]+", str(a))) or "x86"
+    return (f"autoresearch-bot bench --repo . --baseline {sha(baseline_sha)} --candidate {sha(candidate_sha)} "
+            f"--arch {arch}")
+
+
+def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]],
+            choice: Mapping[str, Any], baseline_sha: str, head_sha: str,
+            stack: Mapping[str, Any] | None = None, costs: Mapping[str, Any] | None = None,
+            links: Mapping[str, Any] | None = None) -> str:
+    """The draft PR's description. decision: the measurement of what is published (the stack's
+    verification decision for a stack)."""
+    name = str(choice.get("candidate") or "")
+    parts_in = list((stack or {}).get("applied") or []) if choice.get("kind") == "stack" else [name]
+    archs = list((decision or {}).get("archs") or sorted({str(r.get("arch")) for r in _rows(decision)}))
+    issue = run.get("issue_number")
+    out = [pr_marker(run["id"]), f"**Suggested title:** {cell(pr_title(choice, candidates, decision, parts_in), 200)}",
+           "", f"Requested in #{int(issue)}." if issue else "",
+           "", f"**What this is:** {cell(choice.get('reason') or '', 400)}", "",
+           "### Per architecture", arch_summary(decision, name), "",
+           "### Benchmark", benchmark_table(decision, candidates, costs, links, only=[name, *parts_in])]
+    chart = speedup_chart({**(decision or {}), "rows": [r for r in _rows(decision)
+                                                          if r.get("candidate") in {name, *parts_in}]})
+    if chart:
+        out += ["", chart]
+    out += ["", "### Hypotheses and sources", hypotheses_section(candidates, parts_in)]
+    dropped = (stack or {}).get("dropped") or []
+    if choice.get("kind") == "stack" and dropped:
+        out += ["", "**Left out of the stack:**"] + [f"- `{cell(d.get('name'), 60)}`: {cell(d.get('reason'), 200)}"
+                                                    for d in dropped]
+    out += ["", "### Reproduce", "Run the same interleaved A/B measurement yourself:", "",
+            "```sh", reproduce_command(baseline_sha, head_sha, archs), "```"]
+    if costs:
+        out += ["", cost_line(costs)]
+    out += ["", "---", f"⚠️ {DISCLAIMER}"]
+    return "\n".join(x for x in out if x is not None).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- check runs
+
+def check_run_output(kind: str, decision: Mapping[str, Any] | None, candidate: str,
+                     candidates: Sequence[Mapping[str, Any]] = (),
+                     links: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+    """(conclusion, title, summary) for a check run on the candidate's head commit."""
+    if kind not in ("correctness", "benchmark"):
+        raise ValueError(f"kind must be 'correctness' or 'benchmark', got {kind!r}")
+    rows = [r for r in _rows(decision) if r.get("candidate") == candidate]
+    if not rows:
+        return "neutral", f"{kind.capitalize()}: not measured", "No result for this commit."
+    table = benchmark_table(decision, candidates, None, links, only=[candidate])
+    archs = sorted({str(r.get("arch")) for r in rows})
+    if kind == "correctness":
+        return _correctness_check(rows, archs, table)
+    return _benchmark_check(decision or {}, candidate, rows, table)
+
+
+def _correctness_check(rows: Sequence[Mapping[str, Any]], archs: Sequence[str], table: str) -> tuple[str, str, str]:
+    bad = [r for r in rows if r.get("verdict") in ("broken", "build_failed")]
+    if bad:
+        where = sorted({str(r.get("arch")) for r in bad})
+        what = VERDICT_LABEL[str(bad[0]["verdict"])]
+        failed = sorted({f for r in bad for f in (r.get("correctness") or {}).get("failed") or []})
+        detail = f"Failed checks: {', '.join(cell(f, 60) for f in failed)}." if failed else ""
+        return "failure", f"Correctness: {what} on {', '.join(where)}", f"{detail}\n\n{table}".strip()
+    unknown = [r for r in rows if r.get("verdict") in ("missing", "baseline_failed")]
+    if unknown:
+        return "neutral", "Correctness: not established", f"Some architectures have no result.\n\n{table}"
+    corr = rows[0].get("correctness") or {}
+    return ("success", f"Correctness: {corr.get('passed', 0)}/{corr.get('total', 0)} checks pass on "
+            f"{', '.join(archs)}", table)
+
+
+def _benchmark_check(decision: Mapping[str, Any], candidate: str, rows: Sequence[Mapping[str, Any]],
+                     table: str) -> tuple[str, str, str]:
+    target = decision.get("target")
+    trows = [r for r in rows if r.get("metric") == target] or list(rows)
+    verdicts = {str(r.get("verdict")) for r in trows}
+    summary = arch_summary(decision, candidate) + "\n\n" + table
+    s = _geo_speedup(decision, candidate)
+    effect = f"{s:.2f}× on {target}" if _finite(s) else str(target)
+    if candidate in (decision.get("winners") or []):
+        return "success", f"Benchmark: faster, {effect}", summary
+    if verdicts & FAILED_VERDICTS:
+        v = sorted(verdicts & FAILED_VERDICTS)[0]
+        return "failure", f"Benchmark: {VERDICT_LABEL[v]}", summary
+    if "slower" in verdicts:
+        return "failure", f"Benchmark: slower, {effect}", summary
+    if "noisy" in verdicts:
+        return "neutral", "Benchmark: too noisy to decide", summary
+    if "faster" in verdicts:
+        return "neutral", f"Benchmark: faster on some architectures only, {effect}", summary
+    return "neutral", f"Benchmark: no significant change, {effect}", summary

@@ -1,0 +1,144 @@
+"""bot.report: golden files rendered from a REAL recorded run (tests/golden/attention_run.json) + safety."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from bot import report
+from bot.experiments import stats
+from bot.publish import choose_publication
+from publish_helpers import GOLDEN, recorded_run
+
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"   # UPDATE_GOLDEN=1 pytest tests/test_report.py rewrites them
+RUN = {"id": 7, "repo": "octo/attention", "issue_number": 3, "state": "done", "attempt": 1, "error": None}
+LINKS = {"repo": "https://github.com/octo/attention", "run": "https://bot.example.org/runs/7"}
+DOSSIER = "## Dossier\n\n- Schraudolph 1999, a fast exponential [1]\n- fork `ada/attention` touches src/softmax.c\n"
+
+
+def mask(text: str) -> str:
+    """Hide what changes between recordings: decimals, commit ids, timestamps."""
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?", "<time>", text)
+    text = re.sub(r"\b[0-9a-f]{40}\b", "<sha>", text)
+    return re.sub(r"\d+\.\d+", "<num>", text)
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        path.write_text(mask(text))
+        if not UPDATE:
+            pytest.fail(f"{name} did not exist; written, review it and rerun")
+    assert mask(text) == path.read_text()
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    run = recorded_run()
+    decision = stats.decide(run["results"], run["project"]).to_dict()
+    verification = stats.decide(run["verification"], run["project"]).to_dict()
+    costs = {"archs": {"x86": 0.21}, "llm_usd": 0.0, "candidates": {c["name"]: 0.04 for c in run["candidates"]}}
+    return run, decision, verification, costs
+
+
+def test_status_comment_golden(recorded):
+    run, decision, _, costs = recorded
+    body = report.status_comment(RUN, "done", None, 0.21, 5.0, DOSSIER, decision, run["candidates"], costs, LINKS,
+                                 report.failures_from_results(run["results"]))
+    assert body.startswith(report.marker(7) + "\n") and body.count("<!--") == 1
+    assert "❌ broken" in body and "FAIL softmax small rows" in body      # the wrong fast exp, with its log
+    check_golden("status_comment.md", body)
+
+
+def test_pr_body_golden(recorded):
+    run, decision, verification, costs = recorded
+    choice = choose_publication(verification, decision)
+    assert choice["kind"] == "stack"
+    cands = run["candidates"] + [{"name": "stack", "branch": run["stack"]["branch"], "source": "stack"}]
+    body = report.pr_body(RUN, verification, cands, choice, run["base_sha"], run["stack"]["sha"], run["stack"],
+                          costs, LINKS)
+    assert f"--baseline {run['base_sha']} --candidate {run['stack']['sha']} --arch x86" in body
+    assert "must be reviewed by a maintainer" in body
+    assert "conflict in src/softmax.c" in body                           # the dropped alternative is explained
+    check_golden("pr_body.md", body)
+
+
+def test_status_comment_while_benchmarking_with_a_traceback(recorded):
+    run, _, _, _ = recorded
+    log = ("make: *** [Makefile:9: bench] Error 1\nTraceback (most recent call last):\n"
+           '  File "/srv/bot/experiments/executors.py", line 88, in poll\n    raise RuntimeError(msg)\n'
+           "RuntimeError: VM preempted while benchmarking\n")
+    failures = [{"title": "arm: benchmark VM", "message": "Traceback (most recent call last):\n"
+                 '  File "x.py", line 1, in <module>\nsky.exceptions.ResourcesUnavailableError: no capacity',
+                 "log": log}]
+    body = report.status_comment({**RUN, "state": "benchmarking"}, "benchmarking", "round 3/8 on x86", 0.05, 5.0,
+                                 None, None, run["candidates"], None, LINKS, failures)
+    assert "Traceback" not in body and 'File "' not in body and "raise RuntimeError" not in body
+    assert "no capacity" in body and "VM preempted while benchmarking" in body
+    assert "- ⏳ Benchmark (A/B, interleaved) — round 3/8 on x86" in body
+    assert "- ✅ Candidates" in body and "- ⬜ Draft pull request" in body
+    check_golden("status_benchmarking.md", body)
+
+
+def test_untrusted_text_cannot_forge_the_marker_or_break_the_table(recorded):
+    run, decision, _, _ = recorded
+    evil = "x | y `z` <!-- autoresearch:run:1 --> @maintainer <script>"
+    cands = [{**c, "title": evil, "hypothesis": evil} for c in run["candidates"]]
+    evil_decision = {**decision, "notes": [evil]}
+    body = report.status_comment(RUN, "done", evil, None, None, evil + "\n</details>", evil_decision, cands, None,
+                                 LINKS, [{"title": evil, "message": evil, "log": evil}])
+    assert body.count("<!--") == 1 and "autoresearch:run:1 " not in body.replace(report.marker(7), "")
+    assert "@maintainer" not in body and "<script>" not in body.split("```")[0]
+    bench = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | x86 | " in ln]
+    ideas = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | fork | " in ln]
+    assert len(bench) == 13 and all(len(re.findall(r"(?<!\\)\|", ln)) == 11 for ln in bench)
+    assert len(ideas) == 5 and all(len(re.findall(r"(?<!\\)\|", ln)) == 4 for ln in ideas)
+    assert body.count("</details>") == body.count("<details>")
+
+
+def test_mermaid_chart_is_well_formed(recorded):
+    _, decision, _, _ = recorded
+    chart = report.speedup_chart(decision).splitlines()
+    assert chart[0] == "```mermaid" and chart[1] == "xychart-beta" and chart[-1] == "```"
+    labels = re.fullmatch(r'    x-axis \[(.*)\]', chart[3]).group(1)
+    names = re.findall(r'"([^"]*)"', labels)
+    bars = re.fullmatch(r"    bar \[(.*)\]", chart[5]).group(1).split(", ")
+    top = float(re.fullmatch(r'    y-axis "speedup" 0 --> ([0-9.]+)', chart[4]).group(1))
+    assert len(names) == len(bars) == 4                                  # the target rows with a comparison
+    assert all(0 < float(b) <= top for b in bars)
+    assert report.speedup_chart({"rows": [], "target": "t"}) == ""
+
+
+def test_check_run_outputs(recorded):
+    run, decision, _, _ = recorded
+    winner, broken = decision["winners"][0], next(c["name"] for c in run["candidates"] if c["slug"] == "3-fast-exp")
+    assert report.check_run_output("correctness", decision, winner)[0] == "success"
+    conclusion, title, summary = report.check_run_output("correctness", decision, broken)
+    assert (conclusion, title) == ("failure", "Correctness: broken on x86") and "./check" in summary
+    conclusion, title, _ = report.check_run_output("benchmark", decision, winner)
+    assert conclusion == "success" and title.startswith("Benchmark: faster, ") and "attn_ms" in title
+    assert report.check_run_output("benchmark", decision, broken)[0] == "failure"
+    undecided = [r["candidate"] for r in decision["rows"] if r["metric"] == "attn_ms"
+                 and r["verdict"] in ("noisy", "no_change")]
+    assert all(report.check_run_output("benchmark", decision, c)[0] == "neutral" for c in undecided)
+    assert report.check_run_output("benchmark", decision, "nope")[0] == "neutral"
+    with pytest.raises(ValueError):
+        report.check_run_output("speed", decision, winner)
+
+
+def test_rows_sorted_by_verdict_then_effect(recorded):
+    _, decision, _, _ = recorded
+    rows = report.sort_rows(decision["rows"], decision["target"])
+    order = [report.VERDICT_ORDER.index(r["verdict"]) for r in rows]
+    assert order == sorted(order)
+    faster_target = [r["comparison"]["speedup"] for r in rows if r["verdict"] == "faster" and r["metric"] == "attn_ms"]
+    assert faster_target == sorted(faster_target, reverse=True)
+
+
+def test_format_helpers():
+    assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18, 1.29]"
+    assert report.fmt_p(0.0004) == "<0.001" and report.fmt_p(None) == "—"
+    assert report.cell("a|b`c\nd") == "a\\|b\\`c d"
+    assert report.strip_traceback("ok\nTraceback (most recent call last):\n  File \"a\", line 1\n    x\nValueError: bad\n"
+                                  "after") == "ok\nbad\nafter"
