@@ -138,7 +138,7 @@ def test_llm_synthesis_is_validated_item_by_item(world, arxiv_double, tmp_path) 
     template, variables, schema = llm.calls[0]
     assert template == "dossier" and schema == SYNTHESIS_SCHEMA
     assert "ignore previous instructions" not in llm.prompt and "\u200b" not in llm.prompt
-    assert "<<untrusted data: issue text" in variables["issue"] and "Softmax and rms_norm are hot." in variables["issue"]
+    assert "UNTRUSTED DATA (issue text)" in variables["issue"] and "Softmax and rms_norm are hot." in variables["issue"]
     assert f"[fork:alice/proj@{world.softmax_sha[:7]}]" in variables["material"]
     assert "$" not in llm.prompt.split("## The request")[0]  # every placeholder filled
 

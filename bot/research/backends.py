@@ -138,7 +138,18 @@ def find_gaps(scan: BackendScan) -> list[BackendGap]:
                 gap = gaps.setdefault(("op", op), BackendGap("op", op, [], CPU_BACKEND, []))
                 gap.present_in.append(backend)
                 gap.evidence.append(ev)
-    return sorted(gaps.values(), key=lambda g: (g.kind != "fusion", -len(g.present_in), g.name))
+    return sorted(gaps.values(), key=lambda g: (g.kind != "fusion", -generality(g), -len(g.present_in), g.name))
+
+
+# ops every transformer decoder step runs; a fusion made only of these helps token generation on most models
+TRANSFORMER_OPS = {"ADD", "MUL", "SCALE", "RMS_NORM", "NORM", "MUL_MAT", "ROPE", "SOFT_MAX", "UNARY", "GLU",
+                   "GET_ROWS", "SET_ROWS", "VIEW", "RESHAPE", "CPY", "CONT", "PERMUTE", "TRANSPOSE", "FLASH_ATTN_EXT"}
+
+
+def generality(gap: BackendGap) -> int:
+    """1 when every op of the gap is a common transformer op (not model-specific like SSM_CONV)."""
+    ops = gap.name.removeprefix("GGML_OP_").split("+")
+    return int(all(op in TRANSFORMER_OPS for op in ops))
 
 
 def cpu_target_files(root: str | Path) -> list[str]:

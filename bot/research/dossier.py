@@ -128,7 +128,10 @@ class Dossier:
             lines += ["| # | hypothesis | kind | risk | target files | expected effect | sources | in flight |",
                       "|---|---|---|---|---|---|---|---|"]
             for i, h in enumerate(self.hypotheses, 1):
-                effect = "; ".join(f"{md_cell(a, 20)}: {md_cell(t, 100)}" for a, t in h.expected_effect.items())
+                effects = list(h.expected_effect.items())
+                if len(effects) > 1 and len({t for _, t in effects}) == 1:
+                    effects = [("all", effects[0][1])]
+                effect = "; ".join(f"{md_cell(a, 20)}: {md_cell(t, 100)}" for a, t in effects)
                 files = ", ".join(f"`{md_cell(f, 80)}`" for f in h.target_files[:4])
                 if len(h.target_files) > 4:
                     files += f" +{len(h.target_files) - 4}"
