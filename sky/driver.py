@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import re
@@ -64,6 +65,27 @@ def signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (found through /proc), leaving our process group alone."""
+    children: dict = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, victims = [pid], []
+    while todo:
+        p = todo.pop()
+        victims.append(p)
+        todo.extend(children.get(p, []))
+    for p in victims:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def tail(text: str, n: int = LOG_TAIL) -> str:
     return text if len(text) <= n else "..." + text[-n:]
 
@@ -96,14 +118,10 @@ class Ctx:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         if pin:
             argv = self.bench_prefix() + argv
-        try:
-            p = subprocess.run(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            return 124, out + f"\n[driver] timeout after {timeout}s"
-        rc = p.returncode
-        out = p.stdout.decode(errors="replace")
+        rc, raw, timed_out = run_captured(argv, cwd, env, timeout, merge_stderr=True)
+        if timed_out:
+            return 124, raw.decode(errors="replace") + f"\n[driver] timeout after {timeout}s"
+        out = raw.decode(errors="replace")
         if rc < 0:
             out += f"\n[driver] killed by signal {-rc} ({signal_name(-rc)})"
         return rc, out
@@ -175,12 +193,21 @@ def _compare_output(cmd: str, worktree: Path, baseline_worktree: Path, ctx: Ctx,
 
 
 def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
+    rc, raw, _ = run_captured(["bash", "-c", cmd], cwd, ctx.env, timeout, merge_stderr=False)
+    return rc, raw.decode(errors="replace")
+
+
+def run_captured(argv: list, cwd: Path, env: dict, timeout: float, merge_stderr: bool) -> tuple:
+    """(returncode, stdout bytes, timed_out); on timeout the whole process tree is killed and rc is 124."""
+    p = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL)
     try:
-        p = subprocess.run(["bash", "-c", cmd], cwd=str(cwd), env=ctx.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=timeout)
+        raw, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return 124, ""
-    return p.returncode, p.stdout.decode(errors="replace")
+        kill_tree(p.pid)
+        raw, _ = p.communicate()
+        return 124, raw, True
+    return p.returncode, raw, False
 
 
 def _first_difference(expected: str, got: str) -> str:
@@ -610,6 +637,9 @@ class Driver:
                 got = self.preset.bench(self.trees[name], self.ctx)
                 if not got:
                     raise BenchError("no METRIC lines in output")
+                bad = [m for m, xs in got.items() if not all(math.isfinite(float(x)) for x in xs)]
+                if bad:
+                    raise BenchError(f"non-finite values for {', '.join(bad)}")
                 if target and target not in got:
                     raise BenchError(f"target metric {target!r} missing (got {sorted(got)})")
             except Exception as e:  # noqa: BLE001

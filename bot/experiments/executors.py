@@ -122,16 +122,11 @@ class LocalExecutor:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and self._live_pid(handle, hdir) is not None:
-            time.sleep(0.05)
-        if self._live_pid(handle, hdir) is not None:
+        child = self._children.get(handle)
+        if not _wait_group_gone(pid, child, 5.0):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        child = self._children.get(handle)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
+            _wait_group_gone(pid, child, 5.0)
 
     def logs(self, handle: str) -> str:
         path = self._dir(handle) / "runner.log"
@@ -190,9 +185,9 @@ def run_local_batch(hdir: Path) -> int:
             if (hdir / "cancelled").exists():
                 cancelled = True
                 break
-            print(f"[runner] {arch}: start ({task['name']})", flush=True)
+            print(f"[runner] {time.time():.3f} {arch}: start ({task['name']})", flush=True)
             exits[arch] = _run_task(task, bool(plan.get("run_setup")))
-            print(f"[runner] {arch}: exit {exits[arch]}", flush=True)
+            print(f"[runner] {time.time():.3f} {arch}: exit {exits[arch]}", flush=True)
     _write_json(hdir / "done.json", {"exit": exits, "cancelled": cancelled, "finished": time.time()})
     return 0 if all(rc == 0 for rc in exits.values()) and not cancelled else 1
 
@@ -246,6 +241,22 @@ def _proc_start_time(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _wait_group_gone(pgid: int, child: subprocess.Popen | None, timeout: float) -> bool:
+    """Wait until no process of the group is left (reaping our own child); True when gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None:
+            child.poll()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def _is_zombie(pid: int) -> bool:

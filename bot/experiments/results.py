@@ -46,6 +46,8 @@ def validate_result(result: Any, partial: bool = False) -> dict[str, Any]:
     if _need(result, "schema", int, "") != SCHEMA:
         raise ResultError("schema", f"unsupported version {result['schema']} (expected {SCHEMA})")
     _need(result, "arch", str, "")
+    if not partial and result.get("complete") is False:
+        raise ResultError("complete", "is false: the driver did not finish (pass partial=True to accept)")
     machine = _need(result, "machine", dict, "")
     for key, kind in (("cpu", str), ("flags", list), ("kernel", str), ("nproc", int), ("arch", str)):
         _need(machine, key, kind, "machine.")
@@ -64,8 +66,6 @@ def validate_result(result: Any, partial: bool = False) -> dict[str, Any]:
     errors = _need(result, "errors", list, "")
     if not all(isinstance(e, str) for e in errors):
         raise ResultError("errors", "must be a list of strings")
-    if not partial and result.get("complete") is False:
-        raise ResultError("complete", "is false: the driver did not finish")
     return result
 
 

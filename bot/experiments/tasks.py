@@ -110,5 +110,7 @@ def validate_task(task: dict[str, Any]) -> None:
 
     try:
         common_utils.validate_schema(task, schemas.get_task_schema(), "Invalid task YAML: ")
+        common_utils.validate_schema(task.get("resources") or {}, schemas.get_resources_schema(),
+                                     "Invalid task resources: ")
     except ValueError as e:
         raise TaskError(str(e)) from e

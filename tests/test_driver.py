@@ -1,0 +1,182 @@
+"""The real VM driver (sky/driver.py) on the minibench C project: real git, real builds, real benchmarks."""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.experiments import results, tasks
+from bot.experiments.executors import Batch, LocalExecutor
+from tests.engine_helpers import CANDIDATES, DRIVER, make_repo, project, run_driver, spec
+
+sys.path.insert(0, str(DRIVER.parent))
+import driver  # noqa: E402  (sky/driver.py, stdlib only)
+
+ALL = ["aa", "slow", "broken", "cheat", "crash", "nobuild"]
+DRIFT = {"drift": {"src/kernels.c": [("sum += y[i];", "sum += y[i] * 1.000001f;")]}}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    dest = tmp_path_factory.mktemp("minibench") / "repo"
+    return dest, make_repo(dest, {**CANDIDATES, **DRIFT})
+
+
+@pytest.fixture(scope="module")
+def full_run(repo: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One batch with every fixture candidate, through LocalExecutor (the same task SkyPilot would run)."""
+    path, shas = repo
+    base = tmp_path_factory.mktemp("exec")
+    bundle = tasks.make_bundle(path, list(shas.values()), base / "repo.bundle")
+    ex = LocalExecutor(base / "runs")
+    handle = ex.submit(Batch(run_id=7, specs={"x86": spec(shas, ALL + ["drift"], project(rounds=3))},
+                             bundle=bundle, arch_configs={"x86": {"cloud": "aws", "instance_type": "c7i.xlarge"}}))
+    deadline = time.monotonic() + 120
+    while ex.poll(handle) == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ex.poll(handle) == "done", ex.logs(handle)[-3000:]
+    return {"result": ex.collect(handle)["x86"], "logs": ex.logs(handle)}
+
+
+def test_statuses_of_every_kind_of_candidate(full_run: dict[str, Any]) -> None:
+    r = results.load_result(full_run["result"])
+    got = {name: results.status(r, name) for name in results.variant_names(r)}
+    assert got == {"baseline": "ok", "aa": "ok", "slow": "ok", "broken": "validation_failed", "cheat": "ok",
+                   "crash": "bench_failed", "nobuild": "build_failed", "drift": "validation_failed"}
+    assert r["complete"] is True and r["errors"] == []
+    assert "SIGSEGV" in r["variants"]["crash"]["error"]
+    assert "error" in r["variants"]["nobuild"]["build"]["log_tail"]
+    assert r["variants"]["nobuild"]["build"]["ok"] is False
+
+
+def test_numerics_checks_use_baseline_scripts(full_run: dict[str, Any]) -> None:
+    v = full_run["result"]["variants"]
+    # "broken" rewrote bench/check.c to always pass; the baseline's check ran instead and caught it
+    assert v["broken"]["protected_restored"] == ["bench/check.c"]
+    first = v["broken"]["validation"]["checks"][0]
+    assert first["ok"] is False and "FAIL softmax" in first["detail"]
+    # "drift" passes the tolerance check but its output differs from the baseline's (compare_output)
+    checks = {c["name"]: c for c in v["drift"]["validation"]["checks"]}
+    assert checks["./bin/check"]["ok"] is True
+    assert checks["compare_output: ./bin/check --digest"]["ok"] is False
+    assert "differs" in checks["compare_output: ./bin/check --digest"]["detail"]
+
+
+def test_protected_bench_script_comes_from_baseline(full_run: dict[str, Any]) -> None:
+    v = full_run["result"]["variants"]["cheat"]
+    assert v["protected_restored"] == ["bench/bench.c"]
+    assert v["samples"]["softmax_ns"] and all(x > 1.0 for x in v["samples"]["softmax_ns"])   # not its fake 1.0
+
+
+def test_samples_and_interleaving(full_run: dict[str, Any]) -> None:
+    r = full_run["result"]
+    for name in ("baseline", "aa", "slow", "cheat"):
+        assert len(results.samples(r, name, "softmax_ns")) == 3 * 2       # rounds x repetitions
+        assert len(results.samples(r, name, "rmsnorm_ns")) == 3 * 2
+    assert results.samples(r, "crash", "softmax_ns") == []
+    # ABBA with rotating start; "crash" leaves after its failed visit in round 0
+    assert r["schedule"] == ["baseline", "aa", "slow", "cheat", "crash",
+                             "cheat", "slow", "aa", "baseline",
+                             "aa", "slow", "cheat", "baseline"]
+
+
+def test_machine_facts_timings_and_result_line(full_run: dict[str, Any]) -> None:
+    r = full_run["result"]
+    assert r["machine"]["arch"] == platform.machine()
+    assert r["machine"]["nproc"] >= 1 and r["machine"]["kernel"] == platform.release()
+    assert r["machine"]["cpu"]
+    t = r["timings"]
+    assert t["total_s"] >= t["build_s"] + t["bench_s"] > 0
+    line = next(ln for ln in full_run["logs"].splitlines() if ln.startswith("AUTORESEARCH_RESULT "))
+    assert json.loads(line.split(" ", 1)[1]) == r
+    assert "[driver]" in full_run["logs"]
+
+
+def test_incremental_strategy_rebuilds_only_changed_files(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    proj = project(rounds=1, repetitions=1, warmup=0)
+    proj["build"]["strategy"] = "incremental"
+    r, _ = run_driver(spec(shas, ["aa", "cheat", "broken"], proj, source={"url": str(path)}), tmp_path)
+    v = r["variants"]
+    assert [v[n]["build"]["strategy"] for n in ("aa", "cheat")] == ["incremental"] * 2
+    assert "Nothing to be done" in v["aa"]["build"]["log_tail"]                # A/A: nothing recompiled
+    assert "kernels.c" not in v["cheat"]["build"]["log_tail"]                  # only bench.c changed
+    assert "bench/bench.c" in v["cheat"]["build"]["log_tail"]
+    assert (v["aa"]["status"], v["cheat"]["status"], v["broken"]["status"]) == ("ok", "ok", "validation_failed")
+
+
+@pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache not installed")
+def test_ccache_strategy_hits_cache_across_worktrees(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    proj = project(rounds=1, repetitions=1, warmup=0)
+    proj["build"]["strategy"] = "ccache"
+    r, _ = run_driver(spec(shas, ["aa"], proj, source={"url": str(path)}), tmp_path)
+    assert r["variants"]["aa"]["build"]["strategy"] == "ccache"
+    stats = subprocess.run(["ccache", "--print-stats"], env={"CCACHE_DIR": str(tmp_path / "work" / "ccache"),
+                                                             "PATH": "/usr/bin:/bin"},
+                           stdout=subprocess.PIPE, text=True).stdout
+    counts = dict(line.split("\t")[:2] for line in stats.splitlines() if "\t" in line)
+    hits = int(counts.get("direct_cache_hit", 0)) + int(counts.get("preprocessed_cache_hit", 0))
+    assert hits >= 3                                     # aa's kernels.o, bench and check all from the cache
+
+
+def test_crash_mid_run_leaves_partial_result(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "spec.json").write_text(json.dumps(spec(shas, ["aa"], project(command="./bin/bench 300; sleep 30"),
+                                                     source={"url": str(path)})))
+    proc = subprocess.Popen([sys.executable, str(DRIVER), "--spec", "spec.json", "--out", "result.json",
+                             "--workdir", "work"], cwd=files, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:             # until validation is over and the (slow) benchmark runs
+        r = json.loads((files / "result.json").read_text()) if (files / "result.json").exists() else {}
+        if r.get("variants", {}).get("aa", {}).get("validation", {}).get("ok"):
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    r = results.load_result(files / "result.json", partial=True)
+    assert r["complete"] is False
+    assert {results.status(r, n) for n in ("baseline", "aa")} == {"pending"}
+    assert r["variants"]["aa"]["validation"]["ok"] is True and r["variants"]["aa"]["build"]["ok"] is True
+    with pytest.raises(results.ResultError, match="complete"):
+        results.load_result(files / "result.json")
+
+
+def test_missing_commit_and_bad_spec(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    s = spec({**shas, "ghost": "0" * 40}, ["ghost", "aa"], project(rounds=1, repetitions=1, warmup=0),
+             source={"url": str(path)})
+    r, _ = run_driver(s, tmp_path / "a")
+    assert r["variants"]["ghost"]["status"] == "build_failed" and "not found" in r["variants"]["ghost"]["error"]
+    assert r["variants"]["aa"]["status"] == "ok"
+    with pytest.raises(ValueError, match="sha"):
+        driver.check_spec({**s, "candidates": [{"name": "x", "sha": "main"}]})
+    with pytest.raises(ValueError, match="distinct"):
+        driver.check_spec({**s, "candidates": [{"name": "baseline", "sha": shas["aa"]}]})
+
+
+def test_schedule_rotates_and_balances() -> None:
+    names = ["b", "c1", "c2"]
+    sched = driver.make_schedule(names, 6)
+    rounds = [sched[i * 3:(i + 1) * 3] for i in range(6)]
+    assert all(sorted(r) == sorted(names) for r in rounds)
+    assert {r[0] for r in rounds} == set(names)                    # nobody is always first
+    assert driver.make_schedule(["A", "B"], 4) == list("ABBABAAB")
+
+
+def test_glob_and_metric_parsing() -> None:
+    assert driver.matches_any("bench/x/y.c", ["bench/**"]) and not driver.matches_any("benchmark.c", ["bench/**"])
+    assert driver.matches_any(".github/workflows/ci.yml", [".github/**"])
+    assert driver.matches_any("a/b/c.md", ["**/*.md"]) and not driver.matches_any("a/b.md", ["*.md"])
+    assert driver.matches_any("tools/run.sh", ["tools"])
+    text = "noise\nMETRIC t_ns=1.5\nMETRIC t_ns=2e3\n  METRIC tok/s=9\nMETRIC other=nan-ish\nMETRIC x=-3\n"
+    assert driver.parse_metrics(text) == {"t_ns": [1.5, 2000.0], "x": [-3.0]}
