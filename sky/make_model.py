@@ -30,7 +30,9 @@ class ModelShape:
     n_head_kv: int = 0           # 0 -> n_head (no GQA)
     n_ff: int = 512
     n_ctx: int = 512
-    std: float = 0.05
+    std: float = 0.05            # weight matrices
+    embd_std: float = 1.0        # token embeddings: token identity dominates the residual stream, so greedy
+                                 # output follows the context instead of collapsing to one token
 
     def check(self) -> None:
         if min(self.n_embd, self.n_layer, self.n_head, self.n_ff, self.n_ctx) <= 0 or self.n_head_kv < 0:
@@ -104,7 +106,8 @@ def write_model(path: Path, seed: int = 1, shape: ModelShape = ModelShape(), f16
         if len(dims) == 1:  # norms: ones plus a little noise, always f32
             data = (1.0 + 0.01 * rng.standard_normal(dims)).astype(np.float32)
         else:
-            data = (shape.std * rng.standard_normal(dims)).astype(np.float16 if f16 else np.float32)
+            std = shape.embd_std if name == "token_embd.weight" else shape.std
+            data = (std * rng.standard_normal(dims)).astype(np.float16 if f16 else np.float32)
         w.add_tensor(name, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -133,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-ff", type=int, default=ModelShape.n_ff)
     ap.add_argument("--ctx", type=int, default=ModelShape.n_ctx)
     ap.add_argument("--std", type=float, default=ModelShape.std)
+    ap.add_argument("--embd-std", type=float, default=ModelShape.embd_std)
     ap.add_argument("--f32", action="store_true", help="f32 weights instead of f16")
     a = ap.parse_args(argv)
     shape = ModelShape(n_embd=a.n_embd, n_layer=a.n_layer, n_head=a.n_head, n_head_kv=a.n_head_kv,
-                       n_ff=a.n_ff, n_ctx=a.ctx, std=a.std)
+                       n_ff=a.n_ff, n_ctx=a.ctx, std=a.std, embd_std=a.embd_std)
     try:
         digest = write_model(a.out, seed=a.seed, shape=shape, f16=not a.f32)
     except ValueError as e:

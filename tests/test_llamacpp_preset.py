@@ -124,7 +124,7 @@ class FakeCtx:
     """The attributes of driver.Ctx that the preset reads, with a subprocess-free run()."""
 
     def __init__(self, workdir: Path, project: dict, ccache_env: dict | None = None):
-        self.workdir, self.project, self.threads = workdir, project, 2
+        self.workdir, self.project, self.threads, self.seed = workdir, project, 2, 1
         self.ccache_env = ccache_env or {}
         self.env = {"PATH": f"{workdir / 'ccache-bin'}:/usr/local/bin:/usr/bin:/bin"}
         self.state: dict = {}
@@ -281,10 +281,11 @@ def test_make_model_rejects_bad_shapes(tmp_path):
 
 def test_prepare_generates_model_and_corpus_once(tmp_path):
     pytest.importorskip("gguf", reason="gguf is a declared dependency ([llama] extra)")
-    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"model": None, "seed": 5}})
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"model": None}})
+    ctx.seed = 5
     llamacpp.prepare(ctx)
     model = Path(ctx.state["llamacpp_source_model"])
-    assert model.name == "random-llama-s5-f16.gguf" and model.stat().st_size > 1_000_000
+    assert model.name == "random-llama-e512-l8-s5-f16.gguf" and model.stat().st_size > 1_000_000
     corpus = tmp_path / "llamacpp" / "corpus.txt"
     assert corpus.read_text() == llamacpp.corpus_text(5)
     mtime = model.stat().st_mtime_ns
@@ -299,3 +300,22 @@ def test_prepare_rejects_missing_model_file(tmp_path):
     ctx = FakeCtx(tmp_path, {"llamacpp": {"model": "nope/model.gguf"}})
     with pytest.raises(llamacpp.PresetError, match="no such file"):
         llamacpp.prepare(ctx)
+
+
+def test_output_completeness_markers():
+    # llama-completion's stdout ends with LOG("\n\n"); the async logger may drop it at exit -> rerun
+    assert llamacpp.generation_complete("llama-completion", b"abc\n\n")
+    assert not llamacpp.generation_complete("llama-completion", b"abc")
+    assert not llamacpp.generation_complete("llama-cli", b"")
+    assert llamacpp.generation_complete("llama-simple", b"abc")
+    assert llamacpp.kld_complete(KLD_OUTPUT)
+    assert not llamacpp.kld_complete(KLD_OUTPUT.split("====== Token")[0])
+
+
+def test_make_model_token_embeddings_dominate_residual(tmp_path):
+    gguf = pytest.importorskip("gguf", reason="gguf is a declared dependency ([llama] extra)")
+    shape = make_model.ModelShape(n_embd=64, n_layer=1, n_head=2, n_ff=64, n_ctx=64)
+    make_model.write_model(tmp_path / "m.gguf", seed=1, shape=shape, f16=False)
+    t = {x.name: x for x in gguf.GGUFReader(str(tmp_path / "m.gguf")).tensors}
+    assert 0.8 < float(t["token_embd.weight"].data.std()) < 1.2
+    assert str(t["output.weight"].data.dtype) == "float32"

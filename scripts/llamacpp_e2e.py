@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Slow end-to-end proof of the llama.cpp preset on the real llama.cpp source, through the real bench driver.
+
+    .venv/bin/python scripts/llamacpp_e2e.py [--source DIR] [--workdir DIR] [--rounds 2] [--reps 1]
+
+Builds a local repo from the fetched source (scripts/fetch_llamacpp.sh) with three candidate commits:
+  a_a       an empty commit (identical tree)              -> must not be a winner, no verdict "faster"
+  slow_norm redundant recomputation in rms_norm (ggml-cpu) -> must be detected slower
+  bad_norm  rms_norm without the sqrt (broken numerics)   -> must fail validation
+then runs sky/driver.py on one spec (locally, this machine), decides with bot.experiments.stats, measures a
+no-op and a one-file incremental rebuild, and prints a table. Exit status 0 only when all three expectations hold.
+CPU heavy: the first (cold) baseline build takes minutes; candidates build from ccache.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SKY = ROOT / "sky"
+SLOW_PATCH = ("""                ggml_float sum = 0.0;
+                // worth switching to explicit SIMD?
+                for (int64_t i00 = 0; i00 < ne00; i00++) {
+                    sum += (ggml_float)(x[i00] * x[i00]);
+                }
+""", """                ggml_float sum = 0.0;
+                // worth switching to explicit SIMD?
+                for (int rep = 0; rep < 48; rep++) {
+                    volatile ggml_float redo = 0.0;
+                    for (int64_t i00 = 0; i00 < ne00; i00++) {
+                        redo = redo + (ggml_float)(x[i00] * x[i00]);
+                    }
+                    sum = redo;
+                }
+""")
+BAD_PATCH = ("const float scale = 1.0f/sqrtf(mean + eps);", "const float scale = 1.0f/(mean + eps);")
+OPS = "ggml/src/ggml-cpu/ops.cpp"
+
+
+def sh(args: list[str], cwd: Path | None = None, **kw) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@localhost", GIT_COMMITTER_NAME="e2e",
+               GIT_COMMITTER_EMAIL="e2e@localhost", GIT_AUTHOR_DATE="2026-01-01T00:00:00Z",
+               GIT_COMMITTER_DATE="2026-01-01T00:00:00Z")
+    return subprocess.run(args, cwd=str(cwd) if cwd else None, check=True, text=True, stdout=subprocess.PIPE,
+                          env=env, **kw).stdout.strip()
+
+
+def load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def make_repo(source: Path, repo: Path) -> dict[str, str]:
+    """Clone the source and add the three candidate commits on branches; return name -> sha."""
+    if repo.exists():
+        shutil.rmtree(repo)
+    sh(["git", "clone", "-q", str(source), str(repo)])
+    base = sh(["git", "rev-parse", "HEAD"], repo)
+    shas = {"baseline": base}
+
+    def branch(name: str, edit) -> None:
+        sh(["git", "checkout", "-q", "-B", name, base], repo)
+        msg = edit()
+        sh(["git", "commit", "-q", "--allow-empty", "-am", msg], repo)
+        shas[name] = sh(["git", "rev-parse", "HEAD"], repo)
+
+    def patch(old: str, new: str, msg: str):
+        def edit() -> str:
+            f = repo / OPS
+            text = f.read_text()
+            if text.count(old) != 1:
+                raise SystemExit(f"patch anchor for {msg!r} not found exactly once in {OPS}")
+            f.write_text(text.replace(old, new))
+            return msg
+        return edit
+
+    branch("a_a", lambda: "empty commit: identical tree")
+    branch("slow_norm", patch(*SLOW_PATCH, "rms_norm: redundant recomputation of the sum (deliberate slowdown)"))
+    branch("bad_norm", patch(*BAD_PATCH, "rms_norm: forget the sqrt (deliberately broken numerics)"))
+    sh(["git", "checkout", "-q", base], repo)
+    return shas
+
+
+def project(args: argparse.Namespace) -> dict:
+    try:
+        sys.path.insert(0, str(ROOT))
+        from bot.config import ProjectConfig  # noqa: PLC0415
+        proj = ProjectConfig.from_dict({"preset": "llama.cpp"}).to_dict()
+    except Exception as e:  # noqa: BLE001  (config module not ready: same fields by hand)
+        print(f"note: bot.config unavailable ({e}); using a hand-written llama.cpp project")
+        proj = {"preset": "llama.cpp", "benchmark": {"metrics": [
+            {"name": "tg", "unit": "t/s", "higher_is_better": True},
+            {"name": "pp", "unit": "t/s", "higher_is_better": True}], "target": "tg"},
+            "decision": {}, "paths": {"protected": []}}
+    proj["benchmark"].update({"rounds": args.rounds, "repetitions": args.reps, "warmup": 1,
+                              "threads": args.threads})
+    proj["llamacpp"] = dict(proj.get("llamacpp") or {}, n_prompt=64, n_gen=32, bench_reps=args.bench_reps)
+    return proj
+
+
+def run_driver(files: Path, spec: dict, workdir: Path, log_path: Path) -> dict:
+    files.mkdir(parents=True, exist_ok=True)
+    for name in ("driver.py", "llamacpp.py", "make_model.py"):
+        shutil.copy2(SKY / name, files / name)
+    (files / "spec.json").write_text(json.dumps(spec, indent=1))
+    env = dict(os.environ)
+    env.setdefault("CCACHE_DIR", str(Path.home() / ".cache" / "autoresearch-bot" / "ccache"))
+    cmd = [sys.executable, str(files / "driver.py"), "--spec", str(files / "spec.json"),
+           "--out", str(files / "result.json"), "--workdir", str(workdir)]
+    print("$", " ".join(cmd), f"(log: {log_path})", flush=True)
+    with open(log_path, "w") as log:
+        p = subprocess.Popen(cmd, cwd=str(files), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        for line in p.stdout:
+            log.write(line)
+            if line.startswith("[driver]"):
+                print("   ", line.rstrip()[:160], flush=True)
+        p.wait()
+    if p.returncode != 0:
+        raise SystemExit(f"driver exited {p.returncode}; see {log_path}")
+    return json.loads((files / "result.json").read_text())
+
+
+def rebuild_times(workdir: Path, proj: dict, threads: int) -> dict[str, float]:
+    """No-op rebuild and one-file (ops.cpp touched) rebuild of the baseline tree through the preset."""
+    driver = load("e2e_driver", SKY / "driver.py")
+    sys.path.insert(0, str(SKY))
+    llamacpp = load("llamacpp", SKY / "llamacpp.py")
+    cc = driver.ccache_setup(workdir)
+    env = dict(os.environ)
+    env.update({k: v for k, v in cc.items() if k != "CCACHE_BIN"})
+    ctx = driver.Ctx(workdir=workdir, project=proj, threads=threads, env=env, ccache_env=cc, cpus=[])
+    tree = workdir / "wt" / "baseline"
+    out = {}
+    for label, touch in (("noop", None), ("touch_ops_cpp", tree / OPS)):
+        if touch:
+            touch.touch()
+        t = time.monotonic()
+        ok, text = llamacpp.build(tree, ctx)
+        out[label] = round(time.monotonic() - t, 1)
+        if not ok:
+            raise SystemExit(f"rebuild ({label}) failed:\n{text[-2000:]}")
+    return out
+
+
+def decide(result: dict, proj: dict):
+    try:
+        sys.path.insert(0, str(ROOT))
+        from bot.experiments import stats  # noqa: PLC0415
+    except Exception as e:  # noqa: BLE001
+        print(f"note: bot.experiments.stats unavailable ({e}); raw medians only")
+        return None
+    return stats.decide({result["arch"]: result}, proj, baseline="baseline")
+
+
+def report(result: dict, decision, rebuild: dict[str, float]) -> bool:
+    arch = result["arch"]
+    print("\n== machine:", result["machine"].get("cpu"), f"nproc={result['machine'].get('nproc')}",
+          "| timings:", json.dumps(result["timings"]))
+    print(f"\n{'variant':<10} {'status':<18} {'build_s':>8} {'pp t/s (med, n)':>18} {'tg t/s (med, n)':>18}  "
+          f"{'verdict tg / pp':<22} validation")
+    verdicts = {}
+    for name, v in result["variants"].items():
+        med = {m: (statistics.median(s), len(s)) for m, s in (v.get("samples") or {}).items() if s}
+        rows = [r for r in (decision.rows if decision else []) if r.candidate == name and r.arch == arch]
+        verdict = {r.metric: r.verdict for r in rows}
+        verdicts[name] = verdict
+        checks = "; ".join(f"{c['name']}={'ok' if c['ok'] else 'FAIL'} ({c['detail'][:90]})"
+                           for c in (v.get("validation") or {}).get("checks", []))
+        cell = {m: f"{med[m][0]:.1f} (n={med[m][1]})" if m in med else "-" for m in ("pp", "tg")}
+        vcell = "-" if name == "baseline" else f"{verdict.get('tg', '?')} / {verdict.get('pp', '?')}"
+        print(f"{name:<10} {v['status']:<18} {v['build']['seconds']:>8.1f} {cell['pp']:>18} {cell['tg']:>18}  "
+              f"{vcell:<22} {checks}")
+    if decision:
+        for r in decision.rows:
+            if r.comparison:
+                c = r.comparison
+                print(f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
+                      f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}")
+        print("  winners:", decision.winners or "none", "| notes:", "; ".join(decision.notes)[:400])
+    print(f"\nrebuild of the built baseline tree: no-op {rebuild['noop']}s, after touching {OPS}: "
+          f"{rebuild['touch_ops_cpp']}s; cold full build (baseline above): {result['variants']['baseline']['build']['seconds']}s")
+    v = result["variants"]
+    expectations = {
+        "a_a: validated, not a winner, not faster": v["a_a"]["status"] == "ok" and (
+            decision is None or ("a_a" not in decision.winners and "faster" not in verdicts["a_a"].values())),
+        "slow_norm: validated and detected slower on tg": v["slow_norm"]["status"] == "ok" and (
+            decision is None or verdicts["slow_norm"].get("tg") == "slower"),
+        "bad_norm: rejected by validation": v["bad_norm"]["status"] == "validation_failed",
+    }
+    print()
+    for text, ok in expectations.items():
+        print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
+    return all(expectations.values())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, help="llama.cpp git repo (default: scripts/fetch_llamacpp.sh)")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/llamacpp-e2e"))
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=1, help="driver invocations per variant per round")
+    ap.add_argument("--bench-reps", type=int, default=5, help="llama-bench -r (samples per invocation)")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    source = args.source or Path(sh([str(ROOT / "scripts" / "fetch_llamacpp.sh")]).splitlines()[-1])
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    shas = make_repo(source, work / "repo")
+    proj = project(args)
+    spec = {"schema": 1, "run_id": 0, "arch": platform.machine(), "seed": 1,
+            "source": {"url": str(work / "repo")},
+            "baseline": {"name": "baseline", "sha": shas["baseline"]},
+            "candidates": [{"name": n, "sha": shas[n]} for n in ("a_a", "slow_norm", "bad_norm")],
+            "project": proj}
+    drv_work = work / "driver-work"
+    if drv_work.exists():
+        shutil.rmtree(drv_work)
+    result = run_driver(work / "files", spec, drv_work, work / "driver.log")
+    rebuild = rebuild_times(drv_work, proj, args.threads)
+    ok = report(result, decide(result, proj), rebuild)
+    print(f"\ntotal {time.monotonic() - t0:.0f}s; result: {work / 'files' / 'result.json'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
