@@ -243,12 +243,15 @@ def _best_single(stack_decision: Mapping[str, Any] | None, single_decisions: Map
 
 
 def choose_publication(stack_decision: Mapping[str, Any] | None, single_decisions: Mapping[str, Any],
-                       *, stack_name: str = "stack") -> dict[str, Any]:
+                       *, stack_name: str = "stack", stack_parts: Sequence[str] | None = None) -> dict[str, Any]:
     """{"kind": "stack"|"single"|"none", "candidate", "reason", "speedup"} from the measured decisions.
 
     stack_decision: Decision.to_dict() of the verification run (stack vs baseline, ideally with the single
     winners re-measured alongside); single_decisions: Decision.to_dict() of the candidates' run.
+    stack_parts (StackResult.applied): a stack of a single part is published as that single candidate.
     """
+    if stack_parts is not None and len(stack_parts) < 2:
+        stack_decision = None
     best, best_from = _best_single(stack_decision, single_decisions, stack_name)
     single = ({"kind": "single", "candidate": best, "speedup": _speedup(best_from, best)} if best
               else {"kind": "none", "candidate": None, "speedup": None})

@@ -156,6 +156,9 @@ def test_choose_publication_when_the_stack_breaks_or_nothing_won():
                     "reason": "no candidate was significantly faster and correct"}
     only = choose_publication(None, _decide(run["results"]))
     assert only["kind"] == "single" and "no stack was measured" in only["reason"]
+    one_part = choose_publication(_decide(recorded_run()["verification"]), _decide(run["results"]),
+                                  stack_parts=["fork-06e4a40"])
+    assert one_part["kind"] == "single"
 
 
 # --------------------------------------------------------------------------- branch names
