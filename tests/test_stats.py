@@ -244,3 +244,14 @@ def test_aa_decide_over_many_seeds_has_no_winners() -> None:
         winners += len(decide({"x86": result("x86", vs)}, project(min_effect=0.02, bootstrap=500), seed=seed).winners)
     assert winners == 0
     assert math.isfinite(stats.samples_needed(0.05, 0.03))
+
+
+def test_partial_result_pending_variant_is_missing_and_noted() -> None:
+    rng = random.Random(17)
+    res = {"x86": dict(result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+                                      "done": variant({"ns": noisy(rng, 80, 12, 0.01)}),
+                                      "later": {"status": "pending", "samples": {}}}), complete=False)}
+    d = decide(res, project())
+    assert {r.candidate: r.verdict for r in d.rows} == {"done": "faster", "later": "missing"}
+    assert d.winners == ["done"] and any("partial result" in n for n in d.notes)
+    assert decide({"x86": {"arch": "x86", "invalid": "bad"}}, project()).rows == []
