@@ -188,8 +188,9 @@ class ForgeDouble:
             message = git(fork, "show", "-s", "--format=%B", sha)
             author = git(fork, "show", "-s", "--format=%an", sha)
             files = git(fork, "show", "--format=", "--name-only", sha).split()
-            commits.append(CommitInfo(sha, message, author, files))
-        changes = [FileChange(f, "modified", 1, 1, None) for c in commits for f in c.files or []]
+            commits.append(CommitInfo(sha, message, author, files if commit_files else None))
+        names = sorted(set(git(fork, "diff", "--name-only", f"refs/upstream/{base}...{branch}").split()))
+        changes = [FileChange(f, "modified", 1, 1, None) for f in names]
         return CompareResult(len(shas), behind, commits, changes, "diverged")
 
     def clone_url(self, repo: str, write: bool = False) -> str:

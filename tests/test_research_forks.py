@@ -92,3 +92,11 @@ def test_unreadable_upstream_is_a_failed_note(world: World, tmp_path: Path) -> N
     commits, notes = scan_forks(ForgeDouble(world), "owner/missing", PROJECT, str(world.clone), world.upstream_head,
                                 JsonCache(tmp_path), ForkOptions(attempts=1, retry_wait_s=0))
     assert commits == [] and notes[0].status == "failed" and "owner/missing" in notes[0].detail
+
+
+def test_forks_not_touching_hot_paths_are_not_fetched(tmp_path: Path) -> None:
+    world = World(tmp_path / "w")
+    project = {**PROJECT, "paths": {**PROJECT["paths"], "hot": ["nothing/**"]}}
+    commits, notes = _scan(world, ForgeDouble(world), tmp_path / "c", project)
+    assert commits == [] and "0 distinct touching hot paths" in notes[0].detail
+    assert git(world.clone, "for-each-ref", "refs/autoresearch/") == ""  # one compare per fork, no fetch

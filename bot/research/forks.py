@@ -157,9 +157,19 @@ def matches_any(path: str, globs: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, g) for g in globs)
 
 
+def _compare(forge: Any, upstream: str, base_branch: str, head: str) -> Any:
+    """Compare without per-commit file lists when the forge allows it (one API request per fork)."""
+    try:
+        return forge.compare(upstream, base_branch, head, commit_files=False)
+    except TypeError:
+        return forge.compare(upstream, base_branch, head)
+
+
 def compare_ahead(forge: Any, upstream: str, base_branch: str, upstream_sha: str | None, fork: str,
-                  cache: JsonCache, options: ForkOptions) -> tuple[str, list[dict[str, Any]]]:
-    """(fork branch, commits ahead as dicts) for `fork` vs upstream's base branch; cached by both heads."""
+                  cache: JsonCache, options: ForkOptions) -> tuple[str, dict[str, Any]]:
+    """(fork branch, {"commits": [...], "files": [...]}) for `fork` vs upstream's base branch.
+
+    Cached under both branch heads, so a rerun with nothing new costs two cheap lookups per fork."""
     call = lambda fn, *a: with_retries(lambda: fn(*a), options.attempts, options.retry_wait_s)  # noqa: E731
     branch = call(forge.default_branch, fork)
     head_sha = call(forge.branch_sha, fork, branch)
@@ -168,12 +178,16 @@ def compare_ahead(forge: Any, upstream: str, base_branch: str, upstream_sha: str
     if cached is not None:
         return branch, cached
     owner = fork.split("/", 1)[0]
-    cmp = call(forge.compare, upstream, base_branch, f"{owner}:{branch}")
-    commits = [{"sha": _field(c, "sha"), "message": _field(c, "message") or "", "author": _field(c, "author") or "",
-                "files": _field(c, "files")} for c in (_field(cmp, "commits") or [])]
+    cmp = call(_compare, forge, upstream, base_branch, f"{owner}:{branch}")
+    result = {
+        "commits": [{"sha": _field(c, "sha"), "message": _field(c, "message") or "",
+                     "author": _field(c, "author") or "", "files": _field(c, "files")}
+                    for c in (_field(cmp, "commits") or [])],
+        "files": [_field(f, "filename") for f in (_field(cmp, "files") or [])],
+    }
     if upstream_sha and head_sha:
-        cache.put("compare", key, commits)
-    return branch, commits
+        cache.put("compare", key, result)
+    return branch, result
 
 
 def _web_url(clone_url: str, repo: str, sha: str) -> str | None:
@@ -181,35 +195,43 @@ def _web_url(clone_url: str, repo: str, sha: str) -> str | None:
     return f"{m.group(1)}/{repo}/commit/{sha}" if m else None
 
 
-def examine_fork(forge: Any, fork: str, branch: str, commits: list[dict[str, Any]], hot_globs: list[str],
+def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_globs: list[str],
                  clone_dir: str, baseline: str, options: ForkOptions) -> tuple[list[ForkCommit], str]:
-    """Hot commits of one fork with local stats and apply check; returns (commits, problem or '')."""
-    hot = [c for c in commits if c["files"] is None or any(matches_any(f, hot_globs) for f in c["files"])]
-    hot = hot[-options.max_commits_per_fork:]
-    if not hot:
+    """Hot commits of one fork with local stats and apply check; returns (commits, problem or '').
+
+    The fork is fetched only when its overall diff touches hot paths; per-commit files then come from git."""
+    commits = ahead["commits"]
+    known = list(ahead.get("files") or []) + [f for c in commits for f in c["files"] or []]
+    unknown = not ahead.get("files") and any(c["files"] is None for c in commits)
+    if not commits or not (unknown or any(matches_any(f, hot_globs) for f in known)):
         return [], ""
     url = forge.clone_url(fork)
     problem = ""
-    if not all(has_commit(clone_dir, c["sha"]) for c in hot):
+    if not all(has_commit(clone_dir, c["sha"]) for c in commits):
         try:
             fetch_branch(clone_dir, url, fork, branch, options)
         except (GitError, subprocess.TimeoutExpired) as exc:
             problem = f"fetch failed: {one_line(str(exc), 200)}"
+    candidates = []
+    for c in commits:
+        local = has_commit(clone_dir, c["sha"])
+        files = commit_stats(clone_dir, c["sha"])[2] if local else list(c["files"] or [])
+        if any(matches_any(f, hot_globs) for f in files) or (not local and c["files"] is None):
+            candidates.append((c, local))
     out = []
-    for c in hot:
+    for c, local in candidates[-options.max_commits_per_fork:]:
         msg = clean(c["message"], 2000)
+        files = list(c["files"] or [])
         fc = ForkCommit(repo=fork, sha=c["sha"], subject=one_line(msg.split("\n", 1)[0], 120), message=msg,
                         author=one_line(c["author"], 80), url=_web_url(url, fork, c["sha"]),
-                        files=list(c["files"] or []), hot_files=[f for f in c["files"] or [] if matches_any(f, hot_globs)])
-        if not has_commit(clone_dir, c["sha"]):
+                        files=files, hot_files=[f for f in files if matches_any(f, hot_globs)])
+        if not local:
             fc.apply_detail = problem or "commit not available locally"
         elif is_merge(clone_dir, c["sha"]):
             fc.applies, fc.apply_detail = False, "merge commit (not ported)"
         else:
             fc.additions, fc.deletions, fc.files = commit_stats(clone_dir, c["sha"])
             fc.hot_files = [f for f in fc.files if matches_any(f, hot_globs)]
-            if not fc.hot_files:
-                continue
             fc.patch_id = patch_id(clone_dir, c["sha"])
             try:
                 fc.applies, fc.apply_detail, fc.port_sha = port_commit(clone_dir, baseline, c["sha"])
@@ -259,9 +281,9 @@ def scan_forks(forge: Any, repo: str, project: dict[str, Any], clone_dir: str, b
     ahead_total = {"forks": 0, "related": 0}
     for target, kind in targets:
         try:
-            branch, commits = compare_ahead(forge, repo, base_branch, upstream_sha, target, cache, options)
-            ahead_total[kind] += len(commits)
-            got, problem = examine_fork(forge, target, branch, commits, hot_globs, clone_dir, baseline, options)
+            branch, ahead = compare_ahead(forge, repo, base_branch, upstream_sha, target, cache, options)
+            ahead_total[kind] += len(ahead["commits"])
+            got, problem = examine_fork(forge, target, branch, ahead, hot_globs, clone_dir, baseline, options)
         except Exception as exc:  # one unreadable fork must not hide the others
             problems[kind].append(f"{target}: {type(exc).__name__}: {one_line(str(exc), 160)}")
             continue
