@@ -8,9 +8,10 @@ that never contain a token.
 
 from __future__ import annotations
 
+import base64
+import itertools
 import logging
 import re
-import base64
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -268,7 +269,9 @@ class Forge(Protocol):
     def create_branch(self, repo: str, name: str, sha: str) -> None: ...
     def update_branch(self, repo: str, name: str, sha: str, force: bool = False) -> None: ...
     def list_forks(self, repo: str, limit: int = 30) -> list[str]: ...
-    def compare(self, repo: str, base: str, head: str, commit_files: bool = True) -> CompareResult: ...
+    def compare(
+        self, repo: str, base: str, head: str, commit_files: bool = True, head_repo: str | None = None
+    ) -> CompareResult: ...
     def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]: ...
     def list_open_issues(self, repo: str, limit: int = 30) -> list[IssueSummary]: ...
     def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None: ...
@@ -361,7 +364,11 @@ class GitHubForge:
         min_interval_s: float | None = 0.25,
         refresh_margin_s: float = 300.0,
         user_agent: str = "autoresearch-bot",
+        min_write_interval_s: float | None = None,
     ) -> None:
+        """`min_interval_s`/`min_write_interval_s`: PyGithub's throttle between requests/writes (GitHub
+        asks for >= 1 s between writes; None for writes means max(1.0, min_interval_s) unless
+        min_interval_s is 0, as for the local sandbox)."""
         if not isinstance(auth, (TokenAuth, AppAuth)):
             raise TypeError("auth must be TokenAuth or AppAuth")
         self.auth = auth
@@ -369,6 +376,9 @@ class GitHubForge:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.min_interval_s = min_interval_s
+        if min_write_interval_s is None:
+            min_write_interval_s = 0.0 if not min_interval_s else max(1.0, min_interval_s)
+        self.min_write_interval_s = min_write_interval_s
         self.refresh_margin_s = refresh_margin_s
         self.user_agent = user_agent
         self._lock = threading.Lock()
@@ -405,7 +415,7 @@ class GitHubForge:
             user_agent=self.user_agent,
             retry=make_retry(self.retry),
             seconds_between_requests=self.min_interval_s,
-            seconds_between_writes=self.min_interval_s,
+            seconds_between_writes=self.min_write_interval_s,
             lazy=True,
         )
 
@@ -703,17 +713,26 @@ class GitHubForge:
     # ----------------------------------------------------------------- forks and comparisons
 
     def list_forks(self, repo: str, limit: int = 30) -> list[str]:
-        return self._repo_op(repo, lambda r: [f.full_name for f in r.get_forks()[: max(0, limit)]])
+        return self._repo_op(repo, lambda r: [f.full_name for f in itertools.islice(r.get_forks(), max(0, limit))])
 
-    def compare(self, repo: str, base: str, head: str, commit_files: bool = True) -> CompareResult:
-        """base...head; head may be a sha, a branch, or 'owner:branch' of a fork in the same network."""
+    def compare(
+        self, repo: str, base: str, head: str, commit_files: bool = True, head_repo: str | None = None
+    ) -> CompareResult:
+        """base...head; head may be a sha, a branch, or 'owner:branch' of a fork in the same network.
+
+        With `commit_files`, each commit's changed paths are fetched (one request per commit) from `repo`,
+        falling back to `head_repo` (default: the head owner's repo of the same name) when `repo` cannot
+        serve a fork's commit.
+        """
+        owner = head.split(":", 1)[0] if ":" in head else None
+        fallback = head_repo or (f"{owner}/{split_repo(repo)[1]}" if owner else None)
 
         def op(r: Any) -> CompareResult:
             cmp = r.compare(base, head)
             commits = []
             for c in cmp.commits:
                 author = c.commit.author.name if c.commit.author else (c.author.login if c.author else "")
-                files = [f.filename for f in c.files] if commit_files else None
+                files = self._commit_files(repo, c.sha, fallback) if commit_files else None
                 commits.append(CommitInfo(c.sha, c.commit.message, author or "", files))
             changes = [FileChange(f.filename, f.status, f.additions, f.deletions, f.patch) for f in cmp.files]
             base_sha = cmp.merge_base_commit.sha if cmp.merge_base_commit else ""
@@ -721,12 +740,22 @@ class GitHubForge:
 
         return self._repo_op(repo, op)
 
+    def _commit_files(self, repo: str, sha: str, fallback: str | None) -> list[str] | None:
+        """Paths changed by one commit, or None when no repo can serve it."""
+        for where in [repo] + ([fallback] if fallback and fallback != repo else []):
+            try:
+                data = self._raw(where, "GET", f"/commits/{sha}")
+            except (NotFound, Unprocessable):
+                continue
+            return [f["filename"] for f in data.get("files") or []]
+        return None
+
     # ----------------------------------------------------------------- pulls and issues lists
 
     def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]:
         def op(r: Any) -> list[PullSummary]:
             out = []
-            for p in r.get_pulls(state="open")[: max(0, limit)]:
+            for p in itertools.islice(r.get_pulls(state="open"), max(0, limit)):
                 files = [f.filename for f in p.get_files()] if with_files else None
                 head_repo = p.head.repo.full_name if p.head.repo else ""
                 out.append(PullSummary(p.number, p.title or "", p.body or "", p.html_url, p.head.ref, head_repo, files))
