@@ -176,3 +176,12 @@ def test_rerun_costs_no_arxiv_or_compare_requests(world, arxiv_double, tmp_path)
     build_dossier(ISSUE, PROJECT, world.clone, forge, None, tmp_path, "owner/proj", _options(arxiv_double))
     assert len(arxiv_double.requests) == before
     assert forge.calls["compare"] == 0 and forge.calls["list_open_pulls"] == 0
+
+
+def test_markdown_stays_within_a_github_comment() -> None:
+    from bot.research.dossier import MAX_MARKDOWN_CHARS, Dossier, Source
+
+    d = Dossier(goal="g", repo="o/r", baseline="a" * 40,
+                sources=[Source(f"arxiv:{i}", "arxiv", "t" * 150, f"http://x/{i}", "s" * 400, "") for i in range(400)])
+    md = d.markdown()
+    assert len(md) <= MAX_MARKDOWN_CHARS + 100 and md.rstrip().endswith("*(dossier truncated; the full one is in the run's artifacts)*")

@@ -29,6 +29,7 @@ __all__ = ["Dossier", "Hypothesis", "ResearchOptions", "Source", "SourceNote", "
            "HYPOTHESIS_ITEM_SCHEMA", "SYNTHESIS_SCHEMA", "validate_llm_hypotheses"]
 
 PROMPT_TEMPLATE = "dossier"
+MAX_MARKDOWN_CHARS = 40_000
 
 HYPOTHESIS_ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -72,6 +73,8 @@ class ResearchOptions:
     inflight_limit: int = 30
     max_gap_hypotheses: int = 4
     max_gap_sources: int = 8
+    max_fork_sources: int = 15
+    max_inflight_sources: int = 10
     max_hypotheses: int = 8
     attempts: int = 3
     retry_wait_s: float = 2.0
@@ -149,7 +152,10 @@ class Dossier:
             lines.append("No sources found.")
         lines += ["", "#### Notes", ""]
         lines += [f"- **{n.source}**: {n.status} — {md_cell(n.detail, 600)}" for n in self.notes]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        if len(text) > MAX_MARKDOWN_CHARS:  # GitHub comments hold 65536 characters, shared with the status
+            text = text[:MAX_MARKDOWN_CHARS].rsplit("\n", 1)[0] + "\n\n*(dossier truncated; the full one is in the run's artifacts)*\n"
+        return text
 
 
 # ---------------------------------------------------------------- sources -> Source / Hypothesis
@@ -414,14 +420,19 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
         dossier.notes.append(SourceNote("upstream", "skipped", "no forge"))
     else:
         in_flight, note = find_in_flight(forge, repo, hot_globs, goal_terms, cache, options.inflight_limit,
-                                         issue_d.get("number"), options.attempts, options.retry_wait_s)
+                                         issue_d.get("number"), options.attempts, options.retry_wait_s,
+                                         options.max_inflight_sources)
         dossier.notes.append(note)
 
-    sources = ([paper_source(p) for p in papers] + [fork_source(c) for c in commits]
+    shown_commits = sorted(commits, key=lambda c: (c.applies is not True, -len(c.also_in)))[: options.max_fork_sources]
+    if len(shown_commits) < len(commits):
+        dossier.notes.append(SourceNote("forks", "ok", f"{len(commits) - len(shown_commits)} more hot fork commits "
+                                                        f"not listed (they do not apply or are less corroborated)"))
+    sources = ([paper_source(p) for p in papers] + [fork_source(c) for c in shown_commits]
                + [gap_source(g) for g in shown_gaps] + [inflight_source(i) for i in in_flight])
     dossier.sources = sources
 
-    hypotheses = [fork_hypothesis(c, archs) for c in commits if c.applies]
+    hypotheses = [fork_hypothesis(c, archs) for c in shown_commits if c.applies]
     hypotheses += [gap_hypothesis(g, clone or ".", archs) for g in fusion_gaps[: options.max_gap_hypotheses]]
     if llm is None:
         dossier.notes.append(SourceNote("llm", "skipped", "LLM synthesis skipped: no API key"))

@@ -65,9 +65,10 @@ def _load(forge: Any, repo: str, kind: str, limit: int, cache: JsonCache, attemp
 
 def find_in_flight(forge: Any, repo: str, hot_globs: list[str], goal_terms: set[str], cache: JsonCache,
                    limit: int = 30, exclude_issue: int | None = None, attempts: int = 3,
-                   wait_s: float = 2.0) -> tuple[list[InFlight], SourceNote]:
-    """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms."""
+                   wait_s: float = 2.0, max_items: int = 10) -> tuple[list[InFlight], SourceNote]:
+    """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms (most related first)."""
     found: list[InFlight] = []
+    relevance: dict[int, tuple[int, bool]] = {}
     errors = []
     for kind in ("pull", "issue"):
         try:
@@ -83,6 +84,8 @@ def find_in_flight(forge: Any, repo: str, hot_globs: list[str], goal_terms: set[
             shared = terms_of(f"{item.title} {item.body}") & goal_terms
             if item.touches_hot or len(shared) >= 2:
                 found.append(item)
+                relevance[id(item)] = (len(shared), item.touches_hot)
+    found = sorted(found, key=lambda i: relevance[id(i)], reverse=True)[:max_items]
     status = "failed" if len(errors) == 2 else "ok"
     detail = (f"{sum(1 for i in found if i.kind == 'pull')} open pull requests and "
               f"{sum(1 for i in found if i.kind == 'issue')} open issues on the same code or goal")
