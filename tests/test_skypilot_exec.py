@@ -37,7 +37,7 @@ def result(arch: str, done: int, total: int = 2, complete: bool = True) -> dict:
 
 @dataclass
 class Attempt:
-    """What happens to one cluster: 'ok' | 'launch_fail' | 'preempt' | 'die' | 'block'."""
+    """What happens to one cluster: 'ok' | 'launch_fail' | 'slow_launch' | 'preempt' | 'die' | 'block'."""
     kind: str
     partial_variants: int = 1
 
@@ -51,6 +51,7 @@ class FakeSky:
     released: dict[str, threading.Event] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def _plan(self, cluster: str) -> tuple[str, Attempt]:
         arch = cluster.split("-")[-2]
@@ -74,6 +75,8 @@ class FakeSky:
         self.calls.append(("launch", cluster_name))
         self.released.setdefault(cluster_name, threading.Event())
         _, plan = self._plan(cluster_name)
+        if plan.kind == "slow_launch":
+            return self._request("slow_launch")
         if plan.kind == "launch_fail":
             return self._request(exceptions.ResourcesUnavailableError("c7g.xlarge: InsufficientInstanceCapacity"))
         return self._request((1, object()))
@@ -83,6 +86,9 @@ class FakeSky:
         value = self.requests[request_id]
         if output_stream is not None:
             output_stream.write("I provisioning...\n")
+        if value == "slow_launch":
+            self.cancelled.wait(20)
+            raise exceptions.RequestCancelled(f"request {request_id} cancelled")
         if isinstance(value, BaseException):
             raise value
         return value
@@ -123,6 +129,7 @@ class FakeSky:
 
     def api_cancel(self, request_ids=None, all_users=False, silent=False):
         self.calls.append(("api_cancel", request_ids))
+        self.cancelled.set()
         return self._request([])
 
 
@@ -212,6 +219,22 @@ def test_cancel_downs_every_cluster(tmp_path: Path) -> None:
     assert sum(c[0] == "launch" for c in fake.calls) == 2  # no retry after cancel
 
 
+def test_cancel_during_launch_cancels_request_and_still_downs(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("slow_launch"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(Batch(13, {"x86": TASK}))
+    for _ in range(200):
+        if ex.load_state(handle)["archs"]["x86"]["launch_request"]:
+            break
+        threading.Event().wait(0.02)
+    ex.cancel(handle)
+    name = cluster_name(handle, "x86", 1)
+    assert ("api_cancel", ex.load_state(handle)["archs"]["x86"]["launch_request"]) in fake.calls
+    assert fake.downed.count(name) == 2  # by cancel() and again after the launch request returned
+    assert sum(c[0] == "launch" for c in fake.calls) == 1 and ex.poll(handle) == "failed"
+    assert any("RequestCancelled" in e for e in ex.load_state(handle)["archs"]["x86"]["errors"])
+
+
 def test_restarted_bot_reattaches_to_running_job(tmp_path: Path) -> None:
     fake = FakeSky({"x86": [Attempt("ok")]})
     first = executor(tmp_path, fake)
@@ -228,7 +251,7 @@ def test_restarted_bot_reattaches_to_running_job(tmp_path: Path) -> None:
     assert second.collect(handle)["x86"]["complete"] is True
     assert ("tail_logs", cluster_name(handle, "x86", 1), 1) in fake.calls[-2:]
     assert sum(c[0] == "launch" for c in fake.calls) == 1  # re-attached, not relaunched
-    assert fake.downed.count(cluster_name(handle, "x86", 1)) == 2
+    assert fake.downed.count(cluster_name(handle, "x86", 1)) == 2  # first run + re-attached run
 
 
 def test_parse_result_log_prefers_final_and_skips_cut_lines() -> None:

@@ -248,6 +248,13 @@ class SkyPilotExecutor:
         return bool(self.load_state(handle).get("cancelled"))
 
     def _run_arch(self, handle: str, arch: str, resume: bool) -> None:
+        try:
+            self._run_arch_attempts(handle, arch, resume)
+        except Exception as exc:  # noqa: BLE001 - never leave an arch "running" with no thread
+            self._error(handle, arch, f"executor error: {type(exc).__name__}: {exc}")
+            self._update(handle, arch, status="failed")
+
+    def _run_arch_attempts(self, handle: str, arch: str, resume: bool) -> None:
         hdir = self._dir(handle)
         config = json.loads((hdir / f"{arch}.task.json").read_text())
         a = self.load_state(handle)["archs"][arch]
@@ -320,7 +327,7 @@ class SkyPilotExecutor:
                 if log_path.exists() else (None, False)
             return result, False
         finally:
-            self._down(handle, arch, name)
+            self._down(handle, arch, name, force=True)  # even if cancel() downed it while launch was in flight
             with self._lock:
                 state = self.load_state(handle)
                 state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
@@ -332,10 +339,10 @@ class SkyPilotExecutor:
             state["archs"][arch]["errors"].append(message)
             self._save(handle, state)
 
-    def _down(self, handle: str, arch: str, name: str) -> None:
-        """Tear ``name`` down and wait for it; recorded so it is done once."""
+    def _down(self, handle: str, arch: str, name: str, *, force: bool = False) -> None:
+        """Tear ``name`` down and wait for it; recorded, and skipped when already done unless ``force``."""
         with self._lock:
-            if name in self.load_state(handle)["archs"][arch]["down"]:
+            if not force and name in self.load_state(handle)["archs"][arch]["down"]:
                 return
         try:
             self.sdk.get(self.sdk.down(name))
