@@ -17,6 +17,10 @@ Public API (stable; other tests depend on it):
         `status`. Returns the operationId; raises ExchangeError (an AssertionError) with the details.
         Undocumented error statuses (>= 400) are checked against GitHub's basic error shape.
 
+    validate_webhook(spec, event, payload) -> str
+        Validate a webhook payload (X-GitHub-Event `event`, e.g. "issue_comment") against the description's
+        x-webhooks schema for that event and payload["action"] ("issue-comment-created"); returns that key.
+
 Packages are fetched with `npm pack` into $AUTORESEARCH_CACHE (default <repo>/.cache/npm) and reused.
 The OpenAPI description is OpenAPI 3.0.3: `nullable: true` is translated to JSON Schema before validating, and
 `oneOf` is read as `anyOf` (GitHub's alternatives overlap, e.g. the label list forms of issues/add-labels).
@@ -200,3 +204,17 @@ def validate_exchange(spec: dict[str, Any], method: str, path: str, status: int,
         return op_id
     _check(index.validator((template, method, str(status)), schema), response_json, f"{where} response {status}")
     return op_id
+
+
+def validate_webhook(spec: dict[str, Any], event: str, payload: dict[str, Any]) -> str:
+    """Validate a webhook payload against the OpenAPI description's x-webhooks entry; return its key."""
+    hooks = spec.get("x-webhooks") or {}
+    key = event.replace("_", "-") + (f"-{payload['action']}" if payload.get("action") else "")
+    if key not in hooks:
+        key = event.replace("_", "-")
+    if key not in hooks:
+        raise ExchangeError(f"no documented webhook for event {event!r} action {payload.get('action')!r}")
+    schema = _json_schema_of(hooks[key]["post"]["requestBody"]["content"])
+    index = _index(spec)
+    _check(index.validator(("x-webhooks", key, "payload"), schema or {}), payload, f"webhook {key}")
+    return key

@@ -15,7 +15,8 @@ import requests
 from github import Auth, Github, GithubIntegration
 
 from bot.sandbox import Sandbox
-from tests.ground_truth import ExchangeError, openapi_spec, validate_exchange, webhook_examples
+from tests.ground_truth import (ExchangeError, openapi_spec, validate_exchange, validate_webhook,
+                                webhook_examples)
 from tests.sandbox_helpers import WebhookReceiver, git, make_source_repo, rsa_keypair
 
 
@@ -249,17 +250,20 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         issue.create_comment("/autoresearch status")
         # a push to the head of an open PR fires push + pull_request synchronize
         work = tmp_path / "w"
-        git(tmp_path, "clone", "-q", push_url(sb, "bob/proj", None), "w")
-        git(work, "checkout", "-q", "faster")
-        (work / "NOTES").write_text("more\n")
-        git(work, "add", ".")
-        git(work, "commit", "-q", "-m", "notes")
-        git(work, "push", "-q", push_url(sb, "bob/proj", t["bob"]), "faster")
+        git(tmp_path, "clone", "-q", push_url(sb, "alice/proj", None), "w")
+        git(work, "checkout", "-q", "-b", "hooked")
+        for step in ("one", "two"):
+            (work / "NOTES").write_text(step + "\n")
+            git(work, "add", ".")
+            git(work, "commit", "-q", "-m", step)
+            git(work, "push", "-q", push_url(sb, "alice/proj", t["dave"]), "hooked")
+            if step == "one":
+                repo.create_pull(title="hooked", body="", head="hooked", base="main")
         assert requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10}).json()["idle"]
         events = receiver.events()
         names = [(e, p.get("action")) for e, p in events]
-        assert names[:4] == [("issues", "opened"), ("issues", "labeled"), ("issue_comment", "created"),
-                             ("push", None)]
+        assert names[:5] == [("issues", "opened"), ("issues", "labeled"), ("issue_comment", "created"),
+                             ("push", None), ("pull_request", "opened")]
         assert ("pull_request", "synchronize") in names
         for headers, body in receiver.received:
             assert _verify("s3cret", headers, body)
@@ -267,19 +271,41 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
             assert headers["X-GitHub-Hook-ID"] == str(hook["id"]) and len(headers["X-GitHub-Delivery"]) == 36
         labeled = events[1][1]
         assert labeled["label"]["name"] == "perf" and labeled["sender"]["login"] == "alice"
-        assert labeled["repository"]["full_name"] == "alice/proj" and labeled["installation"]["id"]
+        assert labeled["repository"]["full_name"] == "alice/proj"
         log = requests.get(f"{sb.url}/_sandbox/deliveries").json()
         assert log[0]["status_code"] == 200 and log[0]["duration_ms"] is not None
         again = requests.post(f"{sb.url}/_sandbox/deliveries/{log[0]['id']}/redeliver").json()
         assert again["redelivery"] and again["guid"] == log[0]["guid"]
         requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
         assert receiver.received[-1][1] == receiver.received[0][1]
+        # an app installed while the hook exists announces itself
+        _, public = rsa_keypair()
+        app2 = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "second", "public_key_pem": public}).json()
+        app_receiver = WebhookReceiver()  # the app's own webhook sees only its installation
+        requests.post(f"{sb.url}/_sandbox/hooks", json={"url": app_receiver.url, "app_id": app2["id"]})
+        issue.create_comment("before install")  # app2 not installed yet: no delivery to its hook
+        requests.post(f"{sb.url}/_sandbox/apps/{app2['id']}/installations",
+                      json={"account": "alice", "repos": ["alice/proj"]})
+        issue.create_comment("after install")
+        requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
+        app_receiver.stop()
+        installed, commented = app_receiver.events()
+        assert commented[1]["comment"]["body"] == "after install"
+        assert commented[1]["installation"]["id"] == installed[1]["installation"]["id"]
+        installed = receiver.events()[-2]
+        assert installed[0] == "installation" and installed[1]["action"] == "created"
+        assert installed[1]["repositories"][0]["full_name"] == "alice/proj"
+        # every payload validates against GitHub's x-webhooks schemas
+        spec = openapi_spec()
+        checked = {validate_webhook(spec, event, payload) for event, payload in receiver.events()}
+        assert {"issues-opened", "issues-labeled", "issue-comment-created", "push", "pull-request-synchronize",
+                "installation-created"} <= checked
         # the payload shapes match GitHub's published examples at the top level
         examples = webhook_examples()
-        for event, payload in events:
+        for event, payload in receiver.events():
             if event in ("issues", "issue_comment", "pull_request"):
                 sample = next(x for x in examples[event] if x.get("action") == payload["action"])
-                missing = set(sample) - set(payload) - {"organization", "enterprise"}
+                missing = set(sample) - set(payload) - {"organization", "enterprise", "installation"}
                 assert not missing, (event, missing)
     finally:
         receiver.stop()
@@ -311,7 +337,7 @@ def test_html_views_show_what_the_bot_did(sb: Sandbox, world: dict[str, Any]) ->
     assert "&lt;script&gt;" in page and "<script>x" not in page
     assert "autoresearch" in page and "| variant | ns |" in page and "**bold** body" in page
     assert "alice/proj" in requests.get(sb.url + "/").text
-    pr = repo.get_pulls(state="open")[0]
+    pr = next(p for p in repo.get_pulls(state="all") if p.title.startswith("Inline add"))
     assert "Inline add" in requests.get(pr.html_url).text
 
 

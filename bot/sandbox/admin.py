@@ -82,8 +82,8 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         data = body()
         need(data, "url")
         with state.lock:
-            hook = state.add_hook(data["url"], data.get("secret"), data.get("events"))
-        return jsonify({"id": hook.id, "url": hook.url, "events": hook.events}), 201
+            hook = state.add_hook(data["url"], data.get("secret"), data.get("events"), data.get("app_id"))
+        return jsonify({"id": hook.id, "url": hook.url, "events": hook.events, "app_id": hook.app_id}), 201
 
     @bp.get("/deliveries")
     def deliveries() -> Any:

@@ -124,13 +124,12 @@ def make_api(state: SandboxState, options: dict[str, Any]) -> Blueprint:
 
     # ---- webhooks ---------------------------------------------------------------------------------
     def emit(event: str, repo: Repo | None, sender: str, **payload: Any) -> None:
+        insts = {}
         if repo is not None:
             payload["repository"] = g.r.repo(repo, full=False)
-            insts = state.installations_for_repo(repo)
-            if insts:
-                payload["installation"] = installation_ref(insts[0])
+            insts = repo_installations(state, repo)
         payload["sender"] = g.r.user(sender)
-        state.sender.emit(event, payload)
+        state.sender.emit(event, payload, insts)
 
     def emit_issue(repo: Repo, issue: Issue, action: str, sender: str, **extra: Any) -> None:
         if issue.pull:
@@ -818,7 +817,7 @@ def fire_ref_events(state: SandboxState, r: Renderer, repo: Repo, changes: dict[
                     sender: str) -> None:
     """push webhooks for changed refs, and pull_request synchronize for open PRs whose head moved."""
     repo.pushed_at = now_iso()
-    insts = state.installations_for_repo(repo)
+    insts = repo_installations(state, repo)
     zero = "0" * 40
     for ref, (old, new) in changes.items():
         commits = []
@@ -834,9 +833,7 @@ def fire_ref_events(state: SandboxState, r: Renderer, repo: Repo, changes: dict[
             "head_commit": _push_commit(r, repo, new) if new else None,
             "repository": r.repo(repo, full=False), "pusher": {"name": sender, "email": None},
             "sender": r.user(sender)}
-        if insts:
-            payload["installation"] = installation_ref(insts[0])
-        state.sender.emit("push", payload)
+        state.sender.emit("push", payload, insts)
         if not ref.startswith("refs/heads/") or not new:
             continue
         branch = ref[len("refs/heads/"):]
@@ -847,11 +844,13 @@ def fire_ref_events(state: SandboxState, r: Renderer, repo: Repo, changes: dict[
                     sync: dict[str, Any] = {"action": "synchronize", "number": issue.number, "before": old or zero,
                                             "after": new, "pull_request": r.pull(base, issue),
                                             "repository": r.repo(base, full=False), "sender": r.user(sender)}
-                    binsts = state.installations_for_repo(base)
-                    if binsts:
-                        sync["installation"] = installation_ref(binsts[0])
                     issue.updated_at = now_iso()
-                    state.sender.emit("pull_request", sync)
+                    state.sender.emit("pull_request", sync, repo_installations(state, base))
+
+
+def repo_installations(state: SandboxState, repo: Repo) -> dict[int, dict[str, Any]]:
+    """app id -> webhook "installation" object, for the apps installed on `repo`."""
+    return {i.app_id: installation_ref(i) for i in state.installations_for_repo(repo)}  # type: ignore[misc]
 
 
 def _push_commit(r: Renderer, repo: Repo, sha: str) -> dict[str, Any]:

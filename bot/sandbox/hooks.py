@@ -54,13 +54,26 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
         self._thread.start()
 
-    def emit(self, event: str, payload: dict[str, Any]) -> list[Delivery]:
-        """Queue `payload` for every active hook subscribed to `event`."""
-        body = json.dumps(payload, separators=(",", ":")).encode()
+    def emit(self, event: str, payload: dict[str, Any],
+             installations: dict[int, dict[str, Any]] | None = None) -> list[Delivery]:
+        """Queue `payload` for every active hook subscribed to `event`.
+
+        `installations` maps app id -> the "installation" object for this event's repository: a hook bound to
+        an app (hook.app_id) only gets events where that app is installed, carrying its own installation."""
+        installations = installations or {}
+        if installations and "installation" not in payload:
+            payload = {**payload, "installation": next(iter(installations.values()))}
         out = []
         for hook in self._hooks():
-            if hook.wants(event):
-                out.append(self._enqueue(hook, event, payload.get("action"), body, str(uuid.uuid4()), False))
+            if not hook.wants(event):
+                continue
+            body_payload = payload
+            if hook.app_id is not None:
+                if hook.app_id not in installations:
+                    continue
+                body_payload = {**payload, "installation": installations[hook.app_id]}
+            body = json.dumps(body_payload, separators=(",", ":")).encode()
+            out.append(self._enqueue(hook, event, payload.get("action"), body, str(uuid.uuid4()), False))
         return out
 
     def redeliver(self, delivery_id: int) -> Delivery:

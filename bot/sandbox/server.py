@@ -50,7 +50,7 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
             "action": "created", "installation": r.installation(inst),
             "repositories": [{"id": x.id, "node_id": r.repo(x, full=False)["node_id"], "name": x.name,
                               "full_name": x.full_name, "private": x.private} for x in repos],
-            "requester": None, "sender": r.user(inst.account)})
+            "requester": None, "sender": r.user(inst.account)}, {inst.app_id: r.installation(inst)})
 
     app.register_blueprint(make_api(state, {"checks_require_app": checks_require_app}))
     app.register_blueprint(make_admin(state, faults, request_log, fire_installation))

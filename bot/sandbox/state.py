@@ -187,6 +187,7 @@ class Hook:
     secret: str | None
     events: list[str]
     active: bool = True
+    app_id: int | None = None  # an app's webhook: only events where the app is installed
 
     def wants(self, event: str) -> bool:
         return self.active and ("*" in self.events or event in self.events)
@@ -519,8 +520,11 @@ class SandboxState:
             return tok
 
     # ---- hooks ---------------------------------------------------------------------------------------
-    def add_hook(self, url: str, secret: str | None = None, events: list[str] | None = None) -> Hook:
+    def add_hook(self, url: str, secret: str | None = None, events: list[str] | None = None,
+                 app_id: int | None = None) -> Hook:
         with self.lock:
-            hook = Hook(self.next_id("hook"), url, secret, events or ["*"])
+            if app_id is not None and app_id not in self.apps:
+                raise ApiError(422, f"unknown app {app_id}")
+            hook = Hook(self.next_id("hook"), url, secret, events or ["*"], app_id=app_id)
             self.hooks[hook.id] = hook
             return hook
