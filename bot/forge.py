@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 import requests
 import tenacity
@@ -247,6 +247,7 @@ def make_retry(policy: RetryPolicy) -> GithubRetry:
 # --------------------------------------------------------------------------- interface
 
 
+@runtime_checkable
 class Forge(Protocol):
     """What the pipeline needs from a code forge."""
 
@@ -934,10 +935,17 @@ def forge_from_settings(
     timeout: float = 15.0,
     max_wait_s: float = 60.0,
     backoff_factor: float = 0.5,
-    min_interval_s: float | None = 0.25,
+    min_interval_s: float | None = None,
     refresh_margin_s: float = 300.0,
 ) -> GitHubForge:
-    """Build a GitHubForge from plain settings: a token, or an App id plus its private key (text or path)."""
+    """Build a GitHubForge from plain settings: a token, or an App id plus its private key (text or path).
+
+    `min_interval_s=None` throttles like PyGithub (0.25 s between requests, 1 s between writes) except for
+    a loopback base_url (the local sandbox), which is not throttled.
+    """
+    if min_interval_s is None:
+        host = urllib.parse.urlsplit(base_url).hostname or ""
+        min_interval_s = 0.0 if host in ("localhost", "127.0.0.1", "::1") else 0.25
     if app_id is not None:
         if private_key is None and private_key_path:
             with open(private_key_path, encoding="utf-8") as fh:

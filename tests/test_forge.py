@@ -216,6 +216,17 @@ def test_issue_comments_reactions_labels(world: dict[str, Any]) -> None:
     assert [i.number for i in f.list_open_issues(repo, 50)].count(n) == 1
 
 
+@pytest.mark.xfail(raises=ForgeError, strict=True,
+                   reason="sandbox lacks PATCH /repos/{owner}/{repo}/labels/{name} (GitHub: issues/update-label)")
+def test_ensure_label_fixes_color_and_description(world: dict[str, Any]) -> None:
+    f = token_forge(world)
+    repo = world["repo"]
+    f.ensure_label(repo, "autoresearch-color", "ededed", "old")
+    f.ensure_label(repo, "autoresearch-color", "#D93F0B", "new")
+    data = requests.get(f"{world['sb'].api_url}/repos/{repo}/labels/autoresearch-color", timeout=10).json()
+    assert (data["color"], data["description"]) == ("d93f0b", "new")
+
+
 def test_upsert_marked_comment_creates_once_then_edits(world: dict[str, Any]) -> None:
     f = token_forge(world, "bob")
     repo = world["repo"]

@@ -49,6 +49,13 @@ def test_forge_redact_knows_its_token() -> None:
     assert "***" in repr(TokenAuth(odd)) and odd not in repr(TokenAuth(odd))
 
 
+def test_github_forge_implements_the_forge_protocol() -> None:
+    f = GitHubForge(TokenAuth(TOKEN), base_url="http://127.0.0.1:9/api/v3")
+    assert isinstance(f, forge.Forge)
+    missing = [name for name in dir(forge.Forge) if not name.startswith("_") and not hasattr(f, name)]
+    assert missing == []
+
+
 def test_split_repo_rejects_bad_names() -> None:
     assert split_repo("ggml-org/llama.cpp") == ("ggml-org", "llama.cpp")
     for bad in ["llama.cpp", "a/b/c", "/b", "a/", "a b/c"]:
@@ -71,6 +78,9 @@ def test_forge_from_settings_requires_credentials(tmp_path) -> None:
     assert "BEGIN PRIVATE KEY" not in repr(f.auth)
     t = forge_from_settings(token=TOKEN)
     assert isinstance(t.auth, TokenAuth) and t.base_url == forge.DEFAULT_BASE_URL
+    assert (t.min_interval_s, t.min_write_interval_s) == (0.25, 1.0)  # GitHub's advice for writes
+    local = forge_from_settings(base_url="http://127.0.0.1:8765/api/v3", token=TOKEN)
+    assert (local.min_interval_s, local.min_write_interval_s) == (0.0, 0.0)
 
 
 def test_make_retry_caps_rate_limit_waits() -> None:
