@@ -379,21 +379,40 @@ def ccache_setup(workdir: Path) -> dict:
     }
 
 
-def choose_strategy(requested: str, has_ccache: bool, baseline_tree: Path) -> str:
-    """auto: ccache + fresh worktrees when ccache exists; else copy the built baseline (not for CMake trees,
-    whose caches hold absolute paths); else clean builds."""
-    if requested not in STRATEGIES:
-        requested = "auto"
-    cmake_tree = any(baseline_tree.glob("CMakeCache.txt")) or any(baseline_tree.glob("*/CMakeCache.txt"))
-    if requested == "ccache" and not has_ccache:
-        requested = "auto"
-    if requested == "incremental" and cmake_tree:
-        requested = "auto"
-    if requested != "auto":
-        return requested
-    if has_ccache:
-        return "ccache"
-    return "clean" if cmake_tree else "incremental"
+SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".cu", ".s", ".S", ".f90", ".rs", ".go")
+
+
+def is_cmake_tree(tree: Path) -> bool:
+    return any(tree.glob("CMakeCache.txt")) or any(tree.glob("*/CMakeCache.txt"))
+
+
+def changed_files(mirror: Path, base_sha: str, sha: str) -> list:
+    """[(status letter, path)] between two commits (no rename detection)."""
+    out = git(["diff", "--name-status", "-z", "--no-renames", base_sha, sha], cwd=mirror).split("\0")
+    return [(out[i][:1], out[i + 1]) for i in range(0, len(out) - 1, 2) if out[i]]
+
+
+def choose_strategy(requested: str, has_ccache: bool, cmake_tree: bool, changes: list) -> tuple:
+    """(strategy, reason) for one candidate; strategy is "incremental", "ccache" or "clean".
+
+    auto: copy the baseline's built tree (incremental) when that is safe whatever the build system's
+    dependency tracking: not a CMake tree (its caches hold absolute paths) and the candidate only modifies
+    translation units, whose new mtimes force their rebuild. Otherwise a fresh worktree, through ccache
+    when available (ccache hashes the preprocessed input, so headers can never go stale).
+    """
+    fresh = "ccache" if has_ccache else "clean"
+    if requested == "clean":
+        return "clean", "requested"
+    if requested == "ccache":
+        return (fresh, "requested" if has_ccache else "ccache not installed")
+    if cmake_tree:
+        return fresh, "CMake build tree (absolute paths) cannot be copied"
+    if requested == "incremental":
+        return "incremental", "requested"
+    others = [path for status, path in changes if status != "M" or not path.endswith(SOURCE_SUFFIXES)]
+    if others:
+        return fresh, f"changes beyond translation units ({others[0]}{', ...' if len(others) > 1 else ''})"
+    return "incremental", "only translation units modified"
 
 
 def copy_built_tree(src: Path, dst: Path) -> None:
@@ -546,19 +565,24 @@ class Driver:
         t = time.monotonic()
         protected = self.project.get("paths", {}).get("protected", [])
         requested = str(self.project.get("build", {}).get("strategy", "auto"))
-        strategy = None
+        if requested not in STRATEGIES:
+            self.error(f"unknown build.strategy {requested!r}; using auto")
+            requested = "auto"
+        cmake_tree = False
         for name in self.names:
             if self.variant(name)["status"] != "pending":
                 continue
             if name == self.baseline:
                 ok, seconds, text = self.build_one(name)
-                strategy = choose_strategy(requested, bool(self.ctx.ccache_env), self.trees[name])
-                log(f"build strategy for candidates: {strategy}")
+                cmake_tree = is_cmake_tree(self.trees[name])
                 if not ok:
                     self.write()
                     raise RuntimeError("baseline build failed")
                 continue
             try:
+                changes = changed_files(self.mirror, self.shas[self.baseline], self.shas[name])
+                strategy, why = choose_strategy(requested, bool(self.ctx.ccache_env), cmake_tree, changes)
+                log(f"{name}: {len(changes)} changed files; build strategy {strategy} ({why})")
                 prepare_candidate_tree(self.mirror, self.trees[name], self.shas[name], self.trees[self.baseline],
                                        self.shas[self.baseline], strategy)
                 restored = overlay_protected(self.trees[name], self.shas[self.baseline], self.shas[name], protected)
@@ -569,11 +593,11 @@ class Driver:
             if restored:
                 log(f"{name}: restored baseline copies of protected files: {', '.join(restored)}")
                 self.variant(name)["protected_restored"] = restored
-            self.build_one(name, strategy)
+            self.build_one(name, strategy, why)
         self.result["timings"]["build_s"] = round(time.monotonic() - t, 3)
         self.write()
 
-    def build_one(self, name: str, strategy: str = "fresh") -> tuple:
+    def build_one(self, name: str, strategy: str = "fresh", reason: str = "baseline") -> tuple:
         log(f"{name}: building")
         t = time.monotonic()
         try:
@@ -582,7 +606,7 @@ class Driver:
             ok, text = False, f"{type(e).__name__}: {e}"
         seconds = round(time.monotonic() - t, 3)
         self.variant(name)["build"] = {"ok": bool(ok), "seconds": seconds, "log_tail": tail(text),
-                                       "strategy": strategy}
+                                       "strategy": strategy, "strategy_reason": reason}
         log(f"{name}: build {'ok' if ok else 'FAILED'} in {seconds}s")
         if not ok:
             self.fail(name, "build_failed", tail(text, 1500))

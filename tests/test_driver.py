@@ -53,6 +53,8 @@ def test_statuses_of_every_kind_of_candidate(full_run: dict[str, Any]) -> None:
     assert r["complete"] is True and r["errors"] == []
     assert "SIGSEGV" in r["variants"]["crash"]["error"]
     assert "error" in r["variants"]["nobuild"]["build"]["log_tail"]
+    # every fixture candidate modifies only .c files: the built baseline tree is reused
+    assert {r["variants"][n]["build"]["strategy"] for n in ALL} == {"incremental"}
     assert r["variants"]["nobuild"]["build"]["ok"] is False
 
 
@@ -171,6 +173,18 @@ def test_schedule_rotates_and_balances() -> None:
     assert all(sorted(r) == sorted(names) for r in rounds)
     assert {r[0] for r in rounds} == set(names)                    # nobody is always first
     assert driver.make_schedule(["A", "B"], 4) == list("ABBABAAB")
+
+
+def test_auto_strategy_copies_only_when_safe() -> None:
+    src = [("M", "src/kernels.c"), ("M", "bench/bench.c")]
+    assert driver.choose_strategy("auto", True, False, src)[0] == "incremental"
+    assert driver.choose_strategy("auto", True, False, [])[0] == "incremental"            # A/A
+    for risky in ([("M", "src/kernels.h")], [("A", "src/new.c")], [("D", "src/kernels.c")], [("M", "Makefile")]):
+        assert driver.choose_strategy("auto", True, False, src + risky)[0] == "ccache"
+        assert driver.choose_strategy("auto", False, False, src + risky)[0] == "clean"
+    assert driver.choose_strategy("auto", True, True, src)[0] == "ccache"                 # CMake tree
+    assert driver.choose_strategy("incremental", False, True, src)[0] == "clean"
+    assert driver.choose_strategy("ccache", False, False, src) == ("clean", "ccache not installed")
 
 
 def test_glob_and_metric_parsing() -> None:

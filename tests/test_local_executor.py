@@ -16,7 +16,7 @@ import pytest
 
 from bot.experiments import results, tasks
 from bot.experiments.executors import Batch, ExecutorError, LocalExecutor
-from tests.engine_helpers import make_repo, project, spec
+from tests.engine_helpers import ROOT, make_repo, project, spec
 from tests.sky_catalog_fixture import isolated_env, seed_catalog
 
 X86 = {"cloud": "aws", "instance_type": "c7i.xlarge", "region": "us-east-1", "use_spot": False, "disk_size": 64,
@@ -148,7 +148,9 @@ def test_render_task_is_a_valid_skypilot_task(repo: Any, tmp_path: Path) -> None
     _, shas, bundle = repo
     s = spec(shas, ["aa"], quick_project(), run_id=12)
     files = tasks.write_batch_files(s, tmp_path / "files", bundle)
-    assert {"driver.py", "repo.bundle", "spec.json"} <= {p.name for p in files.iterdir()}
+    shipped = {p.name for p in files.iterdir()}
+    assert {"driver.py", "repo.bundle", "spec.json"} <= shipped
+    assert {p.name for p in (ROOT / "sky").glob("*.py")} <= shipped                 # presets and their helpers
     assert json.loads((files / "spec.json").read_text())["source"] == {"bundle": "repo.bundle"}
     task = tasks.render_task(s, X86, files)
     tasks.validate_task(task)

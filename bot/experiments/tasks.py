@@ -15,7 +15,6 @@ import yaml
 
 SKY_DIR = Path(__file__).resolve().parents[2] / "sky"
 TEMPLATE = SKY_DIR / "bench.yaml"
-DRIVER_FILES = ("driver.py", "llamacpp.py")
 BUNDLE_NAME = "repo.bundle"
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
@@ -57,15 +56,14 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
 
 def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
                       driver_dir: Path = SKY_DIR) -> Path:
-    """Fill files_dir with driver.py (+ llamacpp.py), spec.json and the bundle; return files_dir."""
+    """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
+    the bundle; return files_dir."""
+    if not (driver_dir / "driver.py").exists():
+        raise TaskError(f"{driver_dir / 'driver.py'} is missing")
     files_dir.mkdir(parents=True, exist_ok=True)
     spec = json.loads(json.dumps(spec))
-    for name in DRIVER_FILES:
-        src = driver_dir / name
-        if src.exists():
-            shutil.copy2(src, files_dir / name)
-        elif name == "driver.py":
-            raise TaskError(f"{src} is missing")
+    for src in sorted(driver_dir.glob("*.py")):
+        shutil.copy2(src, files_dir / src.name)
     if bundle is not None:
         dst = files_dir / BUNDLE_NAME
         if dst.exists():
