@@ -234,6 +234,35 @@ def test_app_jwt_flow_installation_tokens_and_check_runs(sb: Sandbox, world: dic
         gh(sb, expired).get_repo("alice/proj").get_issue(1)
 
 
+def test_listing_filters_labels_and_refs(sb: Sandbox, world: dict[str, Any]) -> None:
+    t = world["tokens"]
+    repo = gh(sb, t["dave"]).get_repo("alice/proj")
+    label = repo.create_label("perf-x86", "00ff00", "x86 runs")
+    assert (label.name, label.color) == ("perf-x86", "00ff00")
+    with pytest.raises(github.GithubException) as err:
+        repo.create_label("PERF-x86", "00ff00")
+    assert err.value.status == 422
+    tagged = repo.create_issue("tagged", labels=["perf-x86"])
+    plain = repo.create_issue("plain")
+    assert [i.number for i in repo.get_issues(labels=[label])] == [tagged.number]
+    plain.edit(state="closed")
+    open_numbers = [i.number for i in repo.get_issues(state="open")]
+    assert tagged.number in open_numbers and plain.number not in open_numbers
+    assert plain.number in [i.number for i in repo.get_issues(state="closed")]
+    bob_issue = gh(sb, t["bob"]).get_repo("alice/proj").create_issue("outsider", labels=["perf-x86"])
+    assert bob_issue.labels == []  # labels from users without triage are dropped, as on GitHub
+    assert {b.name for b in repo.get_branches()} >= {"main", "dev"}
+    sha = repo.get_branch("main").commit.sha
+    ref = repo.create_git_ref("refs/heads/tmp-delete", sha)
+    ref.delete()
+    with pytest.raises(github.GithubException) as err:
+        repo.get_git_ref("heads/tmp-delete")
+    assert err.value.status == 404
+    with pytest.raises(github.GithubException) as err:
+        repo.get_contents("missing.txt")
+    assert err.value.status == 404
+
+
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, headers["X-Hub-Signature-256"])
@@ -260,7 +289,8 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
             if step == "one":
                 repo.create_pull(title="hooked", body="", head="hooked", base="main")
         assert requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10}).json()["idle"]
-        events = receiver.events()
+        ping, *events = receiver.events()
+        assert ping[0] == "ping" and ping[1]["hook_id"] == hook["id"]
         names = [(e, p.get("action")) for e, p in events]
         assert names[:5] == [("issues", "opened"), ("issues", "labeled"), ("issue_comment", "created"),
                              ("push", None), ("pull_request", "opened")]
@@ -272,12 +302,12 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         labeled = events[1][1]
         assert labeled["label"]["name"] == "perf" and labeled["sender"]["login"] == "alice"
         assert labeled["repository"]["full_name"] == "alice/proj"
-        log = requests.get(f"{sb.url}/_sandbox/deliveries").json()
-        assert log[0]["status_code"] == 200 and log[0]["duration_ms"] is not None
-        again = requests.post(f"{sb.url}/_sandbox/deliveries/{log[0]['id']}/redeliver").json()
-        assert again["redelivery"] and again["guid"] == log[0]["guid"]
+        log = [d for d in requests.get(f"{sb.url}/_sandbox/deliveries").json() if d["hook_id"] == hook["id"]]
+        assert log[1]["event"] == "issues" and log[1]["status_code"] == 200 and log[1]["duration_ms"] is not None
+        again = requests.post(f"{sb.url}/_sandbox/deliveries/{log[1]['id']}/redeliver").json()
+        assert again["redelivery"] and again["guid"] == log[1]["guid"]
         requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
-        assert receiver.received[-1][1] == receiver.received[0][1]
+        assert receiver.received[-1][1] == receiver.received[1][1]
         # an app installed while the hook exists announces itself
         _, public = rsa_keypair()
         app2 = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "second", "public_key_pem": public}).json()
@@ -289,7 +319,7 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         issue.create_comment("after install")
         requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
         app_receiver.stop()
-        installed, commented = app_receiver.events()
+        _ping, installed, commented = app_receiver.events()
         assert commented[1]["comment"]["body"] == "after install"
         assert commented[1]["installation"]["id"] == installed[1]["installation"]["id"]
         installed = receiver.events()[-2]
@@ -298,7 +328,7 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         # every payload validates against GitHub's x-webhooks schemas
         spec = openapi_spec()
         checked = {validate_webhook(spec, event, payload) for event, payload in receiver.events()}
-        assert {"issues-opened", "issues-labeled", "issue-comment-created", "push", "pull-request-synchronize",
+        assert {"ping", "issues-opened", "issues-labeled", "issue-comment-created", "push", "pull-request-synchronize",
                 "installation-created"} <= checked
         # the payload shapes match GitHub's published examples at the top level
         examples = webhook_examples()

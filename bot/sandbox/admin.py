@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from bot.sandbox.render import Renderer
-from bot.sandbox.state import ApiError, SandboxState
+from bot.sandbox.state import ApiError, SandboxState, now_iso
 
 
 def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: list[dict[str, Any]],
@@ -83,6 +83,13 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         need(data, "url")
         with state.lock:
             hook = state.add_hook(data["url"], data.get("secret"), data.get("events"), data.get("app_id"))
+            ping_hook: dict[str, Any] = {
+                "type": "App" if hook.app_id else "Repository", "id": hook.id, "name": "web", "active": True,
+                "events": hook.events, "config": {"content_type": "json", "insecure_ssl": "0", "url": hook.url},
+                "created_at": now_iso(), "updated_at": now_iso()}
+            if hook.app_id:
+                ping_hook["app_id"] = hook.app_id
+            state.sender.ping(hook, {"zen": "Keep it logically awesome.", "hook_id": hook.id, "hook": ping_hook})
         return jsonify({"id": hook.id, "url": hook.url, "events": hook.events, "app_id": hook.app_id}), 201
 
     @bp.get("/deliveries")

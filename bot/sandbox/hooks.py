@@ -76,6 +76,11 @@ class WebhookSender:
             out.append(self._enqueue(hook, event, payload.get("action"), body, str(uuid.uuid4()), False))
         return out
 
+    def ping(self, hook: Any, payload: dict[str, Any]) -> Delivery:
+        """The `ping` GitHub sends to a newly created hook (only to that hook)."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return self._enqueue(hook, "ping", None, body, str(uuid.uuid4()), False)
+
     def redeliver(self, delivery_id: int) -> Delivery:
         with self._lock:
             orig = next((d for d in self.log if d.id == delivery_id), None)
