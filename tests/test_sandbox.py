@@ -2,6 +2,7 @@
 OpenAPI description."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -242,6 +243,10 @@ def test_listing_filters_labels_and_refs(sb: Sandbox, world: dict[str, Any]) -> 
     with pytest.raises(github.GithubException) as err:
         repo.create_label("PERF-x86", "00ff00")
     assert err.value.status == 422
+    label.edit("perf-x86", "0000ff", "x86 benchmark runs")
+    assert repo.get_label("perf-x86").color == "0000ff"
+    readme = repo.get_contents("README.md")
+    assert base64.b64decode(repo.get_git_blob(readme.sha).content) == readme.decoded_content
     tagged = repo.create_issue("tagged", labels=["perf-x86"])
     plain = repo.create_issue("plain")
     assert [i.number for i in repo.get_issues(labels=[label])] == [tagged.number]

@@ -1,6 +1,7 @@
 """The GitHub REST subset served under /api/v3 (JSON shapes as api.github.com's)."""
 from __future__ import annotations
 
+import base64
 import functools
 import time
 import urllib.parse
@@ -23,7 +24,6 @@ def parse_auth(state: SandboxState) -> tuple[Caller | None, str | None]:
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() == "basic":
-        import base64
         try:
             value = base64.b64decode(value).decode().split(":", 1)[1]
         except (ValueError, IndexError):
@@ -271,6 +271,16 @@ def make_api(state: SandboxState, options: dict[str, Any]) -> Blueprint:
             raise ApiError(404, "Not Found")
         return jsonify(g.r.ref(repo, full, sha))
 
+    @route("/repos/<owner>/<name>/git/blobs/<sha>")
+    def get_blob(owner: str, name: str, sha: str) -> Any:
+        repo = load(owner, name)
+        if gitrepo.git(repo.path, "cat-file", "-t", sha, check=False).strip() != "blob":
+            raise ApiError(404, "Not Found")
+        data = gitrepo.blob_bytes(repo.path, sha)
+        return jsonify({"sha": sha, "node_id": f"B_{sha[:20]}", "size": len(data),
+                        "url": f"{g.r.api}/repos/{repo.full_name}/git/blobs/{sha}",
+                        "content": base64.encodebytes(data).decode(), "encoding": "base64"})
+
     @route("/repos/<owner>/<name>/git/refs")
     def list_refs(owner: str, name: str) -> Any:
         repo = load(owner, name)
@@ -426,6 +436,35 @@ def make_api(state: SandboxState, options: dict[str, Any]) -> Blueprint:
         lab = state.find_label(repo, lname)
         if lab is None:
             raise ApiError(404, "Not Found")
+        return jsonify(g.r.label(repo, lab))
+
+    @route("/repos/<owner>/<name>/labels/<path:lname>", ["PATCH", "DELETE"])
+    def edit_label(owner: str, name: str, lname: str) -> Any:
+        repo = load(owner, name)
+        state.require(repo, caller(), "write")
+        lab = state.find_label(repo, lname)
+        if lab is None:
+            raise ApiError(404, "Not Found")
+        if request.method == "DELETE":
+            del repo.labels[lab.name]
+            for issue in repo.issues.values():
+                issue.labels = [n for n in issue.labels if n != lab.name]
+            return Response(status=204)
+        data = body()
+        new_name = data.get("new_name") or data.get("name")
+        if new_name and new_name != lab.name:
+            if state.find_label(repo, new_name) and new_name.lower() != lab.name.lower():
+                raise ApiError(422, "Validation Failed", [{"resource": "Label", "code": "already_exists",
+                                                           "field": "name"}])
+            del repo.labels[lab.name]
+            for issue in repo.issues.values():
+                issue.labels = [new_name if n == lab.name else n for n in issue.labels]
+            lab.name = new_name
+            repo.labels[new_name] = lab
+        if data.get("color"):
+            lab.color = data["color"].lstrip("#")
+        if "description" in data:
+            lab.description = data["description"]
         return jsonify(g.r.label(repo, lab))
 
     # ---- issues -----------------------------------------------------------------------------------

@@ -206,8 +206,12 @@ def read_blob(bare: Path, ref: str, path: str) -> tuple[str, bytes] | None:
     if kind != "blob":
         return None
     sha = git(bare, "rev-parse", spec).strip()
-    proc = subprocess.run(["git", "-C", str(bare), "cat-file", "blob", sha], capture_output=True, check=True)
-    return sha, proc.stdout
+    return sha, blob_bytes(bare, sha)
+
+
+def blob_bytes(bare: Path, sha: str) -> bytes:
+    return subprocess.run(["git", "-C", str(bare), "cat-file", "blob", sha], capture_output=True,
+                          check=True).stdout
 
 
 def list_tree(bare: Path, ref: str, path: str) -> list[tuple[str, str, str, int]] | None:
