@@ -401,3 +401,15 @@ def test_validate_exchange_rejects_wrong_shapes() -> None:
     with pytest.raises(ExchangeError, match="no documented operation"):
         validate_exchange(spec, "GET", "/nothing/here", 200, {})
     assert {"issues", "issue_comment", "ping", "installation"} <= set(webhook_examples())
+
+
+def test_app_jwt_must_expire_within_ten_minutes(sb: Sandbox) -> None:
+    private, public = rsa_keypair()
+    app = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "longjwt", "public_key_pem": public}).json()
+    now = int(time.time())
+    import jwt
+    token = jwt.encode({"iat": now - 60, "exp": now + 3600, "iss": str(app["id"])}, private, algorithm="RS256")
+    resp = requests.get(f"{sb.api_url}/app", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401 and "too far in the future" in resp.json()["message"]
+    ok = jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(app["id"])}, private, algorithm="RS256")
+    assert requests.get(f"{sb.api_url}/app", headers={"Authorization": f"Bearer {ok}"}).json()["slug"] == "longjwt"

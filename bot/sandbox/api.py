@@ -50,13 +50,15 @@ def app_from_jwt(state: SandboxState, token: str | None) -> App:
     if app is None:
         raise ApiError(401, "Integration not found")
     try:
-        jwt.decode(token, app.public_key_pem, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]},
-                   leeway=60)
+        claims = jwt.decode(token, app.public_key_pem, algorithms=["RS256"],
+                            options={"require": ["iat", "exp", "iss"]}, leeway=60)
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time "
                             "at which the assertion expires")
     except jwt.PyJWTError:
         raise ApiError(401, "A JSON web token could not be decoded")
+    if float(claims["exp"]) - time.time() > 600 + 60:
+        raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
     return app
 
 
