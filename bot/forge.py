@@ -443,8 +443,6 @@ class GitHubForge:
             if status == 422:
                 return Unprocessable(status, msg)
             return ForgeError(status, msg)
-        if isinstance(exc, requests.RequestException):
-            return ForgeError(0, self.redact(f"{type(exc).__name__}: {exc}")[:_MAX_MESSAGE])
         return ForgeError(0, self.redact(f"{type(exc).__name__}: {exc}")[:_MAX_MESSAGE])
 
     def _call(self, fn: Callable[[], T], idempotent: bool = True) -> T:
@@ -500,12 +498,9 @@ class GitHubForge:
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=timezone.utc)
         entry = _InstallationToken(access.token, expires, self._client(Auth.Token(access.token)))
-        with self._lock:
-            old = self._tokens.get(inst_id)
+        with self._lock:  # the replaced client may still serve another thread: left to the GC
             self._tokens[inst_id] = entry
             self._secrets.add(access.token)
-        if old is not None:
-            old.client.close()
         log.info("minted installation token for installation %s (expires %s)", inst_id, expires.isoformat())
         return entry
 
