@@ -155,7 +155,8 @@ def main() -> int:
             cands = sum(x["build"]["seconds"] for n, x in v.items() if n != "baseline")
             figures[label] = (base, cands, r["timings"]["build_s"])
             used = sorted({x["build"].get("strategy") for n, x in v.items() if n != "baseline"})
-            print(f"{label:12s} [{'/'.join(used)}] baseline build {base:6.2f}s | {args.candidates} candidates {cands:6.2f}s "
+            print(f"{label:12s} [{'/'.join(used)}] baseline build {base:6.2f}s | "
+                  f"{args.candidates} candidates {cands:6.2f}s "
                   f"({cands / args.candidates:5.2f}s each) | build phase total {r['timings']['build_s']:6.2f}s "
                   f"| driver wall {time.monotonic() - t:6.2f}s")
         naive_total = figures["naive"][2]

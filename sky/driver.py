@@ -7,8 +7,18 @@ Stdlib only (runs on a bare VM image with python3, git, a C compiler, maybe cmak
 
 Spec and result shapes: docs/ARCHITECTURE.md. The result is rewritten atomically after every phase and
 every benchmark visit, so a crashed machine still leaves partial results (`"complete": false`, variants
-not reached yet have status "pending"). The final result is also printed as one stdout line
-`AUTORESEARCH_RESULT <json>` so a remote executor can read it from the job log.
+not reached yet have status "pending"). After each phase and bench round the partial result is also printed
+as one stdout line `AUTORESEARCH_PARTIAL <json>`, and the final one as `AUTORESEARCH_RESULT <json>`, so a
+remote executor can read it from the job log. Extra keys beyond docs/ARCHITECTURE.md: `complete`,
+`schedule_plan`, variant `error` / `protected_restored`, build `strategy` / `strategy_reason`.
+
+Builds (`project.build.strategy`, default "auto"; `project.build.ccache`, default true): the baseline builds
+in a fresh worktree. A candidate that only modifies translation units (.c/.cpp/...) in a non-CMake tree gets a
+copy of the baseline's built tree with the candidate checked out over it, so only its changed files rebuild
+(correct even without header dependency tracking). Any other candidate gets a fresh worktree built through
+ccache (cc/gcc/g++/clang masqueraded on PATH; CCACHE_BASEDIR + NOHASHDIR make hits path-independent).
+"incremental" / "ccache" / "clean" force one strategy. Never two benchmark invocations at once; benchmarks
+are pinned to the first `benchmark.threads` cpus (taskset) with OMP_NUM_THREADS/THREADS set.
 
 Trust: checks and benchmark scripts come from the baseline. Every candidate worktree gets the baseline's
 copy of `project.paths.protected` before it is built, and only the spec's project dict (the baseline's
@@ -33,7 +43,6 @@ import math
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -45,7 +54,8 @@ from typing import Any, Callable
 
 SCHEMA = 1
 LOG_TAIL = 4000
-METRIC_RE = re.compile(r"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))\s*$",
+NUMBER = r"[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf)"
+METRIC_RE = re.compile(rf"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*({NUMBER})\s*$",
                        re.IGNORECASE | re.MULTILINE)
 STRATEGIES = ("auto", "ccache", "incremental", "clean")
 
@@ -253,7 +263,8 @@ def machine_facts() -> dict:
         elif key in ("flags", "features") and val and not flags:
             flags = sorted(set(val.split()))
     if not cpu and shutil.which("lscpu"):
-        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+        out = out.decode(errors="replace")
         m = re.search(r"^Model name:\s*(.+)$", out, re.MULTILINE)
         cpu = m.group(1).strip() if m else ""
     return {"cpu": cpu or platform.processor() or platform.machine(), "flags": flags, "kernel": platform.release(),
@@ -485,13 +496,16 @@ class Driver:
     def variant(self, name: str) -> dict:
         return self.result["variants"][name]
 
-    def write(self) -> None:
+    def write(self, announce: bool = False) -> None:
+        """Atomically rewrite result.json; announce=True also prints it as an AUTORESEARCH_PARTIAL line."""
         self.result["timings"]["total_s"] = round(time.monotonic() - self.t0, 3)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".result-", dir=str(self.out.parent))
         with os.fdopen(fd, "w") as f:
             json.dump(self.result, f, indent=1)
         os.replace(tmp, self.out)
+        if announce:
+            print("AUTORESEARCH_PARTIAL " + json.dumps(self.result, separators=(",", ":")), flush=True)
 
     def error(self, msg: str) -> None:
         log(f"ERROR {msg}")
@@ -528,7 +542,7 @@ class Driver:
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline commit is missing")
         add_worktree(self.mirror, self.trees[self.baseline], self.shas[self.baseline])
-        self.write()
+        self.write(announce=True)
 
     def make_ctx(self) -> Ctx:
         bench = self.project.get("benchmark", {})
@@ -595,7 +609,7 @@ class Driver:
                 self.variant(name)["protected_restored"] = restored
             self.build_one(name, strategy, why)
         self.result["timings"]["build_s"] = round(time.monotonic() - t, 3)
-        self.write()
+        self.write(announce=True)
 
     def build_one(self, name: str, strategy: str = "fresh", reason: str = "baseline") -> tuple:
         log(f"{name}: building")
@@ -630,6 +644,7 @@ class Driver:
                 self.fail(name, "validation_failed", f"{bad.get('name')}: {bad.get('detail', '')}")
             self.write()
         self.result["timings"]["validate_s"] = round(time.monotonic() - t, 3)
+        self.write(announce=True)
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
 
@@ -648,6 +663,8 @@ class Driver:
                 self.write()
                 if self.variant(self.baseline)["status"] != "pending":
                     raise RuntimeError("baseline benchmark failed; stopping")
+            self.result["timings"]["bench_s"] = round(time.monotonic() - t, 3)
+            self.write(announce=r < rounds - 1)
         for name in live:
             if self.variant(name)["status"] == "pending":
                 self.variant(name)["status"] = "ok"

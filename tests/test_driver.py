@@ -98,6 +98,10 @@ def test_machine_facts_timings_and_result_line(full_run: dict[str, Any]) -> None
     assert t["total_s"] >= t["build_s"] + t["bench_s"] > 0
     line = next(ln for ln in full_run["logs"].splitlines() if ln.startswith("AUTORESEARCH_RESULT "))
     assert json.loads(line.split(" ", 1)[1]) == r
+    partials = [json.loads(ln.split(" ", 1)[1]) for ln in full_run["logs"].splitlines()
+                if ln.startswith("AUTORESEARCH_PARTIAL ")]
+    assert len(partials) == 3 + 2 and all(p["complete"] is False for p in partials)   # 3 phases + 2 of 3 rounds
+    assert len(partials[-1]["variants"]["baseline"]["samples"]["softmax_ns"]) == 2 * 2
     assert "[driver]" in full_run["logs"]
 
 

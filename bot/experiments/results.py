@@ -84,7 +84,7 @@ def _check_variant(name: str, v: Any, partial: bool) -> None:
     validation = _need(v, "validation", dict, where)
     _need(validation, "ok", bool, f"{where}validation.")
     for i, check in enumerate(_need(validation, "checks", list, f"{where}validation.")):
-        if not isinstance(check, dict) or not isinstance(check.get("name"), str) or not isinstance(check.get("ok"), bool):
+        if not (isinstance(check, dict) and isinstance(check.get("name"), str) and isinstance(check.get("ok"), bool)):
             raise ResultError(f"{where}validation.checks[{i}]", "needs a string 'name' and a boolean 'ok'")
     samples = _need(v, "samples", dict, where)
     for metric, values in samples.items():
