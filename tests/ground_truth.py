@@ -64,15 +64,22 @@ def _npm_package(spec: str) -> Path:
     if npm is None:
         import pytest
         pytest.skip(f"npm is not installed: cannot fetch {spec} (GitHub's published API description)")
-    dest.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([npm, "pack", spec, "--pack-destination", str(dest), "--silent"],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"npm pack {spec} failed: {proc.stderr.strip()}")
-    tgz = next(dest.glob("*.tgz"))
-    with tarfile.open(tgz) as tar:
-        tar.extractall(dest, filter="data")
-    tgz.unlink()
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        proc = subprocess.run([npm, "pack", spec, "--pack-destination", str(tmp), "--silent"],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"npm pack {spec} failed: {proc.stderr.strip()}")
+        tgz = next(tmp.glob("*.tgz"))
+        with tarfile.open(tgz) as tar:
+            tar.extractall(tmp, filter="data")
+        tgz.unlink()
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)  # atomic: a half-fetched package is never mistaken for a cached one
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest / "package"
 
 

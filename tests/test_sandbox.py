@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -99,10 +100,12 @@ def test_fork_push_over_http_and_compare_across_forks(sb: Sandbox, world: dict[s
     (work / "src" / "simd.c").write_text("/* vectorized */\n")
     git(work, "add", ".")
     git(work, "commit", "-q", "-m", "inline add, add simd stub")
-    with pytest.raises(Exception):  # anonymous push is refused
+    with pytest.raises(subprocess.CalledProcessError) as err:  # anonymous push is refused (401 -> no prompt)
         git(work, "push", "-q", push_url(sb, "bob/proj", None), "faster")
-    with pytest.raises(Exception):  # carol (read) cannot push to alice/proj
+    assert "terminal prompts disabled" in err.value.stderr or "401" in err.value.stderr
+    with pytest.raises(subprocess.CalledProcessError) as err:  # carol (read) cannot push to alice/proj
         git(work, "push", "-q", push_url(sb, "alice/proj", t["carol"]), "faster")
+    assert "403" in err.value.stderr
     git(work, "push", "-q", push_url(sb, "bob/proj", t["bob"]), "faster")
     head_sha = git(work, "rev-parse", "HEAD").strip()
     base = gh(sb, t["alice"]).get_repo("alice/proj")
