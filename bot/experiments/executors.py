@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ LOCK_NAME = ".bench.lock"
 # The environment a local benchmark sees: candidate code runs there, so no tokens from the bot's environment.
 SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "CCACHE_DIR", "CCACHE_MAXSIZE")
 LOG_LIMIT = 200_000
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +83,7 @@ class LocalExecutor:
             proc = subprocess.Popen(
                 [self.python, "-m", "bot.experiments.executors", "run-local", str(hdir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                cwd=str(hdir), env=_runner_env())
+                cwd=str(hdir), env=_runner_env(self.python))
         finally:
             log.close()
         _write_json(hdir / "runner.pid", {"pid": proc.pid, "start": _proc_start_time(proc.pid)})
@@ -100,7 +102,7 @@ class LocalExecutor:
         return "done" if done is not None and self._finished_ok(hdir, done) else "failed"
 
     def collect(self, handle: str) -> dict[str, dict[str, Any]]:
-        """{arch: result} for every arch that left a readable result (partial ones included)."""
+        """{arch: result} for every arch that left a valid result (partial ones included, `complete` false)."""
         hdir = self._dir(handle)
         plan = _read_json(hdir / "batch.json") or {}
         out: dict[str, dict[str, Any]] = {}
@@ -111,7 +113,7 @@ class LocalExecutor:
             try:
                 out[arch] = results_mod.load_result(path, partial=True)
             except results_mod.ResultError as e:
-                out[arch] = {"arch": arch, "invalid": str(e)}
+                LOG.warning("%s/%s: result left out: %s", handle, arch, e)
         return out
 
     def cancel(self, handle: str) -> None:
@@ -227,8 +229,10 @@ def _safe(name: str) -> str:
     return out or "arch"
 
 
-def _runner_env() -> dict[str, str]:
+def _runner_env(python: str) -> dict[str, str]:
+    """Scrubbed env; `python3` on PATH is the bot's interpreter (the llama.cpp preset needs gguf + numpy)."""
     env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), env.get("PATH", "/usr/bin:/bin")])
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root
     return env
