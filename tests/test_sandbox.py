@@ -179,6 +179,21 @@ def test_issues_labels_comments_reactions(sb: Sandbox, world: dict[str, Any]) ->
     assert repo.get_issue(issue.number).state == "closed"
 
 
+def test_concurrent_writers_get_distinct_numbers(sb: Sandbox, world: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    token = world["tokens"]["dave"]
+
+    def open_issue(i: int) -> int:
+        resp = requests.post(f"{sb.api_url}/repos/alice/proj/issues", json={"title": f"race {i}"},
+                             headers={"Authorization": f"token {token}"}, timeout=30)
+        assert resp.status_code == 201, resp.text
+        return int(resp.json()["number"])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        numbers = list(pool.map(open_issue, range(12)))
+    assert len(set(numbers)) == 12
+
+
 def test_pull_requests_across_forks(sb: Sandbox, world: dict[str, Any]) -> None:
     t = world["tokens"]
     base = gh(sb, t["bob"]).get_repo("alice/proj")

@@ -23,6 +23,7 @@ from bot.sandbox.render import Renderer
 from bot.sandbox.state import ApiError, Installation, SandboxState
 
 DOCS = "https://docs.github.com/rest"
+REQUEST_LOG_MAX = 20000  # oldest entries are dropped beyond this
 
 
 def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None,
@@ -101,6 +102,8 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
         if resp.is_json:
             entry["response_json"] = resp.get_json(silent=True)
         request_log.append(entry)
+        if len(request_log) > REQUEST_LOG_MAX:
+            del request_log[: len(request_log) - REQUEST_LOG_MAX]
         return resp
 
     register_git_http(app, state)
