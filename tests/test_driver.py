@@ -198,3 +198,20 @@ def test_glob_and_metric_parsing() -> None:
     assert driver.matches_any("tools/run.sh", ["tools"])
     text = "noise\nMETRIC t_ns=1.5\nMETRIC t_ns=2e3\n  METRIC tok/s=9\nMETRIC other=nan-ish\nMETRIC x=-3\n"
     assert driver.parse_metrics(text) == {"t_ns": [1.5, 2000.0], "x": [-3.0]}
+
+
+def test_broken_baseline_aborts_cleanly(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    proj = project(rounds=1, repetitions=1, warmup=0)
+    proj["validate"]["commands"] = ["test -f NO_SUCH_FILE"]
+    r, _ = run_driver(spec(shas, ["aa"], proj, source={"url": str(path)}), tmp_path / "v")
+    assert r["variants"]["baseline"]["status"] == "validation_failed" and r["schedule"] == []
+    assert r["variants"]["aa"]["status"] == "validation_failed"
+    assert any("baseline failed validation" in e for e in r["errors"]) and r["complete"] is True
+    proj["build"]["commands"] = ["make -j2 bench check", "exit 3"]
+    r, _ = run_driver(spec(shas, ["aa"], proj, source={"url": str(path)}), tmp_path / "b")
+    assert r["variants"]["baseline"]["status"] == "build_failed"
+    assert "exit status 3" in r["variants"]["baseline"]["build"]["log_tail"]
+    assert r["variants"]["aa"]["status"] == "bench_failed" and "not reached" in r["variants"]["aa"]["error"]
+    assert any("baseline build failed" in e for e in r["errors"])
+    results.validate_result(r)
