@@ -407,7 +407,7 @@ def test_every_logged_exchange_matches_githubs_openapi(sb: Sandbox, world: dict[
         except ExchangeError as exc:
             failures.append(str(exc))
     assert not failures, "\n".join(dict.fromkeys(failures))
-    assert len(operations) >= 30, sorted(operations)
+    assert len(operations) >= 40, sorted(operations)
 
 
 def test_validate_exchange_rejects_wrong_shapes() -> None:
