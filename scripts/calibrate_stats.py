@@ -29,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from bot.experiments.stats import decide  # noqa: E402
 
-DEFAULT_DECISION = {"alpha": 0.05, "min_effect": 0.01, "slowdown_tolerance": 0.02, "max_noise_cv": 0.10,
+# Recommended defaults (ProjectConfig): rounds 10, repetitions 3, warmup 1, min_effect 0.02 (see report).
+DEFAULT_ROUNDS, DEFAULT_REPS = 10, 3
+DEFAULT_DECISION = {"alpha": 0.05, "min_effect": 0.02, "slowdown_tolerance": 0.02, "max_noise_cv": 0.10,
                     "bootstrap": 10000}
 
 
@@ -171,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", metavar="FIXTURE_DIR", help="run the real driver on this minibench fixture")
     ap.add_argument("--trials", type=int, default=None, help="batches (default: 200 sim, 20 real)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    ap.add_argument("--reps", type=int, default=DEFAULT_REPS)
     ap.add_argument("--min-effect", type=float, default=DEFAULT_DECISION["min_effect"])
     ap.add_argument("--bootstrap", type=int, default=None, help="default: 10000 real, 2000 sim")
-    ap.add_argument("--iters", type=int, default=300, help="real: kernel calls per bench invocation")
+    ap.add_argument("--iters", type=int, default=1000, help="real: kernel calls per bench invocation")
     ap.add_argument("--tmp", default=None)
-    ap.add_argument("--pad", type=int, default=200, help="real: busy-loop iterations the baseline adds per call")
+    ap.add_argument("--pad", type=int, default=20, help="real: busy-loop iterations the baseline adds per call")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.02])
     ap.add_argument("--shapes", type=lambda s: tuple(int(x) for x in s.split("x")), nargs="+",
                     default=None, help="rounds x reps settings for the sweep, e.g. 4x3 6x4")

@@ -50,10 +50,11 @@ def measure(fixture: Path, rounds: int, reps: int, warmup: int) -> dict[str, flo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--build-s", type=float, default=60.0, help="per variant (ccache-warm incremental build)")
+    ap.add_argument("--build-s", type=float, default=60.0,
+                    help="per variant; assumed llama.cpp-sized ccache-warm incremental build on 4 vCPUs")
     ap.add_argument("--validate-s", type=float, default=10.0, help="per variant")
     ap.add_argument("--invocation-s", type=float, default=2.0, help="one benchmark invocation")
     ap.add_argument("--setup-s", type=float, default=360.0, help="provision + apt setup + clone per VM")

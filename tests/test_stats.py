@@ -255,3 +255,15 @@ def test_partial_result_pending_variant_is_missing_and_noted() -> None:
     assert {r.candidate: r.verdict for r in d.rows} == {"done": "faster", "later": "missing"}
     assert d.winners == ["done"] and any("partial result" in n for n in d.notes)
     assert decide({"x86": {"arch": "x86", "invalid": "bad"}}, project()).rows == []
+
+
+def test_block_bootstrap_widens_ci_when_a_whole_visit_is_disturbed() -> None:
+    rng = random.Random(23)
+    base = noisy(rng, 100, 30, 0.005)
+    cand = noisy(rng, 97, 30, 0.005)
+    cand[0:3] = [v * 1.3 for v in cand[0:3]]    # one visit (3 reps) hit by a contention burst
+    cand[3:6] = [v * 1.3 for v in cand[3:6]]
+    iid = compare(base, cand, higher_is_better=False, n_boot=2000)
+    blocked = compare(base, cand, higher_is_better=False, n_boot=2000, rounds=10)
+    assert (blocked.ci_high - blocked.ci_low) > (iid.ci_high - iid.ci_low)
+    assert stats._blocks(list(range(7)), 3) == [[x] for x in range(7)]  # uneven -> per sample

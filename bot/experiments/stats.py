@@ -3,7 +3,8 @@
 Pure Python and deterministic for a given seed. Decisions come from raw per-repetition samples:
 
 * effect = ratio of medians, oriented so that ``speedup > 1`` always means "better";
-* a seeded percentile bootstrap CI of that ratio (each group resampled independently). Percentile,
+* a seeded percentile bootstrap CI of that ratio (each group resampled independently, by whole round
+  visits when the samples split evenly into rounds, see ``bootstrap_ci``). Percentile,
   not BCa: with 10-30 samples the bootstrap distribution of a median is discrete and the jackknife
   estimate of BCa's acceleration is inconsistent for the median, so BCa adds no accuracy here;
 * a two-sided Mann-Whitney U test (exact null distribution without ties and small n, otherwise the
@@ -204,16 +205,34 @@ def _oriented_ratio(base_med: float, cand_med: float, higher_is_better: bool) ->
     return num / den
 
 
+def _blocks(xs: Sequence[float], n_blocks: int) -> list[list[float]]:
+    """Consecutive equal chunks (one per round visit) when the sample splits evenly, else singletons."""
+    if n_blocks > 1 and len(xs) % n_blocks == 0 and len(xs) > n_blocks:
+        size = len(xs) // n_blocks
+        return [list(xs[i:i + size]) for i in range(0, len(xs), size)]
+    return [[x] for x in xs]
+
+
+def _resample(rng: random.Random, blocks: list[list[float]]) -> list[float]:
+    if len(blocks[0]) == 1:
+        return rng.choices([b[0] for b in blocks], k=len(blocks))
+    return [x for b in rng.choices(blocks, k=len(blocks)) for x in b]
+
+
 def bootstrap_ci(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool,
-                 alpha: float, n_boot: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap CI of the oriented ratio of medians."""
+                 alpha: float, n_boot: int, seed: int, rounds: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the oriented ratio of medians.
+
+    With ``rounds`` > 1 and samples that split evenly into that many consecutive visits, whole visits
+    are resampled (block bootstrap): repetitions of one visit share the machine's state at that moment,
+    so resampling them one by one would understate the uncertainty.
+    """
     rng = random.Random(seed)
-    nb, nc = len(base), len(cand)
-    b, c = list(base), list(cand)
+    b, c = _blocks(base, rounds), _blocks(cand, rounds)
     ratios = []
     for _ in range(n_boot):
-        rb = median(rng.choices(b, k=nb))
-        rc = median(rng.choices(c, k=nc))
+        rb = median(_resample(rng, b))
+        rc = median(_resample(rng, c))
         ratios.append(_oriented_ratio(rb, rc, higher_is_better))
     ratios.sort()
     lo_i = max(0, int(math.floor(alpha / 2 * n_boot)))
@@ -247,7 +266,7 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
 
 def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float = 0.05,
             min_effect: float = 0.01, max_noise_cv: float = 0.10, n_boot: int = 10000,
-            seed: int = 0) -> Comparison:
+            seed: int = 0, rounds: int = 0) -> Comparison:
     """Compare candidate samples with baseline samples of one metric."""
     base = [float(v) for v in base]
     cand = [float(v) for v in cand]
@@ -255,7 +274,8 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
         raise ValueError(f"need >= 2 samples per group (baseline {len(base)}, candidate {len(cand)})")
     bm, cm = median(base), median(cand)
     _, p = mann_whitney(cand, base)
-    lo, hi = bootstrap_ci(base, cand, higher_is_better=higher_is_better, alpha=alpha, n_boot=n_boot, seed=seed)
+    lo, hi = bootstrap_ci(base, cand, higher_is_better=higher_is_better, alpha=alpha, n_boot=n_boot, seed=seed,
+                          rounds=rounds)
     c = Comparison(baseline_median=bm, candidate_median=cm, speedup=_oriented_ratio(bm, cm, higher_is_better),
                    ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, n_base=len(base), n_cand=len(cand),
                    baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better)
@@ -360,7 +380,7 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
     if len(bs) < 2 or len(cs) < 2:
         return Row(cand, arch, metric, status, None, corr, "bench_failed")
     comp = compare(bs, cs, higher_is_better=hib, alpha=dec["alpha"], min_effect=dec["min_effect"],
-                   max_noise_cv=dec["max_noise_cv"], n_boot=dec["bootstrap"], seed=seed)
+                   max_noise_cv=dec["max_noise_cv"], n_boot=dec["bootstrap"], seed=seed, rounds=dec["rounds"])
     return Row(cand, arch, metric, status, comp, corr, comp.verdict)
 
 
@@ -368,7 +388,8 @@ def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
     d = dict(project.get("decision") or {})
     return {"alpha": float(d.get("alpha", 0.05)), "min_effect": float(d.get("min_effect", 0.01)),
             "slowdown_tolerance": float(d.get("slowdown_tolerance", 0.02)),
-            "max_noise_cv": float(d.get("max_noise_cv", 0.10)), "bootstrap": int(d.get("bootstrap", 10000))}
+            "max_noise_cv": float(d.get("max_noise_cv", 0.10)), "bootstrap": int(d.get("bootstrap", 10000)),
+            "rounds": int((project.get("benchmark") or {}).get("rounds", 0))}
 
 
 def _is_winner(cand: str, rows: list[Row], archs: Iterable[str], target: str, dec: Mapping[str, Any]) -> bool:
