@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Slow end-to-end proof of the llama.cpp preset on the real llama.cpp source, through the real bench driver.
 
-    .venv/bin/python scripts/llamacpp_e2e.py [--source DIR] [--workdir DIR] [--rounds 2] [--reps 1]
+    .venv/bin/python scripts/llamacpp_e2e.py [--source DIR] [--workdir DIR] [--rounds 6] [--reps 2]
 
 Builds a local repo from the fetched source (scripts/fetch_llamacpp.sh) with three candidate commits:
   a_a       an empty commit (identical tree)              -> must not be a winner, no verdict "faster"
@@ -44,6 +44,7 @@ SLOW_PATCH = ("""                ggml_float sum = 0.0;
 """)
 BAD_PATCH = ("const float scale = 1.0f/sqrtf(mean + eps);", "const float scale = 1.0f/(mean + eps);")
 OPS = "ggml/src/ggml-cpu/ops.cpp"
+VEC = "ggml/src/ggml-cpu/vec.cpp"
 
 
 def sh(args: list[str], cwd: Path | None = None, **kw) -> str:
@@ -134,7 +135,8 @@ def run_driver(files: Path, spec: dict, workdir: Path, log_path: Path) -> dict:
 
 
 def rebuild_times(workdir: Path, proj: dict, threads: int) -> dict[str, float]:
-    """No-op rebuild and one-file (ops.cpp touched) rebuild of the baseline tree through the preset."""
+    """Rebuilds of the built baseline tree through the preset: no-op, touched file (ccache hit), edited file
+    (a real recompile of one ggml-cpu translation unit + relink)."""
     driver = load("e2e_driver", SKY / "driver.py")
     sys.path.insert(0, str(SKY))
     llamacpp = load("llamacpp", SKY / "llamacpp.py")
@@ -143,15 +145,27 @@ def rebuild_times(workdir: Path, proj: dict, threads: int) -> dict[str, float]:
     env.update({k: v for k, v in cc.items() if k != "CCACHE_BIN"})
     ctx = driver.Ctx(workdir=workdir, project=proj, threads=threads, env=env, ccache_env=cc, cpus=[])
     tree = workdir / "wt" / "baseline"
+    edited = tree / VEC
+    original = edited.read_text()
+
+    def touch() -> None:
+        (tree / OPS).touch()
+
+    def edit() -> None:
+        edited.write_text(original + f"\nstatic int autoresearch_e2e_edit_{int(time.time())} = 0;\n")
+
     out = {}
-    for label, touch in (("noop", None), ("touch_ops_cpp", tree / OPS)):
-        if touch:
-            touch.touch()
-        t = time.monotonic()
-        ok, text = llamacpp.build(tree, ctx)
-        out[label] = round(time.monotonic() - t, 1)
-        if not ok:
-            raise SystemExit(f"rebuild ({label}) failed:\n{text[-2000:]}")
+    try:
+        for label, change in (("noop", None), ("touch_ops", touch), ("edit_vec", edit)):
+            if change:
+                change()
+            t = time.monotonic()
+            ok, text = llamacpp.build(tree, ctx)
+            out[label] = round(time.monotonic() - t, 1)
+            if not ok:
+                raise SystemExit(f"rebuild ({label}) failed:\n{text[-2000:]}")
+    finally:
+        edited.write_text(original)
     return out
 
 
@@ -190,8 +204,9 @@ def report(result: dict, decision, rebuild: dict[str, float]) -> bool:
                 print(f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
                       f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}")
         print("  winners:", decision.winners or "none", "| notes:", "; ".join(decision.notes)[:400])
-    print(f"\nrebuild of the built baseline tree: no-op {rebuild['noop']}s, after touching {OPS}: "
-          f"{rebuild['touch_ops_cpp']}s; cold full build (baseline above): {result['variants']['baseline']['build']['seconds']}s")
+    print(f"\nbuilds: cold full (baseline, empty ccache) {result['variants']['baseline']['build']['seconds']}s; "
+          f"rebuild of the built baseline tree: no-op {rebuild['noop']}s, touched {OPS} (ccache hit) "
+          f"{rebuild['touch_ops']}s, edited {VEC} (real recompile) {rebuild['edit_vec']}s")
     v = result["variants"]
     expectations = {
         "a_a: validated, not a winner, not faster": v["a_a"]["status"] == "ok" and (
@@ -210,8 +225,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, help="llama.cpp git repo (default: scripts/fetch_llamacpp.sh)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/llamacpp-e2e"))
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=1, help="driver invocations per variant per round")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=2, help="driver invocations per variant per round")
     ap.add_argument("--bench-reps", type=int, default=5, help="llama-bench -r (samples per invocation)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args()
@@ -221,7 +236,9 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     shas = make_repo(source, work / "repo")
     proj = project(args)
-    spec = {"schema": 1, "run_id": 0, "arch": platform.machine(), "seed": 1,
+    arch = "arm" if platform.machine().lower() in ("aarch64", "arm64") else "x86"
+    proj["architectures"] = [arch]
+    spec = {"schema": 1, "run_id": 0, "arch": arch, "seed": 1,
             "source": {"url": str(work / "repo")},
             "baseline": {"name": "baseline", "sha": shas["baseline"]},
             "candidates": [{"name": n, "sha": shas[n]} for n in ("a_a", "slow_norm", "bad_norm")],

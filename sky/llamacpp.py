@@ -63,9 +63,10 @@ def options(project: dict) -> dict:
     raw = dict(project.get("llamacpp") or {})
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in raw.items() if v is not None or k == "model"})
-    for key in ("n_prompt", "n_gen", "bench_reps"):
-        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < (0 if key != "bench_reps" else 1):
-            raise PresetError(f"llamacpp.{key} must be a non-negative integer, got {opts[key]!r}")
+    for key, low in (("n_prompt", 0), ("n_gen", 0), ("bench_reps", 1)):
+        value = opts[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise PresetError(f"llamacpp.{key} must be an integer >= {low}, got {value!r}")
     if opts["n_prompt"] == 0 and opts["n_gen"] == 0:
         raise PresetError("llamacpp.n_prompt and llamacpp.n_gen cannot both be 0")
     if not isinstance(opts["kl_max"], (int, float)) or isinstance(opts["kl_max"], bool) or opts["kl_max"] <= 0:

@@ -319,3 +319,38 @@ def test_make_model_token_embeddings_dominate_residual(tmp_path):
     t = {x.name: x for x in gguf.GGUFReader(str(tmp_path / "m.gguf")).tensors}
     assert 0.8 < float(t["token_embd.weight"].data.std()) < 1.2
     assert str(t["output.weight"].data.dtype) == "float32"
+
+
+class ScriptedCtx(FakeCtx):
+    """FakeCtx whose run() replays prepared llama-perplexity outputs (the binaries are not built in CI)."""
+
+    def __init__(self, workdir: Path, outputs: list[str], kl_max: float = 0.01):
+        super().__init__(workdir, {"llamacpp": {"kl_max": kl_max}})
+        self.outputs, self.calls = list(outputs), []
+
+    def run(self, cmd, cwd, timeout=0, pin=False, extra_env=None):
+        self.calls.append(cmd)
+        return 0, self.outputs.pop(0)
+
+
+def _refs(tmp_path: Path) -> dict:
+    return {"model": str(tmp_path / "m.gguf"), "kld_base": str(tmp_path / "l.kld"), "generation": ""}
+
+
+def test_kld_check_retries_output_lost_by_the_async_logger(tmp_path):
+    truncated = KLD_OUTPUT.split("====== Perplexity")[0]
+    ctx = ScriptedCtx(tmp_path, [truncated, truncated, KLD_OUTPUT])
+    check = llamacpp.check_kld(tmp_path / "wt", _refs(tmp_path), ctx)
+    assert check["ok"] and len(ctx.calls) == 3
+    assert "mean KLD 0.00019" in check["detail"] and "bound 0.01" in check["detail"]
+    assert ctx.calls[0][-1] == "--kl-divergence" and "--kl-divergence-base" in ctx.calls[0]
+
+
+def test_kld_check_rejects_divergence_over_bound_and_gives_up_on_missing_stats(tmp_path):
+    broken = KLD_OUTPUT.replace("Mean    KLD:   0.000190", "Mean    KLD:   0.367940")
+    check = llamacpp.check_kld(tmp_path / "wt", _refs(tmp_path), ScriptedCtx(tmp_path, [broken]))
+    assert not check["ok"] and "0.36794" in check["detail"]
+    truncated = KLD_OUTPUT.split("====== Perplexity")[0]
+    ctx = ScriptedCtx(tmp_path, [truncated] * llamacpp.ATTEMPTS)
+    check = llamacpp.check_kld(tmp_path / "wt", _refs(tmp_path), ctx)
+    assert not check["ok"] and f"{llamacpp.ATTEMPTS} attempts" in check["detail"]
