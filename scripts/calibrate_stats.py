@@ -9,9 +9,9 @@
     and with probability 5% an outlier * U(1.05, 1.5). drift[round] ~ LogNormal(0, 1%) is shared by both
     variants of a round (interleaved A B B A rounds). Each trial runs decide() on a batch of one arch with
     an A/A candidate and a 3%-faster candidate (Holm over both), like a real run.
-(b) Builds a git repo from the minibench fixture where the *baseline* calls a noinline busy loop of
-    --pad iterations in every softmax call (~3% of its time), and two candidates: "aa" (same tree, new
-    commit) and "fast3" (the same code with 0 iterations). Every trial is one real LocalExecutor batch (build, validate, interleaved bench).
+(b) Builds a git repo from the minibench fixture where the *baseline* runs a noinline busy loop of
+    --pad iterations (a data constant) in every softmax call (~3% of its time here), and two candidates:
+    "aa" (same tree, new commit) and "fast3" (identical code, the constant set to 0). Every trial is one real LocalExecutor batch (build, validate, interleaved bench).
 """
 
 from __future__ import annotations
@@ -100,18 +100,17 @@ def run_simulation(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- real runs
 
-PAD_FN = ("#include <math.h>\n",
-          "#include <math.h>\n\n"
-          "__attribute__((noinline)) static void pad_work(int k) {   /* calibration knob */\n"
-          "    volatile int sink = 0;\n"
-          "    for (int i = 0; i < k; i++) sink += i;\n"
-          "}\n")
-
-
 def pad_edits(iters: int) -> dict:
-    """Edits adding a fixed amount of busy work to every softmax call (same code layout for every k)."""
-    return {"src/kernels.c": [PAD_FN, ("    const float inv = 1.0f / sum;\n",
-                                       f"    const float inv = 1.0f / sum;\n    pad_work({iters});\n")]}
+    """Busy work per softmax call set by a *data* knob: the code is identical for every ``iters``
+    (a code change, even an empty call, moves the hot loop's alignment by ~10% on this CPU)."""
+    fn = ("#include <math.h>\n\n"
+          f"__attribute__((section(\".data\"))) volatile int pad_iters = {iters};   /* calibration knob */\n"
+          "__attribute__((noinline)) static void pad_work(void) {\n"
+          "    volatile int sink = 0;\n"
+          "    for (int i = 0; i < pad_iters; i++) sink += i;\n"
+          "}\n")
+    return {"src/kernels.c": [("#include <math.h>\n", fn), ("    const float inv = 1.0f / sum;\n",
+                                                            "    const float inv = 1.0f / sum;\n    pad_work();\n")]}
 
 
 def run_real(args: argparse.Namespace) -> int:
@@ -179,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=None, help="default: 10000 real, 2000 sim")
     ap.add_argument("--iters", type=int, default=1000, help="real: kernel calls per bench invocation")
     ap.add_argument("--tmp", default=None)
-    ap.add_argument("--pad", type=int, default=20, help="real: busy-loop iterations the baseline adds per call")
+    ap.add_argument("--pad", type=int, default=2000, help="real: busy-loop iterations the baseline adds per call")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.02])
     ap.add_argument("--shapes", type=lambda s: tuple(int(x) for x in s.split("x")), nargs="+",
                     default=None, help="rounds x reps settings for the sweep, e.g. 4x3 6x4")

@@ -267,3 +267,25 @@ def test_block_bootstrap_widens_ci_when_a_whole_visit_is_disturbed() -> None:
     blocked = compare(base, cand, higher_is_better=False, n_boot=2000, rounds=10)
     assert (blocked.ci_high - blocked.ci_low) > (iid.ci_high - iid.ci_low)
     assert stats._blocks(list(range(7)), 3) == [[x] for x in range(7)]  # uneven -> per sample
+
+
+def visits(rng: random.Random, center: float, rounds: int, reps: int, visit_cv: float) -> list[float]:
+    """Samples whose repetitions share one factor per round visit (contention bursts)."""
+    out: list[float] = []
+    for _ in range(rounds):
+        f = center * rng.lognormvariate(0.0, visit_cv)
+        out += [f * rng.lognormvariate(0.0, 0.003) for _ in range(reps)]
+    return out
+
+
+def test_noisy_machine_needs_visit_level_agreement() -> None:
+    rng = random.Random(46)  # an A/A pair where treating reps as independent says "faster" (p 0.008)
+    base, cand = visits(rng, 100, 10, 3, 0.15), visits(rng, 100, 10, 3, 0.15)
+    naive = compare(base, cand, higher_is_better=False, n_boot=1000)
+    assert naive.verdict == "faster" and naive.p_visits is None
+    aware = compare(base, cand, higher_is_better=False, n_boot=1000, rounds=10)
+    assert aware.baseline_cv > 0.10 and aware.p_visits > 0.05 and aware.verdict == "noisy"
+    rng = random.Random(3)  # on a quiet machine a real 5% speedup still passes with visits
+    quiet = compare(visits(rng, 100, 10, 3, 0.01), visits(rng, 95, 10, 3, 0.01), higher_is_better=False,
+                    n_boot=1000, rounds=10)
+    assert quiet.verdict == "faster" and quiet.p_visits < 0.05

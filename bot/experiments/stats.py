@@ -7,8 +7,12 @@ Pure Python and deterministic for a given seed. Decisions come from raw per-repe
   visits when the samples split evenly into rounds, see ``bootstrap_ci``). Percentile,
   not BCa: with 10-30 samples the bootstrap distribution of a median is discrete and the jackknife
   estimate of BCa's acceleration is inconsistent for the median, so BCa adds no accuracy here;
-* a two-sided Mann-Whitney U test (exact null distribution without ties and small n, otherwise the
-  normal approximation with tie and continuity correction), Holm-adjusted per arch+metric family;
+* a two-sided Mann-Whitney U test on the raw samples (exact null distribution without ties and small n,
+  otherwise the normal approximation with tie and continuity correction), Holm-adjusted per arch+metric
+  family. When the baseline is noisy (cv > max_noise_cv) and the samples split evenly into round
+  visits, a result must also be significant when the visits' medians are compared: repetitions of one
+  visit share a contention burst, which once made an A/A pair "faster" on a busy machine
+  (scripts/calibrate_stats.py --real);
 * verdict: significant AND CI excludes 1 AND |speedup-1| >= min_effect -> faster/slower; a baseline
   whose robust CV exceeds ``max_noise_cv`` and an undecided result -> "noisy" (with a rounds hint).
 """
@@ -178,6 +182,7 @@ class Comparison:
     verdict: str
     note: str = ""
     higher_is_better: bool = False
+    p_visits: float | None = None  # Mann-Whitney on per-visit medians (None: no round structure)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -250,6 +255,8 @@ def samples_needed(cv: float, effect: float, *, alpha: float = 0.05, power: floa
 
 def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) -> tuple[str, str]:
     significant = c.p_adjusted < alpha
+    if c.baseline_cv > max_noise_cv and c.p_visits is not None:
+        significant = significant and c.p_visits < alpha  # noisy machine: the visits must agree too
     ci_excludes_one = c.ci_low > 1.0 or c.ci_high < 1.0
     big_enough = abs(c.speedup - 1.0) >= min_effect
     if significant and ci_excludes_one and big_enough:
@@ -274,11 +281,16 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
         raise ValueError(f"need >= 2 samples per group (baseline {len(base)}, candidate {len(cand)})")
     bm, cm = median(base), median(cand)
     _, p = mann_whitney(cand, base)
+    bb, cb = _blocks(base, rounds), _blocks(cand, rounds)
+    p_visits = None
+    if len(bb[0]) > 1 and len(cb[0]) > 1:  # test unit = one round visit (its reps share bursts)
+        _, p_visits = mann_whitney([median(b) for b in cb], [median(b) for b in bb])
     lo, hi = bootstrap_ci(base, cand, higher_is_better=higher_is_better, alpha=alpha, n_boot=n_boot, seed=seed,
                           rounds=rounds)
     c = Comparison(baseline_median=bm, candidate_median=cm, speedup=_oriented_ratio(bm, cm, higher_is_better),
                    ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, n_base=len(base), n_cand=len(cand),
-                   baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better)
+                   baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better,
+                   p_visits=p_visits)
     c.verdict, c.note = _judge(c, alpha, min_effect, max_noise_cv)
     return c
 
