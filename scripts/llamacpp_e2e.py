@@ -7,7 +7,8 @@ Builds a local repo from the fetched source (scripts/fetch_llamacpp.sh) with thr
   a_a       an empty commit (identical tree)              -> must not be a winner, no verdict "faster"
   slow_norm rms_norm sums each row 12 times (ggml-cpu)   -> must be detected slower
   bad_norm  rms_norm without the sqrt (broken numerics)   -> must fail validation
-then runs sky/driver.py on one spec (locally, this machine), decides with bot.experiments.stats, measures a
+then runs sky/driver.py on one spec through the bot's LocalExecutor (git bundle + rendered sky/bench.yaml;
+--direct: the driver alone), decides with bot.experiments.stats, measures a
 no-op and a one-file incremental rebuild, and prints a table. Exit status 0 only when all three expectations hold.
 CPU heavy: the first (cold) baseline build takes minutes; candidates build from ccache.
 """
@@ -132,6 +133,34 @@ def run_driver(files: Path, spec: dict, workdir: Path, log_path: Path) -> dict:
     return json.loads((files / "result.json").read_text())
 
 
+def run_executor(spec: dict, repo: Path, base_dir: Path, log_path: Path) -> tuple[dict, Path]:
+    """The bot's own path: git bundle + LocalExecutor (rendered sky/bench.yaml `run`, detached runner)."""
+    sys.path.insert(0, str(ROOT))
+    from bot.experiments import executors, tasks  # noqa: PLC0415
+    if base_dir.exists():
+        shutil.rmtree(base_dir)
+    bundle = tasks.make_bundle(repo, [spec["baseline"]["sha"]] + [c["sha"] for c in spec["candidates"]],
+                               base_dir.parent / "e2e.bundle")
+    # the runner's python3 must have gguf + numpy (a VM gets them in setup): put this interpreter first
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    ex = executors.LocalExecutor(base_dir)
+    handle = ex.submit(executors.Batch(run_id=0, specs={spec["arch"]: spec}, bundle=bundle))
+    print(f"LocalExecutor handle {handle} (log: {log_path})", flush=True)
+    seen = 0
+    while (state := ex.poll(handle)) == "running":
+        time.sleep(2)
+        text = ex.logs(handle)
+        for line in text[seen:].splitlines():
+            if line.startswith("[driver]"):
+                print("   ", line[:160], flush=True)
+        seen = len(text)
+    log_path.write_text(ex.logs(handle))
+    results = ex.collect(handle)
+    if spec["arch"] not in results:
+        raise SystemExit(f"executor {state}: no result; see {log_path}")
+    return results[spec["arch"]], base_dir / handle / spec["arch"] / "work"
+
+
 def rebuild_times(workdir: Path, proj: dict, threads: int) -> dict[str, float]:
     """Rebuilds of the built baseline tree through the preset: no-op, touched ops.cpp (ccache hit + relink),
     edited ops.cpp (a real recompile of that ggml-cpu translation unit + relink)."""
@@ -228,6 +257,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2, help="driver invocations per variant per round")
     ap.add_argument("--bench-reps", type=int, default=5, help="llama-bench -r (samples per invocation)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--direct", action="store_true", help="run sky/driver.py directly instead of LocalExecutor")
     args = ap.parse_args()
     t0 = time.monotonic()
     # one ccache for the driver run and the rebuild timings (kept between runs of this script)
@@ -244,13 +274,16 @@ def main() -> int:
             "baseline": {"name": "baseline", "sha": shas["baseline"]},
             "candidates": [{"name": n, "sha": shas[n]} for n in ("a_a", "slow_norm", "bad_norm")],
             "project": proj}
-    drv_work = work / "driver-work"
-    if drv_work.exists():
-        shutil.rmtree(drv_work)
-    result = run_driver(work / "files", spec, drv_work, work / "driver.log")
+    if args.direct:
+        drv_work = work / "driver-work"
+        if drv_work.exists():
+            shutil.rmtree(drv_work)
+        result = run_driver(work / "files", spec, drv_work, work / "driver.log")
+    else:
+        result, drv_work = run_executor(spec, work / "repo", work / "executor", work / "driver.log")
     rebuild = rebuild_times(drv_work, proj, args.threads)
     ok = report(result, decide(result, proj), rebuild)
-    print(f"\ntotal {time.monotonic() - t0:.0f}s; result: {work / 'files' / 'result.json'}")
+    print(f"\ntotal {time.monotonic() - t0:.0f}s; driver workdir: {drv_work}")
     return 0 if ok else 1
 
 
