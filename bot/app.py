@@ -29,6 +29,45 @@ def make_forge(settings: Settings) -> Any:
                                installation_id=settings.github_installation_id)
 
 
+def make_executor(settings: Settings) -> Any:
+    if settings.executor == "skypilot":
+        from .experiments.skypilot_exec import SkyPilotExecutor
+
+        return SkyPilotExecutor(settings.data_path / "executor" / "skypilot")
+    from .experiments.executors import LocalExecutor
+
+    return LocalExecutor(settings.data_path / "executor" / "local")
+
+
+def make_llm_factory(settings: Settings, store: Store) -> Any:
+    """LLM per run (its own budget and usage records), or None without an API key."""
+    if not settings.anthropic_api_key:
+        return lambda ctx: None
+
+    def factory(ctx: Any) -> Any:
+        from .agent.llm import LLM
+
+        run_id = ctx.run.id
+
+        def sink(usage: dict) -> None:
+            store.record_usage(run_id, "llm", tokens_in=int(usage.get("input_tokens", 0)),
+                               tokens_out=int(usage.get("output_tokens", 0)), usd=float(usage.get("usd", 0.0)),
+                               detail=str(usage.get("purpose", "")))
+
+        spent = store.usage_totals(run_id)
+        tokens_left = max(0, min(ctx.project.budget_tokens, settings.budget_llm_tokens)
+                          - int(spent["tokens_in"] + spent["tokens_out"]))
+        usd_left = max(0.0, min(ctx.project.budget_usd, settings.budget_usd) - float(spent["usd"]))
+        return LLM(api_key=settings.anthropic_api_key, max_tokens_budget=tokens_left, usd_budget=usd_left,
+                   model=settings.anthropic_model, base_url=settings.anthropic_base_url, usage_sink=sink)
+
+    return factory
+
+
+def default_services(settings: Settings, store: Store) -> dict[str, Any]:
+    return {"executor": make_executor(settings), "llm_factory": make_llm_factory(settings, store)}
+
+
 @dataclass
 class Bot:
     settings: Settings
@@ -44,6 +83,7 @@ def build_bot(settings: Settings, *, forge: Any = None, services: dict[str, Any]
     settings.validate()
     store = Store(settings.db_path)
     forge = forge if forge is not None else make_forge(settings)
+    services = {**default_services(settings, store), **(services or {})}
     pipeline = Pipeline(settings, store, forge, services=services)
     worker = Worker(settings, store, pipeline, owner=owner)
     return Bot(settings, store, forge, pipeline, worker, create_app(settings, store))

@@ -95,10 +95,11 @@ ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
 
 GENERIC_DEFAULTS: dict[str, Any] = {
     "preset": "generic",
-    "build": {"commands": []},
-    "validate": {"commands": [], "compare_output": None},
+    "build": {"commands": [], "strategy": "auto", "ccache": True, "timeout": 1800},
+    "validate": {"commands": [], "compare_output": None, "timeout": 900},
     "benchmark": {
         "command": None,
+        "timeout": 600,
         "metrics": [],
         "target": None,
         "repetitions": 3,
@@ -246,6 +247,12 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
         _check_keys(d[section], set(GENERIC_DEFAULTS[section]), section)
 
     _str_list(d["build"], "commands", "build")
+    strategy = _get(d["build"], "strategy", str, "build")
+    if strategy not in ("auto", "incremental", "ccache", "clean"):
+        raise ConfigError("build.strategy", f"must be auto, incremental, ccache or clean, got {strategy!r}")
+    _get(d["build"], "ccache", bool, "build")
+    for section in ("build", "validate", "benchmark"):
+        _positive_int(d[section], "timeout", section)
     _str_list(d["validate"], "commands", "validate")
     _get(d["validate"], "compare_output", str, "validate", required=False)
 

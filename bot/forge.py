@@ -474,10 +474,19 @@ class GitHubForge:
         if known is not None:
             return known
         owner, name = split_repo(repo)
-        inst = self._call(lambda: self._app().get_repo_installation(owner, name))
+        try:
+            inst_id = int(self._call(lambda: self._app().get_repo_installation(owner, name)).id)
+        except NotFound:
+            # Not installed there (a fork, a related project): any installation token reads public
+            # repositories on GitHub, so use one we already hold; writes there fail with 403/404 as they should.
+            with self._lock:
+                known_ids = list(self._installations.values())
+            if not known_ids:
+                raise
+            return known_ids[0]
         with self._lock:
-            self._installations[repo] = int(inst.id)
-        return int(inst.id)
+            self._installations[repo] = inst_id
+        return inst_id
 
     def installation_token(self, repo: str) -> tuple[str, datetime]:
         """The cached installation token for `repo` (minted or refreshed when < margin left)."""

@@ -199,6 +199,42 @@ class Pipeline:
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
 
+    def report_inputs(self, run: Run) -> dict[str, Any]:
+        """Everything the status comment, the PR body and the check runs show, read from the store."""
+        run = self.store.get_run(run.id)
+        get = lambda key, default=None: self.store.get_artifact(run.id, key, default)  # noqa: E731
+        project = get("project") or {}
+        usage = self.store.usage_totals(run.id)
+        budget = (project.get("budget") or {}).get("usd", self.settings.budget_usd)
+        progress = [e["message"] for e in self.store.events(run.id, "progress")][-5:]
+        return {
+            "run": {"id": run.id, "repo": run.repo, "issue": run.issue_number, "kind": run.kind,
+                    "attempt": run.attempt, "state": run.state, "trigger_user": run.trigger_user,
+                    "params": run.params, "error": run.error},
+            "phases": SEQUENCES[run.kind],
+            "progress": progress,
+            "budget": {"spent_usd": usage["usd"], "limit_usd": min(float(budget), self.settings.budget_usd),
+                       "llm_usd": usage["llm_usd"], "vm_usd": usage["vm_usd"],
+                       "tokens": usage["tokens_in"] + usage["tokens_out"]},
+            "project": project,
+            "baseline": get("baseline"),
+            "dossier": get("dossier"),
+            "candidates": get("candidates", []),
+            "skipped": get("skipped", []),
+            "decision": get("decision"),
+            "results": get("results:main"),
+            "verification": get("verification"),
+            "choice": get("choice"),
+            "publication": get("publication"),
+            "failure": get("failure"),
+            "experiments": self.store.experiments(run.id),
+            "costs": get("costs", {}),
+            "executor": self.settings.executor,
+            "links": {"status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
+                      if self.settings.public_url else None,
+                      "repo_web": self.services.get("repo_web_url", "https://github.com").rstrip("/") + "/" + run.repo},
+        }
+
     # GitHub-facing helpers --------------------------------------------------------------------------------
     def acknowledge(self, run: Run) -> None:
         """First status comment right after the permission check (the reaction came before)."""

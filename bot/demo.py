@@ -1,0 +1,264 @@
+"""The whole product offline: a local GitHub sandbox, the bot (webhook service + worker), the example project.
+
+`World` sets the scene the way a real installation looks: a maintainer's repository with a config file, forks
+with commits ahead, a GitHub App installed on the repository whose webhooks reach the bot over HTTP. Tests use
+the same `World`; `run_demo` adds a maintainer who labels an issue and prints what happened.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from .app import Bot, build_bot
+from .config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SECRET = "demo-webhook-secret"
+
+
+def _load_make_fork() -> Any:
+    spec = importlib.util.spec_from_file_location("make_fork", EXAMPLES / "make_fork.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{EXAMPLES / 'make_fork.py'} is missing (the demo needs a repository checkout)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_fork"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def rsa_keypair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+class Admin:
+    """The sandbox's /_sandbox admin API (no GitHub equivalent) over real HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/") + "/_sandbox"
+
+    def call(self, method: str, path: str, body: dict | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+class World:
+    """Sandbox GitHub + bot service + worker, wired over loopback HTTP."""
+
+    def __init__(self, workdir: Path, *, settings_overrides: dict[str, Any] | None = None, start_worker: bool = True,
+                 services: dict[str, Any] | None = None):
+        from .sandbox.server import Sandbox
+
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.sandbox = Sandbox(data_dir=self.workdir / "sandbox")
+        self.admin = Admin(self.sandbox.url)
+        self.tokens: dict[str, str] = {}
+        for login in ("maria", "olaf", "fiona", "felix"):
+            self.tokens[login] = self.admin.call("POST", "/users", {"login": login})["token"]
+        self.private_key, public_key = rsa_keypair()
+        self.app = self.admin.call("POST", "/apps", {"slug": "autoresearch", "public_key_pem": public_key})
+        self.repo = "maria/attention"
+        self._services = services
+        self._settings_overrides = settings_overrides or {}
+        self.bot: Bot | None = None
+        self._server = None
+        self._start_worker = start_worker
+
+    # scene ------------------------------------------------------------------------------------------------
+    def add_attention_project(self) -> Any:
+        """maria/attention from examples/attention, forks fiona/attention (4 commits) and felix/attention (1)."""
+        history = _load_make_fork().build(self.workdir / "git")
+        owner, name = self.repo.split("/")
+        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(history.upstream)})
+        self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
+        # triage may label issues but has no write access: exactly the case the bot's permission gate is for
+        self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
+        for login, fork_dir in (("fiona", history.forks["fork"]), ("felix", history.forks["fork2"])):
+            self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login})
+            url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens[login]}@") + f"/{login}/{name}.git"
+            subprocess.run(["git", "push", "-q", "--force", url, "HEAD:refs/heads/main"], cwd=fork_dir, check=True,
+                           capture_output=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
+        self.history = history
+        return history
+
+    def start_bot(self) -> Bot:
+        bot_dir = self.workdir / "bot"
+        settings = Settings(
+            webhook_secret=SECRET, github_base_url=self.sandbox.api_url, github_app_id=int(self.app["id"]),
+            github_private_key=self.private_key, database=str(bot_dir / "autoresearch.db"), data_dir=str(bot_dir),
+            executor="local", worker_poll_seconds=0.2, anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            arxiv_enabled=True, **self._settings_overrides)
+        services = {"repo_web_url": self.sandbox.url, **(self._services or {})}
+        self.bot = build_bot(settings, services=services)
+        self._server = make_server("127.0.0.1", 0, self.bot.app, threaded=True, request_handler=_QuietHandler)
+        threading.Thread(target=self._server.serve_forever, name="bot-http", daemon=True).start()
+        self.bot_url = f"http://127.0.0.1:{self._server.server_port}"
+        self.admin.call("POST", "/hooks", {"url": self.bot_url + "/webhook", "secret": SECRET,
+                                           "app_id": self.app["id"]})
+        if self._start_worker:
+            self.bot.worker.start()
+        return self.bot
+
+    # acting as people on GitHub ---------------------------------------------------------------------------
+    def gh(self, login: str) -> Any:
+        from github import Auth, Github
+
+        return Github(base_url=self.sandbox.api_url, auth=Auth.Token(self.tokens[login]))
+
+    def open_issue(self, title: str, body: str, as_user: str = "maria") -> int:
+        return self.gh(as_user).get_repo(self.repo).create_issue(title=title, body=body).number
+
+    def label(self, number: int, label: str = "autoresearch", as_user: str = "maria") -> None:
+        self.gh(as_user).get_repo(self.repo).get_issue(number).add_to_labels(label)
+
+    def comment(self, number: int, body: str, as_user: str = "maria") -> int:
+        return self.gh(as_user).get_repo(self.repo).get_issue(number).create_comment(body).id
+
+    def comments(self, number: int) -> list[Any]:
+        return list(self.gh("maria").get_repo(self.repo).get_issue(number).get_comments())
+
+    def wait_deliveries(self, timeout: float = 10) -> None:
+        self.admin.call("POST", "/deliveries/wait", {"timeout": timeout})
+
+    def wait_runs(self, timeout: float = 300, progress: Any = None) -> list[Any]:
+        """Until every run is final (done/failed/cancelled)."""
+        assert self.bot is not None
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self.wait_deliveries()
+            runs = self.bot.store.list_runs(50)
+            pending = self.bot.store.pending_commands()
+            line = ", ".join(f"run {r.id}: {r.state}" for r in runs)
+            if progress and line != last:
+                progress(line)
+                last = line
+            if runs and not pending and all(not r.active for r in runs):
+                return runs
+            time.sleep(0.3)
+        raise TimeoutError(f"runs not finished after {timeout} s: {last}")
+
+    def stop(self) -> None:
+        if self.bot is not None:
+            self.bot.worker.stop()
+        if self._server is not None:
+            self._server.shutdown()
+        self.sandbox.stop()
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) -> int:
+    if llama:
+        print("The llama.cpp demo runs the real source through the same driver: see scripts/llamacpp_e2e.py "
+              "(python scripts/llamacpp_e2e.py --help).")
+        return subprocess.call([sys.executable, str(ROOT / "scripts" / "llamacpp_e2e.py")])
+    workdir = Path(workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
+
+    say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
+    world = World(workdir)
+    try:
+        world.add_attention_project()
+        say(f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)")
+        world.start_bot()
+        say(f"bot listening on {world.bot_url}; GitHub App installed on {world.repo}")
+        number = world.open_issue("Speed up attention on CPU",
+                                  "The attention kernel is the hot path of our inference. Please research faster "
+                                  "softmax/matmul variants and measure them.")
+        world.label(number, as_user="olaf")
+        say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
+        world.wait_deliveries()
+        _wait(lambda: not world.bot.store.pending_commands())
+        world.label(number)
+        say(f"maria (admin) labelled issue #{number} with 'autoresearch'")
+        runs = world.wait_runs(timeout=600, progress=lambda line: say(line))
+        run = runs[0]
+        say(f"run {run.id} finished: {run.state}")
+        _summary(world, number, run)
+        out = workdir / "report"
+        out.mkdir(exist_ok=True)
+        comments = world.comments(number)
+        (out / "issue-comments.md").write_text("\n\n---\n\n".join(c.body for c in comments))
+        pub = world.bot.store.get_artifact(run.id, "publication") or {}
+        if pub.get("pr_number"):
+            pr = world.gh("maria").get_repo(world.repo).get_pull(pub["pr_number"])
+            (out / "pull-request.md").write_text(f"# {pr.title}\n\n{pr.body}")
+        print(f"\nWhere to look:\n  issue (sandbox web view): {world.sandbox.url}/{world.repo}/issues/{number}")
+        if pub.get("pr_number"):
+            print(f"  draft PR:                 {world.sandbox.url}/{world.repo}/pull/{pub['pr_number']}")
+        print(f"  bot status page:          {world.bot_url}/runs/{run.id}\n  rendered markdown:        {out}/")
+        say("demo finished")
+        if keep_serving:
+            print("serving; press Ctrl-C to stop")
+            while True:
+                time.sleep(3600)
+        return 0 if run.state == "done" else 1
+    finally:
+        world.stop()
+
+
+from werkzeug.serving import WSGIRequestHandler  # noqa: E402
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _wait(cond: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not cond():
+        time.sleep(0.1)
+
+
+def _summary(world: World, number: int, run: Any) -> None:
+    store = world.bot.store
+    decision = store.get_artifact(run.id, "decision") or {}
+    cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates", [])}
+    print("\nVerdicts (target metric, per arch):")
+    for row in decision.get("rows", []):
+        if row["metric"] != decision.get("target"):
+            continue
+        comp = row.get("comparison") or {}
+        speed = f"{comp['speedup']:.2f}x [{comp['ci_low']:.2f}, {comp['ci_high']:.2f}]" if comp.get("speedup") else "-"
+        title = cands.get(row["candidate"], {}).get("title", "")
+        print(f"  {row['candidate']:<28} {row['arch']:<5} {row['verdict']:<14} {speed:<24} {title[:50]}")
+    print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
+    pub = store.get_artifact(run.id, "publication") or {}
+    print(f"publication: {pub.get('kind')} {pub.get('pr_url') or ''} ({pub.get('reason', '')})")
+    refusals = [c for c in store.commands() if c["state"] == "refused"]
+    for c in refusals:
+        print(f"refused: {c['kind']} by {c['user']}: {c['detail']}")
