@@ -103,7 +103,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "metrics": [],
         "target": None,
         "repetitions": 3,
-        "rounds": 4,
+        "rounds": 10,  # 10 x 3 with min_effect 2%: 0/200 A/A winners, 93% power for 3% (scripts/calibrate_stats.py)
         "warmup": 1,
         "threads": 2,
     },
@@ -112,12 +112,13 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "research": {"arxiv": True, "max_forks": 30, "related": []},
     "decision": {
         "alpha": 0.05,
-        "min_effect": 0.01,
+        "min_effect": 0.02,
         "slowdown_tolerance": 0.02,
         "max_noise_cv": 0.10,
         "bootstrap": 10000,
     },
-    "llamacpp": {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False},
+    "llamacpp": {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False, "quant": "q4_0",
+                 "bench_reps": 3},
     "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
     "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
 }
@@ -135,13 +136,14 @@ LLAMACPP_PRESET: dict[str, Any] = {
         ],
         "target": "tg",
         "repetitions": 3,
-        "rounds": 4,
+        "rounds": 10,
         "warmup": 1,
         "threads": 4,
     },
     "paths": {
         "allowed": ["ggml/src/ggml-cpu/**", "ggml/src/*.c", "ggml/src/*.cpp", "src/**"],
-        "protected": ["tools/llama-bench/**", "tools/perplexity/**", "tests/**", "scripts/**", "CMakeLists.txt"],
+        "protected": ["tools/llama-bench/**", "tools/perplexity/**", "tools/completion/**", "tools/quantize/**",
+                      "tests/**", "scripts/**", "CMakeLists.txt"],
         "hot": ["ggml/src/ggml-cpu/**"],
     },
 }
@@ -321,6 +323,8 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     _positive_int(ll, "n_gen", "llamacpp")
     _fraction(ll, "kl_max", "llamacpp", 0.0, 100.0)
     _get(ll, "ctest", bool, "llamacpp")
+    _get(ll, "quant", str, "llamacpp", required=False)
+    _positive_int(ll, "bench_reps", "llamacpp")
 
     ag = d["agent"]
     _positive_int(ag, "max_candidates", "agent", minimum=0)

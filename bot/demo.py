@@ -137,6 +137,9 @@ class World:
     def label(self, number: int, label: str = "autoresearch", as_user: str = "maria") -> None:
         self.gh(as_user).get_repo(self.repo).get_issue(number).add_to_labels(label)
 
+    def unlabel(self, number: int, label: str = "autoresearch", as_user: str = "maria") -> None:
+        self.gh(as_user).get_repo(self.repo).get_issue(number).remove_from_labels(label)
+
     def comment(self, number: int, body: str, as_user: str = "maria") -> int:
         return self.gh(as_user).get_repo(self.repo).get_issue(number).create_comment(body).id
 
@@ -202,8 +205,9 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
         world.wait_deliveries()
         _wait(lambda: not world.bot.store.pending_commands())
+        world.unlabel(number)
         world.label(number)
-        say(f"maria (admin) labelled issue #{number} with 'autoresearch'")
+        say(f"maria (admin) removed olaf's label and labelled issue #{number} with 'autoresearch' again")
         runs = world.wait_runs(timeout=600, progress=lambda line: say(line))
         run = runs[0]
         say(f"run {run.id} finished: {run.state}")

@@ -109,7 +109,10 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
             if label != trigger_label:
                 return Ignored(f"label {label!r} is not the trigger label")
             kind = "start" if action == "labeled" else "stop"
-            return Command(kind, repo, number, user, args={"reason": f"label {action}"})
+            args: dict[str, Any] = {"reason": f"label {action}"}
+            if action == "unlabeled":
+                args["quiet"] = True  # nothing running is not worth a comment
+            return Command(kind, repo, number, user, args=args)
         if action == "closed":
             return Command("stop", repo, number, user, args={"reason": "issue closed", "quiet": True})
         return Ignored(f"issues.{action} is not handled")

@@ -76,10 +76,12 @@ def research(ctx: StageContext) -> None:
     project = ctx.project.to_dict()
     options = ctx.pipeline.services.get("research_options") or ResearchOptions(
         arxiv=ArxivOptions(base_url=ctx.settings.arxiv_base_url))
+    unreachable = False
     if not ctx.settings.arxiv_enabled:
         project["research"]["arxiv"] = False
     elif project["research"]["arxiv"] and not _reachable(options.arxiv.base_url or "https://export.arxiv.org"):
         project["research"]["arxiv"] = False
+        unreachable = True
         ctx.event("research", "arXiv is not reachable from this machine: paper search skipped")
     ctx.progress("reading papers, forks and other backends")
     with m.worktree(baseline_sha(ctx), prefix="research-") as tree:
@@ -88,6 +90,12 @@ def research(ctx: StageContext) -> None:
                                 options=options)
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
+    if unreachable:
+        why = "arXiv is not reachable from this machine: paper search skipped"
+        data["markdown"] = data["markdown"].replace("research.arxiv is false", why)
+        for note in data.get("notes", []):
+            if note.get("source") == "arxiv":
+                note["detail"] = why
     ctx.put("dossier", data)
     ctx.progress(f"dossier ready: {len(data.get('hypotheses', []))} hypotheses")
 
@@ -137,7 +145,7 @@ def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str) -> None:
 
 
 def _candidates_from_dossier(ctx: StageContext) -> None:
-    from .publish import candidate_from_commit, slugify
+    from .publish import candidate_from_commit
 
     dossier = ctx.artifact("dossier") or {}
     m = mirror(ctx)
@@ -152,7 +160,7 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
         if h.get("id") in done:
             continue
         ctx.heartbeat()
-        slug = slugify(h.get("title") or h.get("id") or "candidate")
+        slug = candidate_slug(h)
         branch = branch_for(ctx.run, slug)
         if h.get("kind") == "fork_commit" and h.get("fork"):
             fork = h["fork"]
@@ -187,6 +195,16 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
         _add_candidate(ctx, {"name": slug, "branch": branch, "sha": sha, "source": source,
                              "title": h.get("title", slug), "hypothesis": h.get("id"),
                              "citations": h.get("citations", []), "fork": h.get("fork")})
+
+
+def candidate_slug(h: dict[str, Any]) -> str:
+    """Short, stable names: `<fork owner>-<sha7>` for fork commits, the title's words otherwise."""
+    from .publish import slugify
+
+    fork = h.get("fork") or {}
+    if h.get("kind") == "fork_commit" and fork.get("repo") and fork.get("sha"):
+        return slugify(f"{fork['repo'].split('/')[0]}-{fork['sha'][:7]}")
+    return slugify(h.get("title") or h.get("id") or "candidate", limit=32)
 
 
 def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str) -> str | None:
@@ -270,7 +288,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
         handle = executor.submit(batch)
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
-    started = time.monotonic()
+    started = last_note = time.monotonic()
     while True:
         state = executor.poll(handle)
         if state != "running":
@@ -281,8 +299,9 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
             executor.cancel(handle)
             ctx.store.finish_experiment(ctx.run.id, name, "cancelled")
             raise
-        if time.monotonic() - started > 5:
-            ctx.progress(f"experiment {name} running", refresh=True)
+        if time.monotonic() - last_note > 30:
+            last_note = time.monotonic()
+            ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
         time.sleep(POLL_SECONDS)
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results)

@@ -40,40 +40,64 @@ class Worker:
         self.owner = owner or default_owner()
         self.lease_seconds = lease_seconds
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # loop -------------------------------------------------------------------------------------------------
     def start(self) -> "Worker":
-        self._thread = threading.Thread(target=self.run_forever, name="autoresearch-worker", daemon=True)
-        self._thread.start()
+        """Two threads: commands (fast: acknowledgements, stop) never wait behind a long-running run."""
+        self.store.reclaim_dead_leases()
+        self._threads = [threading.Thread(target=self._loop, args=(self.tick_commands,), daemon=True,
+                                          name="autoresearch-commands"),
+                         threading.Thread(target=self._loop, args=(self.tick_runs,), daemon=True,
+                                          name="autoresearch-runs")]
+        for t in self._threads:
+            t.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+        for t in getattr(self, "_threads", []):
+            t.join(timeout)
 
     def run_forever(self) -> None:
-        self.store.reclaim_dead_leases()
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self._stop.wait(1.0)
+        finally:
+            self.stop()
+
+    def _loop(self, step: Callable[[], bool]) -> None:
         while not self._stop.is_set():
-            busy = self.tick()
+            try:
+                busy = step()
+            except Exception:  # keep serving; the failure is logged and the next tick tries again
+                log.exception("worker step failed")
+                busy = False
             if not busy:
                 self._stop.wait(self.settings.worker_poll_seconds)
 
     def tick(self) -> bool:
-        """One pass; True if anything was done."""
+        """One pass over commands and runs; True if anything was done."""
+        did_commands = self.tick_commands()
+        return self.tick_runs() or did_commands
+
+    def tick_commands(self) -> bool:
         did = False
         for cmd in self.store.pending_commands():
             if self.handle_command(cmd).state != "pending":
                 did = True
-        run = self.store.claim_run(self.owner, self.lease_seconds)
-        if run is not None:
-            try:
-                self.pipeline.advance(run, owner=self.owner, stop=self._stop.is_set)
-            finally:
-                self.store.release_run(run.id, self.owner)
-            did = True
         return did
+
+    def tick_runs(self) -> bool:
+        run = self.store.claim_run(self.owner, self.lease_seconds)
+        if run is None:
+            return False
+        try:
+            self.pipeline.advance(run, owner=self.owner, stop=self._stop.is_set)
+        finally:
+            self.store.release_run(run.id, self.owner)
+        return True
 
     def drain(self, timeout: float = 600.0, until: Callable[[], bool] | None = None) -> None:
         """Run ticks until nothing is left to do (tests, the demo's foreground mode)."""

@@ -18,7 +18,7 @@ def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
     cfg = ProjectConfig.from_yaml(GOOD, ["x86", "arm"])
     assert cfg.target == "attn_ms"
     assert cfg.metrics[0].higher_is_better is False
-    assert cfg.raw["benchmark"]["rounds"] == 4
+    assert cfg.raw["benchmark"]["rounds"] == 10 and cfg.raw["decision"]["min_effect"] == 0.02
     for p in ALWAYS_PROTECTED + ["bench/**"]:
         assert p in cfg.protected_paths
     again = ProjectConfig.from_dict(cfg.to_dict(), ["x86", "arm"])
