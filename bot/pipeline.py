@@ -9,6 +9,7 @@ side effects through look-ups (`Forge.upsert_marked_comment`, branch by name, PR
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -125,6 +126,8 @@ class Pipeline:
             status_renderer = render_status
         self.status_renderer = status_renderer
         self._last_refresh: dict[int, float] = {}
+        self._status_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # driving ----------------------------------------------------------------------------------------------
     def advance(self, run: Run, *, owner: str, stop: Callable[[], bool] = lambda: False) -> Run:
@@ -245,10 +248,13 @@ class Pipeline:
         if throttle and now - self._last_refresh.get(run.id, 0.0) < 5.0:
             return
         self._last_refresh[run.id] = now
-        run = self.store.get_run(run.id)
-        body = self.status_renderer(self, run)
-        comment = self.forge.upsert_marked_comment(run.repo, run.issue_number, status_marker(run.id), body)
-        self.store.put_side_effect(run.id, "status_comment", {"id": comment.id, "url": comment.html_url})
+        with self._locks_guard:
+            lock = self._status_locks.setdefault(run.id, threading.Lock())
+        with lock:  # one writer per run in this process: never two "first" comments
+            run = self.store.get_run(run.id)
+            body = self.status_renderer(self, run)
+            comment = self.forge.upsert_marked_comment(run.repo, run.issue_number, status_marker(run.id), body)
+            self.store.put_side_effect(run.id, "status_comment", {"id": comment.id, "url": comment.html_url})
 
     def post_note(self, run: Run, text: str) -> None:
         self.post_issue_note(run.repo, run.issue_number, text)
@@ -256,20 +262,16 @@ class Pipeline:
     def post_issue_note(self, repo: str, number: int, text: str) -> None:
         self.forge.create_comment(repo, number, text)
 
-    def rebench_if_base_moved(self, repo: str, number: int, user: str, args: dict) -> Run | None:
-        """After an approving review: measure again if the PR's base moved since its last measurement."""
+    def base_moved(self, repo: str, number: int) -> bool:
+        """After an approving review: did the PR's base move since the bot last measured it?"""
         measured = None
         for run in reversed(self.store.list_runs(500)):
             pub = self.store.get_artifact(run.id, "publication") or {}
             if run.repo == repo and pub.get("pr_number") == number:
                 measured = pub.get("base_sha")
-        base_now = self.forge.branch_sha(repo, self.forge.default_branch(repo))
-        if measured is None or measured == base_now:
-            return None
-        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True,
-                                                                    "reason": "approved; base moved"})
-        self.acknowledge(run)
-        return run
+        if measured is None:
+            return False
+        return measured != self.forge.branch_sha(repo, self.forge.default_branch(repo))
 
 
 def status_marker(run_id: int) -> str:

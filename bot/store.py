@@ -234,7 +234,9 @@ class Store:
 
     # runs -------------------------------------------------------------------------------------------------
     def create_run(self, repo: str, issue_number: int, kind: str, trigger_user: str,
-                   params: dict[str, Any] | None = None) -> Run:
+                   params: dict[str, Any] | None = None, *, lease_owner: str | None = None,
+                   lease_seconds: float = 60.0) -> Run:
+        """A queued run; with `lease_owner` it is born leased, so nobody else starts it before it is announced."""
         now = time.time()
         with self._tx() as c:
             row = c.execute("SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE repo = ? AND issue_number = ?",
@@ -242,8 +244,9 @@ class Store:
             attempt = row[0] + 1
             cur = c.execute(
                 "INSERT INTO runs (repo, issue_number, kind, attempt, state, trigger_user, params, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (repo, issue_number, kind, attempt, trigger_user, json.dumps(params or {}), now, now),
+                " updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (repo, issue_number, kind, attempt, trigger_user, json.dumps(params or {}), now, now, lease_owner,
+                 now + lease_seconds if lease_owner else None),
             )
             run_id = cur.lastrowid
             c.execute("INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', 'queued')",

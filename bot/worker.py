@@ -155,8 +155,9 @@ class Worker:
                                           f"stand. Comment `{self.settings.command_prefix} rerun` to start a new "
                                           "attempt.")
             return CommandResult("ignored", f"run {last.id} already done; rerun needed", last.id)
-        run = self.store.create_run(repo, number, "issue", user, {"reason": args.get("reason", "")})
-        self.pipeline.acknowledge(run)
+        run = self.store.create_run(repo, number, "issue", user, {"reason": args.get("reason", "")},
+                                    lease_owner=self.owner)
+        self._announce(run)
         return CommandResult("done", f"run {run.id} queued", run.id)
 
     def _cmd_rerun(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
@@ -165,14 +166,15 @@ class Worker:
             self.pipeline.post_note(active, f"@{user} run {active.id} is still in progress; "
                                             f"`{self.settings.command_prefix} stop` it first.")
             return CommandResult("ignored", f"run {active.id} still active", active.id)
-        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun"})
-        self.pipeline.acknowledge(run)
+        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun"}, lease_owner=self.owner)
+        self._announce(run)
         return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
 
     def _cmd_bench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
         run = self.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
-                                                                  "is_pull": args.get("is_pull", False)})
-        self.pipeline.acknowledge(run)
+                                                                  "is_pull": args.get("is_pull", False)},
+                                    lease_owner=self.owner)
+        self._announce(run)
         return CommandResult("done", f"bench run {run.id} queued for {args['branch']}", run.id)
 
     def _cmd_rebench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
@@ -180,14 +182,18 @@ class Worker:
             self.pipeline.post_issue_note(repo, number, f"@{user} `{self.settings.command_prefix} rebench` works on "
                                                          "pull requests; on issues use `rerun` or `bench <branch>`.")
             return CommandResult("ignored", "rebench outside a pull request")
-        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True})
-        self.pipeline.acknowledge(run)
+        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True},
+                                    lease_owner=self.owner)
+        self._announce(run)
         return CommandResult("done", f"rebench run {run.id} queued", run.id)
 
     def _cmd_approved(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        run = self.pipeline.rebench_if_base_moved(repo, number, user, args)
-        if run is None:
-            return CommandResult("ignored", "base did not move since the last measurement")
+        if not self.pipeline.base_moved(repo, number):
+            return CommandResult("ignored", "base did not move since the last measurement (or not the bot's PR)")
+        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True,
+                                                                    "reason": "approved; base moved"},
+                                    lease_owner=self.owner)
+        self._announce(run)
         return CommandResult("done", f"rebench run {run.id} queued after approval", run.id)
 
     def _cmd_stop(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
@@ -220,6 +226,14 @@ class Worker:
         return CommandResult("done", "help posted")
 
     # helpers ----------------------------------------------------------------------------------------------
+    def _announce(self, run: Run) -> None:
+        """Post the run's status comment while the run is still leased to us, then let it start."""
+        try:
+            self.pipeline.acknowledge(run)
+        finally:
+            self.store.release_run(run.id, self.owner)
+
+    # --------------------------------------------------------------------------------------------
     def _refuse(self, repo: str, number: int, comment_id: int | None, user: str, kind: str) -> None:
         if comment_id:
             self._react_comment(repo, comment_id, REFUSE_REACTION)

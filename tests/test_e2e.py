@@ -1,0 +1,189 @@
+"""End to end over real HTTP: sandbox GitHub -> signed webhooks -> bot service -> worker -> sandbox GitHub.
+
+Real git repositories, real builds and benchmarks of examples/attention, real SQLite, the real PyGithub-based
+forge. The second test kills the worker process with SIGKILL in the middle of the benchmarks and checks that the
+restarted worker finishes the run with exactly one status comment and exactly one draft pull request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.demo import SECRET, World
+from bot.pipeline import status_marker
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def wait_for(cond, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def bot_comments(world: World, number: int) -> list:
+    return [c for c in world.comments(number) if c.user.login.endswith("[bot]")]
+
+
+@pytest.fixture()
+def world(tmp_path):
+    w = World(tmp_path / "world")
+    w.add_attention_project()
+    yield w
+    w.stop()
+
+
+def test_acknowledgement_permission_gate_and_slash_commands(world):
+    world.start_bot()
+    store = world.bot.store
+    number = world.open_issue("Speed up attention", "please")
+
+    # a triager may label but has no write access: polite refusal, nothing runs
+    world.label(number, as_user="olaf")
+    wait_for(lambda: store.commands() and store.commands()[0]["state"] == "refused", what="refusal")
+    assert store.list_runs() == []
+    refusal = bot_comments(world, number)
+    assert len(refusal) == 1 and "@olaf" in refusal[0].body and "write access" in refusal[0].body
+
+    # status before any run
+    world.comment(number, "/autoresearch status")
+    wait_for(lambda: len(bot_comments(world, number)) == 2, what="status reply")
+    assert "no run for this issue yet" in bot_comments(world, number)[-1].body
+
+    # unknown command -> help
+    world.comment(number, "/autoresearch explode")
+    wait_for(lambda: len(bot_comments(world, number)) == 3, what="help reply")
+    assert "unknown command" in bot_comments(world, number)[-1].body
+
+    # the maintainer labels: reaction + status comment within seconds
+    world.unlabel(number)
+    started = time.monotonic()
+    world.label(number)
+    run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
+    marker = status_marker(run.id)
+    wait_for(lambda: any(marker in c.body for c in bot_comments(world, number)), timeout=30, what="status comment")
+    ack_seconds = time.monotonic() - started
+    assert ack_seconds < 15, ack_seconds
+    reactions = world.gh("maria").get_repo(world.repo).get_issue(number).get_reactions()
+    assert any(r.content == "eyes" and r.user.login.endswith("[bot]") for r in reactions)
+
+    # an outsider's stop is refused; the maintainer's stop cancels the run
+    comment_id = world.comment(number, "/autoresearch stop", as_user="fiona")
+    wait_for(lambda: any(c["user"] == "fiona" and c["state"] == "refused" for c in store.commands()),
+             what="fiona refused")
+    assert store.get_run(run.id).state not in ("cancelled",)
+    world.comment(number, "/autoresearch stop")
+    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("cancelled", "done", "failed") and r,
+                     timeout=120, what="run stopped")
+    assert final.state == "cancelled", final
+    status = [c for c in bot_comments(world, number) if marker in c.body]
+    assert len(status) == 1 and "Stopped on request" in status[0].body
+    confused = world.gh("maria").get_repo(world.repo).get_issue(number).get_comment(comment_id).get_reactions()
+    assert any(r.content == "confused" for r in confused)
+
+
+def worker_env(world: World, tmp: Path) -> dict[str, str]:
+    key = tmp / "app.pem"
+    key.write_text(world.private_key)
+    bot = world.bot
+    assert bot is not None
+    return {**os.environ,
+            "AUTORESEARCH_WEBHOOK_SECRET": SECRET,
+            "AUTORESEARCH_GITHUB_BASE_URL": world.sandbox.api_url,
+            "AUTORESEARCH_GITHUB_APP_ID": str(world.app["id"]),
+            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(key),
+            "AUTORESEARCH_DATABASE": str(bot.settings.db_path),
+            "AUTORESEARCH_DATA_DIR": str(bot.settings.data_path),
+            "AUTORESEARCH_EXECUTOR": "local",
+            "AUTORESEARCH_WORKER_POLL_SECONDS": "0.2",
+            "AUTORESEARCH_ARXIV_ENABLED": "false"}
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT)
+
+
+def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
+    world._start_worker = False
+    world.start_bot()
+    store = world.bot.store
+    env = worker_env(world, tmp_path)
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        number = world.open_issue("Speed up attention on CPU", "softmax and matmul are hot")
+        world.label(number)
+        run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
+        # kill -9 while the benchmarks run
+        wait_for(lambda: store.get_run(run.id).state == "benchmarking" and store.experiments(run.id), timeout=180,
+                 what="benchmarking")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        killed_in = store.get_run(run.id).state
+        worker = start_worker(env, log)
+        final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+                         timeout=480, what="run finished")
+        assert final.state == "done", (final, log.read_text()[-3000:])
+    finally:
+        worker.kill()
+        worker.wait()
+    assert killed_in in ("benchmarking", "deciding", "publishing")
+    starts = [e for e in store.events(run.id, "stage") if e["message"] == "benchmarking started"]
+    assert len(starts) == 2, "the restarted worker resumed the benchmark stage"
+    assert len(store.experiments(run.id)) >= 1 and store.experiments(run.id)[0]["state"] == "done"
+
+    # verdicts: measured, not hard-coded
+    decision = store.get_artifact(run.id, "decision")
+    by_cand = {r["candidate"]: r["verdict"] for r in decision["rows"] if r["metric"] == decision["target"]}
+    assert by_cand["fiona-d646ec1"] == "broken"  # fast exp fails ./check
+    assert by_cand["fiona-06e4a40"] == "faster"  # i-k-j matmul
+    assert by_cand["fiona-bf1bc10"] in ("no_change", "noisy")  # refactor only
+    assert "fiona-06e4a40" in decision["winners"] and "fiona-d646ec1" not in decision["winners"]
+
+    # one status comment for the run, with the table
+    marker = status_marker(run.id)
+    status = [c for c in bot_comments(world, number) if marker in c.body]
+    assert len(status) == 1
+    body = status[0].body
+    assert "| candidate | arch | metric |" in body and "broken" in body and "faster" in body
+    assert "```mermaid" in body
+
+    # exactly one draft PR, containing the verified winners, with green check runs
+    repo = world.gh("maria").get_repo(world.repo)
+    pulls = list(repo.get_pulls(state="open"))
+    assert len(pulls) == 1 and pulls[0].draft
+    pr = pulls[0]
+    pub = store.get_artifact(run.id, "publication")
+    assert pub["pr_number"] == pr.number
+    subjects = " ".join(c.commit.message for c in pr.get_commits())
+    cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates")}
+    included = (store.get_artifact(run.id, "stack") or {}).get("applied") if pub["kind"] == "stack" \
+        else [store.get_artifact(run.id, "choice")["candidate"]]
+    assert "fiona-06e4a40" in included
+    for name in included:
+        assert cands[name]["title"].split(": ", 1)[1] in subjects
+    assert "written by an automated agent" in pr.body or "automated" in pr.body
+    checks = {c.name: c.conclusion for c in repo.get_commit(pr.head.sha).get_check_runs()}
+    assert checks == {"autoresearch / correctness": "success", "autoresearch / benchmark": "success"}
+
+    # labelling again makes no second PR and no second run
+    world.unlabel(number)
+    world.label(number)
+    world.wait_deliveries()
+    # the in-process bot has no worker in this test: run the commands once here
+    world.bot.worker.tick_commands()
+    assert len(store.runs_for_issue(world.repo, number)) == 1
+    assert len(list(repo.get_pulls(state="open"))) == 1
+    assert "already researched" in bot_comments(world, number)[-1].body
