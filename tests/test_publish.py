@@ -136,9 +136,11 @@ def test_choose_publication_falls_back_when_the_stack_is_slower_than_its_best_pa
                key=lambda n: stats.median(variants["baseline"]["samples"]["attn_ms"]) /
                stats.median(variants[n]["samples"]["attn_ms"]))
     base = variants["baseline"]["samples"]["attn_ms"]
-    # the stack is faster than the baseline (1.5x) but loses half of what its best part gains alone (3x)
-    variants["stack"]["samples"]["attn_ms"] = [v / 1.5 for v in base]
-    variants[best]["samples"]["attn_ms"] = [v / 3.0 for v in base]
+    # the stack is clearly faster than the (noisy, cv ~40%) baseline, 2x, but loses half of what its best part
+    # gains alone (4x); small deterministic jitter keeps the samples realistic
+    mid = stats.median(base)
+    variants["stack"]["samples"]["attn_ms"] = [mid / 2.0 * (1 + 0.01 * (i % 3)) for i in range(len(base))]
+    variants[best]["samples"]["attn_ms"] = [mid / 4.0 * (1 + 0.01 * (i % 3)) for i in range(len(base))]
     verification = _decide(run["verification"])
     choice = choose_publication(verification, _decide(run["results"]))
     assert choice["kind"] == "single" and choice["candidate"] == best
