@@ -381,7 +381,7 @@ class Settings:
     budget_llm_tokens: int = 2_000_000
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     arxiv_enabled: bool = True
     arxiv_base_url: str | None = None
     worker_poll_seconds: float = 1.0
