@@ -187,3 +187,38 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     assert len(store.runs_for_issue(world.repo, number)) == 1
     assert len(list(repo.get_pulls(state="open"))) == 1
     assert "already researched" in bot_comments(world, number)[-1].body
+
+    # a maintainer asks for a re-measurement on the PR: runs in-process here, posts its own status comment there
+    world.comment(pr.number, "/autoresearch rebench")
+    world.wait_deliveries()
+    world.bot.worker.tick_commands()
+    rebench = [r for r in store.list_runs() if r.kind == "rebench"]
+    assert len(rebench) == 1 and rebench[0].issue_number == pr.number
+    while world.bot.worker.tick_runs():
+        pass
+    rebench = store.get_run(rebench[0].id)
+    assert rebench.state == "done", rebench
+    rows = store.get_artifact(rebench.id, "decision")["rows"]
+    assert {r["candidate"] for r in rows} == {"pr-head"}
+    assert any(status_marker(rebench.id) in c.body for c in bot_comments(world, pr.number))
+
+
+def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
+    world.start_bot()
+    store = world.bot.store
+    number = world.open_issue("Is fiona's fork any good?", "")
+    world.comment(number, "/autoresearch bench fiona:main")
+    run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="bench run")
+    assert run.kind == "bench"
+    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+                     timeout=300, what="bench run finished")
+    assert final.state == "done", final
+    cands = store.get_artifact(run.id, "candidates")
+    assert [c["source"] for c in cands] == ["user"] and cands[0]["branch"] == "main"
+    decision = store.get_artifact(run.id, "decision")
+    # fiona's main holds the fast-exp commit, which fails ./check: the whole branch is broken
+    assert {r["verdict"] for r in decision["rows"]} == {"broken"}
+    assert decision["winners"] == []
+    assert list(world.gh("maria").get_repo(world.repo).get_pulls(state="open")) == []
+    status = [c for c in bot_comments(world, number) if status_marker(run.id) in c.body]
+    assert len(status) == 1 and "broken" in status[0].body and "./check" in status[0].body
