@@ -32,6 +32,13 @@ def wait_for(cond, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def cand(world: World, slug: str) -> str:
+    """The bot's candidate name for one of examples/make_fork.py's commits (owner-sha7)."""
+    c = world.history.commit(slug)
+    owner = {"fork": "fiona", "fork2": "felix"}[c.fork]
+    return f"{owner}-{c.sha[:7]}"
+
+
 def bot_comments(world: World, number: int) -> list:
     return [c for c in world.comments(number) if c.user.login.endswith("[bot]")]
 
@@ -147,10 +154,11 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     # verdicts: measured, not hard-coded
     decision = store.get_artifact(run.id, "decision")
     by_cand = {r["candidate"]: r["verdict"] for r in decision["rows"] if r["metric"] == decision["target"]}
-    assert by_cand["fiona-d646ec1"] == "broken"  # fast exp fails ./check
-    assert by_cand["fiona-06e4a40"] == "faster"  # i-k-j matmul
-    assert by_cand["fiona-bf1bc10"] in ("no_change", "noisy")  # refactor only
-    assert "fiona-06e4a40" in decision["winners"] and "fiona-d646ec1" not in decision["winners"]
+    fast_exp, matmul, tidy = cand(world, "3-fast-exp"), cand(world, "2-matmul-ikj"), cand(world, "4-rmsnorm-tidy")
+    assert by_cand[fast_exp] == "broken"  # fast exp fails ./check
+    assert by_cand[matmul] == "faster"  # i-k-j matmul
+    assert by_cand[tidy] in ("no_change", "noisy")  # refactor only
+    assert matmul in decision["winners"] and fast_exp not in decision["winners"]
 
     # one status comment for the run, with the table
     marker = status_marker(run.id)
@@ -171,7 +179,7 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates")}
     included = (store.get_artifact(run.id, "stack") or {}).get("applied") if pub["kind"] == "stack" \
         else [store.get_artifact(run.id, "choice")["candidate"]]
-    assert "fiona-06e4a40" in included
+    assert matmul in included
     for name in included:
         assert cands[name]["title"].split(": ", 1)[1] in subjects
     assert "written by an automated agent" in pr.body or "automated" in pr.body

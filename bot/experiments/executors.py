@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -25,7 +26,6 @@ from bot.experiments import results as results_mod
 from bot.experiments import tasks
 
 PollState = Literal["running", "done", "failed"]
-LOCK_NAME = ".bench.lock"
 # The environment a local benchmark sees: candidate code runs there, so no tokens from the bot's environment.
 SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "CCACHE_DIR", "CCACHE_MAXSIZE")
 LOG_LIMIT = 200_000
@@ -56,9 +56,14 @@ class ExecutorError(RuntimeError):
 class LocalExecutor:
     """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
 
-    def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable):
+    def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable,
+                 lock_path: Path | None = None):
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        # one lock for the whole machine (not per bot instance): two bots, or a bot and its tests, on one host
+        # must never benchmark at the same time
+        self.lock_path = Path(lock_path or os.environ.get("AUTORESEARCH_BENCH_LOCK")
+                              or Path(tempfile.gettempdir()) / "autoresearch-bench.lock")
         self.run_setup = run_setup
         self.python = python
         self._children: dict[str, subprocess.Popen] = {}
@@ -72,7 +77,7 @@ class LocalExecutor:
         hdir = self.base_dir / handle
         hdir.mkdir()
         plan: dict[str, Any] = {"handle": handle, "run_id": batch.run_id, "arches": list(batch.specs),
-                                "run_setup": self.run_setup, "lock": str(self.base_dir / LOCK_NAME), "tasks": {}}
+                                "run_setup": self.run_setup, "lock": str(self.lock_path), "tasks": {}}
         for arch, spec in batch.specs.items():
             files_dir = hdir / _safe(arch)
             tasks.write_batch_files(spec, files_dir, batch.bundle)
