@@ -109,11 +109,13 @@ class World:
 
     def start_bot(self) -> Bot:
         bot_dir = self.workdir / "bot"
-        settings = Settings(
+        fields: dict[str, Any] = dict(
             webhook_secret=SECRET, github_base_url=self.sandbox.api_url, github_app_id=int(self.app["id"]),
             github_private_key=self.private_key, database=str(bot_dir / "autoresearch.db"), data_dir=str(bot_dir),
             executor="local", worker_poll_seconds=0.2, anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY"),
-            arxiv_enabled=True, **self._settings_overrides)
+            arxiv_enabled=True)
+        fields.update(self._settings_overrides)
+        settings = Settings(**fields)
         services = {"repo_web_url": self.sandbox.url, **(self._services or {})}
         self.bot = build_bot(settings, services=services)
         self._server = make_server("127.0.0.1", 0, self.bot.app, threaded=True, request_handler=_QuietHandler)

@@ -8,8 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from bot.demo import rsa_keypair  # noqa: F401  (one key generator for the bot's demo and the tests)
 
 GIT_ID = ["-c", "user.name=Tester", "-c", "user.email=tester@example.com", "-c", "commit.gpgsign=false"]
 
@@ -33,16 +32,6 @@ def make_source_repo(path: Path) -> Path:
     git(path, "commit", "-q", "-am", "format kernel")
     git(path, "branch", "dev")
     return path
-
-
-def rsa_keypair() -> tuple[str, str]:
-    """(private PEM, public PEM) for a GitHub App."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 class WebhookReceiver:

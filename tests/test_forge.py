@@ -14,8 +14,6 @@ from typing import Any, Iterator
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.forge import (
     AppAuth,
@@ -28,6 +26,7 @@ from bot.forge import (
     TokenAuth,
     Unprocessable,
 )
+from bot.demo import rsa_keypair
 from bot.sandbox import Sandbox
 
 MARKER = "<!-- autoresearch:run:7 -->"
@@ -113,13 +112,7 @@ def seed_project(path: Path) -> Path:
     return path
 
 
-def rsa_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+rsa_pair = rsa_keypair
 
 
 @pytest.fixture(scope="module")
