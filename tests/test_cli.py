@@ -1,0 +1,55 @@
+"""The command line: --help everywhere, `bench` reproduces a measurement, `status` lists runs, bad settings exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser, main
+
+SUBCOMMANDS = ["serve", "worker", "status", "sandbox", "demo", "bench"]
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_every_subcommand_has_help(sub, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([sub, "--help"])
+    assert info.value.code == 0
+    assert "usage: autoresearch-bot " + sub in capsys.readouterr().out
+
+
+def test_python_dash_m_bot_works():
+    out = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(s in out for s in SUBCOMMANDS)
+
+
+def test_bench_reproduces_a_measurement(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import make_fork
+
+    history = make_fork.build(tmp_path / "git")
+    repo = history.upstream
+    subprocess.run(["git", "fetch", "-q", str(history.forks["fork"]), "perf:perf"], cwd=repo, check=True)
+    broken = history.commit("3-fast-exp").sha  # its parents hold the two improvements; it breaks ./check
+    subprocess.run(["git", "fetch", "-q", str(history.forks["fork"]), broken], cwd=repo, check=True)
+    rc = main(["bench", "--repo", str(repo), "--baseline", history.base_sha, "--candidate", broken,
+               "--candidate", history.base_sha, "--rounds", "2", "--workdir", str(tmp_path / "wd")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "| candidate | arch | metric |" in out
+    assert "broken" in out and "winners: none" in out
+
+
+def test_status_and_bad_settings(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUTORESEARCH_DATABASE", str(tmp_path / "bot.db"))
+    assert main(["status"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+    monkeypatch.setenv("AUTORESEARCH_EXECUTOR", "kubernetes")
+    assert main(["status"]) == 2
+    assert "executor" in capsys.readouterr().err
+
+
+def test_parser_requires_a_subcommand():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])
