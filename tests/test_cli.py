@@ -36,9 +36,9 @@ def test_bench_reproduces_a_measurement(tmp_path, capsys):
     rc = main(["bench", "--repo", str(repo), "--baseline", history.base_sha, "--candidate", broken,
                "--candidate", history.base_sha, "--rounds", "2", "--workdir", str(tmp_path / "wd")])
     out = capsys.readouterr().out
-    assert rc == 0
+    assert rc == 0, out
     assert "| candidate | arch | metric |" in out
-    assert "broken" in out and "winners: none" in out
+    assert "broken" in out and "winners: none" in out, out
 
 
 def test_status_and_bad_settings(tmp_path, capsys, monkeypatch):
