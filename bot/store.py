@@ -207,22 +207,25 @@ class Store:
         return self.conn.execute("SELECT version FROM schema_version").fetchone()[0]
 
     # deliveries -------------------------------------------------------------------------------------------
-    def record_delivery(self, delivery_id: str, event: str, action: str | None) -> bool:
-        """Insert a delivery; False when it was seen before (a redelivery)."""
-        try:
-            self.conn.execute(
-                "INSERT INTO deliveries (id, event, action, received_at, status) VALUES (?, ?, ?, ?, 'received')",
-                (delivery_id, event, action, time.time()),
-            )
-            return True
-        except sqlite3.IntegrityError:
-            return False
-
-    def finish_delivery(self, delivery_id: str, status: str, detail: str = "", run_id: int | None = None) -> None:
-        self.conn.execute(
-            "UPDATE deliveries SET status = ?, detail = ?, run_id = COALESCE(?, run_id) WHERE id = ?",
-            (status, detail[:2000], run_id, delivery_id),
-        )
+    def accept_delivery(self, delivery_id: str, event: str, action: str | None, status: str, detail: str,
+                        command: dict[str, Any] | None = None) -> tuple[bool, int | None]:
+        """Record a delivery and (optionally) its command in ONE transaction: a process killed mid-way leaves
+        neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False: duplicate."""
+        now = time.time()
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)).fetchone():
+                return False, None
+            command_id = None
+            if command is not None:
+                command_id = c.execute(
+                    "INSERT INTO commands (delivery_id, kind, repo, issue_number, user, args, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (delivery_id, command["kind"], command["repo"], command["issue_number"], command["user"],
+                     json.dumps(command.get("args") or {}), now)).lastrowid
+                detail = f"{detail} #{command_id}"
+            c.execute("INSERT INTO deliveries (id, event, action, received_at, status, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                      (delivery_id, event, action, now, status, detail[:2000]))
+            return True, command_id
 
     def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()

@@ -46,23 +46,28 @@ def create_app(settings: Settings, store: Store) -> Flask:
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, f"body is not valid JSON: {exc}")
         action = payload.get("action") if isinstance(payload, dict) else None
-        if not store.record_delivery(delivery, event, action if isinstance(action, str) else None):
-            return jsonify(status="duplicate", delivery=delivery), 200
-        if event == "ping":
-            store.finish_delivery(delivery, "ignored", "ping")
-            return jsonify(status="pong", zen=payload.get("zen") if isinstance(payload, dict) else None), 200
+        action = action if isinstance(action, str) else None
+        command = None
         try:
             outcome = route(event, payload, trigger_label=settings.trigger_label, prefix=settings.command_prefix)
         except (PayloadError, TypeError, ValueError) as exc:
-            store.finish_delivery(delivery, "rejected", str(exc))
+            new, _ = store.accept_delivery(delivery, event, action, "rejected", str(exc))
+            if not new:
+                return jsonify(status="duplicate", delivery=delivery), 200
             return _error(400, f"malformed {event} payload: {exc}")
-        if isinstance(outcome, Ignored):
-            store.finish_delivery(delivery, "ignored", outcome.reason)
-            return jsonify(status="ignored", reason=outcome.reason), 200
-        assert isinstance(outcome, Command)
-        command_id = store.enqueue_command(outcome.kind, outcome.repo, outcome.issue_number, outcome.user,
-                                           args=_command_args(outcome), delivery_id=delivery)
-        store.finish_delivery(delivery, "accepted", f"command {outcome.kind} #{command_id}")
+        if isinstance(outcome, Command):
+            command = {"kind": outcome.kind, "repo": outcome.repo, "issue_number": outcome.issue_number,
+                       "user": outcome.user, "args": _command_args(outcome)}
+            status, detail = "accepted", f"command {outcome.kind}"
+        else:
+            status, detail = "ignored", outcome.reason
+        new, command_id = store.accept_delivery(delivery, event, action, status, detail, command)
+        if not new:
+            return jsonify(status="duplicate", delivery=delivery), 200
+        if event == "ping":
+            return jsonify(status="pong", zen=payload.get("zen") if isinstance(payload, dict) else None), 200
+        if command is None:
+            return jsonify(status="ignored", reason=detail), 200
         return jsonify(status="accepted", command=outcome.kind, command_id=command_id), 202
 
     @app.get("/healthz")

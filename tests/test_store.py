@@ -23,11 +23,16 @@ def test_schema_is_migrated_in_wal_mode(store, tmp_path):
     assert Store(tmp_path / "bot.db").schema_version == store.schema_version
 
 
-def test_redelivery_is_detected(store):
-    assert store.record_delivery("d-1", "issues", "labeled") is True
-    assert store.record_delivery("d-1", "issues", "labeled") is False
-    store.finish_delivery("d-1", "accepted", "command start")
+def test_redelivery_is_detected_and_delivery_and_command_are_one_transaction(store):
+    command = {"kind": "start", "repo": "o/r", "issue_number": 1, "user": "alice", "args": {}}
+    assert store.accept_delivery("d-1", "issues", "labeled", "accepted", "command start", command)[0] is True
+    assert store.accept_delivery("d-1", "issues", "labeled", "accepted", "command start", command) == (False, None)
     assert store.delivery("d-1")["status"] == "accepted"
+    assert len(store.pending_commands()) == 1
+    # a failing command insert leaves no delivery behind either, so GitHub's redelivery is processed
+    with pytest.raises(Exception):
+        store.accept_delivery("d-2", "issues", "labeled", "accepted", "x", {"kind": "start"})
+    assert store.delivery("d-2") is None
 
 
 def test_run_lifecycle_attempts_and_events(store):
