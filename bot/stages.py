@@ -304,7 +304,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
             ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
         time.sleep(POLL_SECONDS)
     results = executor.collect(handle)
-    vm_seconds, cost = _record_cost(ctx, name, results)
+    vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
         tail = executor.logs(handle)[-3000:] if hasattr(executor, "logs") else ""
@@ -313,26 +313,53 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
     return results
 
 
+def _price(ctx: StageContext, arch: str) -> float:
+    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for the local executor."""
+    if ctx.settings.executor == "local":
+        return 0.0
+    from .experiments.cost import quote_price
+
+    cfg = ctx.settings.architectures.get(arch, {})
+    configured = {cfg.get("instance_type", ""): cfg["price_per_hour"]} if cfg.get("price_per_hour") else None
+    quote = quote_price(cfg.get("cloud", "aws"), cfg.get("instance_type", ""), cfg.get("region"),
+                        bool(cfg.get("use_spot")), configured=configured)
+    return float(quote.usd_per_hour or 0.0)
+
+
 def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> None:
+    """Refuse to launch a batch whose estimated cost would take the run over its budget."""
+    from .experiments.cost import estimate_run
+
     spent = ctx.store.usage_totals(ctx.run.id)["usd"]
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
-    if spent >= limit:
-        raise StageFailed(f"The run's budget of ${limit:.2f} is spent (${spent:.2f}); no new benchmark was started.")
+    bench = ctx.project.raw["benchmark"]
+    invocations = bench["rounds"] * (bench["repetitions"] + bench["warmup"])
+    per_candidate_s = 120.0 + invocations * 2.0  # build + validate + an invocation every ~2 s (see estimate_cost.py)
+    estimate = estimate_run(n_candidates, archs, per_candidate_s, 300.0, {a: _price(ctx, a) for a in archs})
+    cost = float(estimate.total_usd or 0.0)
+    ctx.event("budget", f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
+                        f"spent ${spent:.2f} of ${limit:.2f}")
+    if spent + cost > limit:
+        raise StageFailed(f"The run's budget would be exceeded: ${spent:.2f} spent, this benchmark would cost about "
+                          f"${cost:.2f}, the limit is ${limit:.2f}. No VM was launched. Raise `budget.usd` in "
+                          "`.autoresearch.yml` or reduce the candidates.")
 
 
-def _record_cost(ctx: StageContext, name: str, results: dict[str, Any]) -> tuple[float, float]:
+def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor: Any,
+                 handle: str) -> tuple[float, float]:
+    """VM seconds (the executor's own count when it has one: launch to teardown) x price, per arch."""
+    known = executor.vm_seconds(handle) if hasattr(executor, "vm_seconds") else {}
     total_s, total_usd = 0.0, 0.0
+    costs = ctx.artifact("costs", {})
     for arch, result in (results or {}).items():
-        seconds = float(((result or {}).get("timings") or {}).get("total_s") or 0.0)
-        price = 0.0 if ctx.settings.executor == "local" else float(
-            ctx.settings.architectures.get(arch, {}).get("price_per_hour") or 0.0)
+        seconds = float(known.get(arch) or ((result or {}).get("timings") or {}).get("total_s") or 0.0)
+        price = _price(ctx, arch)
         usd = seconds / 3600.0 * price
         total_s += seconds
         total_usd += usd
-        ctx.store.record_usage(ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h")
-        costs = ctx.artifact("costs", {})
         costs[arch] = costs.get(arch, 0.0) + usd
-        ctx.put("costs", costs)
+        ctx.store.record_usage(ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h")
+    ctx.put("costs", costs)
     return total_s, total_usd
 
 

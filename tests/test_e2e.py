@@ -230,3 +230,29 @@ def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
     assert list(world.gh("maria").get_repo(world.repo).get_pulls(state="open")) == []
     status = [c for c in bot_comments(world, number) if status_marker(run.id) in c.body]
     assert len(status) == 1 and "broken" in status[0].body and "./check" in status[0].body
+
+
+def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
+    """With the SkyPilot executor and a budget the estimate exceeds, nothing is launched and the run says why."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # SkyPilot state/catalog of this test only
+    world = World(tmp_path / "world", settings_overrides={"executor": "skypilot", "budget_usd": 0.01,
+                                                          "arxiv_enabled": False})
+    try:
+        world.add_attention_project()
+        world.start_bot()
+        store = world.bot.store
+        number = world.open_issue("Speed up attention", "")
+        world.label(number)
+        run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
+        final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+                         timeout=120, what="run finished")
+        assert final.state == "failed" and "budget would be exceeded" in final.error
+        assert store.experiments(run.id) == []  # no batch was submitted
+        assert not (Path(world.bot.settings.data_dir) / "executor" / "skypilot").exists() or not any(
+            (Path(world.bot.settings.data_dir) / "executor" / "skypilot").iterdir())
+        budget = store.events(run.id, "budget")
+        assert budget and "estimated $" in budget[0]["message"]
+        status = [c.body for c in bot_comments(world, number) if status_marker(run.id) in c.body]
+        assert len(status) == 1 and "budget would be exceeded" in status[0] and "Traceback" not in status[0]
+    finally:
+        world.stop()
