@@ -256,3 +256,27 @@ def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
         assert len(status) == 1 and "budget would be exceeded" in status[0] and "Traceback" not in status[0]
     finally:
         world.stop()
+
+
+def test_broken_project_config_is_explained_on_the_issue(world, tmp_path):
+    """A config error names the field and the problem in the status comment; nothing is benchmarked."""
+    clone = tmp_path / "clone"
+    url = world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    subprocess.run(["git", "clone", "-q", url, str(clone)], check=True, env=env)
+    cfg = clone / ".autoresearch.yml"
+    cfg.write_text(cfg.read_text().replace("rounds: 8", "rounds: 1"))
+    for args in (["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "one round is enough"],
+                 ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=clone, check=True, env=env)
+    world.start_bot()
+    store = world.bot.store
+    number = world.open_issue("Speed up attention", "")
+    world.label(number)
+    run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
+    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed") and r, timeout=60, what="end")
+    assert final.state == "failed"
+    status = [c.body for c in bot_comments(world, number) if status_marker(run.id) in c.body]
+    assert len(status) == 1
+    assert "**benchmark.rounds**: must be >= 2, got 1" in status[0] and "Traceback" not in status[0]
+    assert store.experiments(run.id) == []
