@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole product offline: sandbox GitHub, bot, example project, real benchmarks")
     p.add_argument("--workdir", default="var/demo", help="where the demo keeps its state (default var/demo)")
-    p.add_argument("--llama", action="store_true", help="use real llama.cpp (llama-cpp-python sdist) instead of the "
-                                                        "small example project (slower: minutes)")
+    p.add_argument("--llama", action="store_true", help="use real llama.cpp (llama-cpp-python sdist, preset llama.cpp) "
+                                                        "instead of the small example project (slower: minutes)")
     p.add_argument("--serve", action="store_true", help="keep the sandbox and bot running afterwards to browse")
     p.set_defaults(func=cmd_demo)
 

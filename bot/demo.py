@@ -39,6 +39,15 @@ def _load_make_fork() -> Any:
     return module
 
 
+def _load_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"scripts/{name}.py is missing (the demo needs a repository checkout)")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def rsa_keypair() -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -106,6 +115,59 @@ class World:
         self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
         self.history = history
         return history
+
+    def add_llamacpp_project(self, rounds: int = 6) -> dict[str, str]:
+        """maria/llama.cpp (real source from the llama-cpp-python sdist, preset llama.cpp) with three forks:
+        fiona: a deliberate slowdown in rms_norm, felix: rms_norm without the sqrt (broken numerics), gina: a
+        comment-only change (neutral). Returns fork -> commit sha."""
+        e2e = _load_script("llamacpp_e2e")
+        source = Path(subprocess.run([str(ROOT / "scripts" / "fetch_llamacpp.sh")], check=True, capture_output=True,
+                                     text=True).stdout.strip().splitlines()[-1])
+        work = self.workdir / "git-llama"
+        shutil.rmtree(work, ignore_errors=True)
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Maria", "GIT_AUTHOR_EMAIL": "m@x.org",
+               "GIT_COMMITTER_NAME": "Maria", "GIT_COMMITTER_EMAIL": "m@x.org"}
+
+        def git(cwd: Path, *args: str) -> str:
+            return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                                  env=env).stdout.strip()
+
+        upstream = work / "upstream"
+        work.mkdir(parents=True)
+        git(work, "clone", "-q", str(source), str(upstream))
+        default = git(upstream, "rev-parse", "--abbrev-ref", "HEAD")
+        (upstream / ".autoresearch.yml").write_text(
+            "preset: llama.cpp\narchitectures: [x86, arm]\n"
+            f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
+            "llamacpp: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n")
+        git(upstream, "add", ".autoresearch.yml")
+        git(upstream, "commit", "-qm", "autoresearch-bot config")
+        owner, name = "maria", "llama.cpp"
+        self.repo = f"{owner}/{name}"
+        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(upstream)})
+        self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
+        self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
+        forks = {"fiona": (e2e.SLOW_PATCH, "ggml-cpu: rms_norm recomputes its sum (deliberately slower)"),
+                 "felix": (e2e.BAD_PATCH, "ggml-cpu: rms_norm without the square root (faster, wrong)"),
+                 "gina": (("// worth switching to explicit SIMD?", "// worth switching to explicit SIMD? (gina)"),
+                          "ggml-cpu: comment only (neutral)")}
+        shas = {}
+        for login, ((old, new), message) in forks.items():
+            self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login})
+            ops = upstream / e2e.OPS
+            text = ops.read_text()
+            git(upstream, "checkout", "-q", "-B", login, default)
+            ops.write_text(text.replace(old, new, 1))
+            git(upstream, "commit", "-qam", message)
+            shas[login] = git(upstream, "rev-parse", "HEAD")
+            url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens.setdefault(login, self._user(login))}@")
+            git(upstream, "push", "-q", "--force", f"{url}/{login}/{name}.git", f"{login}:refs/heads/{default}")
+            git(upstream, "checkout", "-q", default)
+        self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
+        return shas
+
+    def _user(self, login: str) -> str:
+        return self.admin.call("POST", "/users", {"login": login})["token"]
 
     def start_bot(self) -> Bot:
         bot_dir = self.workdir / "bot"
@@ -181,10 +243,6 @@ class World:
 
 
 def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) -> int:
-    if llama:
-        print("The llama.cpp demo runs the real source through the same driver: see scripts/llamacpp_e2e.py "
-              "(python scripts/llamacpp_e2e.py --help).")
-        return subprocess.call([sys.executable, str(ROOT / "scripts" / "llamacpp_e2e.py")])
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -196,13 +254,21 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
     say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
     world = World(workdir)
     try:
-        world.add_attention_project()
-        say(f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)")
+        if llama:
+            say("preparing llama.cpp from the llama-cpp-python sdist (cached after the first time)")
+            world.add_llamacpp_project()
+            say(f"sandbox repo {world.repo} (preset llama.cpp) with forks fiona (slower rms_norm), felix (broken "
+                "rms_norm) and gina (comment only)")
+            title, body = ("Speed up token generation on CPU", "tg on CPU is what our users feel. Research the "
+                           "ggml-cpu kernels and what other forks and backends do; measure candidates.")
+        else:
+            world.add_attention_project()
+            say(f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)")
+            title, body = ("Speed up attention on CPU", "The attention kernel is the hot path of our inference. "
+                           "Please research faster softmax/matmul variants and measure them.")
         world.start_bot()
         say(f"bot listening on {world.bot_url}; GitHub App installed on {world.repo}")
-        number = world.open_issue("Speed up attention on CPU",
-                                  "The attention kernel is the hot path of our inference. Please research faster "
-                                  "softmax/matmul variants and measure them.")
+        number = world.open_issue(title, body)
         world.label(number, as_user="olaf")
         say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
         world.wait_deliveries()
@@ -210,7 +276,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         world.unlabel(number)
         world.label(number)
         say(f"maria (admin) removed olaf's label and labelled issue #{number} with 'autoresearch' again")
-        runs = world.wait_runs(timeout=600, progress=lambda line: say(line))
+        runs = world.wait_runs(timeout=7200 if llama else 600, progress=lambda line: say(line))
         run = runs[0]
         say(f"run {run.id} finished: {run.state}")
         _summary(world, number, run)
