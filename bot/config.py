@@ -437,16 +437,16 @@ class Settings:
         for key in list(data):
             if key not in fields:
                 raise ConfigError(key, "unknown setting")
-        for name, f in fields.items():
-            for env_name in (cls.ENV_PREFIX + name.upper(),):
-                if env_name in env:
-                    data[name] = env[env_name]
-                file_env = env_name + "_FILE"
-                if file_env in env:
-                    try:
-                        data[name] = Path(env[file_env]).read_text().strip()
-                    except OSError as exc:
-                        raise ConfigError(name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}") from None
+        for name in fields:
+            env_name = cls.ENV_PREFIX + name.upper()
+            if env_name in env:
+                data[name] = env[env_name]
+            file_env = env_name + "_FILE"
+            if file_env in env:
+                try:
+                    data[name] = Path(env[file_env]).read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}") from None
         # well-known names used by GitHub tooling
         if "github_token" not in data and env.get("GITHUB_TOKEN"):
             data["github_token"] = env["GITHUB_TOKEN"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 from .gitutil import GitError, Mirror
@@ -562,4 +561,4 @@ DEFAULT_STAGES = {
     "publishing": publish,
 }
 
-__all__ = ["DEFAULT_STAGES", "render_status", "run_experiment", "Path"]
+__all__ = ["DEFAULT_STAGES", "render_status", "run_experiment"]

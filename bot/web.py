@@ -15,7 +15,7 @@ from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
-from .events import Command, Ignored, PayloadError, route, verify_signature
+from .events import Command, PayloadError, route, verify_signature
 from .store import Store
 
 

@@ -1,7 +1,6 @@
 """Fork commits: compared through a forge double over real git repos, checked and ported with real git."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,7 @@
 """SQLite store: schema, idempotent deliveries, run state, once(), leases that survive a kill -9."""
 
 import os
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -30,8 +31,8 @@ def test_redelivery_is_detected_and_delivery_and_command_are_one_transaction(sto
     assert store.delivery("d-1")["status"] == "accepted"
     assert len(store.pending_commands()) == 1
     # a failing command insert leaves no delivery behind either, so GitHub's redelivery is processed
-    with pytest.raises(Exception):
-        store.accept_delivery("d-2", "issues", "labeled", "accepted", "x", {"kind": "start"})
+    with pytest.raises(sqlite3.IntegrityError):
+        store.accept_delivery("d-2", "issues", "labeled", "accepted", "x", {**command, "user": None})
     assert store.delivery("d-2") is None
 
 
