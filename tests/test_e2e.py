@@ -210,6 +210,27 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     assert {r["candidate"] for r in rows} == {"pr-head"}
     assert any(status_marker(rebench.id) in c.body for c in bot_comments(world, pr.number))
 
+    # an approving review re-measures only when the base moved since the bot measured it
+    pr.create_review(event="APPROVE", body="looks good")
+    world.wait_deliveries()
+    world.bot.worker.tick_commands()
+    assert [c["state"] for c in store.commands() if c["kind"] == "approved"] == ["ignored"]
+    clone = tmp_path / "clone"
+    url = world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    subprocess.run(["git", "clone", "-q", url, str(clone)], check=True, env=env)
+    (clone / "NOTES.md").write_text("base moves on\n")
+    for args in (["add", "NOTES.md"], ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "notes"],
+                 ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=clone, check=True, env=env)
+    pr.create_review(event="APPROVE", body="still good")
+    world.wait_deliveries()
+    world.bot.worker.tick_commands()
+    approved = sorted((c for c in store.commands() if c["kind"] == "approved"), key=lambda c: c["id"])
+    assert [c["state"] for c in approved] == ["ignored", "done"], approved
+    again = store.get_run(approved[-1]["run_id"])
+    assert again.kind == "rebench" and again.issue_number == pr.number and again.params["reason"].startswith("approved")
+
 
 def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
     world.start_bot()
