@@ -99,6 +99,11 @@ def test_acknowledgement_permission_gate_and_slash_commands(world):
     confused = world.gh("maria").get_repo(world.repo).get_issue(number).get_comment(comment_id).get_reactions()
     assert any(r.content == "confused" for r in confused)
 
+    # installing the App on another repository is recorded
+    world.admin.call("POST", "/repos", {"owner": "maria", "name": "other", "auto_init": True})
+    world.admin.call("POST", f"/apps/{world.app['id']}/installations", {"account": "maria", "repos": ["maria/other"]})
+    wait_for(lambda: any("maria/other" in i["repositories"] for i in store.installations()), what="installation")
+
 
 def worker_env(world: World, tmp: Path) -> dict[str, str]:
     key = tmp / "app.pem"
