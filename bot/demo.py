@@ -29,21 +29,13 @@ EXAMPLES = ROOT / "examples"
 SECRET = "demo-webhook-secret"
 
 
-def _load_make_fork() -> Any:
-    spec = importlib.util.spec_from_file_location("make_fork", EXAMPLES / "make_fork.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"{EXAMPLES / 'make_fork.py'} is missing (the demo needs a repository checkout)")
+def _load(path: Path) -> Any:
+    """Import a script of the repository checkout (examples/, scripts/) by path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise FileNotFoundError(f"{path} is missing (the demo needs a repository checkout)")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["make_fork"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _load_script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"scripts/{name}.py is missing (the demo needs a repository checkout)")
-    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
 
@@ -101,7 +93,7 @@ class World:
     # scene ------------------------------------------------------------------------------------------------
     def add_attention_project(self) -> Any:
         """maria/attention from examples/attention, forks fiona/attention (4 commits) and felix/attention (1)."""
-        history = _load_make_fork().build(self.workdir / "git")
+        history = _load(EXAMPLES / "make_fork.py").build(self.workdir / "git")
         owner, name = self.repo.split("/")
         self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(history.upstream)})
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
@@ -120,7 +112,7 @@ class World:
         """maria/llama.cpp (real source from the llama-cpp-python sdist, preset llama.cpp) with three forks:
         fiona: a deliberate slowdown in rms_norm, felix: rms_norm without the sqrt (broken numerics), gina: a
         comment-only change (neutral). Returns fork -> commit sha."""
-        e2e = _load_script("llamacpp_e2e")
+        e2e = _load(ROOT / "scripts" / "llamacpp_e2e.py")
         source = Path(subprocess.run([str(ROOT / "scripts" / "fetch_llamacpp.sh")], check=True, capture_output=True,
                                      text=True).stdout.strip().splitlines()[-1])
         work = self.workdir / "git-llama"

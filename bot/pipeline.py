@@ -86,11 +86,10 @@ class StageContext:
     def event(self, kind: str, message: str, data: Any = None) -> None:
         self.store.add_event(self.run.id, kind, message, data)
 
-    def progress(self, message: str, data: Any = None, refresh: bool = True) -> None:
+    def progress(self, message: str, data: Any = None) -> None:
         """Record progress and (throttled) refresh the status comment."""
         self.event("progress", message, data)
-        if refresh:
-            self.pipeline.refresh_status(self.run, throttle=True)
+        self.pipeline.refresh_status(self.run, throttle=True)
 
     def heartbeat(self) -> None:
         """Renew the lease and raise Cancelled when a stop was requested (call it from long loops)."""
@@ -184,13 +183,7 @@ class Pipeline:
         return project
 
     def _cancel(self, ctx: StageContext) -> None:
-        for name, service in self.services.items():
-            canceller = getattr(service, "cancel_run", None)
-            if canceller:
-                try:
-                    canceller(ctx)
-                except Exception as exc:
-                    ctx.event("error", f"cancelling {name} failed: {exc}")
+        # a running benchmark batch is cancelled (VMs torn down) by run_experiment when heartbeat() raises
         ctx.event("cancel", "run cancelled; no further work will be started")
         self.store.set_state(ctx.run.id, "cancelled")
         ctx.run = self.store.get_run(ctx.run.id)
@@ -275,4 +268,7 @@ class Pipeline:
 
 
 def status_marker(run_id: int) -> str:
-    return f"<!-- autoresearch:run:{run_id} -->"
+    """The hidden marker of a run's status comment (the one report.status_comment writes)."""
+    from .report import marker
+
+    return marker(run_id)
