@@ -19,6 +19,7 @@ def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
     assert cfg.target == "attn_ms"
     assert cfg.metrics[0].higher_is_better is False
     assert cfg.raw["benchmark"]["rounds"] == 10 and cfg.raw["decision"]["min_effect"] == 0.02
+    assert cfg.raw["decision"]["interference_sigmas"] == 3.0
     for p in ALWAYS_PROTECTED + ["bench/**"]:
         assert p in cfg.protected_paths
     again = ProjectConfig.from_dict(cfg.to_dict(), ["x86", "arm"])
@@ -40,6 +41,7 @@ def test_llamacpp_preset_fills_everything():
     (GOOD + "benchmark_typo: 1\n", "benchmark_typo", "unknown field"),
     (GOOD.replace("./bench", "3"), "benchmark.command", "type str"),
     (GOOD + "decision: {alpha: 2}\n", "decision.alpha", "between"),
+    (GOOD + "decision: {interference_sigmas: -1}\n", "decision.interference_sigmas", "between"),
     (GOOD.replace("higher_is_better: false", "higher_is_better: maybe"), "benchmark.metrics[0].higher_is_better",
      "bool"),
     (GOOD + "architectures: [sparc]\n", "architectures", "not configured"),
