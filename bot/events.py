@@ -70,6 +70,24 @@ def _is_bot(user: dict | None) -> bool:
     return bool(user) and (user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"))
 
 
+ROUNDS_COMMANDS = ("rerun", "bench", "rebench")
+MAX_ROUNDS = 100
+
+
+def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:
+    """Move a `rounds=N` word (more interleaved rounds for a noisy machine) into args; the rest stays."""
+    rest = []
+    for w in words:
+        if w.lower().startswith("rounds="):
+            value = w.split("=", 1)[1]
+            if not value.isdigit() or not 2 <= int(value) <= MAX_ROUNDS:
+                raise ValueError(f"rounds must be a whole number from 2 to {MAX_ROUNDS}, got {value!r}")
+            args["rounds"] = int(value)
+        else:
+            rest.append(w)
+    return rest
+
+
 def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, list[str]] | None:
     """First line starting with the prefix -> (command, args). Unknown words give ("help", [word])."""
     for line in (body or "").splitlines():
@@ -128,12 +146,19 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
         cmd, words = parsed
         issue = _req(payload, "issue")
         args: dict[str, Any] = {}
+        if cmd in ROUNDS_COMMANDS:
+            try:
+                words = _take_rounds(words, args)
+            except ValueError as e:
+                return Command("help", _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
+                               is_pull=bool(issue.get("pull_request")), comment_id=int(_req(comment, "id")),
+                               args={"error": str(e)})
         if cmd == "bench":
             if len(words) != 1 or not BRANCH_RE.match(words[0]) or ".." in words[0]:
                 return Command("help", _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
                                is_pull="pull_request" in issue and issue["pull_request"] is not None,
                                comment_id=int(_req(comment, "id")),
-                               args={"error": "usage: /autoresearch bench <branch> (or owner:branch for a fork)"})
+                               args={"error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"})
             args["branch"] = words[0]
         elif words and cmd != "help":
             args["extra"] = words

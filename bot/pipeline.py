@@ -178,6 +178,12 @@ class Pipeline:
             raise ConfigError(PROJECT_CONFIG_FILE, f"not found on the default branch `{branch}`; add one (see the "
                                                    "bot's README for an example)")
         project = ProjectConfig.from_yaml(text, list(self.settings.architectures))
+        rounds = ctx.run.params.get("rounds")
+        if rounds:  # `rerun|bench|rebench rounds=N`: more interleaved rounds for a noisy machine, this run only
+            raw = project.to_dict()
+            was, raw["benchmark"]["rounds"] = raw["benchmark"]["rounds"], int(rounds)
+            project = ProjectConfig.from_dict(raw, list(self.settings.architectures))
+            self.store.add_event(ctx.run.id, "config", f"benchmark.rounds {was} -> {rounds} (asked for in the command)")
         ctx.put("project", project.to_dict())
         ctx.put("baseline", {"branch": branch, "sha": self.forge.branch_sha(repo, branch)})
         return project

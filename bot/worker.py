@@ -28,6 +28,11 @@ class CommandResult:
     run_id: int | None = None
 
 
+def _rounds(args: dict) -> dict:
+    """The `rounds=N` a slash command asked for, as run params (the benchmark stage applies it)."""
+    return {"rounds": int(args["rounds"])} if args.get("rounds") else {}
+
+
 class Worker:
     """Single-threaded loop: handle pending commands, then advance claimable runs one stage at a time."""
 
@@ -166,13 +171,15 @@ class Worker:
             self.pipeline.post_note(active, f"@{user} run {active.id} is still in progress; "
                                             f"`{self.settings.command_prefix} stop` it first.")
             return CommandResult("ignored", f"run {active.id} still active", active.id)
-        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun"}, lease_owner=self.owner)
+        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun", **_rounds(args)},
+                                    lease_owner=self.owner)
         self._announce(run)
         return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
 
     def _cmd_bench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
         run = self.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
-                                                                  "is_pull": args.get("is_pull", False)},
+                                                                  "is_pull": args.get("is_pull", False),
+                                                                  **_rounds(args)},
                                     lease_owner=self.owner)
         self._announce(run)
         return CommandResult("done", f"bench run {run.id} queued for {args['branch']}", run.id)
@@ -182,7 +189,7 @@ class Worker:
             self.pipeline.post_issue_note(repo, number, f"@{user} `{self.settings.command_prefix} rebench` works on "
                                                          "pull requests; on issues use `rerun` or `bench <branch>`.")
             return CommandResult("ignored", "rebench outside a pull request")
-        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True},
+        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True, **_rounds(args)},
                                     lease_owner=self.owner)
         self._announce(run)
         return CommandResult("done", f"rebench run {run.id} queued", run.id)
@@ -222,7 +229,8 @@ class Worker:
         error = f"{args['error']}\n\n" if args.get("error") else ""
         self.pipeline.post_issue_note(repo, number, (
             f"@{user} {error}Commands: `{p} status`, `{p} stop`, `{p} rerun`, `{p} bench <branch>` "
-            f"(or `owner:branch` of a fork), and on pull requests `{p} rebench`."))
+            f"(or `owner:branch` of a fork), and on pull requests `{p} rebench`. `rerun`, `bench` and `rebench` "
+            f"take `rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy."))
         return CommandResult("done", "help posted")
 
     # helpers ----------------------------------------------------------------------------------------------

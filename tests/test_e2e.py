@@ -202,17 +202,22 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     assert "already researched" in bot_comments(world, number)[-1].body
 
     # a maintainer asks for a re-measurement on the PR: runs in-process here, posts its own status comment there
-    world.comment(pr.number, "/autoresearch rebench")
+    # (with more rounds, as a "noisy" verdict's hint suggests)
+    world.comment(pr.number, "/autoresearch rebench rounds=4")
     world.wait_deliveries()
     world.bot.worker.tick_commands()
     rebench = [r for r in store.list_runs() if r.kind == "rebench"]
-    assert len(rebench) == 1 and rebench[0].issue_number == pr.number
+    assert len(rebench) == 1 and rebench[0].issue_number == pr.number and rebench[0].params["rounds"] == 4
     while world.bot.worker.tick_runs():
         pass
     rebench = store.get_run(rebench[0].id)
     assert rebench.state == "done", rebench
     rows = store.get_artifact(rebench.id, "decision")["rows"]
     assert {r["candidate"] for r in rows} == {"pr-head"}
+    project = store.get_artifact(rebench.id, "project")
+    assert project["benchmark"]["rounds"] == 4
+    c = next(r["comparison"] for r in rows if r["comparison"])
+    assert c["n_base"] + c["screened_base"] == 4 * project["benchmark"]["repetitions"]
     assert any(status_marker(rebench.id) in c.body for c in bot_comments(world, pr.number))
 
     # an approving review re-measures only when the base moved since the bot measured it

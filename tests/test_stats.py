@@ -233,7 +233,7 @@ def test_decide_noisy_note_suggests_rounds() -> None:
                                  "c": variant({"ns": noisy(rng, 10, 12, 0.3)})})}
     d = decide(res, project())
     assert d.rows[0].verdict == "noisy" and d.winners == []
-    assert any("rerun with more rounds" in n for n in d.notes)
+    assert any("rerun with more rounds" in n and "`rerun rounds=" in n for n in d.notes)
 
 
 def test_aa_decide_over_many_seeds_has_no_winners() -> None:

@@ -138,14 +138,21 @@ def comment(body, login="alice", user_type="User", pull=False):
     ("/autoresearch stop", "stop", {}),
     ("/autoresearch rerun", "rerun", {}),
     ("/autoresearch bench someone:fast-branch", "bench", {"branch": "someone:fast-branch"}),
-    ("/autoresearch bench ../../etc", "help", {"error": "usage: /autoresearch bench <branch> (or owner:branch for a fork)"}),
+    ("/autoresearch bench ../../etc", "help",
+     {"error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"}),
     ("/autoresearch rebench", "rebench", {}),
+    ("/autoresearch rerun rounds=20", "rerun", {"rounds": 20}),
+    ("/autoresearch bench rounds=16 someone:fast-branch", "bench", {"branch": "someone:fast-branch", "rounds": 16}),
+    ("/autoresearch rebench Rounds=3", "rebench", {"rounds": 3}),
+    ("/autoresearch rerun rounds=1", "help", {"error": "rounds must be a whole number from 2 to 100, got '1'"}),
+    ("/autoresearch rebench rounds=lots", "help", {"error": "rounds must be a whole number from 2 to 100, got 'lots'"}),
+    ("/autoresearch status rounds=20", "status", {"extra": ["rounds=20"]}),
 ])
 def test_each_slash_command_routes(body, kind, args):
-    cmd = route("issue_comment", comment(body, pull=kind == "rebench"), trigger_label="autoresearch")
+    cmd = route("issue_comment", comment(body, pull="rebench" in body), trigger_label="autoresearch")
     assert cmd.kind == kind and cmd.comment_id == 77 and cmd.user == "alice"
     assert cmd.args == args
-    assert cmd.is_pull == (kind == "rebench")
+    assert cmd.is_pull == ("rebench" in body)
 
 
 def test_bot_comments_never_trigger_commands():

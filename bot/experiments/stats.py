@@ -47,6 +47,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..events import MAX_ROUNDS  # the most rounds `rerun rounds=N` accepts, and so the most a hint suggests
+
 VERDICTS = ("faster", "slower", "no_change", "noisy", "build_failed", "broken", "bench_failed",
             "baseline_failed", "missing")
 FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed",
@@ -362,6 +364,12 @@ def ci_halfwidth(c: Comparison) -> float:
     return (math.log(c.ci_high) - math.log(c.ci_low)) / 2.0
 
 
+def _ci_rounds_factor(c: Comparison, min_effect: float) -> int:
+    """How many times the rounds a CI this wide needs to resolve ``min_effect`` (CI width ~ 1/sqrt(n))."""
+    hw = ci_halfwidth(c)  # a half-width of ~0.7 x the effect gives ~80% power
+    return max(2, math.ceil((hw / (0.7 * min_effect)) ** 2)) if math.isfinite(hw) else 4
+
+
 def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) -> tuple[str, str]:
     significant = c.p_adjusted < alpha
     if c.p_visits is not None:  # the round visits, the independent unit, must agree too
@@ -394,10 +402,8 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
         return "noisy", (f"{who} cv {spread:.1%} > {max_noise_cv:.0%}: about {need} samples per "
                          f"variant needed to resolve a {effect:.1%} effect (have {c.n_base}); {advice}")
     if min_effect > 0 and not (c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect):
-        # "no change" only when the CI rules out a min_effect change either way (an equivalence test);
-        # a CI half-width of ~0.7 x the effect gives ~80% power, and it shrinks like 1/sqrt(rounds)
-        hw = ci_halfwidth(c)
-        factor = max(2, math.ceil((hw / (0.7 * min_effect)) ** 2)) if math.isfinite(hw) else 4
+        # "no change" only when the CI rules out a min_effect change either way (an equivalence test)
+        factor = _ci_rounds_factor(c, min_effect)
         advice = (f"rerun with ~{factor}x the rounds" if factor <= 10 else
                   "quiet the machine rather than adding rounds")
         return "noisy", (f"CI {c.ci_low:.3f}-{c.ci_high:.3f} cannot tell whether the change reaches "
@@ -641,8 +647,11 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
                                  f"a dedicated instance)")
                 else:
                     notes.append(f"{a}/{r.metric}: noisy (cv {spread:.1%}); rerun with more rounds "
-                                 f"(about {want} rounds x {per_round} repetitions, now {rounds})")
+                                 f"(about {want} rounds x {per_round} repetitions, now {rounds}: "
+                                 f"`rerun rounds={min(MAX_ROUNDS, want)}`)")
             else:
-                notes.append(f"{a}/{r.metric}: {r.candidate}'s {c.note}")
+                factor = _ci_rounds_factor(c, dec["min_effect"])
+                hint = f" (`rerun rounds={min(MAX_ROUNDS, factor * rounds)}`)" if factor <= 10 and rounds else ""
+                notes.append(f"{a}/{r.metric}: {r.candidate}'s {c.note}{hint}")
             break
     return notes
