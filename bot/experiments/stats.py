@@ -370,6 +370,10 @@ def _ci_rounds_factor(c: Comparison, min_effect: float) -> int:
     return max(2, math.ceil((hw / (0.7 * min_effect)) ** 2)) if math.isfinite(hw) else 4
 
 
+def _advice(factor: int) -> str:
+    return f"rerun with ~{factor}x the rounds" if factor <= 10 else "quiet the machine rather than adding rounds"
+
+
 def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) -> tuple[str, str]:
     significant = c.p_adjusted < alpha
     if c.p_visits is not None:  # the round visits, the independent unit, must agree too
@@ -397,17 +401,13 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
         effect = max(abs(c.speedup - 1.0), min_effect)
         need = samples_needed(spread, effect, alpha=alpha)
         factor = max(2, math.ceil(need / max(1, c.n_base)))
-        advice = (f"rerun with ~{factor}x the rounds" if factor <= 10 else
-                  "quiet the machine rather than adding rounds")
         return "noisy", (f"{who} cv {spread:.1%} > {max_noise_cv:.0%}: about {need} samples per "
-                         f"variant needed to resolve a {effect:.1%} effect (have {c.n_base}); {advice}")
+                         f"variant needed to resolve a {effect:.1%} effect (have {c.n_base}); {_advice(factor)}")
     if min_effect > 0 and not (c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect):
         # "no change" only when the CI rules out a min_effect change either way (an equivalence test)
         factor = _ci_rounds_factor(c, min_effect)
-        advice = (f"rerun with ~{factor}x the rounds" if factor <= 10 else
-                  "quiet the machine rather than adding rounds")
         return "noisy", (f"CI {c.ci_low:.3f}-{c.ci_high:.3f} cannot tell whether the change reaches "
-                         f"{min_effect:.0%}; {advice}")
+                         f"{min_effect:.0%}; {_advice(factor)}")
     return "no_change", ""
 
 
