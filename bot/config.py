@@ -103,7 +103,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "metrics": [],
         "target": None,
         "repetitions": 3,
-        "rounds": 10,  # 10 x 3, min_effect 2%, screen on: real driver 0/40 A/A winners, 37/40 for a planted 3%
+        "rounds": 10,  # 10 x 3, min_effect 2%, screen on: real driver 0/40 A/A winners, 38/40 for a planted 3%
         "warmup": 1,
         "threads": 2,
     },
