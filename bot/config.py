@@ -103,10 +103,13 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "metrics": [],
         "target": None,
         "repetitions": 3,
-        "rounds": 10,  # 10 x 3, min_effect 2%, screen on: real driver 0/40 A/A winners, 38/40 for a planted 3%
+        "rounds": 10,  # at most rounds x repetitions pairs per candidate (paired design, sky/paired.py)
+        "min_pairs": 10,  # the first look; then every min_pairs pairs until the maximum
+        "max_pairs": None,  # overrides rounds x repetitions
         "warmup": 1,
         "threads": 2,
     },
+    "simulate": {"enabled": True, "command": None, "timeout": None},  # cachegrind tier (sky/simulate.py)
     "architectures": ["x86", "arm"],
     "paths": {"allowed": ["**"], "protected": [], "hot": ["**"]},
     "research": {"arxiv": True, "max_forks": 30, "related": []},
@@ -117,6 +120,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "max_noise_cv": 0.10,
         "bootstrap": 10000,
         "interference_sigmas": 3.0,  # screen: samples worse than median + 3 robust sigmas; 0 = off
+        "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats.py)
     },
     "llamacpp": {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False, "quant": "q4_0",
                  "bench_reps": 3},
@@ -244,7 +248,8 @@ class ProjectConfig:
 
 
 def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) -> None:
-    for section in ("build", "validate", "benchmark", "paths", "research", "decision", "llamacpp", "agent", "budget"):
+    for section in ("build", "validate", "benchmark", "simulate", "paths", "research", "decision", "llamacpp", "agent",
+                    "budget"):
         if not isinstance(d[section], dict):
             raise ConfigError(section, "must be a mapping")
         _check_keys(d[section], set(GENERIC_DEFAULTS[section]), section)
@@ -289,6 +294,15 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     _positive_int(b, "rounds", "benchmark", minimum=2)
     _positive_int(b, "warmup", "benchmark", minimum=0)
     _positive_int(b, "threads", "benchmark")
+    _positive_int(b, "min_pairs", "benchmark", minimum=2)
+    if b.get("max_pairs") is not None and _positive_int(b, "max_pairs", "benchmark", minimum=2) < b["min_pairs"]:
+        raise ConfigError("benchmark.max_pairs", f"must be >= benchmark.min_pairs ({b['min_pairs']})")
+
+    sim = d["simulate"]
+    _get(sim, "enabled", bool, "simulate")
+    _get(sim, "command", str, "simulate", required=False)
+    if sim.get("timeout") is not None:
+        _positive_int(sim, "timeout", "simulate")
 
     archs = _str_list(d, "architectures", "")
     if not archs:
@@ -318,6 +332,8 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     _fraction(dec, "max_noise_cv", "decision", 0.0, 10.0)
     _positive_int(dec, "bootstrap", "decision", minimum=100)
     _fraction(dec, "interference_sigmas", "decision", 0.0, 100.0)
+    if _get(dec, "primary", str, "decision") not in ("both", "simulated", "wall"):
+        raise ConfigError("decision.primary", f"must be both, simulated or wall, got {dec['primary']!r}")
 
     ll = d["llamacpp"]
     _get(ll, "model", str, "llamacpp", required=False)

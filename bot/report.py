@@ -24,11 +24,12 @@ STATE_TO_STAGE = {"queued": None, "researching": "research", "implementing": "im
                   "benchmarking": "benchmark", "deciding": "decide", "verifying": "verify",
                   "publishing": "publish"}
 VERDICT_LABEL = {"faster": "faster", "slower": "slower", "no_change": "no change", "noisy": "noisy",
+                 "disagree": "tiers disagree",
                  "broken": "broken", "build_failed": "build failed", "bench_failed": "bench failed",
                  "baseline_failed": "baseline failed", "missing": "missing"}
-VERDICT_ICON = {"faster": "🟢", "slower": "🔴", "no_change": "⚪", "noisy": "🟡", "broken": "❌",
+VERDICT_ICON = {"faster": "🟢", "slower": "🔴", "no_change": "⚪", "noisy": "🟡", "disagree": "⚠️", "broken": "❌",
                 "build_failed": "❌", "bench_failed": "❌", "baseline_failed": "❌", "missing": "❔"}
-VERDICT_ORDER = ("faster", "no_change", "noisy", "slower", "broken", "build_failed", "bench_failed",
+VERDICT_ORDER = ("faster", "no_change", "noisy", "disagree", "slower", "broken", "build_failed", "bench_failed",
                  "baseline_failed", "missing")
 FAILED_VERDICTS = {"broken", "build_failed", "bench_failed", "baseline_failed", "missing"}
 DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
@@ -220,20 +221,59 @@ def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Map
         return "_No measurements yet._"
     by_name = {str(c.get("name")): c for c in candidates}
     target = str((decision or {}).get("target") or "")
-    head = ("| candidate | arch | metric | baseline | candidate | speedup [95% CI] | p (Holm) | verdict "
-            "| correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---:|")
+    head = ("| candidate | arch | metric | baseline | candidate | wall speedup [CI] | p (Holm) | simulated "
+            "| verdict | correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---|---:|")
     lines = [head]
     for r in _collapse_failures(sort_rows(rows, target)):
         c = r.get("comparison") or {}
         v = str(r.get("verdict", "missing"))
         metric = cell(r.get("metric"), 40) + (" 🎯" if r.get("metric") == target else "")
+        verdict = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}"
+        if r.get("note") and v in ("faster", "disagree", "no_change"):
+            verdict += f" · {cell(r['note'], 90)}"
         lines.append(" | ".join([
             "| " + _candidate_cell(str(r.get("candidate")), by_name, links), cell(r.get("arch"), 20), metric,
             fmt_value(c.get("baseline_median")), fmt_value(c.get("candidate_median")), fmt_speedup(c or None),
-            fmt_p(c.get("p_adjusted")), f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}",
+            fmt_p(c.get("p_adjusted")), sim_cell(r.get("simulated")), verdict,
             correctness_text(r.get("correctness"), v),
             _cost_cell(costs, str(r.get("candidate")), str(r.get("arch"))) + " |"]))
     return "\n".join(lines)
+
+
+def sim_cell(sim: Mapping[str, Any] | None) -> str:
+    """The simulated tier's figure: exact, so no interval (`1.116× cycles, -11.0% instr.`)."""
+    if not sim:
+        return ""
+    if "baseline_cycles" not in sim:
+        return f"— ({cell(sim.get('error') or 'unavailable', 60)})"
+    bi, ci = sim.get("baseline_instructions") or 0, sim.get("candidate_instructions") or 0
+    instr = f", {100.0 * (ci - bi) / bi:+.1f}% instr." if bi else ""
+    return f"{sim['speedup']:.3f}× cycles{instr}"
+
+
+def function_diff_section(decision: Mapping[str, Any] | None, only: Iterable[str] | None = None) -> str:
+    """Collapsed: per candidate × arch, the functions whose simulated cost changed most."""
+    keep = set(only) if only is not None else None
+    blocks = []
+    for r in _rows(decision):
+        sim = r.get("simulated") or {}
+        funcs = sim.get("functions") or []
+        if not funcs or (keep is not None and r.get("candidate") not in keep):
+            continue
+        lines = [f"**`{cell(r.get('candidate'), 60)}` on {cell(r.get('arch'), 20)}** "
+                 f"({cell(sim.get('isa') or '', 40)}; {fmt_value(sim.get('baseline_cycles'))} → "
+                 f"{fmt_value(sim.get('candidate_cycles'))} estimated cycles)", "",
+                 "| function | baseline | candidate | change | of the total |", "|---|---:|---:|---:|---:|"]
+        for f in funcs:
+            ch = f.get("change")
+            lines.append(f"| `{cell(f.get('name'), 60).replace(chr(96), '')}` | {fmt_value(f.get('baseline'))} | "
+                         f"{fmt_value(f.get('candidate'))} | {'new' if ch is None else f'{100 * ch:+.1f}%'} | "
+                         f"{100 * float(f.get('share') or 0):+.2f}% |")
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return ""
+    return "\n".join(["<details><summary>Where the simulated cost moved (per function)</summary>", "",
+                      "\n\n".join(blocks), "", "</details>"])
 
 
 def _mermaid_label(text: str) -> str:
@@ -370,6 +410,9 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
         chart = speedup_chart(decision)
         if chart:
             parts += ["", chart]
+        diff = function_diff_section(decision)
+        if diff:
+            parts += ["", diff]
         notes = [cell(n, 300) for n in decision.get("notes") or []]
         if notes:
             parts += ["", "**Notes:**"] + [f"- {n}" for n in notes]
@@ -411,8 +454,11 @@ def _target_rows(decision: Mapping[str, Any] | None, name: str) -> list[Mapping[
 
 
 def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
-    vals = [r["comparison"]["speedup"] for r in _target_rows(decision, name)
-            if _finite((r.get("comparison") or {}).get("speedup")) and r["comparison"]["speedup"] > 0]
+    vals = []
+    for r in _target_rows(decision, name):  # the simulated figure where there is one (exact), else wall time
+        v = (r.get("simulated") or {}).get("speedup", (r.get("comparison") or {}).get("speedup"))
+        if _finite(v) and v > 0:
+            vals.append(v)
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
@@ -435,10 +481,14 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
     for r in _target_rows(decision, name):
         c = r.get("comparison") or {}
         v = str(r.get("verdict"))
-        lines.append(f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}, "
+        sim = r.get("simulated") or {}
+        simulated = f"simulated {sim_cell(sim)} ({cell(sim.get('isa') or '', 40)}); " if "speedup" in sim else ""
+        n = f"{c.get('pairs')} pairs" if c.get("pairs") else f"n={c.get('n_base', '?')}+{c.get('n_cand', '?')}"
+        note = f" — {cell(r['note'], 160)}" if r.get("note") else ""
+        lines.append(f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
                      f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
                      f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
-                     f"p {fmt_p(c.get('p_adjusted'))}, n={c.get('n_base', '?')}+{c.get('n_cand', '?')})")
+                     f"p {fmt_p(c.get('p_adjusted'))}, {n}){note}")
     return "\n".join(lines) or "- no measurement of the target metric"
 
 
@@ -493,6 +543,9 @@ def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidat
                                                           if r.get("candidate") in {name, *parts_in}]})
     if chart:
         out += ["", chart]
+    diff = function_diff_section(decision, only=[name, *parts_in])
+    if diff:
+        out += ["", diff]
     out += ["", "### Hypotheses and sources", hypotheses_section(candidates, parts_in)]
     dropped = (stack or {}).get("dropped") or []
     if choice.get("kind") == "stack" and dropped:
@@ -555,6 +608,8 @@ def _benchmark_check(decision: Mapping[str, Any], candidate: str, rows: Sequence
         return "failure", f"Benchmark: {VERDICT_LABEL[v]}", summary
     if "slower" in verdicts:
         return "failure", f"Benchmark: slower, {effect}", summary
+    if "disagree" in verdicts:
+        return "neutral", "Benchmark: simulated and wall time disagree", summary
     if "noisy" in verdicts:
         return "neutral", "Benchmark: too noisy to decide", summary
     if "faster" in verdicts:

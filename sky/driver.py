@@ -42,6 +42,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -51,6 +52,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
+import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
 LOG_TAIL = 4000
@@ -448,21 +453,6 @@ def prepare_candidate_tree(mirror: Path, path: Path, sha: str, base_tree: Path, 
     git(["checkout", "-q", "-f", "--detach", sha], cwd=path)   # rewrites only files that differ (new mtimes)
 
 
-# ---------------------------------------------------------------- schedule
-
-def make_schedule(names: list, rounds: int) -> list:
-    """Per round one visit per variant: start rotates every two rounds, odd rounds reversed (ABBA BAAB ...)."""
-    visits = []
-    n = len(names)
-    for r in range(rounds):
-        shift = (r // 2) % n if n else 0
-        order = names[shift:] + names[:shift]
-        if r % 2 == 1:
-            order = list(reversed(order))
-        visits.extend(order)
-    return visits
-
-
 # ---------------------------------------------------------------- the run
 
 class Driver:
@@ -473,8 +463,8 @@ class Driver:
         self.result = {
             "schema": SCHEMA, "arch": spec.get("arch"), "run_id": spec.get("run_id"), "complete": False,
             "machine": machine_facts(), "variants": {}, "schedule": [],
-            "timings": {"fetch_s": 0.0, "prepare_s": 0.0, "build_s": 0.0, "validate_s": 0.0, "bench_s": 0.0,
-                        "total_s": 0.0},
+            "timings": {"fetch_s": 0.0, "prepare_s": 0.0, "build_s": 0.0, "validate_s": 0.0, "simulate_s": 0.0,
+                        "bench_s": 0.0, "total_s": 0.0},
             "errors": [],
         }
         self.names = [spec["baseline"]["name"]] + [c["name"] for c in spec.get("candidates", [])]
@@ -488,6 +478,7 @@ class Driver:
         self.trees = {name: workdir / "wt" / safe_name(name) for name in self.names}
         self.ctx: Ctx | None = None
         self.preset: Any = None
+        self.seconds: dict = {}          # seconds per benchmark invocation, per variant
 
     @property
     def baseline(self) -> str:
@@ -518,6 +509,7 @@ class Driver:
             self.phase_build()
             self.phase_validate()
             self.phase_bench()
+            self.phase_simulate()
         except Exception as e:  # noqa: BLE001  (recorded, never lost)
             self.error(f"{type(e).__name__}: {e}")
         for v in self.result["variants"].values():
@@ -648,49 +640,173 @@ class Driver:
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
 
+    def phase_simulate(self) -> None:
+        """One invocation per variant under cachegrind (sky/simulate.py); recorded as variant["simulated"]."""
+        t = time.monotonic()
+        sim_cfg = self.project.get("simulate") or {}
+        primary = str((self.project.get("decision") or {}).get("primary", "both"))
+        info: dict = {"tool": simulate.TOOL, "cache": simulate.cache_description(), "weights": simulate.WEIGHTS}
+        self.result["simulation"] = info
+        if primary == "wall" or sim_cfg.get("enabled") is False:
+            info.update(available=False, reason="turned off (decision.primary: wall or simulate.enabled: false)")
+            return
+        ok, why = simulate.available()
+        if not ok:
+            info.update(available=False, reason=why)
+            log(f"simulation skipped: {why}")
+            self.write()
+            return
+        info.update(available=True, valgrind=why)
+        build_sim = getattr(self.preset, "simulate_build", None)
+        sim_command = getattr(self.preset, "simulate_command", None)
+        isa_of = getattr(self.preset, "simulate_isa", None)
+        info["isa"] = isa_of(self.ctx) if isa_of else "the benchmark's own build"
+        env = dict(self.ctx.env, AUTORESEARCH_SIMULATE="1")
+        for name in self.names:
+            if self.variant(name)["status"] != "ok":
+                continue
+            # after the wall tier (a hanging candidate already failed there): valgrind with the cache simulation
+            # runs ~50x slower than native, so 100x the slowest invocation, at least a minute
+            timeout = float(sim_cfg.get("timeout") or max(60.0, 100.0 * max(self.seconds.get(name) or [0.6])))
+            tree = self.trees[name]
+            if build_sim:
+                bt = time.monotonic()
+                try:
+                    built, text = build_sim(tree, self.ctx)
+                except Exception as e:  # noqa: BLE001
+                    built, text = False, f"{type(e).__name__}: {e}"
+                self.variant(name)["simulated_build"] = {"ok": bool(built), "seconds": round(time.monotonic() - bt, 3),
+                                                         "log_tail": tail(text, 1500)}
+                if not built:
+                    self.variant(name)["simulated"] = {"ok": False, "error": "simulation build failed\n" + tail(text, 1200)}
+                    log(f"{name}: simulation build FAILED")
+                    self.write()
+                    continue
+            cmd = sim_command(tree, self.ctx) if sim_command else (sim_cfg.get("command")
+                                                                  or self.project.get("benchmark", {}).get("command"))
+            log(f"{name}: simulating ({simulate.TOOL})")
+            # one path for every variant (a symlink): the same environment and stack layout, so the same cache
+            # behaviour; with per-variant paths an A/A pair differed by 1.3e-4 in estimated cycles
+            link = self.workdir / "simulated-tree"
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(tree.resolve(), target_is_directory=True)
+            rec = simulate.run(cmd, link, dict(env, PWD=str(link)), self.workdir / "sim" / "out", timeout=timeout,
+                               kill=kill_tree)
+            rec["isa"] = info["isa"]
+            self.variant(name)["simulated"] = rec
+            log(f"{name}: simulated in {rec['seconds']}s: " + (f"{rec['estimated_cycles']:,} estimated cycles, "
+                f"{rec['instructions']:,} instructions" if rec["ok"] else rec.get("error", "").splitlines()[0]))
+            self.write()
+        self.result["timings"]["simulate_s"] = round(time.monotonic() - t, 3)
+        self.write(announce=True)
+
     def phase_bench(self) -> None:
+        """Paired wall-time design with planned looks (sky/paired.py): pairs (baseline, candidate) in random
+        order, single invocations; each candidate stops at the first decisive look or at max_pairs."""
         t = time.monotonic()
         bench = self.project.get("benchmark", {})
+        dec = self.project.get("decision") or {}
         rounds, reps = int(bench.get("rounds", 4)), int(bench.get("repetitions", 3))
+        max_pairs = int(bench.get("max_pairs") or rounds * reps)
+        min_pairs = min(int(bench.get("min_pairs") or 10), max_pairs)
         warmup, target = int(bench.get("warmup", 1)), bench.get("target")
+        hib = next((bool(m.get("higher_is_better")) for m in bench.get("metrics", []) if m.get("name") == target),
+                   False)
+        alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
+        looks = paired.look_schedule(min_pairs, max_pairs)
+        a = alpha / len(looks)
+        self.result["paired"] = {"min_pairs": looks[0], "max_pairs": looks[-1], "looks": looks, "alpha": alpha,
+                                 "alpha_per_look": a, "min_effect": min_effect, "target": target,
+                                 "higher_is_better": hib}
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        self.result["schedule_plan"] = make_schedule(live, rounds)
-        for r in range(rounds):
-            order = [n for n in make_schedule(live, r + 1)[len(live) * r:]
-                     if self.variant(n)["status"] == "pending"]
-            for name in order:
-                self.visit(name, r, warmup, reps, target)
-                self.write()
+        rng = random.Random(int(self.spec.get("seed", 1)))
+        for name in live:
+            for i in range(warmup):
+                self.invoke(name, f"warmup {i}", target, keep=False)
+        if self.variant(self.baseline)["status"] != "pending":
+            raise RuntimeError("baseline benchmark failed; stopping")
+        active = [n for n in live if n != self.baseline and self.variant(n)["status"] == "pending"]
+        if not active:  # nothing to compare: the baseline alone, min_pairs times
+            for i in range(looks[0]):
+                self.invoke(self.baseline, f"run {i}", target)
+        rnd = 0
+        while active:
+            order = list(active)
+            rng.shuffle(order)
+            for c in order:
+                base_first = rng.random() < 0.5
+                got = {}
+                for who in ([self.baseline, c] if base_first else [c, self.baseline]):
+                    got[who] = self.invoke(who, f"pair {rnd}", target)
+                    if got[who] is None:
+                        break
                 if self.variant(self.baseline)["status"] != "pending":
                     raise RuntimeError("baseline benchmark failed; stopping")
+                if got.get(c) is None:
+                    active.remove(c)
+                    continue
+                v = self.variant(c)
+                pairs = v.setdefault("pairs", [])
+                pairs.append({"first": "baseline" if base_first else "candidate",
+                              "base": {m: _mid(x) for m, x in got[self.baseline].items()},
+                              "cand": {m: _mid(x) for m, x in got[c].items()}})
+                if len(pairs) in looks:
+                    d = [paired.log_ratio(p["base"][target], p["cand"][target], hib) for p in pairs
+                         if target in p["base"] and target in p["cand"]]
+                    mid, lo, hi = paired.median_ci(d, a)
+                    outcome = paired.verdict(mid, lo, hi, min_effect)
+                    v["stop"] = {"pairs": len(pairs), "look": looks.index(len(pairs)) + 1,
+                                 "reason": outcome or ("max_pairs" if len(pairs) >= looks[-1] else "continue"),
+                                 "median_log_ratio": mid, "ci": [lo, hi]}
+                    log(f"{c}: look {v['stop']['look']} at {len(pairs)} pairs: speedup {math.exp(mid):.4f} "
+                        f"[{_exp(lo):.4f}, {_exp(hi):.4f}] -> {v['stop']['reason']}")
+                    if outcome or len(pairs) >= looks[-1]:
+                        v["status"] = "ok"
+                        active.remove(c)
+            rnd += 1
             self.result["timings"]["bench_s"] = round(time.monotonic() - t, 3)
-            self.write(announce=r < rounds - 1)
+            self.write(announce=bool(active))
         for name in live:
             if self.variant(name)["status"] == "pending":
                 self.variant(name)["status"] = "ok"
         self.result["timings"]["bench_s"] = round(time.monotonic() - t, 3)
 
-    def visit(self, name: str, rnd: int, warmup: int, reps: int, target: str | None) -> None:
-        self.result["schedule"].append(name)
-        v = self.variant(name)
-        for i in range(warmup + reps):
-            try:
-                got = self.preset.bench(self.trees[name], self.ctx)
-                if not got:
-                    raise BenchError("no METRIC lines in output")
-                bad = [m for m, xs in got.items() if not all(math.isfinite(float(x)) for x in xs)]
-                if bad:
-                    raise BenchError(f"non-finite values for {', '.join(bad)}")
-                if target and target not in got:
-                    raise BenchError(f"target metric {target!r} missing (got {sorted(got)})")
-            except Exception as e:  # noqa: BLE001
-                self.fail(name, "bench_failed", f"round {rnd} invocation {i}: {e}")
-                return
-            if i < warmup:
-                continue
+    def invoke(self, name: str, what: str, target: str | None, keep: bool = True) -> dict | None:
+        """One benchmark invocation of a variant: {metric: [values]} (recorded in its samples), or None when it
+        failed (the variant is then marked bench_failed)."""
+        if keep:
+            self.result["schedule"].append(name)
+            self.write()                 # who is running now is on disk (a hung invocation shows where it hangs)
+        t = time.monotonic()
+        try:
+            got = self.preset.bench(self.trees[name], self.ctx)
+            self.seconds.setdefault(name, []).append(time.monotonic() - t)
+            if not got:
+                raise BenchError("no METRIC lines in output")
+            bad = [m for m, xs in got.items() if not xs or not all(math.isfinite(float(x)) for x in xs)]
+            if bad:
+                raise BenchError(f"non-finite values for {', '.join(bad)}")
+            if target and target not in got:
+                raise BenchError(f"target metric {target!r} missing (got {sorted(got)})")
+        except Exception as e:  # noqa: BLE001
+            self.fail(name, "bench_failed", f"{what}: {e}")
+            return None
+        if keep:
+            samples = self.variant(name)["samples"]
             for metric, values in got.items():
-                v["samples"].setdefault(metric, []).extend(float(x) for x in values)
-        log(f"{name}: round {rnd} {reps} samples")
+                samples.setdefault(metric, []).extend(float(x) for x in values)
+        return {m: [float(x) for x in xs] for m, xs in got.items()}
+
+
+def _mid(xs: list) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if math.isfinite(x) else x
 
 
 def safe_name(name: str) -> str:

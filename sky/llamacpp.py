@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import random
 import re
 import shlex
@@ -41,6 +42,8 @@ MODEL_ARGS = ["--n-embd", "512", "--n-layer", "8", "--n-head", "8", "--n-ff", "1
 # lost (common/log.cpp: "may cause logs to be lost"). Runs whose output lacks its final marker are repeated.
 ATTEMPTS = 5
 BUILD_DIR = "build"
+SIM_BUILD_DIR = "build-sim"     # the simulated tier's build: portable ISA (valgrind runs no AVX-512 / SVE)
+SIM_PROMPT, SIM_GEN = 8, 8      # simulated: llama-bench -p 8 -n 8 -r 1 -t 1 (prompt eval + 8 greedy decode steps)
 STAMP = ".autoresearch-configure.json"
 KLD_RE = re.compile(r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
                     r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
@@ -86,8 +89,8 @@ def state_dir(ctx: Any) -> Path:
     return d
 
 
-def bin_path(worktree: Path, tool: str) -> Path:
-    return Path(worktree) / BUILD_DIR / "bin" / tool
+def bin_path(worktree: Path, tool: str, build_dir: str = BUILD_DIR) -> Path:
+    return Path(worktree) / build_dir / "bin" / tool
 
 
 def generator_tool(worktree: Path) -> str:
@@ -106,12 +109,23 @@ def build_targets(worktree: Path) -> list[str]:
 
 # ---------------------------------------------------------------- build
 
-def cmake_configure_args(worktree: Path, ccache: str | None, ctest: bool, generator: str | None) -> list[str]:
-    """argv of the one-time CMake configure step."""
-    args = ["cmake", "-S", str(worktree), "-B", str(Path(worktree) / BUILD_DIR)]
+def portable_isa_flags(machine: str | None = None) -> list[str]:
+    """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no SVE)."""
+    m = (machine or platform.machine()).lower()
+    if m in ("aarch64", "arm64"):
+        return ["-DGGML_NATIVE=OFF", "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod"]
+    return ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
+            "-DGGML_BMI2=ON", "-DGGML_AVX512=OFF"]
+
+
+def cmake_configure_args(worktree: Path, ccache: str | None, ctest: bool, generator: str | None,
+                         build_dir: str = BUILD_DIR, isa_flags: list[str] | None = None) -> list[str]:
+    """argv of the one-time CMake configure step (native ISA unless isa_flags are given)."""
+    args = ["cmake", "-S", str(worktree), "-B", str(Path(worktree) / build_dir)]
     if generator:
         args += ["-G", generator]
-    args += ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+    args += ["-DCMAKE_BUILD_TYPE=Release", *(isa_flags or ["-DGGML_NATIVE=ON"]), "-DLLAMA_CURL=OFF",
+             "-DLLAMA_OPENSSL=OFF",
              "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF",
              f"-DLLAMA_BUILD_TESTS={'ON' if ctest else 'OFF'}",
              f"-DLLAMA_BUILD_EXAMPLES={'ON' if generator_tool(worktree) == 'llama-simple' else 'OFF'}"]
@@ -123,10 +137,11 @@ def cmake_configure_args(worktree: Path, ccache: str | None, ctest: bool, genera
     return args
 
 
-def cmake_build_args(worktree: Path, jobs: int, ctest: bool) -> list[str]:
-    args = ["cmake", "--build", str(Path(worktree) / BUILD_DIR), "-j", str(jobs)]
-    if not ctest:  # with tests: build everything (the test binaries too)
-        args += ["--target", *build_targets(worktree)]
+def cmake_build_args(worktree: Path, jobs: int, ctest: bool, build_dir: str = BUILD_DIR,
+                     targets: list[str] | None = None) -> list[str]:
+    args = ["cmake", "--build", str(Path(worktree) / build_dir), "-j", str(jobs)]
+    if targets or not ctest:  # with tests: build everything (the test binaries too)
+        args += ["--target", *(targets or build_targets(worktree))]
     return args
 
 
@@ -146,27 +161,48 @@ def build_env(ctx: Any) -> tuple[dict, str | None]:
 def build(worktree: Path, ctx: Any) -> tuple[bool, str]:
     """Configure once per worktree (re-configure when our flags change), then build only the needed targets."""
     opts = options(ctx.project)
-    worktree = Path(worktree)
+    return _cmake_build(Path(worktree), ctx, BUILD_DIR, None, bool(opts["ctest"]), None)
+
+
+def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
+                 targets: list[str] | None) -> tuple[bool, str]:
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
-    conf = cmake_configure_args(worktree, ccache, bool(opts["ctest"]), generator)
-    stamp = worktree / BUILD_DIR / STAMP
+    conf = cmake_configure_args(worktree, ccache, ctest, generator, build_dir, isa_flags)
+    stamp = worktree / build_dir / STAMP
     logs = []
-    if not (worktree / BUILD_DIR / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
+    if not (worktree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
         rc, out = ctx.run(conf, worktree, timeout=900, extra_env=extra)
         logs.append(f"$ {shlex.join(conf)}\n{out}")
         if rc != 0:
             return False, "\n".join(logs) + f"\n[llamacpp] configure failed (exit {rc})"
         stamp.write_text(json.dumps(conf))
-    cmd = cmake_build_args(worktree, os.cpu_count() or 1, bool(opts["ctest"]))
+    cmd = cmake_build_args(worktree, os.cpu_count() or 1, ctest, build_dir, targets)
     rc, out = ctx.run(cmd, worktree, timeout=3600, extra_env=extra)
     logs.append(f"$ {shlex.join(cmd)}\n{out}")
     if rc != 0:
         return False, "\n".join(logs) + f"\n[llamacpp] build failed (exit {rc})"
-    missing = [t for t in build_targets(worktree) if not bin_path(worktree, t).exists()]
+    missing = [t for t in (targets or build_targets(worktree)) if not bin_path(worktree, t, build_dir).exists()]
     if missing:
         return False, "\n".join(logs) + f"\n[llamacpp] built, but missing binaries: {', '.join(missing)}"
     return True, "\n".join(logs)
+
+
+# ---------------------------------------------------------------- simulated tier (driver hooks)
+
+def simulate_isa(ctx: Any) -> str:
+    return "x86-64-v3" if platform.machine().lower() in ("x86_64", "amd64") else "armv8.2-a+dotprod"
+
+
+def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:
+    """llama-bench for a portable ISA in its own build directory (ccache shared with the native build)."""
+    return _cmake_build(Path(worktree), ctx, SIM_BUILD_DIR, portable_isa_flags(), False, ["llama-bench"])
+
+
+def simulate_command(worktree: Path, ctx: Any) -> list[str]:
+    """A short greedy run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps."""
+    return [str(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR)), "-o", "json", "-m", str(run_model(ctx)),
+            "-p", str(SIM_PROMPT), "-n", str(SIM_GEN), "-r", "1", "-t", "1"]
 
 
 def _read(path: Path) -> str | None:

@@ -77,16 +77,44 @@ def test_protected_bench_script_comes_from_baseline(full_run: dict[str, Any]) ->
     assert v["samples"]["softmax_ns"] and all(x > 1.0 for x in v["samples"]["softmax_ns"])   # not its fake 1.0
 
 
-def test_samples_and_interleaving(full_run: dict[str, Any]) -> None:
+def test_samples_pairs_and_stopping(full_run: dict[str, Any]) -> None:
     r = full_run["result"]
-    for name in ("baseline", "aa", "slow", "cheat"):
-        assert len(results.samples(r, name, "softmax_ns")) == 3 * 2       # rounds x repetitions
-        assert len(results.samples(r, name, "rmsnorm_ns")) == 3 * 2
-    assert results.samples(r, "crash", "softmax_ns") == []
-    # ABBA with rotating start; "crash" leaves after its failed visit in round 0
-    assert r["schedule"] == ["baseline", "aa", "slow", "cheat", "crash",
-                             "cheat", "slow", "aa", "baseline",
-                             "aa", "slow", "cheat", "baseline"]
+    design = r["paired"]
+    assert design["looks"] == [6] and design["max_pairs"] == 6            # rounds 3 x repetitions 2
+    pairs = {n: r["variants"][n].get("pairs", []) for n in ("aa", "slow", "cheat")}
+    for name, ps in pairs.items():
+        assert len(ps) == 6 and r["variants"][name]["stop"]["pairs"] == 6
+        assert all(set(p["base"]) == set(p["cand"]) == {"softmax_ns", "rmsnorm_ns"} for p in ps)
+        assert len(results.samples(r, name, "softmax_ns")) == 6              # one invocation per pair
+    assert len(results.samples(r, "baseline", "softmax_ns")) == 18         # a baseline invocation in every pair
+    assert results.samples(r, "crash", "softmax_ns") == []                 # failed at its warm-up invocation
+    # every pair is two adjacent invocations, baseline and one candidate, in random order
+    sched = r["schedule"]
+    assert len(sched) == 36
+    chunks = [sched[i:i + 2] for i in range(0, 36, 2)]
+    assert all("baseline" in c and len(set(c)) == 2 for c in chunks)
+    firsts = [p["first"] for ps in pairs.values() for p in ps]
+    assert [c[0] == "baseline" for c in chunks] == [f == "baseline" for f in firsts] or \
+        sorted(firsts) == sorted("baseline" if c[0] == "baseline" else "candidate" for c in chunks)
+    assert {"baseline", "candidate"} == set(firsts)
+
+
+def test_simulated_tier_is_exact_and_sees_the_change(full_run: dict[str, Any]) -> None:
+    r = full_run["result"]
+    if not r["simulation"].get("available"):
+        pytest.skip(f"simulated tier unavailable: {r['simulation'].get('reason')}")
+    v = r["variants"]
+    base, aa, slow = (v[n]["simulated"] for n in ("baseline", "aa", "slow"))
+    assert base["ok"] and aa["ok"] and slow["ok"]
+    # A/A: the same tree simulates to the same cost within 0.01% (measured: ~2e-6)
+    assert abs(aa["estimated_cycles"] - base["estimated_cycles"]) / base["estimated_cycles"] < 1e-4
+    assert abs(aa["instructions"] - base["instructions"]) / base["instructions"] < 1e-4
+    # the redundant pass costs ~30% more, and the per-function profile says where: softmax and its exp
+    assert slow["estimated_cycles"] > 1.2 * base["estimated_cycles"]
+    names = [f["name"] for f in base["functions"]]
+    assert "softmax" in names and "rms_norm" in names
+    assert v["crash"].get("simulated") is None and v["nobuild"].get("simulated") is None
+    assert r["timings"]["simulate_s"] > 0
 
 
 def test_machine_facts_timings_and_result_line(full_run: dict[str, Any]) -> None:
@@ -100,8 +128,9 @@ def test_machine_facts_timings_and_result_line(full_run: dict[str, Any]) -> None
     assert json.loads(line.split(" ", 1)[1]) == r
     partials = [json.loads(ln.split(" ", 1)[1]) for ln in full_run["logs"].splitlines()
                 if ln.startswith("AUTORESEARCH_PARTIAL ")]
-    assert len(partials) == 3 + 2 and all(p["complete"] is False for p in partials)   # 3 phases + 2 of 3 rounds
-    assert len(partials[-1]["variants"]["baseline"]["samples"]["softmax_ns"]) == 2 * 2
+    # fetch, build, validate; after each round of pairs but the last (6 pairs each); after the simulation
+    assert len(partials) == 3 + 5 + 1 and all(p["complete"] is False for p in partials)
+    assert len(partials[-2]["variants"]["baseline"]["samples"]["softmax_ns"]) == 5 * 3   # aa, slow, cheat
     assert "[driver]" in full_run["logs"]
 
 
@@ -170,13 +199,22 @@ def test_missing_commit_and_bad_spec(repo: tuple[Path, dict[str, str]], tmp_path
         driver.check_spec({**s, "candidates": [{"name": "baseline", "sha": shas["aa"]}]})
 
 
-def test_schedule_rotates_and_balances() -> None:
-    names = ["b", "c1", "c2"]
-    sched = driver.make_schedule(names, 6)
-    rounds = [sched[i * 3:(i + 1) * 3] for i in range(6)]
-    assert all(sorted(r) == sorted(names) for r in rounds)
-    assert {r[0] for r in rounds} == set(names)                    # nobody is always first
-    assert driver.make_schedule(["A", "B"], 4) == list("ABBABAAB")
+def test_paired_stopping_rule_matches_the_bots() -> None:
+    import paired as driver_paired  # noqa: PLC0415  (sky/paired.py)
+
+    from bot.experiments import paired as bot_paired
+    assert driver_paired.look_schedule(10, 30) == [10, 20, 30]
+    assert driver_paired.look_schedule(10, 25) == [10, 20, 25]
+    assert driver_paired.look_schedule(10, 6) == [10]
+    for n in (2, 5, 6, 9, 10, 17, 20, 30, 61, 100):
+        for a in (0.05, 0.05 / 3, 0.01, 0.001):
+            assert driver_paired.order_index(n, a) == bot_paired.order_index(n, a), (n, a)
+    d = [0.1, 0.12, 0.09, 0.11, 0.3, -0.2, 0.1, 0.105, 0.095, 0.1]
+    assert driver_paired.median_ci(d, 0.05) == bot_paired.median_ci(d, 0.05)
+    mid, lo, hi = driver_paired.median_ci(d, 0.05)
+    assert lo <= mid <= hi and driver_paired.verdict(mid, lo, hi, 0.02) == "effect"
+    assert driver_paired.verdict(0.001, -0.005, 0.006, 0.02) == "equivalent"
+    assert driver_paired.verdict(0.001, -0.05, 0.06, 0.02) is None
 
 
 def test_auto_strategy_copies_only_when_safe() -> None:

@@ -48,8 +48,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..events import MAX_ROUNDS  # the most rounds `rerun rounds=N` accepts, and so the most a hint suggests
+from . import paired, simulated
 
-VERDICTS = ("faster", "slower", "no_change", "noisy", "build_failed", "broken", "bench_failed",
+VERDICTS = ("faster", "slower", "no_change", "noisy", "disagree", "build_failed", "broken", "bench_failed",
             "baseline_failed", "missing")
 FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed",
                   "pending": "missing"}
@@ -217,6 +218,12 @@ class Comparison:
     raw_speedup: float | None = None  # ratio of the medians of all samples (before the screen)
     best_speedup: float | None = None  # ratio of the best runs (median of each variant's best fifth)
     candidate_cv: float = 0.0  # robust CV of the kept candidate samples
+    design: str = "unpaired"  # "paired": adjacent (baseline, candidate) pairs, see bot/experiments/paired.py
+    pairs: int | None = None  # paired: pairs measured ...
+    max_pairs: int | None = None  # ... of at most this many
+    looks: int = 1            # paired: planned looks (the interval's level is 1 - alpha / looks)
+    stop_reason: str | None = None  # paired: effect | equivalent | max_pairs (the driver's stopping rule)
+    pairs_needed: int | None = None  # paired, undecided: about how many pairs would resolve min_effect
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -234,7 +241,10 @@ class Comparison:
                 max_noise_cv: float) -> None:
         """Set p_adjusted and recompute verdict/note with it."""
         self.p_adjusted = p_adjusted
-        self.verdict, self.note = _judge(self, alpha, min_effect, max_noise_cv)
+        if self.design == "paired":
+            self.verdict, self.note = _judge_paired(self, alpha, min_effect)
+        else:
+            self.verdict, self.note = _judge(self, alpha, min_effect, max_noise_cv)
 
 
 def _oriented_ratio(base_med: float, cand_med: float, higher_is_better: bool) -> float:
@@ -449,6 +459,45 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
     return c
 
 
+def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is_better: bool, alpha: float = 0.05,
+                   min_effect: float = 0.02, looks: int = 1, max_pairs: int | None = None,
+                   stop_reason: str | None = None) -> Comparison:
+    """Compare a candidate with the baseline from adjacent pairs (bot/experiments/paired.py)."""
+    d = paired.log_ratios(pairs, metric, higher_is_better)
+    if len(d) < 2:
+        raise ValueError(f"need >= 2 pairs with {metric!r} (have {len(d)})")
+    looks = max(1, int(looks))
+    a = alpha / looks
+    mid, lo, hi = paired.median_ci(d, a)
+    base = [float(p["base"][metric]) for p in pairs if metric in (p.get("base") or {})]
+    cand = [float(p["cand"][metric]) for p in pairs if metric in (p.get("cand") or {})]
+    p = paired.sign_test(d)
+    c = Comparison(baseline_median=median(base), candidate_median=median(cand), speedup=math.exp(mid),
+                   ci_low=math.exp(lo) if math.isfinite(lo) else 0.0, ci_high=math.exp(hi) if math.isfinite(hi)
+                   else math.inf, p_value=p, p_adjusted=p, n_base=len(d), n_cand=len(d),
+                   baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better,
+                   raw_speedup=_oriented_ratio(median(base), median(cand), higher_is_better),
+                   candidate_cv=robust_cv(cand), design="paired", pairs=len(d), max_pairs=max_pairs, looks=looks,
+                   stop_reason=stop_reason, pairs_needed=paired.pairs_needed(d, min_effect, a))
+    c.verdict, c.note = _judge_paired(c, alpha, min_effect)
+    return c
+
+
+def _judge_paired(c: Comparison, alpha: float, min_effect: float) -> tuple[str, str]:
+    a = alpha / max(1, c.looks)
+    band = math.log(1.0 + min_effect) if min_effect > 0 else 0.0
+    excludes_one = c.ci_low > 1.0 or c.ci_high < 1.0
+    if c.p_adjusted < a and excludes_one and abs(math.log(c.speedup)) >= band and c.speedup != 1.0:
+        return ("faster" if c.speedup > 1 else "slower"), ""
+    if min_effect > 0 and c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect:
+        return "no_change", ""
+    need = c.pairs_needed or c.pairs or 0
+    lo = f"{c.ci_low:.3f}" if math.isfinite(c.ci_low) else "0"
+    hi = f"{c.ci_high:.3f}" if math.isfinite(c.ci_high) else "inf"
+    return "noisy", (f"CI {lo}-{hi} after {c.pairs} pairs cannot tell whether the change reaches "
+                     f"{min_effect:.0%}; about {need} pairs would")
+
+
 # --------------------------------------------------------------------------- decision
 
 @dataclass
@@ -459,7 +508,10 @@ class Row:
     status: str
     comparison: Comparison | None
     correctness: dict[str, Any]
-    verdict: str
+    verdict: str                       # target rows: the decision of both tiers (see _combine)
+    simulated: dict[str, Any] | None = None  # target rows: SimComparison.to_dict(), or {"error": ...}
+    wall_verdict: str | None = None    # target rows: the wall tier's own verdict
+    note: str = ""                     # why the tiers gave this verdict
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -470,7 +522,12 @@ class Row:
     def from_dict(cls, d: Mapping[str, Any]) -> "Row":
         comp = Comparison.from_dict(d["comparison"]) if d.get("comparison") else None
         return cls(candidate=d["candidate"], arch=d["arch"], metric=d["metric"], status=d["status"],
-                   comparison=comp, correctness=dict(d.get("correctness") or {}), verdict=d["verdict"])
+                   comparison=comp, correctness=dict(d.get("correctness") or {}), verdict=d["verdict"],
+                   simulated=d.get("simulated"), wall_verdict=d.get("wall_verdict"), note=d.get("note") or "")
+
+    def sim(self) -> simulated.SimComparison | None:
+        return simulated.SimComparison.from_dict(self.simulated) if self.simulated and \
+            "estimated" not in self.simulated and "baseline_cycles" in self.simulated else None
 
 
 @dataclass
@@ -485,10 +542,16 @@ class Decision:
         return [r for r in self.rows if r.candidate == candidate]
 
     def target_speedup(self, candidate: str) -> float:
-        """Geometric mean of the target metric's speedup over the archs where it was measured."""
-        vals = [r.comparison.speedup for r in self.rows
-                if r.candidate == candidate and r.metric == self.target and r.comparison
-                and math.isfinite(r.comparison.speedup) and r.comparison.speedup > 0]
+        """Geometric mean of the target's speedup over the archs where it was measured: the simulated
+        figure where there is one (exact, so winners are ordered the same on every run), else wall time."""
+        vals = []
+        for r in self.rows:
+            if r.candidate != candidate or r.metric != self.target:
+                continue
+            sim = r.sim()
+            v = sim.speedup if sim else (r.comparison.speedup if r.comparison else None)
+            if v is not None and math.isfinite(v) and v > 0:
+                vals.append(v)
         return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -541,6 +604,16 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
         return Row(cand, arch, metric, "missing", None, corr, "missing")
     if status != "ok":
         return Row(cand, arch, metric, status, None, corr, FAILED_VERDICT.get(status, "bench_failed"))
+    if "pairs" in cand_v:  # the paired design (sky/paired.py)
+        design = result.get("paired") or {}
+        try:
+            comp = compare_paired(cand_v["pairs"], metric, higher_is_better=hib, alpha=dec["alpha"],
+                                  min_effect=dec["min_effect"], looks=len(design.get("looks") or [1]),
+                                  max_pairs=design.get("max_pairs"),
+                                  stop_reason=(cand_v.get("stop") or {}).get("reason"))
+        except ValueError:
+            return Row(cand, arch, metric, status, None, corr, "bench_failed")
+        return Row(cand, arch, metric, status, comp, corr, comp.verdict)
     bs = (base_v.get("samples") or {}).get(metric) or []
     cs = (cand_v.get("samples") or {}).get(metric) or []
     if len(bs) < 2 or len(cs) < 2:
@@ -553,26 +626,86 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
 
 def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
     d = dict(project.get("decision") or {})
-    return {"alpha": float(d.get("alpha", 0.05)), "min_effect": float(d.get("min_effect", 0.01)),
+    return {"alpha": float(d.get("alpha", 0.05)), "min_effect": float(d.get("min_effect", 0.02)),
             "slowdown_tolerance": float(d.get("slowdown_tolerance", 0.02)),
             "max_noise_cv": float(d.get("max_noise_cv", 0.10)), "bootstrap": int(d.get("bootstrap", 10000)),
             "interference_sigmas": float(d.get("interference_sigmas", INTERFERENCE_SIGMAS)),
+            "primary": str(d.get("primary", "both")),
             "rounds": int((project.get("benchmark") or {}).get("rounds", 0))}
+
+
+def _significantly_slower(c: Comparison | None, dec: Mapping[str, Any]) -> bool:
+    """Wall time: slower beyond slowdown_tolerance, significantly (at the comparison's own level)."""
+    if c is None:
+        return False
+    a = dec["alpha"] / max(1, c.looks) if c.design == "paired" else dec["alpha"]
+    return c.p_adjusted < a and c.ci_high < 1.0 and c.speedup < 1.0 - dec["slowdown_tolerance"]
 
 
 def _is_winner(cand: str, rows: list[Row], archs: Iterable[str], target: str, dec: Mapping[str, Any]) -> bool:
     mine = [r for r in rows if r.candidate == cand]
     for arch in archs:
         arch_rows = [r for r in mine if r.arch == arch]
-        if not arch_rows or any(r.status != "ok" or r.verdict in ("baseline_failed", "missing") for r in arch_rows):
+        if not arch_rows or any(r.status != "ok" or r.verdict in ("baseline_failed", "missing", "bench_failed")
+                                for r in arch_rows):
             return False
-    if not any(r.metric == target and r.verdict == "faster" for r in mine):
+    targets = [r for r in mine if r.metric == target]
+    if not any(r.verdict == "faster" for r in targets):
         return False
-    for r in mine:
-        c = r.comparison
-        if c and c.p_adjusted < dec["alpha"] and c.ci_high < 1.0 and c.speedup < 1.0 - dec["slowdown_tolerance"]:
-            return False
-    return True
+    if dec["primary"] != "wall" and any(r.sim() and r.verdict != "faster" for r in targets):
+        return False  # simulated cost better by >= min_effect on EVERY arch that simulated
+    return not any(_significantly_slower(r.comparison, dec) for r in mine)
+
+
+def _sim_record(result: Mapping[str, Any] | None, baseline: str, cand: str) -> tuple[dict | None, str]:
+    """(candidate vs baseline simulated records, or None; why not)."""
+    variants = (result or {}).get("variants") or {}
+    b, c = (variants.get(baseline) or {}).get("simulated"), (variants.get(cand) or {}).get("simulated")
+    if not simulated.usable(b):
+        info = (result or {}).get("simulation") or {}
+        why = info.get("reason") or (b or {}).get("error") or "not run"
+        return None, f"unavailable ({str(why).splitlines()[0][:160]})"
+    if not simulated.usable(c):
+        return None, f"failed: {str((c or {}).get('error') or 'not run').splitlines()[0][:200]}"
+    return {"base": b, "cand": c}, ""
+
+
+def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mapping[str, Any]) -> None:
+    """The target row's verdict from both tiers (decision.primary: both | simulated | wall)."""
+    r.wall_verdict = r.verdict
+    if r.status != "ok" or dec["primary"] == "wall":
+        return
+    recs, why = _sim_record(result, baseline, r.candidate)
+    if recs is None:
+        r.simulated = {"error": why}
+        if why.startswith("failed"):
+            r.verdict, r.note = "bench_failed", f"simulation {why}"
+        else:
+            r.note = f"simulated tier {why}; wall time decides here"
+        return
+    sim = simulated.compare_simulated(recs["base"], recs["cand"], dec["min_effect"])
+    r.simulated = sim.to_dict()
+    c = r.comparison
+    wall_faster = r.wall_verdict == "faster"
+    wall_slower = _significantly_slower(c, dec)
+    wall_txt = f"wall time {c.speedup:.3f}x [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c else "no wall figure"
+    if dec["primary"] == "simulated":
+        r.verdict = sim.verdict
+        return
+    if sim.verdict == "faster" and wall_slower or sim.verdict == "slower" and wall_faster:
+        r.verdict = "disagree"
+        r.note = (f"simulated {sim.speedup:.3f}x but {wall_txt}: an effect the simulator cannot see (memory "
+                  f"bandwidth, SIMD width, threads) or the hardware does not reward; not a winner")
+    elif sim.verdict == "faster":
+        r.verdict = "faster"
+        r.note = "confirmed on hardware" if wall_faster else f"{wall_txt}: not significantly slower"
+    elif sim.verdict == "slower":
+        r.verdict = "slower"
+    else:
+        r.verdict = "no_change"
+        if r.wall_verdict in ("faster", "slower"):
+            r.note = (f"{wall_txt} ({r.wall_verdict}), but the simulated cost moved less than "
+                      f"{dec['min_effect']:.0%}: not called")
 
 
 def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any], *,
@@ -596,6 +729,9 @@ def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any],
                 r.comparison.rejudge(p, alpha=dec["alpha"], min_effect=dec["min_effect"],
                                      max_noise_cv=dec["max_noise_cv"])
                 r.verdict = r.comparison.verdict
+    for r in rows:
+        if r.metric == target:
+            _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
     winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
     decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
@@ -631,6 +767,19 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
             notes.append(f"{a}: {flagged_n} of {total} samples were worse than their variant's median by > "
                          f"{dec['interference_sigmas']:g} robust sigmas (interference); comparisons set aside "
                          f"up to {screened}, the same share of each pair's worst runs")
+    if dec["primary"] != "wall":
+        for a in archs:
+            info = (results.get(a) or {}).get("simulation") or {}
+            if not (results.get(a) or {}).get("variants"):
+                continue
+            if info.get("available"):
+                secs = [v["simulated"]["seconds"] for v in results[a]["variants"].values()
+                        if simulated.usable(v.get("simulated"))]
+                notes.append(f"{a}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
+                             f"{info.get('cache', '')}), {sum(secs) / max(1, len(secs)):.1f} s per variant")
+            else:
+                notes.append(f"{a}: simulated tier unavailable ({info.get('reason') or 'not run'}); "
+                             f"wall time decides there")
     noisy = [r for r in rows if r.verdict == "noisy" and r.comparison]
     for a in archs:
         for r in noisy:
@@ -638,7 +787,12 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
                 continue
             c = r.comparison
             spread = max(c.baseline_cv, c.candidate_cv)
-            if spread > dec["max_noise_cv"]:
+            if c.design == "paired":
+                want = math.ceil((c.pairs_needed or 0) / per_round)
+                hint = f" (`rerun rounds={want}`)" if rounds < want <= MAX_ROUNDS else \
+                    ("; quiet the machine rather than adding rounds" if want > MAX_ROUNDS else "")
+                notes.append(f"{a}/{r.metric}: {r.candidate}'s {c.note}{hint}")
+            elif spread > dec["max_noise_cv"]:
                 need = samples_needed(spread, max(abs(c.speedup - 1), dec["min_effect"]), alpha=dec["alpha"])
                 want = math.ceil(need / per_round)
                 if want > 10 * max(1, rounds):
