@@ -41,11 +41,13 @@ latency is not what these verdicts are about). Calibration: scripts/calibrate_st
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
+
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 from ..events import MAX_ROUNDS  # the most rounds `rerun rounds=N` accepts, and so the most a hint suggests
 from . import paired, simulated
@@ -55,7 +57,6 @@ VERDICTS = ("faster", "slower", "no_change", "noisy", "disagree", "build_failed"
 FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed",
                   "pending": "missing"}
 MAD_TO_SIGMA = 1.4826
-EXACT_MAX_N = 60          # exact U distribution up to n1 + n2 = 60 (no ties)
 MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
 INTERFERENCE_SIGMAS = 3.0   # default screen: robust sigmas beyond the median on the worse side
 SCREEN_MIN_REL = 0.005      # the screen's fence is never closer to the median than 0.5% of it
@@ -85,112 +86,35 @@ def robust_cv(xs: Sequence[float]) -> float:
 
 
 def _norm_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+    return float(sps.norm.sf(z))
 
 
 def _norm_ppf(p: float) -> float:
-    """Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9 after refinement)."""
     if not 0.0 < p < 1.0:
         raise ValueError("p must be in (0, 1)")
-    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-         1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
-    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-         6.680131188771972e+01, -1.328068155288572e+01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-         -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
-    lo = 0.02425
-    if p < lo:
-        q = math.sqrt(-2 * math.log(p))
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
-            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-    elif p > 1 - lo:
-        return -_norm_ppf(1 - p)
-    else:
-        q = p - 0.5
-        r = q * q
-        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
-            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    e = 0.5 * math.erfc(-x / math.sqrt(2)) - p  # one Halley step
-    u = e * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
-    return x - u / (1 + x * u / 2)
+    return float(sps.norm.ppf(p))
 
 
-# --------------------------------------------------------------------------- Mann-Whitney U
-
-def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
-    """Average ranks (1-based) and the sizes of tie groups."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    ties: list[int] = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        avg = (i + j + 2) / 2.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = avg
-        if j > i:
-            ties.append(j - i + 1)
-        i = j + 1
-    return ranks, ties
-
-
-@functools.lru_cache(maxsize=64)
-def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
-    """Number of arrangements giving each U = 0..n1*n2 (no ties)."""
-    # f[i][j] = polynomial of U for i x's and j y's; recurrence f(i,j) = x^j f(i-1,j) + f(i,j-1)
-    prev = [[1] for _ in range(n2 + 1)]  # i = 0
-    for i in range(1, n1 + 1):
-        cur = [[1]]  # j = 0
-        for j in range(1, n2 + 1):
-            a = prev[j]           # shifted by j
-            b = cur[j - 1]
-            size = max(len(a) + j, len(b))
-            poly = [0] * size
-            for k, v in enumerate(a):
-                poly[k + j] += v
-            for k, v in enumerate(b):
-                poly[k] += v
-            cur.append(poly)
-        prev = cur
-    return tuple(prev[n2])
-
+# --------------------------------------------------------------------------- tests (scipy / statsmodels)
 
 def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test; returns (U of x, p-value)."""
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
+    """Two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu: exact without ties for small samples,
+    else the normal approximation with tie and continuity correction); returns (U of x, p-value)."""
+    if len(x) == 0 or len(y) == 0:
         raise ValueError("Mann-Whitney needs two non-empty samples")
-    ranks, ties = _ranks(list(x) + list(y))
-    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
-    u_big = max(u1, n1 * n2 - u1)
-    n = n1 + n2
-    if not ties and n <= EXACT_MAX_N:
-        counts = _u_counts(n1, n2)
-        total = math.comb(n, n1)
-        tail = sum(counts[int(round(u_big)):])
-        return u1, min(1.0, 2.0 * tail / total)
-    mu = n1 * n2 / 2.0
-    tie_term = sum(t ** 3 - t for t in ties) / (n * (n - 1))
-    var = n1 * n2 / 12.0 * ((n + 1) - tie_term)
-    if var <= 0:
-        return u1, 1.0
-    z = (u_big - mu - 0.5) / math.sqrt(var)
-    return u1, min(1.0, 2.0 * _norm_sf(z))
+    if len(set(x) | set(y)) == 1:
+        return len(x) * len(y) / 2.0, 1.0
+    exact = len(set(x) | set(y)) == len(x) + len(y) and len(x) + len(y) <= 60   # no ties, small: exact
+    res = sps.mannwhitneyu(list(x), list(y), alternative="two-sided", method="exact" if exact else "asymptotic",
+                           use_continuity=True)
+    return float(res.statistic), min(1.0, float(res.pvalue))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (monotone, capped at 1), in the input order."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+    """Holm step-down adjusted p-values in the input order (statsmodels' multipletests)."""
+    if not pvalues:
+        return []
+    return [float(p) for p in multipletests(list(pvalues), method="holm")[1]]
 
 
 # --------------------------------------------------------------------------- comparison
