@@ -88,11 +88,69 @@ def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:
     return rest
 
 
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_RAW_HTML_RE = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)", re.IGNORECASE)
+
+
+def prose_lines(body: str) -> list[str]:
+    """The lines of a markdown comment a reader sees as plain prose, stripped.
+
+    Left out: HTML comments (`<!-- ... -->`, also unclosed), fenced code blocks (``` and ~~~, also unclosed),
+    raw <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
+    nested in something else), block quotes and their lazy continuation lines. Inline code and list items stay
+    in (a command must start the line, so they never match)."""
+    text = body or ""
+    previous = None
+    while previous != text:  # removing one comment must not splice together another
+        previous, text = text, _HTML_COMMENT_RE.sub("", text)
+    out: list[str] = []
+    fence: tuple[str, int] | None = None  # (fence char, length) of the open fenced block
+    raw_tag: str | None = None
+    in_quote = False
+    for line in text.splitlines():
+        if fence is not None:
+            m = _FENCE_RE.match(line)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] and not m.group(2).strip():
+                fence = None
+            continue
+        if raw_tag is not None:
+            if f"</{raw_tag}" in line.lower():
+                raw_tag = None
+            continue
+        if not line.strip():
+            in_quote = False
+            continue
+        expanded = line.expandtabs(4)
+        if len(expanded) - len(expanded.lstrip(" ")) >= 4:
+            continue
+        m = _FENCE_RE.match(expanded)
+        if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            fence = (m.group(1)[0], len(m.group(1)))
+            in_quote = False
+            continue
+        m = _RAW_HTML_RE.match(expanded)
+        if m:
+            tag = m.group(1).lower()
+            raw_tag = None if f"</{tag}" in expanded.lower() else tag
+            continue
+        stripped = expanded.strip()
+        if stripped.startswith(">"):
+            in_quote = True
+            continue
+        if in_quote:  # a lazy continuation line belongs to the quote above it
+            continue
+        out.append(stripped)
+    return out
+
+
 def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, list[str]] | None:
-    """First line starting with the prefix -> (command, args). Unknown words give ("help", [word])."""
-    for line in (body or "").splitlines():
-        line = line.strip()
-        if line == prefix or line.startswith(prefix + " "):
+    """First prose line starting with the prefix -> (command, args). Unknown words give ("help", [word]).
+
+    Only prose counts: a command inside code (fenced, ~~~, indented, inline), a quote or an HTML comment is
+    text about a command, not a command (see `prose_lines`)."""
+    for line in prose_lines(body):
+        if line == prefix or line.startswith((prefix + " ", prefix + "\t")):
             words = line[len(prefix):].split()
             if not words:
                 return "help", []

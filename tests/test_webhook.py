@@ -124,6 +124,42 @@ def test_slash_command_parsing(body, expected):
     assert parse_slash_command(body) == expected
 
 
+@pytest.mark.parametrize("body", [
+    "```\n/autoresearch rerun\n```",
+    "text\n\n```sh\n/autoresearch stop\n```\nafter",
+    "````\n```\n/autoresearch stop\n````",              # a shorter fence does not close a longer one
+    "~~~\n/autoresearch rerun\n~~~",
+    "  ~~~~ text\n/autoresearch rerun\n~~~~",
+    "```\nnever closed\n/autoresearch stop",
+    "    /autoresearch stop",                               # indented code block
+    "intro\n\n\t/autoresearch stop",
+    "<!-- /autoresearch rerun -->",
+    "<!--\n/autoresearch stop\n-->",
+    "hello <!-- x\n/autoresearch stop",                    # unclosed comment hides the rest
+    "<!<!-- -->-- \n/autoresearch stop\n-->",              # a comment spliced together by removing another
+    "<pre>\n/autoresearch stop\n</pre>",
+    "<script>\n/autoresearch stop\n</script>",
+    "> /autoresearch stop",
+    "> quoted\n/autoresearch stop",                        # lazy continuation of the quote
+    "`/autoresearch stop`",
+    "- /autoresearch stop",
+])
+def test_commands_in_code_quotes_and_html_comments_are_ignored(body):
+    assert parse_slash_command(body) is None
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("```\ncode\n```\n/autoresearch stop", ("stop", [])),         # after a closed fence
+    ("~~~\n/autoresearch rerun\n~~~\n\n/autoresearch status", ("status", [])),
+    ("<!-- note -->\n/autoresearch rerun", ("rerun", [])),
+    ("> quoted\n\n/autoresearch stop", ("stop", [])),               # a blank line ends the quote
+    ("   /autoresearch stop", ("stop", [])),                          # up to 3 spaces is still prose
+    ("```not a fence``` /autoresearch x\n/autoresearch stop", ("stop", [])),
+])
+def test_commands_in_prose_around_code_are_found(body, expected):
+    assert parse_slash_command(body) == expected
+
+
 def comment(body, login="alice", user_type="User", pull=False):
     issue = {"number": 9}
     if pull:
