@@ -79,11 +79,13 @@ def test_malformed_json_is_400(env):
     assert r.status_code == 400 and "JSON" in r.json["error"]
 
 
-def test_payload_missing_fields_is_400_and_recorded(env):
+def test_payload_missing_fields_is_400_logged_and_not_recorded(env, caplog):
     _, store, client = env
-    r = post(client, "issues", {"action": "labeled", "label": {"name": "autoresearch"}}, delivery="d-bad")
-    assert r.status_code == 400 and "issue" in r.json["error"]
-    assert store.delivery("d-bad")["status"] == "rejected"
+    payload = {"action": "labeled", "label": {"name": "autoresearch"}, "sender": {"login": "alice"}}
+    r = post(client, "issues", payload, delivery="d-bad")
+    assert r.status_code == 400 and "repository" in r.json["error"]
+    assert store.delivery("d-bad") is None and store.commands() == []
+    assert any("refused delivery 'd-bad'" in rec.getMessage() for rec in caplog.records)
 
 
 def test_missing_event_header_is_400(env):
@@ -205,7 +207,7 @@ def test_unlabel_and_close_stop_the_run():
 
 
 def test_approving_review_routes_to_approved():
-    payload = {"action": "submitted", "review": {"state": "approved", "user": {"login": "maint"}},
+    payload = {"action": "submitted", "review": {"id": 3, "state": "approved", "user": {"login": "maint"}},
                "pull_request": {"number": 12, "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
                                 "base": {"sha": "b" * 40}},
                "repository": {"full_name": "octo/llama"}, "sender": {"login": "maint"}}
