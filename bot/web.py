@@ -1,4 +1,4 @@
-"""Flask app factory: POST /webhook, GET /healthz, a read-only status page.
+"""Flask app factory: POST /webhook, GET /healthz, read-only status pages behind a token.
 
 The webhook handler only validates, records and enqueues: size and signature first (on the raw body), then the
 headers, the body format (JSON, or form-encoded `payload=`), the payload's shape (bot.payloads) and the
@@ -8,7 +8,10 @@ one is recorded with its command in one transaction. The worker does everything 
 
 from __future__ import annotations
 
+import base64
+import hmac
 import html
+import ipaddress
 import json
 import logging
 import re
@@ -22,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .events import Command, PayloadError, route, verify_signature
+from .report import strip_traceback
 from .store import Store
 
 log = logging.getLogger("autoresearch.web")
@@ -29,6 +33,8 @@ log = logging.getLogger("autoresearch.web")
 EVENT_RE = re.compile(r"[a-z_]{1,64}")
 DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FORM_TYPE = "application/x-www-form-urlencoded"
+_TRACE = "Traceback (most recent call last):"
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
 
 
 class Refused(Exception):
@@ -70,6 +76,12 @@ def create_app(settings: Settings, store: Store) -> Flask:
                         exc.code, exc.message)
             return _error(exc.code, exc.message)
 
+    @app.before_request
+    def _status_auth():
+        if request.path in ("/webhook", "/healthz"):
+            return None
+        return _check_status_auth(settings)
+
     @app.get("/healthz")
     def healthz():
         started = time.perf_counter()
@@ -78,7 +90,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
 
     @app.get("/api/runs")
     def api_runs():
-        return jsonify([_run_dict(store, r) for r in store.list_runs(200)])
+        return jsonify(_scrub([_run_dict(store, r) for r in store.list_runs(200)]))
 
     @app.get("/api/runs/<int:run_id>")
     def api_run(run_id: int):
@@ -90,14 +102,14 @@ def create_app(settings: Settings, store: Store) -> Flask:
         d["events"] = store.events(run_id)
         d["artifacts"] = {k: store.get_artifact(run_id, k) for k in store.artifact_keys(run_id)}
         d["experiments"] = store.experiments(run_id)
-        return jsonify(d)
+        return jsonify(_scrub(d))
 
     @app.get("/")
     def index():
         rows = "".join(
             f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td><td>{_e(r.kind)}"
             f"</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td><td>{_e(r.trigger_user)}</td>"
-            f"<td>{_ts(r.created_at)}</td><td>{_e((r.error or '')[:120])}</td></tr>"
+            f"<td>{_ts(r.created_at)}</td><td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
             for r in store.list_runs(200)
         )
         body = ("<h1>autoresearch-bot</h1><table border=1 cellpadding=4><tr><th>run</th><th>issue</th><th>kind</th>"
@@ -112,7 +124,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
         except KeyError:
             abort(404, f"run {run_id} does not exist")
         events = "".join(f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td>"
-                         f"<td><pre>{_e(e['message'])}</pre></td></tr>"
+                         f"<td><pre>{_e(_no_traceback(e['message']))}</pre></td></tr>"
                          for e in store.events(run_id))
         arts = "".join(f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id))
         body = (f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
@@ -191,6 +203,62 @@ def _parse_body(body: bytes, mimetype: str) -> Any:
         raise Refused(400, "body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused(400, f"body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _check_status_auth(settings: Settings) -> Any:
+    """Status pages and /api: the `status_token` (Bearer, or as the password of Basic auth); without a token
+    configured, only a direct loopback client (no proxy headers) may read them."""
+    token = settings.status_token
+    if not token:
+        if _direct_loopback():
+            return None
+        return _error(403, "status pages are off for remote clients: set the status_token setting "
+                           "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password")
+    given = _presented_token(request.headers.get("Authorization", ""))
+    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    resp = _error(401, "status pages need the status token (Bearer, or the password of Basic auth)")
+    return resp[0], 401, {"WWW-Authenticate": 'Basic realm="autoresearch-bot status", charset="UTF-8"'}
+
+
+def _presented_token(header: str) -> str | None:
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return None
+
+
+def _direct_loopback() -> bool:
+    if any(h in request.headers for h in PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address((request.remote_addr or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _scrub(value: Any) -> Any:
+    """API output without tracebacks: no `traceback` fields, tracebacks in strings reduced to a message."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k != "traceback"}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return _no_traceback(value)
+    return value
+
+
+def _no_traceback(text: str) -> str:
+    """A Python traceback anywhere in `text` (also mid-line, as in "failed: Traceback ...") reduced to its
+    final message; stray `File "...", line N` frames dropped."""
+    if _TRACE not in text and 'File "' not in text:
+        return text
+    return re.sub(r":[ \t]*\n", ": ", strip_traceback(text.replace(_TRACE, "\n" + _TRACE))).strip()
 
 
 def _command_args(cmd: Command) -> dict[str, Any]:

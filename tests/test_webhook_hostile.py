@@ -1,5 +1,5 @@
 """Hostile deliveries: signed but type-confused bodies, deep nesting, lone surrogates, huge numbers, chunked
-oversize, form encoding, replays. Never a 500; a refused delivery records nothing.
+oversize, form encoding, replays; and the status pages' auth. Never a 500; a refused delivery records nothing.
 
 The fuzz cases are type-confused variants of GitHub's real example payloads (@octokit/webhooks-examples), made
 by a seeded generator (same cases on every run).
@@ -7,6 +7,7 @@ by a seeded generator (same cases on every run).
 
 from __future__ import annotations
 
+import base64
 import copy
 import http.client
 import json
@@ -355,3 +356,53 @@ def test_chunked_body_over_the_limit_is_413_not_401(server):
     assert len(exact) == LIMIT
     assert chunked_post(port, exact, "chunk-exact")[0] == 202  # exactly the limit is allowed
     assert store.delivery("chunk-big") is None and store.delivery("chunk-exact")["status"] == "accepted"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# status pages: auth, no tracebacks
+
+def _seed_failed_run(store: Store) -> int:
+    run = store.create_run("octo/llama", 5, "issue", "alice")
+    trace = ('Traceback (most recent call last):\n  File "/srv/autoresearch/bot/stages.py", line 9, in x\n'
+             "    boom()\nRuntimeError: disk on fire")
+    store.add_event(run.id, "error", trace, {"traceback": trace})
+    store.set_state(run.id, "failed", error=trace)
+    return run.id
+
+
+def test_status_pages_need_the_token_and_show_no_tracebacks(tmp_path):
+    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), status_token="s3cret-token")
+    store = Store(settings.db_path)
+    client = create_app(settings, store).test_client()
+    run_id = _seed_failed_run(store)
+    pages = ["/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"]
+    for path in pages:
+        r = client.get(path)
+        assert r.status_code == 401 and "WWW-Authenticate" in r.headers, path
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    basic = "Basic " + base64.b64encode(b"anyone:s3cret-token").decode()
+    for path in pages:
+        for auth in ("Bearer s3cret-token", basic):
+            r = client.get(path, headers={"Authorization": auth})
+            text = r.get_data(as_text=True)
+            assert r.status_code == 200, path
+            assert "Traceback" not in text and "/srv/autoresearch" not in text, path
+            assert 'File \\"' not in text and 'File "' not in text, path
+    detail = client.get(f"/api/runs/{run_id}", headers={"Authorization": "Bearer s3cret-token"}).json
+    assert detail["error"] == "disk on fire"
+    assert all("traceback" not in (e["data"] or {}) for e in detail["events"])
+    assert client.get("/healthz").status_code == 200  # probes need no token
+
+
+def test_status_pages_without_a_token_only_for_direct_loopback_clients(tmp_path):
+    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"))
+    store = Store(settings.db_path)
+    client = create_app(settings, store).test_client()
+    run_id = _seed_failed_run(store)
+    local = client.get(f"/runs/{run_id}", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert local.status_code == 200 and "disk on fire" in local.get_data(as_text=True)
+    remote = client.get("/api/runs", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert remote.status_code == 403 and "status_token" in remote.json["error"]
+    proxied = client.get("/api/runs", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                         headers={"X-Forwarded-For": "203.0.113.7"})
+    assert proxied.status_code == 403
