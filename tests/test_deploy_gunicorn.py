@@ -81,7 +81,7 @@ def deliver_ping(port: int, delivery: str) -> float:
 
 
 def answered_400(sockets: list[socket.socket]) -> None:
-    """Each stalled request is answered (400, body not readable) once its read times out, never left hanging."""
+    """Each stalled request is answered (400, body unreadable) once its read times out, never left hanging."""
     for s in sockets:
         head = s.recv(200).decode("latin-1")
         s.close()
