@@ -404,6 +404,7 @@ class Settings:
     arxiv_base_url: str | None = None
     worker_poll_seconds: float = 1.0
     public_url: str = ""  # where the status page is reachable; used for links
+    status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
 
     ENV_PREFIX = "AUTORESEARCH_"
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .payloads import PayloadShapeError, validate_payload
+
 SIGNATURE_PREFIX = "sha256="
 BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
 SLASH_COMMANDS = ("status", "stop", "rerun", "bench", "rebench", "help")
@@ -43,6 +45,8 @@ class Command:
     is_pull: bool = False
     comment_id: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # what the command is (comment/review id + action): a replayed body is one command
+    installation: int | None = None  # the payload's installation.id (the worker compares it with the repo's)
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,69 @@ def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:
     return rest
 
 
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_RAW_HTML_RE = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)", re.IGNORECASE)
+
+
+def prose_lines(body: str) -> list[str]:
+    """The lines of a markdown comment a reader sees as plain prose, stripped.
+
+    Left out: HTML comments (`<!-- ... -->`, also unclosed), fenced code blocks (``` and ~~~, also unclosed),
+    raw <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
+    nested in something else), block quotes and their lazy continuation lines. Inline code and list items stay
+    in (a command must start the line, so they never match)."""
+    text = body or ""
+    previous = None
+    while previous != text:  # removing one comment must not splice together another
+        previous, text = text, _HTML_COMMENT_RE.sub("", text)
+    out: list[str] = []
+    fence: tuple[str, int] | None = None  # (fence char, length) of the open fenced block
+    raw_tag: str | None = None
+    in_quote = False
+    for line in text.splitlines():
+        if fence is not None:
+            m = _FENCE_RE.match(line)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] and not m.group(2).strip():
+                fence = None
+            continue
+        if raw_tag is not None:
+            if f"</{raw_tag}" in line.lower():
+                raw_tag = None
+            continue
+        if not line.strip():
+            in_quote = False
+            continue
+        expanded = line.expandtabs(4)
+        if len(expanded) - len(expanded.lstrip(" ")) >= 4:
+            continue
+        m = _FENCE_RE.match(expanded)
+        if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            fence = (m.group(1)[0], len(m.group(1)))
+            in_quote = False
+            continue
+        m = _RAW_HTML_RE.match(expanded)
+        if m:
+            tag = m.group(1).lower()
+            raw_tag = None if f"</{tag}" in expanded.lower() else tag
+            continue
+        stripped = expanded.strip()
+        if stripped.startswith(">"):
+            in_quote = True
+            continue
+        if in_quote:  # a lazy continuation line belongs to the quote above it
+            continue
+        out.append(stripped)
+    return out
+
+
 def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, list[str]] | None:
-    """First line starting with the prefix -> (command, args). Unknown words give ("help", [word])."""
-    for line in (body or "").splitlines():
-        line = line.strip()
-        if line == prefix or line.startswith(prefix + " "):
+    """First prose line starting with the prefix -> (command, args). Unknown words give ("help", [word]).
+
+    Only prose counts: a command inside code (fenced, ~~~, indented, inline), a quote or an HTML comment is
+    text about a command, not a command (see `prose_lines`)."""
+    for line in prose_lines(body):
+        if line == prefix or line.startswith((prefix + " ", prefix + "\t")):
             words = line[len(prefix):].split()
             if not words:
                 return "help", []
@@ -104,10 +166,13 @@ def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, 
 
 
 def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/autoresearch") -> Command | Ignored:
-    """Map one webhook delivery to what the bot should do."""
-    if not isinstance(payload, dict):
-        raise PayloadError("payload must be a JSON object")
+    """Map one webhook delivery to what the bot should do; PayloadError when a field it reads is malformed."""
+    try:
+        validate_payload(event, payload)
+    except PayloadShapeError as exc:
+        raise PayloadError(str(exc)) from None
     action = payload.get("action")
+    installation = (payload.get("installation") or {}).get("id")
     if event == "ping":
         return Ignored("ping")
     if event in ("installation", "installation_repositories"):
@@ -130,9 +195,10 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
             args: dict[str, Any] = {"reason": f"label {action}"}
             if action == "unlabeled":
                 args["quiet"] = True  # nothing running is not worth a comment
-            return Command(kind, repo, number, user, args=args)
+            return Command(kind, repo, number, user, args=args, installation=installation)
         if action == "closed":
-            return Command("stop", repo, number, user, args={"reason": "issue closed", "quiet": True})
+            return Command("stop", repo, number, user, args={"reason": "issue closed", "quiet": True},
+                           installation=installation)
         return Ignored(f"issues.{action} is not handled")
     if event == "issue_comment":
         if action != "created":
@@ -145,27 +211,27 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
             return Ignored("no slash command")
         cmd, words = parsed
         issue = _req(payload, "issue")
+        comment_id = int(_req(comment, "id"))
+        common = {"repo": _repo(payload), "issue_number": int(_req(issue, "number")),
+                  "user": _req(comment, "user", "login"), "is_pull": bool(issue.get("pull_request")),
+                  "comment_id": comment_id, "key": f"issue_comment:{comment_id}:{action}",
+                  "installation": installation}
         args: dict[str, Any] = {}
         if cmd in ROUNDS_COMMANDS:
             try:
                 words = _take_rounds(words, args)
             except ValueError as e:
-                return Command("help", _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
-                               is_pull=bool(issue.get("pull_request")), comment_id=int(_req(comment, "id")),
-                               args={"error": str(e)})
+                return Command("help", args={"error": str(e)}, **common)
         if cmd == "bench":
             if len(words) != 1 or not BRANCH_RE.match(words[0]) or ".." in words[0]:
-                return Command("help", _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
-                               is_pull="pull_request" in issue and issue["pull_request"] is not None,
-                               comment_id=int(_req(comment, "id")),
-                               args={"error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"})
+                return Command("help", **common, args={
+                    "error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"})
             args["branch"] = words[0]
         elif words and cmd != "help":
             args["extra"] = words
         elif cmd == "help" and words:
             args["error"] = f"unknown command {words[0]!r}"
-        return Command(cmd, _repo(payload), int(_req(issue, "number")), _req(comment, "user", "login"),
-                       is_pull=bool(issue.get("pull_request")), comment_id=int(_req(comment, "id")), args=args)
+        return Command(cmd, args=args, **common)
     if event == "pull_request_review":
         if action != "submitted":
             return Ignored(f"pull_request_review.{action} is not handled")
@@ -175,5 +241,7 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
         pr = _req(payload, "pull_request")
         return Command("approved", _repo(payload), int(_req(pr, "number")), _req(review, "user", "login"),
                        is_pull=True, args={"head_sha": _req(pr, "head", "sha"), "base_sha": _req(pr, "base", "sha"),
-                                           "head_ref": _req(pr, "head", "ref")})
+                                           "head_ref": _req(pr, "head", "ref")},
+                       key=f"pull_request_review:{int(_req(review, 'id'))}:{action}",
+                       installation=installation)
     return Ignored(f"event {event!r} is not handled")

@@ -253,6 +253,7 @@ class Forge(Protocol):
 
     def permission(self, repo: str, user: str) -> str: ...
     def has_write(self, repo: str, user: str) -> bool: ...
+    def repo_installation_id(self, repo: str) -> int | None: ...
     def bot_login(self) -> str: ...
     def get_issue(self, repo: str, number: int) -> Issue: ...
     def list_issue_comments(self, repo: str, number: int) -> list[Comment]: ...
@@ -484,6 +485,25 @@ class GitHubForge:
             if not known_ids:
                 raise
             return known_ids[0]
+        with self._lock:
+            self._installations[repo] = inst_id
+        return inst_id
+
+    def repo_installation_id(self, repo: str) -> int | None:
+        """The App installation that covers `repo` (None with token auth, which has no installations).
+
+        Unlike the token look-up, no fallback: NotFound when the App is not installed on `repo`. The webhook's
+        installation.id must equal this before the bot acts on the repository."""
+        if not isinstance(self.auth, AppAuth):
+            return None
+        if self.auth.installation_id is not None:
+            return int(self.auth.installation_id)
+        with self._lock:
+            known = self._installations.get(repo)
+        if known is not None:
+            return known
+        owner, name = split_repo(repo)
+        inst_id = int(self._call(lambda: self._app().get_repo_installation(owner, name)).id)
         with self._lock:
             self._installations[repo] = inst_id
         return inst_id

@@ -12,6 +12,8 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
+from .mdsafe import inert
+
 STAGES: tuple[tuple[str, str], ...] = (
     ("research", "Research: papers, forks, other backends"),
     ("implement", "Candidates"),
@@ -66,7 +68,7 @@ def cell(text: Any, limit: int = 140) -> str:
     s = " ".join(clean(text).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+    return inert(s)  # untrusted titles render as text: no links, images or HTML
 
 
 def strip_traceback(text: str) -> str:
@@ -106,8 +108,8 @@ def _block(text: str) -> str:
 
 
 def _quote(text: Any) -> str:
-    body = clean(text).strip().replace("</details", "&lt;/details")
-    return "\n".join("> " + ln for ln in body.splitlines()) if body else "> _(none given)_"
+    body = clean(text).strip()
+    return "\n".join("> " + inert(ln) for ln in body.splitlines()) if body else "> _(none given)_"
 
 
 # --------------------------------------------------------------------------- formatting numbers

@@ -121,6 +121,16 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: a command is identified by what it is (comment id + action), not by the delivery that carried it;
+    #    notices posted at most once (a refusal per person per issue)
+    """
+    ALTER TABLE commands ADD COLUMN command_key TEXT;
+    CREATE UNIQUE INDEX commands_key ON commands(command_key);
+    CREATE TABLE notices (
+        key TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -210,18 +220,25 @@ class Store:
     def accept_delivery(self, delivery_id: str, event: str, action: str | None, status: str, detail: str,
                         command: dict[str, Any] | None = None) -> tuple[bool, int | None]:
         """Record a delivery and (optionally) its command in ONE transaction: a process killed mid-way leaves
-        neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False: duplicate."""
+        neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False: duplicate.
+
+        A command whose `key` (comment id + action) is already recorded is a replay under a fresh delivery id:
+        the delivery is recorded as "replay" and no second command is created (returns (True, None))."""
         now = time.time()
         with self._tx() as c:
             if c.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)).fetchone():
                 return False, None
             command_id = None
+            key = (command or {}).get("key")
+            earlier = key and c.execute("SELECT id FROM commands WHERE command_key = ?", (key,)).fetchone()
+            if earlier:
+                status, detail, command = "replay", f"{key} already recorded as command #{earlier[0]}", None
             if command is not None:
                 command_id = c.execute(
-                    "INSERT INTO commands (delivery_id, kind, repo, issue_number, user, args, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO commands (delivery_id, kind, repo, issue_number, user, args, created_at,"
+                    " command_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (delivery_id, command["kind"], command["repo"], command["issue_number"], command["user"],
-                     json.dumps(command.get("args") or {}), now)).lastrowid
+                     json.dumps(command.get("args") or {}), now, key)).lastrowid
                 detail = f"{detail} #{command_id}"
             c.execute("INSERT INTO deliveries (id, event, action, received_at, status, detail) VALUES (?, ?, ?, ?, ?, ?)",
                       (delivery_id, event, action, now, status, detail[:2000]))
@@ -470,6 +487,17 @@ class Store:
         d = dict(row)
         d["args"] = json.loads(d["args"])
         return d
+
+    # notices said at most once ----------------------------------------------------------------------------
+    def first_notice(self, key: str) -> bool:
+        """Mark `key` as said; True only the first time (e.g. one refusal per person per issue)."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO notices (key, created_at) VALUES (?, ?)",
+                                (key, time.time()))
+        return cur.rowcount == 1
+
+    def forget_notice(self, key: str) -> None:
+        """Undo `first_notice` (the notice could not be posted; the next attempt should post it)."""
+        self.conn.execute("DELETE FROM notices WHERE key = ?", (key,))
 
     # installations ----------------------------------------------------------------------------------------
     def record_installation(self, installation_id: int, account: str | None, action: str,

@@ -1,14 +1,23 @@
-"""Flask app factory: POST /webhook, GET /healthz, a read-only status page.
+"""Flask app factory: POST /webhook, GET /healthz, read-only status pages behind a token.
 
-The webhook handler only validates, records and enqueues: signature first (on the raw body), then size and JSON,
-then the delivery id for idempotency. The worker does everything that needs GitHub.
+The webhook handler only validates, records and enqueues: size and signature first (on the raw body), then the
+headers, the body format (JSON, or form-encoded `payload=`), the payload's shape (bot.payloads) and the
+routing. A delivery refused at any of these steps gets a 4xx and a log line and is not recorded; an accepted
+one is recorded with its command in one transaction. The worker does everything that needs GitHub.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import html
+import ipaddress
 import json
+import logging
+import re
+import sqlite3
 import time
+import urllib.parse
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, request
@@ -16,59 +25,62 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .events import Command, PayloadError, route, verify_signature
+from .report import strip_traceback
 from .store import Store
+
+log = logging.getLogger("autoresearch.web")
+
+EVENT_RE = re.compile(r"[a-z_]{1,64}")
+DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+FORM_TYPE = "application/x-www-form-urlencoded"
+_TRACE = "Traceback (most recent call last):"
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
+
+
+class Refused(Exception):
+    """A delivery refused before anything is recorded: (HTTP status, message)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def create_app(settings: Settings, store: Store) -> Flask:
     app = Flask("autoresearch-bot")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # one byte over the limit: a chunked body (no Content-Length) that is too long shows itself by its length
+    # instead of being cut silently at the limit (and then failing the signature check)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions["autoresearch"] = {"settings": settings, "store": store}
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # JSON errors, never HTML tracebacks
+        if exc.code == 413:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
         return jsonify(error=exc.name, message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def _internal_error(exc: Exception):  # the details go to the log, never to the client
+        log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.path, exc,
+                  exc_info=exc)
+        return jsonify(error="internal error", message="the bot's log has the details"), 500
 
     @app.post("/webhook")
     def webhook():
-        if request.content_length is not None and request.content_length > settings.max_body_bytes:
-            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
-        body = request.get_data(cache=False)
-        if len(body) > settings.max_body_bytes:
-            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
-        if not verify_signature(settings.webhook_secret, body, request.headers.get("X-Hub-Signature-256")):
-            return _error(401, "missing or invalid X-Hub-Signature-256")
-        event = request.headers.get("X-GitHub-Event", "")
         delivery = request.headers.get("X-GitHub-Delivery", "")
-        if not event or not delivery:
-            return _error(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+        event = request.headers.get("X-GitHub-Event", "")
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(400, f"body is not valid JSON: {exc}")
-        action = payload.get("action") if isinstance(payload, dict) else None
-        action = action if isinstance(action, str) else None
-        command = None
-        try:
-            outcome = route(event, payload, trigger_label=settings.trigger_label, prefix=settings.command_prefix)
-        except (PayloadError, TypeError, ValueError) as exc:
-            new, _ = store.accept_delivery(delivery, event, action, "rejected", str(exc))
-            if not new:
-                return jsonify(status="duplicate", delivery=delivery), 200
-            return _error(400, f"malformed {event} payload: {exc}")
-        if isinstance(outcome, Command):
-            command = {"kind": outcome.kind, "repo": outcome.repo, "issue_number": outcome.issue_number,
-                       "user": outcome.user, "args": _command_args(outcome)}
-            status, detail = "accepted", f"command {outcome.kind}"
-        else:
-            status, detail = "ignored", outcome.reason
-        new, command_id = store.accept_delivery(delivery, event, action, status, detail, command)
-        if not new:
-            return jsonify(status="duplicate", delivery=delivery), 200
-        if event == "ping":
-            return jsonify(status="pong", zen=payload.get("zen") if isinstance(payload, dict) else None), 200
-        if command is None:
-            return jsonify(status="ignored", reason=detail), 200
-        return jsonify(status="accepted", command=outcome.kind, command_id=command_id), 202
+            return _webhook(settings, store, event, delivery)
+        except Refused as exc:
+            log.warning("refused delivery %s (event %s): %d %s", ascii(delivery[:128]), ascii(event[:64]),
+                        exc.code, exc.message)
+            return _error(exc.code, exc.message)
+
+    @app.before_request
+    def _status_auth():
+        if request.path in ("/webhook", "/healthz"):
+            return None
+        return _check_status_auth(settings)
 
     @app.get("/healthz")
     def healthz():
@@ -78,7 +90,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
 
     @app.get("/api/runs")
     def api_runs():
-        return jsonify([_run_dict(store, r) for r in store.list_runs(200)])
+        return jsonify(_scrub([_run_dict(store, r) for r in store.list_runs(200)]))
 
     @app.get("/api/runs/<int:run_id>")
     def api_run(run_id: int):
@@ -90,14 +102,14 @@ def create_app(settings: Settings, store: Store) -> Flask:
         d["events"] = store.events(run_id)
         d["artifacts"] = {k: store.get_artifact(run_id, k) for k in store.artifact_keys(run_id)}
         d["experiments"] = store.experiments(run_id)
-        return jsonify(d)
+        return jsonify(_scrub(d))
 
     @app.get("/")
     def index():
         rows = "".join(
             f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td><td>{_e(r.kind)}"
             f"</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td><td>{_e(r.trigger_user)}</td>"
-            f"<td>{_ts(r.created_at)}</td><td>{_e((r.error or '')[:120])}</td></tr>"
+            f"<td>{_ts(r.created_at)}</td><td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
             for r in store.list_runs(200)
         )
         body = ("<h1>autoresearch-bot</h1><table border=1 cellpadding=4><tr><th>run</th><th>issue</th><th>kind</th>"
@@ -111,8 +123,9 @@ def create_app(settings: Settings, store: Store) -> Flask:
             run = store.get_run(run_id)
         except KeyError:
             abort(404, f"run {run_id} does not exist")
-        events = "".join(f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td><td><pre>{_e(e['message'])}</pre></td>"
-                         "</tr>" for e in store.events(run_id))
+        events = "".join(f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td>"
+                         f"<td><pre>{_e(_no_traceback(e['message']))}</pre></td></tr>"
+                         for e in store.events(run_id))
         arts = "".join(f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id))
         body = (f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
                 f"stage {_e(run.stage or '-')}, attempt {run.attempt}</p><h2>Artifacts</h2><ul>{arts}</ul>"
@@ -122,8 +135,137 @@ def create_app(settings: Settings, store: Store) -> Flask:
     return app
 
 
+def _webhook(settings: Settings, store: Store, event: str, delivery: str) -> Any:
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(413, f"body larger than {limit} bytes")
+    try:
+        body = request.get_data(cache=False)
+    except OSError as exc:  # the client went away or stalled past the server's timeout
+        raise Refused(400, f"body could not be read ({type(exc).__name__})") from None
+    if len(body) > limit:
+        raise Refused(413, f"body larger than {limit} bytes")
+    if not verify_signature(settings.webhook_secret, body, request.headers.get("X-Hub-Signature-256")):
+        raise Refused(401, "missing or invalid X-Hub-Signature-256")
+    if not event or not delivery:
+        raise Refused(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+    if not EVENT_RE.fullmatch(event) or not DELIVERY_RE.fullmatch(delivery):
+        raise Refused(400, "X-GitHub-Event or X-GitHub-Delivery is not shaped like GitHub's")
+    payload = _parse_body(body, request.mimetype)
+    try:
+        outcome = route(event, payload, trigger_label=settings.trigger_label, prefix=settings.command_prefix)
+    except PayloadError as exc:
+        raise Refused(400, f"malformed {event} payload: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError,
+            RecursionError) as exc:
+        # a shape bot.payloads does not describe yet: still the payload's fault, never a 500
+        raise Refused(400, f"malformed {event} payload ({type(exc).__name__})") from None
+    action = payload.get("action")
+    command = None
+    if isinstance(outcome, Command):
+        command = {"kind": outcome.kind, "repo": outcome.repo, "issue_number": outcome.issue_number,
+                   "user": outcome.user, "args": _command_args(outcome), "key": outcome.key}
+        status, detail = "accepted", f"command {outcome.kind}"
+    else:
+        status, detail = "ignored", outcome.reason
+    try:
+        new, command_id = store.accept_delivery(delivery, event, action, status, detail, command)
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:  # disk full, locked too long: try later
+        log.error("delivery %s not recorded: %s", delivery, exc)
+        return _error(503, "the bot could not record the delivery; redeliver it later")
+    if not new:
+        return jsonify(status="duplicate", delivery=delivery), 200
+    if event == "ping":
+        return jsonify(status="pong", zen=payload.get("zen")), 200
+    if command is None:
+        return jsonify(status="ignored", reason=detail), 200
+    if command_id is None:  # the same comment (id + action) under a fresh delivery id
+        log.info("delivery %s replays %s; no second command", delivery, outcome.key)
+        return jsonify(status="duplicate", reason=f"{outcome.key} was already received"), 200
+    return jsonify(status="accepted", command=outcome.kind, command_id=command_id), 202
+
+
+def _parse_body(body: bytes, mimetype: str) -> Any:
+    """JSON, or a form-encoded delivery (`payload=<json>`, what GitHub sends for that content type)."""
+    text: str | bytes = body
+    if mimetype == FORM_TYPE:
+        try:
+            fields = urllib.parse.parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=20,
+                                           errors="strict")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Refused(400, f"form-encoded body is malformed: {type(exc).__name__}") from None
+        if len(fields.get("payload", [])) != 1:
+            raise Refused(400, "form-encoded body must hold exactly one `payload` field")
+        text = fields["payload"][0]
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise Refused(400, "body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refused(400, f"body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _check_status_auth(settings: Settings) -> Any:
+    """Status pages and /api: the `status_token` (Bearer, or as the password of Basic auth); without a token
+    configured, only a direct loopback client (no proxy headers) may read them."""
+    token = settings.status_token
+    if not token:
+        if _direct_loopback():
+            return None
+        return _error(403, "status pages are off for remote clients: set the status_token setting "
+                           "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password")
+    given = _presented_token(request.headers.get("Authorization", ""))
+    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    resp = _error(401, "status pages need the status token (Bearer, or the password of Basic auth)")
+    return resp[0], 401, {"WWW-Authenticate": 'Basic realm="autoresearch-bot status", charset="UTF-8"'}
+
+
+def _presented_token(header: str) -> str | None:
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return None
+
+
+def _direct_loopback() -> bool:
+    if any(h in request.headers for h in PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address((request.remote_addr or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _scrub(value: Any) -> Any:
+    """API output without tracebacks: no `traceback` fields, tracebacks in strings reduced to a message."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k != "traceback"}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return _no_traceback(value)
+    return value
+
+
+def _no_traceback(text: str) -> str:
+    """A Python traceback anywhere in `text` (also mid-line, as in "failed: Traceback ...") reduced to its
+    final message; stray `File "...", line N` frames dropped."""
+    if _TRACE not in text and 'File "' not in text:
+        return text
+    return re.sub(r":[ \t]*\n", ": ", strip_traceback(text.replace(_TRACE, "\n" + _TRACE))).strip()
+
+
 def _command_args(cmd: Command) -> dict[str, Any]:
-    return {**cmd.args, "is_pull": cmd.is_pull, "comment_id": cmd.comment_id}
+    args = {**cmd.args, "is_pull": cmd.is_pull, "comment_id": cmd.comment_id}
+    if cmd.installation is not None:
+        args["installation"] = cmd.installation
+    return args
 
 
 def _run_dict(store: Store, run) -> dict[str, Any]:

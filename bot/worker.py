@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import Settings
+from .forge import NotFound
 from .store import Run, Store, default_owner
 
 log = logging.getLogger("autoresearch.worker")
@@ -136,11 +137,16 @@ class Worker:
                                            [r for r in args.get("repositories", []) if r])
             return CommandResult("done", f"installation {args.get('action')}")
         comment_id = args.get("comment_id")
+        mismatch = self._installation_mismatch(repo, args.get("installation"))
+        if mismatch:  # a signed event naming a repository of another installation: act nowhere, say nothing
+            log.warning("command %s refused: %s", cmd["id"], mismatch)
+            return CommandResult("refused", mismatch)
         if not self.forge.has_write(repo, user):
             if kind == "stop" and args.get("quiet"):
                 return CommandResult("refused", f"{user} lacks write access (issue closed; nothing to say)")
-            self._refuse(repo, number, comment_id, user, kind)
-            return CommandResult("refused", f"{user} lacks write access to {repo}")
+            said = self._refuse(repo, number, comment_id, user, kind)
+            return CommandResult("refused", f"{user} lacks write access to {repo}"
+                                            + ("" if said else " (already told on this issue)"))
         if comment_id:
             self._react_comment(repo, comment_id, ACK_REACTION)
         handler = getattr(self, f"_cmd_{kind}", None)
@@ -177,6 +183,13 @@ class Worker:
         return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
 
     def _cmd_bench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+        missing = self._missing_branch(repo, args["branch"])
+        if missing:
+            p = self.settings.command_prefix
+            self.pipeline.post_issue_note(repo, number, f"@{user} {missing}, so nothing was measured. "
+                                                         f"`{p} bench <branch>` takes a branch of this "
+                                                         "repository or `owner:branch` of a fork.")
+            return CommandResult("refused", missing)
         run = self.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
                                                                   "is_pull": args.get("is_pull", False),
                                                                   **_rounds(args)},
@@ -242,18 +255,75 @@ class Worker:
             self.store.release_run(run.id, self.owner)
 
     # --------------------------------------------------------------------------------------------
-    def _refuse(self, repo: str, number: int, comment_id: int | None, user: str, kind: str) -> None:
+    def _refuse(self, repo: str, number: int, comment_id: int | None, user: str, kind: str) -> bool:
+        """React on the comment; explain in a comment at most once per person per issue. True if explained."""
         if comment_id:
             self._react_comment(repo, comment_id, REFUSE_REACTION)
-        self.pipeline.post_issue_note(repo, number, (
-            f"@{user} thanks for the interest! Only people with write access to this repository can ask the bot to "
-            f"`{kind}` work here, so nothing was started. A maintainer can do it for you."))
+        key = f"refusal:{repo}#{number}:{user.lower()}"
+        if not self.store.first_notice(key):
+            return False
+        try:
+            self.pipeline.post_issue_note(repo, number, f"@{user} {refusal_sentence(kind, self.settings)}")
+        except Exception:
+            self.store.forget_notice(key)  # not said: the retry says it
+            raise
+        return True
+
+    def _installation_mismatch(self, repo: str, payload_installation: Any) -> str | None:
+        """Why a command must not act on `repo` (its installation is not the payload's), or None.
+
+        With App auth the payload's installation.id must be the repository's installation (GET
+        /repos/{o}/{r}/installation, cached by the forge). With token auth there are no installations: the
+        token itself limits where the bot can act, so nothing is compared."""
+        lookup = getattr(self.forge, "repo_installation_id", None)
+        if lookup is None:
+            return None
+        try:
+            expected = lookup(repo)
+        except NotFound:
+            return f"the App is not installed on {repo}"
+        if expected is None:
+            return None
+        if payload_installation is None or int(payload_installation) != int(expected):
+            return f"installation {payload_installation} of the event is not {repo}'s installation {expected}"
+        return None
+
+    def _missing_branch(self, repo: str, spec: str) -> str | None:
+        """Plain words when `bench <branch>` names a fork or branch that does not exist, else None."""
+        target, branch = repo, spec
+        if ":" in spec:
+            owner, branch = spec.split(":", 1)
+            target = f"{owner}/{repo.split('/', 1)[1]}"
+            try:
+                self.forge.default_branch(target)
+            except NotFound:
+                return f"fork `{target}` not found"
+        if self.forge.branch_sha(target, branch) is None:
+            return f"branch `{branch}` not found in `{target}`"
+        return None
 
     def _react_comment(self, repo: str, comment_id: int, content: str) -> None:
         try:
             self.forge.react_comment(repo, int(comment_id), content)
         except Exception as exc:  # a reaction is a courtesy; never fail the command for it
             log.warning("reaction on comment %s failed: %s", comment_id, exc)
+
+
+def refusal_sentence(kind: str, settings: Settings) -> str:
+    """The one polite refusal for someone without write access, worded for what they asked."""
+    p = settings.command_prefix
+    if kind == "start":
+        what = (f"Adding the `{settings.trigger_label}` label starts the bot only when someone with write "
+                "access to this repository adds it, so nothing was started")
+    elif kind == "approved":
+        what = ("An approving review makes the bot re-measure this pull request only when the reviewer has "
+                "write access to this repository, so nothing was started")
+    else:
+        outcome = {"stop": "nothing was stopped", "status": "nothing was done", "help": "nothing was done"}
+        what = (f"Only people with write access to this repository can use `{p} {kind}`, so "
+                f"{outcome.get(kind, 'nothing was started')}")
+    return (f"thanks for the interest! {what}. A maintainer can do it for you (this note comes once per "
+            "person per issue).")
 
 
 def run_worker(settings: Settings, store: Store, pipeline: Any) -> None:

@@ -79,11 +79,13 @@ def test_malformed_json_is_400(env):
     assert r.status_code == 400 and "JSON" in r.json["error"]
 
 
-def test_payload_missing_fields_is_400_and_recorded(env):
+def test_payload_missing_fields_is_400_logged_and_not_recorded(env, caplog):
     _, store, client = env
-    r = post(client, "issues", {"action": "labeled", "label": {"name": "autoresearch"}}, delivery="d-bad")
-    assert r.status_code == 400 and "issue" in r.json["error"]
-    assert store.delivery("d-bad")["status"] == "rejected"
+    payload = {"action": "labeled", "label": {"name": "autoresearch"}, "sender": {"login": "alice"}}
+    r = post(client, "issues", payload, delivery="d-bad")
+    assert r.status_code == 400 and "repository" in r.json["error"]
+    assert store.delivery("d-bad") is None and store.commands() == []
+    assert any("refused delivery 'd-bad'" in rec.getMessage() for rec in caplog.records)
 
 
 def test_missing_event_header_is_400(env):
@@ -121,6 +123,42 @@ def test_other_label_and_unknown_event_are_ignored(env):
     ("no command here", None),
 ])
 def test_slash_command_parsing(body, expected):
+    assert parse_slash_command(body) == expected
+
+
+@pytest.mark.parametrize("body", [
+    "```\n/autoresearch rerun\n```",
+    "text\n\n```sh\n/autoresearch stop\n```\nafter",
+    "````\n```\n/autoresearch stop\n````",              # a shorter fence does not close a longer one
+    "~~~\n/autoresearch rerun\n~~~",
+    "  ~~~~ text\n/autoresearch rerun\n~~~~",
+    "```\nnever closed\n/autoresearch stop",
+    "    /autoresearch stop",                               # indented code block
+    "intro\n\n\t/autoresearch stop",
+    "<!-- /autoresearch rerun -->",
+    "<!--\n/autoresearch stop\n-->",
+    "hello <!-- x\n/autoresearch stop",                    # unclosed comment hides the rest
+    "<!<!-- -->-- \n/autoresearch stop\n-->",              # a comment spliced together by removing another
+    "<pre>\n/autoresearch stop\n</pre>",
+    "<script>\n/autoresearch stop\n</script>",
+    "> /autoresearch stop",
+    "> quoted\n/autoresearch stop",                        # lazy continuation of the quote
+    "`/autoresearch stop`",
+    "- /autoresearch stop",
+])
+def test_commands_in_code_quotes_and_html_comments_are_ignored(body):
+    assert parse_slash_command(body) is None
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("```\ncode\n```\n/autoresearch stop", ("stop", [])),         # after a closed fence
+    ("~~~\n/autoresearch rerun\n~~~\n\n/autoresearch status", ("status", [])),
+    ("<!-- note -->\n/autoresearch rerun", ("rerun", [])),
+    ("> quoted\n\n/autoresearch stop", ("stop", [])),               # a blank line ends the quote
+    ("   /autoresearch stop", ("stop", [])),                          # up to 3 spaces is still prose
+    ("```not a fence``` /autoresearch x\n/autoresearch stop", ("stop", [])),
+])
+def test_commands_in_prose_around_code_are_found(body, expected):
     assert parse_slash_command(body) == expected
 
 
@@ -169,7 +207,7 @@ def test_unlabel_and_close_stop_the_run():
 
 
 def test_approving_review_routes_to_approved():
-    payload = {"action": "submitted", "review": {"state": "approved", "user": {"login": "maint"}},
+    payload = {"action": "submitted", "review": {"id": 3, "state": "approved", "user": {"login": "maint"}},
                "pull_request": {"number": 12, "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
                                 "base": {"sha": "b" * 40}},
                "repository": {"full_name": "octo/llama"}, "sender": {"login": "maint"}}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..mdsafe import inert
+
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # Characters that render as nothing (or reorder text) but carry content.
 _INVISIBLE = re.compile(
@@ -65,7 +67,5 @@ def one_line(text: str | None, max_chars: int = 120) -> str:
 
 
 def md_cell(text: str | None, max_chars: int = 120) -> str:
-    """One line, safe inside a GitHub markdown table: pipes escaped, HTML and @mentions neutralized."""
-    line = one_line(text, max_chars)
-    line = line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"@(?=[A-Za-z0-9])", "&#64;", line)
+    """One line, safe inside a GitHub markdown table: `inert` (no links, images, HTML), @mentions defused."""
+    return re.sub(r"@(?=[A-Za-z0-9])", "&#64;", inert(one_line(text, max_chars)).replace(">", "&gt;"))

@@ -1,0 +1,160 @@
+"""Worker guards against the sandbox GitHub over real HTTP (App auth, PyGithub): the payload's installation
+must be the repository's, a stranger is refused once per person per issue with a sentence that fits what they
+asked, and `bench owner:branch` naming a missing fork or branch says so instead of failing a run.
+
+Signed deliveries go through the webhook app (Flask test client); the worker then handles the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from bot.config import Settings
+from bot.demo import rsa_keypair
+from bot.events import sign
+from bot.forge import AppAuth, GitHubForge, RetryPolicy
+from bot.pipeline import Pipeline
+from bot.sandbox import Sandbox
+from bot.store import Store
+from bot.web import create_app
+from bot.worker import Worker, refusal_sentence
+
+SECRET = "guards-secret"
+FAST = RetryPolicy(total=2, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5, secondary_rate_wait_s=1,
+                   connection_attempts=2)
+
+
+class World:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.http = requests.Session()
+        self.tokens = {u: self.admin("POST", "/users", login=u)["token"]
+                       for u in ("maria", "olaf", "fiona", "eve")}
+        self.repo = self.admin("POST", "/repos", owner="maria", name="proj", auto_init=True)["full_name"]
+        self.other = self.admin("POST", "/repos", owner="eve", name="other", auto_init=True)["full_name"]
+        self.admin("PUT", f"/repos/{self.repo}/collaborators/olaf", permission="triage")
+        self.fork = self.admin("POST", f"/repos/{self.repo}/forks", owner="fiona")["full_name"]
+        self.private, public = rsa_keypair()
+        self.app_id = int(self.admin("POST", "/apps", slug="guard-bot", public_key_pem=public)["id"])
+        self.inst = int(self.admin("POST", f"/apps/{self.app_id}/installations", account="maria",
+                                   repos=[self.repo])["id"])
+        self.inst_other = int(self.admin("POST", f"/apps/{self.app_id}/installations", account="eve",
+                                         repos=[self.other])["id"])
+
+    def admin(self, verb: str, path: str, **body: Any) -> Any:
+        resp = self.http.request(verb, f"{self.sb.url}/_sandbox{path}", json=body or None, timeout=30)
+        assert resp.status_code < 300, (path, resp.status_code, resp.text[:300])
+        return resp.json() if resp.content else None
+
+    def api(self, verb: str, path: str, user: str = "maria", **body: Any) -> Any:
+        resp = self.http.request(verb, f"{self.sb.api_url}{path}", json=body or None, timeout=30,
+                                 headers={"Authorization": f"token {self.tokens[user]}"})
+        assert resp.status_code < 300, (path, resp.status_code, resp.text[:300])
+        return resp.json() if resp.content else None
+
+    def issue(self, title: str) -> int:
+        return int(self.api("POST", f"/repos/{self.repo}/issues", title=title, body="")["number"])
+
+    def comment(self, number: int, body: str, user: str) -> int:
+        path = f"/repos/{self.repo}/issues/{number}/comments"
+        return int(self.api("POST", path, user=user, body=body)["id"])
+
+    def bot_comments(self, number: int) -> list[str]:
+        return [c["body"] for c in self.api("GET", f"/repos/{self.repo}/issues/{number}/comments")
+                if c["user"]["login"].endswith("[bot]")]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with Sandbox(data_dir=tmp_path_factory.mktemp("guards") / "sandbox") as sb:
+        yield World(sb)
+
+
+@pytest.fixture()
+def bot(world: World, tmp_path) -> Iterator[dict[str, Any]]:
+    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), data_dir=str(tmp_path),
+                        github_base_url=world.sb.api_url, github_app_id=world.app_id,
+                        github_private_key=world.private)
+    store = Store(settings.db_path)
+    forge = GitHubForge(AppAuth(world.app_id, world.private), base_url=world.sb.api_url, retry=FAST,
+                        min_interval_s=0)
+    worker = Worker(settings, store, Pipeline(settings, store, forge), owner="test:1")
+    client = create_app(settings, store).test_client()
+    yield {"store": store, "worker": worker, "client": client}
+    forge.close()
+
+
+def deliver(bot: dict[str, Any], world: World, number: int, body: str, user: str,
+            installation: int | None) -> dict[str, Any]:
+    """A signed issue_comment delivery for a real comment, then one worker pass; returns the command row."""
+    comment_id = world.comment(number, body, user)
+    payload: dict[str, Any] = {
+        "action": "created", "issue": {"number": number}, "repository": {"full_name": world.repo},
+        "comment": {"id": comment_id, "body": body, "user": {"login": user, "type": "User"}},
+        "sender": {"login": user, "type": "User"}}
+    if installation is not None:
+        payload["installation"] = {"id": installation}
+    raw = json.dumps(payload).encode()
+    r = bot["client"].post("/webhook", data=raw, headers={
+        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": str(uuid.uuid4()),
+        "Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, raw)})
+    assert r.status_code == 202, r.json
+    bot["worker"].tick_commands()
+    return next(c for c in bot["store"].commands() if c["id"] == r.json["command_id"])
+
+
+def test_payload_installation_must_be_the_repositorys(bot, world):
+    number = world.issue("installation check")
+    wrong = deliver(bot, world, number, "/autoresearch status", "maria", installation=world.inst_other)
+    assert wrong["state"] == "refused" and f"installation {world.inst_other}" in wrong["detail"]
+    missing = deliver(bot, world, number, "/autoresearch status", "maria", installation=None)
+    assert missing["state"] == "refused" and "installation None" in missing["detail"]
+    assert world.bot_comments(number) == []  # nothing said or done on the repository
+    right = deliver(bot, world, number, "/autoresearch status", "maria", installation=world.inst)
+    assert right["state"] == "done" and right["detail"] == "no runs"
+    said = world.bot_comments(number)
+    assert len(said) == 1 and "no run for this issue yet" in said[0]
+
+
+def test_a_stranger_is_refused_once_per_issue_with_a_fitting_sentence(bot, world):
+    number = world.issue("stranger")
+    first = deliver(bot, world, number, "/autoresearch rerun", "olaf", installation=world.inst)
+    again = deliver(bot, world, number, "/autoresearch stop", "olaf", installation=world.inst)
+    third = deliver(bot, world, number, "/autoresearch bench fiona:main", "olaf", installation=world.inst)
+    assert [c["state"] for c in (first, again, third)] == ["refused"] * 3
+    assert "already told" in again["detail"] and "already told" in third["detail"]
+    said = world.bot_comments(number)
+    assert said == ["@olaf thanks for the interest! Only people with write access to this repository can "
+                    "use `/autoresearch rerun`, so nothing was started. A maintainer can do it for you (this "
+                    "note comes once per person per issue)."]
+    other = world.issue("stranger elsewhere")
+    deliver(bot, world, other, "/autoresearch stop", "olaf", installation=world.inst)
+    assert len(world.bot_comments(other)) == 1 and "so nothing was stopped" in world.bot_comments(other)[0]
+    assert bot["store"].list_runs() == []
+
+
+def test_refusal_sentences_name_what_was_asked():
+    s = Settings()
+    assert refusal_sentence("approved", s).startswith(
+        "thanks for the interest! An approving review makes the bot re-measure this pull request only "
+        "when the reviewer has")
+    assert "`autoresearch` label" in refusal_sentence("start", s)
+    assert "`approved`" not in refusal_sentence("approved", s)
+    assert "`/autoresearch status`, so nothing was done" in refusal_sentence("status", s)
+
+
+def test_bench_names_a_missing_fork_or_branch_in_plain_words(bot, world):
+    number = world.issue("bench targets")
+    cases = {"/autoresearch bench nobody:main": "fork `nobody/proj` not found",
+             "/autoresearch bench fiona:no-such-branch": "branch `no-such-branch` not found in `fiona/proj`",
+             "/autoresearch bench no-such-branch": "branch `no-such-branch` not found in `maria/proj`"}
+    for body, words in cases.items():
+        cmd = deliver(bot, world, number, body, "maria", installation=world.inst)
+        assert cmd["state"] == "refused" and cmd["detail"] == words
+        assert world.bot_comments(number)[-1].startswith(f"@maria {words}, so nothing was measured.")
+    assert bot["store"].list_runs() == [] and "internal error" not in " ".join(world.bot_comments(number))
