@@ -66,8 +66,8 @@ def _progress(result: Mapping[str, Any] | None) -> int:
 
 def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
     """A validated ``sky.Task`` from a rendered task dict (instance types checked against the catalog)."""
-    import sky
-    task = sky.Task.from_yaml_config(dict(config))
+    from bot.resources import skypilot
+    task = skypilot().Task.from_yaml_config(dict(config))
     task.validate(skip_workdir=skip_workdir)
     return task
 
@@ -85,7 +85,8 @@ class SkyPilotExecutor:
                  task_from_config: Callable[[Mapping[str, Any]], Any] | None = None, max_attempts: int = 2,
                  autostop_minutes: int = 10, clock: Callable[[], float] = time.time) -> None:
         if sdk is None:
-            import sky as sdk  # the real SDK; imported lazily (slow import)
+            from bot.resources import skypilot
+            sdk = skypilot()  # the real SDK; imported lazily (slow import)
         self.sdk = sdk
         self.state_dir = Path(state_dir)
         self.render = render

@@ -13,13 +13,22 @@ from typing import Any
 
 import yaml
 
-SKY_DIR = Path(__file__).resolve().parents[2] / "sky"
-TEMPLATE = SKY_DIR / "bench.yaml"
+from bot.resources import sky_dir
+
 BUNDLE_NAME = "repo.bundle"
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
 RESOURCE_KEYS = ("cloud", "infra", "region", "zone", "instance_type", "cpus", "memory", "use_spot", "disk_size",
                  "image_id", "disk_tier")
+
+
+def __getattr__(name: str) -> Path:
+    """SKY_DIR / TEMPLATE, resolved when first asked (installed package data or the checkout's sky/)."""
+    if name == "SKY_DIR":
+        return sky_dir()
+    if name == "TEMPLATE":
+        return sky_dir() / "bench.yaml"
+    raise AttributeError(name)
 
 
 class TaskError(ValueError):
@@ -55,9 +64,10 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
 
 
 def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
-                      driver_dir: Path = SKY_DIR) -> Path:
+                      driver_dir: Path | None = None) -> Path:
     """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
     the bundle; return files_dir."""
+    driver_dir = Path(driver_dir) if driver_dir is not None else sky_dir()
     if not (driver_dir / "driver.py").exists():
         raise TaskError(f"{driver_dir / 'driver.py'} is missing")
     files_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +91,7 @@ def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None
 
 def render_task(spec: dict[str, Any], arch_cfg: dict[str, Any], files_dir: Path) -> dict[str, Any]:
     """The task config dict (SkyPilot YAML schema) for one arch; `sky.Task.from_yaml_config` accepts it."""
-    task = yaml.safe_load(TEMPLATE.read_text())
+    task = yaml.safe_load((sky_dir() / "bench.yaml").read_text())
     arch = str(spec.get("arch") or "arch")
     task["name"] = f"autoresearch-{spec.get('run_id', 0)}-{arch}".lower().replace("_", "-")
     task["workdir"] = str(Path(files_dir).resolve())
