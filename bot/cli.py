@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, Settings
 
@@ -28,10 +29,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_on_sigterm(worker: Any) -> None:
+    """SIGTERM (docker stop, systemctl stop) stops the worker at a safe point instead of killing it mid-write:
+    its threads finish their step, runs stay recorded and leased work is resumed by the next start."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        logging.getLogger("autoresearch").info("SIGTERM: stopping the worker at a safe point")
+        threading.Thread(target=worker.stop, name="autoresearch-sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .app import build_bot
 
     bot = build_bot(_settings(args))
+    stop_on_sigterm(bot.worker)
     if args.once:
         bot.worker.drain(timeout=args.timeout)
     else:

@@ -1,4 +1,5 @@
-"""Files the bot ships besides its code: the VM driver folder (``sky/``) and the prompt templates (``prompts/``).
+"""Files the bot ships besides its code: the VM driver folder (``sky/``) and the prompt templates
+(``prompts/``).
 
 In the repository they are the top-level ``sky/`` and ``prompts/`` folders. A built distribution (wheel)
 carries them as package data under ``bot/_data/sky`` and ``bot/_data/prompts`` (see setup.py), because a

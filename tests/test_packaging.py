@@ -37,8 +37,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dist = src / "dist"
     for kind in ("wheel", "sdist"):  # one process each: setuptools keeps global state between builds
         code = f"import sys; from setuptools import build_meta as b; b.build_{kind}(sys.argv[1])"
-        proc = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, capture_output=True,
+                              text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}
@@ -47,7 +47,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) -> None:
     with zipfile.ZipFile(built["wheel"]) as zf:
         names = set(zf.namelist())
-        meta = Parser().parsestr(zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = Parser().parsestr(zf.read(metadata).decode())
     for f in sorted(REPO.joinpath("sky").iterdir()):
         if f.suffix in (".py", ".yaml"):
             assert f"bot/_data/sky/{f.name}" in names, f.name
@@ -106,7 +107,7 @@ def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(bui
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = isolated_env(home)
-    env["PYTHONPATH"] = str(site)  # the venv's own site-packages (SkyPilot) follow; the checkout is not on the path
+    env["PYTHONPATH"] = str(site)  # then the venv's site-packages (SkyPilot); the checkout is not on the path
     proc = subprocess.run([sys.executable, "-c", INSTALLED, str(tmp_path / "files")], cwd=elsewhere, env=env,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]

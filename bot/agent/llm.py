@@ -115,7 +115,8 @@ class LLM:
     usage: Usage = field(default_factory=Usage)
 
     def __post_init__(self) -> None:
-        self.prompts_dir = Path(self.prompts_dir) if self.prompts_dir is not None else _installed_prompts_dir()
+        self.prompts_dir = (Path(self.prompts_dir) if self.prompts_dir is not None
+                            else _installed_prompts_dir())
         self.price = price_for(self.model, self.prices)
         self._lock = threading.Lock()
         self.client = anthropic.Anthropic(api_key=self.api_key, base_url=self.base_url,
