@@ -129,7 +129,9 @@ def test_worker_unit_keeps_runners_and_uses_the_api_server_unit() -> None:
     u = _unit("autoresearch-worker.service")
     assert u["Service"]["KillMode"] == "process"  # detached benchmark runners survive a restart
     assert "skypilot-api.service" in u["Unit"]["After"]
-    assert "SKYPILOT_API_SERVER_ENDPOINT=http://127.0.0.1:46580" in u["Service"]["Environment"]
+    envs = [ln for ln in (DEPLOY / "autoresearch-worker.service").read_text().splitlines()
+            if ln.startswith("Environment=")]  # a key systemd allows many times
+    assert "Environment=SKYPILOT_API_SERVER_ENDPOINT=http://127.0.0.1:46580" in envs
     assert "/srv/autoresearch/var" in u["Service"]["ReadWritePaths"].split()
     assert "--foreground" in _unit("skypilot-api.service")["Service"]["ExecStart"]
 
