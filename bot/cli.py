@@ -21,6 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     bot = build_bot(_settings(args))
     if not args.no_worker:
+        start_reconciler(bot)
         bot.worker.start()
     logging.getLogger("autoresearch").info("listening on http://%s:%s", args.host, args.port)
     from werkzeug.serving import run_simple
@@ -42,11 +43,20 @@ def stop_on_sigterm(worker: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def start_reconciler(bot: Any) -> None:
+    """The SkyPilot executor's reconciler (pending teardowns, orphaned clusters): now and every 5 minutes,
+    in the process that runs the worker only (never in web processes)."""
+    executor = bot.pipeline.services.get("executor")
+    if hasattr(executor, "start_reconciler"):
+        executor.start_reconciler(300.0)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .app import build_bot
 
     bot = build_bot(_settings(args))
     stop_on_sigterm(bot.worker)
+    start_reconciler(bot)
     if args.once:
         bot.worker.drain(timeout=args.timeout)
     else:
