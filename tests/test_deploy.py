@@ -208,6 +208,10 @@ def test_image_builds_and_runs(tmp_path: Path) -> None:
         out = subprocess.run(["docker", "run", "--rm", tag, "python", "-c", code], capture_output=True,
                              text=True, timeout=300, check=True).stdout
         assert "/bot/_data/sky" in out and "/bot/_data/prompts" in out
+        doctor = subprocess.run(["docker", "run", "--rm", "-e", "AUTORESEARCH_WEBHOOK_SECRET=s", "-e",
+                                 "AUTORESEARCH_GITHUB_TOKEN=t", tag, "autoresearch-bot", "doctor"],
+                                capture_output=True, text=True, timeout=300)
+        assert doctor.returncode == 0 and "all checks passed" in doctor.stdout, doctor.stdout + doctor.stderr
         name = f"ar-test-{uuid.uuid4().hex[:8]}"
         subprocess.run(["docker", "run", "-d", "--name", name, "-e", "AUTORESEARCH_GITHUB_TOKEN=t", tag,
                         "autoresearch-bot", "worker"], check=True, capture_output=True, timeout=60)
