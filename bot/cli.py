@@ -1,4 +1,5 @@
-"""Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status` (also `python -m bot`)."""
+"""Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config validate`
+(also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, Settings
 
@@ -20,6 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     bot = build_bot(_settings(args))
     if not args.no_worker:
+        start_reconciler(bot)
         bot.worker.start()
     logging.getLogger("autoresearch").info("listening on http://%s:%s", args.host, args.port)
     from werkzeug.serving import run_simple
@@ -28,15 +31,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_on_sigterm(worker: Any) -> None:
+    """SIGTERM (docker stop, systemctl stop) stops the worker at a safe point instead of killing it mid-write:
+    its threads finish their step, runs stay recorded and leased work is resumed by the next start."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        logging.getLogger("autoresearch").info("SIGTERM: stopping the worker at a safe point")
+        threading.Thread(target=worker.stop, name="autoresearch-sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def start_reconciler(bot: Any) -> None:
+    """The SkyPilot executor's reconciler (pending teardowns, orphaned clusters): now and every 5 minutes,
+    in the process that runs the worker only (never in web processes)."""
+    executor = bot.pipeline.services.get("executor")
+    if hasattr(executor, "start_reconciler"):
+        executor.start_reconciler(300.0)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .app import build_bot
 
     bot = build_bot(_settings(args))
+    stop_on_sigterm(bot.worker)
+    start_reconciler(bot)
     if args.once:
         bot.worker.drain(timeout=args.timeout)
     else:
         bot.worker.run_forever()
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    for noisy in ("alembic", "sky"):  # SkyPilot's imports log at INFO; the report is what counts here
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    code, lines = run_doctor(getattr(args, "config", None))
+    print("\n".join(lines))
+    return code
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from .doctor import validate_project_file
+
+    code, line = validate_project_file(args.file, getattr(args, "config", None))
+    print(line, file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -95,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="process what is pending, then exit")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("doctor", help="check settings, credentials, shipped files, each architecture's SkyPilot "
+                                      "task and price; one fix per problem, exit 1 if any")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("config", help="project config tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    v = csub.add_parser("validate", help="validate a .autoresearch.yml as the bot would read it")
+    v.add_argument("file", nargs="?", default=None, help="default: ./.autoresearch.yml")
+    v.add_argument("--config", help="bot settings (to check the architectures against)")
+    v.set_defaults(func=cmd_config_validate)
 
     p = sub.add_parser("status", help="list runs and their state")
     p.add_argument("--config")

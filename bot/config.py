@@ -431,9 +431,16 @@ class Settings:
         for name, arch in self.architectures.items():
             if not isinstance(arch, dict):
                 raise ConfigError(f"architectures.{name}", "must be a mapping")
-            for key in ("cloud", "instance_type"):
-                if not arch.get(key):
-                    raise ConfigError(f"architectures.{name}.{key}", "is required")
+            # SkyPilot resource syntax, passed through to the task (validated by SkyPilot's schema when
+            # the task is rendered); only what SkyPilot itself would reject late is checked here
+            if arch.get("infra") and any(arch.get(k) for k in ("cloud", "region", "zone")):
+                raise ConfigError(f"architectures.{name}.infra", "set either infra (cloud/region/zone) or "
+                                                                 "cloud/region/zone, not both")
+            price = arch.get("price_per_hour")
+            if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))
+                                      or price < 0):
+                raise ConfigError(f"architectures.{name}.price_per_hour",
+                                  f"must be a number >= 0, got {price!r}")
         return self
 
     @classmethod

@@ -8,7 +8,7 @@ import pytest
 
 from bot.cli import build_parser, main
 
-SUBCOMMANDS = ["serve", "worker", "status", "sandbox", "demo", "bench"]
+SUBCOMMANDS = ["serve", "worker", "status", "sandbox", "demo", "bench", "doctor", "config"]
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)

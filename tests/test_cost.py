@@ -91,3 +91,48 @@ def test_budget_charge_remaining_exhausted_and_roundtrip() -> None:
     assert again.total_spent == pytest.approx(1.1) and again.spent == {"vm:x86": 0.6, "llm": 0.5}
     with pytest.raises(ValueError):
         b.charge("x", -1)
+
+
+RESOURCE_QUOTES = """
+import json
+from bot.experiments.cost import quote_resources
+cases = {
+    "infra": {"infra": "aws/us-east-1", "instance_type": "c7g.xlarge"},
+    "infra_spot": {"infra": "aws/us-east-1/us-east-1a", "instance_type": "c7g.xlarge", "use_spot": True},
+    "cloud": {"cloud": "aws", "region": "us-east-1", "instance_type": "c7i.xlarge"},
+    "any_of": {"infra": "aws/us-east-1",
+               "any_of": [{"instance_type": "c7g.xlarge"}, {"instance_type": "c7i.xlarge"}]},
+    "any_of_unknown": {"infra": "aws",
+                       "any_of": [{"instance_type": "c7g.xlarge"}, {"instance_type": "x9.huge"}]},
+    "configured": {"infra": "aws", "instance_type": "x9.huge", "price_per_hour": 1.5},
+    "k8s_free": {"infra": "k8s/my-context", "cpus": "4+", "price_per_hour": 0},
+    "k8s_unknown": {"infra": "k8s", "cpus": "4+"},
+    "no_cloud": {"instance_type": "c7i.xlarge"},
+}
+print(json.dumps({k: [q.usd_per_hour, q.source, q.note] for k, q in
+                  ((k, quote_resources(v)) for k, v in cases.items())}))
+"""
+
+
+def test_quote_resources_in_skypilot_syntax(tmp_path: Path) -> None:
+    seed_catalog(tmp_path)
+    out = run_isolated(tmp_path, RESOURCE_QUOTES)
+    assert out["infra"][:2] == [0.145, "catalog"]
+    assert out["infra_spot"][:2] == [0.0593, "catalog"]
+    assert out["cloud"][:2] == [0.1785, "catalog"]
+    assert out["any_of"][:2] == [0.1785, "catalog"]  # the dearest alternative counts
+    assert out["any_of_unknown"][0] is None and "x9.huge" in out["any_of_unknown"][2]
+    assert out["configured"][:2] == [1.5, "configured"]
+    assert out["k8s_free"][:2] == [0.0, "configured"]
+    assert out["k8s_unknown"][0] is None and "price_per_hour" in out["k8s_unknown"][2]
+    assert out["no_cloud"][0] is None and "no cloud/infra" in out["no_cloud"][2]
+
+
+def test_split_infra() -> None:
+    from bot.experiments.cost import split_infra
+
+    assert split_infra("aws/us-east-1/us-east-1a") == ("aws", "us-east-1")
+    assert split_infra("AWS") == ("aws", None)
+    assert split_infra("k8s/my-context") == ("kubernetes", None)
+    assert split_infra("*/us-east-1") == (None, "us-east-1")  # any cloud: no catalog to ask, price unknown
+    assert split_infra(None) == (None, None)

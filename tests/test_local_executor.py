@@ -156,7 +156,9 @@ def test_render_task_is_a_valid_skypilot_task(repo: Any, tmp_path: Path) -> None
     tasks.validate_task(task)
     assert task["name"] == "autoresearch-12-x86" and task["workdir"] == str(files.resolve())
     assert task["resources"] == {"cloud": "aws", "instance_type": "c7i.xlarge", "region": "us-east-1",
-                                 "use_spot": False, "disk_size": 64, "autostop": {"idle_minutes": 10, "down": True}}
+                                 "use_spot": False, "disk_size": 64,
+                                 "autostop": {"idle_minutes": 10, "down": True},
+                                 "labels": {"autoresearch-run": "12", "autoresearch-arch": "x86"}}
     assert task["envs"]["AUTORESEARCH_PRESET"] == "generic"
     assert not any(re.search(r"token|secret|key", k, re.I) for k in task["envs"])
     llama = tasks.render_task({**s, "project": {"preset": "llama.cpp"}}, {**X86, "autostop_minutes": 3}, files)

@@ -19,12 +19,17 @@ from typing import Any
 import pytest
 import sky
 from sky import exceptions
+from sky.utils import common_utils
+from sky.utils.common import StatusRefreshMode
 
+from bot.experiments import tasks
 from bot.experiments.skypilot_exec import SkyPilotExecutor, cluster_name, parse_result_log
+from bot.pipeline import StageFailed
 from tests.sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-SDK_METHODS = ("launch", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel")
+SDK_METHODS = ("launch", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel", "status")
+PRICE = 0.1785
 
 
 def result(arch: str, done: int, total: int = 2, complete: bool = True) -> dict:
@@ -52,6 +57,9 @@ class FakeSky:
     requests: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    alive: set[str] = field(default_factory=set)          # clusters that exist (what `status` lists)
+    down_failures: dict[str, int] = field(default_factory=dict)  # name -> how many `down` requests fail
+    lingering: dict[str, int] = field(default_factory=dict)      # name -> `down`s that return but leave it up
 
     def _plan(self, cluster: str) -> tuple[str, Attempt]:
         arch = cluster.split("-")[-2]
@@ -74,6 +82,8 @@ class FakeSky:
         assert not retry_until_up
         self.calls.append(("launch", cluster_name))
         self.released.setdefault(cluster_name, threading.Event())
+        with self.lock:
+            self.alive.add(cluster_name)  # even a failed launch may leave a half-provisioned cluster
         _, plan = self._plan(cluster_name)
         if plan.kind == "slow_launch":
             return self._request("slow_launch")
@@ -119,10 +129,27 @@ class FakeSky:
         raise AssertionError(plan.kind)
 
     def down(self, cluster_name, purge=False, graceful=False, graceful_timeout=None):
+        value = None
         with self.lock:
             self.downed.append(cluster_name)
+            if self.down_failures.get(cluster_name, 0) > 0:
+                self.down_failures[cluster_name] -= 1
+                value = exceptions.ClusterOwnerIdentityMismatchError(
+                    f"down {cluster_name}: RequestLimitExceeded (throttled)")
+            elif self.lingering.get(cluster_name, 0) > 0:
+                self.lingering[cluster_name] -= 1
+            elif cluster_name in self.alive:
+                self.alive.discard(cluster_name)
+            else:
+                value = exceptions.ClusterDoesNotExist(f"Cluster {cluster_name!r} does not exist.")
         self.released.setdefault(cluster_name, threading.Event()).set()
-        return self._request(None)
+        return self._request(value)
+
+    def status(self, cluster_names=None, refresh=StatusRefreshMode.NONE, all_users=False, *,
+               _include_credentials=False, _summary_response=False):
+        with self.lock:
+            names = sorted(self.alive if cluster_names is None else set(cluster_names) & self.alive)
+        return self._request([{"name": n, "status": "UP"} for n in names])
 
     def job_status(self, cluster_name, job_ids=None):
         return self._request({1: None})
@@ -142,8 +169,9 @@ class Batch:
     tasks: dict[str, dict]
 
 
-def executor(tmp_path: Path, fake: FakeSky) -> SkyPilotExecutor:
-    return SkyPilotExecutor(tmp_path / "handles", sdk=fake, task_from_config=sky.Task.from_yaml_config)
+def executor(tmp_path: Path, fake: FakeSky, **kw: Any) -> SkyPilotExecutor:
+    kw = {"price": lambda arch, cfg: PRICE, "sleep": lambda s: None, **kw}
+    return SkyPilotExecutor(tmp_path / "handles", sdk=fake, task_from_config=sky.Task.from_yaml_config, **kw)
 
 
 def test_fake_matches_real_sdk_signatures() -> None:
@@ -279,6 +307,10 @@ for arch, cfg in {"x86": {"infra": "aws/us-east-1", "instance_type": "c7i.xlarge
     task = build_task(tasks.render_task(dict(spec, arch=arch), cfg, files))
     r = list(task.resources)[0]
     out[arch] = [str(r.cloud), r.instance_type, r.region, r.use_spot, r.get_cost(3600), task.run.strip()]
+any_of = [{"infra": "aws/us-east-1", "instance_type": "c7i.xlarge"},
+          {"infra": "aws/us-east-1", "instance_type": "c7g.xlarge"}]
+anyof = build_task(tasks.render_task(spec, {"any_of": any_of, "labels": {"team": "perf"}}, files))
+out["any_of"] = sorted([r.instance_type, r.labels] for r in anyof.resources)
 try:
     build_task(tasks.render_task(spec, {"infra": "aws", "instance_type": "c7x.nope"}, files))
 except ValueError as e:
@@ -300,6 +332,8 @@ def test_rendered_task_validates_with_real_skypilot_offline(tmp_path: Path) -> N
     assert out["arm"][:5] == ["AWS", "c7g.xlarge", "us-east-1", True, 0.0593]
     assert "driver.py" in out["x86"][5]
     assert "Invalid instance type 'c7x.nope'" in out["bad"]
+    labels = {"autoresearch-run": "3", "autoresearch-arch": "arm", "team": "perf"}
+    assert out["any_of"] == [["c7g.xlarge", labels], ["c7i.xlarge", labels]]
     assert not (home / ".sky" / "catalogs" / "v8" / "aws" / "images.csv").exists()  # nothing downloaded
 
 
@@ -318,3 +352,174 @@ def test_engine_batch_is_rendered_into_task_files(tmp_path: Path) -> None:
     assert (files / "driver.py").exists() and json.loads((files / "spec.json").read_text())["run_id"] == 5
     assert task["resources"]["cpus"] == "2+" and "driver.py" in task["run"]
     assert "AUTORESEARCH_RESULT" in ex.logs(handle)
+
+
+# ---------------------------------------------------------------------- no VM outlives its run
+
+
+class Clock:
+    """A clock the test moves; every read advances it a little (launch -> teardown takes VM time)."""
+
+    def __init__(self, step: float = 30.0) -> None:
+        self.now, self.step, self.lock = 1000.0, step, threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            self.now += self.step
+            return self.now
+
+
+def test_failed_down_is_retried_with_backoff_until_status_confirms(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")]})
+    sleeps: list[float] = []
+    ex = executor(tmp_path, fake, sleep=sleeps.append, down_backoff=(5.0, 120.0))
+    handle = ex.submit(Batch(21, {"x86": TASK}))
+    ex.wait(handle, timeout=30)
+    name = cluster_name(handle, "x86", 1)
+    assert ex.poll(handle) == "done" and name not in fake.alive and fake.downed.count(name) == 1
+
+    fake2 = FakeSky({"x86": [Attempt("ok")]})
+    ex2 = executor(tmp_path / "b", fake2, sleep=sleeps.append, down_backoff=(5.0, 120.0))
+    handle2 = ex2.submit(Batch(22, {"x86": TASK}))
+    name2 = cluster_name(handle2, "x86", 1)
+    fake2.down_failures[name2] = 2  # throttled twice
+    fake2.lingering[name2] = 1      # then `down` returns but status still lists it once
+    ex2.wait(handle2, timeout=30)
+    assert fake2.downed.count(name2) == 4 and name2 not in fake2.alive
+    assert sleeps == [5.0, 10.0, 20.0]  # doubling backoff between the four tries
+    assert name2 in ex2.load_state(handle2)["archs"]["x86"]["down"] and ex2.pending_teardown() == {}
+
+
+def test_unconfirmed_teardown_stays_pending_until_the_reconciler_confirms(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")]})
+    clock = Clock(step=1.0)
+    ex = executor(tmp_path, fake, clock=clock, down_tries=2, down_backoff=(5.0, 120.0))
+    handle = ex.submit(Batch(23, {"x86": TASK}))
+    name = cluster_name(handle, "x86", 1)
+    fake.down_failures[name] = 5
+    ex.wait(handle, timeout=30)
+    assert ex.poll(handle) == "done"  # the results are in; the VM is not gone yet
+    pending = ex.pending_teardown()
+    assert list(pending) == [name] and pending[name]["attempts"] == 2 and pending[name]["handle"] == handle
+    assert "RequestLimitExceeded" in pending[name]["error"] and name in fake.alive
+    assert any("pending teardown" in e for e in ex.load_state(handle)["archs"]["x86"]["errors"])
+    assert name not in ex.load_state(handle)["archs"]["x86"]["down"]
+
+    report = ex.reconcile()  # not due yet (backoff): only the orphan pass, which also fails to down it
+    assert name in report["pending"] and ex.pending_teardown()[name]["attempts"] == 3
+    fake.down_failures[name] = 0
+    clock.now += 600
+    report = ex.reconcile()
+    assert report["downed"] == [name] and ex.pending_teardown() == {} and name not in fake.alive
+    assert name in ex.load_state(handle)["archs"]["x86"]["down"]
+
+
+def test_reconciler_removes_orphans_and_keeps_active_and_foreign_clusters(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("block")], "arm": [Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    running = ex.submit(Batch(31, {"x86": TASK}))
+    for _ in range(200):
+        if any(c[0] == "tail_logs" for c in fake.calls):
+            break
+        threading.Event().wait(0.02)
+    finished = ex.submit(Batch(32, {"arm": TASK}))
+    ex.wait(finished, timeout=30)
+    leaked = cluster_name(finished, "arm", 1)
+    orphan = cluster_name("r99-abcdef", "x86", 2)  # a bot crash lost its state: nobody knows this cluster
+    with fake.lock:
+        fake.alive |= {leaked, orphan, "my-dev-box", "sky-jobs-controller-1a2b"}
+    active = cluster_name(running, "x86", 1)
+    report = ex.reconcile()
+    assert sorted(report["downed"]) == sorted([leaked, orphan])
+    assert report["kept"] == [active]
+    assert fake.alive == {active, "my-dev-box", "sky-jobs-controller-1a2b"}
+    assert "my-dev-box" not in fake.downed
+    ex.cancel(running)
+    assert active not in fake.alive
+
+
+def test_reconciler_thread_runs_at_start(tmp_path: Path) -> None:
+    fake = FakeSky({})
+    orphan = cluster_name("r7-0a0b0c", "arm", 1)
+    fake.alive.add(orphan)
+    ex = executor(tmp_path, fake)
+    ex.start_reconciler(interval_s=3600)
+    for _ in range(200):
+        if orphan not in fake.alive:
+            break
+        threading.Event().wait(0.02)
+    ex.stop_reconciler()
+    assert orphan not in fake.alive and fake.downed == [orphan]
+
+
+def test_cluster_names_never_collide_and_are_valid() -> None:
+    long_a = "graviton3-c7g-xlarge-us-east-1-spot-variant-a"
+    long_b = "graviton3-c7g-xlarge-us-east-1-spot-variant-b"
+    names = set()
+    for handle in ("r1-abcdef", "r123456789-0f0f0f"):
+        for arch in ("x86", "arm", "x86_64", "x86-64", long_a, long_b):
+            for attempt in (1, 2):
+                name = cluster_name(handle, arch, attempt)
+                common_utils.check_cluster_name_is_valid(name)  # SkyPilot's own rule
+                assert len(name) <= 40 and name.endswith(f"-{attempt}"), name
+                names.add(name)
+    assert len(names) == 2 * 6 * 2
+    assert cluster_name("r1-abcdef", "x86", 1) == "ar-r1-abcdef-x86-1"  # short names stay readable
+
+
+def test_unknown_price_refuses_the_batch_before_any_launch(tmp_path: Path) -> None:
+    from bot.experiments.executors import Batch as EngineBatch
+
+    spec = {"schema": 1, "run_id": 5, "arch": "x86", "seed": 1, "source": {"url": "https://example.com/o/r.git"},
+            "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [],
+            "project": {"preset": "generic"}}
+    fake = FakeSky({"x86": [Attempt("ok")], "arm": [Attempt("ok")]})
+    # the real pricing (SkyPilot's catalog code, else price_per_hour)
+    ex = SkyPilotExecutor(tmp_path / "handles", sdk=fake, task_from_config=sky.Task.from_yaml_config)
+    arch_configs = {"x86": {"infra": "aws/us-east-1", "instance_type": "c7x.nope"},
+                    "arm": {"infra": "aws/us-east-1", "instance_type": "c7x.nope2", "price_per_hour": 0.2}}
+    with pytest.raises(StageFailed, match=r"No VM was launched: the price of `x86`: .*c7x.nope.*"
+                                          r"price_per_hour"):
+        ex.submit(EngineBatch(run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")},
+                              arch_configs=arch_configs))
+    assert fake.calls == [] and list((tmp_path / "handles").iterdir()) == []
+    arch_configs["x86"]["price_per_hour"] = 0.0  # an explicit price (a free on-prem cluster) is fine
+    handle = ex.submit(EngineBatch(run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")},
+                                   arch_configs=arch_configs))
+    ex.wait(handle, timeout=30)
+    prices = {a: s["usd_per_hour"] for a, s in ex.load_state(handle)["archs"].items()}
+    assert prices == {"x86": 0.0, "arm": 0.2}
+
+
+def test_failed_archs_are_charged_for_their_vm_time(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")], "arm": [Attempt("launch_fail"), Attempt("launch_fail")]})
+    ex = executor(tmp_path, fake, clock=Clock(step=30.0))
+    handle = ex.submit(Batch(24, {"x86": TASK, "arm": TASK}))
+    assert ex.wait(handle, timeout=30) == "done"
+    assert set(ex.collect(handle)) == {"x86"}  # arm produced nothing ...
+    seconds, costs = ex.vm_seconds(handle), ex.costs(handle)
+    assert seconds["arm"] > 0 and costs["arm"] == pytest.approx(seconds["arm"] / 3600 * PRICE)  # ... but cost
+    assert costs["x86"] == pytest.approx(seconds["x86"] / 3600 * PRICE)
+
+
+def test_resources_pass_through_in_skypilot_syntax(tmp_path: Path) -> None:
+    spec = {"run_id": 8, "arch": "x86_64", "project": {"preset": "generic"}}
+    cfg = {"infra": "aws/us-east-1",
+           "any_of": [{"instance_type": "c7i.xlarge"}, {"instance_type": "m7i.xlarge"}],
+           "labels": {"team": "perf"}, "image_id": "ami-0123456789abcdef0", "price_per_hour": 0.2,
+           "autostop_minutes": 15, "job_recovery": None}
+    task = tasks.render_task(spec, cfg, tmp_path)
+    res = task["resources"]
+    assert res["infra"] == "aws/us-east-1" and res["any_of"] == cfg["any_of"] and "cloud" not in res
+    assert res["image_id"] == "ami-0123456789abcdef0" and "price_per_hour" not in res
+    assert res["labels"] == {"autoresearch-run": "8", "autoresearch-arch": "x86_64", "team": "perf"}
+    assert res["autostop"] == {"idle_minutes": 15, "down": True}
+    tasks.validate_task(task)  # SkyPilot's own schema
+    task2 = tasks.render_task(spec, {"ordered": [{"infra": "aws/us-east-1", "instance_type": "c7i.xlarge"},
+                                                 {"infra": "gcp", "instance_type": "c3-standard-4"}]},
+                              tmp_path)
+    tasks.validate_task(task2)
+    with pytest.raises(tasks.TaskError, match="either `infra`"):
+        tasks.render_task(spec, {"infra": "aws", "cloud": "aws"}, tmp_path)
+    with pytest.raises(tasks.TaskError, match="Invalid task resources"):
+        tasks.validate_task(tasks.render_task(spec, {"infra": "aws", "instance_typ": "c7i.xlarge"}, tmp_path))

@@ -11,8 +11,9 @@ from typing import Any, Callable, Iterable, Mapping
 import anthropic
 import jsonschema
 
+from bot.resources import prompts_dir as _installed_prompts_dir
+
 DEFAULT_MODEL = "claude-sonnet-4-6"  # claude-sonnet-4-5 reaches end-of-life 2026-11-30
-DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 # $ per million tokens: (input, output). Matched by longest model-name prefix.
 # Cache writes cost 1.25x input, cache reads 0.1x input (Anthropic's published multipliers).
@@ -106,7 +107,7 @@ class LLM:
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     usd_budget: float | None = None
-    prompts_dir: Path = DEFAULT_PROMPTS_DIR
+    prompts_dir: Path | None = None  # None: the installed prompts (bot.resources.prompts_dir())
     usage_sink: Callable[[dict[str, Any]], None] | None = None
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(PRICES_USD_PER_MTOK))
     max_retries: int = 4
@@ -114,7 +115,8 @@ class LLM:
     usage: Usage = field(default_factory=Usage)
 
     def __post_init__(self) -> None:
-        self.prompts_dir = Path(self.prompts_dir)
+        self.prompts_dir = (Path(self.prompts_dir) if self.prompts_dir is not None
+                            else _installed_prompts_dir())
         self.price = price_for(self.model, self.prices)
         self._lock = threading.Lock()
         self.client = anthropic.Anthropic(api_key=self.api_key, base_url=self.base_url,
@@ -239,3 +241,10 @@ def _blocks_to_params(blocks: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 blocks_to_params = _blocks_to_params
+
+
+def __getattr__(name: str) -> Path:
+    """DEFAULT_PROMPTS_DIR, resolved when first asked (installed package data or the checkout's prompts/)."""
+    if name == "DEFAULT_PROMPTS_DIR":
+        return _installed_prompts_dir()
+    raise AttributeError(name)

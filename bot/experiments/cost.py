@@ -160,3 +160,55 @@ class Budget:
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> "Budget":
         return cls(float(d["limit_usd"]), d.get("spent") or {})  # type: ignore[arg-type]
+
+
+# keys of an architecture's config that are the bot's own, not SkyPilot resources
+BOT_ARCH_KEYS = ("price_per_hour", "autostop_minutes")
+
+
+def split_infra(infra: str | None) -> tuple[str | None, str | None]:
+    """SkyPilot's ``infra: cloud[/region[/zone]]`` -> (cloud, region); ``k8s/<ctx>`` -> ("kubernetes", None)."""
+    if not infra:
+        return None, None
+    parts = [p.strip() for p in str(infra).split("/")]
+    cloud = parts[0].lower() if parts[0] not in ("", "*") else None
+    if cloud in ("k8s", "kubernetes"):
+        return "kubernetes", None
+    region = parts[1] if len(parts) > 1 and parts[1] not in ("", "*") else None
+    return cloud, region
+
+
+def quote_resources(cfg: Mapping[str, object]) -> PriceQuote:
+    """Hourly price of one architecture's resources (SkyPilot resource syntax plus ``price_per_hour``).
+
+    ``cloud``/``region`` or ``infra``; ``any_of``/``ordered`` alternatives are priced each and the dearest one
+    counts (SkyPilot may pick any). A configured ``price_per_hour`` applies when the catalog does not know the
+    instance (or when no instance type is given). Unknown -> ``usd_per_hour`` None: the caller must refuse.
+    """
+    base = {k: v for k, v in cfg.items() if k not in ("any_of", "ordered")}
+    alternatives = cfg.get("any_of") or cfg.get("ordered")
+    if alternatives:
+        if not isinstance(alternatives, list):
+            return PriceQuote(None, "unknown", "any_of/ordered must be a list")
+        quotes = [quote_resources({**base, **(alt if isinstance(alt, Mapping) else {})})
+                  for alt in alternatives]
+        unknown = [q for q in quotes if q.usd_per_hour is None]
+        if unknown:
+            return unknown[0]
+        return max(quotes, key=lambda q: float(q.usd_per_hour or 0.0))
+    price = cfg.get("price_per_hour")
+    configured = float(price) if price is not None else None  # type: ignore[arg-type]
+    cloud, region = split_infra(cfg.get("infra"))  # type: ignore[arg-type]
+    cloud = cloud or (str(cfg["cloud"]).lower() if cfg.get("cloud") else None)
+    region = region or (str(cfg["region"]) if cfg.get("region") else None)
+    itype = str(cfg.get("instance_type") or "")
+    if not itype:
+        if configured is not None:
+            return PriceQuote(configured, "configured", "no instance_type: configured price_per_hour")
+        return PriceQuote(None, "unknown", "no instance_type and no price_per_hour: cost unknown")
+    if not cloud:
+        if configured is not None:
+            return PriceQuote(configured, "configured", "no cloud/infra: configured price_per_hour")
+        return PriceQuote(None, "unknown", f"{itype}: no cloud/infra and no price_per_hour: cost unknown")
+    prices = {itype: configured} if configured is not None else None
+    return quote_price(cloud, itype, region, bool(cfg.get("use_spot")), configured=prices)

@@ -5,27 +5,44 @@ waits for it. Per arch: ``launch`` (autostop+down as a safety net) -> ``stream_a
 request (provisioning log) -> ``tail_logs`` of the job into ``<arch>.log`` -> the result is the last
 ``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that died, the last
 ``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``) -> ``down`` in ``finally``.
-A failed attempt (launch failure, preemption, lost VM) is retried once on a fresh cluster.
+A failed attempt (launch failure, preemption, lost VM) is retried once on a fresh cluster (its own name).
 
-State (cluster names, request ids, job ids, per-arch status, VM seconds) lives in
+No VM outlives its run: a teardown counts only once ``status`` no longer lists the cluster; a failed or
+unconfirmed ``down`` is retried with backoff, and the cluster stays in ``<state_dir>/teardown.json`` ("pending
+teardown") until it is confirmed gone. ``reconcile()`` (at worker start and every few minutes) retries those
+and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch.
+
+Before anything is launched, every architecture's price is quoted (SkyPilot's catalog, else the configured
+``price_per_hour``); an unknown price refuses the batch. VM seconds are counted per arch, failed ones included
+(``costs()``).
+
+State (cluster names, request ids, job ids, per-arch status, VM seconds, $/h) lives in
 ``<state_dir>/<handle>/state.json`` so a restarted bot re-attaches to running jobs or tears down.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+log = logging.getLogger("autoresearch.skypilot")
 
 RESULT_MARK = "AUTORESEARCH_RESULT "
 PARTIAL_MARK = "AUTORESEARCH_PARTIAL "
 TERMINAL = ("done", "failed", "cancelled")
 TaskConfigs = Mapping[str, Mapping[str, Any]]
 Renderer = Callable[[Mapping[str, Any], str, Path], Mapping[str, Any]]  # (spec, arch, files_dir)
+Pricer = Callable[[str, Mapping[str, Any]], Any]  # (arch, arch config | resources) -> PriceQuote | $/h | None
+MAX_CLUSTER_NAME = 40
+OUR_CLUSTER = re.compile(r"^ar-(?P<handle>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
 
 
 def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -66,16 +83,47 @@ def _progress(result: Mapping[str, Any] | None) -> int:
 
 def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
     """A validated ``sky.Task`` from a rendered task dict (instance types checked against the catalog)."""
-    import sky
-    task = sky.Task.from_yaml_config(dict(config))
+    from bot.resources import skypilot
+    task = skypilot().Task.from_yaml_config(dict(config))
     task.validate(skip_workdir=skip_workdir)
     return task
 
 
 def cluster_name(handle: str, arch: str, attempt: int) -> str:
-    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars)."""
-    base = re.sub(r"[^a-z0-9-]", "-", f"ar-{handle}-{arch}-{attempt}".lower())
-    return base[:40].rstrip("-")
+    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars), unique per handle, arch and
+    attempt: the attempt suffix is never cut, and an arch name that had to be shortened or changed carries a
+    hash of the original (so "x86_64" and "x86-64", or two long names sharing 40 characters, never
+    collide)."""
+    head = re.sub(r"[^a-z0-9-]", "-", f"ar-{handle}".lower())
+    tail = f"-{int(attempt)}"
+    slug = re.sub(r"[^a-z0-9]+", "-", arch.lower()).strip("-") or "arch"
+    room = MAX_CLUSTER_NAME - len(head) - 1 - len(tail)
+    if slug != arch or len(slug) > room:
+        digest = hashlib.sha1(arch.encode()).hexdigest()[:6]
+        slug = f"{slug[:max(0, room - len(digest) - 1)].strip('-')}-{digest}".lstrip("-")
+    if room < 6:
+        raise ValueError(f"handle {handle!r} too long for a cluster name")
+    return f"{head}-{slug}{tail}"
+
+
+def _refuse(message: str) -> None:
+    """Refuse a batch before any launch, in plain words on the issue (a StageFailed)."""
+    from bot.pipeline import StageFailed  # noqa: PLC0415  (the pipeline imports executors lazily too)
+
+    raise StageFailed(message)
+
+
+def default_price(arch: str, cfg: Mapping[str, Any]) -> Any:
+    from bot.experiments.cost import quote_resources  # noqa: PLC0415
+
+    return quote_resources(cfg)
+
+
+def _record_name(record: Any) -> str:
+    """Cluster name of a ``status`` record (StatusResponse from the API server, or a dict)."""
+    if isinstance(record, Mapping):
+        return str(record.get("name") or "")
+    return str(getattr(record, "name", "") or "")
 
 
 class SkyPilotExecutor:
@@ -83,9 +131,13 @@ class SkyPilotExecutor:
 
     def __init__(self, state_dir: str | Path, *, sdk: Any = None, render: Renderer | None = None,
                  task_from_config: Callable[[Mapping[str, Any]], Any] | None = None, max_attempts: int = 2,
-                 autostop_minutes: int = 10, clock: Callable[[], float] = time.time) -> None:
+                 autostop_minutes: int = 10, clock: Callable[[], float] = time.time,
+                 price: Pricer | None = None,
+                 sleep: Callable[[float], None] = time.sleep, down_tries: int = 4,
+                 down_backoff: tuple[float, float] = (5.0, 120.0)) -> None:
         if sdk is None:
-            import sky as sdk  # the real SDK; imported lazily (slow import)
+            from bot.resources import skypilot
+            sdk = skypilot()  # the real SDK; imported lazily (slow import)
         self.sdk = sdk
         self.state_dir = Path(state_dir)
         self.render = render
@@ -93,8 +145,14 @@ class SkyPilotExecutor:
         self.max_attempts = max_attempts
         self.autostop_minutes = autostop_minutes
         self.clock = clock
+        self.price = price or default_price
+        self.sleep = sleep
+        self.down_tries = max(1, down_tries)
+        self.down_backoff = down_backoff  # (first wait, longest wait) in seconds, doubling in between
         self._lock = threading.RLock()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
+        self._reconciler: threading.Thread | None = None
+        self._reconciler_stop = threading.Event()
 
     # ------------------------------------------------------------------ state
     def _dir(self, handle: str) -> Path:
@@ -127,10 +185,16 @@ class SkyPilotExecutor:
         handle = f"r{getattr(batch, 'run_id', 0)}-{secrets.token_hex(3)}"
         hdir = self._dir(handle)
         hdir.mkdir(parents=True, exist_ok=False)
-        configs = self._task_configs(batch, hdir)
+        try:
+            configs = self._task_configs(batch, hdir)
+            prices = self._prices(batch, configs)
+        except BaseException:
+            shutil.rmtree(hdir, ignore_errors=True)
+            raise
         state = {"handle": handle, "cancelled": False, "created": self.clock(),
                  "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "launch_request": None,
-                               "job_id": None, "down": [], "vm_seconds": 0.0, "errors": [], "complete": False}
+                               "job_id": None, "down": [], "vm_seconds": 0.0, "errors": [], "complete": False,
+                               "usd_per_hour": prices[a]}
                            for a in configs}}
         for arch, cfg in configs.items():
             (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
@@ -205,7 +269,116 @@ class SkyPilotExecutor:
         return "\n".join(parts)
 
     def vm_seconds(self, handle: str) -> dict[str, float]:
+        """VM seconds per arch, launch to confirmed teardown, every attempt and failed archs included."""
         return {arch: float(a["vm_seconds"]) for arch, a in self.load_state(handle)["archs"].items()}
+
+    def costs(self, handle: str) -> dict[str, float]:
+        """$ per arch (VM seconds x the price quoted at submit), failed and cancelled archs included."""
+        return {arch: float(a["vm_seconds"]) / 3600.0 * float(a.get("usd_per_hour") or 0.0)
+                for arch, a in self.load_state(handle)["archs"].items()}
+
+    # ------------------------------------------------------------------ teardown and reconciliation
+    def pending_teardown(self) -> dict[str, dict[str, Any]]:
+        """Clusters whose teardown is not confirmed yet: {name: {handle, arch, attempts, next_at, error}}."""
+        path = self.state_dir / "teardown.json"
+        with self._lock:
+            return json.loads(path.read_text()) if path.exists() else {}
+
+    def _set_pending(self, name: str, entry: Mapping[str, Any] | None) -> None:
+        path = self.state_dir / "teardown.json"
+        with self._lock:
+            pending = json.loads(path.read_text()) if path.exists() else {}
+            if entry is None:
+                pending.pop(name, None)
+            else:
+                pending[name] = dict(entry)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(pending, indent=1, sort_keys=True))
+            tmp.replace(path)
+
+    def _active_clusters(self) -> set[str]:
+        """Current clusters of every arch that is still pending, launching or running (any handle)."""
+        active = set()
+        if not self.state_dir.exists():
+            return active
+        for path in self.state_dir.glob("*/state.json"):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            for a in state.get("archs", {}).values():
+                if a.get("status") not in TERMINAL and a.get("cluster"):
+                    active.add(a["cluster"])
+        return active
+
+    def _owner(self, name: str) -> tuple[str | None, str | None]:
+        """(handle, arch) that launched cluster ``name``, when its state is still here."""
+        m = OUR_CLUSTER.match(name)
+        if not m or not (self.state_dir / m["handle"] / "state.json").exists():
+            return None, None
+        for arch, a in self.load_state(m["handle"])["archs"].items():
+            if a.get("cluster") == name or any(cluster_name(m["handle"], arch, k) == name
+                                               for k in range(1, max(1, int(a.get("attempt") or 0)) + 1)):
+                return m["handle"], arch
+        return m["handle"], None
+
+    def reconcile(self) -> dict[str, list[str]]:
+        """Retry due pending teardowns; tear down the bot's clusters that belong to no active batch.
+
+        Only clusters named by this executor (``ar-r<run>-<hex6>-...``) are touched; one bot per SkyPilot
+        user, since a second bot's clusters would look like orphans."""
+        report: dict[str, list[str]] = {"downed": [], "kept": [], "pending": [], "errors": []}
+        now = self.clock()
+        for name, entry in self.pending_teardown().items():
+            if float(entry.get("next_at", 0)) <= now:
+                (report["downed"] if self._down(entry.get("handle"), entry.get("arch"), name, tries=1)
+                 else report["pending"]).append(name)
+        try:
+            records = self.sdk.get(self.sdk.status(cluster_names=None, all_users=False))
+        except Exception as exc:  # noqa: BLE001 - API server down: try again next time
+            report["errors"].append(f"status: {type(exc).__name__}: {exc}")
+            return report
+        active = self._active_clusters()
+        for record in records or []:
+            name = _record_name(record)
+            if not OUR_CLUSTER.match(name) or name in report["downed"] or name in report["pending"]:
+                continue
+            if name in active:
+                report["kept"].append(name)
+                continue
+            handle, arch = self._owner(name)
+            log.warning("reconcile: %s belongs to no active batch; tearing it down", name)
+            ok = self._down(handle, arch, name, force=True, tries=1)
+            (report["downed"] if ok else report["pending"]).append(name)
+        return report
+
+    def start_reconciler(self, interval_s: float = 300.0) -> threading.Thread:
+        """``reconcile()`` now and every ``interval_s`` seconds in a daemon thread (the worker starts it)."""
+        with self._lock:
+            if self._reconciler is not None and self._reconciler.is_alive():
+                return self._reconciler
+
+            def loop() -> None:
+                while True:
+                    try:
+                        report = self.reconcile()
+                        if any(report[k] for k in ("downed", "pending", "errors")):
+                            log.info("reconcile: %s", report)
+                    except Exception:  # noqa: BLE001 - never let the reconciler die
+                        log.exception("reconcile failed")
+                    if self._reconciler_stop.wait(interval_s):
+                        return
+
+            self._reconciler_stop.clear()
+            self._reconciler = threading.Thread(target=loop, daemon=True, name="sky-reconciler")
+            self._reconciler.start()
+            return self._reconciler
+
+    def stop_reconciler(self, timeout: float = 10.0) -> None:
+        self._reconciler_stop.set()
+        if self._reconciler is not None:
+            self._reconciler.join(timeout)
 
     # ------------------------------------------------------------------ internals
     def _task_configs(self, batch: Any, hdir: Path) -> dict[str, dict[str, Any]]:
@@ -222,6 +395,25 @@ class SkyPilotExecutor:
             render = self.render or (lambda s, a, f: tasks.render_task(s, batch.arch_configs.get(a, {}), f))
             configs[arch] = dict(render(spec, arch, files_dir))
         return configs
+
+    def _prices(self, batch: Any, configs: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+        """$/h per arch, quoted before anything is launched; an unknown price refuses the whole batch."""
+        arch_configs = getattr(batch, "arch_configs", None) or {}
+        prices, problems = {}, []
+        for arch, config in configs.items():
+            cfg = arch_configs.get(arch) or dict(config.get("resources") or {})
+            quote = self.price(arch, cfg)
+            usd = getattr(quote, "usd_per_hour", quote)
+            if usd is None:
+                note = getattr(quote, "note", "") or "price unknown"
+                problems.append(f"`{arch}`: {note}")
+            else:
+                prices[arch] = float(usd)
+        if problems:
+            _refuse("No VM was launched: the price of " + "; ".join(problems) + ". An unknown price would "
+                    "make the budget meaningless. Set `price_per_hour` for the architecture in the bot's "
+                    "settings, or put SkyPilot's catalog in place (`sky show-gpus` / `sky check` fetch it).")
+        return prices
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
         return (self.task_from_config or build_task)(config)
@@ -339,18 +531,55 @@ class SkyPilotExecutor:
             state["archs"][arch]["errors"].append(message)
             self._save(handle, state)
 
-    def _down(self, handle: str, arch: str, name: str, *, force: bool = False) -> None:
-        """Tear ``name`` down and wait for it; recorded, and skipped when already done unless ``force``."""
+    def _gone(self, name: str) -> bool:
+        """True once SkyPilot's ``status`` no longer lists the cluster (any state, STOPPED included)."""
+        records = self.sdk.get(self.sdk.status(cluster_names=[name], all_users=False))
+        return not any(_record_name(r) == name for r in records or [])
+
+    def _down(self, handle: str | None, arch: str | None, name: str, *, force: bool = False,
+              tries: int | None = None) -> bool:
+        """Tear ``name`` down until ``status`` confirms it is gone (retried with backoff); True if confirmed.
+
+        Skipped when already confirmed unless ``force``. Unconfirmed after ``tries``: the cluster stays in
+        ``teardown.json`` (pending teardown) and ``reconcile()`` keeps retrying it."""
+        known = handle is not None and arch is not None and (self.state_dir / handle / "state.json").exists()
         with self._lock:
-            if not force and name in self.load_state(handle)["archs"][arch]["down"]:
-                return
-        try:
-            self.sdk.get(self.sdk.down(name))
-        except Exception as exc:  # noqa: BLE001 - a cluster that is already gone is fine
-            if "does not exist" not in str(exc).lower() and type(exc).__name__ != "ClusterDoesNotExist":
-                self._error(handle, arch, f"down {name}: {type(exc).__name__}: {exc} (autostop will clean up)")
-        with self._lock:
-            state = self.load_state(handle)
-            if name not in state["archs"][arch]["down"]:
-                state["archs"][arch]["down"].append(name)
-            self._save(handle, state)
+            if not force and known and name in self.load_state(handle)["archs"][arch]["down"]:
+                return True
+        entry = {"handle": handle, "arch": arch, "attempts": 0, "error": "", "since": self.clock(),
+                 **self.pending_teardown().get(name, {})}
+        first, longest = self.down_backoff
+        tries = self.down_tries if tries is None else tries
+        for i in range(tries):
+            entry["attempts"] = int(entry["attempts"]) + 1
+            try:
+                self.sdk.get(self.sdk.down(name))
+            except Exception as exc:  # noqa: BLE001 - a cluster that is already gone is fine; status decides
+                if "does not exist" not in str(exc).lower() and type(exc).__name__ != "ClusterDoesNotExist":
+                    entry["error"] = f"down: {type(exc).__name__}: {exc}"
+            try:
+                gone = self._gone(name)
+                if not gone:
+                    entry["error"] = entry["error"] or "status still lists the cluster"
+            except Exception as exc:  # noqa: BLE001 - unknown is not gone
+                gone, entry["error"] = False, f"status: {type(exc).__name__}: {exc}"
+            if gone:
+                self._set_pending(name, None)
+                if known:
+                    with self._lock:
+                        state = self.load_state(handle)
+                        if name not in state["archs"][arch]["down"]:
+                            state["archs"][arch]["down"].append(name)
+                        self._save(handle, state)
+                return True
+            wait = min(longest, first * 2 ** (int(entry["attempts"]) - 1))
+            entry["next_at"] = self.clock() + wait
+            self._set_pending(name, entry)
+            if i + 1 < tries:
+                self.sleep(wait)
+        message = (f"down {name}: not confirmed gone after {entry['attempts']} tries ({entry['error']}); "
+                   "pending teardown, retried by the reconciler")
+        if known:
+            self._error(handle, arch, message)
+        log.warning(message)
+        return False

@@ -4,7 +4,9 @@ The same rendered task runs locally (LocalExecutor runs its `run` section) and o
 """
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -13,13 +15,23 @@ from typing import Any
 
 import yaml
 
-SKY_DIR = Path(__file__).resolve().parents[2] / "sky"
-TEMPLATE = SKY_DIR / "bench.yaml"
+from bot.experiments.cost import BOT_ARCH_KEYS  # the arch config's own keys; everything else goes to SkyPilot
+from bot.resources import sky_dir
+
 BUNDLE_NAME = "repo.bundle"
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
-RESOURCE_KEYS = ("cloud", "infra", "region", "zone", "instance_type", "cpus", "memory", "use_spot", "disk_size",
-                 "image_id", "disk_tier")
+# SkyPilot resource keys whose values the template supplies when an architecture does not set them
+TEMPLATE_RESOURCE_KEYS = ("disk_size", "use_spot", "autostop")
+
+
+def __getattr__(name: str) -> Path:
+    """SKY_DIR / TEMPLATE, resolved when first asked (installed package data or the checkout's sky/)."""
+    if name == "SKY_DIR":
+        return sky_dir()
+    if name == "TEMPLATE":
+        return sky_dir() / "bench.yaml"
+    raise AttributeError(name)
 
 
 class TaskError(ValueError):
@@ -55,9 +67,10 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
 
 
 def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
-                      driver_dir: Path = SKY_DIR) -> Path:
+                      driver_dir: Path | None = None) -> Path:
     """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
     the bundle; return files_dir."""
+    driver_dir = Path(driver_dir) if driver_dir is not None else sky_dir()
     if not (driver_dir / "driver.py").exists():
         raise TaskError(f"{driver_dir / 'driver.py'} is missing")
     files_dir.mkdir(parents=True, exist_ok=True)
@@ -81,25 +94,38 @@ def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None
 
 def render_task(spec: dict[str, Any], arch_cfg: dict[str, Any], files_dir: Path) -> dict[str, Any]:
     """The task config dict (SkyPilot YAML schema) for one arch; `sky.Task.from_yaml_config` accepts it."""
-    task = yaml.safe_load(TEMPLATE.read_text())
+    task = yaml.safe_load((sky_dir() / "bench.yaml").read_text())
     arch = str(spec.get("arch") or "arch")
     task["name"] = f"autoresearch-{spec.get('run_id', 0)}-{arch}".lower().replace("_", "-")
     task["workdir"] = str(Path(files_dir).resolve())
     envs = dict(task.get("envs") or {})
     envs["AUTORESEARCH_PRESET"] = str((spec.get("project") or {}).get("preset") or "generic")
     task["envs"] = {k: str(v) for k, v in envs.items()}
-    task["resources"] = _resources(arch_cfg, task.get("resources") or {})
+    labels = {"autoresearch-run": str(spec.get("run_id", 0)), "autoresearch-arch": _label(arch)}
+    task["resources"] = _resources(arch_cfg, task.get("resources") or {}, labels)
     return task
 
 
-def _resources(arch_cfg: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def _resources(arch_cfg: dict[str, Any], defaults: dict[str, Any], labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    """The arch's resources in SkyPilot's own syntax, passed through (``infra``, ``any_of``/``ordered``,
+    ``labels``, ``image_id``, ...), over the template's defaults; SkyPilot's schema validates them."""
     if not isinstance(arch_cfg, dict):
         raise TaskError("arch config must be a mapping")
-    res = {k: v for k, v in defaults.items() if k in ("disk_size", "use_spot", "autostop")}
-    res.update({k: arch_cfg[k] for k in RESOURCE_KEYS if arch_cfg.get(k) is not None})
+    if arch_cfg.get("infra") and any(arch_cfg.get(k) for k in ("cloud", "region", "zone")):
+        raise TaskError("set either `infra` (cloud/region/zone) or `cloud`/`region`/`zone`, not both")
+    res = {k: v for k, v in defaults.items() if k in TEMPLATE_RESOURCE_KEYS}
+    res.update({k: copy.deepcopy(v) for k, v in arch_cfg.items() if k not in BOT_ARCH_KEYS and v is not None})
     if "autostop_minutes" in arch_cfg:
         res["autostop"] = {"idle_minutes": int(arch_cfg["autostop_minutes"]), "down": True}
+    if labels:
+        res["labels"] = {**labels, **(res.get("labels") or {})}
     return res
+
+
+def _label(value: str) -> str:
+    """A label value every cloud accepts (GCP is the strictest: lowercase, digits, - and _, <= 63)."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63] or "none"
 
 
 def validate_task(task: dict[str, Any]) -> None:

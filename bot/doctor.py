@@ -1,0 +1,142 @@
+"""`autoresearch-bot doctor` and `autoresearch-bot config validate`: find misconfigurations before a run does.
+
+Each check yields (ok, what, fix). Nothing here launches anything or talks to GitHub; SkyPilot is used offline
+(its schema and catalog code), so the checks run the same on a laptop, in the image and in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
+
+
+@dataclass
+class Check:
+    ok: bool
+    what: str
+    fix: str = ""
+
+    def line(self) -> str:
+        return f"ok    {self.what}" if self.ok else f"FAIL  {self.what} -> fix: {self.fix}"
+
+
+def check_settings(settings: Settings) -> Iterator[Check]:
+    yield (Check(True, "webhook_secret is set") if settings.webhook_secret else
+           Check(False, "webhook_secret is empty: every webhook would be refused",
+                 "set AUTORESEARCH_WEBHOOK_SECRET to the GitHub App's webhook secret"))
+    if settings.github_app_id is not None:
+        key = settings.github_private_key or ""
+        if key.lstrip().startswith("-----BEGIN"):
+            yield Check(True, f"GitHub App {settings.github_app_id}: private key given as PEM text")
+        elif key and Path(key).is_file() and os.access(key, os.R_OK):
+            yield Check(True, f"GitHub App {settings.github_app_id}: private key file {key} is readable")
+        else:
+            yield Check(False, f"GitHub App {settings.github_app_id}: private key {key!r} is not a readable file",
+                        "set AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to the App's .pem (readable by the bot's user)")
+    elif settings.github_token:
+        yield Check(True, "GitHub token auth (check runs need a GitHub App)")
+    else:
+        yield Check(False, "no GitHub credentials", "set AUTORESEARCH_GITHUB_APP_ID and "
+                    "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE (or AUTORESEARCH_GITHUB_TOKEN)")
+    data = settings.data_path
+    probe = data if data.exists() else next((p for p in data.parents if p.exists()), Path("."))
+    yield (Check(True, f"data_dir {data} is writable") if os.access(probe, os.W_OK) else
+           Check(False, f"data_dir {data} is not writable", f"create it for the bot's user: install -d {data}"))
+
+
+def check_files() -> Iterator[Check]:
+    from .resources import MissingData, prompts_dir, sky_dir
+
+    for name, find in (("driver files (sky/)", sky_dir), ("prompt templates (prompts/)", prompts_dir)):
+        try:
+            yield Check(True, f"{name} at {find()}")
+        except MissingData as exc:
+            yield Check(False, f"{name}: {exc}", "pip install 'autoresearch-bot[aws]' (not from a partial copy)")
+
+
+def check_architectures(settings: Settings) -> Iterator[Check]:
+    """Render each arch's task, validate it with SkyPilot (schema, then catalog: instance type, region) and
+    quote its price."""
+    from .experiments import tasks
+    from .experiments.cost import quote_resources
+    from .resources import skypilot
+
+    try:
+        skypilot()
+    except ImportError as exc:
+        yield Check(False, f"SkyPilot: {exc}",
+                    "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])")
+        return
+    from .experiments.skypilot_exec import build_task
+
+    spec = {"schema": 1, "run_id": 0, "seed": 1, "source": {"url": "https://example.invalid/doctor.git"},
+            "baseline": {"name": "baseline", "sha": "0" * 40}, "candidates": [], "project": {"preset": "generic"}}
+    with tempfile.TemporaryDirectory(prefix="autoresearch-doctor-") as tmp:
+        for arch, cfg in settings.architectures.items():
+            field = f"architectures.{arch}"
+            try:
+                files = tasks.write_batch_files(dict(spec, arch=arch), Path(tmp) / arch)
+                task = tasks.render_task(dict(spec, arch=arch), cfg, files)
+                tasks.validate_task(task)
+                built = build_task(task)
+            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                yield Check(False, f"{field}: SkyPilot rejects the task: {first}",
+                            f"correct {field} (SkyPilot resource syntax: infra, instance_type, ...)")
+                continue
+            resources = ", ".join(sorted({str(r) for r in built.resources}))
+            yield Check(True, f"{field}: task renders and validates ({resources})")
+            quote = quote_resources(cfg)
+            if quote.usd_per_hour is None:
+                yield Check(False, f"{field}: price unknown ({quote.note}); launches would be refused",
+                            f"set {field}.price_per_hour, or fetch SkyPilot's catalog (`sky check`)")
+            else:
+                yield Check(True, f"{field}: ${quote.usd_per_hour:.4f}/h ({quote.source})")
+
+
+def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """(exit code, report lines): 0 when every check passed, 1 otherwise, 2 when the settings do not load."""
+    try:
+        settings = Settings.load(config, env)
+    except ConfigError as exc:
+        return 2, [f"FAIL  settings: {exc} -> fix: correct `{exc.field}` in the settings file or its "
+                   f"AUTORESEARCH_{str(exc.field).split('.')[0].upper()} variable"]
+    checks = [Check(True, f"settings load (executor {settings.executor}, "
+                          f"architectures {', '.join(settings.architectures)})")]
+    checks += list(check_settings(settings))
+    checks += list(check_files())
+    if settings.executor == "skypilot":
+        checks += list(check_architectures(settings))
+    lines = [c.line() for c in checks]
+    problems = sum(not c.ok for c in checks)
+    lines.append(f"{problems} problem(s)" if problems else "all checks passed")
+    return (1 if problems else 0), lines
+
+
+def validate_project_file(path: str | None, config: str | None = None) -> tuple[int, str]:
+    """`config validate [file]`: the project config as the bot would read it (presets, architectures)."""
+    path = path or PROJECT_CONFIG_FILE
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        return 2, f"{path}: cannot read: {exc.strerror}"
+    known: list[str] | None
+    try:
+        known = list(Settings.load(config).architectures)
+    except ConfigError:
+        known = None  # the bot's settings are not here: architectures are not checked against them
+    try:
+        project = ProjectConfig.from_yaml(text, known)
+    except ConfigError as exc:
+        where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
+        return 1, f"{path}: {where}{exc.problem}"
+    return 0, (f"{path}: ok (preset {project.raw.get('preset')}, target {project.raw['benchmark']['target']}, "
+               f"architectures {', '.join(project.architectures)})")
+
+
+__all__ = ["Check", "run_doctor", "validate_project_file"]

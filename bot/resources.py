@@ -1,0 +1,62 @@
+"""Files the bot ships besides its code: the VM driver folder (``sky/``) and the prompt templates
+(``prompts/``).
+
+In the repository they are the top-level ``sky/`` and ``prompts/`` folders. A built distribution (wheel)
+carries them as package data under ``bot/_data/sky`` and ``bot/_data/prompts`` (see setup.py), because a
+top-level ``sky`` folder in site-packages would be SkyPilot's own ``sky`` package. Installed data wins; the
+repository folders are used when the bot runs from a checkout (editable install, PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+# name -> files that must be there (a folder missing them is not ours, e.g. SkyPilot's `sky` package)
+MARKERS = {"sky": ("driver.py", "bench.yaml"), "prompts": ("dossier.md",)}
+
+
+class MissingData(FileNotFoundError):
+    """The bot's data files are neither installed nor in a checkout."""
+
+
+def _candidates(name: str) -> list[Path]:
+    pkg = Path(str(importlib.resources.files("bot")))
+    return [pkg / "_data" / name, pkg.parent / name]
+
+
+def data_dir(name: str) -> Path:
+    """The folder holding the bot's ``name`` files ("sky" or "prompts") as a real path on disk."""
+    if name not in MARKERS:
+        raise ValueError(f"unknown data folder {name!r}")
+    tried = _candidates(name)
+    for path in tried:
+        if all((path / marker).is_file() for marker in MARKERS[name]):
+            return path
+    raise MissingData(f"the bot's {name}/ files are missing (looked in {', '.join(map(str, tried))}); "
+                      "reinstall the package: pip install 'autoresearch-bot[aws]'")
+
+
+def sky_dir() -> Path:
+    """driver.py, llamacpp.py, make_model.py, bench.yaml."""
+    return data_dir("sky")
+
+
+def prompts_dir() -> Path:
+    """LLM prompt templates (``*.md``)."""
+    return data_dir("prompts")
+
+
+def skypilot() -> Any:
+    """SkyPilot's ``sky`` package; a clear error when it is missing or when a checkout's ``sky/`` folder (the
+    bot's driver files, no ``__init__.py``) is all that ``import sky`` finds."""
+    try:
+        import sky
+    except ImportError as exc:
+        raise ImportError(f"SkyPilot is not installed ({exc}): pip install 'autoresearch-bot[aws]' "
+                          "(or [gcp], [azure], [kubernetes])") from exc
+    if getattr(sky, "__file__", None) is None or not hasattr(sky, "Task"):
+        raise ImportError(f"`import sky` found {list(getattr(sky, '__path__', []))} instead of SkyPilot: "
+                          "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])")
+    return sky
