@@ -312,14 +312,17 @@ def _summary(world: World, number: int, run: Any) -> None:
     store = world.bot.store
     decision = store.get_artifact(run.id, "decision") or {}
     cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates", [])}
-    print("\nVerdicts (target metric, per arch):")
+    print("\nVerdicts (target metric, per arch; simulated cost is exact, wall time with its interval):")
     for row in decision.get("rows", []):
         if row["metric"] != decision.get("target"):
             continue
         comp = row.get("comparison") or {}
         speed = f"{comp['speedup']:.2f}x [{comp['ci_low']:.2f}, {comp['ci_high']:.2f}]" if comp.get("speedup") else "-"
+        sim = row.get("simulated") or {}
+        simulated = f"{sim['speedup']:.4f}x" if "speedup" in sim else "-"
         title = cands.get(row["candidate"], {}).get("title", "")
-        print(f"  {row['candidate']:<28} {row['arch']:<5} {row['verdict']:<14} {speed:<24} {title[:50]}")
+        print(f"  {row['candidate']:<16} {row['arch']:<4} {row['verdict']:<10} sim {simulated:<9} "
+              f"wall {speed:<20} {title[:40]}")
     print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
     pub = store.get_artifact(run.id, "publication") or {}
     print(f"publication: {pub.get('kind')} {pub.get('pr_url') or ''} ({pub.get('reason', '')})")

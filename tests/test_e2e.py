@@ -217,7 +217,9 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     project = store.get_artifact(rebench.id, "project")
     assert project["benchmark"]["rounds"] == 4
     c = next(r["comparison"] for r in rows if r["comparison"])
-    assert c["n_base"] + c["screened_base"] == 4 * project["benchmark"]["repetitions"]
+    # rounds x repetitions is the most pairs; looks at min_pairs (10) and at that maximum
+    assert c["design"] == "paired" and c["max_pairs"] == 4 * project["benchmark"]["repetitions"]
+    assert c["pairs"] in (10, c["max_pairs"])
     assert any(status_marker(rebench.id) in c.body for c in bot_comments(world, pr.number))
 
     # an approving review re-measures only when the base moved since the bot measured it
