@@ -55,9 +55,9 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
 
 
 def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
-                      driver_dir: Path = SKY_DIR) -> Path:
+                      driver_dir: Path = SKY_DIR, link_bundle: bool = True) -> Path:
     """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
-    the bundle; return files_dir."""
+    the bundle (a hard link when link_bundle, else a copy); return files_dir."""
     if not (driver_dir / "driver.py").exists():
         raise TaskError(f"{driver_dir / 'driver.py'} is missing")
     files_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +69,8 @@ def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None
         if dst.exists():
             dst.unlink()
         try:
+            if not link_bundle:
+                raise OSError("copy asked")
             dst.hardlink_to(bundle)
         except OSError:
             shutil.copy2(bundle, dst)
