@@ -144,7 +144,7 @@ def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str) -> None:
 
 
 def _candidates_from_dossier(ctx: StageContext) -> None:
-    from .publish import candidate_from_commit
+    from .publish import candidate_from_commit, push_blockers
 
     dossier = ctx.artifact("dossier") or {}
     m = mirror(ctx)
@@ -187,6 +187,12 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
             if sha is None:
                 continue
             source = "agent"
+        blocked = push_blockers(m.path, base, sha, ctx.project.protected_paths)
+        if blocked:
+            shown = ", ".join(f"`{p}`" for p in blocked[:5]) + (" ..." if len(blocked) > 5 else "")
+            _skip(ctx, h, f"not pushed or measured: it changes {shown} (CI, the config file or protected "
+                          f"paths), which the repository's own CI could run with its secrets")
+            continue
         try:
             m.push(write_url, sha, branch, force=True)
         except GitError as exc:
