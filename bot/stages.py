@@ -290,7 +290,12 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
                         "project": ctx.project.to_dict()} for arch in archs}
         batch = ex.Batch(run_id=ctx.run.id, specs=specs, bundle=bundle,
                          arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs})
-        handle = executor.submit(batch)
+        try:
+            handle = executor.submit(batch)
+        except ex.UntrustedRefused as exc:
+            raise StageFailed("The benchmark was not started: this host cannot isolate untrusted candidate "
+                              "code, and the bot never runs it unisolated unless told to.",
+                              str(exc)) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
     started = last_note = time.monotonic()
