@@ -221,7 +221,8 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
     with m.worktree(base, prefix="agent-") as tree:
         m.git("-C", str(tree), "checkout", "-q", "-B", branch)
         ws = Workspace(tree, allowed=ctx.project.allowed_paths, protected=ctx.project.protected_paths,
-                       build_commands=ctx.project.raw["build"]["commands"])
+                       build_commands=ctx.project.raw["build"]["commands"],
+                       isolate=ctx.settings.local_trust != "all")
         limits = Limits(max_turns=agent_cfg["max_turns"], max_seconds=agent_cfg["max_minutes"] * 60)
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())

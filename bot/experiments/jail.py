@@ -89,6 +89,14 @@ def jail_env(plan: dict[str, Any], task_envs: dict[str, str] | None = None) -> d
 
 def prepare(plan: dict[str, Any], workdir: Path, etc_dir: Path) -> None:
     """Make `workdir` writable by the jail's uid (root mode); write the jail's passwd/group into etc_dir."""
+    write_etc(plan, etc_dir)
+    if plan["mode"] == "root":
+        os.chown(workdir, int(plan["uid"]), int(plan["uid"]))
+        workdir.chmod(0o700)
+
+
+def write_etc(plan: dict[str, Any], etc_dir: Path) -> None:
+    """The jail's /etc/passwd and /etc/group: root, the jail's user, nobody."""
     etc_dir.mkdir(parents=True, exist_ok=True)
     uid = int(plan["uid"]) if plan["mode"] == "root" else os.getuid()
     gid = uid if plan["mode"] == "root" else os.getgid()
@@ -98,9 +106,28 @@ def prepare(plan: dict[str, Any], workdir: Path, etc_dir: Path) -> None:
     (etc_dir / "group").write_text(f"root:x:0:\nautoresearch:x:{gid}:\nnogroup:x:65534:\n")
     for f in (etc_dir, etc_dir / "passwd", etc_dir / "group"):
         f.chmod(0o755 if f.is_dir() else 0o644)
-    if plan["mode"] == "root":
-        os.chown(workdir, uid, gid)
-        workdir.chmod(0o700)
+
+
+def lend_tree(plan: dict[str, Any], tree: Path) -> tuple[int, int] | None:
+    """Root mode: hand a whole existing tree (the coding agent's worktree) to the jail's uid for one command;
+    returns the owner to give it back to (`return_tree`). None in user mode (the tree is already ours)."""
+    if plan["mode"] != "root":
+        return None
+    st = tree.stat()
+    _chown_tree(tree, int(plan["uid"]), int(plan["uid"]))
+    return st.st_uid, st.st_gid
+
+
+def return_tree(tree: Path, owner: tuple[int, int] | None) -> None:
+    if owner is not None:
+        _chown_tree(tree, *owner)
+
+
+def _chown_tree(tree: Path, uid: int, gid: int) -> None:
+    os.chown(tree, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str]) -> list[str]:
