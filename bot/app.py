@@ -36,7 +36,8 @@ def make_executor(settings: Settings) -> Any:
         return SkyPilotExecutor(settings.data_path / "executor" / "skypilot")
     from .experiments.executors import LocalExecutor
 
-    return LocalExecutor(settings.data_path / "executor" / "local")
+    return LocalExecutor(settings.data_path / "executor" / "local", trust=settings.local_trust,
+                         jail_paths=settings.local_jail_paths)
 
 
 def make_llm_factory(settings: Settings, store: Store) -> Any:

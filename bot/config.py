@@ -394,6 +394,8 @@ class Settings:
     data_dir: str = "var"
     max_body_bytes: int = 5 * 1024 * 1024
     executor: str = "local"  # local | skypilot
+    local_trust: str = "none"  # none: candidates run only in the jail (bubblewrap); all: UNSAFE, no jail
+    local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
     architectures: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES))
     budget_usd: float = 20.0
     budget_llm_tokens: int = 2_000_000
@@ -422,6 +424,12 @@ class Settings:
     def validate(self) -> "Settings":
         if self.executor not in ("local", "skypilot"):
             raise ConfigError("executor", f"must be 'local' or 'skypilot', got {self.executor!r}")
+        if self.local_trust not in ("none", "all"):
+            raise ConfigError("local_trust", f"must be 'none' (candidates run in the jail) or 'all' (UNSAFE: "
+                                             f"no isolation), got {self.local_trust!r}")
+        for path in self.local_jail_paths:
+            if not str(path).startswith("/"):
+                raise ConfigError("local_jail_paths", f"must be absolute paths, got {path!r}")
         if not self.trigger_label.strip():
             raise ConfigError("trigger_label", "must not be empty")
         if self.github_app_id is not None and not self.github_private_key:
@@ -489,6 +497,12 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
     try:
         if value is None:
             return None
+        if typ.startswith("list"):
+            if isinstance(value, str):      # from the environment: PATH-like, colon-separated
+                value = [p for p in value.split(os.pathsep) if p]
+            if not isinstance(value, list):
+                raise ValueError("expected a list")
+            return [str(v) for v in value]
         if "dict" in typ:
             if isinstance(value, str):
                 value = yaml.safe_load(value)

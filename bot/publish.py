@@ -202,6 +202,22 @@ def candidate_from_commit(git_dir: Path, base_sha: str, sha: str, branch_name: s
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- what may be pushed
+
+ALWAYS_UNPUSHABLE = (".github/**", ".autoresearch.yml")
+
+
+def push_blockers(git_dir: Path, base_sha: str, sha: str, protected: Sequence[str] = ()) -> list[str]:
+    """Paths of the base..sha diff (both sides of renames, deletions too) that must never reach the base
+    repository in a candidate branch: its CI may run them with its secrets. .github/**, the project config
+    and the project's protected paths; matched case-insensitively (the agent's glob rules)."""
+    from .agent.tools import glob_match
+
+    patterns = list(dict.fromkeys([*ALWAYS_UNPUSHABLE, *protected]))
+    names = _out(git_dir, "diff", "--no-renames", "--name-only", "-z", base_sha, sha)
+    return sorted(p for p in names.split("\0") if p and glob_match(p, patterns, ignore_case=True))
+
+
 # --------------------------------------------------------------------------- what to publish
 
 def _target_rows(decision: Mapping[str, Any], candidate: str) -> list[Mapping[str, Any]]:

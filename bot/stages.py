@@ -144,7 +144,7 @@ def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str) -> None:
 
 
 def _candidates_from_dossier(ctx: StageContext) -> None:
-    from .publish import candidate_from_commit
+    from .publish import candidate_from_commit, push_blockers
 
     dossier = ctx.artifact("dossier") or {}
     m = mirror(ctx)
@@ -187,6 +187,12 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
             if sha is None:
                 continue
             source = "agent"
+        blocked = push_blockers(m.path, base, sha, ctx.project.protected_paths)
+        if blocked:
+            shown = ", ".join(f"`{p}`" for p in blocked[:5]) + (" ..." if len(blocked) > 5 else "")
+            _skip(ctx, h, f"not pushed or measured: it changes {shown} (CI, the config file or protected "
+                          f"paths), which the repository's own CI could run with its secrets")
+            continue
         try:
             m.push(write_url, sha, branch, force=True)
         except GitError as exc:
@@ -215,7 +221,8 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
     with m.worktree(base, prefix="agent-") as tree:
         m.git("-C", str(tree), "checkout", "-q", "-B", branch)
         ws = Workspace(tree, allowed=ctx.project.allowed_paths, protected=ctx.project.protected_paths,
-                       build_commands=ctx.project.raw["build"]["commands"])
+                       build_commands=ctx.project.raw["build"]["commands"],
+                       isolate=ctx.settings.local_trust != "all")
         limits = Limits(max_turns=agent_cfg["max_turns"], max_seconds=agent_cfg["max_minutes"] * 60)
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())
@@ -284,7 +291,12 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
                         "project": ctx.project.to_dict()} for arch in archs}
         batch = ex.Batch(run_id=ctx.run.id, specs=specs, bundle=bundle,
                          arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs})
-        handle = executor.submit(batch)
+        try:
+            handle = executor.submit(batch)
+        except ex.UntrustedRefused as exc:
+            raise StageFailed("The benchmark was not started: this host cannot isolate untrusted candidate "
+                              "code, and the bot never runs it unisolated unless told to.",
+                              str(exc)) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
     started = last_note = time.monotonic()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,34 @@ def test_read_file_is_bounded(ws: Workspace) -> None:
     assert len(out) < 30_000 and "truncated at line" in out
     n = int(out.rsplit("start=", 1)[1].rstrip(")"))
     assert ws.read_file("src/big.c", n, n).splitlines()[1] == f"{n:6d}\tint v{n - 1} = {n - 1};"
+
+
+def test_agent_builds_run_in_the_jail_and_see_no_secrets(ws: Workspace,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build/check tools run agent-written code: only the worktree is there, no network, no credentials;
+    afterwards the worktree belongs to the bot again (git works on it)."""
+    from bot.experiments import jail
+
+    ok, why = jail.probe(sys.executable)
+    if not ok:
+        pytest.skip(f"no jail on this host: {why}")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    planted = ws.root.parent / "outside.txt"                     # "secret", beside the worktree
+    owner = ws.root.stat().st_uid
+    cmd = (f"cat {planted} || echo unreadable; env; cat src/a.c > /dev/null && echo built > src/built.txt; "
+           "python3 -c \"import socket; s = socket.socket(); s.settimeout(2); s.connect(('1.1.1.1', 53))\" "
+           "|| echo no-network")
+    rc, out = run_command(cmd, ws.root, 60)
+    assert rc == 0, out
+    assert "unreadable" in out and "secret" not in out and "ghp_secret" not in out and "no-network" in out
+    assert (ws.root / "src/built.txt").read_text() == "built\n"        # the worktree itself is writable
+    assert ws.root.stat().st_uid == owner and (ws.root / "src/built.txt").stat().st_uid == owner
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=ws.root, capture_output=True).returncode == 0
+    assert run_command("echo ran", ws.root, 10, isolate=False) == (0, "ran\n")     # local_trust: all
+    monkeypatch.setenv("PATH", str(ws.root / "nowhere"))             # a host without bubblewrap
+    jail._probe.cache_clear()
+    try:
+        rc, out = run_command("echo ran", ws.root, 10)
+    finally:
+        jail._probe.cache_clear()
+    assert rc == "refused" and out.startswith("not run: no jail") and "bwrap" in out

@@ -9,7 +9,7 @@ import pytest
 
 from bot.experiments import stats
 from bot.publish import (PublishError, candidate_from_commit, choose_publication, next_pr_branch,
-                         pr_branch_name, stack_winners)
+                         pr_branch_name, push_blockers, stack_winners)
 from publish_helpers import demo_repo, git, make_fork, recorded_run
 
 
@@ -176,3 +176,41 @@ def test_pr_branch_names_never_collide_across_attempts():
             pr_branch_name(*bad)
     assert shutil.which("git")
     assert subprocess.run(["git", "check-ref-format", "--branch", pr_branch_name(3, "Ünïcödé ~^:?*[")]).returncode == 0
+
+
+# --------------------------------------------------------------------------- what may be pushed
+
+def test_push_blockers_name_ci_config_and_protected_paths_of_a_fork_commit(tmp_path):
+    """A fork commit is pushed into the base repository only when it leaves CI, the config and the
+    protected paths alone (the base repository's CI could run them with its secrets)."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    git(repo, "init", "-q", "-b", "main")
+    for rel, text in {"src/a.c": "int a;\n", "bench/run.sh": "./bench\n", ".autoresearch.yml": "preset: generic\n",
+                      ".github/workflows/ci.yml": "on: push\n"}.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, *ident, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+
+    def commit(name, change):
+        git(repo, "checkout", "-q", "-b", name, base)
+        change()
+        git(repo, "add", "-A")
+        git(repo, *ident, "commit", "-q", "-m", name)
+        return git(repo, "rev-parse", "HEAD")
+
+    fine = commit("fine", lambda: (repo / "src/a.c").write_text("int a = 1;\n"))
+    ci = commit("ci", lambda: (repo / ".github/workflows/steal.yml").write_text("run: env\n"))
+    cfg = commit("cfg", lambda: (repo / ".autoresearch.yml").unlink())
+    moved = commit("moved", lambda: (repo / "bench/run.sh").rename(repo / "src/run.sh"))
+    upper = commit("upper", lambda: (repo / ".GitHub").mkdir() or (repo / ".GitHub/x.yml").write_text("x\n"))
+    protected = ["bench/**"]
+    assert push_blockers(repo, base, fine, protected) == []
+    assert push_blockers(repo, base, ci, protected) == [".github/workflows/steal.yml"]
+    assert push_blockers(repo, base, cfg, protected) == [".autoresearch.yml"]
+    assert push_blockers(repo, base, moved, protected) == ["bench/run.sh"]        # a rename's old side counts
+    assert push_blockers(repo, base, upper, protected) == [".GitHub/x.yml"]       # case-insensitive filesystems
+    assert push_blockers(repo, base, fine, ["src/**"]) == ["src/a.c"]

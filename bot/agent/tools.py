@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -80,6 +83,7 @@ class Workspace:
     build_commands: list[str] = field(default_factory=list)
     check_commands: list[str] = field(default_factory=list)
     command_timeout_s: float = 600.0
+    isolate: bool = True               # build/check commands run agent-written code: only in the jail
     refusals: list[Refusal] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
 
@@ -234,7 +238,7 @@ class Workspace:
             return f"no {what} commands configured"
         reports = []
         for cmd in commands:
-            rc, tail = run_command(cmd, self.root, self.command_timeout_s)
+            rc, tail = run_command(cmd, self.root, self.command_timeout_s, isolate=self.isolate)
             reports.append(f"$ {cmd}\nexit {rc}\n{tail}")
             if rc != 0:
                 return f"{what} FAILED\n" + "\n".join(reports)
@@ -249,17 +253,38 @@ def scrubbed_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
 
 
-def run_command(cmd: str, cwd: Path, timeout_s: float) -> tuple[int | str, str]:
-    """Run a configured shell command in its own process group; (exit code or 'timeout', output tail)."""
-    proc = subprocess.Popen(["bash", "-c", cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=scrubbed_env(), start_new_session=True)
+def run_command(cmd: str, cwd: Path, timeout_s: float, isolate: bool = True) -> tuple[int | str, str]:
+    """Run a configured shell command in its own process group; (exit code or 'timeout', output tail).
+
+    It builds and runs code the agent wrote (or an injected text made it write): with `isolate` (unless the
+    operator set `local_trust: all`) only inside the jail of bot/experiments/jail.py, with the worktree as
+    the one writable directory, no network, no secrets; ('refused', why) where no jail starts."""
+    from bot.experiments import jail
+
+    argv, env, plan, owner, etc = ["bash", "-c", cmd], scrubbed_env(), None, None, None
+    if isolate:
+        ok, why = jail.probe(sys.executable)
+        if not ok:
+            return "refused", f"not run: no jail for agent-written code on this host ({why})"
+        plan = jail.make_plan(sys.executable)
+        etc = Path(tempfile.mkdtemp(prefix="autoresearch-agent-jail-"))
+        owner = jail.lend_tree(plan, Path(cwd))
+        jail.write_etc(plan, etc)
+        argv, env = jail.command(plan, Path(cwd), etc, argv), jail.jail_env(plan)
     try:
-        out, _ = proc.communicate(timeout=timeout_s)
-        rc: int | str = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        rc = f"timeout after {timeout_s:g}s"
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+            rc: int | str = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            rc = f"timeout after {timeout_s:g}s"
+    finally:
+        if plan is not None:
+            jail.return_tree(Path(cwd), owner)
+            shutil.rmtree(etc or "", ignore_errors=True)
     text = out.decode("utf-8", errors="replace")
     return rc, text[-OUTPUT_TAIL_CHARS:]
 

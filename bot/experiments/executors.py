@@ -4,6 +4,11 @@
 asked) on this machine: one detached runner process per batch, architectures one after another, and a
 file lock so that no two benchmarks on this machine ever overlap. Handles are directory names under
 `base_dir`, so a restarted bot re-attaches through the pid file and the result files.
+
+The driver builds and runs candidate code (fork commits, agent output, user branches): unless the operator
+set `local_trust: all`, the runner starts it inside the jail (bot/experiments/jail.py: bubblewrap, only the
+batch's own files writable, toolchain read-only, no network, no secrets, a minimal explicit environment). A
+host where no jail starts gets its batches refused (`UntrustedRefused`) with the reason and the ways out.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Protocol
 
+from bot.experiments import jail
 from bot.experiments import results as results_mod
 from bot.experiments import tasks
 
@@ -53,11 +59,21 @@ class ExecutorError(RuntimeError):
     """A batch could not be submitted, or a handle is unknown."""
 
 
+class UntrustedRefused(ExecutorError):
+    """Candidate code would run unisolated on the bot's host: refused (no isolation here, trust not given)."""
+
+
+TRUST_LEVELS = ("none", "all")   # none: every candidate runs in the jail; all: UNSAFE, no jail
+
+
 class LocalExecutor:
     """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
 
     def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable,
-                 lock_path: Path | None = None):
+                 lock_path: Path | None = None, trust: str = "none",
+                 jail_paths: list[str] | tuple[str, ...] = (), jail_uid: int = jail.JAIL_UID):
+        if trust not in TRUST_LEVELS:
+            raise ExecutorError(f"local_trust must be one of {', '.join(TRUST_LEVELS)}, got {trust!r}")
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         # one lock for the whole machine (not per bot instance): two bots, or a bot and its tests, on one host
@@ -66,21 +82,40 @@ class LocalExecutor:
                               or Path(tempfile.gettempdir()) / "autoresearch-bench.lock")
         self.run_setup = run_setup
         self.python = python
+        self.trust = trust
+        self.jail_paths = tuple(jail_paths)
+        self.jail_uid = int(jail_uid)
         self._children: dict[str, subprocess.Popen] = {}
+
+    def jail_plan(self) -> dict[str, Any] | None:
+        """The jail this executor's batches run in; None with `local_trust: all`; UntrustedRefused when a jail
+        is needed and cannot start here."""
+        if self.trust == "all":
+            return None
+        ok, why = jail.probe(self.python, self.jail_uid)
+        if not ok:
+            raise UntrustedRefused(
+                f"The local executor refuses to build and run candidate code here: candidates (fork commits, "
+                f"agent output, user branches) are untrusted and this host cannot isolate them ({why}). "
+                f"To fix: {jail.INSTALL_HINT}.")
+        return jail.make_plan(self.python, self.jail_paths, self.jail_uid)
 
     # ------------------------------------------------------------------ protocol
 
     def submit(self, batch: Batch) -> str:
         if not batch.specs:
             raise ExecutorError("batch has no architectures")
+        jail_plan = self.jail_plan()
         handle = f"local-{int(batch.run_id)}-{uuid.uuid4().hex[:10]}"
         hdir = self.base_dir / handle
         hdir.mkdir()
         plan: dict[str, Any] = {"handle": handle, "run_id": batch.run_id, "arches": list(batch.specs),
-                                "run_setup": self.run_setup, "lock": str(self.lock_path), "tasks": {}}
+                                "run_setup": self.run_setup, "lock": str(self.lock_path), "tasks": {},
+                                "trust": self.trust, "jail": jail_plan}
         for arch, spec in batch.specs.items():
             files_dir = hdir / _safe(arch)
-            tasks.write_batch_files(spec, files_dir, batch.bundle)
+            # jailed: a copy, never a hard link (the jail may write its files dir; the bundle is shared)
+            tasks.write_batch_files(spec, files_dir, batch.bundle, link_bundle=jail_plan is None)
             plan["tasks"][arch] = tasks.render_task(spec, batch.arch_configs.get(arch, {}), files_dir)
         _write_json(hdir / "batch.json", plan)
         log = open(hdir / "runner.log", "ab")
@@ -192,23 +227,42 @@ def run_local_batch(hdir: Path) -> int:
             if (hdir / "cancelled").exists():
                 cancelled = True
                 break
-            print(f"[runner] {time.time():.3f} {arch}: start ({task['name']})", flush=True)
-            exits[arch] = _run_task(task, bool(plan.get("run_setup")))
+            note = _jail_note(plan.get("jail"))
+            print(f"[runner] {time.time():.3f} {arch}: start ({task['name']}, {note})", flush=True)
+            exits[arch] = _run_task(task, bool(plan.get("run_setup")), plan.get("jail"), hdir / "jail-etc")
             print(f"[runner] {time.time():.3f} {arch}: exit {exits[arch]}", flush=True)
     _write_json(hdir / "done.json", {"exit": exits, "cancelled": cancelled, "finished": time.time()})
     return 0 if all(rc == 0 for rc in exits.values()) and not cancelled else 1
 
 
-def _run_task(task: dict[str, Any], run_setup: bool) -> int:
+def _run_task(task: dict[str, Any], run_setup: bool, jail_plan: dict[str, Any] | None = None,
+              etc_dir: Path | None = None) -> int:
     env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
     env.update({k: str(v) for k, v in (task.get("envs") or {}).items()})
     cwd = task["workdir"]
-    if run_setup and task.get("setup"):
+    if run_setup and task.get("setup"):   # the bot's own template (packages), never candidate code: unjailed
         rc = subprocess.call(["bash", "-c", task["setup"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
         if rc != 0:
             print(f"[runner] setup failed with exit {rc}", flush=True)
             return rc
-    return subprocess.call(["bash", "-c", task["run"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+    argv = ["bash", "-c", task["run"]]
+    if jail_plan is not None:
+        etc_dir = etc_dir or Path(cwd).parent / "jail-etc"
+        try:
+            jail.prepare(jail_plan, Path(cwd), etc_dir)
+            argv = jail.command(jail_plan, Path(cwd), etc_dir, argv)
+        except (jail.JailError, OSError) as exc:
+            print(f"[runner] jail could not be set up, nothing run: {exc}", flush=True)
+            return 125
+        env = jail.jail_env(jail_plan, task.get("envs") or {})
+    return subprocess.call(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+
+
+def _jail_note(jail_plan: dict[str, Any] | None) -> str:
+    if jail_plan is None:
+        return "NO jail (local_trust: all)"
+    uid = jail_plan["uid"] if jail_plan["mode"] == "root" else os.getuid()
+    return f"jailed: bubblewrap {jail_plan['mode']} mode, uid {uid}, no network"
 
 
 @contextlib.contextmanager

@@ -67,9 +67,9 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
 
 
 def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
-                      driver_dir: Path | None = None) -> Path:
+                      driver_dir: Path | None = None, link_bundle: bool = True) -> Path:
     """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
-    the bundle; return files_dir."""
+    the bundle (a hard link when link_bundle, else a copy); return files_dir."""
     driver_dir = Path(driver_dir) if driver_dir is not None else sky_dir()
     if not (driver_dir / "driver.py").exists():
         raise TaskError(f"{driver_dir / 'driver.py'} is missing")
@@ -82,6 +82,8 @@ def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None
         if dst.exists():
             dst.unlink()
         try:
+            if not link_bundle:
+                raise OSError("copy asked")
             dst.hardlink_to(bundle)
         except OSError:
             shutil.copy2(bundle, dst)
