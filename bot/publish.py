@@ -226,18 +226,33 @@ def _target_rows(decision: Mapping[str, Any], candidate: str) -> list[Mapping[st
             and (not target or r.get("metric") == target)]
 
 
+def _row_speedup(row: Mapping[str, Any]) -> float | None:
+    """The simulated speedup where there is one (exact), else the wall-time one."""
+    for v in ((row.get("simulated") or {}).get("speedup"), (row.get("comparison") or {}).get("speedup")):
+        if isinstance(v, (int, float)) and v > 0 and math.isfinite(v):
+            return float(v)
+    return None
+
+
 def _speedup(decision: Mapping[str, Any], candidate: str) -> float | None:
     """Geometric mean over archs of the target speedup; None when not measured."""
-    vals = [r["comparison"]["speedup"] for r in _target_rows(decision, candidate)
-            if r.get("comparison") and isinstance(r["comparison"].get("speedup"), (int, float))
-            and r["comparison"]["speedup"] > 0]
+    vals = [v for v in (_row_speedup(r) for r in _target_rows(decision, candidate)) if v is not None]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
 def _significantly_worse(decision: Mapping[str, Any], stack: str, single: str) -> str | None:
-    """An arch where the single winner's CI lies entirely above the stack's: a significant loss."""
+    """An arch where the single winner beats the stack: by >= 1% in simulated cost (exact), or, without a
+    simulated figure, with its wall-time CI entirely above the stack's."""
+    sims = {r["arch"]: r.get("simulated") or {} for r in _target_rows(decision, single)}
+    for row in _target_rows(decision, stack):
+        mine, theirs = (row.get("simulated") or {}).get("speedup"), sims.get(row["arch"], {}).get("speedup")
+        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and theirs > 1.01 * mine:
+            return (f"on {row['arch']} {single} alone costs {theirs:.3f}x less than the baseline in simulated "
+                    f"cycles, the stack {mine:.3f}x")
     singles = {r["arch"]: r["comparison"] for r in _target_rows(decision, single) if r.get("comparison")}
     for row in _target_rows(decision, stack):
+        if (row.get("simulated") or {}).get("speedup") is not None:
+            continue
         mine, theirs = row.get("comparison"), singles.get(row["arch"])
         if mine and theirs and (theirs.get("ci_low") or 0) > (mine.get("ci_high") or math.inf):
             return (f"on {row['arch']} {single} alone ({theirs['speedup']:.2f}x, CI from {theirs['ci_low']:.2f}) "

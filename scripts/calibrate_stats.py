@@ -137,7 +137,9 @@ def run_real(args: argparse.Namespace) -> int:
 
     proj = yaml.safe_load((fixture / ".autoresearch.yml").read_text())
     proj["benchmark"].update(rounds=args.rounds, repetitions=args.reps, warmup=1, command=f"./bin/bench {args.iters}")
-    proj["decision"] = dict(DEFAULT_DECISION, min_effect=args.min_effect, bootstrap=args.bootstrap)
+    proj["decision"] = dict(DEFAULT_DECISION, min_effect=args.min_effect, bootstrap=args.bootstrap,
+                            primary=args.primary)
+    proj["simulate"] = {"enabled": args.primary != "wall"}   # wall: calibrate the wall tier alone
     proj["architectures"] = ["x86"]
     target = proj["benchmark"]["target"]
     # only the target metric: the padded build also moves rms_norm's timing (code layout), which would
@@ -150,8 +152,34 @@ def run_real(args: argparse.Namespace) -> int:
     ex = LocalExecutor(work / "exec")
     print(f"(b) real driver via LocalExecutor: {args.trials} batches, rounds {args.rounds} x reps {args.reps} "
           f"(+1 warmup), './bin/bench {args.iters}', min_effect {args.min_effect:.1%}; work dir {work}")
-    aa_winners = found = 0
+    hog = start_hog() if args.hog else None
+    if hog:
+        print("  with a CPU hog alongside (one process: busy 1 s, idle 1 s)")
+    aa_winners = found = aa_calls = 0
     ratios = []
+    pairs_used: dict = {"aa": [], "fast3": []}
+    max_pairs = args.rounds * args.reps
+    try:
+        _real_trials(args, ex, shas, bundle, proj, target, ratios, pairs_used)
+    finally:
+        if hog:
+            hog.kill()
+    return _real_summary(args, ratios, pairs_used, max_pairs)
+
+
+def start_hog():
+    """The same load as shared/tools/cpu-hog: one process, busy 1 s then idle 1 s."""
+    import subprocess
+    code = ("import time\nwhile True:\n    t = time.time()\n    while time.time() - t < 1: pass\n"
+            "    time.sleep(1)\n")
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+RESULTS: list = []
+
+
+def _real_trials(args, ex, shas, bundle, proj, target, ratios, pairs_used) -> None:
+    from bot.experiments.executors import Batch
     for t in range(args.trials):
         spec = {"schema": 1, "run_id": t, "arch": "x86", "seed": t, "source": {},
                 "baseline": {"name": "baseline", "sha": shas["padded"]},
@@ -167,20 +195,38 @@ def run_real(args: argparse.Namespace) -> int:
             (Path(args.save) / f"trial-{t:03d}.json").write_text(json.dumps({"project": proj, "results": res}))
         d = decide(res, proj, seed=t)
         rows = {r.candidate: r for r in d.rows if r.metric == target}
-        aa_winners += "aa" in d.winners
-        found += "fast3" in d.winners
+        RESULTS.append({"aa": rows["aa"].verdict, "aa_winner": "aa" in d.winners,
+                        "found": "fast3" in d.winners})
         fc, ac = rows["fast3"].comparison, rows["aa"].comparison
         if fc:
             ratios.append(fc.speedup)
-        print(f"  trial {t:>2}: aa {rows['aa'].verdict:>9} (x{ac.speedup if ac else float('nan'):.4f}, "
-              f"p {ac.p_adjusted if ac else float('nan'):.3f})  fast3 {rows['fast3'].verdict:>9} "
-              f"(x{fc.speedup if fc else float('nan'):.4f}, CI {fc.ci_low if fc else 0:.3f}-{fc.ci_high if fc else 0:.3f})"
-              f"  cv {fc.baseline_cv if fc else float('nan'):.1%}  {time.time() - t0:.0f}s", flush=True)
+        for name, c in (("aa", ac), ("fast3", fc)):
+            if c is not None and c.pairs:
+                pairs_used[name].append(c.pairs)
+        def fmt(c):  # noqa: E306
+            if c is None:
+                return "-"
+            n = f", {c.pairs} pairs" if c.pairs else ""
+            return f"x{c.speedup:.4f} [{c.ci_low:.3f}, {c.ci_high:.3f}]{n}"
+        print(f"  trial {t:>2}: aa {rows['aa'].verdict:>9} ({fmt(ac)})  fast3 {rows['fast3'].verdict:>9} "
+              f"({fmt(fc)})  {time.time() - t0:.0f}s", flush=True)
+
+
+def _real_summary(args, ratios, pairs_used, max_pairs) -> int:
+    n = len(RESULTS)
+    aa_calls = sum(r["aa"] in ("faster", "slower") for r in RESULTS)
+    aa_winners = sum(r["aa_winner"] for r in RESULTS)
+    found = sum(r["found"] for r in RESULTS)
     ratios.sort()
-    print(json.dumps({"trials": args.trials, "aa_false_winners": aa_winners, "planted_found": found,
-                      "planted_found_rate": found / args.trials,
-                      "planted_effect_median": ratios[len(ratios) // 2] if ratios else None}))
-    return 0 if aa_winners == 0 and found >= 0.9 * args.trials else 1
+    mean = {k: (sum(v) / len(v) if v else None) for k, v in pairs_used.items()}
+    print(json.dumps({"trials": n, "primary": args.primary, "hog": bool(args.hog),
+                      "aa_false_calls": aa_calls, "aa_false_call_rate": aa_calls / max(1, n),
+                      "aa_false_winners": aa_winners, "planted_found": found,
+                      "planted_found_rate": found / max(1, n),
+                      "planted_effect_median": ratios[len(ratios) // 2] if ratios else None,
+                      "mean_pairs_aa": mean["aa"], "mean_pairs_planted": mean["fast3"],
+                      "fixed_schedule_pairs": max_pairs}))
+    return 0 if aa_winners == 0 and found >= 0.9 * max(1, n) else 1
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -223,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", default=None)
     ap.add_argument("--save", metavar="DIR", help="real: keep each trial's raw result JSON here (for replay)")
     ap.add_argument("--pad", type=int, default=2000, help="real: busy-loop iterations the baseline adds per call")
+    ap.add_argument("--primary", default="wall", choices=("wall", "both", "simulated"),
+                    help="real: which tier decides (wall: calibrate the paired wall-time design alone)")
+    ap.add_argument("--hog", action="store_true", help="real: run a CPU hog (busy 1 s / idle 1 s) alongside")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.005, 0.02])
     ap.add_argument("--bursts", type=lambda s: tuple(float(x) for x in s.split(",")), nargs="+",
                     default=[(0.0, 0.0), (0.05, 0.10), (0.20, 0.15)],

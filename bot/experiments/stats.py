@@ -622,7 +622,9 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
                   f"bandwidth, SIMD width, threads) or the hardware does not reward; not a winner")
     elif sim.verdict == "faster":
         r.verdict = "faster"
-        r.note = "confirmed on hardware" if wall_faster else f"{wall_txt}: not significantly slower"
+        r.note = "confirmed on hardware" if wall_faster else (
+            f"{wall_txt}: agrees, not significant at this level" if c and c.speedup > 1 else
+            f"{wall_txt}: not significantly slower")
     elif sim.verdict == "slower":
         r.verdict = "slower"
     else:
