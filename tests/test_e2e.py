@@ -162,6 +162,10 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     fast_exp, matmul, tidy = cand(world, "3-fast-exp"), cand(world, "2-matmul-ikj"), cand(world, "4-rmsnorm-tidy")
     assert by_cand[fast_exp] == "broken"  # fast exp fails ./check
     assert by_cand[matmul] == "faster"  # i-k-j matmul
+    sims = {r["candidate"]: r.get("simulated") or {} for r in decision["rows"] if r["metric"] == decision["target"]}
+    if "speedup" in sims[matmul]:  # the simulated tier decided it: exact, whatever the machine's load
+        assert sims[matmul]["verdict"] == "faster" and sims[tidy]["verdict"] == "no_change"
+        assert any(f["name"] == "matmul" for f in sims[matmul]["functions"])
     assert by_cand[tidy] in ("no_change", "noisy")  # refactor only
     assert matmul in decision["winners"] and fast_exp not in decision["winners"]
 

@@ -69,6 +69,8 @@ TRUST_LEVELS = ("none", "all")   # none: every candidate runs in the jail; all: 
 class LocalExecutor:
     """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
 
+    poll_interval = 3.0   # seconds between polls while a batch runs: the bot stays idle beside its benchmark
+
     def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable,
                  lock_path: Path | None = None, trust: str = "none",
                  jail_paths: list[str] | tuple[str, ...] = (), jail_uid: int = jail.JAIL_UID):

@@ -1,6 +1,17 @@
 """Benchmark statistics: per-metric comparisons, Holm correction and the winner decision.
 
-Pure Python and deterministic for a given seed. Decisions come from raw per-repetition samples:
+Two tiers (docs/ARCHITECTURE.md, "Decision rule"):
+
+* simulated cost (bot/experiments/simulated.py): exact estimated cycles from one cachegrind run per
+  variant; faster/slower when the ratio reaches ``min_effect``, else no change;
+* wall time, paired (bot/experiments/paired.py, ``compare_paired``): the median of per-pair log ratios, an
+  order-statistic interval at level 1 - alpha/looks, the sign test, Holm across candidates;
+* one verdict per target row (``_combine``, ``decision.primary: both | simulated | wall``): with ``both``,
+  "faster" needs the simulated cost faster on every arch that simulated and wall time not significantly
+  slower; tiers that contradict each other give "disagree", never a winner.
+
+Results of the earlier unpaired design (no ``pairs`` in a variant) are still decided by ``compare`` below,
+from raw per-repetition samples:
 
 * interference screen: on a shared machine, interference (another process, an interrupt storm, a
   throttled core) only ever makes a sample *worse*: by 1-70%, in 20-50% of the samples of a batch on
