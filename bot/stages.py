@@ -363,7 +363,10 @@ def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor
     known = executor.vm_seconds(handle) if hasattr(executor, "vm_seconds") else {}
     total_s, total_usd = 0.0, 0.0
     costs = ctx.artifact("costs", {})
-    for arch, result in (results or {}).items():
+    # every arch that ran a VM is charged, also one that failed and returned no result
+    archs = list(results or {}) + [a for a in known if a not in (results or {})]
+    for arch in archs:
+        result = (results or {}).get(arch)
         seconds = float(known.get(arch) or ((result or {}).get("timings") or {}).get("total_s") or 0.0)
         price = _price(ctx, arch)
         usd = seconds / 3600.0 * price
