@@ -385,13 +385,49 @@ def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str
     return "⏳ Working on it."
 
 
+COMMENT_LIMIT = 65536          # GitHub refuses issue/PR bodies and comments longer than this (characters)
+_BUDGET = COMMENT_LIMIT - 1536  # headroom for the truncation notice and multi-byte surprises
+
+
 def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | None = None,
                    budget_spent: float | None = None, budget_limit: float | None = None,
                    dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                    links: Mapping[str, Any] | None = None,
                    failures: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """The one status comment the bot keeps editing on the issue."""
+    """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
+    longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
+    page."""
+    args = dict(run=run, phase=phase, progress=progress, budget_spent=budget_spent, budget_limit=budget_limit,
+                dossier_md=dossier_md, decision=decision, candidates=candidates, costs=costs, links=links,
+                failures=failures)
+    where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
+    text = _status_comment(**args)
+    omit: set[str] = set()
+    for cut in ("dossier", "failures", "diff"):
+        if len(text) <= _BUDGET:
+            break
+        omit.add(cut)
+        text = _status_comment(**args, omit=omit, note=f"_Left out to fit GitHub's comment limit: "
+                                                       f"{', '.join(sorted(omit))}{where}._")
+    return text if len(text) <= _BUDGET else truncate(text, where)
+
+
+def truncate(text: str, where: str = "") -> str:
+    """Cut a markdown body to fit a GitHub comment, closing an open code fence."""
+    cut = text[:_BUDGET]
+    if cut.count("```") % 2:
+        cut += "\n```"
+    return cut + f"\n\n_… truncated to fit GitHub's comment limit{where}._\n"
+
+
+def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | None = None,
+                    budget_spent: float | None = None, budget_limit: float | None = None,
+                    dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
+                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
+                    links: Mapping[str, Any] | None = None,
+                    failures: Sequence[Mapping[str, Any]] | None = None, omit: set[str] | frozenset = frozenset(),
+                    note: str = "") -> str:
     parts = [marker(run["id"]),
              f"## autoresearch run #{int(run['id'])}" + (f" (attempt {int(run['attempt'])})"
                                                           if int(run.get("attempt") or 1) > 1 else ""),
@@ -400,7 +436,9 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
         parts += ["", f"**Budget:** {fmt_usd(budget_spent or 0.0)} spent of {fmt_usd(budget_limit)}"]
     if (links or {}).get("run"):
         parts += [f"**Details:** {links['run']}"]
-    if dossier_md:
+    if note:
+        parts += ["", note]
+    if dossier_md and "dossier" not in omit:
         body = clean(dossier_md).replace("<", "&lt;").strip()   # no raw HTML from researched sources
         parts += ["", "<details><summary>Research dossier</summary>", "", body, "", "</details>"]
     if candidates:
@@ -412,7 +450,7 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
         chart = speedup_chart(decision)
         if chart:
             parts += ["", chart]
-        diff = function_diff_section(decision)
+        diff = function_diff_section(decision) if "diff" not in omit else ""
         if diff:
             parts += ["", diff]
         notes = [cell(n, 300) for n in decision.get("notes") or []]
@@ -420,7 +458,7 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
             parts += ["", "**Notes:**"] + [f"- {n}" for n in notes]
     if costs:
         parts += ["", cost_line(costs)]
-    fail = failures_section(failures)
+    fail = failures_section(failures) if "failures" not in omit else ""
     if fail:
         parts += ["", fail]
     parts += ["", "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench`</sub>"]
@@ -558,7 +596,10 @@ def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidat
     if costs:
         out += ["", cost_line(costs)]
     out += ["", "---", f"⚠️ {DISCLAIMER}"]
-    return "\n".join(x for x in out if x is not None).rstrip() + "\n"
+    text = "\n".join(x for x in out if x is not None).rstrip() + "\n"
+    if len(text) > _BUDGET and diff:
+        text = text.replace(diff, "_The per-function diff was left out to fit GitHub's limit._")
+    return text if len(text) <= _BUDGET else truncate(text)
 
 
 # --------------------------------------------------------------------------- check runs

@@ -142,3 +142,19 @@ def test_format_helpers():
     assert report.cell("a|b`c\nd") == "a\\|b\\`c d"
     assert report.strip_traceback("ok\nTraceback (most recent call last):\n  File \"a\", line 1\n    x\nValueError: bad\n"
                                   "after") == "ok\nbad\nafter"
+
+
+def test_comments_fit_githubs_limit_and_say_what_was_left_out() -> None:
+    run = recorded_run()
+    decision = stats.decide(run["results"], run["project"]).to_dict()
+    huge_dossier = "## Dossier\n" + ("a paper about softmax kernels, " * 4000)          # ~120k characters
+    failures = [{"stage": "benchmark", "message": f"candidate {i} failed", "log_tail": "x" * 3000}
+                for i in range(60)]
+    body = report.status_comment({"id": 7, "state": "done", "issue_number": 1}, "done", dossier_md=huge_dossier,
+                                 decision=decision, failures=failures, links={"run": "http://bot/runs/7"})
+    assert len(body) <= report.COMMENT_LIMIT
+    assert "Left out to fit GitHub's comment limit: dossier" in body and "http://bot/runs/7" in body
+    assert "| candidate | arch | metric |" in body                 # the table survives
+    assert report.marker(7) in body
+    cut = report.truncate("```\n" + "y" * 100000)
+    assert len(cut) <= report.COMMENT_LIMIT and cut.count("```") % 2 == 0
