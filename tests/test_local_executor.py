@@ -44,8 +44,9 @@ def wait(ex: LocalExecutor, handle: str, timeout: float = 90) -> str:
     return ex.poll(handle)
 
 
-def wait_for_benchmark(result_path: Path, timeout: float = 60) -> None:
-    """Until the driver has validated every variant (so it is benchmarking now)."""
+def wait_for_benchmark(result_path: Path, timeout: float = 300) -> None:
+    """Until the driver has validated every variant (so it is benchmarking now); generous: the batch may first
+    wait for the machine-wide benchmark lock held by another process."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
