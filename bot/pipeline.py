@@ -38,6 +38,17 @@ PHASE_TITLES = {
 }
 
 
+
+def web_url(api_url: str | None) -> str:
+    """The web host of a GitHub API base URL: api.github.com -> github.com, GHES https://host/api/v3 -> https://host."""
+    api = (api_url or "https://api.github.com").rstrip("/")
+    if api in ("https://api.github.com", "http://api.github.com"):
+        return "https://github.com"
+    for suffix in ("/api/v3", "/api"):
+        if api.endswith(suffix):
+            return api[: -len(suffix)]
+    return api
+
 class StageFailed(Exception):
     """A stage could not do its job; `message` is plain words for maintainers, `log_tail` optional evidence."""
 
@@ -234,7 +245,8 @@ class Pipeline:
             "executor": self.settings.executor,
             "links": {"status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
                       if self.settings.public_url else None,
-                      "repo_web": self.services.get("repo_web_url", "https://github.com").rstrip("/") + "/" + run.repo},
+                      "repo_web": (self.services.get("repo_web_url") or web_url(self.settings.github_base_url))
+                      .rstrip("/") + "/" + run.repo},
         }
 
     # GitHub-facing helpers --------------------------------------------------------------------------------

@@ -89,3 +89,11 @@ def test_unknown_setting_in_file(tmp_path):
     f.write_text("trigger_lable: perf\n")
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings.load(f, env={})
+
+
+def test_web_links_follow_the_api_host() -> None:
+    from bot.pipeline import web_url
+    assert web_url(None) == "https://github.com"
+    assert web_url("https://api.github.com") == "https://github.com"
+    assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"        # GitHub Enterprise
+    assert web_url("http://127.0.0.1:5000/api/v3/") == "http://127.0.0.1:5000"           # the sandbox
