@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import re
 import time
 from typing import Any
 
@@ -415,13 +416,29 @@ def publish(ctx: StageContext) -> None:
     winners = decision.get("winners", [])
     if not winners:
         ctx.put("publication", {"kind": "none", "reason": "no candidate was correct and significantly faster"})
+        _notify_no_pull(ctx, "no candidate was correct and significantly faster")
         return
     choice = ctx.artifact("choice") or _verify(ctx, decision)
     ctx.put("choice", choice)
     if choice["kind"] == "none":
         ctx.put("publication", {"kind": "none", "reason": choice["reason"]})
+        _notify_no_pull(ctx, choice["reason"])
         return
     _open_pull(ctx, choice)
+
+
+def _notify_no_pull(ctx: StageContext, reason: str) -> None:
+    """Tell whoever asked (an @-mention notifies them; editing the status comment does not): once per run."""
+    from . import report
+
+    user = ctx.run.trigger_user
+    if not user or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?", user):
+        return
+    marker = f"<!-- autoresearch:run:{int(ctx.run.id)}:no-pr -->"
+    body = (f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: {report.cell(reason, 300)}. "
+            f"The benchmark table is in the status comment above.")
+    ctx.store.once(ctx.run.id, "notify:no-pr",
+                   lambda: ctx.forge.upsert_marked_comment(ctx.run.repo, ctx.run.issue_number, marker, body).id)
 
 
 def _verify(ctx: StageContext, decision: dict[str, Any]) -> dict[str, Any]:
