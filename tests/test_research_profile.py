@@ -15,7 +15,9 @@ from research_fixtures import ForgeDouble, World
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARES = [("matmul", 0.6906), ("__expf_fma", 0.187), ("softmax_rows", 0.0932), ("attention", 0.0108),
-          ("???", 0.0101), ("main", 0.0064), ("rmsnorm_rows", 0.0015), ("__memcpy_avx_unaligned_erms", 0.0001)]
+          ("???", 0.0101), ("main", 0.0064), ("rmsnorm_rows", 0.0015),
+          ("__memcpy_avx_unaligned_erms", 0.0001)]
+ISSUE = {"title": "Speed up attention", "body": ""}
 PROJECT = {"preset": "generic", "architectures": ["x86"],
            "paths": {"hot": ["src/**"], "allowed": ["src/**"], "protected": ["harness/**"]},
            "research": {"arxiv": False, "max_forks": 0, "related": []}, "decision": {"min_effect": 0.02}}
@@ -84,24 +86,24 @@ def test_dossier_opens_with_the_profile_and_ranks_by_the_amdahl_bound(history, p
         {"title": "Invent a function", "rationale": "names nothing that exists in the code or profile",
          "target_files": ["src/attention.c"], "expected_effect": {"x86": "faster"}, "risk": "low",
          "citations": ["profile:attention"], "hot_functions": ["no_such_function"]}]})
-    d = build_dossier({"title": "Speed up attention", "body": ""}, PROJECT, history.upstream, None, llm, tmp_path,
-                      "maria/attention", ResearchOptions(), profile=profile)
+    d = build_dossier(ISSUE, PROJECT, history.upstream, None, llm, tmp_path, "maria/attention",
+                      ResearchOptions(), profile=profile)
     md = d.markdown()
     assert md.index("#### Where the time goes") < md.index("#### Hypotheses")
     assert "| `matmul` | 69.1% | 690,600 | `src/matmul.c:4` |" in md
     assert "matmul: 69.1% of 1,000,000 estimated cycles" in llm.variables["material"]  # the LLM sees it
     titles = [h.title for h in d.hypotheses]
-    # attention() calls every kernel: changing it can move nearly everything (an upper bound), so it ranks first
+    # attention() calls every kernel: changing it can move nearly everything (an upper bound): it ranks first
     assert titles == ["Invent a function", "Block the matmul for the cache", "Skip the copy in rmsnorm_rows"]
     for h in d.hypotheses:  # every hypothesis names its hot function and its bound
-        assert h.hot_function and h.hot_share is not None and h.amdahl_max == pytest.approx(1 / (1 - h.hot_share),
-                                                                                             rel=1e-4)
+        assert h.hot_function and h.hot_share is not None
+        assert h.amdahl_max == pytest.approx(1 / (1 - h.hot_share), rel=1e-4)
     tidy = d.hypotheses[-1]
     assert tidy.hot_function == "rmsnorm_rows" and tidy.amdahl_max < 1.02
     assert tidy.rank_note.startswith("ranked down") and "below the 2% minimum effect" in tidy.rank_note
     assert "#3: ranked down" in md and "`rmsnorm_rows` 0.2% → ≤ 1.00×" in md
     invented = next(h for h in d.hypotheses if h.title == "Invent a function")
-    assert invented.hot_function == "attention"  # unknown names are ignored: the target file's functions count
+    assert invented.hot_function == "attention"  # unknown names are ignored: the target file's functions
     assert any(n.source == "profile" and n.status == "ok" for n in d.notes)
 
 
@@ -114,10 +116,10 @@ def test_without_a_profile_research_continues_and_says_so(history, tmp_path) -> 
         {"title": "Block the matmul for the cache", "rationale": "b is walked by columns: tile it.",
          "target_files": ["src/matmul.c"], "expected_effect": {"x86": "faster"}, "risk": "medium",
          "citations": ["nothing-known"]}]})
-    d = build_dossier({"title": "Speed up attention", "body": ""}, PROJECT, history.upstream, None, llm, tmp_path,
-                      "maria/attention", ResearchOptions(), profile=missing)
+    d = build_dossier(ISSUE, PROJECT, history.upstream, None, llm, tmp_path, "maria/attention",
+                      ResearchOptions(), profile=missing)
     md = d.markdown()
-    assert "No simulated profile of the baseline: valgrind is not installed. Research continued without it" in md
+    assert "No simulated profile of the baseline: valgrind is not installed. Research continued" in md
     assert md.index("#### Where the time goes") < md.index("#### Hypotheses")
     assert not any(s.kind == "profile" for s in d.sources)
     note = next(n for n in d.notes if n.source == "profile")
@@ -132,13 +134,13 @@ def test_backend_gaps_and_arxiv_concepts_follow_the_hot_ops(tmp_path) -> None:
     issue = {"title": "Make it quicker", "body": ""}
     options = ResearchOptions(forks=ForkOptions(retry_wait_s=0), retry_wait_s=0)
     options.arxiv.base_url, options.arxiv.attempts, options.arxiv.retry_wait_s = "http://127.0.0.1:9", 1, 0
-    plain = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c1", "owner/proj",
-                          options)
+    plain = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c1",
+                          "owner/proj", options)
     hot = prof.from_results({"x86": {"variants": {"baseline": {"simulated": record([
         ("ggml_compute_forward_soft_max", 0.6), ("ggml_compute_forward_add", 0.3),
         ("ggml_compute_forward_rms_norm", 0.05)])}}}})
-    guided = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c2", "owner/proj",
-                           options, profile=hot)
+    guided = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c2",
+                           "owner/proj", options, profile=hot)
     gaps = lambda d: [s.id for s in d.sources if s.kind == "backend_gap"]  # noqa: E731
     assert gaps(plain)[0] == "backend:RMS_NORM+MUL+ADD" and gaps(guided)[0] == "backend:ADD+ADD"
     assert 'all:"softmax"' in guided.queries[0]

@@ -141,8 +141,8 @@ class Dossier:
             lines += [md_cell(self.summary, 2000).replace("\\|", "|"), ""]
         lines += ["#### Hypotheses", ""]
         if self.hypotheses:
-            lines += ["| # | hypothesis | kind | risk | hot function (share, at most) | target files | expected effect "
-                      "| sources | in flight |",
+            lines += ["| # | hypothesis | kind | risk | hot function (share, at most) | target files "
+                      "| expected effect | sources | in flight |",
                       "|---|---|---|---|---|---|---|---|---|"]
             for i, h in enumerate(self.hypotheses, 1):
                 effects = list(h.expected_effect.items())
@@ -153,9 +153,10 @@ class Dossier:
                 if len(h.target_files) > 4:
                     files += f" +{len(h.target_files) - 4}"
                 flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1)) or "—"
-                lines.append(f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {hot_cell(h)} | {files} | "
-                             f"{effect} | {self._cite(h.citations)} | {flight} |")
-            notes = [(i, h.rank_note) for i, h in enumerate(self.hypotheses, 1) if h.rank_note.startswith("ranked")]
+                lines.append(f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {hot_cell(h)} | "
+                             f"{files} | {effect} | {self._cite(h.citations)} | {flight} |")
+            notes = [(i, h.rank_note) for i, h in enumerate(self.hypotheses, 1)
+                     if h.rank_note.startswith("ranked")]
             if notes:
                 lines += ["", "Ranking by the profile:"] + [f"- #{i}: {md_cell(n, 400)}" for i, n in notes]
         else:
@@ -198,7 +199,8 @@ def profile_sources(profile: dict[str, Any] | None, n: int = profile_source.TOP)
                           title=f"{name}: {100 * f['share']:.1f}% of the baseline's estimated cycles",
                           url=None, summary=f"simulated self cost {int(f['cycles']):,} of "
                                             f"{int(profile['estimated_cycles']):,} estimated cycles "
-                                            f"({profile.get('tool', 'cachegrind')}, {profile.get('isa', '')})",
+                                            f"({profile.get('tool', 'cachegrind')}, "
+                                            f"{profile.get('isa', '')})",
                           suggests="", data={"function": f}))
     return out
 
@@ -328,11 +330,12 @@ def validate_llm_hypotheses(items: Any, known_sources: set[str], project: dict[s
     return good, problems
 
 
-def research_material(sources: list[Source], hot_files: list[str], profile: dict[str, Any] | None = None) -> str:
+def research_material(sources: list[Source], hot_files: list[str],
+                      profile: dict[str, Any] | None = None) -> str:
     parts = []
     if profile is not None:
-        parts.append("Where the time goes (simulated self cost per function of the baseline; cite a function as "
-                     "profile:<name>; name the functions a hypothesis changes in hot_functions):\n"
+        parts.append("Where the time goes (simulated self cost per function of the baseline; cite a function "
+                     "as profile:<name>; name the functions a hypothesis changes in hot_functions):\n"
                      + profile_source.material(profile))
     for s in sources:
         parts.append(f"[{s.id}] ({s.kind}) {s.title}\n{s.summary}" + (f"\nSuggests: {s.suggests}" if s.suggests else ""))
@@ -534,7 +537,8 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
             names = (profile_source.changed_functions(clone, baseline, c.port_sha) if c.port_sha and baseline
                      else profile_source.changed_functions(clone, f"{c.sha}^", c.sha))
             fork_share[c.sha] = profile_source.attribute(names, dossier.profile, cmap).share
-    shown_commits = sorted(commits, key=lambda c: (c.applies is not True, -round(fork_share.get(c.sha, 0.0), 4),
+    shown_commits = sorted(commits, key=lambda c: (c.applies is not True,
+                                                   -round(fork_share.get(c.sha, 0.0), 4),
                                                    -len(c.also_in)))[: options.max_fork_sources]
     if len(shown_commits) < len(commits):
         dossier.notes.append(SourceNote("forks", "ok", f"{len(commits) - len(shown_commits)} more hot fork commits "
@@ -565,9 +569,9 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
                 h.citations.append(sid)
     annotate_hypotheses(hypotheses, dossier.profile, cmap, clone, baseline, min_effect)
     dossier.notes.append(SourceNote("profile", "ok" if usable else "skipped",
-                                    f"ranked by the baseline's simulated profile ({len(dossier.profile['functions'])} "
-                                    "functions)" if usable else
-                                    f"no simulated profile ({dossier.profile.get('reason')}); research continued "
-                                    "without it"))
+                                    f"ranked by the baseline's simulated profile "
+                                    f"({len(dossier.profile['functions'])} functions)" if usable else
+                                    f"no simulated profile ({dossier.profile.get('reason')}); research "
+                                    "continued without it"))
     dossier.hypotheses = rank(hypotheses, goal_terms, min_effect)[: max(options.max_hypotheses, 1)]
     return dossier

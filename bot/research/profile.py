@@ -263,7 +263,8 @@ def changed_functions(clone_dir: str | Path, base: str, sha: str) -> set[str]:
     """Functions whose lines `base..sha` changes: each changed file is parsed as it is at `base`, and the
     old-side line numbers of every hunk are mapped to the function holding them; an insertion between
     functions counts for the function named in the hunk header (git's funcname context)."""
-    proc = subprocess.run(["git", "-C", str(clone_dir), "diff", "-U0", "--no-color", "--no-ext-diff", base, sha],
+    proc = subprocess.run(["git", "-C", str(clone_dir), "diff", "-U0", "--no-color", "--no-ext-diff", base,
+                           sha],
                           capture_output=True, text=True, errors="replace", check=False)
     touched: set[str] = set()
     maps: dict[str, CodeMap] = {}
@@ -405,9 +406,9 @@ def markdown(profile: Mapping[str, Any] | None, cmap: CodeMap | None = None, n: 
     lines = ["#### Where the time goes", ""]
     if not profile or not profile.get("available"):
         why = md_cell((profile or {}).get("reason") or "no profile was taken", 300)
-        return "\n".join(lines + [f"No simulated profile of the baseline: {why}. Research continued without it: "
-                                  "hypotheses are not ranked by where the time goes and carry no Amdahl bound.",
-                                  ""])
+        return "\n".join(lines + [f"No simulated profile of the baseline: {why}. Research continued without "
+                                  "it: hypotheses are not ranked by where the time goes and carry no Amdahl "
+                                  "bound.", ""])
     lines += [f"Simulated cost of the baseline ({md_cell(profile.get('tool'), 20)}, "
               f"{md_cell(profile.get('isa') or profile.get('arch') or '', 60)}): "
               f"{int(profile['estimated_cycles']):,} estimated cycles, {int(profile['instructions']):,} "
@@ -415,8 +416,9 @@ def markdown(profile: Mapping[str, Any] | None, cmap: CodeMap | None = None, n: 
               "| function | share | estimated cycles | defined in |", "|---|---:|---:|---|"]
     for f in top(profile, n):
         where = cmap.where(base_name(f["name"])) if cmap else ""
+        where = f"`{md_cell(where, 120)}`" if where else "library / not found"
         lines.append(f"| `{md_cell(f['name'], 80).replace(chr(96), '')}` | {100 * f['share']:.1f}% | "
-                     f"{int(f['cycles']):,} | {('`' + md_cell(where, 120) + '`') if where else 'library / not found'} |")
+                     f"{int(f['cycles']):,} | {where} |")
     rest = len(profile.get("functions") or []) - n
     if rest > 0:
         lines.append(f"| {rest} more | {100 * sum(f['share'] for f in profile['functions'][n:]):.1f}% | | |")
@@ -427,5 +429,6 @@ def material(profile: Mapping[str, Any] | None, n: int = TOP) -> str:
     """The profile as plain text for a prompt."""
     if not profile or not profile.get("available"):
         return f"(no simulated profile: {(profile or {}).get('reason') or 'not taken'})"
-    return "\n".join(f"{f['name']}: {100 * f['share']:.1f}% of {int(profile['estimated_cycles']):,} estimated cycles"
+    total = int(profile["estimated_cycles"])
+    return "\n".join(f"{f['name']}: {100 * f['share']:.1f}% of {total:,} estimated cycles"
                      for f in top(profile, n))
