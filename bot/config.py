@@ -92,6 +92,7 @@ def _fraction(d: dict, key: str, where: str, lo: float = 0.0, hi: float = 1.0) -
 # project config
 
 ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
+MAX_WAVES = 10
 
 GENERIC_DEFAULTS: dict[str, Any] = {
     "preset": "generic",
@@ -112,7 +113,9 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "simulate": {"enabled": True, "command": None, "timeout": None},  # cachegrind tier (sky/simulate.py)
     "architectures": ["x86", "arm"],
     "paths": {"allowed": ["**"], "protected": [], "hot": ["**"]},
-    "research": {"arxiv": True, "max_forks": 30, "related": []},
+    # max_waves: measure -> learn -> try again, at most this many waves (bot/stages.py); profile: a simulated
+    # profile of the baseline (one baseline-only batch) is research's first input
+    "research": {"arxiv": True, "max_forks": 30, "related": [], "max_waves": 3, "profile": True},
     "decision": {
         "alpha": 0.05,
         "min_effect": 0.02,
@@ -324,6 +327,9 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     for i, rel in enumerate(_str_list(r, "related", "research")):
         if rel.count("/") != 1:
             raise ConfigError(f"research.related[{i}]", f"must look like owner/repo, got {rel!r}")
+    if _positive_int(r, "max_waves", "research") > MAX_WAVES:
+        raise ConfigError("research.max_waves", f"must be <= {MAX_WAVES}, got {r['max_waves']}")
+    _get(r, "profile", bool, "research")
 
     dec = d["decision"]
     _fraction(dec, "alpha", "decision", 1e-6, 0.5)

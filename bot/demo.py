@@ -324,6 +324,13 @@ def _summary(world: World, number: int, run: Any) -> None:
         print(f"  {row['candidate']:<16} {row['arch']:<4} {row['verdict']:<10} sim {simulated:<9} "
               f"wall {speed:<20} {title[:40]}")
     print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
+    profile = store.get_artifact(run.id, "profile") or {}
+    if profile.get("available"):
+        print("where the time goes: " + ", ".join(f"{f['name']} {100 * f['share']:.1f}%"
+                                                  for f in profile["functions"][:4]))
+    loop = store.get_artifact(run.id, "loop") or {}
+    if loop:
+        print(f"waves: {loop.get('waves')}; stopped: {loop.get('reason')}")
     pub = store.get_artifact(run.id, "publication") or {}
     print(f"publication: {pub.get('kind')} {pub.get('pr_url') or ''} ({pub.get('reason', '')})")
     refusals = [c for c in store.commands() if c["state"] == "refused"]

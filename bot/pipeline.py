@@ -21,9 +21,11 @@ from .store import Run, Store
 
 log = logging.getLogger("autoresearch.pipeline")
 
-# stage sequences per run kind: (state name, stage key in the stage table)
+# stage sequences per run kind: (state name, stage key in the stage table). A stage may return the name of an
+# earlier state to go back to: "reviewing" returns "researching" to start the next wave (bot/stages.py).
 SEQUENCES: dict[str, list[str]] = {
-    "issue": ["researching", "implementing", "benchmarking", "deciding", "publishing"],
+    "issue": ["researching", "implementing", "benchmarking", "deciding", "verifying", "reviewing",
+              "publishing"],
     "bench": ["implementing", "benchmarking", "deciding", "publishing"],
     "rebench": ["implementing", "benchmarking", "deciding", "publishing"],
 }
@@ -34,7 +36,9 @@ PHASE_TITLES = {
     "implementing": "Candidates",
     "benchmarking": "Benchmarks",
     "deciding": "Decision",
-    "publishing": "Verification and publishing",
+    "verifying": "Verification",
+    "reviewing": "Wave review",
+    "publishing": "Publishing",
 }
 
 
@@ -111,7 +115,7 @@ class StageContext:
             raise InterruptedError("worker is shutting down")
 
 
-Stage = Callable[[StageContext], None]
+Stage = Callable[[StageContext], "str | None"]
 
 
 class Pipeline:
@@ -153,10 +157,13 @@ class Pipeline:
                 state = ctx.run.state
                 ctx.heartbeat()
                 self.store.add_event(run.id, "stage", f"{state} started")
-                self.stages[state](ctx)
+                jump = self.stages[state](ctx)
                 self.store.add_event(run.id, "stage", f"{state} finished")
                 index = sequence.index(state)
-                self._enter(ctx, sequence[index + 1] if index + 1 < len(sequence) else "done")
+                if isinstance(jump, str) and jump in sequence:
+                    self._enter(ctx, jump)
+                else:
+                    self._enter(ctx, sequence[index + 1] if index + 1 < len(sequence) else "done")
         except Cancelled:
             self._cancel(ctx)
         except InterruptedError:
@@ -216,6 +223,12 @@ class Pipeline:
         """Everything the status comment, the PR body and the check runs show, read from the store."""
         run = self.store.get_run(run.id)
         get = lambda key, default=None: self.store.get_artifact(run.id, key, default)  # noqa: E731
+        from . import waves
+
+        recs = waves.records(get) if run.kind == "issue" else []
+        n = waves.current(get) if run.kind == "issue" else 1
+        wk = lambda key, default=None: get(waves.key(key, n), default)  # noqa: E731  (the current wave's)
+        prev_best = waves.best_after(recs[: n - 1]) if n > 1 else None
         project = get("project") or {}
         usage = self.store.usage_totals(run.id)
         budget = (project.get("budget") or {}).get("usd", self.settings.budget_usd)
@@ -232,12 +245,18 @@ class Pipeline:
             "project": project,
             "baseline": get("baseline"),
             "dossier": get("dossier"),
-            "candidates": get("candidates", []),
-            "skipped": get("skipped", []),
-            "decision": get("decision"),
-            "results": get("results:main"),
-            "verification": get("verification"),
-            "choice": get("choice"),
+            "candidates": wk("candidates", []),
+            "skipped": wk("skipped", []),
+            "decision": wk("decision"),
+            "results": wk("results:main"),
+            "verification": wk("verification"),
+            "choice": wk("choice"),
+            "profile": get("profile"),
+            "wave": n,
+            "waves": recs,
+            "wave_plan": wk("dossier") if n > 1 else None,
+            "wave_base": prev_best["label"] if prev_best else "the baseline",
+            "loop": get("loop"),
             "publication": get("publication"),
             "failure": get("failure"),
             "experiments": self.store.experiments(run.id),

@@ -24,7 +24,7 @@ STAGES: tuple[tuple[str, str], ...] = (
 )
 STATE_TO_STAGE = {"queued": None, "researching": "research", "implementing": "implement",
                   "benchmarking": "benchmark", "deciding": "decide", "verifying": "verify",
-                  "publishing": "publish"}
+                  "reviewing": "verify", "publishing": "publish"}
 VERDICT_LABEL = {"faster": "faster", "slower": "slower", "no_change": "no change", "noisy": "noisy",
                  "disagree": "tiers disagree",
                  "broken": "broken", "build_failed": "build failed", "bench_failed": "bench failed",
@@ -394,13 +394,13 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
                    dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                    links: Mapping[str, Any] | None = None,
-                   failures: Sequence[Mapping[str, Any]] | None = None) -> str:
+                   failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
     longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
     page."""
     args = dict(run=run, phase=phase, progress=progress, budget_spent=budget_spent, budget_limit=budget_limit,
                 dossier_md=dossier_md, decision=decision, candidates=candidates, costs=costs, links=links,
-                failures=failures)
+                failures=failures, waves_md=waves_md)
     where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
     text = _status_comment(**args)
     omit: set[str] = set()
@@ -426,8 +426,10 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
                     dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
                     candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                     links: Mapping[str, Any] | None = None,
-                    failures: Sequence[Mapping[str, Any]] | None = None, omit: set[str] | frozenset = frozenset(),
-                    note: str = "") -> str:
+                    failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
+                    omit: set[str] | frozenset = frozenset(), note: str = "") -> str:
+    """`waves_md` (wave_section / current_wave_heading) comes between the dossier and the current wave's
+    candidates and table."""
     parts = [marker(run["id"]),
              f"## autoresearch run #{int(run['id'])}" + (f" (attempt {int(run['attempt'])})"
                                                           if int(run.get("attempt") or 1) > 1 else ""),
@@ -441,6 +443,8 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
     if dossier_md and "dossier" not in omit:
         body = clean(dossier_md).replace("<", "&lt;").strip()   # no raw HTML from researched sources
         parts += ["", "<details><summary>Research dossier</summary>", "", body, "", "</details>"]
+    if waves_md:
+        parts += ["", waves_md]
     if candidates:
         parts += ["", candidates_section(candidates, links)]
     if decision:
@@ -484,6 +488,75 @@ def cost_line(costs: Mapping[str, Any]) -> str:
         total = sum(v for v in (costs.get("archs") or {}).values() if _finite(v)) + (
             costs["llm_usd"] if _finite(costs.get("llm_usd")) else 0.0)
     return f"**Cost:** {fmt_usd(total)}" + (f" ({', '.join(bits)})" if bits else "")
+
+
+# --------------------------------------------------------------------------- waves
+
+def _kept_text(kept: Mapping[str, Any] | None) -> str:
+    if not kept:
+        return "nothing"
+    what = ", ".join(cell(t, 100) for t in kept.get("titles") or kept.get("names") or [])
+    s = kept.get("speedup")
+    return what + (f" ({s:.3f}× against its base)" if _finite(s) else "")
+
+
+def wave_section(rec: Mapping[str, Any], decision: Mapping[str, Any] | None,
+                 candidates: Sequence[Mapping[str, Any]], plan_md: str | None,
+                 links: Mapping[str, Any] | None) -> str:
+    """A finished wave (not the current one): one line on what it kept, its plan and table collapsed."""
+    n = int(rec["wave"])
+    base = cell((rec.get("base") or {}).get("label") or "the baseline", 200)
+    lines = [f"### Wave {n} (built on {base})", "",
+             f"{len(rec.get('candidates') or [])} candidate(s), {len(rec.get('winners') or [])} verified "
+             "winner(s); "
+             f"kept: {_kept_text(rec.get('kept'))}."]
+    inner = []
+    if plan_md:
+        inner += [clean(plan_md).replace("<", "&lt;").strip(), ""]
+    if decision:
+        inner += [benchmark_table(decision, candidates, None, links), ""]
+        diff = function_diff_section(decision)
+        if diff:
+            inner += [diff, ""]
+    if inner:
+        lines += ["", f"<details><summary>Wave {n}: plan and measurements</summary>", "", *inner,
+                  "</details>"]
+    return "\n".join(lines)
+
+
+def current_wave_heading(n: int, base_label: str, plan_md: str | None, rec: Mapping[str, Any] | None,
+                         loop: Mapping[str, Any] | None) -> str:
+    """The heading of the wave the status comment shows in full, what it kept and why the loop stopped."""
+    lines = [f"### Wave {n} (built on {cell(base_label, 200)})"]
+    if plan_md:
+        lines += ["", f"<details><summary>Wave {n} plan</summary>", "",
+                  clean(plan_md).replace("<", "&lt;").strip(), "", "</details>"]
+    if rec:
+        lines += ["", f"Kept: {_kept_text(rec.get('kept'))}."]
+    if loop:
+        stopped = int(loop.get("waves") or n)
+        lines += ["", f"**Stopped after wave {stopped}:** {cell(loop.get('reason'), 500)}"]
+    return "\n".join(lines)
+
+
+def waves_path(recs: Sequence[Mapping[str, Any]] | None, stop_reason: str | None = None) -> str:
+    """The PR's account of how it got here: per wave, what it was built on and what it kept."""
+    if not recs:
+        return ""
+    lines = ["### How this was found", ""]
+    for rec in recs:
+        n = int(rec["wave"])
+        base = cell((rec.get("base") or {}).get("label") or "the baseline", 300)
+        kept = rec.get("kept")
+        tried = len(rec.get("candidates") or [])
+        if n == 1:
+            lead = f"- **Wave 1** measured {tried} candidate(s) against the baseline"
+        else:
+            lead = f"- **Wave {n}** built on {base}: {tried} candidate(s) measured against it"
+        lines.append(f"{lead}; kept {_kept_text(kept)}.")
+    if stop_reason:
+        lines += ["", f"Stopped: {cell(stop_reason, 500)}"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- pull request
@@ -567,7 +640,7 @@ def reproduce_command(baseline_sha: str, candidate_sha: str, archs: Sequence[str
 def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]],
             choice: Mapping[str, Any], baseline_sha: str, head_sha: str,
             stack: Mapping[str, Any] | None = None, costs: Mapping[str, Any] | None = None,
-            links: Mapping[str, Any] | None = None) -> str:
+            links: Mapping[str, Any] | None = None, path_md: str | None = None) -> str:
     """The draft PR's description. decision: the measurement of what is published (the stack's
     verification decision for a stack)."""
     name = str(choice.get("candidate") or "")
@@ -586,6 +659,8 @@ def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidat
     diff = function_diff_section(decision, only=[name, *parts_in])
     if diff:
         out += ["", diff]
+    if path_md:
+        out += ["", path_md]
     out += ["", "### Hypotheses and sources", hypotheses_section(candidates, parts_in)]
     dropped = (stack or {}).get("dropped") or []
     if choice.get("kind") == "stack" and dropped:

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from . import waves
 from .gitutil import GitError, Mirror
 from .pipeline import Cancelled, Pipeline, StageContext, StageFailed
 from .store import Run
@@ -65,8 +66,24 @@ def measured_archs(ctx: StageContext) -> list[str]:
 # research
 
 
+def current_wave(ctx: StageContext) -> int:
+    return waves.current(ctx.artifact) if ctx.run.kind == "issue" else 1
+
+
+def wave_base(ctx: StageContext, n: int) -> tuple[str, str]:
+    """(sha, label) of what wave n builds on and is measured against: the running best after wave n-1."""
+    best = waves.best_after(waves.records(ctx.artifact)[: n - 1]) if n > 1 else None
+    if best:
+        return best["sha"], best["label"]
+    return baseline_sha(ctx), "the baseline"
+
+
 def research(ctx: StageContext) -> None:
-    if ctx.artifact("dossier") is not None:
+    n = current_wave(ctx)
+    if ctx.artifact(waves.key("dossier", n)) is not None:
+        return
+    if n > 1:
+        _next_wave_research(ctx, n)
         return
     from .research.arxiv import ArxivOptions
     from .research.dossier import ResearchOptions, build_dossier
@@ -83,11 +100,12 @@ def research(ctx: StageContext) -> None:
         project["research"]["arxiv"] = False
         unreachable = True
         ctx.event("research", "arXiv is not reachable from this machine: paper search skipped")
+    profile = baseline_profile(ctx)
     ctx.progress("reading papers, forks and other backends")
     with m.worktree(baseline_sha(ctx), prefix="research-") as tree:
         dossier = build_dossier(issue=issue, project=project, clone_dir=tree, forge=ctx.forge, llm=llm_for(ctx),
                                 cache_dir=ctx.settings.data_path / "cache" / "research", repo=ctx.run.repo,
-                                options=options)
+                                options=options, profile=profile)
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
     if unreachable:
@@ -98,6 +116,156 @@ def research(ctx: StageContext) -> None:
                 note["detail"] = why
     ctx.put("dossier", data)
     ctx.progress(f"dossier ready: {len(data.get('hypotheses', []))} hypotheses")
+
+
+PROFILE_BENCH = {"min_pairs": 2, "max_pairs": 2, "warmup": 0}  # the profiling batch: the baseline, briefly
+
+
+def baseline_profile(ctx: StageContext) -> dict[str, Any]:
+    """The `profile` artifact: one batch of the baseline alone (first measured arch) through the same
+    executor; its simulated record gives the self cost per function. Never fatal: without valgrind, with the
+    simulated tier off, or when the batch fails, the profile says why and research continues without it."""
+    from .research import profile as prof
+
+    stored = ctx.artifact("profile")
+    if stored is not None:
+        return stored
+    raw = ctx.project.raw
+    if not raw["research"].get("profile", True):
+        data = prof.unavailable("research.profile is false")
+    elif raw["decision"].get("primary") == "wall" or raw.get("simulate", {}).get("enabled") is False:
+        data = prof.unavailable("the simulated tier is off (decision.primary: wall or simulate.enabled: "
+                                "false)")
+    else:
+        arch = measured_archs(ctx)[0]
+        ctx.progress(f"profiling the baseline on {arch} (simulated cost per function)")
+        try:
+            results = run_experiment(ctx, "profile", baseline_sha(ctx), [], archs=[arch],
+                                     overrides={"benchmark": PROFILE_BENCH})
+        except StageFailed as exc:
+            data = prof.unavailable(f"the profiling batch failed: {exc.message}")
+        else:
+            data = prof.from_results(results, arch)
+    ctx.put("profile", data)
+    ctx.event("research", "profile: " + (f"{len(data['functions'])} functions" if data["available"]
+                                         else f"unavailable ({data['reason']})"))
+    return data
+
+
+def _next_wave_research(ctx: StageContext, n: int) -> None:
+    """Wave n's plan: the LLM reads what wave n-1 measured (table, per-function diffs, failures with logs, the
+    running best) and proposes hypotheses on top of the running best; validated and ranked like wave 1's."""
+    from .report import failures_from_results
+    from .research import profile as prof
+    from .research.dossier import (SYNTHESIS_SCHEMA, Dossier, Source, SourceNote, annotate_hypotheses,
+                                   code_map_for, profile_sources, rank, validate_llm_hypotheses)
+    from .research.sanitize import clean, quote
+
+    prev = n - 1
+    base, label = wave_base(ctx, n)
+    first = ctx.artifact("dossier") or {}
+    recs = waves.records(ctx.artifact)
+    decision = ctx.artifact(waves.key("decision", prev)) or {}
+    cands = ctx.artifact(waves.key("candidates", prev), [])
+    profile = _best_profile(ctx, recs[-1]) or ctx.artifact("profile") or prof.unavailable("no profile")
+    project = ctx.project.to_dict()
+    issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
+    sources = [Source(**s) for s in first.get("sources", []) if s.get("kind") != "profile"]
+    sources = profile_sources(profile) + sources + _measurement_sources(ctx, recs)
+    tried = []
+    for k in range(1, n):
+        for h in (ctx.artifact(waves.key("dossier", k)) or {}).get("hypotheses", []):
+            outcome = next((f"measured as {c['name']}" for c in ctx.artifact(waves.key("candidates", k), [])
+                            if c.get("hypothesis") == h.get("id")), "not measured")
+            tried.append(f"- wave {k}: {h.get('title')} ({outcome})")
+    results = ctx.artifact(waves.key("results:main", prev)) or {}
+    variables = {
+        "repo": ctx.run.repo, "wave": str(n), "prev_wave": str(prev),
+        "issue": quote(f"{issue.title}\n\n{issue.body or ''}", "issue text", 6000),
+        "best": quote(f"{waves.path_text(recs)}\nWave {n} builds on {label} (commit {base[:12]}).",
+                      "running best", 3000),
+        "measured": quote(waves.measured_table(decision, cands), f"wave {prev} measurements", 12000),
+        "function_diff": quote(waves.function_diffs(decision), f"wave {prev} per-function diff", 12000),
+        "failures": quote(waves.failures_text(failures_from_results(results)), "build and check logs", 8000),
+        "tried": quote("\n".join(tried) or "(none)", "hypotheses already tried", 6000),
+        "profile": quote(prof.material(profile), "profile of the running best", 4000),
+        "source_ids": ", ".join(s.id for s in sources) or "(none)",
+        "architectures": ", ".join(project.get("architectures", ["x86"])),
+        "allowed_paths": ", ".join(project.get("paths", {}).get("allowed", ["**"])),
+        "max_hypotheses": str(ctx.project.raw["agent"]["max_candidates"]),
+    }
+    dossier = Dossier(goal=clean(issue.title, 200), repo=ctx.run.repo, baseline=base, sources=sources, wave=n,
+                      heading=f"Wave {n} plan", profile=profile)
+    llm = llm_for(ctx)
+    ctx.progress(f"wave {n}: planning from wave {prev}'s measurements")
+    hyps = []
+    if llm is None:
+        dossier.notes.append(SourceNote("llm", "skipped", "no LLM configured"))
+    else:
+        try:
+            out = llm.structured("next_wave", variables, SYNTHESIS_SCHEMA, purpose=f"wave {n} plan")
+        except Exception as exc:  # budget, API errors: the wave has no hypotheses and the loop stops after it
+            dossier.notes.append(SourceNote("llm", "failed", f"wave {n} plan failed: {type(exc).__name__}: "
+                                                             f"{clean(str(exc), 300)}"))
+        else:
+            hyps, problems = validate_llm_hypotheses((out or {}).get("hypotheses", []),
+                                                     {s.id for s in sources}, project)
+            dossier.summary = clean((out or {}).get("summary") if isinstance((out or {}).get("summary"), str)
+                                    else "", 3000)
+            dossier.notes.append(SourceNote("llm", "ok", f"{len(hyps)} hypotheses accepted"
+                                            + (("; " + "; ".join(problems[:10])) if problems else "")))
+    for h in hyps:
+        h.id, h.wave = f"w{n}-{h.id}", n
+    m = mirror(ctx)
+    min_effect = float(project["decision"]["min_effect"])
+    with m.worktree(base, prefix="research-") as tree:
+        cmap = code_map_for(str(tree), project)
+        dossier.profile_md = prof.markdown(profile, cmap).replace(
+            "Simulated cost of the baseline", f"Simulated cost of the running best ({label})", 1)
+        annotate_hypotheses(hyps, profile, cmap, str(tree), base, min_effect)
+    dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.raw["agent"]["max_candidates"] or 1]
+    data = dossier.to_dict()
+    data["markdown"] = dossier.markdown()
+    ctx.put(waves.key("dossier", n), data)
+    ctx.progress(f"wave {n} plan ready: {len(data['hypotheses'])} hypotheses")
+
+
+def _best_profile(ctx: StageContext, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The simulated profile of what a wave kept (the stack from its verification, or the single winner)."""
+    from .research import profile as prof
+
+    best = rec.get("best") or {}
+    kept = rec.get("kept") or {}
+    if not best.get("wave") or not kept:
+        return None
+    n = best["wave"]
+    name = "stack" if kept.get("kind") == "stack" else kept["names"][0]
+    for results_key in (waves.key("results:verify", n), waves.key("results:main", n)):
+        for arch, result in sorted((ctx.artifact(results_key) or {}).items()):
+            rec_ = ((result.get("variants") or {}).get(name) or {}).get("simulated") or {}
+            if rec_.get("ok") and rec_.get("estimated_cycles"):
+                return prof.profile_of(rec_, arch=arch, source=f"wave {n}: {name}")
+    return None
+
+
+def _measurement_sources(ctx: StageContext, recs: list[dict[str, Any]]) -> list[Any]:
+    """Each measured candidate of the earlier waves as a citable source (`measured:w<k>:<name>`)."""
+    from .research.dossier import Source
+
+    out = []
+    for rec in recs:
+        k = rec["wave"]
+        decision = ctx.artifact(waves.key("decision", k)) or {}
+        by_name = {c["name"]: c for c in ctx.artifact(waves.key("candidates", k), [])}
+        for r in decision.get("rows") or []:
+            if r.get("metric") != decision.get("target") or r["candidate"] not in by_name:
+                continue
+            sim = r.get("simulated") or {}
+            fig = f"{sim['speedup']:.3f}x estimated cycles" if "speedup" in sim else "no simulated figure"
+            out.append(Source(id=f"measured:w{k}:{r['candidate']}", kind="measurement",
+                              title=f"wave {k}: {by_name[r['candidate']].get('title')} ({r['arch']})",
+                              url=None, summary=f"{r.get('verdict')}: {fig}", suggests=""))
+    return list({s.id: s for s in out}.values())
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:
@@ -118,49 +286,54 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def implement(ctx: StageContext) -> None:
-    if ctx.artifact("candidates_done"):
+    n = current_wave(ctx)
+    if ctx.artifact(waves.key("candidates_done", n)):
         return
     if ctx.run.kind == "issue":
-        _candidates_from_dossier(ctx)
+        _candidates_from_dossier(ctx, n)
     elif ctx.run.kind == "bench":
         _candidate_from_branch(ctx, ctx.run.params["branch"])
     elif ctx.run.kind == "rebench":
         pr = ctx.forge.get_pull(ctx.run.repo, ctx.run.params["pull"])
         _candidate_from_branch(ctx, pr.head_ref, sha=pr.head_sha, name="pr-head")
-    ctx.put("candidates_done", True)
+    ctx.put(waves.key("candidates_done", n), True)
 
 
-def _add_candidate(ctx: StageContext, cand: dict[str, Any]) -> None:
-    cands = ctx.artifact("candidates", [])
+def _add_candidate(ctx: StageContext, cand: dict[str, Any], n: int = 1) -> None:
+    cands = ctx.artifact(waves.key("candidates", n), [])
     cands = [c for c in cands if c["name"] != cand["name"]] + [cand]
-    ctx.put("candidates", cands)
+    ctx.put(waves.key("candidates", n), cands)
     ctx.progress(f"candidate {cand['name']} ready ({cand['source']})")
 
 
-def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str) -> None:
-    skipped = ctx.artifact("skipped", [])
+def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str, n: int = 1) -> None:
+    skipped = ctx.artifact(waves.key("skipped", n), [])
     skipped.append({"hypothesis": hypothesis.get("id"), "title": hypothesis.get("title"), "reason": reason})
-    ctx.put("skipped", skipped)
+    ctx.put(waves.key("skipped", n), skipped)
     ctx.event("candidate", f"skipped {hypothesis.get('id')}: {reason}")
 
 
-def _candidates_from_dossier(ctx: StageContext) -> None:
+def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
+    """The wave's hypotheses as branches built on the wave's base (the running best; in wave 1 the
+    baseline)."""
     from .publish import candidate_from_commit, push_blockers
 
-    dossier = ctx.artifact("dossier") or {}
+    dossier = ctx.artifact(waves.key("dossier", n)) or {}
     m = mirror(ctx)
-    base = baseline_sha(ctx)
-    done = {c.get("hypothesis") for c in ctx.artifact("candidates", [])}
-    done |= {s.get("hypothesis") for s in ctx.artifact("skipped", [])}
+    base, _ = wave_base(ctx, n)
+    wave_cands = ctx.artifact(waves.key("candidates", n), [])
+    done = {c.get("hypothesis") for c in wave_cands}
+    done |= {s.get("hypothesis") for s in ctx.artifact(waves.key("skipped", n), [])}
     write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
     agent_budget = ctx.project.raw["agent"]["max_candidates"]
-    agent_used = sum(1 for c in ctx.artifact("candidates", []) if c["source"] == "agent")
+    agent_used = sum(1 for c in wave_cands if c["source"] == "agent")
     llm = None
+
     for h in dossier.get("hypotheses", []):
         if h.get("id") in done:
             continue
         ctx.heartbeat()
-        slug = candidate_slug(h)
+        slug = candidate_slug(h) if n == 1 else f"w{n}-{candidate_slug(h)}"[:40].rstrip("-")
         branch = branch_for(ctx.run, slug)
         if h.get("kind") == "fork_commit" and h.get("fork"):
             fork = h["fork"]
@@ -169,21 +342,22 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
                     m.fetch(ctx.forge.clone_url(fork["repo"], write=False), fork["sha"])
                 result = candidate_from_commit(m.path, base, fork["sha"], branch)
             except Exception as exc:
-                _skip(ctx, h, f"fork commit could not be ported: {exc}")
+                _skip(ctx, h, f"fork commit could not be ported: {exc}", n)
                 continue
             if not result.sha:
-                _skip(ctx, h, "; ".join(d["reason"] for d in result.dropped) or "did not apply")
+                _skip(ctx, h, "; ".join(d["reason"] for d in result.dropped) or "did not apply", n)
                 continue
             sha, source = result.sha, "fork"
         else:
             if agent_used >= agent_budget:
-                _skip(ctx, h, f"agent limit of {agent_budget} candidates reached")
+                _skip(ctx, h, f"agent limit of {agent_budget} candidates reached", n)
                 continue
             llm = llm or llm_for(ctx)
             if llm is None:
-                _skip(ctx, h, "no LLM configured (set ANTHROPIC_API_KEY); only fork commits become candidates")
+                _skip(ctx, h, "no LLM configured (set ANTHROPIC_API_KEY); only fork commits become "
+                              "candidates", n)
                 continue
-            sha = _agent_candidate(ctx, m, base, h, llm, branch)
+            sha = _agent_candidate(ctx, m, base, h, llm, branch, n)
             agent_used += 1
             if sha is None:
                 continue
@@ -192,7 +366,7 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
         if blocked:
             shown = ", ".join(f"`{p}`" for p in blocked[:5]) + (" ..." if len(blocked) > 5 else "")
             _skip(ctx, h, f"not pushed or measured: it changes {shown} (CI, the config file or protected "
-                          f"paths), which the repository's own CI could run with its secrets")
+                          f"paths), which the repository's own CI could run with its secrets", n)
             continue
         try:
             m.push(write_url, sha, branch, force=True)
@@ -200,7 +374,10 @@ def _candidates_from_dossier(ctx: StageContext) -> None:
             raise StageFailed(f"Could not push candidate branch `{branch}`.", str(exc)) from None
         _add_candidate(ctx, {"name": slug, "branch": branch, "sha": sha, "source": source,
                              "title": h.get("title", slug), "hypothesis": h.get("id"),
-                             "citations": h.get("citations", []), "fork": h.get("fork")})
+                             "citations": h.get("citations", []), "fork": h.get("fork"), "wave": n,
+                             "base": base,
+                             "hot_function": h.get("hot_function"), "hot_share": h.get("hot_share"),
+                             "amdahl_max": h.get("amdahl_max")}, n)
 
 
 def candidate_slug(h: dict[str, Any]) -> str:
@@ -213,7 +390,8 @@ def candidate_slug(h: dict[str, Any]) -> str:
     return slugify(h.get("title") or h.get("id") or "candidate", limit=32)
 
 
-def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str) -> str | None:
+def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str,
+                     n: int = 1) -> str | None:
     from .agent.coder import Limits, implement as agent_implement
     from .agent.tools import Workspace
 
@@ -230,7 +408,7 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
         if ws.refusals:
             ctx.put(f"refusals:{h.get('id')}", [dict(r) if isinstance(r, dict) else vars(r) for r in ws.refusals])
         if result.status != "committed" or not result.commit_sha:
-            _skip(ctx, h, f"agent: {result.status} {result.message}")
+            _skip(ctx, h, f"agent: {result.status} {result.message}", n)
             return None
         return result.commit_sha
 
@@ -259,16 +437,22 @@ def _candidate_from_branch(ctx: StageContext, branch: str, sha: str | None = Non
 
 
 def benchmark(ctx: StageContext) -> None:
-    cands = ctx.artifact("candidates", [])
+    n = current_wave(ctx)
+    cands = ctx.artifact(waves.key("candidates", n), [])
     if not cands:
-        ctx.put("results:main", {})
+        ctx.put(waves.key("results:main", n), {})
         ctx.progress("no candidates to measure")
         return
-    run_experiment(ctx, "main", baseline_sha(ctx), cands)
+    base, _ = wave_base(ctx, n)
+    run_experiment(ctx, waves.key("main", n), base, cands)
 
 
-def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str, Any]]) -> dict[str, Any]:
-    """Submit (once) baseline + candidates to the executor, wait, collect; record results and cost."""
+def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str, Any]], *,
+                   archs: list[str] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Submit (once) baseline + candidates to the executor, wait, collect; record results and cost.
+
+    `archs`: a subset of the measured architectures; `overrides`: project settings merged into the spec for
+    this batch only (the profiling batch measures the baseline briefly)."""
     stored = ctx.artifact(f"results:{name}")
     if stored is not None:
         return stored
@@ -278,7 +462,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
     executor = ctx.pipeline.services["executor"]
     exp = ctx.store.experiment(ctx.run.id, name)
     handle = exp["handle"] if exp else None
-    archs = measured_archs(ctx)
+    archs = archs or measured_archs(ctx)
     if not handle:
         _check_budget(ctx, len(cands), archs)
         m = mirror(ctx)
@@ -289,7 +473,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
                         "source": {"bundle": "repo.bundle"},
                         "baseline": {"name": "baseline", "sha": base},
                         "candidates": [{"name": c["name"], "sha": c["sha"]} for c in cands],
-                        "project": ctx.project.to_dict()} for arch in archs}
+                        "project": _merge(ctx.project.to_dict(), overrides or {})} for arch in archs}
         batch = ex.Batch(run_id=ctx.run.id, specs=specs, bundle=bundle,
                          arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs})
         try:
@@ -326,6 +510,12 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
     return results
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    from .config import _merge as merge
+
+    return merge(base, over)
+
+
 def _price(ctx: StageContext, arch: str) -> float:
     """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for the local executor."""
     if ctx.settings.executor == "local":
@@ -339,17 +529,21 @@ def _price(ctx: StageContext, arch: str) -> float:
     return float(quote.usd_per_hour or 0.0)
 
 
-def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> None:
-    """Refuse to launch a batch whose estimated cost would take the run over its budget."""
+def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> float:
     from .experiments.cost import estimate_run
 
-    spent = ctx.store.usage_totals(ctx.run.id)["usd"]
-    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
     bench = ctx.project.raw["benchmark"]
     invocations = bench["rounds"] * (bench["repetitions"] + bench["warmup"])
     per_candidate_s = 120.0 + invocations * 2.0  # build + validate + an invocation every ~2 s (see estimate_cost.py)
     estimate = estimate_run(n_candidates, archs, per_candidate_s, 300.0, {a: _price(ctx, a) for a in archs})
-    cost = float(estimate.total_usd or 0.0)
+    return float(estimate.total_usd or 0.0)
+
+
+def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> None:
+    """Refuse to launch a batch whose estimated cost would take the run over its budget."""
+    spent = ctx.store.usage_totals(ctx.run.id)["usd"]
+    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
+    cost = _estimate_usd(ctx, n_candidates, archs)
     ctx.event("budget", f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
                         f"spent ${spent:.2f} of ${limit:.2f}")
     if spent + cost > limit:
@@ -392,18 +586,129 @@ def project_for(ctx: StageContext, results: dict[str, Any]) -> dict[str, Any]:
 def decide(ctx: StageContext) -> None:
     from .experiments.stats import decide as stats_decide
 
-    results = ctx.artifact("results:main") or {}
+    n = current_wave(ctx)
+    results = ctx.artifact(waves.key("results:main", n)) or {}
     if not results:
-        ctx.put("decision", {"rows": [], "winners": [], "notes": ["nothing was measured"], "target":
-                             ctx.project.target, "archs": []})
+        ctx.put(waves.key("decision", n), {"rows": [], "winners": [], "notes": ["nothing was measured"],
+                                          "target": ctx.project.target, "archs": []})
         return
-    decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id)
-    ctx.put("decision", decision.to_dict())
-    ctx.progress(f"decision: {len(decision.winners)} winner(s)")
+    decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 10 * (n - 1))
+    ctx.put(waves.key("decision", n), decision.to_dict())
+    ctx.progress(f"decision: {len(decision.winners)} winner(s)" + (f" in wave {n}" if n > 1 else ""))
 
 
 # --------------------------------------------------------------------------------------------------------------
-# verification and publishing
+# verification, the wave review and publishing
+
+
+def verify(ctx: StageContext) -> None:
+    """The wave's winners stacked on the wave's base and re-measured together (with the single winners
+    alongside); `choice` says what the wave keeps. One winner needs no stack: it was measured already."""
+    n = current_wave(ctx)
+    if ctx.artifact(waves.key("choice", n)) is not None:
+        return
+    decision = ctx.artifact(waves.key("decision", n)) or {}
+    winners = decision.get("winners", [])
+    if not winners:
+        choice = {"kind": "none", "candidate": None, "speedup": None,
+                  "reason": "no candidate was correct and significantly faster"}
+    elif len(winners) == 1:
+        choice = {"kind": "single", "candidate": winners[0], "speedup": _target_speedup(decision, winners[0]),
+                  "reason": f"{winners[0]} is the only verified winner: correct and significantly faster, "
+                            "nothing to stack"}
+    else:
+        choice = _verify(ctx, decision, n)
+    ctx.put(waves.key("choice", n), choice)
+
+
+def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str, Any]:
+    """Stack the winners, measure the stack afresh (with the single winners alongside), choose."""
+    from .experiments.stats import decide as stats_decide
+    from .publish import choose_publication, stack_winners
+
+    cands = {c["name"]: c for c in ctx.artifact(waves.key("candidates", n), [])}
+    winners = [{"name": w, "sha": cands[w]["sha"], "speedup": _target_speedup(decision, w)}
+               for w in decision["winners"]]
+    base, _ = wave_base(ctx, n)
+    m = mirror(ctx)
+    stack = ctx.artifact(waves.key("stack", n))
+    if stack is None:
+        branch = branch_for(ctx.run, "stack" if n == 1 else f"w{n}-stack")
+        result = stack_winners(m.path, base, winners, branch, force=True)
+        stack = result.to_dict()
+        if result.sha:
+            m.push(ctx.forge.clone_url(ctx.run.repo, write=True), result.sha, branch, force=True)
+        ctx.put(waves.key("stack", n), stack)
+        ctx.progress(f"stacked {len(stack['applied'])} winner(s); dropped {len(stack['dropped'])}")
+    if not stack.get("sha"):
+        return choose_publication(None, decision)
+    verify_cands = [{"name": "stack", "sha": stack["sha"]}] + [
+        {"name": w["name"], "sha": w["sha"]} for w in winners]
+    results = run_experiment(ctx, waves.key("verify", n), base, verify_cands)
+    seed = ctx.run.id + 1 + 10 * (n - 1)
+    verification = stats_decide(results, project_for(ctx, results), seed=seed).to_dict()
+    ctx.put(waves.key("verification", n), {"stack": stack, "decision": verification})
+    return choose_publication(verification, decision)
+
+
+def review(ctx: StageContext) -> str | None:
+    """Record what the wave kept and the running best; start the next wave ("researching") or stop the loop
+    (at research.max_waves, without an LLM, on the budget, or when the wave kept no verified improvement)."""
+    n = current_wave(ctx)
+    if n > 1 and ctx.artifact(waves.key("decision", n)) is None:
+        return "researching"  # wave n-1's review said "continue" just before a restart: wave n starts now
+    rec = ctx.artifact(f"wave:{n}")
+    if rec is None:
+        rec = _review_wave(ctx, n)
+        ctx.put(f"wave:{n}", rec)  # from here on the current wave is n + 1 when the review continues
+    if rec["next"] == "continue":
+        ctx.progress(f"wave {n} reviewed: {rec['reason']}")
+        return "researching"
+    if ctx.artifact("loop") is None:
+        best = rec.get("best") or {}
+        ctx.put("loop", {"waves": n, "stop": rec["stop"], "reason": rec["reason"],
+                         "best_wave": best.get("wave", 0)})
+        ctx.progress(f"stopped after wave {n}: {rec['reason']}")
+    return None
+
+
+def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
+    base, label = wave_base(ctx, n)
+    choice = ctx.artifact(waves.key("choice", n)) or {}
+    cands = ctx.artifact(waves.key("candidates", n), [])
+    kept = waves.kept_of(choice, ctx.artifact(waves.key("stack", n)), cands)
+    prev = waves.best_after(waves.records(ctx.artifact)[: n - 1])
+    if kept:
+        step = {"wave": n, "names": kept["names"], "titles": kept["titles"], "speedup": kept.get("speedup")}
+        best = {"sha": kept["sha"], "branch": kept.get("branch"), "wave": n,
+                "label": waves.describe_kept(n, kept), "path": list((prev or {}).get("path") or []) + [step]}
+    else:
+        best = prev or {"sha": baseline_sha(ctx), "branch": None, "wave": 0, "label": "the baseline",
+                        "path": []}
+    has_llm = llm_for(ctx) is not None
+    code, reason = waves.stop_reasons(wave=n, kept=bool(kept), choice_reason=str(choice.get("reason") or ""),
+                                      max_waves=int(ctx.project.raw["research"]["max_waves"]),
+                                      has_llm=has_llm,
+                                      budget_problem=_budget_problem(ctx, has_llm))
+    decision = ctx.artifact(waves.key("decision", n)) or {}
+    return {"wave": n, "base": {"sha": base, "label": label}, "candidates": [c["name"] for c in cands],
+            "winners": list(decision.get("winners") or []), "choice": choice, "kept": kept, "best": best,
+            "next": "stop" if code else "continue", "stop": code, "reason": reason}
+
+
+def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
+    """Why the budget cannot pay for another wave, or None."""
+    usage = ctx.store.usage_totals(ctx.run.id)
+    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
+    cost = _estimate_usd(ctx, max(1, ctx.project.raw["agent"]["max_candidates"]) + 1, measured_archs(ctx))
+    if usage["usd"] + cost > limit:
+        return (f"the budget: ${usage['usd']:.2f} of ${limit:.2f} spent, and another wave would cost about "
+                f"${cost:.2f}")
+    tokens = min(ctx.project.budget_tokens, ctx.settings.budget_llm_tokens)
+    used = int(usage["tokens_in"] + usage["tokens_out"])
+    if has_llm and tokens - used < waves.MIN_WAVE_TOKENS:
+        return f"the LLM token budget: {used:,} of {tokens:,} tokens used"
+    return None
 
 
 def publish(ctx: StageContext) -> None:
@@ -413,18 +718,31 @@ def publish(ctx: StageContext) -> None:
     if ctx.run.kind == "rebench":
         _refresh_pull(ctx, decision)
         return
-    winners = decision.get("winners", [])
-    if not winners:
-        ctx.put("publication", {"kind": "none", "reason": "no candidate was correct and significantly faster"})
-        _notify_no_pull(ctx, "no candidate was correct and significantly faster")
+    recs = waves.records(ctx.artifact)
+    best = waves.best_after(recs)
+    stopped = (ctx.artifact("loop") or {}).get("reason")
+    if best is None:
+        reason = (recs[0].get("choice") or {}).get("reason") if recs else None
+        reason = reason or "no candidate was correct and significantly faster"
+        ctx.put("publication", {"kind": "none", "reason": reason, "stopped": stopped})
+        _notify_no_pull(ctx, reason)
         return
-    choice = ctx.artifact("choice") or _verify(ctx, decision)
-    ctx.put("choice", choice)
-    if choice["kind"] == "none":
-        ctx.put("publication", {"kind": "none", "reason": choice["reason"]})
-        _notify_no_pull(ctx, choice["reason"])
-        return
-    _open_pull(ctx, choice)
+    if best["wave"] > 1:
+        final = ctx.artifact("final") or _measure_final(ctx, best)
+        if final["choice"]["kind"] != "none":
+            candidates = [c for rec in recs for c in ctx.artifact(waves.key("candidates", rec["wave"]), [])]
+            stack = final["stack"]
+            _open_pull(ctx, final["choice"], recs,
+                       published=(stack["branch"], stack["sha"], stack, final["decision"]),
+                       candidates=candidates)
+            return
+        ctx.event("publish", "the running best did not hold against the baseline: "
+                             f"{final['choice']['reason']}")
+        if not recs[0].get("kept"):
+            ctx.put("publication", {"kind": "none", "reason": final["choice"]["reason"], "stopped": stopped})
+            _notify_no_pull(ctx, final["choice"]["reason"])
+            return
+    _open_pull(ctx, ctx.artifact("choice"), recs[:1] if best["wave"] > 1 else recs)
 
 
 def _notify_no_pull(ctx: StageContext, reason: str) -> None:
@@ -441,32 +759,27 @@ def _notify_no_pull(ctx: StageContext, reason: str) -> None:
                    lambda: ctx.forge.upsert_marked_comment(ctx.run.repo, ctx.run.issue_number, marker, body).id)
 
 
-def _verify(ctx: StageContext, decision: dict[str, Any]) -> dict[str, Any]:
-    """Stack the winners, measure the stack afresh (with the single winners alongside), choose."""
+def _measure_final(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
+    """The running best of several waves, measured against the baseline itself (what the PR changes)."""
     from .experiments.stats import decide as stats_decide
-    from .publish import choose_publication, stack_winners
 
-    cands = {c["name"]: c for c in ctx.artifact("candidates", [])}
-    winners = [{"name": w, "sha": cands[w]["sha"], "speedup": _target_speedup(decision, w)}
-               for w in decision["winners"]]
-    m = mirror(ctx)
-    stack = ctx.artifact("stack")
-    if stack is None:
-        branch = branch_for(ctx.run, "stack")
-        result = stack_winners(m.path, baseline_sha(ctx), winners, branch, force=True)
-        stack = result.to_dict()
-        if result.sha:
-            m.push(ctx.forge.clone_url(ctx.run.repo, write=True), result.sha, branch, force=True)
-        ctx.put("stack", stack)
-        ctx.progress(f"stacked {len(stack['applied'])} winner(s); dropped {len(stack['dropped'])}")
-    if not stack.get("sha"):
-        return choose_publication(None, decision)
-    verify_cands = [{"name": "stack", "sha": stack["sha"]}] + [
-        {"name": w["name"], "sha": w["sha"]} for w in winners]
-    results = run_experiment(ctx, "verify", baseline_sha(ctx), verify_cands)
-    verification = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 1).to_dict()
-    ctx.put("verification", {"stack": stack, "decision": verification})
-    return choose_publication(verification, decision)
+    results = run_experiment(ctx, "final", baseline_sha(ctx), [{"name": "stack", "sha": best["sha"]}])
+    decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 7).to_dict()
+    applied = [name for step in best["path"] for name in step["names"]]
+    waves_used = ", ".join(str(step["wave"]) for step in best["path"])
+    if "stack" in decision.get("winners", []):
+        choice = {"kind": "stack", "candidate": "stack", "speedup": _target_speedup(decision, "stack"),
+                  "reason": f"the verified changes of waves {waves_used} ({len(applied)} in all), each "
+                            "measured against the stack before it, re-measured together: correct and "
+                            "significantly faster than the baseline"}
+    else:
+        choice = {"kind": "none", "candidate": None, "speedup": None,
+                  "reason": f"the stack of waves {waves_used} was not significantly faster than the "
+                            "baseline when measured against it"}
+    final = {"decision": decision, "choice": choice,
+             "stack": {"sha": best["sha"], "branch": best["branch"], "applied": applied, "dropped": []}}
+    ctx.put("final", final)
+    return final
 
 
 def _target_speedup(decision: dict[str, Any], name: str) -> float:
@@ -487,15 +800,20 @@ def _published(ctx: StageContext, choice: dict[str, Any]) -> tuple[str, str, dic
     return c["branch"], c["sha"], None, measured
 
 
-def _open_pull(ctx: StageContext, choice: dict[str, Any]) -> None:
+def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, Any]] | None = None, *,
+               published: tuple[str, str, dict[str, Any] | None, dict[str, Any]] | None = None,
+               candidates: list[dict[str, Any]] | None = None) -> None:
     from . import report
 
-    head_branch, head_sha, stack, measured = _published(ctx, choice)
+    head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
-    candidates = inputs["candidates"] + ([{"name": "stack", "branch": head_branch, "sha": head_sha,
-                                           "source": "stack", "title": "stacked verified winners"}] if stack else [])
+    base_cands = candidates if candidates is not None else ctx.artifact("candidates", [])
+    candidates = base_cands + ([{"name": "stack", "branch": head_branch, "sha": head_sha, "source": "stack",
+                                 "title": "stacked verified winners"}] if stack else [])
+    path_md = report.waves_path(recs, (ctx.artifact("loop") or {}).get("reason")) if recs else None
     body = report.pr_body(_report_run(inputs), measured, candidates, choice, baseline_sha(ctx), head_sha,
-                          stack=stack, costs=report_costs(inputs), links=report_links(inputs))
+                          stack=stack, costs=report_costs(inputs), links=report_links(inputs),
+                          path_md=path_md)
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
     base_branch = ctx.artifact("baseline")["branch"]
 
@@ -509,7 +827,7 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any]) -> None:
     _check_runs(ctx, head_sha, measured, choice["candidate"], candidates)
     ctx.put("publication", {"kind": choice["kind"], "pr_number": pr["number"], "pr_url": pr["url"],
                             "head_branch": head_branch, "head_sha": head_sha, "base_sha": baseline_sha(ctx),
-                            "reason": choice["reason"]})
+                            "reason": choice["reason"], "waves": [r["wave"] for r in recs or []]})
     ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
@@ -564,6 +882,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
                      "log": i["failure"]["log_tail"]}] + failures
     decision = i["decision"]
     dossier_md = (i["dossier"] or {}).get("markdown")
+    waves_md = _waves_status(pipeline, run, i) if i["run"]["kind"] == "issue" else None
     extra = []
     if i["skipped"]:
         extra.append("**Hypotheses not turned into candidates:**")
@@ -578,7 +897,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
                                  budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
                                  dossier_md=dossier_md, decision=decision, candidates=i["candidates"],
                                  costs=report_costs(i) if i["results"] else None, links=report_links(i),
-                                 failures=failures)
+                                 failures=failures, waves_md=waves_md)
     if extra:
         marker_end = body.index("\n") + 1
         body = body[:marker_end] + body[marker_end:].replace("\n<sub>Commands", "\n" + "\n".join(extra) +
@@ -586,11 +905,36 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
     return body
 
 
+def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:
+    """Earlier waves as collapsed sections (plan, table, per-function diff, what was kept), the current wave's
+    heading, and why the loop stopped. None for a run still in its first wave."""
+    from . import report
+
+    recs, n = i["waves"], i["wave"]
+    if not recs and n == 1:
+        return None
+    get = lambda k, d=None: pipeline.store.get_artifact(run.id, k, d)  # noqa: E731
+    parts = []
+    for rec in recs:
+        k = rec["wave"]
+        if k == n:
+            continue
+        plan = (get(waves.key("dossier", k)) or {}).get("markdown") if k > 1 else None
+        parts.append(report.wave_section(rec, get(waves.key("decision", k)),
+                                         get(waves.key("candidates", k), []), plan, report_links(i)))
+    current = next((r for r in recs if r["wave"] == n), None)
+    parts.append(report.current_wave_heading(n, i["wave_base"], (i.get("wave_plan") or {}).get("markdown"),
+                                             current, i["loop"]))
+    return "\n\n".join(p for p in parts if p)
+
+
 DEFAULT_STAGES = {
     "researching": research,
     "implementing": implement,
     "benchmarking": benchmark,
     "deciding": decide,
+    "verifying": verify,
+    "reviewing": review,
     "publishing": publish,
 }
 

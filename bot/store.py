@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-ACTIVE_STATES = ("queued", "researching", "implementing", "benchmarking", "deciding", "publishing")
+ACTIVE_STATES = ("queued", "researching", "implementing", "benchmarking", "deciding", "verifying",
+                 "reviewing", "publishing")
 FINAL_STATES = ("done", "failed", "cancelled")
 STATES = ACTIVE_STATES + FINAL_STATES
 

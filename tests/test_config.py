@@ -48,6 +48,10 @@ def test_llamacpp_preset_fills_everything():
     (GOOD.replace('["src/**"]', '["../etc/**"]'), "paths.allowed", ".."),
     ("preset: tensorflow\n", "preset", "unknown preset"),
     (GOOD + "research: {related: [notarepo]}\n", "research.related[0]", "owner/repo"),
+    (GOOD + "research: {max_waves: 0}\n", "research.max_waves", ">= 1"),
+    (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "<= 10"),
+    (GOOD + "research: {max_waves: two}\n", "research.max_waves", "type int"),
+    (GOOD + "research: {profile: maybe}\n", "research.profile", "bool"),
 ])
 def test_broken_config_names_field_and_problem(text, field, words):
     with pytest.raises(ConfigError) as info:

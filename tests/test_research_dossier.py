@@ -164,7 +164,8 @@ def test_sources_unreachable_degrade_to_notes(world, tmp_path) -> None:
                                                  attempts=1, retry_wait_s=0), retry_wait_s=0)
     d = build_dossier(ISSUE, {**PROJECT, "preset": "generic"}, world.clone, None, None, tmp_path, "owner/proj", options)
     status = {n.source: n.status for n in d.notes}
-    assert status == {"arxiv": "failed", "forks": "skipped", "backends": "ok", "upstream": "skipped", "llm": "skipped"}
+    assert status == {"arxiv": "failed", "forks": "skipped", "backends": "ok", "upstream": "skipped",
+                      "llm": "skipped", "profile": "skipped"}
     assert all(h.kind == "backend_gap" for h in d.hypotheses) and d.hypotheses
     assert "failed" in d.markdown()
 

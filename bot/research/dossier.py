@@ -19,6 +19,7 @@ import jsonschema
 
 from . import arxiv as arxiv_source
 from . import backends as backend_source
+from . import profile as profile_source
 from .cache import JsonCache
 from .forks import ForkCommit, ForkOptions, scan_forks
 from .inflight import InFlight, find_in_flight, mark_in_flight, terms_of
@@ -45,6 +46,8 @@ HYPOTHESIS_ITEM_SCHEMA: dict[str, Any] = {
         "risk": {"enum": list(RISKS)},
         "citations": {"type": "array", "minItems": 1, "maxItems": 12,
                       "items": {"type": "string", "minLength": 1, "maxLength": 200}},
+        "hot_functions": {"type": "array", "maxItems": 8,
+                          "items": {"type": "string", "minLength": 1, "maxLength": 200}},
     },
 }
 
@@ -64,6 +67,8 @@ SYNTHESIS_SCHEMA: dict[str, Any] = {
 
 _BASE_SCORE = {"fork_commit": 3.0, "llm": 2.5, "backend_gap": 2.0}
 _RISK_BONUS = {"low": 0.3, "medium": 0.0, "high": -0.3}
+_SHARE_WEIGHT = 1.5        # a hypothesis on a function holding 60% of the cost gains 0.9
+_BELOW_EFFECT_PENALTY = 3.0  # one that cannot reach min_effect even at zero cost sinks below every other kind
 
 
 @dataclass
@@ -90,6 +95,10 @@ class Dossier:
     notes: list[SourceNote] = field(default_factory=list)
     summary: str = ""
     queries: list[str] = field(default_factory=list)
+    profile: dict[str, Any] | None = None       # the `profile` artifact (bot/research/profile.py)
+    profile_md: str = ""                        # "Where the time goes", rendered with the code map
+    wave: int = 1
+    heading: str = "Research dossier"
 
     def citation_number(self, source_id: str) -> int | None:
         for i, s in enumerate(self.sources, 1):
@@ -108,6 +117,8 @@ class Dossier:
             "sources": [s.to_dict() for s in self.sources],
             "hypotheses": [h.to_dict() for h in self.hypotheses],
             "notes": [n.to_dict() for n in self.notes],
+            "wave": self.wave,
+            "profile": self.profile,
         }
 
     def _cite(self, ids: list[str]) -> str:
@@ -121,15 +132,18 @@ class Dossier:
 
     def markdown(self) -> str:
         """Headings, hypotheses table, numbered sources [n] with links, notes; untrusted text neutralized."""
-        lines = [f"### Research dossier: {md_cell(self.goal, 200)}", ""]
+        lines = [f"### {self.heading}: {md_cell(self.goal, 200)}", ""]
         if self.baseline:
             lines += [f"Baseline `{self.baseline[:12]}` of `{self.repo}`.", ""]
+        if self.profile_md:
+            lines += [self.profile_md.rstrip(), ""]
         if self.summary:
             lines += [md_cell(self.summary, 2000).replace("\\|", "|"), ""]
         lines += ["#### Hypotheses", ""]
         if self.hypotheses:
-            lines += ["| # | hypothesis | kind | risk | target files | expected effect | sources | in flight |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += ["| # | hypothesis | kind | risk | hot function (share, at most) | target files "
+                      "| expected effect | sources | in flight |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for i, h in enumerate(self.hypotheses, 1):
                 effects = list(h.expected_effect.items())
                 if len(effects) > 1 and len({t for _, t in effects}) == 1:
@@ -139,8 +153,12 @@ class Dossier:
                 if len(h.target_files) > 4:
                     files += f" +{len(h.target_files) - 4}"
                 flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1)) or "—"
-                lines.append(f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {files} | {effect} | "
-                             f"{self._cite(h.citations)} | {flight} |")
+                lines.append(f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {hot_cell(h)} | "
+                             f"{files} | {effect} | {self._cite(h.citations)} | {flight} |")
+            notes = [(i, h.rank_note) for i, h in enumerate(self.hypotheses, 1)
+                     if h.rank_note.startswith("ranked")]
+            if notes:
+                lines += ["", "Ranking by the profile:"] + [f"- #{i}: {md_cell(n, 400)}" for i, n in notes]
         else:
             lines.append("No hypotheses: the sources below did not yield a testable change.")
         lines += ["", "#### Sources", ""]
@@ -158,7 +176,33 @@ class Dossier:
         return text
 
 
+def hot_cell(h: Hypothesis) -> str:
+    """`matmul` 69.1% → ≤ 3.24× (Amdahl); — without a profile."""
+    if h.hot_share is None:
+        return "— (no profile)"
+    name = f"`{md_cell(h.hot_function, 60).replace(chr(96), '')}`" if h.hot_function else "none profiled"
+    bound = f"≤ {h.amdahl_max:.2f}×" if (h.amdahl_max or 0) < 100 else "unbounded"
+    return f"{name} {100 * h.hot_share:.1f}% → {bound}"
+
+
 # ---------------------------------------------------------------- sources -> Source / Hypothesis
+
+
+def profile_sources(profile: dict[str, Any] | None, n: int = profile_source.TOP) -> list[Source]:
+    """The profile's top functions as citable sources (`profile:<function>`)."""
+    if not profile or not profile.get("available"):
+        return []
+    out = []
+    for f in profile_source.top(profile, n):
+        name = profile_source.base_name(f["name"])
+        out.append(Source(id=f"profile:{name}", kind="profile",
+                          title=f"{name}: {100 * f['share']:.1f}% of the baseline's estimated cycles",
+                          url=None, summary=f"simulated self cost {int(f['cycles']):,} of "
+                                            f"{int(profile['estimated_cycles']):,} estimated cycles "
+                                            f"({profile.get('tool', 'cachegrind')}, "
+                                            f"{profile.get('isa', '')})",
+                          suggests="", data={"function": f}))
+    return out
 
 
 def paper_source(p: arxiv_source.Paper) -> Source:
@@ -279,14 +323,20 @@ def validate_llm_hypotheses(items: Any, known_sources: set[str], project: dict[s
         if len(cites) < len(item["citations"]) or len(files) < len(item["target_files"]):
             problems.append(f"hypothesis {i}: dropped unknown citations / disallowed files")
         effect = {a: clean(item["expected_effect"].get(a, "not estimated"), 600) for a in archs}
+        named = [{"name": one_line(n, 200)} for n in item.get("hot_functions") or []]
         good.append(Hypothesis(id=f"llm-{i}", title=one_line(item["title"], 200), rationale=clean(item["rationale"], 4000),
                                target_files=files, expected_effect=effect, risk=item["risk"],
-                               citations=list(dict.fromkeys(cites)), kind="llm"))
+                               citations=list(dict.fromkeys(cites)), kind="llm", hot_functions=named))
     return good, problems
 
 
-def research_material(sources: list[Source], hot_files: list[str]) -> str:
+def research_material(sources: list[Source], hot_files: list[str],
+                      profile: dict[str, Any] | None = None) -> str:
     parts = []
+    if profile is not None:
+        parts.append("Where the time goes (simulated self cost per function of the baseline; cite a function "
+                     "as profile:<name>; name the functions a hypothesis changes in hot_functions):\n"
+                     + profile_source.material(profile))
     for s in sources:
         parts.append(f"[{s.id}] ({s.kind}) {s.title}\n{s.summary}" + (f"\nSuggests: {s.suggests}" if s.suggests else ""))
         paper = s.data.get("paper")
@@ -298,12 +348,13 @@ def research_material(sources: list[Source], hot_files: list[str]) -> str:
 
 
 def synthesize(llm: Any, issue: dict[str, Any], repo: str, project: dict[str, Any], sources: list[Source],
-               hot_files: list[str], max_hypotheses: int) -> tuple[str, list[Hypothesis], dict[str, str], list[SourceNote]]:
+               hot_files: list[str], max_hypotheses: int, profile: dict[str, Any] | None = None
+               ) -> tuple[str, list[Hypothesis], dict[str, str], list[SourceNote]]:
     """(summary, hypotheses, suggests by source id, notes) from the LLM; failures become notes."""
     variables = {
         "repo": repo,
         "issue": quote(f"{issue.get('title', '')}\n\n{issue.get('body') or ''}", "issue text", 6000),
-        "material": quote(research_material(sources, hot_files), "research material", 40000),
+        "material": quote(research_material(sources, hot_files, profile), "research material", 40000),
         "source_ids": ", ".join(s.id for s in sources) or "(none)",
         "architectures": ", ".join(project.get("architectures", ["x86"])),
         "allowed_paths": ", ".join(project.get("paths", {}).get("allowed", ["**"])),
@@ -334,8 +385,10 @@ def synthesize(llm: Any, issue: dict[str, Any], repo: str, project: dict[str, An
 # ---------------------------------------------------------------- ranking
 
 
-def rank(hypotheses: list[Hypothesis], goal_terms: set[str]) -> list[Hypothesis]:
-    """Deterministic score: kind, goal relevance, corroboration, risk, in-flight penalty; LLM order kept."""
+def rank(hypotheses: list[Hypothesis], goal_terms: set[str], min_effect: float = 0.02) -> list[Hypothesis]:
+    """Deterministic score: kind, goal relevance, corroboration, risk, in-flight penalty, LLM order kept, and
+    with a profile the share of the cost a hypothesis can move (one that cannot reach `min_effect` even if
+    its functions cost nothing sinks, with that reason in `rank_note`)."""
     llm_items = [h for h in hypotheses if h.kind == "llm"]
     for h in hypotheses:
         score = _BASE_SCORE.get(h.kind, 2.0) + _RISK_BONUS.get(h.risk, 0.0)
@@ -347,6 +400,10 @@ def rank(hypotheses: list[Hypothesis], goal_terms: set[str]) -> list[Hypothesis]
             score += 0.5 * (len(llm_items) - llm_items.index(h)) / len(llm_items)
         if h.in_flight:
             score -= 0.5
+        if h.hot_share is not None:
+            score += _SHARE_WEIGHT * h.hot_share
+            if (h.amdahl_max or 1.0) < 1.0 + min_effect:
+                score -= _BELOW_EFFECT_PENALTY
         h.score = round(score, 3)
     return sorted(hypotheses, key=lambda h: -h.score)
 
@@ -366,9 +423,45 @@ def _baseline_sha(clone_dir: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def code_map_for(clone: str | None, project: dict[str, Any]) -> profile_source.CodeMap:
+    paths = project.get("paths", {})
+    globs = list(dict.fromkeys(list(paths.get("hot", ["**"])) + list(paths.get("allowed", ["**"]))))
+    return profile_source.build_code_map(clone, globs) if clone else profile_source.CodeMap()
+
+
+def annotate_hypotheses(hypotheses: list[Hypothesis], profile: dict[str, Any] | None,
+                        cmap: profile_source.CodeMap, clone: str | None, baseline: str | None,
+                        min_effect: float) -> None:
+    """Every hypothesis gets the hot function it targets, the share it can move and its Amdahl bound."""
+    usable = bool(profile and profile.get("available"))
+    known = set(cmap.funcs) | set(profile_source.shares(profile))
+    for h in hypotheses:
+        if not usable:
+            profile_source.annotate(h, None, min_effect)
+            continue
+        if h.kind == "fork_commit" and h.fork and clone:
+            port = h.fork.get("port_sha")
+            names = (profile_source.changed_functions(clone, baseline, port) if port and baseline
+                     else profile_source.changed_functions(clone, f"{h.fork['sha']}^", h.fork["sha"]))
+        elif h.kind == "backend_gap":
+            gap = next((c.split(":", 1)[1] for c in h.citations if c.startswith("backend:")), "")
+            names = {n for n in profile_source.shares(profile)
+                     if any(profile_source.op_share(op, {"functions": [{"name": n, "share": 1.0}]})
+                            for op in gap.split("+") if op)}
+        else:
+            named = [d["name"] for d in h.hot_functions if d.get("name") in known]
+            names = set(named) or profile_source.functions_in(h.target_files, cmap)
+        profile_source.annotate(h, profile_source.attribute(names, profile, cmap), min_effect)
+
+
 def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | None, forge: Any, llm: Any,
-                  cache_dir: str | Path, repo: str, options: ResearchOptions | None = None) -> Dossier:
-    """Run every research source, then synthesize (LLM) or fall back to fork commits + backend gaps."""
+                  cache_dir: str | Path, repo: str, options: ResearchOptions | None = None,
+                  profile: dict[str, Any] | None = None) -> Dossier:
+    """Run every research source, then synthesize (LLM) or fall back to fork commits + backend gaps.
+
+    `profile` (the `profile` artifact, bot/research/profile.py) is the first input: the dossier opens with it,
+    arXiv concepts, backend gaps and fork commits are ordered by the share of the cost they concern, and every
+    hypothesis carries its hot function and Amdahl bound. None: research runs without it and says so."""
     options = options or ResearchOptions()
     issue_d = _issue_dict(issue)
     goal = one_line(issue_d["title"], 200)
@@ -381,9 +474,20 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
     research = project.get("research", {})
     dossier = Dossier(goal=goal, repo=repo, baseline=baseline)
     hot_files = arxiv_source.list_hot_files(clone, hot_globs) if clone else []
+    min_effect = float(project.get("decision", {}).get("min_effect", 0.02))
+    cmap = code_map_for(clone, project)
+    dossier.profile = dict(profile) if profile else profile_source.unavailable("no profiling batch was run")
+    dossier.profile_md = profile_source.markdown(dossier.profile, cmap)
+    usable = bool(dossier.profile.get("available"))
+    weights = profile_source.term_weights(dossier.profile)
 
-    # arXiv
-    concepts = arxiv_source.concepts_from_identifiers(arxiv_source.code_identifiers(clone, hot_files)) if clone else []
+    # arXiv: concepts of the hot code, those of the costliest functions first
+    identifiers = arxiv_source.code_identifiers(clone, hot_files) if clone else None
+    if identifiers is not None and usable:
+        for name in list(identifiers):  # a function holding 60% of the cost outweighs a thousand mentions
+            identifiers[name] += int(10_000 * (weights.get(name, 0.0)
+                                               + profile_source.op_share(name, dossier.profile)))
+    concepts = arxiv_source.concepts_from_identifiers(identifiers) if identifiers is not None else []
     plan = arxiv_source.plan_queries(goal_text, concepts, options.arxiv.max_queries)
     goal_terms = terms_of(goal_text) | set(plan.rank_terms)
     papers: list[arxiv_source.Paper] = []
@@ -411,6 +515,9 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
         dossier.notes.append(note)
     else:
         dossier.notes.append(SourceNote("backends", "skipped", "not a ggml tree (no ggml/src) and preset is not llama.cpp"))
+    if usable:  # the other-backends scan ranked by the hot ops: a fusion of costly ops first
+        gaps.sort(key=lambda g: (g.kind != "fusion", -round(sum(profile_source.op_share(op, dossier.profile)
+                                                                 for op in g.name.split("+")), 4)))
     fusion_gaps = [g for g in gaps if g.kind == "fusion"]
     shown_gaps = (fusion_gaps + [g for g in gaps if g.kind == "op"])[: options.max_gap_sources]
 
@@ -424,11 +531,20 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
                                          options.max_inflight_sources)
         dossier.notes.append(note)
 
-    shown_commits = sorted(commits, key=lambda c: (c.applies is not True, -len(c.also_in)))[: options.max_fork_sources]
+    fork_share: dict[str, float] = {}
+    if usable and clone:  # fork commits ranked by the share of the cost in the functions they change
+        for c in commits:
+            names = (profile_source.changed_functions(clone, baseline, c.port_sha) if c.port_sha and baseline
+                     else profile_source.changed_functions(clone, f"{c.sha}^", c.sha))
+            fork_share[c.sha] = profile_source.attribute(names, dossier.profile, cmap).share
+    shown_commits = sorted(commits, key=lambda c: (c.applies is not True,
+                                                   -round(fork_share.get(c.sha, 0.0), 4),
+                                                   -len(c.also_in)))[: options.max_fork_sources]
     if len(shown_commits) < len(commits):
         dossier.notes.append(SourceNote("forks", "ok", f"{len(commits) - len(shown_commits)} more hot fork commits "
                                                         f"not listed (they do not apply or are less corroborated)"))
-    sources = ([paper_source(p) for p in papers] + [fork_source(c) for c in shown_commits]
+    sources = (profile_sources(dossier.profile) + [paper_source(p) for p in papers]
+               + [fork_source(c) for c in shown_commits]
                + [gap_source(g) for g in shown_gaps] + [inflight_source(i) for i in in_flight])
     dossier.sources = sources
 
@@ -438,7 +554,7 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
         dossier.notes.append(SourceNote("llm", "skipped", "LLM synthesis skipped: no API key"))
     else:
         summary, llm_hyps, suggests, notes = synthesize(llm, issue_d, repo, project, sources, hot_files,
-                                                        options.max_hypotheses)
+                                                        options.max_hypotheses, dossier.profile)
         dossier.summary = summary
         dossier.notes.extend(notes)
         for s in sources:
@@ -451,5 +567,11 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
             sid = f"{'pull' if item.kind == 'pull' else 'issue'}:{item.number}"
             if item.url in h.in_flight and sid not in h.citations:
                 h.citations.append(sid)
-    dossier.hypotheses = rank(hypotheses, goal_terms)[: max(options.max_hypotheses, 1)]
+    annotate_hypotheses(hypotheses, dossier.profile, cmap, clone, baseline, min_effect)
+    dossier.notes.append(SourceNote("profile", "ok" if usable else "skipped",
+                                    f"ranked by the baseline's simulated profile "
+                                    f"({len(dossier.profile['functions'])} functions)" if usable else
+                                    f"no simulated profile ({dossier.profile.get('reason')}); research "
+                                    "continued without it"))
+    dossier.hypotheses = rank(hypotheses, goal_terms, min_effect)[: max(options.max_hypotheses, 1)]
     return dossier

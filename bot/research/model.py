@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 NoteStatus = Literal["ok", "skipped", "failed"]
 HypothesisKind = Literal["llm", "fork_commit", "backend_gap"]
+SOURCE_KINDS = ("arxiv", "fork_commit", "backend_gap", "pull", "issue", "profile", "measurement")
 RISKS = ("low", "medium", "high")
 
 
@@ -52,6 +53,13 @@ class Hypothesis:
     fork: dict[str, str] | None = None      # {"repo": "owner/name", "sha": "<40 hex>"} for kind fork_commit
     in_flight: list[str] = field(default_factory=list)
     score: float = 0.0
+    # profile-guided (bot/research/profile.py); None without a simulated profile
+    hot_function: str | None = None          # the function it targets (largest share it can move)
+    hot_share: float | None = None           # share of the baseline's estimated cycles it can move at most
+    amdahl_max: float | None = None          # 1 / (1 - hot_share): the most the whole benchmark can gain
+    hot_functions: list[dict[str, Any]] = field(default_factory=list)   # [{"name", "share"}] it can move
+    rank_note: str = ""                      # why it ranks where it does (e.g. "ranked down: ... 0.2% ...")
+    wave: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
