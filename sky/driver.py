@@ -715,11 +715,12 @@ class Driver:
                    False)
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
-        a = alpha / len(looks)
-        self.result["paired"] = {"min_pairs": looks[0], "max_pairs": looks[-1], "looks": looks, "alpha": alpha,
-                                 "alpha_per_look": a, "min_effect": min_effect, "target": target,
-                                 "higher_is_better": hib}
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
+        family = max(1, len(live) - 1)   # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        a = alpha / (len(looks) * family)
+        self.result["paired"] = {"min_pairs": looks[0], "max_pairs": looks[-1], "looks": looks, "alpha": alpha,
+                                 "family": family, "alpha_per_look": a, "min_effect": min_effect,
+                                 "target": target, "higher_is_better": hib}
         rng = random.Random(int(self.spec.get("seed", 1)))
         for name in live:
             for i in range(warmup):

@@ -156,9 +156,10 @@ class Comparison:
     design: str = "unpaired"  # "paired": adjacent (baseline, candidate) pairs, see bot/experiments/paired.py
     pairs: int | None = None  # paired: pairs measured ...
     max_pairs: int | None = None  # ... of at most this many
-    looks: int = 1            # paired: planned looks (the interval's level is 1 - alpha / looks)
+    looks: int = 1            # paired: planned looks (the interval's level is 1 - alpha / (looks x family))
     stop_reason: str | None = None  # paired: effect | equivalent | max_pairs (the driver's stopping rule)
     pairs_needed: int | None = None  # paired, undecided: about how many pairs would resolve min_effect
+    family: int = 1           # paired: candidates measured together (the interval's Bonferroni factor)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -396,13 +397,15 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
 
 def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is_better: bool, alpha: float = 0.05,
                    min_effect: float = 0.02, looks: int = 1, max_pairs: int | None = None,
-                   stop_reason: str | None = None) -> Comparison:
-    """Compare a candidate with the baseline from adjacent pairs (bot/experiments/paired.py)."""
+                   stop_reason: str | None = None, family: int = 1) -> Comparison:
+    """Compare a candidate with the baseline from adjacent pairs (bot/experiments/paired.py). The interval's
+    level is 1 - alpha / (looks x family), the driver's stopping level (Bonferroni over the planned looks and
+    the candidates measured together), so a candidate the driver stopped as decisive is decided here too."""
     d = paired.log_ratios(pairs, metric, higher_is_better)
     if len(d) < 2:
         raise ValueError(f"need >= 2 pairs with {metric!r} (have {len(d)})")
     looks = max(1, int(looks))
-    a = alpha / looks
+    a = alpha / (looks * max(1, int(family)))
     mid, lo, hi = paired.median_ci(d, a)
     base = [float(p["base"][metric]) for p in pairs if metric in (p.get("base") or {})]
     cand = [float(p["cand"][metric]) for p in pairs if metric in (p.get("cand") or {})]
@@ -413,7 +416,8 @@ def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is
                    baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better,
                    raw_speedup=_oriented_ratio(median(base), median(cand), higher_is_better),
                    candidate_cv=robust_cv(cand), design="paired", pairs=len(d), max_pairs=max_pairs, looks=looks,
-                   stop_reason=stop_reason, pairs_needed=paired.pairs_needed(d, min_effect, a))
+                   stop_reason=stop_reason, pairs_needed=paired.pairs_needed(d, min_effect, a),
+                   family=max(1, int(family)))
     c.verdict, c.note = _judge_paired(c, alpha, min_effect)
     return c
 
@@ -544,7 +548,7 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
         try:
             comp = compare_paired(cand_v["pairs"], metric, higher_is_better=hib, alpha=dec["alpha"],
                                   min_effect=dec["min_effect"], looks=len(design.get("looks") or [1]),
-                                  max_pairs=design.get("max_pairs"),
+                                  max_pairs=design.get("max_pairs"), family=int(design.get("family") or 1),
                                   stop_reason=(cand_v.get("stop") or {}).get("reason"))
         except ValueError:
             return Row(cand, arch, metric, status, None, corr, "bench_failed")
