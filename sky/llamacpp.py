@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -45,6 +46,7 @@ BUILD_DIR = "build"
 SIM_BUILD_DIR = "build-sim"     # the simulated tier's build: portable ISA (valgrind runs no AVX-512 / SVE)
 SIM_PROMPT, SIM_GEN = 8, 8      # simulated: llama-bench -p 8 -n 8 -r 1 -t 1 (prompt eval + 8 greedy decode steps)
 STAMP = ".autoresearch-configure.json"
+SYNC_MANIFEST = ".autoresearch-sync.json"   # what a shared build tree holds: {path: [size, sha1, x]}
 KLD_RE = re.compile(r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
                     r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
 MAX_KLD_RE = re.compile(r"Maximum KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
@@ -159,30 +161,123 @@ def build_env(ctx: Any) -> tuple[dict, str | None]:
 
 
 def build(worktree: Path, ctx: Any) -> tuple[bool, str]:
-    """Configure once per worktree (re-configure when our flags change), then build only the needed targets."""
+    """Configure once per ISA (re-configure when our flags change), then build only the needed targets."""
     opts = options(ctx.project)
     return _cmake_build(Path(worktree), ctx, BUILD_DIR, None, bool(opts["ctest"]), None)
 
 
+def shared_tree(ctx: Any, build_dir: str) -> Path:
+    """The one source + CMake tree per ISA in which every variant of this run is built, in turn."""
+    return state_dir(ctx) / f"tree-{build_dir}"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha1()  # noqa: S324  (content identity, not security)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sync_tree(src: Path, dst: Path, skip: tuple[str, ...] = (".git", BUILD_DIR, SIM_BUILD_DIR)) -> list[str]:
+    """Make dst's files equal to src's (top-level `skip` names aside): only files whose content differs are
+    rewritten (a new mtime, so ninja rebuilds them and whatever includes them), files src lacks are deleted.
+    A manifest of (size, sha1) per file saves reading dst. Returns the paths written or deleted."""
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest_path = dst / SYNC_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    seen: dict = {}
+    changed = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel_dir = os.path.relpath(dirpath, src)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip and f != SYNC_MANIFEST]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            s_path = Path(dirpath) / name
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if s_path.is_symlink():
+                key = ["link", os.readlink(s_path)]
+            else:
+                st = s_path.stat()
+                key = [st.st_size, _digest(s_path), st.st_mode & 0o111]
+            seen[rel] = key
+            if manifest.get(rel) == key and os.path.lexists(dst / rel):
+                continue
+            d_path = dst / rel
+            d_path.parent.mkdir(parents=True, exist_ok=True)
+            if d_path.is_symlink() or d_path.is_file():
+                d_path.unlink()
+            elif d_path.is_dir():
+                shutil.rmtree(d_path)
+            if key[0] == "link":
+                d_path.symlink_to(key[1])
+            else:
+                shutil.copyfile(s_path, d_path)
+                shutil.copymode(s_path, d_path)
+            changed.append(rel)
+    for rel in sorted(set(manifest) - set(seen)):
+        gone = dst / rel
+        if gone.is_symlink() or gone.is_file():
+            gone.unlink()
+        changed.append(rel)
+    tmp = manifest_path.with_name(SYNC_MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(seen))
+    tmp.replace(manifest_path)
+    return changed
+
+
 def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
                  targets: list[str] | None) -> tuple[bool, str]:
+    """Build `targets` of this variant for one ISA. Without ctest, every variant is built in turn in ONE
+    shared tree per ISA (its sources synced over the previous variant's), and the binaries are copied into
+    <worktree>/<build_dir>/bin: a one-file candidate recompiles that file and relinks, with no configure and
+    no tree of ccache lookups. With ctest, the worktree is built in place (ctest runs in its build dir)."""
+    targets = targets or build_targets(worktree)
+    logs = []
+    where = worktree
+    if not ctest:
+        where = shared_tree(ctx, build_dir)
+        t = time.monotonic()
+        changed = sync_tree(worktree, where)
+        logs.append(f"[llamacpp] {len(changed)} files synced into the shared tree {where} in "
+                    f"{time.monotonic() - t:.1f}s" + (f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
+                                                      if len(changed) <= 50 else ""))
+    ok, text = _cmake_build_in(where, ctx, build_dir, isa_flags, ctest, targets)
+    logs.append(text)
+    if not ok or where == worktree:
+        return ok, "\n".join(logs)
+    out = worktree / build_dir / "bin"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for tool in targets:
+        shutil.copy2(bin_path(where, tool, build_dir), out / tool)
+    return True, "\n".join(logs)
+
+
+def _cmake_build_in(tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
+                    targets: list[str]) -> tuple[bool, str]:
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
-    conf = cmake_configure_args(worktree, ccache, ctest, generator, build_dir, isa_flags)
-    stamp = worktree / build_dir / STAMP
+    conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
+    stamp = tree / build_dir / STAMP
     logs = []
-    if not (worktree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
-        rc, out = ctx.run(conf, worktree, timeout=900, extra_env=extra)
+    if not (tree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
+        rc, out = ctx.run(conf, tree, timeout=900, extra_env=extra)
         logs.append(f"$ {shlex.join(conf)}\n{out}")
         if rc != 0:
             return False, "\n".join(logs) + f"\n[llamacpp] configure failed (exit {rc})"
         stamp.write_text(json.dumps(conf))
-    cmd = cmake_build_args(worktree, os.cpu_count() or 1, ctest, build_dir, targets)
-    rc, out = ctx.run(cmd, worktree, timeout=3600, extra_env=extra)
+    cmd = cmake_build_args(tree, os.cpu_count() or 1, ctest, build_dir, targets if not ctest else None)
+    rc, out = ctx.run(cmd, tree, timeout=3600, extra_env=extra)
     logs.append(f"$ {shlex.join(cmd)}\n{out}")
     if rc != 0:
         return False, "\n".join(logs) + f"\n[llamacpp] build failed (exit {rc})"
-    missing = [t for t in (targets or build_targets(worktree)) if not bin_path(worktree, t, build_dir).exists()]
+    missing = [t for t in targets if not bin_path(tree, t, build_dir).exists()]
     if missing:
         return False, "\n".join(logs) + f"\n[llamacpp] built, but missing binaries: {', '.join(missing)}"
     return True, "\n".join(logs)

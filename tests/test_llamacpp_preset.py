@@ -354,3 +354,64 @@ def test_kld_check_rejects_divergence_over_bound_and_gives_up_on_missing_stats(t
     ctx = ScriptedCtx(tmp_path, [truncated] * llamacpp.ATTEMPTS)
     check = llamacpp.check_kld(tmp_path / "wt", _refs(tmp_path), ctx)
     assert not check["ok"] and f"{llamacpp.ATTEMPTS} attempts" in check["detail"]
+
+
+def test_sync_tree_rewrites_only_changed_files_and_deletes_vanished_ones(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "shared"
+    (src / "ggml" / "src").mkdir(parents=True)
+    (src / "build" / "bin").mkdir(parents=True)
+    (src / "ggml" / "src" / "ops.cpp").write_text("int ops;\n")
+    (src / "ggml" / "src" / "vec.cpp").write_text("int vec;\n")
+    (src / "build" / "bin" / "stale").write_text("not a source")
+    (src / ".git").write_text("gitdir: elsewhere\n")
+    (src / "tool.sh").write_text("#!/bin/sh\n")
+    (src / "tool.sh").chmod(0o755)
+    first = llamacpp.sync_tree(src, dst)
+    assert sorted(first) == ["ggml/src/ops.cpp", "ggml/src/vec.cpp", "tool.sh"]
+    assert not (dst / "build").exists() and not (dst / ".git").exists() and (dst / "tool.sh").stat().st_mode & 0o100
+    before = (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns
+    assert llamacpp.sync_tree(src, dst) == []                      # identical content: nothing touched
+    (src / "ggml" / "src" / "ops.cpp").write_text("int ops2;\n")    # a one-file candidate
+    (src / "tool.sh").unlink()
+    assert llamacpp.sync_tree(src, dst) == ["ggml/src/ops.cpp", "tool.sh"]
+    assert (dst / "ggml" / "src" / "ops.cpp").read_text() == "int ops2;\n" and not (dst / "tool.sh").exists()
+    assert (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns == before   # unchanged file keeps its mtime
+
+
+def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tmp_path):
+    ctx = FakeCtx(tmp_path / "work", {"preset": "llama.cpp"})
+    ctx.workdir.mkdir()
+    calls = []
+
+    def run(cmd, cwd, timeout=0, pin=False, extra_env=None):
+        calls.append(list(cmd))
+        if cmd[:2] == ["cmake", "--build"]:
+            bindir = Path(cmd[2]) / "bin"
+            bindir.mkdir(parents=True, exist_ok=True)
+            for tool in cmd[cmd.index("--target") + 1:]:
+                (bindir / tool).write_text(f"{tool} built from {(Path(cmd[2]).parent / 'src.c').read_text()}")
+        else:
+            (Path(cmd[cmd.index("-B") + 1])).mkdir(parents=True, exist_ok=True)
+            (Path(cmd[cmd.index("-B") + 1]) / "CMakeCache.txt").write_text("")
+        return 0, "ok"
+
+    ctx.run = run
+    trees = {}
+    for name, code in (("baseline", "A"), ("cand", "B")):
+        wt = trees[name] = tmp_path / name
+        (wt / "tools" / "completion").mkdir(parents=True)
+        (wt / "tools" / "completion" / "CMakeLists.txt").write_text("")
+        (wt / "src.c").write_text(code)
+        ok, log = llamacpp.build(wt, ctx)
+        assert ok, log
+        ok, log = llamacpp.simulate_build(wt, ctx)
+        assert ok, log
+    configures = [c for c in calls if c[:2] == ["cmake", "-S"]]
+    assert len(configures) == 2                                  # once per ISA, not once per variant
+    assert {c[c.index("-S") + 1] for c in configures} == {str(llamacpp.shared_tree(ctx, "build")),
+                                                          str(llamacpp.shared_tree(ctx, "build-sim"))}
+    assert "-DGGML_NATIVE=OFF" in next(c for c in configures if c[c.index("-B") + 1].endswith("build-sim"))
+    for name, code in (("baseline", "A"), ("cand", "B")):
+        assert (trees[name] / "build" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
+        assert (trees[name] / "build-sim" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
+        assert not (trees[name] / "build-sim" / "bin" / "llama-quantize").exists()
