@@ -415,3 +415,14 @@ def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tm
         assert (trees[name] / "build" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
         assert (trees[name] / "build-sim" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
         assert not (trees[name] / "build-sim" / "bin" / "llama-quantize").exists()
+
+
+def test_simulate_command_is_the_same_argv_for_every_variant(tmp_path):
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp"})
+    ctx.state["llamacpp_model"] = str(tmp_path / "m.gguf")
+    a = llamacpp.simulate_command(tmp_path / "wt" / "baseline", ctx)
+    b = llamacpp.simulate_command(tmp_path / "wt" / "a-much-longer-candidate-name", ctx)
+    assert a == b and a[0] == "./build-sim/bin/llama-bench"      # run from the driver's one symlinked path
+    assert a[a.index("-t") + 1] == "1" and a[a.index("-p") + 1] == "8" and a[a.index("-n") + 1] == "8"
+    assert "-DGGML_AVX512=OFF" in llamacpp.portable_isa_flags("x86_64")
+    assert "-DGGML_NATIVE=OFF" in llamacpp.portable_isa_flags("aarch64")
