@@ -98,6 +98,20 @@ def pct(x: float) -> str:
     return f"{x * 100:+.4f}%"
 
 
+def isa_report(tree: Path) -> str:
+    """How many instructions of each llama-bench (native build, simulation build) use AVX-512's zmm registers."""
+    out = []
+    for build_dir in ("build", "build-sim"):
+        exe = tree / build_dir / "bin" / "llama-bench"
+        if not exe.exists() or not shutil.which("objdump"):
+            continue
+        asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(exe)], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        out.append(f"{build_dir}/bin/llama-bench: {sum('%zmm' in line for line in asm.splitlines()):,} instructions "
+                   f"on zmm registers")
+    return "; ".join(out) or "objdump unavailable"
+
+
 def make_repo(source: Path, repo: Path) -> str:
     if repo.exists():
         shutil.rmtree(repo)
@@ -175,7 +189,11 @@ def main() -> int:
                     help="decision.min_effect of these runs (the preset's 2%% would call a 1%% change no_change)")
     ap.add_argument("--trial-pairs", type=int, default=2, help="wall pairs per planted trial")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--check-isa", type=Path, help="only print the zmm count of a driver worktree's two builds")
     args = ap.parse_args()
+    if args.check_isa:
+        print(isa_report(args.check_isa))
+        return 0
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("CCACHE_DIR", str(Path.home() / ".cache" / "autoresearch-bot" / "ccache"))
@@ -202,6 +220,7 @@ def main() -> int:
     print(f"    within 0.01%: {aa_ok}; decision row: {aa_row.verdict} (wall {aa_row.wall_verdict}); "
           f"winners: {r0['_decision'].winners or 'none'}")
     ok &= aa_ok and "a_a" not in r0["_decision"].winners
+    print(f"    AVX-512 in the builds: {isa_report(args.workdir / 'runs' / 'aa' / 'work' / 'wt' / 'baseline')}")
     print("\n    baseline profile (estimated cycles, exclusive, share of the total):")
     for row in simulated.profile(b, top=12):
         print(f"    {row['share']:7.2%}  {row['cycles']:>14,}  {row['name'][:110]}")

@@ -297,11 +297,16 @@ def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:
 def simulate_command(worktree: Path, ctx: Any) -> list[str]:
     """A short run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps.
 
-    The binary is named relative to the working directory (the driver runs every variant from one symlinked
-    path): the same argv for every variant, hence the same stack layout. With each variant's own absolute path
-    an A/A pair differed by 1.3e-4 in estimated cycles (scripts/llamacpp_simulate.py)."""
-    return [f"./{SIM_BUILD_DIR}/bin/llama-bench", "-o", "json", "-m", str(run_model(ctx)),
-            "-p", str(SIM_PROMPT), "-n", str(SIM_GEN), "-r", "1", "-t", "1"]
+    The variant's binary is first copied to ONE path shared by every variant (<workdir>/llamacpp/simulate/):
+    ggml reads its executable's path (/proc/self/exe, to look for backends beside it), so with each variant's
+    own path an A/A pair differed by 1.3e-4 in estimated cycles (scripts/llamacpp_simulate.py)."""
+    exe = state_dir(ctx) / "simulate" / "bin" / "llama-bench"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    tmp = exe.with_name("llama-bench.tmp")
+    shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
+    tmp.replace(exe)
+    return [str(exe), "-o", "json", "-m", str(run_model(ctx)), "-p", str(SIM_PROMPT), "-n", str(SIM_GEN),
+            "-r", "1", "-t", "1"]
 
 
 def _read(path: Path) -> str | None:

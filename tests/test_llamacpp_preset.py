@@ -417,12 +417,18 @@ def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tm
         assert not (trees[name] / "build-sim" / "bin" / "llama-quantize").exists()
 
 
-def test_simulate_command_is_the_same_argv_for_every_variant(tmp_path):
-    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp"})
+def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
+    ctx = FakeCtx(tmp_path / "work", {"preset": "llama.cpp"})
     ctx.state["llamacpp_model"] = str(tmp_path / "m.gguf")
-    a = llamacpp.simulate_command(tmp_path / "wt" / "baseline", ctx)
-    b = llamacpp.simulate_command(tmp_path / "wt" / "a-much-longer-candidate-name", ctx)
-    assert a == b and a[0] == "./build-sim/bin/llama-bench"      # run from the driver's one symlinked path
+    argvs = []
+    for name in ("baseline", "a-much-longer-candidate-name"):
+        exe = tmp_path / "wt" / name / "build-sim" / "bin" / "llama-bench"
+        exe.parent.mkdir(parents=True)
+        exe.write_text(f"binary of {name}")
+        argvs.append(llamacpp.simulate_command(tmp_path / "wt" / name, ctx))
+        assert Path(argvs[-1][0]).read_text() == f"binary of {name}"   # this variant's binary, at the shared path
+    assert argvs[0] == argvs[1] and argvs[0][0] == str(tmp_path / "work" / "llamacpp" / "simulate" / "bin" / "llama-bench")
+    a = argvs[0]
     assert a[a.index("-t") + 1] == "1" and a[a.index("-p") + 1] == "8" and a[a.index("-n") + 1] == "8"
     assert "-DGGML_AVX512=OFF" in llamacpp.portable_isa_flags("x86_64")
     assert "-DGGML_NATIVE=OFF" in llamacpp.portable_isa_flags("aarch64")
