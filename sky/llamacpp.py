@@ -297,16 +297,17 @@ def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:
 def simulate_command(worktree: Path, ctx: Any) -> list[str]:
     """A short run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps.
 
-    The variant's binary is first copied to ONE path shared by every variant (<workdir>/llamacpp/simulate/):
-    ggml reads its executable's path (/proc/self/exe, to look for backends beside it), so with each variant's
-    own path an A/A pair differed by 1.3e-4 in estimated cycles (scripts/llamacpp_simulate.py)."""
+    The variant's binary is first copied to ONE directory shared by every variant (<workdir>/llamacpp/simulate/
+    bin), which is also its working directory (`env -C`): ggml looks for backends beside its executable
+    (/proc/self/exe) and in the working directory, so where they differ the costs differ. An A/A pair measured
+    3e-4 apart with per-variant binary paths, 3e-5 with per-variant working directories, 2e-7 like this."""
     exe = state_dir(ctx) / "simulate" / "bin" / "llama-bench"
     exe.parent.mkdir(parents=True, exist_ok=True)
     tmp = exe.with_name("llama-bench.tmp")
     shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
     tmp.replace(exe)
-    return [str(exe), "-o", "json", "-m", str(run_model(ctx)), "-p", str(SIM_PROMPT), "-n", str(SIM_GEN),
-            "-r", "1", "-t", "1"]
+    return ["env", "-C", str(exe.parent), str(exe), "-o", "json", "-m", str(run_model(ctx)),
+            "-p", str(SIM_PROMPT), "-n", str(SIM_GEN), "-r", "1", "-t", "1"]
 
 
 def _read(path: Path) -> str | None:

@@ -426,8 +426,9 @@ def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
         exe.parent.mkdir(parents=True)
         exe.write_text(f"binary of {name}")
         argvs.append(llamacpp.simulate_command(tmp_path / "wt" / name, ctx))
-        assert Path(argvs[-1][0]).read_text() == f"binary of {name}"   # this variant's binary, at the shared path
-    assert argvs[0] == argvs[1] and argvs[0][0] == str(tmp_path / "work" / "llamacpp" / "simulate" / "bin" / "llama-bench")
+        assert Path(argvs[-1][3]).read_text() == f"binary of {name}"   # this variant's binary, at the shared path
+    shared = tmp_path / "work" / "llamacpp" / "simulate" / "bin"
+    assert argvs[0] == argvs[1] and argvs[0][:4] == ["env", "-C", str(shared), str(shared / "llama-bench")]
     a = argvs[0]
     assert a[a.index("-t") + 1] == "1" and a[a.index("-p") + 1] == "8" and a[a.index("-n") + 1] == "8"
     assert "-DGGML_AVX512=OFF" in llamacpp.portable_isa_flags("x86_64")
