@@ -97,10 +97,14 @@ static void gemv_q4_0_8x8_q8_0_offset_avx(int n, float * GGML_RESTRICT s, size_t
                 const __m256i r4567_0 = _mm256_xor_si256(_mm256_and_si256(raw_4567_0, m4b), m8b);
                 const __m256i r0123_1 = _mm256_xor_si256(_mm256_and_si256(raw_0123_1, m4b), m8b);
                 const __m256i r4567_1 = _mm256_xor_si256(_mm256_and_si256(raw_4567_1, m4b), m8b);
-                const __m256i r0123_2 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_0123_0, 4), m4b), m8b);
-                const __m256i r4567_2 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_4567_0, 4), m4b), m8b);
-                const __m256i r0123_3 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_0123_1, 4), m4b), m8b);
-                const __m256i r4567_3 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_4567_1, 4), m4b), m8b);
+                const __m256i r0123_2 =
+                    _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_0123_0, 4), m4b), m8b);
+                const __m256i r4567_2 =
+                    _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_4567_0, 4), m4b), m8b);
+                const __m256i r0123_3 =
+                    _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_0123_1, 4), m4b), m8b);
+                const __m256i r4567_3 =
+                    _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(raw_4567_1, 4), m4b), m8b);
 
                 const __m256 col_scale_f32 = GGML_F32Cx8_REARRANGE_LOAD(b_ptr[b].d, changemask);
                 const __m256 row_scale_f32 = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a_ptr[b].d));
@@ -113,23 +117,32 @@ static void gemv_q4_0_8x8_q8_0_offset_avx(int n, float * GGML_RESTRICT s, size_t
                 // every lane starts at -8 * sum(y) and accumulates dot(u, y) of its column
                 __m256i iacc = _mm256_set1_epi32(-ysum[b]);
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(r0123_0, _mm256_shuffle_epi32(r4567_0, 177), 170), _mm256_shuffle_epi32(lhs_0, 0));
+                    _mm256_blend_epi32(r0123_0, _mm256_shuffle_epi32(r4567_0, 177), 170),
+                    _mm256_shuffle_epi32(lhs_0, 0));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_0, 177), r4567_0, 170), _mm256_shuffle_epi32(lhs_0, 85));
+                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_0, 177), r4567_0, 170),
+                    _mm256_shuffle_epi32(lhs_0, 85));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(r0123_1, _mm256_shuffle_epi32(r4567_1, 177), 170), _mm256_shuffle_epi32(lhs_0, 170));
+                    _mm256_blend_epi32(r0123_1, _mm256_shuffle_epi32(r4567_1, 177), 170),
+                    _mm256_shuffle_epi32(lhs_0, 170));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_1, 177), r4567_1, 170), _mm256_shuffle_epi32(lhs_0, 255));
+                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_1, 177), r4567_1, 170),
+                    _mm256_shuffle_epi32(lhs_0, 255));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(r0123_2, _mm256_shuffle_epi32(r4567_2, 177), 170), _mm256_shuffle_epi32(lhs_1, 0));
+                    _mm256_blend_epi32(r0123_2, _mm256_shuffle_epi32(r4567_2, 177), 170),
+                    _mm256_shuffle_epi32(lhs_1, 0));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_2, 177), r4567_2, 170), _mm256_shuffle_epi32(lhs_1, 85));
+                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_2, 177), r4567_2, 170),
+                    _mm256_shuffle_epi32(lhs_1, 85));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(r0123_3, _mm256_shuffle_epi32(r4567_3, 177), 170), _mm256_shuffle_epi32(lhs_1, 170));
+                    _mm256_blend_epi32(r0123_3, _mm256_shuffle_epi32(r4567_3, 177), 170),
+                    _mm256_shuffle_epi32(lhs_1, 170));
                 iacc = mul_sum_us8_pairs_acc_int32x8(iacc,
-                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_3, 177), r4567_3, 170), _mm256_shuffle_epi32(lhs_1, 255));
+                    _mm256_blend_epi32(_mm256_shuffle_epi32(r0123_3, 177), r4567_3, 170),
+                    _mm256_shuffle_epi32(lhs_1, 255));
 
-                acc_row = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(col_scale_f32, row_scale_f32), acc_row);
+                const __m256 scale = _mm256_mul_ps(col_scale_f32, row_scale_f32);
+                acc_row = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), scale, acc_row);
             }
 
             acc_row = _mm256_permutevar8x32_ps(acc_row, finalpermutemask);
@@ -145,8 +158,8 @@ REPACK = "ggml/src/ggml-cpu/arch/x86/repack.cpp"
 # repacked q4_0 weights multiplies unsigned nibbles by the signed q8_0 activations (maddubs / dpbusd) and
 # subtracts the q4_0 offset once per block, instead of sign-extending through a lookup and fixing signs per
 # product. Integer-exact. List of (path, anchor, replacement) edits, each anchor found exactly once.
-GEMV_ANCHOR = ("void ggml_gemv_q4_0_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, "
-               "const void * GGML_RESTRICT vy, int nr, int nc) {\n")
+GEMV_ANCHOR = ("void ggml_gemv_q4_0_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, "
+               "const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {\n")
 GEMV_CALL = "        gemv_q4_b32_8x8_q8_0_lut_avx<block_q4_0x8>(n, s, bs, vx, vy, nr, nc, signextendlut);\n"
 FAST_GEMV_EDITS = [
     (REPACK, GEMV_ANCHOR, GEMV_OFFSET_FN + GEMV_ANCHOR),

@@ -12,7 +12,8 @@ It prints, from those runs:
       (must be < 0.01%), and the baseline's per-function profile (top functions with their shares);
   (b) planted ~1% extra cost: the hottest plantable kernels of that profile (>= 2% share) get a redundant
       computation inside their body, sized from a probe run (which measures what one unit of it costs in each
-      kernel) to add about 1% of the total; each trial is a fresh driver run of baseline vs one planted candidate, with
+      kernel) to add about 1% of the total; each trial is a fresh driver run of baseline vs one planted
+      candidate, with
       its own spec seed (model weights, corpus) and alternating site/amount. Expected: "slower" from the
       simulated tier in every trial, with bot.experiments.simulated.function_diff's top row in the planted
       kernel;
@@ -57,7 +58,9 @@ class Plant:
     def code(self, units: int, tag: str) -> str:
         return (f"\n    {{   // {tag}: redundant work ({units} units per call)\n"
                 f"        volatile float ar_sink = 0.0f;\n"
-                f"        for (int ar_i = 0; ar_i < {units}; ar_i++) {{ ar_sink = ar_sink + (float) ar_i; }}\n"
+                f"        for (int ar_i = 0; ar_i < {units}; ar_i++) {{\n"
+                f"            ar_sink = ar_sink + (float) ar_i;\n"
+                f"        }}\n"
                 f"    }}\n")
 
     def apply(self, tree: Path, units: int, tag: str) -> None:
@@ -80,10 +83,12 @@ PLANTS = [
           "GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc, __m256i signextendlut) {",
           "q4_0 x q8_0 matrix-vector product, AVX2 (decode)"),
     Plant("ggml_vec_dot_q4_0_q8_0", "ggml/src/ggml-cpu/arch/x86/quants.c",
-          "void ggml_vec_dot_q4_0_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, "
+          "void ggml_vec_dot_q4_0_q8_0(int n, float * GGML_RESTRICT s, size_t bs, "
+          "const void * GGML_RESTRICT vx, "
           "size_t bx, const void * GGML_RESTRICT vy, size_t by, int nrc) {", "q4_0 x q8_0 dot product"),
     Plant("ggml_quantize_mat_q8_0_4x8", "ggml/src/ggml-cpu/arch/x86/repack.cpp",
-          "void ggml_quantize_mat_q8_0_4x8(const float * GGML_RESTRICT x, void * GGML_RESTRICT vy, int64_t k) {",
+          "void ggml_quantize_mat_q8_0_4x8(const float * GGML_RESTRICT x, void * GGML_RESTRICT vy, "
+          "int64_t k) {",
           "activation quantization (4 rows interleaved)"),
 ]
 
@@ -99,7 +104,8 @@ def pct(x: float) -> str:
 
 
 def isa_report(tree: Path) -> str:
-    """How many instructions of each llama-bench (native build, simulation build) use AVX-512's zmm registers."""
+    """How many instructions of each llama-bench (native build, simulation build) use AVX-512's zmm
+    registers."""
     out = []
     for build_dir in ("build", "build-sim"):
         exe = tree / build_dir / "bin" / "llama-bench"
@@ -107,8 +113,8 @@ def isa_report(tree: Path) -> str:
             continue
         asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(exe)], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True).stdout
-        out.append(f"{build_dir}/bin/llama-bench: {sum('%zmm' in line for line in asm.splitlines()):,} instructions "
-                   f"on zmm registers")
+        zmm = sum("%zmm" in line for line in asm.splitlines())
+        out.append(f"{build_dir}/bin/llama-bench: {zmm:,} instructions on zmm registers")
     return "; ".join(out) or "objdump unavailable"
 
 
@@ -133,8 +139,8 @@ def project(args: argparse.Namespace, aa: bool) -> dict:
     proj = ProjectConfig.from_dict({"preset": "llama.cpp"}).to_dict()
     arch = "arm" if platform.machine().lower() in ("aarch64", "arm64") else "x86"
     proj["architectures"] = [arch]
-    if aa:   # the A/A run measures wall time the way a real run does: the preset's paired design
-        proj["benchmark"].update({"threads": args.threads})
+    if aa:   # the A/A run measures wall time the way a real run does: the paired design of `demo --llama`
+        proj["benchmark"].update({"threads": args.threads, "rounds": 6, "repetitions": 2, "warmup": 1})
     else:    # planted trials: the simulated tier is under test; a few pairs keep a trial short
         proj["benchmark"].update({"threads": args.threads, "rounds": 1, "repetitions": args.trial_pairs,
                                   "min_pairs": args.trial_pairs, "warmup": 0})
@@ -155,21 +161,24 @@ def trial(args: argparse.Namespace, name: str, repo: Path, base: str, cands: dic
     result = e2e.run_driver(work / "files", spec, work / "work", work / "driver.log")
     result["_wall_s"] = round(time.monotonic() - t, 1)
     result["_decision"] = stats.decide({result["arch"]: result}, proj, baseline="baseline")
-    (work / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "_decision"}, indent=1))
+    kept = {k: v for k, v in result.items() if k != "_decision"}
+    (work / "result.json").write_text(json.dumps(kept, indent=1))
     return result
 
 
 def sim_of(result: dict, name: str) -> dict:
     rec = result["variants"][name].get("simulated") or {}
     if not simulated.usable(rec):
-        raise SystemExit(f"{name}: no simulated figure: {rec.get('error') or result['variants'][name].get('error')}")
+        why = rec.get("error") or result["variants"][name].get("error")
+        raise SystemExit(f"{name}: no simulated figure: {why}")
     return rec
 
 
 def times_line(result: dict, name: str) -> str:
     v = result["variants"][name]
+    sim_build = (v.get("simulated_build") or {}).get("seconds", 0)
     return (f"build {v['build']['seconds']:.1f}s ({v['build'].get('strategy')}), simulation build "
-            f"{(v.get('simulated_build') or {}).get('seconds', 0):.1f}s, simulation {v['simulated']['seconds']:.1f}s")
+            f"{sim_build:.1f}s, simulation {v['simulated']['seconds']:.1f}s")
 
 
 def wall_seconds(result: dict) -> tuple[float, int]:
@@ -186,10 +195,12 @@ def main() -> int:
     ap.add_argument("--target", type=float, default=0.01, help="planted extra cost, fraction of the total")
     ap.add_argument("--sites", type=int, default=2, help="how many of the hottest plantable kernels to use")
     ap.add_argument("--min-effect", type=float, default=0.005,
-                    help="decision.min_effect of these runs (the preset's 2%% would call a 1%% change no_change)")
+                    help="decision.min_effect of these runs (the preset's 2%% would call a 1%% change "
+                         "no_change)")
     ap.add_argument("--trial-pairs", type=int, default=2, help="wall pairs per planted trial")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--check-isa", type=Path, help="only print the zmm count of a driver worktree's two builds")
+    ap.add_argument("--check-isa", type=Path,
+                    help="only print the zmm count of a driver worktree's two builds")
     args = ap.parse_args()
     if args.check_isa:
         print(isa_report(args.check_isa))
@@ -205,7 +216,8 @@ def main() -> int:
 
     # ---- (a) A vs A and the baseline's profile ---------------------------------------------------------
     cands = {"a_a": commit(repo, base, "a_a", "empty commit: identical tree")}
-    print("== trial 0 (seed 1): baseline vs a_a (an empty commit), the preset's paired wall design", flush=True)
+    print("== trial 0 (seed 1): baseline vs a_a (an empty commit), wall: demo --llama's paired design",
+          flush=True)
     r0 = trial(args, "aa", repo, base, cands, seed=1, aa=True)
     b, a = sim_of(r0, "baseline"), sim_of(r0, "a_a")
     d_cyc = (a["estimated_cycles"] - b["estimated_cycles"]) / b["estimated_cycles"]
@@ -216,11 +228,12 @@ def main() -> int:
     print(f"    instructions     baseline {b['instructions']:,}  a_a {a['instructions']:,}  "
           f"relative difference {pct(d_ins)}")
     aa_ok = abs(d_cyc) < AA_LIMIT and abs(d_ins) < AA_LIMIT
-    aa_row = next(r for r in r0["_decision"].rows if r.candidate == "a_a" and r.metric == r0["_decision"].target)
+    target = r0["_decision"].target
+    aa_row = next(r for r in r0["_decision"].rows if r.candidate == "a_a" and r.metric == target)
     print(f"    within 0.01%: {aa_ok}; decision row: {aa_row.verdict} (wall {aa_row.wall_verdict}); "
           f"winners: {r0['_decision'].winners or 'none'}")
     ok &= aa_ok and "a_a" not in r0["_decision"].winners
-    print(f"    AVX-512 in the builds: {isa_report(args.workdir / 'runs' / 'aa' / 'work' / 'wt' / 'baseline')}")
+    print(f"    AVX-512 in the builds: {isa_report(args.workdir / 'runs/aa/work/wt/baseline')}")
     print("\n    baseline profile (estimated cycles, exclusive, share of the total):")
     for row in simulated.profile(b, top=12):
         print(f"    {row['share']:7.2%}  {row['cycles']:>14,}  {row['name'][:110]}")
@@ -228,7 +241,8 @@ def main() -> int:
     # ---- the hottest plantable kernels, and the cost of one plant unit in each (a probe run) --------------
     shares = {}
     for f in b.get("functions") or []:
-        shares[base_name(f["name"])] = shares.get(base_name(f["name"]), 0) + f["cycles"] / b["estimated_cycles"]
+        fn = base_name(f["name"])
+        shares[fn] = shares.get(fn, 0) + f["cycles"] / b["estimated_cycles"]
     hot = sorted((p for p in PLANTS if shares.get(p.function, 0) >= 0.02 and (repo / p.path).exists()
                   and (repo / p.path).read_text().count(p.anchor) == 1), key=lambda p: -shares[p.function])
     hot = hot[:args.sites]
@@ -237,7 +251,8 @@ def main() -> int:
         return 1
     probes = {f"probe_{i}": p for i, p in enumerate(hot)}
     cands = {n: commit(repo, base, n, f"probe plant in {p.function}",
-                       lambda tree, p=p: p.apply(tree, PROBE_UNITS, "autoresearch probe")) for n, p in probes.items()}
+                       lambda tree, p=p: p.apply(tree, PROBE_UNITS, "autoresearch probe"))
+             for n, p in probes.items()}
     print(f"\n== probe run (seed 1): {PROBE_UNITS} units of redundant work per call in "
           f"{', '.join(p.function for p in hot)}", flush=True)
     rp = trial(args, "probe", repo, base, cands, seed=1, aa=False)
@@ -245,12 +260,13 @@ def main() -> int:
     for name, p in probes.items():
         rec = rp["variants"][name].get("simulated") or {}
         if rp["variants"][name]["status"] != "ok" or not simulated.usable(rec):
-            print(f"    probe {p.function}: no figure ({rp['variants'][name].get('error') or rec.get('error')})")
+            why = rp["variants"][name].get("error") or rec.get("error")
+            print(f"    probe {p.function}: no figure ({why})")
             continue
         delta = rec["estimated_cycles"] - sim_of(rp, "baseline")["estimated_cycles"]
         sites.append((shares[p.function], p, delta / PROBE_UNITS))
-        print(f"    {p.function}: {shares[p.function]:.2%} of the profile; the probe adds {delta:,} estimated "
-              f"cycles = {delta / PROBE_UNITS:,.0f} per unit")
+        print(f"    {p.function}: {shares[p.function]:.2%} of the profile; the probe adds {delta:,} "
+              f"estimated cycles = {delta / PROBE_UNITS:,.0f} per unit")
     sites = [s for s in sites if s[2] > 0]
     if not sites:
         print("no probe moved the simulated cost")
@@ -270,26 +286,29 @@ def main() -> int:
               f"(aimed at +{goal:.1%})", flush=True)
         r = trial(args, f"planted-{i + 1}", repo, base, {"planted": sha}, seed=seed, aa=False)
         if r["variants"]["planted"]["status"] != "ok":
-            print(f"    planted: {r['variants']['planted']['status']}: {r['variants']['planted'].get('error')}")
+            pv = r["variants"]["planted"]
+            print(f"    planted: {pv['status']}: {pv.get('error')}")
             rows.append((i + 1, p.function, goal, None, "failed", "-", False, r))
             continue
         rb, rc = sim_of(r, "baseline"), sim_of(r, "planted")
         comp = simulated.compare_simulated(rb, rc, args.min_effect)
         diff = simulated.function_diff(rb, rc, top=3)
         top = base_name(diff[0]["name"]) if diff else "-"
-        row = next(x for x in r["_decision"].rows if x.candidate == "planted" and x.metric == r["_decision"].target)
+        row = next(x for x in r["_decision"].rows
+                   if x.candidate == "planted" and x.metric == r["_decision"].target)
         hit = comp.verdict == "slower" and top == p.function
         rows.append((i + 1, p.function, goal, 1 / comp.speedup - 1, comp.verdict, top, hit, r))
         print(f"    simulated: {comp.baseline_cycles:,} -> {comp.candidate_cycles:,} estimated cycles "
               f"({pct(1 / comp.speedup - 1)}), verdict {comp.verdict}; decision row {row.verdict} "
               f"(wall {row.wall_verdict})")
         for d in diff:
-            print(f"      {d['delta']:+14,} ({(d['change'] or 0):+.2%} of the function, {d['share']:+.3%} of the "
-                  f"total)  {d['name'][:90]}")
+            print(f"      {d['delta']:+14,} ({(d['change'] or 0):+.2%} of the function, "
+                  f"{d['share']:+.3%} of the total)  {d['name'][:90]}")
         print(f"    {times_line(r, 'baseline')}; planted: {times_line(r, 'planted')}")
 
     print("\n(b) planted extra cost, per trial (fresh driver run each):")
-    print(f"    {'trial':>5} {'kernel':<28} {'aimed':>6} {'measured':>10} {'simulated':<10} {'top of diff':<28} ok")
+    print(f"    {'trial':>5} {'kernel':<28} {'aimed':>6} {'measured':>10} {'simulated':<10} "
+          f"{'top of diff':<28} ok")
     for n, fn, goal, got, verdict, top, hit, _ in rows:
         print(f"    {n:>5} {fn:<28} {goal:>6.1%} {(pct(got) if got is not None else '-'):>10} {verdict:<10} "
               f"{top[:28]:<28} {'yes' if hit else 'NO'}")
@@ -301,23 +320,26 @@ def main() -> int:
     # ---- (c) seconds ---------------------------------------------------------------------------------------
     print("\n(c) seconds per variant:")
     bench_s, n_inv = wall_seconds(r0)
-    sims = [r["variants"][n]["simulated"]["seconds"] for r in [r0, rp] + [x[7] for x in rows]
+    runs = [r0, rp] + [x[7] for x in rows]
+    sims = [r["variants"][n]["simulated"]["seconds"] for r in runs
             for n in r["variants"] if simulated.usable(r["variants"][n].get("simulated"))]
     pairs = {n: len(v.get("pairs") or []) for n, v in r0["variants"].items() if n != "baseline"}
     print(f"    simulation (valgrind cachegrind, one llama-bench -p 8 -n 8 -r 1 -t 1): "
-          f"{min(sims):.1f}-{max(sims):.1f} s per variant, mean {sum(sims) / len(sims):.1f} s over {len(sims)}")
-    print(f"    wall tier of the A/A run (preset defaults, {r0['paired']['looks']} looks): {bench_s:.1f} s for "
-          f"{n_inv} invocations ({bench_s / max(1, n_inv):.1f} s each) over {len(pairs)} candidates; pairs used "
-          f"{pairs}; per candidate {bench_s / max(1, len(pairs)):.1f} s")
-    sb = [r["variants"][n].get("simulated_build", {}).get("seconds", 0) for r in [r0, rp] + [x[7] for x in rows]
-          for n in r["variants"] if r["variants"][n].get("simulated_build")]
-    nb = [r["variants"][n]["build"]["seconds"] for r in [r0, rp] + [x[7] for x in rows] for n in r["variants"]
+          f"{min(sims):.1f}-{max(sims):.1f} s per variant, mean {sum(sims) / len(sims):.1f} s "
+          f"over {len(sims)}")
+    print(f"    wall tier of the A/A run (6 rounds x 2, looks at {r0['paired']['looks']} pairs): "
+          f"{bench_s:.1f} s for {n_inv} invocations ({bench_s / max(1, n_inv):.1f} s each) over "
+          f"{len(pairs)} candidates; pairs used {pairs}; per candidate {bench_s / max(1, len(pairs)):.1f} s")
+    sb = [r["variants"][n]["simulated_build"]["seconds"] for r in runs for n in r["variants"]
+          if r["variants"][n].get("simulated_build")]
+    nb = [r["variants"][n]["build"]["seconds"] for r in runs for n in r["variants"]
           if r["variants"][n]["build"].get("ok")]
     print(f"    native builds (warm ccache): {min(nb):.1f}-{max(nb):.1f} s; simulation builds: "
           f"{min(sb):.1f}-{max(sb):.1f} s")
     print(f"    driver run seconds: A/A {r0['_wall_s']}, planted trials "
           f"{', '.join(str(x[7]['_wall_s']) for x in rows)}")
-    print(f"\ntotal {time.monotonic() - t0:.0f}s; {'ALL EXPECTATIONS HOLD' if ok else 'SOME EXPECTATION FAILED'}")
+    verdict = "ALL EXPECTATIONS HOLD" if ok else "SOME EXPECTATION FAILED"
+    print(f"\ntotal {time.monotonic() - t0:.0f}s; {verdict}")
     return 0 if ok else 1
 
 
