@@ -433,3 +433,23 @@ def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
     assert a[a.index("-t") + 1] == "1" and a[a.index("-p") + 1] == "8" and a[a.index("-n") + 1] == "8"
     assert "-DGGML_AVX512=OFF" in llamacpp.portable_isa_flags("x86_64")
     assert "-DGGML_NATIVE=OFF" in llamacpp.portable_isa_flags("aarch64")
+
+
+def test_kld_check_falls_back_to_the_running_mean_when_the_logger_lost_the_summary(tmp_path):
+    # real output of a busy 2-core machine: five of six chunks printed, the summary lost in all attempts
+    lost = KLD_OUTPUT.split("\n\n====== Perplexity statistics")[0].replace(
+        "   2     258.0012", "   2     258.0012").replace("kl_divergence: computing over 6 chunks", "x") + "\n"
+    rows = "\n".join(f"   {i}     517.2985 ±   30.8033      -0.00000 ±    0.00002       0.00042 ±    0.00001"
+                     f"     0.000 ±  0.000 %    100.000 ±  0.000 %" for i in range(1, 6))
+    assert llamacpp.parse_kld_chunks(lost)["chunks"] == 2
+    got = llamacpp.parse_kld_chunks(rows + "\n")
+    assert got == {"mean": 0.00042, "uncertainty": 0.00001, "chunks": 5}
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"kl_max": 0.01}})
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows + "\n")
+    check = llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)
+    assert check["ok"] and "running mean after chunk 5 of 6" in check["detail"]
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows.splitlines()[0] + "\n")
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # 1 of 6: too few
+    big = rows.replace("0.00042", "0.37000")
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + big + "\n")
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # over the bound
