@@ -58,11 +58,11 @@ class Admin:
     def __init__(self, url: str):
         self.url = url.rstrip("/") + "/_sandbox"
 
-    def call(self, method: str, path: str, body: dict | None = None) -> Any:
+    def call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -108,13 +108,14 @@ class World:
         self.history = history
         return history
 
-    def add_llamacpp_project(self, rounds: int = 6) -> dict[str, str]:
-        """maria/llama.cpp (real source from the llama-cpp-python sdist, preset llama.cpp) with three forks:
-        fiona: a deliberate slowdown in rms_norm, felix: rms_norm without the sqrt (broken numerics), gina: a
-        comment-only change (neutral). Returns fork -> commit sha."""
+    def add_llamacpp_project(self, rounds: int = 6, say: Any = None) -> dict[str, str]:
+        """maria/llama.cpp (real source from the llama-cpp-python sdist, preset llama.cpp) with four forks:
+        hana: a faster q4_0 GEMV (a real optimization), fiona: a deliberate slowdown in rms_norm, felix: rms_norm
+        without the sqrt (broken numerics), gina: a comment-only change (neutral). Returns fork -> commit sha."""
+        say = say or (lambda msg: None)
         e2e = _load(ROOT / "scripts" / "llamacpp_e2e.py")
         source = Path(subprocess.run([str(ROOT / "scripts" / "fetch_llamacpp.sh")], check=True, capture_output=True,
-                                     text=True).stdout.strip().splitlines()[-1])
+                                     text=True, timeout=3600).stdout.strip().splitlines()[-1])
         work = self.workdir / "git-llama"
         shutil.rmtree(work, ignore_errors=True)
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Maria", "GIT_AUTHOR_EMAIL": "m@x.org",
@@ -122,7 +123,7 @@ class World:
 
         def git(cwd: Path, *args: str) -> str:
             return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                                  env=env).stdout.strip()
+                                  env=env, timeout=1800).stdout.strip()
 
         upstream = work / "upstream"
         work.mkdir(parents=True)
@@ -136,20 +137,23 @@ class World:
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"
         self.repo = f"{owner}/{name}"
-        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(upstream)})
+        say(f"importing {self.repo} into the sandbox (a large repository: a clone of ~200 MB)")
+        # the import clones the whole repository: minutes on a slow, busy machine, not the admin API's 30 s
+        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(upstream)}, timeout=1800)
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
-        forks = {"fiona": (e2e.SLOW_PATCH, "ggml-cpu: rms_norm recomputes its sum (deliberately slower)"),
-                 "felix": (e2e.BAD_PATCH, "ggml-cpu: rms_norm without the square root (faster, wrong)"),
-                 "gina": (("// worth switching to explicit SIMD?", "// worth switching to explicit SIMD? (gina)"),
-                          "ggml-cpu: comment only (neutral)")}
+        forks = {"hana": (e2e.FAST_GEMV_EDITS, "ggml-cpu: q4_0 GEMV multiplies unsigned nibbles, one offset per "
+                          "block (no sign lookup, no per-product sign fix-up)"),
+                 "fiona": ([(e2e.OPS, *e2e.SLOW_PATCH)], "ggml-cpu: rms_norm recomputes its sum (deliberately slower)"),
+                 "felix": ([(e2e.OPS, *e2e.BAD_PATCH)], "ggml-cpu: rms_norm without the square root (faster, wrong)"),
+                 "gina": ([(e2e.OPS, "// worth switching to explicit SIMD?", "// worth switching to explicit SIMD? "
+                            "(gina)")], "ggml-cpu: comment only (neutral)")}
         shas = {}
-        for login, ((old, new), message) in forks.items():
-            self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login})
-            ops = upstream / e2e.OPS
-            text = ops.read_text()
+        for login, (edits, message) in forks.items():
+            say(f"fork {login}/{name}: {message}")
+            self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login}, timeout=1800)
             git(upstream, "checkout", "-q", "-B", login, default)
-            ops.write_text(text.replace(old, new, 1))
+            e2e.apply_edits(upstream, edits)
             git(upstream, "commit", "-qam", message)
             shas[login] = git(upstream, "rev-parse", "HEAD")
             url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens.setdefault(login, self._user(login))}@")
@@ -248,9 +252,9 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
     try:
         if llama:
             say("preparing llama.cpp from the llama-cpp-python sdist (cached after the first time)")
-            world.add_llamacpp_project()
-            say(f"sandbox repo {world.repo} (preset llama.cpp) with forks fiona (slower rms_norm), felix (broken "
-                "rms_norm) and gina (comment only)")
+            world.add_llamacpp_project(say=say)
+            say(f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona (slower "
+                "rms_norm), felix (broken rms_norm) and gina (comment only)")
             title, body = ("Speed up token generation on CPU", "tg on CPU is what our users feel. Research the "
                            "ggml-cpu kernels and what other forks and backends do; measure candidates.")
         else:
@@ -272,6 +276,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         run = runs[0]
         say(f"run {run.id} finished: {run.state}")
         _summary(world, number, run)
+        _timings(world, run, time.monotonic() - started)
         out = workdir / "report"
         out.mkdir(exist_ok=True)
         comments = world.comments(number)
@@ -306,6 +311,23 @@ def _wait(cond: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not cond():
         time.sleep(0.1)
+
+
+def _timings(world: World, run: Any, total: float) -> None:
+    """Where the demo's time went, per experiment (from the driver's result): build / validate / benchmark /
+    simulate, and per variant its build and simulation build."""
+    print(f"\nTime: {total:.0f} s in all")
+    for name in ("main", "verify"):
+        results = world.bot.store.get_artifact(run.id, f"results:{name}") or {}
+        for arch, res in results.items():
+            t = res.get("timings") or {}
+            print(f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, validate {t.get('validate_s', 0):.0f} s, "
+                  f"benchmark {t.get('bench_s', 0):.0f} s, simulate {t.get('simulate_s', 0):.0f} s "
+                  f"(incl. simulation builds), total {t.get('total_s', 0):.0f} s")
+            for vname, v in (res.get("variants") or {}).items():
+                b, sb, sim = v.get("build") or {}, v.get("simulated_build") or {}, v.get("simulated") or {}
+                print(f"    {vname:<18} build {b.get('seconds', 0):6.1f} s ({b.get('strategy', '-')}), simulation build "
+                      f"{sb.get('seconds', 0):6.1f} s, simulation {sim.get('seconds', 0):5.1f} s")
 
 
 def _summary(world: World, number: int, run: Any) -> None:

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -45,11 +46,14 @@ BUILD_DIR = "build"
 SIM_BUILD_DIR = "build-sim"     # the simulated tier's build: portable ISA (valgrind runs no AVX-512 / SVE)
 SIM_PROMPT, SIM_GEN = 8, 8      # simulated: llama-bench -p 8 -n 8 -r 1 -t 1 (prompt eval + 8 greedy decode steps)
 STAMP = ".autoresearch-configure.json"
+SYNC_MANIFEST = ".autoresearch-sync.json"   # what a shared build tree holds: {path: [size, sha1, x]}
 KLD_RE = re.compile(r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
                     r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
 MAX_KLD_RE = re.compile(r"Maximum KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
 SAME_TOP_RE = re.compile(r"Same top p:\s*([-+]?\d+\.?\d*|nan)", re.IGNORECASE)
 PPL_RE = re.compile(r"Mean PPL\(Q\)\s*:\s*([-+]?\d+\.?\d*|nan|inf)", re.IGNORECASE)
+# a per-chunk row of --kl-divergence: chunk, PPL ± u, ln(PPL ratio) ± u, KL divergence (running mean) ± u, ...
+KLD_CHUNK_RE = re.compile(r"^\s*(\d+)\s+\S+\s+±\s+\S+\s+\S+\s+±\s+\S+\s+(\S+)\s+±\s+(\S+)\s", re.MULTILINE)
 WORDS = ("the model reads a token and writes the next one while every layer mixes attention with a small "
          "feed forward network so that cache lines stay warm and quantized weights decode fast on vector "
          "units when threads share the work of each matrix row").split()
@@ -159,30 +163,123 @@ def build_env(ctx: Any) -> tuple[dict, str | None]:
 
 
 def build(worktree: Path, ctx: Any) -> tuple[bool, str]:
-    """Configure once per worktree (re-configure when our flags change), then build only the needed targets."""
+    """Configure once per ISA (re-configure when our flags change), then build only the needed targets."""
     opts = options(ctx.project)
     return _cmake_build(Path(worktree), ctx, BUILD_DIR, None, bool(opts["ctest"]), None)
 
 
+def shared_tree(ctx: Any, build_dir: str) -> Path:
+    """The one source + CMake tree per ISA in which every variant of this run is built, in turn."""
+    return state_dir(ctx) / f"tree-{build_dir}"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha1()  # noqa: S324  (content identity, not security)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sync_tree(src: Path, dst: Path, skip: tuple[str, ...] = (".git", BUILD_DIR, SIM_BUILD_DIR)) -> list[str]:
+    """Make dst's files equal to src's (top-level `skip` names aside): only files whose content differs are
+    rewritten (a new mtime, so ninja rebuilds them and whatever includes them), files src lacks are deleted.
+    A manifest of (size, sha1) per file saves reading dst. Returns the paths written or deleted."""
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest_path = dst / SYNC_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    seen: dict = {}
+    changed = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel_dir = os.path.relpath(dirpath, src)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip and f != SYNC_MANIFEST]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            s_path = Path(dirpath) / name
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if s_path.is_symlink():
+                key = ["link", os.readlink(s_path)]
+            else:
+                st = s_path.stat()
+                key = [st.st_size, _digest(s_path), st.st_mode & 0o111]
+            seen[rel] = key
+            if manifest.get(rel) == key and os.path.lexists(dst / rel):
+                continue
+            d_path = dst / rel
+            d_path.parent.mkdir(parents=True, exist_ok=True)
+            if d_path.is_symlink() or d_path.is_file():
+                d_path.unlink()
+            elif d_path.is_dir():
+                shutil.rmtree(d_path)
+            if key[0] == "link":
+                d_path.symlink_to(key[1])
+            else:
+                shutil.copyfile(s_path, d_path)
+                shutil.copymode(s_path, d_path)
+            changed.append(rel)
+    for rel in sorted(set(manifest) - set(seen)):
+        gone = dst / rel
+        if gone.is_symlink() or gone.is_file():
+            gone.unlink()
+        changed.append(rel)
+    tmp = manifest_path.with_name(SYNC_MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(seen))
+    tmp.replace(manifest_path)
+    return changed
+
+
 def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
                  targets: list[str] | None) -> tuple[bool, str]:
+    """Build `targets` of this variant for one ISA. Without ctest, every variant is built in turn in ONE
+    shared tree per ISA (its sources synced over the previous variant's), and the binaries are copied into
+    <worktree>/<build_dir>/bin: a one-file candidate recompiles that file and relinks, with no configure and
+    no tree of ccache lookups. With ctest, the worktree is built in place (ctest runs in its build dir)."""
+    targets = targets or build_targets(worktree)
+    logs = []
+    where = worktree
+    if not ctest:
+        where = shared_tree(ctx, build_dir)
+        t = time.monotonic()
+        changed = sync_tree(worktree, where)
+        logs.append(f"[llamacpp] {len(changed)} files synced into the shared tree {where} in "
+                    f"{time.monotonic() - t:.1f}s" + (f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
+                                                      if len(changed) <= 50 else ""))
+    ok, text = _cmake_build_in(where, ctx, build_dir, isa_flags, ctest, targets)
+    logs.append(text)
+    if not ok or where == worktree:
+        return ok, "\n".join(logs)
+    out = worktree / build_dir / "bin"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for tool in targets:
+        shutil.copy2(bin_path(where, tool, build_dir), out / tool)
+    return True, "\n".join(logs)
+
+
+def _cmake_build_in(tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
+                    targets: list[str]) -> tuple[bool, str]:
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
-    conf = cmake_configure_args(worktree, ccache, ctest, generator, build_dir, isa_flags)
-    stamp = worktree / build_dir / STAMP
+    conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
+    stamp = tree / build_dir / STAMP
     logs = []
-    if not (worktree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
-        rc, out = ctx.run(conf, worktree, timeout=900, extra_env=extra)
+    if not (tree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
+        rc, out = ctx.run(conf, tree, timeout=900, extra_env=extra)
         logs.append(f"$ {shlex.join(conf)}\n{out}")
         if rc != 0:
             return False, "\n".join(logs) + f"\n[llamacpp] configure failed (exit {rc})"
         stamp.write_text(json.dumps(conf))
-    cmd = cmake_build_args(worktree, os.cpu_count() or 1, ctest, build_dir, targets)
-    rc, out = ctx.run(cmd, worktree, timeout=3600, extra_env=extra)
+    cmd = cmake_build_args(tree, os.cpu_count() or 1, ctest, build_dir, targets if not ctest else None)
+    rc, out = ctx.run(cmd, tree, timeout=3600, extra_env=extra)
     logs.append(f"$ {shlex.join(cmd)}\n{out}")
     if rc != 0:
         return False, "\n".join(logs) + f"\n[llamacpp] build failed (exit {rc})"
-    missing = [t for t in (targets or build_targets(worktree)) if not bin_path(worktree, t, build_dir).exists()]
+    missing = [t for t in targets if not bin_path(tree, t, build_dir).exists()]
     if missing:
         return False, "\n".join(logs) + f"\n[llamacpp] built, but missing binaries: {', '.join(missing)}"
     return True, "\n".join(logs)
@@ -200,8 +297,18 @@ def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:
 
 
 def simulate_command(worktree: Path, ctx: Any) -> list[str]:
-    """A short greedy run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps."""
-    return [str(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR)), "-o", "json", "-m", str(run_model(ctx)),
+    """A short run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps.
+
+    The variant's binary is first copied to ONE directory shared by every variant (<workdir>/llamacpp/simulate/
+    bin), which is also its working directory (`env -C`): ggml looks for backends beside its executable
+    (/proc/self/exe) and in the working directory, so where they differ the costs differ. An A/A pair measured
+    3e-4 apart with per-variant binary paths, 3e-5 with per-variant working directories, 2e-7 like this."""
+    exe = state_dir(ctx) / "simulate" / "bin" / "llama-bench"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    tmp = exe.with_name("llama-bench.tmp")
+    shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
+    tmp.replace(exe)
+    return ["env", "-C", str(exe.parent), str(exe), "-o", "json", "-m", str(run_model(ctx)),
             "-p", str(SIM_PROMPT), "-n", str(SIM_GEN), "-r", "1", "-t", "1"]
 
 
@@ -404,11 +511,28 @@ def generate(ctx: Any, worktree: Path, model: Path, out_file: Path) -> tuple[int
 
 
 def run_kld(ctx: Any, argv: list[str], cwd: Path) -> tuple[int, str, int]:
+    """llama-perplexity --kl-divergence, repeated while the logger lost the summary; when every attempt lost
+    it, the output with the most per-chunk rows."""
+    best = ""
     for attempt in range(1, ATTEMPTS + 1):
         rc, out = ctx.run(argv, cwd, timeout=1200, pin=True)
         if rc != 0 or kld_complete(out):
             return rc, out, attempt
-    return rc, out, ATTEMPTS
+        if len(KLD_CHUNK_RE.findall(out)) >= len(KLD_CHUNK_RE.findall(best)):
+            best = out
+    return rc, best, ATTEMPTS
+
+
+def parse_kld_chunks(text: str) -> dict[str, float] | None:
+    """The running mean KLD of the last per-chunk row ({"mean", "uncertainty", "chunks"}), or None."""
+    rows = KLD_CHUNK_RE.findall(text)
+    if not rows:
+        return None
+    chunk, kld, unc = rows[-1]
+    try:
+        return {"mean": float(kld), "uncertainty": float(unc), "chunks": int(chunk)}
+    except ValueError:
+        return None
 
 
 def references(baseline_worktree: Path, ctx: Any) -> dict:
@@ -474,7 +598,16 @@ def check_kld(worktree: Path, refs: dict, ctx: Any) -> dict:
     try:
         k = parse_kld(out)
     except PresetError as e:
-        return {"name": name, "ok": False, "detail": f"{e} ({attempts} attempts): {out[-800:]}"}
+        # llama.cpp's logger thread can lose the last lines at exit (a busy machine, every attempt): the
+        # per-chunk rows carry the running mean, which decides when at least half the chunks were printed
+        rows = parse_kld_chunks(out)
+        if rows is None or rows["chunks"] < (PPL_CHUNKS + 1) // 2:
+            return {"name": name, "ok": False, "detail": f"{e} ({attempts} attempts): {out[-800:]}"}
+        ok = math.isfinite(rows["mean"]) and rows["mean"] < kl_max
+        return {"name": name, "ok": ok,
+                "detail": f"mean KLD {rows['mean']:.6g} ± {rows['uncertainty']:.2g} vs bound {kl_max:g} (running "
+                          f"mean after chunk {rows['chunks']} of {PPL_CHUNKS}: the summary was lost by llama.cpp's "
+                          f"logger in {attempts} attempts)"}
     ok = math.isfinite(k["mean"]) and k["mean"] < kl_max
     extra = "".join(f", {key} {k[key]:.6g}" for key in ("max", "same_top_p", "ppl") if key in k)
     return {"name": name, "ok": ok,

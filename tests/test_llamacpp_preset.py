@@ -354,3 +354,102 @@ def test_kld_check_rejects_divergence_over_bound_and_gives_up_on_missing_stats(t
     ctx = ScriptedCtx(tmp_path, [truncated] * llamacpp.ATTEMPTS)
     check = llamacpp.check_kld(tmp_path / "wt", _refs(tmp_path), ctx)
     assert not check["ok"] and f"{llamacpp.ATTEMPTS} attempts" in check["detail"]
+
+
+def test_sync_tree_rewrites_only_changed_files_and_deletes_vanished_ones(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "shared"
+    (src / "ggml" / "src").mkdir(parents=True)
+    (src / "build" / "bin").mkdir(parents=True)
+    (src / "ggml" / "src" / "ops.cpp").write_text("int ops;\n")
+    (src / "ggml" / "src" / "vec.cpp").write_text("int vec;\n")
+    (src / "build" / "bin" / "stale").write_text("not a source")
+    (src / ".git").write_text("gitdir: elsewhere\n")
+    (src / "tool.sh").write_text("#!/bin/sh\n")
+    (src / "tool.sh").chmod(0o755)
+    first = llamacpp.sync_tree(src, dst)
+    assert sorted(first) == ["ggml/src/ops.cpp", "ggml/src/vec.cpp", "tool.sh"]
+    assert not (dst / "build").exists() and not (dst / ".git").exists() and (dst / "tool.sh").stat().st_mode & 0o100
+    before = (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns
+    assert llamacpp.sync_tree(src, dst) == []                      # identical content: nothing touched
+    (src / "ggml" / "src" / "ops.cpp").write_text("int ops2;\n")    # a one-file candidate
+    (src / "tool.sh").unlink()
+    assert llamacpp.sync_tree(src, dst) == ["ggml/src/ops.cpp", "tool.sh"]
+    assert (dst / "ggml" / "src" / "ops.cpp").read_text() == "int ops2;\n" and not (dst / "tool.sh").exists()
+    assert (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns == before   # unchanged file keeps its mtime
+
+
+def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tmp_path):
+    ctx = FakeCtx(tmp_path / "work", {"preset": "llama.cpp"})
+    ctx.workdir.mkdir()
+    calls = []
+
+    def run(cmd, cwd, timeout=0, pin=False, extra_env=None):
+        calls.append(list(cmd))
+        if cmd[:2] == ["cmake", "--build"]:
+            bindir = Path(cmd[2]) / "bin"
+            bindir.mkdir(parents=True, exist_ok=True)
+            for tool in cmd[cmd.index("--target") + 1:]:
+                (bindir / tool).write_text(f"{tool} built from {(Path(cmd[2]).parent / 'src.c').read_text()}")
+        else:
+            (Path(cmd[cmd.index("-B") + 1])).mkdir(parents=True, exist_ok=True)
+            (Path(cmd[cmd.index("-B") + 1]) / "CMakeCache.txt").write_text("")
+        return 0, "ok"
+
+    ctx.run = run
+    trees = {}
+    for name, code in (("baseline", "A"), ("cand", "B")):
+        wt = trees[name] = tmp_path / name
+        (wt / "tools" / "completion").mkdir(parents=True)
+        (wt / "tools" / "completion" / "CMakeLists.txt").write_text("")
+        (wt / "src.c").write_text(code)
+        ok, log = llamacpp.build(wt, ctx)
+        assert ok, log
+        ok, log = llamacpp.simulate_build(wt, ctx)
+        assert ok, log
+    configures = [c for c in calls if c[:2] == ["cmake", "-S"]]
+    assert len(configures) == 2                                  # once per ISA, not once per variant
+    assert {c[c.index("-S") + 1] for c in configures} == {str(llamacpp.shared_tree(ctx, "build")),
+                                                          str(llamacpp.shared_tree(ctx, "build-sim"))}
+    assert "-DGGML_NATIVE=OFF" in next(c for c in configures if c[c.index("-B") + 1].endswith("build-sim"))
+    for name, code in (("baseline", "A"), ("cand", "B")):
+        assert (trees[name] / "build" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
+        assert (trees[name] / "build-sim" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
+        assert not (trees[name] / "build-sim" / "bin" / "llama-quantize").exists()
+
+
+def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
+    ctx = FakeCtx(tmp_path / "work", {"preset": "llama.cpp"})
+    ctx.state["llamacpp_model"] = str(tmp_path / "m.gguf")
+    argvs = []
+    for name in ("baseline", "a-much-longer-candidate-name"):
+        exe = tmp_path / "wt" / name / "build-sim" / "bin" / "llama-bench"
+        exe.parent.mkdir(parents=True)
+        exe.write_text(f"binary of {name}")
+        argvs.append(llamacpp.simulate_command(tmp_path / "wt" / name, ctx))
+        assert Path(argvs[-1][3]).read_text() == f"binary of {name}"   # this variant's binary, at the shared path
+    shared = tmp_path / "work" / "llamacpp" / "simulate" / "bin"
+    assert argvs[0] == argvs[1] and argvs[0][:4] == ["env", "-C", str(shared), str(shared / "llama-bench")]
+    a = argvs[0]
+    assert a[a.index("-t") + 1] == "1" and a[a.index("-p") + 1] == "8" and a[a.index("-n") + 1] == "8"
+    assert "-DGGML_AVX512=OFF" in llamacpp.portable_isa_flags("x86_64")
+    assert "-DGGML_NATIVE=OFF" in llamacpp.portable_isa_flags("aarch64")
+
+
+def test_kld_check_falls_back_to_the_running_mean_when_the_logger_lost_the_summary(tmp_path):
+    # real output of a busy 2-core machine: five of six chunks printed, the summary lost in all attempts
+    lost = KLD_OUTPUT.split("\n\n====== Perplexity statistics")[0].replace(
+        "   2     258.0012", "   2     258.0012").replace("kl_divergence: computing over 6 chunks", "x") + "\n"
+    rows = "\n".join(f"   {i}     517.2985 ±   30.8033      -0.00000 ±    0.00002       0.00042 ±    0.00001"
+                     f"     0.000 ±  0.000 %    100.000 ±  0.000 %" for i in range(1, 6))
+    assert llamacpp.parse_kld_chunks(lost)["chunks"] == 2
+    got = llamacpp.parse_kld_chunks(rows + "\n")
+    assert got == {"mean": 0.00042, "uncertainty": 0.00001, "chunks": 5}
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"kl_max": 0.01}})
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows + "\n")
+    check = llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)
+    assert check["ok"] and "running mean after chunk 5 of 6" in check["detail"]
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows.splitlines()[0] + "\n")
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # 1 of 6: too few
+    big = rows.replace("0.00042", "0.37000")
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + big + "\n")
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # over the bound
