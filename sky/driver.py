@@ -46,6 +46,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -750,8 +751,8 @@ class Driver:
                 v = self.variant(c)
                 pairs = v.setdefault("pairs", [])
                 pairs.append({"first": "baseline" if base_first else "candidate",
-                              "base": {m: _mid(x) for m, x in got[self.baseline].items()},
-                              "cand": {m: _mid(x) for m, x in got[c].items()}})
+                              "base": {m: statistics.median(x) for m, x in got[self.baseline].items()},
+                              "cand": {m: statistics.median(x) for m, x in got[c].items()}})
                 if len(pairs) in looks:
                     d = [paired.log_ratio(p["base"][target], p["cand"][target], hib) for p in pairs
                          if target in p["base"] and target in p["cand"]]
@@ -798,12 +799,6 @@ class Driver:
             for metric, values in got.items():
                 samples.setdefault(metric, []).extend(float(x) for x in values)
         return {m: [float(x) for x in xs] for m, xs in got.items()}
-
-
-def _mid(xs: list) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
 
 
 def _exp(x: float) -> float:

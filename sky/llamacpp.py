@@ -288,7 +288,8 @@ def _cmake_build_in(tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] |
 # ---------------------------------------------------------------- simulated tier (driver hooks)
 
 def simulate_isa(ctx: Any) -> str:
-    return "x86-64-v3" if platform.machine().lower() in ("x86_64", "amd64") else "armv8.2-a+dotprod"
+    import simulate  # noqa: PLC0415  (sky/simulate.py, next to this file: the ISA level simulated builds target)
+    return simulate.portable_isa()
 
 
 def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:

@@ -22,6 +22,7 @@ scipy's binomial distribution; tests/test_paired.py checks that both agree.
 from __future__ import annotations
 
 import math
+import statistics
 
 
 def look_schedule(min_pairs: int, max_pairs: int) -> list[int]:
@@ -57,7 +58,7 @@ def median_ci(d: list, a: float) -> tuple:
     n = len(s)
     if n == 0:
         raise ValueError("no pairs")
-    mid = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+    mid = statistics.median(s)
     k = order_index(n, a)
     if k == 0:
         return mid, -math.inf, math.inf

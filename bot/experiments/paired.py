@@ -19,6 +19,7 @@ scripts/calibrate_stats.py --real --hog measures the design under a CPU hog.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Mapping, Sequence
 
 from scipy import stats as sps
@@ -38,7 +39,7 @@ def median_ci(d: Sequence[float], a: float) -> tuple[float, float, float]:
     n = len(s)
     if n == 0:
         raise ValueError("no pairs")
-    mid = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+    mid = statistics.median(s)
     k = order_index(n, a)
     if k == 0:
         return mid, -math.inf, math.inf

@@ -466,7 +466,7 @@ class Row:
 
     def sim(self) -> simulated.SimComparison | None:
         return simulated.SimComparison.from_dict(self.simulated) if self.simulated and \
-            "estimated" not in self.simulated and "baseline_cycles" in self.simulated else None
+            "baseline_cycles" in self.simulated else None
 
 
 @dataclass
