@@ -9,6 +9,7 @@ from flask import Flask
 
 from .config import ConfigError, Settings
 from .pipeline import Pipeline
+from .stages import DEFAULT_STAGES, render_status
 from .store import Store
 from .web import create_app
 from .worker import Worker
@@ -85,6 +86,7 @@ def build_bot(settings: Settings, *, forge: Any = None, services: dict[str, Any]
     store = Store(settings.db_path)
     forge = forge if forge is not None else make_forge(settings)
     services = {**default_services(settings, store), **(services or {})}
-    pipeline = Pipeline(settings, store, forge, services=services)
+    pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status,
+                        services=services)
     worker = Worker(settings, store, pipeline, owner=owner)
     return Bot(settings, store, forge, pipeline, worker, create_app(settings, store))

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .model import MAX_ROUNDS
 from .payloads import PayloadShapeError, validate_payload
 
 SIGNATURE_PREFIX = "sha256="
@@ -75,7 +76,6 @@ def _is_bot(user: dict | None) -> bool:
 
 
 ROUNDS_COMMANDS = ("rerun", "bench", "rebench")
-MAX_ROUNDS = 100
 
 
 def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:

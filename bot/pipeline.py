@@ -14,33 +14,18 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
+from .model import SEQUENCES, Cancelled, Phase, StageFailed, title
+from . import waves
+from .report import marker as status_marker  # noqa: F401  (re-exported: finds a run's status comment)
 from .store import Run, Store
 
+if TYPE_CHECKING:
+    from .forge import Forge
+
 log = logging.getLogger("autoresearch.pipeline")
-
-# stage sequences per run kind: (state name, stage key in the stage table). A stage may return the name of an
-# earlier state to go back to: "reviewing" returns "researching" to start the next wave (bot/stages.py).
-SEQUENCES: dict[str, list[str]] = {
-    "issue": ["researching", "implementing", "benchmarking", "deciding", "verifying", "reviewing",
-              "publishing"],
-    "bench": ["implementing", "benchmarking", "deciding", "publishing"],
-    "rebench": ["implementing", "benchmarking", "deciding", "publishing"],
-}
-
-PHASE_TITLES = {
-    "queued": "Queued",
-    "researching": "Research",
-    "implementing": "Candidates",
-    "benchmarking": "Benchmarks",
-    "deciding": "Decision",
-    "verifying": "Verification",
-    "reviewing": "Wave review",
-    "publishing": "Publishing",
-}
-
 
 
 def web_url(api_url: str | None) -> str:
@@ -52,19 +37,6 @@ def web_url(api_url: str | None) -> str:
         if api.endswith(suffix):
             return api[: -len(suffix)]
     return api
-
-class StageFailed(Exception):
-    """A stage could not do its job; `message` is plain words for maintainers, `log_tail` optional evidence."""
-
-    def __init__(self, message: str, log_tail: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.log_tail = log_tail
-
-
-class Cancelled(Exception):
-    pass
-
 
 @dataclass
 class StageContext:
@@ -79,7 +51,7 @@ class StageContext:
         return self.pipeline.store
 
     @property
-    def forge(self) -> Any:
+    def forge(self) -> Forge:
         return self.pipeline.forge
 
     @property
@@ -116,28 +88,25 @@ class StageContext:
 
 
 Stage = Callable[[StageContext], "str | None"]
+StatusRenderer = Callable[["Pipeline", Run], str]
 
 
 class Pipeline:
-    """Drives runs. `stages` maps state name -> stage function (bot.stages.DEFAULT_STAGES by default)."""
+    """Drives runs. The composition root injects `stages` (phase -> stage function; bot.stages.DEFAULT_STAGES)
+    and `status_renderer` (bot.stages.render_status): the pipeline imports neither."""
 
-    def __init__(self, settings: Settings, store: Store, forge: Any, *, stages: dict[str, Stage] | None = None,
-                 services: dict[str, Any] | None = None, lease_seconds: float = 60.0,
-                 status_renderer: Callable[["Pipeline", Run], str] | None = None):
+    def __init__(self, settings: Settings, store: Store, forge: Forge, *, stages: dict[Phase, Stage],
+                 status_renderer: StatusRenderer, services: dict[str, Any] | None = None,
+                 lease_seconds: float = 60.0):
+        missing = [p for seq in SEQUENCES.values() for p in seq if p not in stages]
+        if missing:
+            raise ValueError(f"no stage for phase(s) {', '.join(sorted(set(missing)))}")
         self.settings = settings
         self.store = store
         self.forge = forge
         self.services = services or {}
         self.lease_seconds = lease_seconds
-        if stages is None:
-            from .stages import DEFAULT_STAGES
-
-            stages = DEFAULT_STAGES
         self.stages = stages
-        if status_renderer is None:
-            from .stages import render_status
-
-            status_renderer = render_status
         self.status_renderer = status_renderer
         self._last_refresh: dict[int, float] = {}
         self._status_locks: dict[int, threading.Lock] = {}
@@ -151,7 +120,7 @@ class Pipeline:
                 raise Cancelled()
             ctx.project = self._project(ctx)
             sequence = SEQUENCES[run.kind]
-            if run.state == "queued":
+            if run.state == Phase.QUEUED:
                 self._enter(ctx, sequence[0])
             while ctx.run.state in sequence:
                 state = ctx.run.state
@@ -161,9 +130,9 @@ class Pipeline:
                 self.store.add_event(run.id, "stage", f"{state} finished")
                 index = sequence.index(state)
                 if isinstance(jump, str) and jump in sequence:
-                    self._enter(ctx, jump)
+                    self._enter(ctx, Phase(jump))
                 else:
-                    self._enter(ctx, sequence[index + 1] if index + 1 < len(sequence) else "done")
+                    self._enter(ctx, sequence[index + 1] if index + 1 < len(sequence) else Phase.DONE)
         except Cancelled:
             self._cancel(ctx)
         except InterruptedError:
@@ -175,13 +144,13 @@ class Pipeline:
             self._fail(ctx, exc.message, exc.log_tail)
         except Exception as exc:  # never show a stack trace to users; keep it in the run's events
             self.store.add_event(run.id, "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
-            self._fail(ctx, f"The bot hit an internal error during {PHASE_TITLES.get(ctx.run.state, ctx.run.state)} "
+            self._fail(ctx, f"The bot hit an internal error during {title(ctx.run.state)} "
                             f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
                             "log.", "")
         return self.store.get_run(run.id)
 
-    def _enter(self, ctx: StageContext, state: str) -> None:
-        self.store.set_state(ctx.run.id, state, stage=state if state != "done" else None)
+    def _enter(self, ctx: StageContext, state: Phase) -> None:
+        self.store.set_state(ctx.run.id, state, stage=state if state != Phase.DONE else None)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
 
@@ -209,13 +178,13 @@ class Pipeline:
     def _cancel(self, ctx: StageContext) -> None:
         # a running benchmark batch is cancelled (VMs torn down) by run_experiment when heartbeat() raises
         ctx.event("cancel", "run cancelled; no further work will be started")
-        self.store.set_state(ctx.run.id, "cancelled")
+        self.store.set_state(ctx.run.id, Phase.CANCELLED)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
 
     def _fail(self, ctx: StageContext, message: str, log_tail: str) -> None:
         ctx.put("failure", {"stage": ctx.run.state, "message": message, "log_tail": log_tail[-4000:]})
-        self.store.set_state(ctx.run.id, "failed", error=message)
+        self.store.set_state(ctx.run.id, Phase.FAILED, error=message)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
 
@@ -223,8 +192,6 @@ class Pipeline:
         """Everything the status comment, the PR body and the check runs show, read from the store."""
         run = self.store.get_run(run.id)
         get = lambda key, default=None: self.store.get_artifact(run.id, key, default)  # noqa: E731
-        from . import waves
-
         recs = waves.records(get) if run.kind == "issue" else []
         n = waves.current(get) if run.kind == "issue" else 1
         wk = lambda key, default=None: get(waves.key(key, n), default)  # noqa: E731  (the current wave's)
@@ -237,7 +204,7 @@ class Pipeline:
             "run": {"id": run.id, "repo": run.repo, "issue": run.issue_number, "kind": run.kind,
                     "attempt": run.attempt, "state": run.state, "trigger_user": run.trigger_user,
                     "params": run.params, "error": run.error},
-            "phases": SEQUENCES[run.kind],
+            "phases": list(SEQUENCES[run.kind]),
             "progress": progress,
             "budget": {"spent_usd": usage["usd"], "limit_usd": min(float(budget), self.settings.budget_usd),
                        "llm_usd": usage["llm_usd"], "vm_usd": usage["vm_usd"],
@@ -303,9 +270,3 @@ class Pipeline:
             return False
         return measured != self.forge.branch_sha(repo, self.forge.default_branch(repo))
 
-
-def status_marker(run_id: int) -> str:
-    """The hidden marker of a run's status comment (the one report.status_comment writes)."""
-    from .report import marker
-
-    return marker(run_id)

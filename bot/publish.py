@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .model import FAILED_VERDICTS
+
 TRAILER = "Autoresearch-Stack"
 BOT_NAME = "autoresearch-bot"
 BOT_EMAIL = "autoresearch-bot@users.noreply.github.com"
-FAILED = {"build_failed", "broken", "bench_failed", "baseline_failed", "missing"}
+FAILED = FAILED_VERDICTS
 
 
 class PublishError(Exception):

@@ -13,27 +13,15 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from .mdsafe import inert
+from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
+from .model import FAILED_VERDICTS as MODEL_FAILED_VERDICTS
 
-STAGES: tuple[tuple[str, str], ...] = (
-    ("research", "Research: papers, forks, other backends"),
-    ("implement", "Candidates"),
-    ("benchmark", "Benchmark (A/B, interleaved)"),
-    ("decide", "Statistics and decision"),
-    ("verify", "Stack and re-measure winners"),
-    ("publish", "Draft pull request"),
-)
-STATE_TO_STAGE = {"queued": None, "researching": "research", "implementing": "implement",
-                  "benchmarking": "benchmark", "deciding": "decide", "verifying": "verify",
-                  "reviewing": "verify", "publishing": "publish"}
-VERDICT_LABEL = {"faster": "faster", "slower": "slower", "no_change": "no change", "noisy": "noisy",
-                 "disagree": "tiers disagree",
-                 "broken": "broken", "build_failed": "build failed", "bench_failed": "bench failed",
-                 "baseline_failed": "baseline failed", "missing": "missing"}
-VERDICT_ICON = {"faster": "🟢", "slower": "🔴", "no_change": "⚪", "noisy": "🟡", "disagree": "⚠️", "broken": "❌",
-                "build_failed": "❌", "bench_failed": "❌", "baseline_failed": "❌", "missing": "❔"}
-VERDICT_ORDER = ("faster", "no_change", "noisy", "disagree", "slower", "broken", "build_failed", "bench_failed",
-                 "baseline_failed", "missing")
-FAILED_VERDICTS = {"broken", "build_failed", "bench_failed", "baseline_failed", "missing"}
+# the checklist, the verdicts' labels, icons and sort order: from the run model's tables (bot/model.py)
+STAGES: tuple[tuple[str, str], ...] = CHECKLIST
+VERDICT_LABEL = {str(v): info.label for v, info in VERDICTS.items()}
+VERDICT_ICON = {str(v): info.icon for v, info in VERDICTS.items()}
+VERDICT_ORDER = tuple(str(v) for v in Verdict)
+FAILED_VERDICTS = {str(v) for v in MODEL_FAILED_VERDICTS}
 DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
               "by a maintainer before merging; the bot never merges.")
 
@@ -150,7 +138,7 @@ def _rows(decision: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
 def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mapping[str, Any]]:
     """By verdict (faster first, failures last), then by effect (largest speedup first)."""
     def key(r: Mapping[str, Any]) -> tuple:
-        v = r.get("verdict", "missing")
+        v = r.get("verdict", Verdict.MISSING)
         order = VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER)
         s = (r.get("comparison") or {}).get("speedup")
         return (order, r.get("metric") != target, -(s if _finite(s) else 0.0), str(r.get("candidate")),
@@ -178,7 +166,7 @@ def correctness_text(corr: Mapping[str, Any] | None, verdict: str = "") -> str:
     if c.get("summary"):
         mark = "✅" if c.get("validation_ok") else "❌"
         return f"{mark} {cell(c['summary'], 80)}"
-    if verdict == "build_failed" or c.get("build_ok") is False:
+    if verdict == Verdict.BUILD_FAILED or c.get("build_ok") is False:
         return "not built"
     if c.get("validation_ok"):
         total = c.get("total", 0)
@@ -228,10 +216,10 @@ def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Map
     lines = [head]
     for r in _collapse_failures(sort_rows(rows, target)):
         c = r.get("comparison") or {}
-        v = str(r.get("verdict", "missing"))
+        v = str(r.get("verdict", Verdict.MISSING))
         metric = cell(r.get("metric"), 40) + (" 🎯" if r.get("metric") == target else "")
         verdict = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}"
-        if r.get("note") and v in ("faster", "disagree", "no_change"):
+        if r.get("note") and v in (Verdict.FASTER, Verdict.DISAGREE, Verdict.NO_CHANGE):
             verdict += f" · {cell(r['note'], 90)}"
         lines.append(" | ".join([
             "| " + _candidate_cell(str(r.get("candidate")), by_name, links), cell(r.get("arch"), 20), metric,
@@ -347,24 +335,18 @@ def failures_section(failures: Sequence[Mapping[str, Any]] | None, lines: int = 
 
 # --------------------------------------------------------------------------- status comment
 
-def _stage_of(phase: str | None) -> str | None:
-    if phase in STATE_TO_STAGE:
-        return STATE_TO_STAGE[phase]
-    return phase
-
-
 def phase_checklist(phase: str | None, progress: str | None = None, state: str | None = None) -> str:
     """✅ done, ⏳ current (❌ failed, ⏹ cancelled), ⬜ not yet."""
-    stage = _stage_of(phase)
+    stage = checklist_item(phase)
     names = [s for s, _ in STAGES]
-    finished = state == "done" or phase == "done"
+    finished = state == Phase.DONE or phase == Phase.DONE
     current = names.index(stage) if stage in names else (len(names) if finished else -1)
     lines = []
     for i, (name, label) in enumerate(STAGES):
         if finished or i < current:
             icon = "✅"
         elif i == current:
-            icon = {"failed": "❌", "cancelled": "⏹"}.get(state or "", "⏳")
+            icon = {Phase.FAILED: "❌", Phase.CANCELLED: "⏹"}.get(state or "", "⏳")
         else:
             icon = "⬜"
         extra = f" — {cell(progress, 200)}" if i == current and progress and not finished else ""
@@ -374,12 +356,12 @@ def phase_checklist(phase: str | None, progress: str | None = None, state: str |
 
 def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str:
     state = run.get("state", "")
-    if state == "failed":
+    if state == Phase.FAILED:
         return f"❌ Stopped: {cell(strip_traceback(clean(run.get('error') or 'a stage failed')), 200)}"
-    if state == "cancelled":
+    if state == Phase.CANCELLED:
         return "⏹ Stopped on request."
     winners = (decision or {}).get("winners") or []
-    if decision and state == "done":
+    if decision and state == Phase.DONE:
         return (f"✅ Done: {len(winners)} verified winner(s)." if winners
                 else "✅ Done: no candidate was both correct and significantly faster.")
     return "⏳ Working on it."
@@ -696,14 +678,14 @@ def check_run_output(kind: str, decision: Mapping[str, Any] | None, candidate: s
 
 
 def _correctness_check(rows: Sequence[Mapping[str, Any]], archs: Sequence[str], table: str) -> tuple[str, str, str]:
-    bad = [r for r in rows if r.get("verdict") in ("broken", "build_failed")]
+    bad = [r for r in rows if r.get("verdict") in (Verdict.BROKEN, Verdict.BUILD_FAILED)]
     if bad:
         where = sorted({str(r.get("arch")) for r in bad})
         what = VERDICT_LABEL[str(bad[0]["verdict"])]
         failed = sorted({f for r in bad for f in (r.get("correctness") or {}).get("failed") or []})
         detail = f"Failed checks: {', '.join(cell(f, 60) for f in failed)}." if failed else ""
         return "failure", f"Correctness: {what} on {', '.join(where)}", f"{detail}\n\n{table}".strip()
-    unknown = [r for r in rows if r.get("verdict") in ("missing", "baseline_failed")]
+    unknown = [r for r in rows if r.get("verdict") in (Verdict.MISSING, Verdict.BASELINE_FAILED)]
     if unknown:
         return "neutral", "Correctness: not established", f"Some architectures have no result.\n\n{table}"
     corr = rows[0].get("correctness") or {}
@@ -724,12 +706,12 @@ def _benchmark_check(decision: Mapping[str, Any], candidate: str, rows: Sequence
     if verdicts & FAILED_VERDICTS:
         v = sorted(verdicts & FAILED_VERDICTS)[0]
         return "failure", f"Benchmark: {VERDICT_LABEL[v]}", summary
-    if "slower" in verdicts:
+    if Verdict.SLOWER in verdicts:
         return "failure", f"Benchmark: slower, {effect}", summary
-    if "disagree" in verdicts:
+    if Verdict.DISAGREE in verdicts:
         return "neutral", "Benchmark: simulated and wall time disagree", summary
-    if "noisy" in verdicts:
+    if Verdict.NOISY in verdicts:
         return "neutral", "Benchmark: too noisy to decide", summary
-    if "faster" in verdicts:
+    if Verdict.FASTER in verdicts:
         return "neutral", f"Benchmark: faster on some architectures only, {effect}", summary
     return "neutral", f"Benchmark: no significant change, {effect}", summary

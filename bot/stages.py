@@ -14,7 +14,8 @@ from typing import Any
 
 from . import waves
 from .gitutil import GitError, Mirror
-from .pipeline import Cancelled, Pipeline, StageContext, StageFailed
+from .model import PHASES, Cancelled, Phase, StageFailed
+from .pipeline import Pipeline, StageContext
 from .store import Run
 
 log = logging.getLogger("autoresearch.stages")
@@ -656,14 +657,14 @@ def review(ctx: StageContext) -> str | None:
     (at research.max_waves, without an LLM, on the budget, or when the wave kept no verified improvement)."""
     n = current_wave(ctx)
     if n > 1 and ctx.artifact(waves.key("decision", n)) is None:
-        return "researching"  # wave n-1's review said "continue" just before a restart: wave n starts now
+        return Phase.RESEARCHING  # wave n-1's review said "continue" just before a restart: wave n starts now
     rec = ctx.artifact(f"wave:{n}")
     if rec is None:
         rec = _review_wave(ctx, n)
         ctx.put(f"wave:{n}", rec)  # from here on the current wave is n + 1 when the review continues
     if rec["next"] == "continue":
         ctx.progress(f"wave {n} reviewed: {rec['reason']}")
-        return "researching"
+        return Phase.RESEARCHING
     if ctx.artifact("loop") is None:
         best = rec.get("best") or {}
         ctx.put("loop", {"waves": n, "stop": rec["stop"], "reason": rec["reason"],
@@ -928,14 +929,8 @@ def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None
     return "\n\n".join(p for p in parts if p)
 
 
-DEFAULT_STAGES = {
-    "researching": research,
-    "implementing": implement,
-    "benchmarking": benchmark,
-    "deciding": decide,
-    "verifying": verify,
-    "reviewing": review,
-    "publishing": publish,
-}
+STAGE_FUNCTIONS = {f.__name__: f for f in (research, implement, benchmark, decide, verify, review, publish)}
+# phase -> stage function, from the phase table (bot/model.py names each phase's stage)
+DEFAULT_STAGES = {phase: STAGE_FUNCTIONS[info.stage] for phase, info in PHASES.items() if info.stage}
 
 __all__ = ["DEFAULT_STAGES", "render_status", "run_experiment"]

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-ACTIVE_STATES = ("queued", "researching", "implementing", "benchmarking", "deciding", "verifying",
-                 "reviewing", "publishing")
-FINAL_STATES = ("done", "failed", "cancelled")
+from .model import ACTIVE_PHASES as ACTIVE_STATES, FINAL_PHASES as FINAL_STATES, Phase
+
 STATES = ACTIVE_STATES + FINAL_STATES
 
 MIGRATIONS: list[str] = [
@@ -142,7 +141,7 @@ class Run:
     issue_number: int
     kind: str
     attempt: int
-    state: str
+    state: Phase
     stage: str | None
     trigger_user: str
     params: dict[str, Any]
@@ -162,6 +161,7 @@ class Run:
         d = dict(row)
         d["params"] = json.loads(d["params"] or "{}")
         d["cancel_requested"] = bool(d["cancel_requested"])
+        d["state"] = Phase(d["state"])
         return cls(**d)
 
 
@@ -265,13 +265,13 @@ class Store:
             attempt = row[0] + 1
             cur = c.execute(
                 "INSERT INTO runs (repo, issue_number, kind, attempt, state, trigger_user, params, created_at,"
-                " updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (repo, issue_number, kind, attempt, trigger_user, json.dumps(params or {}), now, now, lease_owner,
-                 now + lease_seconds if lease_owner else None),
+                " updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (repo, issue_number, kind, attempt, Phase.QUEUED, trigger_user, json.dumps(params or {}), now, now,
+                 lease_owner, now + lease_seconds if lease_owner else None),
             )
             run_id = cur.lastrowid
-            c.execute("INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', 'queued')",
-                      (run_id, now))
+            c.execute("INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', ?)",
+                      (run_id, now, Phase.QUEUED))
         return self.get_run(run_id)
 
     def get_run(self, run_id: int) -> Run:
@@ -300,7 +300,8 @@ class Store:
             rows = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [Run.from_row(r) for r in rows]
 
-    def set_state(self, run_id: int, state: str, *, stage: str | None = None, error: str | None = None) -> None:
+    def set_state(self, run_id: int, state: Phase, *, stage: str | None = None,
+                  error: str | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         now = time.time()

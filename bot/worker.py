@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .config import Settings
 from .forge import NotFound
+from .model import Phase
 from .store import Run, Store, default_owner
 
 log = logging.getLogger("autoresearch.worker")
@@ -159,7 +160,8 @@ class Worker:
         active = self.store.active_run(repo, number)
         if active:
             return CommandResult("ignored", f"run {active.id} is already active", active.id)
-        previous = [r for r in self.store.runs_for_issue(repo, number) if r.state == "done" and r.kind == "issue"]
+        previous = [r for r in self.store.runs_for_issue(repo, number)
+                    if r.state == Phase.DONE and r.kind == "issue"]
         if previous:
             last = previous[-1]
             self.pipeline.post_note(last, f"@{user} this issue was already researched (run {last.id}); its results "

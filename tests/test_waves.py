@@ -11,7 +11,7 @@ import yaml
 from bot import waves
 from bot.config import ProjectConfig, Settings
 from bot.pipeline import Pipeline, StageContext
-from bot.stages import render_status, review, verify
+from bot.stages import DEFAULT_STAGES, render_status, review, verify
 from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,8 @@ def _ctx(tmp_path: Path, *, llm: bool = True, max_waves: int = 3) -> StageContex
     settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
     store = Store(settings.db_path)
     forge = CommentLog()
-    pipeline = Pipeline(settings, store, forge, services={"llm_factory": (lambda ctx: object()) if llm
-                                                          else (lambda ctx: None)})
+    pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status,
+                        services={"llm_factory": (lambda ctx: object()) if llm else (lambda ctx: None)})
     raw = yaml.safe_load((ROOT / "examples" / "attention" / ".autoresearch.yml").read_text())
     raw["research"]["max_waves"] = max_waves
     project = ProjectConfig.from_dict(raw, list(settings.architectures))

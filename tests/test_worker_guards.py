@@ -20,6 +20,7 @@ from bot.events import sign
 from bot.forge import AppAuth, GitHubForge, RetryPolicy
 from bot.pipeline import Pipeline
 from bot.sandbox import Sandbox
+from bot.stages import DEFAULT_STAGES, render_status
 from bot.store import Store
 from bot.web import create_app
 from bot.worker import Worker, refusal_sentence
@@ -83,7 +84,8 @@ def bot(world: World, tmp_path) -> Iterator[dict[str, Any]]:
     store = Store(settings.db_path)
     forge = GitHubForge(AppAuth(world.app_id, world.private), base_url=world.sb.api_url, retry=FAST,
                         min_interval_s=0)
-    worker = Worker(settings, store, Pipeline(settings, store, forge), owner="test:1")
+    pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status)
+    worker = Worker(settings, store, pipeline, owner="test:1")
     client = create_app(settings, store).test_client()
     yield {"store": store, "worker": worker, "client": client}
     forge.close()

@@ -108,7 +108,7 @@ def cluster_name(handle: str, arch: str, attempt: int) -> str:
 
 def _refuse(message: str) -> None:
     """Refuse a batch before any launch, in plain words on the issue (a StageFailed)."""
-    from bot.pipeline import StageFailed  # noqa: PLC0415  (the pipeline imports executors lazily too)
+    from bot.model import StageFailed  # noqa: PLC0415
 
     raise StageFailed(message)
 

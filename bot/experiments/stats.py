@@ -60,13 +60,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from ..events import MAX_ROUNDS  # the most rounds `rerun rounds=N` accepts, and so the most a hint suggests
+from ..model import MAX_ROUNDS, Verdict  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
 from . import paired, simulated
 
-VERDICTS = ("faster", "slower", "no_change", "noisy", "disagree", "build_failed", "broken", "bench_failed",
-            "baseline_failed", "missing")
-FAILED_VERDICT = {"build_failed": "build_failed", "validation_failed": "broken", "bench_failed": "bench_failed",
-                  "pending": "missing"}
+VERDICTS = tuple(Verdict)
+FAILED_VERDICT = {"build_failed": Verdict.BUILD_FAILED, "validation_failed": Verdict.BROKEN,
+                  "bench_failed": Verdict.BENCH_FAILED, "pending": Verdict.MISSING}
 MAD_TO_SIGMA = 1.4826
 MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
 INTERFERENCE_SIGMAS = 3.0   # default screen: robust sigmas beyond the median on the worse side

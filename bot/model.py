@@ -1,0 +1,140 @@
+"""The run model in one place: phases (run states) and verdicts, the one phase table, shared limits, the
+pipeline's exceptions.
+
+`Phase` and `Verdict` are `StrEnum`s: a member *is* its string (`Phase.DONE == "done"`, same hash, JSON and
+SQLite store the plain string), so what the store, the artifacts and the golden files hold is unchanged.
+
+This module imports nothing from the bot: every other module may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """A run's `state`: the stage in progress, or how the run ended."""
+
+    QUEUED = "queued"
+    RESEARCHING = "researching"
+    IMPLEMENTING = "implementing"
+    BENCHMARKING = "benchmarking"
+    DECIDING = "deciding"
+    VERIFYING = "verifying"
+    REVIEWING = "reviewing"
+    PUBLISHING = "publishing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class PhaseInfo:
+    title: str | None       # in plain words, for messages ("an internal error during Research")
+    checklist: str | None   # the checklist item of the status comment this phase ticks (see CHECKLIST)
+    stage: str | None       # the stage function (its name in bot.stages); None: queued and the final states
+
+
+# THE phase table. Order matters: it is the order of the status comment's checklist and of a full run.
+PHASES: dict[Phase, PhaseInfo] = {
+    Phase.QUEUED: PhaseInfo("Queued", None, None),
+    Phase.RESEARCHING: PhaseInfo("Research", "research", "research"),
+    Phase.IMPLEMENTING: PhaseInfo("Candidates", "implement", "implement"),
+    Phase.BENCHMARKING: PhaseInfo("Benchmarks", "benchmark", "benchmark"),
+    Phase.DECIDING: PhaseInfo("Decision", "decide", "decide"),
+    Phase.VERIFYING: PhaseInfo("Verification", "verify", "verify"),
+    Phase.REVIEWING: PhaseInfo("Wave review", "verify", "review"),  # the review ticks no item of its own
+    Phase.PUBLISHING: PhaseInfo("Publishing", "publish", "publish"),
+    Phase.DONE: PhaseInfo(None, None, None),
+    Phase.FAILED: PhaseInfo(None, None, None),
+    Phase.CANCELLED: PhaseInfo(None, None, None),
+}
+
+# the status comment's checklist: (item, label), in order
+CHECKLIST: tuple[tuple[str, str], ...] = (
+    ("research", "Research: papers, forks, other backends"),
+    ("implement", "Candidates"),
+    ("benchmark", "Benchmark (A/B, interleaved)"),
+    ("decide", "Statistics and decision"),
+    ("verify", "Stack and re-measure winners"),
+    ("publish", "Draft pull request"),
+)
+
+FINAL_PHASES: tuple[Phase, ...] = (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
+ACTIVE_PHASES: tuple[Phase, ...] = tuple(p for p in PHASES if p not in FINAL_PHASES)
+
+# stage sequences per run kind. A stage may return an earlier phase to go back to: "reviewing" returns
+# "researching" to start the next wave (bot/stages.py).
+SEQUENCES: dict[str, tuple[Phase, ...]] = {
+    "issue": (Phase.RESEARCHING, Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.VERIFYING,
+              Phase.REVIEWING, Phase.PUBLISHING),
+    "bench": (Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.PUBLISHING),
+    "rebench": (Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.PUBLISHING),
+}
+
+
+def title(phase: str) -> str:
+    """A phase in plain words; an unknown state as it is."""
+    info = PHASES.get(phase)  # type: ignore[call-overload]  (a plain str finds its member: same hash)
+    return (info.title if info else None) or str(phase)
+
+
+def checklist_item(phase: str | None) -> str | None:
+    """The checklist item a phase ticks; a string that is no phase is taken to be an item already."""
+    if phase in PHASES:
+        return PHASES[phase].checklist  # type: ignore[index]
+    return phase
+
+
+class Verdict(StrEnum):
+    """One row's verdict (bot.experiments.stats), in the order the benchmark table sorts them."""
+
+    FASTER = "faster"
+    NO_CHANGE = "no_change"
+    NOISY = "noisy"
+    DISAGREE = "disagree"
+    SLOWER = "slower"
+    BROKEN = "broken"
+    BUILD_FAILED = "build_failed"
+    BENCH_FAILED = "bench_failed"
+    BASELINE_FAILED = "baseline_failed"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class VerdictInfo:
+    label: str
+    icon: str
+    failed: bool  # the candidate (or the baseline) did not produce a measurement to judge
+
+
+VERDICTS: dict[Verdict, VerdictInfo] = {
+    Verdict.FASTER: VerdictInfo("faster", "🟢", False),
+    Verdict.NO_CHANGE: VerdictInfo("no change", "⚪", False),
+    Verdict.NOISY: VerdictInfo("noisy", "🟡", False),
+    Verdict.DISAGREE: VerdictInfo("tiers disagree", "⚠️", False),
+    Verdict.SLOWER: VerdictInfo("slower", "🔴", False),
+    Verdict.BROKEN: VerdictInfo("broken", "❌", True),
+    Verdict.BUILD_FAILED: VerdictInfo("build failed", "❌", True),
+    Verdict.BENCH_FAILED: VerdictInfo("bench failed", "❌", True),
+    Verdict.BASELINE_FAILED: VerdictInfo("baseline failed", "❌", True),
+    Verdict.MISSING: VerdictInfo("missing", "❔", True),
+}
+FAILED_VERDICTS: frozenset[Verdict] = frozenset(v for v, info in VERDICTS.items() if info.failed)
+
+# shared limits
+MAX_ROUNDS = 100  # the most rounds `rerun rounds=N` accepts, and so the most a statistics hint says
+
+
+class StageFailed(Exception):
+    """A stage could not do its job: `message` in plain words for maintainers, `log_tail` as evidence."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.log_tail = log_tail
+
+
+class Cancelled(Exception):
+    """A stop was requested: the run ends as `cancelled`."""

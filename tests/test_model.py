@@ -1,0 +1,79 @@
+"""The run model (bot/model.py): one phase table that the store, the pipeline, the stages and the status
+comment all read, and verdicts whose strings are what the store and the golden files hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot import report, stages
+from bot.config import Settings
+from bot.model import (ACTIVE_PHASES, CHECKLIST, FAILED_VERDICTS, FINAL_PHASES, PHASES, SEQUENCES, Phase, Verdict,
+                       checklist_item, title)
+from bot.pipeline import Pipeline
+from bot.store import STATES, Store
+
+
+def test_phase_strings_are_the_stored_states():
+    assert [str(p) for p in Phase] == ["queued", "researching", "implementing", "benchmarking", "deciding",
+                                       "verifying", "reviewing", "publishing", "done", "failed", "cancelled"]
+    assert STATES == ACTIVE_PHASES + FINAL_PHASES == tuple(Phase)
+    assert json.dumps({"state": Phase.DONE}) == '{"state": "done"}'
+    assert f"{Phase.REVIEWING:<11}|" == "reviewing  |"
+
+
+def test_every_sequenced_phase_has_its_stage_and_checklist_item():
+    items = {item for item, _ in CHECKLIST}
+    for kind, sequence in SEQUENCES.items():
+        for phase in sequence:
+            assert stages.DEFAULT_STAGES[phase].__name__ == PHASES[phase].stage, (kind, phase)
+            assert PHASES[phase].checklist in items, (kind, phase)
+    assert set(stages.DEFAULT_STAGES) == {p for p, info in PHASES.items() if info.stage}
+    # the final states and queued are no stages and tick no item
+    assert [p for p, info in PHASES.items() if info.stage is None] == [Phase.QUEUED, *FINAL_PHASES]
+
+
+def test_titles_and_checklist_items():
+    assert title("verifying") == "Verification" and title(Phase.REVIEWING) == "Wave review"
+    assert title("no-such-state") == "no-such-state" and title("done") == "done"
+    assert checklist_item("reviewing") == "verify" and checklist_item("queued") is None
+    assert checklist_item("publish") == "publish"  # already an item
+
+
+def test_checklist_of_the_wave_review_ticks_verification():
+    lines = report.phase_checklist("reviewing", "wave 1 reviewed").splitlines()
+    assert lines[:4] == ["- ✅ Research: papers, forks, other backends", "- ✅ Candidates",
+                         "- ✅ Benchmark (A/B, interleaved)", "- ✅ Statistics and decision"]
+    assert lines[4] == "- ⏳ Stack and re-measure winners — wave 1 reviewed"
+    assert lines[5] == "- ⬜ Draft pull request"
+
+
+def test_verdict_table_matches_the_report():
+    assert report.VERDICT_ORDER == ("faster", "no_change", "noisy", "disagree", "slower", "broken", "build_failed",
+                                    "bench_failed", "baseline_failed", "missing")
+    assert report.FAILED_VERDICTS == {"broken", "build_failed", "bench_failed", "baseline_failed", "missing"}
+    assert FAILED_VERDICTS == {Verdict.BROKEN, Verdict.BUILD_FAILED, Verdict.BENCH_FAILED,
+                               Verdict.BASELINE_FAILED, Verdict.MISSING}
+    assert report.VERDICT_LABEL["disagree"] == "tiers disagree" and report.VERDICT_ICON["no_change"] == "⚪"
+
+
+def test_store_reads_states_back_as_phases(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    run = store.create_run("o/r", 1, "issue", "maria")
+    assert run.state is Phase.QUEUED and run.active
+    store.set_state(run.id, Phase.VERIFYING, stage=Phase.VERIFYING)
+    again = store.get_run(run.id)
+    assert again.state is Phase.VERIFYING and again.stage == "verifying"
+    raw = store.conn.execute("SELECT state, typeof(state) FROM runs WHERE id = ?", (run.id,)).fetchone()
+    assert tuple(raw) == ("verifying", "text")
+    with pytest.raises(ValueError):
+        store.set_state(run.id, "verified")  # type: ignore[arg-type]
+
+
+def test_pipeline_refuses_a_stage_table_without_a_sequenced_phase(tmp_path):
+    settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
+    store = Store(settings.db_path)
+    partial = {p: f for p, f in stages.DEFAULT_STAGES.items() if p != Phase.VERIFYING}
+    with pytest.raises(ValueError, match="no stage for phase\\(s\\) verifying"):
+        Pipeline(settings, store, None, stages=partial, status_renderer=stages.render_status)  # type: ignore
