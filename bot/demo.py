@@ -22,7 +22,9 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from .app import Bot, build_bot
+from . import llamacpp_forks as e2e
 from .config import Settings
+from .model import Phase
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -113,7 +115,6 @@ class World:
         hana: a faster q4_0 GEMV (a real optimization), fiona: a deliberate slowdown in rms_norm, felix: rms_norm
         without the sqrt (broken numerics), gina: a comment-only change (neutral). Returns fork -> commit sha."""
         say = say or (lambda msg: None)
-        e2e = _load(ROOT / "scripts" / "llamacpp_e2e.py")
         source = Path(subprocess.run([str(ROOT / "scripts" / "fetch_llamacpp.sh")], check=True, capture_output=True,
                                      text=True, timeout=3600).stdout.strip().splitlines()[-1])
         work = self.workdir / "git-llama"
@@ -294,7 +295,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
             print("serving; press Ctrl-C to stop")
             while True:
                 time.sleep(3600)
-        return 0 if run.state == "done" else 1
+        return 0 if run.state == Phase.DONE else 1
     finally:
         world.stop()
 
