@@ -21,8 +21,9 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from .app import Bot, build_bot
 from . import llamacpp_forks as e2e
+from .app import Bot, build_bot
+from .artifacts import CANDIDATES, DECISION, LOOP, PROFILE, PUBLICATION, RunArtifacts
 from .config import Settings
 from .model import Phase
 
@@ -282,7 +283,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         out.mkdir(exist_ok=True)
         comments = world.comments(number)
         (out / "issue-comments.md").write_text("\n\n---\n\n".join(c.body for c in comments))
-        pub = world.bot.store.get_artifact(run.id, "publication") or {}
+        pub = RunArtifacts(world.bot.store, run.id).get(PUBLICATION) or {}
         if pub.get("pr_number"):
             pr = world.gh("maria").get_repo(world.repo).get_pull(pub["pr_number"])
             (out / "pull-request.md").write_text(f"# {pr.title}\n\n{pr.body}")
@@ -319,7 +320,7 @@ def _timings(world: World, run: Any, total: float) -> None:
     simulate, and per variant its build and simulation build."""
     print(f"\nTime: {total:.0f} s in all")
     for name in ("main", "verify"):
-        results = world.bot.store.get_artifact(run.id, f"results:{name}") or {}
+        results = RunArtifacts(world.bot.store, run.id).results(name) or {}
         for arch, res in results.items():
             t = res.get("timings") or {}
             print(f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, validate {t.get('validate_s', 0):.0f} s, "
@@ -333,8 +334,9 @@ def _timings(world: World, run: Any, total: float) -> None:
 
 def _summary(world: World, number: int, run: Any) -> None:
     store = world.bot.store
-    decision = store.get_artifact(run.id, "decision") or {}
-    cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates", [])}
+    arts = RunArtifacts(store, run.id)
+    decision = arts.get(DECISION) or {}
+    cands = {c["name"]: c for c in arts.get(CANDIDATES)}
     print("\nVerdicts (target metric, per arch; simulated cost is exact, wall time with its interval):")
     for row in decision.get("rows", []):
         if row["metric"] != decision.get("target"):
@@ -347,14 +349,14 @@ def _summary(world: World, number: int, run: Any) -> None:
         print(f"  {row['candidate']:<16} {row['arch']:<4} {row['verdict']:<10} sim {simulated:<9} "
               f"wall {speed:<20} {title[:40]}")
     print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
-    profile = store.get_artifact(run.id, "profile") or {}
+    profile = arts.get(PROFILE) or {}
     if profile.get("available"):
         print("where the time goes: " + ", ".join(f"{f['name']} {100 * f['share']:.1f}%"
                                                   for f in profile["functions"][:4]))
-    loop = store.get_artifact(run.id, "loop") or {}
+    loop = arts.get(LOOP) or {}
     if loop:
         print(f"waves: {loop.get('waves')}; stopped: {loop.get('reason')}")
-    pub = store.get_artifact(run.id, "publication") or {}
+    pub = arts.get(PUBLICATION) or {}
     print(f"publication: {pub.get('kind')} {pub.get('pr_url') or ''} ({pub.get('reason', '')})")
     refusals = [c for c in store.commands() if c["state"] == "refused"]
     for c in refusals:

@@ -16,10 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import waves
+from .artifacts import (
+    BASELINE,
+    CANDIDATES,
+    CHOICE,
+    COSTS,
+    DECISION,
+    DOSSIER,
+    FAILURE,
+    LOOP,
+    PROFILE,
+    PROJECT,
+    PUBLICATION,
+    RESULTS_MAIN,
+    SKIPPED,
+    VERIFICATION,
+    RunArtifacts,
+)
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
 from .model import SEQUENCES, Cancelled, Phase, StageFailed, title
-from . import waves
-from .report import marker as status_marker  # noqa: F401  (re-exported: finds a run's status comment)
+from .report import marker as status_marker  # re-exported: finds a run's status comment
 from .store import Run, Store
 
 if TYPE_CHECKING:
@@ -64,7 +81,13 @@ class StageContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def artifacts(self) -> RunArtifacts:
+        """The run's artifacts, typed (bot/artifacts.py)."""
+        return RunArtifacts(self.store, self.run.id)
+
     def artifact(self, key: str, default: Any = None) -> Any:
+        """An artifact by key string (a getter for bot.waves' pure functions)."""
         return self.store.get_artifact(self.run.id, key, default)
 
     def put(self, key: str, value: Any) -> None:
@@ -155,7 +178,7 @@ class Pipeline:
         self.refresh_status(ctx.run)
 
     def _project(self, ctx: StageContext) -> ProjectConfig:
-        stored = ctx.artifact("project")
+        stored = ctx.artifacts.get(PROJECT)
         if stored is not None:
             return ProjectConfig.from_dict(stored, list(self.settings.architectures))
         repo = ctx.run.repo
@@ -171,8 +194,8 @@ class Pipeline:
             was, raw["benchmark"]["rounds"] = raw["benchmark"]["rounds"], int(rounds)
             project = ProjectConfig.from_dict(raw, list(self.settings.architectures))
             self.store.add_event(ctx.run.id, "config", f"benchmark.rounds {was} -> {rounds} (asked for in the command)")
-        ctx.put("project", project.to_dict())
-        ctx.put("baseline", {"branch": branch, "sha": self.forge.branch_sha(repo, branch)})
+        ctx.artifacts.put(PROJECT, project.to_dict())
+        ctx.artifacts.put(BASELINE, {"branch": branch, "sha": self.forge.branch_sha(repo, branch)})
         return project
 
     def _cancel(self, ctx: StageContext) -> None:
@@ -183,7 +206,7 @@ class Pipeline:
         self.refresh_status(ctx.run)
 
     def _fail(self, ctx: StageContext, message: str, log_tail: str) -> None:
-        ctx.put("failure", {"stage": ctx.run.state, "message": message, "log_tail": log_tail[-4000:]})
+        ctx.artifacts.put(FAILURE, {"stage": ctx.run.state, "message": message, "log_tail": log_tail[-4000:]})
         self.store.set_state(ctx.run.id, Phase.FAILED, error=message)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
@@ -191,12 +214,11 @@ class Pipeline:
     def report_inputs(self, run: Run) -> dict[str, Any]:
         """Everything the status comment, the PR body and the check runs show, read from the store."""
         run = self.store.get_run(run.id)
-        get = lambda key, default=None: self.store.get_artifact(run.id, key, default)  # noqa: E731
-        recs = waves.records(get) if run.kind == "issue" else []
-        n = waves.current(get) if run.kind == "issue" else 1
-        wk = lambda key, default=None: get(waves.key(key, n), default)  # noqa: E731  (the current wave's)
+        arts = RunArtifacts(self.store, run.id)
+        recs = waves.records(arts.raw) if run.kind == "issue" else []
+        n = waves.current(arts.raw) if run.kind == "issue" else 1  # per-wave artifacts below: wave n's
         prev_best = waves.best_after(recs[: n - 1]) if n > 1 else None
-        project = get("project") or {}
+        project = arts.get(PROJECT) or {}
         usage = self.store.usage_totals(run.id)
         budget = (project.get("budget") or {}).get("usd", self.settings.budget_usd)
         progress = [e["message"] for e in self.store.events(run.id, "progress")][-5:]
@@ -210,24 +232,24 @@ class Pipeline:
                        "llm_usd": usage["llm_usd"], "vm_usd": usage["vm_usd"],
                        "tokens": usage["tokens_in"] + usage["tokens_out"]},
             "project": project,
-            "baseline": get("baseline"),
-            "dossier": get("dossier"),
-            "candidates": wk("candidates", []),
-            "skipped": wk("skipped", []),
-            "decision": wk("decision"),
-            "results": wk("results:main"),
-            "verification": wk("verification"),
-            "choice": wk("choice"),
-            "profile": get("profile"),
+            "baseline": arts.get(BASELINE),
+            "dossier": arts.get(DOSSIER),
+            "candidates": arts.get(CANDIDATES, n),
+            "skipped": arts.get(SKIPPED, n),
+            "decision": arts.get(DECISION, n),
+            "results": arts.get(RESULTS_MAIN, n),
+            "verification": arts.get(VERIFICATION, n),
+            "choice": arts.get(CHOICE, n),
+            "profile": arts.get(PROFILE),
             "wave": n,
             "waves": recs,
-            "wave_plan": wk("dossier") if n > 1 else None,
+            "wave_plan": arts.get(DOSSIER, n) if n > 1 else None,
             "wave_base": prev_best["label"] if prev_best else "the baseline",
-            "loop": get("loop"),
-            "publication": get("publication"),
-            "failure": get("failure"),
+            "loop": arts.get(LOOP),
+            "publication": arts.get(PUBLICATION),
+            "failure": arts.get(FAILURE),
             "experiments": self.store.experiments(run.id),
-            "costs": get("costs", {}),
+            "costs": arts.get(COSTS),
             "executor": self.settings.executor,
             "links": {"status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
                       if self.settings.public_url else None,
@@ -263,7 +285,7 @@ class Pipeline:
         """After an approving review: did the PR's base move since the bot last measured it?"""
         measured = None
         for run in reversed(self.store.list_runs(500)):
-            pub = self.store.get_artifact(run.id, "publication") or {}
+            pub = RunArtifacts(self.store, run.id).get(PUBLICATION) or {}
             if run.repo == repo and pub.get("pr_number") == number:
                 measured = pub.get("base_sha")
         if measured is None:

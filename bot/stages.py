@@ -13,6 +13,24 @@ import time
 from typing import Any
 
 from . import waves
+from .artifacts import (
+    BASELINE,
+    CANDIDATES,
+    CANDIDATES_DONE,
+    CHOICE,
+    COSTS,
+    DECISION,
+    DOSSIER,
+    FINAL,
+    LOOP,
+    PROFILE,
+    PUBLICATION,
+    RESULTS_MAIN,
+    SKIPPED,
+    STACK,
+    VERIFICATION,
+    RunArtifacts,
+)
 from .gitutil import GitError, Mirror
 from .model import PHASES, Cancelled, Phase, StageFailed
 from .pipeline import Pipeline, StageContext
@@ -36,7 +54,7 @@ def mirror(ctx: StageContext) -> Mirror:
 
 
 def baseline_sha(ctx: StageContext) -> str:
-    return ctx.artifact("baseline")["sha"]
+    return ctx.artifacts.get(BASELINE)["sha"]
 
 
 def llm_for(ctx: StageContext) -> Any | None:
@@ -81,7 +99,7 @@ def wave_base(ctx: StageContext, n: int) -> tuple[str, str]:
 
 def research(ctx: StageContext) -> None:
     n = current_wave(ctx)
-    if ctx.artifact(waves.key("dossier", n)) is not None:
+    if ctx.artifacts.get(DOSSIER, n) is not None:
         return
     if n > 1:
         _next_wave_research(ctx, n)
@@ -115,7 +133,7 @@ def research(ctx: StageContext) -> None:
         for note in data.get("notes", []):
             if note.get("source") == "arxiv":
                 note["detail"] = why
-    ctx.put("dossier", data)
+    ctx.artifacts.put(DOSSIER, data)
     ctx.progress(f"dossier ready: {len(data.get('hypotheses', []))} hypotheses")
 
 
@@ -128,7 +146,7 @@ def baseline_profile(ctx: StageContext) -> dict[str, Any]:
     simulated tier off, or when the batch fails, the profile says why and research continues without it."""
     from .research import profile as prof
 
-    stored = ctx.artifact("profile")
+    stored = ctx.artifacts.get(PROFILE)
     if stored is not None:
         return stored
     raw = ctx.project.raw
@@ -147,7 +165,7 @@ def baseline_profile(ctx: StageContext) -> dict[str, Any]:
             data = prof.unavailable(f"the profiling batch failed: {exc.message}")
         else:
             data = prof.from_results(results, arch)
-    ctx.put("profile", data)
+    ctx.artifacts.put(PROFILE, data)
     ctx.event("research", "profile: " + (f"{len(data['functions'])} functions" if data["available"]
                                          else f"unavailable ({data['reason']})"))
     return data
@@ -158,28 +176,37 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     running best) and proposes hypotheses on top of the running best; validated and ranked like wave 1's."""
     from .report import failures_from_results
     from .research import profile as prof
-    from .research.dossier import (SYNTHESIS_SCHEMA, Dossier, Source, SourceNote, annotate_hypotheses,
-                                   code_map_for, profile_sources, rank, validate_llm_hypotheses)
+    from .research.dossier import (
+        SYNTHESIS_SCHEMA,
+        Dossier,
+        Source,
+        SourceNote,
+        annotate_hypotheses,
+        code_map_for,
+        profile_sources,
+        rank,
+        validate_llm_hypotheses,
+    )
     from .research.sanitize import clean, quote
 
     prev = n - 1
     base, label = wave_base(ctx, n)
-    first = ctx.artifact("dossier") or {}
+    first = ctx.artifacts.get(DOSSIER) or {}
     recs = waves.records(ctx.artifact)
-    decision = ctx.artifact(waves.key("decision", prev)) or {}
-    cands = ctx.artifact(waves.key("candidates", prev), [])
-    profile = _best_profile(ctx, recs[-1]) or ctx.artifact("profile") or prof.unavailable("no profile")
+    decision = ctx.artifacts.get(DECISION, prev) or {}
+    cands = ctx.artifacts.get(CANDIDATES, prev)
+    profile = _best_profile(ctx, recs[-1]) or ctx.artifacts.get(PROFILE) or prof.unavailable("no profile")
     project = ctx.project.to_dict()
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
     sources = [Source(**s) for s in first.get("sources", []) if s.get("kind") != "profile"]
     sources = profile_sources(profile) + sources + _measurement_sources(ctx, recs)
     tried = []
     for k in range(1, n):
-        for h in (ctx.artifact(waves.key("dossier", k)) or {}).get("hypotheses", []):
-            outcome = next((f"measured as {c['name']}" for c in ctx.artifact(waves.key("candidates", k), [])
+        for h in (ctx.artifacts.get(DOSSIER, k) or {}).get("hypotheses", []):
+            outcome = next((f"measured as {c['name']}" for c in ctx.artifacts.get(CANDIDATES, k)
                             if c.get("hypothesis") == h.get("id")), "not measured")
             tried.append(f"- wave {k}: {h.get('title')} ({outcome})")
-    results = ctx.artifact(waves.key("results:main", prev)) or {}
+    results = ctx.artifacts.get(RESULTS_MAIN, prev) or {}
     variables = {
         "repo": ctx.run.repo, "wave": str(n), "prev_wave": str(prev),
         "issue": quote(f"{issue.title}\n\n{issue.body or ''}", "issue text", 6000),
@@ -227,7 +254,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.raw["agent"]["max_candidates"] or 1]
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
-    ctx.put(waves.key("dossier", n), data)
+    ctx.artifacts.put(DOSSIER, data, n)
     ctx.progress(f"wave {n} plan ready: {len(data['hypotheses'])} hypotheses")
 
 
@@ -241,8 +268,8 @@ def _best_profile(ctx: StageContext, rec: dict[str, Any]) -> dict[str, Any] | No
         return None
     n = best["wave"]
     name = "stack" if kept.get("kind") == "stack" else kept["names"][0]
-    for results_key in (waves.key("results:verify", n), waves.key("results:main", n)):
-        for arch, result in sorted((ctx.artifact(results_key) or {}).items()):
+    for experiment in (waves.key("verify", n), waves.key("main", n)):
+        for arch, result in sorted((ctx.artifacts.results(experiment) or {}).items()):
             rec_ = ((result.get("variants") or {}).get(name) or {}).get("simulated") or {}
             if rec_.get("ok") and rec_.get("estimated_cycles"):
                 return prof.profile_of(rec_, arch=arch, source=f"wave {n}: {name}")
@@ -256,8 +283,8 @@ def _measurement_sources(ctx: StageContext, recs: list[dict[str, Any]]) -> list[
     out = []
     for rec in recs:
         k = rec["wave"]
-        decision = ctx.artifact(waves.key("decision", k)) or {}
-        by_name = {c["name"]: c for c in ctx.artifact(waves.key("candidates", k), [])}
+        decision = ctx.artifacts.get(DECISION, k) or {}
+        by_name = {c["name"]: c for c in ctx.artifacts.get(CANDIDATES, k)}
         for r in decision.get("rows") or []:
             if r.get("metric") != decision.get("target") or r["candidate"] not in by_name:
                 continue
@@ -288,7 +315,7 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 
 def implement(ctx: StageContext) -> None:
     n = current_wave(ctx)
-    if ctx.artifact(waves.key("candidates_done", n)):
+    if ctx.artifacts.get(CANDIDATES_DONE, n):
         return
     if ctx.run.kind == "issue":
         _candidates_from_dossier(ctx, n)
@@ -297,20 +324,20 @@ def implement(ctx: StageContext) -> None:
     elif ctx.run.kind == "rebench":
         pr = ctx.forge.get_pull(ctx.run.repo, ctx.run.params["pull"])
         _candidate_from_branch(ctx, pr.head_ref, sha=pr.head_sha, name="pr-head")
-    ctx.put(waves.key("candidates_done", n), True)
+    ctx.artifacts.put(CANDIDATES_DONE, True, n)
 
 
 def _add_candidate(ctx: StageContext, cand: dict[str, Any], n: int = 1) -> None:
-    cands = ctx.artifact(waves.key("candidates", n), [])
+    cands = ctx.artifacts.get(CANDIDATES, n)
     cands = [c for c in cands if c["name"] != cand["name"]] + [cand]
-    ctx.put(waves.key("candidates", n), cands)
+    ctx.artifacts.put(CANDIDATES, cands, n)
     ctx.progress(f"candidate {cand['name']} ready ({cand['source']})")
 
 
 def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str, n: int = 1) -> None:
-    skipped = ctx.artifact(waves.key("skipped", n), [])
+    skipped = ctx.artifacts.get(SKIPPED, n)
     skipped.append({"hypothesis": hypothesis.get("id"), "title": hypothesis.get("title"), "reason": reason})
-    ctx.put(waves.key("skipped", n), skipped)
+    ctx.artifacts.put(SKIPPED, skipped, n)
     ctx.event("candidate", f"skipped {hypothesis.get('id')}: {reason}")
 
 
@@ -319,12 +346,12 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
     baseline)."""
     from .publish import candidate_from_commit, push_blockers
 
-    dossier = ctx.artifact(waves.key("dossier", n)) or {}
+    dossier = ctx.artifacts.get(DOSSIER, n) or {}
     m = mirror(ctx)
     base, _ = wave_base(ctx, n)
-    wave_cands = ctx.artifact(waves.key("candidates", n), [])
+    wave_cands = ctx.artifacts.get(CANDIDATES, n)
     done = {c.get("hypothesis") for c in wave_cands}
-    done |= {s.get("hypothesis") for s in ctx.artifact(waves.key("skipped", n), [])}
+    done |= {s.get("hypothesis") for s in ctx.artifacts.get(SKIPPED, n)}
     write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
     agent_budget = ctx.project.raw["agent"]["max_candidates"]
     agent_used = sum(1 for c in wave_cands if c["source"] == "agent")
@@ -393,7 +420,8 @@ def candidate_slug(h: dict[str, Any]) -> str:
 
 def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str,
                      n: int = 1) -> str | None:
-    from .agent.coder import Limits, implement as agent_implement
+    from .agent.coder import Limits
+    from .agent.coder import implement as agent_implement
     from .agent.tools import Workspace
 
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
@@ -407,7 +435,8 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())
         if ws.refusals:
-            ctx.put(f"refusals:{h.get('id')}", [dict(r) if isinstance(r, dict) else vars(r) for r in ws.refusals])
+            ctx.artifacts.put_refusals(h.get("id"), [dict(r) if isinstance(r, dict) else vars(r)
+                                                     for r in ws.refusals])
         if result.status != "committed" or not result.commit_sha:
             _skip(ctx, h, f"agent: {result.status} {result.message}", n)
             return None
@@ -439,9 +468,9 @@ def _candidate_from_branch(ctx: StageContext, branch: str, sha: str | None = Non
 
 def benchmark(ctx: StageContext) -> None:
     n = current_wave(ctx)
-    cands = ctx.artifact(waves.key("candidates", n), [])
+    cands = ctx.artifacts.get(CANDIDATES, n)
     if not cands:
-        ctx.put(waves.key("results:main", n), {})
+        ctx.artifacts.put(RESULTS_MAIN, {}, n)
         ctx.progress("no candidates to measure")
         return
     base, _ = wave_base(ctx, n)
@@ -454,7 +483,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
 
     `archs`: a subset of the measured architectures; `overrides`: project settings merged into the spec for
     this batch only (the profiling batch measures the baseline briefly)."""
-    stored = ctx.artifact(f"results:{name}")
+    stored = ctx.artifacts.results(name)
     if stored is not None:
         return stored
     from .experiments import executors as ex
@@ -507,7 +536,7 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
     if not results:
         tail = executor.logs(handle)[-3000:] if hasattr(executor, "logs") else ""
         raise StageFailed(f"The benchmark machine produced no result for experiment `{name}`.", tail)
-    ctx.put(f"results:{name}", results)
+    ctx.artifacts.put_results(name, results)
     return results
 
 
@@ -558,7 +587,7 @@ def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor
     """VM seconds (the executor's own count when it has one: launch to teardown) x price, per arch."""
     known = executor.vm_seconds(handle) if hasattr(executor, "vm_seconds") else {}
     total_s, total_usd = 0.0, 0.0
-    costs = ctx.artifact("costs", {})
+    costs = ctx.artifacts.get(COSTS)
     # every arch that ran a VM is charged, also one that failed and returned no result
     archs = list(results or {}) + [a for a in known if a not in (results or {})]
     for arch in archs:
@@ -570,7 +599,7 @@ def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor
         total_usd += usd
         costs[arch] = costs.get(arch, 0.0) + usd
         ctx.store.record_usage(ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h")
-    ctx.put("costs", costs)
+    ctx.artifacts.put(COSTS, costs)
     return total_s, total_usd
 
 
@@ -588,13 +617,13 @@ def decide(ctx: StageContext) -> None:
     from .experiments.stats import decide as stats_decide
 
     n = current_wave(ctx)
-    results = ctx.artifact(waves.key("results:main", n)) or {}
+    results = ctx.artifacts.get(RESULTS_MAIN, n) or {}
     if not results:
-        ctx.put(waves.key("decision", n), {"rows": [], "winners": [], "notes": ["nothing was measured"],
-                                          "target": ctx.project.target, "archs": []})
+        ctx.artifacts.put(DECISION, {"rows": [], "winners": [], "notes": ["nothing was measured"],
+                                     "target": ctx.project.target, "archs": []}, n)
         return
     decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 10 * (n - 1))
-    ctx.put(waves.key("decision", n), decision.to_dict())
+    ctx.artifacts.put(DECISION, decision.to_dict(), n)
     ctx.progress(f"decision: {len(decision.winners)} winner(s)" + (f" in wave {n}" if n > 1 else ""))
 
 
@@ -606,9 +635,9 @@ def verify(ctx: StageContext) -> None:
     """The wave's winners stacked on the wave's base and re-measured together (with the single winners
     alongside); `choice` says what the wave keeps. One winner needs no stack: it was measured already."""
     n = current_wave(ctx)
-    if ctx.artifact(waves.key("choice", n)) is not None:
+    if ctx.artifacts.get(CHOICE, n) is not None:
         return
-    decision = ctx.artifact(waves.key("decision", n)) or {}
+    decision = ctx.artifacts.get(DECISION, n) or {}
     winners = decision.get("winners", [])
     if not winners:
         choice = {"kind": "none", "candidate": None, "speedup": None,
@@ -619,7 +648,7 @@ def verify(ctx: StageContext) -> None:
                             "nothing to stack"}
     else:
         choice = _verify(ctx, decision, n)
-    ctx.put(waves.key("choice", n), choice)
+    ctx.artifacts.put(CHOICE, choice, n)
 
 
 def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str, Any]:
@@ -627,19 +656,19 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     from .experiments.stats import decide as stats_decide
     from .publish import choose_publication, stack_winners
 
-    cands = {c["name"]: c for c in ctx.artifact(waves.key("candidates", n), [])}
+    cands = {c["name"]: c for c in ctx.artifacts.get(CANDIDATES, n)}
     winners = [{"name": w, "sha": cands[w]["sha"], "speedup": _target_speedup(decision, w)}
                for w in decision["winners"]]
     base, _ = wave_base(ctx, n)
     m = mirror(ctx)
-    stack = ctx.artifact(waves.key("stack", n))
+    stack = ctx.artifacts.get(STACK, n)
     if stack is None:
         branch = branch_for(ctx.run, "stack" if n == 1 else f"w{n}-stack")
         result = stack_winners(m.path, base, winners, branch, force=True)
         stack = result.to_dict()
         if result.sha:
             m.push(ctx.forge.clone_url(ctx.run.repo, write=True), result.sha, branch, force=True)
-        ctx.put(waves.key("stack", n), stack)
+        ctx.artifacts.put(STACK, stack, n)
         ctx.progress(f"stacked {len(stack['applied'])} winner(s); dropped {len(stack['dropped'])}")
     if not stack.get("sha"):
         return choose_publication(None, decision)
@@ -648,7 +677,7 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     results = run_experiment(ctx, waves.key("verify", n), base, verify_cands)
     seed = ctx.run.id + 1 + 10 * (n - 1)
     verification = stats_decide(results, project_for(ctx, results), seed=seed).to_dict()
-    ctx.put(waves.key("verification", n), {"stack": stack, "decision": verification})
+    ctx.artifacts.put(VERIFICATION, {"stack": stack, "decision": verification}, n)
     return choose_publication(verification, decision)
 
 
@@ -656,28 +685,28 @@ def review(ctx: StageContext) -> str | None:
     """Record what the wave kept and the running best; start the next wave ("researching") or stop the loop
     (at research.max_waves, without an LLM, on the budget, or when the wave kept no verified improvement)."""
     n = current_wave(ctx)
-    if n > 1 and ctx.artifact(waves.key("decision", n)) is None:
+    if n > 1 and ctx.artifacts.get(DECISION, n) is None:
         return Phase.RESEARCHING  # wave n-1's review said "continue" just before a restart: wave n starts now
-    rec = ctx.artifact(f"wave:{n}")
+    rec = ctx.artifacts.review(n)
     if rec is None:
         rec = _review_wave(ctx, n)
-        ctx.put(f"wave:{n}", rec)  # from here on the current wave is n + 1 when the review continues
+        ctx.artifacts.put_review(n, rec)  # from here on the current wave is n + 1 when the review continues
     if rec["next"] == "continue":
         ctx.progress(f"wave {n} reviewed: {rec['reason']}")
         return Phase.RESEARCHING
-    if ctx.artifact("loop") is None:
+    if ctx.artifacts.get(LOOP) is None:
         best = rec.get("best") or {}
-        ctx.put("loop", {"waves": n, "stop": rec["stop"], "reason": rec["reason"],
-                         "best_wave": best.get("wave", 0)})
+        ctx.artifacts.put(LOOP, {"waves": n, "stop": rec["stop"], "reason": rec["reason"],
+                                 "best_wave": best.get("wave", 0)})
         ctx.progress(f"stopped after wave {n}: {rec['reason']}")
     return None
 
 
 def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
     base, label = wave_base(ctx, n)
-    choice = ctx.artifact(waves.key("choice", n)) or {}
-    cands = ctx.artifact(waves.key("candidates", n), [])
-    kept = waves.kept_of(choice, ctx.artifact(waves.key("stack", n)), cands)
+    choice = ctx.artifacts.get(CHOICE, n) or {}
+    cands = ctx.artifacts.get(CANDIDATES, n)
+    kept = waves.kept_of(choice, ctx.artifacts.get(STACK, n), cands)
     prev = waves.best_after(waves.records(ctx.artifact)[: n - 1])
     if kept:
         step = {"wave": n, "names": kept["names"], "titles": kept["titles"], "speedup": kept.get("speedup")}
@@ -691,7 +720,7 @@ def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
                                       max_waves=int(ctx.project.raw["research"]["max_waves"]),
                                       has_llm=has_llm,
                                       budget_problem=_budget_problem(ctx, has_llm))
-    decision = ctx.artifact(waves.key("decision", n)) or {}
+    decision = ctx.artifacts.get(DECISION, n) or {}
     return {"wave": n, "base": {"sha": base, "label": label}, "candidates": [c["name"] for c in cands],
             "winners": list(decision.get("winners") or []), "choice": choice, "kept": kept, "best": best,
             "next": "stop" if code else "continue", "stop": code, "reason": reason}
@@ -713,7 +742,7 @@ def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
 
 
 def publish(ctx: StageContext) -> None:
-    decision = ctx.artifact("decision") or {}
+    decision = ctx.artifacts.get(DECISION) or {}
     if ctx.run.kind == "bench":
         return  # the table in the status comment is the answer
     if ctx.run.kind == "rebench":
@@ -721,17 +750,17 @@ def publish(ctx: StageContext) -> None:
         return
     recs = waves.records(ctx.artifact)
     best = waves.best_after(recs)
-    stopped = (ctx.artifact("loop") or {}).get("reason")
+    stopped = (ctx.artifacts.get(LOOP) or {}).get("reason")
     if best is None:
         reason = (recs[0].get("choice") or {}).get("reason") if recs else None
         reason = reason or "no candidate was correct and significantly faster"
-        ctx.put("publication", {"kind": "none", "reason": reason, "stopped": stopped})
+        ctx.artifacts.put(PUBLICATION, {"kind": "none", "reason": reason, "stopped": stopped})
         _notify_no_pull(ctx, reason)
         return
     if best["wave"] > 1:
-        final = ctx.artifact("final") or _measure_final(ctx, best)
+        final = ctx.artifacts.get(FINAL) or _measure_final(ctx, best)
         if final["choice"]["kind"] != "none":
-            candidates = [c for rec in recs for c in ctx.artifact(waves.key("candidates", rec["wave"]), [])]
+            candidates = [c for rec in recs for c in ctx.artifacts.get(CANDIDATES, rec["wave"])]
             stack = final["stack"]
             _open_pull(ctx, final["choice"], recs,
                        published=(stack["branch"], stack["sha"], stack, final["decision"]),
@@ -740,10 +769,11 @@ def publish(ctx: StageContext) -> None:
         ctx.event("publish", "the running best did not hold against the baseline: "
                              f"{final['choice']['reason']}")
         if not recs[0].get("kept"):
-            ctx.put("publication", {"kind": "none", "reason": final["choice"]["reason"], "stopped": stopped})
+            ctx.artifacts.put(PUBLICATION, {"kind": "none", "reason": final["choice"]["reason"],
+                                            "stopped": stopped})
             _notify_no_pull(ctx, final["choice"]["reason"])
             return
-    _open_pull(ctx, ctx.artifact("choice"), recs[:1] if best["wave"] > 1 else recs)
+    _open_pull(ctx, ctx.artifacts.get(CHOICE), recs[:1] if best["wave"] > 1 else recs)
 
 
 def _notify_no_pull(ctx: StageContext, reason: str) -> None:
@@ -779,7 +809,7 @@ def _measure_final(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
                             "baseline when measured against it"}
     final = {"decision": decision, "choice": choice,
              "stack": {"sha": best["sha"], "branch": best["branch"], "applied": applied, "dropped": []}}
-    ctx.put("final", final)
+    ctx.artifacts.put(FINAL, final)
     return final
 
 
@@ -791,11 +821,11 @@ def _target_speedup(decision: dict[str, Any], name: str) -> float:
 
 def _published(ctx: StageContext, choice: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
     """(head branch, head sha, stack or None, the decision that measured what is published)."""
-    cands = {c["name"]: c for c in ctx.artifact("candidates", [])}
-    verification = ctx.artifact("verification") or {}
-    measured = verification.get("decision") or ctx.artifact("decision") or {}
+    cands = {c["name"]: c for c in ctx.artifacts.get(CANDIDATES)}
+    verification = ctx.artifacts.get(VERIFICATION) or {}
+    measured = verification.get("decision") or ctx.artifacts.get(DECISION) or {}
     if choice["kind"] == "stack":
-        stack = ctx.artifact("stack") or {}
+        stack = ctx.artifacts.get(STACK) or {}
         return stack["branch"], stack["sha"], stack, measured
     c = cands[choice["candidate"]]
     return c["branch"], c["sha"], None, measured
@@ -808,15 +838,15 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, A
 
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
-    base_cands = candidates if candidates is not None else ctx.artifact("candidates", [])
+    base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
     candidates = base_cands + ([{"name": "stack", "branch": head_branch, "sha": head_sha, "source": "stack",
                                  "title": "stacked verified winners"}] if stack else [])
-    path_md = report.waves_path(recs, (ctx.artifact("loop") or {}).get("reason")) if recs else None
+    path_md = report.waves_path(recs, (ctx.artifacts.get(LOOP) or {}).get("reason")) if recs else None
     body = report.pr_body(_report_run(inputs), measured, candidates, choice, baseline_sha(ctx), head_sha,
                           stack=stack, costs=report_costs(inputs), links=report_links(inputs),
                           path_md=path_md)
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
-    base_branch = ctx.artifact("baseline")["branch"]
+    base_branch = ctx.artifacts.get(BASELINE)["branch"]
 
     def create() -> dict[str, Any]:
         existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch)
@@ -826,9 +856,10 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, A
     pr = ctx.store.once(ctx.run.id, "pull_request", create)
     ctx.forge.edit_pull(ctx.run.repo, pr["number"], body=body)
     _check_runs(ctx, head_sha, measured, choice["candidate"], candidates)
-    ctx.put("publication", {"kind": choice["kind"], "pr_number": pr["number"], "pr_url": pr["url"],
-                            "head_branch": head_branch, "head_sha": head_sha, "base_sha": baseline_sha(ctx),
-                            "reason": choice["reason"], "waves": [r["wave"] for r in recs or []]})
+    ctx.artifacts.put(PUBLICATION, {"kind": choice["kind"], "pr_number": pr["number"], "pr_url": pr["url"],
+                                    "head_branch": head_branch, "head_sha": head_sha,
+                                    "base_sha": baseline_sha(ctx), "reason": choice["reason"],
+                                    "waves": [r["wave"] for r in recs or []]})
     ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
@@ -848,11 +879,11 @@ def _check_runs(ctx: StageContext, head_sha: str, decision: dict[str, Any], cand
 def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     """Rebench of a PR: the status comment on the PR carries the new table; check runs on its head."""
     pr = ctx.forge.get_pull(ctx.run.repo, ctx.run.params["pull"])
-    cands = ctx.artifact("candidates", [])
+    cands = ctx.artifacts.get(CANDIDATES)
     if cands:
         _check_runs(ctx, cands[0]["sha"], decision, cands[0]["name"], cands)
-    ctx.put("publication", {"kind": "rebench", "pr_number": pr.number, "base_sha": baseline_sha(ctx),
-                            "head_sha": cands[0]["sha"] if cands else pr.head_sha})
+    ctx.artifacts.put(PUBLICATION, {"kind": "rebench", "pr_number": pr.number, "base_sha": baseline_sha(ctx),
+                                    "head_sha": cands[0]["sha"] if cands else pr.head_sha})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -914,15 +945,15 @@ def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None
     recs, n = i["waves"], i["wave"]
     if not recs and n == 1:
         return None
-    get = lambda k, d=None: pipeline.store.get_artifact(run.id, k, d)  # noqa: E731
+    arts = RunArtifacts(pipeline.store, run.id)
     parts = []
     for rec in recs:
         k = rec["wave"]
         if k == n:
             continue
-        plan = (get(waves.key("dossier", k)) or {}).get("markdown") if k > 1 else None
-        parts.append(report.wave_section(rec, get(waves.key("decision", k)),
-                                         get(waves.key("candidates", k), []), plan, report_links(i)))
+        plan = (arts.get(DOSSIER, k) or {}).get("markdown") if k > 1 else None
+        parts.append(report.wave_section(rec, arts.get(DECISION, k), arts.get(CANDIDATES, k), plan,
+                                         report_links(i)))
     current = next((r for r in recs if r["wave"] == n), None)
     parts.append(report.current_wave_heading(n, i["wave_base"], (i.get("wave_plan") or {}).get("markdown"),
                                              current, i["loop"]))

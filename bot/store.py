@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .model import ACTIVE_PHASES as ACTIVE_STATES, FINAL_PHASES as FINAL_STATES, Phase
+from .model import ACTIVE_PHASES as ACTIVE_STATES
+from .model import FINAL_PHASES as FINAL_STATES
+from .model import Phase
 
 STATES = ACTIVE_STATES + FINAL_STATES
 

@@ -21,19 +21,17 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Sequence
 
+from .artifacts import wave_key as key  # noqa: F401  (waves.key: per-wave names)
+from .artifacts import wave_review_key
+
 STOP_CODES = ("no_improvement", "max_waves", "no_llm", "budget")
 MIN_WAVE_TOKENS = 20_000   # a wave needs at least a synthesis and a coding session
-
-
-def key(name: str, wave: int) -> str:
-    """The artifact (or experiment) name of `name` in wave `wave`: wave 1 keeps the plain name."""
-    return name if wave <= 1 else f"{name}@{wave}"
 
 
 def current(get: Callable[[str], Any]) -> int:
     """1 + the number of consecutive reviews that said "continue" (get: artifact getter)."""
     n = 1
-    while (get(f"wave:{n}") or {}).get("next") == "continue":
+    while (get(wave_review_key(n)) or {}).get("next") == "continue":
         n += 1
     return n
 
@@ -41,7 +39,7 @@ def current(get: Callable[[str], Any]) -> int:
 def records(get: Callable[[str], Any]) -> list[dict[str, Any]]:
     """The stored wave reviews, in order."""
     out, n = [], 1
-    while (rec := get(f"wave:{n}")) is not None:
+    while (rec := get(wave_review_key(n))) is not None:
         out.append(rec)
         n += 1
     return out

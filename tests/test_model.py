@@ -9,8 +9,18 @@ import pytest
 
 from bot import report, stages
 from bot.config import Settings
-from bot.model import (ACTIVE_PHASES, CHECKLIST, FAILED_VERDICTS, FINAL_PHASES, PHASES, SEQUENCES, Phase, Verdict,
-                       checklist_item, title)
+from bot.model import (
+    ACTIVE_PHASES,
+    CHECKLIST,
+    FAILED_VERDICTS,
+    FINAL_PHASES,
+    PHASES,
+    SEQUENCES,
+    Phase,
+    Verdict,
+    checklist_item,
+    title,
+)
 from bot.pipeline import Pipeline
 from bot.store import STATES, Store
 
