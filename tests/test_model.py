@@ -87,3 +87,19 @@ def test_pipeline_refuses_a_stage_table_without_a_sequenced_phase(tmp_path):
     partial = {p: f for p, f in stages.DEFAULT_STAGES.items() if p != Phase.VERIFYING}
     with pytest.raises(ValueError, match="no stage for phase\\(s\\) verifying"):
         Pipeline(settings, store, None, stages=partial, status_renderer=stages.render_status)  # type: ignore
+
+
+def test_one_min_effect_default_from_config():
+    """stats fell back to min_effect 0.01 where the config says 0.02: every default is now the config's."""
+    import inspect
+
+    from bot.config import GENERIC_DEFAULTS, ProjectConfig
+    from bot.experiments import stats
+    from bot.research import dossier
+
+    default = GENERIC_DEFAULTS["decision"]["min_effect"]
+    project = ProjectConfig.from_yaml("preset: llama.cpp\narchitectures: [x86]\n").to_dict()
+    assert default == 0.02 == project["decision"]["min_effect"]
+    for fn in (stats.compare, stats.compare_paired, dossier.rank):
+        assert inspect.signature(fn).parameters["min_effect"].default == default, fn.__name__
+    assert stats.DECISION_DEFAULTS is GENERIC_DEFAULTS["decision"]

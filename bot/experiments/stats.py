@@ -60,10 +60,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from ..config import GENERIC_DEFAULTS
 from ..model import MAX_ROUNDS, Verdict  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
 from . import paired, simulated
 
 VERDICTS = tuple(Verdict)
+DECISION_DEFAULTS: Mapping[str, Any] = GENERIC_DEFAULTS["decision"]  # one set of defaults: bot/config.py's
 FAILED_VERDICT = {"build_failed": Verdict.BUILD_FAILED, "validation_failed": Verdict.BROKEN,
                   "bench_failed": Verdict.BENCH_FAILED, "pending": Verdict.MISSING}
 MAD_TO_SIGMA = 1.4826
@@ -357,8 +359,9 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
 
 
 def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float = 0.05,
-            min_effect: float = 0.01, max_noise_cv: float = 0.10, n_boot: int = 10000,
-            seed: int = 0, rounds: int = 0, interference_sigmas: float = INTERFERENCE_SIGMAS) -> Comparison:
+            min_effect: float = DECISION_DEFAULTS["min_effect"], max_noise_cv: float = 0.10,
+            n_boot: int = 10000, seed: int = 0, rounds: int = 0,
+            interference_sigmas: float = INTERFERENCE_SIGMAS) -> Comparison:
     """Compare candidate samples with baseline samples of one metric (see the module docstring)."""
     base = [float(v) for v in base]
     cand = [float(v) for v in cand]
@@ -395,7 +398,8 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
 
 
 def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is_better: bool, alpha: float = 0.05,
-                   min_effect: float = 0.02, looks: int = 1, max_pairs: int | None = None,
+                   min_effect: float = DECISION_DEFAULTS["min_effect"], looks: int = 1,
+                   max_pairs: int | None = None,
                    stop_reason: str | None = None, family: int = 1) -> Comparison:
     """Compare a candidate with the baseline from adjacent pairs (bot/experiments/paired.py). The interval's
     level is 1 - alpha / (looks x family), the driver's stopping level (Bonferroni over the planned looks and
@@ -563,12 +567,12 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
 
 
 def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
-    d = dict(project.get("decision") or {})
-    return {"alpha": float(d.get("alpha", 0.05)), "min_effect": float(d.get("min_effect", 0.02)),
-            "slowdown_tolerance": float(d.get("slowdown_tolerance", 0.02)),
-            "max_noise_cv": float(d.get("max_noise_cv", 0.10)), "bootstrap": int(d.get("bootstrap", 10000)),
-            "interference_sigmas": float(d.get("interference_sigmas", INTERFERENCE_SIGMAS)),
-            "primary": str(d.get("primary", "both")),
+    d = {**DECISION_DEFAULTS, **(project.get("decision") or {})}
+    return {"alpha": float(d["alpha"]), "min_effect": float(d["min_effect"]),
+            "slowdown_tolerance": float(d["slowdown_tolerance"]),
+            "max_noise_cv": float(d["max_noise_cv"]), "bootstrap": int(d["bootstrap"]),
+            "interference_sigmas": float(d["interference_sigmas"]),
+            "primary": str(d["primary"]),
             "rounds": int((project.get("benchmark") or {}).get("rounds", 0))}
 
 

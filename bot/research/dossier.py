@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from ..config import GENERIC_DEFAULTS
 from . import arxiv as arxiv_source
 from . import backends as backend_source
 from . import profile as profile_source
@@ -385,7 +386,8 @@ def synthesize(llm: Any, issue: dict[str, Any], repo: str, project: dict[str, An
 # ---------------------------------------------------------------- ranking
 
 
-def rank(hypotheses: list[Hypothesis], goal_terms: set[str], min_effect: float = 0.02) -> list[Hypothesis]:
+def rank(hypotheses: list[Hypothesis], goal_terms: set[str],
+         min_effect: float = GENERIC_DEFAULTS["decision"]["min_effect"]) -> list[Hypothesis]:
     """Deterministic score: kind, goal relevance, corroboration, risk, in-flight penalty, LLM order kept, and
     with a profile the share of the cost a hypothesis can move (one that cannot reach `min_effect` even if
     its functions cost nothing sinks, with that reason in `rank_note`)."""
@@ -474,7 +476,8 @@ def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | N
     research = project.get("research", {})
     dossier = Dossier(goal=goal, repo=repo, baseline=baseline)
     hot_files = arxiv_source.list_hot_files(clone, hot_globs) if clone else []
-    min_effect = float(project.get("decision", {}).get("min_effect", 0.02))
+    default_effect = GENERIC_DEFAULTS["decision"]["min_effect"]
+    min_effect = float(project.get("decision", {}).get("min_effect", default_effect))
     cmap = code_map_for(clone, project)
     dossier.profile = dict(profile) if profile else profile_source.unavailable("no profiling batch was run")
     dossier.profile_md = profile_source.markdown(dossier.profile, cmap)
