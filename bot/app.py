@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
@@ -14,8 +14,11 @@ from .store import Store
 from .web import create_app
 from .worker import Worker
 
+if TYPE_CHECKING:
+    from .forge import Forge
 
-def make_forge(settings: Settings) -> Any:
+
+def make_forge(settings: Settings) -> Forge:
     from .forge import forge_from_settings
 
     if not settings.github_token and settings.github_app_id is None:
@@ -74,13 +77,13 @@ def default_services(settings: Settings, store: Store) -> dict[str, Any]:
 class Bot:
     settings: Settings
     store: Store
-    forge: Any
+    forge: Forge
     pipeline: Pipeline
     worker: Worker
     app: Flask
 
 
-def build_bot(settings: Settings, *, forge: Any = None, services: dict[str, Any] | None = None,
+def build_bot(settings: Settings, *, forge: Forge | None = None, services: dict[str, Any] | None = None,
               owner: str | None = None) -> Bot:
     settings.validate()
     store = Store(settings.db_path)

@@ -13,7 +13,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
@@ -26,6 +26,9 @@ from .forks import ForkCommit, ForkOptions, scan_forks
 from .inflight import InFlight, find_in_flight, mark_in_flight, terms_of
 from .model import RISKS, Hypothesis, Source, SourceNote
 from .sanitize import clean, md_cell, one_line, quote
+
+if TYPE_CHECKING:
+    from ..forge import Forge
 
 __all__ = ["Dossier", "Hypothesis", "ResearchOptions", "Source", "SourceNote", "build_dossier",
            "HYPOTHESIS_ITEM_SCHEMA", "SYNTHESIS_SCHEMA", "validate_llm_hypotheses"]
@@ -456,7 +459,7 @@ def annotate_hypotheses(hypotheses: list[Hypothesis], profile: dict[str, Any] | 
         profile_source.annotate(h, profile_source.attribute(names, profile, cmap), min_effect)
 
 
-def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | None, forge: Any, llm: Any,
+def build_dossier(issue: Any, project: dict[str, Any], clone_dir: str | Path | None, forge: Forge, llm: Any,
                   cache_dir: str | Path, repo: str, options: ResearchOptions | None = None,
                   profile: dict[str, Any] | None = None) -> Dossier:
     """Run every research source, then synthesize (LLM) or fall back to fork commits + backend gaps.

@@ -13,11 +13,14 @@ import re
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import JsonCache, with_retries
 from .model import SourceNote
 from .sanitize import clean, one_line
+
+if TYPE_CHECKING:
+    from ..forge import Forge
 
 PORT_REF_PREFIX = "refs/autoresearch/ports"
 FORK_REF_PREFIX = "refs/autoresearch/forks"
@@ -157,7 +160,7 @@ def matches_any(path: str, globs: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, g) for g in globs)
 
 
-def _compare(forge: Any, upstream: str, base_branch: str, head: str) -> Any:
+def _compare(forge: Forge, upstream: str, base_branch: str, head: str) -> Any:
     """Compare without per-commit file lists when the forge allows it (one API request per fork)."""
     try:
         return forge.compare(upstream, base_branch, head, commit_files=False)
@@ -165,7 +168,7 @@ def _compare(forge: Any, upstream: str, base_branch: str, head: str) -> Any:
         return forge.compare(upstream, base_branch, head)
 
 
-def compare_ahead(forge: Any, upstream: str, base_branch: str, upstream_sha: str | None, fork: str,
+def compare_ahead(forge: Forge, upstream: str, base_branch: str, upstream_sha: str | None, fork: str,
                   cache: JsonCache, options: ForkOptions) -> tuple[str, dict[str, Any]]:
     """(fork branch, {"commits": [...], "files": [...]}) for `fork` vs upstream's base branch.
 
@@ -195,7 +198,7 @@ def _web_url(clone_url: str, repo: str, sha: str) -> str | None:
     return f"{m.group(1)}/{repo}/commit/{sha}" if m else None
 
 
-def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_globs: list[str],
+def examine_fork(forge: Forge, fork: str, branch: str, ahead: dict[str, Any], hot_globs: list[str],
                  clone_dir: str, baseline: str, options: ForkOptions) -> tuple[list[ForkCommit], str]:
     """Hot commits of one fork with local stats and apply check; returns (commits, problem or '').
 
@@ -255,7 +258,7 @@ def dedupe(commits: list[ForkCommit]) -> list[ForkCommit]:
     return list(by_key.values())
 
 
-def scan_forks(forge: Any, repo: str, project: dict[str, Any], clone_dir: str, baseline: str,
+def scan_forks(forge: Forge, repo: str, project: dict[str, Any], clone_dir: str, baseline: str,
                cache: JsonCache, options: ForkOptions | None = None) -> tuple[list[ForkCommit], list[SourceNote]]:
     """Commits ahead of upstream in forks (bounded by research.max_forks) and research.related projects."""
     options = options or ForkOptions()

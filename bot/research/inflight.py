@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import JsonCache, with_retries
 from .forks import matches_any
 from .model import Hypothesis, SourceNote
 from .sanitize import clean, one_line
+
+if TYPE_CHECKING:
+    from ..forge import Forge
 
 LIST_TTL_S = 3600.0
 _GENERIC = set(
@@ -47,7 +50,7 @@ def terms_of(text: str) -> set[str]:
     return words
 
 
-def _load(forge: Any, repo: str, kind: str, limit: int, cache: JsonCache, attempts: int, wait_s: float) -> list[dict]:
+def _load(forge: Forge, repo: str, kind: str, limit: int, cache: JsonCache, attempts: int, wait_s: float) -> list[dict]:
     key = f"{repo}|{kind}|{limit}"
     rows = cache.get("inflight", key, max_age_s=LIST_TTL_S)
     if rows is not None:
@@ -63,7 +66,7 @@ def _load(forge: Any, repo: str, kind: str, limit: int, cache: JsonCache, attemp
     return rows
 
 
-def find_in_flight(forge: Any, repo: str, hot_globs: list[str], goal_terms: set[str], cache: JsonCache,
+def find_in_flight(forge: Forge, repo: str, hot_globs: list[str], goal_terms: set[str], cache: JsonCache,
                    limit: int = 30, exclude_issue: int | None = None, attempts: int = 3,
                    wait_s: float = 2.0, max_items: int = 10) -> tuple[list[InFlight], SourceNote]:
     """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms (most related first)."""
