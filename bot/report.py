@@ -376,13 +376,14 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
                    dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                    links: Mapping[str, Any] | None = None,
-                   failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None) -> str:
+                   failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
+                   extra: Sequence[str] = ()) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
     longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
-    page."""
+    page. `extra`: markdown lines (already made safe) just above the commands line."""
     args = dict(run=run, phase=phase, progress=progress, budget_spent=budget_spent, budget_limit=budget_limit,
                 dossier_md=dossier_md, decision=decision, candidates=candidates, costs=costs, links=links,
-                failures=failures, waves_md=waves_md)
+                failures=failures, waves_md=waves_md, extra=extra)
     where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
     text = _status_comment(**args)
     omit: set[str] = set()
@@ -409,7 +410,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
                     candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                     links: Mapping[str, Any] | None = None,
                     failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
-                    omit: set[str] | frozenset = frozenset(), note: str = "") -> str:
+                    extra: Sequence[str] = (), omit: set[str] | frozenset = frozenset(), note: str = "") -> str:
     """`waves_md` (wave_section / current_wave_heading) comes between the dossier and the current wave's
     candidates and table."""
     parts = [marker(run["id"]),
@@ -447,6 +448,8 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
     fail = failures_section(failures) if "failures" not in omit else ""
     if fail:
         parts += ["", fail]
+    if extra:
+        parts += ["", *extra]
     parts += ["", "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench`</sub>"]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -925,16 +925,11 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         extra.append(f"**Draft pull request:** #{pub['pr_number']} ({report.cell(pub.get('reason', ''), 300)})")
     elif pub.get("kind") == "none":
         extra.append(f"**No pull request:** {report.cell(pub.get('reason', ''), 300)}")
-    body = report.status_comment(_report_run(i), i["run"]["state"], i["progress"][-1] if i["progress"] else None,
+    return report.status_comment(_report_run(i), i["run"]["state"], i["progress"][-1] if i["progress"] else None,
                                  budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
                                  dossier_md=dossier_md, decision=decision, candidates=i["candidates"],
                                  costs=report_costs(i) if i["results"] else None, links=report_links(i),
-                                 failures=failures, waves_md=waves_md)
-    if extra:
-        marker_end = body.index("\n") + 1
-        body = body[:marker_end] + body[marker_end:].replace("\n<sub>Commands", "\n" + "\n".join(extra) +
-                                                             "\n\n<sub>Commands", 1)
-    return body
+                                 failures=failures, waves_md=waves_md, extra=extra)
 
 
 def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:

@@ -51,6 +51,21 @@ def test_status_comment_golden(recorded):
     check_golden("status_comment.md", body)
 
 
+def test_status_comment_extra_lines_sit_above_the_commands(recorded):
+    """The skipped hypotheses and the pull-request line are part of the body (render_status used to splice them
+    in by replacing the commands line): same text as the golden comment with the lines before the commands."""
+    run, decision, _, costs = recorded
+    args = (RUN, "done", None, 0.21, 5.0, DOSSIER, decision, run["candidates"], costs, LINKS,
+            report.failures_from_results(run["results"]))
+    extra = ["**Hypotheses not turned into candidates:**", "- tiled softmax: agent limit reached",
+             "**Draft pull request:** #12 (faster)"]
+    plain = report.status_comment(*args)
+    body = report.status_comment(*args, extra=extra)
+    head, footer = plain.rsplit("\n\n<sub>Commands", 1)
+    assert body == head + "\n\n" + "\n".join(extra) + "\n\n<sub>Commands" + footer
+    assert body.splitlines()[-3:-1] == [extra[-1], ""] and body.splitlines()[-1].startswith("<sub>Commands")
+
+
 def test_pr_body_golden(recorded):
     run, decision, verification, costs = recorded
     choice = choose_publication(verification, decision)
