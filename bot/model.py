@@ -9,8 +9,9 @@ This module imports nothing from the bot: every other module may import it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 
 class Phase(StrEnum):
@@ -122,6 +123,49 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
     Verdict.MISSING: VerdictInfo("missing", "❔", True),
 }
 FAILED_VERDICTS: frozenset[Verdict] = frozenset(v for v, info in VERDICTS.items() if info.failed)
+
+# the keys a candidate of each source is stored with, in order (see Candidate)
+_USER_KEYS = ("name", "branch", "sha", "source", "title", "hypothesis", "citations")
+CANDIDATE_SHAPES: dict[str, tuple[str, ...]] = {
+    "user": _USER_KEYS,                                  # `bench <branch>`, `rebench` (the PR's head)
+    "stack": ("name", "branch", "sha", "source", "title"),  # the stacked winners, as the PR body lists them
+    "fork": _USER_KEYS + ("fork", "wave", "base", "hot_function", "hot_share", "amdahl_max"),
+    "agent": _USER_KEYS + ("fork", "wave", "base", "hot_function", "hot_share", "amdahl_max"),
+}
+
+
+@dataclass
+class Candidate:
+    """One variant a run measures: a commit on a branch. Stored as a dict in the `candidates` artifact;
+    `from_dict(d).to_dict() == d` with the same key order (`keys` remembers what was stored; a candidate made
+    here is stored in the shape of its `source`, CANDIDATE_SHAPES)."""
+
+    name: str
+    sha: str
+    branch: str | None = None
+    source: str = "user"            # fork | agent | user | stack
+    title: str | None = None
+    hypothesis: str | None = None   # the dossier hypothesis' id (wave n >= 2: `w<n>-...`)
+    citations: list[Any] = field(default_factory=list)
+    fork: dict[str, Any] | None = None   # {"repo", "sha", ...} of a fork commit
+    wave: int | None = None
+    base: str | None = None         # the commit it was built on and is measured against
+    hot_function: str | None = None
+    hot_share: float | None = None
+    amdahl_max: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # stored keys this class does not name
+    keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        named = {f.name for f in fields(cls)} - {"extra", "keys"}
+        return cls(**{k: v for k, v in data.items() if k in named},
+                   extra={k: v for k, v in data.items() if k not in named}, keys=tuple(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        order = self.keys or CANDIDATE_SHAPES.get(self.source, CANDIDATE_SHAPES["agent"])
+        return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in order}
+
 
 # shared limits
 MAX_ROUNDS = 100  # the most rounds `rerun rounds=N` accepts, and so the most a statistics hint says

@@ -32,7 +32,7 @@ from .artifacts import (
     RunArtifacts,
 )
 from .gitutil import GitError, Mirror
-from .model import PHASES, Cancelled, Phase, StageFailed
+from .model import PHASES, Cancelled, Candidate, Phase, StageFailed
 from .pipeline import Pipeline, StageContext
 from .store import Run
 
@@ -327,11 +327,11 @@ def implement(ctx: StageContext) -> None:
     ctx.artifacts.put(CANDIDATES_DONE, True, n)
 
 
-def _add_candidate(ctx: StageContext, cand: dict[str, Any], n: int = 1) -> None:
+def _add_candidate(ctx: StageContext, cand: Candidate, n: int = 1) -> None:
     cands = ctx.artifacts.get(CANDIDATES, n)
-    cands = [c for c in cands if c["name"] != cand["name"]] + [cand]
+    cands = [c for c in cands if c["name"] != cand.name] + [cand.to_dict()]
     ctx.artifacts.put(CANDIDATES, cands, n)
-    ctx.progress(f"candidate {cand['name']} ready ({cand['source']})")
+    ctx.progress(f"candidate {cand.name} ready ({cand.source})")
 
 
 def _skip(ctx: StageContext, hypothesis: dict[str, Any], reason: str, n: int = 1) -> None:
@@ -349,12 +349,12 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
     dossier = ctx.artifacts.get(DOSSIER, n) or {}
     m = mirror(ctx)
     base, _ = wave_base(ctx, n)
-    wave_cands = ctx.artifacts.get(CANDIDATES, n)
-    done = {c.get("hypothesis") for c in wave_cands}
+    wave_cands = [Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES, n)]
+    done = {c.hypothesis for c in wave_cands}
     done |= {s.get("hypothesis") for s in ctx.artifacts.get(SKIPPED, n)}
     write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
     agent_budget = ctx.project.raw["agent"]["max_candidates"]
-    agent_used = sum(1 for c in wave_cands if c["source"] == "agent")
+    agent_used = sum(1 for c in wave_cands if c.source == "agent")
     llm = None
 
     for h in dossier.get("hypotheses", []):
@@ -400,12 +400,11 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
             m.push(write_url, sha, branch, force=True)
         except GitError as exc:
             raise StageFailed(f"Could not push candidate branch `{branch}`.", str(exc)) from None
-        _add_candidate(ctx, {"name": slug, "branch": branch, "sha": sha, "source": source,
-                             "title": h.get("title", slug), "hypothesis": h.get("id"),
-                             "citations": h.get("citations", []), "fork": h.get("fork"), "wave": n,
-                             "base": base,
-                             "hot_function": h.get("hot_function"), "hot_share": h.get("hot_share"),
-                             "amdahl_max": h.get("amdahl_max")}, n)
+        _add_candidate(ctx, Candidate(name=slug, branch=branch, sha=sha, source=source,
+                                      title=h.get("title", slug), hypothesis=h.get("id"),
+                                      citations=h.get("citations", []), fork=h.get("fork"), wave=n, base=base,
+                                      hot_function=h.get("hot_function"), hot_share=h.get("hot_share"),
+                                      amdahl_max=h.get("amdahl_max")), n)
 
 
 def candidate_slug(h: dict[str, Any]) -> str:
@@ -458,8 +457,8 @@ def _candidate_from_branch(ctx: StageContext, branch: str, sha: str | None = Non
         ctx.event("candidate", f"branch moved: measuring {resolved[:10]} (PR said {sha[:10]})")
     from .publish import slugify
 
-    _add_candidate(ctx, {"name": name or slugify(branch), "branch": branch, "sha": resolved, "source": "user",
-                         "title": f"branch {owner_repo}:{branch}", "hypothesis": None, "citations": []})
+    _add_candidate(ctx, Candidate(name=name or slugify(branch), branch=branch, sha=resolved, source="user",
+                                  title=f"branch {owner_repo}:{branch}", hypothesis=None, citations=[]))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -656,8 +655,8 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     from .experiments.stats import decide as stats_decide
     from .publish import choose_publication, stack_winners
 
-    cands = {c["name"]: c for c in ctx.artifacts.get(CANDIDATES, n)}
-    winners = [{"name": w, "sha": cands[w]["sha"], "speedup": _target_speedup(decision, w)}
+    cands = {c["name"]: Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES, n)}
+    winners = [{"name": w, "sha": cands[w].sha, "speedup": _target_speedup(decision, w)}
                for w in decision["winners"]]
     base, _ = wave_base(ctx, n)
     m = mirror(ctx)
@@ -821,14 +820,14 @@ def _target_speedup(decision: dict[str, Any], name: str) -> float:
 
 def _published(ctx: StageContext, choice: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
     """(head branch, head sha, stack or None, the decision that measured what is published)."""
-    cands = {c["name"]: c for c in ctx.artifacts.get(CANDIDATES)}
+    cands = {c["name"]: Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES)}
     verification = ctx.artifacts.get(VERIFICATION) or {}
     measured = verification.get("decision") or ctx.artifacts.get(DECISION) or {}
     if choice["kind"] == "stack":
         stack = ctx.artifacts.get(STACK) or {}
         return stack["branch"], stack["sha"], stack, measured
     c = cands[choice["candidate"]]
-    return c["branch"], c["sha"], None, measured
+    return c.branch, c.sha, None, measured
 
 
 def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, Any]] | None = None, *,
@@ -839,8 +838,9 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, A
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
     base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
-    candidates = base_cands + ([{"name": "stack", "branch": head_branch, "sha": head_sha, "source": "stack",
-                                 "title": "stacked verified winners"}] if stack else [])
+    stacked = Candidate(name="stack", branch=head_branch, sha=head_sha, source="stack",
+                        title="stacked verified winners")
+    candidates = base_cands + ([stacked.to_dict()] if stack else [])
     path_md = report.waves_path(recs, (ctx.artifacts.get(LOOP) or {}).get("reason")) if recs else None
     body = report.pr_body(_report_run(inputs), measured, candidates, choice, baseline_sha(ctx), head_sha,
                           stack=stack, costs=report_costs(inputs), links=report_links(inputs),
@@ -880,10 +880,11 @@ def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     """Rebench of a PR: the status comment on the PR carries the new table; check runs on its head."""
     pr = ctx.forge.get_pull(ctx.run.repo, ctx.run.params["pull"])
     cands = ctx.artifacts.get(CANDIDATES)
-    if cands:
-        _check_runs(ctx, cands[0]["sha"], decision, cands[0]["name"], cands)
+    head = Candidate.from_dict(cands[0]) if cands else None
+    if head:
+        _check_runs(ctx, head.sha, decision, head.name, cands)
     ctx.artifacts.put(PUBLICATION, {"kind": "rebench", "pr_number": pr.number, "base_sha": baseline_sha(ctx),
-                                    "head_sha": cands[0]["sha"] if cands else pr.head_sha})
+                                    "head_sha": head.sha if head else pr.head_sha})
 
 
 # --------------------------------------------------------------------------------------------------------------

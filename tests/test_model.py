@@ -103,3 +103,30 @@ def test_one_min_effect_default_from_config():
     for fn in (stats.compare, stats.compare_paired, dossier.rank):
         assert inspect.signature(fn).parameters["min_effect"].default == default, fn.__name__
     assert stats.DECISION_DEFAULTS is GENERIC_DEFAULTS["decision"]
+
+
+def test_candidate_round_trips_what_runs_stored():
+    from pathlib import Path
+
+    from bot.model import Candidate
+
+    recorded = json.loads((Path(__file__).parent / "golden" / "attention_run.json").read_text())["candidates"]
+    for stored in recorded:
+        again = Candidate.from_dict(stored).to_dict()
+        assert again == stored and list(again) == list(stored)
+    odd = {"sha": "a" * 40, "name": "x", "note": "a key no code names"}
+    assert list(Candidate.from_dict(odd).to_dict().items()) == list(odd.items())
+
+
+def test_new_candidates_have_the_shape_of_their_source():
+    from bot.model import Candidate
+
+    user = Candidate(name="b", branch="b", sha="1" * 40, source="user", title="branch o/r:b").to_dict()
+    assert user == {"name": "b", "branch": "b", "sha": "1" * 40, "source": "user", "title": "branch o/r:b",
+                    "hypothesis": None, "citations": []}
+    stack = Candidate(name="stack", branch="s", sha="2" * 40, source="stack", title="stacked").to_dict()
+    assert list(stack) == ["name", "branch", "sha", "source", "title"]
+    agent = Candidate(name="a", sha="3" * 40, source="agent", hypothesis="h1", wave=2, hot_share=0.4).to_dict()
+    assert list(agent) == ["name", "branch", "sha", "source", "title", "hypothesis", "citations", "fork", "wave",
+                           "base", "hot_function", "hot_share", "amdahl_max"]
+    assert (agent["hypothesis"], agent["wave"], agent["hot_share"], agent["fork"]) == ("h1", 2, 0.4, None)
