@@ -25,7 +25,7 @@ from . import llamacpp_forks as e2e
 from .app import Bot, build_bot
 from .artifacts import CANDIDATES, DECISION, LOOP, PROFILE, PUBLICATION, RunArtifacts
 from .config import Settings
-from .model import Phase
+from .model import Phase, Publication
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -283,13 +283,14 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         out.mkdir(exist_ok=True)
         comments = world.comments(number)
         (out / "issue-comments.md").write_text("\n\n---\n\n".join(c.body for c in comments))
-        pub = RunArtifacts(world.bot.store, run.id).get(PUBLICATION) or {}
-        if pub.get("pr_number"):
-            pr = world.gh("maria").get_repo(world.repo).get_pull(pub["pr_number"])
+        stored = RunArtifacts(world.bot.store, run.id).get(PUBLICATION)
+        pub = Publication.from_dict(stored) if stored else Publication(kind="none")
+        if pub.pr_number:
+            pr = world.gh("maria").get_repo(world.repo).get_pull(pub.pr_number)
             (out / "pull-request.md").write_text(f"# {pr.title}\n\n{pr.body}")
         print(f"\nWhere to look:\n  issue (sandbox web view): {world.sandbox.url}/{world.repo}/issues/{number}")
-        if pub.get("pr_number"):
-            print(f"  draft PR:                 {world.sandbox.url}/{world.repo}/pull/{pub['pr_number']}")
+        if pub.pr_number:
+            print(f"  draft PR:                 {world.sandbox.url}/{world.repo}/pull/{pub.pr_number}")
         print(f"  bot status page:          {world.bot_url}/runs/{run.id}\n  rendered markdown:        {out}/")
         say("demo finished")
         if keep_serving:

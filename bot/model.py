@@ -124,6 +124,27 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
 }
 FAILED_VERDICTS: frozenset[Verdict] = frozenset(v for v, info in VERDICTS.items() if info.failed)
 
+class _Stored:
+    """A record stored as a JSON object in an artifact. `from_dict(d).to_dict() == d`, key order included:
+    `keys` remembers the stored keys and `extra` the values of keys the class does not name. A record made in
+    code is stored in the shape `_shape()` gives (the keys its kind has always been stored with)."""
+
+    extra: dict[str, Any]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        named = {f.name for f in fields(cls)} - {"extra", "keys"}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in named},
+                   extra={k: v for k, v in data.items() if k not in named}, keys=tuple(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in self.keys or self._shape()}
+
+    def _shape(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
 # the keys a candidate of each source is stored with, in order (see Candidate)
 _USER_KEYS = ("name", "branch", "sha", "source", "title", "hypothesis", "citations")
 CANDIDATE_SHAPES: dict[str, tuple[str, ...]] = {
@@ -135,10 +156,8 @@ CANDIDATE_SHAPES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class Candidate:
-    """One variant a run measures: a commit on a branch. Stored as a dict in the `candidates` artifact;
-    `from_dict(d).to_dict() == d` with the same key order (`keys` remembers what was stored; a candidate made
-    here is stored in the shape of its `source`, CANDIDATE_SHAPES)."""
+class Candidate(_Stored):
+    """One variant a run measures: a commit on a branch; an entry of the `candidates` artifact."""
 
     name: str
     sha: str
@@ -153,18 +172,52 @@ class Candidate:
     hot_function: str | None = None
     hot_share: float | None = None
     amdahl_max: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # stored keys this class does not name
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
     keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Candidate:
-        named = {f.name for f in fields(cls)} - {"extra", "keys"}
-        return cls(**{k: v for k, v in data.items() if k in named},
-                   extra={k: v for k, v in data.items() if k not in named}, keys=tuple(data))
+    def _shape(self) -> tuple[str, ...]:
+        return CANDIDATE_SHAPES.get(self.source, CANDIDATE_SHAPES["agent"])
 
-    def to_dict(self) -> dict[str, Any]:
-        order = self.keys or CANDIDATE_SHAPES.get(self.source, CANDIDATE_SHAPES["agent"])
-        return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in order}
+
+@dataclass
+class Baseline(_Stored):
+    """The `baseline` artifact: the default branch and its commit when the run started."""
+
+    branch: str
+    sha: str
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def _shape(self) -> tuple[str, ...]:
+        return ("branch", "sha")
+
+
+PUBLICATION_SHAPES: dict[str, tuple[str, ...]] = {
+    "none": ("kind", "reason", "stopped"),
+    "rebench": ("kind", "pr_number", "base_sha", "head_sha"),
+    "pull": ("kind", "pr_number", "pr_url", "head_branch", "head_sha", "base_sha", "reason", "waves"),
+}
+
+
+@dataclass
+class Publication(_Stored):
+    """The `publication` artifact: the draft pull request (kind single | stack), the rebenched PR
+    (rebench), or why there is none (none)."""
+
+    kind: str
+    reason: str | None = None
+    stopped: str | None = None      # kind none: why the wave loop stopped
+    pr_number: int | None = None
+    pr_url: str | None = None
+    head_branch: str | None = None
+    head_sha: str | None = None
+    base_sha: str | None = None     # the baseline measured against (a later approval checks it moved)
+    waves: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def _shape(self) -> tuple[str, ...]:
+        return PUBLICATION_SHAPES.get(self.kind, PUBLICATION_SHAPES["pull"])
 
 
 # shared limits

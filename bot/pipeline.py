@@ -35,7 +35,7 @@ from .artifacts import (
     RunArtifacts,
 )
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
-from .model import SEQUENCES, Cancelled, Phase, StageFailed, title
+from .model import SEQUENCES, Baseline, Cancelled, Phase, Publication, StageFailed, title
 from .report import marker as status_marker  # re-exported: finds a run's status comment
 from .store import Run, Store
 
@@ -195,7 +195,8 @@ class Pipeline:
             project = ProjectConfig.from_dict(raw, list(self.settings.architectures))
             self.store.add_event(ctx.run.id, "config", f"benchmark.rounds {was} -> {rounds} (asked for in the command)")
         ctx.artifacts.put(PROJECT, project.to_dict())
-        ctx.artifacts.put(BASELINE, {"branch": branch, "sha": self.forge.branch_sha(repo, branch)})
+        baseline = Baseline(branch=branch, sha=self.forge.branch_sha(repo, branch))
+        ctx.artifacts.put(BASELINE, baseline.to_dict())
         return project
 
     def _cancel(self, ctx: StageContext) -> None:
@@ -285,9 +286,10 @@ class Pipeline:
         """After an approving review: did the PR's base move since the bot last measured it?"""
         measured = None
         for run in reversed(self.store.list_runs(500)):
-            pub = RunArtifacts(self.store, run.id).get(PUBLICATION) or {}
-            if run.repo == repo and pub.get("pr_number") == number:
-                measured = pub.get("base_sha")
+            stored = RunArtifacts(self.store, run.id).get(PUBLICATION)
+            pub = Publication.from_dict(stored) if stored else None
+            if run.repo == repo and pub and pub.pr_number == number:
+                measured = pub.base_sha
         if measured is None:
             return False
         return measured != self.forge.branch_sha(repo, self.forge.default_branch(repo))

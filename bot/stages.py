@@ -32,7 +32,7 @@ from .artifacts import (
     RunArtifacts,
 )
 from .gitutil import GitError, Mirror
-from .model import PHASES, Cancelled, Candidate, Phase, StageFailed
+from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
 from .pipeline import Pipeline, StageContext
 from .store import Run
 
@@ -54,7 +54,7 @@ def mirror(ctx: StageContext) -> Mirror:
 
 
 def baseline_sha(ctx: StageContext) -> str:
-    return ctx.artifacts.get(BASELINE)["sha"]
+    return Baseline.from_dict(ctx.artifacts.get(BASELINE)).sha
 
 
 def llm_for(ctx: StageContext) -> Any | None:
@@ -753,7 +753,7 @@ def publish(ctx: StageContext) -> None:
     if best is None:
         reason = (recs[0].get("choice") or {}).get("reason") if recs else None
         reason = reason or "no candidate was correct and significantly faster"
-        ctx.artifacts.put(PUBLICATION, {"kind": "none", "reason": reason, "stopped": stopped})
+        ctx.artifacts.put(PUBLICATION, Publication(kind="none", reason=reason, stopped=stopped).to_dict())
         _notify_no_pull(ctx, reason)
         return
     if best["wave"] > 1:
@@ -768,8 +768,8 @@ def publish(ctx: StageContext) -> None:
         ctx.event("publish", "the running best did not hold against the baseline: "
                              f"{final['choice']['reason']}")
         if not recs[0].get("kept"):
-            ctx.artifacts.put(PUBLICATION, {"kind": "none", "reason": final["choice"]["reason"],
-                                            "stopped": stopped})
+            ctx.artifacts.put(PUBLICATION, Publication(kind="none", reason=final["choice"]["reason"],
+                                                       stopped=stopped).to_dict())
             _notify_no_pull(ctx, final["choice"]["reason"])
             return
     _open_pull(ctx, ctx.artifacts.get(CHOICE), recs[:1] if best["wave"] > 1 else recs)
@@ -846,7 +846,7 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, A
                           stack=stack, costs=report_costs(inputs), links=report_links(inputs),
                           path_md=path_md)
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
-    base_branch = ctx.artifacts.get(BASELINE)["branch"]
+    base_branch = Baseline.from_dict(ctx.artifacts.get(BASELINE)).branch
 
     def create() -> dict[str, Any]:
         existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch)
@@ -856,10 +856,10 @@ def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, A
     pr = ctx.store.once(ctx.run.id, "pull_request", create)
     ctx.forge.edit_pull(ctx.run.repo, pr["number"], body=body)
     _check_runs(ctx, head_sha, measured, choice["candidate"], candidates)
-    ctx.artifacts.put(PUBLICATION, {"kind": choice["kind"], "pr_number": pr["number"], "pr_url": pr["url"],
-                                    "head_branch": head_branch, "head_sha": head_sha,
-                                    "base_sha": baseline_sha(ctx), "reason": choice["reason"],
-                                    "waves": [r["wave"] for r in recs or []]})
+    ctx.artifacts.put(PUBLICATION, Publication(kind=choice["kind"], pr_number=pr["number"], pr_url=pr["url"],
+                                               head_branch=head_branch, head_sha=head_sha,
+                                               base_sha=baseline_sha(ctx), reason=choice["reason"],
+                                               waves=[r["wave"] for r in recs or []]).to_dict())
     ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
@@ -883,8 +883,9 @@ def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     head = Candidate.from_dict(cands[0]) if cands else None
     if head:
         _check_runs(ctx, head.sha, decision, head.name, cands)
-    ctx.artifacts.put(PUBLICATION, {"kind": "rebench", "pr_number": pr.number, "base_sha": baseline_sha(ctx),
-                                    "head_sha": head.sha if head else pr.head_sha})
+    pub = Publication(kind="rebench", pr_number=pr.number, base_sha=baseline_sha(ctx),
+                      head_sha=head.sha if head else pr.head_sha)
+    ctx.artifacts.put(PUBLICATION, pub.to_dict())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -921,11 +922,11 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         extra.append("**Hypotheses not turned into candidates:**")
         extra += [f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
                   for s in i["skipped"]]
-    pub = i["publication"] or {}
-    if pub.get("pr_url"):
-        extra.append(f"**Draft pull request:** #{pub['pr_number']} ({report.cell(pub.get('reason', ''), 300)})")
-    elif pub.get("kind") == "none":
-        extra.append(f"**No pull request:** {report.cell(pub.get('reason', ''), 300)}")
+    pub = Publication.from_dict(i["publication"]) if i["publication"] else None
+    if pub and pub.pr_url:
+        extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
+    elif pub and pub.kind == "none":
+        extra.append(f"**No pull request:** {report.cell(pub.reason or '', 300)}")
     return report.status_comment(_report_run(i), i["run"]["state"], i["progress"][-1] if i["progress"] else None,
                                  budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
                                  dossier_md=dossier_md, decision=decision, candidates=i["candidates"],

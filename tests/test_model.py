@@ -130,3 +130,19 @@ def test_new_candidates_have_the_shape_of_their_source():
     assert list(agent) == ["name", "branch", "sha", "source", "title", "hypothesis", "citations", "fork", "wave",
                            "base", "hot_function", "hot_share", "amdahl_max"]
     assert (agent["hypothesis"], agent["wave"], agent["hot_share"], agent["fork"]) == ("h1", 2, 0.4, None)
+
+
+def test_baseline_and_publication_keep_their_stored_shapes():
+    from bot.model import Baseline, Publication
+
+    assert Baseline(branch="main", sha="b" * 40).to_dict() == {"branch": "main", "sha": "b" * 40}
+    none = Publication(kind="none", reason="no winner", stopped=None).to_dict()
+    assert none == {"kind": "none", "reason": "no winner", "stopped": None}
+    rebench = Publication(kind="rebench", pr_number=4, base_sha="b" * 40, head_sha="c" * 40).to_dict()
+    assert list(rebench) == ["kind", "pr_number", "base_sha", "head_sha"]
+    pull = Publication(kind="stack", pr_number=5, pr_url="u", head_branch="h", head_sha="c" * 40,
+                       base_sha="b" * 40, reason="r", waves=[1, 2]).to_dict()
+    assert list(pull) == ["kind", "pr_number", "pr_url", "head_branch", "head_sha", "base_sha", "reason", "waves"]
+    for stored in (none, rebench, pull, {"kind": "single", "pr_number": 1, "later": True}):
+        assert list(Publication.from_dict(stored).to_dict().items()) == list(stored.items())
+    assert Publication.from_dict(pull).waves == [1, 2] and Publication.from_dict(rebench).pr_url is None
