@@ -27,4 +27,5 @@ def make_api(state: SandboxState, options: dict[str, Any]) -> Blueprint:
     return bp
 
 
-__all__ = ["Api", "app_from_jwt", "fire_ref_events", "invalid", "make_api", "parse_auth", "repo_installations"]
+__all__ = ["Api", "app_from_jwt", "fire_ref_events", "invalid", "make_api", "parse_auth",
+           "repo_installations"]

@@ -10,7 +10,8 @@ from bot.sandbox import gitrepo
 from bot.sandbox.api.common import Api, invalid
 from bot.sandbox.state import ApiError, Caller, Repo
 
-FIELDS = ("name", "status", "conclusion", "started_at", "completed_at", "details_url", "external_id", "output")
+FIELDS = ("name", "status", "conclusion", "started_at", "completed_at", "details_url", "external_id",
+          "output")
 
 
 def check_fields(data: dict[str, Any]) -> dict[str, Any]:

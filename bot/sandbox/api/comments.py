@@ -31,7 +31,7 @@ def register(api: Api) -> Blueprint:
         issue = state.issue(repo, number)
         com = state.add_comment(repo, issue, c.login, api.body().get("body") or "")
         api.emit("issue_comment", repo, c.login, action="created", issue=g.r.issue(repo, issue),
-             comment=g.r.comment(repo, com))
+                 comment=g.r.comment(repo, com))
         return api.created(g.r.comment(repo, com))
 
     @route("/repos/<owner>/<name>/issues/comments/<int:cid>")
@@ -51,7 +51,7 @@ def register(api: Api) -> Blueprint:
             issue.comment_ids.remove(cid)
             del state.comments[cid]
             api.emit("issue_comment", repo, c.login, action="deleted", issue=g.r.issue(repo, issue),
-                 comment=g.r.comment(repo, com))
+                     comment=g.r.comment(repo, com))
             return Response(status=204)
         text = api.body().get("body")
         if not text:
@@ -59,7 +59,7 @@ def register(api: Api) -> Blueprint:
         old = com.body
         com.body, com.updated_at = text, now_iso()
         api.emit("issue_comment", repo, c.login, action="edited", issue=g.r.issue(repo, issue),
-             comment=g.r.comment(repo, com), changes={"body": {"from": old}})
+                 comment=g.r.comment(repo, com), changes={"body": {"from": old}})
         return jsonify(g.r.comment(repo, com))
 
     return bp

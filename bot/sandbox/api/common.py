@@ -180,6 +180,7 @@ class Api:
         else:
             self.emit("issues", repo, sender, action=action, issue=g.r.issue(repo, issue), **extra)
 
-    def after_ref_changes(self, repo: Repo, changes: dict[str, tuple[str | None, str | None]], sender: str) -> None:
+    def after_ref_changes(self, repo: Repo, changes: dict[str, tuple[str | None, str | None]],
+                          sender: str) -> None:
         """Fire push + pull_request synchronize for ref updates (from git push or the refs API)."""
         fire_ref_events(self.state, g.r, repo, changes, sender)

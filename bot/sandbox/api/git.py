@@ -34,7 +34,8 @@ def register(api: Api) -> Blueprint:
         heads = sorted((ref[len("refs/heads/"):], sha) for ref, sha in gitrepo.refs(repo.path).items()
                        if ref.startswith("refs/heads/"))
         url = f"{g.r.api}/repos/{repo.full_name}"
-        return api.listing(heads, lambda b: {"name": b[0], "commit": {"sha": b[1], "url": f"{url}/commits/{b[1]}"},
+        return api.listing(heads, lambda b: {"name": b[0],
+                                             "commit": {"sha": b[1], "url": f"{url}/commits/{b[1]}"},
                                              "protected": False})
 
     @route("/repos/<owner>/<name>/branches/<path:branch>")

@@ -25,7 +25,8 @@ def edit_issue_fields(api: Api, repo: Repo, issue: Issue, data: dict[str, Any], 
         api.emit_issue(repo, issue, "edited", c.login, changes=changes)
     if "labels" in data and isinstance(data["labels"], list):
         api.state.require(repo, c, "triage")
-        set_labels(api, repo, issue, [x if isinstance(x, str) else x.get("name", "") for x in data["labels"]], c)
+        names = [x if isinstance(x, str) else x.get("name", "") for x in data["labels"]]
+        set_labels(api, repo, issue, names, c)
     if "base" in data and issue.pull:
         if gitrepo.branch_sha(repo.path, data["base"]) is None:
             raise invalid("PullRequest", "invalid", "base")

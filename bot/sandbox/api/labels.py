@@ -18,7 +18,7 @@ def register(api: Api) -> Blueprint:
     def list_labels(owner: str, name: str) -> Any:
         repo = api.load(owner, name)
         return api.listing(sorted(repo.labels.values(), key=lambda lab: lab.name.lower()),
-                       lambda lab: g.r.label(repo, lab))
+                           lambda lab: g.r.label(repo, lab))
 
     @route("/repos/<owner>/<name>/labels", ["POST"])
     def create_label(owner: str, name: str) -> Any:

@@ -47,7 +47,8 @@ def register(api: Api) -> Blueprint:
         if head_repo is None or head_sha is None or base_sha is None:
             raise invalid("PullRequest", "invalid", "head" if base_sha else "base")
         if state.open_pull_for(repo, head_repo, href, base):
-            raise invalid("PullRequest", "custom", message=f"A pull request already exists for {head_repo.owner}:{href}.")
+            raise invalid("PullRequest", "custom",
+                          message=f"A pull request already exists for {head_repo.owner}:{href}.")
         alts = [head_repo.path] if head_repo is not repo else None
         ahead, _ = gitrepo.ahead_behind(repo.path, base_sha, head_sha, alternates=alts)
         if ahead == 0:
@@ -131,7 +132,7 @@ def register(api: Api) -> Blueprint:
                     data.get("commit_id") or head_sha)
         issue.reviews.append(rv)
         api.emit("pull_request_review", repo, c.login, action="submitted", review=g.r.review(repo, issue, rv),
-             pull_request=g.r.pull(repo, issue, full=False))
+                 pull_request=g.r.pull(repo, issue, full=False))
         return jsonify(g.r.review(repo, issue, rv))
 
     return bp
