@@ -897,7 +897,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
                                  budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
                                  dossier_md=dossier_md, decision=decision, candidates=i["candidates"],
                                  costs=report_costs(i) if i["results"] else None, links=report_links(i),
-                                 failures=failures, waves_md=waves_md)
+                                 failures=failures, waves_md=waves_md, prefix=pipeline.settings.command_prefix)
     if extra:
         marker_end = body.index("\n") + 1
         body = body[:marker_end] + body[marker_end:].replace("\n<sub>Commands", "\n" + "\n".join(extra) +
