@@ -24,46 +24,12 @@ import time
 import pytest
 
 from anthropic_double import AnthropicDouble, Reply, tool_use
+from attention_edits import MATMUL_NEW, MATMUL_OLD, SOFTMAX_NEW, SOFTMAX_OLD
 from bot.demo import World
 from bot.pipeline import status_marker
 
 pytestmark = pytest.mark.timeout(900)
 
-MATMUL_OLD = """        for (size_t j = 0; j < n; j++) {
-            float acc = 0.0f;
-            for (size_t p = 0; p < k; p++) {
-                acc += a[i * k + p] * b[p * n + j];
-            }
-            c[i * n + j] = acc;
-        }"""
-MATMUL_NEW = """        float *crow = c + i * n;
-        for (size_t j = 0; j < n; j++) {
-            crow[j] = 0.0f;
-        }
-        for (size_t p = 0; p < k; p++) {
-            const float aip = a[i * k + p];
-            const float *brow = b + p * n;
-            for (size_t j = 0; j < n; j++) {
-                crow[j] += aip * brow[j];
-            }
-        }"""
-SOFTMAX_OLD = """    float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) {
-        sum += attn_expf(x[j] - max);
-    }
-    for (size_t j = 0; j < cols; j++) {
-        out[j] = attn_expf(x[j] - max) / sum;
-    }"""
-SOFTMAX_NEW = """    float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) {
-        float e = attn_expf(x[j] - max);
-        out[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
-    for (size_t j = 0; j < cols; j++) {
-        out[j] *= inv;
-    }"""
 MATMUL_TITLE = "Reorder the matmul loops to i-k-j"
 SOFTMAX_TITLE = "Compute each softmax exponential once"
 

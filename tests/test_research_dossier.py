@@ -58,9 +58,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture()
-def arxiv_double():
-    with ArxivDouble() as double:
-        yield double
+def arxiv_double(arxiv):
+    double = arxiv
+    yield double
 
 
 def _options(double: ArxivDouble) -> ResearchOptions:
