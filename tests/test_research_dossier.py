@@ -59,8 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture()
 def arxiv_double(arxiv):
-    double = arxiv
-    yield double
+    yield arxiv
 
 
 def _options(double: ArxivDouble) -> ResearchOptions:

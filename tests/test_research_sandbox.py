@@ -61,8 +61,7 @@ def sandbox_world(sandbox: Sandbox, sandbox_admin: Admin,
 
 def test_dossier_through_github_forge_and_sandbox(arxiv, sandbox_world: dict[str, Any]) -> None:
     w = sandbox_world
-    double = arxiv
-    options = ResearchOptions(arxiv=ArxivOptions(base_url=double.url, delay_seconds=0, retry_wait_s=0),
+    options = ResearchOptions(arxiv=ArxivOptions(base_url=arxiv.url, delay_seconds=0, retry_wait_s=0),
                               forks=ForkOptions(retry_wait_s=0), retry_wait_s=0)
     d = build_dossier({"number": 99, "title": "Speed up token generation on CPU", "body": ""}, PROJECT,
                       w["clone"], w["forge"], None, w["tmp"] / "cache", w["repo"], options)
