@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
 from anthropic_double import AnthropicDouble, Reply, tool_use
-from attention_edits import MATMUL_NEW as NEW
-from attention_edits import MATMUL_OLD as OLD
+from e2e_helpers import MATMUL_NEW as NEW
+from e2e_helpers import MATMUL_OLD as OLD
+from e2e_helpers import run_issue
 from bot.demo import World
 from bot.pipeline import status_marker
 
@@ -64,17 +64,7 @@ def test_agent_candidate_through_the_pipeline_with_injection_refused(tmp_path):
         try:
             world.add_attention_project()
             world.start_bot()
-            store = world.bot.store
-            number = world.open_issue("Speed up attention", ISSUE_BODY)
-            world.label(number)
-            deadline = time.monotonic() + 480
-            while time.monotonic() < deadline:
-                runs = store.list_runs()
-                if runs and not runs[0].active:
-                    break
-                time.sleep(0.5)
-            run = store.list_runs()[0]
-            assert run.state == "done", (run, store.events(run.id)[-5:])
+            store, run, number = run_issue(world, "Speed up attention", ISSUE_BODY, 480)
 
             # the synthesis saw the issue as sanitised, quoted data
             synthesis = json.dumps(double.requests[0])

@@ -19,12 +19,11 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 from anthropic_double import AnthropicDouble, Reply, tool_use
-from attention_edits import MATMUL_NEW, MATMUL_OLD, SOFTMAX_NEW, SOFTMAX_OLD
+from e2e_helpers import MATMUL_NEW, MATMUL_OLD, SOFTMAX_NEW, SOFTMAX_OLD, run_issue
 from bot.demo import World
 from bot.pipeline import status_marker
 
@@ -104,17 +103,7 @@ def test_two_waves_profile_guided_hill_climb(tmp_path):
             world.add_attention_project()
             _configure(world, tmp_path)
             world.start_bot()
-            store = world.bot.store
-            number = world.open_issue("Speed up attention", "Attention is slow on CPU.")
-            world.label(number)
-            deadline = time.monotonic() + 840
-            while time.monotonic() < deadline:
-                runs = store.list_runs()
-                if runs and not runs[0].active:
-                    break
-                time.sleep(0.5)
-            run = store.list_runs()[0]
-            assert run.state == "done", (run, store.events(run.id)[-8:])
+            store, run, number = run_issue(world, "Speed up attention", "Attention is slow on CPU.", 840, events=8)
             get = lambda key, default=None: store.get_artifact(run.id, key, default)  # noqa: E731
 
             # the baseline was profiled first, through the executor: matmul is where the time goes

@@ -44,8 +44,7 @@ def register(api: Api) -> Blueprint:
         repo = api.load(owner, name)
         c = api.caller()
         com = state.comment(repo, cid)
-        if com.user != c.login:
-            state.require(repo, c, "write")
+        api.require_author_or(repo, c, com.user, "write")
         issue = state.issue(repo, com.issue_number)
         if request.method == "DELETE":
             issue.comment_ids.remove(cid)

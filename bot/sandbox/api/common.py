@@ -127,6 +127,11 @@ class Api:
         self.state.require(repo, c, perm)
         return repo, c
 
+    def require_author_or(self, repo: Repo, c: Caller, author: str, perm: str) -> None:
+        """The caller `c` must be `author` or hold at least `perm` on `repo` (editing an issue, a comment)."""
+        if c.login != author:
+            self.state.require(repo, c, perm)
+
     @staticmethod
     def paginate(items: list[Any]) -> tuple[list[Any], dict[str, str]]:
         try:

@@ -108,8 +108,7 @@ def register(api: Api) -> Blueprint:
         repo = api.load(owner, name)
         c = api.caller()
         issue = state.issue(repo, number)
-        if c.login != issue.user:
-            state.require(repo, c, "triage")
+        api.require_author_or(repo, c, issue.user, "triage")
         edit_issue_fields(api, repo, issue, api.body(), c)
         return jsonify(g.r.issue(repo, issue))
 

@@ -77,8 +77,7 @@ def register(api: Api) -> Blueprint:
         repo = api.load(owner, name)
         c = api.caller()
         issue = load_pull(repo, number)
-        if c.login != issue.user:
-            state.require(repo, c, "write")
+        api.require_author_or(repo, c, issue.user, "write")
         data = api.body()
         data.pop("labels", None)
         edit_issue_fields(api, repo, issue, data, c)
