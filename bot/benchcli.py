@@ -68,6 +68,6 @@ def run_bench(args: argparse.Namespace) -> int:
     candidates = [{"name": n, "sha": sha, "branch": None} for n, sha in cands]
     print(report.benchmark_table(decision, candidates))
     for note in decision.get("notes", []):
-        print(f"note: {note}")
+        print(f"note: {report.note_text(note)}")
     print(f"winners: {', '.join(decision['winners']) or 'none'}")
     return 0

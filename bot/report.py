@@ -12,6 +12,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
+from .experiments.stats.words import QUIET
 from .mdsafe import inert
 from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
 from .model import FAILED_VERDICTS as MODEL_FAILED_VERDICTS
@@ -22,6 +23,7 @@ VERDICT_LABEL = {str(v): info.label for v, info in VERDICTS.items()}
 VERDICT_ICON = {str(v): info.icon for v, info in VERDICTS.items()}
 VERDICT_ORDER = tuple(str(v) for v in Verdict)
 FAILED_VERDICTS = {str(v) for v in MODEL_FAILED_VERDICTS}
+DEFAULT_PREFIX = "/autoresearch"   # Settings.command_prefix's default
 DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
               "by a maintainer before merging; the bot never merges.")
 
@@ -367,6 +369,31 @@ def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str
     return "⏳ Working on it."
 
 
+def hint_text(hint: Mapping[str, Any] | None, prefix: str = DEFAULT_PREFIX) -> str:
+    """A decision note's hint (`bot.experiments.stats.Hint.to_dict()`) as the words appended to the note."""
+    if not hint:
+        return ""
+    if hint.get("kind") == "rerun":
+        return f" (`{prefix} rerun rounds={int(hint['rounds'])}`)"
+    if hint.get("kind") == "quiet":
+        return f"; {QUIET}"
+    return ""
+
+
+def note_text(note: Any, prefix: str = DEFAULT_PREFIX) -> str:
+    """One of a decision's notes: plain text, or {"text", "hint"} rendered with the command prefix."""
+    if isinstance(note, Mapping):
+        return str(note.get("text") or "") + hint_text(note.get("hint"), prefix)
+    return str(note)
+
+
+def note_line(note: Any, prefix: str = DEFAULT_PREFIX) -> str:
+    """A decision note as markdown: its text made inert like any cell, its hint (the bot's own) a code span."""
+    if isinstance(note, Mapping):
+        return cell(note.get("text"), 300) + hint_text(note.get("hint"), prefix)
+    return cell(note, 300)
+
+
 COMMENT_LIMIT = 65536          # GitHub refuses issue/PR bodies and comments longer than this (characters)
 _BUDGET = COMMENT_LIMIT - 1536  # headroom for the truncation notice and multi-byte surprises
 
@@ -377,13 +404,14 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                    links: Mapping[str, Any] | None = None,
                    failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
-                   extra: Sequence[str] = ()) -> str:
+                   extra: Sequence[str] = (), prefix: str = DEFAULT_PREFIX) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
     longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
-    page. `extra`: markdown lines (already made safe) just above the commands line."""
+    page. `extra`: markdown lines (already made safe) just above the commands line. `prefix`: the bot's command
+    prefix (Settings.command_prefix), for the commands it suggests."""
     args = dict(run=run, phase=phase, progress=progress, budget_spent=budget_spent, budget_limit=budget_limit,
                 dossier_md=dossier_md, decision=decision, candidates=candidates, costs=costs, links=links,
-                failures=failures, waves_md=waves_md, extra=extra)
+                failures=failures, waves_md=waves_md, extra=extra, prefix=prefix)
     where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
     text = _status_comment(**args)
     omit: set[str] = set()
@@ -410,7 +438,8 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
                     candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
                     links: Mapping[str, Any] | None = None,
                     failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
-                    extra: Sequence[str] = (), omit: set[str] | frozenset = frozenset(), note: str = "") -> str:
+                    extra: Sequence[str] = (), omit: set[str] | frozenset = frozenset(), note: str = "",
+                    prefix: str = DEFAULT_PREFIX) -> str:
     """`waves_md` (wave_section / current_wave_heading) comes between the dossier and the current wave's
     candidates and table."""
     parts = [marker(run["id"]),
@@ -440,7 +469,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
         diff = function_diff_section(decision) if "diff" not in omit else ""
         if diff:
             parts += ["", diff]
-        notes = [cell(n, 300) for n in decision.get("notes") or []]
+        notes = [note_line(n, prefix) for n in decision.get("notes") or []]
         if notes:
             parts += ["", "**Notes:**"] + [f"- {n}" for n in notes]
     if costs:
@@ -450,7 +479,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
         parts += ["", fail]
     if extra:
         parts += ["", *extra]
-    parts += ["", "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench`</sub>"]
+    parts += ["", f"<sub>Commands: `{prefix} status | stop | rerun | bench <branch> | rebench`</sub>"]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -931,7 +931,8 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
                                  budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
                                  dossier_md=dossier_md, decision=decision, candidates=i["candidates"],
                                  costs=report_costs(i) if i["results"] else None, links=report_links(i),
-                                 failures=failures, waves_md=waves_md, extra=extra)
+                                 failures=failures, waves_md=waves_md, extra=extra,
+                                 prefix=pipeline.settings.command_prefix)
 
 
 def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:

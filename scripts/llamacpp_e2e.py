@@ -213,7 +213,7 @@ def report(result: dict, decision, rebuild: dict[str, float]) -> bool:
                 c = r.comparison
                 print(f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
                       f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}")
-        print("  winners:", decision.winners or "none", "| notes:", "; ".join(decision.notes)[:400])
+        print("  winners:", decision.winners or "none", "| notes:", "; ".join(n.text for n in decision.notes)[:400])
     builds = {n: v["build"]["seconds"] for n, v in result["variants"].items()}
     print(f"\nbuilds in this run (full when $CCACHE_DIR was empty, else from ccache): {builds}")
     print(f"rebuild of the built baseline tree: no-op {rebuild['noop']}s, touched {OPS} (ccache hit) "

@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minibench"
 DRIVER = ROOT / "sky" / "driver.py"
 
-sys.path.insert(0, str(FIXTURE))
-from make_repo import CANDIDATES, apply_edits, make_repo  # noqa: E402,F401
+from make_repo import CANDIDATES, apply_edits, make_repo  # noqa: F401  (tests/fixtures/minibench, on pythonpath)
 
 
 def project(**bench: Any) -> dict[str, Any]:

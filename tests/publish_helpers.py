@@ -4,15 +4,13 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
-sys.path.insert(0, str(ROOT / "examples"))
-
-import make_fork  # noqa: E402
 
 
 def recorded_run() -> dict[str, Any]:

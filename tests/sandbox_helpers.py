@@ -1,4 +1,4 @@
-"""Helpers for sandbox tests: real git source repos, RSA app keys, a webhook receiver."""
+"""Helpers for sandbox tests: the admin API client, real git source repos, RSA app keys, a webhook receiver."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,65 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from bot.demo import rsa_keypair  # noqa: F401  (one key generator for the bot's demo and the tests)
+from bot.sandbox import Sandbox
 
 GIT_ID = ["-c", "user.name=Tester", "-c", "user.email=tester@example.com", "-c", "commit.gpgsign=false"]
+
+
+class Admin:
+    """Thin client of the sandbox admin API (set-up only; the code under test never uses it)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sb = sandbox
+        self.http = requests.Session()
+
+    def _call(self, verb: str, path: str, **json: Any) -> Any:
+        resp = self.http.request(verb, f"{self.sb.url}/_sandbox{path}", json=json or None, timeout=30)
+        assert resp.status_code < 300, f"{verb} {path}: {resp.status_code} {resp.text[:300]}"
+        return resp.json() if resp.content else None
+
+    def user(self, login: str) -> str:
+        return self._call("POST", "/users", login=login)["token"]
+
+    def repo(self, owner: str, name: str, source: Path | None = None, private: bool = False) -> str:
+        kw: dict[str, Any] = {"owner": owner, "name": name, "private": private}
+        if source is not None:
+            kw["source_path"] = str(source)
+        else:
+            kw["auto_init"] = True
+        return self._call("POST", "/repos", **kw)["full_name"]
+
+    def fork(self, repo: str, owner: str) -> str:
+        return self._call("POST", f"/repos/{repo}/forks", owner=owner)["full_name"]
+
+    def collaborator(self, repo: str, login: str, permission: str) -> None:
+        self._call("PUT", f"/repos/{repo}/collaborators/{login}", permission=permission)
+
+    def app(self, slug: str, public_key_pem: str) -> int:
+        return int(self._call("POST", "/apps", slug=slug, public_key_pem=public_key_pem)["id"])
+
+    def install(self, app_id: int, account: str, repos: list[str]) -> int:
+        return int(self._call("POST", f"/apps/{app_id}/installations", account=account, repos=repos)["id"])
+
+    def token_ttl(self, seconds: float) -> None:
+        self._call("PUT", "/settings", installation_token_ttl_s=seconds)
+
+    def fault(self, path_regex: str, status: int, times: int = 1, method: str = "*",
+              headers: dict[str, str] | None = None, message: str | None = None) -> None:
+        self._call("POST", "/faults", path_regex=path_regex, status=status, times=times, method=method,
+                   headers=headers or {}, message=message)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/requests")
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/requests")
 
 
 def git(cwd: Path, *args: str) -> str:

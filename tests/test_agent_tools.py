@@ -17,21 +17,12 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    repo = tmp_path / "repo"
-    (repo / "src").mkdir(parents=True)
-    (repo / ".github/workflows").mkdir(parents=True)
-    (repo / "bench").mkdir()
-    (repo / "src/a.c").write_text("int f(int x) {\n  return x + 1;\n}\nint g(int x) { return x + 1; }\n")
-    (repo / ".github/workflows/ci.yml").write_text("on: push\n")
-    (repo / ".autoresearch.yml").write_text("preset: generic\n")
-    (repo / "bench/bench.sh").write_text("echo METRIC t=1\n")
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "git", "add", ".")
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    sh(repo, "git", "worktree", "add", "-q", "-b", "cand", str(tmp_path / "wt"))
+def ws(tmp_path: Path, git_worktree) -> Workspace:
+    wt = git_worktree({"src/a.c": "int f(int x) {\n  return x + 1;\n}\nint g(int x) { return x + 1; }\n",
+                       ".github/workflows/ci.yml": "on: push\n", ".autoresearch.yml": "preset: generic\n",
+                       "bench/bench.sh": "echo METRIC t=1\n"}, "cand")
     (tmp_path / "outside.txt").write_text("secret\n")
-    return Workspace(tmp_path / "wt", allowed=["src/**", "bench/**", ".github/**"], protected=["bench/**"],
+    return Workspace(wt, allowed=["src/**", "bench/**", ".github/**"], protected=["bench/**"],
                      build_commands=["echo building; test -f src/a.c"], check_commands=["exit 3"])
 
 

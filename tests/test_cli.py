@@ -2,11 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bot.cli import build_parser, main
+import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 
 SUBCOMMANDS = ["serve", "worker", "status", "sandbox", "demo", "bench", "doctor", "config"]
 
@@ -25,9 +25,6 @@ def test_python_dash_m_bot_works():
 
 
 def test_bench_reproduces_a_measurement(tmp_path, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    import make_fork
-
     history = make_fork.build(tmp_path / "git")
     repo = history.upstream
     subprocess.run(["git", "fetch", "-q", str(history.forks["fork"]), "perf:perf"], cwd=repo, check=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.experiments.cost import Budget, BudgetExceeded, estimate_run, experiment_cost
-from tests.sky_catalog_fixture import isolated_env, seed_catalog
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 

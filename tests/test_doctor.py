@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bot.cli import main
-from tests.sky_catalog_fixture import isolated_env, seed_catalog
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,10 +14,8 @@ import pytest
 
 from bot.experiments import results, tasks
 from bot.experiments.executors import Batch, LocalExecutor
-from tests.engine_helpers import CANDIDATES, DRIVER, make_repo, project, run_driver, spec
-
-sys.path.insert(0, str(DRIVER.parent))
-import driver  # noqa: E402  (sky/driver.py, stdlib only)
+from engine_helpers import CANDIDATES, DRIVER, make_repo, project, run_driver, spec
+import driver  # sky/driver.py (stdlib only; sky/ is on pytest's pythonpath)
 
 ALL = ["aa", "slow", "broken", "cheat", "crash", "nobuild"]
 DRIFT = {"drift": {"src/kernels.c": [("sum += y[i];", "sum += y[i] * 1.000001f;")]}}

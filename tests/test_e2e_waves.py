@@ -19,51 +19,16 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 from anthropic_double import AnthropicDouble, Reply, tool_use
+from e2e_helpers import MATMUL_NEW, MATMUL_OLD, SOFTMAX_NEW, SOFTMAX_OLD, run_issue
 from bot.demo import World
 from bot.pipeline import status_marker
 
 pytestmark = pytest.mark.timeout(900)
 
-MATMUL_OLD = """        for (size_t j = 0; j < n; j++) {
-            float acc = 0.0f;
-            for (size_t p = 0; p < k; p++) {
-                acc += a[i * k + p] * b[p * n + j];
-            }
-            c[i * n + j] = acc;
-        }"""
-MATMUL_NEW = """        float *crow = c + i * n;
-        for (size_t j = 0; j < n; j++) {
-            crow[j] = 0.0f;
-        }
-        for (size_t p = 0; p < k; p++) {
-            const float aip = a[i * k + p];
-            const float *brow = b + p * n;
-            for (size_t j = 0; j < n; j++) {
-                crow[j] += aip * brow[j];
-            }
-        }"""
-SOFTMAX_OLD = """    float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) {
-        sum += attn_expf(x[j] - max);
-    }
-    for (size_t j = 0; j < cols; j++) {
-        out[j] = attn_expf(x[j] - max) / sum;
-    }"""
-SOFTMAX_NEW = """    float sum = 0.0f;
-    for (size_t j = 0; j < cols; j++) {
-        float e = attn_expf(x[j] - max);
-        out[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
-    for (size_t j = 0; j < cols; j++) {
-        out[j] *= inv;
-    }"""
 MATMUL_TITLE = "Reorder the matmul loops to i-k-j"
 SOFTMAX_TITLE = "Compute each softmax exponential once"
 
@@ -138,17 +103,7 @@ def test_two_waves_profile_guided_hill_climb(tmp_path):
             world.add_attention_project()
             _configure(world, tmp_path)
             world.start_bot()
-            store = world.bot.store
-            number = world.open_issue("Speed up attention", "Attention is slow on CPU.")
-            world.label(number)
-            deadline = time.monotonic() + 840
-            while time.monotonic() < deadline:
-                runs = store.list_runs()
-                if runs and not runs[0].active:
-                    break
-                time.sleep(0.5)
-            run = store.list_runs()[0]
-            assert run.state == "done", (run, store.events(run.id)[-8:])
+            store, run, number = run_issue(world, "Speed up attention", "Attention is slow on CPU.", 840, events=8)
             get = lambda key, default=None: store.get_artifact(run.id, key, default)  # noqa: E731
 
             # the baseline was profiled first, through the executor: matmul is where the time goes

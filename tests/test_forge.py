@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -28,6 +28,8 @@ from bot.forge import (
 )
 from bot.demo import rsa_keypair
 from bot.sandbox import Sandbox
+from loopback import LoopbackServer
+from sandbox_helpers import Admin
 
 MARKER = "<!-- autoresearch:run:7 -->"
 FAST = RetryPolicy(total=3, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5, secondary_rate_wait_s=1,
@@ -35,59 +37,6 @@ FAST = RetryPolicy(total=3, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5
 
 
 # --------------------------------------------------------------------------- sandbox helpers
-
-
-class Admin:
-    """Thin client of the sandbox admin API (set-up only; the code under test never uses it)."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sb = sandbox
-        self.http = requests.Session()
-
-    def _call(self, verb: str, path: str, **json: Any) -> Any:
-        resp = self.http.request(verb, f"{self.sb.url}/_sandbox{path}", json=json or None, timeout=30)
-        assert resp.status_code < 300, f"{verb} {path}: {resp.status_code} {resp.text[:300]}"
-        return resp.json() if resp.content else None
-
-    def user(self, login: str) -> str:
-        return self._call("POST", "/users", login=login)["token"]
-
-    def repo(self, owner: str, name: str, source: Path | None = None, private: bool = False) -> str:
-        kw: dict[str, Any] = {"owner": owner, "name": name, "private": private}
-        if source is not None:
-            kw["source_path"] = str(source)
-        else:
-            kw["auto_init"] = True
-        return self._call("POST", "/repos", **kw)["full_name"]
-
-    def fork(self, repo: str, owner: str) -> str:
-        return self._call("POST", f"/repos/{repo}/forks", owner=owner)["full_name"]
-
-    def collaborator(self, repo: str, login: str, permission: str) -> None:
-        self._call("PUT", f"/repos/{repo}/collaborators/{login}", permission=permission)
-
-    def app(self, slug: str, public_key_pem: str) -> int:
-        return int(self._call("POST", "/apps", slug=slug, public_key_pem=public_key_pem)["id"])
-
-    def install(self, app_id: int, account: str, repos: list[str]) -> int:
-        return int(self._call("POST", f"/apps/{app_id}/installations", account=account, repos=repos)["id"])
-
-    def token_ttl(self, seconds: float) -> None:
-        self._call("PUT", "/settings", installation_token_ttl_s=seconds)
-
-    def fault(self, path_regex: str, status: int, times: int = 1, method: str = "*",
-              headers: dict[str, str] | None = None, message: str | None = None) -> None:
-        self._call("POST", "/faults", path_regex=path_regex, status=status, times=times, method=method,
-                   headers=headers or {}, message=message)
-
-    def clear_faults(self) -> None:
-        self._call("DELETE", "/faults")
-
-    def requests(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/requests")
-
-    def clear_requests(self) -> None:
-        self._call("DELETE", "/requests")
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -116,29 +65,28 @@ rsa_pair = rsa_keypair
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(sandbox: Sandbox, sandbox_admin: Admin, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One sandbox with: alice/proj (public), alice/secret (private), a fork by forker with one commit."""
     tmp = tmp_path_factory.mktemp("forge")
-    with Sandbox(data_dir=tmp / "sandbox") as sb:
-        admin = Admin(sb)
-        tokens = {login: admin.user(login) for login in ("alice", "bob", "carol", "mallory", "forker")}
-        repo = admin.repo("alice", "proj", seed_project(tmp / "seed"))
-        secret = admin.repo("alice", "secret", private=True)
-        admin.collaborator(repo, "bob", "write")
-        admin.collaborator(repo, "carol", "read")
-        fork = admin.fork(repo, "forker")
-        work = tmp / "fork-work"
-        forker_url = f"{sb.url}/{fork}.git".replace("://", f"://forker:{tokens['forker']}@")
-        git("clone", "-q", forker_url, str(work))
-        git("checkout", "-q", "-b", "fast-softmax", cwd=work)
-        (work / "src" / "softmax.c").write_text("float softmax(float x) { return x * 0.5f; }\n")
-        git("commit", "-qam", "softmax: halve the work", cwd=work)
-        (work / "NOTES.md").write_text("notes\n")
-        git("add", "NOTES.md", cwd=work)
-        git("commit", "-qm", "notes", cwd=work)
-        git("push", "-q", "origin", "fast-softmax", cwd=work)
-        yield {"sb": sb, "admin": admin, "tokens": tokens, "repo": repo, "secret": secret, "fork": fork,
-               "tmp": tmp}
+    sb, admin = sandbox, sandbox_admin
+    tokens = {login: admin.user(login) for login in ("alice", "bob", "carol", "mallory", "forker")}
+    repo = admin.repo("alice", "proj", seed_project(tmp / "seed"))
+    secret = admin.repo("alice", "secret", private=True)
+    admin.collaborator(repo, "bob", "write")
+    admin.collaborator(repo, "carol", "read")
+    fork = admin.fork(repo, "forker")
+    work = tmp / "fork-work"
+    forker_url = f"{sb.url}/{fork}.git".replace("://", f"://forker:{tokens['forker']}@")
+    git("clone", "-q", forker_url, str(work))
+    git("checkout", "-q", "-b", "fast-softmax", cwd=work)
+    (work / "src" / "softmax.c").write_text("float softmax(float x) { return x * 0.5f; }\n")
+    git("commit", "-qam", "softmax: halve the work", cwd=work)
+    (work / "NOTES.md").write_text("notes\n")
+    git("add", "NOTES.md", cwd=work)
+    git("commit", "-qm", "notes", cwd=work)
+    git("push", "-q", "origin", "fast-softmax", cwd=work)
+    return {"sb": sb, "admin": admin, "tokens": tokens, "repo": repo, "secret": secret, "fork": fork,
+            "tmp": tmp}
 
 
 def token_forge(world: dict[str, Any], login: str = "alice", **kw: Any) -> GitHubForge:
@@ -395,30 +343,20 @@ def test_retries_429_and_caps_long_waits(world: dict[str, Any]) -> None:
     admin.clear_faults()
 
 
-class FlakyProxy:
+class FlakyProxy(LoopbackServer):
     """TCP proxy to the sandbox that drops the first `drops` connections (a real transient network error)."""
 
     def __init__(self, target_port: int, drops: int) -> None:
-        self.target_port, self.drops, self.accepted = target_port, drops, 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.target_port, self.drops = target_port, drops
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.accepted <= self.drops:
-                conn.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        if self.accepted <= self.drops:
+            conn.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        for a, b in ((conn, upstream), (upstream, conn)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -433,9 +371,6 @@ class FlakyProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_tenacity_recovers_from_dropped_connections(world: dict[str, Any]) -> None:
@@ -575,7 +510,7 @@ def test_app_with_explicit_installation_id(app_world: dict[str, Any]) -> None:
 
 
 def test_every_exchange_matches_githubs_openapi(app_world: dict[str, Any]) -> None:
-    from tests.ground_truth import openapi_spec, validate_exchange
+    from ground_truth import openapi_spec, validate_exchange
 
     spec = openapi_spec()
     w, repo = app_world, app_world["repo"]

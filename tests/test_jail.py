@@ -24,7 +24,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,7 +33,8 @@ import pytest
 from bot.config import Settings
 from bot.experiments import jail, tasks
 from bot.experiments.executors import Batch, LocalExecutor, UntrustedRefused
-from tests.engine_helpers import ROOT, make_repo, project, spec
+from engine_helpers import ROOT, make_repo, project, spec
+from loopback import LoopbackServer
 
 WORKER = ROOT / "tests" / "leak_worker.py"
 DOCKER_UID = 10001                                   # deploy/Dockerfile's `bot` user
@@ -147,31 +147,21 @@ __attribute__((constructor)) static void ar_payload(void) {
         .replace("htons(PORT)", f"htons({port})")
 
 
-class Listener:
+class Listener(LoopbackServer):
     """A TCP server on the host's loopback: what a candidate sends to it got out of the jail."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.received = bytearray()
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                while chunk := conn.recv(65536):
-                    self.received += chunk
+    @property
+    def connections(self) -> int:
+        return self.accepted
 
-    def close(self) -> None:
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            while chunk := conn.recv(65536):
+                self.received += chunk
 
 
 class Host:

@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, cost_usd, price_for, Usage
-try:
-    from tests.anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
-except ImportError:  # plain `pytest` (tests/ on sys.path, repo root not)
-    from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use  # type: ignore[no-redef]
+from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
 
 KEY = "sk-ant-test-key"
 SCHEMA = {"type": "object",
@@ -40,11 +37,11 @@ def test_render_substitutes_and_reports_missing(prompts: Path) -> None:
         llm.render("nope", {})
 
 
-def test_structured_repairs_invalid_output_once(prompts: Path) -> None:
+def test_structured_repairs_invalid_output_once(anthropic, prompts: Path) -> None:
     script = [Reply([tool_use("submit", speedup="fast", ideas=["a"])]),
               Reply([tool_use("submit", speedup=1.3, ideas=["vectorize exp"])])]
-    with AnthropicDouble(script, api_key=KEY) as d:
-        out = make_llm(d, prompts).structured("ask", {"change": "x"}, SCHEMA)
+    d = anthropic(script, api_key=KEY)
+    out = make_llm(d, prompts).structured("ask", {"change": "x"}, SCHEMA)
     assert out == {"speedup": 1.3, "ideas": ["vectorize exp"]}
     first, second = d.requests
     assert first["tool_choice"] == {"type": "tool", "name": "submit"}
@@ -54,23 +51,23 @@ def test_structured_repairs_invalid_output_once(prompts: Path) -> None:
     assert "speedup" in repair["content"] and "not of type 'number'" in repair["content"]
 
 
-def test_structured_gives_up_after_one_repair(prompts: Path) -> None:
+def test_structured_gives_up_after_one_repair(anthropic, prompts: Path) -> None:
     script = [Reply([tool_use("submit", ideas=[])]), Reply([text("I refuse to use tools")])]
-    with AnthropicDouble(script, api_key=KEY) as d:
-        with pytest.raises(LLMError, match="did not call the submit tool"):
-            make_llm(d, prompts).structured("ask", {"change": "x"}, SCHEMA)
+    d = anthropic(script, api_key=KEY)
+    with pytest.raises(LLMError, match="did not call the submit tool"):
+        make_llm(d, prompts).structured("ask", {"change": "x"}, SCHEMA)
     assert len(d.requests) == 2
 
 
-def test_usage_and_cost_accounting(prompts: Path) -> None:
+def test_usage_and_cost_accounting(anthropic, prompts: Path) -> None:
     sink: list[dict] = []
     script = [Reply([text("a")], usage={"input_tokens": 1_000_000, "output_tokens": 100_000}),
               Reply([text("b")], usage={"input_tokens": 2000, "output_tokens": 500,
                                         "cache_creation_input_tokens": 4000, "cache_read_input_tokens": 10_000})]
-    with AnthropicDouble(script, api_key=KEY) as d:
-        llm = make_llm(d, prompts, max_tokens_budget=5_000_000, usage_sink=sink.append)
-        for _ in range(2):
-            llm.chat("s", [{"role": "user", "content": "hi"}], purpose="test")
+    d = anthropic(script, api_key=KEY)
+    llm = make_llm(d, prompts, max_tokens_budget=5_000_000, usage_sink=sink.append)
+    for _ in range(2):
+        llm.chat("s", [{"role": "user", "content": "hi"}], purpose="test")
     # sonnet: $3 in / $15 out per MTok; cache write 1.25x, read 0.1x of input price
     assert sink[0]["usd"] == pytest.approx(3.0 + 1.5)
     assert sink[1]["usd"] == pytest.approx((2000 * 3 + 500 * 15 + 4000 * 3.75 + 10_000 * 0.3) / 1e6)
@@ -101,38 +98,38 @@ def test_budget_refuses_before_sending(prompts: Path) -> None:
         assert len(d.requests) == 1  # the refused call never reached the API
 
 
-def test_budget_shrinks_max_tokens_and_usd_limit(prompts: Path) -> None:
-    with AnthropicDouble([Reply([text("ok")]), Reply([text("ok")])], api_key=KEY) as d:
-        llm = make_llm(d, prompts, max_tokens_budget=3000)
-        llm.chat("s", [{"role": "user", "content": "hi"}], max_tokens=4096)
-        assert 256 <= d.requests[0]["max_tokens"] < 3000
-        llm2 = make_llm(d, prompts, usd_budget=0.0001)  # $0.0001 buys ~6 output tokens at $15/MTok
-        with pytest.raises(BudgetExceeded, match="usd"):
-            llm2.chat("s", [{"role": "user", "content": "hi"}])
+def test_budget_shrinks_max_tokens_and_usd_limit(anthropic, prompts: Path) -> None:
+    d = anthropic([Reply([text("ok")]), Reply([text("ok")])], api_key=KEY)
+    llm = make_llm(d, prompts, max_tokens_budget=3000)
+    llm.chat("s", [{"role": "user", "content": "hi"}], max_tokens=4096)
+    assert 256 <= d.requests[0]["max_tokens"] < 3000
+    llm2 = make_llm(d, prompts, usd_budget=0.0001)  # $0.0001 buys ~6 output tokens at $15/MTok
+    with pytest.raises(BudgetExceeded, match="usd"):
+        llm2.chat("s", [{"role": "user", "content": "hi"}])
 
 
-def test_rate_limit_and_overload_retried_by_sdk(prompts: Path) -> None:
+def test_rate_limit_and_overload_retried_by_sdk(anthropic, prompts: Path) -> None:
     script = [Fail(429), Fail(529, "overloaded_error", "Overloaded"), Reply([text("finally")])]
-    with AnthropicDouble(script, api_key=KEY) as d:
-        msg = make_llm(d, prompts, max_retries=2).chat("s", [{"role": "user", "content": "hi"}])
+    d = anthropic(script, api_key=KEY)
+    msg = make_llm(d, prompts, max_retries=2).chat("s", [{"role": "user", "content": "hi"}])
     assert msg.content[0].text == "finally"
     assert [h["x-stainless-retry-count"] for h in d.headers] == ["0", "1", "2"]
 
 
-def test_retries_exhausted_raise_llm_error(prompts: Path) -> None:
-    with AnthropicDouble([Fail(529, "overloaded_error"), Fail(529, "overloaded_error")], api_key=KEY) as d:
-        llm = make_llm(d, prompts, max_retries=1)
-        t0 = time.monotonic()
-        with pytest.raises(LLMError, match="API call failed"):
-            llm.chat("s", [{"role": "user", "content": "hi"}])
+def test_retries_exhausted_raise_llm_error(anthropic, prompts: Path) -> None:
+    d = anthropic([Fail(529, "overloaded_error"), Fail(529, "overloaded_error")], api_key=KEY)
+    llm = make_llm(d, prompts, max_retries=1)
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="API call failed"):
+        llm.chat("s", [{"role": "user", "content": "hi"}])
     assert len(d.requests) == 2 and time.monotonic() - t0 < 5
     assert llm.usage.calls == 0
 
 
-def test_wrong_key_is_a_clear_error(prompts: Path) -> None:
-    with AnthropicDouble([], api_key="other") as d:
-        with pytest.raises(LLMError, match="AuthenticationError"):
-            make_llm(d, prompts).chat("s", [{"role": "user", "content": "hi"}])
+def test_wrong_key_is_a_clear_error(anthropic, prompts: Path) -> None:
+    d = anthropic([], api_key="other")
+    with pytest.raises(LLMError, match="AuthenticationError"):
+        make_llm(d, prompts).chat("s", [{"role": "user", "content": "hi"}])
 
 
 def test_api_key_not_in_repr(prompts: Path) -> None:

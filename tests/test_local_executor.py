@@ -16,8 +16,8 @@ import pytest
 
 from bot.experiments import results, tasks
 from bot.experiments.executors import Batch, ExecutorError, LocalExecutor
-from tests.engine_helpers import ROOT, make_repo, project, spec
-from tests.sky_catalog_fixture import isolated_env, seed_catalog
+from engine_helpers import ROOT, make_repo, project, spec
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 X86 = {"cloud": "aws", "instance_type": "c7i.xlarge", "region": "us-east-1", "use_spot": False, "disk_size": 64,
        "price_per_hour": 0.1785}

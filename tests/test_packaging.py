@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sky_catalog_fixture import isolated_env, seed_catalog
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "bot", "sky", "prompts")

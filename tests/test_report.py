@@ -173,3 +173,23 @@ def test_comments_fit_githubs_limit_and_say_what_was_left_out() -> None:
     assert report.marker(7) in body
     cut = report.truncate("```\n" + "y" * 100000)
     assert len(cut) <= report.COMMENT_LIMIT and cut.count("```") % 2 == 0
+
+
+def test_decision_hints_are_rendered_with_the_configured_command_prefix(recorded):
+    """stats returns what to do next as data (words.Hint); the report words it with the bot's prefix."""
+    from bot.experiments.stats import Hint, Note
+
+    _, decision, _, _ = recorded
+    notes = [Note("x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4",
+                  Hint("rerun", 9)).to_dict(),
+             Note("x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell", Hint("quiet")).to_dict(),
+             "x86: partial result"]
+    body = report.status_comment(RUN, "done", decision={**decision, "notes": notes}, prefix="/bench-bot")
+    assert "- x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4 " \
+           "(`/bench-bot rerun rounds=9`)\n" in body
+    assert ("- x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell; "
+            "quiet the machine rather than adding rounds\n") in body
+    assert "- x86: partial result\n" in body
+    assert "<sub>Commands: `/bench-bot status | stop | rerun | bench <branch> | rebench`</sub>" in body
+    assert "/autoresearch" not in body
+    assert report.note_text(notes[0]).endswith("(`/autoresearch rerun rounds=9`)")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from arxiv_double import ArxivDouble
 from bot.research import arxiv as ax
 from bot.research.cache import JsonCache
 
@@ -57,10 +56,9 @@ def test_bm25_prefers_documents_with_more_query_terms() -> None:
     assert scores[2] > scores[0] > 0
 
 
-def test_search_ranks_papers_and_keeps_metadata(tmp_path: Path) -> None:
-    with ArxivDouble() as double:
-        papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(double.url))
-        assert len(double.requests) == 3  # one page per query
+def test_search_ranks_papers_and_keeps_metadata(arxiv, tmp_path: Path) -> None:
+    papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url))
+    assert len(arxiv.requests) == 3  # one page per query
     assert note.status == "ok" and "0 from cache" in note.detail
     assert [p.id for p in papers][0] == "2402.00001v1"
     assert "2405.00004v1" not in {p.id for p in papers}  # the protein paper matched nothing
@@ -73,33 +71,30 @@ def test_search_ranks_papers_and_keeps_metadata(tmp_path: Path) -> None:
     assert len(top.queries) >= 2  # found by several queries, merged once
 
 
-def test_second_run_is_served_from_cache(tmp_path: Path) -> None:
-    with ArxivDouble() as double:
-        first, _ = ax.search(_plan(), JsonCache(tmp_path), _options(double.url))
-        before = len(double.requests)
-        second, note = ax.search(_plan(), JsonCache(tmp_path), _options(double.url))
-        assert len(double.requests) == before  # zero HTTP requests on the rerun
+def test_second_run_is_served_from_cache(arxiv, tmp_path: Path) -> None:
+    first, _ = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url))
+    before = len(arxiv.requests)
+    second, note = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url))
+    assert len(arxiv.requests) == before  # zero HTTP requests on the rerun
     assert [p.to_dict() for p in second] == [p.to_dict() for p in first]
     assert "3 from cache" in note.detail
 
 
-def test_transient_503_is_retried(tmp_path: Path) -> None:
-    with ArxivDouble() as double:
-        double.fail_with(503, 1)
-        papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(double.url, attempts=3))
-        assert len(double.requests) == 4
+def test_transient_503_is_retried(arxiv, tmp_path: Path) -> None:
+    arxiv.fail_with(503, 1)
+    papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url, attempts=3))
+    assert len(arxiv.requests) == 4
     assert note.status == "ok" and papers
 
 
-def test_persistent_503_gives_failed_note_and_caches_nothing(tmp_path: Path) -> None:
-    with ArxivDouble() as double:
-        double.fail_with(503, 1000)
-        papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(double.url, attempts=2))
-        assert len(double.requests) == 3 * 2
-        assert papers == [] and note.status == "failed"
-        assert "HTTP 503" in note.detail
-        double.fail_with(503, 0)
-        papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(double.url, attempts=2))
+def test_persistent_503_gives_failed_note_and_caches_nothing(arxiv, tmp_path: Path) -> None:
+    arxiv.fail_with(503, 1000)
+    papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url, attempts=2))
+    assert len(arxiv.requests) == 3 * 2
+    assert papers == [] and note.status == "failed"
+    assert "HTTP 503" in note.detail
+    arxiv.fail_with(503, 0)
+    papers, note = ax.search(_plan(), JsonCache(tmp_path), _options(arxiv.url, attempts=2))
     assert note.status == "ok" and papers
 
 

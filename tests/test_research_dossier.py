@@ -58,9 +58,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture()
-def arxiv_double():
-    with ArxivDouble() as double:
-        yield double
+def arxiv_double(arxiv):
+    yield arxiv
 
 
 def _options(double: ArxivDouble) -> ResearchOptions:

@@ -3,7 +3,6 @@ ordered by where the time goes. The profile is a fixed record in the shape the s
 shares the attention demo's ./bench has under cachegrind), so the figures are exact."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from bot.research import ResearchOptions, build_dossier
 from bot.research import profile as prof
 from bot.research.forks import ForkOptions
 from research_fixtures import ForgeDouble, World
+import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARES = [("matmul", 0.6906), ("__expf_fma", 0.187), ("softmax_rows", 0.0932), ("attention", 0.0108),
@@ -32,9 +32,6 @@ def record(shares: list[tuple[str, float]], total: int = 1_000_000) -> dict:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "examples"))
-    import make_fork
-
     return make_fork.build(tmp_path_factory.mktemp("forks") / "git")
 
 

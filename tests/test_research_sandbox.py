@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import requests
 
-from arxiv_double import ArxivDouble
 from bot.forge import GitHubForge, RetryPolicy, TokenAuth
 from bot.research import ResearchOptions, build_dossier
 from bot.research.arxiv import ArxivOptions
 from bot.research.forks import ForkOptions
 from bot.sandbox import Sandbox
 from research_fixtures import CPU_C, CUDA_CU, OPS_CPP
+from sandbox_helpers import Admin
 
 FAST = RetryPolicy(total=2, backoff_factor=0.05, backoff_max_s=0.2, max_wait_s=2, secondary_rate_wait_s=1,
                    connection_attempts=2)
@@ -31,14 +30,9 @@ def git(cwd: Path, *args: str) -> str:
                           timeout=60).stdout.strip()
 
 
-def admin(sb: Sandbox, verb: str, path: str, **json: Any) -> Any:
-    resp = requests.request(verb, f"{sb.url}/_sandbox{path}", json=json or None, timeout=30)
-    assert resp.status_code < 300, resp.text[:300]
-    return resp.json() if resp.content else None
-
-
 @pytest.fixture(scope="module")
-def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def sandbox_world(sandbox: Sandbox, sandbox_admin: Admin,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("research-sb")
     seed = tmp / "seed"
     for rel, text in {"ggml/src/ggml-cpu/ggml-cpu.c": CPU_C, "ggml/src/ggml-cpu/ops.cpp": OPS_CPP,
@@ -48,30 +42,29 @@ def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     git(seed, "init", "-q", "-b", "main")
     git(seed, "add", ".")
     git(seed, "commit", "-q", "-m", "initial")
-    with Sandbox(data_dir=tmp / "sandbox") as sb:
-        tokens = {u: admin(sb, "POST", "/users", login=u)["token"] for u in ("owner", "forker")}
-        repo = admin(sb, "POST", "/repos", owner="owner", name="proj", source_path=str(seed))["full_name"]
-        fork = admin(sb, "POST", f"/repos/{repo}/forks", owner="forker")["full_name"]
-        work = tmp / "fork-work"
-        url = f"{sb.url}/{fork}.git".replace("://", f"://forker:{tokens['forker']}@")
-        git(tmp, "clone", "-q", url, str(work))
-        (work / "ggml/src/ggml-cpu/ops.cpp").write_text(OPS_CPP.replace("float sum = 0.0f;", "float sum = 0.0f; // fast"))
-        git(work, "commit", "-qam", "ggml-cpu: faster soft_max on NEON")
-        sha = git(work, "rev-parse", "HEAD")
-        git(work, "push", "-q", "origin", "main")
-        forge = GitHubForge(TokenAuth(tokens["owner"]), base_url=sb.api_url, min_interval_s=0, retry=FAST)
-        clone = tmp / "clone"
-        git(tmp, "clone", "-q", forge.clone_url(repo), str(clone))
-        yield {"sb": sb, "forge": forge, "repo": repo, "fork": fork, "sha": sha, "clone": clone, "tmp": tmp}
+    sb = sandbox
+    tokens = {u: sandbox_admin.user(u) for u in ("owner", "forker")}
+    repo = sandbox_admin.repo("owner", "proj", seed)
+    fork = sandbox_admin.fork(repo, "forker")
+    work = tmp / "fork-work"
+    url = f"{sb.url}/{fork}.git".replace("://", f"://forker:{tokens['forker']}@")
+    git(tmp, "clone", "-q", url, str(work))
+    (work / "ggml/src/ggml-cpu/ops.cpp").write_text(OPS_CPP.replace("float sum = 0.0f;", "float sum = 0.0f; // fast"))
+    git(work, "commit", "-qam", "ggml-cpu: faster soft_max on NEON")
+    sha = git(work, "rev-parse", "HEAD")
+    git(work, "push", "-q", "origin", "main")
+    forge = GitHubForge(TokenAuth(tokens["owner"]), base_url=sb.api_url, min_interval_s=0, retry=FAST)
+    clone = tmp / "clone"
+    git(tmp, "clone", "-q", forge.clone_url(repo), str(clone))
+    yield {"sb": sb, "forge": forge, "repo": repo, "fork": fork, "sha": sha, "clone": clone, "tmp": tmp}
 
 
-def test_dossier_through_github_forge_and_sandbox(sandbox_world: dict[str, Any]) -> None:
+def test_dossier_through_github_forge_and_sandbox(arxiv, sandbox_world: dict[str, Any]) -> None:
     w = sandbox_world
-    with ArxivDouble() as double:
-        options = ResearchOptions(arxiv=ArxivOptions(base_url=double.url, delay_seconds=0, retry_wait_s=0),
-                                  forks=ForkOptions(retry_wait_s=0), retry_wait_s=0)
-        d = build_dossier({"number": 99, "title": "Speed up token generation on CPU", "body": ""}, PROJECT,
-                          w["clone"], w["forge"], None, w["tmp"] / "cache", w["repo"], options)
+    options = ResearchOptions(arxiv=ArxivOptions(base_url=arxiv.url, delay_seconds=0, retry_wait_s=0),
+                              forks=ForkOptions(retry_wait_s=0), retry_wait_s=0)
+    d = build_dossier({"number": 99, "title": "Speed up token generation on CPU", "body": ""}, PROJECT,
+                      w["clone"], w["forge"], None, w["tmp"] / "cache", w["repo"], options)
     fork_h = next(h for h in d.hypotheses if h.kind == "fork_commit")
     assert fork_h.fork["repo"] == w["fork"] and fork_h.fork["sha"] == w["sha"]
     assert fork_h.target_files == ["ggml/src/ggml-cpu/ops.cpp"]

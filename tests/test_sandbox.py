@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import github
 import pytest
@@ -17,15 +17,15 @@ import requests
 from github import Auth, Github, GithubIntegration
 
 from bot.sandbox import Sandbox
-from tests.ground_truth import (ExchangeError, openapi_spec, validate_exchange, validate_webhook,
+from ground_truth import (ExchangeError, openapi_spec, validate_exchange, validate_webhook,
                                 webhook_examples)
-from tests.sandbox_helpers import WebhookReceiver, git, make_source_repo, rsa_keypair
+from sandbox_helpers import WebhookReceiver, git, make_source_repo, rsa_keypair
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with Sandbox(data_dir=tmp_path_factory.mktemp("sandbox-data")) as sandbox:
-        yield sandbox
+def sb(sandbox: Sandbox) -> Sandbox:
+    """conftest's sandbox, under the name these tests use."""
+    return sandbox
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from sky.utils.common import StatusRefreshMode
 from bot.experiments import tasks
 from bot.experiments.skypilot_exec import SkyPilotExecutor, cluster_name, parse_result_log
 from bot.pipeline import StageFailed
-from tests.sky_catalog_fixture import isolated_env, seed_catalog
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SDK_METHODS = ("launch", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel", "status")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from bot.experiments import stats
-from bot.experiments.stats import Decision, compare, decide, holm, mann_whitney
+from bot.experiments.stats import Decision, Hint, Note, compare, decide, holm, mann_whitney
 
 # References computed with scipy 1.x (scipy.stats.mannwhitneyu) in a throw-away venv.
 X9 = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
@@ -81,7 +82,7 @@ def test_holm_textbook_example() -> None:
 
 def test_norm_ppf_inverts_sf() -> None:
     for p in (0.001, 0.025, 0.2, 0.5, 0.8, 0.975, 0.999):
-        assert 1 - stats._norm_sf(stats._norm_ppf(p)) == pytest.approx(p, abs=1e-9)
+        assert 1 - stats.norm_sf(stats.norm_ppf(p)) == pytest.approx(p, abs=1e-9)
 
 
 # --------------------------------------------------------------------------- compare
@@ -193,7 +194,7 @@ def test_decide_baseline_failed_marks_every_row() -> None:
                                  "a": variant({"ns": noisy(rng, 1.0, 12, 0.01)})})}
     d = decide(res, project())
     assert [r.verdict for r in d.rows] == ["baseline_failed"] and d.winners == []
-    assert any("baseline build_failed" in n for n in d.notes)
+    assert any("baseline build_failed" in n.text for n in d.notes)
 
 
 def test_winner_rule_across_two_arches() -> None:
@@ -223,7 +224,7 @@ def test_winner_needs_every_arch_ok_and_present() -> None:
     assert decide({"x86": x86, "arm": arm_broken}, project(archs=("x86", "arm"))).winners == []
     missing = decide({"x86": x86}, project(archs=("x86", "arm")))
     assert missing.winners == [] and any(r.verdict == "missing" for r in missing.rows)
-    assert any("arm: no result" in n for n in missing.notes)
+    assert any("arm: no result" in n.text for n in missing.notes)
     assert decide({"x86": x86}, project(archs=("x86",))).winners == ["c"]
 
 
@@ -233,7 +234,11 @@ def test_decide_noisy_note_suggests_rounds() -> None:
                                  "c": variant({"ns": noisy(rng, 10, 12, 0.3)})})}
     d = decide(res, project())
     assert d.rows[0].verdict == "noisy" and d.winners == []
-    assert any("rerun with more rounds" in n and "`rerun rounds=" in n for n in d.notes)
+    note = next(n for n in d.notes if "rerun with more rounds" in n.text)
+    want = int(re.search(r"about (\d+) rounds x 3 repetitions, now 4$", note.text).group(1))
+    assert note.hint == Hint("rerun", min(100, want))      # what to do next is data, not prose with a prefix
+    assert Note.from_dict(note.to_dict()) == note
+    assert note.to_dict()["hint"] == {"kind": "rerun", "rounds": want}
 
 
 def test_aa_decide_over_many_seeds_has_no_winners() -> None:
@@ -255,7 +260,7 @@ def test_partial_result_pending_variant_is_missing_and_noted() -> None:
                                       "later": {"status": "pending", "samples": {}}}), complete=False)}
     d = decide(res, project())
     assert {r.candidate: r.verdict for r in d.rows} == {"done": "faster", "later": "missing"}
-    assert d.winners == ["done"] and any("partial result" in n for n in d.notes)
+    assert d.winners == ["done"] and any("partial result" in n.text for n in d.notes)
     assert decide({"x86": {"arch": "x86", "invalid": "bad"}}, project()).rows == []
 
 
@@ -268,7 +273,7 @@ def test_block_bootstrap_widens_ci_when_a_whole_visit_is_disturbed() -> None:
     iid = compare(base, cand, higher_is_better=False, n_boot=2000)
     blocked = compare(base, cand, higher_is_better=False, n_boot=2000, rounds=10)
     assert (blocked.ci_high - blocked.ci_low) > (iid.ci_high - iid.ci_low)
-    assert stats._blocks(list(range(7)), 3) == [[x] for x in range(7)]  # uneven -> per sample
+    assert stats.visit_blocks(list(range(7)), 3) == [[x] for x in range(7)]  # uneven -> per sample
 
 
 def visits(rng: random.Random, center: float, rounds: int, reps: int, visit_cv: float) -> list[float]:
@@ -389,8 +394,8 @@ def test_decide_notes_how_many_samples_the_screen_set_aside() -> None:
     assert row.verdict == "faster" and d.winners == ["c"]
     c = row.comparison
     assert c.flagged_base + c.flagged_cand > 0
-    assert any(f"{c.flagged_base + c.flagged_cand} of 24 samples were worse" in n and
-               f"set aside up to {c.screened_base + c.screened_cand}" in n for n in d.notes)
+    assert any(f"{c.flagged_base + c.flagged_cand} of 24 samples were worse" in n.text and
+               f"set aside up to {c.screened_base + c.screened_cand}" in n.text for n in d.notes)
 
 
 # --------------------------------------------------------------------------- recorded real samples

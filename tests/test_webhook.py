@@ -9,9 +9,7 @@ import uuid
 import pytest
 from werkzeug.serving import make_server
 
-from bot.config import Settings
 from bot.events import parse_slash_command, route, sign, verify_signature
-from bot.store import Store
 from bot.web import create_app
 
 SECRET = "It's a Secret to Everybody"
@@ -29,9 +27,8 @@ def test_github_documented_test_vector():
 
 
 @pytest.fixture()
-def env(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), max_body_bytes=64 * 1024)
-    store = Store(settings.db_path)
+def env(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, max_body_bytes=64 * 1024)
     app = create_app(settings, store)
     return settings, store, app.test_client()
 
@@ -253,9 +250,8 @@ def test_real_example_payloads_are_accepted_and_routed(env, event):
         assert r.json["status"] == "pong"
 
 
-def test_acknowledgement_over_real_http_is_fast(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"))
-    store = Store(settings.db_path)
+def test_acknowledgement_over_real_http_is_fast(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET)
     server = make_server("127.0.0.1", 0, create_app(settings, store), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

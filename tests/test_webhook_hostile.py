@@ -22,7 +22,6 @@ from typing import Any, Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from bot.config import Settings
 from bot.events import sign
 from bot.payloads import FULL_NAME, LOGIN
 from bot.store import Store
@@ -33,9 +32,8 @@ LIMIT = 64 * 1024
 
 
 @pytest.fixture()
-def env(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), max_body_bytes=LIMIT)
-    store = Store(settings.db_path)
+def env(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, max_body_bytes=LIMIT)
     return settings, store, create_app(settings, store).test_client()
 
 
@@ -317,9 +315,8 @@ def test_event_and_delivery_headers_must_look_like_githubs(env):
 # over real HTTP: chunked bodies
 
 @pytest.fixture()
-def server(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), max_body_bytes=LIMIT)
-    store = Store(settings.db_path)
+def server(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, max_body_bytes=LIMIT)
     srv = make_server("127.0.0.1", 0, create_app(settings, store), threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -370,9 +367,8 @@ def _seed_failed_run(store: Store) -> int:
     return run.id
 
 
-def test_status_pages_need_the_token_and_show_no_tracebacks(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), status_token="s3cret-token")
-    store = Store(settings.db_path)
+def test_status_pages_need_the_token_and_show_no_tracebacks(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, status_token="s3cret-token")
     client = create_app(settings, store).test_client()
     run_id = _seed_failed_run(store)
     pages = ["/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"]
@@ -394,9 +390,8 @@ def test_status_pages_need_the_token_and_show_no_tracebacks(tmp_path):
     assert client.get("/healthz").status_code == 200  # probes need no token
 
 
-def test_status_pages_without_a_token_only_for_direct_loopback_clients(tmp_path):
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"))
-    store = Store(settings.db_path)
+def test_status_pages_without_a_token_only_for_direct_loopback_clients(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET)
     client = create_app(settings, store).test_client()
     run_id = _seed_failed_run(store)
     local = client.get(f"/runs/{run_id}", environ_base={"REMOTE_ADDR": "127.0.0.1"})

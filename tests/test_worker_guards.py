@@ -21,9 +21,9 @@ from bot.forge import AppAuth, GitHubForge, RetryPolicy
 from bot.pipeline import Pipeline
 from bot.sandbox import Sandbox
 from bot.stages import DEFAULT_STAGES, render_status
-from bot.store import Store
 from bot.web import create_app
 from bot.worker import Worker, refusal_sentence
+from sandbox_helpers import Admin
 
 SECRET = "guards-secret"
 FAST = RetryPolicy(total=2, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5, secondary_rate_wait_s=1,
@@ -31,26 +31,18 @@ FAST = RetryPolicy(total=2, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5
 
 
 class World:
-    def __init__(self, sb: Sandbox) -> None:
+    def __init__(self, sb: Sandbox, admin: Admin) -> None:
         self.sb = sb
         self.http = requests.Session()
-        self.tokens = {u: self.admin("POST", "/users", login=u)["token"]
-                       for u in ("maria", "olaf", "fiona", "eve")}
-        self.repo = self.admin("POST", "/repos", owner="maria", name="proj", auto_init=True)["full_name"]
-        self.other = self.admin("POST", "/repos", owner="eve", name="other", auto_init=True)["full_name"]
-        self.admin("PUT", f"/repos/{self.repo}/collaborators/olaf", permission="triage")
-        self.fork = self.admin("POST", f"/repos/{self.repo}/forks", owner="fiona")["full_name"]
+        self.tokens = {u: admin.user(u) for u in ("maria", "olaf", "fiona", "eve")}
+        self.repo = admin.repo("maria", "proj")
+        self.other = admin.repo("eve", "other")
+        admin.collaborator(self.repo, "olaf", "triage")
+        self.fork = admin.fork(self.repo, "fiona")
         self.private, public = rsa_keypair()
-        self.app_id = int(self.admin("POST", "/apps", slug="guard-bot", public_key_pem=public)["id"])
-        self.inst = int(self.admin("POST", f"/apps/{self.app_id}/installations", account="maria",
-                                   repos=[self.repo])["id"])
-        self.inst_other = int(self.admin("POST", f"/apps/{self.app_id}/installations", account="eve",
-                                         repos=[self.other])["id"])
-
-    def admin(self, verb: str, path: str, **body: Any) -> Any:
-        resp = self.http.request(verb, f"{self.sb.url}/_sandbox{path}", json=body or None, timeout=30)
-        assert resp.status_code < 300, (path, resp.status_code, resp.text[:300])
-        return resp.json() if resp.content else None
+        self.app_id = admin.app("guard-bot", public)
+        self.inst = admin.install(self.app_id, "maria", [self.repo])
+        self.inst_other = admin.install(self.app_id, "eve", [self.other])
 
     def api(self, verb: str, path: str, user: str = "maria", **body: Any) -> Any:
         resp = self.http.request(verb, f"{self.sb.api_url}{path}", json=body or None, timeout=30,
@@ -71,17 +63,14 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with Sandbox(data_dir=tmp_path_factory.mktemp("guards") / "sandbox") as sb:
-        yield World(sb)
+def world(sandbox: Sandbox, sandbox_admin: Admin) -> World:
+    return World(sandbox, sandbox_admin)
 
 
 @pytest.fixture()
-def bot(world: World, tmp_path) -> Iterator[dict[str, Any]]:
-    settings = Settings(webhook_secret=SECRET, database=str(tmp_path / "bot.db"), data_dir=str(tmp_path),
-                        github_base_url=world.sb.api_url, github_app_id=world.app_id,
-                        github_private_key=world.private)
-    store = Store(settings.db_path)
+def bot(world: World, bot_store) -> Iterator[dict[str, Any]]:
+    settings, store = bot_store(webhook_secret=SECRET, github_base_url=world.sb.api_url, github_app_id=world.app_id,
+                                github_private_key=world.private)
     forge = GitHubForge(AppAuth(world.app_id, world.private), base_url=world.sb.api_url, retry=FAST,
                         min_interval_s=0)
     pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status)

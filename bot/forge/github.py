@@ -1,7 +1,6 @@
-"""GitHub access for the bot: the only module that knows GitHub.
+"""`GitHubForge`: the `Forge` over the GitHub REST API (PyGithub) for github.com, GitHub Enterprise Server
+(``https://host/api/v3``) or the local sandbox, chosen by ``base_url``; and `forge_from_settings`.
 
-`Forge` is the interface the pipeline uses; `GitHubForge` implements it with PyGithub and talks to
-github.com, GitHub Enterprise Server (``https://host/api/v3``) or the local sandbox, chosen by ``base_url``.
 Repositories are named ``"owner/name"``. Errors surface as `ForgeError` subclasses with short messages
 that never contain a token.
 """
@@ -10,208 +9,22 @@ from __future__ import annotations
 
 import base64
 import itertools
-import logging
-import re
-import threading
 import urllib.parse
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
+from typing import Any, Callable, TypeVar
 
 import requests
 import tenacity
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
-from github.GithubException import RateLimitExceededExceedsMaxWait, RateLimitExceededException
-from github.Requester import Requester
+from github.GithubException import RateLimitExceededExceedsMaxWait
 
-log = logging.getLogger(__name__)
+from .auth import AppAuth, Credentials, TokenAuth
+from .errors import ForgeError, NotFound, PermissionDenied, Unprocessable, redact, translate
+from .models import (CHECK_CONCLUSIONS, CHECK_STATUSES, DEFAULT_BASE_URL, PERMISSIONS, REACTIONS,
+                     WRITE_PERMISSIONS, Comment, CommitInfo, CompareResult, FileChange, Issue, IssueSummary,
+                     PullRequest, PullSummary, RetryPolicy, split_repo)
 
-DEFAULT_BASE_URL = "https://api.github.com"
-PERMISSIONS = ("admin", "maintain", "write", "triage", "read", "none")
-WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
-REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})
-CHECK_STATUSES = frozenset({"queued", "in_progress", "completed", "waiting", "requested", "pending"})
-CHECK_CONCLUSIONS = frozenset(
-    {"action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out"}
-)
-_MAX_MESSAGE = 300
 T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ForgeError(Exception):
-    """A GitHub call failed. `status` is the HTTP status (0 when no response came back)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(f"{status}: {message}" if status else message)
-
-
-class NotFound(ForgeError):
-    """404: the repository, issue, ref or file does not exist (or is invisible to the bot)."""
-
-
-class PermissionDenied(ForgeError):
-    """401/403: bad credentials or missing permission."""
-
-
-class RateLimited(ForgeError):
-    """403/429 rate limit that could not be waited out within the configured cap."""
-
-    def __init__(self, status: int, message: str, wait_s: float | None = None) -> None:
-        super().__init__(status, message)
-        self.wait_s = wait_s
-
-
-class Unprocessable(ForgeError):
-    """422: GitHub rejected the request (validation failed, already exists, ...)."""
-
-
-# --------------------------------------------------------------------------- redaction
-
-_TOKEN_PATTERNS = [
-    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{20,})"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)"),  # userinfo in URLs
-    re.compile(r"(?i)(?<=authorization: )(?:token|bearer|basic) \S+"),
-]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask tokens in `text`: the given secrets, GitHub token shapes, JWTs and URL credentials."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub("***", text)
-    return text
-
-
-# --------------------------------------------------------------------------- return types
-
-
-@dataclass(frozen=True)
-class Comment:
-    id: int
-    body: str
-    user: str
-    html_url: str
-
-
-@dataclass(frozen=True)
-class Issue:
-    number: int
-    title: str
-    body: str
-    labels: list[str]
-    state: str
-    user: str
-    html_url: str
-    is_pull: bool = False
-
-
-@dataclass(frozen=True)
-class IssueSummary:
-    number: int
-    title: str
-    body: str
-    html_url: str
-    labels: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PullSummary:
-    number: int
-    title: str
-    body: str
-    html_url: str
-    head_ref: str = ""
-    head_repo: str = ""
-    files: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    number: int
-    html_url: str
-    head_ref: str
-    head_sha: str
-    base_ref: str
-    draft: bool
-    state: str
-    title: str = ""
-    body: str = ""
-    head_repo: str = ""
-
-
-@dataclass(frozen=True)
-class FileChange:
-    filename: str
-    status: str
-    additions: int
-    deletions: int
-    patch: str | None = None
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    sha: str
-    message: str
-    author: str
-    files: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class CompareResult:
-    ahead_by: int
-    behind_by: int
-    commits: list[CommitInfo]
-    files: list[FileChange]
-    status: str = ""
-    merge_base_sha: str = ""
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class TokenAuth:
-    """A personal access token (or any token GitHub accepts as `Authorization: token ...`)."""
-
-    token: str
-
-    def __repr__(self) -> str:
-        return "TokenAuth(token=***)"
-
-
-@dataclass(frozen=True)
-class AppAuth:
-    """A GitHub App: JWT from the private key, exchanged for per-installation access tokens."""
-
-    app_id: int | str
-    private_key_pem: str
-    installation_id: int | None = None
-
-    def __repr__(self) -> str:
-        return f"AppAuth(app_id={self.app_id!r}, private_key_pem=***, installation_id={self.installation_id!r})"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to retry: urllib3/GithubRetry for HTTP statuses, tenacity for connection errors.
-
-    `max_wait_s` caps any single wait (Retry-After, X-RateLimit-Reset, secondary limit); a longer
-    required wait raises `RateLimited` instead of sleeping.
-    """
-
-    total: int = 5
-    backoff_factor: float = 0.5
-    backoff_max_s: float = 10.0
-    max_wait_s: float = 60.0
-    secondary_rate_wait_s: float = 60.0
-    connection_attempts: int = 3
 
 
 class _BoundedRetry(GithubRetry):
@@ -247,98 +60,6 @@ def make_retry(policy: RetryPolicy) -> GithubRetry:
 # --------------------------------------------------------------------------- interface
 
 
-@runtime_checkable
-class Forge(Protocol):
-    """What the pipeline needs from a code forge."""
-
-    def permission(self, repo: str, user: str) -> str: ...
-    def has_write(self, repo: str, user: str) -> bool: ...
-    def repo_installation_id(self, repo: str) -> int | None: ...
-    def bot_login(self) -> str: ...
-    def get_issue(self, repo: str, number: int) -> Issue: ...
-    def list_issue_comments(self, repo: str, number: int) -> list[Comment]: ...
-    def create_comment(self, repo: str, number: int, body: str) -> Comment: ...
-    def edit_comment(self, repo: str, comment_id: int, body: str) -> Comment: ...
-    def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment: ...
-    def react_issue(self, repo: str, number: int, content: str) -> None: ...
-    def react_comment(self, repo: str, comment_id: int, content: str) -> None: ...
-    def add_labels(self, repo: str, number: int, labels: list[str]) -> None: ...
-    def remove_label(self, repo: str, number: int, label: str) -> None: ...
-    def ensure_label(self, repo: str, name: str, color: str, description: str = "") -> None: ...
-    def get_file(self, repo: str, path: str, ref: str | None = None) -> str | None: ...
-    def default_branch(self, repo: str) -> str: ...
-    def branch_sha(self, repo: str, branch: str) -> str | None: ...
-    def create_branch(self, repo: str, name: str, sha: str) -> None: ...
-    def update_branch(self, repo: str, name: str, sha: str, force: bool = False) -> None: ...
-    def list_forks(self, repo: str, limit: int = 30) -> list[str]: ...
-    def compare(
-        self, repo: str, base: str, head: str, commit_files: bool = True, head_repo: str | None = None
-    ) -> CompareResult: ...
-    def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]: ...
-    def list_open_issues(self, repo: str, limit: int = 30) -> list[IssueSummary]: ...
-    def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None: ...
-    def create_pull(
-        self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True
-    ) -> PullRequest: ...
-    def edit_pull(self, repo: str, number: int, title: str | None = None, body: str | None = None) -> PullRequest: ...
-    def get_pull(self, repo: str, number: int) -> PullRequest: ...
-    def create_check_run(
-        self,
-        repo: str,
-        head_sha: str,
-        name: str,
-        status: str,
-        conclusion: str | None = None,
-        title: str = "",
-        summary: str = "",
-        text: str = "",
-        details_url: str | None = None,
-    ) -> int: ...
-    def update_check_run(
-        self,
-        repo: str,
-        check_run_id: int,
-        status: str | None = None,
-        conclusion: str | None = None,
-        title: str | None = None,
-        summary: str | None = None,
-        text: str | None = None,
-        details_url: str | None = None,
-    ) -> None: ...
-    def clone_url(self, repo: str, write: bool = False) -> str: ...
-    def redact(self, text: str) -> str: ...
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def split_repo(repo: str) -> tuple[str, str]:
-    """'owner/name' -> ('owner', 'name'); ValueError otherwise."""
-    parts = repo.split("/")
-    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
-        raise ValueError(f"repository must be 'owner/name', got {repo!r}")
-    return parts[0], parts[1]
-
-
-def _message_of(exc: GithubException) -> str:
-    data = exc.data
-    if isinstance(data, dict):
-        msg = str(data.get("message") or "")
-        errors = data.get("errors")
-        if isinstance(errors, list) and errors:
-            details = [e.get("message") or e.get("code") if isinstance(e, dict) else str(e) for e in errors]
-            msg = f"{msg} ({'; '.join(str(d) for d in details if d)})"
-        return msg or f"HTTP {exc.status}"
-    return str(data or f"HTTP {exc.status}")
-
-
-def _is_rate_limit(exc: GithubException) -> bool:
-    if isinstance(exc, (RateLimitExceededException, RateLimitExceededExceedsMaxWait)):
-        return True
-    if exc.status == 429:
-        return True
-    return exc.status == 403 and Requester.isRateLimitError(_message_of(exc))
-
 
 def _ref_path(ref: str) -> str:
     return urllib.parse.quote(ref, safe="/")
@@ -346,12 +67,6 @@ def _ref_path(ref: str) -> str:
 
 # --------------------------------------------------------------------------- implementation
 
-
-@dataclass
-class _InstallationToken:
-    token: str
-    expires_at: datetime
-    client: Github
 
 
 class GitHubForge:
@@ -383,29 +98,8 @@ class GitHubForge:
         self.min_write_interval_s = min_write_interval_s
         self.refresh_margin_s = refresh_margin_s
         self.user_agent = user_agent
-        self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        self._installations: dict[str, int] = {}  # owner/name -> installation id
-        self._tokens: dict[int, _InstallationToken] = {}
         self._login: str | None = None
-        self._token_client: Github | None = None
-        self._integration: GithubIntegration | None = None
-        if isinstance(auth, TokenAuth):
-            if not auth.token:
-                raise ValueError("token is empty")
-            self._secrets.add(auth.token)
-            self._token_client = self._client(Auth.Token(auth.token))
-        else:
-            if not auth.private_key_pem.strip():
-                raise ValueError("private key is empty")
-            self._secrets.add(auth.private_key_pem)
-            self._integration = GithubIntegration(
-                auth=Auth.AppAuth(auth.app_id, auth.private_key_pem),
-                base_url=self.base_url,
-                timeout=int(max(1, timeout)),
-                user_agent=user_agent,
-                retry=make_retry(self.retry),
-            )
+        self._creds = Credentials(auth, self._client, self._call, self._integration, refresh_margin_s)
 
     # ----------------------------------------------------------------- clients and auth
 
@@ -421,30 +115,17 @@ class GitHubForge:
             lazy=True,
         )
 
+    def _integration(self, auth: Auth.AppAuth) -> GithubIntegration:
+        return GithubIntegration(auth=auth, base_url=self.base_url, timeout=int(max(1, self.timeout)),
+                                 user_agent=self.user_agent, retry=make_retry(self.retry))
+
     def redact(self, text: str) -> str:
         """Mask every token this forge knows plus anything that looks like a token."""
-        with self._lock:
-            secrets = list(self._secrets)
-        return redact(text, secrets)
+        return redact(text, self._creds.secrets())
 
     def _error(self, exc: Exception) -> ForgeError:
         """Translate a PyGithub/requests exception into a short, token-free ForgeError."""
-        if isinstance(exc, ForgeError):
-            return exc
-        if isinstance(exc, GithubException):
-            msg = self.redact(_message_of(exc))[:_MAX_MESSAGE]
-            status = exc.status or 0
-            if _is_rate_limit(exc):
-                wait = getattr(exc, "wait", None)
-                return RateLimited(status, msg or "rate limited", wait)
-            if status == 404:
-                return NotFound(status, msg)
-            if status in (401, 403):
-                return PermissionDenied(status, msg)
-            if status == 422:
-                return Unprocessable(status, msg)
-            return ForgeError(status, msg)
-        return ForgeError(0, self.redact(f"{type(exc).__name__}: {exc}")[:_MAX_MESSAGE])
+        return translate(exc, self._creds.secrets())
 
     def _call(self, fn: Callable[[], T], idempotent: bool = True) -> T:
         """Run one adapter operation: tenacity for connection errors, then error translation."""
@@ -462,105 +143,27 @@ class GitHubForge:
         except (GithubException, requests.RequestException) as exc:
             raise self._error(exc) from None
 
-    def _app(self) -> GithubIntegration:
-        assert self._integration is not None
-        return self._integration
-
-    def _installation_id(self, repo: str) -> int:
-        assert isinstance(self.auth, AppAuth)
-        if self.auth.installation_id is not None:
-            return int(self.auth.installation_id)
-        with self._lock:
-            known = self._installations.get(repo)
-        if known is not None:
-            return known
-        owner, name = split_repo(repo)
-        try:
-            inst_id = int(self._call(lambda: self._app().get_repo_installation(owner, name)).id)
-        except NotFound:
-            # Not installed there (a fork, a related project): any installation token reads public
-            # repositories on GitHub, so use one we already hold; writes there fail with 403/404 as they should.
-            with self._lock:
-                known_ids = list(self._installations.values())
-            if not known_ids:
-                raise
-            return known_ids[0]
-        with self._lock:
-            self._installations[repo] = inst_id
-        return inst_id
-
     def repo_installation_id(self, repo: str) -> int | None:
         """The App installation that covers `repo` (None with token auth, which has no installations).
 
         Unlike the token look-up, no fallback: NotFound when the App is not installed on `repo`. The webhook's
         installation.id must equal this before the bot acts on the repository."""
-        if not isinstance(self.auth, AppAuth):
-            return None
-        if self.auth.installation_id is not None:
-            return int(self.auth.installation_id)
-        with self._lock:
-            known = self._installations.get(repo)
-        if known is not None:
-            return known
-        owner, name = split_repo(repo)
-        inst_id = int(self._call(lambda: self._app().get_repo_installation(owner, name)).id)
-        with self._lock:
-            self._installations[repo] = inst_id
-        return inst_id
+        return self._creds.repo_installation_id(repo)
 
     def installation_token(self, repo: str) -> tuple[str, datetime]:
         """The cached installation token for `repo` (minted or refreshed when < margin left)."""
-        return self._installation(repo)[:2]
-
-    def _installation(self, repo: str) -> tuple[str, datetime, Github]:
-        inst_id = self._installation_id(repo)
-        with self._lock:
-            cached = self._tokens.get(inst_id)
-        now = datetime.now(timezone.utc)
-        if cached is None or (cached.expires_at - now).total_seconds() < self.refresh_margin_s:
-            cached = self._mint(inst_id)
-        return cached.token, cached.expires_at, cached.client
-
-    def _mint(self, inst_id: int) -> _InstallationToken:
-        access = self._call(lambda: self._app().get_access_token(inst_id))
-        expires = access.expires_at
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
-        entry = _InstallationToken(access.token, expires, self._client(Auth.Token(access.token)))
-        with self._lock:  # the replaced client may still serve another thread: left to the GC
-            self._tokens[inst_id] = entry
-            self._secrets.add(access.token)
-        log.info("minted installation token for installation %s (expires %s)", inst_id, expires.isoformat())
-        return entry
-
-    def _invalidate(self, repo: str) -> None:
-        if not isinstance(self.auth, AppAuth):
-            return
-        with self._lock:
-            inst = self.auth.installation_id or self._installations.get(repo)
-            if inst is not None:
-                self._tokens.pop(int(inst), None)
-
-    def _gh(self, repo: str) -> Github:
-        if self._token_client is not None:
-            return self._token_client
-        return self._installation(repo)[2]
-
-    def _token_for(self, repo: str) -> str:
-        if isinstance(self.auth, TokenAuth):
-            return self.auth.token
-        return self._installation(repo)[0]
+        return self._creds.installation(repo)[:2]
 
     def _repo_op(self, repo: str, op: Callable[[Any], T], idempotent: bool = True) -> T:
         """Run `op(pygithub_repo)`; with App auth, a 401 drops the cached token and retries once."""
         split_repo(repo)
         try:
-            return self._call(lambda: op(self._gh(repo).get_repo(repo)), idempotent)
+            return self._call(lambda: op(self._creds.client_for(repo).get_repo(repo)), idempotent)
         except PermissionDenied as exc:
             if exc.status != 401 or not isinstance(self.auth, AppAuth):
                 raise
-            self._invalidate(repo)
-            return self._call(lambda: op(self._gh(repo).get_repo(repo)), idempotent)
+            self._creds.invalidate(repo)
+            return self._call(lambda: op(self._creds.client_for(repo).get_repo(repo)), idempotent)
 
     def _raw(self, repo: str, verb: str, path: str, body: dict | None = None, idempotent: bool = True) -> Any:
         """A REST call under /repos/{repo} through PyGithub's requester (same auth, retries, errors)."""
@@ -576,11 +179,11 @@ class GitHubForge:
     def bot_login(self) -> str:
         """The login the bot posts as: the token's user, or '<slug>[bot]' for an App."""
         if self._login is None:
-            if self._token_client is not None:
-                client = self._token_client
+            if self._creds.token_client is not None:
+                client = self._creds.token_client
                 login = self._call(lambda: client.get_user().login)
             else:
-                slug = self._call(lambda: self._app().get_app().slug)
+                slug = self._call(lambda: self._creds.app().get_app().slug)
                 login = f"{slug}[bot]"
             self._login = login
         return self._login
@@ -925,7 +528,7 @@ class GitHubForge:
         url = str(self._raw(repo, "GET", "")["clone_url"])
         if not write:
             return url
-        token = self._token_for(repo)
+        token = self._creds.token_for(repo)
         parts = urllib.parse.urlsplit(url)
         netloc = f"x-access-token:{urllib.parse.quote(token, safe='')}@{parts.hostname}"
         if parts.port:
@@ -934,15 +537,7 @@ class GitHubForge:
 
     def close(self) -> None:
         """Release HTTP connection pools."""
-        if self._token_client is not None:
-            self._token_client.close()
-        if self._integration is not None:
-            self._integration.close()
-        with self._lock:
-            tokens = list(self._tokens.values())
-            self._tokens.clear()
-        for entry in tokens:
-            entry.client.close()
+        self._creds.close()
 
 
 # --------------------------------------------------------------------------- factory
@@ -986,9 +581,3 @@ def forge_from_settings(
     return GitHubForge(auth, base_url=base_url, retry=policy, timeout=timeout, min_interval_s=min_interval_s,
                        refresh_margin_s=refresh_margin_s)
 
-
-__all__ = [
-    "AppAuth", "Comment", "CommitInfo", "CompareResult", "FileChange", "Forge", "ForgeError", "GitHubForge",
-    "Issue", "IssueSummary", "NotFound", "PermissionDenied", "PullRequest", "PullSummary", "RateLimited",
-    "RetryPolicy", "TokenAuth", "Unprocessable", "forge_from_settings", "make_retry", "redact", "split_repo",
-]

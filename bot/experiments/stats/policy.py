@@ -1,4 +1,7 @@
-"""Benchmark statistics: per-metric comparisons, Holm correction and the winner decision.
+"""The decision policy: per-metric comparisons, Holm correction, both tiers combined, and the winners.
+
+The statistics it rests on are in numbers.py, the prose it writes in words.py (what to do next comes as
+`words.Hint` data, rendered by bot/report.py with the configured command prefix).
 
 Two tiers (docs/ARCHITECTURE.md, "Decision rule"):
 
@@ -53,80 +56,24 @@ latency is not what these verdicts are about). Calibration: scripts/calibrate_st
 from __future__ import annotations
 
 import math
-import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
-
-from ..config import GENERIC_DEFAULTS
-from ..model import MAX_ROUNDS, Verdict  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
-from . import paired, simulated
+from ...config import GENERIC_DEFAULTS
+from ...model import MAX_ROUNDS, Verdict  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
+from .. import paired, simulated
+from . import words
+from .numbers import (best_runs, bootstrap_ci, flagged, flat, holm, interference_fence, kept_count,
+                      mann_whitney, median, oriented_ratio, robust_cv, samples_needed, trim_blocks,
+                      visit_blocks)
+from .words import Hint, Note
 
 VERDICTS = tuple(Verdict)
 DECISION_DEFAULTS: Mapping[str, Any] = GENERIC_DEFAULTS["decision"]  # one set of defaults: bot/config.py's
 FAILED_VERDICT = {"build_failed": Verdict.BUILD_FAILED, "validation_failed": Verdict.BROKEN,
                   "bench_failed": Verdict.BENCH_FAILED, "pending": Verdict.MISSING}
-MAD_TO_SIGMA = 1.4826
-MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
 INTERFERENCE_SIGMAS = 3.0   # default screen: robust sigmas beyond the median on the worse side
-SCREEN_MIN_REL = 0.005      # the screen's fence is never closer to the median than 0.5% of it
-FENCE_ITERATIONS = 50       # the screen iterates until its kept set is stable (rarely > 5 passes)
-
-
-# --------------------------------------------------------------------------- basic statistics
-
-def median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    if n == 0:
-        raise ValueError("median of an empty sample")
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
-
-
-def robust_cv(xs: Sequence[float]) -> float:
-    """MAD * 1.4826 / |median|: a coefficient of variation that ignores a few outliers."""
-    if len(xs) < 2:
-        return 0.0
-    m = median(xs)
-    if m == 0:
-        return math.inf
-    mad = median([abs(x - m) for x in xs])
-    return MAD_TO_SIGMA * mad / abs(m)
-
-
-def _norm_sf(z: float) -> float:
-    return float(sps.norm.sf(z))
-
-
-def _norm_ppf(p: float) -> float:
-    if not 0.0 < p < 1.0:
-        raise ValueError("p must be in (0, 1)")
-    return float(sps.norm.ppf(p))
-
-
-# --------------------------------------------------------------------------- tests (scipy / statsmodels)
-
-def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu: exact without ties for small samples,
-    else the normal approximation with tie and continuity correction); returns (U of x, p-value)."""
-    if len(x) == 0 or len(y) == 0:
-        raise ValueError("Mann-Whitney needs two non-empty samples")
-    if len(set(x) | set(y)) == 1:
-        return len(x) * len(y) / 2.0, 1.0
-    exact = len(set(x) | set(y)) == len(x) + len(y) and len(x) + len(y) <= 60   # no ties, small: exact
-    res = sps.mannwhitneyu(list(x), list(y), alternative="two-sided", method="exact" if exact else "asymptotic",
-                           use_continuity=True)
-    return float(res.statistic), min(1.0, float(res.pvalue))
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values in the input order (statsmodels' multipletests)."""
-    if not pvalues:
-        return []
-    return [float(p) for p in multipletests(list(pvalues), method="holm")[1]]
 
 
 # --------------------------------------------------------------------------- comparison
@@ -184,125 +131,6 @@ class Comparison:
             self.verdict, self.note = _judge(self, alpha, min_effect, max_noise_cv)
 
 
-def _oriented_ratio(base_med: float, cand_med: float, higher_is_better: bool) -> float:
-    num, den = (cand_med, base_med) if higher_is_better else (base_med, cand_med)
-    if den == 0:
-        return math.inf if num > 0 else 1.0
-    return num / den
-
-
-def _blocks(xs: Sequence[float], n_blocks: int) -> list[list[float]]:
-    """Consecutive equal chunks (one per round visit) when the sample splits evenly, else singletons."""
-    if n_blocks > 1 and len(xs) % n_blocks == 0 and len(xs) > n_blocks:
-        size = len(xs) // n_blocks
-        return [list(xs[i:i + size]) for i in range(0, len(xs), size)]
-    return [[x] for x in xs]
-
-
-def _worse(x: float, fence: float, higher_is_better: bool) -> bool:
-    return x < fence if higher_is_better else x > fence
-
-
-def interference_fence(xs: Sequence[float], *, higher_is_better: bool, sigmas: float) -> float | None:
-    """The worse-side limit of the screen (None: screening off or no spread to judge by).
-
-    Iterated one-sided clipping: median and MAD of the samples kept so far give the next fence, until
-    nothing changes. One pass is not enough when a third or more of the samples are disturbed: they
-    inflate both median and MAD, and the fence sits far out. The fence never keeps fewer than half of
-    the samples: a tight minority cluster is not "the clean runs" (that picked a minority state of a
-    busy machine and made an A/A pair "slower" on the real driver).
-    """
-    if sigmas <= 0 or len(xs) < 4:
-        return None
-    kept = sorted(xs)
-    fence = None
-    for _ in range(FENCE_ITERATIONS):
-        m = median(kept)
-        width = max(sigmas * MAD_TO_SIGMA * median([abs(x - m) for x in kept]), SCREEN_MIN_REL * abs(m))
-        if width <= 0:
-            return fence
-        nxt_fence = m - width if higher_is_better else m + width
-        nxt = [x for x in kept if not _worse(x, nxt_fence, higher_is_better)]
-        if 2 * len(nxt) < len(xs):  # never let the screen pick a minority cluster
-            break
-        fence = nxt_fence
-        if len(nxt) == len(kept):
-            break
-        kept = nxt
-    return fence
-
-
-def flagged(xs: Sequence[float], fence: float | None, *, higher_is_better: bool) -> int:
-    """How many samples lie beyond the fence (worse than it)."""
-    if fence is None:
-        return 0
-    return sum(1 for x in xs if _worse(x, fence, higher_is_better))
-
-
-def best_of(xs: Sequence[float], keep: int, *, higher_is_better: bool) -> list[float]:
-    """The ``keep`` best samples (sorted, best first)."""
-    return sorted(xs, reverse=higher_is_better)[:keep]
-
-
-def trim_blocks(blocks: list[list[float]], keep: int, *, higher_is_better: bool) -> list[list[float]]:
-    """The ``keep`` best samples, still grouped by their round visit; visits left empty are dropped."""
-    tagged = sorted(((x, i) for i, b in enumerate(blocks) for x in b), key=lambda t: t[0],
-                    reverse=higher_is_better)[:keep]
-    out: list[list[float]] = [[] for _ in blocks]
-    for x, i in tagged:
-        out[i].append(x)
-    return [b for b in out if b]
-
-
-def _best_runs(xs: Sequence[float], higher_is_better: bool) -> float:
-    """The median of the best fifth of the samples (at least 2): what the machine does undisturbed."""
-    return median(best_of(xs, min(len(xs), max(2, len(xs) // 5)), higher_is_better=higher_is_better))
-
-
-def _flat(blocks: list[list[float]]) -> list[float]:
-    return [x for b in blocks for x in b]
-
-
-def _resample(rng: random.Random, blocks: list[list[float]]) -> list[float]:
-    if len(blocks[0]) == 1:
-        return rng.choices([b[0] for b in blocks], k=len(blocks))
-    return [x for b in rng.choices(blocks, k=len(blocks)) for x in b]
-
-
-def _kept(n: int, keep_frac: float) -> int:
-    return n if keep_frac >= 1.0 else min(n, max(2, round(keep_frac * n)))
-
-
-def bootstrap_ci(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float,
-                 n_boot: int, seed: int, rounds: int = 0, keep_frac: float = 1.0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the oriented ratio of medians (of each variant's best ``keep_frac``).
-
-    With ``rounds`` > 1 and samples that split evenly into that many consecutive visits, whole visits
-    are resampled (block bootstrap): repetitions of one visit share the machine's state at that moment,
-    so resampling them one by one would understate the uncertainty. Each resample is trimmed to its
-    best ``keep_frac`` exactly as the observed samples were.
-    """
-    rng = random.Random(seed)
-    b, c = _blocks(base, rounds), _blocks(cand, rounds)
-    kb, kc = _kept(len(base), keep_frac), _kept(len(cand), keep_frac)
-    ratios = []
-    for _ in range(n_boot):
-        rb = median(best_of(_resample(rng, b), kb, higher_is_better=higher_is_better))
-        rc = median(best_of(_resample(rng, c), kc, higher_is_better=higher_is_better))
-        ratios.append(_oriented_ratio(rb, rc, higher_is_better))
-    ratios.sort()
-    lo_i = max(0, int(math.floor(alpha / 2 * n_boot)))
-    hi_i = min(n_boot - 1, int(math.ceil((1 - alpha / 2) * n_boot)) - 1)
-    return ratios[lo_i], ratios[hi_i]
-
-
-def samples_needed(cv: float, effect: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Rough per-group sample size for a Mann-Whitney test to detect a relative ``effect``."""
-    if effect <= 0:
-        return 10 ** 6
-    z = _norm_ppf(1 - alpha / 2) + _norm_ppf(power)
-    return max(2, math.ceil(2 * (z * cv / effect) ** 2 / MW_EFFICIENCY))
-
 
 def ci_halfwidth(c: Comparison) -> float:
     """Half the CI's width on the log scale (0.02 ~ "+-2%"); inf when the CI is not finite/positive."""
@@ -311,14 +139,10 @@ def ci_halfwidth(c: Comparison) -> float:
     return (math.log(c.ci_high) - math.log(c.ci_low)) / 2.0
 
 
-def _ci_rounds_factor(c: Comparison, min_effect: float) -> int:
+def ci_rounds_factor(c: Comparison, min_effect: float) -> int:
     """How many times the rounds a CI this wide needs to resolve ``min_effect`` (CI width ~ 1/sqrt(n))."""
     hw = ci_halfwidth(c)  # a half-width of ~0.7 x the effect gives ~80% power
     return max(2, math.ceil((hw / (0.7 * min_effect)) ** 2)) if math.isfinite(hw) else 4
-
-
-def _advice(factor: int) -> str:
-    return f"rerun with ~{factor}x the rounds" if factor <= 10 else "quiet the machine rather than adding rounds"
 
 
 def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) -> tuple[str, str]:
@@ -339,8 +163,7 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
     ci_excludes_one = c.ci_low > 1.0 or c.ci_high < 1.0
     decided = significant and ci_excludes_one and big_enough
     if decided and c.raw_speedup is not None and (c.raw_speedup - 1.0) * (c.speedup - 1.0) < 0:
-        return "noisy", (f"the screened samples say {c.speedup:.3f}x but the medians of all samples say "
-                         f"{c.raw_speedup:.3f}x: half or more of one variant's runs are outliers")
+        return "noisy", words.outliers(c.speedup, c.raw_speedup)
     if decided:
         return ("faster" if c.speedup > 1 else "slower"), ""
     if spread > max_noise_cv:
@@ -348,13 +171,11 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
         effect = max(abs(c.speedup - 1.0), min_effect)
         need = samples_needed(spread, effect, alpha=alpha)
         factor = max(2, math.ceil(need / max(1, c.n_base)))
-        return "noisy", (f"{who} cv {spread:.1%} > {max_noise_cv:.0%}: about {need} samples per "
-                         f"variant needed to resolve a {effect:.1%} effect (have {c.n_base}); {_advice(factor)}")
+        return "noisy", words.too_noisy(who, spread, max_noise_cv, need, effect, c.n_base, factor)
     if min_effect > 0 and not (c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect):
         # "no change" only when the CI rules out a min_effect change either way (an equivalence test)
-        factor = _ci_rounds_factor(c, min_effect)
-        return "noisy", (f"CI {c.ci_low:.3f}-{c.ci_high:.3f} cannot tell whether the change reaches "
-                         f"{min_effect:.0%}; {_advice(factor)}")
+        factor = ci_rounds_factor(c, min_effect)
+        return "noisy", words.ci_undecided(c.ci_low, c.ci_high, min_effect, factor)
     return "no_change", ""
 
 
@@ -375,10 +196,10 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
     # both variants keep the same fraction, that of the more disturbed one: symmetric by rank, so an A/A
     # pair with unequal interference is trimmed alike (per-variant fences alone made A/A pairs differ)
     keep_frac = min(1.0 - fb / len(base), 1.0 - fc / len(cand))
-    visits = _blocks(base, rounds)
-    bb = trim_blocks(visits, _kept(len(base), keep_frac), higher_is_better=hib)
-    cb = trim_blocks(_blocks(cand, rounds), _kept(len(cand), keep_frac), higher_is_better=hib)
-    kb, kc = _flat(bb), _flat(cb)
+    visits = visit_blocks(base, rounds)
+    bb = trim_blocks(visits, kept_count(len(base), keep_frac), higher_is_better=hib)
+    cb = trim_blocks(visit_blocks(cand, rounds), kept_count(len(cand), keep_frac), higher_is_better=hib)
+    kb, kc = flat(bb), flat(cb)
     bm, cm = median(kb), median(kc)
     _, p = mann_whitney(kc, kb)
     p_visits = None
@@ -386,13 +207,13 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
         _, p_visits = mann_whitney([median(b) for b in cb], [median(b) for b in bb])
     lo, hi = bootstrap_ci(base, cand, higher_is_better=hib, alpha=alpha, n_boot=n_boot, seed=seed, rounds=rounds,
                           keep_frac=keep_frac)
-    c = Comparison(baseline_median=bm, candidate_median=cm, speedup=_oriented_ratio(bm, cm, hib),
+    c = Comparison(baseline_median=bm, candidate_median=cm, speedup=oriented_ratio(bm, cm, hib),
                    ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, n_base=len(kb), n_cand=len(kc),
                    baseline_cv=robust_cv(kb), verdict="no_change", higher_is_better=hib,
                    p_visits=p_visits, screened_base=len(base) - len(kb), screened_cand=len(cand) - len(kc),
                    flagged_base=fb, flagged_cand=fc, candidate_cv=robust_cv(kc),
-                   raw_speedup=_oriented_ratio(median(base), median(cand), hib),
-                   best_speedup=_oriented_ratio(_best_runs(base, hib), _best_runs(cand, hib), hib))
+                   raw_speedup=oriented_ratio(median(base), median(cand), hib),
+                   best_speedup=oriented_ratio(best_runs(base, hib), best_runs(cand, hib), hib))
     c.verdict, c.note = _judge(c, alpha, min_effect, max_noise_cv)
     return c
 
@@ -417,7 +238,7 @@ def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is
                    ci_low=math.exp(lo) if math.isfinite(lo) else 0.0, ci_high=math.exp(hi) if math.isfinite(hi)
                    else math.inf, p_value=p, p_adjusted=p, n_base=len(d), n_cand=len(d),
                    baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better,
-                   raw_speedup=_oriented_ratio(median(base), median(cand), higher_is_better),
+                   raw_speedup=oriented_ratio(median(base), median(cand), higher_is_better),
                    candidate_cv=robust_cv(cand), design="paired", pairs=len(d), max_pairs=max_pairs, looks=looks,
                    stop_reason=stop_reason, pairs_needed=paired.pairs_needed(d, min_effect, a),
                    family=max(1, int(family)))
@@ -433,11 +254,7 @@ def _judge_paired(c: Comparison, alpha: float, min_effect: float) -> tuple[str, 
         return ("faster" if c.speedup > 1 else "slower"), ""
     if min_effect > 0 and c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect:
         return "no_change", ""
-    need = c.pairs_needed or c.pairs or 0
-    lo = f"{c.ci_low:.3f}" if math.isfinite(c.ci_low) else "0"
-    hi = f"{c.ci_high:.3f}" if math.isfinite(c.ci_high) else "inf"
-    return "noisy", (f"CI {lo}-{hi} after {c.pairs} pairs cannot tell whether the change reaches "
-                     f"{min_effect:.0%}; about {need} pairs would")
+    return "noisy", words.paired_undecided(c.ci_low, c.ci_high, c.pairs, min_effect, c.pairs_needed or c.pairs or 0)
 
 
 # --------------------------------------------------------------------------- decision
@@ -476,7 +293,7 @@ class Row:
 class Decision:
     rows: list[Row]
     winners: list[str]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)  # text, and what to do next as data (words.Hint)
     target: str = ""
     archs: list[str] = field(default_factory=list)
 
@@ -498,12 +315,13 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": [r.to_dict() for r in self.rows], "winners": list(self.winners),
-                "notes": list(self.notes), "target": self.target, "archs": list(self.archs)}
+                "notes": [n.to_dict() for n in self.notes], "target": self.target, "archs": list(self.archs)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Decision":
         return cls(rows=[Row.from_dict(r) for r in d.get("rows", [])], winners=list(d.get("winners", [])),
-                   notes=list(d.get("notes", [])), target=d.get("target", ""), archs=list(d.get("archs", [])))
+                   notes=[Note.from_dict(n) for n in d.get("notes", [])], target=d.get("target", ""),
+                   archs=list(d.get("archs", [])))
 
 
 def correctness_summary(variant: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -621,35 +439,32 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
     if recs is None:
         r.simulated = {"error": why}
         if why.startswith("failed"):
-            r.verdict, r.note = "bench_failed", f"simulation {why}"
+            r.verdict, r.note = "bench_failed", words.simulation_failed(why)
         else:
-            r.note = f"simulated tier {why}; wall time decides here"
+            r.note = words.simulation_unavailable(why)
         return
     sim = simulated.compare_simulated(recs["base"], recs["cand"], dec["min_effect"])
     r.simulated = sim.to_dict()
     c = r.comparison
     wall_faster = r.wall_verdict == "faster"
     wall_slower = _significantly_slower(c, dec)
-    wall_txt = f"wall time {c.speedup:.3f}x [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c else "no wall figure"
+    wall_txt = words.wall_figure(c.speedup, c.ci_low, c.ci_high) if c else words.NO_WALL_FIGURE
     if dec["primary"] == "simulated":
         r.verdict = sim.verdict
         return
     if sim.verdict == "faster" and wall_slower or sim.verdict == "slower" and wall_faster:
         r.verdict = "disagree"
-        r.note = (f"simulated {sim.speedup:.3f}x but {wall_txt}: an effect the simulator cannot see (memory "
-                  f"bandwidth, SIMD width, threads) or the hardware does not reward; not a winner")
+        r.note = words.tiers_disagree(sim.speedup, wall_txt)
     elif sim.verdict == "faster":
         r.verdict = "faster"
-        r.note = "confirmed on hardware" if wall_faster else (
-            f"{wall_txt}: agrees, not significant at this level" if c and c.speedup > 1 else
-            f"{wall_txt}: not significantly slower")
+        r.note = words.CONFIRMED if wall_faster else (
+            words.wall_agrees(wall_txt) if c and c.speedup > 1 else words.wall_not_slower(wall_txt))
     elif sim.verdict == "slower":
         r.verdict = "slower"
     else:
         r.verdict = "no_change"
         if r.wall_verdict in ("faster", "slower"):
-            r.note = (f"{wall_txt} ({r.wall_verdict}), but the simulated cost moved less than "
-                      f"{dec['min_effect']:.0%}: not called")
+            r.note = words.sim_not_moved(wall_txt, r.wall_verdict, dec["min_effect"])
 
 
 def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any], *,
@@ -665,7 +480,7 @@ def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any],
     candidates = _candidate_names(results, baseline)
     rows = [_row(c, a, m, hib, results.get(a), baseline, dec, seed)
             for c in candidates for a in archs for m, hib in metrics]
-    notes: list[str] = []
+    notes: list[Note] = []
     for a in archs:
         for m, _ in metrics:
             family = [r for r in rows if r.arch == a and r.metric == m and r.comparison]
@@ -684,7 +499,7 @@ def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any],
 
 
 def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str, Any]], baseline: str,
-           project: Mapping[str, Any], dec: Mapping[str, Any]) -> list[str]:
+           project: Mapping[str, Any], dec: Mapping[str, Any]) -> list[Note]:
     notes = []
     bench = project.get("benchmark") or {}
     per_round = max(1, int(bench.get("repetitions", 1)))
@@ -692,13 +507,13 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
     for a in archs:
         res = results.get(a)
         if res is None or not res.get("variants"):
-            notes.append(f"{a}: no result (VM lost or never started); no candidate can win without it")
+            notes.append(words.no_result(a))
             continue
         if res.get("complete") is False:
-            notes.append(f"{a}: partial result (the VM stopped before the end); unfinished variants count as missing")
+            notes.append(words.partial_result(a))
         base_v = (res.get("variants") or {}).get(baseline)
         if not base_v or base_v.get("status") != "ok":
-            notes.append(f"{a}: baseline {(base_v or {}).get('status', 'missing')}; nothing compared there")
+            notes.append(words.baseline_not_ok(a, (base_v or {}).get("status", "missing")))
     for a in archs:
         screened = flagged_n = total = 0
         for m in {r.metric for r in rows}:
@@ -708,9 +523,7 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
                 flagged_n += mine[0].flagged_base + sum(c.flagged_cand for c in mine)
                 total += mine[0].n_base + mine[0].screened_base + sum(c.n_cand + c.screened_cand for c in mine)
         if screened:
-            notes.append(f"{a}: {flagged_n} of {total} samples were worse than their variant's median by > "
-                         f"{dec['interference_sigmas']:g} robust sigmas (interference); comparisons set aside "
-                         f"up to {screened}, the same share of each pair's worst runs")
+            notes.append(words.screened(a, flagged_n, total, dec["interference_sigmas"], screened))
     if dec["primary"] != "wall":
         for a in archs:
             info = (results.get(a) or {}).get("simulation") or {}
@@ -719,11 +532,9 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
             if info.get("available"):
                 secs = [v["simulated"]["seconds"] for v in results[a]["variants"].values()
                         if simulated.usable(v.get("simulated"))]
-                notes.append(f"{a}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
-                             f"{info.get('cache', '')}), {sum(secs) / max(1, len(secs)):.1f} s per variant")
+                notes.append(words.simulated_tier(a, info, sum(secs) / max(1, len(secs))))
             else:
-                notes.append(f"{a}: simulated tier unavailable ({info.get('reason') or 'not run'}); "
-                             f"wall time decides there")
+                notes.append(words.simulated_tier_unavailable(a, info.get("reason") or "not run"))
     noisy = [r for r in rows if r.verdict == "noisy" and r.comparison]
     for a in archs:
         for r in noisy:
@@ -733,23 +544,20 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
             spread = max(c.baseline_cv, c.candidate_cv)
             if c.design == "paired":
                 want = math.ceil((c.pairs_needed or 0) / per_round)
-                hint = f" (`rerun rounds={want}`)" if rounds < want <= MAX_ROUNDS else \
-                    ("; quiet the machine rather than adding rounds" if want > MAX_ROUNDS else "")
-                notes.append(f"{a}/{r.metric}: {r.candidate}'s {c.note}{hint}")
+                hint = Hint("rerun", want) if rounds < want <= MAX_ROUNDS else (
+                    Hint("quiet") if want > MAX_ROUNDS else None)
+                notes.append(words.undecided(a, r.metric, r.candidate, c.note, hint))
             elif spread > dec["max_noise_cv"]:
                 need = samples_needed(spread, max(abs(c.speedup - 1), dec["min_effect"]), alpha=dec["alpha"])
                 want = math.ceil(need / per_round)
                 if want > 10 * max(1, rounds):
-                    notes.append(f"{a}/{r.metric}: noisy (cv {spread:.1%}): about {want} rounds would be needed, "
-                                 f"so quiet the machine instead (fewer benchmark threads than cores, no other load, "
-                                 f"a dedicated instance)")
+                    notes.append(words.too_noisy_for_rounds(a, r.metric, spread, want))
                 else:
-                    notes.append(f"{a}/{r.metric}: noisy (cv {spread:.1%}); rerun with more rounds "
-                                 f"(about {want} rounds x {per_round} repetitions, now {rounds}: "
-                                 f"`rerun rounds={min(MAX_ROUNDS, want)}`)")
+                    notes.append(words.more_rounds(a, r.metric, spread, want, per_round, rounds,
+                                                   Hint("rerun", min(MAX_ROUNDS, want))))
             else:
-                factor = _ci_rounds_factor(c, dec["min_effect"])
-                hint = f" (`rerun rounds={min(MAX_ROUNDS, factor * rounds)}`)" if factor <= 10 and rounds else ""
-                notes.append(f"{a}/{r.metric}: {r.candidate}'s {c.note}{hint}")
+                factor = ci_rounds_factor(c, dec["min_effect"])
+                hint = Hint("rerun", min(MAX_ROUNDS, factor * rounds)) if factor <= 10 and rounds else None
+                notes.append(words.undecided(a, r.metric, r.candidate, c.note, hint))
             break
     return notes

@@ -1,0 +1,24 @@
+"""GitHub access for the bot: the only package that knows GitHub.
+
+`Forge` (protocol.py) is the interface the pipeline uses; `GitHubForge` (github.py) implements it (PyGithub).
+errors.py: `ForgeError` and its kinds, translation from PyGithub, `redact`; models.py: the plain data types;
+auth.py: token and GitHub App authentication (installation tokens, cached and refreshed).
+Every public name is importable from `bot.forge`.
+"""
+
+from .auth import AppAuth, Credentials, TokenAuth
+from .errors import ForgeError, NotFound, PermissionDenied, RateLimited, Unprocessable, redact
+from .github import GitHubForge, forge_from_settings, make_retry
+from .models import (CHECK_CONCLUSIONS, CHECK_STATUSES, DEFAULT_BASE_URL, PERMISSIONS, REACTIONS,
+                     WRITE_PERMISSIONS, Comment, CommitInfo, CompareResult, FileChange, Issue, IssueSummary,
+                     PullRequest, PullSummary, RetryPolicy, split_repo)
+from .protocol import Forge
+
+__all__ = [
+    "CHECK_CONCLUSIONS", "CHECK_STATUSES", "DEFAULT_BASE_URL", "PERMISSIONS", "REACTIONS",
+    "WRITE_PERMISSIONS",
+    "AppAuth", "Comment", "CommitInfo", "CompareResult", "Credentials", "FileChange", "Forge", "ForgeError",
+    "GitHubForge", "Issue", "IssueSummary", "NotFound", "PermissionDenied", "PullRequest", "PullSummary",
+    "RateLimited", "RetryPolicy", "TokenAuth", "Unprocessable", "forge_from_settings", "make_retry", "redact",
+    "split_repo",
+]
