@@ -135,7 +135,7 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     except ConfigError as exc:
         where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
         return 1, f"{path}: {where}{exc.problem}"
-    return 0, (f"{path}: ok (preset {project.raw.get('preset')}, target {project.raw['benchmark']['target']}, "
+    return 0, (f"{path}: ok (preset {project.preset}, target {project.target}, "
                f"architectures {', '.join(project.architectures)})")
 
 

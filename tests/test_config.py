@@ -32,7 +32,7 @@ def test_llamacpp_preset_fills_everything():
     assert cfg.target == "tg"
     assert {m.name for m in cfg.metrics} == {"tg", "pp"}
     assert "ggml/src/ggml-cpu/**" in cfg.hot_paths
-    assert cfg.raw["llamacpp"]["kl_max"] == 0.01
+    assert cfg.preset_options["kl_max"] == 0.01 and cfg.preset_hooks == "llamacpp"
 
 
 @pytest.mark.parametrize("text, field, words", [
