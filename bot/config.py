@@ -443,7 +443,7 @@ class Settings:
     database: str = "var/autoresearch.db"
     data_dir: str = "var"
     max_body_bytes: int = 5 * 1024 * 1024
-    executor: str = "local"  # local | skypilot
+    executor: str = "local"  # a name in bot/experiments/registry.py: local | skypilot
     local_trust: str = "none"  # none: candidates run only in the jail (bubblewrap); all: UNSAFE, no jail
     local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
     architectures: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES))
@@ -472,8 +472,10 @@ class Settings:
         return Path(db)
 
     def validate(self) -> "Settings":
-        if self.executor not in ("local", "skypilot"):
-            raise ConfigError("executor", f"must be 'local' or 'skypilot', got {self.executor!r}")
+        from .experiments import registry  # noqa: PLC0415  (the executors import this module)
+
+        if self.executor not in registry.REGISTRY:
+            raise ConfigError("executor", f"must be {registry.names_text()}, got {self.executor!r}")
         if self.local_trust not in ("none", "all"):
             raise ConfigError("local_trust", f"must be 'none' (candidates run in the jail) or 'all' (UNSAFE: "
                                              f"no isolation), got {self.local_trust!r}")
@@ -499,6 +501,9 @@ class Settings:
                                       or price < 0):
                 raise ConfigError(f"architectures.{name}.price_per_hour",
                                   f"must be a number >= 0, got {price!r}")
+        check = registry.get(self.executor).validate
+        if check is not None:
+            check(self)
         return self
 
     @classmethod

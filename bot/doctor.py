@@ -110,7 +110,9 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
                           f"architectures {', '.join(settings.architectures)})")]
     checks += list(check_settings(settings))
     checks += list(check_files())
-    if settings.executor == "skypilot":
+    from .experiments import registry
+
+    if registry.get(settings.executor).capabilities.archs == "configured":   # SkyPilot resources, priced
         checks += list(check_architectures(settings))
     lines = [c.line() for c in checks]
     problems = sum(not c.ok for c in checks)

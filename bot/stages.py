@@ -19,8 +19,6 @@ from .store import Run
 
 log = logging.getLogger("autoresearch.stages")
 
-POLL_SECONDS = 1.0
-
 
 # --------------------------------------------------------------------------------------------------------------
 # shared helpers
@@ -54,10 +52,22 @@ def local_arch() -> str:
     return "arm" if machine in ("aarch64", "arm64") else "x86"
 
 
+def executor_capabilities(ctx: StageContext) -> Any:
+    """What the run's executor declares (`executors.Capabilities`): the service's own, else (a pipeline built
+    without an executor) the registered one's that the settings name."""
+    executor = ctx.pipeline.services.get("executor")
+    if executor is not None:
+        return executor.capabilities
+    from .experiments import registry
+
+    return registry.get(ctx.settings.executor).capabilities
+
+
 def measured_archs(ctx: StageContext) -> list[str]:
-    """Architectures this run measures: the project's, or with the local executor only this machine's."""
+    """Architectures this run measures: the project's, or with an executor that measures on this host (local)
+    only this machine's."""
     archs = ctx.project.architectures
-    if ctx.settings.executor == "local":
+    if executor_capabilities(ctx).archs == "host":
         return [local_arch()]
     return archs
 
@@ -499,12 +509,12 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
             last_note = time.monotonic()
             ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
         # a local batch measures on this very machine: wake rarely (no busy polling beside the benchmark)
-        time.sleep(float(getattr(executor, "poll_interval", POLL_SECONDS)))
+        time.sleep(float(executor.poll_interval))
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
-        tail = executor.logs(handle)[-3000:] if hasattr(executor, "logs") else ""
+        tail = executor.logs(handle)[-3000:] if executor.capabilities.logs else ""
         raise StageFailed(f"The benchmark machine produced no result for experiment `{name}`.", tail)
     ctx.put(f"results:{name}", results)
     return results
@@ -517,8 +527,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _price(ctx: StageContext, arch: str) -> float:
-    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for the local executor."""
-    if ctx.settings.executor == "local":
+    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for an executor whose
+    machines are free (local)."""
+    if not executor_capabilities(ctx).priced:
         return 0.0
     from .experiments.cost import quote_price
 
@@ -555,7 +566,7 @@ def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> Non
 def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor: Any,
                  handle: str) -> tuple[float, float]:
     """VM seconds (the executor's own count when it has one: launch to teardown) x price, per arch."""
-    known = executor.vm_seconds(handle) if hasattr(executor, "vm_seconds") else {}
+    known = executor.vm_seconds(handle) if executor.capabilities.vm_seconds else {}
     total_s, total_usd = 0.0, 0.0
     costs = ctx.artifact("costs", {})
     # every arch that ran a VM is charged, also one that failed and returned no result
