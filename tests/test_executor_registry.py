@@ -131,6 +131,6 @@ def test_local_capabilities_drive_the_stages(tmp_path: Path) -> None:
     for ctx in (_ctx(settings, executor), _ctx(settings, None)):    # the service's, else the registered one's
         assert stages.measured_archs(ctx) == [stages.local_arch()]
         assert stages._price(ctx, "x86") == 0.0
-    code, lines = run_doctor(env={"AUTORESEARCH_DATA_DIR": str(tmp_path)})
+    _, lines = run_doctor(env={"AUTORESEARCH_DATA_DIR": str(tmp_path)})
     assert lines[0] == "ok    settings load (executor local, architectures x86, arm)"
     assert not any("architectures.x86" in ln for ln in lines)   # "host" archs: no SkyPilot task to check

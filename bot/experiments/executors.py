@@ -51,8 +51,8 @@ class Batch:
 class Capabilities:
     """What an executor declares about itself, so callers ask it instead of comparing executor names."""
 
-    archs: Literal["host", "configured"]  # host: measures on this machine (its arch only); configured: launches
-    #                                       a machine per Settings.architectures entry (SkyPilot resources)
+    # host: measures on this machine (its arch only); configured: a machine per Settings.architectures entry
+    archs: Literal["host", "configured"]
     priced: bool       # its machines cost the arch's $/h (catalog or price_per_hour); else measuring is free
     vm_seconds: bool   # vm_seconds(handle) counts each arch's machine launch to teardown (failed ones too)
     logs: bool         # logs(handle) returns the batch's log (shown when a batch returns no result)
@@ -202,7 +202,7 @@ class LocalExecutor:
     # ------------------------------------------------------------------ helpers
 
     def vm_seconds(self, handle: str) -> dict[str, float]:
-        """No VM: the driver's own timings.total_s is what the batch took (capabilities.vm_seconds is False)."""
+        """No VM: the driver's own timings.total_s is what a batch took (capabilities.vm_seconds is False)."""
         return {}
 
     def _dir(self, handle: str) -> Path:

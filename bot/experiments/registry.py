@@ -10,7 +10,8 @@ the CLI's reconciler and the doctor's checks all read this table and the executo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .executors import Capabilities, Executor
 
