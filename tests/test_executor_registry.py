@@ -84,7 +84,8 @@ def _ctx(settings: Settings, executor: Any) -> StageContext:
     store = Store(settings.db_path)
     services = {"executor": executor} if executor is not None else {}
     pipeline = Pipeline(settings, store, forge=None, services=services)
-    raw = {"benchmark": {"command": "./bench", "metrics": [{"name": "t_ns"}]}, "architectures": ["x86", "arm"]}
+    raw = {"benchmark": {"command": "./bench", "metrics": [{"name": "t_ns"}]},
+           "architectures": ["x86", "arm"]}
     project = ProjectConfig.from_dict(raw)
     run = store.create_run("maria/attention", 7, "issue", "maria")
     return StageContext(pipeline, store.get_run(run.id), "test", project=project)
