@@ -12,6 +12,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
+from . import commands
 from .mdsafe import inert
 
 STAGES: tuple[tuple[str, str], ...] = (
@@ -465,7 +466,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
     fail = failures_section(failures) if "failures" not in omit else ""
     if fail:
         parts += ["", fail]
-    parts += ["", "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench`</sub>"]
+    parts += ["", commands.footer_text()]
     return "\n".join(parts).rstrip() + "\n"
 
 
