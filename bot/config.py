@@ -189,6 +189,53 @@ class ProjectConfig:
         return list(self.raw["paths"]["hot"])
 
     @property
+    def build_commands(self) -> list[str]:
+        return list(self.raw["build"]["commands"])
+
+    @property
+    def rounds(self) -> int:
+        return int(self.raw["benchmark"]["rounds"])
+
+    @property
+    def repetitions(self) -> int:
+        return int(self.raw["benchmark"]["repetitions"])
+
+    @property
+    def warmup(self) -> int:
+        return int(self.raw["benchmark"]["warmup"])
+
+    @property
+    def simulate_enabled(self) -> bool:
+        return bool(self.raw["simulate"]["enabled"])
+
+    @property
+    def primary(self) -> str:
+        """decision.primary: which tier decides (both | simulated | wall)."""
+        return str(self.raw["decision"]["primary"])
+
+    @property
+    def profile_enabled(self) -> bool:
+        """research.profile: profile the baseline before research."""
+        return bool(self.raw["research"]["profile"])
+
+    @property
+    def max_waves(self) -> int:
+        return int(self.raw["research"]["max_waves"])
+
+    @property
+    def max_candidates(self) -> int:
+        """agent.max_candidates: agent candidates per wave (0: none)."""
+        return int(self.raw["agent"]["max_candidates"])
+
+    @property
+    def agent_max_turns(self) -> int:
+        return int(self.raw["agent"]["max_turns"])
+
+    @property
+    def agent_max_minutes(self) -> int:
+        return int(self.raw["agent"]["max_minutes"])
+
+    @property
     def budget_usd(self) -> float:
         return float(self.raw["budget"]["usd"])
 

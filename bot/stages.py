@@ -140,10 +140,9 @@ def baseline_profile(ctx: StageContext) -> dict[str, Any]:
     stored = ctx.artifact("profile")
     if stored is not None:
         return stored
-    raw = ctx.project.raw
-    if not raw["research"].get("profile", True):
+    if not ctx.project.profile_enabled:
         data = prof.unavailable("research.profile is false")
-    elif raw["decision"].get("primary") == "wall" or raw.get("simulate", {}).get("enabled") is False:
+    elif ctx.project.primary == "wall" or not ctx.project.simulate_enabled:
         data = prof.unavailable("the simulated tier is off (decision.primary: wall or simulate.enabled: "
                                 "false)")
     else:
@@ -202,7 +201,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         "source_ids": ", ".join(s.id for s in sources) or "(none)",
         "architectures": ", ".join(project.get("architectures", ["x86"])),
         "allowed_paths": ", ".join(project.get("paths", {}).get("allowed", ["**"])),
-        "max_hypotheses": str(ctx.project.raw["agent"]["max_candidates"]),
+        "max_hypotheses": str(ctx.project.max_candidates),
     }
     dossier = Dossier(goal=clean(issue.title, 200), repo=ctx.run.repo, baseline=base, sources=sources, wave=n,
                       heading=f"Wave {n} plan", profile=profile)
@@ -233,7 +232,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         dossier.profile_md = prof.markdown(profile, cmap).replace(
             "Simulated cost of the baseline", f"Simulated cost of the running best ({label})", 1)
         annotate_hypotheses(hyps, profile, cmap, str(tree), base, min_effect)
-    dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.raw["agent"]["max_candidates"] or 1]
+    dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.max_candidates or 1]
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
     ctx.put(waves.key("dossier", n), data)
@@ -335,7 +334,7 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
     done = {c.get("hypothesis") for c in wave_cands}
     done |= {s.get("hypothesis") for s in ctx.artifact(waves.key("skipped", n), [])}
     write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
-    agent_budget = ctx.project.raw["agent"]["max_candidates"]
+    agent_budget = ctx.project.max_candidates
     agent_used = sum(1 for c in wave_cands if c["source"] == "agent")
     llm = None
 
@@ -406,13 +405,12 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
     from .agent.tools import Workspace
 
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
-    agent_cfg = ctx.project.raw["agent"]
     with m.worktree(base, prefix="agent-") as tree:
         m.git("-C", str(tree), "checkout", "-q", "-B", branch)
         ws = Workspace(tree, allowed=ctx.project.allowed_paths, protected=ctx.project.protected_paths,
-                       build_commands=ctx.project.raw["build"]["commands"],
+                       build_commands=ctx.project.build_commands,
                        isolate=ctx.settings.local_trust != "all")
-        limits = Limits(max_turns=agent_cfg["max_turns"], max_seconds=agent_cfg["max_minutes"] * 60)
+        limits = Limits(max_turns=ctx.project.agent_max_turns, max_seconds=ctx.project.agent_max_minutes * 60)
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())
         if ws.refusals:
@@ -543,8 +541,8 @@ def _price(ctx: StageContext, arch: str) -> float:
 def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> float:
     from .experiments.cost import estimate_run
 
-    bench = ctx.project.raw["benchmark"]
-    invocations = bench["rounds"] * (bench["repetitions"] + bench["warmup"])
+    project = ctx.project
+    invocations = project.rounds * (project.repetitions + project.warmup)
     per_candidate_s = 120.0 + invocations * 2.0  # build + validate + an invocation every ~2 s (see estimate_cost.py)
     estimate = estimate_run(n_candidates, archs, per_candidate_s, 300.0, {a: _price(ctx, a) for a in archs})
     return float(estimate.total_usd or 0.0)
@@ -698,7 +696,7 @@ def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
                         "path": []}
     has_llm = llm_for(ctx) is not None
     code, reason = waves.stop_reasons(wave=n, kept=bool(kept), choice_reason=str(choice.get("reason") or ""),
-                                      max_waves=int(ctx.project.raw["research"]["max_waves"]),
+                                      max_waves=ctx.project.max_waves,
                                       has_llm=has_llm,
                                       budget_problem=_budget_problem(ctx, has_llm))
     decision = ctx.artifact(waves.key("decision", n)) or {}
@@ -711,7 +709,7 @@ def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
     """Why the budget cannot pay for another wave, or None."""
     usage = ctx.store.usage_totals(ctx.run.id)
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
-    cost = _estimate_usd(ctx, max(1, ctx.project.raw["agent"]["max_candidates"]) + 1, measured_archs(ctx))
+    cost = _estimate_usd(ctx, max(1, ctx.project.max_candidates) + 1, measured_archs(ctx))
     if usage["usd"] + cost > limit:
         return (f"the budget: ${usage['usd']:.2f} of ${limit:.2f} spent, and another wave would cost about "
                 f"${cost:.2f}")
