@@ -34,14 +34,10 @@ def make_forge(settings: Settings) -> Forge:
 
 
 def make_executor(settings: Settings) -> Any:
-    if settings.executor == "skypilot":
-        from .experiments.skypilot_exec import SkyPilotExecutor
+    """The executor `settings.executor` names (bot/experiments/registry.py)."""
+    from .experiments import registry
 
-        return SkyPilotExecutor(settings.data_path / "executor" / "skypilot")
-    from .experiments.executors import LocalExecutor
-
-    return LocalExecutor(settings.data_path / "executor" / "local", trust=settings.local_trust,
-                         jail_paths=settings.local_jail_paths)
+    return registry.build(settings)
 
 
 def make_llm_factory(settings: Settings, store: Store) -> Any:

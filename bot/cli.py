@@ -48,7 +48,7 @@ def start_reconciler(bot: Any) -> None:
     """The SkyPilot executor's reconciler (pending teardowns, orphaned clusters): now and every 5 minutes,
     in the process that runs the worker only (never in web processes)."""
     executor = bot.pipeline.services.get("executor")
-    if hasattr(executor, "start_reconciler"):
+    if executor is not None and executor.capabilities.reconciler:
         executor.start_reconciler(300.0)
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+from . import presets
+from .presets.schema import Option
+
 PROJECT_CONFIG_FILE = ".autoresearch.yml"
 
 
@@ -125,39 +128,13 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "interference_sigmas": 3.0,  # screen: samples worse than median + 3 robust sigmas; 0 = off
         "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats.py)
     },
-    "llamacpp": {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False, "quant": "q4_0",
-                 "bench_reps": 3},
+    # the chosen preset's options, validated by its OPTIONS schema (bot/presets/); preset_hooks: the driver's hook
+    # module for the preset (set from the registry, never by a project)
+    "preset_options": {},
+    "preset_hooks": None,
     "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
     "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
 }
-
-LLAMACPP_PRESET: dict[str, Any] = {
-    "preset": "llama.cpp",
-    # The driver's llama.cpp hooks (sky/llamacpp.py) build, validate and bench; these are for display/agent use.
-    "build": {"commands": ["cmake -B build -DCMAKE_BUILD_TYPE=Release", "cmake --build build -j --target llama-bench"]},
-    "validate": {"commands": [], "compare_output": None},
-    "benchmark": {
-        "command": "llama-bench (preset)",
-        "metrics": [
-            {"name": "tg", "unit": "t/s", "higher_is_better": True},
-            {"name": "pp", "unit": "t/s", "higher_is_better": True},
-        ],
-        "target": "tg",
-        "repetitions": 3,
-        "rounds": 10,
-        "warmup": 1,
-        "threads": 4,
-    },
-    "paths": {
-        "allowed": ["ggml/src/ggml-cpu/**", "ggml/src/*.c", "ggml/src/*.cpp", "src/**"],
-        "protected": ["tools/llama-bench/**", "tools/perplexity/**", "tools/completion/**", "tools/quantize/**",
-                      "tests/**", "scripts/**", "CMakeLists.txt"],
-        "hot": ["ggml/src/ggml-cpu/**"],
-    },
-}
-
-PRESETS = {"generic": {}, "llama.cpp": LLAMACPP_PRESET}
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -176,6 +153,16 @@ class ProjectConfig:
     @property
     def preset(self) -> str:
         return self.raw["preset"]
+
+    @property
+    def preset_options(self) -> dict[str, Any]:
+        """The preset's validated options (its OPTIONS' defaults where the project sets none)."""
+        return copy.deepcopy(self.raw["preset_options"])
+
+    @property
+    def preset_hooks(self) -> str | None:
+        """The driver's hook module for the preset (sky/<name>.py), None for the driver's built-in hooks."""
+        return self.raw["preset_hooks"]
 
     @property
     def metrics(self) -> list[Metric]:
@@ -200,6 +187,53 @@ class ProjectConfig:
     @property
     def hot_paths(self) -> list[str]:
         return list(self.raw["paths"]["hot"])
+
+    @property
+    def build_commands(self) -> list[str]:
+        return list(self.raw["build"]["commands"])
+
+    @property
+    def rounds(self) -> int:
+        return int(self.raw["benchmark"]["rounds"])
+
+    @property
+    def repetitions(self) -> int:
+        return int(self.raw["benchmark"]["repetitions"])
+
+    @property
+    def warmup(self) -> int:
+        return int(self.raw["benchmark"]["warmup"])
+
+    @property
+    def simulate_enabled(self) -> bool:
+        return bool(self.raw["simulate"]["enabled"])
+
+    @property
+    def primary(self) -> str:
+        """decision.primary: which tier decides (both | simulated | wall)."""
+        return str(self.raw["decision"]["primary"])
+
+    @property
+    def profile_enabled(self) -> bool:
+        """research.profile: profile the baseline before research."""
+        return bool(self.raw["research"]["profile"])
+
+    @property
+    def max_waves(self) -> int:
+        return int(self.raw["research"]["max_waves"])
+
+    @property
+    def max_candidates(self) -> int:
+        """agent.max_candidates: agent candidates per wave (0: none)."""
+        return int(self.raw["agent"]["max_candidates"])
+
+    @property
+    def agent_max_turns(self) -> int:
+        return int(self.raw["agent"]["max_turns"])
+
+    @property
+    def agent_max_minutes(self) -> int:
+        return int(self.raw["agent"]["max_minutes"])
 
     @property
     def budget_usd(self) -> float:
@@ -235,13 +269,34 @@ class ProjectConfig:
     def from_dict(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> "ProjectConfig":
         if not isinstance(data, dict):
             raise ConfigError("", "project config must be a mapping")
-        _check_keys(data, set(GENERIC_DEFAULTS), "")
-        preset = data.get("preset", "generic")
-        if preset not in PRESETS:
-            raise ConfigError("preset", f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        merged = _merge(_merge(GENERIC_DEFAULTS, PRESETS[preset]), data)
-        merged["preset"] = preset
-        _validate_project(merged, known_architectures)
+        legacy = presets.legacy_sections()
+        _check_keys(data, set(GENERIC_DEFAULTS) | set(legacy), "")
+        name = data.get("preset", "generic")
+        if not isinstance(name, str) or name not in presets.REGISTRY:
+            raise ConfigError("preset", f"unknown preset {name!r} (known: {', '.join(presets.REGISTRY)})")
+        preset = presets.get(name)
+        data = dict(data)
+        options_at = "preset_options"
+        for section, owner in legacy.items():
+            if section not in data:
+                continue
+            if owner != name:
+                raise ConfigError(section, f"is the options section of preset {owner} (deprecated name of "
+                                           f"preset_options:); this project's preset is {name}")
+            if "preset_options" in data:
+                raise ConfigError(section, "is the deprecated name of preset_options: set one of them, "
+                                           "not both")
+            options_at = section
+            data["preset_options"] = data.pop(section)
+        if data.get("preset_hooks", preset.HOOKS) != preset.HOOKS:
+            raise ConfigError("preset_hooks", f"is set by the preset ({preset.HOOKS!r} for {name}), not by "
+                                              "the project; remove it")
+        options = data.pop("preset_options", None)
+        merged = _merge(_merge(GENERIC_DEFAULTS, preset.DEFAULTS), data)
+        merged["preset"] = name
+        merged["preset_hooks"] = preset.HOOKS
+        merged["preset_options"] = validate_options(preset.OPTIONS, options, options_at)
+        _validate_project(merged, known_architectures, preset.REQUIRED)
         protected = list(merged["paths"]["protected"])
         for p in ALWAYS_PROTECTED:
             if p not in protected:
@@ -249,9 +304,49 @@ class ProjectConfig:
         merged["paths"]["protected"] = protected
         return cls(raw=merged)
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], known_architectures: list[str] | None = None
+                    ) -> ProjectConfig:
+        """A stored `project` artifact; one written before the preset registry (no preset_options, every
+        project carrying a `llamacpp` section) reads as it meant: that section is the llama.cpp preset's
+        options and nothing for any other preset."""
+        if isinstance(data, dict) and "preset_options" not in data:
+            data = dict(data)
+            name = data.get("preset", "generic")
+            for section, owner in presets.legacy_sections().items():
+                value = data.pop(section, None)
+                if owner == name and value is not None:
+                    data["preset_options"] = value
+        return cls.from_dict(data, known_architectures)
 
-def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) -> None:
-    for section in ("build", "validate", "benchmark", "simulate", "paths", "research", "decision", "llamacpp", "agent",
+
+def validate_options(schema: dict[str, Option], values: Any, where: str) -> dict[str, Any]:
+    """A preset's options section checked against its schema ({key: Option}), with the defaults filled in.
+    `where` is the section's name as the project wrote it (preset_options, or a deprecated alias)."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(where, "must be a mapping")
+    if values and not schema:
+        raise ConfigError(f"{where}.{min(values)}", "unknown field (this preset has no options)")
+    _check_keys(values, set(schema), where)
+    out: dict[str, Any] = {}
+    for key, opt in schema.items():
+        box = {key: copy.deepcopy(values[key]) if key in values else copy.deepcopy(opt.default)}
+        value = _get(box, key, opt.kind, where, required=not opt.nullable)
+        if value is not None and opt.kind in (int, float):
+            lo, hi = opt.minimum, opt.maximum
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                problem = (f"must be between {lo} and {hi}" if lo is not None and hi is not None
+                           else f"must be >= {lo}" if lo is not None else f"must be <= {hi}")
+                raise ConfigError(f"{where}.{key}", f"{problem}, got {value}")
+        out[key] = value
+    return out
+
+
+def _validate_project(d: dict[str, Any], known_architectures: list[str] | None, required: tuple[str, ...] = ()
+                      ) -> None:
+    for section in ("build", "validate", "benchmark", "simulate", "paths", "research", "decision", "agent",
                     "budget"):
         if not isinstance(d[section], dict):
             raise ConfigError(section, "must be a mapping")
@@ -267,9 +362,14 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     _str_list(d["validate"], "commands", "validate")
     _get(d["validate"], "compare_output", str, "validate", required=False)
 
+    for dotted in required:  # what the preset needs the project to set (generic: benchmark.command)
+        where, _, key = dotted.rpartition(".")
+        container = d
+        for part in where.split(".") if where else []:
+            container = container[part]
+        _get(container, key, str, where)
+
     b = d["benchmark"]
-    if d["preset"] == "generic":
-        _get(b, "command", str, "benchmark")
     metrics = _get(b, "metrics", list, "benchmark")
     if not metrics:
         raise ConfigError("benchmark.metrics", "needs at least one metric, e.g. {name: time_ms, higher_is_better: false}")
@@ -341,15 +441,6 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None) 
     if _get(dec, "primary", str, "decision") not in ("both", "simulated", "wall"):
         raise ConfigError("decision.primary", f"must be both, simulated or wall, got {dec['primary']!r}")
 
-    ll = d["llamacpp"]
-    _get(ll, "model", str, "llamacpp", required=False)
-    _positive_int(ll, "n_prompt", "llamacpp")
-    _positive_int(ll, "n_gen", "llamacpp")
-    _fraction(ll, "kl_max", "llamacpp", 0.0, 100.0)
-    _get(ll, "ctest", bool, "llamacpp")
-    _get(ll, "quant", str, "llamacpp", required=False)
-    _positive_int(ll, "bench_reps", "llamacpp")
-
     ag = d["agent"]
     _positive_int(ag, "max_candidates", "agent", minimum=0)
     _positive_int(ag, "max_turns", "agent")
@@ -399,7 +490,7 @@ class Settings:
     database: str = "var/autoresearch.db"
     data_dir: str = "var"
     max_body_bytes: int = 5 * 1024 * 1024
-    executor: str = "local"  # local | skypilot
+    executor: str = "local"  # a name in bot/experiments/registry.py: local | skypilot
     local_trust: str = "none"  # none: candidates run only in the jail (bubblewrap); all: UNSAFE, no jail
     local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
     architectures: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES))
@@ -428,8 +519,10 @@ class Settings:
         return Path(db)
 
     def validate(self) -> "Settings":
-        if self.executor not in ("local", "skypilot"):
-            raise ConfigError("executor", f"must be 'local' or 'skypilot', got {self.executor!r}")
+        from .experiments import registry  # noqa: PLC0415  (the executors import this module)
+
+        if self.executor not in registry.REGISTRY:
+            raise ConfigError("executor", f"must be {registry.names_text()}, got {self.executor!r}")
         if self.local_trust not in ("none", "all"):
             raise ConfigError("local_trust", f"must be 'none' (candidates run in the jail) or 'all' (UNSAFE: "
                                              f"no isolation), got {self.local_trust!r}")
@@ -455,6 +548,9 @@ class Settings:
                                       or price < 0):
                 raise ConfigError(f"architectures.{name}.price_per_hour",
                                   f"must be a number >= 0, got {price!r}")
+        check = registry.get(self.executor).validate
+        if check is not None:
+            check(self)
         return self
 
     @classmethod

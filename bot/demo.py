@@ -134,7 +134,7 @@ class World:
         (upstream / ".autoresearch.yml").write_text(
             "preset: llama.cpp\narchitectures: [x86, arm]\n"
             f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
-            "llamacpp: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n")
+            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n")
         git(upstream, "add", ".autoresearch.yml")
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"

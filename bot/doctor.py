@@ -110,7 +110,9 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
                           f"architectures {', '.join(settings.architectures)})")]
     checks += list(check_settings(settings))
     checks += list(check_files())
-    if settings.executor == "skypilot":
+    from .experiments import registry
+
+    if registry.get(settings.executor).capabilities.archs == "configured":   # SkyPilot resources, priced
         checks += list(check_architectures(settings))
     lines = [c.line() for c in checks]
     problems = sum(not c.ok for c in checks)
@@ -135,7 +137,7 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     except ConfigError as exc:
         where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
         return 1, f"{path}: {where}{exc.problem}"
-    return 0, (f"{path}: ok (preset {project.raw.get('preset')}, target {project.raw['benchmark']['target']}, "
+    return 0, (f"{path}: ok (preset {project.preset}, target {project.target}, "
                f"architectures {', '.join(project.architectures)})")
 
 

@@ -12,12 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import MAX_ROUNDS
+from . import commands
 from .payloads import PayloadShapeError, validate_payload
 
 SIGNATURE_PREFIX = "sha256="
-BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
-SLASH_COMMANDS = ("status", "stop", "rerun", "bench", "rebench", "help")
 
 
 class PayloadError(ValueError):
@@ -39,7 +37,7 @@ def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bo
 
 @dataclass(frozen=True)
 class Command:
-    kind: str  # start | stop | rerun | bench | rebench | status | help | approved | installation
+    kind: str  # a name in bot/commands.py REGISTRY (start, stop, rerun, bench, ...) or installation
     repo: str
     issue_number: int
     user: str
@@ -73,23 +71,6 @@ def _repo(payload: dict) -> str:
 
 def _is_bot(user: dict | None) -> bool:
     return bool(user) and (user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"))
-
-
-ROUNDS_COMMANDS = ("rerun", "bench", "rebench")
-
-
-def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:
-    """Move a `rounds=N` word (more interleaved rounds for a noisy machine) into args; the rest stays."""
-    rest = []
-    for w in words:
-        if w.lower().startswith("rounds="):
-            value = w.split("=", 1)[1]
-            if not value.isdigit() or not 2 <= int(value) <= MAX_ROUNDS:
-                raise ValueError(f"rounds must be a whole number from 2 to {MAX_ROUNDS}, got {value!r}")
-            args["rounds"] = int(value)
-        else:
-            rest.append(w)
-    return rest
 
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
@@ -159,7 +140,7 @@ def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, 
             if not words:
                 return "help", []
             cmd, args = words[0].lower(), words[1:]
-            if cmd not in SLASH_COMMANDS:
+            if cmd not in commands.slash_names():
                 return "help", [cmd]
             return cmd, args
     return None
@@ -216,21 +197,10 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
                   "user": _req(comment, "user", "login"), "is_pull": bool(issue.get("pull_request")),
                   "comment_id": comment_id, "key": f"issue_comment:{comment_id}:{action}",
                   "installation": installation}
-        args: dict[str, Any] = {}
-        if cmd in ROUNDS_COMMANDS:
-            try:
-                words = _take_rounds(words, args)
-            except ValueError as e:
-                return Command("help", args={"error": str(e)}, **common)
-        if cmd == "bench":
-            if len(words) != 1 or not BRANCH_RE.match(words[0]) or ".." in words[0]:
-                return Command("help", **common, args={
-                    "error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"})
-            args["branch"] = words[0]
-        elif words and cmd != "help":
-            args["extra"] = words
-        elif cmd == "help" and words:
-            args["error"] = f"unknown command {words[0]!r}"
+        try:
+            args = commands.REGISTRY[cmd].parse(words)
+        except commands.UsageError as e:
+            return Command("help", args={"error": str(e)}, **common)
         return Command(cmd, args=args, **common)
     if event == "pull_request_review":
         if action != "submitted":

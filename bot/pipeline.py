@@ -180,7 +180,7 @@ class Pipeline:
     def _project(self, ctx: StageContext) -> ProjectConfig:
         stored = ctx.artifacts.get(PROJECT)
         if stored is not None:
-            return ProjectConfig.from_dict(stored, list(self.settings.architectures))
+            return ProjectConfig.from_stored(stored, list(self.settings.architectures))
         repo = ctx.run.repo
         branch = self.forge.default_branch(repo)
         text = self.forge.get_file(repo, PROJECT_CONFIG_FILE, ref=branch)

@@ -12,6 +12,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
+from . import commands
 from .experiments.stats.words import QUIET
 from .mdsafe import inert
 from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
@@ -479,7 +480,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
         parts += ["", fail]
     if extra:
         parts += ["", *extra]
-    parts += ["", f"<sub>Commands: `{prefix} status | stop | rerun | bench <branch> | rebench`</sub>"]
+    parts += ["", commands.footer_text(prefix)]
     return "\n".join(parts).rstrip() + "\n"
 
 

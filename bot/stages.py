@@ -38,8 +38,6 @@ from .store import Run
 
 log = logging.getLogger("autoresearch.stages")
 
-POLL_SECONDS = 1.0
-
 
 # --------------------------------------------------------------------------------------------------------------
 # shared helpers
@@ -73,10 +71,22 @@ def local_arch() -> str:
     return "arm" if machine in ("aarch64", "arm64") else "x86"
 
 
+def executor_capabilities(ctx: StageContext) -> Any:
+    """What the run's executor declares (`executors.Capabilities`): the service's own, else (a pipeline built
+    without an executor) the registered one's that the settings name."""
+    executor = ctx.pipeline.services.get("executor")
+    if executor is not None:
+        return executor.capabilities
+    from .experiments import registry
+
+    return registry.get(ctx.settings.executor).capabilities
+
+
 def measured_archs(ctx: StageContext) -> list[str]:
-    """Architectures this run measures: the project's, or with the local executor only this machine's."""
+    """Architectures this run measures: the project's, or with an executor that measures on this host (local)
+    only this machine's."""
     archs = ctx.project.architectures
-    if ctx.settings.executor == "local":
+    if executor_capabilities(ctx).archs == "host":
         return [local_arch()]
     return archs
 
@@ -149,10 +159,9 @@ def baseline_profile(ctx: StageContext) -> dict[str, Any]:
     stored = ctx.artifacts.get(PROFILE)
     if stored is not None:
         return stored
-    raw = ctx.project.raw
-    if not raw["research"].get("profile", True):
+    if not ctx.project.profile_enabled:
         data = prof.unavailable("research.profile is false")
-    elif raw["decision"].get("primary") == "wall" or raw.get("simulate", {}).get("enabled") is False:
+    elif ctx.project.primary == "wall" or not ctx.project.simulate_enabled:
         data = prof.unavailable("the simulated tier is off (decision.primary: wall or simulate.enabled: "
                                 "false)")
     else:
@@ -220,7 +229,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         "source_ids": ", ".join(s.id for s in sources) or "(none)",
         "architectures": ", ".join(project.get("architectures", ["x86"])),
         "allowed_paths": ", ".join(project.get("paths", {}).get("allowed", ["**"])),
-        "max_hypotheses": str(ctx.project.raw["agent"]["max_candidates"]),
+        "max_hypotheses": str(ctx.project.max_candidates),
     }
     dossier = Dossier(goal=clean(issue.title, 200), repo=ctx.run.repo, baseline=base, sources=sources, wave=n,
                       heading=f"Wave {n} plan", profile=profile)
@@ -251,7 +260,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         dossier.profile_md = prof.markdown(profile, cmap).replace(
             "Simulated cost of the baseline", f"Simulated cost of the running best ({label})", 1)
         annotate_hypotheses(hyps, profile, cmap, str(tree), base, min_effect)
-    dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.raw["agent"]["max_candidates"] or 1]
+    dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.max_candidates or 1]
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
     ctx.artifacts.put(DOSSIER, data, n)
@@ -353,7 +362,7 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
     done = {c.hypothesis for c in wave_cands}
     done |= {s.get("hypothesis") for s in ctx.artifacts.get(SKIPPED, n)}
     write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
-    agent_budget = ctx.project.raw["agent"]["max_candidates"]
+    agent_budget = ctx.project.max_candidates
     agent_used = sum(1 for c in wave_cands if c.source == "agent")
     llm = None
 
@@ -424,13 +433,12 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
     from .agent.tools import Workspace
 
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
-    agent_cfg = ctx.project.raw["agent"]
     with m.worktree(base, prefix="agent-") as tree:
         m.git("-C", str(tree), "checkout", "-q", "-B", branch)
         ws = Workspace(tree, allowed=ctx.project.allowed_paths, protected=ctx.project.protected_paths,
-                       build_commands=ctx.project.raw["build"]["commands"],
+                       build_commands=ctx.project.build_commands,
                        isolate=ctx.settings.local_trust != "all")
-        limits = Limits(max_turns=agent_cfg["max_turns"], max_seconds=agent_cfg["max_minutes"] * 60)
+        limits = Limits(max_turns=ctx.project.agent_max_turns, max_seconds=ctx.project.agent_max_minutes * 60)
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())
         if ws.refusals:
@@ -528,12 +536,12 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
             last_note = time.monotonic()
             ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
         # a local batch measures on this very machine: wake rarely (no busy polling beside the benchmark)
-        time.sleep(float(getattr(executor, "poll_interval", POLL_SECONDS)))
+        time.sleep(float(executor.poll_interval))
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
-        tail = executor.logs(handle)[-3000:] if hasattr(executor, "logs") else ""
+        tail = executor.logs(handle)[-3000:] if executor.capabilities.logs else ""
         raise StageFailed(f"The benchmark machine produced no result for experiment `{name}`.", tail)
     ctx.artifacts.put_results(name, results)
     return results
@@ -546,8 +554,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _price(ctx: StageContext, arch: str) -> float:
-    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for the local executor."""
-    if ctx.settings.executor == "local":
+    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for an executor whose
+    machines are free (local)."""
+    if not executor_capabilities(ctx).priced:
         return 0.0
     from .experiments.cost import quote_price
 
@@ -561,8 +570,8 @@ def _price(ctx: StageContext, arch: str) -> float:
 def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> float:
     from .experiments.cost import estimate_run
 
-    bench = ctx.project.raw["benchmark"]
-    invocations = bench["rounds"] * (bench["repetitions"] + bench["warmup"])
+    project = ctx.project
+    invocations = project.rounds * (project.repetitions + project.warmup)
     per_candidate_s = 120.0 + invocations * 2.0  # build + validate + an invocation every ~2 s (see estimate_cost.py)
     estimate = estimate_run(n_candidates, archs, per_candidate_s, 300.0, {a: _price(ctx, a) for a in archs})
     return float(estimate.total_usd or 0.0)
@@ -584,7 +593,7 @@ def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> Non
 def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor: Any,
                  handle: str) -> tuple[float, float]:
     """VM seconds (the executor's own count when it has one: launch to teardown) x price, per arch."""
-    known = executor.vm_seconds(handle) if hasattr(executor, "vm_seconds") else {}
+    known = executor.vm_seconds(handle) if executor.capabilities.vm_seconds else {}
     total_s, total_usd = 0.0, 0.0
     costs = ctx.artifacts.get(COSTS)
     # every arch that ran a VM is charged, also one that failed and returned no result
@@ -716,7 +725,7 @@ def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
                         "path": []}
     has_llm = llm_for(ctx) is not None
     code, reason = waves.stop_reasons(wave=n, kept=bool(kept), choice_reason=str(choice.get("reason") or ""),
-                                      max_waves=int(ctx.project.raw["research"]["max_waves"]),
+                                      max_waves=ctx.project.max_waves,
                                       has_llm=has_llm,
                                       budget_problem=_budget_problem(ctx, has_llm))
     decision = ctx.artifacts.get(DECISION, n) or {}
@@ -729,7 +738,7 @@ def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
     """Why the budget cannot pay for another wave, or None."""
     usage = ctx.store.usage_totals(ctx.run.id)
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
-    cost = _estimate_usd(ctx, max(1, ctx.project.raw["agent"]["max_candidates"]) + 1, measured_archs(ctx))
+    cost = _estimate_usd(ctx, max(1, ctx.project.max_candidates) + 1, measured_archs(ctx))
     if usage["usd"] + cost > limit:
         return (f"the budget: ${usage['usd']:.2f} of ${limit:.2f} spent, and another wave would cost about "
                 f"${cost:.2f}")

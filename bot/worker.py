@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import commands
+from .commands import CommandResult
 from .config import Settings
 from .forge import NotFound
 from .model import Phase
@@ -21,18 +22,6 @@ log = logging.getLogger("autoresearch.worker")
 
 ACK_REACTION = "eyes"
 REFUSE_REACTION = "confused"
-
-
-@dataclass
-class CommandResult:
-    state: str  # done | refused | failed | ignored
-    detail: str
-    run_id: int | None = None
-
-
-def _rounds(args: dict) -> dict:
-    """The `rounds=N` a slash command asked for, as run params (the benchmark stage applies it)."""
-    return {"rounds": int(args["rounds"])} if args.get("rounds") else {}
 
 
 class Worker:
@@ -142,114 +131,24 @@ class Worker:
         if mismatch:  # a signed event naming a repository of another installation: act nowhere, say nothing
             log.warning("command %s refused: %s", cmd["id"], mismatch)
             return CommandResult("refused", mismatch)
-        if not self.forge.has_write(repo, user):
-            if kind == "stop" and args.get("quiet"):
+        spec = commands.get(kind)
+        if (spec is None or spec.needs_write) and not self.forge.has_write(repo, user):
+            if args.get("quiet"):  # e.g. the issue was closed: nothing to say
                 return CommandResult("refused", f"{user} lacks write access (issue closed; nothing to say)")
             said = self._refuse(repo, number, comment_id, user, kind)
             return CommandResult("refused", f"{user} lacks write access to {repo}"
                                             + ("" if said else " (already told on this issue)"))
         if comment_id:
             self._react_comment(repo, comment_id, ACK_REACTION)
-        handler = getattr(self, f"_cmd_{kind}", None)
-        if handler is None:
+        if spec is None:
             return CommandResult("ignored", f"no handler for {kind}")
-        return handler(repo, number, user, args)
+        return spec.handle(self, repo, number, user, args)
 
-    def _cmd_start(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    # helpers (the command handlers of bot/commands.py use the public ones) ---------------------------------
+    def acknowledge_issue(self, repo: str, number: int) -> None:
         self.forge.react_issue(repo, number, ACK_REACTION)
-        active = self.store.active_run(repo, number)
-        if active:
-            return CommandResult("ignored", f"run {active.id} is already active", active.id)
-        previous = [r for r in self.store.runs_for_issue(repo, number)
-                    if r.state == Phase.DONE and r.kind == "issue"]
-        if previous:
-            last = previous[-1]
-            self.pipeline.post_note(last, f"@{user} this issue was already researched (run {last.id}); its results "
-                                          f"stand. Comment `{self.settings.command_prefix} rerun` to start a new "
-                                          "attempt.")
-            return CommandResult("ignored", f"run {last.id} already done; rerun needed", last.id)
-        run = self.store.create_run(repo, number, "issue", user, {"reason": args.get("reason", "")},
-                                    lease_owner=self.owner)
-        self._announce(run)
-        return CommandResult("done", f"run {run.id} queued", run.id)
 
-    def _cmd_rerun(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        active = self.store.active_run(repo, number)
-        if active:
-            self.pipeline.post_note(active, f"@{user} run {active.id} is still in progress; "
-                                            f"`{self.settings.command_prefix} stop` it first.")
-            return CommandResult("ignored", f"run {active.id} still active", active.id)
-        run = self.store.create_run(repo, number, "issue", user, {"reason": "rerun", **_rounds(args)},
-                                    lease_owner=self.owner)
-        self._announce(run)
-        return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
-
-    def _cmd_bench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        missing = self._missing_branch(repo, args["branch"])
-        if missing:
-            p = self.settings.command_prefix
-            self.pipeline.post_issue_note(repo, number, f"@{user} {missing}, so nothing was measured. "
-                                                         f"`{p} bench <branch>` takes a branch of this "
-                                                         "repository or `owner:branch` of a fork.")
-            return CommandResult("refused", missing)
-        run = self.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
-                                                                  "is_pull": args.get("is_pull", False),
-                                                                  **_rounds(args)},
-                                    lease_owner=self.owner)
-        self._announce(run)
-        return CommandResult("done", f"bench run {run.id} queued for {args['branch']}", run.id)
-
-    def _cmd_rebench(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        if not args.get("is_pull"):
-            self.pipeline.post_issue_note(repo, number, f"@{user} `{self.settings.command_prefix} rebench` works on "
-                                                         "pull requests; on issues use `rerun` or `bench <branch>`.")
-            return CommandResult("ignored", "rebench outside a pull request")
-        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True, **_rounds(args)},
-                                    lease_owner=self.owner)
-        self._announce(run)
-        return CommandResult("done", f"rebench run {run.id} queued", run.id)
-
-    def _cmd_approved(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        if not self.pipeline.base_moved(repo, number):
-            return CommandResult("ignored", "base did not move since the last measurement (or not the bot's PR)")
-        run = self.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True,
-                                                                    "reason": "approved; base moved"},
-                                    lease_owner=self.owner)
-        self._announce(run)
-        return CommandResult("done", f"rebench run {run.id} queued after approval", run.id)
-
-    def _cmd_stop(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        stopped = []
-        for run in self.store.runs_for_issue(repo, number):
-            if run.active:
-                self.store.request_cancel(run.id)
-                self.store.add_event(run.id, "cancel", f"stop requested by {user}: {args.get('reason', 'command')}")
-                stopped.append(run.id)
-        if not stopped and not args.get("quiet"):
-            self.pipeline.post_issue_note(repo, number, f"@{user} nothing is running for this issue.")
-        return CommandResult("done", f"cancel requested for runs {stopped}" if stopped else "nothing to stop",
-                             stopped[0] if stopped else None)
-
-    def _cmd_status(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        runs = self.store.runs_for_issue(repo, number)
-        if not runs:
-            self.pipeline.post_issue_note(repo, number, f"@{user} no run for this issue yet. Add the "
-                                                         f"`{self.settings.trigger_label}` label to start one.")
-            return CommandResult("done", "no runs")
-        self.pipeline.refresh_status(runs[-1])
-        return CommandResult("done", f"status of run {runs[-1].id} refreshed", runs[-1].id)
-
-    def _cmd_help(self, repo: str, number: int, user: str, args: dict) -> CommandResult:
-        p = self.settings.command_prefix
-        error = f"{args['error']}\n\n" if args.get("error") else ""
-        self.pipeline.post_issue_note(repo, number, (
-            f"@{user} {error}Commands: `{p} status`, `{p} stop`, `{p} rerun`, `{p} bench <branch>` "
-            f"(or `owner:branch` of a fork), and on pull requests `{p} rebench`. `rerun`, `bench` and `rebench` "
-            f"take `rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy."))
-        return CommandResult("done", "help posted")
-
-    # helpers ----------------------------------------------------------------------------------------------
-    def _announce(self, run: Run) -> None:
+    def announce(self, run: Run) -> None:
         """Post the run's status comment while the run is still leased to us, then let it start."""
         try:
             self.pipeline.acknowledge(run)
@@ -290,7 +189,7 @@ class Worker:
             return f"installation {payload_installation} of the event is not {repo}'s installation {expected}"
         return None
 
-    def _missing_branch(self, repo: str, spec: str) -> str | None:
+    def missing_branch(self, repo: str, spec: str) -> str | None:
         """Plain words when `bench <branch>` names a fork or branch that does not exist, else None."""
         target, branch = repo, spec
         if ":" in spec:
@@ -312,20 +211,8 @@ class Worker:
 
 
 def refusal_sentence(kind: str, settings: Settings) -> str:
-    """The one polite refusal for someone without write access, worded for what they asked."""
-    p = settings.command_prefix
-    if kind == "start":
-        what = (f"Adding the `{settings.trigger_label}` label starts the bot only when someone with write "
-                "access to this repository adds it, so nothing was started")
-    elif kind == "approved":
-        what = ("An approving review makes the bot re-measure this pull request only when the reviewer has "
-                "write access to this repository, so nothing was started")
-    else:
-        outcome = {"stop": "nothing was stopped", "status": "nothing was done", "help": "nothing was done"}
-        what = (f"Only people with write access to this repository can use `{p} {kind}`, so "
-                f"{outcome.get(kind, 'nothing was started')}")
-    return (f"thanks for the interest! {what}. A maintainer can do it for you (this note comes once per "
-            "person per issue).")
+    """The one polite refusal for someone without write access, worded for what they asked (bot/commands.py)."""
+    return commands.refusal_sentence(kind, settings.command_prefix, settings.trigger_label)
 
 
 def run_worker(settings: Settings, store: Store, pipeline: Any) -> None:

@@ -86,13 +86,14 @@ def project(args: argparse.Namespace) -> dict:
         proj = ProjectConfig.from_dict({"preset": "llama.cpp"}).to_dict()
     except Exception as e:  # noqa: BLE001  (config module not ready: same fields by hand)
         print(f"note: bot.config unavailable ({e}); using a hand-written llama.cpp project")
-        proj = {"preset": "llama.cpp", "benchmark": {"metrics": [
+        proj = {"preset": "llama.cpp", "preset_hooks": "llamacpp", "benchmark": {"metrics": [
             {"name": "tg", "unit": "t/s", "higher_is_better": True},
             {"name": "pp", "unit": "t/s", "higher_is_better": True}], "target": "tg"},
             "decision": {}, "paths": {"protected": []}}
     proj["benchmark"].update({"rounds": args.rounds, "repetitions": args.reps, "warmup": 1,
                               "threads": args.threads})
-    proj["llamacpp"] = dict(proj.get("llamacpp") or {}, n_prompt=64, n_gen=32, bench_reps=args.bench_reps)
+    proj["preset_options"] = dict(proj.get("preset_options") or {}, n_prompt=64, n_gen=32,
+                                  bench_reps=args.bench_reps)
     return proj
 
 

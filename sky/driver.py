@@ -31,13 +31,15 @@ Preset hook interface (one code path for every preset):
         # each {"name": str, "ok": bool, "detail": str}; called after build, baseline included
     bench(worktree: Path, ctx: Ctx) -> dict[str, list[float]]    # ONE invocation; may yield several samples
         # raise BenchError (or any exception) when the invocation failed
-`project["preset"] == "llama.cpp"` imports module `llamacpp` from this file's directory; anything else uses
-`GenericPreset` below. Presets use `ctx.run(...)` for subprocesses (logs, timeouts, env, cpu pinning).
+`project["preset_hooks"]` (set by the bot from the preset's HOOKS, e.g. "llamacpp") names the hook module, a
+file shipped next to this one (sky/llamacpp.py); without it the driver uses `GenericPreset` below.
+Presets use `ctx.run(...)` for subprocesses (logs, timeouts, env, cpu pinning).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -242,14 +244,28 @@ def parse_metrics(text: str) -> dict:
     return out
 
 
+HOOKS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+HOOK_FUNCTIONS = ("prepare", "build", "validate", "bench")
+NOT_HOOKS = ("driver", "paired", "simulate")   # the driver's own modules
+
+
 def load_preset(project: dict) -> Any:
-    if project.get("preset") == "llama.cpp":
-        here = str(Path(__file__).resolve().parent)
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        import llamacpp  # noqa: PLC0415  (sky/llamacpp.py, shipped next to this file)
-        return llamacpp
-    return GenericPreset
+    """The preset's hook module: `project["preset_hooks"]` (the bot's preset registry sets it) names a module
+    shipped next to this file (sky/<name>.py); none: the built-in `GenericPreset`."""
+    name = project.get("preset_hooks")
+    if not name:
+        return GenericPreset
+    here = Path(__file__).resolve().parent
+    if (not isinstance(name, str) or not HOOKS_RE.match(name) or name in NOT_HOOKS
+            or not (here / f"{name}.py").is_file()):
+        raise ValueError(f"preset_hooks {name!r} is not a hook module shipped next to driver.py")
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    module = importlib.import_module(name)
+    missing = [f for f in HOOK_FUNCTIONS if not callable(getattr(module, f, None))]
+    if missing:
+        raise ValueError(f"preset_hooks {name!r} lacks the hook(s) {', '.join(missing)}")
+    return module
 
 
 # ---------------------------------------------------------------- machine facts

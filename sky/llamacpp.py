@@ -1,12 +1,12 @@
 """llama.cpp preset for the bench driver (stdlib only; runs on the VM next to driver.py).
 
-Hooks (called by driver.py when project["preset"] == "llama.cpp"):
+Hooks (driver.py loads this module when project["preset_hooks"] == "llamacpp", i.e. preset: llama.cpp):
     prepare(ctx)                                  model (generated or downloaded) + text corpus, once
     build(worktree, ctx) -> (ok, log)             CMake Release build of the tools we need, incremental
     validate(worktree, baseline_worktree, ctx)    greedy tokens == baseline, KL divergence < kl_max, ctest
     bench(worktree, ctx) -> {"pp": [...], "tg": [...]}   tokens/s from llama-bench's raw samples_ns
 
-Options (project["llamacpp"]): model (path/URL/null), n_prompt, n_gen, kl_max, ctest, and optionally
+Options (project["preset_options"]): model (path/URL/null), n_prompt, n_gen, kl_max, ctest, and optionally
 quant (type llama-quantize makes from the generated f16 model; default q4_0, "" or "f16" = none),
 bench_reps (llama-bench -r, default 3). The spec's seed (ctx.seed) seeds model, corpus and sampling.
 """
@@ -66,18 +66,18 @@ class PresetError(Exception):
 # ---------------------------------------------------------------- options and paths
 
 def options(project: dict) -> dict:
-    """project["llamacpp"] merged over DEFAULTS, with types checked."""
-    raw = dict(project.get("llamacpp") or {})
+    """project["preset_options"] merged over DEFAULTS, with types checked."""
+    raw = dict(project.get("preset_options") or {})
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in raw.items() if v is not None or k == "model"})
     for key, low in (("n_prompt", 0), ("n_gen", 0), ("bench_reps", 1)):
         value = opts[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise PresetError(f"llamacpp.{key} must be an integer >= {low}, got {value!r}")
+            raise PresetError(f"preset_options.{key} must be an integer >= {low}, got {value!r}")
     if opts["n_prompt"] == 0 and opts["n_gen"] == 0:
-        raise PresetError("llamacpp.n_prompt and llamacpp.n_gen cannot both be 0")
+        raise PresetError("preset_options.n_prompt and preset_options.n_gen cannot both be 0")
     if not isinstance(opts["kl_max"], (int, float)) or isinstance(opts["kl_max"], bool) or opts["kl_max"] <= 0:
-        raise PresetError(f"llamacpp.kl_max must be a positive number, got {opts['kl_max']!r}")
+        raise PresetError(f"preset_options.kl_max must be a positive number, got {opts['kl_max']!r}")
     opts["quant"] = str(opts.get("quant") or "").lower()
     return opts
 
@@ -367,7 +367,7 @@ def source_model(ctx: Any, opts: dict) -> Path:
         if not path.is_absolute():
             path = Path(ctx.workdir) / path
         if not path.is_file():
-            raise PresetError(f"llamacpp.model: no such file {path}")
+            raise PresetError(f"preset_options.model: no such file {path}")
         return path
     dest = d / f"random-llama-e512-l8-s{seed_of(ctx)}-f16.gguf"
     if not dest.exists():

@@ -20,6 +20,9 @@ def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
     assert cfg.metrics[0].higher_is_better is False
     assert cfg.raw["benchmark"]["rounds"] == 10 and cfg.raw["decision"]["min_effect"] == 0.02
     assert cfg.raw["decision"]["interference_sigmas"] == 3.0
+    assert (cfg.build_commands, cfg.rounds, cfg.repetitions, cfg.warmup) == (["make -j2 bench check"], 10, 3, 1)
+    assert (cfg.simulate_enabled, cfg.primary, cfg.profile_enabled, cfg.max_waves) == (True, "both", True, 3)
+    assert (cfg.max_candidates, cfg.agent_max_turns, cfg.agent_max_minutes) == (3, 30, 20)
     for p in ALWAYS_PROTECTED + ["bench/**"]:
         assert p in cfg.protected_paths
     again = ProjectConfig.from_dict(cfg.to_dict(), ["x86", "arm"])
@@ -32,7 +35,7 @@ def test_llamacpp_preset_fills_everything():
     assert cfg.target == "tg"
     assert {m.name for m in cfg.metrics} == {"tg", "pp"}
     assert "ggml/src/ggml-cpu/**" in cfg.hot_paths
-    assert cfg.raw["llamacpp"]["kl_max"] == 0.01
+    assert cfg.preset_options["kl_max"] == 0.01 and cfg.preset_hooks == "llamacpp"
 
 
 @pytest.mark.parametrize("text, field, words", [

@@ -172,11 +172,11 @@ def test_kld_parser_nan_and_missing():
 
 
 def test_options_defaults_and_bad_values():
-    opts = llamacpp.options({"llamacpp": {"n_gen": 16, "model": None}})
+    opts = llamacpp.options({"preset_options": {"n_gen": 16, "model": None}})
     assert (opts["n_prompt"], opts["n_gen"], opts["kl_max"], opts["quant"]) == (64, 16, 0.01, "q4_0")
     for bad in ({"n_gen": -1}, {"kl_max": 0}, {"n_prompt": "64"}, {"n_prompt": 0, "n_gen": 0}, {"bench_reps": 0}):
-        with pytest.raises(llamacpp.PresetError, match="llamacpp"):
-            llamacpp.options({"llamacpp": bad})
+        with pytest.raises(llamacpp.PresetError, match="preset_options"):
+            llamacpp.options({"preset_options": bad})
 
 
 def _tree(tmp_path: Path, tool_dir: str) -> Path:
@@ -226,7 +226,7 @@ def test_build_env_swaps_masquerade_for_launcher(tmp_path):
 
 def test_bench_and_perplexity_commands(tmp_path):
     wt = tmp_path / "wt"
-    opts = llamacpp.options({"llamacpp": {"n_prompt": 32, "n_gen": 8, "bench_reps": 5}})
+    opts = llamacpp.options({"preset_options": {"n_prompt": 32, "n_gen": 8, "bench_reps": 5}})
     b = llamacpp.bench_command(wt, Path("/m.gguf"), opts, 3)
     assert b == [str(wt / "build/bin/llama-bench"), "-o", "json", "-m", "/m.gguf", "-p", "32", "-n", "8",
                  "-t", "3", "-r", "5"]
@@ -281,7 +281,7 @@ def test_make_model_rejects_bad_shapes(tmp_path):
 
 def test_prepare_generates_model_and_corpus_once(tmp_path):
     pytest.importorskip("gguf", reason="gguf is a declared dependency ([llama] extra)")
-    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"model": None}})
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "preset_options": {"model": None}})
     ctx.seed = 5
     llamacpp.prepare(ctx)
     model = Path(ctx.state["llamacpp_source_model"])
@@ -297,7 +297,7 @@ def test_prepare_generates_model_and_corpus_once(tmp_path):
 
 
 def test_prepare_rejects_missing_model_file(tmp_path):
-    ctx = FakeCtx(tmp_path, {"llamacpp": {"model": "nope/model.gguf"}})
+    ctx = FakeCtx(tmp_path, {"preset_options": {"model": "nope/model.gguf"}})
     with pytest.raises(llamacpp.PresetError, match="no such file"):
         llamacpp.prepare(ctx)
 
@@ -325,7 +325,7 @@ class ScriptedCtx(FakeCtx):
     """FakeCtx whose run() replays prepared llama-perplexity outputs (the binaries are not built in CI)."""
 
     def __init__(self, workdir: Path, outputs: list[str], kl_max: float = 0.01):
-        super().__init__(workdir, {"llamacpp": {"kl_max": kl_max}})
+        super().__init__(workdir, {"preset_options": {"kl_max": kl_max}})
         self.outputs, self.calls = list(outputs), []
 
     def run(self, cmd, cwd, timeout=0, pin=False, extra_env=None):
@@ -444,7 +444,7 @@ def test_kld_check_falls_back_to_the_running_mean_when_the_logger_lost_the_summa
     assert llamacpp.parse_kld_chunks(lost)["chunks"] == 2
     got = llamacpp.parse_kld_chunks(rows + "\n")
     assert got == {"mean": 0.00042, "uncertainty": 0.00001, "chunks": 5}
-    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "llamacpp": {"kl_max": 0.01}})
+    ctx = FakeCtx(tmp_path, {"preset": "llama.cpp", "preset_options": {"kl_max": 0.01}})
     ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows + "\n")
     check = llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)
     assert check["ok"] and "running mean after chunk 5 of 6" in check["detail"]

@@ -160,10 +160,11 @@ def test_render_task_is_a_valid_skypilot_task(repo: Any, tmp_path: Path) -> None
                                  "use_spot": False, "disk_size": 64,
                                  "autostop": {"idle_minutes": 10, "down": True},
                                  "labels": {"autoresearch-run": "12", "autoresearch-arch": "x86"}}
-    assert task["envs"]["AUTORESEARCH_PRESET"] == "generic"
+    assert task["envs"]["AUTORESEARCH_PRESET"] == "generic" and task["envs"]["AUTORESEARCH_PIP"] == ""
     assert not any(re.search(r"token|secret|key", k, re.I) for k in task["envs"])
     llama = tasks.render_task({**s, "project": {"preset": "llama.cpp"}}, {**X86, "autostop_minutes": 3}, files)
     assert llama["envs"]["AUTORESEARCH_PRESET"] == "llama.cpp" and llama["resources"]["autostop"]["idle_minutes"] == 3
+    assert llama["envs"]["AUTORESEARCH_PIP"] == "gguf numpy"            # the preset's VM_PACKAGES
     bad = copy.deepcopy(task)
     bad["resources"]["use_spot"] = "sometimes"
     with pytest.raises(tasks.TaskError, match="use_spot"):

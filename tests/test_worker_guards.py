@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
+from bot import commands
 from bot.config import Settings
 from bot.demo import rsa_keypair
 from bot.events import sign
@@ -149,3 +150,38 @@ def test_bench_names_a_missing_fork_or_branch_in_plain_words(bot, world):
         assert cmd["state"] == "refused" and cmd["detail"] == words
         assert world.bot_comments(number)[-1].startswith(f"@maria {words}, so nothing was measured.")
     assert bot["store"].list_runs() == [] and "internal error" not in " ".join(world.bot_comments(number))
+
+
+def _parse_ping(words: list[str]) -> dict[str, Any]:
+    if len(words) > 1 or (words and not words[0].isdigit()):
+        raise commands.UsageError("usage: /autoresearch ping [times]")
+    return {"times": int(words[0])} if words else {}
+
+
+def _handle_ping(worker: Worker, repo: str, number: int, user: str, args: dict) -> commands.CommandResult:
+    times = int(args.get("times", 1))
+    worker.pipeline.post_issue_note(repo, number, f"@{user} pong x{times}")
+    return commands.CommandResult("done", f"pong {times}")
+
+
+def test_a_toy_command_is_one_spec_routed_dispatched_and_listed(bot, world, monkeypatch):
+    """A new slash command: one spec in the registry; routing, dispatch, help, footer and refusal follow."""
+    ping = commands.CommandSpec("ping", _handle_ping, _parse_ping, help="`{p} ping [times]`", footer="ping",
+                                refused="nothing was done")
+    monkeypatch.setitem(commands.REGISTRY, ping.name, ping)
+    number = world.issue("ping")
+    done = deliver(bot, world, number, "/autoresearch ping 3", "maria", installation=world.inst)
+    assert (done["kind"], done["state"], done["detail"]) == ("ping", "done", "pong 3")
+    assert world.bot_comments(number) == ["@maria pong x3"]
+    bad = deliver(bot, world, number, "/autoresearch ping lots", "maria", installation=world.inst)
+    assert (bad["kind"], bad["state"]) == ("help", "done")
+    assert world.bot_comments(number)[-1] == (
+        "@maria usage: /autoresearch ping [times]\n\nCommands: `/autoresearch status`, `/autoresearch stop`, "
+        "`/autoresearch rerun`, `/autoresearch bench <branch>` (or `owner:branch` of a fork), on pull requests "
+        "`/autoresearch rebench`, and `/autoresearch ping [times]`. `rerun`, `bench` and `rebench` take "
+        "`rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy.")
+    refused = deliver(bot, world, number, "/autoresearch ping", "olaf", installation=world.inst)
+    assert refused["state"] == "refused"
+    assert "can use `/autoresearch ping`, so nothing was done." in world.bot_comments(number)[-1]
+    assert commands.footer_text() == ("<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | "
+                                      "rebench | ping`</sub>")

@@ -47,12 +47,29 @@ class Batch:
     arch_configs: dict[str, dict[str, Any]] = field(default_factory=dict)   # arch -> Settings.architectures[arch]
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an executor declares about itself, so callers ask it instead of comparing executor names."""
+
+    # host: measures on this machine (its arch only); configured: a machine per Settings.architectures entry
+    archs: Literal["host", "configured"]
+    priced: bool       # its machines cost the arch's $/h (catalog or price_per_hour); else measuring is free
+    vm_seconds: bool   # vm_seconds(handle) counts each arch's machine launch to teardown (failed ones too)
+    logs: bool         # logs(handle) returns the batch's log (shown when a batch returns no result)
+    jail: bool         # runs candidate code on this host, in the jail (Settings.local_trust)
+    reconciler: bool   # start_reconciler(interval_s) tears down what crashed runs left (worker process only)
+
+
 class Executor(Protocol):
+    capabilities: Capabilities
+    poll_interval: float   # seconds between polls while a batch runs
+
     def submit(self, batch: Batch) -> str: ...
     def poll(self, handle: str) -> PollState: ...
     def collect(self, handle: str) -> dict[str, dict[str, Any]]: ...
     def cancel(self, handle: str) -> None: ...
     def logs(self, handle: str) -> str: ...
+    def vm_seconds(self, handle: str) -> dict[str, float]: ...
 
 
 class ExecutorError(RuntimeError):
@@ -69,6 +86,8 @@ TRUST_LEVELS = ("none", "all")   # none: every candidate runs in the jail; all: 
 class LocalExecutor:
     """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
 
+    capabilities = Capabilities(archs="host", priced=False, vm_seconds=False, logs=True, jail=True,
+                                reconciler=False)
     poll_interval = 3.0   # seconds between polls while a batch runs: the bot stays idle beside its benchmark
 
     def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable,
@@ -181,6 +200,10 @@ class LocalExecutor:
             return f.read().decode(errors="replace")
 
     # ------------------------------------------------------------------ helpers
+
+    def vm_seconds(self, handle: str) -> dict[str, float]:
+        """No VM: the driver's own timings.total_s is what a batch took (capabilities.vm_seconds is False)."""
+        return {}
 
     def _dir(self, handle: str) -> Path:
         if not handle or "/" in handle or handle.startswith(".") or not (self.base_dir / handle).is_dir():

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from bot.experiments.executors import Capabilities
+
 log = logging.getLogger("autoresearch.skypilot")
 
 RESULT_MARK = "AUTORESEARCH_RESULT "
@@ -128,6 +130,10 @@ def _record_name(record: Any) -> str:
 
 class SkyPilotExecutor:
     """Executor protocol over SkyPilot: submit/poll/collect/cancel (see docs/ARCHITECTURE.md)."""
+
+    capabilities = Capabilities(archs="configured", priced=True, vm_seconds=True, logs=True, jail=False,
+                                reconciler=True)
+    poll_interval = 1.0   # seconds between polls while a batch runs (the VMs measure, not this host)
 
     def __init__(self, state_dir: str | Path, *, sdk: Any = None, render: Renderer | None = None,
                  task_from_config: Callable[[Mapping[str, Any]], Any] | None = None, max_attempts: int = 2,

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bot import presets
 from bot.experiments.cost import BOT_ARCH_KEYS  # the arch config's own keys; everything else goes to SkyPilot
 from bot.resources import sky_dir
 
@@ -101,7 +102,9 @@ def render_task(spec: dict[str, Any], arch_cfg: dict[str, Any], files_dir: Path)
     task["name"] = f"autoresearch-{spec.get('run_id', 0)}-{arch}".lower().replace("_", "-")
     task["workdir"] = str(Path(files_dir).resolve())
     envs = dict(task.get("envs") or {})
-    envs["AUTORESEARCH_PRESET"] = str((spec.get("project") or {}).get("preset") or "generic")
+    preset = str((spec.get("project") or {}).get("preset") or "generic")
+    envs["AUTORESEARCH_PRESET"] = preset
+    envs["AUTORESEARCH_PIP"] = " ".join(presets.vm_packages(preset))
     task["envs"] = {k: str(v) for k, v in envs.items()}
     labels = {"autoresearch-run": str(spec.get("run_id", 0)), "autoresearch-arch": _label(arch)}
     task["resources"] = _resources(arch_cfg, task.get("resources") or {}, labels)
