@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import pathglob
+
 TRAILER = "Autoresearch-Stack"
 BOT_NAME = "autoresearch-bot"
 BOT_EMAIL = "autoresearch-bot@users.noreply.github.com"
@@ -210,12 +212,10 @@ ALWAYS_UNPUSHABLE = (".github/**", ".autoresearch.yml")
 def push_blockers(git_dir: Path, base_sha: str, sha: str, protected: Sequence[str] = ()) -> list[str]:
     """Paths of the base..sha diff (both sides of renames, deletions too) that must never reach the base
     repository in a candidate branch: its CI may run them with its secrets. .github/**, the project config
-    and the project's protected paths; matched case-insensitively (the agent's glob rules)."""
-    from .agent.tools import glob_match
-
+    and the project's protected paths; matched as protected paths (bot.pathglob: case-insensitively)."""
     patterns = list(dict.fromkeys([*ALWAYS_UNPUSHABLE, *protected]))
     names = _out(git_dir, "diff", "--no-renames", "--name-only", "-z", base_sha, sha)
-    return sorted(p for p in names.split("\0") if p and glob_match(p, patterns, ignore_case=True))
+    return sorted(p for p in names.split("\0") if p and pathglob.protected(p, patterns))
 
 
 # --------------------------------------------------------------------------- what to publish

@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
+import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
@@ -326,41 +327,13 @@ def add_worktree(mirror: Path, path: Path, sha: str, checkout: bool = True) -> N
     git(["worktree", "add", "-q", "--detach", *([] if checkout else ["--no-checkout"]), str(path), sha], cwd=mirror)
 
 
-def glob_to_regex(pattern: str) -> re.Pattern:
-    """Glob with `**` (any depth), `*`, `?`; a bare name also matches everything below it."""
-    p = pattern.strip().lstrip("/")
-    out, i = [], 0
-    while i < len(p):
-        if p.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif p.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif p[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif p[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(p[i]))
-            i += 1
-    body = "".join(out).rstrip("/")
-    return re.compile(f"^{body}(?:/.*)?$")
-
-
-def matches_any(path: str, patterns: list) -> bool:
-    return any(glob_to_regex(p).match(path) for p in patterns)
-
-
 def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: list) -> list:
     """Restore the baseline's version of protected files the candidate changed; return restored paths."""
     if not patterns or sha == baseline_sha:
         return []
     changed = git(["diff", "--name-only", "-z", "--no-renames", baseline_sha, sha], cwd=worktree).split("\0")
     restored = []
-    for path in (p for p in changed if p and matches_any(p, patterns)):
+    for path in (p for p in changed if p and pathglob.protected(p, patterns)):
         in_base = subprocess.run(["git", "cat-file", "-e", f"{baseline_sha}:{path}"], cwd=str(worktree),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
         if in_base:

@@ -8,7 +8,6 @@ leaves a `SourceNote`.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from .. import pathglob
 from . import arxiv as arxiv_source
 from . import backends as backend_source
 from . import profile as profile_source
@@ -289,7 +289,7 @@ def gap_hypothesis(g: backend_source.BackendGap, clone_dir: str, archs: list[str
 def _path_ok(path: str, allowed: list[str], protected: list[str]) -> bool:
     if not path or path.startswith(("/", "~")) or ".." in Path(path).parts or "\\" in path:
         return False
-    return any(fnmatch.fnmatchcase(path, g) for g in allowed) and not any(fnmatch.fnmatchcase(path, g) for g in protected)
+    return pathglob.match(path, allowed) and not pathglob.protected(path, protected)
 
 
 def validate_llm_hypotheses(items: Any, known_sources: set[str], project: dict[str, Any]

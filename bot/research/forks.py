@@ -7,7 +7,6 @@ gets a ready candidate commit without an LLM.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import subprocess
@@ -15,6 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import pathglob
 from .cache import JsonCache, with_retries
 from .model import SourceNote
 from .sanitize import clean, one_line
@@ -153,10 +153,6 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def matches_any(path: str, globs: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, g) for g in globs)
-
-
 def _compare(forge: Any, upstream: str, base_branch: str, head: str) -> Any:
     """Compare without per-commit file lists when the forge allows it (one API request per fork)."""
     try:
@@ -203,7 +199,7 @@ def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_
     commits = ahead["commits"]
     known = list(ahead.get("files") or []) + [f for c in commits for f in c["files"] or []]
     unknown = not ahead.get("files") and any(c["files"] is None for c in commits)
-    if not commits or not (unknown or any(matches_any(f, hot_globs) for f in known)):
+    if not commits or not (unknown or any(pathglob.match(f, hot_globs) for f in known)):
         return [], ""
     url = forge.clone_url(fork)
     problem = ""
@@ -216,7 +212,7 @@ def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_
     for c in commits:
         local = has_commit(clone_dir, c["sha"])
         files = commit_stats(clone_dir, c["sha"])[2] if local else list(c["files"] or [])
-        if any(matches_any(f, hot_globs) for f in files) or (not local and c["files"] is None):
+        if any(pathglob.match(f, hot_globs) for f in files) or (not local and c["files"] is None):
             candidates.append((c, local))
     out = []
     for c, local in candidates[-options.max_commits_per_fork:]:
@@ -224,14 +220,14 @@ def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_
         files = list(c["files"] or [])
         fc = ForkCommit(repo=fork, sha=c["sha"], subject=one_line(msg.split("\n", 1)[0], 120), message=msg,
                         author=one_line(c["author"], 80), url=_web_url(url, fork, c["sha"]),
-                        files=files, hot_files=[f for f in files if matches_any(f, hot_globs)])
+                        files=files, hot_files=[f for f in files if pathglob.match(f, hot_globs)])
         if not local:
             fc.apply_detail = problem or "commit not available locally"
         elif is_merge(clone_dir, c["sha"]):
             fc.applies, fc.apply_detail = False, "merge commit (not ported)"
         else:
             fc.additions, fc.deletions, fc.files = commit_stats(clone_dir, c["sha"])
-            fc.hot_files = [f for f in fc.files if matches_any(f, hot_globs)]
+            fc.hot_files = [f for f in fc.files if pathglob.match(f, hot_globs)]
             fc.patch_id = patch_id(clone_dir, c["sha"])
             try:
                 fc.applies, fc.apply_detail, fc.port_sha = port_commit(clone_dir, baseline, c["sha"])

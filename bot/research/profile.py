@@ -18,13 +18,13 @@ cannot reach a 2% minimum effect whatever it does.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .. import pathglob
 from .sanitize import md_cell
 
 TOP = 10
@@ -242,7 +242,7 @@ def build_code_map(clone_dir: str | Path, globs: Iterable[str]) -> CodeMap:
         return cmap
     globs = list(globs) or ["**"]
     files = [f for f in out.stdout.decode("utf-8", "replace").split("\0")
-             if f.endswith(_SOURCE_EXT) and any(fnmatch.fnmatchcase(f, g) for g in globs)]
+             if f.endswith(_SOURCE_EXT) and pathglob.match(f, globs)]
     budget = MAX_BYTES
     for rel in files[:MAX_FILES]:
         try:
