@@ -8,7 +8,6 @@ faster; otherwise it offers the best single winner. No forge calls here: the pip
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -18,14 +17,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import pathglob
+from .gitutil import GIT_ENV, GitError, run
 
 TRAILER = "Autoresearch-Stack"
-BOT_NAME = "autoresearch-bot"
-BOT_EMAIL = "autoresearch-bot@users.noreply.github.com"
 FAILED = {"build_failed", "broken", "bench_failed", "baseline_failed", "missing"}
 
 
-class PublishError(Exception):
+class PublishError(GitError):
     """A git step that should not fail did (bad sha, existing branch, broken repository)."""
 
 
@@ -44,14 +42,11 @@ class StackResult:
 
 # --------------------------------------------------------------------------- git helpers
 
+_COMMITTER = {k: v for k, v in GIT_ENV.items() if k.startswith("GIT_COMMITTER_")}  # authors stay
+
+
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_COMMITTER_NAME": BOT_NAME,
-           "GIT_COMMITTER_EMAIL": BOT_EMAIL}
-    done = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if check and done.returncode != 0:
-        raise PublishError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
-    return done
+    return run(cwd, *args, check=check, env=_COMMITTER, text=True)
 
 
 def _out(cwd: Path, *args: str) -> str:

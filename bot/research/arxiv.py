@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import arxiv
 
 from .. import pathglob
+from ..gitutil import run
 from .cache import JsonCache, with_retries
 from .model import SourceNote
 from .sanitize import clean, one_line
@@ -122,7 +122,7 @@ class Paper:
 
 def list_hot_files(clone_dir: str | Path, hot_globs: list[str], limit: int = 400) -> list[str]:
     """Tracked source files of the clone matching the hot globs (bot.pathglob), at most `limit`."""
-    out = subprocess.run(["git", "-C", str(clone_dir), "ls-files", "-z"], capture_output=True, check=False)
+    out = run(clone_dir, "ls-files", "-z", check=False)
     if out.returncode != 0:
         return []
     files = [f for f in out.stdout.decode("utf-8", "replace").split("\0") if f]

@@ -9,7 +9,6 @@ leaves a `SourceNote`.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import jsonschema
 
 from .. import pathglob
+from ..gitutil import run
 from . import arxiv as arxiv_source
 from . import backends as backend_source
 from . import profile as profile_source
@@ -419,7 +419,7 @@ def _issue_dict(issue: Any) -> dict[str, Any]:
 
 
 def _baseline_sha(clone_dir: str) -> str | None:
-    proc = subprocess.run(["git", "-C", clone_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    proc = run(clone_dir, "rev-parse", "HEAD", text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 

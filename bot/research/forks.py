@@ -15,16 +15,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import pathglob
+from ..gitutil import GIT_ENV, GitError, run
 from .cache import JsonCache, with_retries
 from .model import SourceNote
 from .sanitize import clean, one_line
 
 PORT_REF_PREFIX = "refs/autoresearch/ports"
 FORK_REF_PREFIX = "refs/autoresearch/forks"
-
-
-class GitError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -65,15 +62,9 @@ class ForkCommit:
 # ---------------------------------------------------------------- git
 
 
-def git(clone_dir: str, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run git in the clone; GitError with stderr on failure when `check`."""
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    proc = subprocess.run(["git", "-C", clone_dir, *args], input=input, capture_output=True, env=full_env,
-                          timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:3])}: {proc.stderr.decode('utf-8', 'replace').strip()[-400:]}")
-    return proc
+def git(clone_dir: str, *args: str, timeout: float = 120.0, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    """bot.gitutil.run in the clone (bytes out), with research's shorter default timeout."""
+    return run(clone_dir, *args, timeout=timeout, **kw)
 
 
 def has_commit(clone_dir: str, sha: str) -> bool:
@@ -128,9 +119,8 @@ def port_commit(clone_dir: str, baseline: str, sha: str) -> tuple[bool, str, str
         tree = git(clone_dir, "write-tree", env=env).stdout.decode().strip()
     fmt = git(clone_dir, "show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", sha).stdout.decode("utf-8", "replace")
     name, email, date, message = (fmt.split("\x00", 3) + ["", "", "", ""])[:4]
-    commit_env = {"GIT_AUTHOR_NAME": name or "unknown", "GIT_AUTHOR_EMAIL": email or "unknown@invalid",
-                  "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_NAME": "autoresearch-bot",
-                  "GIT_COMMITTER_EMAIL": "autoresearch-bot@users.noreply.invalid"}
+    commit_env = {**GIT_ENV, "GIT_AUTHOR_NAME": name or "unknown",
+                  "GIT_AUTHOR_EMAIL": email or "unknown@invalid", "GIT_AUTHOR_DATE": date}
     body = f"{message.rstrip()}\n\n(cherry picked from commit {sha})\n"
     port = git(clone_dir, "commit-tree", tree, "-p", baseline, input=body.encode(), env=commit_env).stdout.decode().strip()
     git(clone_dir, "update-ref", f"{PORT_REF_PREFIX}/{sha}", port)
@@ -140,7 +130,7 @@ def port_commit(clone_dir: str, baseline: str, sha: str) -> tuple[bool, str, str
 def fetch_branch(clone_dir: str, url: str, repo: str, branch: str, options: ForkOptions) -> None:
     ref = f"{FORK_REF_PREFIX}/{repo}/{branch}"
     with_retries(lambda: git(clone_dir, "fetch", "--no-tags", "--quiet", url, f"+refs/heads/{branch}:{ref}",
-                             timeout=options.fetch_timeout_s),
+                             timeout=options.fetch_timeout_s, isolated=False),
                  options.attempts, options.retry_wait_s)
 
 
@@ -206,7 +196,7 @@ def examine_fork(forge: Any, fork: str, branch: str, ahead: dict[str, Any], hot_
     if not all(has_commit(clone_dir, c["sha"]) for c in commits):
         try:
             fetch_branch(clone_dir, url, fork, branch, options)
-        except (GitError, subprocess.TimeoutExpired) as exc:
+        except GitError as exc:  # timeouts too
             problem = f"fetch failed: {one_line(str(exc), 200)}"
     candidates = []
     for c in commits:
