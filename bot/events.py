@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .payloads import PayloadShapeError, validate_payload
+from .text import strip_comments
 
 SIGNATURE_PREFIX = "sha256="
 BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
@@ -93,7 +94,6 @@ def _take_rounds(words: list[str], args: dict[str, Any]) -> list[str]:
 
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _RAW_HTML_RE = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)", re.IGNORECASE)
 
 
@@ -104,10 +104,7 @@ def prose_lines(body: str) -> list[str]:
     raw <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
     nested in something else), block quotes and their lazy continuation lines. Inline code and list items stay
     in (a command must start the line, so they never match)."""
-    text = body or ""
-    previous = None
-    while previous != text:  # removing one comment must not splice together another
-        previous, text = text, _HTML_COMMENT_RE.sub("", text)
+    text = strip_comments(body or "")
     out: list[str] = []
     fence: tuple[str, int] | None = None  # (fence char, length) of the open fenced block
     raw_tag: str | None = None

@@ -8,7 +8,6 @@ faster; otherwise it offers the best single winner. No forge calls here: the pip
 from __future__ import annotations
 
 import math
-import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import pathglob
 from .gitutil import GIT_ENV, GitError, run
+from .text import slugify  # stages names candidates with it too
 
 TRAILER = "Autoresearch-Stack"
 FAILED = {"build_failed", "broken", "bench_failed", "baseline_failed", "missing"}
@@ -303,13 +303,6 @@ def choose_publication(stack_decision: Mapping[str, Any] | None, single_decision
 
 
 # --------------------------------------------------------------------------- branch names
-
-def slugify(text: str, limit: int = 40) -> str:
-    """Lowercase ASCII words joined by '-', safe in a git ref."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    slug = slug[:limit].rstrip("-")
-    return slug or "candidate"
-
 
 def pr_branch_name(issue: int, slug: str, attempt: int = 1) -> str:
     """`autoresearch/<issue>/<slug>`, then `-2`, `-3`... for re-runs, so no attempt overwrites another."""

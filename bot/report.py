@@ -12,7 +12,8 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from .mdsafe import inert
+from .text import for_comment as clean  # untrusted text for a comment: no markers, pings, hidden text
+from .text import inert
 
 STAGES: tuple[tuple[str, str], ...] = (
     ("research", "Research: papers, forks, other backends"),
@@ -37,7 +38,6 @@ FAILED_VERDICTS = {"broken", "build_failed", "bench_failed", "baseline_failed", 
 DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
               "by a maintainer before merging; the bot never merges.")
 
-_COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
 _TRACE_START = "Traceback (most recent call last):"
 _FRAME_RE = re.compile(r'^\s*File ".*", line \d+')
 _EXC_RE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failed|Warning)):\s*(.*)$")
@@ -53,14 +53,6 @@ def marker(run_id: int) -> str:
 
 def pr_marker(run_id: int) -> str:
     return f"<!-- autoresearch:pr:{int(run_id)} -->"
-
-
-def clean(text: Any) -> str:
-    """Untrusted text made inert: no HTML comments (so no forged markers), no pings, no control chars."""
-    s = "" if text is None else str(text)
-    s = _COMMENT_RE.sub("", s).replace("<!--", "").replace("-->", "")
-    s = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", s)
-    return re.sub(r"(?<![\w`])@(?=[A-Za-z0-9])", "@\u200b", s)
 
 
 def cell(text: Any, limit: int = 140) -> str:

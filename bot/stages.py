@@ -159,7 +159,7 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     from .research import profile as prof
     from .research.dossier import (SYNTHESIS_SCHEMA, Dossier, Source, SourceNote, annotate_hypotheses,
                                    code_map_for, profile_sources, rank, validate_llm_hypotheses)
-    from .research.sanitize import clean, quote
+    from .text import clean, quote
 
     prev = n - 1
     base, label = wave_base(ctx, n)

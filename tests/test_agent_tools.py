@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.agent.tools import ToolError, Workspace, dispatch, run_command
-from bot.agent.untrusted import fence, sanitize
+from bot.text import fence, sanitize
 
 
 def sh(cwd: Path, *args: str) -> str:

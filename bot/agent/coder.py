@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import json
-import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, Usage, blocks_to_params
 from bot.agent.tools import TOOL_DEFINITIONS, ToolError, Workspace, dispatch
-from bot.agent.untrusted import fence, sanitize
 from bot.gitutil import BOT_IDENTITY
 from bot.gitutil import output as git
+from bot.text import fence, sanitize
 
 STATUSES = ("committed", "no_change", "failed", "budget_exceeded", "rejected")
 REVIEW_SCHEMA: dict[str, Any] = {
@@ -58,19 +56,6 @@ class _Stop(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def slugify(title: str, max_len: int = 40) -> str:
-    """Branch-safe slug: lowercase ASCII words joined by '-', never empty."""
-    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
-    slug = ""
-    for w in words:
-        nxt = f"{slug}-{w}" if slug else w
-        if len(nxt) > max_len:
-            break
-        slug = nxt
-    return slug or (words[0][:max_len] if words else "candidate")
 
 
 def citations_of(hypothesis: dict[str, Any], sources: Iterable[dict[str, Any]] = ()) -> list[dict[str, str]]:

@@ -16,9 +16,9 @@ import arxiv
 
 from .. import pathglob
 from ..gitutil import run
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import SourceNote
-from .sanitize import clean, one_line
 
 DEFAULT_QUERY_URL = "https://export.arxiv.org/api/query"
 

@@ -17,6 +17,7 @@ import jsonschema
 
 from .. import pathglob
 from ..gitutil import run
+from ..text import clean, md_cell, one_line, quote, slugify
 from . import arxiv as arxiv_source
 from . import backends as backend_source
 from . import profile as profile_source
@@ -24,7 +25,6 @@ from .cache import JsonCache
 from .forks import ForkCommit, ForkOptions, scan_forks
 from .inflight import InFlight, find_in_flight, mark_in_flight, terms_of
 from .model import RISKS, Hypothesis, Source, SourceNote
-from .sanitize import clean, md_cell, one_line, quote
 
 __all__ = ["Dossier", "Hypothesis", "ResearchOptions", "Source", "SourceNote", "build_dossier",
            "HYPOTHESIS_ITEM_SCHEMA", "SYNTHESIS_SCHEMA", "validate_llm_hypotheses"]
@@ -277,8 +277,8 @@ def gap_hypothesis(g: backend_source.BackendGap, clone_dir: str, archs: list[str
                  f"against the unfused path.")
     effect = {a: f"fewer memory passes in {g.name}; gain proportional to that op chain's share of the graph"
               for a in archs}
-    slug = re.sub(r"[^a-z0-9]+", "-", g.name.lower()).strip("-")
-    return Hypothesis(id=f"gap-{slug}", title=f"Fuse {g.name} in the CPU backend", rationale=rationale,
+    return Hypothesis(id=f"gap-{slugify(g.name, limit=80)}", title=f"Fuse {g.name} in the CPU backend",
+                      rationale=rationale,
                       target_files=backend_source.cpu_target_files(clone_dir), expected_effect=effect,
                       risk="medium" if len(ops) <= 3 else "high", citations=[f"backend:{g.name}"], kind="backend_gap")
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from .. import pathglob
 from ..gitutil import GIT_ENV, GitError, run
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import SourceNote
-from .sanitize import clean, one_line
 
 PORT_REF_PREFIX = "refs/autoresearch/ports"
 FORK_REF_PREFIX = "refs/autoresearch/forks"

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import pathglob
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import Hypothesis, SourceNote
-from .sanitize import clean, one_line
 
 LIST_TTL_S = 3600.0
 _GENERIC = set(

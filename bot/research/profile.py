@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import pathglob
 from ..gitutil import run
-from .sanitize import md_cell
+from ..text import md_cell
 
 TOP = 10
 DEPTH = 4
