@@ -6,8 +6,6 @@ and every side effect happen later in the worker, so the webhook handler answers
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,26 +13,12 @@ from typing import Any
 from .payloads import PayloadShapeError, validate_payload
 from .text import strip_comments
 
-SIGNATURE_PREFIX = "sha256="
 BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
 SLASH_COMMANDS = ("status", "stop", "rerun", "bench", "rebench", "help")
 
 
 class PayloadError(ValueError):
     """A webhook payload that is not shaped like GitHub's (names the missing/invalid field)."""
-
-
-def sign(secret: str | bytes, body: bytes) -> str:
-    key = secret.encode() if isinstance(secret, str) else secret
-    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
-    """X-Hub-Signature-256 check: HMAC-SHA256 of the raw body, compared in constant time."""
-    if not secret or not header or not header.startswith(SIGNATURE_PREFIX):
-        return False
-    expected = sign(secret, body)
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.config import Settings
-from bot.events import parse_slash_command, route, sign, verify_signature
+from bot.events import parse_slash_command, route
+from bot.signature import sign
+from bot.signature import verify as verify_signature
 from bot.store import Store
 from bot.web import create_app
 

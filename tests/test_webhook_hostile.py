@@ -23,7 +23,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.config import Settings
-from bot.events import sign
+from bot.signature import sign
 from bot.payloads import FULL_NAME, LOGIN
 from bot.store import Store
 from bot.web import create_app
