@@ -77,8 +77,10 @@ def _branch_exists(git_dir: Path, branch: str) -> bool:
     return _git(git_dir, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 
 
-def _pick(tree: Path, sha: str, trailer: str) -> str | None:
-    """Cherry-pick one commit keeping author and message, plus the trailer. Returns the reason on failure."""
+def _pick(tree: Path, sha: str, trailer: str,
+          empty: str = "already contained in the stack (the change is empty here)") -> str | None:
+    """Cherry-pick one commit keeping author and message, plus the trailer. Returns the reason on failure
+    (`empty` when the change is already there)."""
     done = _git(tree, "cherry-pick", "--no-commit", sha, check=False)
     if done.returncode != 0:
         conflicted = _out(tree, "diff", "--name-only", "--diff-filter=U").split()
@@ -89,7 +91,7 @@ def _pick(tree: Path, sha: str, trailer: str) -> str | None:
         return "cherry-pick failed: " + (done.stderr.strip().splitlines() or ["unknown error"])[-1]
     if _git(tree, "diff", "--cached", "--quiet", check=False).returncode == 0:
         _git(tree, "reset", "-q", "--hard", "HEAD")
-        return "already contained in the stack (the change is empty here)"
+        return empty
     _git(tree, "commit", "-q", "--no-verify", "-C", sha, "--trailer", trailer)
     return None
 
@@ -180,16 +182,9 @@ def candidate_from_commit(git_dir: Path, base_sha: str, sha: str, branch_name: s
     tree = scratch / "tree"
     _git(git_dir, "worktree", "add", "-q", "--detach", str(tree), base)
     try:
-        done = _git(tree, "cherry-pick", "--no-commit", commit, check=False)
-        if done.returncode != 0:
-            files = _out(tree, "diff", "--name-only", "--diff-filter=U").split()
-            _git(tree, "cherry-pick", "--abort", check=False)
-            reason = ("conflict in " + ", ".join(files)) if files else done.stderr.strip()
+        reason = _pick(tree, commit, f"Cherry-picked-from: {commit}", empty="already in the baseline")
+        if reason:
             return StackResult(sha=None, applied=[], dropped=[{"name": branch_name, "reason": reason}])
-        if _git(tree, "diff", "--cached", "--quiet", check=False).returncode == 0:
-            return StackResult(sha=None, applied=[], dropped=[{"name": branch_name,
-                                                               "reason": "already in the baseline"}])
-        _git(tree, "commit", "-q", "--no-verify", "-C", commit, "--trailer", f"Cherry-picked-from: {commit}")
         tip = _out(tree, "rev-parse", "HEAD")
         _git(git_dir, "branch", branch_name, tip)
         return StackResult(sha=tip, applied=[branch_name], branch=branch_name)
