@@ -8,19 +8,19 @@ Same driver, same interleaving, same statistics as the bot, over a local git rep
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig
+from .gitutil import GitError, output, run
 
 
 def _git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"git {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    try:
+        return output(repo, *args).strip()
+    except GitError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -37,8 +37,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.config_file:
         text = Path(args.config_file).read_text()
     else:
-        proc = subprocess.run(["git", "show", f"{base}:{PROJECT_CONFIG_FILE}"], cwd=repo, capture_output=True,
-                              text=True)
+        proc = run(repo, "show", f"{base}:{PROJECT_CONFIG_FILE}", check=False, text=True)
         text = proc.stdout if proc.returncode == 0 else None
     try:
         project = ProjectConfig.from_yaml(text).to_dict()

@@ -25,6 +25,8 @@ from . import llamacpp_forks as e2e
 from .app import Bot, build_bot
 from .artifacts import CANDIDATES, DECISION, LOOP, PROFILE, PUBLICATION, RunArtifacts
 from .config import Settings
+from .gitutil import output as git_output
+from .gitutil import run as git_run
 from .model import Phase, Publication
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +107,7 @@ class World:
         for login, fork_dir in (("fiona", history.forks["fork"]), ("felix", history.forks["fork2"])):
             self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login})
             url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens[login]}@") + f"/{login}/{name}.git"
-            subprocess.run(["git", "push", "-q", "--force", url, "HEAD:refs/heads/main"], cwd=fork_dir, check=True,
-                           capture_output=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+            git_run(fork_dir, "push", "-q", "--force", url, "HEAD:refs/heads/main")
         self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
         self.history = history
         return history
@@ -120,12 +121,11 @@ class World:
                                      text=True, timeout=3600).stdout.strip().splitlines()[-1])
         work = self.workdir / "git-llama"
         shutil.rmtree(work, ignore_errors=True)
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Maria", "GIT_AUTHOR_EMAIL": "m@x.org",
-               "GIT_COMMITTER_NAME": "Maria", "GIT_COMMITTER_EMAIL": "m@x.org"}
+        env = {"GIT_AUTHOR_NAME": "Maria", "GIT_AUTHOR_EMAIL": "m@x.org", "GIT_COMMITTER_NAME": "Maria",
+               "GIT_COMMITTER_EMAIL": "m@x.org"}
 
         def git(cwd: Path, *args: str) -> str:
-            return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                                  env=env, timeout=1800).stdout.strip()
+            return git_output(cwd, *args, env=env, timeout=1800).strip()
 
         upstream = work / "upstream"
         work.mkdir(parents=True)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
 

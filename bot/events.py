@@ -6,33 +6,18 @@ and every side effect happen later in the worker, so the webhook handler answers
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import commands
 from .payloads import PayloadShapeError, validate_payload
+from .text import strip_comments
 
-SIGNATURE_PREFIX = "sha256="
 
 
 class PayloadError(ValueError):
     """A webhook payload that is not shaped like GitHub's (names the missing/invalid field)."""
-
-
-def sign(secret: str | bytes, body: bytes) -> str:
-    key = secret.encode() if isinstance(secret, str) else secret
-    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
-    """X-Hub-Signature-256 check: HMAC-SHA256 of the raw body, compared in constant time."""
-    if not secret or not header or not header.startswith(SIGNATURE_PREFIX):
-        return False
-    expected = sign(secret, body)
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
 @dataclass(frozen=True)
@@ -74,7 +59,6 @@ def _is_bot(user: dict | None) -> bool:
 
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _RAW_HTML_RE = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)", re.IGNORECASE)
 
 
@@ -85,10 +69,7 @@ def prose_lines(body: str) -> list[str]:
     raw <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
     nested in something else), block quotes and their lazy continuation lines. Inline code and list items stay
     in (a command must start the line, so they never match)."""
-    text = body or ""
-    previous = None
-    while previous != text:  # removing one comment must not splice together another
-        previous, text = text, _HTML_COMMENT_RE.sub("", text)
+    text = strip_comments(body or "")
     out: list[str] = []
     fence: tuple[str, int] | None = None  # (fence char, length) of the open fenced block
     raw_tag: str | None = None

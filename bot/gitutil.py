@@ -1,40 +1,38 @@
-"""Thin wrappers around the git CLI for the bot's own mirror of a repository (never on benchmark VMs).
+"""The bot's git layer: the one hardened runner (sky/gitrun.py, which the VM driver runs too: hooks off, no
+signing, no prompts, a timeout, credentials redacted from errors) and the bot's mirror of a repository.
 
-URLs that carry a token are passed to git on the command line only, and every error message is redacted by
-the caller-provided `redact` function before it is stored or shown.
+`run` returns the CompletedProcess (bytes, or str with text=True), `output` stdout as text, `ok` whether git
+exits 0; all raise GitError (a RuntimeError). URLs that carry a token are passed to git on the command line
+only, and every error message is redacted by the caller-provided `redact` function before it is stored or
+shown.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": "autoresearch-bot",
-    "GIT_AUTHOR_EMAIL": "autoresearch-bot@users.noreply.github.com",
-    "GIT_COMMITTER_NAME": "autoresearch-bot",
-    "GIT_COMMITTER_EMAIL": "autoresearch-bot@users.noreply.github.com",
+from .resources import sky_module
+
+_shared = sky_module("gitrun")
+GitError = _shared.GitError
+run = _shared.run
+output = _shared.output
+ok = _shared.ok
+redact_urls = _shared.redact_urls
+BOT_IDENTITY = ("autoresearch-bot", "autoresearch-bot@users.noreply.github.com")
+GIT_ENV = {  # the bot's commits (publish stacks, ports) are authored/committed as the bot
+    "GIT_AUTHOR_NAME": BOT_IDENTITY[0],
+    "GIT_AUTHOR_EMAIL": BOT_IDENTITY[1],
+    "GIT_COMMITTER_NAME": BOT_IDENTITY[0],
+    "GIT_COMMITTER_EMAIL": BOT_IDENTITY[1],
 }
+MIRROR_TIMEOUT_S = 600.0
 
-
-class GitError(RuntimeError):
-    pass
-
-
-def git(cwd: Path, *args: str, check: bool = True, redact: Callable[[str], str] = lambda s: s,
-        timeout: float = 600) -> str:
-    env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        shown = " ".join(a for a in args if "@" not in a)  # never echo URLs with credentials
-        raise GitError(redact(f"git {shown} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"))
-    return proc.stdout.strip()
+__all__ = ["BOT_IDENTITY", "GIT_ENV", "GitError", "Mirror", "ok", "output", "redact_urls", "run"]
 
 
 class Mirror:
@@ -46,14 +44,16 @@ class Mirror:
         self.redact = redact
 
     def git(self, *args: str, check: bool = True) -> str:
-        return git(self.path, *args, check=check, redact=self.redact)
+        """stdout, stripped. Host git config is kept (isolated=False): the mirror talks to the forge."""
+        return output(self.path, *args, check=check, redact=self.redact, timeout=MIRROR_TIMEOUT_S,
+                      env=GIT_ENV, isolated=False).strip()
 
     def ensure(self, url: str) -> "Mirror":
         if not (self.path / "HEAD").exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            git(self.path.parent, "init", "--bare", "-q", str(tmp))
+            output(self.path.parent, "init", "--bare", "-q", str(tmp), redact=self.redact)
             tmp.rename(self.path)  # atomic: a half-made mirror is never mistaken for a good one
         self.fetch(url, "+refs/heads/*:refs/heads/*")
         return self
@@ -62,8 +62,7 @@ class Mirror:
         self.git("fetch", "--quiet", "--no-tags", url, *refspecs)
 
     def has(self, sha: str) -> bool:
-        proc = subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=self.path, capture_output=True)
-        return proc.returncode == 0
+        return ok(self.path, "cat-file", "-e", f"{sha}^{{commit}}")
 
     def rev(self, ref: str) -> str:
         return self.git("rev-parse", f"{ref}^{{commit}}")

@@ -8,8 +8,6 @@ faster; otherwise it offers the best single winner. No forge calls here: the pip
 from __future__ import annotations
 
 import math
-import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -17,15 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import pathglob
+from .gitutil import GIT_ENV, GitError, run
 from .model import FAILED_VERDICTS
+from .text import slugify  # stages names candidates with it too
 
 TRAILER = "Autoresearch-Stack"
-BOT_NAME = "autoresearch-bot"
-BOT_EMAIL = "autoresearch-bot@users.noreply.github.com"
 FAILED = FAILED_VERDICTS
 
 
-class PublishError(Exception):
+class PublishError(GitError):
     """A git step that should not fail did (bad sha, existing branch, broken repository)."""
 
 
@@ -44,14 +43,11 @@ class StackResult:
 
 # --------------------------------------------------------------------------- git helpers
 
+_COMMITTER = {k: v for k, v in GIT_ENV.items() if k.startswith("GIT_COMMITTER_")}  # authors stay
+
+
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_COMMITTER_NAME": BOT_NAME,
-           "GIT_COMMITTER_EMAIL": BOT_EMAIL}
-    done = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if check and done.returncode != 0:
-        raise PublishError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
-    return done
+    return run(cwd, *args, check=check, env=_COMMITTER, text=True)
 
 
 def _out(cwd: Path, *args: str) -> str:
@@ -82,8 +78,10 @@ def _branch_exists(git_dir: Path, branch: str) -> bool:
     return _git(git_dir, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 
 
-def _pick(tree: Path, sha: str, trailer: str) -> str | None:
-    """Cherry-pick one commit keeping author and message, plus the trailer. Returns the reason on failure."""
+def _pick(tree: Path, sha: str, trailer: str,
+          empty: str = "already contained in the stack (the change is empty here)") -> str | None:
+    """Cherry-pick one commit keeping author and message, plus the trailer. Returns the reason on failure
+    (`empty` when the change is already there)."""
     done = _git(tree, "cherry-pick", "--no-commit", sha, check=False)
     if done.returncode != 0:
         conflicted = _out(tree, "diff", "--name-only", "--diff-filter=U").split()
@@ -94,7 +92,7 @@ def _pick(tree: Path, sha: str, trailer: str) -> str | None:
         return "cherry-pick failed: " + (done.stderr.strip().splitlines() or ["unknown error"])[-1]
     if _git(tree, "diff", "--cached", "--quiet", check=False).returncode == 0:
         _git(tree, "reset", "-q", "--hard", "HEAD")
-        return "already contained in the stack (the change is empty here)"
+        return empty
     _git(tree, "commit", "-q", "--no-verify", "-C", sha, "--trailer", trailer)
     return None
 
@@ -185,16 +183,9 @@ def candidate_from_commit(git_dir: Path, base_sha: str, sha: str, branch_name: s
     tree = scratch / "tree"
     _git(git_dir, "worktree", "add", "-q", "--detach", str(tree), base)
     try:
-        done = _git(tree, "cherry-pick", "--no-commit", commit, check=False)
-        if done.returncode != 0:
-            files = _out(tree, "diff", "--name-only", "--diff-filter=U").split()
-            _git(tree, "cherry-pick", "--abort", check=False)
-            reason = ("conflict in " + ", ".join(files)) if files else done.stderr.strip()
+        reason = _pick(tree, commit, f"Cherry-picked-from: {commit}", empty="already in the baseline")
+        if reason:
             return StackResult(sha=None, applied=[], dropped=[{"name": branch_name, "reason": reason}])
-        if _git(tree, "diff", "--cached", "--quiet", check=False).returncode == 0:
-            return StackResult(sha=None, applied=[], dropped=[{"name": branch_name,
-                                                               "reason": "already in the baseline"}])
-        _git(tree, "commit", "-q", "--no-verify", "-C", commit, "--trailer", f"Cherry-picked-from: {commit}")
         tip = _out(tree, "rev-parse", "HEAD")
         _git(git_dir, "branch", branch_name, tip)
         return StackResult(sha=tip, applied=[branch_name], branch=branch_name)
@@ -212,12 +203,10 @@ ALWAYS_UNPUSHABLE = (".github/**", ".autoresearch.yml")
 def push_blockers(git_dir: Path, base_sha: str, sha: str, protected: Sequence[str] = ()) -> list[str]:
     """Paths of the base..sha diff (both sides of renames, deletions too) that must never reach the base
     repository in a candidate branch: its CI may run them with its secrets. .github/**, the project config
-    and the project's protected paths; matched case-insensitively (the agent's glob rules)."""
-    from .agent.tools import glob_match
-
+    and the project's protected paths; matched as protected paths (bot.pathglob: case-insensitively)."""
     patterns = list(dict.fromkeys([*ALWAYS_UNPUSHABLE, *protected]))
     names = _out(git_dir, "diff", "--no-renames", "--name-only", "-z", base_sha, sha)
-    return sorted(p for p in names.split("\0") if p and glob_match(p, patterns, ignore_case=True))
+    return sorted(p for p in names.split("\0") if p and pathglob.protected(p, patterns))
 
 
 # --------------------------------------------------------------------------- what to publish
@@ -310,13 +299,6 @@ def choose_publication(stack_decision: Mapping[str, Any] | None, single_decision
 
 
 # --------------------------------------------------------------------------- branch names
-
-def slugify(text: str, limit: int = 40) -> str:
-    """Lowercase ASCII words joined by '-', safe in a git ref."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    slug = slug[:limit].rstrip("-")
-    return slug or "candidate"
-
 
 def pr_branch_name(issue: int, slug: str, attempt: int = 1) -> str:
     """`autoresearch/<issue>/<slug>`, then `-2`, `-3`... for re-runs, so no attempt overwrites another."""

@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 from . import commands
 from .experiments.stats.words import QUIET
-from .mdsafe import inert
 from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
 from .model import FAILED_VERDICTS as MODEL_FAILED_VERDICTS
+from .text import for_comment as clean  # untrusted text for a comment: no markers, pings, hidden text
+from .text import inert
 
 # the checklist, the verdicts' labels, icons and sort order: from the run model's tables (bot/model.py)
 STAGES: tuple[tuple[str, str], ...] = CHECKLIST
@@ -28,7 +29,6 @@ DEFAULT_PREFIX = "/autoresearch"   # Settings.command_prefix's default
 DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
               "by a maintainer before merging; the bot never merges.")
 
-_COMMENT_RE = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
 _TRACE_START = "Traceback (most recent call last):"
 _FRAME_RE = re.compile(r'^\s*File ".*", line \d+')
 _EXC_RE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failed|Warning)):\s*(.*)$")
@@ -44,14 +44,6 @@ def marker(run_id: int) -> str:
 
 def pr_marker(run_id: int) -> str:
     return f"<!-- autoresearch:pr:{int(run_id)} -->"
-
-
-def clean(text: Any) -> str:
-    """Untrusted text made inert: no HTML comments (so no forged markers), no pings, no control chars."""
-    s = "" if text is None else str(text)
-    s = _COMMENT_RE.sub("", s).replace("<!--", "").replace("-->", "")
-    s = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", s)
-    return re.sub(r"(?<![\w`])@(?=[A-Za-z0-9])", "@\u200b", s)
 
 
 def cell(text: Any, limit: int = 140) -> str:

@@ -10,7 +10,10 @@ repository folders are used when the bot runs from a checkout (editable install,
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 # name -> files that must be there (a folder missing them is not ours, e.g. SkyPilot's `sky` package)
@@ -41,6 +44,27 @@ def data_dir(name: str) -> Path:
 def sky_dir() -> Path:
     """driver.py, llamacpp.py, make_model.py, bench.yaml."""
     return data_dir("sky")
+
+
+def sky_module(name: str) -> ModuleType:
+    """``sky/<name>.py``, a stdlib module the VM driver imports too (e.g. ``pathglob``, ``gitrun``), imported
+    once from ``sky_dir()`` (checkout or install) and kept in ``sys.modules`` as ``autoresearch_sky_<name>``
+    (never as a top-level ``<name>``, which the driver's folder owns on the VM), so the bot and the driver
+    run the same code and every bot module sees the same classes."""
+    key = f"autoresearch_sky_{name}"
+    module = sys.modules.get(key)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(key, sky_dir() / f"{name}.py")
+        if spec is None or spec.loader is None:
+            raise MissingData(f"sky/{name}.py cannot be loaded from {sky_dir()}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module  # before exec: dataclasses and pickling look the module up by name
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return module
 
 
 def prompts_dir() -> Path:

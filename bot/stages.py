@@ -185,18 +185,9 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     running best) and proposes hypotheses on top of the running best; validated and ranked like wave 1's."""
     from .report import failures_from_results
     from .research import profile as prof
-    from .research.dossier import (
-        SYNTHESIS_SCHEMA,
-        Dossier,
-        Source,
-        SourceNote,
-        annotate_hypotheses,
-        code_map_for,
-        profile_sources,
-        rank,
-        validate_llm_hypotheses,
-    )
-    from .research.sanitize import clean, quote
+    from .research.dossier import (SYNTHESIS_SCHEMA, Dossier, Source, SourceNote, annotate_hypotheses,
+                                   code_map_for, profile_sources, rank, validate_llm_hypotheses)
+    from .text import clean, quote
 
     prev = n - 1
     base, label = wave_base(ctx, n)

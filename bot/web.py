@@ -24,8 +24,9 @@ from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
-from .events import Command, PayloadError, route, verify_signature
+from .events import Command, PayloadError, route
 from .report import strip_traceback
+from .signature import verify as verify_signature
 from .store import Store
 
 log = logging.getLogger("autoresearch.web")

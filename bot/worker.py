@@ -15,7 +15,6 @@ from . import commands
 from .commands import CommandResult
 from .config import Settings
 from .forge import NotFound
-from .model import Phase
 from .store import Run, Store, default_owner
 
 log = logging.getLogger("autoresearch.worker")

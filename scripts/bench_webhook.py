@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
-from bot.events import sign  # noqa: E402
+from bot.signature import sign  # noqa: E402
 from bot.store import Store  # noqa: E402
 from bot.web import create_app  # noqa: E402
 

@@ -57,7 +57,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
+import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
@@ -297,30 +299,21 @@ def machine_facts() -> dict:
 
 # ---------------------------------------------------------------- git
 
-def git(args: list, cwd: Path | None = None, check: bool = True) -> str:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
-    p = subprocess.run(["git", *args], cwd=str(cwd) if cwd else None, env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-1500:]}")
-    return p.stdout.decode(errors="replace")
-
-
 def fetch_source(spec: dict, spec_dir: Path, mirror: Path) -> None:
     """Fill a bare mirror from `source.bundle` (path relative to the spec) or `source.url` (read-only)."""
     source = spec.get("source") or {}
     if not (mirror / "HEAD").exists():
-        git(["init", "-q", "--bare", str(mirror)])
+        gitrun.output(None, "init", "-q", "--bare", str(mirror))
     if source.get("bundle"):
         bundle = (spec_dir / source["bundle"]).resolve()
-        git(["bundle", "verify", str(bundle)], cwd=mirror)
-        git(["fetch", "-q", "--no-tags", str(bundle), "+refs/*:refs/remotes/bundle/*"], cwd=mirror)
+        gitrun.output(mirror, "bundle", "verify", str(bundle))
+        gitrun.output(mirror, "fetch", "-q", "--no-tags", str(bundle), "+refs/*:refs/remotes/bundle/*")
     elif source.get("url"):
         url = source["url"]
-        git(["fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*"], cwd=mirror)
+        gitrun.output(mirror, "fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*")
         for sha in spec_shas(spec):
             if not has_commit(mirror, sha):
-                git(["fetch", "-q", "--no-tags", url, sha], cwd=mirror, check=False)
+                gitrun.output(mirror, "fetch", "-q", "--no-tags", url, sha, check=False)
     else:
         raise ValueError("spec.source needs 'bundle' or 'url'")
 
@@ -330,59 +323,30 @@ def spec_shas(spec: dict) -> list:
 
 
 def has_commit(mirror: Path, sha: str) -> bool:
-    return subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=str(mirror),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return gitrun.ok(mirror, "cat-file", "-e", f"{sha}^{{commit}}")
 
 
 def add_worktree(mirror: Path, path: Path, sha: str, checkout: bool = True) -> None:
     if path.exists():
-        git(["worktree", "remove", "--force", str(path)], cwd=mirror, check=False)
+        gitrun.output(mirror, "worktree", "remove", "--force", str(path), check=False)
         shutil.rmtree(path, ignore_errors=True)
-    git(["worktree", "prune"], cwd=mirror)
-    git(["worktree", "add", "-q", "--detach", *([] if checkout else ["--no-checkout"]), str(path), sha], cwd=mirror)
-
-
-def glob_to_regex(pattern: str) -> re.Pattern:
-    """Glob with `**` (any depth), `*`, `?`; a bare name also matches everything below it."""
-    p = pattern.strip().lstrip("/")
-    out, i = [], 0
-    while i < len(p):
-        if p.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif p.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif p[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif p[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(p[i]))
-            i += 1
-    body = "".join(out).rstrip("/")
-    return re.compile(f"^{body}(?:/.*)?$")
-
-
-def matches_any(path: str, patterns: list) -> bool:
-    return any(glob_to_regex(p).match(path) for p in patterns)
+    gitrun.output(mirror, "worktree", "prune")
+    no_checkout = [] if checkout else ["--no-checkout"]
+    gitrun.output(mirror, "worktree", "add", "-q", "--detach", *no_checkout, str(path), sha)
 
 
 def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: list) -> list:
     """Restore the baseline's version of protected files the candidate changed; return restored paths."""
     if not patterns or sha == baseline_sha:
         return []
-    changed = git(["diff", "--name-only", "-z", "--no-renames", baseline_sha, sha], cwd=worktree).split("\0")
+    changed = gitrun.output(worktree, "diff", "--name-only", "-z", "--no-renames", baseline_sha,
+                            sha).split("\0")
     restored = []
-    for path in (p for p in changed if p and matches_any(p, patterns)):
-        in_base = subprocess.run(["git", "cat-file", "-e", f"{baseline_sha}:{path}"], cwd=str(worktree),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-        if in_base:
-            git(["checkout", "-q", baseline_sha, "--", path], cwd=worktree)
+    for path in (p for p in changed if p and pathglob.protected(p, patterns)):
+        if gitrun.ok(worktree, "cat-file", "-e", f"{baseline_sha}:{path}"):
+            gitrun.output(worktree, "checkout", "-q", baseline_sha, "--", path)
         else:
-            git(["rm", "-q", "-f", "--cached", "--ignore-unmatch", "--", path], cwd=worktree)
+            gitrun.output(worktree, "rm", "-q", "-f", "--cached", "--ignore-unmatch", "--", path)
             (worktree / path).unlink(missing_ok=True)
         restored.append(path)
     return restored
@@ -421,7 +385,7 @@ def is_cmake_tree(tree: Path) -> bool:
 
 def changed_files(mirror: Path, base_sha: str, sha: str) -> list:
     """[(status letter, path)] between two commits (no rename detection)."""
-    out = git(["diff", "--name-status", "-z", "--no-renames", base_sha, sha], cwd=mirror).split("\0")
+    out = gitrun.output(mirror, "diff", "--name-status", "-z", "--no-renames", base_sha, sha).split("\0")
     return [(out[i][:1], out[i + 1]) for i in range(0, len(out) - 1, 2) if out[i]]
 
 
@@ -466,8 +430,8 @@ def prepare_candidate_tree(mirror: Path, path: Path, sha: str, base_tree: Path, 
         return
     add_worktree(mirror, path, base_sha, checkout=False)
     copy_built_tree(base_tree, path)
-    git(["reset", "-q"], cwd=path)                    # index := baseline, stat info from the copied files
-    git(["checkout", "-q", "-f", "--detach", sha], cwd=path)   # rewrites only files that differ (new mtimes)
+    gitrun.output(path, "reset", "-q")                         # index := baseline, stat of the copied files
+    gitrun.output(path, "checkout", "-q", "-f", "--detach", sha)  # rewrites only differing files (new mtimes)
 
 
 # ---------------------------------------------------------------- the run

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from bot.agent.coder import Limits, citations_of, commit_message, implement, slugify
+from bot.agent.coder import Limits, citations_of, commit_message, implement
 from bot.agent.llm import LLM
 from bot.agent.tools import Workspace
 from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
@@ -222,13 +222,6 @@ def test_injection_is_data_and_protected_files_stay_untouched(anthropic, ws: Wor
     assert "Softmax is slow on CPU. Please make it faster." in prompt
     assert "Everything marked \"UNTRUSTED DATA\"" in d.requests[0]["system"]
     assert "never be written: .github/**, .autoresearch.yml, bench/**" in d.requests[0]["system"]
-
-
-def test_slugify() -> None:
-    assert slugify("Vectorize exp() in softmax with AVX2!") == "vectorize-exp-in-softmax-with-avx2"
-    assert slugify("Überschnelle Ölfunktion") == "uberschnelle-olfunktion"
-    assert slugify("x" * 80) == "x" * 40 and slugify("!!!") == "candidate"
-    assert len(slugify("alpha " * 20)) <= 40
 
 
 def test_citations_resolve_ids_urls_and_dicts() -> None:

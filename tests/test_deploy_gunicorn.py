@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.events import sign
+from bot.signature import sign
 
 pytest.importorskip("gunicorn")  # in the test extras; deploy/ ships this config
 

@@ -1,4 +1,4 @@
-"""Untrusted fork commit titles render as inert text wherever titles are shown (one helper: mdsafe.inert).
+"""Untrusted fork commit titles render as inert text wherever titles are shown (one helper: text.inert).
 
 Rendered with a real CommonMark parser (markdown-it-py, tables on): no link or image comes out of a title, and
 the reader sees the title's characters unchanged.
@@ -13,10 +13,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from bot import report
-from bot.mdsafe import inert
 from bot.research.dossier import Dossier, fork_hypothesis, fork_source
 from bot.research.forks import ForkCommit
-from bot.research.sanitize import md_cell
+from bot.text import inert, md_cell
 
 EVIL = [
     "Faster softmax ![t](https://evil.example/pixel.png?u=1)",

@@ -53,7 +53,7 @@ def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) 
         if f.suffix in (".py", ".yaml"):
             assert f"bot/_data/sky/{f.name}" in names, f.name
     assert {"bot/_data/sky/driver.py", "bot/_data/sky/llamacpp.py", "bot/_data/sky/make_model.py",
-            "bot/_data/sky/bench.yaml"} <= names
+            "bot/_data/sky/pathglob.py", "bot/_data/sky/gitrun.py", "bot/_data/sky/bench.yaml"} <= names
     assert {f"bot/_data/prompts/{p.name}" for p in REPO.joinpath("prompts").glob("*.md")} <= names
     assert "bot/resources.py" in names and "bot/experiments/skypilot_exec.py" in names
     tops = {n.split("/", 1)[0] for n in names}
@@ -79,8 +79,11 @@ from bot.agent.llm import LLM
 from bot.config import Settings
 from bot.experiments import tasks
 from bot.experiments.skypilot_exec import build_task
+from bot import pathglob
 files = Path(sys.argv[1])
-out = {"bot": bot.__file__, "sky": sky.__file__, "sky_dir": str(tasks.SKY_DIR), "archs": {}}
+out = {"bot": bot.__file__, "sky": sky.__file__, "sky_dir": str(tasks.SKY_DIR), "archs": {},
+       "pathglob": [sys.modules["autoresearch_sky_pathglob"].__file__, pathglob.protected("b/a", ["b"])],
+       "gitrun": sys.modules["autoresearch_sky_gitrun"].__file__}
 spec = {"schema": 1, "run_id": 4, "seed": 1, "source": {"url": "https://example.com/o/r.git"},
         "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [], "project": {"preset": "generic"}}
 for arch, cfg in Settings().architectures.items():
@@ -115,11 +118,14 @@ def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(bui
     assert out["bot"] == str(site / "bot" / "__init__.py")
     assert out["sky_dir"] == str(site / "bot" / "_data" / "sky")
     assert out["prompts"] == str(site / "bot" / "_data" / "prompts") and out["rendered"].strip()
+    assert out["pathglob"] == [str(site / "bot" / "_data" / "sky" / "pathglob.py"), True]
+    assert out["gitrun"] == str(site / "bot" / "_data" / "sky" / "gitrun.py")
     assert not out["sky"].startswith(str(site)) and out["sky"].endswith("sky/__init__.py")
     assert out["archs"]["x86"][:3] == ["AWS", "c7i.xlarge", "us-east-1"]
     assert out["archs"]["arm"][:3] == ["AWS", "c7g.xlarge", "us-east-1"]
     for arch in ("x86", "arm"):
-        assert {"driver.py", "llamacpp.py", "make_model.py", "spec.json"} <= set(out["archs"][arch][3])
+        names = {"driver.py", "gitrun.py", "pathglob.py", "llamacpp.py", "make_model.py", "spec.json"}
+        assert names <= set(out["archs"][arch][3])
 
 
 def test_checkout_sky_folder_never_shadows_skypilot(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import uuid
 import pytest
 from werkzeug.serving import make_server
 
-from bot.events import parse_slash_command, route, sign, verify_signature
+from bot.events import parse_slash_command, route
+from bot.signature import sign
+from bot.signature import verify as verify_signature
 from bot.web import create_app
 
 SECRET = "It's a Secret to Everybody"

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from bot.events import sign
+from bot.signature import sign
 from bot.payloads import FULL_NAME, LOGIN
 from bot.store import Store
 from bot.web import create_app

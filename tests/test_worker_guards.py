@@ -17,7 +17,7 @@ import requests
 from bot import commands
 from bot.config import Settings
 from bot.demo import rsa_keypair
-from bot.events import sign
+from bot.signature import sign
 from bot.forge import AppAuth, GitHubForge, RetryPolicy
 from bot.pipeline import Pipeline
 from bot.sandbox import Sandbox

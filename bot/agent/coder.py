@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, Usage, blocks_to_params
 from bot.agent.tools import TOOL_DEFINITIONS, ToolError, Workspace, dispatch
-from bot.agent.untrusted import fence, sanitize
+from bot.gitutil import BOT_IDENTITY
+from bot.gitutil import output as git
+from bot.text import fence, sanitize
 
 STATUSES = ("committed", "no_change", "failed", "budget_exceeded", "rejected")
 REVIEW_SCHEMA: dict[str, Any] = {
@@ -22,7 +21,6 @@ REVIEW_SCHEMA: dict[str, Any] = {
     "required": ["approve", "problems"],
     "additionalProperties": False,
 }
-BOT_AUTHOR = ("autoresearch-bot", "autoresearch-bot@users.noreply.github.com")
 MAX_DIFF_CHARS = 60_000
 MAX_TOOL_RESULT_CHARS = 30_000
 HYPOTHESIS_TRAILER = "Autoresearch-Hypothesis"
@@ -58,27 +56,6 @@ class _Stop(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def slugify(title: str, max_len: int = 40) -> str:
-    """Branch-safe slug: lowercase ASCII words joined by '-', never empty."""
-    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
-    slug = ""
-    for w in words:
-        nxt = f"{slug}-{w}" if slug else w
-        if len(nxt) > max_len:
-            break
-        slug = nxt
-    return slug or (words[0][:max_len] if words else "candidate")
-
-
-def git(root: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=root, text=True,
-                          capture_output=True)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def citations_of(hypothesis: dict[str, Any], sources: Iterable[dict[str, Any]] = ()) -> list[dict[str, str]]:
@@ -320,12 +297,8 @@ def _commit(ws: Workspace, message: str) -> str:
 
 
 def _git_commit(root: Path, message: str, paths: list[str]) -> None:
-    proc = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-c", f"user.name={BOT_AUTHOR[0]}",
-         "-c", f"user.email={BOT_AUTHOR[1]}", "commit", "--no-verify", "--no-gpg-sign", "-q",
-         "-F", "-", "--", *paths], cwd=root, input=message, text=True, capture_output=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"git commit failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    git(root, "-c", f"user.name={BOT_IDENTITY[0]}", "-c", f"user.email={BOT_IDENTITY[1]}", "commit",
+        "--no-verify", "--no-gpg-sign", "-q", "-F", "-", "--", *paths, input=message)
 
 
 def _discard(ws: Workspace, base_sha: str) -> None:

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from bot import pathglob
 
 ALWAYS_PROTECTED = (".github/**", ".autoresearch.yml")
 MAX_READ_LINES = 2000
@@ -37,39 +38,6 @@ class Refusal:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Glob with `**` (any depth, including none), `*` and `?` (never crossing '/')."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def glob_match(path: str, patterns: list[str] | tuple[str, ...], *, ignore_case: bool = False) -> bool:
-    for p in patterns:
-        if ignore_case:
-            if glob_regex(p.lower()).match(path.lower()):
-                return True
-        elif glob_regex(p).match(path):
-            return True
-    return False
 
 
 @dataclass
@@ -126,9 +94,9 @@ class Workspace:
 
     def _check_writable(self, tool: str, path: str, rel: str, resolved_rel: str, target: Path) -> None:
         for candidate in dict.fromkeys([rel, resolved_rel]):
-            if glob_match(candidate, self.protected, ignore_case=True):
+            if pathglob.protected(candidate, self.protected):
                 raise self._refuse(tool, path, f"{candidate} is protected")
-            if not glob_match(candidate, self.allowed):
+            if not pathglob.match(candidate, self.allowed):
                 raise self._refuse(tool, path, f"{candidate} is outside the allowed paths "
                                                f"{self.allowed}")
         probe = self.root
@@ -165,7 +133,7 @@ class Workspace:
             base = Path(dirpath).relative_to(self.root).as_posix()
             for name in sorted(filenames):
                 rel = name if base == "." else f"{base}/{name}"
-                if name != ".git" and glob_match(rel, [pattern]):
+                if name != ".git" and pathglob.match(rel, [pattern]):
                     found.append(rel)
         return found
 

@@ -8,7 +8,6 @@ import copy
 import json
 import re
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 
 from bot import presets
 from bot.experiments.cost import BOT_ARCH_KEYS  # the arch config's own keys; everything else goes to SkyPilot
+from bot.gitutil import GitError, output, run
 from bot.resources import sky_dir
 
 BUNDLE_NAME = "repo.bundle"
@@ -39,13 +39,6 @@ class TaskError(ValueError):
     """A batch cannot be turned into task files (bad spec, missing commit, bad arch config)."""
 
 
-def _git(git_dir: Path, *args: str) -> str:
-    p = subprocess.run(["git", *args], cwd=str(git_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        raise TaskError(f"git {' '.join(args)} failed: {p.stderr.strip()[-800:]}")
-    return p.stdout
-
-
 def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
     """Write a git bundle holding the given commits (via temporary refs under refs/autoresearch-bundle/)."""
     if not shas:
@@ -54,16 +47,17 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
     refs = []
     try:
         for sha in dict.fromkeys(shas):
-            full = _git(git_dir, "rev-parse", "--verify", f"{sha}^{{commit}}").strip()
+            full = output(git_dir, "rev-parse", "--verify", f"{sha}^{{commit}}").strip()
             ref = f"{prefix}/{full}"
-            _git(git_dir, "update-ref", ref, full)
+            output(git_dir, "update-ref", ref, full)
             refs.append(ref)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _git(git_dir, "bundle", "create", str(out), *refs)
+        output(git_dir, "bundle", "create", str(out), *refs)
+    except GitError as exc:
+        raise TaskError(str(exc)) from exc
     finally:
         for ref in refs:
-            subprocess.run(["git", "update-ref", "-d", ref], cwd=str(git_dir), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            run(git_dir, "update-ref", "-d", ref, check=False)
     return out
 
 

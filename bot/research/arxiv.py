@@ -5,10 +5,8 @@ arXiv's rate limit (one request per `delay_seconds`, 3 s in production).
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
-import subprocess
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,9 +14,11 @@ from typing import Any
 
 import arxiv
 
+from .. import pathglob
+from ..gitutil import run
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import SourceNote
-from .sanitize import clean, one_line
 
 DEFAULT_QUERY_URL = "https://export.arxiv.org/api/query"
 
@@ -121,12 +121,12 @@ class Paper:
 
 
 def list_hot_files(clone_dir: str | Path, hot_globs: list[str], limit: int = 400) -> list[str]:
-    """Tracked source files of the clone matching the hot globs (fnmatch), at most `limit`."""
-    out = subprocess.run(["git", "-C", str(clone_dir), "ls-files", "-z"], capture_output=True, check=False)
+    """Tracked source files of the clone matching the hot globs (bot.pathglob), at most `limit`."""
+    out = run(clone_dir, "ls-files", "-z", check=False)
     if out.returncode != 0:
         return []
     files = [f for f in out.stdout.decode("utf-8", "replace").split("\0") if f]
-    hot = [f for f in files if f.endswith(_SOURCE_EXT) and any(fnmatch.fnmatchcase(f, g) for g in hot_globs)]
+    hot = [f for f in files if f.endswith(_SOURCE_EXT) and pathglob.match(f, hot_globs)]
     return hot[:limit]
 
 

@@ -8,16 +8,17 @@ leaves a `SourceNote`.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
+from .. import pathglob
 from ..config import GENERIC_DEFAULTS
+from ..gitutil import run
+from ..text import clean, md_cell, one_line, quote, slugify
 from . import arxiv as arxiv_source
 from . import backends as backend_source
 from . import profile as profile_source
@@ -25,7 +26,6 @@ from .cache import JsonCache
 from .forks import ForkCommit, ForkOptions, scan_forks
 from .inflight import InFlight, find_in_flight, mark_in_flight, terms_of
 from .model import RISKS, Hypothesis, Source, SourceNote
-from .sanitize import clean, md_cell, one_line, quote
 
 if TYPE_CHECKING:
     from ..forge import Forge
@@ -281,8 +281,8 @@ def gap_hypothesis(g: backend_source.BackendGap, clone_dir: str, archs: list[str
                  f"against the unfused path.")
     effect = {a: f"fewer memory passes in {g.name}; gain proportional to that op chain's share of the graph"
               for a in archs}
-    slug = re.sub(r"[^a-z0-9]+", "-", g.name.lower()).strip("-")
-    return Hypothesis(id=f"gap-{slug}", title=f"Fuse {g.name} in the CPU backend", rationale=rationale,
+    return Hypothesis(id=f"gap-{slugify(g.name, limit=80)}", title=f"Fuse {g.name} in the CPU backend",
+                      rationale=rationale,
                       target_files=backend_source.cpu_target_files(clone_dir), expected_effect=effect,
                       risk="medium" if len(ops) <= 3 else "high", citations=[f"backend:{g.name}"], kind="backend_gap")
 
@@ -293,7 +293,7 @@ def gap_hypothesis(g: backend_source.BackendGap, clone_dir: str, archs: list[str
 def _path_ok(path: str, allowed: list[str], protected: list[str]) -> bool:
     if not path or path.startswith(("/", "~")) or ".." in Path(path).parts or "\\" in path:
         return False
-    return any(fnmatch.fnmatchcase(path, g) for g in allowed) and not any(fnmatch.fnmatchcase(path, g) for g in protected)
+    return pathglob.match(path, allowed) and not pathglob.protected(path, protected)
 
 
 def validate_llm_hypotheses(items: Any, known_sources: set[str], project: dict[str, Any]
@@ -424,7 +424,7 @@ def _issue_dict(issue: Any) -> dict[str, Any]:
 
 
 def _baseline_sha(clone_dir: str) -> str | None:
-    proc = subprocess.run(["git", "-C", clone_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    proc = run(clone_dir, "rev-parse", "HEAD", text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 

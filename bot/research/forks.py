@@ -7,7 +7,6 @@ gets a ready candidate commit without an LLM.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import subprocess
@@ -15,19 +14,17 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import pathglob
+from ..gitutil import GIT_ENV, GitError, run
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import SourceNote
-from .sanitize import clean, one_line
 
 if TYPE_CHECKING:
     from ..forge import Forge
 
 PORT_REF_PREFIX = "refs/autoresearch/ports"
 FORK_REF_PREFIX = "refs/autoresearch/forks"
-
-
-class GitError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -68,15 +65,9 @@ class ForkCommit:
 # ---------------------------------------------------------------- git
 
 
-def git(clone_dir: str, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run git in the clone; GitError with stderr on failure when `check`."""
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    proc = subprocess.run(["git", "-C", clone_dir, *args], input=input, capture_output=True, env=full_env,
-                          timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:3])}: {proc.stderr.decode('utf-8', 'replace').strip()[-400:]}")
-    return proc
+def git(clone_dir: str, *args: str, timeout: float = 120.0, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    """bot.gitutil.run in the clone (bytes out), with research's shorter default timeout."""
+    return run(clone_dir, *args, timeout=timeout, **kw)
 
 
 def has_commit(clone_dir: str, sha: str) -> bool:
@@ -131,9 +122,8 @@ def port_commit(clone_dir: str, baseline: str, sha: str) -> tuple[bool, str, str
         tree = git(clone_dir, "write-tree", env=env).stdout.decode().strip()
     fmt = git(clone_dir, "show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", sha).stdout.decode("utf-8", "replace")
     name, email, date, message = (fmt.split("\x00", 3) + ["", "", "", ""])[:4]
-    commit_env = {"GIT_AUTHOR_NAME": name or "unknown", "GIT_AUTHOR_EMAIL": email or "unknown@invalid",
-                  "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_NAME": "autoresearch-bot",
-                  "GIT_COMMITTER_EMAIL": "autoresearch-bot@users.noreply.invalid"}
+    commit_env = {**GIT_ENV, "GIT_AUTHOR_NAME": name or "unknown",
+                  "GIT_AUTHOR_EMAIL": email or "unknown@invalid", "GIT_AUTHOR_DATE": date}
     body = f"{message.rstrip()}\n\n(cherry picked from commit {sha})\n"
     port = git(clone_dir, "commit-tree", tree, "-p", baseline, input=body.encode(), env=commit_env).stdout.decode().strip()
     git(clone_dir, "update-ref", f"{PORT_REF_PREFIX}/{sha}", port)
@@ -143,7 +133,7 @@ def port_commit(clone_dir: str, baseline: str, sha: str) -> tuple[bool, str, str
 def fetch_branch(clone_dir: str, url: str, repo: str, branch: str, options: ForkOptions) -> None:
     ref = f"{FORK_REF_PREFIX}/{repo}/{branch}"
     with_retries(lambda: git(clone_dir, "fetch", "--no-tags", "--quiet", url, f"+refs/heads/{branch}:{ref}",
-                             timeout=options.fetch_timeout_s),
+                             timeout=options.fetch_timeout_s, isolated=False),
                  options.attempts, options.retry_wait_s)
 
 
@@ -154,10 +144,6 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-def matches_any(path: str, globs: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, g) for g in globs)
 
 
 def _compare(forge: Forge, upstream: str, base_branch: str, head: str) -> Any:
@@ -206,20 +192,20 @@ def examine_fork(forge: Forge, fork: str, branch: str, ahead: dict[str, Any], ho
     commits = ahead["commits"]
     known = list(ahead.get("files") or []) + [f for c in commits for f in c["files"] or []]
     unknown = not ahead.get("files") and any(c["files"] is None for c in commits)
-    if not commits or not (unknown or any(matches_any(f, hot_globs) for f in known)):
+    if not commits or not (unknown or any(pathglob.match(f, hot_globs) for f in known)):
         return [], ""
     url = forge.clone_url(fork)
     problem = ""
     if not all(has_commit(clone_dir, c["sha"]) for c in commits):
         try:
             fetch_branch(clone_dir, url, fork, branch, options)
-        except (GitError, subprocess.TimeoutExpired) as exc:
+        except GitError as exc:  # timeouts too
             problem = f"fetch failed: {one_line(str(exc), 200)}"
     candidates = []
     for c in commits:
         local = has_commit(clone_dir, c["sha"])
         files = commit_stats(clone_dir, c["sha"])[2] if local else list(c["files"] or [])
-        if any(matches_any(f, hot_globs) for f in files) or (not local and c["files"] is None):
+        if any(pathglob.match(f, hot_globs) for f in files) or (not local and c["files"] is None):
             candidates.append((c, local))
     out = []
     for c, local in candidates[-options.max_commits_per_fork:]:
@@ -227,14 +213,14 @@ def examine_fork(forge: Forge, fork: str, branch: str, ahead: dict[str, Any], ho
         files = list(c["files"] or [])
         fc = ForkCommit(repo=fork, sha=c["sha"], subject=one_line(msg.split("\n", 1)[0], 120), message=msg,
                         author=one_line(c["author"], 80), url=_web_url(url, fork, c["sha"]),
-                        files=files, hot_files=[f for f in files if matches_any(f, hot_globs)])
+                        files=files, hot_files=[f for f in files if pathglob.match(f, hot_globs)])
         if not local:
             fc.apply_detail = problem or "commit not available locally"
         elif is_merge(clone_dir, c["sha"]):
             fc.applies, fc.apply_detail = False, "merge commit (not ported)"
         else:
             fc.additions, fc.deletions, fc.files = commit_stats(clone_dir, c["sha"])
-            fc.hot_files = [f for f in fc.files if matches_any(f, hot_globs)]
+            fc.hot_files = [f for f in fc.files if pathglob.match(f, hot_globs)]
             fc.patch_id = patch_id(clone_dir, c["sha"])
             try:
                 fc.applies, fc.apply_detail, fc.port_sha = port_commit(clone_dir, baseline, c["sha"])

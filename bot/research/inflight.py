@@ -5,10 +5,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import pathglob
+from ..text import clean, one_line
 from .cache import JsonCache, with_retries
-from .forks import matches_any
 from .model import Hypothesis, SourceNote
-from .sanitize import clean, one_line
 
 if TYPE_CHECKING:
     from ..forge import Forge
@@ -83,7 +83,7 @@ def find_in_flight(forge: Forge, repo: str, hot_globs: list[str], goal_terms: se
             if kind == "issue" and row["number"] == exclude_issue:
                 continue
             item = InFlight(**row)
-            item.touches_hot = bool(item.files) and any(matches_any(f, hot_globs) for f in item.files or [])
+            item.touches_hot = any(pathglob.match(f, hot_globs) for f in item.files or [])
             shared = terms_of(f"{item.title} {item.body}") & goal_terms
             if item.touches_hot or len(shared) >= 2:
                 found.append(item)

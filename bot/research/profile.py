@@ -18,14 +18,14 @@ cannot reach a 2% minimum effect whatever it does.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .sanitize import md_cell
+from .. import pathglob
+from ..gitutil import run
+from ..text import md_cell
 
 TOP = 10
 DEPTH = 4
@@ -237,12 +237,12 @@ def parse_source(text: str, rel: str, into: CodeMap) -> None:
 def build_code_map(clone_dir: str | Path, globs: Iterable[str]) -> CodeMap:
     """Parse the tracked C/C++ sources under the globs (at most MAX_FILES files, MAX_BYTES in all)."""
     cmap = CodeMap()
-    out = subprocess.run(["git", "-C", str(clone_dir), "ls-files", "-z"], capture_output=True, check=False)
+    out = run(clone_dir, "ls-files", "-z", check=False)
     if out.returncode != 0:
         return cmap
     globs = list(globs) or ["**"]
     files = [f for f in out.stdout.decode("utf-8", "replace").split("\0")
-             if f.endswith(_SOURCE_EXT) and any(fnmatch.fnmatchcase(f, g) for g in globs)]
+             if f.endswith(_SOURCE_EXT) and pathglob.match(f, globs)]
     budget = MAX_BYTES
     for rel in files[:MAX_FILES]:
         try:
@@ -263,9 +263,7 @@ def changed_functions(clone_dir: str | Path, base: str, sha: str) -> set[str]:
     """Functions whose lines `base..sha` changes: each changed file is parsed as it is at `base`, and the
     old-side line numbers of every hunk are mapped to the function holding them; an insertion between
     functions counts for the function named in the hunk header (git's funcname context)."""
-    proc = subprocess.run(["git", "-C", str(clone_dir), "diff", "-U0", "--no-color", "--no-ext-diff", base,
-                           sha],
-                          capture_output=True, text=True, errors="replace", check=False)
+    proc = run(clone_dir, "diff", "-U0", "--no-color", "--no-ext-diff", base, sha, text=True, check=False)
     touched: set[str] = set()
     maps: dict[str, CodeMap] = {}
     current = ""
@@ -273,8 +271,7 @@ def changed_functions(clone_dir: str | Path, base: str, sha: str) -> set[str]:
         if line.startswith("--- "):
             current = line[6:] if line.startswith("--- a/") and line.endswith(_SOURCE_EXT) else ""
             if current and current not in maps:
-                shown = subprocess.run(["git", "-C", str(clone_dir), "show", f"{base}:{current}"],
-                                       capture_output=True, text=True, errors="replace", check=False)
+                shown = run(clone_dir, "show", f"{base}:{current}", text=True, check=False)
                 maps[current] = CodeMap()
                 parse_source(shown.stdout, current, maps[current])
             continue

@@ -1,30 +1,13 @@
 """Thin git CLI helpers over the sandbox's bare repositories (real git, no mocks)."""
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-class GitError(RuntimeError):
-    """A git command failed."""
-
-
-def git(repo: Path | None, *args: str, input: bytes | None = None, alternates: list[Path] | None = None,
-        check: bool = True) -> str:
-    """Run git (in `repo` when given) and return stdout as text."""
-    env = dict(os.environ, **_ENV)
-    if alternates:
-        env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(str(p / "objects") for p in alternates)
-    cmd = ["git"] + (["-C", str(repo)] if repo else []) + list(args)
-    proc = subprocess.run(cmd, input=input, capture_output=True, env=env)
-    if check and proc.returncode != 0:
-        raise GitError(f"{' '.join(cmd)}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode(errors="replace")
+# git(repo or None, *args, input=, alternates=, check=) -> stdout: the one runner, as api/render/state call it
+from bot.gitutil import ok, run
+from bot.gitutil import output as git
 
 
 def init_bare(path: Path, default_branch: str) -> None:
@@ -92,8 +75,7 @@ def delete_ref(bare: Path, ref: str) -> None:
 
 
 def is_ancestor(bare: Path, old: str, new: str) -> bool:
-    proc = subprocess.run(["git", "-C", str(bare), "merge-base", "--is-ancestor", old, new], capture_output=True)
-    return proc.returncode == 0
+    return ok(bare, "merge-base", "--is-ancestor", old, new)
 
 
 @dataclass
@@ -210,8 +192,7 @@ def read_blob(bare: Path, ref: str, path: str) -> tuple[str, bytes] | None:
 
 
 def blob_bytes(bare: Path, sha: str) -> bytes:
-    return subprocess.run(["git", "-C", str(bare), "cat-file", "blob", sha], capture_output=True,
-                          check=True).stdout
+    return run(bare, "cat-file", "blob", sha).stdout
 
 
 def list_tree(bare: Path, ref: str, path: str) -> list[tuple[str, str, str, int]] | None:

@@ -1,8 +1,6 @@
 """Signed webhook delivery (GitHub-Hookshot-like): one background thread, in order, with a delivery log."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import queue
 import threading
@@ -12,6 +10,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from bot.signature import sign
 
 
 @dataclass
@@ -36,10 +36,6 @@ class Delivery:
         if with_payload:
             d["payload"] = json.loads(self.body)
         return d
-
-
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class WebhookSender:
@@ -131,7 +127,7 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/sandbox",
                    "X-GitHub-Event": d.event, "X-GitHub-Delivery": d.guid, "X-GitHub-Hook-ID": str(hook.id)}
         if hook.secret:
-            headers["X-Hub-Signature-256"] = signature(hook.secret, d.body)
+            headers["X-Hub-Signature-256"] = sign(hook.secret, d.body)
         url = urllib.parse.urlsplit(hook.url)
         conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         start = time.monotonic()

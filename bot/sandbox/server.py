@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from bot.gitutil import run as git_run
 from bot.sandbox import gitrepo
 from bot.sandbox.admin import make_admin
 from bot.sandbox.api import fire_ref_events, make_api, parse_auth
@@ -163,7 +163,7 @@ def run_http_backend(root: Path, path_info: str, remote_user: str | None) -> Res
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     data = request.get_data()
     env["CONTENT_LENGTH"] = str(len(data))
-    proc = subprocess.run(["git", "http-backend"], input=data, capture_output=True, env=env)
+    proc = git_run(None, "http-backend", input=data, env=env, inherit_env=False, check=False)
     head, _, payload = proc.stdout.partition(b"\r\n\r\n")
     if not _:
         head, _, payload = proc.stdout.partition(b"\n\n")
