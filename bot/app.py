@@ -9,7 +9,7 @@ from flask import Flask
 
 from .config import ConfigError, Settings
 from .pipeline import Pipeline
-from .store import Store
+from .store import FINAL_STATES, Store
 from .web import create_app
 from .worker import Worker
 
@@ -29,11 +29,21 @@ def make_forge(settings: Settings) -> Any:
                                installation_id=settings.github_installation_id)
 
 
-def make_executor(settings: Settings) -> Any:
+def run_in_progress(store: Store, run_id: int) -> bool:
+    """Is the run still going (not done, failed or cancelled)? A run the store does not know is over."""
+    try:
+        return store.get_run(run_id).state not in FINAL_STATES
+    except KeyError:
+        return False
+
+
+def make_executor(settings: Settings, store: Store | None = None) -> Any:
     if settings.executor == "skypilot":
         from .experiments.skypilot_exec import SkyPilotExecutor
 
-        return SkyPilotExecutor(settings.data_path / "executor" / "skypilot")
+        # the reconciler downs the clusters of runs that are over (their release lost to a crash)
+        run_active = None if store is None else (lambda run_id: run_in_progress(store, run_id))
+        return SkyPilotExecutor(settings.data_path / "executor" / "skypilot", run_active=run_active)
     from .experiments.executors import LocalExecutor
 
     return LocalExecutor(settings.data_path / "executor" / "local", trust=settings.local_trust,
@@ -66,7 +76,7 @@ def make_llm_factory(settings: Settings, store: Store) -> Any:
 
 
 def default_services(settings: Settings, store: Store) -> dict[str, Any]:
-    return {"executor": make_executor(settings), "llm_factory": make_llm_factory(settings, store)}
+    return {"executor": make_executor(settings, store), "llm_factory": make_llm_factory(settings, store)}
 
 
 @dataclass

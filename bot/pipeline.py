@@ -178,7 +178,23 @@ class Pipeline:
             self._fail(ctx, f"The bot hit an internal error during {PHASE_TITLES.get(ctx.run.state, ctx.run.state)} "
                             f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
                             "log.", "")
-        return self.store.get_run(run.id)
+        final = self.store.get_run(run.id)
+        if final.state in ("done", "failed", "cancelled"):
+            self._release(final)
+        return final
+
+    def _release(self, run: Run) -> None:
+        """The run is over: the executor gives up what it kept for the run (SkyPilot: the run's clusters,
+        reused across its batches); the VM time since the last batch is recorded as usage."""
+        release = getattr(self.services.get("executor"), "release", None)
+        if release is None:
+            return
+        try:
+            for arch, tail in (release(run.id) or {}).items():
+                self.store.record_usage(run.id, "vm", usd=float(tail["usd"]),
+                                        detail=f"teardown/{arch}: {float(tail['seconds']):.0f} s")
+        except Exception:  # the reconciler downs what is left: the run is over in the store
+            log.exception("run %s: releasing its executor resources failed", run.id)
 
     def _enter(self, ctx: StageContext, state: str) -> None:
         self.store.set_state(ctx.run.id, state, stage=state if state != "done" else None)

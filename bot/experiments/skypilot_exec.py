@@ -1,23 +1,31 @@
-"""SkyPilot executor: one VM per architecture, launched in parallel, always torn down.
+"""SkyPilot executor: one cluster per architecture per run, reused across the run's batches, always torn down.
 
 Every SkyPilot 0.14 SDK call goes through the local API server and returns a request id; ``sdk.get``
-waits for it. Per arch: ``launch`` (autostop+down as a safety net) -> ``stream_and_get`` of the launch
-request (provisioning log) -> ``tail_logs`` of the job into ``<arch>.log`` -> the result is the last
-``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that died, the last
-``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``) -> ``down`` in ``finally``.
-A failed attempt (launch failure, preemption, lost VM) is retried once on a fresh cluster (its own name).
+waits for it. The first batch of a run on an arch ``launch``es the run's cluster for that arch (autostop+down
+as a safety net); later batches of the same run (the stack verification, further waves, the final
+measurement) ``exec`` on it while ``status`` says it is UP (ccache and build trees under the synced workdir
+stay warm), and launch a fresh one when it is gone. Per batch and arch: launch/exec request -> its request id
+is saved before ``stream_and_get`` waits on it (provisioning log) -> ``tail_logs`` of the job into
+``<arch>.log`` -> the result is the last ``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that
+died, the last ``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``). A batch that ends
+without a final result (launch failure, preemption, lost VM) downs its cluster and is retried once on a fresh
+one. ``release(run_id)`` (the pipeline calls it when a run is done, failed or cancelled) downs the run's
+clusters; ``cancel`` downs the batch's clusters at once.
 
 No VM outlives its run: a teardown counts only once ``status`` no longer lists the cluster; a failed or
 unconfirmed ``down`` is retried with backoff, and the cluster stays in ``<state_dir>/teardown.json`` ("pending
 teardown") until it is confirmed gone. ``reconcile()`` (at worker start and every few minutes) retries those
-and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch.
+and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch
+and is not the kept cluster of a run still in progress (``run_active``, from the store, says which runs are).
 
 Before anything is launched, every architecture's price is quoted (SkyPilot's catalog, else the configured
 ``price_per_hour``); an unknown price refuses the batch. VM seconds are counted per arch, failed ones included
-(``costs()``).
+(``costs()``); a batch on a reused cluster is charged from the end of the previous batch on it (the idle gap).
 
-State (cluster names, request ids, job ids, per-arch status, VM seconds, $/h) lives in
-``<state_dir>/<handle>/state.json`` so a restarted bot re-attaches to running jobs or tears down.
+State lives on disk: ``<state_dir>/runs/<run key>.json`` (the run's cluster per arch, which batch holds it,
+billed-until) and ``<state_dir>/<handle>/state.json`` (cluster names, request ids, job ids, per-arch status,
+VM seconds, $/h), so a restarted bot re-attaches to a running job, or to an in-flight launch/exec request by
+its id, and reuses the run's clusters.
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ TaskConfigs = Mapping[str, Mapping[str, Any]]
 Renderer = Callable[[Mapping[str, Any], str, Path], Mapping[str, Any]]  # (spec, arch, files_dir)
 Pricer = Callable[[str, Mapping[str, Any]], Any]  # (arch, arch config | resources) -> PriceQuote | $/h | None
 MAX_CLUSTER_NAME = 40
-OUR_CLUSTER = re.compile(r"^ar-(?P<handle>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
+OUR_CLUSTER = re.compile(r"^ar-(?P<key>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
+LIVE_REQUEST = ("PENDING", "WAITING", "RUNNING", "SUCCEEDED")  # api_status states a restarted bot attaches to
+CLUSTER_GONE = ("ClusterDoesNotExist", "ClusterNotUpError")  # exec on a cluster that went away
 
 
 def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -89,21 +99,26 @@ def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
     return task
 
 
-def cluster_name(handle: str, arch: str, attempt: int) -> str:
-    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars), unique per handle, arch and
-    attempt: the attempt suffix is never cut, and an arch name that had to be shortened or changed carries a
-    hash of the original (so "x86_64" and "x86-64", or two long names sharing 40 characters, never
-    collide)."""
-    head = re.sub(r"[^a-z0-9-]", "-", f"ar-{handle}".lower())
-    tail = f"-{int(attempt)}"
+def cluster_name(key: str, arch: str, seq: int) -> str:
+    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars), unique per run key
+    (``r<run>-<hex6>``), arch and sequence number (every cluster a run launches on an arch gets the next one):
+    the sequence suffix is never cut, and an arch name that had to be shortened or changed carries a hash of
+    the original (so "x86_64" and "x86-64", or two long names sharing 40 characters, never collide)."""
+    head = re.sub(r"[^a-z0-9-]", "-", f"ar-{key}".lower())
+    tail = f"-{int(seq)}"
     slug = re.sub(r"[^a-z0-9]+", "-", arch.lower()).strip("-") or "arch"
     room = MAX_CLUSTER_NAME - len(head) - 1 - len(tail)
     if slug != arch or len(slug) > room:
         digest = hashlib.sha1(arch.encode()).hexdigest()[:6]
         slug = f"{slug[:max(0, room - len(digest) - 1)].strip('-')}-{digest}".lstrip("-")
     if room < 6:
-        raise ValueError(f"handle {handle!r} too long for a cluster name")
+        raise ValueError(f"run key {key!r} too long for a cluster name")
     return f"{head}-{slug}{tail}"
+
+
+def run_key(handle: str) -> str:
+    """The run key (``r<run>-<hex6>``) of a batch handle (``r<run>-<hex6>-b<n>``)."""
+    return handle.rsplit("-b", 1)[0]
 
 
 def _refuse(message: str) -> None:
@@ -119,11 +134,21 @@ def default_price(arch: str, cfg: Mapping[str, Any]) -> Any:
     return quote_resources(cfg)
 
 
+def _field(record: Any, name: str) -> str:
+    """A field of an API server record (a response model, or a dict) as a string; enums by their value."""
+    value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+    value = getattr(value, "value", value)
+    return "" if value is None else str(value)
+
+
 def _record_name(record: Any) -> str:
     """Cluster name of a ``status`` record (StatusResponse from the API server, or a dict)."""
-    if isinstance(record, Mapping):
-        return str(record.get("name") or "")
-    return str(getattr(record, "name", "") or "")
+    return _field(record, "name")
+
+
+def _batch_number(handle: str) -> int:
+    tail = handle.rsplit("-b", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 class SkyPilotExecutor:
@@ -134,7 +159,8 @@ class SkyPilotExecutor:
                  autostop_minutes: int = 10, clock: Callable[[], float] = time.time,
                  price: Pricer | None = None,
                  sleep: Callable[[float], None] = time.sleep, down_tries: int = 4,
-                 down_backoff: tuple[float, float] = (5.0, 120.0)) -> None:
+                 down_backoff: tuple[float, float] = (5.0, 120.0),
+                 run_active: Callable[[int], bool] | None = None) -> None:
         if sdk is None:
             from bot.resources import skypilot
             sdk = skypilot()  # the real SDK; imported lazily (slow import)
@@ -149,6 +175,7 @@ class SkyPilotExecutor:
         self.sleep = sleep
         self.down_tries = max(1, down_tries)
         self.down_backoff = down_backoff  # (first wait, longest wait) in seconds, doubling in between
+        self.run_active = run_active  # run id -> still in progress? (the store); None: runs end by release()
         self._lock = threading.RLock()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._reconciler: threading.Thread | None = None
@@ -179,26 +206,67 @@ class SkyPilotExecutor:
             self._save(handle, state)
             return state
 
+    # ------------------------------------------------------------------ run records (one per run key)
+    def _run_records(self) -> list[dict[str, Any]]:
+        runs = self.state_dir / "runs"
+        out = []
+        for path in sorted(runs.glob("*.json")) if runs.exists() else []:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def _load_run(self, key: str) -> dict[str, Any]:
+        return json.loads((self.state_dir / "runs" / f"{key}.json").read_text())
+
+    def _save_run(self, rec: Mapping[str, Any]) -> None:
+        runs = self.state_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        path = runs / f"{rec['key']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def _open_run(self, run_id: int) -> dict[str, Any]:
+        """The run's record while it is in use (not released), else a fresh one with a new key (unsaved)."""
+        for rec in self._run_records():
+            if rec.get("run_id") == run_id and not rec.get("released"):
+                return rec
+        return {"run_id": run_id, "key": f"r{run_id}-{secrets.token_hex(3)}", "released": False, "batches": 0,
+                "archs": {}}
+
+    def _batches(self, key: str) -> list[str]:
+        """Handles of every batch of run key ``key`` whose state is here, oldest first."""
+        found = [p.parent.name for p in self.state_dir.glob(f"{key}-b*/state.json")] \
+            if self.state_dir.exists() else []
+        return sorted((h for h in found if run_key(h) == key), key=_batch_number)
+
     # ------------------------------------------------------------------ protocol
     def submit(self, batch: Any) -> str:
-        """Write the per-arch task configs and launch every arch in its own thread."""
-        handle = f"r{getattr(batch, 'run_id', 0)}-{secrets.token_hex(3)}"
-        hdir = self._dir(handle)
-        hdir.mkdir(parents=True, exist_ok=False)
-        try:
-            configs = self._task_configs(batch, hdir)
-            prices = self._prices(batch, configs)
-        except BaseException:
-            shutil.rmtree(hdir, ignore_errors=True)
-            raise
-        state = {"handle": handle, "cancelled": False, "created": self.clock(),
-                 "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "launch_request": None,
-                               "job_id": None, "down": [], "vm_seconds": 0.0, "errors": [], "complete": False,
-                               "usd_per_hour": prices[a]}
-                           for a in configs}}
-        for arch, cfg in configs.items():
-            (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        """Write the per-arch task configs and start every arch in its own thread (launch, or exec on the
+        run's cluster)."""
+        run_id = int(getattr(batch, "run_id", 0) or 0)
         with self._lock:
+            rec = self._open_run(run_id)
+            rec["batches"] = int(rec.get("batches") or 0) + 1
+            handle = f"{rec['key']}-b{rec['batches']}"
+            hdir = self._dir(handle)
+            hdir.mkdir(parents=True, exist_ok=False)
+            try:
+                configs = self._task_configs(batch, hdir)
+                prices = self._prices(batch, configs)
+            except BaseException:
+                shutil.rmtree(hdir, ignore_errors=True)
+                raise
+            state = {"handle": handle, "run_id": run_id, "cancelled": False, "created": self.clock(),
+                     "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "mode": None,
+                                   "launch_request": None, "job_id": None, "down": [], "vm_seconds": 0.0,
+                                   "errors": [], "complete": False, "usd_per_hour": prices[a]}
+                               for a in configs}}
+            for arch, cfg in configs.items():
+                (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+            self._save_run(rec)
             self._save(handle, state)
         for arch in configs:
             self._start(handle, arch, resume=False)
@@ -250,6 +318,45 @@ class SkyPilotExecutor:
             if t is not None:
                 t.join(timeout=60)
 
+    def release(self, run_id: int) -> dict[str, dict[str, float]]:
+        """The run is over (done, failed or stopped): cancel its batches still in flight and down the clusters
+        kept for it. Returns {arch: {"seconds", "usd"}}: VM time from the end of the run's last batch on the
+        arch to the teardown (also added to that batch's ``vm_seconds``), for the caller to record."""
+        with self._lock:
+            recs = [r for r in self._run_records() if r.get("run_id") == run_id and not r.get("released")]
+            for rec in recs:
+                rec["released"] = True
+                self._save_run(rec)
+        out: dict[str, dict[str, float]] = {}
+        for rec in recs:
+            self._cancel_live_batches(rec["key"])
+            for arch, e in rec["archs"].items():
+                name = e.get("cluster")
+                if not name:
+                    continue
+                last = e.get("last_handle")
+                known = bool(last) and (self.state_dir / str(last) / "state.json").exists()
+                self._down(last if known else None, arch if known else None, name, force=True)
+                if not known or e.get("billed_until") is None:
+                    continue
+                seconds = max(0.0, self.clock() - float(e["billed_until"]))
+                with self._lock:
+                    state = self.load_state(last)
+                    a = state["archs"][arch]
+                    a["vm_seconds"] += seconds
+                    self._save(last, state)
+                got = out.setdefault(arch, {"seconds": 0.0, "usd": 0.0})
+                got["seconds"] += seconds
+                got["usd"] += seconds / 3600.0 * float(a.get("usd_per_hour") or 0.0)
+        return out
+
+    def _cancel_live_batches(self, key: str) -> None:
+        for handle in self._batches(key):
+            state = self.load_state(handle)
+            live = any(a["status"] not in TERMINAL for a in state["archs"].values())
+            if live and not state.get("cancelled"):
+                self.cancel(handle)
+
     def wait(self, handle: str, timeout: float | None = None) -> str:
         """Block until every arch thread of this process finished (tests, CLI)."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -298,7 +405,8 @@ class SkyPilotExecutor:
             tmp.replace(path)
 
     def _active_clusters(self) -> set[str]:
-        """Current clusters of every arch that is still pending, launching or running (any handle)."""
+        """Current clusters of every arch that is still pending, launching or running (any handle), and the
+        clusters kept for runs that are not released."""
         active = set()
         if not self.state_dir.exists():
             return active
@@ -310,25 +418,49 @@ class SkyPilotExecutor:
             for a in state.get("archs", {}).values():
                 if a.get("status") not in TERMINAL and a.get("cluster"):
                     active.add(a["cluster"])
+        for rec in self._run_records():
+            if not rec.get("released"):
+                active |= {e["cluster"] for e in rec.get("archs", {}).values() if e.get("cluster")}
         return active
 
+    def _close_finished_runs(self) -> None:
+        """Runs that ended without ``release`` (the bot died in between): released now, so the orphan pass
+        downs their clusters."""
+        if self.run_active is None:
+            return
+        for rec in self._run_records():
+            if rec.get("released"):
+                continue
+            try:
+                active = self.run_active(int(rec["run_id"]))
+            except Exception:  # noqa: BLE001 - unknown is active: autostop stays the backstop
+                active = True
+            if not active:
+                log.warning("reconcile: run %s is over; releasing its clusters", rec["run_id"])
+                with self._lock:
+                    rec = self._load_run(rec["key"])
+                    rec["released"] = True
+                    self._save_run(rec)
+                self._cancel_live_batches(rec["key"])
+
     def _owner(self, name: str) -> tuple[str | None, str | None]:
-        """(handle, arch) that launched cluster ``name``, when its state is still here."""
+        """(handle, arch) of the last batch that ran on cluster ``name``, when its state is still here."""
         m = OUR_CLUSTER.match(name)
-        if not m or not (self.state_dir / m["handle"] / "state.json").exists():
-            return None, None
-        for arch, a in self.load_state(m["handle"])["archs"].items():
-            if a.get("cluster") == name or any(cluster_name(m["handle"], arch, k) == name
-                                               for k in range(1, max(1, int(a.get("attempt") or 0)) + 1)):
-                return m["handle"], arch
-        return m["handle"], None
+        owner: tuple[str | None, str | None] = (None, None)
+        for handle in self._batches(m["key"]) if m else []:
+            for arch, a in self.load_state(handle)["archs"].items():
+                if a.get("cluster") == name:
+                    owner = (handle, arch)
+        return owner
 
     def reconcile(self) -> dict[str, list[str]]:
-        """Retry due pending teardowns; tear down the bot's clusters that belong to no active batch.
+        """Retry due pending teardowns; tear down the bot's clusters that belong to no active batch and to no
+        run in progress (``run_active``).
 
         Only clusters named by this executor (``ar-r<run>-<hex6>-...``) are touched; one bot per SkyPilot
         user, since a second bot's clusters would look like orphans."""
         report: dict[str, list[str]] = {"downed": [], "kept": [], "pending": [], "errors": []}
+        self._close_finished_runs()
         now = self.clock()
         for name, entry in self.pending_teardown().items():
             if float(entry.get("next_at", 0)) <= now:
@@ -454,55 +586,158 @@ class SkyPilotExecutor:
         if (hdir / f"{arch}.result.json").exists():
             best = json.loads((hdir / f"{arch}.result.json").read_text())
         attempt = a["attempt"]
+        reattach = None
         if resume and a.get("cluster") and a.get("job_id") is not None:
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=True)
+            reattach = "job"  # the job runs (or ran): follow its log again
+        elif resume and a.get("cluster") and a.get("launch_request") \
+                and self._request_live(a["launch_request"]):
+            reattach = "request"  # the launch/exec request is still in flight (or done): wait on it by its id
+        elif resume and a.get("cluster"):
+            # died while launching and the request is gone: unknown state -> give the cluster up
+            self._hand_back(handle, arch, a["cluster"], a.get("mode") or "launch", False, self.clock())
+            self._down(handle, arch, a["cluster"])
+        if reattach:
+            result, complete = self._attempt(handle, arch, config, attempt, reattach=reattach)
             best = self._keep(hdir, arch, best, result)
             if complete or self._cancelled(handle):
                 return self._finish(handle, arch, best, complete)
-        elif resume and a.get("cluster"):
-            self._down(handle, arch, a["cluster"])  # died while launching: unknown state -> tear down
         while attempt < self.max_attempts and not self._cancelled(handle):
             attempt += 1
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=False)
+            result, complete = self._attempt(handle, arch, config, attempt, reattach=None)
             best = self._keep(hdir, arch, best, result)
             if complete:
                 return self._finish(handle, arch, best, True)
         self._finish(handle, arch, best, False)
 
-    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> dict[str, Any] | None:
-        if new is not None and _progress(new) >= _progress(best):
-            (hdir / f"{arch}.result.json").write_text(json.dumps(new))
-            return new
-        return best
+    def _request_live(self, request_id: str) -> bool:
+        """Is this launch/exec request pending, running or succeeded on the API server (``api_status``)?"""
+        try:
+            records = self.sdk.api_status([request_id])
+        except Exception as exc:  # noqa: BLE001 - API server unreachable: not attachable, tear down instead
+            log.warning("api_status %s: %s: %s", request_id, type(exc).__name__, exc)
+            return False
+        return any(_field(r, "request_id") == request_id and _field(r, "status").upper() in LIVE_REQUEST
+                   for r in records or [])
 
-    def _finish(self, handle: str, arch: str, best: Mapping[str, Any] | None, complete: bool) -> None:
-        if self._cancelled(handle):
-            status = "cancelled"
+    def _cluster_status(self, name: str) -> str:
+        """The cluster's status in SkyPilot (``UP``, ``INIT``, ``STOPPED``), "" when ``status`` lists none."""
+        records = self.sdk.get(self.sdk.status(cluster_names=[name], all_users=False))
+        for record in records or []:
+            if _record_name(record) == name:
+                return _field(record, "status").upper() or "UNKNOWN"
+        return ""
+
+    def _holds(self, handle: str, arch: str) -> bool:
+        """Is batch ``handle`` still working on ``arch`` (so the run's cluster is busy)?"""
+        try:
+            a = self.load_state(handle)["archs"].get(arch) or {}
+        except (KeyError, OSError, ValueError):
+            return False
+        return a.get("status") not in TERMINAL
+
+    def _acquire(self, handle: str, arch: str) -> tuple[str, str, float | None]:
+        """(cluster, mode, charged from) for this batch's next attempt on ``arch``: "exec" on the run's
+        cluster while ``status`` says it is UP; "launch" of the run's next cluster when there is none (or it
+        is gone, or not UP: then it is downed first); "private" (this batch's own, downed after it) while
+        another active batch of the run holds the run's cluster, or the run was released."""
+        key = run_key(handle)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
+                                               "billed_until": None, "last_handle": None})
+            holder = e.get("holder")
+            if rec.get("released") or (holder and holder != handle and self._holds(holder, arch)):
+                e["seq"] += 1
+                self._save_run(rec)
+                return cluster_name(key, arch, e["seq"]), "private", None
+            e["holder"] = handle
+            existing, since = e.get("cluster"), e.get("billed_until")
+            self._save_run(rec)
+        if existing:
+            status = self._cluster_status(existing)
+            if status == "UP":
+                return existing, "exec", since
+            if status:  # INIT (a launch that failed half-way) or STOPPED: not reusable
+                self._down(handle, arch, existing, force=True)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"][arch]
+            e["seq"] += 1
+            e.update(cluster=cluster_name(key, arch, e["seq"]), billed_until=None)
+            self._save_run(rec)
+            return e["cluster"], "launch", None
+
+    def _hand_back(self, handle: str, arch: str, name: str, mode: str, keep: bool, ended: float) -> bool:
+        """After an attempt: keep the run's cluster for the run's next batch (True) or give it up (False: the
+        caller downs it). Kept only after a final result, for a run not released, a batch not cancelled."""
+        if mode == "private":
+            return False
+        with self._lock:
+            rec = self._load_run(run_key(handle))
+            e = rec["archs"].get(arch) or {}
+            mine = e.get("cluster") == name
+            keep = keep and mine and not rec.get("released") and not self._cancelled(handle)
+            if mine:
+                e.update(holder=None, last_handle=handle, billed_until=ended if keep else None)
+                if not keep:
+                    e["cluster"] = None
+                self._save_run(rec)
+            return keep
+
+    def _request_job(self, handle: str, arch: str, name: str, mode: str, config: Mapping[str, Any]) -> Any:
+        """Send the launch (or exec) request; its id is on disk before anyone waits on it."""
+        task = self._make_task(config)
+        if mode == "exec":
+            rid = self.sdk.exec(task, cluster_name=name, down=False)
         else:
-            status = "done" if best is not None else "failed"
-        self._update(handle, arch, status=status, complete=complete)
+            rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
+                                  idle_minutes_to_autostop=self.autostop_minutes, down=True)
+        self._update(handle, arch, launch_request=str(rid))
+        return rid
 
     def _attempt(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
-                 *, reattach: bool) -> tuple[dict[str, Any] | None, bool]:
-        """One launch (or re-attach) on one cluster; the cluster is always downed afterwards."""
+                 *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+        """One attempt on one cluster: launch, exec on the run's cluster, or re-attach (to the job, or to the
+        launch/exec request by its id). The cluster is kept for the run's next batch only after a final
+        result; otherwise it is downed here."""
         hdir = self._dir(handle)
-        name = self.load_state(handle)["archs"][arch]["cluster"] if reattach else cluster_name(handle, arch, attempt)
+        a = self.load_state(handle)["archs"][arch]
+        if reattach:
+            name, mode, since = a["cluster"], a.get("mode") or "launch", None
+        else:
+            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode=None,
+                         job_id=None, launch_request=None)
+            name, mode, since = self._acquire(handle, arch)
+            self._update(handle, arch, cluster=name, mode=mode)
         log_path = hdir / f"{arch}.log"
-        started = self.clock()
+        started = self.clock() if since is None else float(since)
+        complete = False
         try:
             with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"\n=== {arch} attempt {attempt} cluster {name} {'re-attach' if reattach else 'launch'}\n")
+                log.write(f"\n=== {arch} attempt {attempt} cluster {name} "
+                          f"{'re-attach to the ' + reattach if reattach else mode}\n")
                 log.flush()
-                if reattach:
-                    job_id = self.load_state(handle)["archs"][arch]["job_id"]
+                if reattach == "job":
+                    job_id = a["job_id"]
                 else:
-                    self._update(handle, arch, status="launching", attempt=attempt, cluster=name, job_id=None)
-                    task = self._make_task(config)
-                    rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
-                                          idle_minutes_to_autostop=self.autostop_minutes, down=True)
-                    self._update(handle, arch, launch_request=str(rid))
-                    job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    rid = a["launch_request"] if reattach else \
+                        self._request_job(handle, arch, name, mode, config)
+                    try:
+                        job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    except Exception as exc:
+                        gone = type(exc).__name__ in CLUSTER_GONE or isinstance(exc, ValueError)
+                        if mode != "exec" or not gone or self._cancelled(handle):
+                            raise
+                        # the run's cluster went away between `status` and `exec`: launch the run's next one
+                        log.write(f"\n=== {name} is gone ({type(exc).__name__}: {exc}); "
+                                  "launching a fresh one\n")
+                        self._hand_back(handle, arch, name, mode, False, self.clock())
+                        self._down(handle, arch, name, force=True)
+                        name, mode, _ = self._acquire(handle, arch)
+                        self._update(handle, arch, cluster=name, mode=mode)
+                        started = self.clock()
+                        rid = self._request_job(handle, arch, name, mode, config)
+                        job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
                     self._update(handle, arch, status="running", job_id=job_id)
                 if self._cancelled(handle):
                     return None, False
@@ -519,11 +754,29 @@ class SkyPilotExecutor:
                 if log_path.exists() else (None, False)
             return result, False
         finally:
-            self._down(handle, arch, name, force=True)  # even if cancel() downed it while launch was in flight
+            ended = self.clock()
+            if not self._hand_back(handle, arch, name, mode, complete, ended):
+                # even if cancel() downed it while the request was in flight
+                self._down(handle, arch, name, force=True)
+                ended = self.clock()
             with self._lock:
                 state = self.load_state(handle)
-                state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
+                state["archs"][arch]["vm_seconds"] += max(0.0, ended - started)
                 self._save(handle, state)
+
+    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
+              new: dict[str, Any] | None) -> dict[str, Any] | None:
+        if new is not None and _progress(new) >= _progress(best):
+            (hdir / f"{arch}.result.json").write_text(json.dumps(new))
+            return new
+        return best
+
+    def _finish(self, handle: str, arch: str, best: Mapping[str, Any] | None, complete: bool) -> None:
+        if self._cancelled(handle):
+            status = "cancelled"
+        else:
+            status = "done" if best is not None else "failed"
+        self._update(handle, arch, status=status, complete=complete)
 
     def _error(self, handle: str, arch: str, message: str) -> None:
         with self._lock:
