@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -758,3 +758,48 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
     seconds = float(usage[0][2].split()[1])
     assert usage[0][1] > 0 and usage[0][1] == pytest.approx(seconds / 3600 * PRICE, rel=0.01)
     assert ex.reconcile() == {"downed": [], "kept": [], "pending": [], "errors": []}
+
+
+# ---------------------------------------------------------------------- re-attach by request id
+
+
+def killed_during_launch(tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int
+                         ) -> tuple[FakeSky, str]:
+    """A bot that sent the launch request and was killed (-9) while waiting on it: its thread never returns
+    and never tears anything down. The returned double shares the API server's state with it."""
+    dead = FakeSky(plans, freeze=threading.Event())
+    handle = executor(tmp_path, dead).submit(Batch(run_id, {"x86": TASK}))
+    wait_for(lambda: json.loads((tmp_path / "handles" / handle / "state.json").read_text())
+             ["archs"]["x86"]["launch_request"], "the launch request id is on disk")
+    return replace(dead, freeze=None), handle
+
+
+def test_restarted_bot_attaches_to_the_in_flight_launch_by_its_request_id(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("ok")]}, 50)
+    state = json.loads((tmp_path / "handles" / handle / "state.json").read_text())
+    rid = state["archs"]["x86"]["launch_request"]
+    assert [p.status for p in fake.api_status([rid])] == ["SUCCEEDED"]
+    restarted = executor(tmp_path, fake)  # a new process over the same state dir
+    restarted.poll(handle)  # finds no thread for the launching arch here: re-attaches
+    assert restarted.wait(handle, timeout=30) == "done"
+    name = cluster_name(run_key(handle), "x86", 1)
+    assert sum(c[0] == "launch" for c in fake.calls) == 1 and fake.downed == []  # attached, not relaunched
+    assert fake.calls[-1] == ("tail_logs", name, 1)
+    a = restarted.load_state(handle)["archs"]["x86"]
+    assert a["launch_request"] == rid and a["attempt"] == 1 and restarted.collect(handle)["x86"]["complete"]
+    assert "re-attach to the request" in restarted.logs(handle)
+    restarted.release(50)
+    assert fake.downed == [name] and fake.alive == set()
+
+
+def test_restarted_bot_relaunches_when_the_launch_request_failed(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("launch_fail"), Attempt("ok")]}, 51)
+    restarted = executor(tmp_path, fake)
+    restarted.poll(handle)
+    assert restarted.wait(handle, timeout=30) == "done"
+    key = run_key(handle)
+    assert [c for c in fake.calls if c[0] == "launch"] == [("launch", cluster_name(key, "x86", 1)),
+                                                          ("launch", cluster_name(key, "x86", 2))]
+    assert fake.downed == [cluster_name(key, "x86", 1)]  # the failed launch's half-made cluster
+    restarted.release(51)
+    assert fake.alive == set()
