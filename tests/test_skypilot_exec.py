@@ -99,7 +99,7 @@ class FakeSky:
                _is_launched_by_jobs_controller=False, _is_launched_by_sky_serve_controller=False,
                _disable_controller_check=False, _file_mounts_blob_id=None, _extra_launch_context=None,
                _include_credentials=False):
-        assert isinstance(task, sky.Task) and cluster_name and down and idle_minutes_to_autostop
+        assert isinstance(task, sky.Task) and task.run and cluster_name and down and idle_minutes_to_autostop
         assert not retry_until_up
         self.calls.append(("launch", cluster_name))
         self.released.setdefault(cluster_name, threading.Event())
@@ -108,7 +108,7 @@ class FakeSky:
         return self._job(cluster_name, self._submit(cluster_name))
 
     def exec(self, task, cluster_name=None, dryrun=False, down=False, backend=None):
-        assert isinstance(task, sky.Task) and cluster_name and not down
+        assert isinstance(task, sky.Task) and task.run and cluster_name and not down
         self.calls.append(("exec", cluster_name))
         with self.lock:
             if cluster_name in self.vanish_on_exec:

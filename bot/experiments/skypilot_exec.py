@@ -30,6 +30,7 @@ its id, and reuses the run's clusters.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -548,7 +549,7 @@ class SkyPilotExecutor:
         return prices
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
-        return (self.task_from_config or build_task)(config)
+        return (self.task_from_config or build_task)(copy.deepcopy(dict(config)))  # from_yaml_config pops keys
 
     @staticmethod
     def _clusters(a: Mapping[str, Any]) -> list[str]:
