@@ -56,7 +56,8 @@ class FakeSky:
     down. Signatures mirror the real SDK. ``plans[arch][n]`` is what the (n+1)-th launch/exec on arch does."""
     plans: dict[str, list[Attempt]]
     submitted: dict[str, int] = field(default_factory=dict)     # arch -> launches + execs so far
-    jobs: dict[tuple, Attempt] = field(default_factory=dict)     # (cluster, job id) -> plan
+    queued: dict[tuple, Attempt] = field(default_factory=dict)   # (cluster, job id) -> plan
+    managed: dict[int, dict] = field(default_factory=dict)       # managed job id -> name, plan, status, ...
     freeze: threading.Event | None = None  # set: this process "is killed": stream_and_get never returns
     vanish_on_exec: set[str] = field(default_factory=set)  # clusters that go away as an exec arrives
     calls: list[tuple] = field(default_factory=list)
@@ -78,8 +79,8 @@ class FakeSky:
     def _job(self, cluster: str, plan: Attempt) -> str:
         """Queue a job on the cluster (ids count up per cluster, as SkyPilot's job table does)."""
         with self.lock:
-            job_id = 1 + sum(c == cluster for c, _ in self.jobs)
-            self.jobs[(cluster, job_id)] = plan
+            job_id = 1 + sum(c == cluster for c, _ in self.queued)
+            self.queued[(cluster, job_id)] = plan
         if plan.kind == "slow_launch":
             return self._request("slow_launch")
         if plan.kind == "launch_fail":
@@ -152,7 +153,7 @@ class FakeSky:
         return value
 
     def tail_logs(self, cluster_name, job_id, follow, tail=0, output_stream=None, *, preload_content=True):
-        arch, plan = cluster_name.split("-")[-2], self.jobs[(cluster_name, job_id)]
+        arch, plan = cluster_name.split("-")[-2], self.queued[(cluster_name, job_id)]
         self.calls.append(("tail_logs", cluster_name, job_id))
         out = output_stream
         out.write("[driver] building\n")
@@ -193,6 +194,10 @@ class FakeSky:
             names = sorted(self.alive if cluster_names is None else set(cluster_names) & self.alive)
         return self._request([{"name": n, "status": "UP"} for n in names])
 
+    @property
+    def jobs(self) -> FakeJobs:
+        return FakeJobs(self)
+
     def job_status(self, cluster_name, job_ids=None):
         return self._request({1: None})
 
@@ -200,6 +205,73 @@ class FakeSky:
         self.calls.append(("api_cancel", request_ids))
         self.cancelled.set()
         return self._request([])
+
+
+class FakeJobs:
+    """``sky.jobs`` double over the same API server state as its FakeSky: the controller runs each job on its
+    own spot cluster, recovers it after a preemption and keeps its log. Signatures mirror the real SDK."""
+
+    def __init__(self, sky_: FakeSky) -> None:
+        self.sky = sky_
+
+    def launch(self, task, name=None, pool=None, num_jobs=None, job_group=sky.jobs.AUTO_JOB_GROUP,
+               _need_confirmation=False):
+        assert isinstance(task, sky.Task) and task.run and name and next(iter(task.resources)).use_spot
+        self.sky.calls.append(("jobs.launch", name))
+        plan = self.sky._submit(name)
+        with self.sky.lock:
+            job_id = len(self.sky.managed) + 1
+            self.sky.managed[job_id] = {"name": name, "plan": plan, "status": "PENDING", "recoveries": 0,
+                                        "stop": threading.Event()}
+        return self.sky._request(([job_id], None))
+
+    def tail_logs(self, name=None, job_id=None, follow=True, controller=False, refresh=False, tail=None,
+                  tail_offset=None, output_stream=None, task=None, *, preload_content=True):
+        self.sky.calls.append(("jobs.tail_logs", job_id))
+        job, out = self.sky.managed[job_id], output_stream
+        arch, plan = job["name"].split("-")[-2], job["plan"]
+        if plan.kind == "launch_fail":
+            job["status"] = "FAILED_NO_RESOURCE"
+            out.write("No resource satisfying the request\n")
+            return 1
+        job["status"] = "RUNNING"
+        out.write("[driver] building\n")
+        partial = result(arch, plan.partial_variants, complete=False)
+        out.write("AUTORESEARCH_PARTIAL " + json.dumps(partial) + "\n")
+        if plan.kind == "preempt":  # the controller relaunches the spot VM and reruns the task
+            job["recoveries"] += 1
+            out.write("(controller) spot VM preempted; recovering\n[driver] building\n")
+        if plan.kind in ("ok", "preempt"):
+            out.write("AUTORESEARCH_RESULT " + json.dumps(result(arch, 2)) + "\n")
+            job["status"] = "SUCCEEDED"
+            return 0
+        if plan.kind == "block":
+            job["stop"].wait(20)
+            return 137
+        raise AssertionError(plan.kind)
+
+    def queue(self, refresh, skip_finished=False, all_users=False, job_ids=None, version=1):
+        from sky.jobs.state import ManagedJobStatus
+        from sky.schemas.api.responses import ManagedJobRecord
+
+        with self.sky.lock:
+            records = [ManagedJobRecord(job_id=jid, job_name=j["name"], status=ManagedJobStatus(j["status"]),
+                                        recovery_count=j["recoveries"])
+                       for jid, j in sorted(self.sky.managed.items()) if job_ids is None or jid in job_ids]
+        if skip_finished:
+            records = [r for r in records if not r.status.is_terminal()]
+        return self.sky._request((records, len(records), {}, len(records)) if version == 2 else records)
+
+    def cancel(self, name=None, job_ids=None, all=False, all_users=False, pool=None, graceful=False,
+               graceful_timeout=None, task=None):
+        self.sky.calls.append(("jobs.cancel", tuple(job_ids or ())))
+        with self.sky.lock:
+            for jid in job_ids or []:
+                job = self.sky.managed[jid]
+                if job["status"] in ("PENDING", "RUNNING"):
+                    job["status"] = "CANCELLED"
+                job["stop"].set()
+        return self.sky._request(None)
 
 
 TASK = {"name": "autoresearch-1-x86", "run": "python3 driver.py", "resources": {"cpus": "2+"}}
@@ -222,6 +294,10 @@ def test_fake_matches_real_sdk_signatures() -> None:
         fake = inspect.signature(getattr(FakeSky, name))
         fake_params = list(fake.parameters.values())[1:]  # drop self
         assert [(p.name, p.kind) for p in fake_params] == [(p.name, p.kind) for p in real.parameters.values()], name
+    for name in ("launch", "queue", "tail_logs", "cancel"):
+        real = inspect.signature(getattr(sky.jobs, name))
+        fake = list(inspect.signature(getattr(FakeJobs, name)).parameters.values())[1:]
+        assert [(p.name, p.kind) for p in fake] == [(p.name, p.kind) for p in real.parameters.values()], name
 
 
 def test_two_arches_succeed_and_clusters_are_downed(tmp_path: Path) -> None:
@@ -763,12 +839,12 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
 # ---------------------------------------------------------------------- re-attach by request id
 
 
-def killed_during_launch(tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int
+def killed_during_launch(tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int, task: dict = TASK
                          ) -> tuple[FakeSky, str]:
     """A bot that sent the launch request and was killed (-9) while waiting on it: its thread never returns
     and never tears anything down. The returned double shares the API server's state with it."""
     dead = FakeSky(plans, freeze=threading.Event())
-    handle = executor(tmp_path, dead).submit(Batch(run_id, {"x86": TASK}))
+    handle = executor(tmp_path, dead).submit(Batch(run_id, {"x86": task}))
     wait_for(lambda: json.loads((tmp_path / "handles" / handle / "state.json").read_text())
              ["archs"]["x86"]["launch_request"], "the launch request id is on disk")
     return replace(dead, freeze=None), handle
@@ -803,3 +879,92 @@ def test_restarted_bot_relaunches_when_the_launch_request_failed(tmp_path: Path)
     assert fake.downed == [cluster_name(key, "x86", 1)]  # the failed launch's half-made cluster
     restarted.release(51)
     assert fake.alive == set()
+
+
+# ---------------------------------------------------------------------- spot archs: managed jobs
+
+SPOT = {**TASK, "resources": {"cpus": "2+", "use_spot": True}}
+
+
+def test_spot_arch_runs_as_a_managed_job_and_on_demand_as_a_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")], "arm": [Attempt("preempt"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(60, {"x86": TASK, "arm": SPOT}))
+    assert ex.wait(first, timeout=30) == "done"
+    got = ex.collect(first)
+    assert got["arm"]["complete"] and got["x86"]["complete"]
+    key = run_key(first)
+    job = "arj-" + cluster_name(key, "arm", 1)[3:]
+    arm = ex.load_state(first)["archs"]["arm"]
+    assert (arm["mode"], arm["job_name"], arm["job_id"], arm["cluster"]) == ("managed", job, 1, None)
+    assert ("jobs.launch", job) in fake.calls and ("jobs.tail_logs", 1) in fake.calls
+    assert "managed job 1: SUCCEEDED, exit code 0, recovered 1 time(s)" in ex.logs(first)  # preempted once
+    assert not any(c[0] == "jobs.cancel" for c in fake.calls) and fake.alive == {cluster_name(key, "x86", 1)}
+    second = ex.submit(Batch(60, {"x86": TASK, "arm": SPOT}))  # the stack verification
+    assert ex.wait(second, timeout=30) == "done"
+    # the on-demand arch reuses its cluster; each spot batch is a managed job of its own (a new spot VM)
+    assert sorted(c for c in fake.calls if c[0] in ("launch", "exec", "jobs.launch")) == sorted([
+        ("launch", cluster_name(key, "x86", 1)), ("jobs.launch", job),
+        ("exec", cluster_name(key, "x86", 1)), ("jobs.launch", "arj-" + cluster_name(key, "arm", 2)[3:])])
+    assert {j["status"] for j in fake.managed.values()} == {"SUCCEEDED"}
+    ex.release(60)
+    assert fake.downed == [cluster_name(key, "x86", 1)] and fake.alive == set()  # the controller owns spot VMs
+
+
+def test_failed_managed_job_is_retried_with_a_new_job(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("launch_fail"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(Batch(61, {"arm": SPOT}))
+    assert ex.wait(handle, timeout=30) == "done" and ex.collect(handle)["arm"]["complete"]
+    assert [c[0] for c in fake.calls if c[0].startswith("jobs.")] == [
+        "jobs.launch", "jobs.tail_logs", "jobs.launch", "jobs.tail_logs"]  # a finished job is not cancelled
+    errors = ex.load_state(handle)["archs"]["arm"]["errors"]
+    assert any("managed job 1 ended (FAILED_NO_RESOURCE)" in e for e in errors)
+    assert [j["status"] for j in fake.managed.values()] == ["FAILED_NO_RESOURCE", "SUCCEEDED"]
+
+
+def test_cancel_mid_managed_job_cancels_it(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("block")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(Batch(62, {"arm": SPOT}))
+    wait_for(lambda: ("jobs.tail_logs", 1) in fake.calls, "the managed job runs")
+    ex.cancel(handle)
+    assert ex.wait(handle, timeout=30) == "failed"
+    assert ("jobs.cancel", (1,)) in fake.calls and fake.managed[1]["status"] == "CANCELLED"
+    assert ex.load_state(handle)["archs"]["arm"]["status"] == "cancelled" and fake.downed == []
+
+
+def test_restarted_bot_attaches_to_a_managed_job_launch_and_follows_its_log(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("ok")]}, 63, task=SPOT)
+    restarted = executor(tmp_path, fake)
+    restarted.poll(handle)
+    assert restarted.wait(handle, timeout=30) == "done" and restarted.collect(handle)["x86"]["complete"]
+    assert sum(c[0] == "jobs.launch" for c in fake.calls) == 1 and fake.calls[-1] == ("jobs.tail_logs", 1)
+    # killed again while following the job: the next bot follows the same job by its id (logs survive)
+    state = restarted.load_state(handle)
+    state["archs"]["x86"].update(status="running", complete=False)
+    (tmp_path / "handles" / handle / "state.json").write_text(json.dumps(state))
+    third = executor(tmp_path, fake)
+    third.poll(handle)
+    assert third.wait(handle, timeout=30) == "done"
+    assert sum(c[0] == "jobs.launch" for c in fake.calls) == 1 and fake.calls[-1] == ("jobs.tail_logs", 1)
+
+
+def test_reconciler_cancels_managed_jobs_no_batch_follows(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("block"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    assert ex.reconcile()["errors"] == [] and not any(c[0].startswith("jobs.") for c in fake.calls)
+    running = ex.submit(Batch(64, {"arm": SPOT}))
+    wait_for(lambda: ("jobs.tail_logs", 1) in fake.calls, "the managed job runs")
+    with fake.lock:  # a bot that crashed before saving the job's state left this one running
+        fake.managed[2] = {"name": "arj-r9-abcdef-arm-1", "plan": Attempt("block"), "status": "RUNNING",
+                           "recoveries": 0, "stop": threading.Event()}
+        fake.managed[3] = {"name": "someone-elses-job", "plan": Attempt("block"), "status": "RUNNING",
+                           "recoveries": 0, "stop": threading.Event()}
+    report = ex.reconcile()
+    assert report["downed"] == ["arj-r9-abcdef-arm-1"] and report["kept"] == [
+        ex.load_state(running)["archs"]["arm"]["job_name"]]
+    assert [c for c in fake.calls if c[0] == "jobs.cancel"] == [("jobs.cancel", (2,))]
+    assert [fake.managed[i]["status"] for i in (1, 2, 3)] == ["RUNNING", "CANCELLED", "RUNNING"]
+    ex.cancel(running)
+    assert fake.managed[1]["status"] == "CANCELLED"

@@ -12,11 +12,18 @@ without a final result (launch failure, preemption, lost VM) downs its cluster a
 one. ``release(run_id)`` (the pipeline calls it when a run is done, failed or cancelled) downs the run's
 clusters; ``cancel`` downs the batch's clusters at once.
 
+A spot arch (``use_spot: true``) runs each batch as a SkyPilot managed job instead (``sky.jobs.launch``, named
+``arj-r<run>-<hex6>-<arch>-<seq>``): the jobs controller provisions the spot VM, recovers the job after a
+preemption and tears its cluster down; the bot follows ``sky.jobs.tail_logs`` (the log survives the VM), reads
+the final state from ``sky.jobs.queue`` and cancels with ``sky.jobs.cancel`` (an attempt that ends without a
+result cancels its job unless it is known finished). Managed jobs get no cluster reuse (a fresh spot VM each).
+
 No VM outlives its run: a teardown counts only once ``status`` no longer lists the cluster; a failed or
 unconfirmed ``down`` is retried with backoff, and the cluster stays in ``<state_dir>/teardown.json`` ("pending
 teardown") until it is confirmed gone. ``reconcile()`` (at worker start and every few minutes) retries those
 and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch
-and is not the kept cluster of a run still in progress (``run_active``, from the store, says which runs are).
+and is not the kept cluster of a run still in progress (``run_active``, from the store, says which runs are),
+and cancels the bot's unfinished managed jobs that no active batch follows.
 
 Before anything is launched, every architecture's price is quoted (SkyPilot's catalog, else the configured
 ``price_per_hour``); an unknown price refuses the batch. VM seconds are counted per arch, failed ones included
@@ -54,6 +61,11 @@ MAX_CLUSTER_NAME = 40
 OUR_CLUSTER = re.compile(r"^ar-(?P<key>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
 LIVE_REQUEST = ("PENDING", "WAITING", "RUNNING", "SUCCEEDED")  # api_status states a restarted bot attaches to
 CLUSTER_GONE = ("ClusterDoesNotExist", "ClusterNotUpError")  # exec on a cluster that went away
+OUR_JOB = re.compile(r"^arj-(?P<key>r\d+-[0-9a-f]{6})-")  # every managed job this executor names (spot archs)
+# sky.jobs.ManagedJobStatus.terminal_statuses()
+MANAGED_TERMINAL = ("SUCCEEDED", "CANCELLED", "FAILED", "FAILED_SETUP", "FAILED_PRECHECKS",
+                    "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+MANAGED_MARK = "managed-jobs-used"  # in state_dir once a managed job was submitted: the reconciler sweeps
 
 
 def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -145,6 +157,16 @@ def _field(record: Any, name: str) -> str:
 def _record_name(record: Any) -> str:
     """Cluster name of a ``status`` record (StatusResponse from the API server, or a dict)."""
     return _field(record, "name")
+
+
+def is_managed(config: Mapping[str, Any]) -> bool:
+    """Does this rendered task run as a SkyPilot managed job? Yes for a spot arch (``use_spot: true``)."""
+    return bool((config.get("resources") or {}).get("use_spot"))
+
+
+def _records(got: Any) -> list[Any]:
+    """The records of ``sky.jobs.queue`` (version 2 answers (records, total, counts, total unfiltered))."""
+    return list((got[0] if isinstance(got, tuple) else got) or [])
 
 
 def _batch_number(handle: str) -> int:
@@ -310,6 +332,8 @@ class SkyPilotExecutor:
                     self.sdk.api_cancel(a["launch_request"])
                 except Exception:  # noqa: BLE001 - best effort; down follows
                     pass
+            if a.get("mode") == "managed" and a["status"] not in TERMINAL and a.get("job_id") is not None:
+                self._cancel_managed(handle, arch, int(a["job_id"]))
             for name in self._clusters(a):
                 self._down(handle, arch, name)
             if a["status"] not in TERMINAL:
@@ -462,6 +486,7 @@ class SkyPilotExecutor:
         user, since a second bot's clusters would look like orphans."""
         report: dict[str, list[str]] = {"downed": [], "kept": [], "pending": [], "errors": []}
         self._close_finished_runs()
+        self._reconcile_managed(report)
         now = self.clock()
         for name, entry in self.pending_teardown().items():
             if float(entry.get("next_at", 0)) <= now:
@@ -549,7 +574,8 @@ class SkyPilotExecutor:
         return prices
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
-        return (self.task_from_config or build_task)(copy.deepcopy(dict(config)))  # from_yaml_config pops keys
+        # a copy: sky.Task.from_yaml_config empties the dict it is given (a retry needs it whole)
+        return (self.task_from_config or build_task)(copy.deepcopy(dict(config)))
 
     @staticmethod
     def _clusters(a: Mapping[str, Any]) -> list[str]:
@@ -587,24 +613,27 @@ class SkyPilotExecutor:
         if (hdir / f"{arch}.result.json").exists():
             best = json.loads((hdir / f"{arch}.result.json").read_text())
         attempt = a["attempt"]
+        managed = a.get("mode") == "managed"
+        target = a.get("job_name") if managed else a.get("cluster")
         reattach = None
-        if resume and a.get("cluster") and a.get("job_id") is not None:
+        if resume and target and a.get("job_id") is not None:
             reattach = "job"  # the job runs (or ran): follow its log again
-        elif resume and a.get("cluster") and a.get("launch_request") \
-                and self._request_live(a["launch_request"]):
+        elif resume and target and a.get("launch_request") and self._request_live(a["launch_request"]):
             reattach = "request"  # the launch/exec request is still in flight (or done): wait on it by its id
-        elif resume and a.get("cluster"):
+        elif resume and target and not managed:
             # died while launching and the request is gone: unknown state -> give the cluster up
             self._hand_back(handle, arch, a["cluster"], a.get("mode") or "launch", False, self.clock())
             self._down(handle, arch, a["cluster"])
         if reattach:
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=reattach)
+            result, complete = (self._attempt_managed if managed else self._attempt)(
+                handle, arch, config, attempt, reattach=reattach)
             best = self._keep(hdir, arch, best, result)
             if complete or self._cancelled(handle):
                 return self._finish(handle, arch, best, complete)
         while attempt < self.max_attempts and not self._cancelled(handle):
             attempt += 1
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=None)
+            result, complete = (self._attempt_managed if is_managed(config) else self._attempt)(
+                handle, arch, config, attempt, reattach=None)
             best = self._keep(hdir, arch, best, result)
             if complete:
                 return self._finish(handle, arch, best, True)
@@ -763,6 +792,130 @@ class SkyPilotExecutor:
             with self._lock:
                 state = self.load_state(handle)
                 state["archs"][arch]["vm_seconds"] += max(0.0, ended - started)
+                self._save(handle, state)
+
+    # ------------------------------------------------------------------ managed jobs (spot archs)
+    def _managed_name(self, handle: str, arch: str) -> str:
+        """``arj-r<run>-<hex6>-<arch>-<seq>``: never a cluster name of ours (``ar-``), so the cluster
+        reconciler leaves the jobs controller's clusters alone; the managed-job sweep knows the prefix."""
+        key = run_key(handle)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
+                                               "billed_until": None, "last_handle": None})
+            e["seq"] += 1
+            self._save_run(rec)
+            (self.state_dir / MANAGED_MARK).touch()
+            return "arj-" + cluster_name(key, arch, e["seq"])[len("ar-"):]
+
+    def _managed_status(self, job_id: int) -> tuple[str, int]:
+        """(status, recovery count) of a managed job from ``sky.jobs.queue``; ("", 0) when unknown."""
+        try:
+            got = self.sdk.get(self.sdk.jobs.queue(refresh=False, job_ids=[int(job_id)], version=2))
+        except Exception as exc:  # noqa: BLE001 - unknown status: the caller treats it as not finished
+            log.warning("jobs.queue %s: %s: %s", job_id, type(exc).__name__, exc)
+            return "", 0
+        for record in _records(got):
+            if _field(record, "job_id") == str(job_id):
+                return _field(record, "status").upper(), int(_field(record, "recovery_count") or 0)
+        return "", 0
+
+    def _cancel_managed(self, handle: str | None, arch: str | None, job_id: int) -> bool:
+        """``sky.jobs.cancel``: the jobs controller stops the job and tears its cluster down."""
+        try:
+            self.sdk.get(self.sdk.jobs.cancel(job_ids=[int(job_id)]))
+            return True
+        except Exception as exc:  # noqa: BLE001 - the reconciler's managed-job sweep tries again
+            message = f"cancel managed job {job_id}: {type(exc).__name__}: {exc}; the reconciler retries"
+            if handle and arch:
+                self._error(handle, arch, message)
+            log.warning(message)
+            return False
+
+    def _reconcile_managed(self, report: dict[str, list[str]]) -> None:
+        """Cancel the bot's unfinished managed jobs (``arj-r<run>-<hex6>-...``) no active batch follows."""
+        if not (self.state_dir / MANAGED_MARK).exists():
+            return  # never used: do not wake a jobs controller for nothing
+        try:
+            got = self.sdk.get(self.sdk.jobs.queue(refresh=False, skip_finished=True, version=2))
+        except Exception as exc:  # noqa: BLE001 - API server or controller down: next time
+            report["errors"].append(f"jobs.queue: {type(exc).__name__}: {exc}")
+            return
+        records = _records(got)
+        active = set()
+        for path in self.state_dir.glob("*/state.json"):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            active |= {a.get("job_name") for a in state.get("archs", {}).values()
+                       if a.get("mode") == "managed" and a.get("status") not in TERMINAL}
+        for record in records:
+            name = _field(record, "job_name")
+            if not OUR_JOB.match(name) or _field(record, "status").upper() in MANAGED_TERMINAL:
+                continue
+            if name in active:
+                report["kept"].append(name)
+                continue
+            log.warning("reconcile: managed job %s belongs to no active batch; cancelling it", name)
+            ok = self._cancel_managed(None, None, int(_field(record, "job_id")))
+            (report["downed"] if ok else report["pending"]).append(name)
+
+    def _attempt_managed(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
+                         *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+        """One attempt as a SkyPilot managed job (``sky.jobs.launch``): the jobs controller provisions the
+        spot VM, recovers from preemption and tears the job's cluster down; its logs outlive the cluster.
+        An attempt that ends without a final result cancels its job (unless the job is known finished)."""
+        hdir = self._dir(handle)
+        a = self.load_state(handle)["archs"][arch]
+        if reattach:
+            name = a["job_name"]
+        else:
+            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode="managed",
+                         job_name=None, job_id=None, launch_request=None)
+            name = self._managed_name(handle, arch)
+            self._update(handle, arch, job_name=name)
+        log_path = hdir / f"{arch}.log"
+        started = self.clock()
+        job_id = a.get("job_id") if reattach == "job" else None
+        status, complete = "", False
+        try:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n=== {arch} attempt {attempt} managed job {name} "
+                          f"{'re-attach to the ' + reattach if reattach else 'launch'}\n")
+                log.flush()
+                if reattach != "job":
+                    if reattach == "request":
+                        rid = a["launch_request"]
+                    else:
+                        rid = self.sdk.jobs.launch(self._make_task(config), name=name)
+                        self._update(handle, arch, launch_request=str(rid))
+                    job_ids, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    job_id = int(job_ids[0] if isinstance(job_ids, (list, tuple)) else job_ids)
+                    self._update(handle, arch, status="running", job_id=job_id)
+                if self._cancelled(handle):
+                    return None, False
+                code = self.sdk.jobs.tail_logs(job_id=job_id, follow=True, output_stream=log)
+                status, recoveries = self._managed_status(job_id)
+                log.write(f"\n=== managed job {job_id}: {status or 'status unknown'}, exit code {code}, "
+                          f"recovered {recoveries} time(s)\n")
+            result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+            if not complete:
+                self._error(handle, arch, f"attempt {attempt}: managed job {job_id} ended "
+                                          f"({status or f'exit {code}'}) without a final result"
+                                          f"{' (partial kept)' if result else ''}")
+            return result, complete
+        except Exception as exc:  # noqa: BLE001 - launch refused, lost connection to the API server
+            self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+            result, _ = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace")) \
+                if log_path.exists() else (None, False)
+            return result, False
+        finally:
+            if not complete and job_id is not None and status not in MANAGED_TERMINAL:
+                self._cancel_managed(handle, arch, int(job_id))
+            with self._lock:
+                state = self.load_state(handle)
+                state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
                 self._save(handle, state)
 
     def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
