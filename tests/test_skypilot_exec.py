@@ -60,6 +60,7 @@ class FakeSky:
     managed: dict[int, dict] = field(default_factory=dict)       # managed job id -> name, plan, status, ...
     freeze: threading.Event | None = None  # set: this process "is killed": stream_and_get never returns
     vanish_on_exec: set[str] = field(default_factory=set)  # clusters that go away as an exec arrives
+    status_errors: int = 0  # how many `status` calls fail (API server unreachable)
     calls: list[tuple] = field(default_factory=list)
     downed: list[str] = field(default_factory=list)
     released: dict[str, threading.Event] = field(default_factory=dict)
@@ -191,6 +192,9 @@ class FakeSky:
     def status(self, cluster_names=None, refresh=StatusRefreshMode.NONE, all_users=False, *,
                _include_credentials=False, _summary_response=False):
         with self.lock:
+            if self.status_errors > 0:
+                self.status_errors -= 1
+                raise exceptions.ApiServerConnectionError("http://127.0.0.1:46580")
             names = sorted(self.alive if cluster_names is None else set(cluster_names) & self.alive)
         return self._request([{"name": n, "status": "UP"} for n in names])
 
@@ -968,3 +972,19 @@ def test_reconciler_cancels_managed_jobs_no_batch_follows(tmp_path: Path) -> Non
     assert [fake.managed[i]["status"] for i in (1, 2, 3)] == ["RUNNING", "CANCELLED", "RUNNING"]
     ex.cancel(running)
     assert fake.managed[1]["status"] == "CANCELLED"
+
+
+def test_status_unanswered_before_exec_fails_the_attempt_only(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(45, {"x86": TASK}))
+    ex.wait(first, timeout=30)
+    fake.status_errors = 1  # the API server is away when the next batch asks whether the cluster is UP
+    second = ex.submit(Batch(45, {"x86": TASK}))
+    assert ex.wait(second, timeout=30) == "done"
+    a = ex.load_state(second)["archs"]["x86"]
+    assert a["attempt"] == 2 and a["mode"] == "exec" and a["cluster"] == cluster_name(run_key(first), "x86", 1)
+    assert any("ApiServerConnectionError" in e for e in a["errors"])
+    assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"] and fake.downed == []
+    ex.release(45)
+    assert fake.alive == set()

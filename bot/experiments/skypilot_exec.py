@@ -355,6 +355,7 @@ class SkyPilotExecutor:
         out: dict[str, dict[str, float]] = {}
         for rec in recs:
             self._cancel_live_batches(rec["key"])
+            rec = self._load_run(rec["key"])  # as the cancelled batches left it
             for arch, e in rec["archs"].items():
                 name = e.get("cluster")
                 if not name:
@@ -737,7 +738,11 @@ class SkyPilotExecutor:
         else:
             self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode=None,
                          job_id=None, launch_request=None)
-            name, mode, since = self._acquire(handle, arch)
+            try:
+                name, mode, since = self._acquire(handle, arch)
+            except Exception as exc:  # noqa: BLE001 - no `status` answer: the attempt fails, nothing launched
+                self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+                return None, False
             self._update(handle, arch, cluster=name, mode=mode)
         log_path = hdir / f"{arch}.log"
         started = self.clock() if since is None else float(since)
