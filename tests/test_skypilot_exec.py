@@ -988,3 +988,31 @@ def test_status_unanswered_before_exec_fails_the_attempt_only(tmp_path: Path) ->
     assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"] and fake.downed == []
     ex.release(45)
     assert fake.alive == set()
+
+
+def test_a_batch_from_before_cluster_reuse_resumes_and_is_downed(tmp_path: Path) -> None:
+    """An upgrade while a batch ran: its handle has no batch number and its run has no run record."""
+    fake = FakeSky({"x86": [Attempt("ok")]})
+    first = executor(tmp_path, fake)
+    handle = first.submit(Batch(46, {"x86": TASK}))
+    first.wait(handle, timeout=30)
+    old = "r46-b0c0d0"  # a hex part that starts with "b"
+    name = cluster_name(old, "x86", 1)
+    (tmp_path / "handles" / handle).rename(tmp_path / "handles" / old)
+    for path in (tmp_path / "handles" / "runs").iterdir():
+        path.unlink()
+    state = json.loads((tmp_path / "handles" / old / "state.json").read_text())
+    state["handle"] = old
+    state["archs"]["x86"].update(status="running", cluster=name, mode=None, complete=False)
+    (tmp_path / "handles" / old / "state.json").write_text(json.dumps(state))
+    (tmp_path / "handles" / old / "x86.result.json").unlink()
+    with fake.lock:
+        fake.alive = {name}
+        fake.queued[(name, 1)] = Attempt("ok")
+    assert run_key(old) == old and run_key(old + "-b3") == old
+    second = executor(tmp_path, fake)
+    second.poll(old)
+    assert second.wait(old, timeout=30) == "done" and second.collect(old)["x86"]["complete"]
+    assert ("tail_logs", name, 1) in fake.calls and sum(c[0] == "launch" for c in fake.calls) == 1
+    assert fake.alive == set() and fake.downed == [name]  # not the run's kept cluster: downed after its batch
+    assert second.release(46) == {} and fake.downed == [name]

@@ -130,8 +130,10 @@ def cluster_name(key: str, arch: str, seq: int) -> str:
 
 
 def run_key(handle: str) -> str:
-    """The run key (``r<run>-<hex6>``) of a batch handle (``r<run>-<hex6>-b<n>``)."""
-    return handle.rsplit("-b", 1)[0]
+    """The run key (``r<run>-<hex6>``) of a batch handle (``r<run>-<hex6>-b<n>``; a handle from before cluster
+    reuse, ``r<run>-<hex6>``, is its own key)."""
+    m = re.fullmatch(r"(r\d+-[0-9a-f]{6})(?:-b\d+)?", handle)
+    return m[1] if m else handle
 
 
 def _refuse(message: str) -> None:
@@ -241,7 +243,11 @@ class SkyPilotExecutor:
         return out
 
     def _load_run(self, key: str) -> dict[str, Any]:
-        return json.loads((self.state_dir / "runs" / f"{key}.json").read_text())
+        path = self.state_dir / "runs" / f"{key}.json"
+        if not path.exists():  # a batch submitted before cluster reuse: a run of its own, nothing kept yet
+            m = re.match(r"r(\d+)-", key)
+            return {"run_id": int(m[1]) if m else 0, "key": key, "released": False, "batches": 0, "archs": {}}
+        return json.loads(path.read_text())
 
     def _save_run(self, rec: Mapping[str, Any]) -> None:
         runs = self.state_dir / "runs"
