@@ -33,11 +33,12 @@ def make_forge(settings: Settings) -> Forge:
                                installation_id=settings.github_installation_id)
 
 
-def make_executor(settings: Settings) -> Any:
-    """The executor `settings.executor` names (bot/experiments/registry.py)."""
+def make_executor(settings: Settings, store: Store | None = None) -> Any:
+    """The executor `settings.executor` names (bot/experiments/registry.py); `store` lets an executor ask
+    whether a run is still going (the SkyPilot reconciler downs the clusters of runs that are over)."""
     from .experiments import registry
 
-    return registry.build(settings)
+    return registry.build(settings, store)
 
 
 def make_llm_factory(settings: Settings, store: Store) -> Any:
@@ -66,7 +67,7 @@ def make_llm_factory(settings: Settings, store: Store) -> Any:
 
 
 def default_services(settings: Settings, store: Store) -> dict[str, Any]:
-    return {"executor": make_executor(settings), "llm_factory": make_llm_factory(settings, store)}
+    return {"executor": make_executor(settings, store), "llm_factory": make_llm_factory(settings, store)}
 
 
 @dataclass

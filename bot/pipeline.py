@@ -35,7 +35,7 @@ from .artifacts import (
     RunArtifacts,
 )
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
-from .model import SEQUENCES, Baseline, Cancelled, Phase, Publication, StageFailed, title
+from .model import FINAL_PHASES, SEQUENCES, Baseline, Cancelled, Phase, Publication, StageFailed, title
 from .report import marker as status_marker  # re-exported: finds a run's status comment
 from .store import Run, Store
 
@@ -170,7 +170,23 @@ class Pipeline:
             self._fail(ctx, f"The bot hit an internal error during {title(ctx.run.state)} "
                             f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
                             "log.", "")
-        return self.store.get_run(run.id)
+        final = self.store.get_run(run.id)
+        if final.state in FINAL_PHASES:
+            self._release(final)
+        return final
+
+    def _release(self, run: Run) -> None:
+        """The run is over: the executor gives up what it kept for the run (SkyPilot: the run's clusters,
+        reused across its batches); the VM time since the last batch is recorded as usage."""
+        executor = self.services.get("executor")
+        if executor is None:
+            return
+        try:
+            for arch, tail in (executor.release(run.id) or {}).items():
+                self.store.record_usage(run.id, "vm", usd=float(tail["usd"]),
+                                        detail=f"teardown/{arch}: {float(tail['seconds']):.0f} s")
+        except Exception:  # the reconciler downs what is left: the run is over in the store
+            log.exception("run %s: releasing its executor resources failed", run.id)
 
     def _enter(self, ctx: StageContext, state: Phase) -> None:
         self.store.set_state(ctx.run.id, state, stage=state if state != Phase.DONE else None)

@@ -59,6 +59,9 @@ class ReplayExecutor:
     def vm_seconds(self, handle: str) -> dict[str, float]:
         return {a: r["timings"]["total_s"] for a, r in self.collect(handle).items()}
 
+    def release(self, run_id: int) -> dict[str, dict[str, float]]:
+        return {}
+
     def start_reconciler(self, interval_s: float) -> None:
         self.reconcilers.append(interval_s)
 
@@ -71,7 +74,8 @@ def _one_arch(settings: Settings) -> None:
 @pytest.fixture
 def replay(monkeypatch: pytest.MonkeyPatch) -> registry.ExecutorEntry:
     entry = registry.ExecutorEntry("replay", lambda: ReplayExecutor,
-                                   lambda s: ReplayExecutor(s.data_path / "executor" / "replay"), _one_arch)
+                                   lambda s, _store: ReplayExecutor(s.data_path / "executor" / "replay"),
+                                   _one_arch)
     monkeypatch.setitem(registry.REGISTRY, entry.name, entry)   # the one registry line
     return entry
 

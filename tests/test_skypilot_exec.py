@@ -12,23 +12,25 @@ import json
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sky
 from sky import exceptions
+from sky.server.requests.payloads import RequestPayload
 from sky.utils import common_utils
 from sky.utils.common import StatusRefreshMode
 
 from bot.experiments import tasks
-from bot.experiments.skypilot_exec import SkyPilotExecutor, cluster_name, parse_result_log
+from bot.experiments.skypilot_exec import SkyPilotExecutor, cluster_name, parse_result_log, run_key
 from bot.pipeline import StageFailed
 from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-SDK_METHODS = ("launch", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel", "status")
+SDK_METHODS = ("launch", "exec", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel",
+               "status", "api_status")
 PRICE = 0.1785
 
 
@@ -42,15 +44,23 @@ def result(arch: str, done: int, total: int = 2, complete: bool = True) -> dict:
 
 @dataclass
 class Attempt:
-    """What happens to one cluster: 'ok' | 'launch_fail' | 'slow_launch' | 'preempt' | 'die' | 'block'."""
+    """What happens to the n-th launch or exec on an arch: 'ok' | 'launch_fail' | 'slow_launch' | 'preempt' |
+    'die' | 'block'."""
     kind: str
     partial_variants: int = 1
 
 
 @dataclass
 class FakeSky:
-    """SkyPilot SDK double: request ids, async launch, logs, down. Signatures mirror the real SDK."""
+    """SkyPilot SDK double: request ids (with their status), async launch/exec, per-cluster job ids, logs,
+    down. Signatures mirror the real SDK. ``plans[arch][n]`` is what the (n+1)-th launch/exec on arch does."""
     plans: dict[str, list[Attempt]]
+    submitted: dict[str, int] = field(default_factory=dict)     # arch -> launches + execs so far
+    queued: dict[tuple, Attempt] = field(default_factory=dict)   # (cluster, job id) -> plan
+    managed: dict[int, dict] = field(default_factory=dict)       # managed job id -> name, plan, status, ...
+    freeze: threading.Event | None = None  # set: this process "is killed": stream_and_get never returns
+    vanish_on_exec: set[str] = field(default_factory=set)  # clusters that go away as an exec arrives
+    status_errors: int = 0  # how many `status` calls fail (API server unreachable)
     calls: list[tuple] = field(default_factory=list)
     downed: list[str] = field(default_factory=list)
     released: dict[str, threading.Event] = field(default_factory=dict)
@@ -61,10 +71,23 @@ class FakeSky:
     down_failures: dict[str, int] = field(default_factory=dict)  # name -> how many `down` requests fail
     lingering: dict[str, int] = field(default_factory=dict)      # name -> `down`s that return but leave it up
 
-    def _plan(self, cluster: str) -> tuple[str, Attempt]:
+    def _submit(self, cluster: str) -> Attempt:
         arch = cluster.split("-")[-2]
-        attempt = int(cluster.split("-")[-1])
-        return arch, self.plans[arch][attempt - 1]
+        with self.lock:
+            self.submitted[arch] = self.submitted.get(arch, 0) + 1
+            return self.plans[arch][self.submitted[arch] - 1]
+
+    def _job(self, cluster: str, plan: Attempt) -> str:
+        """Queue a job on the cluster (ids count up per cluster, as SkyPilot's job table does)."""
+        with self.lock:
+            job_id = 1 + sum(c == cluster for c, _ in self.queued)
+            self.queued[(cluster, job_id)] = plan
+        if plan.kind == "slow_launch":
+            return self._request("slow_launch")
+        if plan.kind == "launch_fail":
+            return self._request(exceptions.ResourcesUnavailableError(
+                "c7g.xlarge: InsufficientInstanceCapacity"))
+        return self._request((job_id, object()))
 
     def _request(self, value: Any) -> str:
         with self.lock:
@@ -78,21 +101,42 @@ class FakeSky:
                _is_launched_by_jobs_controller=False, _is_launched_by_sky_serve_controller=False,
                _disable_controller_check=False, _file_mounts_blob_id=None, _extra_launch_context=None,
                _include_credentials=False):
-        assert isinstance(task, sky.Task) and cluster_name and down and idle_minutes_to_autostop
+        assert isinstance(task, sky.Task) and task.run and cluster_name and down and idle_minutes_to_autostop
         assert not retry_until_up
         self.calls.append(("launch", cluster_name))
         self.released.setdefault(cluster_name, threading.Event())
         with self.lock:
             self.alive.add(cluster_name)  # even a failed launch may leave a half-provisioned cluster
-        _, plan = self._plan(cluster_name)
-        if plan.kind == "slow_launch":
-            return self._request("slow_launch")
-        if plan.kind == "launch_fail":
-            return self._request(exceptions.ResourcesUnavailableError("c7g.xlarge: InsufficientInstanceCapacity"))
-        return self._request((1, object()))
+        return self._job(cluster_name, self._submit(cluster_name))
+
+    def exec(self, task, cluster_name=None, dryrun=False, down=False, backend=None):
+        assert isinstance(task, sky.Task) and task.run and cluster_name and not down
+        self.calls.append(("exec", cluster_name))
+        with self.lock:
+            if cluster_name in self.vanish_on_exec:
+                self.alive.discard(cluster_name)
+            up = cluster_name in self.alive
+        if not up:
+            return self._request(exceptions.ClusterDoesNotExist(f"Cluster {cluster_name!r} does not exist."))
+        return self._job(cluster_name, self._submit(cluster_name))
+
+    def api_status(self, request_ids=None, all_status=False, limit=None, fields=None, cluster_name=None):
+        out = []
+        for rid in request_ids or []:
+            if rid not in self.requests:
+                continue
+            value = self.requests[rid]
+            status = ("RUNNING" if value == "slow_launch" and not self.cancelled.is_set() else
+                      "FAILED" if isinstance(value, BaseException) or value == "slow_launch" else "SUCCEEDED")
+            out.append(RequestPayload(request_id=rid, name="sky.launch", entrypoint="", request_body="",
+                                      status=status, created_at=0.0, user_id="u", return_value="", error="",
+                                      pid=None, schedule_type="long"))
+        return out
 
     def stream_and_get(self, request_id=None, log_path=None, tail=None, follow=True, output_stream=None,
                        relay_rich_status=False):
+        if self.freeze is not None:
+            self.freeze.wait()  # a killed bot never gets the answer
         value = self.requests[request_id]
         if output_stream is not None:
             output_stream.write("I provisioning...\n")
@@ -110,7 +154,7 @@ class FakeSky:
         return value
 
     def tail_logs(self, cluster_name, job_id, follow, tail=0, output_stream=None, *, preload_content=True):
-        arch, plan = self._plan(cluster_name)
+        arch, plan = cluster_name.split("-")[-2], self.queued[(cluster_name, job_id)]
         self.calls.append(("tail_logs", cluster_name, job_id))
         out = output_stream
         out.write("[driver] building\n")
@@ -148,8 +192,15 @@ class FakeSky:
     def status(self, cluster_names=None, refresh=StatusRefreshMode.NONE, all_users=False, *,
                _include_credentials=False, _summary_response=False):
         with self.lock:
+            if self.status_errors > 0:
+                self.status_errors -= 1
+                raise exceptions.ApiServerConnectionError("http://127.0.0.1:46580")
             names = sorted(self.alive if cluster_names is None else set(cluster_names) & self.alive)
         return self._request([{"name": n, "status": "UP"} for n in names])
+
+    @property
+    def jobs(self) -> FakeJobs:
+        return FakeJobs(self)
 
     def job_status(self, cluster_name, job_ids=None):
         return self._request({1: None})
@@ -158,6 +209,73 @@ class FakeSky:
         self.calls.append(("api_cancel", request_ids))
         self.cancelled.set()
         return self._request([])
+
+
+class FakeJobs:
+    """``sky.jobs`` double over the same API server state as its FakeSky: the controller runs each job on its
+    own spot cluster, recovers it after a preemption and keeps its log. Signatures mirror the real SDK."""
+
+    def __init__(self, sky_: FakeSky) -> None:
+        self.sky = sky_
+
+    def launch(self, task, name=None, pool=None, num_jobs=None, job_group=sky.jobs.AUTO_JOB_GROUP,
+               _need_confirmation=False):
+        assert isinstance(task, sky.Task) and task.run and name and next(iter(task.resources)).use_spot
+        self.sky.calls.append(("jobs.launch", name))
+        plan = self.sky._submit(name)
+        with self.sky.lock:
+            job_id = len(self.sky.managed) + 1
+            self.sky.managed[job_id] = {"name": name, "plan": plan, "status": "PENDING", "recoveries": 0,
+                                        "stop": threading.Event()}
+        return self.sky._request(([job_id], None))
+
+    def tail_logs(self, name=None, job_id=None, follow=True, controller=False, refresh=False, tail=None,
+                  tail_offset=None, output_stream=None, task=None, *, preload_content=True):
+        self.sky.calls.append(("jobs.tail_logs", job_id))
+        job, out = self.sky.managed[job_id], output_stream
+        arch, plan = job["name"].split("-")[-2], job["plan"]
+        if plan.kind == "launch_fail":
+            job["status"] = "FAILED_NO_RESOURCE"
+            out.write("No resource satisfying the request\n")
+            return 1
+        job["status"] = "RUNNING"
+        out.write("[driver] building\n")
+        partial = result(arch, plan.partial_variants, complete=False)
+        out.write("AUTORESEARCH_PARTIAL " + json.dumps(partial) + "\n")
+        if plan.kind == "preempt":  # the controller relaunches the spot VM and reruns the task
+            job["recoveries"] += 1
+            out.write("(controller) spot VM preempted; recovering\n[driver] building\n")
+        if plan.kind in ("ok", "preempt"):
+            out.write("AUTORESEARCH_RESULT " + json.dumps(result(arch, 2)) + "\n")
+            job["status"] = "SUCCEEDED"
+            return 0
+        if plan.kind == "block":
+            job["stop"].wait(20)
+            return 137
+        raise AssertionError(plan.kind)
+
+    def queue(self, refresh, skip_finished=False, all_users=False, job_ids=None, version=1):
+        from sky.jobs.state import ManagedJobStatus
+        from sky.schemas.api.responses import ManagedJobRecord
+
+        with self.sky.lock:
+            records = [ManagedJobRecord(job_id=jid, job_name=j["name"], status=ManagedJobStatus(j["status"]),
+                                        recovery_count=j["recoveries"])
+                       for jid, j in sorted(self.sky.managed.items()) if job_ids is None or jid in job_ids]
+        if skip_finished:
+            records = [r for r in records if not r.status.is_terminal()]
+        return self.sky._request((records, len(records), {}, len(records)) if version == 2 else records)
+
+    def cancel(self, name=None, job_ids=None, all=False, all_users=False, pool=None, graceful=False,
+               graceful_timeout=None, task=None):
+        self.sky.calls.append(("jobs.cancel", tuple(job_ids or ())))
+        with self.sky.lock:
+            for jid in job_ids or []:
+                job = self.sky.managed[jid]
+                if job["status"] in ("PENDING", "RUNNING"):
+                    job["status"] = "CANCELLED"
+                job["stop"].set()
+        return self.sky._request(None)
 
 
 TASK = {"name": "autoresearch-1-x86", "run": "python3 driver.py", "resources": {"cpus": "2+"}}
@@ -180,6 +298,10 @@ def test_fake_matches_real_sdk_signatures() -> None:
         fake = inspect.signature(getattr(FakeSky, name))
         fake_params = list(fake.parameters.values())[1:]  # drop self
         assert [(p.name, p.kind) for p in fake_params] == [(p.name, p.kind) for p in real.parameters.values()], name
+    for name in ("launch", "queue", "tail_logs", "cancel"):
+        real = inspect.signature(getattr(sky.jobs, name))
+        fake = list(inspect.signature(getattr(FakeJobs, name)).parameters.values())[1:]
+        assert [(p.name, p.kind) for p in fake] == [(p.name, p.kind) for p in real.parameters.values()], name
 
 
 def test_two_arches_succeed_and_clusters_are_downed(tmp_path: Path) -> None:
@@ -190,10 +312,14 @@ def test_two_arches_succeed_and_clusters_are_downed(tmp_path: Path) -> None:
     got = ex.collect(handle)
     assert set(got) == {"x86", "arm"} and all(r["complete"] for r in got.values())
     assert got["arm"]["variants"]["cand"]["status"] == "ok"
-    assert sorted(fake.downed) == sorted([cluster_name(handle, "x86", 1), cluster_name(handle, "arm", 1)])
     state = ex.load_state(handle)
     assert {a: s["status"] for a, s in state["archs"].items()} == {"x86": "done", "arm": "done"}
     assert all(s["job_id"] == 1 for s in state["archs"].values())
+    assert fake.downed == []  # kept for the run's next batch ...
+    ex.release(7)             # ... until the run ends
+    key = run_key(handle)
+    assert sorted(fake.downed) == sorted([cluster_name(key, "x86", 1), cluster_name(key, "arm", 1)])
+    assert fake.alive == set()
 
 
 def test_preemption_and_launch_failure_are_retried_once(tmp_path: Path) -> None:
@@ -206,7 +332,9 @@ def test_preemption_and_launch_failure_are_retried_once(tmp_path: Path) -> None:
     assert any("ClusterNotUpError" in e for e in got["x86"]["errors"])
     assert any("ResourcesUnavailableError" in e for e in got["arm"]["errors"])
     launches = [c[1] for c in fake.calls if c[0] == "launch"]
-    assert len(launches) == 4 and set(fake.downed) == set(launches)  # every cluster torn down
+    assert len(launches) == 4 and len(set(fake.downed)) == 2  # the failed clusters at once ...
+    ex.release(8)
+    assert set(fake.downed) == set(launches) and fake.alive == set()  # ... the kept ones with the run
 
 
 def test_vm_dying_mid_run_keeps_partial_result_and_downs(tmp_path: Path) -> None:
@@ -219,7 +347,8 @@ def test_vm_dying_mid_run_keeps_partial_result_and_downs(tmp_path: Path) -> None
     assert arm["complete"] is False and arm["variants"]["baseline"]["status"] == "ok"
     assert arm["variants"]["cand"]["status"] == "pending"
     assert any("without a final result (partial kept)" in e for e in arm["errors"])
-    assert cluster_name(handle, "arm", 1) in fake.downed and cluster_name(handle, "arm", 2) in fake.downed
+    key = run_key(handle)
+    assert cluster_name(key, "arm", 1) in fake.downed and cluster_name(key, "arm", 2) in fake.downed
     assert got["x86"]["complete"] is True
 
 
@@ -241,7 +370,8 @@ def test_cancel_downs_every_cluster(tmp_path: Path) -> None:
         threading.Event().wait(0.02)
     assert ex.poll(handle) == "running"
     ex.cancel(handle)
-    assert sorted(set(fake.downed)) == sorted([cluster_name(handle, "x86", 1), cluster_name(handle, "arm", 1)])
+    key = run_key(handle)
+    assert sorted(set(fake.downed)) == sorted([cluster_name(key, "x86", 1), cluster_name(key, "arm", 1)])
     assert ex.poll(handle) == "failed"
     assert {s["status"] for s in ex.load_state(handle)["archs"].values()} == {"cancelled"}
     assert sum(c[0] == "launch" for c in fake.calls) == 2  # no retry after cancel
@@ -256,7 +386,7 @@ def test_cancel_during_launch_cancels_request_and_still_downs(tmp_path: Path) ->
             break
         threading.Event().wait(0.02)
     ex.cancel(handle)
-    name = cluster_name(handle, "x86", 1)
+    name = cluster_name(run_key(handle), "x86", 1)
     assert ("api_cancel", ex.load_state(handle)["archs"]["x86"]["launch_request"]) in fake.calls
     assert fake.downed.count(name) == 2  # by cancel() and again after the launch request returned
     assert sum(c[0] == "launch" for c in fake.calls) == 1 and ex.poll(handle) == "failed"
@@ -277,9 +407,12 @@ def test_restarted_bot_reattaches_to_running_job(tmp_path: Path) -> None:
     assert second.poll(handle) == "running"
     assert second.wait(handle, timeout=30) == "done"
     assert second.collect(handle)["x86"]["complete"] is True
-    assert ("tail_logs", cluster_name(handle, "x86", 1), 1) in fake.calls[-2:]
+    name = cluster_name(run_key(handle), "x86", 1)
+    assert fake.calls[-1] == ("tail_logs", name, 1)
     assert sum(c[0] == "launch" for c in fake.calls) == 1  # re-attached, not relaunched
-    assert fake.downed.count(cluster_name(handle, "x86", 1)) == 2  # first run + re-attached run
+    assert fake.downed == [] and name in fake.alive  # still the run's cluster
+    second.release(12)
+    assert fake.downed == [name] and fake.alive == set()
 
 
 def test_parse_result_log_prefers_final_and_skips_cut_lines() -> None:
@@ -375,16 +508,18 @@ def test_failed_down_is_retried_with_backoff_until_status_confirms(tmp_path: Pat
     ex = executor(tmp_path, fake, sleep=sleeps.append, down_backoff=(5.0, 120.0))
     handle = ex.submit(Batch(21, {"x86": TASK}))
     ex.wait(handle, timeout=30)
-    name = cluster_name(handle, "x86", 1)
+    ex.release(21)
+    name = cluster_name(run_key(handle), "x86", 1)
     assert ex.poll(handle) == "done" and name not in fake.alive and fake.downed.count(name) == 1
 
     fake2 = FakeSky({"x86": [Attempt("ok")]})
     ex2 = executor(tmp_path / "b", fake2, sleep=sleeps.append, down_backoff=(5.0, 120.0))
     handle2 = ex2.submit(Batch(22, {"x86": TASK}))
-    name2 = cluster_name(handle2, "x86", 1)
+    name2 = cluster_name(run_key(handle2), "x86", 1)
     fake2.down_failures[name2] = 2  # throttled twice
     fake2.lingering[name2] = 1      # then `down` returns but status still lists it once
     ex2.wait(handle2, timeout=30)
+    ex2.release(22)
     assert fake2.downed.count(name2) == 4 and name2 not in fake2.alive
     assert sleeps == [5.0, 10.0, 20.0]  # doubling backoff between the four tries
     assert name2 in ex2.load_state(handle2)["archs"]["x86"]["down"] and ex2.pending_teardown() == {}
@@ -395,9 +530,10 @@ def test_unconfirmed_teardown_stays_pending_until_the_reconciler_confirms(tmp_pa
     clock = Clock(step=1.0)
     ex = executor(tmp_path, fake, clock=clock, down_tries=2, down_backoff=(5.0, 120.0))
     handle = ex.submit(Batch(23, {"x86": TASK}))
-    name = cluster_name(handle, "x86", 1)
+    name = cluster_name(run_key(handle), "x86", 1)
     fake.down_failures[name] = 5
     ex.wait(handle, timeout=30)
+    ex.release(23)
     assert ex.poll(handle) == "done"  # the results are in; the VM is not gone yet
     pending = ex.pending_teardown()
     assert list(pending) == [name] and pending[name]["attempts"] == 2 and pending[name]["handle"] == handle
@@ -415,8 +551,8 @@ def test_unconfirmed_teardown_stays_pending_until_the_reconciler_confirms(tmp_pa
 
 
 def test_reconciler_removes_orphans_and_keeps_active_and_foreign_clusters(tmp_path: Path) -> None:
-    fake = FakeSky({"x86": [Attempt("block")], "arm": [Attempt("ok")]})
-    ex = executor(tmp_path, fake)
+    fake = FakeSky({"x86": [Attempt("block")], "arm": [Attempt("ok"), Attempt("ok")]})
+    ex = executor(tmp_path, fake, run_active=lambda run_id: run_id != 32)  # run 32 ended, its release lost
     running = ex.submit(Batch(31, {"x86": TASK}))
     for _ in range(200):
         if any(c[0] == "tail_logs" for c in fake.calls):
@@ -424,15 +560,18 @@ def test_reconciler_removes_orphans_and_keeps_active_and_foreign_clusters(tmp_pa
         threading.Event().wait(0.02)
     finished = ex.submit(Batch(32, {"arm": TASK}))
     ex.wait(finished, timeout=30)
-    leaked = cluster_name(finished, "arm", 1)
+    between = ex.submit(Batch(33, {"arm": TASK}))  # run 33 goes on: its cluster waits for the next batch
+    ex.wait(between, timeout=30)
+    kept = cluster_name(run_key(between), "arm", 1)
+    leaked = cluster_name(run_key(finished), "arm", 1)
     orphan = cluster_name("r99-abcdef", "x86", 2)  # a bot crash lost its state: nobody knows this cluster
     with fake.lock:
         fake.alive |= {leaked, orphan, "my-dev-box", "sky-jobs-controller-1a2b"}
-    active = cluster_name(running, "x86", 1)
+    active = cluster_name(run_key(running), "x86", 1)
     report = ex.reconcile()
     assert sorted(report["downed"]) == sorted([leaked, orphan])
-    assert report["kept"] == [active]
-    assert fake.alive == {active, "my-dev-box", "sky-jobs-controller-1a2b"}
+    assert sorted(report["kept"]) == sorted([active, kept])
+    assert fake.alive == {active, kept, "my-dev-box", "sky-jobs-controller-1a2b"}
     assert "my-dev-box" not in fake.downed
     ex.cancel(running)
     assert active not in fake.alive
@@ -523,3 +662,362 @@ def test_resources_pass_through_in_skypilot_syntax(tmp_path: Path) -> None:
         tasks.render_task(spec, {"infra": "aws", "cloud": "aws"}, tmp_path)
     with pytest.raises(tasks.TaskError, match="Invalid task resources"):
         tasks.validate_task(tasks.render_task(spec, {"infra": "aws", "instance_typ": "c7i.xlarge"}, tmp_path))
+
+
+# ---------------------------------------------------------------------- one cluster per arch per run
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_batches_of_one_run_reuse_its_cluster_per_arch_until_release(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")], "arm": [Attempt("ok"), Attempt("ok")]})
+    clock = Clock(step=1.0)
+    ex = executor(tmp_path, fake, clock=clock)
+    main = ex.submit(Batch(40, {"x86": TASK, "arm": TASK}))
+    assert ex.wait(main, timeout=30) == "done"
+    clock.now += 600  # the decision between the main batch and the stack verification
+    verify = ex.submit(Batch(40, {"x86": TASK, "arm": TASK}))
+    assert ex.wait(verify, timeout=30) == "done"
+    key = run_key(main)
+    assert run_key(verify) == key and verify != main
+    names = {arch: cluster_name(key, arch, 1) for arch in ("x86", "arm")}
+    assert sorted(c for c in fake.calls if c[0] in ("launch", "exec")) == sorted(
+        [("launch", names["x86"]), ("launch", names["arm"]), ("exec", names["x86"]), ("exec", names["arm"])])
+    assert fake.downed == []
+    state = ex.load_state(verify)["archs"]
+    assert {a: (s["mode"], s["cluster"], s["job_id"]) for a, s in state.items()} == {
+        a: ("exec", names[a], 2) for a in names}  # the second job on the same cluster
+    assert all(ex.collect(verify)[a]["complete"] for a in names)
+    assert all(ex.vm_seconds(verify)[a] > 600 for a in names)  # the idle gap is charged to the next batch
+    tail = ex.release(40)
+    assert sorted(fake.downed) == sorted(names.values()) and fake.alive == set()
+    assert set(tail) == set(names) and all(t["usd"] == pytest.approx(t["seconds"] / 3600 * PRICE)
+                                           for t in tail.values())
+    assert ex.release(40) == {} and sorted(fake.downed) == sorted(names.values())  # released once
+    # a later batch of the same run id (a re-run after release) gets a new key, never a released cluster
+    again = FakeSky({"x86": [Attempt("ok")]})
+    ex.sdk = again
+    later = ex.submit(Batch(40, {"x86": TASK}))
+    assert ex.wait(later, timeout=30) == "done" and run_key(later) != key
+    assert [c[0] for c in again.calls if c[0] in ("launch", "exec")] == ["launch"]
+
+
+def test_cluster_gone_between_batches_is_relaunched(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(41, {"x86": TASK}))
+    ex.wait(first, timeout=30)
+    key = run_key(first)
+    with fake.lock:
+        fake.alive.discard(cluster_name(key, "x86", 1))  # autostop took it while the bot researched
+    second = ex.submit(Batch(41, {"x86": TASK}))
+    assert ex.wait(second, timeout=30) == "done"
+    assert [c for c in fake.calls if c[0] in ("launch", "exec")] == [
+        ("launch", cluster_name(key, "x86", 1)), ("launch", cluster_name(key, "x86", 2))]
+    # gone between `status` and `exec` (UP when asked, gone when the exec arrives): launched, same attempt
+    fake.vanish_on_exec.add(cluster_name(key, "x86", 2))
+    third = ex.submit(Batch(41, {"x86": TASK}))
+    assert ex.wait(third, timeout=30) == "done"
+    assert [c for c in fake.calls if c[0] in ("launch", "exec")][2:] == [
+        ("exec", cluster_name(key, "x86", 2)), ("launch", cluster_name(key, "x86", 3))]
+    a = ex.load_state(third)["archs"]["x86"]
+    assert a["attempt"] == 1 and a["cluster"] == cluster_name(key, "x86", 3) and a["mode"] == "launch"
+    ex.release(41)
+    assert fake.alive == set()
+
+
+def test_cancel_mid_exec_downs_the_runs_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("block")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(42, {"x86": TASK}))
+    ex.wait(first, timeout=30)
+    second = ex.submit(Batch(42, {"x86": TASK}))
+    name = cluster_name(run_key(first), "x86", 1)
+    wait_for(lambda: ("tail_logs", name, 2) in fake.calls, "the exec'd job runs")
+    ex.cancel(second)
+    assert ex.wait(second, timeout=30) == "failed"
+    assert name in fake.downed and fake.alive == set()
+    assert ("api_cancel", ex.load_state(second)["archs"]["x86"]["launch_request"]) in fake.calls
+    assert sum(c[0] == "launch" for c in fake.calls) == 1 and sum(c[0] == "exec" for c in fake.calls) == 1
+    assert ex.load_state(first)["archs"]["x86"]["status"] == "done"  # the earlier batch keeps its results
+    assert ex.release(42) == {}  # nothing left to charge or down
+
+
+def test_reuse_survives_a_bot_restart_between_batches(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")]})
+    first = executor(tmp_path, fake)
+    main = first.submit(Batch(43, {"x86": TASK}))
+    first.wait(main, timeout=30)
+    second = executor(tmp_path, fake)  # kill -9 and start again: only the state dir is left
+    assert second.reconcile()["kept"] == [cluster_name(run_key(main), "x86", 1)]
+    verify = second.submit(Batch(43, {"x86": TASK}))
+    assert second.wait(verify, timeout=30) == "done" and run_key(verify) == run_key(main)
+    assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"]
+    second.release(43)
+    assert fake.downed == [cluster_name(run_key(main), "x86", 1)]
+
+
+def test_a_second_live_batch_of_the_run_gets_its_own_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("block"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(44, {"x86": TASK}))
+    ex.wait(first, timeout=30)
+    key = run_key(first)
+    busy = ex.submit(Batch(44, {"x86": TASK}))
+    wait_for(lambda: ("tail_logs", cluster_name(key, "x86", 1), 2) in fake.calls, "the exec'd job runs")
+    other = ex.submit(Batch(44, {"x86": TASK}))  # never two benchmarks on one VM
+    assert ex.wait(other, timeout=30) == "done"
+    assert ex.load_state(other)["archs"]["x86"]["mode"] == "private"
+    assert fake.calls[-1][1] == cluster_name(key, "x86", 2) and cluster_name(key, "x86", 2) in fake.downed
+    ex.release(44)  # cancels the batch still in flight and downs the run's cluster
+    assert ex.poll(busy) == "failed" and fake.alive == set()
+
+
+@dataclass
+class Comment:
+    id: int
+    html_url: str
+
+
+class CommentLog:
+    """The one forge call a stage-less pipeline makes (the status comment), kept as text."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment:
+        self.bodies.append(body)
+        return Comment(1, f"https://example.test/{repo}/issues/{number}#c1")
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Path, outcome: str) -> None:
+    import yaml
+
+    from bot.experiments.registry import run_in_progress
+    from bot.config import ProjectConfig, Settings
+    from bot.pipeline import Pipeline
+    from bot.store import Store
+
+    settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
+    store = Store(settings.db_path)
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")]})
+    ex = executor(tmp_path, fake, clock=Clock(step=30.0),
+                  run_active=lambda run_id: run_in_progress(store, run_id))
+
+    def measure(ctx: Any) -> None:
+        handle = ex.submit(Batch(ctx.run.id, {"x86": TASK}))
+        assert ex.wait(handle, timeout=30) == "done"
+        ctx.put(f"handle:{ctx.run.state}", handle)
+
+    def publish(ctx: Any) -> None:
+        if outcome == "failed":
+            raise StageFailed("the pull request could not be opened")
+
+    from bot.stages import DEFAULT_STAGES
+
+    def unused(ctx):  # a bench run never enters the issue run's other phases
+        raise AssertionError(f"unexpected phase {ctx.run.state}")
+
+    stages = {**{phase: unused for phase in DEFAULT_STAGES}, "implementing": measure, "benchmarking": measure,
+              "deciding": lambda ctx: None, "publishing": publish}
+    pipeline = Pipeline(settings, store, CommentLog(), stages=stages, services={"executor": ex},
+                        status_renderer=lambda p, run: f"run {run.id}: {run.state}")
+    raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
+    run = store.create_run("maria/attention", 7, "bench", "maria")
+    project = ProjectConfig.from_dict(raw, list(settings.architectures))
+    store.put_artifact(run.id, "project", project.to_dict())
+    assert pipeline.advance(run, owner="test").state == outcome
+    name = cluster_name(run_key(store.get_artifact(run.id, "handle:implementing")), "x86", 1)
+    assert [c for c in fake.calls if c[0] in ("launch", "exec")] == [("launch", name), ("exec", name)]
+    assert fake.downed == [name] and fake.alive == set()
+    usage = [tuple(u) for u in store.conn.execute("SELECT kind, usd, detail FROM usage WHERE run_id = ?",
+                                                   (run.id,))]
+    assert len(usage) == 1 and usage[0][0] == "vm" and usage[0][2].startswith("teardown/x86: ")
+    seconds = float(usage[0][2].split()[1])
+    assert usage[0][1] > 0 and usage[0][1] == pytest.approx(seconds / 3600 * PRICE, rel=0.01)
+    assert ex.reconcile() == {"downed": [], "kept": [], "pending": [], "errors": []}
+
+
+# ---------------------------------------------------------------------- re-attach by request id
+
+
+def killed_during_launch(tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int, task: dict = TASK
+                         ) -> tuple[FakeSky, str]:
+    """A bot that sent the launch request and was killed (-9) while waiting on it: its thread never returns
+    and never tears anything down. The returned double shares the API server's state with it."""
+    dead = FakeSky(plans, freeze=threading.Event())
+    handle = executor(tmp_path, dead).submit(Batch(run_id, {"x86": task}))
+    wait_for(lambda: json.loads((tmp_path / "handles" / handle / "state.json").read_text())
+             ["archs"]["x86"]["launch_request"], "the launch request id is on disk")
+    return replace(dead, freeze=None), handle
+
+
+def test_restarted_bot_attaches_to_the_in_flight_launch_by_its_request_id(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("ok")]}, 50)
+    state = json.loads((tmp_path / "handles" / handle / "state.json").read_text())
+    rid = state["archs"]["x86"]["launch_request"]
+    assert [p.status for p in fake.api_status([rid])] == ["SUCCEEDED"]
+    restarted = executor(tmp_path, fake)  # a new process over the same state dir
+    restarted.poll(handle)  # finds no thread for the launching arch here: re-attaches
+    assert restarted.wait(handle, timeout=30) == "done"
+    name = cluster_name(run_key(handle), "x86", 1)
+    assert sum(c[0] == "launch" for c in fake.calls) == 1 and fake.downed == []  # attached, not relaunched
+    assert fake.calls[-1] == ("tail_logs", name, 1)
+    a = restarted.load_state(handle)["archs"]["x86"]
+    assert a["launch_request"] == rid and a["attempt"] == 1 and restarted.collect(handle)["x86"]["complete"]
+    assert "re-attach to the request" in restarted.logs(handle)
+    restarted.release(50)
+    assert fake.downed == [name] and fake.alive == set()
+
+
+def test_restarted_bot_relaunches_when_the_launch_request_failed(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("launch_fail"), Attempt("ok")]}, 51)
+    restarted = executor(tmp_path, fake)
+    restarted.poll(handle)
+    assert restarted.wait(handle, timeout=30) == "done"
+    key = run_key(handle)
+    assert [c for c in fake.calls if c[0] == "launch"] == [("launch", cluster_name(key, "x86", 1)),
+                                                          ("launch", cluster_name(key, "x86", 2))]
+    assert fake.downed == [cluster_name(key, "x86", 1)]  # the failed launch's half-made cluster
+    restarted.release(51)
+    assert fake.alive == set()
+
+
+# ---------------------------------------------------------------------- spot archs: managed jobs
+
+SPOT = {**TASK, "resources": {"cpus": "2+", "use_spot": True}}
+
+
+def test_spot_arch_runs_as_a_managed_job_and_on_demand_as_a_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")], "arm": [Attempt("preempt"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(60, {"x86": TASK, "arm": SPOT}))
+    assert ex.wait(first, timeout=30) == "done"
+    got = ex.collect(first)
+    assert got["arm"]["complete"] and got["x86"]["complete"]
+    key = run_key(first)
+    job = "arj-" + cluster_name(key, "arm", 1)[3:]
+    arm = ex.load_state(first)["archs"]["arm"]
+    assert (arm["mode"], arm["job_name"], arm["job_id"], arm["cluster"]) == ("managed", job, 1, None)
+    assert ("jobs.launch", job) in fake.calls and ("jobs.tail_logs", 1) in fake.calls
+    assert "managed job 1: SUCCEEDED, exit code 0, recovered 1 time(s)" in ex.logs(first)  # preempted once
+    assert not any(c[0] == "jobs.cancel" for c in fake.calls) and fake.alive == {cluster_name(key, "x86", 1)}
+    second = ex.submit(Batch(60, {"x86": TASK, "arm": SPOT}))  # the stack verification
+    assert ex.wait(second, timeout=30) == "done"
+    # the on-demand arch reuses its cluster; each spot batch is a managed job of its own (a new spot VM)
+    assert sorted(c for c in fake.calls if c[0] in ("launch", "exec", "jobs.launch")) == sorted([
+        ("launch", cluster_name(key, "x86", 1)), ("jobs.launch", job),
+        ("exec", cluster_name(key, "x86", 1)), ("jobs.launch", "arj-" + cluster_name(key, "arm", 2)[3:])])
+    assert {j["status"] for j in fake.managed.values()} == {"SUCCEEDED"}
+    ex.release(60)
+    assert fake.downed == [cluster_name(key, "x86", 1)] and fake.alive == set()  # the controller owns spot VMs
+
+
+def test_failed_managed_job_is_retried_with_a_new_job(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("launch_fail"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(Batch(61, {"arm": SPOT}))
+    assert ex.wait(handle, timeout=30) == "done" and ex.collect(handle)["arm"]["complete"]
+    assert [c[0] for c in fake.calls if c[0].startswith("jobs.")] == [
+        "jobs.launch", "jobs.tail_logs", "jobs.launch", "jobs.tail_logs"]  # a finished job is not cancelled
+    errors = ex.load_state(handle)["archs"]["arm"]["errors"]
+    assert any("managed job 1 ended (FAILED_NO_RESOURCE)" in e for e in errors)
+    assert [j["status"] for j in fake.managed.values()] == ["FAILED_NO_RESOURCE", "SUCCEEDED"]
+
+
+def test_cancel_mid_managed_job_cancels_it(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("block")]})
+    ex = executor(tmp_path, fake)
+    handle = ex.submit(Batch(62, {"arm": SPOT}))
+    wait_for(lambda: ("jobs.tail_logs", 1) in fake.calls, "the managed job runs")
+    ex.cancel(handle)
+    assert ex.wait(handle, timeout=30) == "failed"
+    assert ("jobs.cancel", (1,)) in fake.calls and fake.managed[1]["status"] == "CANCELLED"
+    assert ex.load_state(handle)["archs"]["arm"]["status"] == "cancelled" and fake.downed == []
+
+
+def test_restarted_bot_attaches_to_a_managed_job_launch_and_follows_its_log(tmp_path: Path) -> None:
+    fake, handle = killed_during_launch(tmp_path, {"x86": [Attempt("ok")]}, 63, task=SPOT)
+    restarted = executor(tmp_path, fake)
+    restarted.poll(handle)
+    assert restarted.wait(handle, timeout=30) == "done" and restarted.collect(handle)["x86"]["complete"]
+    assert sum(c[0] == "jobs.launch" for c in fake.calls) == 1 and fake.calls[-1] == ("jobs.tail_logs", 1)
+    # killed again while following the job: the next bot follows the same job by its id (logs survive)
+    state = restarted.load_state(handle)
+    state["archs"]["x86"].update(status="running", complete=False)
+    (tmp_path / "handles" / handle / "state.json").write_text(json.dumps(state))
+    third = executor(tmp_path, fake)
+    third.poll(handle)
+    assert third.wait(handle, timeout=30) == "done"
+    assert sum(c[0] == "jobs.launch" for c in fake.calls) == 1 and fake.calls[-1] == ("jobs.tail_logs", 1)
+
+
+def test_reconciler_cancels_managed_jobs_no_batch_follows(tmp_path: Path) -> None:
+    fake = FakeSky({"arm": [Attempt("block"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    assert ex.reconcile()["errors"] == [] and not any(c[0].startswith("jobs.") for c in fake.calls)
+    running = ex.submit(Batch(64, {"arm": SPOT}))
+    wait_for(lambda: ("jobs.tail_logs", 1) in fake.calls, "the managed job runs")
+    with fake.lock:  # a bot that crashed before saving the job's state left this one running
+        fake.managed[2] = {"name": "arj-r9-abcdef-arm-1", "plan": Attempt("block"), "status": "RUNNING",
+                           "recoveries": 0, "stop": threading.Event()}
+        fake.managed[3] = {"name": "someone-elses-job", "plan": Attempt("block"), "status": "RUNNING",
+                           "recoveries": 0, "stop": threading.Event()}
+    report = ex.reconcile()
+    assert report["downed"] == ["arj-r9-abcdef-arm-1"] and report["kept"] == [
+        ex.load_state(running)["archs"]["arm"]["job_name"]]
+    assert [c for c in fake.calls if c[0] == "jobs.cancel"] == [("jobs.cancel", (2,))]
+    assert [fake.managed[i]["status"] for i in (1, 2, 3)] == ["RUNNING", "CANCELLED", "RUNNING"]
+    ex.cancel(running)
+    assert fake.managed[1]["status"] == "CANCELLED"
+
+
+def test_status_unanswered_before_exec_fails_the_attempt_only(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")]})
+    ex = executor(tmp_path, fake)
+    first = ex.submit(Batch(45, {"x86": TASK}))
+    ex.wait(first, timeout=30)
+    fake.status_errors = 1  # the API server is away when the next batch asks whether the cluster is UP
+    second = ex.submit(Batch(45, {"x86": TASK}))
+    assert ex.wait(second, timeout=30) == "done"
+    a = ex.load_state(second)["archs"]["x86"]
+    assert a["attempt"] == 2 and a["mode"] == "exec" and a["cluster"] == cluster_name(run_key(first), "x86", 1)
+    assert any("ApiServerConnectionError" in e for e in a["errors"])
+    assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"] and fake.downed == []
+    ex.release(45)
+    assert fake.alive == set()
+
+
+def test_a_batch_from_before_cluster_reuse_resumes_and_is_downed(tmp_path: Path) -> None:
+    """An upgrade while a batch ran: its handle has no batch number and its run has no run record."""
+    fake = FakeSky({"x86": [Attempt("ok")]})
+    first = executor(tmp_path, fake)
+    handle = first.submit(Batch(46, {"x86": TASK}))
+    first.wait(handle, timeout=30)
+    old = "r46-b0c0d0"  # a hex part that starts with "b"
+    name = cluster_name(old, "x86", 1)
+    (tmp_path / "handles" / handle).rename(tmp_path / "handles" / old)
+    for path in (tmp_path / "handles" / "runs").iterdir():
+        path.unlink()
+    state = json.loads((tmp_path / "handles" / old / "state.json").read_text())
+    state["handle"] = old
+    state["archs"]["x86"].update(status="running", cluster=name, mode=None, complete=False)
+    (tmp_path / "handles" / old / "state.json").write_text(json.dumps(state))
+    (tmp_path / "handles" / old / "x86.result.json").unlink()
+    with fake.lock:
+        fake.alive = {name}
+        fake.queued[(name, 1)] = Attempt("ok")
+    assert run_key(old) == old and run_key(old + "-b3") == old
+    second = executor(tmp_path, fake)
+    second.poll(old)
+    assert second.wait(old, timeout=30) == "done" and second.collect(old)["x86"]["complete"]
+    assert ("tail_logs", name, 1) in fake.calls and sum(c[0] == "launch" for c in fake.calls) == 1
+    assert fake.alive == set() and fake.downed == [name]  # not the run's kept cluster: downed after its batch
+    assert second.release(46) == {} and fake.downed == [name]

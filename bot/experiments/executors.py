@@ -70,6 +70,9 @@ class Executor(Protocol):
     def cancel(self, handle: str) -> None: ...
     def logs(self, handle: str) -> str: ...
     def vm_seconds(self, handle: str) -> dict[str, float]: ...
+    # the run is over: give up what was kept for it across batches (SkyPilot: the run's clusters); returns
+    # {arch: {"seconds", "usd"}} of machine time not yet charged, which the pipeline records as usage
+    def release(self, run_id: int) -> dict[str, dict[str, float]]: ...
 
 
 class ExecutorError(RuntimeError):
@@ -203,6 +206,10 @@ class LocalExecutor:
 
     def vm_seconds(self, handle: str) -> dict[str, float]:
         """No VM: the driver's own timings.total_s is what a batch took (capabilities.vm_seconds is False)."""
+        return {}
+
+    def release(self, run_id: int) -> dict[str, dict[str, float]]:
+        """Nothing is kept across a run's batches on this host."""
         return {}
 
     def _dir(self, handle: str) -> Path:

@@ -20,7 +20,7 @@ from .executors import Capabilities, Executor
 class ExecutorEntry:
     name: str
     load: Callable[[], type]                        # the executor class (its module imported when asked)
-    build: Callable[[Any], Executor]                # Settings -> a ready executor
+    build: Callable[[Any, Any], Executor]           # (Settings, Store or None) -> a ready executor
     validate: Callable[[Any], None] | None = None   # Settings -> None, or ConfigError for what is wrong
 
     @property
@@ -34,7 +34,7 @@ def _local() -> type:
     return LocalExecutor
 
 
-def _build_local(settings: Any) -> Executor:
+def _build_local(settings: Any, store: Any = None) -> Executor:
     return _local()(settings.data_path / "executor" / "local", trust=settings.local_trust,
                     jail_paths=settings.local_jail_paths)
 
@@ -45,8 +45,20 @@ def _skypilot() -> type:
     return SkyPilotExecutor
 
 
-def _build_skypilot(settings: Any) -> Executor:
-    return _skypilot()(settings.data_path / "executor" / "skypilot")
+def run_in_progress(store: Any, run_id: int) -> bool:
+    """Is the run still going (not done, failed or cancelled)? A run the store does not know is over."""
+    from ..store import FINAL_STATES
+
+    try:
+        return store.get_run(run_id).state not in FINAL_STATES
+    except KeyError:
+        return False
+
+
+def _build_skypilot(settings: Any, store: Any = None) -> Executor:
+    # the reconciler downs the clusters of runs that are over (their release lost to a crash)
+    run_active = None if store is None else (lambda run_id: run_in_progress(store, run_id))
+    return _skypilot()(settings.data_path / "executor" / "skypilot", run_active=run_active)
 
 
 REGISTRY: dict[str, ExecutorEntry] = {e.name: e for e in (
@@ -66,9 +78,9 @@ def names_text() -> str:
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
-def build(settings: Any) -> Executor:
-    """The executor `settings.executor` names, built from the settings."""
-    return get(settings.executor).build(settings)
+def build(settings: Any, store: Any = None) -> Executor:
+    """The executor `settings.executor` names, built from the settings (and the store, when there is one)."""
+    return get(settings.executor).build(settings, store)
 
 
 __all__ = ["REGISTRY", "ExecutorEntry", "build", "get", "names_text"]

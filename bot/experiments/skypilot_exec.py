@@ -1,27 +1,43 @@
-"""SkyPilot executor: one VM per architecture, launched in parallel, always torn down.
+"""SkyPilot executor: one cluster per architecture per run, reused across the run's batches, always torn down.
 
 Every SkyPilot 0.14 SDK call goes through the local API server and returns a request id; ``sdk.get``
-waits for it. Per arch: ``launch`` (autostop+down as a safety net) -> ``stream_and_get`` of the launch
-request (provisioning log) -> ``tail_logs`` of the job into ``<arch>.log`` -> the result is the last
-``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that died, the last
-``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``) -> ``down`` in ``finally``.
-A failed attempt (launch failure, preemption, lost VM) is retried once on a fresh cluster (its own name).
+waits for it. The first batch of a run on an arch ``launch``es the run's cluster for that arch (autostop+down
+as a safety net); later batches of the same run (the stack verification, further waves, the final
+measurement) ``exec`` on it while ``status`` says it is UP (ccache and build trees under the synced workdir
+stay warm), and launch a fresh one when it is gone. Per batch and arch: launch/exec request -> its request id
+is saved before ``stream_and_get`` waits on it (provisioning log) -> ``tail_logs`` of the job into
+``<arch>.log`` -> the result is the last ``AUTORESEARCH_RESULT <json>`` line of that log (or, from a VM that
+died, the last ``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``). A batch that ends
+without a final result (launch failure, preemption, lost VM) downs its cluster and is retried once on a fresh
+one. ``release(run_id)`` (the pipeline calls it when a run is done, failed or cancelled) downs the run's
+clusters; ``cancel`` downs the batch's clusters at once.
+
+A spot arch (``use_spot: true``) runs each batch as a SkyPilot managed job instead (``sky.jobs.launch``, named
+``arj-r<run>-<hex6>-<arch>-<seq>``): the jobs controller provisions the spot VM, recovers the job after a
+preemption and tears its cluster down; the bot follows ``sky.jobs.tail_logs`` (the log survives the VM), reads
+the final state from ``sky.jobs.queue`` and cancels with ``sky.jobs.cancel`` (an attempt that ends without a
+result cancels its job unless it is known finished). Managed jobs get no cluster reuse (a fresh spot VM each).
 
 No VM outlives its run: a teardown counts only once ``status`` no longer lists the cluster; a failed or
 unconfirmed ``down`` is retried with backoff, and the cluster stays in ``<state_dir>/teardown.json`` ("pending
 teardown") until it is confirmed gone. ``reconcile()`` (at worker start and every few minutes) retries those
-and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch.
+and tears down every cluster named like the bot's (``ar-r<run>-<hex6>-...``) that belongs to no active batch
+and is not the kept cluster of a run still in progress (``run_active``, from the store, says which runs are),
+and cancels the bot's unfinished managed jobs that no active batch follows.
 
 Before anything is launched, every architecture's price is quoted (SkyPilot's catalog, else the configured
 ``price_per_hour``); an unknown price refuses the batch. VM seconds are counted per arch, failed ones included
-(``costs()``).
+(``costs()``); a batch on a reused cluster is charged from the end of the previous batch on it (the idle gap).
 
-State (cluster names, request ids, job ids, per-arch status, VM seconds, $/h) lives in
-``<state_dir>/<handle>/state.json`` so a restarted bot re-attaches to running jobs or tears down.
+State lives on disk: ``<state_dir>/runs/<run key>.json`` (the run's cluster per arch, which batch holds it,
+billed-until) and ``<state_dir>/<handle>/state.json`` (cluster names, request ids, job ids, per-arch status,
+VM seconds, $/h), so a restarted bot re-attaches to a running job, or to an in-flight launch/exec request by
+its id, and reuses the run's clusters.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -44,7 +60,14 @@ TaskConfigs = Mapping[str, Mapping[str, Any]]
 Renderer = Callable[[Mapping[str, Any], str, Path], Mapping[str, Any]]  # (spec, arch, files_dir)
 Pricer = Callable[[str, Mapping[str, Any]], Any]  # (arch, arch config | resources) -> PriceQuote | $/h | None
 MAX_CLUSTER_NAME = 40
-OUR_CLUSTER = re.compile(r"^ar-(?P<handle>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
+OUR_CLUSTER = re.compile(r"^ar-(?P<key>r\d+-[0-9a-f]{6})-")  # every cluster this executor names
+LIVE_REQUEST = ("PENDING", "WAITING", "RUNNING", "SUCCEEDED")  # api_status states a restarted bot attaches to
+CLUSTER_GONE = ("ClusterDoesNotExist", "ClusterNotUpError")  # exec on a cluster that went away
+OUR_JOB = re.compile(r"^arj-(?P<key>r\d+-[0-9a-f]{6})-")  # every managed job this executor names (spot archs)
+# sky.jobs.ManagedJobStatus.terminal_statuses()
+MANAGED_TERMINAL = ("SUCCEEDED", "CANCELLED", "FAILED", "FAILED_SETUP", "FAILED_PRECHECKS",
+                    "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+MANAGED_MARK = "managed-jobs-used"  # in state_dir once a managed job was submitted: the reconciler sweeps
 
 
 def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -91,21 +114,28 @@ def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
     return task
 
 
-def cluster_name(handle: str, arch: str, attempt: int) -> str:
-    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars), unique per handle, arch and
-    attempt: the attempt suffix is never cut, and an arch name that had to be shortened or changed carries a
-    hash of the original (so "x86_64" and "x86-64", or two long names sharing 40 characters, never
-    collide)."""
-    head = re.sub(r"[^a-z0-9-]", "-", f"ar-{handle}".lower())
-    tail = f"-{int(attempt)}"
+def cluster_name(key: str, arch: str, seq: int) -> str:
+    """Valid SkyPilot cluster name (lowercase, starts with a letter, <= 40 chars), unique per run key
+    (``r<run>-<hex6>``), arch and sequence number (every cluster a run launches on an arch gets the next one):
+    the sequence suffix is never cut, and an arch name that had to be shortened or changed carries a hash of
+    the original (so "x86_64" and "x86-64", or two long names sharing 40 characters, never collide)."""
+    head = re.sub(r"[^a-z0-9-]", "-", f"ar-{key}".lower())
+    tail = f"-{int(seq)}"
     slug = re.sub(r"[^a-z0-9]+", "-", arch.lower()).strip("-") or "arch"
     room = MAX_CLUSTER_NAME - len(head) - 1 - len(tail)
     if slug != arch or len(slug) > room:
         digest = hashlib.sha1(arch.encode()).hexdigest()[:6]
         slug = f"{slug[:max(0, room - len(digest) - 1)].strip('-')}-{digest}".lstrip("-")
     if room < 6:
-        raise ValueError(f"handle {handle!r} too long for a cluster name")
+        raise ValueError(f"run key {key!r} too long for a cluster name")
     return f"{head}-{slug}{tail}"
+
+
+def run_key(handle: str) -> str:
+    """The run key (``r<run>-<hex6>``) of a batch handle (``r<run>-<hex6>-b<n>``; a handle from before cluster
+    reuse, ``r<run>-<hex6>``, is its own key)."""
+    m = re.fullmatch(r"(r\d+-[0-9a-f]{6})(?:-b\d+)?", handle)
+    return m[1] if m else handle
 
 
 def _refuse(message: str) -> None:
@@ -121,11 +151,31 @@ def default_price(arch: str, cfg: Mapping[str, Any]) -> Any:
     return quote_resources(cfg)
 
 
+def _field(record: Any, name: str) -> str:
+    """A field of an API server record (a response model, or a dict) as a string; enums by their value."""
+    value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+    value = getattr(value, "value", value)
+    return "" if value is None else str(value)
+
+
 def _record_name(record: Any) -> str:
     """Cluster name of a ``status`` record (StatusResponse from the API server, or a dict)."""
-    if isinstance(record, Mapping):
-        return str(record.get("name") or "")
-    return str(getattr(record, "name", "") or "")
+    return _field(record, "name")
+
+
+def is_managed(config: Mapping[str, Any]) -> bool:
+    """Does this rendered task run as a SkyPilot managed job? Yes for a spot arch (``use_spot: true``)."""
+    return bool((config.get("resources") or {}).get("use_spot"))
+
+
+def _records(got: Any) -> list[Any]:
+    """The records of ``sky.jobs.queue`` (version 2 answers (records, total, counts, total unfiltered))."""
+    return list((got[0] if isinstance(got, tuple) else got) or [])
+
+
+def _batch_number(handle: str) -> int:
+    tail = handle.rsplit("-b", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 class SkyPilotExecutor:
@@ -140,7 +190,8 @@ class SkyPilotExecutor:
                  autostop_minutes: int = 10, clock: Callable[[], float] = time.time,
                  price: Pricer | None = None,
                  sleep: Callable[[float], None] = time.sleep, down_tries: int = 4,
-                 down_backoff: tuple[float, float] = (5.0, 120.0)) -> None:
+                 down_backoff: tuple[float, float] = (5.0, 120.0),
+                 run_active: Callable[[int], bool] | None = None) -> None:
         if sdk is None:
             from bot.resources import skypilot
             sdk = skypilot()  # the real SDK; imported lazily (slow import)
@@ -155,6 +206,7 @@ class SkyPilotExecutor:
         self.sleep = sleep
         self.down_tries = max(1, down_tries)
         self.down_backoff = down_backoff  # (first wait, longest wait) in seconds, doubling in between
+        self.run_active = run_active  # run id -> still in progress? (the store); None: runs end by release()
         self._lock = threading.RLock()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._reconciler: threading.Thread | None = None
@@ -185,26 +237,71 @@ class SkyPilotExecutor:
             self._save(handle, state)
             return state
 
+    # ------------------------------------------------------------------ run records (one per run key)
+    def _run_records(self) -> list[dict[str, Any]]:
+        runs = self.state_dir / "runs"
+        out = []
+        for path in sorted(runs.glob("*.json")) if runs.exists() else []:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def _load_run(self, key: str) -> dict[str, Any]:
+        path = self.state_dir / "runs" / f"{key}.json"
+        if not path.exists():  # a batch submitted before cluster reuse: a run of its own, nothing kept yet
+            m = re.match(r"r(\d+)-", key)
+            return {"run_id": int(m[1]) if m else 0, "key": key, "released": False, "batches": 0, "archs": {}}
+        return json.loads(path.read_text())
+
+    def _save_run(self, rec: Mapping[str, Any]) -> None:
+        runs = self.state_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        path = runs / f"{rec['key']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def _open_run(self, run_id: int) -> dict[str, Any]:
+        """The run's record while it is in use (not released), else a fresh one with a new key (unsaved)."""
+        for rec in self._run_records():
+            if rec.get("run_id") == run_id and not rec.get("released"):
+                return rec
+        return {"run_id": run_id, "key": f"r{run_id}-{secrets.token_hex(3)}", "released": False, "batches": 0,
+                "archs": {}}
+
+    def _batches(self, key: str) -> list[str]:
+        """Handles of every batch of run key ``key`` whose state is here, oldest first."""
+        found = [p.parent.name for p in self.state_dir.glob(f"{key}-b*/state.json")] \
+            if self.state_dir.exists() else []
+        return sorted((h for h in found if run_key(h) == key), key=_batch_number)
+
     # ------------------------------------------------------------------ protocol
     def submit(self, batch: Any) -> str:
-        """Write the per-arch task configs and launch every arch in its own thread."""
-        handle = f"r{getattr(batch, 'run_id', 0)}-{secrets.token_hex(3)}"
-        hdir = self._dir(handle)
-        hdir.mkdir(parents=True, exist_ok=False)
-        try:
-            configs = self._task_configs(batch, hdir)
-            prices = self._prices(batch, configs)
-        except BaseException:
-            shutil.rmtree(hdir, ignore_errors=True)
-            raise
-        state = {"handle": handle, "cancelled": False, "created": self.clock(),
-                 "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "launch_request": None,
-                               "job_id": None, "down": [], "vm_seconds": 0.0, "errors": [], "complete": False,
-                               "usd_per_hour": prices[a]}
-                           for a in configs}}
-        for arch, cfg in configs.items():
-            (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        """Write the per-arch task configs and start every arch in its own thread (launch, or exec on the
+        run's cluster)."""
+        run_id = int(getattr(batch, "run_id", 0) or 0)
         with self._lock:
+            rec = self._open_run(run_id)
+            rec["batches"] = int(rec.get("batches") or 0) + 1
+            handle = f"{rec['key']}-b{rec['batches']}"
+            hdir = self._dir(handle)
+            hdir.mkdir(parents=True, exist_ok=False)
+            try:
+                configs = self._task_configs(batch, hdir)
+                prices = self._prices(batch, configs)
+            except BaseException:
+                shutil.rmtree(hdir, ignore_errors=True)
+                raise
+            state = {"handle": handle, "run_id": run_id, "cancelled": False, "created": self.clock(),
+                     "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "mode": None,
+                                   "launch_request": None, "job_id": None, "down": [], "vm_seconds": 0.0,
+                                   "errors": [], "complete": False, "usd_per_hour": prices[a]}
+                               for a in configs}}
+            for arch, cfg in configs.items():
+                (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+            self._save_run(rec)
             self._save(handle, state)
         for arch in configs:
             self._start(handle, arch, resume=False)
@@ -247,6 +344,8 @@ class SkyPilotExecutor:
                     self.sdk.api_cancel(a["launch_request"])
                 except Exception:  # noqa: BLE001 - best effort; down follows
                     pass
+            if a.get("mode") == "managed" and a["status"] not in TERMINAL and a.get("job_id") is not None:
+                self._cancel_managed(handle, arch, int(a["job_id"]))
             for name in self._clusters(a):
                 self._down(handle, arch, name)
             if a["status"] not in TERMINAL:
@@ -255,6 +354,46 @@ class SkyPilotExecutor:
             t = self._threads.get((handle, arch))
             if t is not None:
                 t.join(timeout=60)
+
+    def release(self, run_id: int) -> dict[str, dict[str, float]]:
+        """The run is over (done, failed or stopped): cancel its batches still in flight and down the clusters
+        kept for it. Returns {arch: {"seconds", "usd"}}: VM time from the end of the run's last batch on the
+        arch to the teardown (also added to that batch's ``vm_seconds``), for the caller to record."""
+        with self._lock:
+            recs = [r for r in self._run_records() if r.get("run_id") == run_id and not r.get("released")]
+            for rec in recs:
+                rec["released"] = True
+                self._save_run(rec)
+        out: dict[str, dict[str, float]] = {}
+        for rec in recs:
+            self._cancel_live_batches(rec["key"])
+            rec = self._load_run(rec["key"])  # as the cancelled batches left it
+            for arch, e in rec["archs"].items():
+                name = e.get("cluster")
+                if not name:
+                    continue
+                last = e.get("last_handle")
+                known = bool(last) and (self.state_dir / str(last) / "state.json").exists()
+                self._down(last if known else None, arch if known else None, name, force=True)
+                if not known or e.get("billed_until") is None:
+                    continue
+                seconds = max(0.0, self.clock() - float(e["billed_until"]))
+                with self._lock:
+                    state = self.load_state(last)
+                    a = state["archs"][arch]
+                    a["vm_seconds"] += seconds
+                    self._save(last, state)
+                got = out.setdefault(arch, {"seconds": 0.0, "usd": 0.0})
+                got["seconds"] += seconds
+                got["usd"] += seconds / 3600.0 * float(a.get("usd_per_hour") or 0.0)
+        return out
+
+    def _cancel_live_batches(self, key: str) -> None:
+        for handle in self._batches(key):
+            state = self.load_state(handle)
+            live = any(a["status"] not in TERMINAL for a in state["archs"].values())
+            if live and not state.get("cancelled"):
+                self.cancel(handle)
 
     def wait(self, handle: str, timeout: float | None = None) -> str:
         """Block until every arch thread of this process finished (tests, CLI)."""
@@ -304,7 +443,8 @@ class SkyPilotExecutor:
             tmp.replace(path)
 
     def _active_clusters(self) -> set[str]:
-        """Current clusters of every arch that is still pending, launching or running (any handle)."""
+        """Current clusters of every arch that is still pending, launching or running (any handle), and the
+        clusters kept for runs that are not released."""
         active = set()
         if not self.state_dir.exists():
             return active
@@ -316,25 +456,50 @@ class SkyPilotExecutor:
             for a in state.get("archs", {}).values():
                 if a.get("status") not in TERMINAL and a.get("cluster"):
                     active.add(a["cluster"])
+        for rec in self._run_records():
+            if not rec.get("released"):
+                active |= {e["cluster"] for e in rec.get("archs", {}).values() if e.get("cluster")}
         return active
 
+    def _close_finished_runs(self) -> None:
+        """Runs that ended without ``release`` (the bot died in between): released now, so the orphan pass
+        downs their clusters."""
+        if self.run_active is None:
+            return
+        for rec in self._run_records():
+            if rec.get("released"):
+                continue
+            try:
+                active = self.run_active(int(rec["run_id"]))
+            except Exception:  # noqa: BLE001 - unknown is active: autostop stays the backstop
+                active = True
+            if not active:
+                log.warning("reconcile: run %s is over; releasing its clusters", rec["run_id"])
+                with self._lock:
+                    rec = self._load_run(rec["key"])
+                    rec["released"] = True
+                    self._save_run(rec)
+                self._cancel_live_batches(rec["key"])
+
     def _owner(self, name: str) -> tuple[str | None, str | None]:
-        """(handle, arch) that launched cluster ``name``, when its state is still here."""
+        """(handle, arch) of the last batch that ran on cluster ``name``, when its state is still here."""
         m = OUR_CLUSTER.match(name)
-        if not m or not (self.state_dir / m["handle"] / "state.json").exists():
-            return None, None
-        for arch, a in self.load_state(m["handle"])["archs"].items():
-            if a.get("cluster") == name or any(cluster_name(m["handle"], arch, k) == name
-                                               for k in range(1, max(1, int(a.get("attempt") or 0)) + 1)):
-                return m["handle"], arch
-        return m["handle"], None
+        owner: tuple[str | None, str | None] = (None, None)
+        for handle in self._batches(m["key"]) if m else []:
+            for arch, a in self.load_state(handle)["archs"].items():
+                if a.get("cluster") == name:
+                    owner = (handle, arch)
+        return owner
 
     def reconcile(self) -> dict[str, list[str]]:
-        """Retry due pending teardowns; tear down the bot's clusters that belong to no active batch.
+        """Retry due pending teardowns; tear down the bot's clusters that belong to no active batch and to no
+        run in progress (``run_active``).
 
         Only clusters named by this executor (``ar-r<run>-<hex6>-...``) are touched; one bot per SkyPilot
         user, since a second bot's clusters would look like orphans."""
         report: dict[str, list[str]] = {"downed": [], "kept": [], "pending": [], "errors": []}
+        self._close_finished_runs()
+        self._reconcile_managed(report)
         now = self.clock()
         for name, entry in self.pending_teardown().items():
             if float(entry.get("next_at", 0)) <= now:
@@ -422,7 +587,8 @@ class SkyPilotExecutor:
         return prices
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
-        return (self.task_from_config or build_task)(config)
+        # a copy: sky.Task.from_yaml_config empties the dict it is given (a retry needs it whole)
+        return (self.task_from_config or build_task)(copy.deepcopy(dict(config)))
 
     @staticmethod
     def _clusters(a: Mapping[str, Any]) -> list[str]:
@@ -460,55 +626,165 @@ class SkyPilotExecutor:
         if (hdir / f"{arch}.result.json").exists():
             best = json.loads((hdir / f"{arch}.result.json").read_text())
         attempt = a["attempt"]
-        if resume and a.get("cluster") and a.get("job_id") is not None:
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=True)
+        managed = a.get("mode") == "managed"
+        target = a.get("job_name") if managed else a.get("cluster")
+        reattach = None
+        if resume and target and a.get("job_id") is not None:
+            reattach = "job"  # the job runs (or ran): follow its log again
+        elif resume and target and a.get("launch_request") and self._request_live(a["launch_request"]):
+            reattach = "request"  # the launch/exec request is still in flight (or done): wait on it by its id
+        elif resume and target and not managed:
+            # died while launching and the request is gone: unknown state -> give the cluster up
+            self._hand_back(handle, arch, a["cluster"], a.get("mode") or "launch", False, self.clock())
+            self._down(handle, arch, a["cluster"])
+        if reattach:
+            result, complete = (self._attempt_managed if managed else self._attempt)(
+                handle, arch, config, attempt, reattach=reattach)
             best = self._keep(hdir, arch, best, result)
             if complete or self._cancelled(handle):
                 return self._finish(handle, arch, best, complete)
-        elif resume and a.get("cluster"):
-            self._down(handle, arch, a["cluster"])  # died while launching: unknown state -> tear down
         while attempt < self.max_attempts and not self._cancelled(handle):
             attempt += 1
-            result, complete = self._attempt(handle, arch, config, attempt, reattach=False)
+            result, complete = (self._attempt_managed if is_managed(config) else self._attempt)(
+                handle, arch, config, attempt, reattach=None)
             best = self._keep(hdir, arch, best, result)
             if complete:
                 return self._finish(handle, arch, best, True)
         self._finish(handle, arch, best, False)
 
-    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> dict[str, Any] | None:
-        if new is not None and _progress(new) >= _progress(best):
-            (hdir / f"{arch}.result.json").write_text(json.dumps(new))
-            return new
-        return best
+    def _request_live(self, request_id: str) -> bool:
+        """Is this launch/exec request pending, running or succeeded on the API server (``api_status``)?"""
+        try:
+            records = self.sdk.api_status([request_id])
+        except Exception as exc:  # noqa: BLE001 - API server unreachable: not attachable, tear down instead
+            log.warning("api_status %s: %s: %s", request_id, type(exc).__name__, exc)
+            return False
+        return any(_field(r, "request_id") == request_id and _field(r, "status").upper() in LIVE_REQUEST
+                   for r in records or [])
 
-    def _finish(self, handle: str, arch: str, best: Mapping[str, Any] | None, complete: bool) -> None:
-        if self._cancelled(handle):
-            status = "cancelled"
+    def _cluster_status(self, name: str) -> str:
+        """The cluster's status in SkyPilot (``UP``, ``INIT``, ``STOPPED``), "" when ``status`` lists none."""
+        records = self.sdk.get(self.sdk.status(cluster_names=[name], all_users=False))
+        for record in records or []:
+            if _record_name(record) == name:
+                return _field(record, "status").upper() or "UNKNOWN"
+        return ""
+
+    def _holds(self, handle: str, arch: str) -> bool:
+        """Is batch ``handle`` still working on ``arch`` (so the run's cluster is busy)?"""
+        try:
+            a = self.load_state(handle)["archs"].get(arch) or {}
+        except (KeyError, OSError, ValueError):
+            return False
+        return a.get("status") not in TERMINAL
+
+    def _acquire(self, handle: str, arch: str) -> tuple[str, str, float | None]:
+        """(cluster, mode, charged from) for this batch's next attempt on ``arch``: "exec" on the run's
+        cluster while ``status`` says it is UP; "launch" of the run's next cluster when there is none (or it
+        is gone, or not UP: then it is downed first); "private" (this batch's own, downed after it) while
+        another active batch of the run holds the run's cluster, or the run was released."""
+        key = run_key(handle)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
+                                               "billed_until": None, "last_handle": None})
+            holder = e.get("holder")
+            if rec.get("released") or (holder and holder != handle and self._holds(holder, arch)):
+                e["seq"] += 1
+                self._save_run(rec)
+                return cluster_name(key, arch, e["seq"]), "private", None
+            e["holder"] = handle
+            existing, since = e.get("cluster"), e.get("billed_until")
+            self._save_run(rec)
+        if existing:
+            status = self._cluster_status(existing)
+            if status == "UP":
+                return existing, "exec", since
+            if status:  # INIT (a launch that failed half-way) or STOPPED: not reusable
+                self._down(handle, arch, existing, force=True)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"][arch]
+            e["seq"] += 1
+            e.update(cluster=cluster_name(key, arch, e["seq"]), billed_until=None)
+            self._save_run(rec)
+            return e["cluster"], "launch", None
+
+    def _hand_back(self, handle: str, arch: str, name: str, mode: str, keep: bool, ended: float) -> bool:
+        """After an attempt: keep the run's cluster for the run's next batch (True) or give it up (False: the
+        caller downs it). Kept only after a final result, for a run not released, a batch not cancelled."""
+        if mode == "private":
+            return False
+        with self._lock:
+            rec = self._load_run(run_key(handle))
+            e = rec["archs"].get(arch) or {}
+            mine = e.get("cluster") == name
+            keep = keep and mine and not rec.get("released") and not self._cancelled(handle)
+            if mine:
+                e.update(holder=None, last_handle=handle, billed_until=ended if keep else None)
+                if not keep:
+                    e["cluster"] = None
+                self._save_run(rec)
+            return keep
+
+    def _request_job(self, handle: str, arch: str, name: str, mode: str, config: Mapping[str, Any]) -> Any:
+        """Send the launch (or exec) request; its id is on disk before anyone waits on it."""
+        task = self._make_task(config)
+        if mode == "exec":
+            rid = self.sdk.exec(task, cluster_name=name, down=False)
         else:
-            status = "done" if best is not None else "failed"
-        self._update(handle, arch, status=status, complete=complete)
+            rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
+                                  idle_minutes_to_autostop=self.autostop_minutes, down=True)
+        self._update(handle, arch, launch_request=str(rid))
+        return rid
 
     def _attempt(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
-                 *, reattach: bool) -> tuple[dict[str, Any] | None, bool]:
-        """One launch (or re-attach) on one cluster; the cluster is always downed afterwards."""
+                 *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+        """One attempt on one cluster: launch, exec on the run's cluster, or re-attach (to the job, or to the
+        launch/exec request by its id). The cluster is kept for the run's next batch only after a final
+        result; otherwise it is downed here."""
         hdir = self._dir(handle)
-        name = self.load_state(handle)["archs"][arch]["cluster"] if reattach else cluster_name(handle, arch, attempt)
+        a = self.load_state(handle)["archs"][arch]
+        if reattach:
+            name, mode, since = a["cluster"], a.get("mode") or "launch", None
+        else:
+            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode=None,
+                         job_id=None, launch_request=None)
+            try:
+                name, mode, since = self._acquire(handle, arch)
+            except Exception as exc:  # noqa: BLE001 - no `status` answer: the attempt fails, nothing launched
+                self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+                return None, False
+            self._update(handle, arch, cluster=name, mode=mode)
         log_path = hdir / f"{arch}.log"
-        started = self.clock()
+        started = self.clock() if since is None else float(since)
+        complete = False
         try:
             with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"\n=== {arch} attempt {attempt} cluster {name} {'re-attach' if reattach else 'launch'}\n")
+                log.write(f"\n=== {arch} attempt {attempt} cluster {name} "
+                          f"{'re-attach to the ' + reattach if reattach else mode}\n")
                 log.flush()
-                if reattach:
-                    job_id = self.load_state(handle)["archs"][arch]["job_id"]
+                if reattach == "job":
+                    job_id = a["job_id"]
                 else:
-                    self._update(handle, arch, status="launching", attempt=attempt, cluster=name, job_id=None)
-                    task = self._make_task(config)
-                    rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
-                                          idle_minutes_to_autostop=self.autostop_minutes, down=True)
-                    self._update(handle, arch, launch_request=str(rid))
-                    job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    rid = a["launch_request"] if reattach else \
+                        self._request_job(handle, arch, name, mode, config)
+                    try:
+                        job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    except Exception as exc:
+                        gone = type(exc).__name__ in CLUSTER_GONE or isinstance(exc, ValueError)
+                        if mode != "exec" or not gone or self._cancelled(handle):
+                            raise
+                        # the run's cluster went away between `status` and `exec`: launch the run's next one
+                        log.write(f"\n=== {name} is gone ({type(exc).__name__}: {exc}); "
+                                  "launching a fresh one\n")
+                        self._hand_back(handle, arch, name, mode, False, self.clock())
+                        self._down(handle, arch, name, force=True)
+                        name, mode, _ = self._acquire(handle, arch)
+                        self._update(handle, arch, cluster=name, mode=mode)
+                        started = self.clock()
+                        rid = self._request_job(handle, arch, name, mode, config)
+                        job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
                     self._update(handle, arch, status="running", job_id=job_id)
                 if self._cancelled(handle):
                     return None, False
@@ -525,11 +801,153 @@ class SkyPilotExecutor:
                 if log_path.exists() else (None, False)
             return result, False
         finally:
-            self._down(handle, arch, name, force=True)  # even if cancel() downed it while launch was in flight
+            ended = self.clock()
+            if not self._hand_back(handle, arch, name, mode, complete, ended):
+                # even if cancel() downed it while the request was in flight
+                self._down(handle, arch, name, force=True)
+                ended = self.clock()
+            with self._lock:
+                state = self.load_state(handle)
+                state["archs"][arch]["vm_seconds"] += max(0.0, ended - started)
+                self._save(handle, state)
+
+    # ------------------------------------------------------------------ managed jobs (spot archs)
+    def _managed_name(self, handle: str, arch: str) -> str:
+        """``arj-r<run>-<hex6>-<arch>-<seq>``: never a cluster name of ours (``ar-``), so the cluster
+        reconciler leaves the jobs controller's clusters alone; the managed-job sweep knows the prefix."""
+        key = run_key(handle)
+        with self._lock:
+            rec = self._load_run(key)
+            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
+                                               "billed_until": None, "last_handle": None})
+            e["seq"] += 1
+            self._save_run(rec)
+            (self.state_dir / MANAGED_MARK).touch()
+            return "arj-" + cluster_name(key, arch, e["seq"])[len("ar-"):]
+
+    def _managed_status(self, job_id: int) -> tuple[str, int]:
+        """(status, recovery count) of a managed job from ``sky.jobs.queue``; ("", 0) when unknown."""
+        try:
+            got = self.sdk.get(self.sdk.jobs.queue(refresh=False, job_ids=[int(job_id)], version=2))
+        except Exception as exc:  # noqa: BLE001 - unknown status: the caller treats it as not finished
+            log.warning("jobs.queue %s: %s: %s", job_id, type(exc).__name__, exc)
+            return "", 0
+        for record in _records(got):
+            if _field(record, "job_id") == str(job_id):
+                return _field(record, "status").upper(), int(_field(record, "recovery_count") or 0)
+        return "", 0
+
+    def _cancel_managed(self, handle: str | None, arch: str | None, job_id: int) -> bool:
+        """``sky.jobs.cancel``: the jobs controller stops the job and tears its cluster down."""
+        try:
+            self.sdk.get(self.sdk.jobs.cancel(job_ids=[int(job_id)]))
+            return True
+        except Exception as exc:  # noqa: BLE001 - the reconciler's managed-job sweep tries again
+            message = f"cancel managed job {job_id}: {type(exc).__name__}: {exc}; the reconciler retries"
+            if handle and arch:
+                self._error(handle, arch, message)
+            log.warning(message)
+            return False
+
+    def _reconcile_managed(self, report: dict[str, list[str]]) -> None:
+        """Cancel the bot's unfinished managed jobs (``arj-r<run>-<hex6>-...``) no active batch follows."""
+        if not (self.state_dir / MANAGED_MARK).exists():
+            return  # never used: do not wake a jobs controller for nothing
+        try:
+            got = self.sdk.get(self.sdk.jobs.queue(refresh=False, skip_finished=True, version=2))
+        except Exception as exc:  # noqa: BLE001 - API server or controller down: next time
+            report["errors"].append(f"jobs.queue: {type(exc).__name__}: {exc}")
+            return
+        records = _records(got)
+        active = set()
+        for path in self.state_dir.glob("*/state.json"):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            active |= {a.get("job_name") for a in state.get("archs", {}).values()
+                       if a.get("mode") == "managed" and a.get("status") not in TERMINAL}
+        for record in records:
+            name = _field(record, "job_name")
+            if not OUR_JOB.match(name) or _field(record, "status").upper() in MANAGED_TERMINAL:
+                continue
+            if name in active:
+                report["kept"].append(name)
+                continue
+            log.warning("reconcile: managed job %s belongs to no active batch; cancelling it", name)
+            ok = self._cancel_managed(None, None, int(_field(record, "job_id")))
+            (report["downed"] if ok else report["pending"]).append(name)
+
+    def _attempt_managed(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
+                         *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+        """One attempt as a SkyPilot managed job (``sky.jobs.launch``): the jobs controller provisions the
+        spot VM, recovers from preemption and tears the job's cluster down; its logs outlive the cluster.
+        An attempt that ends without a final result cancels its job (unless the job is known finished)."""
+        hdir = self._dir(handle)
+        a = self.load_state(handle)["archs"][arch]
+        if reattach:
+            name = a["job_name"]
+        else:
+            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode="managed",
+                         job_name=None, job_id=None, launch_request=None)
+            name = self._managed_name(handle, arch)
+            self._update(handle, arch, job_name=name)
+        log_path = hdir / f"{arch}.log"
+        started = self.clock()
+        job_id = a.get("job_id") if reattach == "job" else None
+        status, complete = "", False
+        try:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n=== {arch} attempt {attempt} managed job {name} "
+                          f"{'re-attach to the ' + reattach if reattach else 'launch'}\n")
+                log.flush()
+                if reattach != "job":
+                    if reattach == "request":
+                        rid = a["launch_request"]
+                    else:
+                        rid = self.sdk.jobs.launch(self._make_task(config), name=name)
+                        self._update(handle, arch, launch_request=str(rid))
+                    job_ids, _ = self.sdk.stream_and_get(rid, output_stream=log)
+                    job_id = int(job_ids[0] if isinstance(job_ids, (list, tuple)) else job_ids)
+                    self._update(handle, arch, status="running", job_id=job_id)
+                if self._cancelled(handle):
+                    return None, False
+                code = self.sdk.jobs.tail_logs(job_id=job_id, follow=True, output_stream=log)
+                status, recoveries = self._managed_status(job_id)
+                log.write(f"\n=== managed job {job_id}: {status or 'status unknown'}, exit code {code}, "
+                          f"recovered {recoveries} time(s)\n")
+            result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+            if not complete:
+                self._error(handle, arch, f"attempt {attempt}: managed job {job_id} ended "
+                                          f"({status or f'exit {code}'}) without a final result"
+                                          f"{' (partial kept)' if result else ''}")
+            return result, complete
+        except Exception as exc:  # noqa: BLE001 - launch refused, lost connection to the API server
+            self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+            result, _ = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace")) \
+                if log_path.exists() else (None, False)
+            return result, False
+        finally:
+            if not complete and job_id is not None and status not in MANAGED_TERMINAL:
+                self._cancel_managed(handle, arch, int(job_id))
             with self._lock:
                 state = self.load_state(handle)
                 state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
                 self._save(handle, state)
+
+    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
+              new: dict[str, Any] | None) -> dict[str, Any] | None:
+        if new is not None and _progress(new) >= _progress(best):
+            (hdir / f"{arch}.result.json").write_text(json.dumps(new))
+            return new
+        return best
+
+    def _finish(self, handle: str, arch: str, best: Mapping[str, Any] | None, complete: bool) -> None:
+        if self._cancelled(handle):
+            status = "cancelled"
+        else:
+            status = "done" if best is not None else "failed"
+        self._update(handle, arch, status=status, complete=complete)
 
     def _error(self, handle: str, arch: str, message: str) -> None:
         with self._lock:
