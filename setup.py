@@ -4,6 +4,7 @@ The folders stay where they are in the repository; the wheel carries them as bot
 bot/_data/prompts (never as a top-level `sky`, which is SkyPilot's package). bot/resources.py finds them.
 Everything else is declared in pyproject.toml.
 """
+
 from setuptools import find_packages, setup
 
 DATA = {"bot._data.sky": "sky", "bot._data.prompts": "prompts"}

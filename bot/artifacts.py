@@ -43,27 +43,29 @@ class Artifact(Generic[T]):
 
 
 # written when the pipeline starts a run
-PROJECT: Artifact[JSON | None] = Artifact("project")                    # ProjectConfig.to_dict()
-BASELINE: Artifact[JSON | None] = Artifact("baseline")                  # {"branch", "sha"}
-FAILURE: Artifact[JSON | None] = Artifact("failure")                    # {"stage", "message", "log_tail"}
+PROJECT: Artifact[JSON | None] = Artifact("project")  # ProjectConfig.to_dict()
+BASELINE: Artifact[JSON | None] = Artifact("baseline")  # {"branch", "sha"}
+FAILURE: Artifact[JSON | None] = Artifact("failure")  # {"stage", "message", "log_tail"}
 # research
-PROFILE: Artifact[JSON | None] = Artifact("profile")                    # the baseline's simulated profile
-DOSSIER: Artifact[JSON | None] = Artifact("dossier", per_wave=True)     # wave n >= 2: the wave's plan
+PROFILE: Artifact[JSON | None] = Artifact("profile")  # the baseline's simulated profile
+DOSSIER: Artifact[JSON | None] = Artifact("dossier", per_wave=True)  # wave n >= 2: the wave's plan
 # candidates
 CANDIDATES: Artifact[list[JSON]] = Artifact("candidates", per_wave=True, empty=list)
 CANDIDATES_DONE: Artifact[bool | None] = Artifact("candidates_done", per_wave=True)
 SKIPPED: Artifact[list[JSON]] = Artifact("skipped", per_wave=True, empty=list)
 # benchmarks, decision, verification
-RESULTS_MAIN: Artifact[JSON | None] = Artifact("results:main", per_wave=True)  # = results of experiment main@n
-COSTS: Artifact[dict[str, float]] = Artifact("costs", empty=dict)       # {arch: usd}
-DECISION: Artifact[JSON | None] = Artifact("decision", per_wave=True)   # Decision.to_dict()
-STACK: Artifact[JSON | None] = Artifact("stack", per_wave=True)         # StackResult.to_dict()
+RESULTS_MAIN: Artifact[JSON | None] = Artifact(
+    "results:main", per_wave=True
+)  # = results of experiment main@n
+COSTS: Artifact[dict[str, float]] = Artifact("costs", empty=dict)  # {arch: usd}
+DECISION: Artifact[JSON | None] = Artifact("decision", per_wave=True)  # Decision.to_dict()
+STACK: Artifact[JSON | None] = Artifact("stack", per_wave=True)  # StackResult.to_dict()
 VERIFICATION: Artifact[JSON | None] = Artifact("verification", per_wave=True)  # {"stack", "decision"}
-CHOICE: Artifact[JSON | None] = Artifact("choice", per_wave=True)       # what the wave keeps
+CHOICE: Artifact[JSON | None] = Artifact("choice", per_wave=True)  # what the wave keeps
 # the wave loop and publishing
-LOOP: Artifact[JSON | None] = Artifact("loop")                          # why the loop stopped
-FINAL: Artifact[JSON | None] = Artifact("final")                        # the running best vs the baseline
-PUBLICATION: Artifact[JSON | None] = Artifact("publication")            # the PR, or why there is none
+LOOP: Artifact[JSON | None] = Artifact("loop")  # why the loop stopped
+FINAL: Artifact[JSON | None] = Artifact("final")  # the running best vs the baseline
+PUBLICATION: Artifact[JSON | None] = Artifact("publication")  # the PR, or why there is none
 
 WAVE_REVIEW_PREFIX = "wave:"
 RESULTS_PREFIX = "results:"

@@ -32,8 +32,10 @@ def run_bench(args: argparse.Namespace) -> int:
     repo = Path(args.repo).resolve()
     git_dir = Path(_git(repo, "rev-parse", "--absolute-git-dir"))
     base = _git(repo, "rev-parse", f"{args.baseline}^{{commit}}")
-    cands = [(f"c{i + 1}-{_git(repo, 'rev-parse', '--short=7', c)}", _git(repo, "rev-parse", f"{c}^{{commit}}"))
-             for i, c in enumerate(args.candidate)]
+    cands = [
+        (f"c{i + 1}-{_git(repo, 'rev-parse', '--short=7', c)}", _git(repo, "rev-parse", f"{c}^{{commit}}"))
+        for i, c in enumerate(args.candidate)
+    ]
     if args.config_file:
         text = Path(args.config_file).read_text()
     else:
@@ -50,13 +52,24 @@ def run_bench(args: argparse.Namespace) -> int:
     project["architectures"] = [arch]
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    bundle = make_bundle(git_dir, [base] + [sha for _, sha in cands], workdir / f"bench-{int(time.time())}.bundle")
-    spec = {"schema": 1, "run_id": 0, "arch": arch, "seed": 1, "source": {"bundle": bundle.name},
-            "baseline": {"name": "baseline", "sha": base},
-            "candidates": [{"name": n, "sha": sha} for n, sha in cands], "project": project}
+    bundle = make_bundle(
+        git_dir, [base] + [sha for _, sha in cands], workdir / f"bench-{int(time.time())}.bundle"
+    )
+    spec = {
+        "schema": 1,
+        "run_id": 0,
+        "arch": arch,
+        "seed": 1,
+        "source": {"bundle": bundle.name},
+        "baseline": {"name": "baseline", "sha": base},
+        "candidates": [{"name": n, "sha": sha} for n, sha in cands],
+        "project": project,
+    }
     executor = LocalExecutor(workdir / "executor")
     handle = executor.submit(Batch(run_id=0, specs={arch: spec}, bundle=bundle))
-    print(f"measuring {len(cands)} candidate(s) against {base[:10]} on this machine ({arch}); handle {handle}")
+    print(
+        f"measuring {len(cands)} candidate(s) against {base[:10]} on this machine ({arch}); handle {handle}"
+    )
     while executor.poll(handle) == "running":
         time.sleep(1.0)
     results = executor.collect(handle)

@@ -90,14 +90,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = Store(settings.db_path)
     runs = store.list_runs(args.limit)
     if args.json:
-        print(json.dumps([{"id": r.id, "repo": r.repo, "issue": r.issue_number, "kind": r.kind, "state": r.state,
-                           "attempt": r.attempt, "error": r.error} for r in runs], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "repo": r.repo,
+                        "issue": r.issue_number,
+                        "kind": r.kind,
+                        "state": r.state,
+                        "attempt": r.attempt,
+                        "error": r.error,
+                    }
+                    for r in runs
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not runs:
         print("no runs yet")
     for r in runs:
-        print(f"run {r.id:>4}  {r.repo}#{r.issue_number:<5} {r.kind:<8} attempt {r.attempt}  {r.state:<13}"
-              f" {r.error or ''}")
+        print(
+            f"run {r.id:>4}  {r.repo}#{r.issue_number:<5} {r.kind:<8} attempt {r.attempt}  {r.state:<13}"
+            f" {r.error or ''}"
+        )
     return 0
 
 
@@ -121,14 +138,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autoresearch-bot", description=(
-        "Research-driven performance bot for GitHub: research, candidate patches, A/B benchmarks on SkyPilot VMs "
-        "(or locally), statistics, draft PRs."))
+    parser = argparse.ArgumentParser(
+        prog="autoresearch-bot",
+        description=(
+            "Research-driven performance bot for GitHub: research, candidate patches, A/B benchmarks on SkyPilot VMs "
+            "(or locally), statistics, draft PRs."
+        ),
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the webhook service (and the worker, unless --no-worker)")
-    p.add_argument("--config", help="settings YAML (default: $AUTORESEARCH_CONFIG; env AUTORESEARCH_* override)")
+    p.add_argument(
+        "--config", help="settings YAML (default: $AUTORESEARCH_CONFIG; env AUTORESEARCH_* override)"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-worker", action="store_true", help="only accept webhooks; run `worker` separately")
@@ -140,8 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3600.0)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("doctor", help="check settings, credentials, shipped files, each architecture's SkyPilot "
-                                      "task and price; one fix per problem, exit 1 if any")
+    p = sub.add_parser(
+        "doctor",
+        help="check settings, credentials, shipped files, each architecture's SkyPilot "
+        "task and price; one fix per problem, exit 1 if any",
+    )
     p.add_argument("--config")
     p.set_defaults(func=cmd_doctor)
 
@@ -164,18 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="var/sandbox")
     p.set_defaults(func=cmd_sandbox)
 
-    p = sub.add_parser("demo", help="the whole product offline: sandbox GitHub, bot, example project, real benchmarks")
+    p = sub.add_parser(
+        "demo", help="the whole product offline: sandbox GitHub, bot, example project, real benchmarks"
+    )
     p.add_argument("--workdir", default="var/demo", help="where the demo keeps its state (default var/demo)")
-    p.add_argument("--llama", action="store_true", help="use real llama.cpp (llama-cpp-python sdist, preset llama.cpp) "
-                                                        "instead of the small example project (slower: minutes)")
-    p.add_argument("--serve", action="store_true", help="keep the sandbox and bot running afterwards to browse")
+    p.add_argument(
+        "--llama",
+        action="store_true",
+        help="use real llama.cpp (llama-cpp-python sdist, preset llama.cpp) "
+        "instead of the small example project (slower: minutes)",
+    )
+    p.add_argument(
+        "--serve", action="store_true", help="keep the sandbox and bot running afterwards to browse"
+    )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="measure candidate commits against a baseline locally (same driver as VMs)")
+    p = sub.add_parser(
+        "bench", help="measure candidate commits against a baseline locally (same driver as VMs)"
+    )
     p.add_argument("--repo", default=".", help="local git repository")
     p.add_argument("--baseline", required=True, help="baseline commit or branch")
-    p.add_argument("--candidate", action="append", required=True, help="candidate commit or branch (repeatable)")
-    p.add_argument("--config-file", default=None, help="project config (default: .autoresearch.yml at baseline)")
+    p.add_argument(
+        "--candidate", action="append", required=True, help="candidate commit or branch (repeatable)"
+    )
+    p.add_argument(
+        "--config-file", default=None, help="project config (default: .autoresearch.yml at baseline)"
+    )
     p.add_argument("--arch", default="local")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--workdir", default="var/bench")
@@ -186,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

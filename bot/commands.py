@@ -20,7 +20,7 @@ from typing import Any
 from .model import MAX_ROUNDS, Phase
 
 BRANCH_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,38}:)?[A-Za-z0-9._/-]{1,200}$")
-FOOTER_PREFIX = "/autoresearch"   # the footer of status comments shows the default prefix
+FOOTER_PREFIX = "/autoresearch"  # the footer of status comments shows the default prefix
 
 
 @dataclass
@@ -34,20 +34,20 @@ class UsageError(ValueError):
     """A slash command with words its parser does not accept; the message is posted with the help text."""
 
 
-Handler = Callable[[Any, str, int, str, dict], CommandResult]   # (worker, repo, number, user, args)
+Handler = Callable[[Any, str, int, str, dict], CommandResult]  # (worker, repo, number, user, args)
 
 
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
     handle: Handler
-    parse: Callable[[list[str]], dict[str, Any]] | None = None   # None: not a slash command
-    help: str | None = None      # its part of the help text; `{p}` is the command prefix
-    footer: str | None = None    # its word in the status comment's footer (None: not listed)
-    rounds: bool = False         # takes `rounds=N` (named in the help text)
-    needs_write: bool = True     # only people with write access may run it (else refused, once per issue)
-    refusal: str | None = None   # what a refused stranger is told; None: "Only people with write access ..."
-    refused: str = "nothing was started"   # the default refusal's ending
+    parse: Callable[[list[str]], dict[str, Any]] | None = None  # None: not a slash command
+    help: str | None = None  # its part of the help text; `{p}` is the command prefix
+    footer: str | None = None  # its word in the status comment's footer (None: not listed)
+    rounds: bool = False  # takes `rounds=N` (named in the help text)
+    needs_write: bool = True  # only people with write access may run it (else refused, once per issue)
+    refusal: str | None = None  # what a refused stranger is told; None: "Only people with write access ..."
+    refused: str = "nothing was started"  # the default refusal's ending
 
 
 # -------------------------------------------------------------------------------------------------- parsers
@@ -104,15 +104,21 @@ def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> 
     active = worker.store.active_run(repo, number)
     if active:
         return CommandResult("ignored", f"run {active.id} is already active", active.id)
-    previous = [r for r in worker.store.runs_for_issue(repo, number) if r.state == Phase.DONE and r.kind == "issue"]
+    previous = [
+        r for r in worker.store.runs_for_issue(repo, number) if r.state == Phase.DONE and r.kind == "issue"
+    ]
     if previous:
         last = previous[-1]
-        worker.pipeline.post_note(last, f"@{user} this issue was already researched (run {last.id}); its results "
-                                        f"stand. Comment `{worker.settings.command_prefix} rerun` to start a new "
-                                        "attempt.")
+        worker.pipeline.post_note(
+            last,
+            f"@{user} this issue was already researched (run {last.id}); its results "
+            f"stand. Comment `{worker.settings.command_prefix} rerun` to start a new "
+            "attempt.",
+        )
         return CommandResult("ignored", f"run {last.id} already done; rerun needed", last.id)
-    run = worker.store.create_run(repo, number, "issue", user, {"reason": args.get("reason", "")},
-                                  lease_owner=worker.owner)
+    run = worker.store.create_run(
+        repo, number, "issue", user, {"reason": args.get("reason", "")}, lease_owner=worker.owner
+    )
     worker.announce(run)
     return CommandResult("done", f"run {run.id} queued", run.id)
 
@@ -120,11 +126,15 @@ def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> 
 def handle_rerun(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
     active = worker.store.active_run(repo, number)
     if active:
-        worker.pipeline.post_note(active, f"@{user} run {active.id} is still in progress; "
-                                          f"`{worker.settings.command_prefix} stop` it first.")
+        worker.pipeline.post_note(
+            active,
+            f"@{user} run {active.id} is still in progress; "
+            f"`{worker.settings.command_prefix} stop` it first.",
+        )
         return CommandResult("ignored", f"run {active.id} still active", active.id)
-    run = worker.store.create_run(repo, number, "issue", user, {"reason": "rerun", **_rounds(args)},
-                                  lease_owner=worker.owner)
+    run = worker.store.create_run(
+        repo, number, "issue", user, {"reason": "rerun", **_rounds(args)}, lease_owner=worker.owner
+    )
     worker.announce(run)
     return CommandResult("done", f"run {run.id} queued (attempt {run.attempt})", run.id)
 
@@ -133,25 +143,43 @@ def handle_bench(worker: Any, repo: str, number: int, user: str, args: dict) -> 
     missing = worker.missing_branch(repo, args["branch"])
     if missing:
         p = worker.settings.command_prefix
-        worker.pipeline.post_issue_note(repo, number, f"@{user} {missing}, so nothing was measured. "
-                                                       f"`{p} bench <branch>` takes a branch of this "
-                                                       "repository or `owner:branch` of a fork.")
+        worker.pipeline.post_issue_note(
+            repo,
+            number,
+            f"@{user} {missing}, so nothing was measured. "
+            f"`{p} bench <branch>` takes a branch of this "
+            "repository or `owner:branch` of a fork.",
+        )
         return CommandResult("refused", missing)
-    run = worker.store.create_run(repo, number, "bench", user, {"branch": args["branch"],
-                                                                "is_pull": args.get("is_pull", False),
-                                                                **_rounds(args)},
-                                  lease_owner=worker.owner)
+    run = worker.store.create_run(
+        repo,
+        number,
+        "bench",
+        user,
+        {"branch": args["branch"], "is_pull": args.get("is_pull", False), **_rounds(args)},
+        lease_owner=worker.owner,
+    )
     worker.announce(run)
     return CommandResult("done", f"bench run {run.id} queued for {args['branch']}", run.id)
 
 
 def handle_rebench(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
     if not args.get("is_pull"):
-        worker.pipeline.post_issue_note(repo, number, f"@{user} `{worker.settings.command_prefix} rebench` works "
-                                                       "on pull requests; on issues use `rerun` or `bench <branch>`.")
+        worker.pipeline.post_issue_note(
+            repo,
+            number,
+            f"@{user} `{worker.settings.command_prefix} rebench` works "
+            "on pull requests; on issues use `rerun` or `bench <branch>`.",
+        )
         return CommandResult("ignored", "rebench outside a pull request")
-    run = worker.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True, **_rounds(args)},
-                                  lease_owner=worker.owner)
+    run = worker.store.create_run(
+        repo,
+        number,
+        "rebench",
+        user,
+        {"pull": number, "is_pull": True, **_rounds(args)},
+        lease_owner=worker.owner,
+    )
     worker.announce(run)
     return CommandResult("done", f"rebench run {run.id} queued", run.id)
 
@@ -159,9 +187,14 @@ def handle_rebench(worker: Any, repo: str, number: int, user: str, args: dict) -
 def handle_approved(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
     if not worker.pipeline.base_moved(repo, number):
         return CommandResult("ignored", "base did not move since the last measurement (or not the bot's PR)")
-    run = worker.store.create_run(repo, number, "rebench", user, {"pull": number, "is_pull": True,
-                                                                  "reason": "approved; base moved"},
-                                  lease_owner=worker.owner)
+    run = worker.store.create_run(
+        repo,
+        number,
+        "rebench",
+        user,
+        {"pull": number, "is_pull": True, "reason": "approved; base moved"},
+        lease_owner=worker.owner,
+    )
     worker.announce(run)
     return CommandResult("done", f"rebench run {run.id} queued after approval", run.id)
 
@@ -171,19 +204,28 @@ def handle_stop(worker: Any, repo: str, number: int, user: str, args: dict) -> C
     for run in worker.store.runs_for_issue(repo, number):
         if run.active:
             worker.store.request_cancel(run.id)
-            worker.store.add_event(run.id, "cancel", f"stop requested by {user}: {args.get('reason', 'command')}")
+            worker.store.add_event(
+                run.id, "cancel", f"stop requested by {user}: {args.get('reason', 'command')}"
+            )
             stopped.append(run.id)
     if not stopped and not args.get("quiet"):
         worker.pipeline.post_issue_note(repo, number, f"@{user} nothing is running for this issue.")
-    return CommandResult("done", f"cancel requested for runs {stopped}" if stopped else "nothing to stop",
-                         stopped[0] if stopped else None)
+    return CommandResult(
+        "done",
+        f"cancel requested for runs {stopped}" if stopped else "nothing to stop",
+        stopped[0] if stopped else None,
+    )
 
 
 def handle_status(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
     runs = worker.store.runs_for_issue(repo, number)
     if not runs:
-        worker.pipeline.post_issue_note(repo, number, f"@{user} no run for this issue yet. Add the "
-                                                       f"`{worker.settings.trigger_label}` label to start one.")
+        worker.pipeline.post_issue_note(
+            repo,
+            number,
+            f"@{user} no run for this issue yet. Add the "
+            f"`{worker.settings.trigger_label}` label to start one.",
+        )
         return CommandResult("done", "no runs")
     worker.pipeline.refresh_status(runs[-1])
     return CommandResult("done", f"status of run {runs[-1].id} refreshed", runs[-1].id)
@@ -191,28 +233,60 @@ def handle_status(worker: Any, repo: str, number: int, user: str, args: dict) ->
 
 def handle_help(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
     error = f"{args['error']}\n\n" if args.get("error") else ""
-    worker.pipeline.post_issue_note(repo, number, f"@{user} {error}{help_text(worker.settings.command_prefix)}")
+    worker.pipeline.post_issue_note(
+        repo, number, f"@{user} {error}{help_text(worker.settings.command_prefix)}"
+    )
     return CommandResult("done", "help posted")
 
 
 # ------------------------------------------------------------------------------------------------- registry
 
-REGISTRY: dict[str, CommandSpec] = {c.name: c for c in (
-    CommandSpec("start", handle_start,
-                refusal="Adding the `{label}` label starts the bot only when someone with write access to this "
-                        "repository adds it, so nothing was started"),
-    CommandSpec("status", handle_status, parse_plain, help="`{p} status`", footer="status", refused="nothing was done"),
-    CommandSpec("stop", handle_stop, parse_plain, help="`{p} stop`", footer="stop", refused="nothing was stopped"),
-    CommandSpec("rerun", handle_rerun, parse_rounds, help="`{p} rerun`", footer="rerun", rounds=True),
-    CommandSpec("bench", handle_bench, parse_bench, help="`{p} bench <branch>` (or `owner:branch` of a fork)",
-                footer="bench <branch>", rounds=True),
-    CommandSpec("rebench", handle_rebench, parse_rounds, help="on pull requests `{p} rebench`", footer="rebench",
-                rounds=True),
-    CommandSpec("help", handle_help, parse_help, refused="nothing was done"),
-    CommandSpec("approved", handle_approved,
-                refusal="An approving review makes the bot re-measure this pull request only when the reviewer "
-                        "has write access to this repository, so nothing was started"),
-)}
+REGISTRY: dict[str, CommandSpec] = {
+    c.name: c
+    for c in (
+        CommandSpec(
+            "start",
+            handle_start,
+            refusal="Adding the `{label}` label starts the bot only when someone with write access to this "
+            "repository adds it, so nothing was started",
+        ),
+        CommandSpec(
+            "status",
+            handle_status,
+            parse_plain,
+            help="`{p} status`",
+            footer="status",
+            refused="nothing was done",
+        ),
+        CommandSpec(
+            "stop", handle_stop, parse_plain, help="`{p} stop`", footer="stop", refused="nothing was stopped"
+        ),
+        CommandSpec("rerun", handle_rerun, parse_rounds, help="`{p} rerun`", footer="rerun", rounds=True),
+        CommandSpec(
+            "bench",
+            handle_bench,
+            parse_bench,
+            help="`{p} bench <branch>` (or `owner:branch` of a fork)",
+            footer="bench <branch>",
+            rounds=True,
+        ),
+        CommandSpec(
+            "rebench",
+            handle_rebench,
+            parse_rounds,
+            help="on pull requests `{p} rebench`",
+            footer="rebench",
+            rounds=True,
+        ),
+        CommandSpec("help", handle_help, parse_help, refused="nothing was done"),
+        CommandSpec(
+            "approved",
+            handle_approved,
+            refusal="An approving review makes the bot re-measure this pull request only when the reviewer "
+            "has write access to this repository, so nothing was started",
+        ),
+    )
+}
 
 
 def get(kind: str) -> CommandSpec | None:
@@ -233,8 +307,10 @@ def help_text(prefix: str) -> str:
     if rounds:
         names = rounds[0] if len(rounds) == 1 else f"{', '.join(rounds[:-1])} and {rounds[-1]}"
         verb = "takes" if len(rounds) == 1 else "take"
-        text += (f" {names} {verb} `rounds=N` (2-{MAX_ROUNDS}) to measure with more interleaved rounds when a "
-                 "result came back noisy.")
+        text += (
+            f" {names} {verb} `rounds=N` (2-{MAX_ROUNDS}) to measure with more interleaved rounds when a "
+            "result came back noisy."
+        )
     return text
 
 
@@ -252,9 +328,20 @@ def refusal_sentence(kind: str, prefix: str, label: str) -> str:
     else:
         refused = spec.refused if spec is not None else "nothing was started"
         what = f"Only people with write access to this repository can use `{prefix} {kind}`, so {refused}"
-    return (f"thanks for the interest! {what}. A maintainer can do it for you (this note comes once per "
-            "person per issue).")
+    return (
+        f"thanks for the interest! {what}. A maintainer can do it for you (this note comes once per "
+        "person per issue)."
+    )
 
 
-__all__ = ["REGISTRY", "CommandResult", "CommandSpec", "UsageError", "footer_text", "get", "help_text",
-           "refusal_sentence", "slash_names"]
+__all__ = [
+    "REGISTRY",
+    "CommandResult",
+    "CommandSpec",
+    "UsageError",
+    "footer_text",
+    "get",
+    "help_text",
+    "refusal_sentence",
+    "slash_names",
+]

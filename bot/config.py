@@ -136,6 +136,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
 }
 
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -251,7 +252,7 @@ class ProjectConfig:
 
     # construction ------------------------------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, text: str | None, known_architectures: list[str] | None = None) -> "ProjectConfig":
+    def from_yaml(cls, text: str | None, known_architectures: list[str] | None = None) -> ProjectConfig:
         if text is None or not text.strip():
             raise ConfigError(PROJECT_CONFIG_FILE, "file is missing or empty")
         try:
@@ -266,7 +267,7 @@ class ProjectConfig:
         return cls.from_dict(data, known_architectures)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> "ProjectConfig":
+    def from_dict(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> ProjectConfig:
         if not isinstance(data, dict):
             raise ConfigError("", "project config must be a mapping")
         legacy = presets.legacy_sections()
@@ -281,16 +282,22 @@ class ProjectConfig:
             if section not in data:
                 continue
             if owner != name:
-                raise ConfigError(section, f"is the options section of preset {owner} (deprecated name of "
-                                           f"preset_options:); this project's preset is {name}")
+                raise ConfigError(
+                    section,
+                    f"is the options section of preset {owner} (deprecated name of "
+                    f"preset_options:); this project's preset is {name}",
+                )
             if "preset_options" in data:
-                raise ConfigError(section, "is the deprecated name of preset_options: set one of them, "
-                                           "not both")
+                raise ConfigError(
+                    section, "is the deprecated name of preset_options: set one of them, not both"
+                )
             options_at = section
             data["preset_options"] = data.pop(section)
         if data.get("preset_hooks", preset.HOOKS) != preset.HOOKS:
-            raise ConfigError("preset_hooks", f"is set by the preset ({preset.HOOKS!r} for {name}), not by "
-                                              "the project; remove it")
+            raise ConfigError(
+                "preset_hooks",
+                f"is set by the preset ({preset.HOOKS!r} for {name}), not by the project; remove it",
+            )
         options = data.pop("preset_options", None)
         merged = _merge(_merge(GENERIC_DEFAULTS, preset.DEFAULTS), data)
         merged["preset"] = name
@@ -305,8 +312,7 @@ class ProjectConfig:
         return cls(raw=merged)
 
     @classmethod
-    def from_stored(cls, data: dict[str, Any], known_architectures: list[str] | None = None
-                    ) -> ProjectConfig:
+    def from_stored(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> ProjectConfig:
         """A stored `project` artifact; one written before the preset registry (no preset_options, every
         project carrying a `llamacpp` section) reads as it meant: that section is the llama.cpp preset's
         options and nothing for any other preset."""
@@ -337,17 +343,32 @@ def validate_options(schema: dict[str, Option], values: Any, where: str) -> dict
         if value is not None and opt.kind in (int, float):
             lo, hi = opt.minimum, opt.maximum
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                problem = (f"must be between {lo} and {hi}" if lo is not None and hi is not None
-                           else f"must be >= {lo}" if lo is not None else f"must be <= {hi}")
+                problem = (
+                    f"must be between {lo} and {hi}"
+                    if lo is not None and hi is not None
+                    else f"must be >= {lo}"
+                    if lo is not None
+                    else f"must be <= {hi}"
+                )
                 raise ConfigError(f"{where}.{key}", f"{problem}, got {value}")
         out[key] = value
     return out
 
 
-def _validate_project(d: dict[str, Any], known_architectures: list[str] | None, required: tuple[str, ...] = ()
-                      ) -> None:
-    for section in ("build", "validate", "benchmark", "simulate", "paths", "research", "decision", "agent",
-                    "budget"):
+def _validate_project(
+    d: dict[str, Any], known_architectures: list[str] | None, required: tuple[str, ...] = ()
+) -> None:
+    for section in (
+        "build",
+        "validate",
+        "benchmark",
+        "simulate",
+        "paths",
+        "research",
+        "decision",
+        "agent",
+        "budget",
+    ):
         if not isinstance(d[section], dict):
             raise ConfigError(section, "must be a mapping")
         _check_keys(d[section], set(GENERIC_DEFAULTS[section]), section)
@@ -372,7 +393,9 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None, 
     b = d["benchmark"]
     metrics = _get(b, "metrics", list, "benchmark")
     if not metrics:
-        raise ConfigError("benchmark.metrics", "needs at least one metric, e.g. {name: time_ms, higher_is_better: false}")
+        raise ConfigError(
+            "benchmark.metrics", "needs at least one metric, e.g. {name: time_ms, higher_is_better: false}"
+        )
     names = []
     for i, m in enumerate(metrics):
         where = f"benchmark.metrics[{i}]"
@@ -398,7 +421,10 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None, 
     _positive_int(b, "warmup", "benchmark", minimum=0)
     _positive_int(b, "threads", "benchmark")
     _positive_int(b, "min_pairs", "benchmark", minimum=2)
-    if b.get("max_pairs") is not None and _positive_int(b, "max_pairs", "benchmark", minimum=2) < b["min_pairs"]:
+    if (
+        b.get("max_pairs") is not None
+        and _positive_int(b, "max_pairs", "benchmark", minimum=2) < b["min_pairs"]
+    ):
         raise ConfigError("benchmark.max_pairs", f"must be >= benchmark.min_pairs ({b['min_pairs']})")
 
     sim = d["simulate"]
@@ -413,13 +439,18 @@ def _validate_project(d: dict[str, Any], known_architectures: list[str] | None, 
     if known_architectures is not None:
         for a in archs:
             if a not in known_architectures:
-                raise ConfigError("architectures", f"{a!r} is not configured in the bot (known: {', '.join(known_architectures)})")
+                raise ConfigError(
+                    "architectures",
+                    f"{a!r} is not configured in the bot (known: {', '.join(known_architectures)})",
+                )
 
     for key in ("allowed", "protected", "hot"):
         _str_list(d["paths"], key, "paths")
     for pattern in d["paths"]["allowed"]:
         if pattern.startswith("/") or ".." in pattern.split("/"):
-            raise ConfigError("paths.allowed", f"{pattern!r} must be relative to the repository root, without '..'")
+            raise ConfigError(
+                "paths.allowed", f"{pattern!r} must be relative to the repository root, without '..'"
+            )
 
     r = d["research"]
     _get(r, "arxiv", bool, "research")
@@ -493,7 +524,9 @@ class Settings:
     executor: str = "local"  # a name in bot/experiments/registry.py: local | skypilot
     local_trust: str = "none"  # none: candidates run only in the jail (bubblewrap); all: UNSAFE, no jail
     local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
-    architectures: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES))
+    architectures: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES)
+    )
     budget_usd: float = 20.0
     budget_llm_tokens: int = 2_000_000
     anthropic_api_key: str | None = None
@@ -515,17 +548,20 @@ class Settings:
     def db_path(self) -> Path:
         db = self.database
         if db.startswith("sqlite:///"):
-            db = db[len("sqlite:///"):]
+            db = db[len("sqlite:///") :]
         return Path(db)
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         from .experiments import registry  # noqa: PLC0415  (the executors import this module)
 
         if self.executor not in registry.REGISTRY:
             raise ConfigError("executor", f"must be {registry.names_text()}, got {self.executor!r}")
         if self.local_trust not in ("none", "all"):
-            raise ConfigError("local_trust", f"must be 'none' (candidates run in the jail) or 'all' (UNSAFE: "
-                                             f"no isolation), got {self.local_trust!r}")
+            raise ConfigError(
+                "local_trust",
+                f"must be 'none' (candidates run in the jail) or 'all' (UNSAFE: "
+                f"no isolation), got {self.local_trust!r}",
+            )
         for path in self.local_jail_paths:
             if not str(path).startswith("/"):
                 raise ConfigError("local_jail_paths", f"must be absolute paths, got {path!r}")
@@ -541,20 +577,24 @@ class Settings:
             # SkyPilot resource syntax, passed through to the task (validated by SkyPilot's schema when
             # the task is rendered); only what SkyPilot itself would reject late is checked here
             if arch.get("infra") and any(arch.get(k) for k in ("cloud", "region", "zone")):
-                raise ConfigError(f"architectures.{name}.infra", "set either infra (cloud/region/zone) or "
-                                                                 "cloud/region/zone, not both")
+                raise ConfigError(
+                    f"architectures.{name}.infra",
+                    "set either infra (cloud/region/zone) or cloud/region/zone, not both",
+                )
             price = arch.get("price_per_hour")
-            if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))
-                                      or price < 0):
-                raise ConfigError(f"architectures.{name}.price_per_hour",
-                                  f"must be a number >= 0, got {price!r}")
+            if price is not None and (
+                isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0
+            ):
+                raise ConfigError(
+                    f"architectures.{name}.price_per_hour", f"must be a number >= 0, got {price!r}"
+                )
         check = registry.get(self.executor).validate
         if check is not None:
             check(self)
         return self
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> "Settings":
+    def load(cls, path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
         """YAML file (optional) then AUTORESEARCH_* environment variables (env wins)."""
         env = dict(os.environ if env is None else env)
         data: dict[str, Any] = {}
@@ -582,7 +622,9 @@ class Settings:
                 try:
                     data[name] = Path(env[file_env]).read_text().strip()
                 except OSError as exc:
-                    raise ConfigError(name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}") from None
+                    raise ConfigError(
+                        name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}"
+                    ) from None
         # well-known names used by GitHub tooling
         if "github_token" not in data and env.get("GITHUB_TOKEN"):
             data["github_token"] = env["GITHUB_TOKEN"]
@@ -600,7 +642,7 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
         if value is None:
             return None
         if typ.startswith("list"):
-            if isinstance(value, str):      # from the environment: PATH-like, colon-separated
+            if isinstance(value, str):  # from the environment: PATH-like, colon-separated
                 value = [p for p in value.split(os.pathsep) if p]
             if not isinstance(value, list):
                 raise ValueError("expected a list")

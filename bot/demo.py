@@ -50,10 +50,14 @@ def rsa_keypair() -> tuple[str, str]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -65,8 +69,9 @@ class Admin:
 
     def call(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -75,8 +80,14 @@ class Admin:
 class World:
     """Sandbox GitHub + bot service + worker, wired over loopback HTTP."""
 
-    def __init__(self, workdir: Path, *, settings_overrides: dict[str, Any] | None = None, start_worker: bool = True,
-                 services: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        settings_overrides: dict[str, Any] | None = None,
+        start_worker: bool = True,
+        services: dict[str, Any] | None = None,
+    ):
         from .sandbox.server import Sandbox
 
         self.workdir = Path(workdir).resolve()
@@ -100,15 +111,22 @@ class World:
         """maria/attention from examples/attention, forks fiona/attention (4 commits) and felix/attention (1)."""
         history = _load(EXAMPLES / "make_fork.py").build(self.workdir / "git")
         owner, name = self.repo.split("/")
-        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(history.upstream)})
+        self.admin.call(
+            "POST", "/repos", {"owner": owner, "name": name, "source_path": str(history.upstream)}
+        )
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
         # triage may label issues but has no write access: exactly the case the bot's permission gate is for
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
         for login, fork_dir in (("fiona", history.forks["fork"]), ("felix", history.forks["fork2"])):
             self.admin.call("POST", f"/repos/{self.repo}/forks", {"owner": login})
-            url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens[login]}@") + f"/{login}/{name}.git"
+            url = (
+                self.sandbox.url.replace("://", f"://x-access-token:{self.tokens[login]}@")
+                + f"/{login}/{name}.git"
+            )
             git_run(fork_dir, "push", "-q", "--force", url, "HEAD:refs/heads/main")
-        self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
+        self.admin.call(
+            "POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]}
+        )
         self.history = history
         return history
 
@@ -117,12 +135,25 @@ class World:
         hana: a faster q4_0 GEMV (a real optimization), fiona: a deliberate slowdown in rms_norm, felix: rms_norm
         without the sqrt (broken numerics), gina: a comment-only change (neutral). Returns fork -> commit sha."""
         say = say or (lambda msg: None)
-        source = Path(subprocess.run([str(ROOT / "scripts" / "fetch_llamacpp.sh")], check=True, capture_output=True,
-                                     text=True, timeout=3600).stdout.strip().splitlines()[-1])
+        source = Path(
+            subprocess.run(
+                [str(ROOT / "scripts" / "fetch_llamacpp.sh")],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         work = self.workdir / "git-llama"
         shutil.rmtree(work, ignore_errors=True)
-        env = {"GIT_AUTHOR_NAME": "Maria", "GIT_AUTHOR_EMAIL": "m@x.org", "GIT_COMMITTER_NAME": "Maria",
-               "GIT_COMMITTER_EMAIL": "m@x.org"}
+        env = {
+            "GIT_AUTHOR_NAME": "Maria",
+            "GIT_AUTHOR_EMAIL": "m@x.org",
+            "GIT_COMMITTER_NAME": "Maria",
+            "GIT_COMMITTER_EMAIL": "m@x.org",
+        }
 
         def git(cwd: Path, *args: str) -> str:
             return git_output(cwd, *args, env=env, timeout=1800).strip()
@@ -134,22 +165,44 @@ class World:
         (upstream / ".autoresearch.yml").write_text(
             "preset: llama.cpp\narchitectures: [x86, arm]\n"
             f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
-            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n")
+            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
+        )
         git(upstream, "add", ".autoresearch.yml")
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"
         self.repo = f"{owner}/{name}"
         say(f"importing {self.repo} into the sandbox (a large repository: a clone of ~200 MB)")
         # the import clones the whole repository: minutes on a slow, busy machine, not the admin API's 30 s
-        self.admin.call("POST", "/repos", {"owner": owner, "name": name, "source_path": str(upstream)}, timeout=1800)
+        self.admin.call(
+            "POST", "/repos", {"owner": owner, "name": name, "source_path": str(upstream)}, timeout=1800
+        )
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
-        forks = {"hana": (e2e.FAST_GEMV_EDITS, "ggml-cpu: q4_0 GEMV multiplies unsigned nibbles, one offset per "
-                          "block (no sign lookup, no per-product sign fix-up)"),
-                 "fiona": ([(e2e.OPS, *e2e.SLOW_PATCH)], "ggml-cpu: rms_norm recomputes its sum (deliberately slower)"),
-                 "felix": ([(e2e.OPS, *e2e.BAD_PATCH)], "ggml-cpu: rms_norm without the square root (faster, wrong)"),
-                 "gina": ([(e2e.OPS, "// worth switching to explicit SIMD?", "// worth switching to explicit SIMD? "
-                            "(gina)")], "ggml-cpu: comment only (neutral)")}
+        forks = {
+            "hana": (
+                e2e.FAST_GEMV_EDITS,
+                "ggml-cpu: q4_0 GEMV multiplies unsigned nibbles, one offset per "
+                "block (no sign lookup, no per-product sign fix-up)",
+            ),
+            "fiona": (
+                [(e2e.OPS, *e2e.SLOW_PATCH)],
+                "ggml-cpu: rms_norm recomputes its sum (deliberately slower)",
+            ),
+            "felix": (
+                [(e2e.OPS, *e2e.BAD_PATCH)],
+                "ggml-cpu: rms_norm without the square root (faster, wrong)",
+            ),
+            "gina": (
+                [
+                    (
+                        e2e.OPS,
+                        "// worth switching to explicit SIMD?",
+                        "// worth switching to explicit SIMD? (gina)",
+                    )
+                ],
+                "ggml-cpu: comment only (neutral)",
+            ),
+        }
         shas = {}
         for login, (edits, message) in forks.items():
             say(f"fork {login}/{name}: {message}")
@@ -158,10 +211,21 @@ class World:
             e2e.apply_edits(upstream, edits)
             git(upstream, "commit", "-qam", message)
             shas[login] = git(upstream, "rev-parse", "HEAD")
-            url = self.sandbox.url.replace("://", f"://x-access-token:{self.tokens.setdefault(login, self._user(login))}@")
-            git(upstream, "push", "-q", "--force", f"{url}/{login}/{name}.git", f"{login}:refs/heads/{default}")
+            url = self.sandbox.url.replace(
+                "://", f"://x-access-token:{self.tokens.setdefault(login, self._user(login))}@"
+            )
+            git(
+                upstream,
+                "push",
+                "-q",
+                "--force",
+                f"{url}/{login}/{name}.git",
+                f"{login}:refs/heads/{default}",
+            )
             git(upstream, "checkout", "-q", default)
-        self.admin.call("POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]})
+        self.admin.call(
+            "POST", f"/apps/{self.app['id']}/installations", {"account": owner, "repos": [self.repo]}
+        )
         return shas
 
     def _user(self, login: str) -> str:
@@ -170,10 +234,17 @@ class World:
     def start_bot(self) -> Bot:
         bot_dir = self.workdir / "bot"
         fields: dict[str, Any] = dict(
-            webhook_secret=SECRET, github_base_url=self.sandbox.api_url, github_app_id=int(self.app["id"]),
-            github_private_key=self.private_key, database=str(bot_dir / "autoresearch.db"), data_dir=str(bot_dir),
-            executor="local", worker_poll_seconds=0.2, anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY"),
-            arxiv_enabled=True)
+            webhook_secret=SECRET,
+            github_base_url=self.sandbox.api_url,
+            github_app_id=int(self.app["id"]),
+            github_private_key=self.private_key,
+            database=str(bot_dir / "autoresearch.db"),
+            data_dir=str(bot_dir),
+            executor="local",
+            worker_poll_seconds=0.2,
+            anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            arxiv_enabled=True,
+        )
         fields.update(self._settings_overrides)
         settings = Settings(**fields)
         services = {"repo_web_url": self.sandbox.url, **(self._services or {})}
@@ -181,8 +252,9 @@ class World:
         self._server = make_server("127.0.0.1", 0, self.bot.app, threaded=True, request_handler=_QuietHandler)
         threading.Thread(target=self._server.serve_forever, name="bot-http", daemon=True).start()
         self.bot_url = f"http://127.0.0.1:{self._server.server_port}"
-        self.admin.call("POST", "/hooks", {"url": self.bot_url + "/webhook", "secret": SECRET,
-                                           "app_id": self.app["id"]})
+        self.admin.call(
+            "POST", "/hooks", {"url": self.bot_url + "/webhook", "secret": SECRET, "app_id": self.app["id"]}
+        )
         if self._start_worker:
             self.bot.worker.start()
         return self.bot
@@ -255,15 +327,25 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         if llama:
             say("preparing llama.cpp from the llama-cpp-python sdist (cached after the first time)")
             world.add_llamacpp_project(say=say)
-            say(f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona (slower "
-                "rms_norm), felix (broken rms_norm) and gina (comment only)")
-            title, body = ("Speed up token generation on CPU", "tg on CPU is what our users feel. Research the "
-                           "ggml-cpu kernels and what other forks and backends do; measure candidates.")
+            say(
+                f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona (slower "
+                "rms_norm), felix (broken rms_norm) and gina (comment only)"
+            )
+            title, body = (
+                "Speed up token generation on CPU",
+                "tg on CPU is what our users feel. Research the "
+                "ggml-cpu kernels and what other forks and backends do; measure candidates.",
+            )
         else:
             world.add_attention_project()
-            say(f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)")
-            title, body = ("Speed up attention on CPU", "The attention kernel is the hot path of our inference. "
-                           "Please research faster softmax/matmul variants and measure them.")
+            say(
+                f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)"
+            )
+            title, body = (
+                "Speed up attention on CPU",
+                "The attention kernel is the hot path of our inference. "
+                "Please research faster softmax/matmul variants and measure them.",
+            )
         world.start_bot()
         say(f"bot listening on {world.bot_url}; GitHub App installed on {world.repo}")
         number = world.open_issue(title, body)
@@ -288,10 +370,14 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         if pub.pr_number:
             pr = world.gh("maria").get_repo(world.repo).get_pull(pub.pr_number)
             (out / "pull-request.md").write_text(f"# {pr.title}\n\n{pr.body}")
-        print(f"\nWhere to look:\n  issue (sandbox web view): {world.sandbox.url}/{world.repo}/issues/{number}")
+        print(
+            f"\nWhere to look:\n  issue (sandbox web view): {world.sandbox.url}/{world.repo}/issues/{number}"
+        )
         if pub.pr_number:
             print(f"  draft PR:                 {world.sandbox.url}/{world.repo}/pull/{pub.pr_number}")
-        print(f"  bot status page:          {world.bot_url}/runs/{run.id}\n  rendered markdown:        {out}/")
+        print(
+            f"  bot status page:          {world.bot_url}/runs/{run.id}\n  rendered markdown:        {out}/"
+        )
         say("demo finished")
         if keep_serving:
             print("serving; press Ctrl-C to stop")
@@ -324,13 +410,17 @@ def _timings(world: World, run: Any, total: float) -> None:
         results = RunArtifacts(world.bot.store, run.id).results(name) or {}
         for arch, res in results.items():
             t = res.get("timings") or {}
-            print(f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, validate {t.get('validate_s', 0):.0f} s, "
-                  f"benchmark {t.get('bench_s', 0):.0f} s, simulate {t.get('simulate_s', 0):.0f} s "
-                  f"(incl. simulation builds), total {t.get('total_s', 0):.0f} s")
+            print(
+                f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, validate {t.get('validate_s', 0):.0f} s, "
+                f"benchmark {t.get('bench_s', 0):.0f} s, simulate {t.get('simulate_s', 0):.0f} s "
+                f"(incl. simulation builds), total {t.get('total_s', 0):.0f} s"
+            )
             for vname, v in (res.get("variants") or {}).items():
                 b, sb, sim = v.get("build") or {}, v.get("simulated_build") or {}, v.get("simulated") or {}
-                print(f"    {vname:<18} build {b.get('seconds', 0):6.1f} s ({b.get('strategy', '-')}), simulation build "
-                      f"{sb.get('seconds', 0):6.1f} s, simulation {sim.get('seconds', 0):5.1f} s")
+                print(
+                    f"    {vname:<18} build {b.get('seconds', 0):6.1f} s ({b.get('strategy', '-')}), simulation build "
+                    f"{sb.get('seconds', 0):6.1f} s, simulation {sim.get('seconds', 0):5.1f} s"
+                )
 
 
 def _summary(world: World, number: int, run: Any) -> None:
@@ -343,17 +433,25 @@ def _summary(world: World, number: int, run: Any) -> None:
         if row["metric"] != decision.get("target"):
             continue
         comp = row.get("comparison") or {}
-        speed = f"{comp['speedup']:.2f}x [{comp['ci_low']:.2f}, {comp['ci_high']:.2f}]" if comp.get("speedup") else "-"
+        speed = (
+            f"{comp['speedup']:.2f}x [{comp['ci_low']:.2f}, {comp['ci_high']:.2f}]"
+            if comp.get("speedup")
+            else "-"
+        )
         sim = row.get("simulated") or {}
         simulated = f"{sim['speedup']:.4f}x" if "speedup" in sim else "-"
         title = cands.get(row["candidate"], {}).get("title", "")
-        print(f"  {row['candidate']:<16} {row['arch']:<4} {row['verdict']:<10} sim {simulated:<9} "
-              f"wall {speed:<20} {title[:40]}")
+        print(
+            f"  {row['candidate']:<16} {row['arch']:<4} {row['verdict']:<10} sim {simulated:<9} "
+            f"wall {speed:<20} {title[:40]}"
+        )
     print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
     profile = arts.get(PROFILE) or {}
     if profile.get("available"):
-        print("where the time goes: " + ", ".join(f"{f['name']} {100 * f['share']:.1f}%"
-                                                  for f in profile["functions"][:4]))
+        print(
+            "where the time goes: "
+            + ", ".join(f"{f['name']} {100 * f['share']:.1f}%" for f in profile["functions"][:4])
+        )
     loop = arts.get(LOOP) or {}
     if loop:
         print(f"waves: {loop.get('waves')}; stopped: {loop.get('reason')}")

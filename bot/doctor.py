@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
 
@@ -26,9 +26,15 @@ class Check:
 
 
 def check_settings(settings: Settings) -> Iterator[Check]:
-    yield (Check(True, "webhook_secret is set") if settings.webhook_secret else
-           Check(False, "webhook_secret is empty: every webhook would be refused",
-                 "set AUTORESEARCH_WEBHOOK_SECRET to the GitHub App's webhook secret"))
+    yield (
+        Check(True, "webhook_secret is set")
+        if settings.webhook_secret
+        else Check(
+            False,
+            "webhook_secret is empty: every webhook would be refused",
+            "set AUTORESEARCH_WEBHOOK_SECRET to the GitHub App's webhook secret",
+        )
+    )
     if settings.github_app_id is not None:
         key = settings.github_private_key or ""
         if key.lstrip().startswith("-----BEGIN"):
@@ -36,17 +42,29 @@ def check_settings(settings: Settings) -> Iterator[Check]:
         elif key and Path(key).is_file() and os.access(key, os.R_OK):
             yield Check(True, f"GitHub App {settings.github_app_id}: private key file {key} is readable")
         else:
-            yield Check(False, f"GitHub App {settings.github_app_id}: private key {key!r} is not a readable file",
-                        "set AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to the App's .pem (readable by the bot's user)")
+            yield Check(
+                False,
+                f"GitHub App {settings.github_app_id}: private key {key!r} is not a readable file",
+                "set AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to the App's .pem (readable by the bot's user)",
+            )
     elif settings.github_token:
         yield Check(True, "GitHub token auth (check runs need a GitHub App)")
     else:
-        yield Check(False, "no GitHub credentials", "set AUTORESEARCH_GITHUB_APP_ID and "
-                    "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE (or AUTORESEARCH_GITHUB_TOKEN)")
+        yield Check(
+            False,
+            "no GitHub credentials",
+            "set AUTORESEARCH_GITHUB_APP_ID and "
+            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE (or AUTORESEARCH_GITHUB_TOKEN)",
+        )
     data = settings.data_path
     probe = data if data.exists() else next((p for p in data.parents if p.exists()), Path("."))
-    yield (Check(True, f"data_dir {data} is writable") if os.access(probe, os.W_OK) else
-           Check(False, f"data_dir {data} is not writable", f"create it for the bot's user: install -d {data}"))
+    yield (
+        Check(True, f"data_dir {data} is writable")
+        if os.access(probe, os.W_OK)
+        else Check(
+            False, f"data_dir {data} is not writable", f"create it for the bot's user: install -d {data}"
+        )
+    )
 
 
 def check_files() -> Iterator[Check]:
@@ -56,7 +74,9 @@ def check_files() -> Iterator[Check]:
         try:
             yield Check(True, f"{name} at {find()}")
         except MissingData as exc:
-            yield Check(False, f"{name}: {exc}", "pip install 'autoresearch-bot[aws]' (not from a partial copy)")
+            yield Check(
+                False, f"{name}: {exc}", "pip install 'autoresearch-bot[aws]' (not from a partial copy)"
+            )
 
 
 def check_architectures(settings: Settings) -> Iterator[Check]:
@@ -69,13 +89,21 @@ def check_architectures(settings: Settings) -> Iterator[Check]:
     try:
         skypilot()
     except ImportError as exc:
-        yield Check(False, f"SkyPilot: {exc}",
-                    "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])")
+        yield Check(
+            False, f"SkyPilot: {exc}", "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])"
+        )
         return
     from .experiments.skypilot_exec import build_task
 
-    spec = {"schema": 1, "run_id": 0, "seed": 1, "source": {"url": "https://example.invalid/doctor.git"},
-            "baseline": {"name": "baseline", "sha": "0" * 40}, "candidates": [], "project": {"preset": "generic"}}
+    spec = {
+        "schema": 1,
+        "run_id": 0,
+        "seed": 1,
+        "source": {"url": "https://example.invalid/doctor.git"},
+        "baseline": {"name": "baseline", "sha": "0" * 40},
+        "candidates": [],
+        "project": {"preset": "generic"},
+    }
     with tempfile.TemporaryDirectory(prefix="autoresearch-doctor-") as tmp:
         for arch, cfg in settings.architectures.items():
             field = f"architectures.{arch}"
@@ -86,15 +114,21 @@ def check_architectures(settings: Settings) -> Iterator[Check]:
                 built = build_task(task)
             except Exception as exc:  # noqa: BLE001 - every failure is a finding
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                yield Check(False, f"{field}: SkyPilot rejects the task: {first}",
-                            f"correct {field} (SkyPilot resource syntax: infra, instance_type, ...)")
+                yield Check(
+                    False,
+                    f"{field}: SkyPilot rejects the task: {first}",
+                    f"correct {field} (SkyPilot resource syntax: infra, instance_type, ...)",
+                )
                 continue
             resources = ", ".join(sorted({str(r) for r in built.resources}))
             yield Check(True, f"{field}: task renders and validates ({resources})")
             quote = quote_resources(cfg)
             if quote.usd_per_hour is None:
-                yield Check(False, f"{field}: price unknown ({quote.note}); launches would be refused",
-                            f"set {field}.price_per_hour, or fetch SkyPilot's catalog (`sky check`)")
+                yield Check(
+                    False,
+                    f"{field}: price unknown ({quote.note}); launches would be refused",
+                    f"set {field}.price_per_hour, or fetch SkyPilot's catalog (`sky check`)",
+                )
             else:
                 yield Check(True, f"{field}: ${quote.usd_per_hour:.4f}/h ({quote.source})")
 
@@ -104,15 +138,22 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
     try:
         settings = Settings.load(config, env)
     except ConfigError as exc:
-        return 2, [f"FAIL  settings: {exc} -> fix: correct `{exc.field}` in the settings file or its "
-                   f"AUTORESEARCH_{str(exc.field).split('.')[0].upper()} variable"]
-    checks = [Check(True, f"settings load (executor {settings.executor}, "
-                          f"architectures {', '.join(settings.architectures)})")]
+        return 2, [
+            f"FAIL  settings: {exc} -> fix: correct `{exc.field}` in the settings file or its "
+            f"AUTORESEARCH_{str(exc.field).split('.')[0].upper()} variable"
+        ]
+    checks = [
+        Check(
+            True,
+            f"settings load (executor {settings.executor}, "
+            f"architectures {', '.join(settings.architectures)})",
+        )
+    ]
     checks += list(check_settings(settings))
     checks += list(check_files())
     from .experiments import registry
 
-    if registry.get(settings.executor).capabilities.archs == "configured":   # SkyPilot resources, priced
+    if registry.get(settings.executor).capabilities.archs == "configured":  # SkyPilot resources, priced
         checks += list(check_architectures(settings))
     lines = [c.line() for c in checks]
     problems = sum(not c.ok for c in checks)
@@ -137,8 +178,10 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     except ConfigError as exc:
         where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
         return 1, f"{path}: {where}{exc.problem}"
-    return 0, (f"{path}: ok (preset {project.preset}, target {project.target}, "
-               f"architectures {', '.join(project.architectures)})")
+    return 0, (
+        f"{path}: ok (preset {project.preset}, target {project.target}, "
+        f"architectures {', '.join(project.architectures)})"
+    )
 
 
 __all__ = ["Check", "run_doctor", "validate_project_file"]

@@ -15,7 +15,6 @@ from .payloads import PayloadShapeError, validate_payload
 from .text import strip_comments
 
 
-
 class PayloadError(ValueError):
     """A webhook payload that is not shaped like GitHub's (names the missing/invalid field)."""
 
@@ -117,7 +116,7 @@ def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, 
     text about a command, not a command (see `prose_lines`)."""
     for line in prose_lines(body):
         if line == prefix or line.startswith((prefix + " ", prefix + "\t")):
-            words = line[len(prefix):].split()
+            words = line[len(prefix) :].split()
             if not words:
                 return "help", []
             cmd, args = words[0].lower(), words[1:]
@@ -127,7 +126,9 @@ def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, 
     return None
 
 
-def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/autoresearch") -> Command | Ignored:
+def route(
+    event: str, payload: dict, *, trigger_label: str, prefix: str = "/autoresearch"
+) -> Command | Ignored:
     """Map one webhook delivery to what the bot should do; PayloadError when a field it reads is malformed."""
     try:
         validate_payload(event, payload)
@@ -139,10 +140,22 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
         return Ignored("ping")
     if event in ("installation", "installation_repositories"):
         inst = _req(payload, "installation")
-        repos = [r.get("full_name") for r in (payload.get("repositories") or payload.get("repositories_added") or [])]
-        return Command("installation", repo="", issue_number=0, user=_req(payload, "sender", "login"),
-                       args={"installation_id": _req(inst, "id"), "action": action,
-                             "account": (inst.get("account") or {}).get("login"), "repositories": repos})
+        repos = [
+            r.get("full_name")
+            for r in (payload.get("repositories") or payload.get("repositories_added") or [])
+        ]
+        return Command(
+            "installation",
+            repo="",
+            issue_number=0,
+            user=_req(payload, "sender", "login"),
+            args={
+                "installation_id": _req(inst, "id"),
+                "action": action,
+                "account": (inst.get("account") or {}).get("login"),
+                "repositories": repos,
+            },
+        )
     if event == "issues":
         issue = _req(payload, "issue")
         sender = _req(payload, "sender")
@@ -159,8 +172,14 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
                 args["quiet"] = True  # nothing running is not worth a comment
             return Command(kind, repo, number, user, args=args, installation=installation)
         if action == "closed":
-            return Command("stop", repo, number, user, args={"reason": "issue closed", "quiet": True},
-                           installation=installation)
+            return Command(
+                "stop",
+                repo,
+                number,
+                user,
+                args={"reason": "issue closed", "quiet": True},
+                installation=installation,
+            )
         return Ignored(f"issues.{action} is not handled")
     if event == "issue_comment":
         if action != "created":
@@ -174,10 +193,15 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
         cmd, words = parsed
         issue = _req(payload, "issue")
         comment_id = int(_req(comment, "id"))
-        common = {"repo": _repo(payload), "issue_number": int(_req(issue, "number")),
-                  "user": _req(comment, "user", "login"), "is_pull": bool(issue.get("pull_request")),
-                  "comment_id": comment_id, "key": f"issue_comment:{comment_id}:{action}",
-                  "installation": installation}
+        common = {
+            "repo": _repo(payload),
+            "issue_number": int(_req(issue, "number")),
+            "user": _req(comment, "user", "login"),
+            "is_pull": bool(issue.get("pull_request")),
+            "comment_id": comment_id,
+            "key": f"issue_comment:{comment_id}:{action}",
+            "installation": installation,
+        }
         try:
             args = commands.REGISTRY[cmd].parse(words)
         except commands.UsageError as e:
@@ -190,9 +214,18 @@ def route(event: str, payload: dict, *, trigger_label: str, prefix: str = "/auto
         if str(review.get("state", "")).lower() != "approved":
             return Ignored("review is not an approval")
         pr = _req(payload, "pull_request")
-        return Command("approved", _repo(payload), int(_req(pr, "number")), _req(review, "user", "login"),
-                       is_pull=True, args={"head_sha": _req(pr, "head", "sha"), "base_sha": _req(pr, "base", "sha"),
-                                           "head_ref": _req(pr, "head", "ref")},
-                       key=f"pull_request_review:{int(_req(review, 'id'))}:{action}",
-                       installation=installation)
+        return Command(
+            "approved",
+            _repo(payload),
+            int(_req(pr, "number")),
+            _req(review, "user", "login"),
+            is_pull=True,
+            args={
+                "head_sha": _req(pr, "head", "sha"),
+                "base_sha": _req(pr, "base", "sha"),
+                "head_ref": _req(pr, "head", "ref"),
+            },
+            key=f"pull_request_review:{int(_req(review, 'id'))}:{action}",
+            installation=installation,
+        )
     return Ignored(f"event {event!r} is not handled")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .resources import sky_module
 
@@ -45,10 +45,17 @@ class Mirror:
 
     def git(self, *args: str, check: bool = True) -> str:
         """stdout, stripped. Host git config is kept (isolated=False): the mirror talks to the forge."""
-        return output(self.path, *args, check=check, redact=self.redact, timeout=MIRROR_TIMEOUT_S,
-                      env=GIT_ENV, isolated=False).strip()
+        return output(
+            self.path,
+            *args,
+            check=check,
+            redact=self.redact,
+            timeout=MIRROR_TIMEOUT_S,
+            env=GIT_ENV,
+            isolated=False,
+        ).strip()
 
-    def ensure(self, url: str) -> "Mirror":
+    def ensure(self, url: str) -> Mirror:
         if not (self.path / "HEAD").exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SLOW_PATCH = ("""                ggml_float sum = 0.0;
+SLOW_PATCH = (
+    """                ggml_float sum = 0.0;
                 // worth switching to explicit SIMD?
                 for (int64_t i00 = 0; i00 < ne00; i00++) {
                     sum += (ggml_float)(x[i00] * x[i00]);
                 }
-""", """                ggml_float sum = 0.0;
+""",
+    """                ggml_float sum = 0.0;
                 // worth switching to explicit SIMD?
                 for (int rep = 0; rep < 12; rep++) {
                     volatile ggml_float redo = 0.0;
@@ -23,7 +25,8 @@ SLOW_PATCH = ("""                ggml_float sum = 0.0;
                     }
                     sum = redo;
                 }
-""")
+""",
+)
 BAD_PATCH = ("const float scale = 1.0f/sqrtf(mean + eps);", "const float scale = 1.0f/(mean + eps);")
 OPS = "ggml/src/ggml-cpu/ops.cpp"
 GEMV_OFFSET_FN = r"""#if defined(__AVX2__) || defined(__AVX512F__)
@@ -139,14 +142,20 @@ REPACK = "ggml/src/ggml-cpu/arch/x86/repack.cpp"
 # repacked q4_0 weights multiplies unsigned nibbles by the signed q8_0 activations (maddubs / dpbusd) and
 # subtracts the q4_0 offset once per block, instead of sign-extending through a lookup and fixing signs per
 # product. Integer-exact. List of (path, anchor, replacement) edits, each anchor found exactly once.
-GEMV_ANCHOR = ("void ggml_gemv_q4_0_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, "
-               "const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {\n")
+GEMV_ANCHOR = (
+    "void ggml_gemv_q4_0_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, "
+    "const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {\n"
+)
 GEMV_CALL = "        gemv_q4_b32_8x8_q8_0_lut_avx<block_q4_0x8>(n, s, bs, vx, vy, nr, nc, signextendlut);\n"
 FAST_GEMV_EDITS = [
     (REPACK, GEMV_ANCHOR, GEMV_OFFSET_FN + GEMV_ANCHOR),
-    (REPACK, GEMV_CALL, "        if (n / QK8_0 <= GEMV_Q4_0_OFFSET_MAX_NB) {\n"
-                        "            gemv_q4_0_8x8_q8_0_offset_avx(n, s, bs, vx, vy, nr, nc);\n"
-                        "        } else {\n    " + GEMV_CALL + "        }\n"),
+    (
+        REPACK,
+        GEMV_CALL,
+        "        if (n / QK8_0 <= GEMV_Q4_0_OFFSET_MAX_NB) {\n"
+        "            gemv_q4_0_8x8_q8_0_offset_avx(n, s, bs, vx, vy, nr, nc);\n"
+        "        } else {\n    " + GEMV_CALL + "        }\n",
+    ),
 ]
 
 

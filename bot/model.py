@@ -32,9 +32,9 @@ class Phase(StrEnum):
 
 @dataclass(frozen=True)
 class PhaseInfo:
-    title: str | None       # in plain words, for messages ("an internal error during Research")
-    checklist: str | None   # the checklist item of the status comment this phase ticks (see CHECKLIST)
-    stage: str | None       # the stage function (its name in bot.stages); None: queued and the final states
+    title: str | None  # in plain words, for messages ("an internal error during Research")
+    checklist: str | None  # the checklist item of the status comment this phase ticks (see CHECKLIST)
+    stage: str | None  # the stage function (its name in bot.stages); None: queued and the final states
 
 
 # THE phase table. Order matters: it is the order of the status comment's checklist and of a full run.
@@ -68,8 +68,15 @@ ACTIVE_PHASES: tuple[Phase, ...] = tuple(p for p in PHASES if p not in FINAL_PHA
 # stage sequences per run kind. A stage may return an earlier phase to go back to: "reviewing" returns
 # "researching" to start the next wave (bot/stages.py).
 SEQUENCES: dict[str, tuple[Phase, ...]] = {
-    "issue": (Phase.RESEARCHING, Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.VERIFYING,
-              Phase.REVIEWING, Phase.PUBLISHING),
+    "issue": (
+        Phase.RESEARCHING,
+        Phase.IMPLEMENTING,
+        Phase.BENCHMARKING,
+        Phase.DECIDING,
+        Phase.VERIFYING,
+        Phase.REVIEWING,
+        Phase.PUBLISHING,
+    ),
     "bench": (Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.PUBLISHING),
     "rebench": (Phase.IMPLEMENTING, Phase.BENCHMARKING, Phase.DECIDING, Phase.PUBLISHING),
 }
@@ -124,6 +131,7 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
 }
 FAILED_VERDICTS: frozenset[Verdict] = frozenset(v for v, info in VERDICTS.items() if info.failed)
 
+
 class _Stored:
     """A record stored as a JSON object in an artifact. `from_dict(d).to_dict() == d`, key order included:
     `keys` remembers the stored keys and `extra` the values of keys the class does not name. A record made in
@@ -135,8 +143,11 @@ class _Stored:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         named = {f.name for f in fields(cls)} - {"extra", "keys"}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in data.items() if k in named},
-                   extra={k: v for k, v in data.items() if k not in named}, keys=tuple(data))
+        return cls(
+            **{k: v for k, v in data.items() if k in named},
+            extra={k: v for k, v in data.items() if k not in named},
+            keys=tuple(data),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in self.keys or self._shape()}
@@ -148,7 +159,7 @@ class _Stored:
 # the keys a candidate of each source is stored with, in order (see Candidate)
 _USER_KEYS = ("name", "branch", "sha", "source", "title", "hypothesis", "citations")
 CANDIDATE_SHAPES: dict[str, tuple[str, ...]] = {
-    "user": _USER_KEYS,                                  # `bench <branch>`, `rebench` (the PR's head)
+    "user": _USER_KEYS,  # `bench <branch>`, `rebench` (the PR's head)
     "stack": ("name", "branch", "sha", "source", "title"),  # the stacked winners, as the PR body lists them
     "fork": _USER_KEYS + ("fork", "wave", "base", "hot_function", "hot_share", "amdahl_max"),
     "agent": _USER_KEYS + ("fork", "wave", "base", "hot_function", "hot_share", "amdahl_max"),
@@ -162,13 +173,13 @@ class Candidate(_Stored):
     name: str
     sha: str
     branch: str | None = None
-    source: str = "user"            # fork | agent | user | stack
+    source: str = "user"  # fork | agent | user | stack
     title: str | None = None
-    hypothesis: str | None = None   # the dossier hypothesis' id (wave n >= 2: `w<n>-...`)
+    hypothesis: str | None = None  # the dossier hypothesis' id (wave n >= 2: `w<n>-...`)
     citations: list[Any] = field(default_factory=list)
-    fork: dict[str, Any] | None = None   # {"repo", "sha", ...} of a fork commit
+    fork: dict[str, Any] | None = None  # {"repo", "sha", ...} of a fork commit
     wave: int | None = None
-    base: str | None = None         # the commit it was built on and is measured against
+    base: str | None = None  # the commit it was built on and is measured against
     hot_function: str | None = None
     hot_share: float | None = None
     amdahl_max: float | None = None
@@ -206,12 +217,12 @@ class Publication(_Stored):
 
     kind: str
     reason: str | None = None
-    stopped: str | None = None      # kind none: why the wave loop stopped
+    stopped: str | None = None  # kind none: why the wave loop stopped
     pr_number: int | None = None
     pr_url: str | None = None
     head_branch: str | None = None
     head_sha: str | None = None
-    base_sha: str | None = None     # the baseline measured against (a later approval checks it moved)
+    base_sha: str | None = None  # the baseline measured against (a later approval checks it moved)
     waves: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     keys: tuple[str, ...] = field(default=(), repr=False, compare=False)

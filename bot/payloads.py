@@ -94,22 +94,40 @@ _COMMON = {"action?": ACTION, "installation?": INSTALLATION_REF}
 
 SHAPES: dict[str, dict[str, Any]] = {
     "ping": {**_COMMON, "zen?": Str(1000), "hook_id?": ID, "sender?": USER},
-    "issues": {**_COMMON, "sender": USER, "repository": REPOSITORY, "issue": {"number": ID},
-               "label?": {"name": Str(256)}},
-    "issue_comment": {**_COMMON, "sender": USER, "repository": REPOSITORY,
-                      "issue": {"number": ID, "pull_request?": AnyObject},
-                      "comment": {"id": ID, "body?": Str(262_144), "user": USER,
-                                  "performed_via_github_app?": AnyObject}},
-    "pull_request_review": {**_COMMON, "sender": USER, "repository": REPOSITORY,
-                            "review": {"id": ID, "state": Str(64), "user?": USER},
-                            "pull_request": {"number": ID, "head": {"sha": SHA, "ref": REF},
-                                             "base": {"sha": SHA}}},
-    "installation": {**_COMMON, "sender": USER,
-                     "installation": {"id": ID, "account?": {"login?": LOGIN}},
-                     "repositories?": REPO_LIST},
-    "installation_repositories": {**_COMMON, "sender": USER,
-                                  "installation": {"id": ID, "account?": {"login?": LOGIN}},
-                                  "repositories_added?": REPO_LIST, "repositories_removed?": REPO_LIST},
+    "issues": {
+        **_COMMON,
+        "sender": USER,
+        "repository": REPOSITORY,
+        "issue": {"number": ID},
+        "label?": {"name": Str(256)},
+    },
+    "issue_comment": {
+        **_COMMON,
+        "sender": USER,
+        "repository": REPOSITORY,
+        "issue": {"number": ID, "pull_request?": AnyObject},
+        "comment": {"id": ID, "body?": Str(262_144), "user": USER, "performed_via_github_app?": AnyObject},
+    },
+    "pull_request_review": {
+        **_COMMON,
+        "sender": USER,
+        "repository": REPOSITORY,
+        "review": {"id": ID, "state": Str(64), "user?": USER},
+        "pull_request": {"number": ID, "head": {"sha": SHA, "ref": REF}, "base": {"sha": SHA}},
+    },
+    "installation": {
+        **_COMMON,
+        "sender": USER,
+        "installation": {"id": ID, "account?": {"login?": LOGIN}},
+        "repositories?": REPO_LIST,
+    },
+    "installation_repositories": {
+        **_COMMON,
+        "sender": USER,
+        "installation": {"id": ID, "account?": {"login?": LOGIN}},
+        "repositories_added?": REPO_LIST,
+        "repositories_removed?": REPO_LIST,
+    },
 }
 OTHER_EVENTS = {"action?": ACTION}  # events the bot ignores: only what is recorded (the action) is checked
 

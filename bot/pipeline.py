@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import waves
 from .artifacts import (
@@ -55,9 +56,10 @@ def web_url(api_url: str | None) -> str:
             return api[: -len(suffix)]
     return api
 
+
 @dataclass
 class StageContext:
-    pipeline: "Pipeline"
+    pipeline: Pipeline
     run: Run
     owner: str
     project: ProjectConfig | None = None
@@ -118,9 +120,17 @@ class Pipeline:
     """Drives runs. The composition root injects `stages` (phase -> stage function; bot.stages.DEFAULT_STAGES)
     and `status_renderer` (bot.stages.render_status): the pipeline imports neither."""
 
-    def __init__(self, settings: Settings, store: Store, forge: Forge, *, stages: dict[Phase, Stage],
-                 status_renderer: StatusRenderer, services: dict[str, Any] | None = None,
-                 lease_seconds: float = 60.0):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        forge: Forge,
+        *,
+        stages: dict[Phase, Stage],
+        status_renderer: StatusRenderer,
+        services: dict[str, Any] | None = None,
+        lease_seconds: float = 60.0,
+    ):
         missing = [p for seq in SEQUENCES.values() for p in seq if p not in stages]
         if missing:
             raise ValueError(f"no stage for phase(s) {', '.join(sorted(set(missing)))}")
@@ -161,15 +171,25 @@ class Pipeline:
         except InterruptedError:
             log.info("run %s interrupted by shutdown at %s; it resumes later", run.id, ctx.run.state)
         except ConfigError as exc:
-            self._fail(ctx, f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: "
-                            f"**{exc.field or 'file'}**: {exc.problem}", "")
+            self._fail(
+                ctx,
+                f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: "
+                f"**{exc.field or 'file'}**: {exc.problem}",
+                "",
+            )
         except StageFailed as exc:
             self._fail(ctx, exc.message, exc.log_tail)
         except Exception as exc:  # never show a stack trace to users; keep it in the run's events
-            self.store.add_event(run.id, "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
-            self._fail(ctx, f"The bot hit an internal error during {title(ctx.run.state)} "
-                            f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
-                            "log.", "")
+            self.store.add_event(
+                run.id, "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
+            )
+            self._fail(
+                ctx,
+                f"The bot hit an internal error during {title(ctx.run.state)} "
+                f"({type(exc).__name__}). The maintainers of the bot can find details in run {run.id}'s "
+                "log.",
+                "",
+            )
         final = self.store.get_run(run.id)
         if final.state in FINAL_PHASES:
             self._release(final)
@@ -183,8 +203,12 @@ class Pipeline:
             return
         try:
             for arch, tail in (executor.release(run.id) or {}).items():
-                self.store.record_usage(run.id, "vm", usd=float(tail["usd"]),
-                                        detail=f"teardown/{arch}: {float(tail['seconds']):.0f} s")
+                self.store.record_usage(
+                    run.id,
+                    "vm",
+                    usd=float(tail["usd"]),
+                    detail=f"teardown/{arch}: {float(tail['seconds']):.0f} s",
+                )
         except Exception:  # the reconciler downs what is left: the run is over in the store
             log.exception("run %s: releasing its executor resources failed", run.id)
 
@@ -201,15 +225,21 @@ class Pipeline:
         branch = self.forge.default_branch(repo)
         text = self.forge.get_file(repo, PROJECT_CONFIG_FILE, ref=branch)
         if text is None:
-            raise ConfigError(PROJECT_CONFIG_FILE, f"not found on the default branch `{branch}`; add one (see the "
-                                                   "bot's README for an example)")
+            raise ConfigError(
+                PROJECT_CONFIG_FILE,
+                f"not found on the default branch `{branch}`; add one (see the bot's README for an example)",
+            )
         project = ProjectConfig.from_yaml(text, list(self.settings.architectures))
         rounds = ctx.run.params.get("rounds")
-        if rounds:  # `rerun|bench|rebench rounds=N`: more interleaved rounds for a noisy machine, this run only
+        if (
+            rounds
+        ):  # `rerun|bench|rebench rounds=N`: more interleaved rounds for a noisy machine, this run only
             raw = project.to_dict()
             was, raw["benchmark"]["rounds"] = raw["benchmark"]["rounds"], int(rounds)
             project = ProjectConfig.from_dict(raw, list(self.settings.architectures))
-            self.store.add_event(ctx.run.id, "config", f"benchmark.rounds {was} -> {rounds} (asked for in the command)")
+            self.store.add_event(
+                ctx.run.id, "config", f"benchmark.rounds {was} -> {rounds} (asked for in the command)"
+            )
         ctx.artifacts.put(PROJECT, project.to_dict())
         baseline = Baseline(branch=branch, sha=self.forge.branch_sha(repo, branch))
         ctx.artifacts.put(BASELINE, baseline.to_dict())
@@ -240,14 +270,26 @@ class Pipeline:
         budget = (project.get("budget") or {}).get("usd", self.settings.budget_usd)
         progress = [e["message"] for e in self.store.events(run.id, "progress")][-5:]
         return {
-            "run": {"id": run.id, "repo": run.repo, "issue": run.issue_number, "kind": run.kind,
-                    "attempt": run.attempt, "state": run.state, "trigger_user": run.trigger_user,
-                    "params": run.params, "error": run.error},
+            "run": {
+                "id": run.id,
+                "repo": run.repo,
+                "issue": run.issue_number,
+                "kind": run.kind,
+                "attempt": run.attempt,
+                "state": run.state,
+                "trigger_user": run.trigger_user,
+                "params": run.params,
+                "error": run.error,
+            },
             "phases": list(SEQUENCES[run.kind]),
             "progress": progress,
-            "budget": {"spent_usd": usage["usd"], "limit_usd": min(float(budget), self.settings.budget_usd),
-                       "llm_usd": usage["llm_usd"], "vm_usd": usage["vm_usd"],
-                       "tokens": usage["tokens_in"] + usage["tokens_out"]},
+            "budget": {
+                "spent_usd": usage["usd"],
+                "limit_usd": min(float(budget), self.settings.budget_usd),
+                "llm_usd": usage["llm_usd"],
+                "vm_usd": usage["vm_usd"],
+                "tokens": usage["tokens_in"] + usage["tokens_out"],
+            },
             "project": project,
             "baseline": arts.get(BASELINE),
             "dossier": arts.get(DOSSIER),
@@ -268,10 +310,16 @@ class Pipeline:
             "experiments": self.store.experiments(run.id),
             "costs": arts.get(COSTS),
             "executor": self.settings.executor,
-            "links": {"status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
-                      if self.settings.public_url else None,
-                      "repo_web": (self.services.get("repo_web_url") or web_url(self.settings.github_base_url))
-                      .rstrip("/") + "/" + run.repo},
+            "links": {
+                "status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
+                if self.settings.public_url
+                else None,
+                "repo_web": (
+                    self.services.get("repo_web_url") or web_url(self.settings.github_base_url)
+                ).rstrip("/")
+                + "/"
+                + run.repo,
+            },
         }
 
     # GitHub-facing helpers --------------------------------------------------------------------------------
@@ -289,7 +337,9 @@ class Pipeline:
         with lock:  # one writer per run in this process: never two "first" comments
             run = self.store.get_run(run.id)
             body = self.status_renderer(self, run)
-            comment = self.forge.upsert_marked_comment(run.repo, run.issue_number, status_marker(run.id), body)
+            comment = self.forge.upsert_marked_comment(
+                run.repo, run.issue_number, status_marker(run.id), body
+            )
             self.store.put_side_effect(run.id, "status_comment", {"id": comment.id, "url": comment.html_url})
 
     def post_note(self, run: Run, text: str) -> None:
@@ -309,4 +359,3 @@ class Pipeline:
         if measured is None:
             return False
         return measured != self.forge.branch_sha(repo, self.forge.default_branch(repo))
-

@@ -5,15 +5,17 @@ checkout is never touched); a candidate that conflicts with what is already stac
 reason. `choose_publication` publishes the stack only when the stack itself was measured correct and
 faster; otherwise it offers the best single winner. No forge calls here: the pipeline pushes and opens PRs.
 """
+
 from __future__ import annotations
 
 import math
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from . import pathglob
 from .gitutil import GIT_ENV, GitError, run
@@ -75,11 +77,17 @@ def _files_of(git_dir: Path, commits: Sequence[str]) -> set[str]:
 
 
 def _branch_exists(git_dir: Path, branch: str) -> bool:
-    return _git(git_dir, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+    return (
+        _git(git_dir, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+    )
 
 
-def _pick(tree: Path, sha: str, trailer: str,
-          empty: str = "already contained in the stack (the change is empty here)") -> str | None:
+def _pick(
+    tree: Path,
+    sha: str,
+    trailer: str,
+    empty: str = "already contained in the stack (the change is empty here)",
+) -> str | None:
     """Cherry-pick one commit keeping author and message, plus the trailer. Returns the reason on failure
     (`empty` when the change is already there)."""
     done = _git(tree, "cherry-pick", "--no-commit", sha, check=False)
@@ -99,16 +107,25 @@ def _pick(tree: Path, sha: str, trailer: str,
 
 # --------------------------------------------------------------------------- stacking
 
+
 def _order(winners: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Largest effect first when winners carry a "speedup"; otherwise the given order (stable)."""
+
     def key(w: Mapping[str, Any]) -> float:
         s = w.get("speedup")
         return -float(s) if isinstance(s, (int, float)) and math.isfinite(s) else 0.0
+
     return sorted(winners, key=key)
 
 
-def stack_winners(git_dir: Path, base_sha: str, winners: Sequence[Mapping[str, Any]], branch_name: str,
-                  *, force: bool = False) -> StackResult:
+def stack_winners(
+    git_dir: Path,
+    base_sha: str,
+    winners: Sequence[Mapping[str, Any]],
+    branch_name: str,
+    *,
+    force: bool = False,
+) -> StackResult:
     """Cherry-pick each winner's commits (those not in base) onto base_sha, biggest effect first.
 
     winners: [{"name", "sha", "speedup"?}]. A winner whose commits conflict with the stack so far is
@@ -166,10 +183,14 @@ def _pick_all(tree: Path, commits: Sequence[str], trailer: str) -> str | None:
     return None
 
 
-def _explain(reason: str, commits: Sequence[str], applied_files: Mapping[str, set[str]], git_dir: Path) -> str:
+def _explain(
+    reason: str, commits: Sequence[str], applied_files: Mapping[str, set[str]], git_dir: Path
+) -> str:
     mine = _files_of(git_dir, commits)
     clashing = [n for n, files in applied_files.items() if files & mine]
-    return f"{reason} (overlaps {', '.join(clashing)})" if clashing and reason.startswith("conflict") else reason
+    return (
+        f"{reason} (overlaps {', '.join(clashing)})" if clashing and reason.startswith("conflict") else reason
+    )
 
 
 def candidate_from_commit(git_dir: Path, base_sha: str, sha: str, branch_name: str) -> StackResult:
@@ -211,10 +232,14 @@ def push_blockers(git_dir: Path, base_sha: str, sha: str, protected: Sequence[st
 
 # --------------------------------------------------------------------------- what to publish
 
+
 def _target_rows(decision: Mapping[str, Any], candidate: str) -> list[Mapping[str, Any]]:
     target = decision.get("target")
-    return [r for r in decision.get("rows", []) if r.get("candidate") == candidate
-            and (not target or r.get("metric") == target)]
+    return [
+        r
+        for r in decision.get("rows", [])
+        if r.get("candidate") == candidate and (not target or r.get("metric") == target)
+    ]
 
 
 def _row_speedup(row: Mapping[str, Any]) -> float | None:
@@ -238,21 +263,26 @@ def _significantly_worse(decision: Mapping[str, Any], stack: str, single: str) -
     for row in _target_rows(decision, stack):
         mine, theirs = (row.get("simulated") or {}).get("speedup"), sims.get(row["arch"], {}).get("speedup")
         if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and theirs > 1.01 * mine:
-            return (f"on {row['arch']} {single} alone costs {theirs:.3f}x less than the baseline in simulated "
-                    f"cycles, the stack {mine:.3f}x")
+            return (
+                f"on {row['arch']} {single} alone costs {theirs:.3f}x less than the baseline in simulated "
+                f"cycles, the stack {mine:.3f}x"
+            )
     singles = {r["arch"]: r["comparison"] for r in _target_rows(decision, single) if r.get("comparison")}
     for row in _target_rows(decision, stack):
         if (row.get("simulated") or {}).get("speedup") is not None:
             continue
         mine, theirs = row.get("comparison"), singles.get(row["arch"])
         if mine and theirs and (theirs.get("ci_low") or 0) > (mine.get("ci_high") or math.inf):
-            return (f"on {row['arch']} {single} alone ({theirs['speedup']:.2f}x, CI from {theirs['ci_low']:.2f}) "
-                    f"beats the stack ({mine['speedup']:.2f}x, CI up to {mine['ci_high']:.2f})")
+            return (
+                f"on {row['arch']} {single} alone ({theirs['speedup']:.2f}x, CI from {theirs['ci_low']:.2f}) "
+                f"beats the stack ({mine['speedup']:.2f}x, CI up to {mine['ci_high']:.2f})"
+            )
     return None
 
 
-def _best_single(stack_decision: Mapping[str, Any] | None, single_decisions: Mapping[str, Any],
-                 stack_name: str) -> tuple[str | None, Mapping[str, Any]]:
+def _best_single(
+    stack_decision: Mapping[str, Any] | None, single_decisions: Mapping[str, Any], stack_name: str
+) -> tuple[str | None, Mapping[str, Any]]:
     """Best single winner, preferring its re-measurement next to the stack (same machines, same session)."""
     winners = [w for w in single_decisions.get("winners", []) if w != stack_name]
     if not winners:
@@ -264,8 +294,13 @@ def _best_single(stack_decision: Mapping[str, Any] | None, single_decisions: Map
     return max(winners, key=lambda w: _speedup(single_decisions, w) or 0.0), single_decisions
 
 
-def choose_publication(stack_decision: Mapping[str, Any] | None, single_decisions: Mapping[str, Any],
-                       *, stack_name: str = "stack", stack_parts: Sequence[str] | None = None) -> dict[str, Any]:
+def choose_publication(
+    stack_decision: Mapping[str, Any] | None,
+    single_decisions: Mapping[str, Any],
+    *,
+    stack_name: str = "stack",
+    stack_parts: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """{"kind": "stack"|"single"|"none", "candidate", "reason", "speedup"} from the measured decisions.
 
     stack_decision: Decision.to_dict() of the verification run (stack vs baseline, ideally with the single
@@ -275,8 +310,11 @@ def choose_publication(stack_decision: Mapping[str, Any] | None, single_decision
     if stack_parts is not None and len(stack_parts) < 2:
         stack_decision = None
     best, best_from = _best_single(stack_decision, single_decisions, stack_name)
-    single = ({"kind": "single", "candidate": best, "speedup": _speedup(best_from, best)} if best
-              else {"kind": "none", "candidate": None, "speedup": None})
+    single = (
+        {"kind": "single", "candidate": best, "speedup": _speedup(best_from, best)}
+        if best
+        else {"kind": "none", "candidate": None, "speedup": None}
+    )
     if best is None:
         return {**single, "reason": "no candidate was significantly faster and correct"}
     stack_rows = [r for r in (stack_decision or {}).get("rows", []) if r.get("candidate") == stack_name]
@@ -285,20 +323,36 @@ def choose_publication(stack_decision: Mapping[str, Any] | None, single_decision
     failed = [r for r in stack_rows if r.get("verdict") in FAILED or r.get("status") != "ok"]
     if failed:
         r = failed[0]
-        return {**single, "reason": f"the stack failed on {r['arch']} ({r['verdict'].replace('_', ' ')}); "
-                                    f"offering {best} alone"}
+        return {
+            **single,
+            "reason": f"the stack failed on {r['arch']} ({r['verdict'].replace('_', ' ')}); "
+            f"offering {best} alone",
+        }
     if stack_name not in (stack_decision or {}).get("winners", []):
-        verdicts = sorted({f"{r['arch']}: {r['verdict'].replace('_', ' ')}" for r in _target_rows(stack_decision or {}, stack_name)})
-        return {**single, "reason": f"the stack is not significantly faster than the baseline ({'; '.join(verdicts)}): "
-                                    f"it loses what its parts gained; offering {best} alone"}
+        verdicts = sorted(
+            {
+                f"{r['arch']}: {r['verdict'].replace('_', ' ')}"
+                for r in _target_rows(stack_decision or {}, stack_name)
+            }
+        )
+        return {
+            **single,
+            "reason": f"the stack is not significantly faster than the baseline ({'; '.join(verdicts)}): "
+            f"it loses what its parts gained; offering {best} alone",
+        }
     worse = _significantly_worse(stack_decision or {}, stack_name, best)
     if worse:
         return {**single, "reason": f"the stack is slower than its best part: {worse}; offering {best} alone"}
-    return {"kind": "stack", "candidate": stack_name, "speedup": _speedup(stack_decision or {}, stack_name),
-            "reason": "the stack was re-measured correct and significantly faster than the baseline"}
+    return {
+        "kind": "stack",
+        "candidate": stack_name,
+        "speedup": _speedup(stack_decision or {}, stack_name),
+        "reason": "the stack was re-measured correct and significantly faster than the baseline",
+    }
 
 
 # --------------------------------------------------------------------------- branch names
+
 
 def pr_branch_name(issue: int, slug: str, attempt: int = 1) -> str:
     """`autoresearch/<issue>/<slug>`, then `-2`, `-3`... for re-runs, so no attempt overwrites another."""

@@ -5,11 +5,13 @@ candidates list, costs, the dossier markdown and failure records. Untrusted text
 logs, dossier) is cleaned: HTML comments removed (nobody can forge the status marker), table cells
 escaped, @mentions defused, Python tracebacks reduced to their message.
 """
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from . import commands
@@ -25,9 +27,11 @@ VERDICT_LABEL = {str(v): info.label for v, info in VERDICTS.items()}
 VERDICT_ICON = {str(v): info.icon for v, info in VERDICTS.items()}
 VERDICT_ORDER = tuple(str(v) for v in Verdict)
 FAILED_VERDICTS = {str(v) for v in MODEL_FAILED_VERDICTS}
-DEFAULT_PREFIX = "/autoresearch"   # Settings.command_prefix's default
-DISCLAIMER = ("This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
-              "by a maintainer before merging; the bot never merges.")
+DEFAULT_PREFIX = "/autoresearch"  # Settings.command_prefix's default
+DISCLAIMER = (
+    "This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
+    "by a maintainer before merging; the bot never merges."
+)
 
 _TRACE_START = "Traceback (most recent call last):"
 _FRAME_RE = re.compile(r'^\s*File ".*", line \d+')
@@ -36,6 +40,7 @@ _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 # --------------------------------------------------------------------------- cleaning untrusted text
+
 
 def marker(run_id: int) -> str:
     """Hidden marker by which the bot finds its own status comment again."""
@@ -71,7 +76,11 @@ def strip_traceback(text: str) -> str:
             i += 1
             continue
         if _FRAME_RE.match(line):
-            i += 2 if i + 1 < len(lines) and lines[i + 1][:1].isspace() and not _FRAME_RE.match(lines[i + 1]) else 1
+            i += (
+                2
+                if i + 1 < len(lines) and lines[i + 1][:1].isspace() and not _FRAME_RE.match(lines[i + 1])
+                else 1
+            )
             continue
         m = _EXC_RE.match(line.strip())
         out.append(m.group(3) if m and "." in m.group(1) else line)
@@ -96,6 +105,7 @@ def _quote(text: Any) -> str:
 
 
 # --------------------------------------------------------------------------- formatting numbers
+
 
 def fmt_speedup(comp: Mapping[str, Any] | None) -> str:
     """`1.23× [1.18, 1.29]`."""
@@ -126,18 +136,27 @@ def _finite(v: Any) -> bool:
 
 # --------------------------------------------------------------------------- the table
 
+
 def _rows(decision: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     return list((decision or {}).get("rows") or [])
 
 
 def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mapping[str, Any]]:
     """By verdict (faster first, failures last), then by effect (largest speedup first)."""
+
     def key(r: Mapping[str, Any]) -> tuple:
         v = r.get("verdict", Verdict.MISSING)
         order = VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER)
         s = (r.get("comparison") or {}).get("speedup")
-        return (order, r.get("metric") != target, -(s if _finite(s) else 0.0), str(r.get("candidate")),
-                str(r.get("arch")), str(r.get("metric")))
+        return (
+            order,
+            r.get("metric") != target,
+            -(s if _finite(s) else 0.0),
+            str(r.get("candidate")),
+            str(r.get("arch")),
+            str(r.get("metric")),
+        )
+
     return sorted(rows, key=key)
 
 
@@ -179,7 +198,9 @@ def _branch_url(links: Mapping[str, Any] | None, branch: str | None) -> str | No
     return f"{str(base).rstrip('/')}/tree/{quote(branch, safe='/')}"
 
 
-def _candidate_cell(name: str, by_name: Mapping[str, Mapping[str, Any]], links: Mapping[str, Any] | None) -> str:
+def _candidate_cell(
+    name: str, by_name: Mapping[str, Mapping[str, Any]], links: Mapping[str, Any] | None
+) -> str:
     cand = by_name.get(name) or {}
     label = f"`{cell(name, 60).replace(chr(92) + '`', '')}`"
     url = _branch_url(links, cand.get("branch"))
@@ -194,9 +215,13 @@ def _cost_cell(costs: Mapping[str, Any] | None, name: str, arch: str) -> str:
     return fmt_usd(v)
 
 
-def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]] = (),
-                    costs: Mapping[str, Any] | None = None, links: Mapping[str, Any] | None = None,
-                    only: Iterable[str] | None = None) -> str:
+def benchmark_table(
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    costs: Mapping[str, Any] | None = None,
+    links: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+) -> str:
     """One row per candidate × arch × metric (failed candidates: one row per arch)."""
     rows = _rows(decision)
     if only is not None:
@@ -206,8 +231,10 @@ def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Map
         return "_No measurements yet._"
     by_name = {str(c.get("name")): c for c in candidates}
     target = str((decision or {}).get("target") or "")
-    head = ("| candidate | arch | metric | baseline | candidate | wall speedup [CI] | p (Holm) | simulated "
-            "| verdict | correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---|---:|")
+    head = (
+        "| candidate | arch | metric | baseline | candidate | wall speedup [CI] | p (Holm) | simulated "
+        "| verdict | correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---|---:|"
+    )
     lines = [head]
     for r in _collapse_failures(sort_rows(rows, target)):
         c = r.get("comparison") or {}
@@ -216,12 +243,23 @@ def benchmark_table(decision: Mapping[str, Any] | None, candidates: Sequence[Map
         verdict = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}"
         if r.get("note") and v in (Verdict.FASTER, Verdict.DISAGREE, Verdict.NO_CHANGE):
             verdict += f" · {cell(r['note'], 90)}"
-        lines.append(" | ".join([
-            "| " + _candidate_cell(str(r.get("candidate")), by_name, links), cell(r.get("arch"), 20), metric,
-            fmt_value(c.get("baseline_median")), fmt_value(c.get("candidate_median")), fmt_speedup(c or None),
-            fmt_p(c.get("p_adjusted")), sim_cell(r.get("simulated")), verdict,
-            correctness_text(r.get("correctness"), v),
-            _cost_cell(costs, str(r.get("candidate")), str(r.get("arch"))) + " |"]))
+        lines.append(
+            " | ".join(
+                [
+                    "| " + _candidate_cell(str(r.get("candidate")), by_name, links),
+                    cell(r.get("arch"), 20),
+                    metric,
+                    fmt_value(c.get("baseline_median")),
+                    fmt_value(c.get("candidate_median")),
+                    fmt_speedup(c or None),
+                    fmt_p(c.get("p_adjusted")),
+                    sim_cell(r.get("simulated")),
+                    verdict,
+                    correctness_text(r.get("correctness"), v),
+                    _cost_cell(costs, str(r.get("candidate")), str(r.get("arch"))) + " |",
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -245,20 +283,33 @@ def function_diff_section(decision: Mapping[str, Any] | None, only: Iterable[str
         funcs = sim.get("functions") or []
         if not funcs or (keep is not None and r.get("candidate") not in keep):
             continue
-        lines = [f"**`{cell(r.get('candidate'), 60)}` on {cell(r.get('arch'), 20)}** "
-                 f"({cell(sim.get('isa') or '', 40)}; {fmt_value(sim.get('baseline_cycles'))} → "
-                 f"{fmt_value(sim.get('candidate_cycles'))} estimated cycles)", "",
-                 "| function | baseline | candidate | change | of the total |", "|---|---:|---:|---:|---:|"]
+        lines = [
+            f"**`{cell(r.get('candidate'), 60)}` on {cell(r.get('arch'), 20)}** "
+            f"({cell(sim.get('isa') or '', 40)}; {fmt_value(sim.get('baseline_cycles'))} → "
+            f"{fmt_value(sim.get('candidate_cycles'))} estimated cycles)",
+            "",
+            "| function | baseline | candidate | change | of the total |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for f in funcs:
             ch = f.get("change")
-            lines.append(f"| `{cell(f.get('name'), 60).replace(chr(96), '')}` | {fmt_value(f.get('baseline'))} | "
-                         f"{fmt_value(f.get('candidate'))} | {'new' if ch is None else f'{100 * ch:+.1f}%'} | "
-                         f"{100 * float(f.get('share') or 0):+.2f}% |")
+            lines.append(
+                f"| `{cell(f.get('name'), 60).replace(chr(96), '')}` | {fmt_value(f.get('baseline'))} | "
+                f"{fmt_value(f.get('candidate'))} | {'new' if ch is None else f'{100 * ch:+.1f}%'} | "
+                f"{100 * float(f.get('share') or 0):+.2f}% |"
+            )
         blocks.append("\n".join(lines))
     if not blocks:
         return ""
-    return "\n".join(["<details><summary>Where the simulated cost moved (per function)</summary>", "",
-                      "\n\n".join(blocks), "", "</details>"])
+    return "\n".join(
+        [
+            "<details><summary>Where the simulated cost moved (per function)</summary>",
+            "",
+            "\n\n".join(blocks),
+            "",
+            "</details>",
+        ]
+    )
 
 
 def _mermaid_label(text: str) -> str:
@@ -268,8 +319,11 @@ def _mermaid_label(text: str) -> str:
 def speedup_chart(decision: Mapping[str, Any] | None) -> str:
     """Mermaid xychart-beta bars: target-metric speedup per candidate per arch, with the 1.0 line."""
     target = str((decision or {}).get("target") or "")
-    rows = [r for r in sort_rows(_rows(decision), target)
-            if r.get("metric") == target and _finite((r.get("comparison") or {}).get("speedup"))]
+    rows = [
+        r
+        for r in sort_rows(_rows(decision), target)
+        if r.get("metric") == target and _finite((r.get("comparison") or {}).get("speedup"))
+    ]
     if not rows:
         return ""
     labels = [_mermaid_label(f"{r['candidate']} {r['arch']}") for r in rows]
@@ -277,17 +331,22 @@ def speedup_chart(decision: Mapping[str, Any] | None) -> str:
     top = max(values + [1.0])
     top = math.ceil(top * 1.15 * 4) / 4
     x_axis = ", ".join(f'"{lb}"' for lb in labels)
-    return "\n".join([
-        "```mermaid", "xychart-beta",
-        f'    title "Speedup on {_mermaid_label(target)} (above 1 is better)"',
-        f"    x-axis [{x_axis}]",
-        f'    y-axis "speedup" 0 --> {top:g}',
-        f"    bar [{', '.join(f'{v:g}' for v in values)}]",
-        f"    line [{', '.join('1' for _ in values)}]",
-        "```"])
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            f'    title "Speedup on {_mermaid_label(target)} (above 1 is better)"',
+            f"    x-axis [{x_axis}]",
+            f'    y-axis "speedup" 0 --> {top:g}',
+            f"    bar [{', '.join(f'{v:g}' for v in values)}]",
+            f"    line [{', '.join('1' for _ in values)}]",
+            "```",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- failures
+
 
 def failures_from_results(results: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, str]]:
     """Failure records ({title, message, log}) from driver results, one per failed variant per arch."""
@@ -298,18 +357,31 @@ def failures_from_results(results: Mapping[str, Mapping[str, Any]] | None) -> li
         for name, v in (res.get("variants") or {}).items():
             status = v.get("status")
             if status == "build_failed":
-                out.append({"title": f"{name} on {arch}: build failed", "message": "the build commands exited "
-                            "with an error", "log": (v.get("build") or {}).get("log_tail") or v.get("error", "")})
+                out.append(
+                    {
+                        "title": f"{name} on {arch}: build failed",
+                        "message": "the build commands exited with an error",
+                        "log": (v.get("build") or {}).get("log_tail") or v.get("error", ""),
+                    }
+                )
             elif status == "validation_failed":
                 bad = [c for c in (v.get("validation") or {}).get("checks") or [] if not c.get("ok")]
                 names = ", ".join(str(c.get("name")) for c in bad) or "validation"
-                out.append({"title": f"{name} on {arch}: correctness check failed",
-                            "message": f"{names} reported wrong results, so it was not benchmarked",
-                            "log": "\n".join(str(c.get("detail", "")) for c in bad) or v.get("error", "")})
+                out.append(
+                    {
+                        "title": f"{name} on {arch}: correctness check failed",
+                        "message": f"{names} reported wrong results, so it was not benchmarked",
+                        "log": "\n".join(str(c.get("detail", "")) for c in bad) or v.get("error", ""),
+                    }
+                )
             elif status == "bench_failed":
-                out.append({"title": f"{name} on {arch}: benchmark failed",
-                            "message": "the benchmark command failed or printed no METRIC line",
-                            "log": v.get("error", "")})
+                out.append(
+                    {
+                        "title": f"{name} on {arch}: benchmark failed",
+                        "message": "the benchmark command failed or printed no METRIC line",
+                        "log": v.get("error", ""),
+                    }
+                )
     return out
 
 
@@ -323,12 +395,15 @@ def failures_section(failures: Sequence[Mapping[str, Any]] | None, lines: int = 
         parts.append(f"- **{title}**: {cell(message, 300) if message else 'no message'}")
         tail = log_tail(f.get("log") or "", lines)
         if tail.strip():
-            parts.append(f"\n<details><summary>last {min(lines, len(tail.splitlines()))} lines of the log"
-                         f"</summary>\n\n{_block(tail)}\n\n</details>\n")
+            parts.append(
+                f"\n<details><summary>last {min(lines, len(tail.splitlines()))} lines of the log"
+                f"</summary>\n\n{_block(tail)}\n\n</details>\n"
+            )
     return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- status comment
+
 
 def phase_checklist(phase: str | None, progress: str | None = None, state: str | None = None) -> str:
     """✅ done, ⏳ current (❌ failed, ⏹ cancelled), ⬜ not yet."""
@@ -357,8 +432,11 @@ def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str
         return "⏹ Stopped on request."
     winners = (decision or {}).get("winners") or []
     if decision and state == Phase.DONE:
-        return (f"✅ Done: {len(winners)} verified winner(s)." if winners
-                else "✅ Done: no candidate was both correct and significantly faster.")
+        return (
+            f"✅ Done: {len(winners)} verified winner(s)."
+            if winners
+            else "✅ Done: no candidate was both correct and significantly faster."
+        )
     return "⏳ Working on it."
 
 
@@ -387,24 +465,46 @@ def note_line(note: Any, prefix: str = DEFAULT_PREFIX) -> str:
     return cell(note, 300)
 
 
-COMMENT_LIMIT = 65536          # GitHub refuses issue/PR bodies and comments longer than this (characters)
+COMMENT_LIMIT = 65536  # GitHub refuses issue/PR bodies and comments longer than this (characters)
 _BUDGET = COMMENT_LIMIT - 1536  # headroom for the truncation notice and multi-byte surprises
 
 
-def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | None = None,
-                   budget_spent: float | None = None, budget_limit: float | None = None,
-                   dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
-                   candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
-                   links: Mapping[str, Any] | None = None,
-                   failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
-                   extra: Sequence[str] = (), prefix: str = DEFAULT_PREFIX) -> str:
+def status_comment(
+    run: Mapping[str, Any],
+    phase: str | None,
+    progress: str | None = None,
+    budget_spent: float | None = None,
+    budget_limit: float | None = None,
+    dossier_md: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    costs: Mapping[str, Any] | None = None,
+    links: Mapping[str, Any] | None = None,
+    failures: Sequence[Mapping[str, Any]] | None = None,
+    waves_md: str | None = None,
+    extra: Sequence[str] = (),
+    prefix: str = DEFAULT_PREFIX,
+) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
     longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
     page. `extra`: markdown lines (already made safe) just above the commands line. `prefix`: the bot's command
     prefix (Settings.command_prefix), for the commands it suggests."""
-    args = dict(run=run, phase=phase, progress=progress, budget_spent=budget_spent, budget_limit=budget_limit,
-                dossier_md=dossier_md, decision=decision, candidates=candidates, costs=costs, links=links,
-                failures=failures, waves_md=waves_md, extra=extra, prefix=prefix)
+    args = dict(
+        run=run,
+        phase=phase,
+        progress=progress,
+        budget_spent=budget_spent,
+        budget_limit=budget_limit,
+        dossier_md=dossier_md,
+        decision=decision,
+        candidates=candidates,
+        costs=costs,
+        links=links,
+        failures=failures,
+        waves_md=waves_md,
+        extra=extra,
+        prefix=prefix,
+    )
     where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
     text = _status_comment(**args)
     omit: set[str] = set()
@@ -412,8 +512,11 @@ def status_comment(run: Mapping[str, Any], phase: str | None, progress: str | No
         if len(text) <= _BUDGET:
             break
         omit.add(cut)
-        text = _status_comment(**args, omit=omit, note=f"_Left out to fit GitHub's comment limit: "
-                                                       f"{', '.join(sorted(omit))}{where}._")
+        text = _status_comment(
+            **args,
+            omit=omit,
+            note=f"_Left out to fit GitHub's comment limit: {', '.join(sorted(omit))}{where}._",
+        )
     return text if len(text) <= _BUDGET else truncate(text, where)
 
 
@@ -425,20 +528,34 @@ def truncate(text: str, where: str = "") -> str:
     return cut + f"\n\n_… truncated to fit GitHub's comment limit{where}._\n"
 
 
-def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | None = None,
-                    budget_spent: float | None = None, budget_limit: float | None = None,
-                    dossier_md: str | None = None, decision: Mapping[str, Any] | None = None,
-                    candidates: Sequence[Mapping[str, Any]] = (), costs: Mapping[str, Any] | None = None,
-                    links: Mapping[str, Any] | None = None,
-                    failures: Sequence[Mapping[str, Any]] | None = None, waves_md: str | None = None,
-                    extra: Sequence[str] = (), omit: set[str] | frozenset = frozenset(), note: str = "",
-                    prefix: str = DEFAULT_PREFIX) -> str:
+def _status_comment(
+    run: Mapping[str, Any],
+    phase: str | None,
+    progress: str | None = None,
+    budget_spent: float | None = None,
+    budget_limit: float | None = None,
+    dossier_md: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    costs: Mapping[str, Any] | None = None,
+    links: Mapping[str, Any] | None = None,
+    failures: Sequence[Mapping[str, Any]] | None = None,
+    waves_md: str | None = None,
+    extra: Sequence[str] = (),
+    omit: set[str] | frozenset = frozenset(),
+    note: str = "",
+    prefix: str = DEFAULT_PREFIX,
+) -> str:
     """`waves_md` (wave_section / current_wave_heading) comes between the dossier and the current wave's
     candidates and table."""
-    parts = [marker(run["id"]),
-             f"## autoresearch run #{int(run['id'])}" + (f" (attempt {int(run['attempt'])})"
-                                                          if int(run.get("attempt") or 1) > 1 else ""),
-             _headline(run, decision), "", phase_checklist(phase, progress, run.get("state"))]
+    parts = [
+        marker(run["id"]),
+        f"## autoresearch run #{int(run['id'])}"
+        + (f" (attempt {int(run['attempt'])})" if int(run.get("attempt") or 1) > 1 else ""),
+        _headline(run, decision),
+        "",
+        phase_checklist(phase, progress, run.get("state")),
+    ]
     if budget_limit is not None or budget_spent is not None:
         parts += ["", f"**Budget:** {fmt_usd(budget_spent or 0.0)} spent of {fmt_usd(budget_limit)}"]
     if (links or {}).get("run"):
@@ -446,7 +563,7 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
     if note:
         parts += ["", note]
     if dossier_md and "dossier" not in omit:
-        body = clean(dossier_md).replace("<", "&lt;").strip()   # no raw HTML from researched sources
+        body = clean(dossier_md).replace("<", "&lt;").strip()  # no raw HTML from researched sources
         parts += ["", "<details><summary>Research dossier</summary>", "", body, "", "</details>"]
     if waves_md:
         parts += ["", waves_md]
@@ -454,8 +571,12 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
         parts += ["", candidates_section(candidates, links)]
     if decision:
         target = cell(decision.get("target") or "", 40)
-        parts += ["", f"### Benchmark (target metric: `{target}`)", "", benchmark_table(decision, candidates, costs,
-                                                                                          links)]
+        parts += [
+            "",
+            f"### Benchmark (target metric: `{target}`)",
+            "",
+            benchmark_table(decision, candidates, costs, links),
+        ]
         chart = speedup_chart(decision)
         if chart:
             parts += ["", chart]
@@ -478,11 +599,17 @@ def _status_comment(run: Mapping[str, Any], phase: str | None, progress: str | N
 
 def candidates_section(candidates: Sequence[Mapping[str, Any]], links: Mapping[str, Any] | None) -> str:
     by_name = {str(c.get("name")): c for c in candidates}
-    lines = [f"<details><summary>Candidates ({len(candidates)})</summary>", "",
-             "| candidate | source | idea |", "|---|---|---|"]
+    lines = [
+        f"<details><summary>Candidates ({len(candidates)})</summary>",
+        "",
+        "| candidate | source | idea |",
+        "|---|---|---|",
+    ]
     for c in candidates:
-        lines.append(f"| {_candidate_cell(str(c.get('name')), by_name, links)} | {cell(c.get('source'), 20)} "
-                     f"| {cell(c.get('title'), 120)} |")
+        lines.append(
+            f"| {_candidate_cell(str(c.get('name')), by_name, links)} | {cell(c.get('source'), 20)} "
+            f"| {cell(c.get('title'), 120)} |"
+        )
     return "\n".join(lines + ["", "</details>"])
 
 
@@ -493,11 +620,13 @@ def cost_line(costs: Mapping[str, Any]) -> str:
     total = costs.get("total_usd")
     if not _finite(total):
         total = sum(v for v in (costs.get("archs") or {}).values() if _finite(v)) + (
-            costs["llm_usd"] if _finite(costs.get("llm_usd")) else 0.0)
+            costs["llm_usd"] if _finite(costs.get("llm_usd")) else 0.0
+        )
     return f"**Cost:** {fmt_usd(total)}" + (f" ({', '.join(bits)})" if bits else "")
 
 
 # --------------------------------------------------------------------------- waves
+
 
 def _kept_text(kept: Mapping[str, Any] | None) -> str:
     if not kept:
@@ -507,16 +636,23 @@ def _kept_text(kept: Mapping[str, Any] | None) -> str:
     return what + (f" ({s:.3f}× against its base)" if _finite(s) else "")
 
 
-def wave_section(rec: Mapping[str, Any], decision: Mapping[str, Any] | None,
-                 candidates: Sequence[Mapping[str, Any]], plan_md: str | None,
-                 links: Mapping[str, Any] | None) -> str:
+def wave_section(
+    rec: Mapping[str, Any],
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]],
+    plan_md: str | None,
+    links: Mapping[str, Any] | None,
+) -> str:
     """A finished wave (not the current one): one line on what it kept, its plan and table collapsed."""
     n = int(rec["wave"])
     base = cell((rec.get("base") or {}).get("label") or "the baseline", 200)
-    lines = [f"### Wave {n} (built on {base})", "",
-             f"{len(rec.get('candidates') or [])} candidate(s), {len(rec.get('winners') or [])} verified "
-             "winner(s); "
-             f"kept: {_kept_text(rec.get('kept'))}."]
+    lines = [
+        f"### Wave {n} (built on {base})",
+        "",
+        f"{len(rec.get('candidates') or [])} candidate(s), {len(rec.get('winners') or [])} verified "
+        "winner(s); "
+        f"kept: {_kept_text(rec.get('kept'))}.",
+    ]
     inner = []
     if plan_md:
         inner += [clean(plan_md).replace("<", "&lt;").strip(), ""]
@@ -526,18 +662,34 @@ def wave_section(rec: Mapping[str, Any], decision: Mapping[str, Any] | None,
         if diff:
             inner += [diff, ""]
     if inner:
-        lines += ["", f"<details><summary>Wave {n}: plan and measurements</summary>", "", *inner,
-                  "</details>"]
+        lines += [
+            "",
+            f"<details><summary>Wave {n}: plan and measurements</summary>",
+            "",
+            *inner,
+            "</details>",
+        ]
     return "\n".join(lines)
 
 
-def current_wave_heading(n: int, base_label: str, plan_md: str | None, rec: Mapping[str, Any] | None,
-                         loop: Mapping[str, Any] | None) -> str:
+def current_wave_heading(
+    n: int,
+    base_label: str,
+    plan_md: str | None,
+    rec: Mapping[str, Any] | None,
+    loop: Mapping[str, Any] | None,
+) -> str:
     """The heading of the wave the status comment shows in full, what it kept and why the loop stopped."""
     lines = [f"### Wave {n} (built on {cell(base_label, 200)})"]
     if plan_md:
-        lines += ["", f"<details><summary>Wave {n} plan</summary>", "",
-                  clean(plan_md).replace("<", "&lt;").strip(), "", "</details>"]
+        lines += [
+            "",
+            f"<details><summary>Wave {n} plan</summary>",
+            "",
+            clean(plan_md).replace("<", "&lt;").strip(),
+            "",
+            "</details>",
+        ]
     if rec:
         lines += ["", f"Kept: {_kept_text(rec.get('kept'))}."]
     if loop:
@@ -568,6 +720,7 @@ def waves_path(recs: Sequence[Mapping[str, Any]] | None, stop_reason: str | None
 
 # --------------------------------------------------------------------------- pull request
 
+
 def _target_rows(decision: Mapping[str, Any] | None, name: str) -> list[Mapping[str, Any]]:
     target = (decision or {}).get("target")
     return [r for r in _rows(decision) if r.get("candidate") == name and r.get("metric") == target]
@@ -582,8 +735,12 @@ def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
-def pr_title(choice: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
-             decision: Mapping[str, Any] | None, parts: Sequence[str] = ()) -> str:
+def pr_title(
+    choice: Mapping[str, Any],
+    candidates: Sequence[Mapping[str, Any]],
+    decision: Mapping[str, Any] | None,
+    parts: Sequence[str] = (),
+) -> str:
     """`perf: <idea> (1.23× attn_ms)`; a stack names how many verified changes it holds."""
     name = str(choice.get("candidate") or "")
     by_name = {str(c.get("name")): c for c in candidates}
@@ -602,13 +759,21 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
         c = r.get("comparison") or {}
         v = str(r.get("verdict"))
         sim = r.get("simulated") or {}
-        simulated = f"simulated {sim_cell(sim)} ({cell(sim.get('isa') or '', 40)}); " if "speedup" in sim else ""
-        n = f"{c.get('pairs')} pairs" if c.get("pairs") else f"n={c.get('n_base', '?')}+{c.get('n_cand', '?')}"
+        simulated = (
+            f"simulated {sim_cell(sim)} ({cell(sim.get('isa') or '', 40)}); " if "speedup" in sim else ""
+        )
+        n = (
+            f"{c.get('pairs')} pairs"
+            if c.get("pairs")
+            else f"n={c.get('n_base', '?')}+{c.get('n_cand', '?')}"
+        )
         note = f" — {cell(r['note'], 160)}" if r.get("note") else ""
-        lines.append(f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
-                     f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
-                     f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
-                     f"p {fmt_p(c.get('p_adjusted'))}, {n}){note}")
+        lines.append(
+            f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
+            f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
+            f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
+            f"p {fmt_p(c.get('p_adjusted'))}, {n}){note}"
+        )
     return "\n".join(lines) or "- no measurement of the target metric"
 
 
@@ -626,7 +791,9 @@ def hypotheses_section(candidates: Sequence[Mapping[str, Any]], names: Sequence[
     parts = []
     for n in names:
         c = by_name.get(n) or {"name": n}
-        parts.append(f"#### {cell(c.get('title') or n, 120)} (`{cell(n, 60)}`, from {cell(c.get('source'), 20)})")
+        parts.append(
+            f"#### {cell(c.get('title') or n, 120)} (`{cell(n, 60)}`, from {cell(c.get('source'), 20)})"
+        )
         parts.append(_quote(c.get("hypothesis")))
         parts.append("")
         cites = [_citation(x) for x in c.get("citations") or []]
@@ -639,28 +806,49 @@ def hypotheses_section(candidates: Sequence[Mapping[str, Any]], names: Sequence[
 def reproduce_command(baseline_sha: str, candidate_sha: str, archs: Sequence[str]) -> str:
     def sha(s: str) -> str:
         return s if _SHA_RE.match(str(s)) else "<sha>"
+
     arch = ",".join(a for a in archs if re.fullmatch(r"[A-Za-z0-9_-]+", str(a))) or "x86"
-    return (f"autoresearch-bot bench --repo . --baseline {sha(baseline_sha)} --candidate {sha(candidate_sha)} "
-            f"--arch {arch}")
+    return (
+        f"autoresearch-bot bench --repo . --baseline {sha(baseline_sha)} --candidate {sha(candidate_sha)} "
+        f"--arch {arch}"
+    )
 
 
-def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]],
-            choice: Mapping[str, Any], baseline_sha: str, head_sha: str,
-            stack: Mapping[str, Any] | None = None, costs: Mapping[str, Any] | None = None,
-            links: Mapping[str, Any] | None = None, path_md: str | None = None) -> str:
+def pr_body(
+    run: Mapping[str, Any],
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]],
+    choice: Mapping[str, Any],
+    baseline_sha: str,
+    head_sha: str,
+    stack: Mapping[str, Any] | None = None,
+    costs: Mapping[str, Any] | None = None,
+    links: Mapping[str, Any] | None = None,
+    path_md: str | None = None,
+) -> str:
     """The draft PR's description. decision: the measurement of what is published (the stack's
     verification decision for a stack)."""
     name = str(choice.get("candidate") or "")
     parts_in = list((stack or {}).get("applied") or []) if choice.get("kind") == "stack" else [name]
     archs = list((decision or {}).get("archs") or sorted({str(r.get("arch")) for r in _rows(decision)}))
     issue = run.get("issue_number")
-    out = [pr_marker(run["id"]), f"**Suggested title:** {cell(pr_title(choice, candidates, decision, parts_in), 200)}",
-           "", f"Requested in #{int(issue)}." if issue else "",
-           "", f"**What this is:** {cell(choice.get('reason') or '', 400)}", "",
-           "### Per architecture", arch_summary(decision, name), "",
-           "### Benchmark", benchmark_table(decision, candidates, costs, links, only=[name, *parts_in])]
-    chart = speedup_chart({**(decision or {}), "rows": [r for r in _rows(decision)
-                                                          if r.get("candidate") in {name, *parts_in}]})
+    out = [
+        pr_marker(run["id"]),
+        f"**Suggested title:** {cell(pr_title(choice, candidates, decision, parts_in), 200)}",
+        "",
+        f"Requested in #{int(issue)}." if issue else "",
+        "",
+        f"**What this is:** {cell(choice.get('reason') or '', 400)}",
+        "",
+        "### Per architecture",
+        arch_summary(decision, name),
+        "",
+        "### Benchmark",
+        benchmark_table(decision, candidates, costs, links, only=[name, *parts_in]),
+    ]
+    chart = speedup_chart(
+        {**(decision or {}), "rows": [r for r in _rows(decision) if r.get("candidate") in {name, *parts_in}]}
+    )
     if chart:
         out += ["", chart]
     diff = function_diff_section(decision, only=[name, *parts_in])
@@ -671,10 +859,18 @@ def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidat
     out += ["", "### Hypotheses and sources", hypotheses_section(candidates, parts_in)]
     dropped = (stack or {}).get("dropped") or []
     if choice.get("kind") == "stack" and dropped:
-        out += ["", "**Left out of the stack:**"] + [f"- `{cell(d.get('name'), 60)}`: {cell(d.get('reason'), 200)}"
-                                                    for d in dropped]
-    out += ["", "### Reproduce", "Run the same interleaved A/B measurement yourself:", "",
-            "```sh", reproduce_command(baseline_sha, head_sha, archs), "```"]
+        out += ["", "**Left out of the stack:**"] + [
+            f"- `{cell(d.get('name'), 60)}`: {cell(d.get('reason'), 200)}" for d in dropped
+        ]
+    out += [
+        "",
+        "### Reproduce",
+        "Run the same interleaved A/B measurement yourself:",
+        "",
+        "```sh",
+        reproduce_command(baseline_sha, head_sha, archs),
+        "```",
+    ]
     if costs:
         out += ["", cost_line(costs)]
     out += ["", "---", f"⚠️ {DISCLAIMER}"]
@@ -686,9 +882,14 @@ def pr_body(run: Mapping[str, Any], decision: Mapping[str, Any] | None, candidat
 
 # --------------------------------------------------------------------------- check runs
 
-def check_run_output(kind: str, decision: Mapping[str, Any] | None, candidate: str,
-                     candidates: Sequence[Mapping[str, Any]] = (),
-                     links: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+
+def check_run_output(
+    kind: str,
+    decision: Mapping[str, Any] | None,
+    candidate: str,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    links: Mapping[str, Any] | None = None,
+) -> tuple[str, str, str]:
     """(conclusion, title, summary) for a check run on the candidate's head commit."""
     if kind not in ("correctness", "benchmark"):
         raise ValueError(f"kind must be 'correctness' or 'benchmark', got {kind!r}")
@@ -702,7 +903,9 @@ def check_run_output(kind: str, decision: Mapping[str, Any] | None, candidate: s
     return _benchmark_check(decision or {}, candidate, rows, table)
 
 
-def _correctness_check(rows: Sequence[Mapping[str, Any]], archs: Sequence[str], table: str) -> tuple[str, str, str]:
+def _correctness_check(
+    rows: Sequence[Mapping[str, Any]], archs: Sequence[str], table: str
+) -> tuple[str, str, str]:
     bad = [r for r in rows if r.get("verdict") in (Verdict.BROKEN, Verdict.BUILD_FAILED)]
     if bad:
         where = sorted({str(r.get("arch")) for r in bad})
@@ -714,12 +917,16 @@ def _correctness_check(rows: Sequence[Mapping[str, Any]], archs: Sequence[str], 
     if unknown:
         return "neutral", "Correctness: not established", f"Some architectures have no result.\n\n{table}"
     corr = rows[0].get("correctness") or {}
-    return ("success", f"Correctness: {corr.get('passed', 0)}/{corr.get('total', 0)} checks pass on "
-            f"{', '.join(archs)}", table)
+    return (
+        "success",
+        f"Correctness: {corr.get('passed', 0)}/{corr.get('total', 0)} checks pass on {', '.join(archs)}",
+        table,
+    )
 
 
-def _benchmark_check(decision: Mapping[str, Any], candidate: str, rows: Sequence[Mapping[str, Any]],
-                     table: str) -> tuple[str, str, str]:
+def _benchmark_check(
+    decision: Mapping[str, Any], candidate: str, rows: Sequence[Mapping[str, Any]], table: str
+) -> tuple[str, str, str]:
     target = decision.get("target")
     trows = [r for r in rows if r.get("metric") == target] or list(rows)
     verdicts = {str(r.get("verdict")) for r in trows}

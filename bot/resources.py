@@ -37,8 +37,10 @@ def data_dir(name: str) -> Path:
     for path in tried:
         if all((path / marker).is_file() for marker in MARKERS[name]):
             return path
-    raise MissingData(f"the bot's {name}/ files are missing (looked in {', '.join(map(str, tried))}); "
-                      "reinstall the package: pip install 'autoresearch-bot[aws]'")
+    raise MissingData(
+        f"the bot's {name}/ files are missing (looked in {', '.join(map(str, tried))}); "
+        "reinstall the package: pip install 'autoresearch-bot[aws]'"
+    )
 
 
 def sky_dir() -> Path:
@@ -78,9 +80,13 @@ def skypilot() -> Any:
     try:
         import sky
     except ImportError as exc:
-        raise ImportError(f"SkyPilot is not installed ({exc}): pip install 'autoresearch-bot[aws]' "
-                          "(or [gcp], [azure], [kubernetes])") from exc
+        raise ImportError(
+            f"SkyPilot is not installed ({exc}): pip install 'autoresearch-bot[aws]' "
+            "(or [gcp], [azure], [kubernetes])"
+        ) from exc
     if getattr(sky, "__file__", None) is None or not hasattr(sky, "Task"):
-        raise ImportError(f"`import sky` found {list(getattr(sky, '__path__', []))} instead of SkyPilot: "
-                          "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])")
+        raise ImportError(
+            f"`import sky` found {list(getattr(sky, '__path__', []))} instead of SkyPilot: "
+            "pip install 'autoresearch-bot[aws]' (or [gcp], [azure], [kubernetes])"
+        )
     return sky

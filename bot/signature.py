@@ -1,5 +1,6 @@
 """The webhook signature (GitHub's `X-Hub-Signature-256`): HMAC-SHA256 of the raw body, hex, prefixed with
 `sha256=`. The one signer: bot.web verifies deliveries with it, the sandbox's webhook sender signs them."""
+
 from __future__ import annotations
 
 import hashlib

@@ -121,20 +121,31 @@ def research(ctx: StageContext) -> None:
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
     project = ctx.project.to_dict()
     options = ctx.pipeline.services.get("research_options") or ResearchOptions(
-        arxiv=ArxivOptions(base_url=ctx.settings.arxiv_base_url))
+        arxiv=ArxivOptions(base_url=ctx.settings.arxiv_base_url)
+    )
     unreachable = False
     if not ctx.settings.arxiv_enabled:
         project["research"]["arxiv"] = False
-    elif project["research"]["arxiv"] and not _reachable(options.arxiv.base_url or "https://export.arxiv.org"):
+    elif project["research"]["arxiv"] and not _reachable(
+        options.arxiv.base_url or "https://export.arxiv.org"
+    ):
         project["research"]["arxiv"] = False
         unreachable = True
         ctx.event("research", "arXiv is not reachable from this machine: paper search skipped")
     profile = baseline_profile(ctx)
     ctx.progress("reading papers, forks and other backends")
     with m.worktree(baseline_sha(ctx), prefix="research-") as tree:
-        dossier = build_dossier(issue=issue, project=project, clone_dir=tree, forge=ctx.forge, llm=llm_for(ctx),
-                                cache_dir=ctx.settings.data_path / "cache" / "research", repo=ctx.run.repo,
-                                options=options, profile=profile)
+        dossier = build_dossier(
+            issue=issue,
+            project=project,
+            clone_dir=tree,
+            forge=ctx.forge,
+            llm=llm_for(ctx),
+            cache_dir=ctx.settings.data_path / "cache" / "research",
+            repo=ctx.run.repo,
+            options=options,
+            profile=profile,
+        )
     data = dossier.to_dict()
     data["markdown"] = dossier.markdown()
     if unreachable:
@@ -162,21 +173,26 @@ def baseline_profile(ctx: StageContext) -> dict[str, Any]:
     if not ctx.project.profile_enabled:
         data = prof.unavailable("research.profile is false")
     elif ctx.project.primary == "wall" or not ctx.project.simulate_enabled:
-        data = prof.unavailable("the simulated tier is off (decision.primary: wall or simulate.enabled: "
-                                "false)")
+        data = prof.unavailable(
+            "the simulated tier is off (decision.primary: wall or simulate.enabled: false)"
+        )
     else:
         arch = measured_archs(ctx)[0]
         ctx.progress(f"profiling the baseline on {arch} (simulated cost per function)")
         try:
-            results = run_experiment(ctx, "profile", baseline_sha(ctx), [], archs=[arch],
-                                     overrides={"benchmark": PROFILE_BENCH})
+            results = run_experiment(
+                ctx, "profile", baseline_sha(ctx), [], archs=[arch], overrides={"benchmark": PROFILE_BENCH}
+            )
         except StageFailed as exc:
             data = prof.unavailable(f"the profiling batch failed: {exc.message}")
         else:
             data = prof.from_results(results, arch)
     ctx.artifacts.put(PROFILE, data)
-    ctx.event("research", "profile: " + (f"{len(data['functions'])} functions" if data["available"]
-                                         else f"unavailable ({data['reason']})"))
+    ctx.event(
+        "research",
+        "profile: "
+        + (f"{len(data['functions'])} functions" if data["available"] else f"unavailable ({data['reason']})"),
+    )
     return data
 
 
@@ -185,8 +201,17 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     running best) and proposes hypotheses on top of the running best; validated and ranked like wave 1's."""
     from .report import failures_from_results
     from .research import profile as prof
-    from .research.dossier import (SYNTHESIS_SCHEMA, Dossier, Source, SourceNote, annotate_hypotheses,
-                                   code_map_for, profile_sources, rank, validate_llm_hypotheses)
+    from .research.dossier import (
+        SYNTHESIS_SCHEMA,
+        Dossier,
+        Source,
+        SourceNote,
+        annotate_hypotheses,
+        code_map_for,
+        profile_sources,
+        rank,
+        validate_llm_hypotheses,
+    )
     from .text import clean, quote
 
     prev = n - 1
@@ -203,15 +228,24 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     tried = []
     for k in range(1, n):
         for h in (ctx.artifacts.get(DOSSIER, k) or {}).get("hypotheses", []):
-            outcome = next((f"measured as {c['name']}" for c in ctx.artifacts.get(CANDIDATES, k)
-                            if c.get("hypothesis") == h.get("id")), "not measured")
+            outcome = next(
+                (
+                    f"measured as {c['name']}"
+                    for c in ctx.artifacts.get(CANDIDATES, k)
+                    if c.get("hypothesis") == h.get("id")
+                ),
+                "not measured",
+            )
             tried.append(f"- wave {k}: {h.get('title')} ({outcome})")
     results = ctx.artifacts.get(RESULTS_MAIN, prev) or {}
     variables = {
-        "repo": ctx.run.repo, "wave": str(n), "prev_wave": str(prev),
+        "repo": ctx.run.repo,
+        "wave": str(n),
+        "prev_wave": str(prev),
         "issue": quote(f"{issue.title}\n\n{issue.body or ''}", "issue text", 6000),
-        "best": quote(f"{waves.path_text(recs)}\nWave {n} builds on {label} (commit {base[:12]}).",
-                      "running best", 3000),
+        "best": quote(
+            f"{waves.path_text(recs)}\nWave {n} builds on {label} (commit {base[:12]}).", "running best", 3000
+        ),
         "measured": quote(waves.measured_table(decision, cands), f"wave {prev} measurements", 12000),
         "function_diff": quote(waves.function_diffs(decision), f"wave {prev} per-function diff", 12000),
         "failures": quote(waves.failures_text(failures_from_results(results)), "build and check logs", 8000),
@@ -222,8 +256,15 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         "allowed_paths": ", ".join(project.get("paths", {}).get("allowed", ["**"])),
         "max_hypotheses": str(ctx.project.max_candidates),
     }
-    dossier = Dossier(goal=clean(issue.title, 200), repo=ctx.run.repo, baseline=base, sources=sources, wave=n,
-                      heading=f"Wave {n} plan", profile=profile)
+    dossier = Dossier(
+        goal=clean(issue.title, 200),
+        repo=ctx.run.repo,
+        baseline=base,
+        sources=sources,
+        wave=n,
+        heading=f"Wave {n} plan",
+        profile=profile,
+    )
     llm = llm_for(ctx)
     ctx.progress(f"wave {n}: planning from wave {prev}'s measurements")
     hyps = []
@@ -233,15 +274,26 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
         try:
             out = llm.structured("next_wave", variables, SYNTHESIS_SCHEMA, purpose=f"wave {n} plan")
         except Exception as exc:  # budget, API errors: the wave has no hypotheses and the loop stops after it
-            dossier.notes.append(SourceNote("llm", "failed", f"wave {n} plan failed: {type(exc).__name__}: "
-                                                             f"{clean(str(exc), 300)}"))
+            dossier.notes.append(
+                SourceNote(
+                    "llm", "failed", f"wave {n} plan failed: {type(exc).__name__}: {clean(str(exc), 300)}"
+                )
+            )
         else:
-            hyps, problems = validate_llm_hypotheses((out or {}).get("hypotheses", []),
-                                                     {s.id for s in sources}, project)
-            dossier.summary = clean((out or {}).get("summary") if isinstance((out or {}).get("summary"), str)
-                                    else "", 3000)
-            dossier.notes.append(SourceNote("llm", "ok", f"{len(hyps)} hypotheses accepted"
-                                            + (("; " + "; ".join(problems[:10])) if problems else "")))
+            hyps, problems = validate_llm_hypotheses(
+                (out or {}).get("hypotheses", []), {s.id for s in sources}, project
+            )
+            dossier.summary = clean(
+                (out or {}).get("summary") if isinstance((out or {}).get("summary"), str) else "", 3000
+            )
+            dossier.notes.append(
+                SourceNote(
+                    "llm",
+                    "ok",
+                    f"{len(hyps)} hypotheses accepted"
+                    + (("; " + "; ".join(problems[:10])) if problems else ""),
+                )
+            )
     for h in hyps:
         h.id, h.wave = f"w{n}-{h.id}", n
     m = mirror(ctx)
@@ -249,7 +301,8 @@ def _next_wave_research(ctx: StageContext, n: int) -> None:
     with m.worktree(base, prefix="research-") as tree:
         cmap = code_map_for(str(tree), project)
         dossier.profile_md = prof.markdown(profile, cmap).replace(
-            "Simulated cost of the baseline", f"Simulated cost of the running best ({label})", 1)
+            "Simulated cost of the baseline", f"Simulated cost of the running best ({label})", 1
+        )
         annotate_hypotheses(hyps, profile, cmap, str(tree), base, min_effect)
     dossier.hypotheses = rank(hyps, set(), min_effect)[: ctx.project.max_candidates or 1]
     data = dossier.to_dict()
@@ -290,9 +343,16 @@ def _measurement_sources(ctx: StageContext, recs: list[dict[str, Any]]) -> list[
                 continue
             sim = r.get("simulated") or {}
             fig = f"{sim['speedup']:.3f}x estimated cycles" if "speedup" in sim else "no simulated figure"
-            out.append(Source(id=f"measured:w{k}:{r['candidate']}", kind="measurement",
-                              title=f"wave {k}: {by_name[r['candidate']].get('title')} ({r['arch']})",
-                              url=None, summary=f"{r.get('verdict')}: {fig}", suggests=""))
+            out.append(
+                Source(
+                    id=f"measured:w{k}:{r['candidate']}",
+                    kind="measurement",
+                    title=f"wave {k}: {by_name[r['candidate']].get('title')} ({r['arch']})",
+                    url=None,
+                    summary=f"{r.get('verdict')}: {fig}",
+                    suggests="",
+                )
+            )
     return list({s.id: s for s in out}.values())
 
 
@@ -382,8 +442,12 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
                 continue
             llm = llm or llm_for(ctx)
             if llm is None:
-                _skip(ctx, h, "no LLM configured (set ANTHROPIC_API_KEY); only fork commits become "
-                              "candidates", n)
+                _skip(
+                    ctx,
+                    h,
+                    "no LLM configured (set ANTHROPIC_API_KEY); only fork commits become candidates",
+                    n,
+                )
                 continue
             sha = _agent_candidate(ctx, m, base, h, llm, branch, n)
             agent_used += 1
@@ -393,18 +457,37 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
         blocked = push_blockers(m.path, base, sha, ctx.project.protected_paths)
         if blocked:
             shown = ", ".join(f"`{p}`" for p in blocked[:5]) + (" ..." if len(blocked) > 5 else "")
-            _skip(ctx, h, f"not pushed or measured: it changes {shown} (CI, the config file or protected "
-                          f"paths), which the repository's own CI could run with its secrets", n)
+            _skip(
+                ctx,
+                h,
+                f"not pushed or measured: it changes {shown} (CI, the config file or protected "
+                f"paths), which the repository's own CI could run with its secrets",
+                n,
+            )
             continue
         try:
             m.push(write_url, sha, branch, force=True)
         except GitError as exc:
             raise StageFailed(f"Could not push candidate branch `{branch}`.", str(exc)) from None
-        _add_candidate(ctx, Candidate(name=slug, branch=branch, sha=sha, source=source,
-                                      title=h.get("title", slug), hypothesis=h.get("id"),
-                                      citations=h.get("citations", []), fork=h.get("fork"), wave=n, base=base,
-                                      hot_function=h.get("hot_function"), hot_share=h.get("hot_share"),
-                                      amdahl_max=h.get("amdahl_max")), n)
+        _add_candidate(
+            ctx,
+            Candidate(
+                name=slug,
+                branch=branch,
+                sha=sha,
+                source=source,
+                title=h.get("title", slug),
+                hypothesis=h.get("id"),
+                citations=h.get("citations", []),
+                fork=h.get("fork"),
+                wave=n,
+                base=base,
+                hot_function=h.get("hot_function"),
+                hot_share=h.get("hot_share"),
+                amdahl_max=h.get("amdahl_max"),
+            ),
+            n,
+        )
 
 
 def candidate_slug(h: dict[str, Any]) -> str:
@@ -417,8 +500,9 @@ def candidate_slug(h: dict[str, Any]) -> str:
     return slugify(h.get("title") or h.get("id") or "candidate", limit=32)
 
 
-def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str,
-                     n: int = 1) -> str | None:
+def _agent_candidate(
+    ctx: StageContext, m: Mirror, base: str, h: dict[str, Any], llm: Any, branch: str, n: int = 1
+) -> str | None:
     from .agent.coder import Limits
     from .agent.coder import implement as agent_implement
     from .agent.tools import Workspace
@@ -426,29 +510,38 @@ def _agent_candidate(ctx: StageContext, m: Mirror, base: str, h: dict[str, Any],
     issue = ctx.forge.get_issue(ctx.run.repo, ctx.run.issue_number)
     with m.worktree(base, prefix="agent-") as tree:
         m.git("-C", str(tree), "checkout", "-q", "-B", branch)
-        ws = Workspace(tree, allowed=ctx.project.allowed_paths, protected=ctx.project.protected_paths,
-                       build_commands=ctx.project.build_commands,
-                       isolate=ctx.settings.local_trust != "all")
+        ws = Workspace(
+            tree,
+            allowed=ctx.project.allowed_paths,
+            protected=ctx.project.protected_paths,
+            build_commands=ctx.project.build_commands,
+            isolate=ctx.settings.local_trust != "all",
+        )
         limits = Limits(max_turns=ctx.project.agent_max_turns, max_seconds=ctx.project.agent_max_minutes * 60)
         result = agent_implement(h, f"{issue.title}\n\n{issue.body or ''}", ws, llm, limits)
         ctx.event("agent", f"{h.get('id')}: {result.status}", result.to_dict())
         if ws.refusals:
-            ctx.artifacts.put_refusals(h.get("id"), [dict(r) if isinstance(r, dict) else vars(r)
-                                                     for r in ws.refusals])
+            ctx.artifacts.put_refusals(
+                h.get("id"), [dict(r) if isinstance(r, dict) else vars(r) for r in ws.refusals]
+            )
         if result.status != "committed" or not result.commit_sha:
             _skip(ctx, h, f"agent: {result.status} {result.message}", n)
             return None
         return result.commit_sha
 
 
-def _candidate_from_branch(ctx: StageContext, branch: str, sha: str | None = None, name: str | None = None) -> None:
+def _candidate_from_branch(
+    ctx: StageContext, branch: str, sha: str | None = None, name: str | None = None
+) -> None:
     m = mirror(ctx)
     owner_repo = ctx.run.repo
     if ":" in branch:  # owner:branch of a fork
         owner, branch = branch.split(":", 1)
         owner_repo = f"{owner}/{ctx.run.repo.split('/')[1]}"
     try:
-        m.fetch(ctx.forge.clone_url(owner_repo, write=False), f"+refs/heads/{branch}:refs/remotes/cand/{branch}")
+        m.fetch(
+            ctx.forge.clone_url(owner_repo, write=False), f"+refs/heads/{branch}:refs/remotes/cand/{branch}"
+        )
         resolved = m.rev(f"refs/remotes/cand/{branch}")
     except GitError as exc:
         raise StageFailed(f"Branch `{branch}` could not be fetched from `{owner_repo}`.", str(exc)) from None
@@ -456,8 +549,18 @@ def _candidate_from_branch(ctx: StageContext, branch: str, sha: str | None = Non
         ctx.event("candidate", f"branch moved: measuring {resolved[:10]} (PR said {sha[:10]})")
     from .publish import slugify
 
-    _add_candidate(ctx, Candidate(name=name or slugify(branch), branch=branch, sha=resolved, source="user",
-                                  title=f"branch {owner_repo}:{branch}", hypothesis=None, citations=[]))
+    _add_candidate(
+        ctx,
+        Candidate(
+            name=name or slugify(branch),
+            branch=branch,
+            sha=resolved,
+            source="user",
+            title=f"branch {owner_repo}:{branch}",
+            hypothesis=None,
+            citations=[],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -475,8 +578,15 @@ def benchmark(ctx: StageContext) -> None:
     run_experiment(ctx, waves.key("main", n), base, cands)
 
 
-def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str, Any]], *,
-                   archs: list[str] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_experiment(
+    ctx: StageContext,
+    name: str,
+    base: str,
+    cands: list[dict[str, Any]],
+    *,
+    archs: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Submit (once) baseline + candidates to the executor, wait, collect; record results and cost.
 
     `archs`: a subset of the measured architectures; `overrides`: project settings merged into the spec for
@@ -497,19 +607,33 @@ def run_experiment(ctx: StageContext, name: str, base: str, cands: list[dict[str
         files = ctx.workdir / f"exp-{name}"
         files.mkdir(parents=True, exist_ok=True)
         bundle = make_bundle(m.path, [base] + [c["sha"] for c in cands], files / "repo.bundle")
-        specs = {arch: {"schema": 1, "run_id": ctx.run.id, "arch": arch, "seed": ctx.run.id,
-                        "source": {"bundle": "repo.bundle"},
-                        "baseline": {"name": "baseline", "sha": base},
-                        "candidates": [{"name": c["name"], "sha": c["sha"]} for c in cands],
-                        "project": _merge(ctx.project.to_dict(), overrides or {})} for arch in archs}
-        batch = ex.Batch(run_id=ctx.run.id, specs=specs, bundle=bundle,
-                         arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs})
+        specs = {
+            arch: {
+                "schema": 1,
+                "run_id": ctx.run.id,
+                "arch": arch,
+                "seed": ctx.run.id,
+                "source": {"bundle": "repo.bundle"},
+                "baseline": {"name": "baseline", "sha": base},
+                "candidates": [{"name": c["name"], "sha": c["sha"]} for c in cands],
+                "project": _merge(ctx.project.to_dict(), overrides or {}),
+            }
+            for arch in archs
+        }
+        batch = ex.Batch(
+            run_id=ctx.run.id,
+            specs=specs,
+            bundle=bundle,
+            arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs},
+        )
         try:
             handle = executor.submit(batch)
         except ex.UntrustedRefused as exc:
-            raise StageFailed("The benchmark was not started: this host cannot isolate untrusted candidate "
-                              "code, and the bot never runs it unisolated unless told to.",
-                              str(exc)) from None
+            raise StageFailed(
+                "The benchmark was not started: this host cannot isolate untrusted candidate "
+                "code, and the bot never runs it unisolated unless told to.",
+                str(exc),
+            ) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
     started = last_note = time.monotonic()
@@ -553,8 +677,13 @@ def _price(ctx: StageContext, arch: str) -> float:
 
     cfg = ctx.settings.architectures.get(arch, {})
     configured = {cfg.get("instance_type", ""): cfg["price_per_hour"]} if cfg.get("price_per_hour") else None
-    quote = quote_price(cfg.get("cloud", "aws"), cfg.get("instance_type", ""), cfg.get("region"),
-                        bool(cfg.get("use_spot")), configured=configured)
+    quote = quote_price(
+        cfg.get("cloud", "aws"),
+        cfg.get("instance_type", ""),
+        cfg.get("region"),
+        bool(cfg.get("use_spot")),
+        configured=configured,
+    )
     return float(quote.usd_per_hour or 0.0)
 
 
@@ -563,7 +692,9 @@ def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> flo
 
     project = ctx.project
     invocations = project.rounds * (project.repetitions + project.warmup)
-    per_candidate_s = 120.0 + invocations * 2.0  # build + validate + an invocation every ~2 s (see estimate_cost.py)
+    per_candidate_s = (
+        120.0 + invocations * 2.0
+    )  # build + validate + an invocation every ~2 s (see estimate_cost.py)
     estimate = estimate_run(n_candidates, archs, per_candidate_s, 300.0, {a: _price(ctx, a) for a in archs})
     return float(estimate.total_usd or 0.0)
 
@@ -573,16 +704,22 @@ def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> Non
     spent = ctx.store.usage_totals(ctx.run.id)["usd"]
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
     cost = _estimate_usd(ctx, n_candidates, archs)
-    ctx.event("budget", f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
-                        f"spent ${spent:.2f} of ${limit:.2f}")
+    ctx.event(
+        "budget",
+        f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
+        f"spent ${spent:.2f} of ${limit:.2f}",
+    )
     if spent + cost > limit:
-        raise StageFailed(f"The run's budget would be exceeded: ${spent:.2f} spent, this benchmark would cost about "
-                          f"${cost:.2f}, the limit is ${limit:.2f}. No VM was launched. Raise `budget.usd` in "
-                          "`.autoresearch.yml` or reduce the candidates.")
+        raise StageFailed(
+            f"The run's budget would be exceeded: ${spent:.2f} spent, this benchmark would cost about "
+            f"${cost:.2f}, the limit is ${limit:.2f}. No VM was launched. Raise `budget.usd` in "
+            "`.autoresearch.yml` or reduce the candidates."
+        )
 
 
-def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor: Any,
-                 handle: str) -> tuple[float, float]:
+def _record_cost(
+    ctx: StageContext, name: str, results: dict[str, Any], executor: Any, handle: str
+) -> tuple[float, float]:
     """VM seconds (the executor's own count when it has one: launch to teardown) x price, per arch."""
     known = executor.vm_seconds(handle) if executor.capabilities.vm_seconds else {}
     total_s, total_usd = 0.0, 0.0
@@ -597,7 +734,9 @@ def _record_cost(ctx: StageContext, name: str, results: dict[str, Any], executor
         total_s += seconds
         total_usd += usd
         costs[arch] = costs.get(arch, 0.0) + usd
-        ctx.store.record_usage(ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h")
+        ctx.store.record_usage(
+            ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h"
+        )
     ctx.artifacts.put(COSTS, costs)
     return total_s, total_usd
 
@@ -618,8 +757,17 @@ def decide(ctx: StageContext) -> None:
     n = current_wave(ctx)
     results = ctx.artifacts.get(RESULTS_MAIN, n) or {}
     if not results:
-        ctx.artifacts.put(DECISION, {"rows": [], "winners": [], "notes": ["nothing was measured"],
-                                     "target": ctx.project.target, "archs": []}, n)
+        ctx.artifacts.put(
+            DECISION,
+            {
+                "rows": [],
+                "winners": [],
+                "notes": ["nothing was measured"],
+                "target": ctx.project.target,
+                "archs": [],
+            },
+            n,
+        )
         return
     decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 10 * (n - 1))
     ctx.artifacts.put(DECISION, decision.to_dict(), n)
@@ -639,12 +787,20 @@ def verify(ctx: StageContext) -> None:
     decision = ctx.artifacts.get(DECISION, n) or {}
     winners = decision.get("winners", [])
     if not winners:
-        choice = {"kind": "none", "candidate": None, "speedup": None,
-                  "reason": "no candidate was correct and significantly faster"}
+        choice = {
+            "kind": "none",
+            "candidate": None,
+            "speedup": None,
+            "reason": "no candidate was correct and significantly faster",
+        }
     elif len(winners) == 1:
-        choice = {"kind": "single", "candidate": winners[0], "speedup": _target_speedup(decision, winners[0]),
-                  "reason": f"{winners[0]} is the only verified winner: correct and significantly faster, "
-                            "nothing to stack"}
+        choice = {
+            "kind": "single",
+            "candidate": winners[0],
+            "speedup": _target_speedup(decision, winners[0]),
+            "reason": f"{winners[0]} is the only verified winner: correct and significantly faster, "
+            "nothing to stack",
+        }
     else:
         choice = _verify(ctx, decision, n)
     ctx.artifacts.put(CHOICE, choice, n)
@@ -656,8 +812,9 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     from .publish import choose_publication, stack_winners
 
     cands = {c["name"]: Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES, n)}
-    winners = [{"name": w, "sha": cands[w].sha, "speedup": _target_speedup(decision, w)}
-               for w in decision["winners"]]
+    winners = [
+        {"name": w, "sha": cands[w].sha, "speedup": _target_speedup(decision, w)} for w in decision["winners"]
+    ]
     base, _ = wave_base(ctx, n)
     m = mirror(ctx)
     stack = ctx.artifacts.get(STACK, n)
@@ -672,7 +829,8 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     if not stack.get("sha"):
         return choose_publication(None, decision)
     verify_cands = [{"name": "stack", "sha": stack["sha"]}] + [
-        {"name": w["name"], "sha": w["sha"]} for w in winners]
+        {"name": w["name"], "sha": w["sha"]} for w in winners
+    ]
     results = run_experiment(ctx, waves.key("verify", n), base, verify_cands)
     seed = ctx.run.id + 1 + 10 * (n - 1)
     verification = stats_decide(results, project_for(ctx, results), seed=seed).to_dict()
@@ -695,8 +853,9 @@ def review(ctx: StageContext) -> str | None:
         return Phase.RESEARCHING
     if ctx.artifacts.get(LOOP) is None:
         best = rec.get("best") or {}
-        ctx.artifacts.put(LOOP, {"waves": n, "stop": rec["stop"], "reason": rec["reason"],
-                                 "best_wave": best.get("wave", 0)})
+        ctx.artifacts.put(
+            LOOP, {"waves": n, "stop": rec["stop"], "reason": rec["reason"], "best_wave": best.get("wave", 0)}
+        )
         ctx.progress(f"stopped after wave {n}: {rec['reason']}")
     return None
 
@@ -709,20 +868,43 @@ def _review_wave(ctx: StageContext, n: int) -> dict[str, Any]:
     prev = waves.best_after(waves.records(ctx.artifact)[: n - 1])
     if kept:
         step = {"wave": n, "names": kept["names"], "titles": kept["titles"], "speedup": kept.get("speedup")}
-        best = {"sha": kept["sha"], "branch": kept.get("branch"), "wave": n,
-                "label": waves.describe_kept(n, kept), "path": list((prev or {}).get("path") or []) + [step]}
+        best = {
+            "sha": kept["sha"],
+            "branch": kept.get("branch"),
+            "wave": n,
+            "label": waves.describe_kept(n, kept),
+            "path": list((prev or {}).get("path") or []) + [step],
+        }
     else:
-        best = prev or {"sha": baseline_sha(ctx), "branch": None, "wave": 0, "label": "the baseline",
-                        "path": []}
+        best = prev or {
+            "sha": baseline_sha(ctx),
+            "branch": None,
+            "wave": 0,
+            "label": "the baseline",
+            "path": [],
+        }
     has_llm = llm_for(ctx) is not None
-    code, reason = waves.stop_reasons(wave=n, kept=bool(kept), choice_reason=str(choice.get("reason") or ""),
-                                      max_waves=ctx.project.max_waves,
-                                      has_llm=has_llm,
-                                      budget_problem=_budget_problem(ctx, has_llm))
+    code, reason = waves.stop_reasons(
+        wave=n,
+        kept=bool(kept),
+        choice_reason=str(choice.get("reason") or ""),
+        max_waves=ctx.project.max_waves,
+        has_llm=has_llm,
+        budget_problem=_budget_problem(ctx, has_llm),
+    )
     decision = ctx.artifacts.get(DECISION, n) or {}
-    return {"wave": n, "base": {"sha": base, "label": label}, "candidates": [c["name"] for c in cands],
-            "winners": list(decision.get("winners") or []), "choice": choice, "kept": kept, "best": best,
-            "next": "stop" if code else "continue", "stop": code, "reason": reason}
+    return {
+        "wave": n,
+        "base": {"sha": base, "label": label},
+        "candidates": [c["name"] for c in cands],
+        "winners": list(decision.get("winners") or []),
+        "choice": choice,
+        "kept": kept,
+        "best": best,
+        "next": "stop" if code else "continue",
+        "stop": code,
+        "reason": reason,
+    }
 
 
 def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
@@ -731,8 +913,10 @@ def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
     cost = _estimate_usd(ctx, max(1, ctx.project.max_candidates) + 1, measured_archs(ctx))
     if usage["usd"] + cost > limit:
-        return (f"the budget: ${usage['usd']:.2f} of ${limit:.2f} spent, and another wave would cost about "
-                f"${cost:.2f}")
+        return (
+            f"the budget: ${usage['usd']:.2f} of ${limit:.2f} spent, and another wave would cost about "
+            f"${cost:.2f}"
+        )
     tokens = min(ctx.project.budget_tokens, ctx.settings.budget_llm_tokens)
     used = int(usage["tokens_in"] + usage["tokens_out"])
     if has_llm and tokens - used < waves.MIN_WAVE_TOKENS:
@@ -761,15 +945,22 @@ def publish(ctx: StageContext) -> None:
         if final["choice"]["kind"] != "none":
             candidates = [c for rec in recs for c in ctx.artifacts.get(CANDIDATES, rec["wave"])]
             stack = final["stack"]
-            _open_pull(ctx, final["choice"], recs,
-                       published=(stack["branch"], stack["sha"], stack, final["decision"]),
-                       candidates=candidates)
+            _open_pull(
+                ctx,
+                final["choice"],
+                recs,
+                published=(stack["branch"], stack["sha"], stack, final["decision"]),
+                candidates=candidates,
+            )
             return
-        ctx.event("publish", "the running best did not hold against the baseline: "
-                             f"{final['choice']['reason']}")
+        ctx.event(
+            "publish", f"the running best did not hold against the baseline: {final['choice']['reason']}"
+        )
         if not recs[0].get("kept"):
-            ctx.artifacts.put(PUBLICATION, Publication(kind="none", reason=final["choice"]["reason"],
-                                                       stopped=stopped).to_dict())
+            ctx.artifacts.put(
+                PUBLICATION,
+                Publication(kind="none", reason=final["choice"]["reason"], stopped=stopped).to_dict(),
+            )
             _notify_no_pull(ctx, final["choice"]["reason"])
             return
     _open_pull(ctx, ctx.artifacts.get(CHOICE), recs[:1] if best["wave"] > 1 else recs)
@@ -783,10 +974,15 @@ def _notify_no_pull(ctx: StageContext, reason: str) -> None:
     if not user or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?", user):
         return
     marker = f"<!-- autoresearch:run:{int(ctx.run.id)}:no-pr -->"
-    body = (f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: {report.cell(reason, 300)}. "
-            f"The benchmark table is in the status comment above.")
-    ctx.store.once(ctx.run.id, "notify:no-pr",
-                   lambda: ctx.forge.upsert_marked_comment(ctx.run.repo, ctx.run.issue_number, marker, body).id)
+    body = (
+        f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: {report.cell(reason, 300)}. "
+        f"The benchmark table is in the status comment above."
+    )
+    ctx.store.once(
+        ctx.run.id,
+        "notify:no-pr",
+        lambda: ctx.forge.upsert_marked_comment(ctx.run.repo, ctx.run.issue_number, marker, body).id,
+    )
 
 
 def _measure_final(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
@@ -798,16 +994,27 @@ def _measure_final(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
     applied = [name for step in best["path"] for name in step["names"]]
     waves_used = ", ".join(str(step["wave"]) for step in best["path"])
     if "stack" in decision.get("winners", []):
-        choice = {"kind": "stack", "candidate": "stack", "speedup": _target_speedup(decision, "stack"),
-                  "reason": f"the verified changes of waves {waves_used} ({len(applied)} in all), each "
-                            "measured against the stack before it, re-measured together: correct and "
-                            "significantly faster than the baseline"}
+        choice = {
+            "kind": "stack",
+            "candidate": "stack",
+            "speedup": _target_speedup(decision, "stack"),
+            "reason": f"the verified changes of waves {waves_used} ({len(applied)} in all), each "
+            "measured against the stack before it, re-measured together: correct and "
+            "significantly faster than the baseline",
+        }
     else:
-        choice = {"kind": "none", "candidate": None, "speedup": None,
-                  "reason": f"the stack of waves {waves_used} was not significantly faster than the "
-                            "baseline when measured against it"}
-    final = {"decision": decision, "choice": choice,
-             "stack": {"sha": best["sha"], "branch": best["branch"], "applied": applied, "dropped": []}}
+        choice = {
+            "kind": "none",
+            "candidate": None,
+            "speedup": None,
+            "reason": f"the stack of waves {waves_used} was not significantly faster than the "
+            "baseline when measured against it",
+        }
+    final = {
+        "decision": decision,
+        "choice": choice,
+        "stack": {"sha": best["sha"], "branch": best["branch"], "applied": applied, "dropped": []},
+    }
     ctx.artifacts.put(FINAL, final)
     return final
 
@@ -818,7 +1025,9 @@ def _target_speedup(decision: dict[str, Any], name: str) -> float:
     return Decision.from_dict(decision).target_speedup(name)
 
 
-def _published(ctx: StageContext, choice: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
+def _published(
+    ctx: StageContext, choice: dict[str, Any]
+) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
     """(head branch, head sha, stack or None, the decision that measured what is published)."""
     cands = {c["name"]: Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES)}
     verification = ctx.artifacts.get(VERIFICATION) or {}
@@ -830,48 +1039,87 @@ def _published(ctx: StageContext, choice: dict[str, Any]) -> tuple[str, str, dic
     return c.branch, c.sha, None, measured
 
 
-def _open_pull(ctx: StageContext, choice: dict[str, Any], recs: list[dict[str, Any]] | None = None, *,
-               published: tuple[str, str, dict[str, Any] | None, dict[str, Any]] | None = None,
-               candidates: list[dict[str, Any]] | None = None) -> None:
+def _open_pull(
+    ctx: StageContext,
+    choice: dict[str, Any],
+    recs: list[dict[str, Any]] | None = None,
+    *,
+    published: tuple[str, str, dict[str, Any] | None, dict[str, Any]] | None = None,
+    candidates: list[dict[str, Any]] | None = None,
+) -> None:
     from . import report
 
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
     base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
-    stacked = Candidate(name="stack", branch=head_branch, sha=head_sha, source="stack",
-                        title="stacked verified winners")
+    stacked = Candidate(
+        name="stack", branch=head_branch, sha=head_sha, source="stack", title="stacked verified winners"
+    )
     candidates = base_cands + ([stacked.to_dict()] if stack else [])
     path_md = report.waves_path(recs, (ctx.artifacts.get(LOOP) or {}).get("reason")) if recs else None
-    body = report.pr_body(_report_run(inputs), measured, candidates, choice, baseline_sha(ctx), head_sha,
-                          stack=stack, costs=report_costs(inputs), links=report_links(inputs),
-                          path_md=path_md)
+    body = report.pr_body(
+        _report_run(inputs),
+        measured,
+        candidates,
+        choice,
+        baseline_sha(ctx),
+        head_sha,
+        stack=stack,
+        costs=report_costs(inputs),
+        links=report_links(inputs),
+        path_md=path_md,
+    )
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
     base_branch = Baseline.from_dict(ctx.artifacts.get(BASELINE)).branch
 
     def create() -> dict[str, Any]:
         existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch)
-        pr = existing or ctx.forge.create_pull(ctx.run.repo, title, body, head_branch, base_branch, draft=True)
+        pr = existing or ctx.forge.create_pull(
+            ctx.run.repo, title, body, head_branch, base_branch, draft=True
+        )
         return {"number": pr.number, "url": pr.html_url}
 
     pr = ctx.store.once(ctx.run.id, "pull_request", create)
     ctx.forge.edit_pull(ctx.run.repo, pr["number"], body=body)
     _check_runs(ctx, head_sha, measured, choice["candidate"], candidates)
-    ctx.artifacts.put(PUBLICATION, Publication(kind=choice["kind"], pr_number=pr["number"], pr_url=pr["url"],
-                                               head_branch=head_branch, head_sha=head_sha,
-                                               base_sha=baseline_sha(ctx), reason=choice["reason"],
-                                               waves=[r["wave"] for r in recs or []]).to_dict())
+    ctx.artifacts.put(
+        PUBLICATION,
+        Publication(
+            kind=choice["kind"],
+            pr_number=pr["number"],
+            pr_url=pr["url"],
+            head_branch=head_branch,
+            head_sha=head_sha,
+            base_sha=baseline_sha(ctx),
+            reason=choice["reason"],
+            waves=[r["wave"] for r in recs or []],
+        ).to_dict(),
+    )
     ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
-def _check_runs(ctx: StageContext, head_sha: str, decision: dict[str, Any], candidate: str,
-                candidates: list[dict[str, Any]]) -> None:
+def _check_runs(
+    ctx: StageContext,
+    head_sha: str,
+    decision: dict[str, Any],
+    candidate: str,
+    candidates: list[dict[str, Any]],
+) -> None:
     from . import report
 
     for kind in ("correctness", "benchmark"):
+
         def create(kind: str = kind) -> int:
             conclusion, title, summary = report.check_run_output(kind, decision, candidate, candidates)
-            return ctx.forge.create_check_run(ctx.run.repo, head_sha, f"autoresearch / {kind}", "completed",
-                                              conclusion=conclusion, title=title, summary=summary)
+            return ctx.forge.create_check_run(
+                ctx.run.repo,
+                head_sha,
+                f"autoresearch / {kind}",
+                "completed",
+                conclusion=conclusion,
+                title=title,
+                summary=summary,
+            )
 
         ctx.store.once(ctx.run.id, f"check_run:{kind}:{head_sha}", create)
 
@@ -883,8 +1131,12 @@ def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     head = Candidate.from_dict(cands[0]) if cands else None
     if head:
         _check_runs(ctx, head.sha, decision, head.name, cands)
-    pub = Publication(kind="rebench", pr_number=pr.number, base_sha=baseline_sha(ctx),
-                      head_sha=head.sha if head else pr.head_sha)
+    pub = Publication(
+        kind="rebench",
+        pr_number=pr.number,
+        base_sha=baseline_sha(ctx),
+        head_sha=head.sha if head else pr.head_sha,
+    )
     ctx.artifacts.put(PUBLICATION, pub.to_dict())
 
 
@@ -903,7 +1155,11 @@ def report_links(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def report_costs(inputs: dict[str, Any]) -> dict[str, Any]:
     archs = dict(inputs.get("costs") or {})
-    return {"archs": archs, "llm_usd": inputs["budget"]["llm_usd"], "total_usd": inputs["budget"]["spent_usd"]}
+    return {
+        "archs": archs,
+        "llm_usd": inputs["budget"]["llm_usd"],
+        "total_usd": inputs["budget"]["spent_usd"],
+    }
 
 
 def render_status(pipeline: Pipeline, run: Run) -> str:
@@ -912,27 +1168,44 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
     i = pipeline.report_inputs(run)
     failures = report.failures_from_results(i["results"]) if i["results"] else []
     if i["failure"]:
-        failures = [{"title": f"Run stopped during {i['failure']['stage']}", "message": i["failure"]["message"],
-                     "log": i["failure"]["log_tail"]}] + failures
+        failures = [
+            {
+                "title": f"Run stopped during {i['failure']['stage']}",
+                "message": i["failure"]["message"],
+                "log": i["failure"]["log_tail"],
+            }
+        ] + failures
     decision = i["decision"]
     dossier_md = (i["dossier"] or {}).get("markdown")
     waves_md = _waves_status(pipeline, run, i) if i["run"]["kind"] == "issue" else None
     extra = []
     if i["skipped"]:
         extra.append("**Hypotheses not turned into candidates:**")
-        extra += [f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
-                  for s in i["skipped"]]
+        extra += [
+            f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
+            for s in i["skipped"]
+        ]
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
     if pub and pub.pr_url:
         extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
     elif pub and pub.kind == "none":
         extra.append(f"**No pull request:** {report.cell(pub.reason or '', 300)}")
-    return report.status_comment(_report_run(i), i["run"]["state"], i["progress"][-1] if i["progress"] else None,
-                                 budget_spent=i["budget"]["spent_usd"], budget_limit=i["budget"]["limit_usd"],
-                                 dossier_md=dossier_md, decision=decision, candidates=i["candidates"],
-                                 costs=report_costs(i) if i["results"] else None, links=report_links(i),
-                                 failures=failures, waves_md=waves_md, extra=extra,
-                                 prefix=pipeline.settings.command_prefix)
+    return report.status_comment(
+        _report_run(i),
+        i["run"]["state"],
+        i["progress"][-1] if i["progress"] else None,
+        budget_spent=i["budget"]["spent_usd"],
+        budget_limit=i["budget"]["limit_usd"],
+        dossier_md=dossier_md,
+        decision=decision,
+        candidates=i["candidates"],
+        costs=report_costs(i) if i["results"] else None,
+        links=report_links(i),
+        failures=failures,
+        waves_md=waves_md,
+        extra=extra,
+        prefix=pipeline.settings.command_prefix,
+    )
 
 
 def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:
@@ -950,11 +1223,15 @@ def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None
         if k == n:
             continue
         plan = (arts.get(DOSSIER, k) or {}).get("markdown") if k > 1 else None
-        parts.append(report.wave_section(rec, arts.get(DECISION, k), arts.get(CANDIDATES, k), plan,
-                                         report_links(i)))
+        parts.append(
+            report.wave_section(rec, arts.get(DECISION, k), arts.get(CANDIDATES, k), plan, report_links(i))
+        )
     current = next((r for r in recs if r["wave"] == n), None)
-    parts.append(report.current_wave_heading(n, i["wave_base"], (i.get("wave_plan") or {}).get("markdown"),
-                                             current, i["loop"]))
+    parts.append(
+        report.current_wave_heading(
+            n, i["wave_base"], (i.get("wave_plan") or {}).get("markdown"), current, i["loop"]
+        )
+    )
     return "\n\n".join(p for p in parts if p)
 
 

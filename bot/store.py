@@ -12,9 +12,10 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .model import ACTIVE_PHASES as ACTIVE_STATES
 from .model import FINAL_PHASES as FINAL_STATES
@@ -159,7 +160,7 @@ class Run:
         return self.state in ACTIVE_STATES
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Run":
+    def from_row(cls, row: sqlite3.Row) -> Run:
         d = dict(row)
         d["params"] = json.loads(d["params"] or "{}")
         d["cancel_requested"] = bool(d["cancel_requested"])
@@ -199,7 +200,7 @@ class Store:
             conn.close()
             self._local.conn = None
 
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return _Tx(self.conn)
 
     def migrate(self) -> int:
@@ -220,8 +221,15 @@ class Store:
         return self.conn.execute("SELECT version FROM schema_version").fetchone()[0]
 
     # deliveries -------------------------------------------------------------------------------------------
-    def accept_delivery(self, delivery_id: str, event: str, action: str | None, status: str, detail: str,
-                        command: dict[str, Any] | None = None) -> tuple[bool, int | None]:
+    def accept_delivery(
+        self,
+        delivery_id: str,
+        event: str,
+        action: str | None,
+        status: str,
+        detail: str,
+        command: dict[str, Any] | None = None,
+    ) -> tuple[bool, int | None]:
         """Record a delivery and (optionally) its command in ONE transaction: a process killed mid-way leaves
         neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False: duplicate.
 
@@ -240,11 +248,22 @@ class Store:
                 command_id = c.execute(
                     "INSERT INTO commands (delivery_id, kind, repo, issue_number, user, args, created_at,"
                     " command_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (delivery_id, command["kind"], command["repo"], command["issue_number"], command["user"],
-                     json.dumps(command.get("args") or {}), now, key)).lastrowid
+                    (
+                        delivery_id,
+                        command["kind"],
+                        command["repo"],
+                        command["issue_number"],
+                        command["user"],
+                        json.dumps(command.get("args") or {}),
+                        now,
+                        key,
+                    ),
+                ).lastrowid
                 detail = f"{detail} #{command_id}"
-            c.execute("INSERT INTO deliveries (id, event, action, received_at, status, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                      (delivery_id, event, action, now, status, detail[:2000]))
+            c.execute(
+                "INSERT INTO deliveries (id, event, action, received_at, status, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (delivery_id, event, action, now, status, detail[:2000]),
+            )
             return True, command_id
 
     def delivery(self, delivery_id: str) -> dict[str, Any] | None:
@@ -256,24 +275,47 @@ class Store:
         return [dict(r) for r in rows]
 
     # runs -------------------------------------------------------------------------------------------------
-    def create_run(self, repo: str, issue_number: int, kind: str, trigger_user: str,
-                   params: dict[str, Any] | None = None, *, lease_owner: str | None = None,
-                   lease_seconds: float = 60.0) -> Run:
+    def create_run(
+        self,
+        repo: str,
+        issue_number: int,
+        kind: str,
+        trigger_user: str,
+        params: dict[str, Any] | None = None,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = 60.0,
+    ) -> Run:
         """A queued run; with `lease_owner` it is born leased, so nobody else starts it before it is announced."""
         now = time.time()
         with self._tx() as c:
-            row = c.execute("SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE repo = ? AND issue_number = ?",
-                            (repo, issue_number)).fetchone()
+            row = c.execute(
+                "SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE repo = ? AND issue_number = ?",
+                (repo, issue_number),
+            ).fetchone()
             attempt = row[0] + 1
             cur = c.execute(
                 "INSERT INTO runs (repo, issue_number, kind, attempt, state, trigger_user, params, created_at,"
                 " updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (repo, issue_number, kind, attempt, Phase.QUEUED, trigger_user, json.dumps(params or {}), now, now,
-                 lease_owner, now + lease_seconds if lease_owner else None),
+                (
+                    repo,
+                    issue_number,
+                    kind,
+                    attempt,
+                    Phase.QUEUED,
+                    trigger_user,
+                    json.dumps(params or {}),
+                    now,
+                    now,
+                    lease_owner,
+                    now + lease_seconds if lease_owner else None,
+                ),
             )
             run_id = cur.lastrowid
-            c.execute("INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', ?)",
-                      (run_id, now, Phase.QUEUED))
+            c.execute(
+                "INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', ?)",
+                (run_id, now, Phase.QUEUED),
+            )
         return self.get_run(run_id)
 
     def get_run(self, run_id: int) -> Run:
@@ -283,8 +325,9 @@ class Store:
         return Run.from_row(row)
 
     def runs_for_issue(self, repo: str, issue_number: int) -> list[Run]:
-        rows = self.conn.execute("SELECT * FROM runs WHERE repo = ? AND issue_number = ? ORDER BY id",
-                                 (repo, issue_number))
+        rows = self.conn.execute(
+            "SELECT * FROM runs WHERE repo = ? AND issue_number = ? ORDER BY id", (repo, issue_number)
+        )
         return [Run.from_row(r) for r in rows]
 
     def active_run(self, repo: str, issue_number: int) -> Run | None:
@@ -296,25 +339,34 @@ class Store:
     def list_runs(self, limit: int = 100, states: tuple[str, ...] | None = None) -> list[Run]:
         if states:
             marks = ",".join("?" * len(states))
-            rows = self.conn.execute(f"SELECT * FROM runs WHERE state IN ({marks}) ORDER BY id DESC LIMIT ?",
-                                     (*states, limit))
+            rows = self.conn.execute(
+                f"SELECT * FROM runs WHERE state IN ({marks}) ORDER BY id DESC LIMIT ?", (*states, limit)
+            )
         else:
             rows = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [Run.from_row(r) for r in rows]
 
-    def set_state(self, run_id: int, state: Phase, *, stage: str | None = None,
-                  error: str | None = None) -> None:
+    def set_state(
+        self, run_id: int, state: Phase, *, stage: str | None = None, error: str | None = None
+    ) -> None:
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         now = time.time()
         with self._tx() as c:
-            c.execute("UPDATE runs SET state = ?, stage = COALESCE(?, stage), error = COALESCE(?, error),"
-                      " updated_at = ? WHERE id = ?", (state, stage, error, now, run_id))
-            c.execute("INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', ?)",
-                      (run_id, now, state if not error else f"{state}: {error[:500]}"))
+            c.execute(
+                "UPDATE runs SET state = ?, stage = COALESCE(?, stage), error = COALESCE(?, error),"
+                " updated_at = ? WHERE id = ?",
+                (state, stage, error, now, run_id),
+            )
+            c.execute(
+                "INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'state', ?)",
+                (run_id, now, state if not error else f"{state}: {error[:500]}"),
+            )
 
     def request_cancel(self, run_id: int) -> None:
-        self.conn.execute("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (time.time(), run_id))
+        self.conn.execute(
+            "UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (time.time(), run_id)
+        )
 
     def cancel_requested(self, run_id: int) -> bool:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -325,8 +377,10 @@ class Store:
         now = time.time()
         marks = ",".join("?" * len(ACTIVE_STATES))
         with self._tx() as c:
-            query = (f"SELECT * FROM runs WHERE state IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?"
-                     " OR lease_owner = ?)")
+            query = (
+                f"SELECT * FROM runs WHERE state IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?"
+                " OR lease_owner = ?)"
+            )
             args: list[Any] = [*ACTIVE_STATES, now, owner]
             if run_id is not None:
                 query += " AND id = ?"
@@ -335,8 +389,10 @@ class Store:
             for row in rows:
                 if row["lease_owner"] and row["lease_owner"] != owner and row["lease_until"] >= now:
                     continue
-                c.execute("UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                          (owner, now + lease_seconds, row["id"]))
+                c.execute(
+                    "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, now + lease_seconds, row["id"]),
+                )
                 return self.get_run(row["id"])
         return None
 
@@ -344,31 +400,42 @@ class Store:
         """Free leases held by processes of this host that no longer exist (fast resume after kill -9)."""
         host = socket.gethostname()
         freed = 0
-        for row in self.conn.execute("SELECT id, lease_owner FROM runs WHERE lease_owner IS NOT NULL").fetchall():
+        for row in self.conn.execute(
+            "SELECT id, lease_owner FROM runs WHERE lease_owner IS NOT NULL"
+        ).fetchall():
             owner_host, _, pid = (row["lease_owner"] or "").rpartition(":")
             if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-                self.conn.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (row["id"],))
+                self.conn.execute(
+                    "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (row["id"],)
+                )
                 freed += 1
         return freed
 
     def renew_lease(self, run_id: int, owner: str, lease_seconds: float = 60.0) -> bool:
-        cur = self.conn.execute("UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ?",
-                                (time.time() + lease_seconds, run_id, owner))
+        cur = self.conn.execute(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+            (time.time() + lease_seconds, run_id, owner),
+        )
         return cur.rowcount == 1
 
     def release_run(self, run_id: int, owner: str) -> None:
-        self.conn.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
-                          (run_id, owner))
+        self.conn.execute(
+            "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+            (run_id, owner),
+        )
 
     # events -----------------------------------------------------------------------------------------------
     def add_event(self, run_id: int, kind: str, message: str, data: Any = None) -> None:
-        self.conn.execute("INSERT INTO run_events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)",
-                          (run_id, time.time(), kind, message, None if data is None else json.dumps(data)))
+        self.conn.execute(
+            "INSERT INTO run_events (run_id, ts, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+            (run_id, time.time(), kind, message, None if data is None else json.dumps(data)),
+        )
 
     def events(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         if kind:
-            rows = self.conn.execute("SELECT * FROM run_events WHERE run_id = ? AND kind = ? ORDER BY id",
-                                     (run_id, kind))
+            rows = self.conn.execute(
+                "SELECT * FROM run_events WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
+            )
         else:
             rows = self.conn.execute("SELECT * FROM run_events WHERE run_id = ? ORDER BY id", (run_id,))
         out = []
@@ -387,20 +454,28 @@ class Store:
         )
 
     def get_artifact(self, run_id: int, key: str, default: Any = None) -> Any:
-        row = self.conn.execute("SELECT value FROM artifacts WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()
+        row = self.conn.execute(
+            "SELECT value FROM artifacts WHERE run_id = ? AND key = ?", (run_id, key)
+        ).fetchone()
         return json.loads(row[0]) if row else default
 
     def artifact_keys(self, run_id: int) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT key FROM artifacts WHERE run_id = ? ORDER BY key", (run_id,))]
+        return [
+            r[0]
+            for r in self.conn.execute("SELECT key FROM artifacts WHERE run_id = ? ORDER BY key", (run_id,))
+        ]
 
     def get_side_effect(self, run_id: int, key: str) -> Any:
-        row = self.conn.execute("SELECT value FROM side_effects WHERE run_id = ? AND key = ?",
-                                (run_id, key)).fetchone()
+        row = self.conn.execute(
+            "SELECT value FROM side_effects WHERE run_id = ? AND key = ?", (run_id, key)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_side_effect(self, run_id: int, key: str, value: Any) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO side_effects (run_id, key, value, created_at) VALUES (?, ?, ?, ?)",
-                          (run_id, key, json.dumps(value), time.time()))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO side_effects (run_id, key, value, created_at) VALUES (?, ?, ?, ?)",
+            (run_id, key, json.dumps(value), time.time()),
+        )
 
     def once(self, run_id: int, key: str, fn: Callable[[], Any]) -> Any:
         """Run `fn` unless a result for (run, key) is recorded; record and return its result.
@@ -408,8 +483,9 @@ class Store:
         `fn` must itself be safe to repeat if the process dies between doing it and recording it (look the
         effect up first: comment by marker, branch by name, PR by head); `once` saves the look-up afterwards.
         """
-        row = self.conn.execute("SELECT value FROM side_effects WHERE run_id = ? AND key = ?",
-                                (run_id, key)).fetchone()
+        row = self.conn.execute(
+            "SELECT value FROM side_effects WHERE run_id = ? AND key = ?", (run_id, key)
+        ).fetchone()
         if row is not None:
             return json.loads(row[0])
         value = fn()
@@ -417,8 +493,9 @@ class Store:
         return value
 
     # experiments ------------------------------------------------------------------------------------------
-    def upsert_experiment(self, run_id: int, name: str, executor: str, *, handle: str | None = None,
-                          state: str = "pending") -> dict[str, Any]:
+    def upsert_experiment(
+        self, run_id: int, name: str, executor: str, *, handle: str | None = None, state: str = "pending"
+    ) -> dict[str, Any]:
         self.conn.execute(
             "INSERT INTO experiments (run_id, name, executor, handle, state, submitted_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(run_id, name) DO UPDATE SET handle = COALESCE(excluded.handle, handle),"
@@ -428,58 +505,105 @@ class Store:
         return self.experiment(run_id, name)
 
     def experiment(self, run_id: int, name: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM experiments WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
+        row = self.conn.execute(
+            "SELECT * FROM experiments WHERE run_id = ? AND name = ?", (run_id, name)
+        ).fetchone()
         return dict(row) if row else None
 
     def experiments(self, run_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM experiments WHERE run_id = ? ORDER BY id",
-                                                   (run_id,))]
+        return [
+            dict(r)
+            for r in self.conn.execute("SELECT * FROM experiments WHERE run_id = ? ORDER BY id", (run_id,))
+        ]
 
-    def finish_experiment(self, run_id: int, name: str, state: str, vm_seconds: float = 0.0,
-                          cost_usd: float = 0.0) -> None:
-        self.conn.execute("UPDATE experiments SET state = ?, finished_at = ?, vm_seconds = ?, cost_usd = ?"
-                          " WHERE run_id = ? AND name = ?", (state, time.time(), vm_seconds, cost_usd, run_id, name))
+    def finish_experiment(
+        self, run_id: int, name: str, state: str, vm_seconds: float = 0.0, cost_usd: float = 0.0
+    ) -> None:
+        self.conn.execute(
+            "UPDATE experiments SET state = ?, finished_at = ?, vm_seconds = ?, cost_usd = ?"
+            " WHERE run_id = ? AND name = ?",
+            (state, time.time(), vm_seconds, cost_usd, run_id, name),
+        )
 
     # usage ------------------------------------------------------------------------------------------------
-    def record_usage(self, run_id: int | None, kind: str, *, tokens_in: int = 0, tokens_out: int = 0,
-                     usd: float = 0.0, detail: str = "") -> None:
-        self.conn.execute("INSERT INTO usage (run_id, ts, kind, tokens_in, tokens_out, usd, detail)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, time.time(), kind, tokens_in, tokens_out, usd,
-                                                            detail))
+    def record_usage(
+        self,
+        run_id: int | None,
+        kind: str,
+        *,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        usd: float = 0.0,
+        detail: str = "",
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO usage (run_id, ts, kind, tokens_in, tokens_out, usd, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), kind, tokens_in, tokens_out, usd, detail),
+        )
 
     def usage_totals(self, run_id: int) -> dict[str, float]:
-        row = self.conn.execute("SELECT COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0), COALESCE(SUM(usd),0)"
-                                " FROM usage WHERE run_id = ?", (run_id,)).fetchone()
-        by_kind = {r[0]: r[1] for r in self.conn.execute(
-            "SELECT kind, SUM(usd) FROM usage WHERE run_id = ? GROUP BY kind", (run_id,))}
-        return {"tokens_in": row[0], "tokens_out": row[1], "usd": row[2],
-                "llm_usd": by_kind.get("llm", 0.0), "vm_usd": by_kind.get("vm", 0.0)}
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0), COALESCE(SUM(usd),0)"
+            " FROM usage WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        by_kind = {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT kind, SUM(usd) FROM usage WHERE run_id = ? GROUP BY kind", (run_id,)
+            )
+        }
+        return {
+            "tokens_in": row[0],
+            "tokens_out": row[1],
+            "usd": row[2],
+            "llm_usd": by_kind.get("llm", 0.0),
+            "vm_usd": by_kind.get("vm", 0.0),
+        }
 
     # commands: what webhooks asked for, handled by the worker (permission check, then act) ---------------
-    def enqueue_command(self, kind: str, repo: str, issue_number: int, user: str, args: dict[str, Any] | None = None,
-                        delivery_id: str | None = None) -> int:
+    def enqueue_command(
+        self,
+        kind: str,
+        repo: str,
+        issue_number: int,
+        user: str,
+        args: dict[str, Any] | None = None,
+        delivery_id: str | None = None,
+    ) -> int:
         cur = self.conn.execute(
             "INSERT INTO commands (delivery_id, kind, repo, issue_number, user, args, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (delivery_id, kind, repo, issue_number, user, json.dumps(args or {}), time.time()))
+            (delivery_id, kind, repo, issue_number, user, json.dumps(args or {}), time.time()),
+        )
         return cur.lastrowid
 
     def pending_commands(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT * FROM commands WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,))
+        rows = self.conn.execute(
+            "SELECT * FROM commands WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
+        )
         return [self._command(r) for r in rows]
 
     def commands(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM commands ORDER BY id DESC LIMIT ?", (limit,))
         return [self._command(r) for r in rows]
 
-    def finish_command(self, command_id: int, state: str, detail: str = "", run_id: int | None = None) -> None:
-        self.conn.execute("UPDATE commands SET state = ?, detail = ?, run_id = COALESCE(?, run_id), done_at = ?"
-                          " WHERE id = ?", (state, detail[:2000], run_id, time.time(), command_id))
+    def finish_command(
+        self, command_id: int, state: str, detail: str = "", run_id: int | None = None
+    ) -> None:
+        self.conn.execute(
+            "UPDATE commands SET state = ?, detail = ?, run_id = COALESCE(?, run_id), done_at = ?"
+            " WHERE id = ?",
+            (state, detail[:2000], run_id, time.time(), command_id),
+        )
 
     def retry_command(self, command_id: int, detail: str, max_attempts: int = 5) -> bool:
         """Count a failed attempt; the command stays pending until max_attempts. True if it will be retried."""
-        self.conn.execute("UPDATE commands SET attempts = attempts + 1, detail = ? WHERE id = ?",
-                          (detail[:2000], command_id))
+        self.conn.execute(
+            "UPDATE commands SET attempts = attempts + 1, detail = ? WHERE id = ?",
+            (detail[:2000], command_id),
+        )
         row = self.conn.execute("SELECT attempts FROM commands WHERE id = ?", (command_id,)).fetchone()
         if row[0] >= max_attempts:
             self.finish_command(command_id, "failed", f"gave up after {row[0]} attempts: {detail}")
@@ -495,8 +619,9 @@ class Store:
     # notices said at most once ----------------------------------------------------------------------------
     def first_notice(self, key: str) -> bool:
         """Mark `key` as said; True only the first time (e.g. one refusal per person per issue)."""
-        cur = self.conn.execute("INSERT OR IGNORE INTO notices (key, created_at) VALUES (?, ?)",
-                                (key, time.time()))
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO notices (key, created_at) VALUES (?, ?)", (key, time.time())
+        )
         return cur.rowcount == 1
 
     def forget_notice(self, key: str) -> None:
@@ -504,8 +629,9 @@ class Store:
         self.conn.execute("DELETE FROM notices WHERE key = ?", (key,))
 
     # installations ----------------------------------------------------------------------------------------
-    def record_installation(self, installation_id: int, account: str | None, action: str,
-                            repositories: list[str]) -> None:
+    def record_installation(
+        self, installation_id: int, account: str | None, action: str, repositories: list[str]
+    ) -> None:
         self.conn.execute(
             "INSERT INTO installations (id, account, action, repositories, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET account = excluded.account, action = excluded.action,"

@@ -16,16 +16,18 @@ point resumes the wave where it was (see bot/pipeline.py):
 The current wave is derived from the store (1 + the number of reviews that said "continue"), never counted in
 memory. Pure functions only; the stages in bot/stages.py do the I/O.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .artifacts import wave_key as key  # noqa: F401  (waves.key: per-wave names)
 from .artifacts import wave_review_key
 
 STOP_CODES = ("no_improvement", "max_waves", "no_llm", "budget")
-MIN_WAVE_TOKENS = 20_000   # a wave needs at least a synthesis and a coding session
+MIN_WAVE_TOKENS = 20_000  # a wave needs at least a synthesis and a coding session
 
 
 def current(get: Callable[[str], Any]) -> int:
@@ -52,20 +54,33 @@ def best_after(recs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return dict(best) if best and best.get("wave") else None
 
 
-def kept_of(choice: Mapping[str, Any] | None, stack: Mapping[str, Any] | None,
-            candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def kept_of(
+    choice: Mapping[str, Any] | None, stack: Mapping[str, Any] | None, candidates: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
     """What a wave keeps from its verification choice: the stack's parts or the single winner."""
     choice = choice or {}
     by_name = {c["name"]: c for c in candidates}
     if choice.get("kind") == "stack" and stack and stack.get("sha"):
         names = list(stack.get("applied") or [])
         titles = [str(by_name.get(n, {}).get("title") or n) for n in names]
-        return {"kind": "stack", "names": names, "titles": titles,
-                "sha": stack["sha"], "branch": stack.get("branch"), "speedup": choice.get("speedup")}
+        return {
+            "kind": "stack",
+            "names": names,
+            "titles": titles,
+            "sha": stack["sha"],
+            "branch": stack.get("branch"),
+            "speedup": choice.get("speedup"),
+        }
     if choice.get("kind") == "single" and choice.get("candidate") in by_name:
         c = by_name[choice["candidate"]]
-        return {"kind": "single", "names": [c["name"]], "titles": [str(c.get("title") or c["name"])],
-                "sha": c["sha"], "branch": c.get("branch"), "speedup": choice.get("speedup")}
+        return {
+            "kind": "single",
+            "names": [c["name"]],
+            "titles": [str(c.get("title") or c["name"])],
+            "sha": c["sha"],
+            "branch": c.get("branch"),
+            "speedup": choice.get("speedup"),
+        }
     return None
 
 
@@ -93,16 +108,24 @@ def measured_table(decision: Mapping[str, Any] | None, candidates: Sequence[Mapp
         c = r.get("comparison") or {}
         sim = r.get("simulated") or {}
         title = by_name.get(r["candidate"], {}).get("title") or r["candidate"]
-        simtxt = (f"simulated {_fmt(sim.get('speedup'))}x estimated cycles "
-                  f"({sim.get('baseline_cycles')} -> {sim.get('candidate_cycles')})" if "speedup" in sim
-                  else f"simulated: {sim.get('error') or 'not measured'}")
-        walltxt = (f"wall {_fmt(c.get('speedup'))}x [{_fmt(c.get('ci_low'))}, {_fmt(c.get('ci_high'))}]"
-                   if c else "wall: not measured")
+        simtxt = (
+            f"simulated {_fmt(sim.get('speedup'))}x estimated cycles "
+            f"({sim.get('baseline_cycles')} -> {sim.get('candidate_cycles')})"
+            if "speedup" in sim
+            else f"simulated: {sim.get('error') or 'not measured'}"
+        )
+        walltxt = (
+            f"wall {_fmt(c.get('speedup'))}x [{_fmt(c.get('ci_low'))}, {_fmt(c.get('ci_high'))}]"
+            if c
+            else "wall: not measured"
+        )
         corr = r.get("correctness") or {}
-        lines.append(f"- {r['candidate']} ({title}) on {r.get('arch')}: {r.get('verdict')}; {simtxt}; "
-                     f"{walltxt}; "
-                     f"checks {corr.get('passed', 0)}/{corr.get('total', 0)}"
-                     + (f"; note: {r['note']}" if r.get("note") else ""))
+        lines.append(
+            f"- {r['candidate']} ({title}) on {r.get('arch')}: {r.get('verdict')}; {simtxt}; "
+            f"{walltxt}; "
+            f"checks {corr.get('passed', 0)}/{corr.get('total', 0)}"
+            + (f"; note: {r['note']}" if r.get("note") else "")
+        )
     winners = decision.get("winners") or []
     lines.append(f"Verified winners: {', '.join(winners) if winners else 'none'}.")
     return "\n".join(lines)
@@ -119,10 +142,12 @@ def function_diffs(decision: Mapping[str, Any] | None) -> str:
         out.append(f"{r['candidate']} on {r.get('arch')}:")
         for f in funcs:
             ch = f.get("change")
-            out.append(f"  {f['name']}: {f['baseline']} -> {f['candidate']} estimated cycles "
-                       f"({'new' if ch is None else f'{100 * ch:+.1f}%'}; "
-                       f"{100 * float(f.get('share') or 0):+.2f}% "
-                       "of the whole)")
+            out.append(
+                f"  {f['name']}: {f['baseline']} -> {f['candidate']} estimated cycles "
+                f"({'new' if ch is None else f'{100 * ch:+.1f}%'}; "
+                f"{100 * float(f.get('share') or 0):+.2f}% "
+                "of the whole)"
+            )
     return "\n".join(out) or "(no per-function figures: the simulated tier did not run)"
 
 
@@ -142,15 +167,18 @@ def path_text(recs: Sequence[Mapping[str, Any]]) -> str:
         kept = rec.get("kept")
         on = (rec.get("base") or {}).get("label") or "the baseline"
         if kept:
-            lines.append(f"Wave {rec['wave']} (built on {on}) kept {', '.join(kept['titles'])} "
-                         f"({_fmt(kept.get('speedup'))}x against its base).")
+            lines.append(
+                f"Wave {rec['wave']} (built on {on}) kept {', '.join(kept['titles'])} "
+                f"({_fmt(kept.get('speedup'))}x against its base)."
+            )
         else:
             lines.append(f"Wave {rec['wave']} (built on {on}) kept nothing.")
     return "\n".join(lines) or "(first wave)"
 
 
-def stop_reasons(*, wave: int, kept: bool, choice_reason: str, max_waves: int, has_llm: bool,
-                 budget_problem: str | None) -> tuple[str | None, str]:
+def stop_reasons(
+    *, wave: int, kept: bool, choice_reason: str, max_waves: int, has_llm: bool, budget_problem: str | None
+) -> tuple[str | None, str]:
     """(stop code or None to continue, the reason in words). All reasons that apply are named."""
     found: list[tuple[str, str]] = []
     if not kept:
@@ -158,10 +186,15 @@ def stop_reasons(*, wave: int, kept: bool, choice_reason: str, max_waves: int, h
     if wave >= max_waves:
         found.append(("max_waves", f"research.max_waves ({max_waves}) reached"))
     if not has_llm:
-        found.append(("no_llm", "no LLM is configured (set ANTHROPIC_API_KEY): a next wave needs new "
-                                "hypotheses "
-                                "written from the measured results, and the fork commits and branches were "
-                                "measured in this wave"))
+        found.append(
+            (
+                "no_llm",
+                "no LLM is configured (set ANTHROPIC_API_KEY): a next wave needs new "
+                "hypotheses "
+                "written from the measured results, and the fork commits and branches were "
+                "measured in this wave",
+            )
+        )
     if budget_problem:
         found.append(("budget", budget_problem))
     if not found:

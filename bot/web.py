@@ -62,8 +62,9 @@ def create_app(settings: Settings, store: Store) -> Flask:
 
     @app.errorhandler(Exception)
     def _internal_error(exc: Exception):  # the details go to the log, never to the client
-        log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.path, exc,
-                  exc_info=exc)
+        log.error(
+            "unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.path, exc, exc_info=exc
+        )
         return jsonify(error="internal error", message="the bot's log has the details"), 500
 
     @app.post("/webhook")
@@ -73,8 +74,13 @@ def create_app(settings: Settings, store: Store) -> Flask:
         try:
             return _webhook(settings, store, event, delivery)
         except Refused as exc:
-            log.warning("refused delivery %s (event %s): %d %s", ascii(delivery[:128]), ascii(event[:64]),
-                        exc.code, exc.message)
+            log.warning(
+                "refused delivery %s (event %s): %d %s",
+                ascii(delivery[:128]),
+                ascii(event[:64]),
+                exc.code,
+                exc.message,
+            )
             return _error(exc.code, exc.message)
 
     @app.before_request
@@ -87,7 +93,9 @@ def create_app(settings: Settings, store: Store) -> Flask:
     def healthz():
         started = time.perf_counter()
         version = store.schema_version
-        return jsonify(status="ok", schema_version=version, db_ms=round((time.perf_counter() - started) * 1000, 2))
+        return jsonify(
+            status="ok", schema_version=version, db_ms=round((time.perf_counter() - started) * 1000, 2)
+        )
 
     @app.get("/api/runs")
     def api_runs():
@@ -113,9 +121,11 @@ def create_app(settings: Settings, store: Store) -> Flask:
             f"<td>{_ts(r.created_at)}</td><td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
             for r in store.list_runs(200)
         )
-        body = ("<h1>autoresearch-bot</h1><table border=1 cellpadding=4><tr><th>run</th><th>issue</th><th>kind</th>"
-                "<th>attempt</th><th>state</th><th>stage</th><th>by</th><th>created</th><th>error</th></tr>"
-                f"{rows}</table>")
+        body = (
+            "<h1>autoresearch-bot</h1><table border=1 cellpadding=4><tr><th>run</th><th>issue</th><th>kind</th>"
+            "<th>attempt</th><th>state</th><th>stage</th><th>by</th><th>created</th><th>error</th></tr>"
+            f"{rows}</table>"
+        )
         return _page("Runs", body)
 
     @app.get("/runs/<int:run_id>")
@@ -124,13 +134,19 @@ def create_app(settings: Settings, store: Store) -> Flask:
             run = store.get_run(run_id)
         except KeyError:
             abort(404, f"run {run_id} does not exist")
-        events = "".join(f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td>"
-                         f"<td><pre>{_e(_no_traceback(e['message']))}</pre></td></tr>"
-                         for e in store.events(run_id))
-        arts = "".join(f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id))
-        body = (f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
-                f"stage {_e(run.stage or '-')}, attempt {run.attempt}</p><h2>Artifacts</h2><ul>{arts}</ul>"
-                f"<h2>Events</h2><table border=1 cellpadding=4>{events}</table>")
+        events = "".join(
+            f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td>"
+            f"<td><pre>{_e(_no_traceback(e['message']))}</pre></td></tr>"
+            for e in store.events(run_id)
+        )
+        arts = "".join(
+            f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id)
+        )
+        body = (
+            f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
+            f"stage {_e(run.stage or '-')}, attempt {run.attempt}</p><h2>Artifacts</h2><ul>{arts}</ul>"
+            f"<h2>Events</h2><table border=1 cellpadding=4>{events}</table>"
+        )
         return _page(f"Run {run.id}", body)
 
     return app
@@ -157,15 +173,28 @@ def _webhook(settings: Settings, store: Store, event: str, delivery: str) -> Any
         outcome = route(event, payload, trigger_label=settings.trigger_label, prefix=settings.command_prefix)
     except PayloadError as exc:
         raise Refused(400, f"malformed {event} payload: {exc}") from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError,
-            RecursionError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
         # a shape bot.payloads does not describe yet: still the payload's fault, never a 500
         raise Refused(400, f"malformed {event} payload ({type(exc).__name__})") from None
     action = payload.get("action")
     command = None
     if isinstance(outcome, Command):
-        command = {"kind": outcome.kind, "repo": outcome.repo, "issue_number": outcome.issue_number,
-                   "user": outcome.user, "args": _command_args(outcome), "key": outcome.key}
+        command = {
+            "kind": outcome.kind,
+            "repo": outcome.repo,
+            "issue_number": outcome.issue_number,
+            "user": outcome.user,
+            "args": _command_args(outcome),
+            "key": outcome.key,
+        }
         status, detail = "accepted", f"command {outcome.kind}"
     else:
         status, detail = "ignored", outcome.reason
@@ -191,8 +220,9 @@ def _parse_body(body: bytes, mimetype: str) -> Any:
     text: str | bytes = body
     if mimetype == FORM_TYPE:
         try:
-            fields = urllib.parse.parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=20,
-                                           errors="strict")
+            fields = urllib.parse.parse_qs(
+                body.decode("ascii"), strict_parsing=True, max_num_fields=20, errors="strict"
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise Refused(400, f"form-encoded body is malformed: {type(exc).__name__}") from None
         if len(fields.get("payload", [])) != 1:
@@ -213,8 +243,11 @@ def _check_status_auth(settings: Settings) -> Any:
     if not token:
         if _direct_loopback():
             return None
-        return _error(403, "status pages are off for remote clients: set the status_token setting "
-                           "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password")
+        return _error(
+            403,
+            "status pages are off for remote clients: set the status_token setting "
+            "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password",
+        )
     given = _presented_token(request.headers.get("Authorization", ""))
     if given is not None and hmac.compare_digest(given.encode(), token.encode()):
         return None
@@ -270,9 +303,20 @@ def _command_args(cmd: Command) -> dict[str, Any]:
 
 
 def _run_dict(store: Store, run) -> dict[str, Any]:
-    return {"id": run.id, "repo": run.repo, "issue": run.issue_number, "kind": run.kind, "attempt": run.attempt,
-            "state": run.state, "stage": run.stage, "trigger_user": run.trigger_user, "error": run.error,
-            "created_at": run.created_at, "updated_at": run.updated_at, "usage": store.usage_totals(run.id)}
+    return {
+        "id": run.id,
+        "repo": run.repo,
+        "issue": run.issue_number,
+        "kind": run.kind,
+        "attempt": run.attempt,
+        "state": run.state,
+        "stage": run.stage,
+        "trigger_user": run.trigger_user,
+        "error": run.error,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "usage": store.usage_totals(run.id),
+    }
 
 
 def _error(code: int, message: str):
@@ -288,6 +332,8 @@ def _ts(ts: float) -> str:
 
 
 def _page(title: str, body: str) -> Response:
-    doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{_e(title)}</title><meta http-equiv=refresh "
-           f"content=10></head><body style='font-family:sans-serif'>{body}</body></html>")
+    doc = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{_e(title)}</title><meta http-equiv=refresh "
+        f"content=10></head><body style='font-family:sans-serif'>{body}</body></html>"
+    )
     return Response(doc, mimetype="text/html")

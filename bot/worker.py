@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import commands
 from .commands import CommandResult
@@ -26,8 +27,15 @@ REFUSE_REACTION = "confused"
 class Worker:
     """Single-threaded loop: handle pending commands, then advance claimable runs one stage at a time."""
 
-    def __init__(self, settings: Settings, store: Store, pipeline: Any, *, owner: str | None = None,
-                 lease_seconds: float = 60.0):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        pipeline: Any,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 60.0,
+    ):
         self.settings = settings
         self.store = store
         self.pipeline = pipeline
@@ -38,13 +46,17 @@ class Worker:
         self._threads: list[threading.Thread] = []
 
     # loop -------------------------------------------------------------------------------------------------
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         """Two threads: commands (fast: acknowledgements, stop) never wait behind a long-running run."""
         self.store.reclaim_dead_leases()
-        self._threads = [threading.Thread(target=self._loop, args=(self.tick_commands,), daemon=True,
-                                          name="autoresearch-commands"),
-                         threading.Thread(target=self._loop, args=(self.tick_runs,), daemon=True,
-                                          name="autoresearch-runs")]
+        self._threads = [
+            threading.Thread(
+                target=self._loop, args=(self.tick_commands,), daemon=True, name="autoresearch-commands"
+            ),
+            threading.Thread(
+                target=self._loop, args=(self.tick_runs,), daemon=True, name="autoresearch-runs"
+            ),
+        ]
         for t in self._threads:
             t.start()
         return self
@@ -120,10 +132,20 @@ class Worker:
         return result
 
     def _handle(self, cmd: dict[str, Any]) -> CommandResult:
-        kind, repo, number, user, args = cmd["kind"], cmd["repo"], cmd["issue_number"], cmd["user"], cmd["args"]
+        kind, repo, number, user, args = (
+            cmd["kind"],
+            cmd["repo"],
+            cmd["issue_number"],
+            cmd["user"],
+            cmd["args"],
+        )
         if kind == "installation":
-            self.store.record_installation(int(args["installation_id"]), args.get("account"), args.get("action", ""),
-                                           [r for r in args.get("repositories", []) if r])
+            self.store.record_installation(
+                int(args["installation_id"]),
+                args.get("account"),
+                args.get("action", ""),
+                [r for r in args.get("repositories", []) if r],
+            )
             return CommandResult("done", f"installation {args.get('action')}")
         comment_id = args.get("comment_id")
         mismatch = self._installation_mismatch(repo, args.get("installation"))
@@ -135,8 +157,10 @@ class Worker:
             if args.get("quiet"):  # e.g. the issue was closed: nothing to say
                 return CommandResult("refused", f"{user} lacks write access (issue closed; nothing to say)")
             said = self._refuse(repo, number, comment_id, user, kind)
-            return CommandResult("refused", f"{user} lacks write access to {repo}"
-                                            + ("" if said else " (already told on this issue)"))
+            return CommandResult(
+                "refused",
+                f"{user} lacks write access to {repo}" + ("" if said else " (already told on this issue)"),
+            )
         if comment_id:
             self._react_comment(repo, comment_id, ACK_REACTION)
         if spec is None:

@@ -11,6 +11,7 @@ Layout produced under the output directory:
 Every commit touches src/ only and applies cleanly on upstream alone. Authors, dates and messages are
 fixed, so the commit ids are the same on every machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,7 +116,9 @@ def _copy_project(dest: Path) -> None:
 def _apply(repo: Path, slug: str) -> list[str]:
     """Copy the commit's replacement files into repo; return their relative paths."""
     source = COMMITS / slug
-    files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file() and p.name != "message.txt")
+    files = sorted(
+        p.relative_to(source) for p in source.rglob("*") if p.is_file() and p.name != "message.txt"
+    )
     for rel in files:
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / rel, repo / rel)

@@ -7,6 +7,7 @@ Prints one line per variant: check result and the median of --runs interleaved .
 (baseline, c1, c2, ..., baseline, c1, ...), with the ratio baseline/candidate (>1 = faster). This is a
 sanity check of the demo, not the bot's statistics (those live in bot.experiments.stats).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def main() -> int:
         history = make_fork.build(Path(tmp) / "git")
         repo = history.upstream
         for fork, path in history.forks.items():
-            subprocess.run(["git", "fetch", "-q", str(path), f"+refs/heads/*:refs/remotes/{fork}/*"], cwd=repo,
-                           check=True)
+            subprocess.run(
+                ["git", "fetch", "-q", str(path), f"+refs/heads/*:refs/remotes/{fork}/*"],
+                cwd=repo,
+                check=True,
+            )
         variants = {"baseline": history.base_sha}
         for c in history.commits:
             variants[c.slug] = candidate_from_commit(repo, history.base_sha, c.sha, f"m/{c.slug}").sha

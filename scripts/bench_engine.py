@@ -13,6 +13,7 @@ the same spec (benchmark reduced to one trivial invocation) and reads the build 
 
     .venv/bin/python scripts/bench_engine.py [--candidates 10] [--files 48] [--jobs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,10 +67,17 @@ bin/app: $(OBJ)
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.com", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(repo)}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, stdout=subprocess.PIPE,
-                          text=True).stdout.strip()
+    env = {
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.com",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.com",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(repo),
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.strip()
 
 
 def unit_source(i: int, funcs: int, variant: int = 0) -> str:
@@ -83,15 +91,18 @@ def generate(repo: Path, files: int, funcs: int, candidates: int) -> dict[str, s
     (repo / "src").mkdir(parents=True)
     (repo / "include").mkdir()
     (repo / "include" / "common.h").write_text(
-        "#pragma once\n#include <math.h>\n" + "".join(f"double unit_{i}(const double *x, int n);\n"
-                                                      for i in range(files)))
+        "#pragma once\n#include <math.h>\n"
+        + "".join(f"double unit_{i}(const double *x, int n);\n" for i in range(files))
+    )
     for i in range(files):
         (repo / "src" / f"unit_{i:03d}.c").write_text(unit_source(i, funcs))
     calls = "".join(f"    s += unit_{i}(x, 64);\n" for i in range(files))
     (repo / "src" / "main.c").write_text(
         '#include <stdio.h>\n#include "common.h"\nint main(void) {\n    double x[64], s = 0.0;\n'
-        "    for (int j = 0; j < 64; j++) x[j] = j * 0.01;\n" + calls +
-        '    printf("METRIC app_s=%.6f\\n", s > 0 ? 1.0 : 2.0);\n    return 0;\n}\n')
+        "    for (int j = 0; j < 64; j++) x[j] = j * 0.01;\n"
+        + calls
+        + '    printf("METRIC app_s=%.6f\\n", s > 0 ? 1.0 : 2.0);\n    return 0;\n}\n'
+    )
     (repo / "Makefile").write_text(MAKEFILE)
     (repo / ".gitignore").write_text("build/\nbin/\n")
     git(repo, "init", "-q", "-b", "main")
@@ -110,20 +121,39 @@ def generate(repo: Path, files: int, funcs: int, candidates: int) -> dict[str, s
 
 
 def run_driver(repo: Path, shas: dict[str, str], strategy: str, ccache: bool, jobs: int, work: Path) -> dict:
-    project = {"preset": "generic",
-               "build": {"commands": [f"make -j{jobs}"], "strategy": strategy, "ccache": ccache},
-               "validate": {"commands": ["test -x bin/app"]},
-               "benchmark": {"command": "./bin/app", "target": "app_s", "rounds": 1, "repetitions": 1,
-                             "warmup": 0, "threads": 1},
-               "paths": {"protected": []}}
-    spec = {"schema": 1, "run_id": 0, "arch": "local", "source": {"url": str(repo)},
-            "baseline": {"name": "baseline", "sha": shas["baseline"]},
-            "candidates": [{"name": n, "sha": s} for n, s in shas.items() if n != "baseline"], "project": project}
+    project = {
+        "preset": "generic",
+        "build": {"commands": [f"make -j{jobs}"], "strategy": strategy, "ccache": ccache},
+        "validate": {"commands": ["test -x bin/app"]},
+        "benchmark": {
+            "command": "./bin/app",
+            "target": "app_s",
+            "rounds": 1,
+            "repetitions": 1,
+            "warmup": 0,
+            "threads": 1,
+        },
+        "paths": {"protected": []},
+    }
+    spec = {
+        "schema": 1,
+        "run_id": 0,
+        "arch": "local",
+        "source": {"url": str(repo)},
+        "baseline": {"name": "baseline", "sha": shas["baseline"]},
+        "candidates": [{"name": n, "sha": s} for n, s in shas.items() if n != "baseline"],
+        "project": project,
+    }
     work.mkdir(parents=True)
     (work / "spec.json").write_text(json.dumps(spec))
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "CCACHE_DIR": str(work / "ccache")}
-    subprocess.run([sys.executable, str(DRIVER), "--spec", "spec.json", "--out", "result.json", "--workdir", "w"],
-                   cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(DRIVER), "--spec", "spec.json", "--out", "result.json", "--workdir", "w"],
+        cwd=work,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads((work / "result.json").read_text())
 
 
@@ -137,8 +167,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_engine-"))
     try:
         shas = generate(tmp / "repo", args.files, args.funcs, args.candidates)
-        print(f"project: {args.files + 1} C files, {args.candidates} candidates (one edited file each), "
-              f"make -j{args.jobs}; ccache {'found' if shutil.which('ccache') else 'NOT found'}")
+        print(
+            f"project: {args.files + 1} C files, {args.candidates} candidates (one edited file each), "
+            f"make -j{args.jobs}; ccache {'found' if shutil.which('ccache') else 'NOT found'}"
+        )
         rows = [("naive", "clean", False), ("incremental", "incremental", False)]
         if shutil.which("ccache"):
             rows.append(("ccache", "ccache", True))
@@ -155,15 +187,19 @@ def main() -> int:
             cands = sum(x["build"]["seconds"] for n, x in v.items() if n != "baseline")
             figures[label] = (base, cands, r["timings"]["build_s"])
             used = sorted({x["build"].get("strategy") for n, x in v.items() if n != "baseline"})
-            print(f"{label:12s} [{'/'.join(used)}] baseline build {base:6.2f}s | "
-                  f"{args.candidates} candidates {cands:6.2f}s "
-                  f"({cands / args.candidates:5.2f}s each) | build phase total {r['timings']['build_s']:6.2f}s "
-                  f"| driver wall {time.monotonic() - t:6.2f}s")
+            print(
+                f"{label:12s} [{'/'.join(used)}] baseline build {base:6.2f}s | "
+                f"{args.candidates} candidates {cands:6.2f}s "
+                f"({cands / args.candidates:5.2f}s each) | build phase total {r['timings']['build_s']:6.2f}s "
+                f"| driver wall {time.monotonic() - t:6.2f}s"
+            )
         naive_total = figures["naive"][2]
         for label, (_, cands, total) in figures.items():
             if label != "naive":
-                print(f"{label}: build phase {naive_total / total:4.1f}x faster than naive "
-                      f"(candidates only: {figures['naive'][1] / cands:4.1f}x)")
+                print(
+                    f"{label}: build phase {naive_total / total:4.1f}x faster than naive "
+                    f"(candidates only: {figures['naive'][1] / cands:4.1f}x)"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -40,15 +40,28 @@ class Quiet(WSGIRequestHandler):
 def payload(i: int) -> bytes:
     kind = i % 3
     if kind == 0:
-        body = {"action": "labeled", "label": {"name": "autoresearch"}, "issue": {"number": i, "title": "t", "body": "b"},
-                "repository": {"full_name": "octo/llama"}, "sender": {"login": "maria", "type": "User"}}
+        body = {
+            "action": "labeled",
+            "label": {"name": "autoresearch"},
+            "issue": {"number": i, "title": "t", "body": "b"},
+            "repository": {"full_name": "octo/llama"},
+            "sender": {"login": "maria", "type": "User"},
+        }
     elif kind == 1:
-        body = {"action": "created", "issue": {"number": i}, "comment": {"id": i, "body": "/autoresearch status",
-                                                                          "user": {"login": "maria", "type": "User"}},
-                "repository": {"full_name": "octo/llama"}, "sender": {"login": "maria", "type": "User"}}
+        body = {
+            "action": "created",
+            "issue": {"number": i},
+            "comment": {"id": i, "body": "/autoresearch status", "user": {"login": "maria", "type": "User"}},
+            "repository": {"full_name": "octo/llama"},
+            "sender": {"login": "maria", "type": "User"},
+        }
     else:
-        body = {"action": "opened", "issue": {"number": i}, "repository": {"full_name": "octo/llama"},
-                "sender": {"login": "maria", "type": "User"}}
+        body = {
+            "action": "opened",
+            "issue": {"number": i},
+            "repository": {"full_name": "octo/llama"},
+            "sender": {"login": "maria", "type": "User"},
+        }
     return json.dumps(body).encode()
 
 
@@ -60,7 +73,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(webhook_secret=SECRET, database=str(Path(tmp) / "bot.db"))
         store = Store(settings.db_path)
-        server = make_server("127.0.0.1", 0, create_app(settings, store), threaded=True, request_handler=Quiet)
+        server = make_server(
+            "127.0.0.1", 0, create_app(settings, store), threaded=True, request_handler=Quiet
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
         latencies = []
@@ -68,8 +83,12 @@ def main() -> int:
         for i in range(args.warmup + args.n):
             body = payload(i)
             event = ("issues", "issue_comment", "issues")[i % 3]
-            headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
-                       "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json"}
+            headers = {
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-Hub-Signature-256": sign(SECRET, body),
+                "Content-Type": "application/json",
+            }
             t0 = time.perf_counter()
             conn.request("POST", "/webhook", body=body, headers=headers)
             resp = conn.getresponse()
@@ -87,11 +106,15 @@ def main() -> int:
         def pct(p: float) -> float:
             return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))]
 
-        print(f"signed deliveries: {len(latencies)} over loopback HTTP (werkzeug threaded server, SQLite WAL)")
+        print(
+            f"signed deliveries: {len(latencies)} over loopback HTTP (werkzeug threaded server, SQLite WAL)"
+        )
         print(f"status codes: {dict(sorted(codes.items()))}  (202 accepted, 200 ignored)")
         print(f"commands enqueued: {len(store.pending_commands(limit=100000))}")
-        print(f"latency ms: p50 {pct(50):.2f}  p90 {pct(90):.2f}  p99 {pct(99):.2f}  max {latencies[-1]:.2f}  "
-              f"mean {statistics.fmean(latencies):.2f}")
+        print(
+            f"latency ms: p50 {pct(50):.2f}  p90 {pct(90):.2f}  p99 {pct(99):.2f}  max {latencies[-1]:.2f}  "
+            f"mean {statistics.fmean(latencies):.2f}"
+        )
         ok = pct(99) < 50.0
         print(f"target p99 < 50 ms: {'met' if ok else 'NOT met'}")
         return 0 if ok else 1

@@ -37,12 +37,33 @@ def measure(fixture: Path, rounds: int, reps: int, warmup: int) -> dict[str, flo
     shas = make_repo(work / "repo", {"aa": {}})
     proj = yaml.safe_load((fixture / ".autoresearch.yml").read_text())
     proj["benchmark"].update(rounds=rounds, repetitions=reps, warmup=warmup)
-    spec = {"schema": 1, "run_id": 0, "arch": "x86", "seed": 0, "source": {"url": str(work / "repo")},
-            "baseline": {"name": "baseline", "sha": shas["baseline"]},
-            "candidates": [{"name": "aa", "sha": shas["aa"]}], "project": proj}
+    spec = {
+        "schema": 1,
+        "run_id": 0,
+        "arch": "x86",
+        "seed": 0,
+        "source": {"url": str(work / "repo")},
+        "baseline": {"name": "baseline", "sha": shas["baseline"]},
+        "candidates": [{"name": "aa", "sha": shas["aa"]}],
+        "project": proj,
+    }
     (work / "spec.json").write_text(json.dumps(spec))
-    subprocess.run([sys.executable, str(ROOT / "sky" / "driver.py"), "--spec", "spec.json", "--out", "result.json",
-                    "--workdir", "w"], cwd=work, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "sky" / "driver.py"),
+            "--spec",
+            "spec.json",
+            "--out",
+            "result.json",
+            "--workdir",
+            "w",
+        ],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     t = json.loads((work / "result.json").read_text())["timings"]
     return {k: float(t.get(k, 0.0)) / 2 for k in ("build_s", "validate_s", "bench_s")}
 
@@ -53,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--build-s", type=float, default=60.0,
-                    help="per variant; assumed llama.cpp-sized ccache-warm incremental build on 4 vCPUs")
+    ap.add_argument(
+        "--build-s",
+        type=float,
+        default=60.0,
+        help="per variant; assumed llama.cpp-sized ccache-warm incremental build on 4 vCPUs",
+    )
     ap.add_argument("--validate-s", type=float, default=10.0, help="per variant")
     ap.add_argument("--invocation-s", type=float, default=2.0, help="one benchmark invocation")
     ap.add_argument("--setup-s", type=float, default=360.0, help="provision + apt setup + clone per VM")
@@ -79,21 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         cloud, itype = key.split("/", 1)
         q = quote_price(cloud, itype, args.region, args.spot, configured=PUBLISHED)
         prices[arch] = q.usd_per_hour
-        lines.append(f"  {arch}: {key} {args.region} {'spot' if args.spot else 'on-demand'} "
-                     f"${q.usd_per_hour if q.usd_per_hour is not None else float('nan'):.4f}/h ({q.source}"
-                     f"{'; ' + q.note if q.note else ''})")
+        lines.append(
+            f"  {arch}: {key} {args.region} {'spot' if args.spot else 'on-demand'} "
+            f"${q.usd_per_hour if q.usd_per_hour is not None else float('nan'):.4f}/h ({q.source}"
+            f"{'; ' + q.note if q.note else ''})"
+        )
     est = estimate_run(args.candidates, ["x86", "arm"], per_variant, args.setup_s, prices)
     print(f"Cost estimate: {args.candidates} candidates + baseline, 2 architectures, one VM each")
-    print(f"per variant ({source}): build {build_s:.1f}s + validate {validate_s:.1f}s + bench {bench_s:.1f}s "
-          f"({args.rounds} rounds x ({args.reps} reps + {args.warmup} warmup) = {invocations} invocations)"
-          f" = {per_variant:.1f}s")
+    print(
+        f"per variant ({source}): build {build_s:.1f}s + validate {validate_s:.1f}s + bench {bench_s:.1f}s "
+        f"({args.rounds} rounds x ({args.reps} reps + {args.warmup} warmup) = {invocations} invocations)"
+        f" = {per_variant:.1f}s"
+    )
     print(f"per VM setup (provision, apt, clone): {args.setup_s:.0f}s")
     print("prices:")
     print("\n".join(lines))
     for arch in ("x86", "arm"):
         usd = est.per_arch_usd[arch]
-        print(f"  {arch}: {est.per_arch_seconds[arch] / 60:.1f} VM-minutes -> "
-              f"{'$%.3f' % usd if usd is not None else 'unknown'}")
+        print(
+            f"  {arch}: {est.per_arch_seconds[arch] / 60:.1f} VM-minutes -> "
+            f"{'$%.3f' % usd if usd is not None else 'unknown'}"
+        )
     print(f"total: {'$%.2f' % est.total_usd if est.total_usd is not None else 'unknown'}")
     print("assumptions: " + "; ".join(est.assumptions))
     return 0

@@ -12,6 +12,7 @@ then runs sky/driver.py on one spec through the bot's LocalExecutor (git bundle 
 no-op and a one-file incremental rebuild, and prints a table. Exit status 0 only when all three expectations hold.
 CPU heavy: the first (cold) baseline build takes minutes; candidates build from ccache.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,18 @@ from bot.llamacpp_forks import BAD_PATCH, FAST_GEMV_EDITS, OPS, SLOW_PATCH, appl
 
 
 def sh(args: list[str], cwd: Path | None = None, **kw) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="e2e", GIT_AUTHOR_EMAIL="e2e@localhost", GIT_COMMITTER_NAME="e2e",
-               GIT_COMMITTER_EMAIL="e2e@localhost", GIT_AUTHOR_DATE="2026-01-01T00:00:00Z",
-               GIT_COMMITTER_DATE="2026-01-01T00:00:00Z")
-    return subprocess.run(args, cwd=str(cwd) if cwd else None, check=True, text=True, stdout=subprocess.PIPE,
-                          env=env, **kw).stdout.strip()
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="e2e",
+        GIT_AUTHOR_EMAIL="e2e@localhost",
+        GIT_COMMITTER_NAME="e2e",
+        GIT_COMMITTER_EMAIL="e2e@localhost",
+        GIT_AUTHOR_DATE="2026-01-01T00:00:00Z",
+        GIT_COMMITTER_DATE="2026-01-01T00:00:00Z",
+    )
+    return subprocess.run(
+        args, cwd=str(cwd) if cwd else None, check=True, text=True, stdout=subprocess.PIPE, env=env, **kw
+    ).stdout.strip()
 
 
 def load(name: str, path: Path):
@@ -71,10 +79,13 @@ def make_repo(source: Path, repo: Path) -> dict[str, str]:
                 raise SystemExit(f"patch anchor for {msg!r} not found exactly once in {OPS}")
             f.write_text(text.replace(old, new))
             return msg
+
         return edit
 
     branch("a_a", lambda: "empty commit: identical tree")
-    branch("slow_norm", patch(*SLOW_PATCH, "rms_norm: redundant recomputation of the sum (deliberate slowdown)"))
+    branch(
+        "slow_norm", patch(*SLOW_PATCH, "rms_norm: redundant recomputation of the sum (deliberate slowdown)")
+    )
     branch("bad_norm", patch(*BAD_PATCH, "rms_norm: forget the sqrt (deliberately broken numerics)"))
     sh(["git", "checkout", "-q", base], repo)
     return shas
@@ -83,32 +94,53 @@ def make_repo(source: Path, repo: Path) -> dict[str, str]:
 def project(args: argparse.Namespace) -> dict:
     try:
         from bot.config import ProjectConfig  # noqa: PLC0415
+
         proj = ProjectConfig.from_dict({"preset": "llama.cpp"}).to_dict()
     except Exception as e:  # noqa: BLE001  (config module not ready: same fields by hand)
         print(f"note: bot.config unavailable ({e}); using a hand-written llama.cpp project")
-        proj = {"preset": "llama.cpp", "preset_hooks": "llamacpp", "benchmark": {"metrics": [
-            {"name": "tg", "unit": "t/s", "higher_is_better": True},
-            {"name": "pp", "unit": "t/s", "higher_is_better": True}], "target": "tg"},
-            "decision": {}, "paths": {"protected": []}}
-    proj["benchmark"].update({"rounds": args.rounds, "repetitions": args.reps, "warmup": 1,
-                              "threads": args.threads})
-    proj["preset_options"] = dict(proj.get("preset_options") or {}, n_prompt=64, n_gen=32,
-                                  bench_reps=args.bench_reps)
+        proj = {
+            "preset": "llama.cpp",
+            "preset_hooks": "llamacpp",
+            "benchmark": {
+                "metrics": [
+                    {"name": "tg", "unit": "t/s", "higher_is_better": True},
+                    {"name": "pp", "unit": "t/s", "higher_is_better": True},
+                ],
+                "target": "tg",
+            },
+            "decision": {},
+            "paths": {"protected": []},
+        }
+    proj["benchmark"].update(
+        {"rounds": args.rounds, "repetitions": args.reps, "warmup": 1, "threads": args.threads}
+    )
+    proj["preset_options"] = dict(
+        proj.get("preset_options") or {}, n_prompt=64, n_gen=32, bench_reps=args.bench_reps
+    )
     return proj
 
 
 def run_driver(files: Path, spec: dict, workdir: Path, log_path: Path) -> dict:
     files.mkdir(parents=True, exist_ok=True)
-    for path in SKY.glob("*.py"):      # every sky/*.py is shipped (driver.py imports paired.py, simulate.py)
+    for path in SKY.glob("*.py"):  # every sky/*.py is shipped (driver.py imports paired.py, simulate.py)
         shutil.copy2(path, files / path.name)
     (files / "spec.json").write_text(json.dumps(spec, indent=1))
     env = dict(os.environ)
-    cmd = [sys.executable, str(files / "driver.py"), "--spec", str(files / "spec.json"),
-           "--out", str(files / "result.json"), "--workdir", str(workdir)]
+    cmd = [
+        sys.executable,
+        str(files / "driver.py"),
+        "--spec",
+        str(files / "spec.json"),
+        "--out",
+        str(files / "result.json"),
+        "--workdir",
+        str(workdir),
+    ]
     print("$", " ".join(cmd), f"(log: {log_path})", flush=True)
     with open(log_path, "w") as log:
-        p = subprocess.Popen(cmd, cwd=str(files), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+        p = subprocess.Popen(
+            cmd, cwd=str(files), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for line in p.stdout:
             log.write(line)
             if line.startswith("[driver]"):
@@ -122,10 +154,14 @@ def run_driver(files: Path, spec: dict, workdir: Path, log_path: Path) -> dict:
 def run_executor(spec: dict, repo: Path, base_dir: Path, log_path: Path) -> tuple[dict, Path]:
     """The bot's own path: git bundle + LocalExecutor (rendered sky/bench.yaml `run`, detached runner)."""
     from bot.experiments import executors, tasks  # noqa: PLC0415
+
     if base_dir.exists():
         shutil.rmtree(base_dir)
-    bundle = tasks.make_bundle(repo, [spec["baseline"]["sha"]] + [c["sha"] for c in spec["candidates"]],
-                               base_dir.parent / "e2e.bundle")
+    bundle = tasks.make_bundle(
+        repo,
+        [spec["baseline"]["sha"]] + [c["sha"] for c in spec["candidates"]],
+        base_dir.parent / "e2e.bundle",
+    )
     # the runner's python3 must have gguf + numpy (a VM gets them in setup): put this interpreter first
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     ex = executors.LocalExecutor(base_dir)
@@ -192,39 +228,61 @@ def decide(result: dict, proj: dict):
 
 def report(result: dict, decision, rebuild: dict[str, float]) -> bool:
     arch = result["arch"]
-    print("\n== machine:", result["machine"].get("cpu"), f"nproc={result['machine'].get('nproc')}",
-          "| timings:", json.dumps(result["timings"]))
-    print(f"\n{'variant':<10} {'status':<18} {'build_s':>8} {'pp t/s (med, n)':>18} {'tg t/s (med, n)':>18}  "
-          f"{'verdict tg / pp':<22} validation")
+    print(
+        "\n== machine:",
+        result["machine"].get("cpu"),
+        f"nproc={result['machine'].get('nproc')}",
+        "| timings:",
+        json.dumps(result["timings"]),
+    )
+    print(
+        f"\n{'variant':<10} {'status':<18} {'build_s':>8} {'pp t/s (med, n)':>18} {'tg t/s (med, n)':>18}  "
+        f"{'verdict tg / pp':<22} validation"
+    )
     verdicts = {}
     for name, v in result["variants"].items():
         med = {m: (statistics.median(s), len(s)) for m, s in (v.get("samples") or {}).items() if s}
         rows = [r for r in (decision.rows if decision else []) if r.candidate == name and r.arch == arch]
         verdict = {r.metric: r.verdict for r in rows}
         verdicts[name] = verdict
-        checks = "; ".join(f"{c['name']}={'ok' if c['ok'] else 'FAIL'} ({c['detail'][:90]})"
-                           for c in (v.get("validation") or {}).get("checks", []))
+        checks = "; ".join(
+            f"{c['name']}={'ok' if c['ok'] else 'FAIL'} ({c['detail'][:90]})"
+            for c in (v.get("validation") or {}).get("checks", [])
+        )
         cell = {m: f"{med[m][0]:.1f} (n={med[m][1]})" if m in med else "-" for m in ("pp", "tg")}
         vcell = "-" if name == "baseline" else f"{verdict.get('tg', '?')} / {verdict.get('pp', '?')}"
-        print(f"{name:<10} {v['status']:<18} {v['build']['seconds']:>8.1f} {cell['pp']:>18} {cell['tg']:>18}  "
-              f"{vcell:<22} {checks}")
+        print(
+            f"{name:<10} {v['status']:<18} {v['build']['seconds']:>8.1f} {cell['pp']:>18} {cell['tg']:>18}  "
+            f"{vcell:<22} {checks}"
+        )
     if decision:
         for r in decision.rows:
             if r.comparison:
                 c = r.comparison
-                print(f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
-                      f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}")
-        print("  winners:", decision.winners or "none", "| notes:", "; ".join(n.text for n in decision.notes)[:400])
+                print(
+                    f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
+                    f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}"
+                )
+        print(
+            "  winners:",
+            decision.winners or "none",
+            "| notes:",
+            "; ".join(n.text for n in decision.notes)[:400],
+        )
     builds = {n: v["build"]["seconds"] for n, v in result["variants"].items()}
     print(f"\nbuilds in this run (full when $CCACHE_DIR was empty, else from ccache): {builds}")
-    print(f"rebuild of the built baseline tree: no-op {rebuild['noop']}s, touched {OPS} (ccache hit) "
-          f"{rebuild['touch_ops']}s, edited {OPS} (real recompile + relink) {rebuild['edit_ops']}s")
+    print(
+        f"rebuild of the built baseline tree: no-op {rebuild['noop']}s, touched {OPS} (ccache hit) "
+        f"{rebuild['touch_ops']}s, edited {OPS} (real recompile + relink) {rebuild['edit_ops']}s"
+    )
     v = result["variants"]
     expectations = {
-        "a_a: validated, not a winner, not faster": v["a_a"]["status"] == "ok" and (
-            decision is None or ("a_a" not in decision.winners and "faster" not in verdicts["a_a"].values())),
-        "slow_norm: validated and detected slower on tg": v["slow_norm"]["status"] == "ok" and (
-            decision is None or verdicts["slow_norm"].get("tg") == "slower"),
+        "a_a: validated, not a winner, not faster": v["a_a"]["status"] == "ok"
+        and (
+            decision is None or ("a_a" not in decision.winners and "faster" not in verdicts["a_a"].values())
+        ),
+        "slow_norm: validated and detected slower on tg": v["slow_norm"]["status"] == "ok"
+        and (decision is None or verdicts["slow_norm"].get("tg") == "slower"),
         "bad_norm: rejected by validation": v["bad_norm"]["status"] == "validation_failed",
     }
     print()
@@ -241,7 +299,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2, help="driver invocations per variant per round")
     ap.add_argument("--bench-reps", type=int, default=5, help="llama-bench -r (samples per invocation)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--direct", action="store_true", help="run sky/driver.py directly instead of LocalExecutor")
+    ap.add_argument(
+        "--direct", action="store_true", help="run sky/driver.py directly instead of LocalExecutor"
+    )
     args = ap.parse_args()
     t0 = time.monotonic()
     # one ccache for the driver run and the rebuild timings (kept between runs of this script)
@@ -253,11 +313,16 @@ def main() -> int:
     proj = project(args)
     arch = "arm" if platform.machine().lower() in ("aarch64", "arm64") else "x86"
     proj["architectures"] = [arch]
-    spec = {"schema": 1, "run_id": 0, "arch": arch, "seed": 1,
-            "source": {"url": str(work / "repo")},
-            "baseline": {"name": "baseline", "sha": shas["baseline"]},
-            "candidates": [{"name": n, "sha": shas[n]} for n in ("a_a", "slow_norm", "bad_norm")],
-            "project": proj}
+    spec = {
+        "schema": 1,
+        "run_id": 0,
+        "arch": arch,
+        "seed": 1,
+        "source": {"url": str(work / "repo")},
+        "baseline": {"name": "baseline", "sha": shas["baseline"]},
+        "candidates": [{"name": n, "sha": shas[n]} for n in ("a_a", "slow_norm", "bad_norm")],
+        "project": proj,
+    }
     if args.direct:
         drv_work = work / "driver-work"
         if drv_work.exists():

@@ -7,6 +7,7 @@ The hog is the same load as shared/tools/cpu-hog: one process, busy 1 s then idl
 and winners come from the demo's own output; the summary says whether every run found the same winners and
 opened one draft PR. Exit 1 when they differ.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HOG = ("import time\nwhile True:\n    t = time.time()\n    while time.time() - t < 1: pass\n    time.sleep(1)\n")
+HOG = (
+    "import time\nwhile True:\n    t = time.time()\n    while time.time() - t < 1: pass\n    time.sleep(1)\n"
+)
 
 
 def main() -> int:
@@ -34,30 +37,54 @@ def main() -> int:
         for i in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="demo-") as tmp:
                 t0 = time.monotonic()
-                p = subprocess.run([str(exe), "demo", "--workdir", str(Path(tmp) / "demo")], cwd=ROOT,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+                p = subprocess.run(
+                    [str(exe), "demo", "--workdir", str(Path(tmp) / "demo")],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=1800,
+                )
                 seconds = time.monotonic() - t0
             out = p.stdout
-            table = out[out.find("Verdicts ("):out.find("publication:")] if "Verdicts (" in out else ""
+            table = out[out.find("Verdicts (") : out.find("publication:")] if "Verdicts (" in out else ""
             winners = re.search(r"^winners: (.*)$", out, re.MULTILINE)
             pub = re.search(r"^publication: (\S+) (\S*)", out, re.MULTILINE)
             verdicts = re.findall(r"^  (\S+)\s+(\S+)\s+(\S+)\s+sim", out, re.MULTILINE)
-            run = {"run": i + 1, "exit": p.returncode, "seconds": round(seconds, 1),
-                   "winners": winners.group(1) if winners else None,
-                   "publication": pub.group(1) if pub else None, "pr": bool(pub and "/pull/" in pub.group(2)),
-                   "verdicts": {c: v for c, _, v in verdicts}, "traceback": "Traceback" in out}
+            run = {
+                "run": i + 1,
+                "exit": p.returncode,
+                "seconds": round(seconds, 1),
+                "winners": winners.group(1) if winners else None,
+                "publication": pub.group(1) if pub else None,
+                "pr": bool(pub and "/pull/" in pub.group(2)),
+                "verdicts": {c: v for c, _, v in verdicts},
+                "traceback": "Traceback" in out,
+            }
             runs.append(run)
             print(f"--- run {i + 1}: exit {p.returncode}, {seconds:.0f} s{' (with the hog)' if hog else ''}")
             print(table.rstrip() or out[-2000:])
-            print(f"winners: {run['winners']}; publication: {run['publication']}, draft PR: {run['pr']}", flush=True)
+            print(
+                f"winners: {run['winners']}; publication: {run['publication']}, draft PR: {run['pr']}",
+                flush=True,
+            )
     finally:
         if hog:
             hog.kill()
     same = len({json.dumps([r["winners"], r["verdicts"], r["publication"]]) for r in runs}) == 1
     ok = same and all(r["exit"] == 0 and r["pr"] and not r["traceback"] for r in runs)
-    print(json.dumps({"runs": len(runs), "hog": bool(hog), "identical_verdicts_and_winners": same,
-                      "all_opened_one_draft_pr": all(r["pr"] for r in runs),
-                      "seconds": [r["seconds"] for r in runs], "winners": runs[0]["winners"] if runs else None}))
+    print(
+        json.dumps(
+            {
+                "runs": len(runs),
+                "hog": bool(hog),
+                "identical_verdicts_and_winners": same,
+                "all_opened_one_draft_pr": all(r["pr"] for r in runs),
+                "seconds": [r["seconds"] for r in runs],
+                "winners": runs[0]["winners"] if runs else None,
+            }
+        )
+    )
     return 0 if ok else 1
 
 

@@ -35,6 +35,7 @@ Preset hook interface (one code path for every preset):
 file shipped next to this one (sky/llamacpp.py); without it the driver uses `GenericPreset` below.
 Presets use `ctx.run(...)` for subprocesses (logs, timeouts, env, cpu pinning).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
@@ -65,8 +67,9 @@ import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 SCHEMA = 1
 LOG_TAIL = 4000
 NUMBER = r"[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf)"
-METRIC_RE = re.compile(rf"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*({NUMBER})\s*$",
-                       re.IGNORECASE | re.MULTILINE)
+METRIC_RE = re.compile(
+    rf"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*({NUMBER})\s*$", re.IGNORECASE | re.MULTILINE
+)
 STRATEGIES = ("auto", "ccache", "incremental", "clean")
 
 
@@ -113,16 +116,17 @@ def tail(text: str, n: int = LOG_TAIL) -> str:
 @dataclasses.dataclass
 class Ctx:
     """What a preset sees: the machine-level settings of this run."""
+
     workdir: Path
     project: dict
     threads: int
-    env: dict                      # environment for builds and benchmarks (thread pins, ccache)
-    ccache_env: dict               # the ccache part of env ({} when ccache is not used)
-    cpus: list                     # cpu ids benchmarks are pinned to ([] = no pinning)
+    env: dict  # environment for builds and benchmarks (thread pins, ccache)
+    ccache_env: dict  # the ccache part of env ({} when ccache is not used)
+    cpus: list  # cpu ids benchmarks are pinned to ([] = no pinning)
     seed: int = 1
     baseline_worktree: Path | None = None
     log: Callable[[str], None] = log
-    state: dict = dataclasses.field(default_factory=dict)   # scratch space for presets (models, caches)
+    state: dict = dataclasses.field(default_factory=dict)  # scratch space for presets (models, caches)
 
     def bench_prefix(self) -> list:
         """`taskset -c <cpus>` when pinning is available."""
@@ -130,8 +134,14 @@ class Ctx:
             return ["taskset", "-c", ",".join(str(c) for c in self.cpus)]
         return []
 
-    def run(self, cmd: str | list, cwd: Path, timeout: float = 3600, pin: bool = False,
-            extra_env: dict | None = None) -> tuple[int, str]:
+    def run(
+        self,
+        cmd: str | list,
+        cwd: Path,
+        timeout: float = 3600,
+        pin: bool = False,
+        extra_env: dict | None = None,
+    ) -> tuple[int, str]:
         """Run a command (a shell string or argv list); return (returncode, stdout+stderr)."""
         env = dict(self.env)
         env.update(extra_env or {})
@@ -148,6 +158,7 @@ class Ctx:
 
 
 # ---------------------------------------------------------------- generic preset
+
 
 class GenericPreset:
     """Commands straight from the project config (`build.commands`, `validate.*`, `benchmark.command`)."""
@@ -174,7 +185,9 @@ class GenericPreset:
         checks = []
         for cmd in val.get("commands", []):
             rc, out = ctx.run(cmd, worktree, timeout=timeout)
-            checks.append({"name": cmd, "ok": rc == 0, "detail": tail(out, 1500) + ("" if rc == 0 else f"\nexit {rc}")})
+            checks.append(
+                {"name": cmd, "ok": rc == 0, "detail": tail(out, 1500) + ("" if rc == 0 else f"\nexit {rc}")}
+            )
         cmp_cmd = val.get("compare_output")
         if cmp_cmd:
             checks.append(_compare_output(cmp_cmd, worktree, baseline_worktree, ctx, timeout))
@@ -219,8 +232,14 @@ def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
 
 def run_captured(argv: list, cwd: Path, env: dict, timeout: float, merge_stderr: bool) -> tuple:
     """(returncode, stdout bytes, timed_out); on timeout the whole process tree is killed and rc is 124."""
-    p = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                         stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL)
+    p = subprocess.Popen(
+        argv,
+        cwd=str(cwd),
+        env=env,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
+    )
     try:
         raw, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -248,7 +267,7 @@ def parse_metrics(text: str) -> dict:
 
 HOOKS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 HOOK_FUNCTIONS = ("prepare", "build", "validate", "bench")
-NOT_HOOKS = ("driver", "paired", "simulate")   # the driver's own modules
+NOT_HOOKS = ("driver", "paired", "simulate")  # the driver's own modules
 
 
 def load_preset(project: dict) -> Any:
@@ -258,8 +277,12 @@ def load_preset(project: dict) -> Any:
     if not name:
         return GenericPreset
     here = Path(__file__).resolve().parent
-    if (not isinstance(name, str) or not HOOKS_RE.match(name) or name in NOT_HOOKS
-            or not (here / f"{name}.py").is_file()):
+    if (
+        not isinstance(name, str)
+        or not HOOKS_RE.match(name)
+        or name in NOT_HOOKS
+        or not (here / f"{name}.py").is_file()
+    ):
         raise ValueError(f"preset_hooks {name!r} is not a hook module shipped next to driver.py")
     if str(here) not in sys.path:
         sys.path.insert(0, str(here))
@@ -271,6 +294,7 @@ def load_preset(project: dict) -> Any:
 
 
 # ---------------------------------------------------------------- machine facts
+
 
 def machine_facts() -> dict:
     """CPU model, feature flags, kernel, nproc, arch from /proc/cpuinfo and platform."""
@@ -291,13 +315,19 @@ def machine_facts() -> dict:
         out = out.decode(errors="replace")
         m = re.search(r"^Model name:\s*(.+)$", out, re.MULTILINE)
         cpu = m.group(1).strip() if m else ""
-    return {"cpu": cpu or platform.processor() or platform.machine(), "flags": flags, "kernel": platform.release(),
-            "nproc": os.cpu_count() or 1, "arch": platform.machine(),
-            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "flags": flags,
+        "kernel": platform.release(),
+        "nproc": os.cpu_count() or 1,
+        "arch": platform.machine(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+        "python": platform.python_version(),
+    }
 
 
 # ---------------------------------------------------------------- git
+
 
 def fetch_source(spec: dict, spec_dir: Path, mirror: Path) -> None:
     """Fill a bare mirror from `source.bundle` (path relative to the spec) or `source.url` (read-only)."""
@@ -339,8 +369,9 @@ def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: lis
     """Restore the baseline's version of protected files the candidate changed; return restored paths."""
     if not patterns or sha == baseline_sha:
         return []
-    changed = gitrun.output(worktree, "diff", "--name-only", "-z", "--no-renames", baseline_sha,
-                            sha).split("\0")
+    changed = gitrun.output(worktree, "diff", "--name-only", "-z", "--no-renames", baseline_sha, sha).split(
+        "\0"
+    )
     restored = []
     for path in (p for p in changed if p and pathglob.protected(p, patterns)):
         if gitrun.ok(worktree, "cat-file", "-e", f"{baseline_sha}:{path}"):
@@ -353,6 +384,7 @@ def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: lis
 
 
 # ---------------------------------------------------------------- build strategy
+
 
 def ccache_setup(workdir: Path) -> dict:
     """Env that routes cc/gcc/g++/clang through ccache (masquerade dir on PATH); {} without ccache."""
@@ -424,17 +456,20 @@ def copy_built_tree(src: Path, dst: Path) -> None:
             shutil.copy2(entry, target, follow_symlinks=False)
 
 
-def prepare_candidate_tree(mirror: Path, path: Path, sha: str, base_tree: Path, base_sha: str, strategy: str) -> None:
+def prepare_candidate_tree(
+    mirror: Path, path: Path, sha: str, base_tree: Path, base_sha: str, strategy: str
+) -> None:
     if strategy != "incremental":
         add_worktree(mirror, path, sha)
         return
     add_worktree(mirror, path, base_sha, checkout=False)
     copy_built_tree(base_tree, path)
-    gitrun.output(path, "reset", "-q")                         # index := baseline, stat of the copied files
+    gitrun.output(path, "reset", "-q")  # index := baseline, stat of the copied files
     gitrun.output(path, "checkout", "-q", "-f", "--detach", sha)  # rewrites only differing files (new mtimes)
 
 
 # ---------------------------------------------------------------- the run
+
 
 class Driver:
     def __init__(self, spec: dict, spec_path: Path, out: Path, workdir: Path):
@@ -442,24 +477,39 @@ class Driver:
         self.project = spec.get("project") or {}
         self.t0 = time.monotonic()
         self.result = {
-            "schema": SCHEMA, "arch": spec.get("arch"), "run_id": spec.get("run_id"), "complete": False,
-            "machine": machine_facts(), "variants": {}, "schedule": [],
-            "timings": {"fetch_s": 0.0, "prepare_s": 0.0, "build_s": 0.0, "validate_s": 0.0, "simulate_s": 0.0,
-                        "bench_s": 0.0, "total_s": 0.0},
+            "schema": SCHEMA,
+            "arch": spec.get("arch"),
+            "run_id": spec.get("run_id"),
+            "complete": False,
+            "machine": machine_facts(),
+            "variants": {},
+            "schedule": [],
+            "timings": {
+                "fetch_s": 0.0,
+                "prepare_s": 0.0,
+                "build_s": 0.0,
+                "validate_s": 0.0,
+                "simulate_s": 0.0,
+                "bench_s": 0.0,
+                "total_s": 0.0,
+            },
             "errors": [],
         }
         self.names = [spec["baseline"]["name"]] + [c["name"] for c in spec.get("candidates", [])]
         self.shas = dict(zip(self.names, spec_shas(spec)))
         for name in self.names:
             self.result["variants"][name] = {
-                "sha": self.shas[name], "status": "pending",
+                "sha": self.shas[name],
+                "status": "pending",
                 "build": {"ok": False, "seconds": 0.0, "log_tail": ""},
-                "validation": {"ok": False, "checks": []}, "samples": {}}
+                "validation": {"ok": False, "checks": []},
+                "samples": {},
+            }
         self.mirror = workdir / "mirror.git"
         self.trees = {name: workdir / "wt" / safe_name(name) for name in self.names}
         self.ctx: Ctx | None = None
         self.preset: Any = None
-        self.seconds: dict = {}          # seconds per benchmark invocation, per variant
+        self.seconds: dict = {}  # seconds per benchmark invocation, per variant
 
     @property
     def baseline(self) -> str:
@@ -499,8 +549,10 @@ class Driver:
                 v.setdefault("error", "not reached (run aborted)")
         self.result["complete"] = True
         self.write()
-        log(f"done in {self.result['timings']['total_s']}s: " +
-            ", ".join(f"{n}={v['status']}" for n, v in self.result["variants"].items()))
+        log(
+            f"done in {self.result['timings']['total_s']}s: "
+            + ", ".join(f"{n}={v['status']}" for n, v in self.result["variants"].items())
+        )
         return self.result
 
     def phase_fetch(self) -> None:
@@ -528,15 +580,25 @@ class Driver:
         for key in ("OMP_NUM_THREADS", "THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[key] = str(threads)
         env["AUTORESEARCH_THREADS"] = str(threads)
-        return Ctx(workdir=self.workdir, project=self.project, threads=threads, env=env, ccache_env=cc_env,
-                   cpus=cpus, seed=int(self.spec.get("seed", 1)), baseline_worktree=self.trees[self.baseline])
+        return Ctx(
+            workdir=self.workdir,
+            project=self.project,
+            threads=threads,
+            env=env,
+            ccache_env=cc_env,
+            cpus=cpus,
+            seed=int(self.spec.get("seed", 1)),
+            baseline_worktree=self.trees[self.baseline],
+        )
 
     def phase_prepare(self) -> None:
         t = time.monotonic()
         self.ctx = self.make_ctx()
         self.preset = load_preset(self.project)
-        log(f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, cpus {self.ctx.cpus}, "
-            f"ccache {'on' if self.ctx.ccache_env else 'off'}")
+        log(
+            f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, cpus {self.ctx.cpus}, "
+            f"ccache {'on' if self.ctx.ccache_env else 'off'}"
+        )
         self.preset.prepare(self.ctx)
         self.result["timings"]["prepare_s"] = round(time.monotonic() - t, 3)
         self.write()
@@ -546,7 +608,9 @@ class Driver:
         v["status"] = status
         v["error"] = tail(detail, 1500)
         lines = [ln for ln in detail.splitlines() if ln.strip()]
-        log(f"{name}: {status}: {lines[0] if status == 'bench_failed' and lines else (lines[-1] if lines else '')}")
+        log(
+            f"{name}: {status}: {lines[0] if status == 'bench_failed' and lines else (lines[-1] if lines else '')}"
+        )
 
     def phase_build(self) -> None:
         t = time.monotonic()
@@ -570,9 +634,17 @@ class Driver:
                 changes = changed_files(self.mirror, self.shas[self.baseline], self.shas[name])
                 strategy, why = choose_strategy(requested, bool(self.ctx.ccache_env), cmake_tree, changes)
                 log(f"{name}: {len(changes)} changed files; build strategy {strategy} ({why})")
-                prepare_candidate_tree(self.mirror, self.trees[name], self.shas[name], self.trees[self.baseline],
-                                       self.shas[self.baseline], strategy)
-                restored = overlay_protected(self.trees[name], self.shas[self.baseline], self.shas[name], protected)
+                prepare_candidate_tree(
+                    self.mirror,
+                    self.trees[name],
+                    self.shas[name],
+                    self.trees[self.baseline],
+                    self.shas[self.baseline],
+                    strategy,
+                )
+                restored = overlay_protected(
+                    self.trees[name], self.shas[self.baseline], self.shas[name], protected
+                )
             except Exception as e:  # noqa: BLE001
                 self.variant(name)["build"].update({"ok": False, "log_tail": str(e)[-LOG_TAIL:]})
                 self.fail(name, "build_failed", f"worktree: {e}")
@@ -592,8 +664,13 @@ class Driver:
         except Exception as e:  # noqa: BLE001
             ok, text = False, f"{type(e).__name__}: {e}"
         seconds = round(time.monotonic() - t, 3)
-        self.variant(name)["build"] = {"ok": bool(ok), "seconds": seconds, "log_tail": tail(text),
-                                       "strategy": strategy, "strategy_reason": reason}
+        self.variant(name)["build"] = {
+            "ok": bool(ok),
+            "seconds": seconds,
+            "log_tail": tail(text),
+            "strategy": strategy,
+            "strategy_reason": reason,
+        }
         log(f"{name}: build {'ok' if ok else 'FAILED'} in {seconds}s")
         if not ok:
             self.fail(name, "build_failed", tail(text, 1500))
@@ -626,10 +703,16 @@ class Driver:
         t = time.monotonic()
         sim_cfg = self.project.get("simulate") or {}
         primary = str((self.project.get("decision") or {}).get("primary", "both"))
-        info: dict = {"tool": simulate.TOOL, "cache": simulate.cache_description(), "weights": simulate.WEIGHTS}
+        info: dict = {
+            "tool": simulate.TOOL,
+            "cache": simulate.cache_description(),
+            "weights": simulate.WEIGHTS,
+        }
         self.result["simulation"] = info
         if primary == "wall" or sim_cfg.get("enabled") is False:
-            info.update(available=False, reason="turned off (decision.primary: wall or simulate.enabled: false)")
+            info.update(
+                available=False, reason="turned off (decision.primary: wall or simulate.enabled: false)"
+            )
             return
         ok, why = simulate.available()
         if not ok:
@@ -656,15 +739,24 @@ class Driver:
                     built, text = build_sim(tree, self.ctx)
                 except Exception as e:  # noqa: BLE001
                     built, text = False, f"{type(e).__name__}: {e}"
-                self.variant(name)["simulated_build"] = {"ok": bool(built), "seconds": round(time.monotonic() - bt, 3),
-                                                         "log_tail": tail(text, 1500)}
+                self.variant(name)["simulated_build"] = {
+                    "ok": bool(built),
+                    "seconds": round(time.monotonic() - bt, 3),
+                    "log_tail": tail(text, 1500),
+                }
                 if not built:
-                    self.variant(name)["simulated"] = {"ok": False, "error": "simulation build failed\n" + tail(text, 1200)}
+                    self.variant(name)["simulated"] = {
+                        "ok": False,
+                        "error": "simulation build failed\n" + tail(text, 1200),
+                    }
                     log(f"{name}: simulation build FAILED")
                     self.write()
                     continue
-            cmd = sim_command(tree, self.ctx) if sim_command else (sim_cfg.get("command")
-                                                                  or self.project.get("benchmark", {}).get("command"))
+            cmd = (
+                sim_command(tree, self.ctx)
+                if sim_command
+                else (sim_cfg.get("command") or self.project.get("benchmark", {}).get("command"))
+            )
             log(f"{name}: simulating ({simulate.TOOL})")
             # one path for every variant (a symlink): the same environment and stack layout, so the same cache
             # behaviour; with per-variant paths an A/A pair differed by 1.3e-4 in estimated cycles
@@ -672,12 +764,24 @@ class Driver:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(tree.resolve(), target_is_directory=True)
-            rec = simulate.run(cmd, link, dict(env, PWD=str(link)), self.workdir / "sim" / "out", timeout=timeout,
-                               kill=kill_tree)
+            rec = simulate.run(
+                cmd,
+                link,
+                dict(env, PWD=str(link)),
+                self.workdir / "sim" / "out",
+                timeout=timeout,
+                kill=kill_tree,
+            )
             rec["isa"] = info["isa"]
             self.variant(name)["simulated"] = rec
-            log(f"{name}: simulated in {rec['seconds']}s: " + (f"{rec['estimated_cycles']:,} estimated cycles, "
-                f"{rec['instructions']:,} instructions" if rec["ok"] else rec.get("error", "").splitlines()[0]))
+            log(
+                f"{name}: simulated in {rec['seconds']}s: "
+                + (
+                    f"{rec['estimated_cycles']:,} estimated cycles, {rec['instructions']:,} instructions"
+                    if rec["ok"]
+                    else rec.get("error", "").splitlines()[0]
+                )
+            )
             self.write()
         self.result["timings"]["simulate_s"] = round(time.monotonic() - t, 3)
         self.write(announce=True)
@@ -692,16 +796,28 @@ class Driver:
         max_pairs = int(bench.get("max_pairs") or rounds * reps)
         min_pairs = min(int(bench.get("min_pairs") or 10), max_pairs)
         warmup, target = int(bench.get("warmup", 1)), bench.get("target")
-        hib = next((bool(m.get("higher_is_better")) for m in bench.get("metrics", []) if m.get("name") == target),
-                   False)
+        hib = next(
+            (bool(m.get("higher_is_better")) for m in bench.get("metrics", []) if m.get("name") == target),
+            False,
+        )
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        family = max(1, len(live) - 1)   # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        family = max(
+            1, len(live) - 1
+        )  # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
         a = alpha / (len(looks) * family)
-        self.result["paired"] = {"min_pairs": looks[0], "max_pairs": looks[-1], "looks": looks, "alpha": alpha,
-                                 "family": family, "alpha_per_look": a, "min_effect": min_effect,
-                                 "target": target, "higher_is_better": hib}
+        self.result["paired"] = {
+            "min_pairs": looks[0],
+            "max_pairs": looks[-1],
+            "looks": looks,
+            "alpha": alpha,
+            "family": family,
+            "alpha_per_look": a,
+            "min_effect": min_effect,
+            "target": target,
+            "higher_is_better": hib,
+        }
         rng = random.Random(int(self.spec.get("seed", 1)))
         for name in live:
             for i in range(warmup):
@@ -719,7 +835,7 @@ class Driver:
             for c in order:
                 base_first = rng.random() < 0.5
                 got = {}
-                for who in ([self.baseline, c] if base_first else [c, self.baseline]):
+                for who in [self.baseline, c] if base_first else [c, self.baseline]:
                     got[who] = self.invoke(who, f"pair {rnd}", target)
                     if got[who] is None:
                         break
@@ -730,19 +846,32 @@ class Driver:
                     continue
                 v = self.variant(c)
                 pairs = v.setdefault("pairs", [])
-                pairs.append({"first": "baseline" if base_first else "candidate",
-                              "base": {m: statistics.median(x) for m, x in got[self.baseline].items()},
-                              "cand": {m: statistics.median(x) for m, x in got[c].items()}})
+                pairs.append(
+                    {
+                        "first": "baseline" if base_first else "candidate",
+                        "base": {m: statistics.median(x) for m, x in got[self.baseline].items()},
+                        "cand": {m: statistics.median(x) for m, x in got[c].items()},
+                    }
+                )
                 if len(pairs) in looks:
-                    d = [paired.log_ratio(p["base"][target], p["cand"][target], hib) for p in pairs
-                         if target in p["base"] and target in p["cand"]]
+                    d = [
+                        paired.log_ratio(p["base"][target], p["cand"][target], hib)
+                        for p in pairs
+                        if target in p["base"] and target in p["cand"]
+                    ]
                     mid, lo, hi = paired.median_ci(d, a)
                     outcome = paired.verdict(mid, lo, hi, min_effect)
-                    v["stop"] = {"pairs": len(pairs), "look": looks.index(len(pairs)) + 1,
-                                 "reason": outcome or ("max_pairs" if len(pairs) >= looks[-1] else "continue"),
-                                 "median_log_ratio": mid, "ci": [lo, hi]}
-                    log(f"{c}: look {v['stop']['look']} at {len(pairs)} pairs: speedup {math.exp(mid):.4f} "
-                        f"[{_exp(lo):.4f}, {_exp(hi):.4f}] -> {v['stop']['reason']}")
+                    v["stop"] = {
+                        "pairs": len(pairs),
+                        "look": looks.index(len(pairs)) + 1,
+                        "reason": outcome or ("max_pairs" if len(pairs) >= looks[-1] else "continue"),
+                        "median_log_ratio": mid,
+                        "ci": [lo, hi],
+                    }
+                    log(
+                        f"{c}: look {v['stop']['look']} at {len(pairs)} pairs: speedup {math.exp(mid):.4f} "
+                        f"[{_exp(lo):.4f}, {_exp(hi):.4f}] -> {v['stop']['reason']}"
+                    )
                     if outcome or len(pairs) >= looks[-1]:
                         v["status"] = "ok"
                         active.remove(c)
@@ -759,7 +888,7 @@ class Driver:
         failed (the variant is then marked bench_failed)."""
         if keep:
             self.result["schedule"].append(name)
-            self.write()                 # who is running now is on disk (a hung invocation shows where it hangs)
+            self.write()  # who is running now is on disk (a hung invocation shows where it hangs)
         t = time.monotonic()
         try:
             got = self.preset.bench(self.trees[name], self.ctx)
@@ -796,7 +925,11 @@ def check_spec(spec: Any) -> None:
         if key not in spec:
             raise ValueError(f"spec.{key} is missing")
     names = [spec["baseline"].get("name")] + [c.get("name") for c in spec.get("candidates", [])]
-    if any(not n for n in names) or len(set(names)) != len(names) or len(set(map(safe_name, names))) != len(names):
+    if (
+        any(not n for n in names)
+        or len(set(names)) != len(names)
+        or len(set(map(safe_name, names))) != len(names)
+    ):
         raise ValueError(f"variant names must be non-empty and distinct: {names}")
     for sha in spec_shas(spec):
         if not re.fullmatch(r"[0-9a-f]{40}", str(sha)):

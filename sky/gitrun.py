@@ -9,13 +9,14 @@ and the user's global git config (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL=/dev
 not depend on the host; callers that talk to a remote forge may pass `isolated=False` to keep the host's
 proxy, CA and URL settings.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, Union
 
 HARDENING = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false")
 ENV = {"GIT_TERMINAL_PROMPT": "0"}
@@ -40,25 +41,47 @@ def redact_urls(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
-def run(cwd: Union[str, Path, None], *args: str, input: Union[bytes, str, None] = None,
-        env: Mapping[str, str] | None = None, check: bool = True, timeout: float | None = TIMEOUT_S,
-        alternates: Sequence[Union[str, Path]] = (), isolated: bool = True, text: bool = False,
-        redact: Callable[[str], str] | None = None, inherit_env: bool = True) -> subprocess.CompletedProcess:
+def run(
+    cwd: str | Path | None,
+    *args: str,
+    input: bytes | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = TIMEOUT_S,
+    alternates: Sequence[str | Path] = (),
+    isolated: bool = True,
+    text: bool = False,
+    redact: Callable[[str], str] | None = None,
+    inherit_env: bool = True,
+) -> subprocess.CompletedProcess:
     """Run `git -C cwd <args>` (no -C when cwd is None) with the hardening above.
 
     input: bytes (or str, encoded as UTF-8) for git's stdin; env: extra variables (author identity, index
     file), on top of this process's environment unless not inherit_env (a CGI's exact env); alternates: repositories whose objects this one may read (GIT_ALTERNATE_OBJECT_DIRECTORIES);
     text: stdout/stderr decoded as UTF-8 (undecodable bytes replaced); redact: applied to error messages
     on top of the URL redaction. Returns the CompletedProcess; with check, a non-zero exit raises GitError."""
-    full_env = {**(os.environ if inherit_env else {}), **ENV, **(ISOLATED_ENV if isolated else {}), **(env or {})}
+    full_env = {
+        **(os.environ if inherit_env else {}),
+        **ENV,
+        **(ISOLATED_ENV if isolated else {}),
+        **(env or {}),
+    }
     if alternates:
-        full_env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(str(Path(p) / "objects")
-                                                                        for p in alternates)
+        full_env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(
+            str(Path(p) / "objects") for p in alternates
+        )
     cmd = ["git", *HARDENING, *(["-C", str(cwd)] if cwd is not None else []), *args]
     data = input.encode() if isinstance(input, str) else input
     try:
-        proc = subprocess.run(cmd, input=data, stdin=subprocess.DEVNULL if data is None else None,
-                              capture_output=True, env=full_env, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd,
+            input=data,
+            stdin=subprocess.DEVNULL if data is None else None,
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise GitError(_message(args, f"timed out after {timeout:g} s", "", redact), None) from None
     if text:
@@ -70,12 +93,12 @@ def run(cwd: Union[str, Path, None], *args: str, input: Union[bytes, str, None] 
     return proc
 
 
-def output(cwd: Union[str, Path, None], *args: str, **kw) -> str:
+def output(cwd: str | Path | None, *args: str, **kw) -> str:
     """`run(...)`'s stdout as text (not stripped)."""
     return run(cwd, *args, text=True, **kw).stdout
 
 
-def ok(cwd: Union[str, Path, None], *args: str, **kw) -> bool:
+def ok(cwd: str | Path | None, *args: str, **kw) -> bool:
     """Whether the command exits 0 (e.g. `cat-file -e`, `merge-base --is-ancestor`)."""
     return run(cwd, *args, check=False, **kw).returncode == 0
 

@@ -10,6 +10,7 @@ Options (project["preset_options"]): model (path/URL/null), n_prompt, n_gen, kl_
 quant (type llama-quantize makes from the generated f16 model; default q4_0, "" or "f16" = none),
 bench_reps (llama-bench -r, default 3). The spec's seed (ctx.seed) seeds model, corpus and sampling.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-DEFAULTS: dict[str, Any] = {"model": None, "n_prompt": 64, "n_gen": 32, "kl_max": 0.01, "ctest": False,
-                            "quant": "q4_0", "bench_reps": 3}
+DEFAULTS: dict[str, Any] = {
+    "model": None,
+    "n_prompt": 64,
+    "n_gen": 32,
+    "kl_max": 0.01,
+    "ctest": False,
+    "quant": "q4_0",
+    "bench_reps": 3,
+}
 PROMPT = "The quick brown fox jumps over the lazy dog. Once upon a time"
 GEN_TOKENS = 32
 PPL_CTX = 128
@@ -43,20 +51,25 @@ MODEL_ARGS = ["--n-embd", "512", "--n-layer", "8", "--n-head", "8", "--n-ff", "1
 # lost (common/log.cpp: "may cause logs to be lost"). Runs whose output lacks its final marker are repeated.
 ATTEMPTS = 5
 BUILD_DIR = "build"
-SIM_BUILD_DIR = "build-sim"     # the simulated tier's build: portable ISA (valgrind runs no AVX-512 / SVE)
-SIM_PROMPT, SIM_GEN = 8, 8      # simulated: llama-bench -p 8 -n 8 -r 1 -t 1 (prompt eval + 8 greedy decode steps)
+SIM_BUILD_DIR = "build-sim"  # the simulated tier's build: portable ISA (valgrind runs no AVX-512 / SVE)
+SIM_PROMPT, SIM_GEN = 8, 8  # simulated: llama-bench -p 8 -n 8 -r 1 -t 1 (prompt eval + 8 greedy decode steps)
 STAMP = ".autoresearch-configure.json"
-SYNC_MANIFEST = ".autoresearch-sync.json"   # what a shared build tree holds: {path: [size, sha1, x]}
-KLD_RE = re.compile(r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
-                    r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
+SYNC_MANIFEST = ".autoresearch-sync.json"  # what a shared build tree holds: {path: [size, sha1, x]}
+KLD_RE = re.compile(
+    r"Mean\s+KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))\s*(?:±|\+/-)\s*"
+    r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))",
+    re.IGNORECASE,
+)
 MAX_KLD_RE = re.compile(r"Maximum KLD:\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
 SAME_TOP_RE = re.compile(r"Same top p:\s*([-+]?\d+\.?\d*|nan)", re.IGNORECASE)
 PPL_RE = re.compile(r"Mean PPL\(Q\)\s*:\s*([-+]?\d+\.?\d*|nan|inf)", re.IGNORECASE)
 # a per-chunk row of --kl-divergence: chunk, PPL ± u, ln(PPL ratio) ± u, KL divergence (running mean) ± u, ...
 KLD_CHUNK_RE = re.compile(r"^\s*(\d+)\s+\S+\s+±\s+\S+\s+\S+\s+±\s+\S+\s+(\S+)\s+±\s+(\S+)\s", re.MULTILINE)
-WORDS = ("the model reads a token and writes the next one while every layer mixes attention with a small "
-         "feed forward network so that cache lines stay warm and quantized weights decode fast on vector "
-         "units when threads share the work of each matrix row").split()
+WORDS = (
+    "the model reads a token and writes the next one while every layer mixes attention with a small "
+    "feed forward network so that cache lines stay warm and quantized weights decode fast on vector "
+    "units when threads share the work of each matrix row"
+).split()
 
 
 class PresetError(Exception):
@@ -64,6 +77,7 @@ class PresetError(Exception):
 
 
 # ---------------------------------------------------------------- options and paths
+
 
 def options(project: dict) -> dict:
     """project["preset_options"] merged over DEFAULTS, with types checked."""
@@ -76,7 +90,11 @@ def options(project: dict) -> dict:
             raise PresetError(f"preset_options.{key} must be an integer >= {low}, got {value!r}")
     if opts["n_prompt"] == 0 and opts["n_gen"] == 0:
         raise PresetError("preset_options.n_prompt and preset_options.n_gen cannot both be 0")
-    if not isinstance(opts["kl_max"], (int, float)) or isinstance(opts["kl_max"], bool) or opts["kl_max"] <= 0:
+    if (
+        not isinstance(opts["kl_max"], (int, float))
+        or isinstance(opts["kl_max"], bool)
+        or opts["kl_max"] <= 0
+    ):
         raise PresetError(f"preset_options.kl_max must be a positive number, got {opts['kl_max']!r}")
     opts["quant"] = str(opts.get("quant") or "").lower()
     return opts
@@ -113,36 +131,60 @@ def build_targets(worktree: Path) -> list[str]:
 
 # ---------------------------------------------------------------- build
 
+
 def portable_isa_flags(machine: str | None = None) -> list[str]:
     """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no SVE)."""
     m = (machine or platform.machine()).lower()
     if m in ("aarch64", "arm64"):
         return ["-DGGML_NATIVE=OFF", "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod"]
-    return ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
-            "-DGGML_BMI2=ON", "-DGGML_AVX512=OFF"]
+    return [
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AVX=ON",
+        "-DGGML_AVX2=ON",
+        "-DGGML_FMA=ON",
+        "-DGGML_F16C=ON",
+        "-DGGML_BMI2=ON",
+        "-DGGML_AVX512=OFF",
+    ]
 
 
-def cmake_configure_args(worktree: Path, ccache: str | None, ctest: bool, generator: str | None,
-                         build_dir: str = BUILD_DIR, isa_flags: list[str] | None = None) -> list[str]:
+def cmake_configure_args(
+    worktree: Path,
+    ccache: str | None,
+    ctest: bool,
+    generator: str | None,
+    build_dir: str = BUILD_DIR,
+    isa_flags: list[str] | None = None,
+) -> list[str]:
     """argv of the one-time CMake configure step (native ISA unless isa_flags are given)."""
     args = ["cmake", "-S", str(worktree), "-B", str(Path(worktree) / build_dir)]
     if generator:
         args += ["-G", generator]
-    args += ["-DCMAKE_BUILD_TYPE=Release", *(isa_flags or ["-DGGML_NATIVE=ON"]), "-DLLAMA_CURL=OFF",
-             "-DLLAMA_OPENSSL=OFF",
-             "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF",
-             f"-DLLAMA_BUILD_TESTS={'ON' if ctest else 'OFF'}",
-             f"-DLLAMA_BUILD_EXAMPLES={'ON' if generator_tool(worktree) == 'llama-simple' else 'OFF'}"]
+    args += [
+        "-DCMAKE_BUILD_TYPE=Release",
+        *(isa_flags or ["-DGGML_NATIVE=ON"]),
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_BUILD_APP=OFF",
+        f"-DLLAMA_BUILD_TESTS={'ON' if ctest else 'OFF'}",
+        f"-DLLAMA_BUILD_EXAMPLES={'ON' if generator_tool(worktree) == 'llama-simple' else 'OFF'}",
+    ]
     if ccache:  # explicit launcher; ggml's own ccache detection off so the compiler is not wrapped twice
-        args += ["-DGGML_CCACHE=OFF", f"-DCMAKE_C_COMPILER_LAUNCHER={ccache}",
-                 f"-DCMAKE_CXX_COMPILER_LAUNCHER={ccache}"]
+        args += [
+            "-DGGML_CCACHE=OFF",
+            f"-DCMAKE_C_COMPILER_LAUNCHER={ccache}",
+            f"-DCMAKE_CXX_COMPILER_LAUNCHER={ccache}",
+        ]
     else:
         args += ["-DGGML_CCACHE=OFF"]
     return args
 
 
-def cmake_build_args(worktree: Path, jobs: int, ctest: bool, build_dir: str = BUILD_DIR,
-                     targets: list[str] | None = None) -> list[str]:
+def cmake_build_args(
+    worktree: Path, jobs: int, ctest: bool, build_dir: str = BUILD_DIR, targets: list[str] | None = None
+) -> list[str]:
     args = ["cmake", "--build", str(Path(worktree) / build_dir), "-j", str(jobs)]
     if targets or not ctest:  # with tests: build everything (the test binaries too)
         args += ["--target", *(targets or build_targets(worktree))]
@@ -157,8 +199,11 @@ def build_env(ctx: Any) -> tuple[dict, str | None]:
     if not ccache:
         return {}, None
     masq = str(Path(ctx.workdir) / "ccache-bin")
-    path = os.pathsep.join(p for p in ctx.env.get("PATH", os.environ.get("PATH", "")).split(os.pathsep)
-                           if p and os.path.normpath(p) != os.path.normpath(masq))
+    path = os.pathsep.join(
+        p
+        for p in ctx.env.get("PATH", os.environ.get("PATH", "")).split(os.pathsep)
+        if p and os.path.normpath(p) != os.path.normpath(masq)
+    )
     return {"PATH": path}, ccache
 
 
@@ -232,8 +277,14 @@ def sync_tree(src: Path, dst: Path, skip: tuple[str, ...] = (".git", BUILD_DIR, 
     return changed
 
 
-def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
-                 targets: list[str] | None) -> tuple[bool, str]:
+def _cmake_build(
+    worktree: Path,
+    ctx: Any,
+    build_dir: str,
+    isa_flags: list[str] | None,
+    ctest: bool,
+    targets: list[str] | None,
+) -> tuple[bool, str]:
     """Build `targets` of this variant for one ISA. Without ctest, every variant is built in turn in ONE
     shared tree per ISA (its sources synced over the previous variant's), and the binaries are copied into
     <worktree>/<build_dir>/bin: a one-file candidate recompiles that file and relinks, with no configure and
@@ -245,9 +296,15 @@ def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] 
         where = shared_tree(ctx, build_dir)
         t = time.monotonic()
         changed = sync_tree(worktree, where)
-        logs.append(f"[llamacpp] {len(changed)} files synced into the shared tree {where} in "
-                    f"{time.monotonic() - t:.1f}s" + (f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
-                                                      if len(changed) <= 50 else ""))
+        logs.append(
+            f"[llamacpp] {len(changed)} files synced into the shared tree {where} in "
+            f"{time.monotonic() - t:.1f}s"
+            + (
+                f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
+                if len(changed) <= 50
+                else ""
+            )
+        )
     ok, text = _cmake_build_in(where, ctx, build_dir, isa_flags, ctest, targets)
     logs.append(text)
     if not ok or where == worktree:
@@ -261,8 +318,9 @@ def _cmake_build(worktree: Path, ctx: Any, build_dir: str, isa_flags: list[str] 
     return True, "\n".join(logs)
 
 
-def _cmake_build_in(tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool,
-                    targets: list[str]) -> tuple[bool, str]:
+def _cmake_build_in(
+    tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool, targets: list[str]
+) -> tuple[bool, str]:
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
     conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
@@ -287,8 +345,10 @@ def _cmake_build_in(tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] |
 
 # ---------------------------------------------------------------- simulated tier (driver hooks)
 
+
 def simulate_isa(ctx: Any) -> str:
     import simulate  # noqa: PLC0415  (sky/simulate.py, next to this file: the ISA level simulated builds target)
+
     return simulate.portable_isa()
 
 
@@ -309,8 +369,24 @@ def simulate_command(worktree: Path, ctx: Any) -> list[str]:
     tmp = exe.with_name("llama-bench.tmp")
     shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
     tmp.replace(exe)
-    return ["env", "-C", str(exe.parent), str(exe), "-o", "json", "-m", str(run_model(ctx)),
-            "-p", str(SIM_PROMPT), "-n", str(SIM_GEN), "-r", "1", "-t", "1"]
+    return [
+        "env",
+        "-C",
+        str(exe.parent),
+        str(exe),
+        "-o",
+        "json",
+        "-m",
+        str(run_model(ctx)),
+        "-p",
+        str(SIM_PROMPT),
+        "-n",
+        str(SIM_GEN),
+        "-r",
+        "1",
+        "-t",
+        "1",
+    ]
 
 
 def _read(path: Path) -> str | None:
@@ -321,6 +397,7 @@ def _read(path: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- model and corpus
+
 
 def corpus_text(seed: int, n_bytes: int = CORPUS_BYTES) -> str:
     """Deterministic pseudo-English text for the perplexity / KL-divergence check."""
@@ -375,7 +452,9 @@ def source_model(ctx: Any, opts: dict) -> Path:
         cmd = [sys.executable, str(maker), str(dest), "--seed", str(seed_of(ctx)), *MODEL_ARGS]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
         if p.returncode != 0:
-            raise PresetError(f"make_model.py failed (needs the gguf and numpy packages):\n{p.stdout[-2000:]}")
+            raise PresetError(
+                f"make_model.py failed (needs the gguf and numpy packages):\n{p.stdout[-2000:]}"
+            )
         ctx.log(f"llamacpp: {p.stdout.strip()}")
     return dest
 
@@ -398,8 +477,9 @@ def run_model(ctx: Any) -> Path:
         if not tool or not tool.exists():
             raise PresetError("llama-quantize of the baseline is not built yet")
         tmp = dest.with_name(dest.name + ".tmp")
-        rc, out = ctx.run([str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)], src.parent,
-                          timeout=600)
+        rc, out = ctx.run(
+            [str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)], src.parent, timeout=600
+        )
         if rc != 0 or not tmp.exists():
             raise PresetError(f"llama-quantize {opts['quant']} failed (exit {rc}):\n{out[-2000:]}")
         tmp.replace(dest)
@@ -410,32 +490,82 @@ def run_model(ctx: Any) -> Path:
 
 # ---------------------------------------------------------------- commands and parsers
 
+
 def generation_command(worktree: Path, model: Path, threads: int, seed: int) -> list[str]:
     """Greedy decoding of PROMPT (GEN_TOKENS tokens, EOS ignored) with the tree's generation tool."""
     tool = generator_tool(worktree)
     exe = str(bin_path(worktree, tool))
     if tool == "llama-simple":
         return [exe, "-m", str(model), "-n", str(GEN_TOKENS), PROMPT]
-    args = [exe, "-m", str(model), "-p", PROMPT, "-n", str(GEN_TOKENS), "-t", str(threads), "-s", str(seed),
-            "--temp", "0", "--top-k", "1", "-c", "256", "--ignore-eos", "--no-warmup", "--no-display-prompt"]
+    args = [
+        exe,
+        "-m",
+        str(model),
+        "-p",
+        PROMPT,
+        "-n",
+        str(GEN_TOKENS),
+        "-t",
+        str(threads),
+        "-s",
+        str(seed),
+        "--temp",
+        "0",
+        "--top-k",
+        "1",
+        "-c",
+        "256",
+        "--ignore-eos",
+        "--no-warmup",
+        "--no-display-prompt",
+    ]
     if tool == "llama-completion":
         args.append("-no-cnv")
     return args
 
 
-def perplexity_command(worktree: Path, model: Path, corpus: Path, base_file: Path, threads: int,
-                       compare: bool) -> list[str]:
+def perplexity_command(
+    worktree: Path, model: Path, corpus: Path, base_file: Path, threads: int, compare: bool
+) -> list[str]:
     """Write (compare=False) or compare against (compare=True) the baseline's logits over the corpus."""
-    args = [str(bin_path(worktree, "llama-perplexity")), "-m", str(model), "-f", str(corpus), "-c", str(PPL_CTX),
-            "-b", str(PPL_CTX), "-t", str(threads), "--chunks", str(PPL_CHUNKS), "--kl-divergence-base", str(base_file)]
+    args = [
+        str(bin_path(worktree, "llama-perplexity")),
+        "-m",
+        str(model),
+        "-f",
+        str(corpus),
+        "-c",
+        str(PPL_CTX),
+        "-b",
+        str(PPL_CTX),
+        "-t",
+        str(threads),
+        "--chunks",
+        str(PPL_CHUNKS),
+        "--kl-divergence-base",
+        str(base_file),
+    ]
     if compare:
         args.append("--kl-divergence")
     return args
 
 
 def bench_command(worktree: Path, model: Path, opts: dict, threads: int) -> list[str]:
-    return [str(bin_path(worktree, "llama-bench")), "-o", "json", "-m", str(model), "-p", str(opts["n_prompt"]),
-            "-n", str(opts["n_gen"]), "-t", str(threads), "-r", str(opts["bench_reps"])]
+    return [
+        str(bin_path(worktree, "llama-bench")),
+        "-o",
+        "json",
+        "-m",
+        str(model),
+        "-p",
+        str(opts["n_prompt"]),
+        "-n",
+        str(opts["n_gen"]),
+        "-t",
+        str(threads),
+        "-r",
+        str(opts["bench_reps"]),
+    ]
 
 
 def parse_bench_json(text: str) -> dict[str, list[float]]:
@@ -444,7 +574,7 @@ def parse_bench_json(text: str) -> dict[str, list[float]]:
     if start < 0 or end < start:
         raise PresetError(f"llama-bench printed no JSON array: {text[-500:]!r}")
     try:
-        entries = json.loads(text[start:end + 1])
+        entries = json.loads(text[start : end + 1])
     except json.JSONDecodeError as e:
         raise PresetError(f"llama-bench JSON unreadable: {e}") from e
     out: dict[str, list[float]] = {}
@@ -479,11 +609,14 @@ def parse_kld(text: str) -> dict[str, float]:
 
 def first_difference(expected: bytes, got: bytes) -> str:
     n = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
-    return (f"first difference at token/byte {n}: expected {expected[n:n + 12]!r}, got {got[n:n + 12]!r} "
-            f"(lengths {len(expected)} vs {len(got)})")
+    return (
+        f"first difference at token/byte {n}: expected {expected[n : n + 12]!r}, got {got[n : n + 12]!r} "
+        f"(lengths {len(expected)} vs {len(got)})"
+    )
 
 
 # ---------------------------------------------------------------- validate
+
 
 def _run_to_file(ctx: Any, argv: list[str], cwd: Path, out_file: Path, timeout: float) -> tuple[int, str]:
     """Run argv with stdout into out_file; return (rc, stderr+driver notes)."""
@@ -505,7 +638,9 @@ def generate(ctx: Any, worktree: Path, model: Path, out_file: Path) -> tuple[int
     seed = seed_of(ctx)
     tool = generator_tool(worktree)
     for attempt in range(1, ATTEMPTS + 1):
-        rc, log = _run_to_file(ctx, generation_command(worktree, model, ctx.threads, seed), worktree, out_file, 600)
+        rc, log = _run_to_file(
+            ctx, generation_command(worktree, model, ctx.threads, seed), worktree, out_file, 600
+        )
         if rc != 0 or generation_complete(tool, out_file.read_bytes()):
             return rc, log, attempt
     return rc, log, ATTEMPTS
@@ -539,7 +674,9 @@ def parse_kld_chunks(text: str) -> dict[str, float] | None:
 def references(baseline_worktree: Path, ctx: Any) -> dict:
     """Baseline greedy output and logits file, computed once per (baseline sha, model) and cached in workdir."""
     model = run_model(ctx)
-    key = hashlib.sha256(f"{_head(baseline_worktree)}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{_head(baseline_worktree)}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()
+    ).hexdigest()[:16]
     cached = ctx.state.get("llamacpp_refs")
     if cached and cached["key"] == key:
         return cached
@@ -554,7 +691,9 @@ def references(baseline_worktree: Path, ctx: Any) -> dict:
         tmp.replace(gen)
     if not kld_base.exists():
         tmp = d / "logits.tmp"
-        argv = perplexity_command(baseline_worktree, model, state_dir(ctx) / "corpus.txt", tmp, ctx.threads, False)
+        argv = perplexity_command(
+            baseline_worktree, model, state_dir(ctx) / "corpus.txt", tmp, ctx.threads, False
+        )
         rc, out = ctx.run(argv, baseline_worktree, timeout=1200, pin=True)
         if rc != 0 or not tmp.exists():
             raise PresetError(f"baseline llama-perplexity failed (exit {rc}): {out[-1500:]}")
@@ -566,8 +705,14 @@ def references(baseline_worktree: Path, ctx: Any) -> dict:
 
 def _head(worktree: Path) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(worktree), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=str(worktree),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return str(worktree)
 
@@ -582,16 +727,30 @@ def check_generation(worktree: Path, refs: dict, ctx: Any) -> dict:
     expected, got = Path(refs["generation"]).read_bytes(), out_file.read_bytes()
     if expected == got:
         digest = hashlib.sha256(got).hexdigest()[:12]
-        return {"name": name, "ok": True,
-                "detail": f"{GEN_TOKENS} greedy tokens identical to baseline ({len(got)} bytes, sha256 {digest})"}
-    return {"name": name, "ok": False, "detail": "greedy output differs from baseline: " +
-            first_difference(expected, got) + (f" ({attempts} attempts)" if attempts > 1 else "")}
+        return {
+            "name": name,
+            "ok": True,
+            "detail": f"{GEN_TOKENS} greedy tokens identical to baseline ({len(got)} bytes, sha256 {digest})",
+        }
+    return {
+        "name": name,
+        "ok": False,
+        "detail": "greedy output differs from baseline: "
+        + first_difference(expected, got)
+        + (f" ({attempts} attempts)" if attempts > 1 else ""),
+    }
 
 
 def check_kld(worktree: Path, refs: dict, ctx: Any) -> dict:
     kl_max = float(options(ctx.project)["kl_max"])
-    argv = perplexity_command(worktree, Path(refs["model"]), state_dir(ctx) / "corpus.txt", Path(refs["kld_base"]),
-                              ctx.threads, True)
+    argv = perplexity_command(
+        worktree,
+        Path(refs["model"]),
+        state_dir(ctx) / "corpus.txt",
+        Path(refs["kld_base"]),
+        ctx.threads,
+        True,
+    )
     rc, out, attempts = run_kld(ctx, argv, worktree)
     name = "kl_divergence"
     if rc != 0:
@@ -605,19 +764,33 @@ def check_kld(worktree: Path, refs: dict, ctx: Any) -> dict:
         if rows is None or rows["chunks"] < (PPL_CHUNKS + 1) // 2:
             return {"name": name, "ok": False, "detail": f"{e} ({attempts} attempts): {out[-800:]}"}
         ok = math.isfinite(rows["mean"]) and rows["mean"] < kl_max
-        return {"name": name, "ok": ok,
-                "detail": f"mean KLD {rows['mean']:.6g} ± {rows['uncertainty']:.2g} vs bound {kl_max:g} (running "
-                          f"mean after chunk {rows['chunks']} of {PPL_CHUNKS}: the summary was lost by llama.cpp's "
-                          f"logger in {attempts} attempts)"}
+        return {
+            "name": name,
+            "ok": ok,
+            "detail": f"mean KLD {rows['mean']:.6g} ± {rows['uncertainty']:.2g} vs bound {kl_max:g} (running "
+            f"mean after chunk {rows['chunks']} of {PPL_CHUNKS}: the summary was lost by llama.cpp's "
+            f"logger in {attempts} attempts)",
+        }
     ok = math.isfinite(k["mean"]) and k["mean"] < kl_max
     extra = "".join(f", {key} {k[key]:.6g}" for key in ("max", "same_top_p", "ppl") if key in k)
-    return {"name": name, "ok": ok,
-            "detail": f"mean KLD {k['mean']:.6g} ± {k['uncertainty']:.2g} vs bound {kl_max:g}{extra}"}
+    return {
+        "name": name,
+        "ok": ok,
+        "detail": f"mean KLD {k['mean']:.6g} ± {k['uncertainty']:.2g} vs bound {kl_max:g}{extra}",
+    }
 
 
 def check_ctest(worktree: Path, ctx: Any) -> dict:
-    cmd = ["ctest", "--test-dir", str(Path(worktree) / BUILD_DIR), "-L", "main", "--output-on-failure",
-           "-j", str(ctx.threads)]
+    cmd = [
+        "ctest",
+        "--test-dir",
+        str(Path(worktree) / BUILD_DIR),
+        "-L",
+        "main",
+        "--output-on-failure",
+        "-j",
+        str(ctx.threads),
+    ]
     rc, out = ctx.run(cmd, worktree, timeout=3600)
     summary = next((ln.strip() for ln in out.splitlines() if "tests passed" in ln), out[-300:])
     return {"name": "ctest", "ok": rc == 0, "detail": summary if rc == 0 else out[-1500:]}
@@ -634,13 +807,15 @@ def validate(worktree: Path, baseline_worktree: Path, ctx: Any) -> list[dict]:
 
 # ---------------------------------------------------------------- bench
 
+
 def bench(worktree: Path, ctx: Any) -> dict[str, list[float]]:
     """One llama-bench invocation -> tokens/s samples per metric ("pp", "tg")."""
     opts = options(ctx.project)
     model = run_model(ctx)
     out_file = state_dir(ctx) / f"bench-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.json"
-    rc, log = _run_to_file(ctx, bench_command(Path(worktree), model, opts, ctx.threads), Path(worktree), out_file,
-                           1800)
+    rc, log = _run_to_file(
+        ctx, bench_command(Path(worktree), model, opts, ctx.threads), Path(worktree), out_file, 1800
+    )
     if rc != 0:
         raise PresetError(f"llama-bench exited {rc}: {log[-1500:]}")
     return parse_bench_json(out_file.read_text(errors="replace"))

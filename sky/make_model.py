@@ -7,6 +7,7 @@ The vocabulary is a byte-level SentencePiece ("llama") vocabulary: <unk>, <s>, <
 <0x00>..<0xFF>, so any text tokenizes (one token per byte) and generated text maps 1:1 to token ids.
 Same arguments -> byte-identical file. Needs the `gguf` and `numpy` packages (the rest of sky/ is stdlib-only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
 import gguf
+import numpy as np
 
 ARCH = "llama"
 N_SPECIAL = 3  # <unk>, <s>, </s>
@@ -27,12 +28,12 @@ class ModelShape:
     n_embd: int = 256
     n_layer: int = 4
     n_head: int = 4
-    n_head_kv: int = 0           # 0 -> n_head (no GQA)
+    n_head_kv: int = 0  # 0 -> n_head (no GQA)
     n_ff: int = 512
     n_ctx: int = 512
-    std: float = 0.05            # weight matrices
-    embd_std: float = 1.0        # token embeddings: token identity dominates the residual stream, so greedy
-                                 # output follows the context instead of collapsing to one token
+    std: float = 0.05  # weight matrices
+    embd_std: float = 1.0  # token embeddings: token identity dominates the residual stream, so greedy
+    # output follows the context instead of collapsing to one token
 
     def check(self) -> None:
         if min(self.n_embd, self.n_layer, self.n_head, self.n_ff, self.n_ctx) <= 0 or self.n_head_kv < 0:
@@ -66,10 +67,17 @@ def tensor_shapes(shape: ModelShape, n_vocab: int) -> list[tuple[str, tuple[int,
     out = [("token_embd.weight", (n_vocab, e))]
     for i in range(shape.n_layer):
         p = f"blk.{i}."
-        out += [(p + "attn_norm.weight", (e,)), (p + "attn_q.weight", (e, e)), (p + "attn_k.weight", (kv, e)),
-                (p + "attn_v.weight", (kv, e)), (p + "attn_output.weight", (e, e)),
-                (p + "ffn_norm.weight", (e,)), (p + "ffn_gate.weight", (ff, e)), (p + "ffn_up.weight", (ff, e)),
-                (p + "ffn_down.weight", (e, ff))]
+        out += [
+            (p + "attn_norm.weight", (e,)),
+            (p + "attn_q.weight", (e, e)),
+            (p + "attn_k.weight", (kv, e)),
+            (p + "attn_v.weight", (kv, e)),
+            (p + "attn_output.weight", (e, e)),
+            (p + "ffn_norm.weight", (e,)),
+            (p + "ffn_gate.weight", (ff, e)),
+            (p + "ffn_up.weight", (ff, e)),
+            (p + "ffn_down.weight", (e, ff)),
+        ]
     out += [("output_norm.weight", (e,)), ("output.weight", (n_vocab, e))]
     return out
 
@@ -139,8 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embd-std", type=float, default=ModelShape.embd_std)
     ap.add_argument("--f32", action="store_true", help="f32 weights instead of f16")
     a = ap.parse_args(argv)
-    shape = ModelShape(n_embd=a.n_embd, n_layer=a.n_layer, n_head=a.n_head, n_head_kv=a.n_head_kv,
-                       n_ff=a.n_ff, n_ctx=a.ctx, std=a.std, embd_std=a.embd_std)
+    shape = ModelShape(
+        n_embd=a.n_embd,
+        n_layer=a.n_layer,
+        n_head=a.n_head,
+        n_head_kv=a.n_head_kv,
+        n_ff=a.n_ff,
+        n_ctx=a.ctx,
+        std=a.std,
+        embd_std=a.embd_std,
+    )
     try:
         digest = write_model(a.out, seed=a.seed, shape=shape, f16=not a.f32)
     except ValueError as e:

@@ -19,6 +19,7 @@ A candidate stops at the first look where the interval is decisive:
 and otherwise runs to max_pairs. The bot (bot/experiments/paired.py) computes the same interval with
 scipy's binomial distribution; tests/test_paired.py checks that both agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,7 @@ def binom_cdf_half(k: int, n: int) -> float:
         return 0.0
     if k >= n:
         return 1.0
-    return sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
 
 
 def order_index(n: int, a: float) -> int:
@@ -73,7 +74,7 @@ def log_ratio(base: float, cand: float, higher_is_better: bool) -> float:
 
 
 def verdict(mid: float, lo: float, hi: float, min_effect: float) -> str | None:
-    """"effect" / "equivalent" when the interval is decisive, else None."""
+    """ "effect" / "equivalent" when the interval is decisive, else None."""
     band = math.log(1.0 + min_effect) if min_effect > 0 else 0.0
     if (lo > 0 or hi < 0) and abs(mid) >= band:
         return "effect"

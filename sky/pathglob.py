@@ -14,11 +14,12 @@ Semantics (a path is repository-relative, '/'-separated):
   the same name (`.GITHUB/x.yml` under `.github/**`), because on a case-insensitive checkout they are the
   same file.
 """
+
 from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def normalize(path: str) -> str:
@@ -30,7 +31,7 @@ def normalize(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def regex(pattern: str) -> "re.Pattern[str] | None":
+def regex(pattern: str) -> re.Pattern[str] | None:
     """The compiled pattern (None for an empty one); it matches the path and everything below it."""
     p = normalize(pattern)
     if not p:

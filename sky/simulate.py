@@ -24,6 +24,7 @@ Valgrind cannot execute AVX-512 or SVE: a preset builds its simulation binaries 
 (x86-64-v3 / armv8.2-a+dotprod) where it can (llama.cpp); a generic project's own build is simulated as it
 is, and a binary valgrind cannot run is reported with that reason (build it without -march=native).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,10 +38,14 @@ TOOL = "cachegrind"
 CACHE = {"I1": (32768, 8, 64), "D1": (32768, 8, 64), "LL": (16 * 1024 * 1024, 16, 64)}
 WEIGHTS = {"l1_hit": 1, "ll_hit": 5, "ram": 35}
 EVENTS = ("Ir", "I1mr", "ILmr", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw")
-MAX_FUNCTIONS = 200          # kept per variant: the costliest functions ...
-MIN_FUNCTION_SHARE = 1e-4    # ... down to 0.01% of the total
-UNSUPPORTED_MARKERS = ("unhandled instruction bytes", "Illegal opcode", "vex amd64->IR: unhandled",
-                       "disInstr(arm64): unhandled")
+MAX_FUNCTIONS = 200  # kept per variant: the costliest functions ...
+MIN_FUNCTION_SHARE = 1e-4  # ... down to 0.01% of the total
+UNSUPPORTED_MARKERS = (
+    "unhandled instruction bytes",
+    "Illegal opcode",
+    "vex amd64->IR: unhandled",
+    "disInstr(arm64): unhandled",
+)
 
 
 def available() -> tuple[bool, str]:
@@ -70,14 +75,25 @@ def portable_isa(arch: str | None = None) -> str:
 def cache_description() -> str:
     def one(name: str) -> str:
         size, assoc, line = CACHE[name]
-        return f"{name} {size // 1024}K {assoc}-way {line}B" if size < 1 << 20 else \
-            f"{name} {size // (1 << 20)}M {assoc}-way {line}B"
+        return (
+            f"{name} {size // 1024}K {assoc}-way {line}B"
+            if size < 1 << 20
+            else f"{name} {size // (1 << 20)}M {assoc}-way {line}B"
+        )
+
     return ", ".join(one(n) for n in ("I1", "D1", "LL"))
 
 
 def valgrind_argv(out_dir: Path) -> list[str]:
-    args = ["valgrind", f"--tool={TOOL}", "--cache-sim=yes", "--branch-sim=no", "--trace-children=yes",
-            f"--cachegrind-out-file={out_dir}/cg.%p", f"--log-file={out_dir}/vg.%p.log"]
+    args = [
+        "valgrind",
+        f"--tool={TOOL}",
+        "--cache-sim=yes",
+        "--branch-sim=no",
+        "--trace-children=yes",
+        f"--cachegrind-out-file={out_dir}/cg.%p",
+        f"--log-file={out_dir}/vg.%p.log",
+    ]
     for name in ("I1", "D1", "LL"):
         args.append(f"--{name}=" + ",".join(str(x) for x in CACHE[name]))
     return args
@@ -87,8 +103,11 @@ def estimated_cycles(ev: dict) -> int:
     l1_miss = ev.get("I1mr", 0) + ev.get("D1mr", 0) + ev.get("D1mw", 0)
     ll_miss = ev.get("ILmr", 0) + ev.get("DLmr", 0) + ev.get("DLmw", 0)
     accesses = ev.get("Ir", 0) + ev.get("Dr", 0) + ev.get("Dw", 0)
-    return (WEIGHTS["l1_hit"] * (accesses - l1_miss) + WEIGHTS["ll_hit"] * (l1_miss - ll_miss)
-            + WEIGHTS["ram"] * ll_miss)
+    return (
+        WEIGHTS["l1_hit"] * (accesses - l1_miss)
+        + WEIGHTS["ll_hit"] * (l1_miss - ll_miss)
+        + WEIGHTS["ram"] * ll_miss
+    )
 
 
 def parse_cachegrind(text: str) -> tuple[dict, dict]:
@@ -136,13 +155,20 @@ def merge(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 def summarize(totals: dict, funcs: dict) -> dict:
     """The record stored per variant: totals, estimated cycles, the costliest functions."""
     cycles = estimated_cycles(totals)
-    rows = [{"name": name, "cycles": estimated_cycles(ev), "instructions": ev.get("Ir", 0)}
-            for name, ev in funcs.items()]
+    rows = [
+        {"name": name, "cycles": estimated_cycles(ev), "instructions": ev.get("Ir", 0)}
+        for name, ev in funcs.items()
+    ]
     rows.sort(key=lambda r: (-r["cycles"], r["name"]))
     floor = cycles * MIN_FUNCTION_SHARE
     kept = [r for r in rows[:MAX_FUNCTIONS] if r["cycles"] >= floor]
-    return {"events": {k: totals.get(k, 0) for k in EVENTS}, "estimated_cycles": cycles,
-            "instructions": totals.get("Ir", 0), "functions": kept, "functions_total": len(rows)}
+    return {
+        "events": {k: totals.get(k, 0) for k in EVENTS},
+        "estimated_cycles": cycles,
+        "instructions": totals.get("Ir", 0),
+        "functions": kept,
+        "functions_total": len(rows),
+    }
 
 
 def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3600, kill=None) -> dict:
@@ -157,8 +183,14 @@ def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3
     argv = valgrind_argv(out_dir) + inner
     t = time.monotonic()
     # same process group as the driver: cancelling the batch (killpg) stops the simulation too
-    p = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        argv,
+        cwd=str(cwd),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         raw, _ = p.communicate(timeout=timeout)
         rc = p.returncode
@@ -169,11 +201,18 @@ def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3
     seconds = round(time.monotonic() - t, 3)
     logs = "".join(f.read_text(errors="replace") for f in sorted(out_dir.glob("vg.*.log")))
     output = raw.decode(errors="replace")
-    record = {"ok": False, "tool": TOOL, "seconds": seconds, "cache": cache_description(),
-              "weights": dict(WEIGHTS)}
+    record = {
+        "ok": False,
+        "tool": TOOL,
+        "seconds": seconds,
+        "cache": cache_description(),
+        "weights": dict(WEIGHTS),
+    }
     if any(m in logs for m in UNSUPPORTED_MARKERS):
-        record["error"] = ("valgrind cannot execute this binary's instructions (AVX-512/SVE?): build the simulated "
-                           "variant for a portable ISA (e.g. -march=x86-64-v3, armv8.2-a)\n" + logs[-800:])
+        record["error"] = (
+            "valgrind cannot execute this binary's instructions (AVX-512/SVE?): build the simulated "
+            "variant for a portable ISA (e.g. -march=x86-64-v3, armv8.2-a)\n" + logs[-800:]
+        )
         return record
     if rc == 124:
         record["error"] = f"timeout after {timeout:.0f}s under valgrind"

@@ -6,14 +6,16 @@ Each scripted turn is one of:
 - a `Fail(status, ...)`: an API error response (429/529/...), which the SDK may retry.
 Content blocks are dicts in the API's shape; helpers `text()` and `tool_use()` build them.
 Every request is recorded (`double.requests`: parsed JSON bodies, `double.headers`)."""
+
 from __future__ import annotations
 
 import itertools
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 
 @dataclass
@@ -71,17 +73,29 @@ class AnthropicDouble:
                 length = int(self.headers.get("content-length", 0))
                 raw = self.rfile.read(length)
                 if self.path.split("?")[0] != "/v1/messages":
-                    return self._send(404, {"type": "error", "error": {
-                        "type": "not_found_error", "message": f"no route {self.path}"}})
+                    return self._send(
+                        404,
+                        {
+                            "type": "error",
+                            "error": {"type": "not_found_error", "message": f"no route {self.path}"},
+                        },
+                    )
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    return self._send(400, {"type": "error", "error": {
-                        "type": "invalid_request_error", "message": "body is not JSON"}})
+                    return self._send(
+                        400,
+                        {
+                            "type": "error",
+                            "error": {"type": "invalid_request_error", "message": "body is not JSON"},
+                        },
+                    )
                 status, payload, extra = double.handle(body, dict(self.headers))
                 self._send(status, payload, extra)
 
-            def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -99,7 +113,7 @@ class AnthropicDouble:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "AnthropicDouble":
+    def __enter__(self) -> AnthropicDouble:
         self.thread.start()
         return self
 
@@ -107,35 +121,70 @@ class AnthropicDouble:
         self.server.shutdown()
         self.server.server_close()
 
-    def handle(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def handle(
+        self, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in headers.items()})
             lowered = {k.lower(): v for k, v in headers.items()}
             sent = lowered.get("x-api-key") or lowered.get("authorization", "").removeprefix("Bearer ")
             if self.api_key is not None and sent != self.api_key:
-                return 401, {"type": "error", "error": {"type": "authentication_error",
-                                                        "message": "invalid x-api-key"}}, {}
+                return (
+                    401,
+                    {
+                        "type": "error",
+                        "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                    },
+                    {},
+                )
             problem = _validate(body)
             if problem:
-                return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}, {}
+                return (
+                    400,
+                    {"type": "error", "error": {"type": "invalid_request_error", "message": problem}},
+                    {},
+                )
             if not self.script:
-                return 500, {"type": "error", "error": {"type": "api_error", "message": "script exhausted"}}, \
-                    {"x-should-retry": "false"}
+                return (
+                    500,
+                    {"type": "error", "error": {"type": "api_error", "message": "script exhausted"}},
+                    {"x-should-retry": "false"},
+                )
             turn = self.script.pop(0)
         if isinstance(turn, Fail):
             extra = {"retry-after-ms": str(turn.retry_after_ms)} if turn.retry_after_ms is not None else {}
-            return turn.status, {"type": "error", "error": {"type": turn.error_type, "message": turn.message}}, extra
+            return (
+                turn.status,
+                {"type": "error", "error": {"type": turn.error_type, "message": turn.message}},
+                extra,
+            )
         reply = turn(body) if callable(turn) else turn
         if not isinstance(reply, Reply):
             reply = Reply(list(reply))
-        stop = reply.stop_reason or ("tool_use" if any(b["type"] == "tool_use" for b in reply.content)
-                                     else "end_turn")
-        usage = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                 **estimated_usage(body, reply.content), **(reply.usage or {})}
-        return 200, {"id": f"msg_double_{next(self._msg_ids):04d}", "type": "message", "role": "assistant",
-                     "model": body["model"], "content": reply.content, "stop_reason": stop,
-                     "stop_sequence": None, "usage": usage}, {}
+        stop = reply.stop_reason or (
+            "tool_use" if any(b["type"] == "tool_use" for b in reply.content) else "end_turn"
+        )
+        usage = {
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            **estimated_usage(body, reply.content),
+            **(reply.usage or {}),
+        }
+        return (
+            200,
+            {
+                "id": f"msg_double_{next(self._msg_ids):04d}",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": reply.content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": usage,
+            },
+            {},
+        )
 
 
 def _validate(body: dict[str, Any]) -> str | None:

@@ -3,6 +3,7 @@
 Matching is lexical like arXiv's `all:` field: an entry matches when any quoted phrase or bare word of the
 query occurs in its title or summary. `fail_with(503, n)` answers the next n requests with that status.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,21 +25,38 @@ class Entry:
 
 
 FIXTURE_ENTRIES = [
-    Entry("2402.00001v1", "Fast Quantized Matrix Multiplication for LLM Inference on CPUs",
-          "We present SIMD kernels for 4-bit quantized matrix multiplication that speed up token generation "
-          "on x86 and ARM CPUs by reorganising weights for AVX2 and NEON dot product instructions.",
-          ["A. Author", "B. Author"], "2024-02-01T10:00:00Z"),
-    Entry("2403.00002v2", "Online Normalizer Calculation for Softmax",
-          "A single-pass softmax that computes the normalizer online, reducing memory accesses; "
-          "applicable to CPU and GPU attention kernels.",
-          ["C. Author"], "2018-05-08T00:00:00Z"),
-    Entry("2404.00003v1", "Kernel Fusion of RMS Normalization and Elementwise Multiply",
-          "Fusing RMS normalization with the following elementwise multiplication removes a pass over "
-          "activations, improving LLM inference latency on memory-bound CPU workloads.",
-          ["D. Author", "E. Author", "F. Author"], "2024-04-02T00:00:00Z"),
-    Entry("2405.00004v1", "Protein Folding with Diffusion Models",
-          "We study diffusion models for protein structure prediction.",
-          ["G. Author"], "2024-05-03T00:00:00Z", ["q-bio.BM"]),
+    Entry(
+        "2402.00001v1",
+        "Fast Quantized Matrix Multiplication for LLM Inference on CPUs",
+        "We present SIMD kernels for 4-bit quantized matrix multiplication that speed up token generation "
+        "on x86 and ARM CPUs by reorganising weights for AVX2 and NEON dot product instructions.",
+        ["A. Author", "B. Author"],
+        "2024-02-01T10:00:00Z",
+    ),
+    Entry(
+        "2403.00002v2",
+        "Online Normalizer Calculation for Softmax",
+        "A single-pass softmax that computes the normalizer online, reducing memory accesses; "
+        "applicable to CPU and GPU attention kernels.",
+        ["C. Author"],
+        "2018-05-08T00:00:00Z",
+    ),
+    Entry(
+        "2404.00003v1",
+        "Kernel Fusion of RMS Normalization and Elementwise Multiply",
+        "Fusing RMS normalization with the following elementwise multiplication removes a pass over "
+        "activations, improving LLM inference latency on memory-bound CPU workloads.",
+        ["D. Author", "E. Author", "F. Author"],
+        "2024-04-02T00:00:00Z",
+    ),
+    Entry(
+        "2405.00004v1",
+        "Protein Folding with Diffusion Models",
+        "We study diffusion models for protein structure prediction.",
+        ["G. Author"],
+        "2024-05-03T00:00:00Z",
+        ["q-bio.BM"],
+    ),
 ]
 
 
@@ -55,7 +73,9 @@ def atom_feed(entries: list[Entry], start: int, total: int) -> bytes:
     ]
     for e in entries:
         authors = "".join(f"<author><name>{escape(a)}</name></author>" for a in e.authors)
-        cats = "".join(f'<category term="{escape(c)}" scheme="http://arxiv.org/schemas/atom"/>' for c in e.categories)
+        cats = "".join(
+            f'<category term="{escape(c)}" scheme="http://arxiv.org/schemas/atom"/>' for c in e.categories
+        )
         parts.append(
             f"<entry><id>http://arxiv.org/abs/{e.id}</id><updated>{e.published}</updated>"
             f"<published>{e.published}</published><title>{escape(e.title)}</title>"
@@ -99,7 +119,7 @@ class ArxivDouble:
         with self._lock:
             self._fail_status, self._fail_left = status, times
 
-    def __enter__(self) -> "ArxivDouble":
+    def __enter__(self) -> ArxivDouble:
         self._thread.start()
         return self
 
@@ -121,7 +141,7 @@ class ArxivDouble:
         start = int(qs.get("start", ["0"])[0])
         size = int(qs.get("max_results", ["10"])[0])
         hits = [e for e in self.entries if any(t in f"{e.title} {e.summary}".lower() for t in terms)]
-        return 200, atom_feed(hits[start:start + size], start, len(hits))
+        return 200, atom_feed(hits[start : start + size], start, len(hits))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         double = self

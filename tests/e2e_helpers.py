@@ -1,6 +1,7 @@
 """Shared by the end-to-end tests of the agent path (tests/test_e2e_agent.py, tests/test_e2e_waves.py): the
 edits the scripted models make to the attention example (examples/attention), each an exact (old, new) pair
 of src/ text (the i-k-j matmul; the fused softmax), and running an issue to the end of its run."""
+
 from __future__ import annotations
 
 import time

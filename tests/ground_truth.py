@@ -26,6 +26,7 @@ The OpenAPI description is OpenAPI 3.0.3: `nullable: true` is translated to JSON
 `oneOf` is read as `anyOf` (GitHub's alternatives overlap, e.g. the label list forms of issues/add-labels).
 A request body is only checked when the response status is < 400 (a rejected request may be invalid on purpose).
 """
+
 from __future__ import annotations
 
 import functools
@@ -63,13 +64,18 @@ def _npm_package(spec: str) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         import pytest
+
         pytest.skip(f"npm is not installed: cannot fetch {spec} (GitHub's published API description)")
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        proc = subprocess.run([npm, "pack", spec, "--pack-destination", str(tmp), "--silent"],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [npm, "pack", spec, "--pack-destination", str(tmp), "--silent"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"npm pack {spec} failed: {proc.stderr.strip()}")
         tgz = next(tmp.glob("*.tgz"))
@@ -103,8 +109,11 @@ def webhook_examples() -> dict[str, list[dict[str, Any]]]:
 # GitHub's description of these says "You can also pass an array of labels directly" (PyGithub does), but the
 # schema lists only {"labels": [...]}; a bare list is validated as that object.
 _BARE_LABEL_LIST_OPS = {"issues/add-labels", "issues/set-labels"}
-_BASIC_ERROR = {"type": "object", "required": ["message"],
-                "properties": {"message": {"type": "string"}, "documentation_url": {"type": "string"}}}
+_BASIC_ERROR = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}, "documentation_url": {"type": "string"}},
+}
 
 
 def _template_regex(template: str, loose: bool) -> re.Pattern[str]:
@@ -122,15 +131,20 @@ def _template_regex(template: str, loose: bool) -> re.Pattern[str]:
 class _Index:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.entries = [(t, _template_regex(t, False), _template_regex(t, True), len(re.sub(r"\{[^}]+\}", "", t)))
-                        for t in spec["paths"]]
+        self.entries = [
+            (t, _template_regex(t, False), _template_regex(t, True), len(re.sub(r"\{[^}]+\}", "", t)))
+            for t in spec["paths"]
+        ]
         self.validators: dict[tuple[str, str, str], jsonschema.protocols.Validator] = {}
 
     def find(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
         method = method.lower()
         for loose in (False, True):
-            cands = [(lit, t) for t, strict, lenient, lit in self.entries
-                     if (lenient if loose else strict).match(path) and method in self.spec["paths"][t]]
+            cands = [
+                (lit, t)
+                for t, strict, lenient, lit in self.entries
+                if (lenient if loose else strict).match(path) and method in self.spec["paths"][t]
+            ]
             if cands:
                 template = max(cands)[1]
                 return template, self.spec["paths"][template][method]
@@ -157,8 +171,13 @@ def to_json_schema(schema: Any) -> Any:
         return [to_json_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {("anyOf" if k == "oneOf" else k): to_json_schema(v) if k not in ("example", "examples", "enum", "default")
-           else v for k, v in schema.items() if k != "nullable"}
+    out = {
+        ("anyOf" if k == "oneOf" else k): to_json_schema(v)
+        if k not in ("example", "examples", "enum", "default")
+        else v
+        for k, v in schema.items()
+        if k != "nullable"
+    }
     if isinstance(out.get("properties"), dict):
         out["properties"] = {k: to_json_schema(v) for k, v in schema["properties"].items()}
     if schema.get("nullable") is True:
@@ -183,8 +202,9 @@ def _check(validator: Any, instance: Any, what: str) -> None:
         raise ExchangeError("\n".join(lines))
 
 
-def validate_exchange(spec: dict[str, Any], method: str, path: str, status: int, response_json: Any,
-                      request_json: Any = None) -> str:
+def validate_exchange(
+    spec: dict[str, Any], method: str, path: str, status: int, response_json: Any, request_json: Any = None
+) -> str:
     """Validate one HTTP exchange against GitHub's OpenAPI description; return the operationId."""
     index = _index(spec)
     template, op = index.find(method, path.split("?", 1)[0])
@@ -195,7 +215,9 @@ def validate_exchange(spec: dict[str, Any], method: str, path: str, status: int,
     if request_json is not None and status < 400:
         req_schema = _json_schema_of((op.get("requestBody") or {}).get("content"))
         if req_schema is not None:
-            _check(index.validator((template, method, "request"), req_schema), request_json, f"{where} request")
+            _check(
+                index.validator((template, method, "request"), req_schema), request_json, f"{where} request"
+            )
     responses = op.get("responses", {})
     documented = responses.get(str(status))
     if documented is None:
@@ -209,7 +231,9 @@ def validate_exchange(spec: dict[str, Any], method: str, path: str, status: int,
         if status != 204 and response_json not in (None, {}, []):
             raise ExchangeError(f"{where}: status {status} documents no JSON body")
         return op_id
-    _check(index.validator((template, method, str(status)), schema), response_json, f"{where} response {status}")
+    _check(
+        index.validator((template, method, str(status)), schema), response_json, f"{where} response {status}"
+    )
     return op_id
 
 

@@ -7,6 +7,7 @@ prints {"handle", "state"} as JSON.
 
     python3 tests/leak_worker.py '<json: base_dir, trust, lock, run_id, spec, bundle, timeout>'
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """A TCP server on the host's loopback for tests: accepts connections on a thread and hands each to `handle`
 (test_forge's flaky proxy to the sandbox, test_jail's listener for what escapes the jail)."""
+
 from __future__ import annotations
 
 import socket

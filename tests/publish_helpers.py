@@ -1,4 +1,5 @@
 """Shared by tests/test_publish.py and tests/test_report.py: the demo git history and the recorded run."""
+
 from __future__ import annotations
 
 import copy
@@ -18,13 +19,14 @@ def recorded_run() -> dict[str, Any]:
     return copy.deepcopy(json.loads((GOLDEN / "attention_run.json").read_text()))
 
 
-def demo_repo(tmp: Path) -> tuple[Path, "make_fork.ForkHistory"]:
+def demo_repo(tmp: Path) -> tuple[Path, make_fork.ForkHistory]:
     """Upstream clone holding every fork branch (as refs/remotes/<fork>/<branch>)."""
     history = make_fork.build(tmp / "git")
     repo = history.upstream
     for fork, path in history.forks.items():
-        subprocess.run(["git", "fetch", "-q", str(path), f"+refs/heads/*:refs/remotes/{fork}/*"], cwd=repo,
-                       check=True)
+        subprocess.run(
+            ["git", "fetch", "-q", str(path), f"+refs/heads/*:refs/remotes/{fork}/*"], cwd=repo, check=True
+        )
     return repo, history
 
 

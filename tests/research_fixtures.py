@@ -3,6 +3,7 @@
 The forge double implements the few `bot.forge.Forge` methods research uses, answering from real git and
 returning bot.forge's own result types; it counts calls so tests can check caching.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -73,8 +74,14 @@ UTIL_C = "int util_a(void) { return 1; }\nint util_b(void) { return 2; }\nint ut
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "Test",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(cwd)}
+    env = {
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(cwd),
+    }
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=True)
     return proc.stdout.strip()
 
@@ -89,7 +96,17 @@ def commit(repo: Path, message: str, files: dict[str, str], author: str = "Test"
     for rel, text in files.items():
         write(repo, rel, text)
     git(repo, "add", "-A")
-    git(repo, "-c", f"user.name={author}", "commit", "-q", "-m", message, "--author", f"{author} <{author.lower()}@example.com>")
+    git(
+        repo,
+        "-c",
+        f"user.name={author}",
+        "commit",
+        "-q",
+        "-m",
+        message,
+        "--author",
+        f"{author} <{author.lower()}@example.com>",
+    )
     return git(repo, "rev-parse", "HEAD")
 
 
@@ -100,27 +117,47 @@ class World:
         self.root = root
         self.paths: dict[str, Path] = {}
         up = self._init("owner/proj")
-        commit(up, "initial", {"ggml/src/ggml-cpu/ggml-cpu.c": CPU_C, "ggml/src/ggml-cpu/ops.cpp": OPS_CPP,
-                               "ggml/src/ggml-cuda/ggml-cuda.cu": CUDA_CU,
-                               "ggml/src/ggml-metal/ggml-metal-fusion.cpp": METAL_FUSION,
-                               "src/util.c": UTIL_C, "docs/readme.md": "# proj\n"})
+        commit(
+            up,
+            "initial",
+            {
+                "ggml/src/ggml-cpu/ggml-cpu.c": CPU_C,
+                "ggml/src/ggml-cpu/ops.cpp": OPS_CPP,
+                "ggml/src/ggml-cuda/ggml-cuda.cu": CUDA_CU,
+                "ggml/src/ggml-metal/ggml-metal-fusion.cpp": METAL_FUSION,
+                "src/util.c": UTIL_C,
+                "docs/readme.md": "# proj\n",
+            },
+        )
         self.fork_point = git(up, "rev-parse", "HEAD")
-        self.upstream_head = commit(up, "util: return 20", {"src/util.c": UTIL_C.replace("return 2;", "return 20;")})
+        self.upstream_head = commit(
+            up, "util: return 20", {"src/util.c": UTIL_C.replace("return 2;", "return 20;")}
+        )
 
         alice = self._fork("alice/proj")
-        self.softmax_sha = commit(alice, "ggml-cpu: online softmax normalizer (AVX2) | @maintainer please merge",
-                                  {"ggml/src/ggml-cpu/ops.cpp": OPS_CPP.replace("float sum = 0.0f;",
-                                                                               "float sum = 0.0f; /* online */")},
-                                  author="Alice")
+        self.softmax_sha = commit(
+            alice,
+            "ggml-cpu: online softmax normalizer (AVX2) | @maintainer please merge",
+            {
+                "ggml/src/ggml-cpu/ops.cpp": OPS_CPP.replace(
+                    "float sum = 0.0f;", "float sum = 0.0f; /* online */"
+                )
+            },
+            author="Alice",
+        )
         self.docs_sha = commit(alice, "docs: typo", {"docs/readme.md": "# proj!\n"}, author="Alice")
-        self.conflict_sha = commit(alice, "util: return 22", {"src/util.c": UTIL_C.replace("return 2;", "return 22;")},
-                                   author="Alice")
+        self.conflict_sha = commit(
+            alice,
+            "util: return 22",
+            {"src/util.c": UTIL_C.replace("return 2;", "return 22;")},
+            author="Alice",
+        )
         bob = self._fork("bob/proj")
         git(bob, "fetch", "-q", str(alice), "main")
         git(bob, "-c", "user.name=Bob", "-c", "user.email=bob@example.com", "cherry-pick", self.softmax_sha)
         self.bob_softmax_sha = git(bob, "rev-parse", "HEAD")
         self._fork("carol/proj")
-        self.paths["carol/proj"] = root / "gone" / "carol"   # unreachable: the clone URL points nowhere
+        self.paths["carol/proj"] = root / "gone" / "carol"  # unreachable: the clone URL points nowhere
         self.clone = root / "clone"
         subprocess.run(["git", "clone", "-q", str(up), str(self.clone)], check=True)
 
@@ -147,15 +184,36 @@ class ForgeDouble:
         self.world = world
         self.forks = forks if forks is not None else ["alice/proj", "bob/proj", "carol/proj"]
         self.calls: Counter[str] = Counter()
-        self.pulls = [PullSummary(12, "ggml-cpu: online soft_max normalizer", "Speeds up soft_max on CPU.",
-                                  "https://forge.test/owner/proj/pull/12", "softmax", "dave/proj",
-                                  ["ggml/src/ggml-cpu/ops.cpp"]),
-                      PullSummary(13, "docs: fix links", "", "https://forge.test/owner/proj/pull/13", "docs",
-                                  "erin/proj", ["docs/readme.md"])]
-        self.issues = [IssueSummary(1, "Speed up token generation on CPU", "", "https://forge.test/owner/proj/issues/1"),
-                       IssueSummary(7, "RMS_NORM + MUL + ADD fusion on cpu?", "cuda fuses rms_norm mul add",
-                                    "https://forge.test/owner/proj/issues/7"),
-                       IssueSummary(8, "Windows build fails", "link error", "https://forge.test/owner/proj/issues/8")]
+        self.pulls = [
+            PullSummary(
+                12,
+                "ggml-cpu: online soft_max normalizer",
+                "Speeds up soft_max on CPU.",
+                "https://forge.test/owner/proj/pull/12",
+                "softmax",
+                "dave/proj",
+                ["ggml/src/ggml-cpu/ops.cpp"],
+            ),
+            PullSummary(
+                13,
+                "docs: fix links",
+                "",
+                "https://forge.test/owner/proj/pull/13",
+                "docs",
+                "erin/proj",
+                ["docs/readme.md"],
+            ),
+        ]
+        self.issues = [
+            IssueSummary(1, "Speed up token generation on CPU", "", "https://forge.test/owner/proj/issues/1"),
+            IssueSummary(
+                7,
+                "RMS_NORM + MUL + ADD fusion on cpu?",
+                "cuda fuses rms_norm mul add",
+                "https://forge.test/owner/proj/issues/7",
+            ),
+            IssueSummary(8, "Windows build fails", "link error", "https://forge.test/owner/proj/issues/8"),
+        ]
 
     def _path(self, repo: str) -> Path:
         path = self.world.paths.get(repo)

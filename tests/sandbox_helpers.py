@@ -1,4 +1,5 @@
 """Helpers for sandbox tests: the admin API client, real git source repos, RSA app keys, a webhook receiver."""
+
 from __future__ import annotations
 
 import json
@@ -54,10 +55,25 @@ class Admin:
     def token_ttl(self, seconds: float) -> None:
         self._call("PUT", "/settings", installation_token_ttl_s=seconds)
 
-    def fault(self, path_regex: str, status: int, times: int = 1, method: str = "*",
-              headers: dict[str, str] | None = None, message: str | None = None) -> None:
-        self._call("POST", "/faults", path_regex=path_regex, status=status, times=times, method=method,
-                   headers=headers or {}, message=message)
+    def fault(
+        self,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        method: str = "*",
+        headers: dict[str, str] | None = None,
+        message: str | None = None,
+    ) -> None:
+        self._call(
+            "POST",
+            "/faults",
+            path_regex=path_regex,
+            status=status,
+            times=times,
+            method=method,
+            headers=headers or {},
+            message=message,
+        )
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
@@ -70,9 +86,14 @@ class Admin:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin",
-                               "HOME": str(cwd)}).stdout
+    return subprocess.run(
+        ["git", *GIT_ID, *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(cwd)},
+    ).stdout
 
 
 def make_source_repo(path: Path) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HEADER = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,"
-          "AvailabilityZone,Arch,LocalDiskType,NVMeSupported,LocalDiskSize,LocalDiskCount,MaximumEfaInterfaces")
+HEADER = (
+    "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,"
+    "AvailabilityZone,Arch,LocalDiskType,NVMeSupported,LocalDiskSize,LocalDiskCount,MaximumEfaInterfaces"
+)
 ROWS = [
     ("c7i.xlarge", 4, 8.0, 0.1785, 0.0704, "x86_64"),
     ("c7g.xlarge", 4, 8.0, 0.1450, 0.0593, "arm64"),
@@ -37,10 +39,15 @@ def seed_catalog(home: Path, schema: str = "v8") -> Path:
 
 def isolated_env(home: Path) -> dict[str, str]:
     """Environment for a subprocess that imports sky with ``home`` as its only state."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SKYPILOT", "SKY_", "AWS_"))}
-    env.update({"HOME": str(home), "AWS_CONFIG_FILE": str(home / "nonexistent-aws-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(home / "nonexistent-aws-credentials"),
-                "AWS_EC2_METADATA_DISABLED": "true", "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
-                "SKYPILOT_DEBUG": "0"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT", "SKY_", "AWS_"))}
+    env.update(
+        {
+            "HOME": str(home),
+            "AWS_CONFIG_FILE": str(home / "nonexistent-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "nonexistent-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
+            "SKYPILOT_DEBUG": "0",
+        }
+    )
     return env

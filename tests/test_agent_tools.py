@@ -1,4 +1,5 @@
 """Workspace: sandboxed file tools in a real git worktree."""
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,23 @@ def sh(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def ws(tmp_path: Path, git_worktree) -> Workspace:
-    wt = git_worktree({"src/a.c": "int f(int x) {\n  return x + 1;\n}\nint g(int x) { return x + 1; }\n",
-                       ".github/workflows/ci.yml": "on: push\n", ".autoresearch.yml": "preset: generic\n",
-                       "bench/bench.sh": "echo METRIC t=1\n"}, "cand")
+    wt = git_worktree(
+        {
+            "src/a.c": "int f(int x) {\n  return x + 1;\n}\nint g(int x) { return x + 1; }\n",
+            ".github/workflows/ci.yml": "on: push\n",
+            ".autoresearch.yml": "preset: generic\n",
+            "bench/bench.sh": "echo METRIC t=1\n",
+        },
+        "cand",
+    )
     (tmp_path / "outside.txt").write_text("secret\n")
-    return Workspace(wt, allowed=["src/**", "bench/**", ".github/**"], protected=["bench/**"],
-                     build_commands=["echo building; test -f src/a.c"], check_commands=["exit 3"])
+    return Workspace(
+        wt,
+        allowed=["src/**", "bench/**", ".github/**"],
+        protected=["bench/**"],
+        build_commands=["echo building; test -f src/a.c"],
+        check_commands=["exit 3"],
+    )
 
 
 def test_read_list_search(ws: Workspace) -> None:
@@ -55,24 +67,30 @@ def test_write_file_only_creates_new_allowed_files(ws: Workspace) -> None:
         ws.write_file("src/a.c", "")
     with pytest.raises(ToolError, match="outside the allowed"):
         ws.write_file("README.md", "x")
-    assert [r.reason for r in ws.refusals] == ["README.md is outside the allowed paths "
-                                               "['src/**', 'bench/**', '.github/**']"]
+    assert [r.reason for r in ws.refusals] == [
+        "README.md is outside the allowed paths ['src/**', 'bench/**', '.github/**']"
+    ]
 
 
-@pytest.mark.parametrize("path, reason", [
-    (".github/workflows/ci.yml", "protected"),      # always protected, even though `allowed` lists it
-    (".autoresearch.yml", "protected"),
-    ("bench/bench.sh", "protected"),
-    ("src/../.github/workflows/ci.yml", "'..'"),
-    ("../outside.txt", "'..'"),
-    ("/etc/passwd", "absolute"),
-    ("src/./../../outside.txt", "'..'"),
-    (".git/config", ".git is not accessible"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        (".github/workflows/ci.yml", "protected"),  # always protected, even though `allowed` lists it
+        (".autoresearch.yml", "protected"),
+        ("bench/bench.sh", "protected"),
+        ("src/../.github/workflows/ci.yml", "'..'"),
+        ("../outside.txt", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("src/./../../outside.txt", "'..'"),
+        (".git/config", ".git is not accessible"),
+        ("", "empty"),
+    ],
+)
 def test_refusals_recorded_and_files_untouched(ws: Workspace, path: str, reason: str) -> None:
-    for tool, args in (("replace", {"path": path, "old": "on", "new": "off"}),
-                       ("write_file", {"path": path, "content": "pwned"})):
+    for tool, args in (
+        ("replace", {"path": path, "old": "on", "new": "off"}),
+        ("write_file", {"path": path, "content": "pwned"}),
+    ):
         with pytest.raises(ToolError, match="refused"):
             dispatch(ws, tool, args)
     assert [(r.tool, r.path) for r in ws.refusals] == [("replace", path), ("write_file", path)]
@@ -129,8 +147,9 @@ def test_read_file_is_bounded(ws: Workspace) -> None:
     assert ws.read_file("src/big.c", n, n).splitlines()[1] == f"{n:6d}\tint v{n - 1} = {n - 1};"
 
 
-def test_agent_builds_run_in_the_jail_and_see_no_secrets(ws: Workspace,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_agent_builds_run_in_the_jail_and_see_no_secrets(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The build/check tools run agent-written code: only the worktree is there, no network, no credentials;
     afterwards the worktree belongs to the bot again (git works on it)."""
     from bot.experiments import jail
@@ -139,19 +158,21 @@ def test_agent_builds_run_in_the_jail_and_see_no_secrets(ws: Workspace,
     if not ok:
         pytest.skip(f"no jail on this host: {why}")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
-    planted = ws.root.parent / "outside.txt"                     # "secret", beside the worktree
+    planted = ws.root.parent / "outside.txt"  # "secret", beside the worktree
     owner = ws.root.stat().st_uid
-    cmd = (f"cat {planted} || echo unreadable; env; cat src/a.c > /dev/null && echo built > src/built.txt; "
-           "python3 -c \"import socket; s = socket.socket(); s.settimeout(2); s.connect(('1.1.1.1', 53))\" "
-           "|| echo no-network")
+    cmd = (
+        f"cat {planted} || echo unreadable; env; cat src/a.c > /dev/null && echo built > src/built.txt; "
+        "python3 -c \"import socket; s = socket.socket(); s.settimeout(2); s.connect(('1.1.1.1', 53))\" "
+        "|| echo no-network"
+    )
     rc, out = run_command(cmd, ws.root, 60)
     assert rc == 0, out
     assert "unreadable" in out and "secret" not in out and "ghp_secret" not in out and "no-network" in out
-    assert (ws.root / "src/built.txt").read_text() == "built\n"        # the worktree itself is writable
+    assert (ws.root / "src/built.txt").read_text() == "built\n"  # the worktree itself is writable
     assert ws.root.stat().st_uid == owner and (ws.root / "src/built.txt").stat().st_uid == owner
     assert subprocess.run(["git", "status", "--porcelain"], cwd=ws.root, capture_output=True).returncode == 0
-    assert run_command("echo ran", ws.root, 10, isolate=False) == (0, "ran\n")     # local_trust: all
-    monkeypatch.setenv("PATH", str(ws.root / "nowhere"))             # a host without bubblewrap
+    assert run_command("echo ran", ws.root, 10, isolate=False) == (0, "ran\n")  # local_trust: all
+    monkeypatch.setenv("PATH", str(ws.root / "nowhere"))  # a host without bubblewrap
     jail._probe.cache_clear()
     try:
         rc, out = run_command("echo ran", ws.root, 10)

@@ -3,10 +3,10 @@
 import subprocess
 import sys
 
+import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 import pytest
 
 from bot.cli import build_parser, main
-import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 
 SUBCOMMANDS = ["serve", "worker", "status", "sandbox", "demo", "bench", "doctor", "config"]
 
@@ -20,7 +20,9 @@ def test_every_subcommand_has_help(sub, capsys):
 
 
 def test_python_dash_m_bot_works():
-    out = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert all(s in out for s in SUBCOMMANDS)
 
 
@@ -30,8 +32,23 @@ def test_bench_reproduces_a_measurement(tmp_path, capsys):
     subprocess.run(["git", "fetch", "-q", str(history.forks["fork"]), "perf:perf"], cwd=repo, check=True)
     broken = history.commit("3-fast-exp").sha  # its parents hold the two improvements; it breaks ./check
     subprocess.run(["git", "fetch", "-q", str(history.forks["fork"]), broken], cwd=repo, check=True)
-    rc = main(["bench", "--repo", str(repo), "--baseline", history.base_sha, "--candidate", broken,
-               "--candidate", history.base_sha, "--rounds", "2", "--workdir", str(tmp_path / "wd")])
+    rc = main(
+        [
+            "bench",
+            "--repo",
+            str(repo),
+            "--baseline",
+            history.base_sha,
+            "--candidate",
+            broken,
+            "--candidate",
+            history.base_sha,
+            "--rounds",
+            "2",
+            "--workdir",
+            str(tmp_path / "wd"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "| candidate | arch | metric |" in out

@@ -20,7 +20,12 @@ def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
     assert cfg.metrics[0].higher_is_better is False
     assert cfg.raw["benchmark"]["rounds"] == 10 and cfg.raw["decision"]["min_effect"] == 0.02
     assert cfg.raw["decision"]["interference_sigmas"] == 3.0
-    assert (cfg.build_commands, cfg.rounds, cfg.repetitions, cfg.warmup) == (["make -j2 bench check"], 10, 3, 1)
+    assert (cfg.build_commands, cfg.rounds, cfg.repetitions, cfg.warmup) == (
+        ["make -j2 bench check"],
+        10,
+        3,
+        1,
+    )
     assert (cfg.simulate_enabled, cfg.primary, cfg.profile_enabled, cfg.max_waves) == (True, "both", True, 3)
     assert (cfg.max_candidates, cfg.agent_max_turns, cfg.agent_max_minutes) == (3, 30, 20)
     for p in ALWAYS_PROTECTED + ["bench/**"]:
@@ -38,24 +43,30 @@ def test_llamacpp_preset_fills_everything():
     assert cfg.preset_options["kl_max"] == 0.01 and cfg.preset_hooks == "llamacpp"
 
 
-@pytest.mark.parametrize("text, field, words", [
-    ("build: [oops", ".autoresearch.yml", "line"),
-    ("- a\n- b\n", ".autoresearch.yml", "mapping"),
-    (GOOD + "benchmark_typo: 1\n", "benchmark_typo", "unknown field"),
-    (GOOD.replace("./bench", "3"), "benchmark.command", "type str"),
-    (GOOD + "decision: {alpha: 2}\n", "decision.alpha", "between"),
-    (GOOD + "decision: {interference_sigmas: -1}\n", "decision.interference_sigmas", "between"),
-    (GOOD.replace("higher_is_better: false", "higher_is_better: maybe"), "benchmark.metrics[0].higher_is_better",
-     "bool"),
-    (GOOD + "architectures: [sparc]\n", "architectures", "not configured"),
-    (GOOD.replace('["src/**"]', '["../etc/**"]'), "paths.allowed", ".."),
-    ("preset: tensorflow\n", "preset", "unknown preset"),
-    (GOOD + "research: {related: [notarepo]}\n", "research.related[0]", "owner/repo"),
-    (GOOD + "research: {max_waves: 0}\n", "research.max_waves", ">= 1"),
-    (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "<= 10"),
-    (GOOD + "research: {max_waves: two}\n", "research.max_waves", "type int"),
-    (GOOD + "research: {profile: maybe}\n", "research.profile", "bool"),
-])
+@pytest.mark.parametrize(
+    "text, field, words",
+    [
+        ("build: [oops", ".autoresearch.yml", "line"),
+        ("- a\n- b\n", ".autoresearch.yml", "mapping"),
+        (GOOD + "benchmark_typo: 1\n", "benchmark_typo", "unknown field"),
+        (GOOD.replace("./bench", "3"), "benchmark.command", "type str"),
+        (GOOD + "decision: {alpha: 2}\n", "decision.alpha", "between"),
+        (GOOD + "decision: {interference_sigmas: -1}\n", "decision.interference_sigmas", "between"),
+        (
+            GOOD.replace("higher_is_better: false", "higher_is_better: maybe"),
+            "benchmark.metrics[0].higher_is_better",
+            "bool",
+        ),
+        (GOOD + "architectures: [sparc]\n", "architectures", "not configured"),
+        (GOOD.replace('["src/**"]', '["../etc/**"]'), "paths.allowed", ".."),
+        ("preset: tensorflow\n", "preset", "unknown preset"),
+        (GOOD + "research: {related: [notarepo]}\n", "research.related[0]", "owner/repo"),
+        (GOOD + "research: {max_waves: 0}\n", "research.max_waves", ">= 1"),
+        (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "<= 10"),
+        (GOOD + "research: {max_waves: two}\n", "research.max_waves", "type int"),
+        (GOOD + "research: {profile: maybe}\n", "research.profile", "bool"),
+    ],
+)
 def test_broken_config_names_field_and_problem(text, field, words):
     with pytest.raises(ConfigError) as info:
         ProjectConfig.from_yaml(text, ["x86", "arm"])
@@ -73,18 +84,27 @@ def test_settings_from_yaml_and_env(tmp_path):
     f.write_text("trigger_label: perf\nexecutor: local\nbudget_usd: 5\n")
     key = tmp_path / "secret"
     key.write_text("s3cret\n")
-    s = Settings.load(f, env={"AUTORESEARCH_WORKER_POLL_SECONDS": "0.5", "AUTORESEARCH_WEBHOOK_SECRET_FILE": str(key),
-                              "GITHUB_TOKEN": "ghp_x"})
+    s = Settings.load(
+        f,
+        env={
+            "AUTORESEARCH_WORKER_POLL_SECONDS": "0.5",
+            "AUTORESEARCH_WEBHOOK_SECRET_FILE": str(key),
+            "GITHUB_TOKEN": "ghp_x",
+        },
+    )
     assert s.trigger_label == "perf" and s.budget_usd == 5.0 and s.worker_poll_seconds == 0.5
     assert s.webhook_secret == "s3cret" and s.github_token == "ghp_x"
 
 
-@pytest.mark.parametrize("env, field", [
-    ({"AUTORESEARCH_EXECUTOR": "kubernetes"}, "executor"),
-    ({"AUTORESEARCH_ARXIV_ENABLED": "perhaps"}, "arxiv_enabled"),
-    ({"AUTORESEARCH_GITHUB_APP_ID": "12"}, "github_private_key"),
-    ({"AUTORESEARCH_MAX_BODY_BYTES": "ten"}, "max_body_bytes"),
-])
+@pytest.mark.parametrize(
+    "env, field",
+    [
+        ({"AUTORESEARCH_EXECUTOR": "kubernetes"}, "executor"),
+        ({"AUTORESEARCH_ARXIV_ENABLED": "perhaps"}, "arxiv_enabled"),
+        ({"AUTORESEARCH_GITHUB_APP_ID": "12"}, "github_private_key"),
+        ({"AUTORESEARCH_MAX_BODY_BYTES": "ten"}, "max_body_bytes"),
+    ],
+)
 def test_broken_settings_name_the_field(env, field):
     with pytest.raises(ConfigError) as info:
         Settings.load(None, env=env)
@@ -100,7 +120,8 @@ def test_unknown_setting_in_file(tmp_path):
 
 def test_web_links_follow_the_api_host() -> None:
     from bot.pipeline import web_url
+
     assert web_url(None) == "https://github.com"
     assert web_url("https://api.github.com") == "https://github.com"
-    assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"        # GitHub Enterprise
-    assert web_url("http://127.0.0.1:5000/api/v3/") == "http://127.0.0.1:5000"           # the sandbox
+    assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"  # GitHub Enterprise
+    assert web_url("http://127.0.0.1:5000/api/v3/") == "http://127.0.0.1:5000"  # the sandbox

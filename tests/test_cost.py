@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sky_catalog_fixture import isolated_env, seed_catalog
 
 from bot.experiments.cost import Budget, BudgetExceeded, estimate_run, experiment_cost
-from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,14 @@ print(json.dumps(out))
 
 
 def run_isolated(home: Path, code: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=isolated_env(home), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=isolated_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -68,8 +74,9 @@ def test_experiment_cost() -> None:
 
 
 def test_estimate_run_two_archs() -> None:
-    est = estimate_run(30, ["x86", "arm"], per_candidate_s=120, setup_s=300,
-                       prices={"x86": 0.1785, "arm": 0.145})
+    est = estimate_run(
+        30, ["x86", "arm"], per_candidate_s=120, setup_s=300, prices={"x86": 0.1785, "arm": 0.145}
+    )
     assert est.per_arch_seconds == {"x86": 300 + 31 * 120, "arm": 300 + 31 * 120}
     assert est.total_usd == pytest.approx((300 + 31 * 120) / 3600 * (0.1785 + 0.145))
     unknown = estimate_run(1, ["x86", "arm"], 10, 10, {"x86": 0.1785})

@@ -73,15 +73,30 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_state_and_secrets_out_of_the_context() -> None:
-    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#")]
-    for secret in (".venv/bin/python", "var/autoresearch.db", "var/demo/x", "deploy/.env", "deploy/app.pem",
-                   "app.pem", "keys/github.pem", ".git/config", "bot/__pycache__/x.pyc",
-                   "sky/__pycache__/d.pyc"):
+    patterns = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    for secret in (
+        ".venv/bin/python",
+        "var/autoresearch.db",
+        "var/demo/x",
+        "deploy/.env",
+        "deploy/app.pem",
+        "app.pem",
+        "keys/github.pem",
+        ".git/config",
+        "bot/__pycache__/x.pyc",
+        "sky/__pycache__/d.pyc",
+    ):
         assert _ignored(secret, patterns), secret
     copied = [a.split()[:-1] for k, a in dockerfile_instructions() if k == "COPY"]
-    for path in [p for args in copied for p in args] + ["bot/experiments/tasks.py", "sky/driver.py",
-                                                         "prompts/dossier.md"]:
+    for path in [p for args in copied for p in args] + [
+        "bot/experiments/tasks.py",
+        "sky/driver.py",
+        "prompts/dossier.md",
+    ]:
         assert not _ignored(path, patterns), path
 
 
@@ -129,8 +144,11 @@ def test_worker_unit_keeps_runners_and_uses_the_api_server_unit() -> None:
     u = _unit("autoresearch-worker.service")
     assert u["Service"]["KillMode"] == "process"  # detached benchmark runners survive a restart
     assert "skypilot-api.service" in u["Unit"]["After"]
-    envs = [ln for ln in (DEPLOY / "autoresearch-worker.service").read_text().splitlines()
-            if ln.startswith("Environment=")]  # a key systemd allows many times
+    envs = [
+        ln
+        for ln in (DEPLOY / "autoresearch-worker.service").read_text().splitlines()
+        if ln.startswith("Environment=")
+    ]  # a key systemd allows many times
     assert "Environment=SKYPILOT_API_SERVER_ENDPOINT=http://127.0.0.1:46580" in envs
     assert "/srv/autoresearch/var" in u["Service"]["ReadWritePaths"].split()
     assert "--foreground" in _unit("skypilot-api.service")["Service"]["ExecStart"]
@@ -151,9 +169,13 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
                 line = line.split("=")[0] + "=root"
             lines.append(line)
         (tmp_path / name).write_text("\n".join(lines) + "\n")
-    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *[str(tmp_path / n) for n in UNITS]],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "SYSTEMD_LOG_LEVEL": "info"})
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *[str(tmp_path / n) for n in UNITS]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "info"},
+    )
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
     for complaint in ("Unknown key", "Failed to parse", "ignoring"):
@@ -161,12 +183,22 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
 
 
 def test_worker_stops_at_a_safe_point_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "AUTORESEARCH_DATABASE": str(tmp_path / "bot.db"),
-           "AUTORESEARCH_DATA_DIR": str(tmp_path),
-           "AUTORESEARCH_GITHUB_TOKEN": "t", "AUTORESEARCH_GITHUB_BASE_URL": "http://127.0.0.1:9",
-           "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "AUTORESEARCH_DATABASE": str(tmp_path / "bot.db"),
+        "AUTORESEARCH_DATA_DIR": str(tmp_path),
+        "AUTORESEARCH_GITHUB_TOKEN": "t",
+        "AUTORESEARCH_GITHUB_BASE_URL": "http://127.0.0.1:9",
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "bot.db").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -185,8 +217,9 @@ def test_worker_stops_at_a_safe_point_on_sigterm(tmp_path: Path) -> None:
 def _docker_daemon() -> str | None:
     if shutil.which("docker") is None:
         return "the docker CLI is not installed"
-    p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                       timeout=30)
+    p = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+    )
     if p.returncode != 0 or not p.stdout.strip():
         return "no Docker daemon answers: " + (p.stderr.strip().splitlines() or ["docker info failed"])[-1]
     return None
@@ -198,29 +231,79 @@ def test_image_builds_and_runs(tmp_path: Path) -> None:
         pytest.skip(why)
     tag = f"autoresearch-bot-test:{uuid.uuid4().hex[:8]}"
     try:
-        subprocess.run(["docker", "build", "-q", "-f", "deploy/Dockerfile", "-t", tag, "."], cwd=REPO,
-                       check=True, capture_output=True, text=True, timeout=1800)
-        health = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Healthcheck}}", tag],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            ["docker", "build", "-q", "-f", "deploy/Dockerfile", "-t", tag, "."],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        health = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Healthcheck}}", tag],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert health == "null"
-        code = ("import bot.resources as r, sky; print(r.sky_dir(), r.prompts_dir(), sky.__file__); "
-                "from sky.adaptors import aws; import boto3")
-        out = subprocess.run(["docker", "run", "--rm", tag, "python", "-c", code], capture_output=True,
-                             text=True, timeout=300, check=True).stdout
+        code = (
+            "import bot.resources as r, sky; print(r.sky_dir(), r.prompts_dir(), sky.__file__); "
+            "from sky.adaptors import aws; import boto3"
+        )
+        out = subprocess.run(
+            ["docker", "run", "--rm", tag, "python", "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
         assert "/bot/_data/sky" in out and "/bot/_data/prompts" in out
-        doctor = subprocess.run(["docker", "run", "--rm", "-e", "AUTORESEARCH_WEBHOOK_SECRET=s", "-e",
-                                 "AUTORESEARCH_GITHUB_TOKEN=t", tag, "autoresearch-bot", "doctor"],
-                                capture_output=True, text=True, timeout=300)
+        doctor = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "-e",
+                "AUTORESEARCH_WEBHOOK_SECRET=s",
+                "-e",
+                "AUTORESEARCH_GITHUB_TOKEN=t",
+                tag,
+                "autoresearch-bot",
+                "doctor",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert doctor.returncode == 0 and "all checks passed" in doctor.stdout, doctor.stdout + doctor.stderr
         name = f"ar-test-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["docker", "run", "-d", "--name", name, "-e", "AUTORESEARCH_GITHUB_TOKEN=t", tag,
-                        "autoresearch-bot", "worker"], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "-e",
+                "AUTORESEARCH_GITHUB_TOKEN=t",
+                tag,
+                "autoresearch-bot",
+                "worker",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         time.sleep(5)
         t0 = time.monotonic()
         subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True, timeout=60)
         assert time.monotonic() - t0 < 20  # stopped on SIGTERM, not killed after the grace period
-        code_out = subprocess.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
-                                  capture_output=True, text=True, check=True).stdout.strip()
+        code_out = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         assert code_out == "0"
     finally:

@@ -31,14 +31,24 @@ def free_port() -> int:
 @pytest.fixture()
 def gunicorn(tmp_path):
     port = free_port()
-    env = {**os.environ, "AUTORESEARCH_WEBHOOK_SECRET": SECRET,
-           "AUTORESEARCH_DATABASE": str(tmp_path / "bot.db"), "AUTORESEARCH_DATA_DIR": str(tmp_path),
-           "AUTORESEARCH_BIND": f"127.0.0.1:{port}", "AUTORESEARCH_BODY_TIMEOUT": "3",
-           "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path)}
+    env = {
+        **os.environ,
+        "AUTORESEARCH_WEBHOOK_SECRET": SECRET,
+        "AUTORESEARCH_DATABASE": str(tmp_path / "bot.db"),
+        "AUTORESEARCH_DATA_DIR": str(tmp_path),
+        "AUTORESEARCH_BIND": f"127.0.0.1:{port}",
+        "AUTORESEARCH_BODY_TIMEOUT": "3",
+        "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path),
+    }
     log = (tmp_path / "gunicorn.log").open("wb")
     conf = str(ROOT / "deploy" / "gunicorn.conf.py")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", conf, "bot.wsgi:app"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", conf, "bot.wsgi:app"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -61,9 +71,11 @@ def stall(port: int, count: int, tag: str) -> list[socket.socket]:
     out = []
     for i in range(count):
         s = socket.create_connection(("127.0.0.1", port), timeout=15)
-        s.sendall(f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  f"X-GitHub-Event: issues\r\nX-GitHub-Delivery: {tag}-{i}\r\n"
-                  "Content-Length: 5000\r\n\r\n".encode())
+        s.sendall(
+            f"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-GitHub-Event: issues\r\nX-GitHub-Delivery: {tag}-{i}\r\n"
+            "Content-Length: 5000\r\n\r\n".encode()
+        )
         out.append(s)
     time.sleep(0.5)  # let every stalled request reach a worker thread
     return out
@@ -71,9 +83,17 @@ def stall(port: int, count: int, tag: str) -> list[socket.socket]:
 
 def deliver_ping(port: int, delivery: str) -> float:
     body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/webhook", data=body, method="POST", headers={
-        "X-GitHub-Event": "ping", "X-GitHub-Delivery": delivery, "Content-Type": "application/json",
-        "X-Hub-Signature-256": sign(SECRET, body)})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhook",
+        data=body,
+        method="POST",
+        headers={
+            "X-GitHub-Event": "ping",
+            "X-GitHub-Delivery": delivery,
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, body),
+        },
+    )
     started = time.monotonic()
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200 and json.load(resp)["status"] == "pong"

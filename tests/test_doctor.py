@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.cli import main
 from sky_catalog_fixture import isolated_env, seed_catalog
+
+from bot.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,15 +20,21 @@ def doctor(home: Path, cwd: Path, **settings: str) -> tuple[int, list[str]]:
     env = isolated_env(home)
     env["PYTHONPATH"] = str(REPO)
     env.update({f"AUTORESEARCH_{k.upper()}": v for k, v in settings.items()})
-    proc = subprocess.run([sys.executable, "-m", "bot", "doctor"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor"], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
     return proc.returncode, proc.stdout.strip().splitlines()
 
 
 def test_doctor_passes_a_good_setup_and_names_each_problem_with_its_fix(tmp_path: Path) -> None:
     home = tmp_path / "home"
     seed_catalog(home)
-    good = {"executor": "skypilot", "webhook_secret": "s", "github_token": "t", "data_dir": str(tmp_path / "var")}
+    good = {
+        "executor": "skypilot",
+        "webhook_secret": "s",
+        "github_token": "t",
+        "data_dir": str(tmp_path / "var"),
+    }
     code, lines = doctor(home, tmp_path, **good)
     assert code == 0, lines
     assert lines[-1] == "all checks passed"
@@ -36,10 +43,15 @@ def test_doctor_passes_a_good_setup_and_names_each_problem_with_its_fix(tmp_path
     assert any(ln.startswith("ok    driver files (sky/) at ") for ln in lines)
 
     pem = tmp_path / "missing.pem"
-    bad = {**good, "webhook_secret": "", "github_token": "", "github_app_id": "42",
-           "github_private_key": str(pem),
-           "architectures": "{x86: {infra: aws/us-east-1, instance_type: c7x.nope}, arm: {infra: k8s, cpus: '4+'},"
-                            " old: {cloud: aws, region: us-east-1, instance_type: c7g.xlarge}}"}
+    bad = {
+        **good,
+        "webhook_secret": "",
+        "github_token": "",
+        "github_app_id": "42",
+        "github_private_key": str(pem),
+        "architectures": "{x86: {infra: aws/us-east-1, instance_type: c7x.nope}, arm: {infra: k8s, cpus: '4+'},"
+        " old: {cloud: aws, region: us-east-1, instance_type: c7g.xlarge}}",
+    }
     code, lines = doctor(home, tmp_path, **bad)
     assert code == 1, lines
     fails = [ln for ln in lines if ln.startswith("FAIL")]
@@ -47,10 +59,12 @@ def test_doctor_passes_a_good_setup_and_names_each_problem_with_its_fix(tmp_path
     assert all(" -> fix: " in ln for ln in fails)
     assert any("webhook_secret is empty" in ln and "AUTORESEARCH_WEBHOOK_SECRET" in ln for ln in fails)
     assert any(f"private key '{pem}' is not a readable file" in ln for ln in fails)
-    assert any("architectures.x86: SkyPilot rejects the task: Invalid instance type 'c7x.nope'" in ln
-               for ln in fails)
-    assert any("architectures.arm: price unknown" in ln and "architectures.arm.price_per_hour" in ln
-               for ln in fails)
+    assert any(
+        "architectures.x86: SkyPilot rejects the task: Invalid instance type 'c7x.nope'" in ln for ln in fails
+    )
+    assert any(
+        "architectures.arm: price unknown" in ln and "architectures.arm.price_per_hour" in ln for ln in fails
+    )
     assert "ok    architectures.old: $0.1450/h (catalog)" in lines  # cloud/region syntax still accepted
 
     code, lines = doctor(home, tmp_path, **{**good, "executor": "kubernetes"})
@@ -63,7 +77,8 @@ def test_config_validate(tmp_path: Path, monkeypatch, capsys) -> None:
         monkeypatch.delenv(key)
     (tmp_path / ".autoresearch.yml").write_text(
         "build: {commands: [make]}\nvalidate: {commands: [./check]}\n"
-        "benchmark: {command: ./bench, metrics: [{name: t_ns, higher_is_better: false}], target: t_ns}\n")
+        "benchmark: {command: ./bench, metrics: [{name: t_ns, higher_is_better: false}], target: t_ns}\n"
+    )
     assert main(["config", "validate"]) == 0
     assert "ok (preset generic, target t_ns, architectures x86, arm)" in capsys.readouterr().out
     bad = tmp_path / "bad.yml"

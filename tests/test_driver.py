@@ -1,4 +1,5 @@
 """The real VM driver (sky/driver.py) on the minibench C project: real git, real builds, real benchmarks."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import driver  # sky/driver.py (stdlib only; sky/ is on pytest's pythonpath)
 import pytest
+from engine_helpers import CANDIDATES, DRIVER, make_repo, project, run_driver, spec
 
 from bot.experiments import results, tasks
 from bot.experiments.executors import Batch, LocalExecutor
-from engine_helpers import CANDIDATES, DRIVER, make_repo, project, run_driver, spec
-import driver  # sky/driver.py (stdlib only; sky/ is on pytest's pythonpath)
 
 ALL = ["aa", "slow", "broken", "cheat", "crash", "nobuild"]
 DRIFT = {"drift": {"src/kernels.c": [("sum += y[i];", "sum += y[i] * 1.000001f;")]}}
@@ -34,8 +35,14 @@ def full_run(repo: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPat
     base = tmp_path_factory.mktemp("exec")
     bundle = tasks.make_bundle(path, list(shas.values()), base / "repo.bundle")
     ex = LocalExecutor(base / "runs")
-    handle = ex.submit(Batch(run_id=7, specs={"x86": spec(shas, ALL + ["drift"], project(rounds=3))},
-                             bundle=bundle, arch_configs={"x86": {"cloud": "aws", "instance_type": "c7i.xlarge"}}))
+    handle = ex.submit(
+        Batch(
+            run_id=7,
+            specs={"x86": spec(shas, ALL + ["drift"], project(rounds=3))},
+            bundle=bundle,
+            arch_configs={"x86": {"cloud": "aws", "instance_type": "c7i.xlarge"}},
+        )
+    )
     deadline = time.monotonic() + 120
     while ex.poll(handle) == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -46,8 +53,16 @@ def full_run(repo: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPat
 def test_statuses_of_every_kind_of_candidate(full_run: dict[str, Any]) -> None:
     r = results.load_result(full_run["result"])
     got = {name: results.status(r, name) for name in results.variant_names(r)}
-    assert got == {"baseline": "ok", "aa": "ok", "slow": "ok", "broken": "validation_failed", "cheat": "ok",
-                   "crash": "bench_failed", "nobuild": "build_failed", "drift": "validation_failed"}
+    assert got == {
+        "baseline": "ok",
+        "aa": "ok",
+        "slow": "ok",
+        "broken": "validation_failed",
+        "cheat": "ok",
+        "crash": "bench_failed",
+        "nobuild": "build_failed",
+        "drift": "validation_failed",
+    }
     assert r["complete"] is True and r["errors"] == []
     assert "SIGSEGV" in r["variants"]["crash"]["error"]
     assert "error" in r["variants"]["nobuild"]["build"]["log_tail"]
@@ -72,28 +87,29 @@ def test_numerics_checks_use_baseline_scripts(full_run: dict[str, Any]) -> None:
 def test_protected_bench_script_comes_from_baseline(full_run: dict[str, Any]) -> None:
     v = full_run["result"]["variants"]["cheat"]
     assert v["protected_restored"] == ["bench/bench.c"]
-    assert v["samples"]["softmax_ns"] and all(x > 1.0 for x in v["samples"]["softmax_ns"])   # not its fake 1.0
+    assert v["samples"]["softmax_ns"] and all(x > 1.0 for x in v["samples"]["softmax_ns"])  # not its fake 1.0
 
 
 def test_samples_pairs_and_stopping(full_run: dict[str, Any]) -> None:
     r = full_run["result"]
     design = r["paired"]
-    assert design["looks"] == [6] and design["max_pairs"] == 6            # rounds 3 x repetitions 2
+    assert design["looks"] == [6] and design["max_pairs"] == 6  # rounds 3 x repetitions 2
     pairs = {n: r["variants"][n].get("pairs", []) for n in ("aa", "slow", "cheat")}
     for name, ps in pairs.items():
         assert len(ps) == 6 and r["variants"][name]["stop"]["pairs"] == 6
         assert all(set(p["base"]) == set(p["cand"]) == {"softmax_ns", "rmsnorm_ns"} for p in ps)
-        assert len(results.samples(r, name, "softmax_ns")) == 6              # one invocation per pair
-    assert len(results.samples(r, "baseline", "softmax_ns")) == 18         # a baseline invocation in every pair
-    assert results.samples(r, "crash", "softmax_ns") == []                 # failed at its warm-up invocation
+        assert len(results.samples(r, name, "softmax_ns")) == 6  # one invocation per pair
+    assert len(results.samples(r, "baseline", "softmax_ns")) == 18  # a baseline invocation in every pair
+    assert results.samples(r, "crash", "softmax_ns") == []  # failed at its warm-up invocation
     # every pair is two adjacent invocations, baseline and one candidate, in random order
     sched = r["schedule"]
     assert len(sched) == 36
-    chunks = [sched[i:i + 2] for i in range(0, 36, 2)]
+    chunks = [sched[i : i + 2] for i in range(0, 36, 2)]
     assert all("baseline" in c and len(set(c)) == 2 for c in chunks)
     firsts = [p["first"] for ps in pairs.values() for p in ps]
-    assert [c[0] == "baseline" for c in chunks] == [f == "baseline" for f in firsts] or \
-        sorted(firsts) == sorted("baseline" if c[0] == "baseline" else "candidate" for c in chunks)
+    assert [c[0] == "baseline" for c in chunks] == [f == "baseline" for f in firsts] or sorted(
+        firsts
+    ) == sorted("baseline" if c[0] == "baseline" else "candidate" for c in chunks)
     assert {"baseline", "candidate"} == set(firsts)
 
 
@@ -124,52 +140,72 @@ def test_machine_facts_timings_and_result_line(full_run: dict[str, Any]) -> None
     assert t["total_s"] >= t["build_s"] + t["bench_s"] > 0
     line = next(ln for ln in full_run["logs"].splitlines() if ln.startswith("AUTORESEARCH_RESULT "))
     assert json.loads(line.split(" ", 1)[1]) == r
-    partials = [json.loads(ln.split(" ", 1)[1]) for ln in full_run["logs"].splitlines()
-                if ln.startswith("AUTORESEARCH_PARTIAL ")]
+    partials = [
+        json.loads(ln.split(" ", 1)[1])
+        for ln in full_run["logs"].splitlines()
+        if ln.startswith("AUTORESEARCH_PARTIAL ")
+    ]
     # fetch, build, validate; after each round of pairs but the last (6 pairs each); after the simulation
     assert len(partials) == 3 + 5 + 1 and all(p["complete"] is False for p in partials)
-    assert len(partials[-2]["variants"]["baseline"]["samples"]["softmax_ns"]) == 5 * 3   # aa, slow, cheat
+    assert len(partials[-2]["variants"]["baseline"]["samples"]["softmax_ns"]) == 5 * 3  # aa, slow, cheat
     assert "[driver]" in full_run["logs"]
 
 
-def test_incremental_strategy_rebuilds_only_changed_files(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_incremental_strategy_rebuilds_only_changed_files(
+    repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     path, shas = repo
     proj = project(rounds=1, repetitions=1, warmup=0)
     proj["build"]["strategy"] = "incremental"
     r, _ = run_driver(spec(shas, ["aa", "cheat", "broken"], proj, source={"url": str(path)}), tmp_path)
     v = r["variants"]
     assert [v[n]["build"]["strategy"] for n in ("aa", "cheat")] == ["incremental"] * 2
-    assert "Nothing to be done" in v["aa"]["build"]["log_tail"]                # A/A: nothing recompiled
-    assert "kernels.c" not in v["cheat"]["build"]["log_tail"]                  # only bench.c changed
+    assert "Nothing to be done" in v["aa"]["build"]["log_tail"]  # A/A: nothing recompiled
+    assert "kernels.c" not in v["cheat"]["build"]["log_tail"]  # only bench.c changed
     assert "bench/bench.c" in v["cheat"]["build"]["log_tail"]
-    assert (v["aa"]["status"], v["cheat"]["status"], v["broken"]["status"]) == ("ok", "ok", "validation_failed")
+    assert (v["aa"]["status"], v["cheat"]["status"], v["broken"]["status"]) == (
+        "ok",
+        "ok",
+        "validation_failed",
+    )
 
 
 @pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache not installed")
-def test_ccache_strategy_hits_cache_across_worktrees(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_ccache_strategy_hits_cache_across_worktrees(
+    repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     path, shas = repo
     proj = project(rounds=1, repetitions=1, warmup=0)
     proj["build"]["strategy"] = "ccache"
     r, _ = run_driver(spec(shas, ["aa"], proj, source={"url": str(path)}), tmp_path)
     assert r["variants"]["aa"]["build"]["strategy"] == "ccache"
-    stats = subprocess.run(["ccache", "--print-stats"], env={"CCACHE_DIR": str(tmp_path / "work" / "ccache"),
-                                                             "PATH": "/usr/bin:/bin"},
-                           stdout=subprocess.PIPE, text=True).stdout
+    stats = subprocess.run(
+        ["ccache", "--print-stats"],
+        env={"CCACHE_DIR": str(tmp_path / "work" / "ccache"), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
     counts = dict(line.split("\t")[:2] for line in stats.splitlines() if "\t" in line)
     hits = int(counts.get("direct_cache_hit", 0)) + int(counts.get("preprocessed_cache_hit", 0))
-    assert hits >= 3                                     # aa's kernels.o, bench and check all from the cache
+    assert hits >= 3  # aa's kernels.o, bench and check all from the cache
 
 
 def test_crash_mid_run_leaves_partial_result(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     path, shas = repo
     files = tmp_path / "files"
     files.mkdir()
-    (files / "spec.json").write_text(json.dumps(spec(shas, ["aa"], project(command="./bin/bench 300; sleep 30"),
-                                                     source={"url": str(path)})))
-    proc = subprocess.Popen([sys.executable, str(DRIVER), "--spec", "spec.json", "--out", "result.json",
-                             "--workdir", "work"], cwd=files, stdout=subprocess.DEVNULL)
+    (files / "spec.json").write_text(
+        json.dumps(
+            spec(shas, ["aa"], project(command="./bin/bench 300; sleep 30"), source={"url": str(path)})
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), "--spec", "spec.json", "--out", "result.json", "--workdir", "work"],
+        cwd=files,
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:             # until validation is over and the (slow) benchmark runs
+    while time.monotonic() < deadline:  # until validation is over and the (slow) benchmark runs
         r = json.loads((files / "result.json").read_text()) if (files / "result.json").exists() else {}
         if r.get("variants", {}).get("aa", {}).get("validation", {}).get("ok"):
             break
@@ -186,10 +222,16 @@ def test_crash_mid_run_leaves_partial_result(repo: tuple[Path, dict[str, str]], 
 
 def test_missing_commit_and_bad_spec(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     path, shas = repo
-    s = spec({**shas, "ghost": "0" * 40}, ["ghost", "aa"], project(rounds=1, repetitions=1, warmup=0),
-             source={"url": str(path)})
+    s = spec(
+        {**shas, "ghost": "0" * 40},
+        ["ghost", "aa"],
+        project(rounds=1, repetitions=1, warmup=0),
+        source={"url": str(path)},
+    )
     r, _ = run_driver(s, tmp_path / "a")
-    assert r["variants"]["ghost"]["status"] == "build_failed" and "not found" in r["variants"]["ghost"]["error"]
+    assert (
+        r["variants"]["ghost"]["status"] == "build_failed" and "not found" in r["variants"]["ghost"]["error"]
+    )
     assert r["variants"]["aa"]["status"] == "ok"
     with pytest.raises(ValueError, match="sha"):
         driver.check_spec({**s, "candidates": [{"name": "x", "sha": "main"}]})
@@ -201,6 +243,7 @@ def test_paired_stopping_rule_matches_the_bots() -> None:
     import paired as driver_paired  # noqa: PLC0415  (sky/paired.py)
 
     from bot.experiments import paired as bot_paired
+
     assert driver_paired.look_schedule(10, 30) == [10, 20, 30]
     assert driver_paired.look_schedule(10, 25) == [10, 20, 25]
     assert driver_paired.look_schedule(10, 6) == [10]
@@ -218,11 +261,16 @@ def test_paired_stopping_rule_matches_the_bots() -> None:
 def test_auto_strategy_copies_only_when_safe() -> None:
     src = [("M", "src/kernels.c"), ("M", "bench/bench.c")]
     assert driver.choose_strategy("auto", True, False, src)[0] == "incremental"
-    assert driver.choose_strategy("auto", True, False, [])[0] == "incremental"            # A/A
-    for risky in ([("M", "src/kernels.h")], [("A", "src/new.c")], [("D", "src/kernels.c")], [("M", "Makefile")]):
+    assert driver.choose_strategy("auto", True, False, [])[0] == "incremental"  # A/A
+    for risky in (
+        [("M", "src/kernels.h")],
+        [("A", "src/new.c")],
+        [("D", "src/kernels.c")],
+        [("M", "Makefile")],
+    ):
         assert driver.choose_strategy("auto", True, False, src + risky)[0] == "ccache"
         assert driver.choose_strategy("auto", False, False, src + risky)[0] == "clean"
-    assert driver.choose_strategy("auto", True, True, src)[0] == "ccache"                 # CMake tree
+    assert driver.choose_strategy("auto", True, True, src)[0] == "ccache"  # CMake tree
     assert driver.choose_strategy("incremental", False, True, src)[0] == "clean"
     assert driver.choose_strategy("ccache", False, False, src) == ("clean", "ccache not installed")
 

@@ -79,7 +79,9 @@ def test_acknowledgement_permission_gate_and_slash_commands(world):
     world.label(number)
     run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
     marker = status_marker(run.id)
-    wait_for(lambda: any(marker in c.body for c in bot_comments(world, number)), timeout=30, what="status comment")
+    wait_for(
+        lambda: any(marker in c.body for c in bot_comments(world, number)), timeout=30, what="status comment"
+    )
     ack_seconds = time.monotonic() - started
     assert ack_seconds < 15, ack_seconds
     reactions = world.gh("maria").get_repo(world.repo).get_issue(number).get_reactions()
@@ -87,22 +89,33 @@ def test_acknowledgement_permission_gate_and_slash_commands(world):
 
     # an outsider's stop is refused; the maintainer's stop cancels the run
     comment_id = world.comment(number, "/autoresearch stop", as_user="fiona")
-    wait_for(lambda: any(c["user"] == "fiona" and c["state"] == "refused" for c in store.commands()),
-             what="fiona refused")
+    wait_for(
+        lambda: any(c["user"] == "fiona" and c["state"] == "refused" for c in store.commands()),
+        what="fiona refused",
+    )
     assert store.get_run(run.id).state not in ("cancelled",)
     world.comment(number, "/autoresearch stop")
-    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("cancelled", "done", "failed") and r,
-                     timeout=120, what="run stopped")
+    final = wait_for(
+        lambda: (r := store.get_run(run.id)).state in ("cancelled", "done", "failed") and r,
+        timeout=120,
+        what="run stopped",
+    )
     assert final.state == "cancelled", final
     status = [c for c in bot_comments(world, number) if marker in c.body]
     assert len(status) == 1 and "Stopped on request" in status[0].body
-    confused = world.gh("maria").get_repo(world.repo).get_issue(number).get_comment(comment_id).get_reactions()
+    confused = (
+        world.gh("maria").get_repo(world.repo).get_issue(number).get_comment(comment_id).get_reactions()
+    )
     assert any(r.content == "confused" for r in confused)
 
     # installing the App on another repository is recorded
     world.admin.call("POST", "/repos", {"owner": "maria", "name": "other", "auto_init": True})
-    world.admin.call("POST", f"/apps/{world.app['id']}/installations", {"account": "maria", "repos": ["maria/other"]})
-    wait_for(lambda: any("maria/other" in i["repositories"] for i in store.installations()), what="installation")
+    world.admin.call(
+        "POST", f"/apps/{world.app['id']}/installations", {"account": "maria", "repos": ["maria/other"]}
+    )
+    wait_for(
+        lambda: any("maria/other" in i["repositories"] for i in store.installations()), what="installation"
+    )
 
 
 def worker_env(world: World, tmp: Path) -> dict[str, str]:
@@ -110,21 +123,24 @@ def worker_env(world: World, tmp: Path) -> dict[str, str]:
     key.write_text(world.private_key)
     bot = world.bot
     assert bot is not None
-    return {**os.environ,
-            "AUTORESEARCH_WEBHOOK_SECRET": SECRET,
-            "AUTORESEARCH_GITHUB_BASE_URL": world.sandbox.api_url,
-            "AUTORESEARCH_GITHUB_APP_ID": str(world.app["id"]),
-            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(key),
-            "AUTORESEARCH_DATABASE": str(bot.settings.db_path),
-            "AUTORESEARCH_DATA_DIR": str(bot.settings.data_path),
-            "AUTORESEARCH_EXECUTOR": "local",
-            "AUTORESEARCH_WORKER_POLL_SECONDS": "0.2",
-            "AUTORESEARCH_ARXIV_ENABLED": "false"}
+    return {
+        **os.environ,
+        "AUTORESEARCH_WEBHOOK_SECRET": SECRET,
+        "AUTORESEARCH_GITHUB_BASE_URL": world.sandbox.api_url,
+        "AUTORESEARCH_GITHUB_APP_ID": str(world.app["id"]),
+        "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(key),
+        "AUTORESEARCH_DATABASE": str(bot.settings.db_path),
+        "AUTORESEARCH_DATA_DIR": str(bot.settings.data_path),
+        "AUTORESEARCH_EXECUTOR": "local",
+        "AUTORESEARCH_WORKER_POLL_SECONDS": "0.2",
+        "AUTORESEARCH_ARXIV_ENABLED": "false",
+    }
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
@@ -139,14 +155,20 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
         world.label(number)
         run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
         # kill -9 while the benchmarks run
-        wait_for(lambda: store.get_run(run.id).state == "benchmarking" and store.experiments(run.id), timeout=180,
-                 what="benchmarking")
+        wait_for(
+            lambda: store.get_run(run.id).state == "benchmarking" and store.experiments(run.id),
+            timeout=180,
+            what="benchmarking",
+        )
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
         killed_in = store.get_run(run.id).state
         worker = start_worker(env, log)
-        final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
-                         timeout=480, what="run finished")
+        final = wait_for(
+            lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+            timeout=480,
+            what="run finished",
+        )
         assert final.state == "done", (final, log.read_text()[-3000:])
     finally:
         worker.kill()
@@ -159,10 +181,18 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     # verdicts: measured, not hard-coded
     decision = store.get_artifact(run.id, "decision")
     by_cand = {r["candidate"]: r["verdict"] for r in decision["rows"] if r["metric"] == decision["target"]}
-    fast_exp, matmul, tidy = cand(world, "3-fast-exp"), cand(world, "2-matmul-ikj"), cand(world, "4-rmsnorm-tidy")
+    fast_exp, matmul, tidy = (
+        cand(world, "3-fast-exp"),
+        cand(world, "2-matmul-ikj"),
+        cand(world, "4-rmsnorm-tidy"),
+    )
     assert by_cand[fast_exp] == "broken"  # fast exp fails ./check
     assert by_cand[matmul] == "faster"  # i-k-j matmul
-    sims = {r["candidate"]: r.get("simulated") or {} for r in decision["rows"] if r["metric"] == decision["target"]}
+    sims = {
+        r["candidate"]: r.get("simulated") or {}
+        for r in decision["rows"]
+        if r["metric"] == decision["target"]
+    }
     if "speedup" in sims[matmul]:  # the simulated tier decided it: exact, whatever the machine's load
         assert sims[matmul]["verdict"] == "faster" and sims[tidy]["verdict"] == "no_change"
         assert any(f["name"] == "matmul" for f in sims[matmul]["functions"])
@@ -186,8 +216,11 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     assert pub["pr_number"] == pr.number
     subjects = " ".join(c.commit.message for c in pr.get_commits())
     cands = {c["name"]: c for c in store.get_artifact(run.id, "candidates")}
-    included = (store.get_artifact(run.id, "stack") or {}).get("applied") if pub["kind"] == "stack" \
+    included = (
+        (store.get_artifact(run.id, "stack") or {}).get("applied")
+        if pub["kind"] == "stack"
         else [store.get_artifact(run.id, "choice")["candidate"]]
+    )
     assert matmul in included
     for name in included:
         assert cands[name]["title"].split(": ", 1)[1] in subjects
@@ -232,12 +265,17 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     world.bot.worker.tick_commands()
     assert [c["state"] for c in store.commands() if c["kind"] == "approved"] == ["ignored"]
     clone = tmp_path / "clone"
-    url = world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    url = (
+        world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    )
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     subprocess.run(["git", "clone", "-q", url, str(clone)], check=True, env=env)
     (clone / "NOTES.md").write_text("base moves on\n")
-    for args in (["add", "NOTES.md"], ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "notes"],
-                 ["push", "-q", "origin", "HEAD:main"]):
+    for args in (
+        ["add", "NOTES.md"],
+        ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "notes"],
+        ["push", "-q", "origin", "HEAD:main"],
+    ):
         subprocess.run(["git", *args], cwd=clone, check=True, env=env)
     pr.create_review(event="APPROVE", body="still good")
     world.wait_deliveries()
@@ -245,7 +283,11 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     approved = sorted((c for c in store.commands() if c["kind"] == "approved"), key=lambda c: c["id"])
     assert [c["state"] for c in approved] == ["ignored", "done"], approved
     again = store.get_run(approved[-1]["run_id"])
-    assert again.kind == "rebench" and again.issue_number == pr.number and again.params["reason"].startswith("approved")
+    assert (
+        again.kind == "rebench"
+        and again.issue_number == pr.number
+        and again.params["reason"].startswith("approved")
+    )
 
 
 def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
@@ -255,8 +297,11 @@ def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
     world.comment(number, "/autoresearch bench fiona:main")
     run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="bench run")
     assert run.kind == "bench"
-    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
-                     timeout=300, what="bench run finished")
+    final = wait_for(
+        lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+        timeout=300,
+        what="bench run finished",
+    )
     assert final.state == "done", final
     cands = store.get_artifact(run.id, "candidates")
     assert [c["source"] for c in cands] == ["user"] and cands[0]["branch"] == "main"
@@ -272,8 +317,10 @@ def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
 def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
     """With the SkyPilot executor and a budget the estimate exceeds, nothing is launched and the run says why."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # SkyPilot state/catalog of this test only
-    world = World(tmp_path / "world", settings_overrides={"executor": "skypilot", "budget_usd": 0.01,
-                                                          "arxiv_enabled": False})
+    world = World(
+        tmp_path / "world",
+        settings_overrides={"executor": "skypilot", "budget_usd": 0.01, "arxiv_enabled": False},
+    )
     try:
         world.add_attention_project()
         world.start_bot()
@@ -281,12 +328,16 @@ def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
         number = world.open_issue("Speed up attention", "")
         world.label(number)
         run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
-        final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
-                         timeout=120, what="run finished")
+        final = wait_for(
+            lambda: (r := store.get_run(run.id)).state in ("done", "failed", "cancelled") and r,
+            timeout=120,
+            what="run finished",
+        )
         assert final.state == "failed" and "budget would be exceeded" in final.error
         assert store.experiments(run.id) == []  # no batch was submitted
         assert not (Path(world.bot.settings.data_dir) / "executor" / "skypilot").exists() or not any(
-            (Path(world.bot.settings.data_dir) / "executor" / "skypilot").iterdir())
+            (Path(world.bot.settings.data_dir) / "executor" / "skypilot").iterdir()
+        )
         budget = store.events(run.id, "budget")
         assert budget and "estimated $" in budget[0]["message"]
         status = [c.body for c in bot_comments(world, number) if status_marker(run.id) in c.body]
@@ -298,20 +349,26 @@ def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
 def test_broken_project_config_is_explained_on_the_issue(world, tmp_path):
     """A config error names the field and the problem in the status comment; nothing is benchmarked."""
     clone = tmp_path / "clone"
-    url = world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    url = (
+        world.sandbox.url.replace("://", f"://x-access-token:{world.tokens['maria']}@") + f"/{world.repo}.git"
+    )
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     subprocess.run(["git", "clone", "-q", url, str(clone)], check=True, env=env)
     cfg = clone / ".autoresearch.yml"
     cfg.write_text(cfg.read_text().replace("rounds: 8", "rounds: 1"))
-    for args in (["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "one round is enough"],
-                 ["push", "-q", "origin", "HEAD:main"]):
+    for args in (
+        ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "one round is enough"],
+        ["push", "-q", "origin", "HEAD:main"],
+    ):
         subprocess.run(["git", *args], cwd=clone, check=True, env=env)
     world.start_bot()
     store = world.bot.store
     number = world.open_issue("Speed up attention", "")
     world.label(number)
     run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
-    final = wait_for(lambda: (r := store.get_run(run.id)).state in ("done", "failed") and r, timeout=60, what="end")
+    final = wait_for(
+        lambda: (r := store.get_run(run.id)).state in ("done", "failed") and r, timeout=60, what="end"
+    )
     assert final.state == "failed"
     status = [c.body for c in bot_comments(world, number) if status_marker(run.id) in c.body]
     assert len(status) == 1

@@ -21,9 +21,9 @@ import re
 import subprocess
 
 import pytest
-
 from anthropic_double import AnthropicDouble, Reply, tool_use
 from e2e_helpers import MATMUL_NEW, MATMUL_OLD, SOFTMAX_NEW, SOFTMAX_OLD, run_issue
+
 from bot.demo import World
 from bot.pipeline import status_marker
 
@@ -51,29 +51,67 @@ class Model:
                 self.seen.append("plan2")
                 self.plan_requests.append(first)
                 measured = re.search(r"measured:w1:[a-z0-9-]+", raw).group(0)
-                return Reply([tool_use("submit", summary="matmul moved; exp now dominates", hypotheses=[{
-                    "title": SOFTMAX_TITLE,
-                    "rationale": "After the i-k-j matmul the exponentials hold the largest share; the "
-                                 "textbook softmax evaluates each twice: store it once, scale by 1/sum.",
-                    "target_files": ["src/softmax.c"], "expected_effect": {"x86": "faster", "arm": "faster"},
-                    "risk": "low", "citations": [measured, "profile:__expf_fma"],
-                    "hot_functions": ["softmax_row"]}])], usage=usage)
+                return Reply(
+                    [
+                        tool_use(
+                            "submit",
+                            summary="matmul moved; exp now dominates",
+                            hypotheses=[
+                                {
+                                    "title": SOFTMAX_TITLE,
+                                    "rationale": "After the i-k-j matmul the exponentials hold the largest share; the "
+                                    "textbook softmax evaluates each twice: store it once, scale by 1/sum.",
+                                    "target_files": ["src/softmax.c"],
+                                    "expected_effect": {"x86": "faster", "arm": "faster"},
+                                    "risk": "low",
+                                    "citations": [measured, "profile:__expf_fma"],
+                                    "hot_functions": ["softmax_row"],
+                                }
+                            ],
+                        )
+                    ],
+                    usage=usage,
+                )
             self.seen.append("synthesis")
-            return Reply([tool_use("submit", summary="matmul holds most of the cost", hypotheses=[{
-                "title": MATMUL_TITLE,
-                "rationale": "The i-j-k order walks b by columns; i-k-j streams rows of b and c.",
-                "target_files": ["src/matmul.c"], "expected_effect": {"x86": "faster", "arm": "faster"},
-                "risk": "low", "citations": ["profile:matmul"], "hot_functions": ["matmul"]}])], usage=usage)
+            return Reply(
+                [
+                    tool_use(
+                        "submit",
+                        summary="matmul holds most of the cost",
+                        hypotheses=[
+                            {
+                                "title": MATMUL_TITLE,
+                                "rationale": "The i-j-k order walks b by columns; i-k-j streams rows of b and c.",
+                                "target_files": ["src/matmul.c"],
+                                "expected_effect": {"x86": "faster", "arm": "faster"},
+                                "risk": "low",
+                                "citations": ["profile:matmul"],
+                                "hot_functions": ["matmul"],
+                            }
+                        ],
+                    )
+                ],
+                usage=usage,
+            )
         if "submit" in tools:
             self.seen.append("review")
             return Reply([tool_use("submit", approve=True, problems=[])], usage=usage)
-        turn = len(request["messages"]) // 2 + 1   # 1 on a session's first call
+        turn = len(request["messages"]) // 2 + 1  # 1 on a session's first call
         softmax = SOFTMAX_TITLE in first
         self.seen.append(f"coder-{'softmax' if softmax else 'matmul'}-{turn}")
-        edit = (tool_use("replace", path="src/softmax.c", old=SOFTMAX_OLD, new=SOFTMAX_NEW) if softmax else
-                tool_use("replace", path="src/matmul.c", old=MATMUL_OLD, new=MATMUL_NEW))
-        steps = {1: edit, 2: tool_use("run_build"), 3: tool_use("finish", summary=(
-            "softmax: one exponential per element" if softmax else "i-k-j loop order in matmul"))}
+        edit = (
+            tool_use("replace", path="src/softmax.c", old=SOFTMAX_OLD, new=SOFTMAX_NEW)
+            if softmax
+            else tool_use("replace", path="src/matmul.c", old=MATMUL_OLD, new=MATMUL_NEW)
+        )
+        steps = {
+            1: edit,
+            2: tool_use("run_build"),
+            3: tool_use(
+                "finish",
+                summary=("softmax: one exponential per element" if softmax else "i-k-j loop order in matmul"),
+            ),
+        }
         return Reply([steps.get(turn, tool_use("finish", summary="done"))], usage=usage)
 
 
@@ -85,25 +123,39 @@ def _configure(world: World, tmp_path) -> None:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     subprocess.run(["git", "clone", "-q", url, str(clone)], check=True, env=env)
     cfg = clone / ".autoresearch.yml"
-    text = cfg.read_text().replace("rounds: 8", "rounds: 4").replace(
-        "  max_forks: 30\n", "  max_forks: 0\n  max_waves: 2\n").replace("arxiv: true", "arxiv: false")
+    text = (
+        cfg.read_text()
+        .replace("rounds: 8", "rounds: 4")
+        .replace("  max_forks: 30\n", "  max_forks: 0\n  max_waves: 2\n")
+        .replace("arxiv: true", "arxiv: false")
+    )
     cfg.write_text(text)
-    for args in (["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "two waves"],
-                 ["push", "-q", "origin", "HEAD:main"]):
+    for args in (
+        ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qam", "two waves"],
+        ["push", "-q", "origin", "HEAD:main"],
+    ):
         subprocess.run(["git", *args], cwd=clone, check=True, env=env)
 
 
 def test_two_waves_profile_guided_hill_climb(tmp_path):
     model = Model()
     with AnthropicDouble([model] * 60, api_key="sk-test") as double:
-        world = World(tmp_path / "world", settings_overrides={
-            "anthropic_api_key": "sk-test", "anthropic_base_url": double.base_url,
-            "anthropic_model": "claude-sonnet-4-6", "arxiv_enabled": False})
+        world = World(
+            tmp_path / "world",
+            settings_overrides={
+                "anthropic_api_key": "sk-test",
+                "anthropic_base_url": double.base_url,
+                "anthropic_model": "claude-sonnet-4-6",
+                "arxiv_enabled": False,
+            },
+        )
         try:
             world.add_attention_project()
             _configure(world, tmp_path)
             world.start_bot()
-            store, run, number = run_issue(world, "Speed up attention", "Attention is slow on CPU.", 840, events=8)
+            store, run, number = run_issue(
+                world, "Speed up attention", "Attention is slow on CPU.", 840, events=8
+            )
             get = lambda key, default=None: store.get_artifact(run.id, key, default)  # noqa: E731
 
             # the baseline was profiled first, through the executor: matmul is where the time goes
@@ -118,8 +170,10 @@ def test_two_waves_profile_guided_hill_climb(tmp_path):
             assert md.index("#### Where the time goes") < md.index("#### Hypotheses")
             assert "| `matmul` |" in md and "`src/matmul.c:4`" in md
             assert dossier["hypotheses"]
-            assert all(h["hot_function"] and h["hot_share"] > 0 and h["amdahl_max"] > 1
-                       for h in dossier["hypotheses"])
+            assert all(
+                h["hot_function"] and h["hot_share"] > 0 and h["amdahl_max"] > 1
+                for h in dossier["hypotheses"]
+            )
             h1 = dossier["hypotheses"][0]
             assert h1["hot_function"] == "matmul" and abs(h1["amdahl_max"] - 1 / (1 - h1["hot_share"])) < 1e-3
 

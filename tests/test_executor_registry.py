@@ -1,6 +1,7 @@
 """Executor registry (bot/experiments/registry.py): one table drives settings validation, construction, the
 doctor and the CLI's reconciler; stages ask the executor's declared capabilities. A toy executor registered in
 a test is one class plus one registry entry."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ class ReplayExecutor:
     """A toy executor: every batch 'measures' by returning the recorded real driver results of
     tests/golden/attention_run.json for the archs it asks for, at once (a batch is done when submitted)."""
 
-    capabilities = Capabilities(archs="configured", priced=False, vm_seconds=True, logs=True, jail=False,
-                                reconciler=True)
+    capabilities = Capabilities(
+        archs="configured", priced=False, vm_seconds=True, logs=True, jail=False, reconciler=True
+    )
     poll_interval = 0.0
 
     def __init__(self, base_dir: Path):
@@ -73,10 +75,13 @@ def _one_arch(settings: Settings) -> None:
 
 @pytest.fixture
 def replay(monkeypatch: pytest.MonkeyPatch) -> registry.ExecutorEntry:
-    entry = registry.ExecutorEntry("replay", lambda: ReplayExecutor,
-                                   lambda s, _store: ReplayExecutor(s.data_path / "executor" / "replay"),
-                                   _one_arch)
-    monkeypatch.setitem(registry.REGISTRY, entry.name, entry)   # the one registry line
+    entry = registry.ExecutorEntry(
+        "replay",
+        lambda: ReplayExecutor,
+        lambda s, _store: ReplayExecutor(s.data_path / "executor" / "replay"),
+        _one_arch,
+    )
+    monkeypatch.setitem(registry.REGISTRY, entry.name, entry)  # the one registry line
     return entry
 
 
@@ -87,10 +92,18 @@ def _settings(tmp_path: Path, **kw: Any) -> Settings:
 def _ctx(settings: Settings, executor: Any) -> StageContext:
     store = Store(settings.db_path)
     services = {"executor": executor} if executor is not None else {}
-    pipeline = Pipeline(settings, store, forge=None, services=services, stages=stages.DEFAULT_STAGES,
-                        status_renderer=stages.render_status)
-    raw = {"benchmark": {"command": "./bench", "metrics": [{"name": "t_ns"}]},
-           "architectures": ["x86", "arm"]}
+    pipeline = Pipeline(
+        settings,
+        store,
+        forge=None,
+        services=services,
+        stages=stages.DEFAULT_STAGES,
+        status_renderer=stages.render_status,
+    )
+    raw = {
+        "benchmark": {"command": "./bench", "metrics": [{"name": "t_ns"}]},
+        "architectures": ["x86", "arm"],
+    }
     project = ProjectConfig.from_dict(raw)
     run = store.create_run("maria/attention", 7, "issue", "maria")
     return StageContext(pipeline, store.get_run(run.id), "test", project=project)
@@ -107,36 +120,42 @@ def test_registry_declares_the_real_executors() -> None:
 
 
 def test_toy_executor_is_validated_built_and_asked(replay: registry.ExecutorEntry, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:                       # the entry's own settings check
+    with pytest.raises(ConfigError) as info:  # the entry's own settings check
         _settings(tmp_path, executor="replay").validate()
-    assert (info.value.field, info.value.problem) == ("architectures",
-                                                      "the replay executor replays one recorded architecture")
-    settings = Settings.load(env={"AUTORESEARCH_EXECUTOR": "replay", "AUTORESEARCH_DATA_DIR": str(tmp_path),
-                                  "AUTORESEARCH_ARCHITECTURES": "{x86: {cloud: aws, price_per_hour: 1.0}}"})
+    assert (info.value.field, info.value.problem) == (
+        "architectures",
+        "the replay executor replays one recorded architecture",
+    )
+    settings = Settings.load(
+        env={
+            "AUTORESEARCH_EXECUTOR": "replay",
+            "AUTORESEARCH_DATA_DIR": str(tmp_path),
+            "AUTORESEARCH_ARCHITECTURES": "{x86: {cloud: aws, price_per_hour: 1.0}}",
+        }
+    )
     with pytest.raises(ConfigError, match="must be 'local', 'skypilot' or 'replay', got 'nope'"):
         _settings(tmp_path, executor="nope").validate()
 
-    executor = make_executor(settings)                            # construction from the table
+    executor = make_executor(settings)  # construction from the table
     assert isinstance(executor, ReplayExecutor) and executor.base_dir == tmp_path / "executor" / "replay"
     handle = executor.submit(Batch(run_id=1, specs={"x86": {}, "arm": {}}))
     assert executor.poll(handle) == "done" and list(executor.collect(handle)) == ["x86"]
     assert executor.vm_seconds(handle) == {"x86": RECORDED["results"]["x86"]["timings"]["total_s"]}
 
-    ctx = _ctx(settings, executor)                                # stages ask the capabilities
-    assert stages.measured_archs(ctx) == ["x86", "arm"]          # "configured": the project's archs
-    assert stages._price(ctx, "x86") == 0.0                       # not priced
+    ctx = _ctx(settings, executor)  # stages ask the capabilities
+    assert stages.measured_archs(ctx) == ["x86", "arm"]  # "configured": the project's archs
+    assert stages._price(ctx, "x86") == 0.0  # not priced
     cli.start_reconciler(types.SimpleNamespace(pipeline=ctx.pipeline))
     assert executor.reconcilers == [300.0]
-
 
 
 def test_local_capabilities_drive_the_stages(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     executor = make_executor(settings)
     assert isinstance(executor, LocalExecutor) and executor.vm_seconds("any") == {}
-    for ctx in (_ctx(settings, executor), _ctx(settings, None)):    # the service's, else the registered one's
+    for ctx in (_ctx(settings, executor), _ctx(settings, None)):  # the service's, else the registered one's
         assert stages.measured_archs(ctx) == [stages.local_arch()]
         assert stages._price(ctx, "x86") == 0.0
     _, lines = run_doctor(env={"AUTORESEARCH_DATA_DIR": str(tmp_path)})
     assert lines[0] == "ok    settings load (executor local, architectures x86, arm)"
-    assert not any("architectures.x86" in ln for ln in lines)   # "host" archs: no SkyPilot task to check
+    assert not any("architectures.x86" in ln for ln in lines)  # "host" archs: no SkyPilot task to check

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 import requests
+from loopback import LoopbackServer
+from sandbox_helpers import Admin
 
+from bot.demo import rsa_keypair
 from bot.forge import (
     AppAuth,
     ForgeError,
@@ -26,23 +29,33 @@ from bot.forge import (
     TokenAuth,
     Unprocessable,
 )
-from bot.demo import rsa_keypair
 from bot.sandbox import Sandbox
-from loopback import LoopbackServer
-from sandbox_helpers import Admin
 
 MARKER = "<!-- autoresearch:run:7 -->"
-FAST = RetryPolicy(total=3, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5, secondary_rate_wait_s=1,
-                   connection_attempts=2)
+FAST = RetryPolicy(
+    total=3,
+    backoff_factor=0.05,
+    backoff_max_s=0.5,
+    max_wait_s=5,
+    secondary_rate_wait_s=1,
+    connection_attempts=2,
+)
 
 
 # --------------------------------------------------------------------------- sandbox helpers
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin",
-           "HOME": str(cwd or "/tmp"), "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd or "/tmp"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip()[:500]}")
@@ -85,19 +98,33 @@ def world(sandbox: Sandbox, sandbox_admin: Admin, tmp_path_factory: pytest.TempP
     git("add", "NOTES.md", cwd=work)
     git("commit", "-qm", "notes", cwd=work)
     git("push", "-q", "origin", "fast-softmax", cwd=work)
-    return {"sb": sb, "admin": admin, "tokens": tokens, "repo": repo, "secret": secret, "fork": fork,
-            "tmp": tmp}
+    return {
+        "sb": sb,
+        "admin": admin,
+        "tokens": tokens,
+        "repo": repo,
+        "secret": secret,
+        "fork": fork,
+        "tmp": tmp,
+    }
 
 
 def token_forge(world: dict[str, Any], login: str = "alice", **kw: Any) -> GitHubForge:
     kw.setdefault("retry", FAST)
-    return GitHubForge(TokenAuth(world["tokens"][login]), base_url=world["sb"].api_url, min_interval_s=0, **kw)
+    return GitHubForge(
+        TokenAuth(world["tokens"][login]), base_url=world["sb"].api_url, min_interval_s=0, **kw
+    )
 
 
 def new_issue(world: dict[str, Any], title: str, author: str = "carol") -> int:
     gh = token_forge(world, author)
-    data = gh._raw(world["repo"], "POST", "/issues", {"title": title, "body": "please speed up softmax"},
-                   idempotent=False)
+    data = gh._raw(
+        world["repo"],
+        "POST",
+        "/issues",
+        {"title": title, "body": "please speed up softmax"},
+        idempotent=False,
+    )
     return int(data["number"])
 
 
@@ -121,7 +148,9 @@ def test_missing_repo_and_bad_token_are_typed_errors(world: dict[str, Any]) -> N
     f = token_forge(world)
     with pytest.raises(NotFound):
         f.default_branch("alice/does-not-exist")
-    bad = GitHubForge(TokenAuth("ghp_" + "0" * 36), base_url=world["sb"].api_url, retry=FAST, min_interval_s=0)
+    bad = GitHubForge(
+        TokenAuth("ghp_" + "0" * 36), base_url=world["sb"].api_url, retry=FAST, min_interval_s=0
+    )
     with pytest.raises(PermissionDenied) as info:
         bad.default_branch(world["repo"])
     assert info.value.status == 401 and "ghp_" not in str(info.value)
@@ -247,7 +276,8 @@ def test_pull_create_find_edit_no_duplicate(world: dict[str, Any]) -> None:
     assert edited.body == "body v2" and edited.title == "autoresearch: faster softmax"
     pulls = f.list_open_pulls(repo, 10, with_files=True)
     assert [(p.number, p.head_ref, p.head_repo, sorted(p.files or [])) for p in pulls] == [
-        (pr.number, "fast-softmax", world["fork"], ["NOTES.md", "src/softmax.c"])]
+        (pr.number, "fast-softmax", world["fork"], ["NOTES.md", "src/softmax.c"])
+    ]
     assert pr.number not in [i.number for i in f.list_open_issues(repo, 50)]
 
 
@@ -299,8 +329,14 @@ def test_retries_secondary_rate_limit_with_retry_after(world: dict[str, Any]) ->
     admin, repo = world["admin"], world["repo"]
     f = token_forge(world)
     admin.clear_requests()
-    admin.fault(rf"^/api/v3/repos/{repo}$", 403, times=1, method="GET", headers={"Retry-After": "1"},
-                message="You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
+    admin.fault(
+        rf"^/api/v3/repos/{repo}$",
+        403,
+        times=1,
+        method="GET",
+        headers={"Retry-After": "1"},
+        message="You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    )
     start = time.monotonic()
     assert f.default_branch(repo) == "main"
     assert time.monotonic() - start >= 0.9
@@ -312,9 +348,14 @@ def test_retries_primary_rate_limit_until_reset(world: dict[str, Any]) -> None:
     f = token_forge(world)
     admin.clear_requests()
     reset = int(time.time()) + 1
-    admin.fault(rf"^/api/v3/repos/{repo}/issues$", 403, times=1, method="GET",
-                headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
-                message="API rate limit exceeded for user ID 1001.")
+    admin.fault(
+        rf"^/api/v3/repos/{repo}/issues$",
+        403,
+        times=1,
+        method="GET",
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        message="API rate limit exceeded for user ID 1001.",
+    )
     issues = f.list_open_issues(repo, 5)
     assert issues and time.time() >= reset
     assert _log_for(world, "GET", f"/repos/{repo}/issues") == [403, 200]
@@ -328,16 +369,27 @@ def test_retries_429_and_caps_long_waits(world: dict[str, Any]) -> None:
     assert f.default_branch(repo) == "main"
     assert _log_for(world, "GET", f"/repos/{repo}") == [429, 200]
     # A wait beyond the cap (5 s here) fails fast with RateLimited instead of sleeping for minutes.
-    admin.fault(rf"^/api/v3/repos/{repo}$", 403, times=1, method="GET", headers={"Retry-After": "600"},
-                message="You have exceeded a secondary rate limit.")
+    admin.fault(
+        rf"^/api/v3/repos/{repo}$",
+        403,
+        times=1,
+        method="GET",
+        headers={"Retry-After": "600"},
+        message="You have exceeded a secondary rate limit.",
+    )
     start = time.monotonic()
     with pytest.raises(RateLimited) as info:
         f.default_branch(repo)
     assert time.monotonic() - start < 3 and info.value.wait_s == 600
     reset = int(time.time()) + 3600
-    admin.fault(rf"^/api/v3/repos/{repo}$", 403, times=1, method="GET",
-                headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
-                message="API rate limit exceeded for user ID 1001.")
+    admin.fault(
+        rf"^/api/v3/repos/{repo}$",
+        403,
+        times=1,
+        method="GET",
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        message="API rate limit exceeded for user ID 1001.",
+    )
     with pytest.raises(RateLimited):
         f.default_branch(repo)
     admin.clear_faults()
@@ -377,9 +429,15 @@ def test_tenacity_recovers_from_dropped_connections(world: dict[str, Any]) -> No
     port = int(world["sb"].url.rsplit(":", 1)[1])
     proxy = FlakyProxy(port, drops=3)
     try:
-        policy = RetryPolicy(total=1, backoff_factor=0.01, backoff_max_s=0.05, max_wait_s=5, connection_attempts=3)
-        f = GitHubForge(TokenAuth(world["tokens"]["alice"]), base_url=f"http://127.0.0.1:{proxy.port}/api/v3",
-                        retry=policy, min_interval_s=0)
+        policy = RetryPolicy(
+            total=1, backoff_factor=0.01, backoff_max_s=0.05, max_wait_s=5, connection_attempts=3
+        )
+        f = GitHubForge(
+            TokenAuth(world["tokens"]["alice"]),
+            base_url=f"http://127.0.0.1:{proxy.port}/api/v3",
+            retry=policy,
+            min_interval_s=0,
+        )
         # urllib3 tries twice (total=1) per attempt; tenacity's second attempt gets through on its 2nd try.
         assert f.default_branch(world["repo"]) == "main"
         assert proxy.accepted == 4
@@ -400,8 +458,11 @@ def app_world(world: dict[str, Any]) -> dict[str, Any]:
 
 
 def _token_mints(world: dict[str, Any]) -> int:
-    return sum(1 for e in world["admin"].requests()
-               if e["method"] == "POST" and e["path"].endswith("/access_tokens") and e["status"] == 201)
+    return sum(
+        1
+        for e in world["admin"].requests()
+        if e["method"] == "POST" and e["path"].endswith("/access_tokens") and e["status"] == 201
+    )
 
 
 def app_forge(w: dict[str, Any], **kw: Any) -> GitHubForge:
@@ -422,12 +483,28 @@ def test_app_auth_identity_installation_and_check_runs(app_world: dict[str, Any]
     assert f"/repos/{repo}/installation" in paths  # installation discovered per repo
     assert _token_mints(w) == 1  # token cached across calls
 
-    run_id = f.create_check_run(repo, sha, "autoresearch/bench", "in_progress", title="benchmarking",
-                                summary="2 candidates on x86", details_url="http://bot.example/runs/7")
-    f.update_check_run(repo, run_id, conclusion="success", title="1 winner", summary="softmax_ns -12%",
-                       text="| variant | ns |")
-    run = requests.get(f"{w['sb'].api_url}/repos/{repo}/check-runs/{run_id}",
-                       headers={"Authorization": f"token {w['tokens']['alice']}"}, timeout=10).json()
+    run_id = f.create_check_run(
+        repo,
+        sha,
+        "autoresearch/bench",
+        "in_progress",
+        title="benchmarking",
+        summary="2 candidates on x86",
+        details_url="http://bot.example/runs/7",
+    )
+    f.update_check_run(
+        repo,
+        run_id,
+        conclusion="success",
+        title="1 winner",
+        summary="softmax_ns -12%",
+        text="| variant | ns |",
+    )
+    run = requests.get(
+        f"{w['sb'].api_url}/repos/{repo}/check-runs/{run_id}",
+        headers={"Authorization": f"token {w['tokens']['alice']}"},
+        timeout=10,
+    ).json()
     assert (run["status"], run["conclusion"], run["head_sha"]) == ("completed", "success", sha)
     assert run["output"]["title"] == "1 winner" and run["output"]["summary"] == "softmax_ns -12%"
     assert run["details_url"] == "http://bot.example/runs/7"
@@ -498,8 +575,12 @@ def test_app_token_rejected_is_refreshed_once(app_world: dict[str, Any]) -> None
 def test_app_with_explicit_installation_id(app_world: dict[str, Any]) -> None:
     w = app_world
     w["admin"].clear_requests()
-    f = GitHubForge(AppAuth(w["app_id"], w["private"], w["installation"]), base_url=w["sb"].api_url,
-                    retry=FAST, min_interval_s=0)
+    f = GitHubForge(
+        AppAuth(w["app_id"], w["private"], w["installation"]),
+        base_url=w["sb"].api_url,
+        retry=FAST,
+        min_interval_s=0,
+    )
     assert f.default_branch(w["repo"]) == "main"
     assert not any(e["path"].endswith("/installation") for e in w["admin"].requests())
     with pytest.raises(NotFound):  # an App not installed on a repo cannot see it
@@ -559,14 +640,29 @@ def test_every_exchange_matches_githubs_openapi(app_world: dict[str, Any]) -> No
     failures, operations = [], set()
     for e in log:
         try:
-            operations.add(validate_exchange(spec, e["method"], e["path"], e["status"], e["response_json"],
-                                             e["request_json"]))
+            operations.add(
+                validate_exchange(
+                    spec, e["method"], e["path"], e["status"], e["response_json"], e["request_json"]
+                )
+            )
         except AssertionError as exc:
             failures.append(str(exc)[:600])
     print(f"validated {len(log)} exchanges, {len(operations)} operations: {sorted(operations)}")
     assert not failures, "\n".join(failures)
-    for op in ("repos/get-collaborator-permission-level", "issues/create-comment", "issues/update-comment",
-               "repos/compare-commits", "checks/create", "checks/update", "git/create-ref",
-               "apps/create-installation-access-token", "apps/get-authenticated", "pulls/create", "pulls/update",
-               "pulls/list-files", "repos/get-commit", "issues/update-label"):
+    for op in (
+        "repos/get-collaborator-permission-level",
+        "issues/create-comment",
+        "issues/update-comment",
+        "repos/compare-commits",
+        "checks/create",
+        "checks/update",
+        "git/create-ref",
+        "apps/create-installation-access-token",
+        "apps/get-authenticated",
+        "pulls/create",
+        "pulls/update",
+        "pulls/list-files",
+        "repos/get-commit",
+        "issues/update-label",
+    ):
         assert op in operations, op

@@ -70,8 +70,14 @@ def test_forge_from_settings_requires_credentials(tmp_path) -> None:
         forge_from_settings(app_id=12)
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
-    f = forge_from_settings(base_url="https://ghe.example/api/v3/", app_id=12, private_key_path=str(key),
-                            retries=2, timeout=3, max_wait_s=5)
+    f = forge_from_settings(
+        base_url="https://ghe.example/api/v3/",
+        app_id=12,
+        private_key_path=str(key),
+        retries=2,
+        timeout=3,
+        max_wait_s=5,
+    )
     assert isinstance(f.auth, AppAuth) and f.auth.app_id == 12
     assert f.base_url == "https://ghe.example/api/v3"
     assert f.retry.total == 2 and f.retry.max_wait_s == 5
@@ -99,9 +105,16 @@ def test_make_retry_caps_rate_limit_waits() -> None:
         (GithubException(403, {"message": "Must have push access"}), PermissionDenied, 403),
         (GithubException(403, {"message": "API rate limit exceeded for user"}), RateLimited, 403),
         (GithubException(429, {"message": "slow down"}), RateLimited, 429),
-        (RateLimitExceededExceedsMaxWait(403, {"message": "secondary rate limit"}, wait=99.0), RateLimited, 403),
-        (GithubException(422, {"message": "Validation Failed", "errors": [{"message": "exists"}]}),
-         Unprocessable, 422),
+        (
+            RateLimitExceededExceedsMaxWait(403, {"message": "secondary rate limit"}, wait=99.0),
+            RateLimited,
+            403,
+        ),
+        (
+            GithubException(422, {"message": "Validation Failed", "errors": [{"message": "exists"}]}),
+            Unprocessable,
+            422,
+        ),
         (GithubException(500, {"message": f"boom {TOKEN}"}), forge.ForgeError, 500),
     ],
 )
@@ -117,9 +130,12 @@ def test_error_translation(exc: GithubException, kind: type, status: int) -> Non
 
 def test_connection_failure_is_a_forge_error_without_token() -> None:
     # Nothing listens on port 9 (discard) on this machine: a real connection refusal.
-    f = GitHubForge(TokenAuth(TOKEN), base_url="http://127.0.0.1:9/api/v3",
-                    retry=forge.RetryPolicy(total=1, backoff_factor=0.01, connection_attempts=2),
-                    min_interval_s=0)
+    f = GitHubForge(
+        TokenAuth(TOKEN),
+        base_url="http://127.0.0.1:9/api/v3",
+        retry=forge.RetryPolicy(total=1, backoff_factor=0.01, connection_attempts=2),
+        min_interval_s=0,
+    )
     with pytest.raises(forge.ForgeError) as info:
         f.default_branch("o/r")
     assert info.value.status == 0

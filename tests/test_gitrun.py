@@ -1,5 +1,6 @@
 """The one git runner (sky/gitrun.py, imported by the bot as bot.gitutil and by the VM driver): its hardening
 on real git repositories."""
+
 from __future__ import annotations
 
 import sys
@@ -40,7 +41,7 @@ def test_hooks_never_run_and_nothing_is_signed(repo: Path) -> None:
     hook.write_text(f"#!/bin/sh\necho ran > {repo / 'hook-ran'}\nexit 1\n")
     hook.chmod(0o755)
     gitutil.run(repo, "config", "commit.gpgsign", "true")
-    gitutil.run(repo, "config", "gpg.program", "false")   # signing would fail the commit
+    gitutil.run(repo, "config", "gpg.program", "false")  # signing would fail the commit
     (repo / "a.txt").write_text("b\n")
     gitutil.run(repo, *IDENTITY, "commit", "-qam", "second")
     assert not (repo / "hook-ran").exists()
@@ -55,9 +56,13 @@ def test_errors_name_the_command_without_credentials(repo: Path) -> None:
     assert "s3cret" not in text and info.value.returncode == 128
     with pytest.raises(gitutil.GitError) as info:  # the caller's redaction applies to the whole message
         gitutil.run(repo, "rev-parse", "nope", redact=lambda s: s.replace("nope", "[x]"))
-    assert str(info.value).startswith("git rev-parse [x] failed (128): fatal: ") and "nope" not in str(info.value)
+    assert str(info.value).startswith("git rev-parse [x] failed (128): fatal: ") and "nope" not in str(
+        info.value
+    )
     assert gitutil.run(repo, "rev-parse", "nope", check=False).returncode == 128
-    assert not gitutil.ok(repo, "cat-file", "-e", "HEAD:missing") and gitutil.ok(repo, "cat-file", "-e", "HEAD:a.txt")
+    assert not gitutil.ok(repo, "cat-file", "-e", "HEAD:missing") and gitutil.ok(
+        repo, "cat-file", "-e", "HEAD:a.txt"
+    )
 
 
 def test_a_hung_git_times_out_as_a_git_error(repo: Path) -> None:

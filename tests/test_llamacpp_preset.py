@@ -2,6 +2,7 @@
 
 Fast: no llama.cpp build. The real build/validate/bench path is proven by scripts/llamacpp_e2e.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -138,7 +139,7 @@ class FakeCtx:
 def test_bench_json_turns_raw_samples_into_tokens_per_second():
     got = llamacpp.parse_bench_json("llama-bench noise on stdout\n" + BENCH_JSON)
     assert got["pp"] == pytest.approx([64 / 0.0032, 64 / 0.004, 64 / 0.0048])
-    assert got["tg"] == pytest.approx([2000.0, 1000.0])   # 32 tokens / 16 ms, / 32 ms; not avg_ts/stddev_ts
+    assert got["tg"] == pytest.approx([2000.0, 1000.0])  # 32 tokens / 16 ms, / 32 ms; not avg_ts/stddev_ts
     assert set(got) == {"pp", "tg"}
 
 
@@ -147,13 +148,16 @@ def test_bench_json_combined_prompt_and_generation_is_its_own_metric():
     assert llamacpp.parse_bench_json(json.dumps([entry])) == {"pg": [32.0]}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("error: failed to load model", "no JSON array"),
-    ("[]", "no test entries"),
-    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": []}]', "without samples_ns"),
-    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [0]}]', "not a positive duration"),
-    ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [1,]}]', "unreadable"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("error: failed to load model", "no JSON array"),
+        ("[]", "no test entries"),
+        ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": []}]', "without samples_ns"),
+        ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [0]}]', "not a positive duration"),
+        ('[{"n_prompt": 64, "n_gen": 0, "samples_ns": [1,]}]', "unreadable"),
+    ],
+)
 def test_bench_json_errors_are_explicit(text, message):
     with pytest.raises(llamacpp.PresetError, match=message):
         llamacpp.parse_bench_json(text)
@@ -161,8 +165,9 @@ def test_bench_json_errors_are_explicit(text, message):
 
 def test_kld_parser_reads_mean_and_companions():
     k = llamacpp.parse_kld(KLD_OUTPUT)
-    assert k == pytest.approx({"mean": 0.00019, "uncertainty": 0.00001, "max": 0.002811,
-                               "same_top_p": 99.606, "ppl": 258.0012})
+    assert k == pytest.approx(
+        {"mean": 0.00019, "uncertainty": 0.00001, "max": 0.002811, "same_top_p": 99.606, "ppl": 258.0012}
+    )
 
 
 def test_kld_parser_nan_and_missing():
@@ -174,7 +179,13 @@ def test_kld_parser_nan_and_missing():
 def test_options_defaults_and_bad_values():
     opts = llamacpp.options({"preset_options": {"n_gen": 16, "model": None}})
     assert (opts["n_prompt"], opts["n_gen"], opts["kl_max"], opts["quant"]) == (64, 16, 0.01, "q4_0")
-    for bad in ({"n_gen": -1}, {"kl_max": 0}, {"n_prompt": "64"}, {"n_prompt": 0, "n_gen": 0}, {"bench_reps": 0}):
+    for bad in (
+        {"n_gen": -1},
+        {"kl_max": 0},
+        {"n_prompt": "64"},
+        {"n_prompt": 0, "n_gen": 0},
+        {"bench_reps": 0},
+    ):
         with pytest.raises(llamacpp.PresetError, match="preset_options"):
             llamacpp.options({"preset_options": bad})
 
@@ -186,8 +197,14 @@ def _tree(tmp_path: Path, tool_dir: str) -> Path:
     return wt
 
 
-@pytest.mark.parametrize("tool_dir, tool", [("tools/completion", "llama-completion"),
-                                            ("examples/main", "llama-cli"), ("examples/simple", "llama-simple")])
+@pytest.mark.parametrize(
+    "tool_dir, tool",
+    [
+        ("tools/completion", "llama-completion"),
+        ("examples/main", "llama-cli"),
+        ("examples/simple", "llama-simple"),
+    ],
+)
 def test_generation_tool_follows_the_tree(tmp_path, tool_dir, tool):
     wt = _tree(tmp_path, tool_dir)
     assert llamacpp.generator_tool(wt) == tool
@@ -204,8 +221,15 @@ def test_generation_tool_follows_the_tree(tmp_path, tool_dir, tool):
 def test_cmake_configure_and_build_commands(tmp_path):
     wt = _tree(tmp_path, "tools/completion")
     conf = llamacpp.cmake_configure_args(wt, "/usr/bin/ccache", ctest=False, generator="Ninja")
-    for flag in ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF",
-                 "-DLLAMA_BUILD_TESTS=OFF", "-DGGML_CCACHE=OFF", "-DCMAKE_C_COMPILER_LAUNCHER=/usr/bin/ccache"):
+    for flag in (
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DGGML_NATIVE=ON",
+        "-DLLAMA_CURL=OFF",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DGGML_CCACHE=OFF",
+        "-DCMAKE_C_COMPILER_LAUNCHER=/usr/bin/ccache",
+    ):
         assert flag in conf
     assert conf[conf.index("-B") + 1] == str(wt / "build") and conf[conf.index("-G") + 1] == "Ninja"
     assert "-DLLAMA_BUILD_TESTS=ON" in llamacpp.cmake_configure_args(wt, None, ctest=True, generator=None)
@@ -228,8 +252,21 @@ def test_bench_and_perplexity_commands(tmp_path):
     wt = tmp_path / "wt"
     opts = llamacpp.options({"preset_options": {"n_prompt": 32, "n_gen": 8, "bench_reps": 5}})
     b = llamacpp.bench_command(wt, Path("/m.gguf"), opts, 3)
-    assert b == [str(wt / "build/bin/llama-bench"), "-o", "json", "-m", "/m.gguf", "-p", "32", "-n", "8",
-                 "-t", "3", "-r", "5"]
+    assert b == [
+        str(wt / "build/bin/llama-bench"),
+        "-o",
+        "json",
+        "-m",
+        "/m.gguf",
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-t",
+        "3",
+        "-r",
+        "5",
+    ]
     base = llamacpp.perplexity_command(wt, Path("/m"), Path("/c.txt"), Path("/l.kld"), 2, compare=False)
     cmp_ = llamacpp.perplexity_command(wt, Path("/m"), Path("/c.txt"), Path("/l.kld"), 2, compare=True)
     assert base[base.index("--kl-divergence-base") + 1] == "/l.kld" and "--kl-divergence" not in base
@@ -267,7 +304,7 @@ def test_make_model_writes_readable_llama_gguf(tmp_path):
     expected = dict(make_model.tensor_shapes(shape, 259))
     assert set(names) == set(expected)
     q = names["blk.1.ffn_down.weight"]
-    assert list(q.shape) == [96, 64]   # GGUF ne order: (ne0=n_ff, ne1=n_embd)
+    assert list(q.shape) == [96, 64]  # GGUF ne order: (ne0=n_ff, ne1=n_embd)
     w = names["blk.0.attn_q.weight"].data.astype("float32")
     assert 0.03 < float(w.std()) < 0.07
 
@@ -368,14 +405,18 @@ def test_sync_tree_rewrites_only_changed_files_and_deletes_vanished_ones(tmp_pat
     (src / "tool.sh").chmod(0o755)
     first = llamacpp.sync_tree(src, dst)
     assert sorted(first) == ["ggml/src/ops.cpp", "ggml/src/vec.cpp", "tool.sh"]
-    assert not (dst / "build").exists() and not (dst / ".git").exists() and (dst / "tool.sh").stat().st_mode & 0o100
+    assert (
+        not (dst / "build").exists()
+        and not (dst / ".git").exists()
+        and (dst / "tool.sh").stat().st_mode & 0o100
+    )
     before = (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns
-    assert llamacpp.sync_tree(src, dst) == []                      # identical content: nothing touched
-    (src / "ggml" / "src" / "ops.cpp").write_text("int ops2;\n")    # a one-file candidate
+    assert llamacpp.sync_tree(src, dst) == []  # identical content: nothing touched
+    (src / "ggml" / "src" / "ops.cpp").write_text("int ops2;\n")  # a one-file candidate
     (src / "tool.sh").unlink()
     assert llamacpp.sync_tree(src, dst) == ["ggml/src/ops.cpp", "tool.sh"]
     assert (dst / "ggml" / "src" / "ops.cpp").read_text() == "int ops2;\n" and not (dst / "tool.sh").exists()
-    assert (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns == before   # unchanged file keeps its mtime
+    assert (dst / "ggml" / "src" / "vec.cpp").stat().st_mtime_ns == before  # unchanged file keeps its mtime
 
 
 def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tmp_path):
@@ -388,7 +429,7 @@ def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tm
         if cmd[:2] == ["cmake", "--build"]:
             bindir = Path(cmd[2]) / "bin"
             bindir.mkdir(parents=True, exist_ok=True)
-            for tool in cmd[cmd.index("--target") + 1:]:
+            for tool in cmd[cmd.index("--target") + 1 :]:
                 (bindir / tool).write_text(f"{tool} built from {(Path(cmd[2]).parent / 'src.c').read_text()}")
         else:
             (Path(cmd[cmd.index("-B") + 1])).mkdir(parents=True, exist_ok=True)
@@ -407,13 +448,17 @@ def test_variants_build_in_one_shared_tree_per_isa_and_get_their_own_binaries(tm
         ok, log = llamacpp.simulate_build(wt, ctx)
         assert ok, log
     configures = [c for c in calls if c[:2] == ["cmake", "-S"]]
-    assert len(configures) == 2                                  # once per ISA, not once per variant
-    assert {c[c.index("-S") + 1] for c in configures} == {str(llamacpp.shared_tree(ctx, "build")),
-                                                          str(llamacpp.shared_tree(ctx, "build-sim"))}
+    assert len(configures) == 2  # once per ISA, not once per variant
+    assert {c[c.index("-S") + 1] for c in configures} == {
+        str(llamacpp.shared_tree(ctx, "build")),
+        str(llamacpp.shared_tree(ctx, "build-sim")),
+    }
     assert "-DGGML_NATIVE=OFF" in next(c for c in configures if c[c.index("-B") + 1].endswith("build-sim"))
     for name, code in (("baseline", "A"), ("cand", "B")):
         assert (trees[name] / "build" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
-        assert (trees[name] / "build-sim" / "bin" / "llama-bench").read_text() == f"llama-bench built from {code}"
+        assert (
+            trees[name] / "build-sim" / "bin" / "llama-bench"
+        ).read_text() == f"llama-bench built from {code}"
         assert not (trees[name] / "build-sim" / "bin" / "llama-quantize").exists()
 
 
@@ -426,7 +471,9 @@ def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
         exe.parent.mkdir(parents=True)
         exe.write_text(f"binary of {name}")
         argvs.append(llamacpp.simulate_command(tmp_path / "wt" / name, ctx))
-        assert Path(argvs[-1][3]).read_text() == f"binary of {name}"   # this variant's binary, at the shared path
+        assert (
+            Path(argvs[-1][3]).read_text() == f"binary of {name}"
+        )  # this variant's binary, at the shared path
     shared = tmp_path / "work" / "llamacpp" / "simulate" / "bin"
     assert argvs[0] == argvs[1] and argvs[0][:4] == ["env", "-C", str(shared), str(shared / "llama-bench")]
     a = argvs[0]
@@ -437,10 +484,17 @@ def test_simulate_command_runs_every_variant_from_one_path(tmp_path):
 
 def test_kld_check_falls_back_to_the_running_mean_when_the_logger_lost_the_summary(tmp_path):
     # real output of a busy 2-core machine: five of six chunks printed, the summary lost in all attempts
-    lost = KLD_OUTPUT.split("\n\n====== Perplexity statistics")[0].replace(
-        "   2     258.0012", "   2     258.0012").replace("kl_divergence: computing over 6 chunks", "x") + "\n"
-    rows = "\n".join(f"   {i}     517.2985 ±   30.8033      -0.00000 ±    0.00002       0.00042 ±    0.00001"
-                     f"     0.000 ±  0.000 %    100.000 ±  0.000 %" for i in range(1, 6))
+    lost = (
+        KLD_OUTPUT.split("\n\n====== Perplexity statistics")[0]
+        .replace("   2     258.0012", "   2     258.0012")
+        .replace("kl_divergence: computing over 6 chunks", "x")
+        + "\n"
+    )
+    rows = "\n".join(
+        f"   {i}     517.2985 ±   30.8033      -0.00000 ±    0.00002       0.00042 ±    0.00001"
+        f"     0.000 ±  0.000 %    100.000 ±  0.000 %"
+        for i in range(1, 6)
+    )
     assert llamacpp.parse_kld_chunks(lost)["chunks"] == 2
     got = llamacpp.parse_kld_chunks(rows + "\n")
     assert got == {"mean": 0.00042, "uncertainty": 0.00001, "chunks": 5}
@@ -448,8 +502,15 @@ def test_kld_check_falls_back_to_the_running_mean_when_the_logger_lost_the_summa
     ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows + "\n")
     check = llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)
     assert check["ok"] and "running mean after chunk 5 of 6" in check["detail"]
-    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + rows.splitlines()[0] + "\n")
-    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # 1 of 6: too few
+    ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (
+        0,
+        "header\n" + rows.splitlines()[0] + "\n",
+    )
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)[
+        "ok"
+    ]  # 1 of 6: too few
     big = rows.replace("0.00042", "0.37000")
     ctx.run = lambda argv, cwd, timeout=0, pin=False, extra_env=None: (0, "header\n" + big + "\n")
-    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)["ok"]   # over the bound
+    assert not llamacpp.check_kld(tmp_path, {"model": "/m", "kld_base": "/l.kld"}, ctx)[
+        "ok"
+    ]  # over the bound

@@ -1,18 +1,22 @@
 """LLM client: real anthropic SDK against the local Messages API double."""
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 import pytest
-
-from bot.agent.llm import LLM, BudgetExceeded, LLMError, cost_usd, price_for, Usage
 from anthropic_double import AnthropicDouble, Fail, Reply, text, tool_use
 
+from bot.agent.llm import LLM, BudgetExceeded, LLMError, Usage, cost_usd, price_for
+
 KEY = "sk-ant-test-key"
-SCHEMA = {"type": "object",
-          "properties": {"speedup": {"type": "number"}, "ideas": {"type": "array", "items": {"type": "string"}}},
-          "required": ["speedup", "ideas"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"speedup": {"type": "number"}, "ideas": {"type": "array", "items": {"type": "string"}}},
+    "required": ["speedup", "ideas"],
+    "additionalProperties": False,
+}
 
 
 @pytest.fixture
@@ -25,7 +29,9 @@ def prompts(tmp_path: Path) -> Path:
 
 
 def make_llm(double: AnthropicDouble, prompts: Path, **kw) -> LLM:
-    return LLM(api_key=KEY, base_url=double.base_url, prompts_dir=prompts, **{"max_tokens_budget": 10**6, **kw})
+    return LLM(
+        api_key=KEY, base_url=double.base_url, prompts_dir=prompts, **{"max_tokens_budget": 10**6, **kw}
+    )
 
 
 def test_render_substitutes_and_reports_missing(prompts: Path) -> None:
@@ -38,8 +44,10 @@ def test_render_substitutes_and_reports_missing(prompts: Path) -> None:
 
 
 def test_structured_repairs_invalid_output_once(anthropic, prompts: Path) -> None:
-    script = [Reply([tool_use("submit", speedup="fast", ideas=["a"])]),
-              Reply([tool_use("submit", speedup=1.3, ideas=["vectorize exp"])])]
+    script = [
+        Reply([tool_use("submit", speedup="fast", ideas=["a"])]),
+        Reply([tool_use("submit", speedup=1.3, ideas=["vectorize exp"])]),
+    ]
     d = anthropic(script, api_key=KEY)
     out = make_llm(d, prompts).structured("ask", {"change": "x"}, SCHEMA)
     assert out == {"speedup": 1.3, "ideas": ["vectorize exp"]}
@@ -61,9 +69,18 @@ def test_structured_gives_up_after_one_repair(anthropic, prompts: Path) -> None:
 
 def test_usage_and_cost_accounting(anthropic, prompts: Path) -> None:
     sink: list[dict] = []
-    script = [Reply([text("a")], usage={"input_tokens": 1_000_000, "output_tokens": 100_000}),
-              Reply([text("b")], usage={"input_tokens": 2000, "output_tokens": 500,
-                                        "cache_creation_input_tokens": 4000, "cache_read_input_tokens": 10_000})]
+    script = [
+        Reply([text("a")], usage={"input_tokens": 1_000_000, "output_tokens": 100_000}),
+        Reply(
+            [text("b")],
+            usage={
+                "input_tokens": 2000,
+                "output_tokens": 500,
+                "cache_creation_input_tokens": 4000,
+                "cache_read_input_tokens": 10_000,
+            },
+        ),
+    ]
     d = anthropic(script, api_key=KEY)
     llm = make_llm(d, prompts, max_tokens_budget=5_000_000, usage_sink=sink.append)
     for _ in range(2):
@@ -87,8 +104,9 @@ def test_price_table_prefix_and_override() -> None:
 
 
 def test_budget_refuses_before_sending(prompts: Path) -> None:
-    with AnthropicDouble([Reply([text("ok")], usage={"input_tokens": 9300, "output_tokens": 600})],
-                         api_key=KEY) as d:
+    with AnthropicDouble(
+        [Reply([text("ok")], usage={"input_tokens": 9300, "output_tokens": 600})], api_key=KEY
+    ) as d:
         llm = make_llm(d, prompts, max_tokens_budget=10_000)
         msg = llm.chat("s", [{"role": "user", "content": "hi"}], max_tokens=4096)
         assert msg.content[0].text == "ok"
@@ -133,5 +151,7 @@ def test_wrong_key_is_a_clear_error(anthropic, prompts: Path) -> None:
 
 
 def test_api_key_not_in_repr(prompts: Path) -> None:
-    llm = LLM(api_key="sk-ant-very-secret", base_url="http://127.0.0.1:9", max_tokens_budget=1, prompts_dir=prompts)
+    llm = LLM(
+        api_key="sk-ant-very-secret", base_url="http://127.0.0.1:9", max_tokens_budget=1, prompts_dir=prompts
+    )
     assert "very-secret" not in repr(llm)

@@ -26,8 +26,19 @@ from bot.store import STATES, Store
 
 
 def test_phase_strings_are_the_stored_states():
-    assert [str(p) for p in Phase] == ["queued", "researching", "implementing", "benchmarking", "deciding",
-                                       "verifying", "reviewing", "publishing", "done", "failed", "cancelled"]
+    assert [str(p) for p in Phase] == [
+        "queued",
+        "researching",
+        "implementing",
+        "benchmarking",
+        "deciding",
+        "verifying",
+        "reviewing",
+        "publishing",
+        "done",
+        "failed",
+        "cancelled",
+    ]
     assert STATES == ACTIVE_PHASES + FINAL_PHASES == tuple(Phase)
     assert json.dumps({"state": Phase.DONE}) == '{"state": "done"}'
     assert f"{Phase.REVIEWING:<11}|" == "reviewing  |"
@@ -53,18 +64,37 @@ def test_titles_and_checklist_items():
 
 def test_checklist_of_the_wave_review_ticks_verification():
     lines = report.phase_checklist("reviewing", "wave 1 reviewed").splitlines()
-    assert lines[:4] == ["- ✅ Research: papers, forks, other backends", "- ✅ Candidates",
-                         "- ✅ Benchmark (A/B, interleaved)", "- ✅ Statistics and decision"]
+    assert lines[:4] == [
+        "- ✅ Research: papers, forks, other backends",
+        "- ✅ Candidates",
+        "- ✅ Benchmark (A/B, interleaved)",
+        "- ✅ Statistics and decision",
+    ]
     assert lines[4] == "- ⏳ Stack and re-measure winners — wave 1 reviewed"
     assert lines[5] == "- ⬜ Draft pull request"
 
 
 def test_verdict_table_matches_the_report():
-    assert report.VERDICT_ORDER == ("faster", "no_change", "noisy", "disagree", "slower", "broken", "build_failed",
-                                    "bench_failed", "baseline_failed", "missing")
+    assert report.VERDICT_ORDER == (
+        "faster",
+        "no_change",
+        "noisy",
+        "disagree",
+        "slower",
+        "broken",
+        "build_failed",
+        "bench_failed",
+        "baseline_failed",
+        "missing",
+    )
     assert report.FAILED_VERDICTS == {"broken", "build_failed", "bench_failed", "baseline_failed", "missing"}
-    assert FAILED_VERDICTS == {Verdict.BROKEN, Verdict.BUILD_FAILED, Verdict.BENCH_FAILED,
-                               Verdict.BASELINE_FAILED, Verdict.MISSING}
+    assert FAILED_VERDICTS == {
+        Verdict.BROKEN,
+        Verdict.BUILD_FAILED,
+        Verdict.BENCH_FAILED,
+        Verdict.BASELINE_FAILED,
+        Verdict.MISSING,
+    }
     assert report.VERDICT_LABEL["disagree"] == "tiers disagree" and report.VERDICT_ICON["no_change"] == "⚪"
 
 
@@ -122,13 +152,35 @@ def test_new_candidates_have_the_shape_of_their_source():
     from bot.model import Candidate
 
     user = Candidate(name="b", branch="b", sha="1" * 40, source="user", title="branch o/r:b").to_dict()
-    assert user == {"name": "b", "branch": "b", "sha": "1" * 40, "source": "user", "title": "branch o/r:b",
-                    "hypothesis": None, "citations": []}
+    assert user == {
+        "name": "b",
+        "branch": "b",
+        "sha": "1" * 40,
+        "source": "user",
+        "title": "branch o/r:b",
+        "hypothesis": None,
+        "citations": [],
+    }
     stack = Candidate(name="stack", branch="s", sha="2" * 40, source="stack", title="stacked").to_dict()
     assert list(stack) == ["name", "branch", "sha", "source", "title"]
-    agent = Candidate(name="a", sha="3" * 40, source="agent", hypothesis="h1", wave=2, hot_share=0.4).to_dict()
-    assert list(agent) == ["name", "branch", "sha", "source", "title", "hypothesis", "citations", "fork", "wave",
-                           "base", "hot_function", "hot_share", "amdahl_max"]
+    agent = Candidate(
+        name="a", sha="3" * 40, source="agent", hypothesis="h1", wave=2, hot_share=0.4
+    ).to_dict()
+    assert list(agent) == [
+        "name",
+        "branch",
+        "sha",
+        "source",
+        "title",
+        "hypothesis",
+        "citations",
+        "fork",
+        "wave",
+        "base",
+        "hot_function",
+        "hot_share",
+        "amdahl_max",
+    ]
     assert (agent["hypothesis"], agent["wave"], agent["hot_share"], agent["fork"]) == ("h1", 2, 0.4, None)
 
 
@@ -140,9 +192,26 @@ def test_baseline_and_publication_keep_their_stored_shapes():
     assert none == {"kind": "none", "reason": "no winner", "stopped": None}
     rebench = Publication(kind="rebench", pr_number=4, base_sha="b" * 40, head_sha="c" * 40).to_dict()
     assert list(rebench) == ["kind", "pr_number", "base_sha", "head_sha"]
-    pull = Publication(kind="stack", pr_number=5, pr_url="u", head_branch="h", head_sha="c" * 40,
-                       base_sha="b" * 40, reason="r", waves=[1, 2]).to_dict()
-    assert list(pull) == ["kind", "pr_number", "pr_url", "head_branch", "head_sha", "base_sha", "reason", "waves"]
+    pull = Publication(
+        kind="stack",
+        pr_number=5,
+        pr_url="u",
+        head_branch="h",
+        head_sha="c" * 40,
+        base_sha="b" * 40,
+        reason="r",
+        waves=[1, 2],
+    ).to_dict()
+    assert list(pull) == [
+        "kind",
+        "pr_number",
+        "pr_url",
+        "head_branch",
+        "head_sha",
+        "base_sha",
+        "reason",
+        "waves",
+    ]
     for stored in (none, rebench, pull, {"kind": "single", "pr_number": 1, "later": True}):
         assert list(Publication.from_dict(stored).to_dict().items()) == list(stored.items())
     assert Publication.from_dict(pull).waves == [1, 2] and Publication.from_dict(rebench).pr_url is None

@@ -18,7 +18,6 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-
 from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +36,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dist = src / "dist"
     for kind in ("wheel", "sdist"):  # one process each: setuptools keeps global state between builds
         code = f"import sys; from setuptools import build_meta as b; b.build_{kind}(sys.argv[1])"
-        proc = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(dist)], cwd=src, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}
@@ -52,8 +52,14 @@ def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) 
     for f in sorted(REPO.joinpath("sky").iterdir()):
         if f.suffix in (".py", ".yaml"):
             assert f"bot/_data/sky/{f.name}" in names, f.name
-    assert {"bot/_data/sky/driver.py", "bot/_data/sky/llamacpp.py", "bot/_data/sky/make_model.py",
-            "bot/_data/sky/pathglob.py", "bot/_data/sky/gitrun.py", "bot/_data/sky/bench.yaml"} <= names
+    assert {
+        "bot/_data/sky/driver.py",
+        "bot/_data/sky/llamacpp.py",
+        "bot/_data/sky/make_model.py",
+        "bot/_data/sky/pathglob.py",
+        "bot/_data/sky/gitrun.py",
+        "bot/_data/sky/bench.yaml",
+    } <= names
     assert {f"bot/_data/prompts/{p.name}" for p in REPO.joinpath("prompts").glob("*.md")} <= names
     assert "bot/resources.py" in names and "bot/experiments/skypilot_exec.py" in names
     tops = {n.split("/", 1)[0] for n in names}
@@ -100,8 +106,9 @@ print(json.dumps(out))
 """
 
 
-def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(built: dict[str, Path],
-                                                                             tmp_path: Path) -> None:
+def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(built["wheel"]) as zf:
         zf.extractall(site)
@@ -111,8 +118,14 @@ def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(bui
     elsewhere.mkdir()
     env = isolated_env(home)
     env["PYTHONPATH"] = str(site)  # then the venv's site-packages (SkyPilot); the checkout is not on the path
-    proc = subprocess.run([sys.executable, "-c", INSTALLED, str(tmp_path / "files")], cwd=elsewhere, env=env,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", INSTALLED, str(tmp_path / "files")],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["bot"] == str(site / "bot" / "__init__.py")
@@ -131,10 +144,13 @@ def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(bui
 def test_checkout_sky_folder_never_shadows_skypilot(tmp_path: Path) -> None:
     """With the checkout first on sys.path (pytest, `python -m`), `import sky` is SkyPilot, and the bot's
     files resolve to the checkout's folders."""
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import sky, bot.resources as r; "
-            "print(sky.__file__); print(r.sky_dir()); print(r.prompts_dir())")
-    proc = subprocess.run([sys.executable, "-c", code, str(REPO)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import sky, bot.resources as r; "
+        "print(sky.__file__); print(r.sky_dir()); print(r.prompts_dir())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(REPO)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     sky_file, sky_dir, prompts = proc.stdout.strip().splitlines()[-3:]
     assert sky_file.endswith("sky/__init__.py") and not sky_file.startswith(str(REPO / "sky"))
@@ -155,10 +171,17 @@ def test_sky_namespace_folder_is_refused_with_the_fix(tmp_path: Path) -> None:
     """Without SkyPilot, `import sky` would find a checkout's sky/ folder as a namespace package."""
     (tmp_path / "sky").mkdir()
     (tmp_path / "sky" / "driver.py").write_text("")
-    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import bot.resources as r\n"
-            "try:\n    r.skypilot()\nexcept ImportError as e:\n    print(e)")
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import bot.resources as r\n"
+        "try:\n    r.skypilot()\nexcept ImportError as e:\n    print(e)"
+    )
     # -S: no site-packages, so no SkyPilot; the folder is all `import sky` can find
-    proc = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path), str(REPO)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path), str(REPO)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "instead of SkyPilot: pip install 'autoresearch-bot[aws]'" in proc.stdout

@@ -1,6 +1,7 @@
 """The one path-glob matcher (sky/pathglob.py) as a table, checked on every side that uses it: the bot's
 import (bot.pathglob), the coding agent's write check (Workspace), and the VM driver's protected-path
 restore (driver.overlay_protected on a real git repository)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -19,35 +20,35 @@ import driver  # noqa: E402  (sky/driver.py, stdlib only)
 # (pattern, path, matches: as allowed/hot paths (case counts), protects: as a protected path (any case))
 TABLE = [
     ("src/*.c", "src/a.c", True, True),
-    ("src/*.c", "src/a/b.c", False, False),       # `*` never crosses '/' (fnmatch in research did)
-    ("src/*", "src/a/b.c", True, True),           # ... but a matched directory covers what is below it
+    ("src/*.c", "src/a/b.c", False, False),  # `*` never crosses '/' (fnmatch in research did)
+    ("src/*", "src/a/b.c", True, True),  # ... but a matched directory covers what is below it
     ("src/**", "src/a/b.c", True, True),
     ("src/**", "srcs/a.c", False, False),
-    ("src/**/k.c", "src/k.c", True, True),        # `**/` may match no directory at all
+    ("src/**/k.c", "src/k.c", True, True),  # `**/` may match no directory at all
     ("src/**/k.c", "src/a/b/k.c", True, True),
     ("**/*.md", "c.md", True, True),
     ("**/*.md", "a/b/c.md", True, True),
     ("*.md", "a/b.md", False, False),
     ("**", "any/depth/at/all.c", True, True),
-    ("a**b", "a/x/b", True, True),                # `**` inside a segment crosses '/'
+    ("a**b", "a/x/b", True, True),  # `**` inside a segment crosses '/'
     ("src/?.c", "src/a.c", True, True),
     ("src/?.c", "src/ab.c", False, False),
-    ("src/[ab].c", "src/a.c", False, False),      # no character classes: '[' is a plain character
+    ("src/[ab].c", "src/a.c", False, False),  # no character classes: '[' is a plain character
     ("src/[ab].c", "src/[ab].c", True, True),
-    ("bench", "bench/run.sh", True, True),        # a directory pattern protects its files (the agent allowed)
+    ("bench", "bench/run.sh", True, True),  # a directory pattern protects its files (the agent allowed)
     ("bench/", "bench/run.sh", True, True),
     ("bench", "benchmark.c", False, False),
     ("bench/**", "bench/x/y.c", True, True),
     ("bench/**", "benchmark.c", False, False),
     ("tools", "tools/run.sh", True, True),
-    ("Bench/**", "bench/run.sh", False, True),    # case: protected paths ignore it, allowed/hot do not
+    ("Bench/**", "bench/run.sh", False, True),  # case: protected paths ignore it, allowed/hot do not
     ("bench/**", "BENCH/run.sh", False, True),
     (".github/**", ".GITHUB/x.yml", False, True),
-    ("./src/*.c", "src/a.c", True, True),         # leading ./ and / on a pattern are ignored
+    ("./src/*.c", "src/a.c", True, True),  # leading ./ and / on a pattern are ignored
     ("/src/*.c", "src/a.c", True, True),
-    (" bench/** ", "bench/a.sh", True, True),     # so is whitespace around it
-    ("src/*.c", "./src/a.c", True, True),         # and a leading ./ on a path
-    ("", "src/a.c", False, False),                # an empty pattern matches nothing
+    (" bench/** ", "bench/a.sh", True, True),  # so is whitespace around it
+    ("src/*.c", "./src/a.c", True, True),  # and a leading ./ on a path
+    ("", "src/a.c", False, False),  # an empty pattern matches nothing
 ]
 IDS = [f"{pattern!r}~{path!r}" for pattern, path, _, _ in TABLE]
 
@@ -85,15 +86,23 @@ def test_agent_write_check(tmp_path: Path, pattern: str, path: str, matches: boo
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
-@pytest.mark.parametrize(("pattern", "path", "matches", "protects"),
-                         [row for row in TABLE if pathglob.normalize(row[1]) == row[1]],
-                         ids=[i for i, row in zip(IDS, TABLE) if pathglob.normalize(row[1]) == row[1]])
-def test_driver_restores_what_is_protected(tmp_path: Path, pattern: str, path: str, matches: bool,
-                                           protects: bool) -> None:
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches", "protects"),
+    [row for row in TABLE if pathglob.normalize(row[1]) == row[1]],
+    ids=[i for i, row in zip(IDS, TABLE) if pathglob.normalize(row[1]) == row[1]],
+)
+def test_driver_restores_what_is_protected(
+    tmp_path: Path, pattern: str, path: str, matches: bool, protects: bool
+) -> None:
     """A candidate commit adds `path`; the driver removes it again exactly when `pattern` protects it."""
     _git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "README").write_text("base\n")

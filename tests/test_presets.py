@@ -1,5 +1,6 @@
 """Preset registry (bot/presets/): options validated by one schema validator, the deprecated `llamacpp:` alias,
 and the driver's hook module chosen from the spec. A toy preset is one module plus one registry entry."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,8 +24,12 @@ def toy_module() -> types.ModuleType:
     toy = types.ModuleType("toy_preset")
     toy.NAME = "toy"
     toy.DEFAULTS = {"benchmark": {"command": "./toy-bench", "metrics": [{"name": "ops", "unit": "op/s"}]}}
-    toy.OPTIONS = {"size": Option(int, 8, minimum=1, maximum=64), "mode": Option(str, "fast"),
-                   "ratio": Option(float, 0.5, minimum=0.0, maximum=1.0), "seed_file": Option(str, None, nullable=True)}
+    toy.OPTIONS = {
+        "size": Option(int, 8, minimum=1, maximum=64),
+        "mode": Option(str, "fast"),
+        "ratio": Option(float, 0.5, minimum=0.0, maximum=1.0),
+        "seed_file": Option(str, None, nullable=True),
+    }
     toy.HOOKS = "toyhooks"
     toy.REQUIRED = ()
     toy.LEGACY_SECTION = None
@@ -35,7 +40,7 @@ def toy_module() -> types.ModuleType:
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = presets.check(toy_module())
-    monkeypatch.setitem(presets.REGISTRY, module.NAME, module)   # the one registry line
+    monkeypatch.setitem(presets.REGISTRY, module.NAME, module)  # the one registry line
     return module
 
 
@@ -52,7 +57,7 @@ def test_toy_preset_is_selectable_and_its_options_are_validated(toy: types.Modul
     assert cfg.preset == "toy" and cfg.target == "ops" and cfg.raw["benchmark"]["command"] == "./toy-bench"
     assert cfg.preset_options == {"size": 16, "mode": "fast", "ratio": 1.0, "seed_file": None}
     assert cfg.preset_hooks == "toyhooks"
-    assert ProjectConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()       # round trip
+    assert ProjectConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()  # round trip
     assert presets.vm_packages("toy") == ["toypkg"]
     for text, field, words in [
         ("preset: toy\npreset_options: {size: 0}\n", "preset_options.size", "between 1 and 64, got 0"),
@@ -73,9 +78,16 @@ def test_llamacpp_options_and_its_deprecated_alias() -> None:
     new = ProjectConfig.from_yaml("preset: llama.cpp\npreset_options: {n_gen: 8, model: m.gguf}\n")
     old = ProjectConfig.from_yaml("preset: llama.cpp\nllamacpp: {n_gen: 8, model: m.gguf}\n")
     assert new.to_dict() == old.to_dict() and "llamacpp" not in new.to_dict()
-    assert new.preset_options == {"model": "m.gguf", "n_prompt": 64, "n_gen": 8, "kl_max": 0.01, "ctest": False,
-                                  "quant": "q4_0", "bench_reps": 3}
-    with pytest.raises(ConfigError) as info:                      # errors name the section as written
+    assert new.preset_options == {
+        "model": "m.gguf",
+        "n_prompt": 64,
+        "n_gen": 8,
+        "kl_max": 0.01,
+        "ctest": False,
+        "quant": "q4_0",
+        "bench_reps": 3,
+    }
+    with pytest.raises(ConfigError) as info:  # errors name the section as written
         ProjectConfig.from_yaml("preset: llama.cpp\nllamacpp: {n_prompt: 0}\n")
     assert (info.value.field, info.value.problem) == ("llamacpp.n_prompt", "must be >= 1, got 0")
     with pytest.raises(ConfigError, match="not both"):
@@ -88,12 +100,14 @@ def test_generic_project_takes_no_options_and_no_llamacpp_section() -> None:
     with pytest.raises(ConfigError) as info:
         ProjectConfig.from_yaml(GENERIC + "llamacpp: {n_gen: 8}\n")
     assert info.value.field == "llamacpp"
-    assert info.value.problem == ("is the options section of preset llama.cpp (deprecated name of preset_options:); "
-                                  "this project's preset is generic")
+    assert info.value.problem == (
+        "is the options section of preset llama.cpp (deprecated name of preset_options:); "
+        "this project's preset is generic"
+    )
     with pytest.raises(ConfigError, match="this preset has no options"):
         ProjectConfig.from_yaml(GENERIC + "preset_options: {n_gen: 8}\n")
     with pytest.raises(ConfigError) as info:
-        ProjectConfig.from_yaml("benchmark: {metrics: [{name: t_ns}]}\n")     # generic REQUIRED
+        ProjectConfig.from_yaml("benchmark: {metrics: [{name: t_ns}]}\n")  # generic REQUIRED
     assert info.value.field == "benchmark.command"
 
 
@@ -117,12 +131,12 @@ def _driver_copy(tmp_path: Path, hooks: dict[str, str]) -> types.ModuleType:
         (tmp_path / f"{name}.py").write_text(text)
     spec = importlib.util.spec_from_file_location(f"driver_copy_{tmp_path.name}", tmp_path / "driver.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up while the file executes
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 
 
-TOY_HOOKS = '''
+TOY_HOOKS = """
 def prepare(ctx):
     ctx.state["toy"] = True
 def build(worktree, ctx):
@@ -131,12 +145,14 @@ def validate(worktree, baseline_worktree, ctx):
     return [{"name": "toy", "ok": True, "detail": ""}]
 def bench(worktree, ctx):
     return {"ops": [1.0]}
-'''
+"""
 
 
 def test_driver_loads_the_hook_module_the_spec_names(toy: types.ModuleType, tmp_path: Path) -> None:
-    driver = _driver_copy(tmp_path, {"toyhooks": TOY_HOOKS, "halfhooks": "def build(w, c):\n    return True, ''\n"})
-    earlier = sys.modules.pop("llamacpp", None)        # another test may have imported sky/llamacpp.py
+    driver = _driver_copy(
+        tmp_path, {"toyhooks": TOY_HOOKS, "halfhooks": "def build(w, c):\n    return True, ''\n"}
+    )
+    earlier = sys.modules.pop("llamacpp", None)  # another test may have imported sky/llamacpp.py
     try:
         project = ProjectConfig.from_yaml("preset: toy\n").to_dict()
         hooks = driver.load_preset(project)
@@ -145,8 +161,12 @@ def test_driver_loads_the_hook_module_the_spec_names(toy: types.ModuleType, tmp_
         assert driver.load_preset(ProjectConfig.from_yaml(GENERIC).to_dict()) is driver.GenericPreset
         llama = driver.load_preset(ProjectConfig.from_yaml("preset: llama.cpp\n").to_dict())
         assert Path(llama.__file__).resolve() == (tmp_path / "llamacpp.py").resolve()
-        for bad, words in [("../etc/passwd", "not a hook module"), ("paired", "not a hook module"),
-                           ("missing", "not a hook module"), ("halfhooks", "lacks the hook(s) prepare, validate, bench")]:
+        for bad, words in [
+            ("../etc/passwd", "not a hook module"),
+            ("paired", "not a hook module"),
+            ("missing", "not a hook module"),
+            ("halfhooks", "lacks the hook(s) prepare, validate, bench"),
+        ]:
             with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
                 driver.load_preset({"preset_hooks": bad})
     finally:

@@ -1,4 +1,5 @@
 """bot.publish against real git repositories built from examples/ (make_fork.py) and real decisions."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,11 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from publish_helpers import demo_repo, git, make_fork, recorded_run
 
 from bot.experiments import stats
-from bot.publish import (PublishError, candidate_from_commit, choose_publication, next_pr_branch,
-                         pr_branch_name, push_blockers, stack_winners)
-from publish_helpers import demo_repo, git, make_fork, recorded_run
+from bot.publish import (
+    PublishError,
+    candidate_from_commit,
+    choose_publication,
+    next_pr_branch,
+    pr_branch_name,
+    push_blockers,
+    stack_winners,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +58,13 @@ def test_every_fork_commit_applies_alone_on_upstream(demo):
 
 def test_two_winners_stack_cleanly_and_a_conflicting_third_is_dropped(demo):
     repo, history, cands = demo
-    winners = [{"name": "softmax-reciprocal", "sha": cands["5-softmax-reciprocal"], "speedup": 1.02},
-               {"name": "fused-softmax", "sha": cands["1-fused-softmax"], "speedup": 1.2},
-               {"name": "matmul-ikj", "sha": cands["2-matmul-ikj"], "speedup": 1.5}]
+    winners = [
+        {"name": "softmax-reciprocal", "sha": cands["5-softmax-reciprocal"], "speedup": 1.02},
+        {"name": "fused-softmax", "sha": cands["1-fused-softmax"], "speedup": 1.2},
+        {"name": "matmul-ikj", "sha": cands["2-matmul-ikj"], "speedup": 1.5},
+    ]
     result = stack_winners(repo, history.base_sha, winners, "autoresearch/1/stack")
-    assert result.applied == ["matmul-ikj", "fused-softmax"]          # biggest effect first
+    assert result.applied == ["matmul-ikj", "fused-softmax"]  # biggest effect first
     assert [d["name"] for d in result.dropped] == ["softmax-reciprocal"]
     assert "src/softmax.c" in result.dropped[0]["reason"] and "fused-softmax" in result.dropped[0]["reason"]
     assert git(repo, "rev-parse", "autoresearch/1/stack") == result.sha
@@ -64,15 +74,19 @@ def test_two_winners_stack_cleanly_and_a_conflicting_third_is_dropped(demo):
     messages = git(repo, "log", "--format=%an|%cn|%B", f"{history.base_sha}..{result.sha}")
     assert "matmul: i-k-j loop order" in messages and "softmax: compute each exponential once" in messages
     assert messages.count("Autoresearch-Stack: autoresearch/1/stack") == 2
-    assert "Ada Fork|autoresearch-bot" in messages                    # author kept, bot commits
-    assert git(repo, "status", "--porcelain") == ""                   # caller's checkout untouched
+    assert "Ada Fork|autoresearch-bot" in messages  # author kept, bot commits
+    assert git(repo, "status", "--porcelain") == ""  # caller's checkout untouched
     assert "autoresearch-stack" not in git(repo, "worktree", "list")  # temporary worktree removed
 
 
 def test_stack_builds_and_passes_check_while_the_fast_exp_does_not(demo, tmp_path):
     repo, history, cands = demo
-    stack = stack_winners(repo, history.base_sha, [{"name": "a", "sha": cands["1-fused-softmax"]},
-                                                   {"name": "b", "sha": cands["2-matmul-ikj"]}], "t/stack-check")
+    stack = stack_winners(
+        repo,
+        history.base_sha,
+        [{"name": "a", "sha": cands["1-fused-softmax"]}, {"name": "b", "sha": cands["2-matmul-ikj"]}],
+        "t/stack-check",
+    )
     outcomes = {}
     for label, sha in (("stack", stack.sha), ("fast-exp", cands["3-fast-exp"])):
         tree = tmp_path / label
@@ -88,10 +102,15 @@ def test_stack_builds_and_passes_check_while_the_fast_exp_does_not(demo, tmp_pat
 def test_stack_refuses_existing_branch_and_creates_nothing_when_all_drop(demo):
     repo, history, cands = demo
     with pytest.raises(PublishError, match="already exists"):
-        stack_winners(repo, history.base_sha, [{"name": "x", "sha": cands["2-matmul-ikj"]}],
-                      "candidates/2-matmul-ikj")
-    empty = stack_winners(repo, history.base_sha, [{"name": "same-as-base", "sha": history.base_sha},
-                                                   {"name": "bogus", "sha": "0" * 40}], "t/empty")
+        stack_winners(
+            repo, history.base_sha, [{"name": "x", "sha": cands["2-matmul-ikj"]}], "candidates/2-matmul-ikj"
+        )
+    empty = stack_winners(
+        repo,
+        history.base_sha,
+        [{"name": "same-as-base", "sha": history.base_sha}, {"name": "bogus", "sha": "0" * 40}],
+        "t/empty",
+    )
     assert empty.sha is None and empty.applied == []
     assert {d["name"] for d in empty.dropped} == {"same-as-base", "bogus"}
     assert "no commits ahead" in empty.dropped[0]["reason"] and "unknown commit" in empty.dropped[1]["reason"]
@@ -101,12 +120,14 @@ def test_stack_refuses_existing_branch_and_creates_nothing_when_all_drop(demo):
 def test_candidate_from_commit_reports_a_conflict(demo):
     repo, history, cands = demo
     # the reciprocal softmax applied on top of the fused one: both rewrite the same lines
-    res = candidate_from_commit(repo, cands["1-fused-softmax"], history.commit("5-softmax-reciprocal").sha,
-                                "t/conflict")
+    res = candidate_from_commit(
+        repo, cands["1-fused-softmax"], history.commit("5-softmax-reciprocal").sha, "t/conflict"
+    )
     assert res.sha is None and "src/softmax.c" in res.dropped[0]["reason"]
 
 
 # --------------------------------------------------------------------------- choose_publication
+
 
 def _decide(results):
     return stats.decide(results, recorded_run()["project"]).to_dict()
@@ -169,19 +190,28 @@ def test_choose_publication_when_the_stack_breaks_or_nothing_won():
     choice = choose_publication(_decide(run["verification"]), _decide(run["results"]))
     assert choice["kind"] == "single" and "broken" in choice["reason"]
     none = choose_publication(None, {"rows": [], "winners": [], "target": "attn_ms"})
-    assert none == {"kind": "none", "candidate": None, "speedup": None,
-                    "reason": "no candidate was significantly faster and correct"}
+    assert none == {
+        "kind": "none",
+        "candidate": None,
+        "speedup": None,
+        "reason": "no candidate was significantly faster and correct",
+    }
     only = choose_publication(None, _decide(run["results"]))
     assert only["kind"] == "single" and "no stack was measured" in only["reason"]
-    one_part = choose_publication(_decide(recorded_run()["verification"]), _decide(run["results"]),
-                                  stack_parts=["fork-06e4a40"])
+    one_part = choose_publication(
+        _decide(recorded_run()["verification"]), _decide(run["results"]), stack_parts=["fork-06e4a40"]
+    )
     assert one_part["kind"] == "single"
 
 
 # --------------------------------------------------------------------------- branch names
 
+
 def test_pr_branch_names_never_collide_across_attempts():
-    assert pr_branch_name(12, "Speed up token generation on CPU!") == "autoresearch/12/speed-up-token-generation-on-cpu"
+    assert (
+        pr_branch_name(12, "Speed up token generation on CPU!")
+        == "autoresearch/12/speed-up-token-generation-on-cpu"
+    )
     assert pr_branch_name(12, "x", 2) == "autoresearch/12/x-2"
     taken = {"autoresearch/12/x", "autoresearch/12/x-2"}
     assert next_pr_branch(taken, 12, "x") == "autoresearch/12/x-3"
@@ -190,10 +220,16 @@ def test_pr_branch_names_never_collide_across_attempts():
         with pytest.raises(ValueError):
             pr_branch_name(*bad)
     assert shutil.which("git")
-    assert subprocess.run(["git", "check-ref-format", "--branch", pr_branch_name(3, "Ünïcödé ~^:?*[")]).returncode == 0
+    assert (
+        subprocess.run(
+            ["git", "check-ref-format", "--branch", pr_branch_name(3, "Ünïcödé ~^:?*[")]
+        ).returncode
+        == 0
+    )
 
 
 # --------------------------------------------------------------------------- what may be pushed
+
 
 def test_push_blockers_name_ci_config_and_protected_paths_of_a_fork_commit(tmp_path):
     """A fork commit is pushed into the base repository only when it leaves CI, the config and the
@@ -202,8 +238,12 @@ def test_push_blockers_name_ci_config_and_protected_paths_of_a_fork_commit(tmp_p
     repo.mkdir()
     ident = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
     git(repo, "init", "-q", "-b", "main")
-    for rel, text in {"src/a.c": "int a;\n", "bench/run.sh": "./bench\n", ".autoresearch.yml": "preset: generic\n",
-                      ".github/workflows/ci.yml": "on: push\n"}.items():
+    for rel, text in {
+        "src/a.c": "int a;\n",
+        "bench/run.sh": "./bench\n",
+        ".autoresearch.yml": "preset: generic\n",
+        ".github/workflows/ci.yml": "on: push\n",
+    }.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
     git(repo, "add", "-A")
@@ -226,6 +266,6 @@ def test_push_blockers_name_ci_config_and_protected_paths_of_a_fork_commit(tmp_p
     assert push_blockers(repo, base, fine, protected) == []
     assert push_blockers(repo, base, ci, protected) == [".github/workflows/steal.yml"]
     assert push_blockers(repo, base, cfg, protected) == [".autoresearch.yml"]
-    assert push_blockers(repo, base, moved, protected) == ["bench/run.sh"]        # a rename's old side counts
-    assert push_blockers(repo, base, upper, protected) == [".GitHub/x.yml"]       # case-insensitive filesystems
+    assert push_blockers(repo, base, moved, protected) == ["bench/run.sh"]  # a rename's old side counts
+    assert push_blockers(repo, base, upper, protected) == [".GitHub/x.yml"]  # case-insensitive filesystems
     assert push_blockers(repo, base, fine, ["src/**"]) == ["src/a.c"]

@@ -1,20 +1,23 @@
 """bot.report: golden files rendered from a REAL recorded run (tests/golden/attention_run.json) + safety."""
+
 from __future__ import annotations
 
 import os
 import re
 
 import pytest
+from publish_helpers import GOLDEN, recorded_run
 
 from bot import report
 from bot.experiments import stats
 from bot.publish import choose_publication
-from publish_helpers import GOLDEN, recorded_run
 
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"   # UPDATE_GOLDEN=1 pytest tests/test_report.py rewrites them
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_report.py rewrites them
 RUN = {"id": 7, "repo": "octo/attention", "issue_number": 3, "state": "done", "attempt": 1, "error": None}
 LINKS = {"repo": "https://github.com/octo/attention", "run": "https://bot.example.org/runs/7"}
-DOSSIER = "## Dossier\n\n- Schraudolph 1999, a fast exponential [1]\n- fork `ada/attention` touches src/softmax.c\n"
+DOSSIER = (
+    "## Dossier\n\n- Schraudolph 1999, a fast exponential [1]\n- fork `ada/attention` touches src/softmax.c\n"
+)
 
 
 def mask(text: str) -> str:
@@ -38,16 +41,31 @@ def recorded():
     run = recorded_run()
     decision = stats.decide(run["results"], run["project"]).to_dict()
     verification = stats.decide(run["verification"], run["project"]).to_dict()
-    costs = {"archs": {"x86": 0.21}, "llm_usd": 0.0, "candidates": {c["name"]: 0.04 for c in run["candidates"]}}
+    costs = {
+        "archs": {"x86": 0.21},
+        "llm_usd": 0.0,
+        "candidates": {c["name"]: 0.04 for c in run["candidates"]},
+    }
     return run, decision, verification, costs
 
 
 def test_status_comment_golden(recorded):
     run, decision, _, costs = recorded
-    body = report.status_comment(RUN, "done", None, 0.21, 5.0, DOSSIER, decision, run["candidates"], costs, LINKS,
-                                 report.failures_from_results(run["results"]))
+    body = report.status_comment(
+        RUN,
+        "done",
+        None,
+        0.21,
+        5.0,
+        DOSSIER,
+        decision,
+        run["candidates"],
+        costs,
+        LINKS,
+        report.failures_from_results(run["results"]),
+    )
     assert body.startswith(report.marker(7) + "\n") and body.count("<!--") == 1
-    assert "❌ broken" in body and "FAIL softmax small rows" in body      # the wrong fast exp, with its log
+    assert "❌ broken" in body and "FAIL softmax small rows" in body  # the wrong fast exp, with its log
     check_golden("status_comment.md", body)
 
 
@@ -55,10 +73,24 @@ def test_status_comment_extra_lines_sit_above_the_commands(recorded):
     """The skipped hypotheses and the pull-request line are part of the body (render_status used to splice them
     in by replacing the commands line): same text as the golden comment with the lines before the commands."""
     run, decision, _, costs = recorded
-    args = (RUN, "done", None, 0.21, 5.0, DOSSIER, decision, run["candidates"], costs, LINKS,
-            report.failures_from_results(run["results"]))
-    extra = ["**Hypotheses not turned into candidates:**", "- tiled softmax: agent limit reached",
-             "**Draft pull request:** #12 (faster)"]
+    args = (
+        RUN,
+        "done",
+        None,
+        0.21,
+        5.0,
+        DOSSIER,
+        decision,
+        run["candidates"],
+        costs,
+        LINKS,
+        report.failures_from_results(run["results"]),
+    )
+    extra = [
+        "**Hypotheses not turned into candidates:**",
+        "- tiled softmax: agent limit reached",
+        "**Draft pull request:** #12 (faster)",
+    ]
     plain = report.status_comment(*args)
     body = report.status_comment(*args, extra=extra)
     head, footer = plain.rsplit("\n\n<sub>Commands", 1)
@@ -71,24 +103,43 @@ def test_pr_body_golden(recorded):
     choice = choose_publication(verification, decision)
     assert choice["kind"] == "stack"
     cands = run["candidates"] + [{"name": "stack", "branch": run["stack"]["branch"], "source": "stack"}]
-    body = report.pr_body(RUN, verification, cands, choice, run["base_sha"], run["stack"]["sha"], run["stack"],
-                          costs, LINKS)
+    body = report.pr_body(
+        RUN, verification, cands, choice, run["base_sha"], run["stack"]["sha"], run["stack"], costs, LINKS
+    )
     assert f"--baseline {run['base_sha']} --candidate {run['stack']['sha']} --arch x86" in body
     assert "must be reviewed by a maintainer" in body
-    assert "conflict in src/softmax.c" in body                           # the dropped alternative is explained
+    assert "conflict in src/softmax.c" in body  # the dropped alternative is explained
     check_golden("pr_body.md", body)
 
 
 def test_status_comment_while_benchmarking_with_a_traceback(recorded):
     run, _, _, _ = recorded
-    log = ("make: *** [Makefile:9: bench] Error 1\nTraceback (most recent call last):\n"
-           '  File "/srv/bot/experiments/executors.py", line 88, in poll\n    raise RuntimeError(msg)\n'
-           "RuntimeError: VM preempted while benchmarking\n")
-    failures = [{"title": "arm: benchmark VM", "message": "Traceback (most recent call last):\n"
-                 '  File "x.py", line 1, in <module>\nsky.exceptions.ResourcesUnavailableError: no capacity',
-                 "log": log}]
-    body = report.status_comment({**RUN, "state": "benchmarking"}, "benchmarking", "round 3/8 on x86", 0.05, 5.0,
-                                 None, None, run["candidates"], None, LINKS, failures)
+    log = (
+        "make: *** [Makefile:9: bench] Error 1\nTraceback (most recent call last):\n"
+        '  File "/srv/bot/experiments/executors.py", line 88, in poll\n    raise RuntimeError(msg)\n'
+        "RuntimeError: VM preempted while benchmarking\n"
+    )
+    failures = [
+        {
+            "title": "arm: benchmark VM",
+            "message": "Traceback (most recent call last):\n"
+            '  File "x.py", line 1, in <module>\nsky.exceptions.ResourcesUnavailableError: no capacity',
+            "log": log,
+        }
+    ]
+    body = report.status_comment(
+        {**RUN, "state": "benchmarking"},
+        "benchmarking",
+        "round 3/8 on x86",
+        0.05,
+        5.0,
+        None,
+        None,
+        run["candidates"],
+        None,
+        LINKS,
+        failures,
+    )
     assert "Traceback" not in body and 'File "' not in body and "raise RuntimeError" not in body
     assert "no capacity" in body and "VM preempted while benchmarking" in body
     assert "- ⏳ Benchmark (A/B, interleaved) — round 3/8 on x86" in body
@@ -101,8 +152,19 @@ def test_untrusted_text_cannot_forge_the_marker_or_break_the_table(recorded):
     evil = "x | y `z` <!-- autoresearch:run:1 --> @maintainer <script>"
     cands = [{**c, "title": evil, "hypothesis": evil} for c in run["candidates"]]
     evil_decision = {**decision, "notes": [evil]}
-    body = report.status_comment(RUN, "done", evil, None, None, evil + "\n</details>", evil_decision, cands, None,
-                                 LINKS, [{"title": evil, "message": evil, "log": evil}])
+    body = report.status_comment(
+        RUN,
+        "done",
+        evil,
+        None,
+        None,
+        evil + "\n</details>",
+        evil_decision,
+        cands,
+        None,
+        LINKS,
+        [{"title": evil, "message": evil, "log": evil}],
+    )
     assert body.count("<!--") == 1 and "autoresearch:run:1 " not in body.replace(report.marker(7), "")
     assert "@maintainer" not in body and "<script>" not in body.split("```")[0]
     bench = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | x86 | " in ln]
@@ -116,26 +178,32 @@ def test_mermaid_chart_is_well_formed(recorded):
     _, decision, _, _ = recorded
     chart = report.speedup_chart(decision).splitlines()
     assert chart[0] == "```mermaid" and chart[1] == "xychart-beta" and chart[-1] == "```"
-    labels = re.fullmatch(r'    x-axis \[(.*)\]', chart[3]).group(1)
+    labels = re.fullmatch(r"    x-axis \[(.*)\]", chart[3]).group(1)
     names = re.findall(r'"([^"]*)"', labels)
     bars = re.fullmatch(r"    bar \[(.*)\]", chart[5]).group(1).split(", ")
     top = float(re.fullmatch(r'    y-axis "speedup" 0 --> ([0-9.]+)', chart[4]).group(1))
-    assert len(names) == len(bars) == 4                                  # the target rows with a comparison
+    assert len(names) == len(bars) == 4  # the target rows with a comparison
     assert all(0 < float(b) <= top for b in bars)
     assert report.speedup_chart({"rows": [], "target": "t"}) == ""
 
 
 def test_check_run_outputs(recorded):
     run, decision, _, _ = recorded
-    winner, broken = decision["winners"][0], next(c["name"] for c in run["candidates"] if c["slug"] == "3-fast-exp")
+    winner, broken = (
+        decision["winners"][0],
+        next(c["name"] for c in run["candidates"] if c["slug"] == "3-fast-exp"),
+    )
     assert report.check_run_output("correctness", decision, winner)[0] == "success"
     conclusion, title, summary = report.check_run_output("correctness", decision, broken)
     assert (conclusion, title) == ("failure", "Correctness: broken on x86") and "./check" in summary
     conclusion, title, _ = report.check_run_output("benchmark", decision, winner)
     assert conclusion == "success" and title.startswith("Benchmark: faster, ") and "attn_ms" in title
     assert report.check_run_output("benchmark", decision, broken)[0] == "failure"
-    undecided = [r["candidate"] for r in decision["rows"] if r["metric"] == "attn_ms"
-                 and r["verdict"] in ("noisy", "no_change")]
+    undecided = [
+        r["candidate"]
+        for r in decision["rows"]
+        if r["metric"] == "attn_ms" and r["verdict"] in ("noisy", "no_change")
+    ]
     assert all(report.check_run_output("benchmark", decision, c)[0] == "neutral" for c in undecided)
     assert report.check_run_output("benchmark", decision, "nope")[0] == "neutral"
     with pytest.raises(ValueError):
@@ -147,7 +215,9 @@ def test_rows_sorted_by_verdict_then_effect(recorded):
     rows = report.sort_rows(decision["rows"], decision["target"])
     order = [report.VERDICT_ORDER.index(r["verdict"]) for r in rows]
     assert order == sorted(order)
-    faster_target = [r["comparison"]["speedup"] for r in rows if r["verdict"] == "faster" and r["metric"] == "attn_ms"]
+    faster_target = [
+        r["comparison"]["speedup"] for r in rows if r["verdict"] == "faster" and r["metric"] == "attn_ms"
+    ]
     assert faster_target == sorted(faster_target, reverse=True)
 
 
@@ -155,21 +225,32 @@ def test_format_helpers():
     assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18, 1.29]"
     assert report.fmt_p(0.0004) == "<0.001" and report.fmt_p(None) == "—"
     assert report.cell("a|b`c\nd") == "a\\|b\\`c d"
-    assert report.strip_traceback("ok\nTraceback (most recent call last):\n  File \"a\", line 1\n    x\nValueError: bad\n"
-                                  "after") == "ok\nbad\nafter"
+    assert (
+        report.strip_traceback(
+            'ok\nTraceback (most recent call last):\n  File "a", line 1\n    x\nValueError: bad\nafter'
+        )
+        == "ok\nbad\nafter"
+    )
 
 
 def test_comments_fit_githubs_limit_and_say_what_was_left_out() -> None:
     run = recorded_run()
     decision = stats.decide(run["results"], run["project"]).to_dict()
-    huge_dossier = "## Dossier\n" + ("a paper about softmax kernels, " * 4000)          # ~120k characters
-    failures = [{"stage": "benchmark", "message": f"candidate {i} failed", "log_tail": "x" * 3000}
-                for i in range(60)]
-    body = report.status_comment({"id": 7, "state": "done", "issue_number": 1}, "done", dossier_md=huge_dossier,
-                                 decision=decision, failures=failures, links={"run": "http://bot/runs/7"})
+    huge_dossier = "## Dossier\n" + ("a paper about softmax kernels, " * 4000)  # ~120k characters
+    failures = [
+        {"stage": "benchmark", "message": f"candidate {i} failed", "log_tail": "x" * 3000} for i in range(60)
+    ]
+    body = report.status_comment(
+        {"id": 7, "state": "done", "issue_number": 1},
+        "done",
+        dossier_md=huge_dossier,
+        decision=decision,
+        failures=failures,
+        links={"run": "http://bot/runs/7"},
+    )
     assert len(body) <= report.COMMENT_LIMIT
     assert "Left out to fit GitHub's comment limit: dossier" in body and "http://bot/runs/7" in body
-    assert "| candidate | arch | metric |" in body                 # the table survives
+    assert "| candidate | arch | metric |" in body  # the table survives
     assert report.marker(7) in body
     cut = report.truncate("```\n" + "y" * 100000)
     assert len(cut) <= report.COMMENT_LIMIT and cut.count("```") % 2 == 0
@@ -180,15 +261,23 @@ def test_decision_hints_are_rendered_with_the_configured_command_prefix(recorded
     from bot.experiments.stats import Hint, Note
 
     _, decision, _, _ = recorded
-    notes = [Note("x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4",
-                  Hint("rerun", 9)).to_dict(),
-             Note("x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell", Hint("quiet")).to_dict(),
-             "x86: partial result"]
+    notes = [
+        Note(
+            "x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4",
+            Hint("rerun", 9),
+        ).to_dict(),
+        Note("x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell", Hint("quiet")).to_dict(),
+        "x86: partial result",
+    ]
     body = report.status_comment(RUN, "done", decision={**decision, "notes": notes}, prefix="/bench-bot")
-    assert "- x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4 " \
-           "(`/bench-bot rerun rounds=9`)\n" in body
-    assert ("- x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell; "
-            "quiet the machine rather than adding rounds\n") in body
+    assert (
+        "- x86/ns: noisy (cv 31.0%); rerun with more rounds: about 9 rounds x 3 repetitions, now 4 "
+        "(`/bench-bot rerun rounds=9`)\n" in body
+    )
+    assert (
+        "- x86/ns: c's CI 0.990-1.040 after 40 pairs cannot tell; "
+        "quiet the machine rather than adding rounds\n"
+    ) in body
     assert "- x86: partial result\n" in body
     assert "<sub>Commands: `/bench-bot status | stop | rerun | bench <branch> | rebench`</sub>" in body
     assert "/autoresearch" not in body

@@ -1,4 +1,5 @@
 """arXiv source through the real `arxiv` package against a local Atom feed double."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,8 @@ def test_hot_code_identifiers_become_concepts(tmp_path: Path) -> None:
         "static void ggml_compute_forward_soft_max_f32(const struct ggml_tensor * t) {\n}\n"
         "void ggml_compute_forward_rms_norm(void) {\n}\n"
         "int helper(void);\n"
-        "    case GGML_OP_SOFT_MAX: break;\n")
+        "    case GGML_OP_SOFT_MAX: break;\n"
+    )
     names = ax.code_identifiers(tmp_path, ["ops.c"])
     assert names["ggml_vec_dot_q4_0_q8_0"] == 1 and names["soft_max"] == 1
     assert "helper" not in names  # a declaration, not a definition
@@ -43,8 +45,11 @@ def test_hot_code_identifiers_become_concepts(tmp_path: Path) -> None:
 def test_plan_pairs_code_concepts_with_goal_context() -> None:
     plan = _plan()
     # topics named in the goal come first, then the hot code's
-    assert [q.split(" AND ")[0] for q in plan.queries] == ['all:"quantization"', 'all:"matrix multiplication"',
-                                                           'all:"softmax"']
+    assert [q.split(" AND ")[0] for q in plan.queries] == [
+        'all:"quantization"',
+        'all:"matrix multiplication"',
+        'all:"softmax"',
+    ]
     assert all('all:"CPU"' in q and 'all:"LLM inference"' in q for q in plan.queries)
     assert {"cpu", "softmax", "quantization", "token", "generation"} <= set(plan.rank_terms)
 
@@ -65,7 +70,10 @@ def test_search_ranks_papers_and_keeps_metadata(arxiv, tmp_path: Path) -> None:
     top = papers[0]
     assert top.title == "Fast Quantized Matrix Multiplication for LLM Inference on CPUs"
     assert top.authors == ["A. Author", "B. Author"] and top.published == "2024-02-01"
-    assert top.links == {"abs": "http://arxiv.org/abs/2402.00001v1", "pdf": "http://arxiv.org/pdf/2402.00001v1"}
+    assert top.links == {
+        "abs": "http://arxiv.org/abs/2402.00001v1",
+        "pdf": "http://arxiv.org/pdf/2402.00001v1",
+    }
     assert "SIMD kernels" in top.abstract
     assert papers == sorted(papers, key=lambda p: -p.score)
     assert len(top.queries) >= 2  # found by several queries, merged once
@@ -99,7 +107,9 @@ def test_persistent_503_gives_failed_note_and_caches_nothing(arxiv, tmp_path: Pa
 
 
 def test_unreachable_server_is_a_failed_note(tmp_path: Path) -> None:
-    papers, note = ax.search(_plan(), JsonCache(tmp_path), _options("http://127.0.0.1:9/api/query", attempts=1))
+    papers, note = ax.search(
+        _plan(), JsonCache(tmp_path), _options("http://127.0.0.1:9/api/query", attempts=1)
+    )
     assert papers == [] and note.status == "failed" and "ConnectionError" in note.detail
 
 

@@ -1,4 +1,5 @@
 """Backend gap scan on a synthetic ggml tree (and, when AUTORESEARCH_LLAMA_TREE is set, on a real one)."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from research_fixtures import CPU_C, CUDA_CU, METAL_FUSION, OPS_CPP, write
 
 from bot.research.backends import cpu_target_files, scan_tree
-from research_fixtures import CPU_C, CUDA_CU, METAL_FUSION, OPS_CPP, write
 
 
 def _tree(root: Path, cpu: bool = True) -> Path:
@@ -26,11 +27,17 @@ def test_fusions_and_ops_missing_in_cpu(tmp_path: Path) -> None:
     assert note.status == "ok" and "3 backends" in note.detail
     assert set(scan.fusions["cpu"]) == {"RMS_NORM+MUL"}
     gaps = {(g.kind, g.name): g for g in scan.gaps}
-    assert set(gaps) == {("fusion", "RMS_NORM+MUL+ADD"), ("fusion", "ADD+ADD"), ("op", "GGML_OP_FLASH_ATTN_EXT")}
+    assert set(gaps) == {
+        ("fusion", "RMS_NORM+MUL+ADD"),
+        ("fusion", "ADD+ADD"),
+        ("op", "GGML_OP_FLASH_ATTN_EXT"),
+    }
     top = scan.gaps[0]  # the fusion most backends have comes first
     assert (top.name, top.present_in, top.missing_in) == ("RMS_NORM+MUL+ADD", ["cuda", "metal"], "cpu")
-    assert [e.text() for e in top.evidence] == ["ggml/src/ggml-cuda/ggml-cuda.cu:12",
-                                                 "ggml/src/ggml-metal/ggml-metal-fusion.cpp:2"]
+    assert [e.text() for e in top.evidence] == [
+        "ggml/src/ggml-cuda/ggml-cuda.cu:12",
+        "ggml/src/ggml-metal/ggml-metal-fusion.cpp:2",
+    ]
     # a brace list of ops that is not a fusion (a loop over op kinds) is not reported
     assert not any("MUL_MAT" in g.name for g in scan.gaps)
     evidence_line = (tmp_path / "ggml/src/ggml-cuda/ggml-cuda.cu").read_text().splitlines()[11]
@@ -55,7 +62,9 @@ def test_cpu_target_files_are_existing_files(tmp_path: Path) -> None:
     assert cpu_target_files(tmp_path) == ["ggml/src/ggml-cpu/"]
 
 
-@pytest.mark.skipif(not os.environ.get("AUTORESEARCH_LLAMA_TREE"), reason="set AUTORESEARCH_LLAMA_TREE to a llama.cpp tree")
+@pytest.mark.skipif(
+    not os.environ.get("AUTORESEARCH_LLAMA_TREE"), reason="set AUTORESEARCH_LLAMA_TREE to a llama.cpp tree"
+)
 def test_real_llama_cpp_tree() -> None:
     scan, note = scan_tree(os.environ["AUTORESEARCH_LLAMA_TREE"])
     assert note.status == "ok" and "cpu" in scan.backends and "cuda" in scan.backends

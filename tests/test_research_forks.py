@@ -1,16 +1,19 @@
 """Fork commits: compared through a forge double over real git repos, checked and ported with real git."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from research_fixtures import ForgeDouble, World, git
 
 from bot.research.cache import JsonCache
 from bot.research.forks import ForkOptions, scan_forks
-from research_fixtures import ForgeDouble, World, git
 
-PROJECT = {"paths": {"hot": ["ggml/src/ggml-cpu/**", "src/**"], "allowed": ["**"], "protected": []},
-           "research": {"max_forks": 30, "related": [], "arxiv": True}}
+PROJECT = {
+    "paths": {"hot": ["ggml/src/ggml-cpu/**", "src/**"], "allowed": ["**"], "protected": []},
+    "research": {"max_forks": 30, "related": [], "arxiv": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +22,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def _scan(world: World, forge: ForgeDouble, cache_dir: Path, project: dict = PROJECT):
-    return scan_forks(forge, "owner/proj", project, str(world.clone), world.upstream_head, JsonCache(cache_dir),
-                      ForkOptions(retry_wait_s=0))
+    return scan_forks(
+        forge,
+        "owner/proj",
+        project,
+        str(world.clone),
+        world.upstream_head,
+        JsonCache(cache_dir),
+        ForkOptions(retry_wait_s=0),
+    )
 
 
 def test_hot_commits_are_kept_checked_and_deduplicated(world: World, tmp_path: Path) -> None:
     commits, notes = _scan(world, ForgeDouble(world), tmp_path)
     by_sha = {c.sha: c for c in commits}
-    assert set(by_sha) == {world.softmax_sha, world.conflict_sha}  # docs commit is not hot; bob's copy deduped
+    assert set(by_sha) == {
+        world.softmax_sha,
+        world.conflict_sha,
+    }  # docs commit is not hot; bob's copy deduped
     soft = by_sha[world.softmax_sha]
     assert soft.applies is True and soft.also_in == ["bob/proj"]
     assert soft.hot_files == ["ggml/src/ggml-cpu/ops.cpp"] and (soft.additions, soft.deletions) == (1, 1)
@@ -88,8 +101,15 @@ def test_no_forks_configured_is_skipped(world: World, tmp_path: Path) -> None:
 
 
 def test_unreadable_upstream_is_a_failed_note(world: World, tmp_path: Path) -> None:
-    commits, notes = scan_forks(ForgeDouble(world), "owner/missing", PROJECT, str(world.clone), world.upstream_head,
-                                JsonCache(tmp_path), ForkOptions(attempts=1, retry_wait_s=0))
+    commits, notes = scan_forks(
+        ForgeDouble(world),
+        "owner/missing",
+        PROJECT,
+        str(world.clone),
+        world.upstream_head,
+        JsonCache(tmp_path),
+        ForkOptions(attempts=1, retry_wait_s=0),
+    )
     assert commits == [] and notes[0].status == "failed" and "owner/missing" in notes[0].detail
 
 

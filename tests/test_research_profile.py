@@ -1,33 +1,51 @@
 """Profile-guided research: the code map over real git, what a change can move (Amdahl bound), and the dossier
 ordered by where the time goes. The profile is a fixed record in the shape the simulated tier writes (the
 shares the attention demo's ./bench has under cachegrind), so the figures are exact."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 import pytest
+from research_fixtures import ForgeDouble, World
 
 from bot.research import ResearchOptions, build_dossier
 from bot.research import profile as prof
 from bot.research.forks import ForkOptions
-from research_fixtures import ForgeDouble, World
-import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARES = [("matmul", 0.6906), ("__expf_fma", 0.187), ("softmax_rows", 0.0932), ("attention", 0.0108),
-          ("???", 0.0101), ("main", 0.0064), ("rmsnorm_rows", 0.0015),
-          ("__memcpy_avx_unaligned_erms", 0.0001)]
+SHARES = [
+    ("matmul", 0.6906),
+    ("__expf_fma", 0.187),
+    ("softmax_rows", 0.0932),
+    ("attention", 0.0108),
+    ("???", 0.0101),
+    ("main", 0.0064),
+    ("rmsnorm_rows", 0.0015),
+    ("__memcpy_avx_unaligned_erms", 0.0001),
+]
 ISSUE = {"title": "Speed up attention", "body": ""}
-PROJECT = {"preset": "generic", "architectures": ["x86"],
-           "paths": {"hot": ["src/**"], "allowed": ["src/**"], "protected": ["harness/**"]},
-           "research": {"arxiv": False, "max_forks": 0, "related": []}, "decision": {"min_effect": 0.02}}
+PROJECT = {
+    "preset": "generic",
+    "architectures": ["x86"],
+    "paths": {"hot": ["src/**"], "allowed": ["src/**"], "protected": ["harness/**"]},
+    "research": {"arxiv": False, "max_forks": 0, "related": []},
+    "decision": {"min_effect": 0.02},
+}
 
 
 def record(shares: list[tuple[str, float]], total: int = 1_000_000) -> dict:
     """A baseline's `simulated` record as sky/simulate.py writes it."""
-    return {"ok": True, "tool": "cachegrind", "isa": "x86-64 (own build)", "estimated_cycles": total,
-            "instructions": total // 2, "seconds": 9.0,
-            "functions": [{"name": n, "cycles": round(s * total), "instructions": 0} for n, s in shares]}
+    return {
+        "ok": True,
+        "tool": "cachegrind",
+        "isa": "x86-64 (own build)",
+        "estimated_cycles": total,
+        "instructions": total // 2,
+        "seconds": 9.0,
+        "functions": [{"name": n, "cycles": round(s * total), "instructions": 0} for n, s in shares],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +55,15 @@ def history(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def profile():
-    return prof.from_results({"x86": {"variants": {"baseline": {"status": "ok", "simulated": record(SHARES)}},
-                                      "simulation": {"available": True}}}, "x86")
+    return prof.from_results(
+        {
+            "x86": {
+                "variants": {"baseline": {"status": "ok", "simulated": record(SHARES)}},
+                "simulation": {"available": True},
+            }
+        },
+        "x86",
+    )
 
 
 class CannedLLM:
@@ -73,18 +98,50 @@ def test_fork_commits_are_attributed_to_the_functions_they_change(history, profi
 
 
 def test_dossier_opens_with_the_profile_and_ranks_by_the_amdahl_bound(history, profile, tmp_path) -> None:
-    llm = CannedLLM({"summary": "matmul dominates", "hypotheses": [
-        {"title": "Skip the copy in rmsnorm_rows", "rationale": "memcpy then scale; scale in place instead.",
-         "target_files": ["src/rmsnorm.c"], "expected_effect": {"x86": "faster"}, "risk": "low",
-         "citations": ["profile:rmsnorm_rows"], "hot_functions": ["rmsnorm_rows"]},
-        {"title": "Block the matmul for the cache", "rationale": "b is walked by columns: tile it.",
-         "target_files": ["src/matmul.c"], "expected_effect": {"x86": "faster"}, "risk": "medium",
-         "citations": ["profile:matmul"]},
-        {"title": "Invent a function", "rationale": "names nothing that exists in the code or profile",
-         "target_files": ["src/attention.c"], "expected_effect": {"x86": "faster"}, "risk": "low",
-         "citations": ["profile:attention"], "hot_functions": ["no_such_function"]}]})
-    d = build_dossier(ISSUE, PROJECT, history.upstream, None, llm, tmp_path, "maria/attention",
-                      ResearchOptions(), profile=profile)
+    llm = CannedLLM(
+        {
+            "summary": "matmul dominates",
+            "hypotheses": [
+                {
+                    "title": "Skip the copy in rmsnorm_rows",
+                    "rationale": "memcpy then scale; scale in place instead.",
+                    "target_files": ["src/rmsnorm.c"],
+                    "expected_effect": {"x86": "faster"},
+                    "risk": "low",
+                    "citations": ["profile:rmsnorm_rows"],
+                    "hot_functions": ["rmsnorm_rows"],
+                },
+                {
+                    "title": "Block the matmul for the cache",
+                    "rationale": "b is walked by columns: tile it.",
+                    "target_files": ["src/matmul.c"],
+                    "expected_effect": {"x86": "faster"},
+                    "risk": "medium",
+                    "citations": ["profile:matmul"],
+                },
+                {
+                    "title": "Invent a function",
+                    "rationale": "names nothing that exists in the code or profile",
+                    "target_files": ["src/attention.c"],
+                    "expected_effect": {"x86": "faster"},
+                    "risk": "low",
+                    "citations": ["profile:attention"],
+                    "hot_functions": ["no_such_function"],
+                },
+            ],
+        }
+    )
+    d = build_dossier(
+        ISSUE,
+        PROJECT,
+        history.upstream,
+        None,
+        llm,
+        tmp_path,
+        "maria/attention",
+        ResearchOptions(),
+        profile=profile,
+    )
     md = d.markdown()
     assert md.index("#### Where the time goes") < md.index("#### Hypotheses")
     assert "| `matmul` | 69.1% | 690,600 | `src/matmul.c:4` |" in md
@@ -105,16 +162,42 @@ def test_dossier_opens_with_the_profile_and_ranks_by_the_amdahl_bound(history, p
 
 
 def test_without_a_profile_research_continues_and_says_so(history, tmp_path) -> None:
-    missing = prof.from_results({"x86": {"variants": {"baseline": {"status": "ok"}},
-                                         "simulation": {"available": False,
-                                                        "reason": "valgrind is not installed"}}}, "x86")
+    missing = prof.from_results(
+        {
+            "x86": {
+                "variants": {"baseline": {"status": "ok"}},
+                "simulation": {"available": False, "reason": "valgrind is not installed"},
+            }
+        },
+        "x86",
+    )
     assert missing == {"available": False, "reason": "valgrind is not installed", "functions": []}
-    llm = CannedLLM({"summary": "", "hypotheses": [
-        {"title": "Block the matmul for the cache", "rationale": "b is walked by columns: tile it.",
-         "target_files": ["src/matmul.c"], "expected_effect": {"x86": "faster"}, "risk": "medium",
-         "citations": ["nothing-known"]}]})
-    d = build_dossier(ISSUE, PROJECT, history.upstream, None, llm, tmp_path, "maria/attention",
-                      ResearchOptions(), profile=missing)
+    llm = CannedLLM(
+        {
+            "summary": "",
+            "hypotheses": [
+                {
+                    "title": "Block the matmul for the cache",
+                    "rationale": "b is walked by columns: tile it.",
+                    "target_files": ["src/matmul.c"],
+                    "expected_effect": {"x86": "faster"},
+                    "risk": "medium",
+                    "citations": ["nothing-known"],
+                }
+            ],
+        }
+    )
+    d = build_dossier(
+        ISSUE,
+        PROJECT,
+        history.upstream,
+        None,
+        llm,
+        tmp_path,
+        "maria/attention",
+        ResearchOptions(),
+        profile=missing,
+    )
     md = d.markdown()
     assert "No simulated profile of the baseline: valgrind is not installed. Research continued" in md
     assert md.index("#### Where the time goes") < md.index("#### Hypotheses")
@@ -125,19 +208,47 @@ def test_without_a_profile_research_continues_and_says_so(history, tmp_path) -> 
 
 def test_backend_gaps_and_arxiv_concepts_follow_the_hot_ops(tmp_path) -> None:
     world = World(tmp_path / "w")
-    project = {"preset": "llama.cpp", "architectures": ["x86"],
-               "paths": {"hot": ["ggml/src/ggml-cpu/**"], "allowed": ["ggml/**"], "protected": []},
-               "research": {"arxiv": True, "max_forks": 30, "related": []}, "decision": {"min_effect": 0.02}}
+    project = {
+        "preset": "llama.cpp",
+        "architectures": ["x86"],
+        "paths": {"hot": ["ggml/src/ggml-cpu/**"], "allowed": ["ggml/**"], "protected": []},
+        "research": {"arxiv": True, "max_forks": 30, "related": []},
+        "decision": {"min_effect": 0.02},
+    }
     issue = {"title": "Make it quicker", "body": ""}
     options = ResearchOptions(forks=ForkOptions(retry_wait_s=0), retry_wait_s=0)
     options.arxiv.base_url, options.arxiv.attempts, options.arxiv.retry_wait_s = "http://127.0.0.1:9", 1, 0
-    plain = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c1",
-                          "owner/proj", options)
-    hot = prof.from_results({"x86": {"variants": {"baseline": {"simulated": record([
-        ("ggml_compute_forward_soft_max", 0.6), ("ggml_compute_forward_add", 0.3),
-        ("ggml_compute_forward_rms_norm", 0.05)])}}}})
-    guided = build_dossier(issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c2",
-                           "owner/proj", options, profile=hot)
+    plain = build_dossier(
+        issue, project, world.clone, ForgeDouble(world), None, tmp_path / "c1", "owner/proj", options
+    )
+    hot = prof.from_results(
+        {
+            "x86": {
+                "variants": {
+                    "baseline": {
+                        "simulated": record(
+                            [
+                                ("ggml_compute_forward_soft_max", 0.6),
+                                ("ggml_compute_forward_add", 0.3),
+                                ("ggml_compute_forward_rms_norm", 0.05),
+                            ]
+                        )
+                    }
+                }
+            }
+        }
+    )
+    guided = build_dossier(
+        issue,
+        project,
+        world.clone,
+        ForgeDouble(world),
+        None,
+        tmp_path / "c2",
+        "owner/proj",
+        options,
+        profile=hot,
+    )
     gaps = lambda d: [s.id for s in d.sources if s.kind == "backend_gap"]  # noqa: E731
     assert gaps(plain)[0] == "backend:RMS_NORM+MUL+ADD" and gaps(guided)[0] == "backend:ADD+ADD"
     assert 'all:"softmax"' in guided.queries[0]

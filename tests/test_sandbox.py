@@ -1,5 +1,6 @@
 """The sandbox GitHub driven through PyGithub, the git CLI and raw HTTP; responses checked against GitHub's
 OpenAPI description."""
+
 from __future__ import annotations
 
 import base64
@@ -13,12 +14,11 @@ import github
 import pytest
 import requests
 from github import Auth, Github, GithubIntegration
+from ground_truth import ExchangeError, openapi_spec, validate_exchange, validate_webhook, webhook_examples
+from sandbox_helpers import WebhookReceiver, git, make_source_repo, rsa_keypair
 
 from bot.sandbox import Sandbox
 from bot.signature import verify
-from ground_truth import (ExchangeError, openapi_spec, validate_exchange, validate_webhook,
-                                webhook_examples)
-from sandbox_helpers import WebhookReceiver, git, make_source_repo, rsa_keypair
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +36,27 @@ def world(sb: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         resp = requests.post(f"{sb.url}/_sandbox/users", json={"login": login})
         assert resp.status_code == 201, resp.text
         tokens[login] = resp.json()["token"]
-    resp = requests.post(f"{sb.url}/_sandbox/repos", json={"owner": "alice", "name": "proj", "source_path": str(src)})
+    resp = requests.post(
+        f"{sb.url}/_sandbox/repos", json={"owner": "alice", "name": "proj", "source_path": str(src)}
+    )
     assert resp.status_code == 201, resp.text
     for login, perm in (("carol", "read"), ("dave", "write")):
-        r = requests.put(f"{sb.url}/_sandbox/repos/alice/proj/collaborators/{login}", json={"permission": perm})
+        r = requests.put(
+            f"{sb.url}/_sandbox/repos/alice/proj/collaborators/{login}", json={"permission": perm}
+        )
         assert r.json()["permission"] == perm
     return {"src": src, "tokens": tokens}
 
 
 def gh(sb: Sandbox, token: str, **kw: Any) -> Github:
     """PyGithub throttles writes (1 s) and requests (0.25 s) by default; a local server needs neither."""
-    return Github(base_url=sb.api_url, auth=Auth.Token(token), seconds_between_requests=0,
-                  seconds_between_writes=0, **kw)
+    return Github(
+        base_url=sb.api_url,
+        auth=Auth.Token(token),
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+        **kw,
+    )
 
 
 def push_url(sb: Sandbox, repo: str, token: str | None) -> str:
@@ -87,7 +96,9 @@ def test_permissions_and_errors(sb: Sandbox, world: dict[str, Any]) -> None:
     assert resp.status_code == 404 and set(resp.json()) >= {"message", "documentation_url"}
 
 
-def test_fork_push_over_http_and_compare_across_forks(sb: Sandbox, world: dict[str, Any], tmp_path: Path) -> None:
+def test_fork_push_over_http_and_compare_across_forks(
+    sb: Sandbox, world: dict[str, Any], tmp_path: Path
+) -> None:
     t = world["tokens"]
     fork = gh(sb, t["bob"]).get_repo("alice/proj").create_fork()
     assert fork.full_name == "bob/proj" and fork.fork and fork.parent.full_name == "alice/proj"
@@ -113,7 +124,9 @@ def test_fork_push_over_http_and_compare_across_forks(sb: Sandbox, world: dict[s
     assert cmp.commits[0].sha == head_sha and cmp.commits[0].commit.message == "inline add, add simd stub"
     files = {f.filename: f for f in cmp.files}
     assert files["src/simd.c"].status == "added" and files["src/simd.c"].additions == 1
-    assert files["src/kernel.c"].status == "modified" and "+static inline int add" in files["src/kernel.c"].patch
+    assert (
+        files["src/kernel.c"].status == "modified" and "+static inline int add" in files["src/kernel.c"].patch
+    )
     assert [f.full_name for f in base.get_forks()] == ["bob/proj"]
     assert base.compare("main", "main").status == "identical"
 
@@ -180,11 +193,16 @@ def test_issues_labels_comments_reactions(sb: Sandbox, world: dict[str, Any]) ->
 
 def test_concurrent_writers_get_distinct_numbers(sb: Sandbox, world: dict[str, Any]) -> None:
     from concurrent.futures import ThreadPoolExecutor
+
     token = world["tokens"]["dave"]
 
     def open_issue(i: int) -> int:
-        resp = requests.post(f"{sb.api_url}/repos/alice/proj/issues", json={"title": f"race {i}"},
-                             headers={"Authorization": f"token {token}"}, timeout=30)
+        resp = requests.post(
+            f"{sb.api_url}/repos/alice/proj/issues",
+            json={"title": f"race {i}"},
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
         assert resp.status_code == 201, resp.text
         return int(resp.json()["number"])
 
@@ -220,11 +238,19 @@ def test_pull_requests_across_forks(sb: Sandbox, world: dict[str, Any]) -> None:
 
 def test_app_jwt_flow_installation_tokens_and_check_runs(sb: Sandbox, world: dict[str, Any]) -> None:
     private, public = rsa_keypair()
-    app = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "autoresearch", "public_key_pem": public}).json()
-    inst = requests.post(f"{sb.url}/_sandbox/apps/{app['id']}/installations",
-                         json={"account": "alice", "repos": ["alice/proj"]}).json()
-    integration = GithubIntegration(base_url=sb.api_url, auth=Auth.AppAuth(app["id"], private),
-                                    seconds_between_requests=0, seconds_between_writes=0)
+    app = requests.post(
+        f"{sb.url}/_sandbox/apps", json={"slug": "autoresearch", "public_key_pem": public}
+    ).json()
+    inst = requests.post(
+        f"{sb.url}/_sandbox/apps/{app['id']}/installations",
+        json={"account": "alice", "repos": ["alice/proj"]},
+    ).json()
+    integration = GithubIntegration(
+        base_url=sb.api_url,
+        auth=Auth.AppAuth(app["id"], private),
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+    )
     assert integration.get_app().slug == "autoresearch"
     installation = integration.get_repo_installation("alice", "proj")
     assert installation.id == inst["id"]
@@ -235,7 +261,9 @@ def test_app_jwt_flow_installation_tokens_and_check_runs(sb: Sandbox, world: dic
     run = repo.create_check_run(name="autoresearch/bench", head_sha=sha, status="in_progress")
     run.edit(conclusion="success", output={"title": "2 winners", "summary": "table"})
     runs = list(repo.get_commit(sha).get_check_runs())
-    assert [(r.name, r.status, r.conclusion) for r in runs] == [("autoresearch/bench", "completed", "success")]
+    assert [(r.name, r.status, r.conclusion) for r in runs] == [
+        ("autoresearch/bench", "completed", "success")
+    ]
     comment = repo.get_issue(repo.create_issue("from the bot").number).create_comment("ack")
     assert comment.user.login == "autoresearch[bot]" and comment.user.type == "Bot"
     with pytest.raises(github.GithubException) as err:  # personal tokens cannot create check runs
@@ -289,11 +317,14 @@ def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return verify(secret, body, headers["X-Hub-Signature-256"])
 
 
-def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[str, Any], tmp_path: Path) -> None:
+def test_webhooks_are_signed_ordered_and_redeliverable(
+    sb: Sandbox, world: dict[str, Any], tmp_path: Path
+) -> None:
     receiver = WebhookReceiver()
     try:
-        hook = requests.post(f"{sb.url}/_sandbox/hooks", json={"url": receiver.url, "secret": "s3cret",
-                                                               "events": ["*"]}).json()
+        hook = requests.post(
+            f"{sb.url}/_sandbox/hooks", json={"url": receiver.url, "secret": "s3cret", "events": ["*"]}
+        ).json()
         t = world["tokens"]
         repo = gh(sb, t["alice"]).get_repo("alice/proj")
         issue = repo.create_issue("hooked", labels=["perf"])
@@ -313,8 +344,13 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         ping, *events = receiver.events()
         assert ping[0] == "ping" and ping[1]["hook_id"] == hook["id"]
         names = [(e, p.get("action")) for e, p in events]
-        assert names[:5] == [("issues", "opened"), ("issues", "labeled"), ("issue_comment", "created"),
-                             ("push", None), ("pull_request", "opened")]
+        assert names[:5] == [
+            ("issues", "opened"),
+            ("issues", "labeled"),
+            ("issue_comment", "created"),
+            ("push", None),
+            ("pull_request", "opened"),
+        ]
         assert ("pull_request", "synchronize") in names
         for headers, body in receiver.received:
             assert _verify("s3cret", headers, body)
@@ -324,19 +360,25 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         assert labeled["label"]["name"] == "perf" and labeled["sender"]["login"] == "alice"
         assert labeled["repository"]["full_name"] == "alice/proj"
         log = [d for d in requests.get(f"{sb.url}/_sandbox/deliveries").json() if d["hook_id"] == hook["id"]]
-        assert log[1]["event"] == "issues" and log[1]["status_code"] == 200 and log[1]["duration_ms"] is not None
+        assert (
+            log[1]["event"] == "issues" and log[1]["status_code"] == 200 and log[1]["duration_ms"] is not None
+        )
         again = requests.post(f"{sb.url}/_sandbox/deliveries/{log[1]['id']}/redeliver").json()
         assert again["redelivery"] and again["guid"] == log[1]["guid"]
         requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
         assert receiver.received[-1][1] == receiver.received[1][1]
         # an app installed while the hook exists announces itself
         _, public = rsa_keypair()
-        app2 = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "second", "public_key_pem": public}).json()
+        app2 = requests.post(
+            f"{sb.url}/_sandbox/apps", json={"slug": "second", "public_key_pem": public}
+        ).json()
         app_receiver = WebhookReceiver()  # the app's own webhook sees only its installation
         requests.post(f"{sb.url}/_sandbox/hooks", json={"url": app_receiver.url, "app_id": app2["id"]})
         issue.create_comment("before install")  # app2 not installed yet: no delivery to its hook
-        requests.post(f"{sb.url}/_sandbox/apps/{app2['id']}/installations",
-                      json={"account": "alice", "repos": ["alice/proj"]})
+        requests.post(
+            f"{sb.url}/_sandbox/apps/{app2['id']}/installations",
+            json={"account": "alice", "repos": ["alice/proj"]},
+        )
         issue.create_comment("after install")
         requests.post(f"{sb.url}/_sandbox/deliveries/wait", json={"timeout": 10})
         app_receiver.stop()
@@ -349,8 +391,15 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
         # every payload validates against GitHub's x-webhooks schemas
         spec = openapi_spec()
         checked = {validate_webhook(spec, event, payload) for event, payload in receiver.events()}
-        assert {"ping", "issues-opened", "issues-labeled", "issue-comment-created", "push", "pull-request-synchronize",
-                "installation-created"} <= checked
+        assert {
+            "ping",
+            "issues-opened",
+            "issues-labeled",
+            "issue-comment-created",
+            "push",
+            "pull-request-synchronize",
+            "installation-created",
+        } <= checked
         # the payload shapes match GitHub's published examples at the top level
         examples = webhook_examples()
         for event, payload in receiver.events():
@@ -364,9 +413,16 @@ def test_webhooks_are_signed_ordered_and_redeliverable(sb: Sandbox, world: dict[
 
 def test_fault_injection(sb: Sandbox, world: dict[str, Any]) -> None:
     reset = int(time.time()) + 30
-    requests.post(f"{sb.url}/_sandbox/faults", json={
-        "path_regex": r"/repos/alice/proj$", "method": "GET", "status": 403, "times": 1,
-        "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}})
+    requests.post(
+        f"{sb.url}/_sandbox/faults",
+        json={
+            "path_regex": r"/repos/alice/proj$",
+            "method": "GET",
+            "status": 403,
+            "times": 1,
+            "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        },
+    )
     with pytest.raises(github.RateLimitExceededException):
         gh(sb, world["tokens"]["alice"], retry=None).get_repo("alice/proj")
     assert gh(sb, world["tokens"]["alice"], retry=None).get_repo("alice/proj").name == "proj"  # only once
@@ -400,8 +456,16 @@ def test_every_logged_exchange_matches_githubs_openapi(sb: Sandbox, world: dict[
         if entry["status"] == 502:  # injected gateway error, not an API response
             continue
         try:
-            operations.add(validate_exchange(spec, entry["method"], entry["path"], entry["status"],
-                                             entry["response_json"], entry["request_json"]))
+            operations.add(
+                validate_exchange(
+                    spec,
+                    entry["method"],
+                    entry["path"],
+                    entry["status"],
+                    entry["response_json"],
+                    entry["request_json"],
+                )
+            )
         except ExchangeError as exc:
             failures.append(str(exc))
     assert not failures, "\n".join(dict.fromkeys(failures))
@@ -411,7 +475,9 @@ def test_every_logged_exchange_matches_githubs_openapi(sb: Sandbox, world: dict[
 def test_validate_exchange_rejects_wrong_shapes() -> None:
     spec = openapi_spec()
     with pytest.raises(ExchangeError, match="title"):
-        validate_exchange(spec, "POST", "/repos/o/r/issues", 201, {"id": 1}, request_json={"body": "no title"})
+        validate_exchange(
+            spec, "POST", "/repos/o/r/issues", 201, {"id": 1}, request_json={"body": "no title"}
+        )
     with pytest.raises(ExchangeError):
         validate_exchange(spec, "GET", "/repos/o/r/issues/1", 200, {"id": "not-an-int"})
     with pytest.raises(ExchangeError, match="no documented operation"):
@@ -424,8 +490,14 @@ def test_app_jwt_must_expire_within_ten_minutes(sb: Sandbox) -> None:
     app = requests.post(f"{sb.url}/_sandbox/apps", json={"slug": "longjwt", "public_key_pem": public}).json()
     now = int(time.time())
     import jwt
-    token = jwt.encode({"iat": now - 60, "exp": now + 3600, "iss": str(app["id"])}, private, algorithm="RS256")
+
+    token = jwt.encode(
+        {"iat": now - 60, "exp": now + 3600, "iss": str(app["id"])}, private, algorithm="RS256"
+    )
     resp = requests.get(f"{sb.api_url}/app", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 401 and "too far in the future" in resp.json()["message"]
     ok = jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(app["id"])}, private, algorithm="RS256")
-    assert requests.get(f"{sb.api_url}/app", headers={"Authorization": f"Bearer {ok}"}).json()["slug"] == "longjwt"
+    assert (
+        requests.get(f"{sb.api_url}/app", headers={"Authorization": f"Bearer {ok}"}).json()["slug"]
+        == "longjwt"
+    )

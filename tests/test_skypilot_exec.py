@@ -17,28 +17,41 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sky
-from sky import exceptions
 from sky.server.requests.payloads import RequestPayload
 from sky.utils import common_utils
 from sky.utils.common import StatusRefreshMode
+from sky_catalog_fixture import isolated_env, seed_catalog
 
+import sky
 from bot.experiments import tasks
 from bot.experiments.skypilot_exec import SkyPilotExecutor, cluster_name, parse_result_log, run_key
 from bot.pipeline import StageFailed
-from sky_catalog_fixture import isolated_env, seed_catalog
+from sky import exceptions
 
 REPO = Path(__file__).resolve().parents[1]
-SDK_METHODS = ("launch", "exec", "stream_and_get", "tail_logs", "down", "get", "job_status", "api_cancel",
-               "status", "api_status")
+SDK_METHODS = (
+    "launch",
+    "exec",
+    "stream_and_get",
+    "tail_logs",
+    "down",
+    "get",
+    "job_status",
+    "api_cancel",
+    "status",
+    "api_status",
+)
 PRICE = 0.1785
 
 
 def result(arch: str, done: int, total: int = 2, complete: bool = True) -> dict:
     variants = {}
     for i, name in enumerate(["baseline", "cand"][:total]):
-        variants[name] = ({"status": "ok", "samples": {"ns": [1.0, 1.1, 1.2]}} if i < done
-                          else {"status": "pending", "samples": {}})
+        variants[name] = (
+            {"status": "ok", "samples": {"ns": [1.0, 1.1, 1.2]}}
+            if i < done
+            else {"status": "pending", "samples": {}}
+        )
     return {"schema": 1, "arch": arch, "variants": variants, "complete": complete, "errors": []}
 
 
@@ -46,6 +59,7 @@ def result(arch: str, done: int, total: int = 2, complete: bool = True) -> dict:
 class Attempt:
     """What happens to the n-th launch or exec on an arch: 'ok' | 'launch_fail' | 'slow_launch' | 'preempt' |
     'die' | 'block'."""
+
     kind: str
     partial_variants: int = 1
 
@@ -54,10 +68,11 @@ class Attempt:
 class FakeSky:
     """SkyPilot SDK double: request ids (with their status), async launch/exec, per-cluster job ids, logs,
     down. Signatures mirror the real SDK. ``plans[arch][n]`` is what the (n+1)-th launch/exec on arch does."""
+
     plans: dict[str, list[Attempt]]
-    submitted: dict[str, int] = field(default_factory=dict)     # arch -> launches + execs so far
-    queued: dict[tuple, Attempt] = field(default_factory=dict)   # (cluster, job id) -> plan
-    managed: dict[int, dict] = field(default_factory=dict)       # managed job id -> name, plan, status, ...
+    submitted: dict[str, int] = field(default_factory=dict)  # arch -> launches + execs so far
+    queued: dict[tuple, Attempt] = field(default_factory=dict)  # (cluster, job id) -> plan
+    managed: dict[int, dict] = field(default_factory=dict)  # managed job id -> name, plan, status, ...
     freeze: threading.Event | None = None  # set: this process "is killed": stream_and_get never returns
     vanish_on_exec: set[str] = field(default_factory=set)  # clusters that go away as an exec arrives
     status_errors: int = 0  # how many `status` calls fail (API server unreachable)
@@ -67,9 +82,9 @@ class FakeSky:
     requests: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    alive: set[str] = field(default_factory=set)          # clusters that exist (what `status` lists)
+    alive: set[str] = field(default_factory=set)  # clusters that exist (what `status` lists)
     down_failures: dict[str, int] = field(default_factory=dict)  # name -> how many `down` requests fail
-    lingering: dict[str, int] = field(default_factory=dict)      # name -> `down`s that return but leave it up
+    lingering: dict[str, int] = field(default_factory=dict)  # name -> `down`s that return but leave it up
 
     def _submit(self, cluster: str) -> Attempt:
         arch = cluster.split("-")[-2]
@@ -85,8 +100,9 @@ class FakeSky:
         if plan.kind == "slow_launch":
             return self._request("slow_launch")
         if plan.kind == "launch_fail":
-            return self._request(exceptions.ResourcesUnavailableError(
-                "c7g.xlarge: InsufficientInstanceCapacity"))
+            return self._request(
+                exceptions.ResourcesUnavailableError("c7g.xlarge: InsufficientInstanceCapacity")
+            )
         return self._request((job_id, object()))
 
     def _request(self, value: Any) -> str:
@@ -95,12 +111,29 @@ class FakeSky:
             self.requests[rid] = value
         return rid
 
-    def launch(self, task, cluster_name=None, retry_until_up=False, idle_minutes_to_autostop=None, wait_for=None,
-               dryrun=False, down=False, backend=None, optimize_target=None, no_setup=False,
-               clone_disk_from=None, fast=False, resize=False, _need_confirmation=False,
-               _is_launched_by_jobs_controller=False, _is_launched_by_sky_serve_controller=False,
-               _disable_controller_check=False, _file_mounts_blob_id=None, _extra_launch_context=None,
-               _include_credentials=False):
+    def launch(
+        self,
+        task,
+        cluster_name=None,
+        retry_until_up=False,
+        idle_minutes_to_autostop=None,
+        wait_for=None,
+        dryrun=False,
+        down=False,
+        backend=None,
+        optimize_target=None,
+        no_setup=False,
+        clone_disk_from=None,
+        fast=False,
+        resize=False,
+        _need_confirmation=False,
+        _is_launched_by_jobs_controller=False,
+        _is_launched_by_sky_serve_controller=False,
+        _disable_controller_check=False,
+        _file_mounts_blob_id=None,
+        _extra_launch_context=None,
+        _include_credentials=False,
+    ):
         assert isinstance(task, sky.Task) and task.run and cluster_name and down and idle_minutes_to_autostop
         assert not retry_until_up
         self.calls.append(("launch", cluster_name))
@@ -126,15 +159,39 @@ class FakeSky:
             if rid not in self.requests:
                 continue
             value = self.requests[rid]
-            status = ("RUNNING" if value == "slow_launch" and not self.cancelled.is_set() else
-                      "FAILED" if isinstance(value, BaseException) or value == "slow_launch" else "SUCCEEDED")
-            out.append(RequestPayload(request_id=rid, name="sky.launch", entrypoint="", request_body="",
-                                      status=status, created_at=0.0, user_id="u", return_value="", error="",
-                                      pid=None, schedule_type="long"))
+            status = (
+                "RUNNING"
+                if value == "slow_launch" and not self.cancelled.is_set()
+                else "FAILED"
+                if isinstance(value, BaseException) or value == "slow_launch"
+                else "SUCCEEDED"
+            )
+            out.append(
+                RequestPayload(
+                    request_id=rid,
+                    name="sky.launch",
+                    entrypoint="",
+                    request_body="",
+                    status=status,
+                    created_at=0.0,
+                    user_id="u",
+                    return_value="",
+                    error="",
+                    pid=None,
+                    schedule_type="long",
+                )
+            )
         return out
 
-    def stream_and_get(self, request_id=None, log_path=None, tail=None, follow=True, output_stream=None,
-                       relay_rich_status=False):
+    def stream_and_get(
+        self,
+        request_id=None,
+        log_path=None,
+        tail=None,
+        follow=True,
+        output_stream=None,
+        relay_rich_status=False,
+    ):
         if self.freeze is not None:
             self.freeze.wait()  # a killed bot never gets the answer
         value = self.requests[request_id]
@@ -158,7 +215,9 @@ class FakeSky:
         self.calls.append(("tail_logs", cluster_name, job_id))
         out = output_stream
         out.write("[driver] building\n")
-        out.write("AUTORESEARCH_PARTIAL " + json.dumps(result(arch, plan.partial_variants, complete=False)) + "\n")
+        out.write(
+            "AUTORESEARCH_PARTIAL " + json.dumps(result(arch, plan.partial_variants, complete=False)) + "\n"
+        )
         if plan.kind == "ok":
             out.write("AUTORESEARCH_RESULT " + json.dumps(result(arch, 2)) + "\n")
             return 0
@@ -179,7 +238,8 @@ class FakeSky:
             if self.down_failures.get(cluster_name, 0) > 0:
                 self.down_failures[cluster_name] -= 1
                 value = exceptions.ClusterOwnerIdentityMismatchError(
-                    f"down {cluster_name}: RequestLimitExceeded (throttled)")
+                    f"down {cluster_name}: RequestLimitExceeded (throttled)"
+                )
             elif self.lingering.get(cluster_name, 0) > 0:
                 self.lingering[cluster_name] -= 1
             elif cluster_name in self.alive:
@@ -189,8 +249,15 @@ class FakeSky:
         self.released.setdefault(cluster_name, threading.Event()).set()
         return self._request(value)
 
-    def status(self, cluster_names=None, refresh=StatusRefreshMode.NONE, all_users=False, *,
-               _include_credentials=False, _summary_response=False):
+    def status(
+        self,
+        cluster_names=None,
+        refresh=StatusRefreshMode.NONE,
+        all_users=False,
+        *,
+        _include_credentials=False,
+        _summary_response=False,
+    ):
         with self.lock:
             if self.status_errors > 0:
                 self.status_errors -= 1
@@ -218,19 +285,43 @@ class FakeJobs:
     def __init__(self, sky_: FakeSky) -> None:
         self.sky = sky_
 
-    def launch(self, task, name=None, pool=None, num_jobs=None, job_group=sky.jobs.AUTO_JOB_GROUP,
-               _need_confirmation=False):
+    def launch(
+        self,
+        task,
+        name=None,
+        pool=None,
+        num_jobs=None,
+        job_group=sky.jobs.AUTO_JOB_GROUP,
+        _need_confirmation=False,
+    ):
         assert isinstance(task, sky.Task) and task.run and name and next(iter(task.resources)).use_spot
         self.sky.calls.append(("jobs.launch", name))
         plan = self.sky._submit(name)
         with self.sky.lock:
             job_id = len(self.sky.managed) + 1
-            self.sky.managed[job_id] = {"name": name, "plan": plan, "status": "PENDING", "recoveries": 0,
-                                        "stop": threading.Event()}
+            self.sky.managed[job_id] = {
+                "name": name,
+                "plan": plan,
+                "status": "PENDING",
+                "recoveries": 0,
+                "stop": threading.Event(),
+            }
         return self.sky._request(([job_id], None))
 
-    def tail_logs(self, name=None, job_id=None, follow=True, controller=False, refresh=False, tail=None,
-                  tail_offset=None, output_stream=None, task=None, *, preload_content=True):
+    def tail_logs(
+        self,
+        name=None,
+        job_id=None,
+        follow=True,
+        controller=False,
+        refresh=False,
+        tail=None,
+        tail_offset=None,
+        output_stream=None,
+        task=None,
+        *,
+        preload_content=True,
+    ):
         self.sky.calls.append(("jobs.tail_logs", job_id))
         job, out = self.sky.managed[job_id], output_stream
         arch, plan = job["name"].split("-")[-2], job["plan"]
@@ -259,15 +350,31 @@ class FakeJobs:
         from sky.schemas.api.responses import ManagedJobRecord
 
         with self.sky.lock:
-            records = [ManagedJobRecord(job_id=jid, job_name=j["name"], status=ManagedJobStatus(j["status"]),
-                                        recovery_count=j["recoveries"])
-                       for jid, j in sorted(self.sky.managed.items()) if job_ids is None or jid in job_ids]
+            records = [
+                ManagedJobRecord(
+                    job_id=jid,
+                    job_name=j["name"],
+                    status=ManagedJobStatus(j["status"]),
+                    recovery_count=j["recoveries"],
+                )
+                for jid, j in sorted(self.sky.managed.items())
+                if job_ids is None or jid in job_ids
+            ]
         if skip_finished:
             records = [r for r in records if not r.status.is_terminal()]
         return self.sky._request((records, len(records), {}, len(records)) if version == 2 else records)
 
-    def cancel(self, name=None, job_ids=None, all=False, all_users=False, pool=None, graceful=False,
-               graceful_timeout=None, task=None):
+    def cancel(
+        self,
+        name=None,
+        job_ids=None,
+        all=False,
+        all_users=False,
+        pool=None,
+        graceful=False,
+        graceful_timeout=None,
+        task=None,
+    ):
         self.sky.calls.append(("jobs.cancel", tuple(job_ids or ())))
         with self.sky.lock:
             for jid in job_ids or []:
@@ -297,7 +404,9 @@ def test_fake_matches_real_sdk_signatures() -> None:
         real = inspect.signature(getattr(sky, name))
         fake = inspect.signature(getattr(FakeSky, name))
         fake_params = list(fake.parameters.values())[1:]  # drop self
-        assert [(p.name, p.kind) for p in fake_params] == [(p.name, p.kind) for p in real.parameters.values()], name
+        assert [(p.name, p.kind) for p in fake_params] == [
+            (p.name, p.kind) for p in real.parameters.values()
+        ], name
     for name in ("launch", "queue", "tail_logs", "cancel"):
         real = inspect.signature(getattr(sky.jobs, name))
         fake = list(inspect.signature(getattr(FakeJobs, name)).parameters.values())[1:]
@@ -316,14 +425,16 @@ def test_two_arches_succeed_and_clusters_are_downed(tmp_path: Path) -> None:
     assert {a: s["status"] for a, s in state["archs"].items()} == {"x86": "done", "arm": "done"}
     assert all(s["job_id"] == 1 for s in state["archs"].values())
     assert fake.downed == []  # kept for the run's next batch ...
-    ex.release(7)             # ... until the run ends
+    ex.release(7)  # ... until the run ends
     key = run_key(handle)
     assert sorted(fake.downed) == sorted([cluster_name(key, "x86", 1), cluster_name(key, "arm", 1)])
     assert fake.alive == set()
 
 
 def test_preemption_and_launch_failure_are_retried_once(tmp_path: Path) -> None:
-    fake = FakeSky({"x86": [Attempt("preempt"), Attempt("ok")], "arm": [Attempt("launch_fail"), Attempt("ok")]})
+    fake = FakeSky(
+        {"x86": [Attempt("preempt"), Attempt("ok")], "arm": [Attempt("launch_fail"), Attempt("ok")]}
+    )
     ex = executor(tmp_path, fake)
     handle = ex.submit(Batch(8, {"x86": TASK, "arm": TASK}))
     assert ex.wait(handle, timeout=30) == "done"
@@ -338,7 +449,9 @@ def test_preemption_and_launch_failure_are_retried_once(tmp_path: Path) -> None:
 
 
 def test_vm_dying_mid_run_keeps_partial_result_and_downs(tmp_path: Path) -> None:
-    fake = FakeSky({"x86": [Attempt("ok")], "arm": [Attempt("die", partial_variants=1), Attempt("launch_fail")]})
+    fake = FakeSky(
+        {"x86": [Attempt("ok")], "arm": [Attempt("die", partial_variants=1), Attempt("launch_fail")]}
+    )
     ex = executor(tmp_path, fake)
     handle = ex.submit(Batch(9, {"x86": TASK, "arm": TASK}))
     assert ex.wait(handle, timeout=30) == "done"
@@ -416,9 +529,9 @@ def test_restarted_bot_reattaches_to_running_job(tmp_path: Path) -> None:
 
 
 def test_parse_result_log_prefers_final_and_skips_cut_lines() -> None:
-    log = "x\nAUTORESEARCH_PARTIAL {\"a\": 1}\nAUTORESEARCH_RESULT {\"a\": 2}\nAUTORESEARCH_PARTIAL {\"a\": 3"
+    log = 'x\nAUTORESEARCH_PARTIAL {"a": 1}\nAUTORESEARCH_RESULT {"a": 2}\nAUTORESEARCH_PARTIAL {"a": 3'
     assert parse_result_log(log) == ({"a": 2}, True)
-    assert parse_result_log("(x86) AUTORESEARCH_PARTIAL {\"a\": 1}\n") == ({"a": 1}, False)
+    assert parse_result_log('(x86) AUTORESEARCH_PARTIAL {"a": 1}\n') == ({"a": 1}, False)
     assert parse_result_log("nothing") == (None, False)
 
 
@@ -457,8 +570,14 @@ def test_rendered_task_validates_with_real_skypilot_offline(tmp_path: Path) -> N
     seed_catalog(home)
     files = tmp_path / "files"
     files.mkdir()
-    proc = subprocess.run([sys.executable, "-c", VALIDATE, str(files)], cwd=REPO, env=isolated_env(home),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATE, str(files)],
+        cwd=REPO,
+        env=isolated_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["x86"][:5] == ["AWS", "c7i.xlarge", "us-east-1", False, 0.1785]
@@ -473,9 +592,16 @@ def test_rendered_task_validates_with_real_skypilot_offline(tmp_path: Path) -> N
 def test_engine_batch_is_rendered_into_task_files(tmp_path: Path) -> None:
     from bot.experiments.executors import Batch as EngineBatch
 
-    spec = {"schema": 1, "run_id": 5, "arch": "x86", "seed": 1, "source": {"url": "https://example.com/o/r.git"},
-            "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [],
-            "project": {"preset": "generic"}}
+    spec = {
+        "schema": 1,
+        "run_id": 5,
+        "arch": "x86",
+        "seed": 1,
+        "source": {"url": "https://example.com/o/r.git"},
+        "baseline": {"name": "baseline", "sha": "a" * 40},
+        "candidates": [],
+        "project": {"preset": "generic"},
+    }
     fake = FakeSky({"x86": [Attempt("ok")]})
     ex = executor(tmp_path, fake)
     handle = ex.submit(EngineBatch(run_id=5, specs={"x86": spec}, arch_configs={"x86": {"cpus": "2+"}}))
@@ -517,7 +643,7 @@ def test_failed_down_is_retried_with_backoff_until_status_confirms(tmp_path: Pat
     handle2 = ex2.submit(Batch(22, {"x86": TASK}))
     name2 = cluster_name(run_key(handle2), "x86", 1)
     fake2.down_failures[name2] = 2  # throttled twice
-    fake2.lingering[name2] = 1      # then `down` returns but status still lists it once
+    fake2.lingering[name2] = 1  # then `down` returns but status still lists it once
     ex2.wait(handle2, timeout=30)
     ex2.release(22)
     assert fake2.downed.count(name2) == 4 and name2 not in fake2.alive
@@ -609,22 +735,38 @@ def test_cluster_names_never_collide_and_are_valid() -> None:
 def test_unknown_price_refuses_the_batch_before_any_launch(tmp_path: Path) -> None:
     from bot.experiments.executors import Batch as EngineBatch
 
-    spec = {"schema": 1, "run_id": 5, "arch": "x86", "seed": 1, "source": {"url": "https://example.com/o/r.git"},
-            "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [],
-            "project": {"preset": "generic"}}
+    spec = {
+        "schema": 1,
+        "run_id": 5,
+        "arch": "x86",
+        "seed": 1,
+        "source": {"url": "https://example.com/o/r.git"},
+        "baseline": {"name": "baseline", "sha": "a" * 40},
+        "candidates": [],
+        "project": {"preset": "generic"},
+    }
     fake = FakeSky({"x86": [Attempt("ok")], "arm": [Attempt("ok")]})
     # the real pricing (SkyPilot's catalog code, else price_per_hour)
     ex = SkyPilotExecutor(tmp_path / "handles", sdk=fake, task_from_config=sky.Task.from_yaml_config)
-    arch_configs = {"x86": {"infra": "aws/us-east-1", "instance_type": "c7x.nope"},
-                    "arm": {"infra": "aws/us-east-1", "instance_type": "c7x.nope2", "price_per_hour": 0.2}}
-    with pytest.raises(StageFailed, match=r"No VM was launched: the price of `x86`: .*c7x.nope.*"
-                                          r"price_per_hour"):
-        ex.submit(EngineBatch(run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")},
-                              arch_configs=arch_configs))
+    arch_configs = {
+        "x86": {"infra": "aws/us-east-1", "instance_type": "c7x.nope"},
+        "arm": {"infra": "aws/us-east-1", "instance_type": "c7x.nope2", "price_per_hour": 0.2},
+    }
+    with pytest.raises(
+        StageFailed,
+        match=r"No VM was launched: the price of `x86`: .*c7x.nope.*"
+        r"price_per_hour",
+    ):
+        ex.submit(
+            EngineBatch(
+                run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")}, arch_configs=arch_configs
+            )
+        )
     assert fake.calls == [] and list((tmp_path / "handles").iterdir()) == []
     arch_configs["x86"]["price_per_hour"] = 0.0  # an explicit price (a free on-prem cluster) is fine
-    handle = ex.submit(EngineBatch(run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")},
-                                   arch_configs=arch_configs))
+    handle = ex.submit(
+        EngineBatch(run_id=5, specs={"x86": spec, "arm": dict(spec, arch="arm")}, arch_configs=arch_configs)
+    )
     ex.wait(handle, timeout=30)
     prices = {a: s["usd_per_hour"] for a, s in ex.load_state(handle)["archs"].items()}
     assert prices == {"x86": 0.0, "arm": 0.2}
@@ -643,10 +785,15 @@ def test_failed_archs_are_charged_for_their_vm_time(tmp_path: Path) -> None:
 
 def test_resources_pass_through_in_skypilot_syntax(tmp_path: Path) -> None:
     spec = {"run_id": 8, "arch": "x86_64", "project": {"preset": "generic"}}
-    cfg = {"infra": "aws/us-east-1",
-           "any_of": [{"instance_type": "c7i.xlarge"}, {"instance_type": "m7i.xlarge"}],
-           "labels": {"team": "perf"}, "image_id": "ami-0123456789abcdef0", "price_per_hour": 0.2,
-           "autostop_minutes": 15, "job_recovery": None}
+    cfg = {
+        "infra": "aws/us-east-1",
+        "any_of": [{"instance_type": "c7i.xlarge"}, {"instance_type": "m7i.xlarge"}],
+        "labels": {"team": "perf"},
+        "image_id": "ami-0123456789abcdef0",
+        "price_per_hour": 0.2,
+        "autostop_minutes": 15,
+        "job_recovery": None,
+    }
     task = tasks.render_task(spec, cfg, tmp_path)
     res = task["resources"]
     assert res["infra"] == "aws/us-east-1" and res["any_of"] == cfg["any_of"] and "cloud" not in res
@@ -654,9 +801,16 @@ def test_resources_pass_through_in_skypilot_syntax(tmp_path: Path) -> None:
     assert res["labels"] == {"autoresearch-run": "8", "autoresearch-arch": "x86_64", "team": "perf"}
     assert res["autostop"] == {"idle_minutes": 15, "down": True}
     tasks.validate_task(task)  # SkyPilot's own schema
-    task2 = tasks.render_task(spec, {"ordered": [{"infra": "aws/us-east-1", "instance_type": "c7i.xlarge"},
-                                                 {"infra": "gcp", "instance_type": "c3-standard-4"}]},
-                              tmp_path)
+    task2 = tasks.render_task(
+        spec,
+        {
+            "ordered": [
+                {"infra": "aws/us-east-1", "instance_type": "c7i.xlarge"},
+                {"infra": "gcp", "instance_type": "c3-standard-4"},
+            ]
+        },
+        tmp_path,
+    )
     tasks.validate_task(task2)
     with pytest.raises(tasks.TaskError, match="either `infra`"):
         tasks.render_task(spec, {"infra": "aws", "cloud": "aws"}, tmp_path)
@@ -688,17 +842,20 @@ def test_batches_of_one_run_reuse_its_cluster_per_arch_until_release(tmp_path: P
     assert run_key(verify) == key and verify != main
     names = {arch: cluster_name(key, arch, 1) for arch in ("x86", "arm")}
     assert sorted(c for c in fake.calls if c[0] in ("launch", "exec")) == sorted(
-        [("launch", names["x86"]), ("launch", names["arm"]), ("exec", names["x86"]), ("exec", names["arm"])])
+        [("launch", names["x86"]), ("launch", names["arm"]), ("exec", names["x86"]), ("exec", names["arm"])]
+    )
     assert fake.downed == []
     state = ex.load_state(verify)["archs"]
     assert {a: (s["mode"], s["cluster"], s["job_id"]) for a, s in state.items()} == {
-        a: ("exec", names[a], 2) for a in names}  # the second job on the same cluster
+        a: ("exec", names[a], 2) for a in names
+    }  # the second job on the same cluster
     assert all(ex.collect(verify)[a]["complete"] for a in names)
     assert all(ex.vm_seconds(verify)[a] > 600 for a in names)  # the idle gap is charged to the next batch
     tail = ex.release(40)
     assert sorted(fake.downed) == sorted(names.values()) and fake.alive == set()
-    assert set(tail) == set(names) and all(t["usd"] == pytest.approx(t["seconds"] / 3600 * PRICE)
-                                           for t in tail.values())
+    assert set(tail) == set(names) and all(
+        t["usd"] == pytest.approx(t["seconds"] / 3600 * PRICE) for t in tail.values()
+    )
     assert ex.release(40) == {} and sorted(fake.downed) == sorted(names.values())  # released once
     # a later batch of the same run id (a re-run after release) gets a new key, never a released cluster
     again = FakeSky({"x86": [Attempt("ok")]})
@@ -719,13 +876,17 @@ def test_cluster_gone_between_batches_is_relaunched(tmp_path: Path) -> None:
     second = ex.submit(Batch(41, {"x86": TASK}))
     assert ex.wait(second, timeout=30) == "done"
     assert [c for c in fake.calls if c[0] in ("launch", "exec")] == [
-        ("launch", cluster_name(key, "x86", 1)), ("launch", cluster_name(key, "x86", 2))]
+        ("launch", cluster_name(key, "x86", 1)),
+        ("launch", cluster_name(key, "x86", 2)),
+    ]
     # gone between `status` and `exec` (UP when asked, gone when the exec arrives): launched, same attempt
     fake.vanish_on_exec.add(cluster_name(key, "x86", 2))
     third = ex.submit(Batch(41, {"x86": TASK}))
     assert ex.wait(third, timeout=30) == "done"
     assert [c for c in fake.calls if c[0] in ("launch", "exec")][2:] == [
-        ("exec", cluster_name(key, "x86", 2)), ("launch", cluster_name(key, "x86", 3))]
+        ("exec", cluster_name(key, "x86", 2)),
+        ("launch", cluster_name(key, "x86", 3)),
+    ]
     a = ex.load_state(third)["archs"]["x86"]
     assert a["attempt"] == 1 and a["cluster"] == cluster_name(key, "x86", 3) and a["mode"] == "launch"
     ex.release(41)
@@ -800,16 +961,17 @@ class CommentLog:
 def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Path, outcome: str) -> None:
     import yaml
 
-    from bot.experiments.registry import run_in_progress
     from bot.config import ProjectConfig, Settings
+    from bot.experiments.registry import run_in_progress
     from bot.pipeline import Pipeline
     from bot.store import Store
 
     settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
     store = Store(settings.db_path)
     fake = FakeSky({"x86": [Attempt("ok"), Attempt("ok")]})
-    ex = executor(tmp_path, fake, clock=Clock(step=30.0),
-                  run_active=lambda run_id: run_in_progress(store, run_id))
+    ex = executor(
+        tmp_path, fake, clock=Clock(step=30.0), run_active=lambda run_id: run_in_progress(store, run_id)
+    )
 
     def measure(ctx: Any) -> None:
         handle = ex.submit(Batch(ctx.run.id, {"x86": TASK}))
@@ -825,10 +987,21 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
     def unused(ctx):  # a bench run never enters the issue run's other phases
         raise AssertionError(f"unexpected phase {ctx.run.state}")
 
-    stages = {**{phase: unused for phase in DEFAULT_STAGES}, "implementing": measure, "benchmarking": measure,
-              "deciding": lambda ctx: None, "publishing": publish}
-    pipeline = Pipeline(settings, store, CommentLog(), stages=stages, services={"executor": ex},
-                        status_renderer=lambda p, run: f"run {run.id}: {run.state}")
+    stages = {
+        **{phase: unused for phase in DEFAULT_STAGES},
+        "implementing": measure,
+        "benchmarking": measure,
+        "deciding": lambda ctx: None,
+        "publishing": publish,
+    }
+    pipeline = Pipeline(
+        settings,
+        store,
+        CommentLog(),
+        stages=stages,
+        services={"executor": ex},
+        status_renderer=lambda p, run: f"run {run.id}: {run.state}",
+    )
     raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
     run = store.create_run("maria/attention", 7, "bench", "maria")
     project = ProjectConfig.from_dict(raw, list(settings.architectures))
@@ -837,8 +1010,10 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
     name = cluster_name(run_key(store.get_artifact(run.id, "handle:implementing")), "x86", 1)
     assert [c for c in fake.calls if c[0] in ("launch", "exec")] == [("launch", name), ("exec", name)]
     assert fake.downed == [name] and fake.alive == set()
-    usage = [tuple(u) for u in store.conn.execute("SELECT kind, usd, detail FROM usage WHERE run_id = ?",
-                                                   (run.id,))]
+    usage = [
+        tuple(u)
+        for u in store.conn.execute("SELECT kind, usd, detail FROM usage WHERE run_id = ?", (run.id,))
+    ]
     assert len(usage) == 1 and usage[0][0] == "vm" and usage[0][2].startswith("teardown/x86: ")
     seconds = float(usage[0][2].split()[1])
     assert usage[0][1] > 0 and usage[0][1] == pytest.approx(seconds / 3600 * PRICE, rel=0.01)
@@ -848,14 +1023,19 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
 # ---------------------------------------------------------------------- re-attach by request id
 
 
-def killed_during_launch(tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int, task: dict = TASK
-                         ) -> tuple[FakeSky, str]:
+def killed_during_launch(
+    tmp_path: Path, plans: dict[str, list[Attempt]], run_id: int, task: dict = TASK
+) -> tuple[FakeSky, str]:
     """A bot that sent the launch request and was killed (-9) while waiting on it: its thread never returns
     and never tears anything down. The returned double shares the API server's state with it."""
     dead = FakeSky(plans, freeze=threading.Event())
     handle = executor(tmp_path, dead).submit(Batch(run_id, {"x86": task}))
-    wait_for(lambda: json.loads((tmp_path / "handles" / handle / "state.json").read_text())
-             ["archs"]["x86"]["launch_request"], "the launch request id is on disk")
+    wait_for(
+        lambda: json.loads((tmp_path / "handles" / handle / "state.json").read_text())["archs"]["x86"][
+            "launch_request"
+        ],
+        "the launch request id is on disk",
+    )
     return replace(dead, freeze=None), handle
 
 
@@ -883,8 +1063,10 @@ def test_restarted_bot_relaunches_when_the_launch_request_failed(tmp_path: Path)
     restarted.poll(handle)
     assert restarted.wait(handle, timeout=30) == "done"
     key = run_key(handle)
-    assert [c for c in fake.calls if c[0] == "launch"] == [("launch", cluster_name(key, "x86", 1)),
-                                                          ("launch", cluster_name(key, "x86", 2))]
+    assert [c for c in fake.calls if c[0] == "launch"] == [
+        ("launch", cluster_name(key, "x86", 1)),
+        ("launch", cluster_name(key, "x86", 2)),
+    ]
     assert fake.downed == [cluster_name(key, "x86", 1)]  # the failed launch's half-made cluster
     restarted.release(51)
     assert fake.alive == set()
@@ -912,12 +1094,19 @@ def test_spot_arch_runs_as_a_managed_job_and_on_demand_as_a_cluster(tmp_path: Pa
     second = ex.submit(Batch(60, {"x86": TASK, "arm": SPOT}))  # the stack verification
     assert ex.wait(second, timeout=30) == "done"
     # the on-demand arch reuses its cluster; each spot batch is a managed job of its own (a new spot VM)
-    assert sorted(c for c in fake.calls if c[0] in ("launch", "exec", "jobs.launch")) == sorted([
-        ("launch", cluster_name(key, "x86", 1)), ("jobs.launch", job),
-        ("exec", cluster_name(key, "x86", 1)), ("jobs.launch", "arj-" + cluster_name(key, "arm", 2)[3:])])
+    assert sorted(c for c in fake.calls if c[0] in ("launch", "exec", "jobs.launch")) == sorted(
+        [
+            ("launch", cluster_name(key, "x86", 1)),
+            ("jobs.launch", job),
+            ("exec", cluster_name(key, "x86", 1)),
+            ("jobs.launch", "arj-" + cluster_name(key, "arm", 2)[3:]),
+        ]
+    )
     assert {j["status"] for j in fake.managed.values()} == {"SUCCEEDED"}
     ex.release(60)
-    assert fake.downed == [cluster_name(key, "x86", 1)] and fake.alive == set()  # the controller owns spot VMs
+    assert (
+        fake.downed == [cluster_name(key, "x86", 1)] and fake.alive == set()
+    )  # the controller owns spot VMs
 
 
 def test_failed_managed_job_is_retried_with_a_new_job(tmp_path: Path) -> None:
@@ -926,7 +1115,11 @@ def test_failed_managed_job_is_retried_with_a_new_job(tmp_path: Path) -> None:
     handle = ex.submit(Batch(61, {"arm": SPOT}))
     assert ex.wait(handle, timeout=30) == "done" and ex.collect(handle)["arm"]["complete"]
     assert [c[0] for c in fake.calls if c[0].startswith("jobs.")] == [
-        "jobs.launch", "jobs.tail_logs", "jobs.launch", "jobs.tail_logs"]  # a finished job is not cancelled
+        "jobs.launch",
+        "jobs.tail_logs",
+        "jobs.launch",
+        "jobs.tail_logs",
+    ]  # a finished job is not cancelled
     errors = ex.load_state(handle)["archs"]["arm"]["errors"]
     assert any("managed job 1 ended (FAILED_NO_RESOURCE)" in e for e in errors)
     assert [j["status"] for j in fake.managed.values()] == ["FAILED_NO_RESOURCE", "SUCCEEDED"]
@@ -966,13 +1159,24 @@ def test_reconciler_cancels_managed_jobs_no_batch_follows(tmp_path: Path) -> Non
     running = ex.submit(Batch(64, {"arm": SPOT}))
     wait_for(lambda: ("jobs.tail_logs", 1) in fake.calls, "the managed job runs")
     with fake.lock:  # a bot that crashed before saving the job's state left this one running
-        fake.managed[2] = {"name": "arj-r9-abcdef-arm-1", "plan": Attempt("block"), "status": "RUNNING",
-                           "recoveries": 0, "stop": threading.Event()}
-        fake.managed[3] = {"name": "someone-elses-job", "plan": Attempt("block"), "status": "RUNNING",
-                           "recoveries": 0, "stop": threading.Event()}
+        fake.managed[2] = {
+            "name": "arj-r9-abcdef-arm-1",
+            "plan": Attempt("block"),
+            "status": "RUNNING",
+            "recoveries": 0,
+            "stop": threading.Event(),
+        }
+        fake.managed[3] = {
+            "name": "someone-elses-job",
+            "plan": Attempt("block"),
+            "status": "RUNNING",
+            "recoveries": 0,
+            "stop": threading.Event(),
+        }
     report = ex.reconcile()
     assert report["downed"] == ["arj-r9-abcdef-arm-1"] and report["kept"] == [
-        ex.load_state(running)["archs"]["arm"]["job_name"]]
+        ex.load_state(running)["archs"]["arm"]["job_name"]
+    ]
     assert [c for c in fake.calls if c[0] == "jobs.cancel"] == [("jobs.cancel", (2,))]
     assert [fake.managed[i]["status"] for i in (1, 2, 3)] == ["RUNNING", "CANCELLED", "RUNNING"]
     ex.cancel(running)
@@ -988,9 +1192,14 @@ def test_status_unanswered_before_exec_fails_the_attempt_only(tmp_path: Path) ->
     second = ex.submit(Batch(45, {"x86": TASK}))
     assert ex.wait(second, timeout=30) == "done"
     a = ex.load_state(second)["archs"]["x86"]
-    assert a["attempt"] == 2 and a["mode"] == "exec" and a["cluster"] == cluster_name(run_key(first), "x86", 1)
+    assert (
+        a["attempt"] == 2 and a["mode"] == "exec" and a["cluster"] == cluster_name(run_key(first), "x86", 1)
+    )
     assert any("ApiServerConnectionError" in e for e in a["errors"])
-    assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"] and fake.downed == []
+    assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == [
+        "launch",
+        "exec",
+    ] and fake.downed == []
     ex.release(45)
     assert fake.alive == set()
 

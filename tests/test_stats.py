@@ -16,11 +16,65 @@ from bot.experiments.stats import Decision, Hint, Note, compare, decide, holm, m
 # References computed with scipy 1.x (scipy.stats.mannwhitneyu) in a throw-away venv.
 X9 = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
 Y9 = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
-C30 = [0.346, 0.822, 0.33, -1.303, 0.905, 0.446, -0.537, 0.581, 0.365, 0.294, 0.028, 0.547, -0.736, -0.163,
-       -0.482, 0.599, 0.04, -0.292, -0.782, -0.257, 0.008, -0.276, 1.294, 1.007, -2.711, -1.889, -0.175,
-       -0.422, 0.214, 0.217]
-D25 = [2.618, -0.612, 0.122, 2.543, 1.147, 1.163, -0.014, -1.148, 0.667, 0.609, -0.727, -0.183, 0.428,
-       -0.445, 0.402, 0.595, 0.536, -0.006, 1.094, 1.391, 0.821, -0.318, 1.232, -0.001, 1.379]
+C30 = [
+    0.346,
+    0.822,
+    0.33,
+    -1.303,
+    0.905,
+    0.446,
+    -0.537,
+    0.581,
+    0.365,
+    0.294,
+    0.028,
+    0.547,
+    -0.736,
+    -0.163,
+    -0.482,
+    0.599,
+    0.04,
+    -0.292,
+    -0.782,
+    -0.257,
+    0.008,
+    -0.276,
+    1.294,
+    1.007,
+    -2.711,
+    -1.889,
+    -0.175,
+    -0.422,
+    0.214,
+    0.217,
+]
+D25 = [
+    2.618,
+    -0.612,
+    0.122,
+    2.543,
+    1.147,
+    1.163,
+    -0.014,
+    -1.148,
+    0.667,
+    0.609,
+    -0.727,
+    -0.183,
+    0.428,
+    -0.445,
+    0.402,
+    0.595,
+    0.536,
+    -0.006,
+    1.094,
+    1.391,
+    0.821,
+    -0.318,
+    1.232,
+    -0.001,
+    1.379,
+]
 
 
 def noisy(rng: random.Random, center: float, n: int, cv: float, outlier_p: float = 0.0) -> list[float]:
@@ -34,18 +88,36 @@ def noisy(rng: random.Random, center: float, n: int, cv: float, outlier_p: float
 
 
 def project(metrics=(("ns", False),), target="ns", archs=("x86",), **decision) -> dict:
-    dec = {"alpha": 0.05, "min_effect": 0.01, "slowdown_tolerance": 0.02, "max_noise_cv": 0.10,
-           "bootstrap": 2000}
+    dec = {
+        "alpha": 0.05,
+        "min_effect": 0.01,
+        "slowdown_tolerance": 0.02,
+        "max_noise_cv": 0.10,
+        "bootstrap": 2000,
+    }
     dec.update(decision)
-    return {"benchmark": {"metrics": [{"name": m, "unit": "u", "higher_is_better": h} for m, h in metrics],
-                          "target": target, "repetitions": 3, "rounds": 4},
-            "architectures": list(archs), "decision": dec}
+    return {
+        "benchmark": {
+            "metrics": [{"name": m, "unit": "u", "higher_is_better": h} for m, h in metrics],
+            "target": target,
+            "repetitions": 3,
+            "rounds": 4,
+        },
+        "architectures": list(archs),
+        "decision": dec,
+    }
 
 
-def variant(samples: dict[str, list[float]] | None = None, status: str = "ok", checks_ok: bool = True) -> dict:
-    return {"sha": "0" * 40, "status": status, "build": {"ok": status != "build_failed", "seconds": 1.0},
-            "validation": {"ok": checks_ok, "checks": [{"name": "check", "ok": checks_ok, "detail": ""}]},
-            "samples": samples or {}}
+def variant(
+    samples: dict[str, list[float]] | None = None, status: str = "ok", checks_ok: bool = True
+) -> dict:
+    return {
+        "sha": "0" * 40,
+        "status": status,
+        "build": {"ok": status != "build_failed", "seconds": 1.0},
+        "validation": {"ok": checks_ok, "checks": [{"name": "check", "ok": checks_ok, "detail": ""}]},
+        "samples": samples or {},
+    }
 
 
 def result(arch: str, variants: dict[str, dict]) -> dict:
@@ -53,6 +125,7 @@ def result(arch: str, variants: dict[str, dict]) -> dict:
 
 
 # --------------------------------------------------------------------------- Mann-Whitney and Holm
+
 
 def test_mann_whitney_exact_matches_scipy_and_table() -> None:
     # complete separation, n=5 vs 6: exact two-sided p = 2/C(11,5) = 2/462
@@ -87,12 +160,15 @@ def test_norm_ppf_inverts_sf() -> None:
 
 # --------------------------------------------------------------------------- compare
 
+
 def test_compare_orientation_and_fields() -> None:
     rng = random.Random(3)
     base = noisy(rng, 100.0, 12, 0.01)
     cand = noisy(rng, 90.0, 12, 0.01)
     lower = compare(base, cand, higher_is_better=False, n_boot=2000)
-    assert lower.verdict == "faster" and lower.speedup == pytest.approx(lower.baseline_median / lower.candidate_median)
+    assert lower.verdict == "faster" and lower.speedup == pytest.approx(
+        lower.baseline_median / lower.candidate_median
+    )
     assert lower.ci_low <= lower.speedup <= lower.ci_high and lower.ci_low > 1.0
     higher = compare(base, cand, higher_is_better=True, n_boot=2000)
     assert higher.verdict == "slower" and higher.speedup < 1 and higher.ci_high < 1.0
@@ -112,8 +188,9 @@ def test_aa_never_produces_a_decision() -> None:
     for seed in range(150):
         rng = random.Random(seed)
         base, cand = noisy(rng, 50.0, 12, 0.01, 0.05), noisy(rng, 50.0, 12, 0.01, 0.05)
-        decided += compare(base, cand, higher_is_better=False, n_boot=1000, seed=seed,
-                           min_effect=0.02).verdict in ("faster", "slower")
+        decided += compare(
+            base, cand, higher_is_better=False, n_boot=1000, seed=seed, min_effect=0.02
+        ).verdict in ("faster", "slower")
     assert decided == 0
 
 
@@ -162,22 +239,34 @@ def test_robust_cv_ignores_one_outlier() -> None:
 
 # --------------------------------------------------------------------------- decide
 
+
 def test_decide_rows_holm_winners_and_roundtrip() -> None:
     rng = random.Random(21)
     base = noisy(rng, 100.0, 12, 0.01)
-    res = {"x86": result("x86", {
-        "baseline": variant({"ns": base}),
-        "fast": variant({"ns": noisy(rng, 90.0, 12, 0.01)}),
-        "faster": variant({"ns": noisy(rng, 80.0, 12, 0.01)}),
-        "same": variant({"ns": noisy(rng, 100.0, 12, 0.01)}),
-        "nobuild": variant(status="build_failed"),
-        "wrong": variant(status="validation_failed", checks_ok=False),
-        "crash": variant(status="bench_failed"),
-    })}
+    res = {
+        "x86": result(
+            "x86",
+            {
+                "baseline": variant({"ns": base}),
+                "fast": variant({"ns": noisy(rng, 90.0, 12, 0.01)}),
+                "faster": variant({"ns": noisy(rng, 80.0, 12, 0.01)}),
+                "same": variant({"ns": noisy(rng, 100.0, 12, 0.01)}),
+                "nobuild": variant(status="build_failed"),
+                "wrong": variant(status="validation_failed", checks_ok=False),
+                "crash": variant(status="bench_failed"),
+            },
+        )
+    }
     d = decide(res, project())
     verdicts = {r.candidate: r.verdict for r in d.rows}
-    assert verdicts == {"fast": "faster", "faster": "faster", "same": "no_change", "nobuild": "build_failed",
-                        "wrong": "broken", "crash": "bench_failed"}
+    assert verdicts == {
+        "fast": "faster",
+        "faster": "faster",
+        "same": "no_change",
+        "nobuild": "build_failed",
+        "wrong": "broken",
+        "crash": "bench_failed",
+    }
     assert d.winners == ["faster", "fast"]  # ordered by target effect
     compared = [r.comparison for r in d.rows if r.comparison]
     assert len(compared) == 3
@@ -190,8 +279,12 @@ def test_decide_rows_holm_winners_and_roundtrip() -> None:
 
 def test_decide_baseline_failed_marks_every_row() -> None:
     rng = random.Random(4)
-    res = {"x86": result("x86", {"baseline": variant(status="build_failed"),
-                                 "a": variant({"ns": noisy(rng, 1.0, 12, 0.01)})})}
+    res = {
+        "x86": result(
+            "x86",
+            {"baseline": variant(status="build_failed"), "a": variant({"ns": noisy(rng, 1.0, 12, 0.01)})},
+        )
+    }
     d = decide(res, project())
     assert [r.verdict for r in d.rows] == ["baseline_failed"] and d.winners == []
     assert any("baseline build_failed" in n.text for n in d.notes)
@@ -200,15 +293,26 @@ def test_decide_baseline_failed_marks_every_row() -> None:
 def test_winner_rule_across_two_arches() -> None:
     rng = random.Random(8)
     metrics = (("ns", False), ("tok_s", True))
-    x86 = result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
-                         "c": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
-                         "ok2": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)})})
-    arm = result("arm", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
-                         # c: 8% slower on arm on the secondary metric -> beyond 2% tolerance
-                         "c": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 46, 12, 0.01)}),
-                         # ok2: 1.5% slower on arm, within tolerance
-                         "ok2": variant({"ns": [v * 1.015 for v in noisy(rng, 100, 12, 0.002)],
-                                         "tok_s": noisy(rng, 50, 12, 0.01)})})
+    x86 = result(
+        "x86",
+        {
+            "baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+            "c": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+            "ok2": variant({"ns": noisy(rng, 85, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+        },
+    )
+    arm = result(
+        "arm",
+        {
+            "baseline": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 50, 12, 0.01)}),
+            # c: 8% slower on arm on the secondary metric -> beyond 2% tolerance
+            "c": variant({"ns": noisy(rng, 100, 12, 0.01), "tok_s": noisy(rng, 46, 12, 0.01)}),
+            # ok2: 1.5% slower on arm, within tolerance
+            "ok2": variant(
+                {"ns": [v * 1.015 for v in noisy(rng, 100, 12, 0.002)], "tok_s": noisy(rng, 50, 12, 0.01)}
+            ),
+        },
+    )
     d = decide({"x86": x86, "arm": arm}, project(metrics=metrics, archs=("x86", "arm")))
     c_rows = {(r.arch, r.metric): r.verdict for r in d.rows_for("c")}
     assert c_rows[("x86", "ns")] == "faster" and c_rows[("arm", "tok_s")] == "slower"
@@ -217,10 +321,20 @@ def test_winner_rule_across_two_arches() -> None:
 
 def test_winner_needs_every_arch_ok_and_present() -> None:
     rng = random.Random(9)
-    x86 = result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
-                         "c": variant({"ns": noisy(rng, 80, 12, 0.01)})})
-    arm_broken = result("arm", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
-                                "c": variant(status="validation_failed", checks_ok=False)})
+    x86 = result(
+        "x86",
+        {
+            "baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+            "c": variant({"ns": noisy(rng, 80, 12, 0.01)}),
+        },
+    )
+    arm_broken = result(
+        "arm",
+        {
+            "baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+            "c": variant(status="validation_failed", checks_ok=False),
+        },
+    )
     assert decide({"x86": x86, "arm": arm_broken}, project(archs=("x86", "arm"))).winners == []
     missing = decide({"x86": x86}, project(archs=("x86", "arm")))
     assert missing.winners == [] and any(r.verdict == "missing" for r in missing.rows)
@@ -230,13 +344,20 @@ def test_winner_needs_every_arch_ok_and_present() -> None:
 
 def test_decide_noisy_note_suggests_rounds() -> None:
     rng = random.Random(13)
-    res = {"x86": result("x86", {"baseline": variant({"ns": noisy(rng, 10, 12, 0.3)}),
-                                 "c": variant({"ns": noisy(rng, 10, 12, 0.3)})})}
+    res = {
+        "x86": result(
+            "x86",
+            {
+                "baseline": variant({"ns": noisy(rng, 10, 12, 0.3)}),
+                "c": variant({"ns": noisy(rng, 10, 12, 0.3)}),
+            },
+        )
+    }
     d = decide(res, project())
     assert d.rows[0].verdict == "noisy" and d.winners == []
     note = next(n for n in d.notes if "rerun with more rounds" in n.text)
     want = int(re.search(r"about (\d+) rounds x 3 repetitions, now 4$", note.text).group(1))
-    assert note.hint == Hint("rerun", min(100, want))      # what to do next is data, not prose with a prefix
+    assert note.hint == Hint("rerun", min(100, want))  # what to do next is data, not prose with a prefix
     assert Note.from_dict(note.to_dict()) == note
     assert note.to_dict()["hint"] == {"kind": "rerun", "rounds": want}
 
@@ -248,16 +369,28 @@ def test_aa_decide_over_many_seeds_has_no_winners() -> None:
         vs = {"baseline": variant({"ns": noisy(rng, 30, 12, 0.015, 0.05)})}
         for i in range(3):
             vs[f"same{i}"] = variant({"ns": noisy(rng, 30, 12, 0.015, 0.05)})
-        winners += len(decide({"x86": result("x86", vs)}, project(min_effect=0.02, bootstrap=500), seed=seed).winners)
+        winners += len(
+            decide({"x86": result("x86", vs)}, project(min_effect=0.02, bootstrap=500), seed=seed).winners
+        )
     assert winners == 0
     assert math.isfinite(stats.samples_needed(0.05, 0.03))
 
 
 def test_partial_result_pending_variant_is_missing_and_noted() -> None:
     rng = random.Random(17)
-    res = {"x86": dict(result("x86", {"baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
-                                      "done": variant({"ns": noisy(rng, 80, 12, 0.01)}),
-                                      "later": {"status": "pending", "samples": {}}}), complete=False)}
+    res = {
+        "x86": dict(
+            result(
+                "x86",
+                {
+                    "baseline": variant({"ns": noisy(rng, 100, 12, 0.01)}),
+                    "done": variant({"ns": noisy(rng, 80, 12, 0.01)}),
+                    "later": {"status": "pending", "samples": {}},
+                },
+            ),
+            complete=False,
+        )
+    }
     d = decide(res, project())
     assert {r.candidate: r.verdict for r in d.rows} == {"done": "faster", "later": "missing"}
     assert d.winners == ["done"] and any("partial result" in n.text for n in d.notes)
@@ -268,7 +401,7 @@ def test_block_bootstrap_widens_ci_when_a_whole_visit_is_disturbed() -> None:
     rng = random.Random(23)
     base = noisy(rng, 100, 30, 0.005)
     cand = noisy(rng, 97, 30, 0.005)
-    cand[0:3] = [v * 1.3 for v in cand[0:3]]    # one visit (3 reps) hit by a contention burst
+    cand[0:3] = [v * 1.3 for v in cand[0:3]]  # one visit (3 reps) hit by a contention burst
     cand[3:6] = [v * 1.3 for v in cand[3:6]]
     iid = compare(base, cand, higher_is_better=False, n_boot=2000)
     blocked = compare(base, cand, higher_is_better=False, n_boot=2000, rounds=10)
@@ -289,20 +422,35 @@ def test_noisy_machine_needs_visit_level_agreement() -> None:
     rng = random.Random(46)  # an A/A pair where treating reps as independent says "12% faster" (p 0.008)
     base, cand = visits(rng, 100, 10, 3, 0.15), visits(rng, 100, 10, 3, 0.15)
     naive = compare(base, cand, higher_is_better=False, n_boot=1000)
-    assert naive.p_value < 0.01 and naive.ci_low > 1.0 and naive.p_visits is None   # sample-level tests fooled
-    assert naive.verdict == "noisy"      # ... but an effect smaller than the 16% spread is not called
+    assert naive.p_value < 0.01 and naive.ci_low > 1.0 and naive.p_visits is None  # sample-level tests fooled
+    assert naive.verdict == "noisy"  # ... but an effect smaller than the 16% spread is not called
     aware = compare(base, cand, higher_is_better=False, n_boot=1000, rounds=10)
-    assert aware.baseline_cv > 0.10 and aware.p_visits > 0.05 and aware.ci_low < 1.0 and aware.verdict == "noisy"
+    assert (
+        aware.baseline_cv > 0.10 and aware.p_visits > 0.05 and aware.ci_low < 1.0 and aware.verdict == "noisy"
+    )
     rng = random.Random(3)  # on a quiet machine a real 5% speedup still passes with visits
-    quiet = compare(visits(rng, 100, 10, 3, 0.01), visits(rng, 95, 10, 3, 0.01), higher_is_better=False,
-                    n_boot=1000, rounds=10)
+    quiet = compare(
+        visits(rng, 100, 10, 3, 0.01),
+        visits(rng, 95, 10, 3, 0.01),
+        higher_is_better=False,
+        n_boot=1000,
+        rounds=10,
+    )
     assert quiet.verdict == "faster" and quiet.p_visits < 0.05
 
 
 # --------------------------------------------------------------------------- interference screen
 
-def disturbed(rng: random.Random, center: float, rounds: int, reps: int, visit_p: float, sample_p: float,
-              sigma: float = 0.004) -> list[float]:
+
+def disturbed(
+    rng: random.Random,
+    center: float,
+    rounds: int,
+    reps: int,
+    visit_p: float,
+    sample_p: float,
+    sigma: float = 0.004,
+) -> list[float]:
     """Like the real 2-core box: tight clean runs; interference only slows runs, whole visits or single ones."""
     out: list[float] = []
     for _ in range(rounds):
@@ -322,8 +470,16 @@ def test_screen_recovers_a_3pct_speedup_that_interference_hides() -> None:
         base = disturbed(rng, 100, 10, 3, 0.15, 0.15)
         cand = disturbed(rng, 100 / 1.03, 10, 3, 0.15, 0.15)
         c = compare(base, cand, higher_is_better=False, n_boot=1000, seed=seed, rounds=10, min_effect=0.02)
-        off = compare(base, cand, higher_is_better=False, n_boot=1000, seed=seed, rounds=10, min_effect=0.02,
-                      interference_sigmas=0)
+        off = compare(
+            base,
+            cand,
+            higher_is_better=False,
+            n_boot=1000,
+            seed=seed,
+            rounds=10,
+            min_effect=0.02,
+            interference_sigmas=0,
+        )
         with_screen += c.verdict == "faster"
         without += off.verdict == "faster"
         assert off.screened_base == off.screened_cand == 0 and off.n_base == 30
@@ -343,11 +499,11 @@ def test_aa_with_unequal_interference_is_never_decided() -> None:
 
 def test_both_variants_keep_the_same_fraction_of_their_best_samples() -> None:
     rng = random.Random(4)
-    base = disturbed(rng, 50, 10, 3, 0.0, 0.0)            # clean
-    cand = disturbed(rng, 50, 10, 3, 0.3, 0.0)            # about a third of the visits disturbed
+    base = disturbed(rng, 50, 10, 3, 0.0, 0.0)  # clean
+    cand = disturbed(rng, 50, 10, 3, 0.3, 0.0)  # about a third of the visits disturbed
     c = compare(base, cand, higher_is_better=False, n_boot=500, rounds=10)
     assert c.flagged_base == 0 and c.flagged_cand >= 6
-    assert c.n_base == c.n_cand == 30 - c.flagged_cand      # the clean baseline is trimmed alike
+    assert c.n_base == c.n_cand == 30 - c.flagged_cand  # the clean baseline is trimmed alike
     assert c.screened_base == c.screened_cand == c.flagged_cand
     assert c.verdict == "no_change" and c.speedup == pytest.approx(1.0, abs=0.005)
     hib = compare([1 / x for x in base], [1 / x for x in cand], higher_is_better=True, n_boot=500, rounds=10)
@@ -355,7 +511,7 @@ def test_both_variants_keep_the_same_fraction_of_their_best_samples() -> None:
 
 
 def test_fence_never_keeps_a_minority_and_can_be_turned_off() -> None:
-    xs = [100.0 + 0.01 * i for i in range(12)] + [110.0 + 2.0 * i for i in range(18)]   # 12 tight of 30
+    xs = [100.0 + 0.01 * i for i in range(12)] + [110.0 + 2.0 * i for i in range(18)]  # 12 tight of 30
     fence = stats.interference_fence(xs, higher_is_better=False, sigmas=3.0)
     assert stats.flagged(xs, fence, higher_is_better=False) <= 15
     assert stats.interference_fence(xs, higher_is_better=False, sigmas=0) is None
@@ -375,32 +531,58 @@ def test_no_change_only_when_the_ci_rules_out_the_minimum_effect() -> None:
     base, cand = noisy(rng, 100, 12, 0.06), noisy(rng, 100, 12, 0.06)
     c = compare(base, cand, higher_is_better=False, n_boot=1000, min_effect=0.02, interference_sigmas=0)
     assert c.baseline_cv < 0.10 and stats.ci_halfwidth(c) > 0.02
-    assert c.verdict == "noisy" and "cannot tell whether the change reaches 2%" in c.note and "rounds" in c.note
-    tight = compare(noisy(rng, 100, 30, 0.002), noisy(rng, 100, 30, 0.002), higher_is_better=False, n_boot=1000,
-                    min_effect=0.02)
+    assert (
+        c.verdict == "noisy" and "cannot tell whether the change reaches 2%" in c.note and "rounds" in c.note
+    )
+    tight = compare(
+        noisy(rng, 100, 30, 0.002),
+        noisy(rng, 100, 30, 0.002),
+        higher_is_better=False,
+        n_boot=1000,
+        min_effect=0.02,
+    )
     assert tight.verdict == "no_change"
-    r44 = next(t for t in REAL_TRIALS if t["id"] == "r1-44")   # 3.0% measured, CI 0.997-1.033: undecided
-    c = compare(r44["samples"]["baseline"], r44["samples"]["fast3"], higher_is_better=False, n_boot=2000,
-                seed=1, rounds=10, min_effect=0.02)
+    r44 = next(t for t in REAL_TRIALS if t["id"] == "r1-44")  # 3.0% measured, CI 0.997-1.033: undecided
+    c = compare(
+        r44["samples"]["baseline"],
+        r44["samples"]["fast3"],
+        higher_is_better=False,
+        n_boot=2000,
+        seed=1,
+        rounds=10,
+        min_effect=0.02,
+    )
     assert c.speedup > 1.02 and c.ci_low < 1.0 and c.verdict == "noisy"
 
 
 def test_decide_notes_how_many_samples_the_screen_set_aside() -> None:
     rng = random.Random(31)
-    res = {"x86": result("x86", {"baseline": variant({"ns": disturbed(rng, 100, 4, 3, 0.0, 0.2)}),
-                                 "c": variant({"ns": disturbed(rng, 80, 4, 3, 0.0, 0.2)})})}
+    res = {
+        "x86": result(
+            "x86",
+            {
+                "baseline": variant({"ns": disturbed(rng, 100, 4, 3, 0.0, 0.2)}),
+                "c": variant({"ns": disturbed(rng, 80, 4, 3, 0.0, 0.2)}),
+            },
+        )
+    }
     d = decide(res, project())
     row = d.rows[0]
     assert row.verdict == "faster" and d.winners == ["c"]
     c = row.comparison
     assert c.flagged_base + c.flagged_cand > 0
-    assert any(f"{c.flagged_base + c.flagged_cand} of 24 samples were worse" in n.text and
-               f"set aside up to {c.screened_base + c.screened_cand}" in n.text for n in d.notes)
+    assert any(
+        f"{c.flagged_base + c.flagged_cand} of 24 samples were worse" in n.text
+        and f"set aside up to {c.screened_base + c.screened_cand}" in n.text
+        for n in d.notes
+    )
 
 
 # --------------------------------------------------------------------------- recorded real samples
 
-REAL_TRIALS = json.loads((Path(__file__).parent / "fixtures" / "calibration" / "real_trials.json").read_text())["trials"]
+REAL_TRIALS = json.loads(
+    (Path(__file__).parent / "fixtures" / "calibration" / "real_trials.json").read_text()
+)["trials"]
 
 
 def decide_trial(trial: dict, **decision) -> dict[str, str]:
@@ -427,4 +609,4 @@ def test_recorded_real_trials_where_interference_hid_the_speedup() -> None:
         trial = next(t for t in REAL_TRIALS if t["id"] == tid)
         assert decide_trial(trial)["winners"] == "fast3", tid
     r59 = next(t for t in REAL_TRIALS if t["id"] == "r1-59")
-    assert decide_trial(r59, interference_sigmas=0)["fast3"] == "noisy"    # the screen is what finds it
+    assert decide_trial(r59, interference_sigmas=0)["fast3"] == "noisy"  # the screen is what finds it

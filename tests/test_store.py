@@ -1,8 +1,8 @@
 """SQLite store: schema, idempotent deliveries, run state, once(), leases that survive a kill -9."""
 
 import os
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -27,7 +27,10 @@ def test_schema_is_migrated_in_wal_mode(store, tmp_path):
 def test_redelivery_is_detected_and_delivery_and_command_are_one_transaction(store):
     command = {"kind": "start", "repo": "o/r", "issue_number": 1, "user": "alice", "args": {}}
     assert store.accept_delivery("d-1", "issues", "labeled", "accepted", "command start", command)[0] is True
-    assert store.accept_delivery("d-1", "issues", "labeled", "accepted", "command start", command) == (False, None)
+    assert store.accept_delivery("d-1", "issues", "labeled", "accepted", "command start", command) == (
+        False,
+        None,
+    )
     assert store.delivery("d-1")["status"] == "accepted"
     assert len(store.pending_commands()) == 1
     # a failing command insert leaves no delivery behind either, so GitHub's redelivery is processed
@@ -70,14 +73,22 @@ def test_lease_of_a_killed_process_is_taken_over(tmp_path):
     db = tmp_path / "bot.db"
     store = Store(db)
     run = store.create_run("o/r", 1, "issue", "bob")
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from bot.store import Store, default_owner
         s = Store({str(db)!r})
         assert s.claim_run(default_owner(), lease_seconds=3600) is not None
         print("claimed", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "claimed"
     assert store.claim_run("me:1") is None  # leased by a live process
     os.kill(child.pid, signal.SIGKILL)

@@ -42,28 +42,47 @@ def test_bot_has_no_import_cycle():
 
 
 def test_graph_sees_lazy_and_relative_imports(tmp_path):
-    _write(tmp_path, {
-        "bot/__init__.py": "",
-        "bot/a.py": "from .b import thing\n",
-        "bot/b.py": "def thing():\n    from . import a  # lazy\n    return a\n",
-        "bot/c.py": "import bot.sub.d\nfrom bot.a import thing\n",
-        "bot/sub/__init__.py": "from . import d\n",
-        "bot/sub/d.py": "from ..c import x\nimport json\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "bot/__init__.py": "",
+            "bot/a.py": "from .b import thing\n",
+            "bot/b.py": "def thing():\n    from . import a  # lazy\n    return a\n",
+            "bot/c.py": "import bot.sub.d\nfrom bot.a import thing\n",
+            "bot/sub/__init__.py": "from . import d\n",
+            "bot/sub/d.py": "from ..c import x\nimport json\n",
+        },
+    )
     g = import_graph.graph(tmp_path)
-    assert g == {"bot": set(), "bot.a": {"bot.b"}, "bot.b": {"bot.a"}, "bot.c": {"bot.sub.d", "bot.a"},
-                 "bot.sub": {"bot.sub.d"}, "bot.sub.d": {"bot.c"}}
+    assert g == {
+        "bot": set(),
+        "bot.a": {"bot.b"},
+        "bot.b": {"bot.a"},
+        "bot.c": {"bot.sub.d", "bot.a"},
+        "bot.sub": {"bot.sub.d"},
+        "bot.sub.d": {"bot.c"},
+    }
     assert import_graph.cycles(g) == [["bot.a", "bot.b"], ["bot.c", "bot.sub.d"]]
 
 
 def test_script_prints_graph_and_exits_by_cycles(tmp_path):
-    ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(ROOT)],
-                        check=False, capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(ROOT)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "bot.pipeline" in ok.stdout and "no import cycle among" in ok.stdout
     _write(tmp_path, {"bot/__init__.py": "", "bot/a.py": "from . import b\n", "bot/b.py": "import bot.a\n"})
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(tmp_path)],
-                         check=False, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[-1] == "  bot.a <-> bot.b"
 
@@ -71,7 +90,7 @@ def test_script_prints_graph_and_exits_by_cycles(tmp_path):
 def test_what_bot_loads_by_path_does_not_import_bot():
     """bot.demo loads examples/make_fork.py by path: a dependency in one direction only."""
     demo = (ROOT / "bot" / "demo.py").read_text()
-    assert '_load(EXAMPLES / "make_fork.py")' in demo and "scripts\" / \"llamacpp_e2e.py" not in demo
+    assert '_load(EXAMPLES / "make_fork.py")' in demo and 'scripts" / "llamacpp_e2e.py' not in demo
     assert "bot" not in _imported_tops(ROOT / "examples" / "make_fork.py")
 
 

@@ -1,5 +1,6 @@
 """Untrusted text (bot/text.py): hidden content removed, quoting cannot be escaped, markdown cells
 neutralized, branch-safe names."""
+
 from __future__ import annotations
 
 from bot.text import clean, fence, for_comment, md_cell, one_line, quote, sanitize, slugify
@@ -47,7 +48,7 @@ def test_md_cell_neutralizes_tables_html_and_mentions() -> None:
 
 def test_control_characters_go_but_layout_stays() -> None:
     assert sanitize("a\x00b\x1bc\x85d\x9fe\r\nf\rg\th\n") == "abcde\nf\ng\th\n"
-    assert sanitize("a<!\x01-- hidden -->b") == "ab"   # a control character cannot split a comment either
+    assert sanitize("a<!\x01-- hidden -->b") == "ab"  # a control character cannot split a comment either
 
 
 def test_fence_outlasts_any_backtick_run_in_the_body() -> None:

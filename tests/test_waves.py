@@ -1,6 +1,7 @@
 """The wave loop's state machine over a real SQLite store: the review is written once, a restart right after
 a "continue" goes on to the next wave's research (nothing reviewed twice), the stop reasons are recorded, and
 the status comment (rendered for real) shows a section per wave."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,14 @@ def _ctx(tmp_path: Path, *, llm: bool = True, max_waves: int = 3) -> StageContex
     settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
     store = Store(settings.db_path)
     forge = CommentLog()
-    pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status,
-                        services={"llm_factory": (lambda ctx: object()) if llm else (lambda ctx: None)})
+    pipeline = Pipeline(
+        settings,
+        store,
+        forge,
+        stages=DEFAULT_STAGES,
+        status_renderer=render_status,
+        services={"llm_factory": (lambda ctx: object()) if llm else (lambda ctx: None)},
+    )
     raw = yaml.safe_load((ROOT / "examples" / "attention" / ".autoresearch.yml").read_text())
     raw["research"]["max_waves"] = max_waves
     project = ProjectConfig.from_dict(raw, list(settings.architectures))
@@ -52,8 +59,16 @@ def _ctx(tmp_path: Path, *, llm: bool = True, max_waves: int = 3) -> StageContex
 
 
 def _measured_wave(ctx: StageContext, n: int, winners: list[str]) -> None:
-    cands = [{"name": w, "sha": f"{i}" * 40, "branch": f"autoresearch/7/{w}", "title": f"idea {w}",
-              "source": "agent"} for i, w in enumerate(winners or ["loser"], 1)]
+    cands = [
+        {
+            "name": w,
+            "sha": f"{i}" * 40,
+            "branch": f"autoresearch/7/{w}",
+            "title": f"idea {w}",
+            "source": "agent",
+        }
+        for i, w in enumerate(winners or ["loser"], 1)
+    ]
     ctx.put(waves.key("candidates", n), cands)
     ctx.put(waves.key("decision", n), {"rows": [], "winners": winners, "target": "attn_ms", "archs": ["x86"]})
 
@@ -66,10 +81,13 @@ def test_review_is_written_once_and_a_restart_goes_on_to_the_next_wave(tmp_path)
     assert review(ctx) == "researching"
     rec = ctx.artifact("wave:1")
     assert rec["next"] == "continue" and rec["kept"]["names"] == ["w1-fast"]
-    assert rec["best"] == {"sha": "1" * 40, "branch": "autoresearch/7/w1-fast", "wave": 1,
-                           "label": "wave 1's idea w1-fast",
-                           "path": [{"wave": 1, "names": ["w1-fast"], "titles": ["idea w1-fast"],
-                                     "speedup": 1.0}]}
+    assert rec["best"] == {
+        "sha": "1" * 40,
+        "branch": "autoresearch/7/w1-fast",
+        "wave": 1,
+        "label": "wave 1's idea w1-fast",
+        "path": [{"wave": 1, "names": ["w1-fast"], "titles": ["idea w1-fast"], "speedup": 1.0}],
+    }
     # kill -9 after the review was stored, before the state moved: the stage runs again
     assert waves.current(ctx.artifact) == 2
     assert review(ctx) == "researching"
@@ -84,9 +102,13 @@ def test_review_is_written_once_and_a_restart_goes_on_to_the_next_wave(tmp_path)
     assert rec2["base"] == {"sha": "1" * 40, "label": "wave 1's idea w1-fast"}
     assert rec2["next"] == "stop" and rec2["stop"] == "no_improvement" and rec2["best"]["wave"] == 1
     loop = ctx.artifact("loop")
-    assert loop == {"waves": 2, "stop": "no_improvement", "best_wave": 1,
-                    "reason": "wave 2 brought no verified improvement (no candidate was correct and "
-                              "significantly faster)"}
+    assert loop == {
+        "waves": 2,
+        "stop": "no_improvement",
+        "best_wave": 1,
+        "reason": "wave 2 brought no verified improvement (no candidate was correct and "
+        "significantly faster)",
+    }
     assert review(ctx) is None and ctx.artifact("loop") == loop  # again after a restart: nothing changes
 
     body = render_status(ctx.pipeline, ctx.store.get_run(ctx.run.id))
@@ -106,12 +128,20 @@ def test_without_an_llm_one_wave_and_the_reason(tmp_path) -> None:
 
 
 def test_stop_reasons_name_everything_that_applies() -> None:
-    code, reason = waves.stop_reasons(wave=1, kept=True, choice_reason="", max_waves=3, has_llm=True,
-                                      budget_problem=None)
+    code, reason = waves.stop_reasons(
+        wave=1, kept=True, choice_reason="", max_waves=3, has_llm=True, budget_problem=None
+    )
     assert code is None and "wave 2 builds on it" in reason
-    code, reason = waves.stop_reasons(wave=2, kept=True, choice_reason="", max_waves=3, has_llm=True,
-                                      budget_problem="the budget: $4.90 of $5.00 spent")
+    code, reason = waves.stop_reasons(
+        wave=2,
+        kept=True,
+        choice_reason="",
+        max_waves=3,
+        has_llm=True,
+        budget_problem="the budget: $4.90 of $5.00 spent",
+    )
     assert (code, reason) == ("budget", "the budget: $4.90 of $5.00 spent")
-    code, reason = waves.stop_reasons(wave=1, kept=False, choice_reason="x", max_waves=3, has_llm=False,
-                                      budget_problem=None)
+    code, reason = waves.stop_reasons(
+        wave=1, kept=False, choice_reason="x", max_waves=3, has_llm=False, budget_problem=None
+    )
     assert code == "no_improvement" and "no LLM is configured" in reason

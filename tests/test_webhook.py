@@ -37,15 +37,24 @@ def env(bot_store):
 
 def post(client, event, payload, *, secret=SECRET, delivery=None, raw=None, headers=None):
     body = raw if raw is not None else json.dumps(payload).encode()
-    h = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-         "Content-Type": "application/json", "X-Hub-Signature-256": sign(secret, body)}
+    h = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign(secret, body),
+    }
     h.update(headers or {})
     return client.post("/webhook", data=body, headers=h)
 
 
 def labeled(label="autoresearch", login="alice", number=5):
-    return {"action": "labeled", "label": {"name": label}, "issue": {"number": number, "title": "t", "body": "b"},
-            "repository": {"full_name": "octo/llama"}, "sender": {"login": login, "type": "User"}}
+    return {
+        "action": "labeled",
+        "label": {"name": label},
+        "issue": {"number": number, "title": "t", "body": "b"},
+        "repository": {"full_name": "octo/llama"},
+        "sender": {"login": login, "type": "User"},
+    }
 
 
 def test_valid_label_enqueues_a_start_command(env):
@@ -90,8 +99,9 @@ def test_payload_missing_fields_is_400_logged_and_not_recorded(env, caplog):
 def test_missing_event_header_is_400(env):
     _, _, client = env
     body = json.dumps(labeled()).encode()
-    r = client.post("/webhook", data=body, headers={"X-Hub-Signature-256": sign(SECRET, body),
-                                                    "X-GitHub-Delivery": "d-2"})
+    r = client.post(
+        "/webhook", data=body, headers={"X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Delivery": "d-2"}
+    )
     assert r.status_code == 400
 
 
@@ -110,53 +120,62 @@ def test_other_label_and_unknown_event_are_ignored(env):
     assert store.pending_commands() == []
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("/autoresearch status", ("status", [])),
-    ("please\n/autoresearch stop\nthanks", ("stop", [])),
-    ("/autoresearch rerun", ("rerun", [])),
-    ("/autoresearch bench feature/fast-softmax", ("bench", ["feature/fast-softmax"])),
-    ("/autoresearch rebench", ("rebench", [])),
-    ("/autoresearch", ("help", [])),
-    ("/autoresearch explode", ("help", ["explode"])),
-    ("/autoresearchx stop", None),
-    ("no command here", None),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/autoresearch status", ("status", [])),
+        ("please\n/autoresearch stop\nthanks", ("stop", [])),
+        ("/autoresearch rerun", ("rerun", [])),
+        ("/autoresearch bench feature/fast-softmax", ("bench", ["feature/fast-softmax"])),
+        ("/autoresearch rebench", ("rebench", [])),
+        ("/autoresearch", ("help", [])),
+        ("/autoresearch explode", ("help", ["explode"])),
+        ("/autoresearchx stop", None),
+        ("no command here", None),
+    ],
+)
 def test_slash_command_parsing(body, expected):
     assert parse_slash_command(body) == expected
 
 
-@pytest.mark.parametrize("body", [
-    "```\n/autoresearch rerun\n```",
-    "text\n\n```sh\n/autoresearch stop\n```\nafter",
-    "````\n```\n/autoresearch stop\n````",              # a shorter fence does not close a longer one
-    "~~~\n/autoresearch rerun\n~~~",
-    "  ~~~~ text\n/autoresearch rerun\n~~~~",
-    "```\nnever closed\n/autoresearch stop",
-    "    /autoresearch stop",                               # indented code block
-    "intro\n\n\t/autoresearch stop",
-    "<!-- /autoresearch rerun -->",
-    "<!--\n/autoresearch stop\n-->",
-    "hello <!-- x\n/autoresearch stop",                    # unclosed comment hides the rest
-    "<!<!-- -->-- \n/autoresearch stop\n-->",              # a comment spliced together by removing another
-    "<pre>\n/autoresearch stop\n</pre>",
-    "<script>\n/autoresearch stop\n</script>",
-    "> /autoresearch stop",
-    "> quoted\n/autoresearch stop",                        # lazy continuation of the quote
-    "`/autoresearch stop`",
-    "- /autoresearch stop",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "```\n/autoresearch rerun\n```",
+        "text\n\n```sh\n/autoresearch stop\n```\nafter",
+        "````\n```\n/autoresearch stop\n````",  # a shorter fence does not close a longer one
+        "~~~\n/autoresearch rerun\n~~~",
+        "  ~~~~ text\n/autoresearch rerun\n~~~~",
+        "```\nnever closed\n/autoresearch stop",
+        "    /autoresearch stop",  # indented code block
+        "intro\n\n\t/autoresearch stop",
+        "<!-- /autoresearch rerun -->",
+        "<!--\n/autoresearch stop\n-->",
+        "hello <!-- x\n/autoresearch stop",  # unclosed comment hides the rest
+        "<!<!-- -->-- \n/autoresearch stop\n-->",  # a comment spliced together by removing another
+        "<pre>\n/autoresearch stop\n</pre>",
+        "<script>\n/autoresearch stop\n</script>",
+        "> /autoresearch stop",
+        "> quoted\n/autoresearch stop",  # lazy continuation of the quote
+        "`/autoresearch stop`",
+        "- /autoresearch stop",
+    ],
+)
 def test_commands_in_code_quotes_and_html_comments_are_ignored(body):
     assert parse_slash_command(body) is None
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("```\ncode\n```\n/autoresearch stop", ("stop", [])),         # after a closed fence
-    ("~~~\n/autoresearch rerun\n~~~\n\n/autoresearch status", ("status", [])),
-    ("<!-- note -->\n/autoresearch rerun", ("rerun", [])),
-    ("> quoted\n\n/autoresearch stop", ("stop", [])),               # a blank line ends the quote
-    ("   /autoresearch stop", ("stop", [])),                          # up to 3 spaces is still prose
-    ("```not a fence``` /autoresearch x\n/autoresearch stop", ("stop", [])),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("```\ncode\n```\n/autoresearch stop", ("stop", [])),  # after a closed fence
+        ("~~~\n/autoresearch rerun\n~~~\n\n/autoresearch status", ("status", [])),
+        ("<!-- note -->\n/autoresearch rerun", ("rerun", [])),
+        ("> quoted\n\n/autoresearch stop", ("stop", [])),  # a blank line ends the quote
+        ("   /autoresearch stop", ("stop", [])),  # up to 3 spaces is still prose
+        ("```not a fence``` /autoresearch x\n/autoresearch stop", ("stop", [])),
+    ],
+)
 def test_commands_in_prose_around_code_are_found(body, expected):
     assert parse_slash_command(body) == expected
 
@@ -165,26 +184,48 @@ def comment(body, login="alice", user_type="User", pull=False):
     issue = {"number": 9}
     if pull:
         issue["pull_request"] = {"url": "http://x/pulls/9"}
-    return {"action": "created", "issue": issue, "comment": {"id": 77, "body": body,
-                                                             "user": {"login": login, "type": user_type}},
-            "repository": {"full_name": "octo/llama"}, "sender": {"login": login, "type": user_type}}
+    return {
+        "action": "created",
+        "issue": issue,
+        "comment": {"id": 77, "body": body, "user": {"login": login, "type": user_type}},
+        "repository": {"full_name": "octo/llama"},
+        "sender": {"login": login, "type": user_type},
+    }
 
 
-@pytest.mark.parametrize("body, kind, args", [
-    ("/autoresearch status", "status", {}),
-    ("/autoresearch stop", "stop", {}),
-    ("/autoresearch rerun", "rerun", {}),
-    ("/autoresearch bench someone:fast-branch", "bench", {"branch": "someone:fast-branch"}),
-    ("/autoresearch bench ../../etc", "help",
-     {"error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"}),
-    ("/autoresearch rebench", "rebench", {}),
-    ("/autoresearch rerun rounds=20", "rerun", {"rounds": 20}),
-    ("/autoresearch bench rounds=16 someone:fast-branch", "bench", {"branch": "someone:fast-branch", "rounds": 16}),
-    ("/autoresearch rebench Rounds=3", "rebench", {"rounds": 3}),
-    ("/autoresearch rerun rounds=1", "help", {"error": "rounds must be a whole number from 2 to 100, got '1'"}),
-    ("/autoresearch rebench rounds=lots", "help", {"error": "rounds must be a whole number from 2 to 100, got 'lots'"}),
-    ("/autoresearch status rounds=20", "status", {"extra": ["rounds=20"]}),
-])
+@pytest.mark.parametrize(
+    "body, kind, args",
+    [
+        ("/autoresearch status", "status", {}),
+        ("/autoresearch stop", "stop", {}),
+        ("/autoresearch rerun", "rerun", {}),
+        ("/autoresearch bench someone:fast-branch", "bench", {"branch": "someone:fast-branch"}),
+        (
+            "/autoresearch bench ../../etc",
+            "help",
+            {"error": "usage: /autoresearch bench <branch> [rounds=N] (or owner:branch for a fork)"},
+        ),
+        ("/autoresearch rebench", "rebench", {}),
+        ("/autoresearch rerun rounds=20", "rerun", {"rounds": 20}),
+        (
+            "/autoresearch bench rounds=16 someone:fast-branch",
+            "bench",
+            {"branch": "someone:fast-branch", "rounds": 16},
+        ),
+        ("/autoresearch rebench Rounds=3", "rebench", {"rounds": 3}),
+        (
+            "/autoresearch rerun rounds=1",
+            "help",
+            {"error": "rounds must be a whole number from 2 to 100, got '1'"},
+        ),
+        (
+            "/autoresearch rebench rounds=lots",
+            "help",
+            {"error": "rounds must be a whole number from 2 to 100, got 'lots'"},
+        ),
+        ("/autoresearch status rounds=20", "status", {"extra": ["rounds=20"]}),
+    ],
+)
 def test_each_slash_command_routes(body, kind, args):
     cmd = route("issue_comment", comment(body, pull="rebench" in body), trigger_label="autoresearch")
     assert cmd.kind == kind and cmd.comment_id == 77 and cmd.user == "alice"
@@ -193,8 +234,14 @@ def test_each_slash_command_routes(body, kind, args):
 
 
 def test_bot_comments_never_trigger_commands():
-    assert route("issue_comment", comment("/autoresearch rerun", login="autoresearch[bot]", user_type="Bot"),
-                 trigger_label="autoresearch").reason == "comment written by a bot"
+    assert (
+        route(
+            "issue_comment",
+            comment("/autoresearch rerun", login="autoresearch[bot]", user_type="Bot"),
+            trigger_label="autoresearch",
+        ).reason
+        == "comment written by a bot"
+    )
 
 
 def test_unlabel_and_close_stop_the_run():
@@ -206,16 +253,24 @@ def test_unlabel_and_close_stop_the_run():
 
 
 def test_approving_review_routes_to_approved():
-    payload = {"action": "submitted", "review": {"id": 3, "state": "approved", "user": {"login": "maint"}},
-               "pull_request": {"number": 12, "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
-                                "base": {"sha": "b" * 40}},
-               "repository": {"full_name": "octo/llama"}, "sender": {"login": "maint"}}
+    payload = {
+        "action": "submitted",
+        "review": {"id": 3, "state": "approved", "user": {"login": "maint"}},
+        "pull_request": {
+            "number": 12,
+            "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
+            "base": {"sha": "b" * 40},
+        },
+        "repository": {"full_name": "octo/llama"},
+        "sender": {"login": "maint"},
+    }
     cmd = route("pull_request_review", payload, trigger_label="autoresearch")
     assert cmd.kind == "approved" and cmd.issue_number == 12 and cmd.args["base_sha"] == "b" * 40
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # real payloads published by GitHub (npm @octokit/webhooks-examples)
+
 
 def _examples():
     from ground_truth import webhook_examples
@@ -260,13 +315,29 @@ def test_acknowledgement_over_real_http_is_fast(bot_store):
     try:
         url = f"http://127.0.0.1:{server.server_port}/webhook"
         body = json.dumps(labeled()).encode()
-        req = urllib.request.Request(url, data=body, method="POST", headers={
-            "X-GitHub-Event": "issues", "X-GitHub-Delivery": "http-1", "Content-Type": "application/json",
-            "X-Hub-Signature-256": sign(SECRET, body)})
+        req = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "X-GitHub-Event": "issues",
+                "X-GitHub-Delivery": "http-1",
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(SECRET, body),
+            },
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 202
-        bad = urllib.request.Request(url, data=body, method="POST", headers={
-            "X-GitHub-Event": "issues", "X-GitHub-Delivery": "http-2", "X-Hub-Signature-256": "sha256=" + "0" * 64})
+        bad = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "X-GitHub-Event": "issues",
+                "X-GitHub-Delivery": "http-2",
+                "X-Hub-Signature-256": "sha256=" + "0" * 64,
+            },
+        )
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(bad, timeout=5)
         assert info.value.code == 401

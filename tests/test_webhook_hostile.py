@@ -17,13 +17,14 @@ import re
 import threading
 import urllib.parse
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
 
-from bot.signature import sign
 from bot.payloads import FULL_NAME, LOGIN
+from bot.signature import sign
 from bot.store import Store
 from bot.web import create_app
 
@@ -37,10 +38,21 @@ def env(bot_store):
     return settings, store, create_app(settings, store).test_client()
 
 
-def post_raw(client, event: str, body: bytes, *, delivery: str | None = None,
-             content_type: str = "application/json", secret: str = SECRET):
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-               "Content-Type": content_type, "X-Hub-Signature-256": sign(secret, body)}
+def post_raw(
+    client,
+    event: str,
+    body: bytes,
+    *,
+    delivery: str | None = None,
+    content_type: str = "application/json",
+    secret: str = SECRET,
+):
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "Content-Type": content_type,
+        "X-Hub-Signature-256": sign(secret, body),
+    }
     return client.post("/webhook", data=body, headers=headers)
 
 
@@ -49,9 +61,13 @@ def recorded(store: Store) -> tuple[int, int]:
 
 
 def comment_payload(body: str = "/autoresearch rerun", comment_id: int = 77) -> dict[str, Any]:
-    return {"action": "created", "issue": {"number": 9},
-            "comment": {"id": comment_id, "body": body, "user": {"login": "alice", "type": "User"}},
-            "repository": {"full_name": "octo/llama"}, "sender": {"login": "alice", "type": "User"}}
+    return {
+        "action": "created",
+        "issue": {"number": 9},
+        "comment": {"id": comment_id, "body": body, "user": {"login": "alice", "type": "User"}},
+        "repository": {"full_name": "octo/llama"},
+        "sender": {"login": "alice", "type": "User"},
+    }
 
 
 def dumps(payload: Any) -> bytes:
@@ -68,35 +84,92 @@ DEEP = b"[" * 1100 + b"]" * 1100
 # the specific probes of issue #11 (and relatives): event, body -> refused with 400
 SPECIFIC: dict[str, tuple[str, bytes]] = {
     "sender is a string": ("issue_comment", dumps({**comment_payload(), "sender": "octocat"})),
-    "comment.user is a string": ("issue_comment", dumps({**comment_payload(), "comment": {
-        "id": 77, "body": "/autoresearch rerun", "user": "octocat"}})),
-    "repositories: [1]": ("installation", dumps({"action": "created", "installation": {"id": 5},
-                                                  "repositories": [1], "sender": {"login": "alice"}})),
-    "number 1e400": ("issue_comment", with_raw({**comment_payload(), "issue": {"number": "N"}}, "N",
-                                               b"1e400")),
-    "number 2**64": ("issue_comment", with_raw({**comment_payload(), "issue": {"number": "N"}}, "N",
-                                               b"18446744073709551616")),
+    "comment.user is a string": (
+        "issue_comment",
+        dumps({**comment_payload(), "comment": {"id": 77, "body": "/autoresearch rerun", "user": "octocat"}}),
+    ),
+    "repositories: [1]": (
+        "installation",
+        dumps(
+            {
+                "action": "created",
+                "installation": {"id": 5},
+                "repositories": [1],
+                "sender": {"login": "alice"},
+            }
+        ),
+    ),
+    "number 1e400": (
+        "issue_comment",
+        with_raw({**comment_payload(), "issue": {"number": "N"}}, "N", b"1e400"),
+    ),
+    "number 2**64": (
+        "issue_comment",
+        with_raw({**comment_payload(), "issue": {"number": "N"}}, "N", b"18446744073709551616"),
+    ),
     "number -1": ("issue_comment", dumps({**comment_payload(), "issue": {"number": -1}})),
     "number true": ("issue_comment", dumps({**comment_payload(), "issue": {"number": True}})),
     "number NaN": ("issue_comment", with_raw({**comment_payload(), "issue": {"number": "N"}}, "N", b"NaN")),
-    "comment id 2**63": ("issue_comment", with_raw({**comment_payload(), "comment": {
-        "id": "N", "body": "/autoresearch stop", "user": {"login": "a"}}}, "N", b"9223372036854775808")),
+    "comment id 2**63": (
+        "issue_comment",
+        with_raw(
+            {
+                **comment_payload(),
+                "comment": {"id": "N", "body": "/autoresearch stop", "user": {"login": "a"}},
+            },
+            "N",
+            b"9223372036854775808",
+        ),
+    ),
     "action lone surrogate": ("issue_comment", dumps({**comment_payload(), "action": "\ud800"})),
     "action lone surrogate, ignored event": ("gollum", dumps({"action": "\ud800", "pages": []})),
     "raw surrogate bytes": ("gollum", b'{"action": "\xed\xa0\x80"}'),
-    "login lone surrogate": ("issue_comment", dumps({**comment_payload(), "comment": {
-        "id": 77, "body": "/autoresearch rerun", "user": {"login": "a\udfff"}}})),
-    "login with markdown": ("issues", dumps({"action": "labeled", "label": {"name": "autoresearch"},
-                                            "issue": {"number": 5}, "repository": {"full_name": "o/r"},
-                                            "sender": {"login": "x\n\n![p](http://evil/p.png)"}})),
+    "login lone surrogate": (
+        "issue_comment",
+        dumps(
+            {
+                **comment_payload(),
+                "comment": {"id": 77, "body": "/autoresearch rerun", "user": {"login": "a\udfff"}},
+            }
+        ),
+    ),
+    "login with markdown": (
+        "issues",
+        dumps(
+            {
+                "action": "labeled",
+                "label": {"name": "autoresearch"},
+                "issue": {"number": 5},
+                "repository": {"full_name": "o/r"},
+                "sender": {"login": "x\n\n![p](http://evil/p.png)"},
+            }
+        ),
+    ),
     "full_name a/b/c": ("issue_comment", dumps({**comment_payload(), "repository": {"full_name": "a/b/c"}})),
-    "label name an object": ("issues", dumps({"action": "labeled", "label": {"name": {}},
-                                             "issue": {"number": 5}, "repository": {"full_name": "o/r"},
-                                             "sender": {"login": "a"}})),
-    "review head sha a list": ("pull_request_review", dumps({
-        "action": "submitted", "review": {"id": 1, "state": "approved", "user": {"login": "m"}},
-        "pull_request": {"number": 3, "head": {"sha": ["a"], "ref": "x"}, "base": {"sha": "b" * 40}},
-        "repository": {"full_name": "o/r"}, "sender": {"login": "m"}})),
+    "label name an object": (
+        "issues",
+        dumps(
+            {
+                "action": "labeled",
+                "label": {"name": {}},
+                "issue": {"number": 5},
+                "repository": {"full_name": "o/r"},
+                "sender": {"login": "a"},
+            }
+        ),
+    ),
+    "review head sha a list": (
+        "pull_request_review",
+        dumps(
+            {
+                "action": "submitted",
+                "review": {"id": 1, "state": "approved", "user": {"login": "m"}},
+                "pull_request": {"number": 3, "head": {"sha": ["a"], "ref": "x"}, "base": {"sha": "b" * 40}},
+                "repository": {"full_name": "o/r"},
+                "sender": {"login": "m"},
+            }
+        ),
+    ),
     "installation.id a string": ("issue_comment", dumps({**comment_payload(), "installation": {"id": "1"}})),
     "nesting depth 1100": ("gollum", DEEP),
     "nesting depth 1100 in a field": ("issue_comment", with_raw({**comment_payload(), "x": "N"}, "N", DEEP)),
@@ -130,25 +203,86 @@ def test_deep_nesting_below_the_parser_limit_in_an_unread_field_is_accepted(env)
 # ------------------------------------------------------------------------------------------------------------
 # fuzz: type-confused variants of the real example payloads
 
-ROUTED_EVENTS = ["issues", "issue_comment", "pull_request_review", "installation",
-                 "installation_repositories", "ping"]
+ROUTED_EVENTS = [
+    "issues",
+    "issue_comment",
+    "pull_request_review",
+    "installation",
+    "installation_repositories",
+    "ping",
+]
 # fields the router reads: mutated half of the time so that the fuzz reaches the code that uses them
 READ_PATHS = [
-    ("sender",), ("sender", "login"), ("sender", "type"), ("repository",), ("repository", "full_name"),
-    ("issue",), ("issue", "number"), ("issue", "pull_request"), ("label",), ("label", "name"), ("comment",),
-    ("comment", "id"), ("comment", "body"), ("comment", "user"), ("comment", "user", "login"),
-    ("comment", "user", "type"), ("comment", "performed_via_github_app"), ("review",), ("review", "id"),
-    ("review", "state"), ("review", "user"), ("review", "user", "login"), ("pull_request",),
-    ("pull_request", "number"), ("pull_request", "head"), ("pull_request", "head", "sha"),
-    ("pull_request", "head", "ref"), ("pull_request", "base", "sha"), ("installation",),
-    ("installation", "id"), ("installation", "account"), ("installation", "account", "login"), ("repositories",),
-    ("repositories_added",), ("action",), ("zen",)]
+    ("sender",),
+    ("sender", "login"),
+    ("sender", "type"),
+    ("repository",),
+    ("repository", "full_name"),
+    ("issue",),
+    ("issue", "number"),
+    ("issue", "pull_request"),
+    ("label",),
+    ("label", "name"),
+    ("comment",),
+    ("comment", "id"),
+    ("comment", "body"),
+    ("comment", "user"),
+    ("comment", "user", "login"),
+    ("comment", "user", "type"),
+    ("comment", "performed_via_github_app"),
+    ("review",),
+    ("review", "id"),
+    ("review", "state"),
+    ("review", "user"),
+    ("review", "user", "login"),
+    ("pull_request",),
+    ("pull_request", "number"),
+    ("pull_request", "head"),
+    ("pull_request", "head", "sha"),
+    ("pull_request", "head", "ref"),
+    ("pull_request", "base", "sha"),
+    ("installation",),
+    ("installation", "id"),
+    ("installation", "account"),
+    ("installation", "account", "login"),
+    ("repositories",),
+    ("repositories_added",),
+    ("action",),
+    ("zen",),
+]
 RAW_MARK = "\x00raw:"
 HOSTILE_VALUES: list[Any] = [
-    "octocat", "", "a/b/c", "../../etc/passwd", "x" * 300, "\ud800", "a\udfffb", "\u202e\u200b", 0, -1, 1,
-    2**53, 2**63, 2**64, 1.5, float("inf"), float("nan"), True, False, None, [], [1], ["octocat"], {},
-    {"id": 1}, {"login": 1}, {"login": ["x"]}, RAW_MARK + "1e400", RAW_MARK + "18446744073709551616",
-    RAW_MARK + "-0", RAW_MARK + "[" * 1100 + "]" * 1100,
+    "octocat",
+    "",
+    "a/b/c",
+    "../../etc/passwd",
+    "x" * 300,
+    "\ud800",
+    "a\udfffb",
+    "\u202e\u200b",
+    0,
+    -1,
+    1,
+    2**53,
+    2**63,
+    2**64,
+    1.5,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    [],
+    [1],
+    ["octocat"],
+    {},
+    {"id": 1},
+    {"login": 1},
+    {"login": ["x"]},
+    RAW_MARK + "1e400",
+    RAW_MARK + "18446744073709551616",
+    RAW_MARK + "-0",
+    RAW_MARK + "[" * 1100 + "]" * 1100,
 ]
 
 
@@ -184,7 +318,7 @@ def _encode(payload: Any) -> bytes:
     def swap(v: Any) -> Any:
         if isinstance(v, str) and v.startswith(RAW_MARK):
             key = f"@@raw{len(raws)}@@"
-            raws[key] = v[len(RAW_MARK):]
+            raws[key] = v[len(RAW_MARK) :]
             return key
         if isinstance(v, dict):
             return {k: swap(x) for k, x in v.items()}
@@ -209,7 +343,8 @@ def fuzz_cases(seed: int = 11, count: int = 360) -> list[tuple[str, bytes, str]]
         payload = copy.deepcopy(rng.choice(examples[event]))
         if event == "issue_comment" and rng.random() < 0.7:
             payload["comment"]["body"] = rng.choice(
-                ["/autoresearch rerun", "/autoresearch bench o:b rounds=5", "/autoresearch stop"])
+                ["/autoresearch rerun", "/autoresearch bench o:b rounds=5", "/autoresearch stop"]
+            )
             payload["action"] = "created"
             payload["comment"].pop("performed_via_github_app", None)
         if event == "issues" and rng.random() < 0.7:
@@ -258,6 +393,7 @@ def test_fuzzed_real_payloads_never_get_500_and_refusals_record_nothing(env):
 # ------------------------------------------------------------------------------------------------------------
 # replays, form encoding
 
+
 def test_replayed_comment_with_a_fresh_delivery_id_is_one_command(env):
     _, store, client = env
     body = dumps(comment_payload("/autoresearch rerun", comment_id=4242))
@@ -275,11 +411,19 @@ def test_replayed_comment_with_a_fresh_delivery_id_is_one_command(env):
 
 def test_replayed_approving_review_is_one_command(env):
     _, store, client = env
-    body = dumps({"action": "submitted",
-                  "review": {"id": 31, "state": "approved", "user": {"login": "maint"}},
-                  "pull_request": {"number": 12, "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
-                                   "base": {"sha": "b" * 40}},
-                  "repository": {"full_name": "octo/llama"}, "sender": {"login": "maint"}})
+    body = dumps(
+        {
+            "action": "submitted",
+            "review": {"id": 31, "state": "approved", "user": {"login": "maint"}},
+            "pull_request": {
+                "number": 12,
+                "head": {"sha": "a" * 40, "ref": "autoresearch/5/x"},
+                "base": {"sha": "b" * 40},
+            },
+            "repository": {"full_name": "octo/llama"},
+            "sender": {"login": "maint"},
+        }
+    )
     assert post_raw(client, "pull_request_review", body).status_code == 202
     assert post_raw(client, "pull_request_review", body).json["status"] == "duplicate"
     assert [c["kind"] for c in store.commands()] == ["approved"]
@@ -291,9 +435,12 @@ def test_form_encoded_delivery_is_verified_over_the_raw_body_then_parsed(env):
     r = post_raw(client, "issue_comment", form, content_type="application/x-www-form-urlencoded")
     assert r.status_code == 202 and r.json["command"] == "stop"
     # signed over something else: 401, nothing recorded
-    h = {"X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "form-bad",
-         "X-Hub-Signature-256": sign(SECRET, json.dumps(comment_payload()).encode()),
-         "Content-Type": "application/x-www-form-urlencoded"}
+    h = {
+        "X-GitHub-Event": "issue_comment",
+        "X-GitHub-Delivery": "form-bad",
+        "X-Hub-Signature-256": sign(SECRET, json.dumps(comment_payload()).encode()),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     assert client.post("/webhook", data=form, headers=h).status_code == 401
     # two payload fields, no payload field, a payload that is not JSON: 400
     for bad in (form + b"&" + form, b"other=1", b"payload=%7Bnope", b"payload=%ff%fe"):
@@ -314,6 +461,7 @@ def test_event_and_delivery_headers_must_look_like_githubs(env):
 # ------------------------------------------------------------------------------------------------------------
 # over real HTTP: chunked bodies
 
+
 @pytest.fixture()
 def server(bot_store):
     settings, store = bot_store(webhook_secret=SECRET, max_body_bytes=LIMIT)
@@ -328,13 +476,17 @@ def chunked_post(port: int, body: bytes, delivery: str) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.putrequest("POST", "/webhook")
-        for k, v in {"X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": delivery,
-                     "Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body),
-                     "Transfer-Encoding": "chunked"}.items():
+        for k, v in {
+            "X-GitHub-Event": "issue_comment",
+            "X-GitHub-Delivery": delivery,
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, body),
+            "Transfer-Encoding": "chunked",
+        }.items():
             conn.putheader(k, v)
         conn.endheaders()
         for i in range(0, len(body), 8192):
-            piece = body[i:i + 8192]
+            piece = body[i : i + 8192]
             conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         conn.send(b"0\r\n\r\n")
         resp = conn.getresponse()
@@ -358,10 +510,13 @@ def test_chunked_body_over_the_limit_is_413_not_401(server):
 # ------------------------------------------------------------------------------------------------------------
 # status pages: auth, no tracebacks
 
+
 def _seed_failed_run(store: Store) -> int:
     run = store.create_run("octo/llama", 5, "issue", "alice")
-    trace = ('Traceback (most recent call last):\n  File "/srv/autoresearch/bot/stages.py", line 9, in x\n'
-             "    boom()\nRuntimeError: disk on fire")
+    trace = (
+        'Traceback (most recent call last):\n  File "/srv/autoresearch/bot/stages.py", line 9, in x\n'
+        "    boom()\nRuntimeError: disk on fire"
+    )
     store.add_event(run.id, "error", trace, {"traceback": trace})
     store.set_state(run.id, "failed", error=trace)
     return run.id
@@ -398,6 +553,7 @@ def test_status_pages_without_a_token_only_for_direct_loopback_clients(bot_store
     assert local.status_code == 200 and "disk on fire" in local.get_data(as_text=True)
     remote = client.get("/api/runs", environ_base={"REMOTE_ADDR": "203.0.113.7"})
     assert remote.status_code == 403 and "status_token" in remote.json["error"]
-    proxied = client.get("/api/runs", environ_base={"REMOTE_ADDR": "127.0.0.1"},
-                         headers={"X-Forwarded-For": "203.0.113.7"})
+    proxied = client.get(
+        "/api/runs", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
     assert proxied.status_code == 403

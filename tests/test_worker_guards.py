@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
+from sandbox_helpers import Admin
 
 from bot import commands
 from bot.config import Settings
 from bot.demo import rsa_keypair
-from bot.signature import sign
 from bot.forge import AppAuth, GitHubForge, RetryPolicy
 from bot.pipeline import Pipeline
 from bot.sandbox import Sandbox
+from bot.signature import sign
 from bot.stages import DEFAULT_STAGES, render_status
 from bot.web import create_app
 from bot.worker import Worker, refusal_sentence
-from sandbox_helpers import Admin
 
 SECRET = "guards-secret"
-FAST = RetryPolicy(total=2, backoff_factor=0.05, backoff_max_s=0.5, max_wait_s=5, secondary_rate_wait_s=1,
-                   connection_attempts=2)
+FAST = RetryPolicy(
+    total=2,
+    backoff_factor=0.05,
+    backoff_max_s=0.5,
+    max_wait_s=5,
+    secondary_rate_wait_s=1,
+    connection_attempts=2,
+)
 
 
 class World:
@@ -46,8 +53,13 @@ class World:
         self.inst_other = admin.install(self.app_id, "eve", [self.other])
 
     def api(self, verb: str, path: str, user: str = "maria", **body: Any) -> Any:
-        resp = self.http.request(verb, f"{self.sb.api_url}{path}", json=body or None, timeout=30,
-                                 headers={"Authorization": f"token {self.tokens[user]}"})
+        resp = self.http.request(
+            verb,
+            f"{self.sb.api_url}{path}",
+            json=body or None,
+            timeout=30,
+            headers={"Authorization": f"token {self.tokens[user]}"},
+        )
         assert resp.status_code < 300, (path, resp.status_code, resp.text[:300])
         return resp.json() if resp.content else None
 
@@ -59,8 +71,11 @@ class World:
         return int(self.api("POST", path, user=user, body=body)["id"])
 
     def bot_comments(self, number: int) -> list[str]:
-        return [c["body"] for c in self.api("GET", f"/repos/{self.repo}/issues/{number}/comments")
-                if c["user"]["login"].endswith("[bot]")]
+        return [
+            c["body"]
+            for c in self.api("GET", f"/repos/{self.repo}/issues/{number}/comments")
+            if c["user"]["login"].endswith("[bot]")
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +85,15 @@ def world(sandbox: Sandbox, sandbox_admin: Admin) -> World:
 
 @pytest.fixture()
 def bot(world: World, bot_store) -> Iterator[dict[str, Any]]:
-    settings, store = bot_store(webhook_secret=SECRET, github_base_url=world.sb.api_url, github_app_id=world.app_id,
-                                github_private_key=world.private)
-    forge = GitHubForge(AppAuth(world.app_id, world.private), base_url=world.sb.api_url, retry=FAST,
-                        min_interval_s=0)
+    settings, store = bot_store(
+        webhook_secret=SECRET,
+        github_base_url=world.sb.api_url,
+        github_app_id=world.app_id,
+        github_private_key=world.private,
+    )
+    forge = GitHubForge(
+        AppAuth(world.app_id, world.private), base_url=world.sb.api_url, retry=FAST, min_interval_s=0
+    )
     pipeline = Pipeline(settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status)
     worker = Worker(settings, store, pipeline, owner="test:1")
     client = create_app(settings, store).test_client()
@@ -81,20 +101,31 @@ def bot(world: World, bot_store) -> Iterator[dict[str, Any]]:
     forge.close()
 
 
-def deliver(bot: dict[str, Any], world: World, number: int, body: str, user: str,
-            installation: int | None) -> dict[str, Any]:
+def deliver(
+    bot: dict[str, Any], world: World, number: int, body: str, user: str, installation: int | None
+) -> dict[str, Any]:
     """A signed issue_comment delivery for a real comment, then one worker pass; returns the command row."""
     comment_id = world.comment(number, body, user)
     payload: dict[str, Any] = {
-        "action": "created", "issue": {"number": number}, "repository": {"full_name": world.repo},
+        "action": "created",
+        "issue": {"number": number},
+        "repository": {"full_name": world.repo},
         "comment": {"id": comment_id, "body": body, "user": {"login": user, "type": "User"}},
-        "sender": {"login": user, "type": "User"}}
+        "sender": {"login": user, "type": "User"},
+    }
     if installation is not None:
         payload["installation"] = {"id": installation}
     raw = json.dumps(payload).encode()
-    r = bot["client"].post("/webhook", data=raw, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": str(uuid.uuid4()),
-        "Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, raw)})
+    r = bot["client"].post(
+        "/webhook",
+        data=raw,
+        headers={
+            "X-GitHub-Event": "issue_comment",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, raw),
+        },
+    )
     assert r.status_code == 202, r.json
     bot["worker"].tick_commands()
     return next(c for c in bot["store"].commands() if c["id"] == r.json["command_id"])
@@ -121,9 +152,11 @@ def test_a_stranger_is_refused_once_per_issue_with_a_fitting_sentence(bot, world
     assert [c["state"] for c in (first, again, third)] == ["refused"] * 3
     assert "already told" in again["detail"] and "already told" in third["detail"]
     said = world.bot_comments(number)
-    assert said == ["@olaf thanks for the interest! Only people with write access to this repository can "
-                    "use `/autoresearch rerun`, so nothing was started. A maintainer can do it for you (this "
-                    "note comes once per person per issue)."]
+    assert said == [
+        "@olaf thanks for the interest! Only people with write access to this repository can "
+        "use `/autoresearch rerun`, so nothing was started. A maintainer can do it for you (this "
+        "note comes once per person per issue)."
+    ]
     other = world.issue("stranger elsewhere")
     deliver(bot, world, other, "/autoresearch stop", "olaf", installation=world.inst)
     assert len(world.bot_comments(other)) == 1 and "so nothing was stopped" in world.bot_comments(other)[0]
@@ -134,7 +167,8 @@ def test_refusal_sentences_name_what_was_asked():
     s = Settings()
     assert refusal_sentence("approved", s).startswith(
         "thanks for the interest! An approving review makes the bot re-measure this pull request only "
-        "when the reviewer has")
+        "when the reviewer has"
+    )
     assert "`autoresearch` label" in refusal_sentence("start", s)
     assert "`approved`" not in refusal_sentence("approved", s)
     assert "`/autoresearch status`, so nothing was done" in refusal_sentence("status", s)
@@ -142,9 +176,11 @@ def test_refusal_sentences_name_what_was_asked():
 
 def test_bench_names_a_missing_fork_or_branch_in_plain_words(bot, world):
     number = world.issue("bench targets")
-    cases = {"/autoresearch bench nobody:main": "fork `nobody/proj` not found",
-             "/autoresearch bench fiona:no-such-branch": "branch `no-such-branch` not found in `fiona/proj`",
-             "/autoresearch bench no-such-branch": "branch `no-such-branch` not found in `maria/proj`"}
+    cases = {
+        "/autoresearch bench nobody:main": "fork `nobody/proj` not found",
+        "/autoresearch bench fiona:no-such-branch": "branch `no-such-branch` not found in `fiona/proj`",
+        "/autoresearch bench no-such-branch": "branch `no-such-branch` not found in `maria/proj`",
+    }
     for body, words in cases.items():
         cmd = deliver(bot, world, number, body, "maria", installation=world.inst)
         assert cmd["state"] == "refused" and cmd["detail"] == words
@@ -166,8 +202,14 @@ def _handle_ping(worker: Worker, repo: str, number: int, user: str, args: dict) 
 
 def test_a_toy_command_is_one_spec_routed_dispatched_and_listed(bot, world, monkeypatch):
     """A new slash command: one spec in the registry; routing, dispatch, help, footer and refusal follow."""
-    ping = commands.CommandSpec("ping", _handle_ping, _parse_ping, help="`{p} ping [times]`", footer="ping",
-                                refused="nothing was done")
+    ping = commands.CommandSpec(
+        "ping",
+        _handle_ping,
+        _parse_ping,
+        help="`{p} ping [times]`",
+        footer="ping",
+        refused="nothing was done",
+    )
     monkeypatch.setitem(commands.REGISTRY, ping.name, ping)
     number = world.issue("ping")
     done = deliver(bot, world, number, "/autoresearch ping 3", "maria", installation=world.inst)
@@ -179,9 +221,11 @@ def test_a_toy_command_is_one_spec_routed_dispatched_and_listed(bot, world, monk
         "@maria usage: /autoresearch ping [times]\n\nCommands: `/autoresearch status`, `/autoresearch stop`, "
         "`/autoresearch rerun`, `/autoresearch bench <branch>` (or `owner:branch` of a fork), on pull requests "
         "`/autoresearch rebench`, and `/autoresearch ping [times]`. `rerun`, `bench` and `rebench` take "
-        "`rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy.")
+        "`rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy."
+    )
     refused = deliver(bot, world, number, "/autoresearch ping", "olaf", installation=world.inst)
     assert refused["state"] == "refused"
     assert "can use `/autoresearch ping`, so nothing was done." in world.bot_comments(number)[-1]
-    assert commands.footer_text() == ("<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | "
-                                      "rebench | ping`</sub>")
+    assert commands.footer_text() == (
+        "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench | ping`</sub>"
+    )

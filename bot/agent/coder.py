@@ -1,11 +1,13 @@
 """The coding agent: a tool-use loop in a sandboxed worktree, a self-review, one commit per candidate."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, Usage, blocks_to_params
 from bot.agent.tools import TOOL_DEFINITIONS, ToolError, Workspace, dispatch
@@ -16,8 +18,10 @@ from bot.text import fence, sanitize
 STATUSES = ("committed", "no_change", "failed", "budget_exceeded", "rejected")
 REVIEW_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"approve": {"type": "boolean"},
-                   "problems": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "approve": {"type": "boolean"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["approve", "problems"],
     "additionalProperties": False,
 }
@@ -45,9 +49,15 @@ class AgentResult:
     review: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "commit_sha": self.commit_sha, "message": self.message,
-                "transcript_summary": self.transcript_summary, "refusals": self.refusals,
-                "usage": self.usage, "review": self.review}
+        return {
+            "status": self.status,
+            "commit_sha": self.commit_sha,
+            "message": self.message,
+            "transcript_summary": self.transcript_summary,
+            "refusals": self.refusals,
+            "usage": self.usage,
+            "review": self.review,
+        }
 
 
 class _Stop(Exception):
@@ -65,7 +75,9 @@ def citations_of(hypothesis: dict[str, Any], sources: Iterable[dict[str, Any]] =
     out = []
     for c in hypothesis.get("citations") or []:
         if isinstance(c, dict):
-            out.append({"title": str(c.get("title") or c.get("url") or "source"), "url": str(c.get("url") or "")})
+            out.append(
+                {"title": str(c.get("title") or c.get("url") or "source"), "url": str(c.get("url") or "")}
+            )
         elif str(c) in by_id:
             src = by_id[str(c)]
             out.append({"title": str(src.get("title") or c), "url": str(src.get("url") or "")})
@@ -129,20 +141,32 @@ class _Session:
         self.check_limits()
         self.turns += 1
         try:
-            return self.llm.chat(self.system, self.messages, TOOL_DEFINITIONS,
-                                 max_tokens=self.limits.max_output_tokens,
-                                 token_cap=self.limits.max_tokens - self.spent().total_tokens,
-                                 purpose=purpose)
+            return self.llm.chat(
+                self.system,
+                self.messages,
+                TOOL_DEFINITIONS,
+                max_tokens=self.limits.max_output_tokens,
+                token_cap=self.limits.max_tokens - self.spent().total_tokens,
+                purpose=purpose,
+            )
         except BudgetExceeded as e:
             raise _Stop("budget_exceeded", f"token budget: {e}") from e
         except LLMError as e:
             raise _Stop("failed", str(e)) from e
 
 
-def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace, llm: LLM,
-              limits: Limits | None = None, *, comments: Iterable[str] = (), conventions: str = "",
-              sources: Iterable[dict[str, Any]] = (),
-              clock: Callable[[], float] = time.monotonic) -> AgentResult:
+def implement(
+    hypothesis: dict[str, Any],
+    issue_text: str,
+    workspace: Workspace,
+    llm: LLM,
+    limits: Limits | None = None,
+    *,
+    comments: Iterable[str] = (),
+    conventions: str = "",
+    sources: Iterable[dict[str, Any]] = (),
+    clock: Callable[[], float] = time.monotonic,
+) -> AgentResult:
     """Implement `hypothesis` in `workspace` (a throwaway worktree); commit it if the review approves.
 
     `sources` is the dossier's source list, used to turn citation ids into titles and URLs."""
@@ -150,11 +174,24 @@ def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace,
     sources = list(sources)
     root = workspace.root
     base_sha = git(root, "rev-parse", "HEAD").strip()
-    s = _Session(workspace, llm, limits, clock, clock(), llm.usage.copy(),
-                 llm.render("agent_system", {"allowed": ", ".join(workspace.allowed),
-                                             "protected": ", ".join(workspace.protected)}))
-    s.messages.append({"role": "user", "content": _task_prompt(llm, hypothesis, issue_text, comments,
-                                                               conventions, workspace, sources)})
+    s = _Session(
+        workspace,
+        llm,
+        limits,
+        clock,
+        clock(),
+        llm.usage.copy(),
+        llm.render(
+            "agent_system",
+            {"allowed": ", ".join(workspace.allowed), "protected": ", ".join(workspace.protected)},
+        ),
+    )
+    s.messages.append(
+        {
+            "role": "user",
+            "content": _task_prompt(llm, hypothesis, issue_text, comments, conventions, workspace, sources),
+        }
+    )
     review: dict[str, Any] | None = None
     try:
         summary = _loop(s)
@@ -162,15 +199,24 @@ def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace,
             return _result(s, "no_change", None, f"agent made no change: {summary}", base_sha)
         review = _review(s, hypothesis, conventions, base_sha)
         if not review["approve"]:
-            s.add_user_text(llm.render("agent_fix", {
-                "problems": fence("reviewer findings", _bullets(review["problems"]))}))
+            s.add_user_text(
+                llm.render(
+                    "agent_fix", {"problems": fence("reviewer findings", _bullets(review["problems"]))}
+                )
+            )
             summary = _loop(s) or summary
             if not _changed(workspace):
                 return _result(s, "no_change", None, "fix round reverted every change", base_sha, review)
             review = _review(s, hypothesis, conventions, base_sha)
             if not review["approve"]:
-                return _result(s, "rejected", None,
-                               "rejected by review: " + "; ".join(review["problems"])[:2000], base_sha, review)
+                return _result(
+                    s,
+                    "rejected",
+                    None,
+                    "rejected by review: " + "; ".join(review["problems"])[:2000],
+                    base_sha,
+                    review,
+                )
         sha = _commit(workspace, commit_message(hypothesis, summary, sources))
         s.log.append(f"committed {sha[:12]}")
         return _result(s, "committed", sha, summary, base_sha, review, keep=True)
@@ -180,22 +226,36 @@ def implement(hypothesis: dict[str, Any], issue_text: str, workspace: Workspace,
         return _result(s, "failed", None, f"{type(e).__name__}: {e}", base_sha, review)
 
 
-def _task_prompt(llm: LLM, hypothesis: dict[str, Any], issue_text: str, comments: Iterable[str],
-                 conventions: str, ws: Workspace, sources: list[dict[str, Any]]) -> str:
+def _task_prompt(
+    llm: LLM,
+    hypothesis: dict[str, Any],
+    issue_text: str,
+    comments: Iterable[str],
+    conventions: str,
+    ws: Workspace,
+    sources: list[dict[str, Any]],
+) -> str:
     cites = "\n".join(f"- {c['title']} {c['url']}" for c in citations_of(hypothesis, sources)) or "(none)"
     hyp = {k: v for k, v in hypothesis.items() if k not in ("citations", "sources")}
     comment_blocks = "\n\n".join(fence(f"issue comment {i}", c) for i, c in enumerate(comments, 1))
-    return llm.render("agent_task", {
-        "hypothesis": fence("hypothesis from the research dossier", json.dumps(hyp, indent=2, default=str)),
-        "citations": fence("hypothesis sources", cites),
-        "issue": fence("issue text", issue_text),
-        "comments": comment_blocks or "(no comments)",
-        "conventions": fence("project conventions", conventions) if conventions.strip() else "(none given)",
-        "allowed": ", ".join(ws.allowed),
-        "protected": ", ".join(ws.protected),
-        "build": "; ".join(ws.build_commands) or "(none)",
-        "check": "; ".join(ws.check_commands) or "(none)",
-    })
+    return llm.render(
+        "agent_task",
+        {
+            "hypothesis": fence(
+                "hypothesis from the research dossier", json.dumps(hyp, indent=2, default=str)
+            ),
+            "citations": fence("hypothesis sources", cites),
+            "issue": fence("issue text", issue_text),
+            "comments": comment_blocks or "(no comments)",
+            "conventions": fence("project conventions", conventions)
+            if conventions.strip()
+            else "(none given)",
+            "allowed": ", ".join(ws.allowed),
+            "protected": ", ".join(ws.protected),
+            "build": "; ".join(ws.build_commands) or "(none)",
+            "check": "; ".join(ws.check_commands) or "(none)",
+        },
+    )
 
 
 def _loop(s: _Session) -> str:
@@ -203,15 +263,23 @@ def _loop(s: _Session) -> str:
     nudged = False
     while True:
         msg = s.call("coder")
-        s.messages.append({"role": "assistant", "content": blocks_to_params(msg.content) or
-                           [{"type": "text", "text": "(no output)"}]})
+        s.messages.append(
+            {
+                "role": "assistant",
+                "content": blocks_to_params(msg.content) or [{"type": "text", "text": "(no output)"}],
+            }
+        )
         tool_uses = [b for b in msg.content if b.type == "tool_use"]
         if not tool_uses:
             if msg.stop_reason == "max_tokens" or nudged:
                 raise _Stop("failed", f"model stopped without calling finish (stop_reason={msg.stop_reason})")
             nudged = True
-            s.messages.append({"role": "user", "content": "Continue with the tools; call finish(summary) "
-                                                          "when the change is complete."})
+            s.messages.append(
+                {
+                    "role": "user",
+                    "content": "Continue with the tools; call finish(summary) when the change is complete.",
+                }
+            )
             continue
         results, summary = [], None
         for block in tool_uses:
@@ -249,8 +317,12 @@ def _clip(out: str, limit: int = MAX_TOOL_RESULT_CHARS) -> str:
 
 
 def _tool_result(tool_use_id: str, content: str, is_error: bool) -> dict[str, Any]:
-    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content or "(empty)",
-            "is_error": is_error}
+    return {
+        "type": "tool_result",
+        "tool_use_id": tool_use_id,
+        "content": content or "(empty)",
+        "is_error": is_error,
+    }
 
 
 def _changed(ws: Workspace) -> bool:
@@ -268,20 +340,27 @@ def _diff(ws: Workspace, base_sha: str) -> str:
 def _review(s: _Session, hypothesis: dict[str, Any], conventions: str, base_sha: str) -> dict[str, Any]:
     s.check_limits()
     s.turns += 1
-    variables = {"hypothesis": fence("hypothesis", json.dumps(hypothesis, indent=2, default=str)),
-                 "conventions": fence("project conventions", conventions) if conventions.strip()
-                 else "(none given)",
-                 "diff": fence("candidate diff", _diff(s.workspace, base_sha))}
+    variables = {
+        "hypothesis": fence("hypothesis", json.dumps(hypothesis, indent=2, default=str)),
+        "conventions": fence("project conventions", conventions) if conventions.strip() else "(none given)",
+        "diff": fence("candidate diff", _diff(s.workspace, base_sha)),
+    }
     try:
-        verdict = s.llm.structured("review", variables, REVIEW_SCHEMA,
-                                   system=s.llm.render("review_system", {}),
-                                   token_cap=s.limits.max_tokens - s.spent().total_tokens, purpose="review")
+        verdict = s.llm.structured(
+            "review",
+            variables,
+            REVIEW_SCHEMA,
+            system=s.llm.render("review_system", {}),
+            token_cap=s.limits.max_tokens - s.spent().total_tokens,
+            purpose="review",
+        )
     except BudgetExceeded as e:
         raise _Stop("budget_exceeded", f"token budget during review: {e}") from e
     except LLMError as e:
         raise _Stop("failed", f"review failed: {e}") from e
-    s.log.append(f"review: {'approved' if verdict['approve'] else 'rejected'} "
-                 f"({len(verdict['problems'])} problems)")
+    s.log.append(
+        f"review: {'approved' if verdict['approve'] else 'rejected'} ({len(verdict['problems'])} problems)"
+    )
     return verdict
 
 
@@ -297,8 +376,22 @@ def _commit(ws: Workspace, message: str) -> str:
 
 
 def _git_commit(root: Path, message: str, paths: list[str]) -> None:
-    git(root, "-c", f"user.name={BOT_IDENTITY[0]}", "-c", f"user.email={BOT_IDENTITY[1]}", "commit",
-        "--no-verify", "--no-gpg-sign", "-q", "-F", "-", "--", *paths, input=message)
+    git(
+        root,
+        "-c",
+        f"user.name={BOT_IDENTITY[0]}",
+        "-c",
+        f"user.email={BOT_IDENTITY[1]}",
+        "commit",
+        "--no-verify",
+        "--no-gpg-sign",
+        "-q",
+        "-F",
+        "-",
+        "--",
+        *paths,
+        input=message,
+    )
 
 
 def _discard(ws: Workspace, base_sha: str) -> None:
@@ -307,10 +400,23 @@ def _discard(ws: Workspace, base_sha: str) -> None:
     git(ws.root, "clean", "-q", "-fd")
 
 
-def _result(s: _Session, status: str, sha: str | None, message: str, base_sha: str,
-            review: dict[str, Any] | None = None, keep: bool = False) -> AgentResult:
+def _result(
+    s: _Session,
+    status: str,
+    sha: str | None,
+    message: str,
+    base_sha: str,
+    review: dict[str, Any] | None = None,
+    keep: bool = False,
+) -> AgentResult:
     if not keep:
         _discard(s.workspace, base_sha)
-    return AgentResult(status=status, commit_sha=sha, message=message,
-                       transcript_summary="\n".join(s.log), refusals=s.workspace.refusal_dicts(),
-                       usage=s.spent().to_dict(), review=review)
+    return AgentResult(
+        status=status,
+        commit_sha=sha,
+        message=message,
+        transcript_summary="\n".join(s.log),
+        refusals=s.workspace.refusal_dicts(),
+        usage=s.spent().to_dict(),
+        review=review,
+    )

@@ -1,12 +1,14 @@
 """Anthropic client with usage accounting, cost, budgets, prompt templates and structured output."""
+
 from __future__ import annotations
 
 import json
 import string
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import anthropic
 import jsonschema
@@ -56,18 +58,28 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_creation_input_tokens
-                + self.cache_read_input_tokens)
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
 
-    def add(self, other: "Usage") -> None:
-        for name in ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-                     "cache_read_input_tokens", "usd"):
+    def add(self, other: Usage) -> None:
+        for name in (
+            "calls",
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "usd",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def minus(self, earlier: "Usage") -> "Usage":
+    def minus(self, earlier: Usage) -> Usage:
         return Usage(**{k: v - getattr(earlier, k) for k, v in asdict(self).items()})
 
-    def copy(self) -> "Usage":
+    def copy(self) -> Usage:
         return Usage(**asdict(self))
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,9 +99,12 @@ def price_for(model: str, prices: Mapping[str, tuple[float, float]]) -> tuple[fl
 
 def cost_usd(usage: Usage, price: tuple[float, float]) -> float:
     p_in, p_out = price
-    return (usage.input_tokens * p_in + usage.output_tokens * p_out
-            + usage.cache_creation_input_tokens * p_in * CACHE_WRITE_FACTOR
-            + usage.cache_read_input_tokens * p_in * CACHE_READ_FACTOR) / 1e6
+    return (
+        usage.input_tokens * p_in
+        + usage.output_tokens * p_out
+        + usage.cache_creation_input_tokens * p_in * CACHE_WRITE_FACTOR
+        + usage.cache_read_input_tokens * p_in * CACHE_READ_FACTOR
+    ) / 1e6
 
 
 def estimate_tokens(payload: Any) -> int:
@@ -115,12 +130,14 @@ class LLM:
     usage: Usage = field(default_factory=Usage)
 
     def __post_init__(self) -> None:
-        self.prompts_dir = (Path(self.prompts_dir) if self.prompts_dir is not None
-                            else _installed_prompts_dir())
+        self.prompts_dir = (
+            Path(self.prompts_dir) if self.prompts_dir is not None else _installed_prompts_dir()
+        )
         self.price = price_for(self.model, self.prices)
         self._lock = threading.Lock()
-        self.client = anthropic.Anthropic(api_key=self.api_key, base_url=self.base_url,
-                                          max_retries=self.max_retries, timeout=self.timeout_s)
+        self.client = anthropic.Anthropic(
+            api_key=self.api_key, base_url=self.base_url, max_retries=self.max_retries, timeout=self.timeout_s
+        )
 
     # ---- templates -------------------------------------------------------------------------------
     def render(self, template_name: str, variables: Mapping[str, Any]) -> str:
@@ -156,14 +173,19 @@ class LLM:
             raise BudgetExceeded(
                 f"{which} budget exhausted: ~{est_input} input tokens estimated, "
                 f"{self.usage.total_tokens}/{self.max_tokens_budget} tokens and "
-                f"${self.usage.usd:.4f}/{self.usd_budget} used")
+                f"${self.usage.usd:.4f}/{self.usd_budget} used"
+            )
         return allowance
 
     def _record(self, message: Any, purpose: str) -> Usage:
         u = message.usage
-        call = Usage(calls=1, input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
-                     cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-                     cache_read_input_tokens=u.cache_read_input_tokens or 0)
+        call = Usage(
+            calls=1,
+            input_tokens=u.input_tokens or 0,
+            output_tokens=u.output_tokens or 0,
+            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=u.cache_read_input_tokens or 0,
+        )
         call.usd = cost_usd(call, self.price)
         with self._lock:
             self.usage.add(call)
@@ -172,17 +194,29 @@ class LLM:
         return call
 
     # ---- calls -----------------------------------------------------------------------------------
-    def chat(self, system: str, messages: list[dict[str, Any]], tools: Iterable[dict[str, Any]] = (),
-             *, max_tokens: int = 4096, token_cap: int | None = None, tool_choice: dict | None = None,
-             purpose: str = "chat") -> Any:
+    def chat(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: Iterable[dict[str, Any]] = (),
+        *,
+        max_tokens: int = 4096,
+        token_cap: int | None = None,
+        tool_choice: dict | None = None,
+        purpose: str = "chat",
+    ) -> Any:
         """One Messages API call (anthropic.types.Message); budget checked before, usage recorded after.
 
         `token_cap` is an extra limit from the caller (e.g. a run's remaining tokens)."""
         tools = list(tools)
         est_input = estimate_tokens({"system": system, "messages": messages, "tools": tools})
         allowance = self._output_allowance(est_input, max_tokens, token_cap)
-        kwargs: dict[str, Any] = {"model": self.model, "max_tokens": allowance, "system": system,
-                                  "messages": messages}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": allowance,
+            "system": system,
+            "messages": messages,
+        }
         if tools:
             kwargs["tools"] = tools
         if tool_choice is not None:
@@ -194,38 +228,67 @@ class LLM:
         self._record(message, purpose)
         return message
 
-    def structured(self, template_name: str, variables: Mapping[str, Any], schema: dict[str, Any], *,
-                   system: str | None = None, max_tokens: int = 4096, token_cap: int | None = None,
-                   purpose: str | None = None) -> dict[str, Any]:
+    def structured(
+        self,
+        template_name: str,
+        variables: Mapping[str, Any],
+        schema: dict[str, Any],
+        *,
+        system: str | None = None,
+        max_tokens: int = 4096,
+        token_cap: int | None = None,
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
         """Ask for a JSON object matching `schema` through a forced `submit` tool; one repair retry."""
         jsonschema.Draft202012Validator.check_schema(schema)
         validator = jsonschema.Draft202012Validator(schema)
         system = system if system is not None else self.render("system_structured", {})
-        tool = {"name": "submit", "description": "Submit the answer as structured data.",
-                "input_schema": schema}
+        tool = {
+            "name": "submit",
+            "description": "Submit the answer as structured data.",
+            "input_schema": schema,
+        }
         messages: list[dict[str, Any]] = [{"role": "user", "content": self.render(template_name, variables)}]
         last_error = ""
         for attempt in range(2):
-            msg = self.chat(system, messages, [tool], max_tokens=max_tokens, token_cap=token_cap,
-                            tool_choice={"type": "tool", "name": "submit"},
-                            purpose=purpose or template_name)
+            msg = self.chat(
+                system,
+                messages,
+                [tool],
+                max_tokens=max_tokens,
+                token_cap=token_cap,
+                tool_choice={"type": "tool", "name": "submit"},
+                purpose=purpose or template_name,
+            )
             block = next((b for b in msg.content if b.type == "tool_use" and b.name == "submit"), None)
             if block is None:
                 last_error = "the answer did not call the submit tool"
-                messages += [{"role": "assistant", "content": _blocks_to_params(msg.content) or "(empty)"},
-                             {"role": "user", "content": f"Error: {last_error}. Call submit."}]
+                messages += [
+                    {"role": "assistant", "content": _blocks_to_params(msg.content) or "(empty)"},
+                    {"role": "user", "content": f"Error: {last_error}. Call submit."},
+                ]
                 continue
             errors = sorted(validator.iter_errors(block.input), key=lambda e: list(e.path))
             if not errors:
                 return dict(block.input)
-            last_error = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
-                                   for e in errors[:5])
+            last_error = "; ".join(
+                f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]
+            )
             messages += [
                 {"role": "assistant", "content": _blocks_to_params(msg.content)},
-                {"role": "user", "content": [{
-                    "type": "tool_result", "tool_use_id": block.id, "is_error": True,
-                    "content": f"Schema validation failed: {last_error}. Call submit again with "
-                               f"corrected input that matches the schema."}]}]
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": block.id,
+                            "is_error": True,
+                            "content": f"Schema validation failed: {last_error}. Call submit again with "
+                            f"corrected input that matches the schema.",
+                        }
+                    ],
+                },
+            ]
         raise LLMError(f"{template_name}: no valid structured answer after a repair retry: {last_error}")
 
 

@@ -1,4 +1,5 @@
 """Sandboxed file operations inside one throwaway git worktree; every refusal is recorded."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ class Workspace:
     build_commands: list[str] = field(default_factory=list)
     check_commands: list[str] = field(default_factory=list)
     command_timeout_s: float = 600.0
-    isolate: bool = True               # build/check commands run agent-written code: only in the jail
+    isolate: bool = True  # build/check commands run agent-written code: only in the jail
     refusals: list[Refusal] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
 
@@ -71,8 +72,9 @@ class Workspace:
             raise self._refuse(tool, str(path), "empty or invalid path")
         posix = path.replace("\\", "/")
         if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix) or posix.startswith("~"):
-            raise self._refuse(tool, path, "absolute paths are not allowed; use a path relative to the "
-                                           "repository root")
+            raise self._refuse(
+                tool, path, "absolute paths are not allowed; use a path relative to the repository root"
+            )
         parts = PurePosixPath(posix).parts
         if ".." in parts:
             raise self._refuse(tool, path, "'..' is not allowed in paths")
@@ -97,8 +99,7 @@ class Workspace:
             if pathglob.protected(candidate, self.protected):
                 raise self._refuse(tool, path, f"{candidate} is protected")
             if not pathglob.match(candidate, self.allowed):
-                raise self._refuse(tool, path, f"{candidate} is outside the allowed paths "
-                                               f"{self.allowed}")
+                raise self._refuse(tool, path, f"{candidate} is outside the allowed paths {self.allowed}")
         probe = self.root
         for part in PurePosixPath(rel).parts:
             probe = probe / part
@@ -240,8 +241,15 @@ def run_command(cmd: str, cwd: Path, timeout_s: float, isolate: bool = True) -> 
         jail.write_etc(plan, etc)
         argv, env = jail.command(plan, Path(cwd), etc, argv), jail.jail_env(plan)
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         try:
             out, _ = proc.communicate(timeout=timeout_s)
             rc: int | str = proc.returncode
@@ -258,29 +266,70 @@ def run_command(cmd: str, cwd: Path, timeout_s: float, isolate: bool = True) -> 
 
 
 TOOL_DEFINITIONS: list[dict[str, Any]] = [
-    {"name": "read_file", "description": "Read numbered lines of a file (path relative to the repo root).",
-     "input_schema": {"type": "object", "properties": {
-         "path": {"type": "string"}, "start": {"type": "integer", "minimum": 1},
-         "end": {"type": "integer", "minimum": 1}}, "required": ["path"]}},
-    {"name": "list_files", "description": "List files matching a glob ('**' any depth, '*' one level).",
-     "input_schema": {"type": "object", "properties": {"glob": {"type": "string"}}}},
-    {"name": "search", "description": "Search file lines with a Python regex, optionally within a glob.",
-     "input_schema": {"type": "object", "properties": {
-         "regex": {"type": "string"}, "glob": {"type": "string"}}, "required": ["regex"]}},
-    {"name": "replace", "description": "Replace the single exact occurrence of `old` with `new` in a file.",
-     "input_schema": {"type": "object", "properties": {
-         "path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}},
-         "required": ["path", "old", "new"]}},
-    {"name": "write_file", "description": "Create a NEW file with the given content.",
-     "input_schema": {"type": "object", "properties": {
-         "path": {"type": "string"}, "content": {"type": "string"}}, "required": ["path", "content"]}},
-    {"name": "run_build", "description": "Run the project's build commands; returns exit code and output tail.",
-     "input_schema": {"type": "object", "properties": {}}},
-    {"name": "run_check", "description": "Run the project's quick correctness checks.",
-     "input_schema": {"type": "object", "properties": {}}},
-    {"name": "finish", "description": "Stop: the change is complete (or no change is worthwhile).",
-     "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}},
-                      "required": ["summary"]}},
+    {
+        "name": "read_file",
+        "description": "Read numbered lines of a file (path relative to the repo root).",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "start": {"type": "integer", "minimum": 1},
+                "end": {"type": "integer", "minimum": 1},
+            },
+            "required": ["path"],
+        },
+    },
+    {
+        "name": "list_files",
+        "description": "List files matching a glob ('**' any depth, '*' one level).",
+        "input_schema": {"type": "object", "properties": {"glob": {"type": "string"}}},
+    },
+    {
+        "name": "search",
+        "description": "Search file lines with a Python regex, optionally within a glob.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"regex": {"type": "string"}, "glob": {"type": "string"}},
+            "required": ["regex"],
+        },
+    },
+    {
+        "name": "replace",
+        "description": "Replace the single exact occurrence of `old` with `new` in a file.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}},
+            "required": ["path", "old", "new"],
+        },
+    },
+    {
+        "name": "write_file",
+        "description": "Create a NEW file with the given content.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    },
+    {
+        "name": "run_build",
+        "description": "Run the project's build commands; returns exit code and output tail.",
+        "input_schema": {"type": "object", "properties": {}},
+    },
+    {
+        "name": "run_check",
+        "description": "Run the project's quick correctness checks.",
+        "input_schema": {"type": "object", "properties": {}},
+    },
+    {
+        "name": "finish",
+        "description": "Stop: the change is complete (or no change is worthwhile).",
+        "input_schema": {
+            "type": "object",
+            "properties": {"summary": {"type": "string"}},
+            "required": ["summary"],
+        },
+    },
 ]
 
 

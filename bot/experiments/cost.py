@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -23,7 +23,7 @@ class BudgetExceeded(RuntimeError):
 @dataclass(frozen=True)
 class PriceQuote:
     usd_per_hour: float | None
-    source: str          # "catalog" | "configured" | "unknown"
+    source: str  # "catalog" | "configured" | "unknown"
     note: str = ""
 
 
@@ -39,11 +39,17 @@ def catalog_file(cloud: str) -> str | None:
 
 def _catalog_price(cloud: str, instance_type: str, region: str | None, use_spot: bool) -> float:
     import sky.catalog
+
     return float(sky.catalog.get_hourly_cost(instance_type, use_spot, region, None, clouds=cloud.lower()))
 
 
-def quote_price(cloud: str, instance_type: str, region: str | None = None, use_spot: bool = False,
-                configured: Mapping[str, float] | None = None) -> PriceQuote:
+def quote_price(
+    cloud: str,
+    instance_type: str,
+    region: str | None = None,
+    use_spot: bool = False,
+    configured: Mapping[str, float] | None = None,
+) -> PriceQuote:
     """Hourly price with its source; never raises for an unknown instance."""
     note = ""
     if catalog_file(cloud):
@@ -58,11 +64,18 @@ def quote_price(cloud: str, instance_type: str, region: str | None = None, use_s
     for key in (f"{cloud.lower()}/{instance_type}/{kind}", f"{cloud.lower()}/{instance_type}", instance_type):
         if key in configured:
             return PriceQuote(float(configured[key]), "configured", note + f"configured price {key!r}")
-    return PriceQuote(None, "unknown", note + f"no configured price for {cloud}/{instance_type}: cost unknown")
+    return PriceQuote(
+        None, "unknown", note + f"no configured price for {cloud}/{instance_type}: cost unknown"
+    )
 
 
-def instance_price(cloud: str, instance_type: str, region: str | None = None, use_spot: bool = False,
-                   configured: Mapping[str, float] | None = None) -> float | None:
+def instance_price(
+    cloud: str,
+    instance_type: str,
+    region: str | None = None,
+    use_spot: bool = False,
+    configured: Mapping[str, float] | None = None,
+) -> float | None:
     """$/hour of one VM, or None when neither the catalog nor the configuration knows it."""
     return quote_price(cloud, instance_type, region, use_spot, configured).usd_per_hour
 
@@ -84,9 +97,16 @@ class Estimate:
     assumptions: list[str] = field(default_factory=list)
 
 
-def estimate_run(n_candidates: int, archs: list[str], per_candidate_s: float | Mapping[str, float],
-                 setup_s: float | Mapping[str, float], prices: Mapping[str, float | None],
-                 *, baseline: bool = True, billing_minimum_s: float = 60.0) -> Estimate:
+def estimate_run(
+    n_candidates: int,
+    archs: list[str],
+    per_candidate_s: float | Mapping[str, float],
+    setup_s: float | Mapping[str, float],
+    prices: Mapping[str, float | None],
+    *,
+    baseline: bool = True,
+    billing_minimum_s: float = 60.0,
+) -> Estimate:
     """VM time and cost of one benchmark batch: one VM per arch running setup + every variant.
 
     ``per_candidate_s``: build + validate + bench seconds of one variant (a number or per arch);
@@ -104,8 +124,10 @@ def estimate_run(n_candidates: int, archs: list[str], per_candidate_s: float | M
         usd[arch] = experiment_cost(secs[arch], prices.get(arch))
     known = [v for v in usd.values() if v is not None]
     total = math.fsum(known) if len(known) == len(usd) else None
-    notes = [f"{variants} variants ({n_candidates} candidates + baseline) per VM, one VM per arch",
-             f"AWS bills per second with a {billing_minimum_s:.0f} s minimum"]
+    notes = [
+        f"{variants} variants ({n_candidates} candidates + baseline) per VM, one VM per arch",
+        f"AWS bills per second with a {billing_minimum_s:.0f} s minimum",
+    ]
     notes += [f"{a}: price unknown" for a, v in usd.items() if v is None]
     return Estimate(secs, usd, total, notes)
 
@@ -141,8 +163,10 @@ class Budget:
     def reserve(self, kind: str, estimate_usd: float | None) -> None:
         """Raise BudgetExceeded unless ``estimate_usd`` fits (checked before a VM launch)."""
         if not self.can_afford(estimate_usd):
-            raise BudgetExceeded(f"{kind}: estimated ${estimate_usd or 0:.2f} but only "
-                                 f"${self.remaining:.2f} of ${self.limit_usd:.2f} left")
+            raise BudgetExceeded(
+                f"{kind}: estimated ${estimate_usd or 0:.2f} but only "
+                f"${self.remaining:.2f} of ${self.limit_usd:.2f} left"
+            )
 
     def charge(self, kind: str, usd: float | None) -> float:
         """Record spending (actual cost is always recorded, even past the limit); returns remaining."""
@@ -158,7 +182,7 @@ class Budget:
         return {"limit_usd": self.limit_usd, "spent": dict(self.spent)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> "Budget":
+    def from_dict(cls, d: Mapping[str, object]) -> Budget:
         return cls(float(d["limit_usd"]), d.get("spent") or {})  # type: ignore[arg-type]
 
 
@@ -190,8 +214,9 @@ def quote_resources(cfg: Mapping[str, object]) -> PriceQuote:
     if alternatives:
         if not isinstance(alternatives, list):
             return PriceQuote(None, "unknown", "any_of/ordered must be a list")
-        quotes = [quote_resources({**base, **(alt if isinstance(alt, Mapping) else {})})
-                  for alt in alternatives]
+        quotes = [
+            quote_resources({**base, **(alt if isinstance(alt, Mapping) else {})}) for alt in alternatives
+        ]
         unknown = [q for q in quotes if q.usd_per_hour is None]
         if unknown:
             return unknown[0]

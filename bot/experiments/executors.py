@@ -10,6 +10,7 @@ set `local_trust: all`, the runner starts it inside the jail (bot/experiments/ja
 batch's own files writable, toolchain read-only, no network, no secrets, a minimal explicit environment). A
 host where no jail starts gets its batches refused (`UntrustedRefused`) with the reason and the ways out.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,17 +20,17 @@ import logging
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from bot.experiments import jail
+from bot.experiments import jail, tasks
 from bot.experiments import results as results_mod
-from bot.experiments import tasks
 
 PollState = Literal["running", "done", "failed"]
 # The environment a local benchmark sees: candidate code runs there, so no tokens from the bot's environment.
@@ -41,10 +42,13 @@ LOG = logging.getLogger(__name__)
 @dataclass
 class Batch:
     """Everything one benchmark stage sends out: a spec and a machine config per architecture."""
+
     run_id: int
-    specs: dict[str, dict[str, Any]]                 # arch -> spec dict (ARCHITECTURE.md)
-    bundle: Path | None = None                       # git bundle with baseline + candidates (spec.source else)
-    arch_configs: dict[str, dict[str, Any]] = field(default_factory=dict)   # arch -> Settings.architectures[arch]
+    specs: dict[str, dict[str, Any]]  # arch -> spec dict (ARCHITECTURE.md)
+    bundle: Path | None = None  # git bundle with baseline + candidates (spec.source else)
+    arch_configs: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # arch -> Settings.architectures[arch]
 
 
 @dataclass(frozen=True)
@@ -53,16 +57,16 @@ class Capabilities:
 
     # host: measures on this machine (its arch only); configured: a machine per Settings.architectures entry
     archs: Literal["host", "configured"]
-    priced: bool       # its machines cost the arch's $/h (catalog or price_per_hour); else measuring is free
-    vm_seconds: bool   # vm_seconds(handle) counts each arch's machine launch to teardown (failed ones too)
-    logs: bool         # logs(handle) returns the batch's log (shown when a batch returns no result)
-    jail: bool         # runs candidate code on this host, in the jail (Settings.local_trust)
-    reconciler: bool   # start_reconciler(interval_s) tears down what crashed runs left (worker process only)
+    priced: bool  # its machines cost the arch's $/h (catalog or price_per_hour); else measuring is free
+    vm_seconds: bool  # vm_seconds(handle) counts each arch's machine launch to teardown (failed ones too)
+    logs: bool  # logs(handle) returns the batch's log (shown when a batch returns no result)
+    jail: bool  # runs candidate code on this host, in the jail (Settings.local_trust)
+    reconciler: bool  # start_reconciler(interval_s) tears down what crashed runs left (worker process only)
 
 
 class Executor(Protocol):
     capabilities: Capabilities
-    poll_interval: float   # seconds between polls while a batch runs
+    poll_interval: float  # seconds between polls while a batch runs
 
     def submit(self, batch: Batch) -> str: ...
     def poll(self, handle: str) -> PollState: ...
@@ -83,27 +87,38 @@ class UntrustedRefused(ExecutorError):
     """Candidate code would run unisolated on the bot's host: refused (no isolation here, trust not given)."""
 
 
-TRUST_LEVELS = ("none", "all")   # none: every candidate runs in the jail; all: UNSAFE, no jail
+TRUST_LEVELS = ("none", "all")  # none: every candidate runs in the jail; all: UNSAFE, no jail
 
 
 class LocalExecutor:
     """Runs batches on this machine in scratch directories `base_dir/<handle>/`."""
 
-    capabilities = Capabilities(archs="host", priced=False, vm_seconds=False, logs=True, jail=True,
-                                reconciler=False)
-    poll_interval = 3.0   # seconds between polls while a batch runs: the bot stays idle beside its benchmark
+    capabilities = Capabilities(
+        archs="host", priced=False, vm_seconds=False, logs=True, jail=True, reconciler=False
+    )
+    poll_interval = 3.0  # seconds between polls while a batch runs: the bot stays idle beside its benchmark
 
-    def __init__(self, base_dir: Path, run_setup: bool = False, python: str = sys.executable,
-                 lock_path: Path | None = None, trust: str = "none",
-                 jail_paths: list[str] | tuple[str, ...] = (), jail_uid: int = jail.JAIL_UID):
+    def __init__(
+        self,
+        base_dir: Path,
+        run_setup: bool = False,
+        python: str = sys.executable,
+        lock_path: Path | None = None,
+        trust: str = "none",
+        jail_paths: list[str] | tuple[str, ...] = (),
+        jail_uid: int = jail.JAIL_UID,
+    ):
         if trust not in TRUST_LEVELS:
             raise ExecutorError(f"local_trust must be one of {', '.join(TRUST_LEVELS)}, got {trust!r}")
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         # one lock for the whole machine (not per bot instance): two bots, or a bot and its tests, on one host
         # must never benchmark at the same time
-        self.lock_path = Path(lock_path or os.environ.get("AUTORESEARCH_BENCH_LOCK")
-                              or Path(tempfile.gettempdir()) / "autoresearch-bench.lock")
+        self.lock_path = Path(
+            lock_path
+            or os.environ.get("AUTORESEARCH_BENCH_LOCK")
+            or Path(tempfile.gettempdir()) / "autoresearch-bench.lock"
+        )
         self.run_setup = run_setup
         self.python = python
         self.trust = trust
@@ -121,7 +136,8 @@ class LocalExecutor:
             raise UntrustedRefused(
                 f"The local executor refuses to build and run candidate code here: candidates (fork commits, "
                 f"agent output, user branches) are untrusted and this host cannot isolate them ({why}). "
-                f"To fix: {jail.INSTALL_HINT}.")
+                f"To fix: {jail.INSTALL_HINT}."
+            )
         return jail.make_plan(self.python, self.jail_paths, self.jail_uid)
 
     # ------------------------------------------------------------------ protocol
@@ -133,9 +149,16 @@ class LocalExecutor:
         handle = f"local-{int(batch.run_id)}-{uuid.uuid4().hex[:10]}"
         hdir = self.base_dir / handle
         hdir.mkdir()
-        plan: dict[str, Any] = {"handle": handle, "run_id": batch.run_id, "arches": list(batch.specs),
-                                "run_setup": self.run_setup, "lock": str(self.lock_path), "tasks": {},
-                                "trust": self.trust, "jail": jail_plan}
+        plan: dict[str, Any] = {
+            "handle": handle,
+            "run_id": batch.run_id,
+            "arches": list(batch.specs),
+            "run_setup": self.run_setup,
+            "lock": str(self.lock_path),
+            "tasks": {},
+            "trust": self.trust,
+            "jail": jail_plan,
+        }
         for arch, spec in batch.specs.items():
             files_dir = hdir / _safe(arch)
             # jailed: a copy, never a hard link (the jail may write its files dir; the bundle is shared)
@@ -146,8 +169,13 @@ class LocalExecutor:
         try:
             proc = subprocess.Popen(
                 [self.python, "-m", "bot.experiments.executors", "run-local", str(hdir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                cwd=str(hdir), env=_runner_env(self.python))
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=str(hdir),
+                env=_runner_env(self.python),
+            )
         finally:
             log.close()
         _write_json(hdir / "runner.pid", {"pid": proc.pid, "start": _proc_start_time(proc.pid)})
@@ -234,7 +262,7 @@ class LocalExecutor:
 
     def _live_pid(self, handle: str, hdir: Path) -> int | None:
         child = self._children.get(handle)
-        if child is not None and child.poll() is not None:       # reap our own child (no zombie)
+        if child is not None and child.poll() is not None:  # reap our own child (no zombie)
             return None
         info = _read_json(hdir / "runner.pid")
         if not info:
@@ -247,6 +275,7 @@ class LocalExecutor:
 
 
 # ---------------------------------------------------------------------- runner (the detached process)
+
 
 def run_local_batch(hdir: Path) -> int:
     """Body of the detached runner: each arch's task in turn, under the machine-wide benchmark lock."""
@@ -267,12 +296,16 @@ def run_local_batch(hdir: Path) -> int:
     return 0 if all(rc == 0 for rc in exits.values()) and not cancelled else 1
 
 
-def _run_task(task: dict[str, Any], run_setup: bool, jail_plan: dict[str, Any] | None = None,
-              etc_dir: Path | None = None) -> int:
+def _run_task(
+    task: dict[str, Any],
+    run_setup: bool,
+    jail_plan: dict[str, Any] | None = None,
+    etc_dir: Path | None = None,
+) -> int:
     env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
     env.update({k: str(v) for k, v in (task.get("envs") or {}).items()})
     cwd = task["workdir"]
-    if run_setup and task.get("setup"):   # the bot's own template (packages), never candidate code: unjailed
+    if run_setup and task.get("setup"):  # the bot's own template (packages), never candidate code: unjailed
         rc = subprocess.call(["bash", "-c", task["setup"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
         if rc != 0:
             print(f"[runner] setup failed with exit {rc}", flush=True)
@@ -309,6 +342,7 @@ def _machine_lock(path: Path) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- small utilities
+
 
 def _result_path(plan: dict[str, Any], arch: str) -> Path:
     task = plan["tasks"][arch]

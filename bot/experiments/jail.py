@@ -26,6 +26,7 @@ Two modes, chosen by the bot's own uid:
 `probe()` starts a real jail once per process (cached) and says why isolation is unavailable; the executor
 then refuses untrusted candidates unless the operator set `local_trust: all`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,15 +38,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-JAIL_UID = 60999                                  # throwaway uid of root mode (no passwd entry on the host)
+JAIL_UID = 60999  # throwaway uid of root mode (no passwd entry on the host)
 HOSTNAME = "autoresearch-jail"
 TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-ETC_FILES = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "os-release",
-             "debian_version", "nsswitch.conf")
-ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")   # cwd + setpriv; gone after
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; the Makefile does it when "
-                "run as root), use `executor: skypilot`, or set `local_trust: all` (UNSAFE: candidate code "
-                "then runs as the bot's user, with its files, environment and network)")
+ETC_FILES = (
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "os-release",
+    "debian_version",
+    "nsswitch.conf",
+)
+ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")  # cwd + setpriv; gone after
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; the Makefile does it when "
+    "run as root), use `executor: skypilot`, or set `local_trust: all` (UNSAFE: candidate code "
+    "then runs as the bot's user, with its files, environment and network)"
+)
 
 
 class JailError(RuntimeError):
@@ -70,19 +81,35 @@ def interpreter_paths(python: str) -> list[str]:
     return [p for p in dict.fromkeys(out) if not _under(p, "/usr")]
 
 
-def make_plan(python: str = sys.executable, extra_ro: list[str] | tuple[str, ...] = (), uid: int = JAIL_UID,
-              mode: str | None = None) -> dict[str, Any]:
+def make_plan(
+    python: str = sys.executable,
+    extra_ro: list[str] | tuple[str, ...] = (),
+    uid: int = JAIL_UID,
+    mode: str | None = None,
+) -> dict[str, Any]:
     """The JSON-able jail settings of one batch (stored in batch.json; the detached runner reads them)."""
     ro = [str(Path(p).absolute()) for p in [*interpreter_paths(python), *extra_ro]]
-    return {"mode": mode or mode_for_uid(), "uid": int(uid), "ro": list(dict.fromkeys(ro)),
-            "python_bin": str(Path(python).absolute().parent)}
+    return {
+        "mode": mode or mode_for_uid(),
+        "uid": int(uid),
+        "ro": list(dict.fromkeys(ro)),
+        "python_bin": str(Path(python).absolute().parent),
+    }
 
 
 def jail_env(plan: dict[str, Any], task_envs: dict[str, str] | None = None) -> dict[str, str]:
     """The complete environment inside the jail: nothing from the bot's environment."""
     path = [plan["python_bin"], "/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"]
-    env = {"PATH": os.pathsep.join(dict.fromkeys(path)), "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-           "LC_ALL": "C.UTF-8", "USER": "autoresearch", "LOGNAME": "autoresearch", "TERM": "dumb"}
+    env = {
+        "PATH": os.pathsep.join(dict.fromkeys(path)),
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "USER": "autoresearch",
+        "LOGNAME": "autoresearch",
+        "TERM": "dumb",
+    }
     env.update({str(k): str(v) for k, v in (task_envs or {}).items()})
     return env
 
@@ -100,9 +127,11 @@ def write_etc(plan: dict[str, Any], etc_dir: Path) -> None:
     etc_dir.mkdir(parents=True, exist_ok=True)
     uid = int(plan["uid"]) if plan["mode"] == "root" else os.getuid()
     gid = uid if plan["mode"] == "root" else os.getgid()
-    (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\n"
-                                    f"autoresearch:x:{uid}:{gid}:autoresearch jail:/tmp:/bin/sh\n"
-                                    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (etc_dir / "passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/sh\n"
+        f"autoresearch:x:{uid}:{gid}:autoresearch jail:/tmp:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
     (etc_dir / "group").write_text(f"root:x:0:\nautoresearch:x:{gid}:\nnogroup:x:65534:\n")
     for f in (etc_dir, etc_dir / "passwd", etc_dir / "group"):
         f.chmod(0o755 if f.is_dir() else 0o644)
@@ -138,8 +167,15 @@ def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str])
     workdir = Path(workdir).absolute()
     args = [bwrap, "--die-with-parent", "--new-session", "--hostname", HOSTNAME]
     if plan["mode"] == "root":
-        args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-drop", "ALL"]
+        args += [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+        ]
         for cap in ROOT_CAPS:
             args += ["--cap-add", cap]
     elif os.geteuid() == 0:
@@ -173,8 +209,23 @@ def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str])
     for p in plan.get("ro", []):
         if Path(p).exists() and not _under(p, "/usr"):
             bind("--ro-bind", p)
-    args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
-             "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    args += [
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        "/proc/sys",
+        "/proc/sys",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/dev/shm",
+    ]
     bind("--ro-bind-try", "/sys/devices/system/cpu")
     bind("--bind", str(workdir))
     args += ["--chdir", str(workdir), "--"]
@@ -183,8 +234,16 @@ def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str])
         if not setpriv:
             raise JailError("setpriv (util-linux) is not installed")
         uid = int(plan["uid"])
-        args += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                 "--bounding-set=-all", "--no-new-privs", "--"]
+        args += [
+            setpriv,
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return args + list(argv)
 
 
@@ -197,12 +256,21 @@ def _probe(mode: str, python: str, uid: int) -> tuple[bool, str]:
             work.mkdir()
             Path(tmp).chmod(0o755)
             prepare(plan, work, etc)
-            check = ("import os, socket, sys; assert os.getuid() != 0; open('ok', 'w').write('1'); "
-                     "s = socket.socket(); s.settimeout(2)\ntry: s.connect(('1.1.1.1', 53)); sys.exit(3)\n"
-                     "except OSError: pass")
+            check = (
+                "import os, socket, sys; assert os.getuid() != 0; open('ok', 'w').write('1'); "
+                "s = socket.socket(); s.settimeout(2)\ntry: s.connect(('1.1.1.1', 53)); sys.exit(3)\n"
+                "except OSError: pass"
+            )
             argv = command(plan, work, etc, ["python3", "-c", check])
-            p = subprocess.run(argv, cwd=str(work), env=jail_env(plan), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            p = subprocess.run(
+                argv,
+                cwd=str(work),
+                env=jail_env(plan),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+            )
             if p.returncode != 0 or not (work / "ok").exists():
                 out = p.stdout.decode(errors="replace").strip()[-600:]
                 return False, f"a test jail failed (exit {p.returncode}): {out or 'no output'}"

@@ -16,11 +16,13 @@ pair, interference that lasts seconds hits both members and cancels in d; a pair
 shift gives one outlying d, and the median of the d's ignores up to half of them without trimming anything.
 scripts/calibrate_stats.py --real --hog measures the design under a CPU hog.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from scipy import stats as sps
 
@@ -29,7 +31,7 @@ def order_index(n: int, a: float) -> int:
     """Largest k with P(Binomial(n, 1/2) <= k - 1) <= a / 2 (0: even [min, max] has less coverage)."""
     if n <= 0:
         return 0
-    j = int(sps.binom.ppf(a / 2, n, 0.5))       # smallest j with cdf(j) >= a / 2
+    j = int(sps.binom.ppf(a / 2, n, 0.5))  # smallest j with cdf(j) >= a / 2
     k = j if sps.binom.cdf(j, n, 0.5) > a / 2 else j + 1
     return max(0, min(k, (n + 1) // 2))
 

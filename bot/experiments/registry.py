@@ -9,8 +9,8 @@ the CLI's reconciler and the doctor's checks all read this table and the executo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .executors import Capabilities, Executor
@@ -19,9 +19,9 @@ from .executors import Capabilities, Executor
 @dataclass(frozen=True)
 class ExecutorEntry:
     name: str
-    load: Callable[[], type]                        # the executor class (its module imported when asked)
-    build: Callable[[Any, Any], Executor]           # (Settings, Store or None) -> a ready executor
-    validate: Callable[[Any], None] | None = None   # Settings -> None, or ConfigError for what is wrong
+    load: Callable[[], type]  # the executor class (its module imported when asked)
+    build: Callable[[Any, Any], Executor]  # (Settings, Store or None) -> a ready executor
+    validate: Callable[[Any], None] | None = None  # Settings -> None, or ConfigError for what is wrong
 
     @property
     def capabilities(self) -> Capabilities:
@@ -35,8 +35,11 @@ def _local() -> type:
 
 
 def _build_local(settings: Any, store: Any = None) -> Executor:
-    return _local()(settings.data_path / "executor" / "local", trust=settings.local_trust,
-                    jail_paths=settings.local_jail_paths)
+    return _local()(
+        settings.data_path / "executor" / "local",
+        trust=settings.local_trust,
+        jail_paths=settings.local_jail_paths,
+    )
 
 
 def _skypilot() -> type:
@@ -61,10 +64,13 @@ def _build_skypilot(settings: Any, store: Any = None) -> Executor:
     return _skypilot()(settings.data_path / "executor" / "skypilot", run_active=run_active)
 
 
-REGISTRY: dict[str, ExecutorEntry] = {e.name: e for e in (
-    ExecutorEntry("local", _local, _build_local),
-    ExecutorEntry("skypilot", _skypilot, _build_skypilot),
-)}
+REGISTRY: dict[str, ExecutorEntry] = {
+    e.name: e
+    for e in (
+        ExecutorEntry("local", _local, _build_local),
+        ExecutorEntry("skypilot", _skypilot, _build_skypilot),
+    )
+}
 
 
 def get(name: str) -> ExecutorEntry:

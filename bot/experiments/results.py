@@ -1,4 +1,5 @@
 """The driver's result.json: load, schema check with clear errors, accessors (shape: docs/ARCHITECTURE.md)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from typing import Any
 
 SCHEMA = 1
 FINAL_STATUSES = ("ok", "build_failed", "validation_failed", "bench_failed")
-STATUSES = FINAL_STATUSES + ("pending",)        # "pending" only in partial results (crashed / running)
+STATUSES = FINAL_STATUSES + ("pending",)  # "pending" only in partial results (crashed / running)
 TIMING_KEYS = ("build_s", "validate_s", "bench_s", "total_s")
 
 
@@ -84,7 +85,11 @@ def _check_variant(name: str, v: Any, partial: bool) -> None:
     validation = _need(v, "validation", dict, where)
     _need(validation, "ok", bool, f"{where}validation.")
     for i, check in enumerate(_need(validation, "checks", list, f"{where}validation.")):
-        if not (isinstance(check, dict) and isinstance(check.get("name"), str) and isinstance(check.get("ok"), bool)):
+        if not (
+            isinstance(check, dict)
+            and isinstance(check.get("name"), str)
+            and isinstance(check.get("ok"), bool)
+        ):
             raise ResultError(f"{where}validation.checks[{i}]", "needs a string 'name' and a boolean 'ok'")
     samples = _need(v, "samples", dict, where)
     for metric, values in samples.items():
@@ -118,7 +123,9 @@ def status(result: dict[str, Any], variant: str) -> str:
     try:
         return str(result["variants"][variant]["status"])
     except KeyError as e:
-        raise KeyError(f"no variant {variant!r} in result (have {', '.join(result.get('variants', {}))})") from e
+        raise KeyError(
+            f"no variant {variant!r} in result (have {', '.join(result.get('variants', {}))})"
+        ) from e
 
 
 def samples(result: dict[str, Any], variant: str, metric: str) -> list[float]:

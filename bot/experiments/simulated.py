@@ -5,11 +5,13 @@ ratio itself against the minimum effect: speedup = baseline estimated cycles / c
 "faster" when log(speedup) >= log(1 + min_effect), "slower" when <= -log(1 + min_effect), else "no change".
 The per-function differential profile says where a change acts.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 TOP_FUNCTIONS = 10
 
@@ -18,19 +20,19 @@ TOP_FUNCTIONS = 10
 class SimComparison:
     baseline_cycles: int
     candidate_cycles: int
-    speedup: float                 # > 1: the candidate costs fewer estimated cycles
+    speedup: float  # > 1: the candidate costs fewer estimated cycles
     baseline_instructions: int
     candidate_instructions: int
-    verdict: str                   # faster | slower | no_change
+    verdict: str  # faster | slower | no_change
     isa: str = ""
-    seconds: float = 0.0           # the candidate's simulation time
-    functions: list[dict[str, Any]] = field(default_factory=list)   # the top changes, see function_diff
+    seconds: float = 0.0  # the candidate's simulation time
+    functions: list[dict[str, Any]] = field(default_factory=list)  # the top changes, see function_diff
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SimComparison":
+    def from_dict(cls, d: Mapping[str, Any]) -> SimComparison:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -51,14 +53,22 @@ def sim_verdict(speedup: float, min_effect: float) -> str:
 def compare_simulated(base: Mapping[str, Any], cand: Mapping[str, Any], min_effect: float) -> SimComparison:
     bc, cc = int(base["estimated_cycles"]), int(cand["estimated_cycles"])
     speedup = bc / cc if cc > 0 else math.inf
-    return SimComparison(baseline_cycles=bc, candidate_cycles=cc, speedup=speedup,
-                         baseline_instructions=int(base.get("instructions", 0)),
-                         candidate_instructions=int(cand.get("instructions", 0)),
-                         verdict=sim_verdict(speedup, min_effect), isa=str(cand.get("isa") or base.get("isa") or ""),
-                         seconds=float(cand.get("seconds") or 0.0), functions=function_diff(base, cand))
+    return SimComparison(
+        baseline_cycles=bc,
+        candidate_cycles=cc,
+        speedup=speedup,
+        baseline_instructions=int(base.get("instructions", 0)),
+        candidate_instructions=int(cand.get("instructions", 0)),
+        verdict=sim_verdict(speedup, min_effect),
+        isa=str(cand.get("isa") or base.get("isa") or ""),
+        seconds=float(cand.get("seconds") or 0.0),
+        functions=function_diff(base, cand),
+    )
 
 
-def function_diff(base: Mapping[str, Any], cand: Mapping[str, Any], top: int = TOP_FUNCTIONS) -> list[dict[str, Any]]:
+def function_diff(
+    base: Mapping[str, Any], cand: Mapping[str, Any], top: int = TOP_FUNCTIONS
+) -> list[dict[str, Any]]:
     """The functions whose estimated cycles changed most (by absolute change), with the relative change.
 
     Each: {"name", "baseline", "candidate", "delta", "change" (delta / baseline; None for a new function),
@@ -73,8 +83,16 @@ def function_diff(base: Mapping[str, Any], cand: Mapping[str, Any], top: int = T
         delta = cv - bv
         if delta == 0:
             continue
-        rows.append({"name": name, "baseline": bv, "candidate": cv, "delta": delta,
-                     "change": (delta / bv) if bv else None, "share": delta / total})
+        rows.append(
+            {
+                "name": name,
+                "baseline": bv,
+                "candidate": cv,
+                "delta": delta,
+                "change": (delta / bv) if bv else None,
+                "share": delta / total,
+            }
+        )
     rows.sort(key=lambda r: (-abs(r["delta"]), r["name"]))
     return rows[:top]
 
@@ -84,5 +102,7 @@ def profile(rec: Mapping[str, Any] | None, top: int = TOP_FUNCTIONS) -> list[dic
     if not usable(rec):
         return []
     total = int(rec["estimated_cycles"])
-    return [{"name": f["name"], "cycles": int(f["cycles"]), "share": int(f["cycles"]) / total}
-            for f in (rec.get("functions") or [])[:top]]
+    return [
+        {"name": f["name"], "cycles": int(f["cycles"]), "share": int(f["cycles"]) / total}
+        for f in (rec.get("functions") or [])[:top]
+    ]

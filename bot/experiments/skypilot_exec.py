@@ -46,8 +46,9 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from bot.experiments.executors import Capabilities
 
@@ -65,8 +66,15 @@ LIVE_REQUEST = ("PENDING", "WAITING", "RUNNING", "SUCCEEDED")  # api_status stat
 CLUSTER_GONE = ("ClusterDoesNotExist", "ClusterNotUpError")  # exec on a cluster that went away
 OUR_JOB = re.compile(r"^arj-(?P<key>r\d+-[0-9a-f]{6})-")  # every managed job this executor names (spot archs)
 # sky.jobs.ManagedJobStatus.terminal_statuses()
-MANAGED_TERMINAL = ("SUCCEEDED", "CANCELLED", "FAILED", "FAILED_SETUP", "FAILED_PRECHECKS",
-                    "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+MANAGED_TERMINAL = (
+    "SUCCEEDED",
+    "CANCELLED",
+    "FAILED",
+    "FAILED_SETUP",
+    "FAILED_PRECHECKS",
+    "FAILED_NO_RESOURCE",
+    "FAILED_CONTROLLER",
+)
 MANAGED_MARK = "managed-jobs-used"  # in state_dir once a managed job was submitted: the reconciler sweeps
 
 
@@ -81,7 +89,7 @@ def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
         if pos < 0:
             continue
         try:
-            obj = json.loads(line[pos + len(mark):])
+            obj = json.loads(line[pos + len(mark) :])
         except json.JSONDecodeError:
             continue  # a line cut off by a dying VM
         if not isinstance(obj, dict):
@@ -109,6 +117,7 @@ def _progress(result: Mapping[str, Any] | None) -> int:
 def build_task(config: Mapping[str, Any], *, skip_workdir: bool = False) -> Any:
     """A validated ``sky.Task`` from a rendered task dict (instance types checked against the catalog)."""
     from bot.resources import skypilot
+
     task = skypilot().Task.from_yaml_config(dict(config))
     task.validate(skip_workdir=skip_workdir)
     return task
@@ -125,7 +134,7 @@ def cluster_name(key: str, arch: str, seq: int) -> str:
     room = MAX_CLUSTER_NAME - len(head) - 1 - len(tail)
     if slug != arch or len(slug) > room:
         digest = hashlib.sha1(arch.encode()).hexdigest()[:6]
-        slug = f"{slug[:max(0, room - len(digest) - 1)].strip('-')}-{digest}".lstrip("-")
+        slug = f"{slug[: max(0, room - len(digest) - 1)].strip('-')}-{digest}".lstrip("-")
     if room < 6:
         raise ValueError(f"run key {key!r} too long for a cluster name")
     return f"{head}-{slug}{tail}"
@@ -181,19 +190,30 @@ def _batch_number(handle: str) -> int:
 class SkyPilotExecutor:
     """Executor protocol over SkyPilot: submit/poll/collect/cancel (see docs/ARCHITECTURE.md)."""
 
-    capabilities = Capabilities(archs="configured", priced=True, vm_seconds=True, logs=True, jail=False,
-                                reconciler=True)
-    poll_interval = 1.0   # seconds between polls while a batch runs (the VMs measure, not this host)
+    capabilities = Capabilities(
+        archs="configured", priced=True, vm_seconds=True, logs=True, jail=False, reconciler=True
+    )
+    poll_interval = 1.0  # seconds between polls while a batch runs (the VMs measure, not this host)
 
-    def __init__(self, state_dir: str | Path, *, sdk: Any = None, render: Renderer | None = None,
-                 task_from_config: Callable[[Mapping[str, Any]], Any] | None = None, max_attempts: int = 2,
-                 autostop_minutes: int = 10, clock: Callable[[], float] = time.time,
-                 price: Pricer | None = None,
-                 sleep: Callable[[float], None] = time.sleep, down_tries: int = 4,
-                 down_backoff: tuple[float, float] = (5.0, 120.0),
-                 run_active: Callable[[int], bool] | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        sdk: Any = None,
+        render: Renderer | None = None,
+        task_from_config: Callable[[Mapping[str, Any]], Any] | None = None,
+        max_attempts: int = 2,
+        autostop_minutes: int = 10,
+        clock: Callable[[], float] = time.time,
+        price: Pricer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        down_tries: int = 4,
+        down_backoff: tuple[float, float] = (5.0, 120.0),
+        run_active: Callable[[int], bool] | None = None,
+    ) -> None:
         if sdk is None:
             from bot.resources import skypilot
+
             sdk = skypilot()  # the real SDK; imported lazily (slow import)
         self.sdk = sdk
         self.state_dir = Path(state_dir)
@@ -268,13 +288,21 @@ class SkyPilotExecutor:
         for rec in self._run_records():
             if rec.get("run_id") == run_id and not rec.get("released"):
                 return rec
-        return {"run_id": run_id, "key": f"r{run_id}-{secrets.token_hex(3)}", "released": False, "batches": 0,
-                "archs": {}}
+        return {
+            "run_id": run_id,
+            "key": f"r{run_id}-{secrets.token_hex(3)}",
+            "released": False,
+            "batches": 0,
+            "archs": {},
+        }
 
     def _batches(self, key: str) -> list[str]:
         """Handles of every batch of run key ``key`` whose state is here, oldest first."""
-        found = [p.parent.name for p in self.state_dir.glob(f"{key}-b*/state.json")] \
-            if self.state_dir.exists() else []
+        found = (
+            [p.parent.name for p in self.state_dir.glob(f"{key}-b*/state.json")]
+            if self.state_dir.exists()
+            else []
+        )
         return sorted((h for h in found if run_key(h) == key), key=_batch_number)
 
     # ------------------------------------------------------------------ protocol
@@ -294,11 +322,28 @@ class SkyPilotExecutor:
             except BaseException:
                 shutil.rmtree(hdir, ignore_errors=True)
                 raise
-            state = {"handle": handle, "run_id": run_id, "cancelled": False, "created": self.clock(),
-                     "archs": {a: {"status": "pending", "attempt": 0, "cluster": None, "mode": None,
-                                   "launch_request": None, "job_id": None, "down": [], "vm_seconds": 0.0,
-                                   "errors": [], "complete": False, "usd_per_hour": prices[a]}
-                               for a in configs}}
+            state = {
+                "handle": handle,
+                "run_id": run_id,
+                "cancelled": False,
+                "created": self.clock(),
+                "archs": {
+                    a: {
+                        "status": "pending",
+                        "attempt": 0,
+                        "cluster": None,
+                        "mode": None,
+                        "launch_request": None,
+                        "job_id": None,
+                        "down": [],
+                        "vm_seconds": 0.0,
+                        "errors": [],
+                        "complete": False,
+                        "usd_per_hour": prices[a],
+                    }
+                    for a in configs
+                },
+            }
             for arch, cfg in configs.items():
                 (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
             self._save_run(rec)
@@ -419,8 +464,10 @@ class SkyPilotExecutor:
 
     def costs(self, handle: str) -> dict[str, float]:
         """$ per arch (VM seconds x the price quoted at submit), failed and cancelled archs included."""
-        return {arch: float(a["vm_seconds"]) / 3600.0 * float(a.get("usd_per_hour") or 0.0)
-                for arch, a in self.load_state(handle)["archs"].items()}
+        return {
+            arch: float(a["vm_seconds"]) / 3600.0 * float(a.get("usd_per_hour") or 0.0)
+            for arch, a in self.load_state(handle)["archs"].items()
+        }
 
     # ------------------------------------------------------------------ teardown and reconciliation
     def pending_teardown(self) -> dict[str, dict[str, Any]]:
@@ -503,8 +550,11 @@ class SkyPilotExecutor:
         now = self.clock()
         for name, entry in self.pending_teardown().items():
             if float(entry.get("next_at", 0)) <= now:
-                (report["downed"] if self._down(entry.get("handle"), entry.get("arch"), name, tries=1)
-                 else report["pending"]).append(name)
+                (
+                    report["downed"]
+                    if self._down(entry.get("handle"), entry.get("arch"), name, tries=1)
+                    else report["pending"]
+                ).append(name)
         try:
             records = self.sdk.get(self.sdk.status(cluster_names=None, all_users=False))
         except Exception as exc:  # noqa: BLE001 - API server down: try again next time
@@ -557,6 +607,7 @@ class SkyPilotExecutor:
         if getattr(batch, "tasks", None):
             return {a: dict(c) for a, c in batch.tasks.items()}
         from bot.experiments import tasks
+
         if not batch.specs:
             raise ValueError("batch has no architectures")
         configs = {}
@@ -581,9 +632,11 @@ class SkyPilotExecutor:
             else:
                 prices[arch] = float(usd)
         if problems:
-            _refuse("No VM was launched: the price of " + "; ".join(problems) + ". An unknown price would "
-                    "make the budget meaningless. Set `price_per_hour` for the architecture in the bot's "
-                    "settings, or put SkyPilot's catalog in place (`sky show-gpus` / `sky check` fetch it).")
+            _refuse(
+                "No VM was launched: the price of " + "; ".join(problems) + ". An unknown price would "
+                "make the budget meaningless. Set `price_per_hour` for the architecture in the bot's "
+                "settings, or put SkyPilot's catalog in place (`sky show-gpus` / `sky check` fetch it)."
+            )
         return prices
 
     def _make_task(self, config: Mapping[str, Any]) -> Any:
@@ -603,8 +656,9 @@ class SkyPilotExecutor:
         with self._lock:
             if self._alive(handle, arch):
                 return
-            t = threading.Thread(target=self._run_arch, args=(handle, arch, resume), daemon=True,
-                                 name=f"sky-{handle}-{arch}")
+            t = threading.Thread(
+                target=self._run_arch, args=(handle, arch, resume), daemon=True, name=f"sky-{handle}-{arch}"
+            )
             self._threads[(handle, arch)] = t
             t.start()
 
@@ -639,14 +693,16 @@ class SkyPilotExecutor:
             self._down(handle, arch, a["cluster"])
         if reattach:
             result, complete = (self._attempt_managed if managed else self._attempt)(
-                handle, arch, config, attempt, reattach=reattach)
+                handle, arch, config, attempt, reattach=reattach
+            )
             best = self._keep(hdir, arch, best, result)
             if complete or self._cancelled(handle):
                 return self._finish(handle, arch, best, complete)
         while attempt < self.max_attempts and not self._cancelled(handle):
             attempt += 1
             result, complete = (self._attempt_managed if is_managed(config) else self._attempt)(
-                handle, arch, config, attempt, reattach=None)
+                handle, arch, config, attempt, reattach=None
+            )
             best = self._keep(hdir, arch, best, result)
             if complete:
                 return self._finish(handle, arch, best, True)
@@ -659,8 +715,10 @@ class SkyPilotExecutor:
         except Exception as exc:  # noqa: BLE001 - API server unreachable: not attachable, tear down instead
             log.warning("api_status %s: %s: %s", request_id, type(exc).__name__, exc)
             return False
-        return any(_field(r, "request_id") == request_id and _field(r, "status").upper() in LIVE_REQUEST
-                   for r in records or [])
+        return any(
+            _field(r, "request_id") == request_id and _field(r, "status").upper() in LIVE_REQUEST
+            for r in records or []
+        )
 
     def _cluster_status(self, name: str) -> str:
         """The cluster's status in SkyPilot (``UP``, ``INIT``, ``STOPPED``), "" when ``status`` lists none."""
@@ -686,8 +744,9 @@ class SkyPilotExecutor:
         key = run_key(handle)
         with self._lock:
             rec = self._load_run(key)
-            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
-                                               "billed_until": None, "last_handle": None})
+            e = rec["archs"].setdefault(
+                arch, {"cluster": None, "seq": 0, "holder": None, "billed_until": None, "last_handle": None}
+            )
             holder = e.get("holder")
             if rec.get("released") or (holder and holder != handle and self._holds(holder, arch)):
                 e["seq"] += 1
@@ -733,13 +792,19 @@ class SkyPilotExecutor:
         if mode == "exec":
             rid = self.sdk.exec(task, cluster_name=name, down=False)
         else:
-            rid = self.sdk.launch(task, cluster_name=name, retry_until_up=False,
-                                  idle_minutes_to_autostop=self.autostop_minutes, down=True)
+            rid = self.sdk.launch(
+                task,
+                cluster_name=name,
+                retry_until_up=False,
+                idle_minutes_to_autostop=self.autostop_minutes,
+                down=True,
+            )
         self._update(handle, arch, launch_request=str(rid))
         return rid
 
-    def _attempt(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
-                 *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+    def _attempt(
+        self, handle: str, arch: str, config: Mapping[str, Any], attempt: int, *, reattach: str | None
+    ) -> tuple[dict[str, Any] | None, bool]:
         """One attempt on one cluster: launch, exec on the run's cluster, or re-attach (to the job, or to the
         launch/exec request by its id). The cluster is kept for the run's next batch only after a final
         result; otherwise it is downed here."""
@@ -748,8 +813,16 @@ class SkyPilotExecutor:
         if reattach:
             name, mode, since = a["cluster"], a.get("mode") or "launch", None
         else:
-            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode=None,
-                         job_id=None, launch_request=None)
+            self._update(
+                handle,
+                arch,
+                status="launching",
+                attempt=attempt,
+                cluster=None,
+                mode=None,
+                job_id=None,
+                launch_request=None,
+            )
             try:
                 name, mode, since = self._acquire(handle, arch)
             except Exception as exc:  # noqa: BLE001 - no `status` answer: the attempt fails, nothing launched
@@ -761,14 +834,19 @@ class SkyPilotExecutor:
         complete = False
         try:
             with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"\n=== {arch} attempt {attempt} cluster {name} "
-                          f"{'re-attach to the ' + reattach if reattach else mode}\n")
+                log.write(
+                    f"\n=== {arch} attempt {attempt} cluster {name} "
+                    f"{'re-attach to the ' + reattach if reattach else mode}\n"
+                )
                 log.flush()
                 if reattach == "job":
                     job_id = a["job_id"]
                 else:
-                    rid = a["launch_request"] if reattach else \
-                        self._request_job(handle, arch, name, mode, config)
+                    rid = (
+                        a["launch_request"]
+                        if reattach
+                        else self._request_job(handle, arch, name, mode, config)
+                    )
                     try:
                         job_id, _ = self.sdk.stream_and_get(rid, output_stream=log)
                     except Exception as exc:
@@ -776,8 +854,9 @@ class SkyPilotExecutor:
                         if mode != "exec" or not gone or self._cancelled(handle):
                             raise
                         # the run's cluster went away between `status` and `exec`: launch the run's next one
-                        log.write(f"\n=== {name} is gone ({type(exc).__name__}: {exc}); "
-                                  "launching a fresh one\n")
+                        log.write(
+                            f"\n=== {name} is gone ({type(exc).__name__}: {exc}); launching a fresh one\n"
+                        )
                         self._hand_back(handle, arch, name, mode, False, self.clock())
                         self._down(handle, arch, name, force=True)
                         name, mode, _ = self._acquire(handle, arch)
@@ -792,13 +871,20 @@ class SkyPilotExecutor:
                 log.write(f"\n=== job exit code {code}\n")
             result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
             if not complete:
-                self._error(handle, arch, f"attempt {attempt}: job ended (exit {code}) without a final result"
-                                          f"{' (partial kept)' if result else ''}")
+                self._error(
+                    handle,
+                    arch,
+                    f"attempt {attempt}: job ended (exit {code}) without a final result"
+                    f"{' (partial kept)' if result else ''}",
+                )
             return result, complete
         except Exception as exc:  # noqa: BLE001 - launch failure, preemption, lost connection
             self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
-            result, _ = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace")) \
-                if log_path.exists() else (None, False)
+            result, _ = (
+                parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+                if log_path.exists()
+                else (None, False)
+            )
             return result, False
         finally:
             ended = self.clock()
@@ -818,12 +904,13 @@ class SkyPilotExecutor:
         key = run_key(handle)
         with self._lock:
             rec = self._load_run(key)
-            e = rec["archs"].setdefault(arch, {"cluster": None, "seq": 0, "holder": None,
-                                               "billed_until": None, "last_handle": None})
+            e = rec["archs"].setdefault(
+                arch, {"cluster": None, "seq": 0, "holder": None, "billed_until": None, "last_handle": None}
+            )
             e["seq"] += 1
             self._save_run(rec)
             (self.state_dir / MANAGED_MARK).touch()
-            return "arj-" + cluster_name(key, arch, e["seq"])[len("ar-"):]
+            return "arj-" + cluster_name(key, arch, e["seq"])[len("ar-") :]
 
     def _managed_status(self, job_id: int) -> tuple[str, int]:
         """(status, recovery count) of a managed job from ``sky.jobs.queue``; ("", 0) when unknown."""
@@ -865,8 +952,11 @@ class SkyPilotExecutor:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            active |= {a.get("job_name") for a in state.get("archs", {}).values()
-                       if a.get("mode") == "managed" and a.get("status") not in TERMINAL}
+            active |= {
+                a.get("job_name")
+                for a in state.get("archs", {}).values()
+                if a.get("mode") == "managed" and a.get("status") not in TERMINAL
+            }
         for record in records:
             name = _field(record, "job_name")
             if not OUR_JOB.match(name) or _field(record, "status").upper() in MANAGED_TERMINAL:
@@ -878,8 +968,9 @@ class SkyPilotExecutor:
             ok = self._cancel_managed(None, None, int(_field(record, "job_id")))
             (report["downed"] if ok else report["pending"]).append(name)
 
-    def _attempt_managed(self, handle: str, arch: str, config: Mapping[str, Any], attempt: int,
-                         *, reattach: str | None) -> tuple[dict[str, Any] | None, bool]:
+    def _attempt_managed(
+        self, handle: str, arch: str, config: Mapping[str, Any], attempt: int, *, reattach: str | None
+    ) -> tuple[dict[str, Any] | None, bool]:
         """One attempt as a SkyPilot managed job (``sky.jobs.launch``): the jobs controller provisions the
         spot VM, recovers from preemption and tears the job's cluster down; its logs outlive the cluster.
         An attempt that ends without a final result cancels its job (unless the job is known finished)."""
@@ -888,8 +979,17 @@ class SkyPilotExecutor:
         if reattach:
             name = a["job_name"]
         else:
-            self._update(handle, arch, status="launching", attempt=attempt, cluster=None, mode="managed",
-                         job_name=None, job_id=None, launch_request=None)
+            self._update(
+                handle,
+                arch,
+                status="launching",
+                attempt=attempt,
+                cluster=None,
+                mode="managed",
+                job_name=None,
+                job_id=None,
+                launch_request=None,
+            )
             name = self._managed_name(handle, arch)
             self._update(handle, arch, job_name=name)
         log_path = hdir / f"{arch}.log"
@@ -898,8 +998,10 @@ class SkyPilotExecutor:
         status, complete = "", False
         try:
             with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"\n=== {arch} attempt {attempt} managed job {name} "
-                          f"{'re-attach to the ' + reattach if reattach else 'launch'}\n")
+                log.write(
+                    f"\n=== {arch} attempt {attempt} managed job {name} "
+                    f"{'re-attach to the ' + reattach if reattach else 'launch'}\n"
+                )
                 log.flush()
                 if reattach != "job":
                     if reattach == "request":
@@ -914,18 +1016,27 @@ class SkyPilotExecutor:
                     return None, False
                 code = self.sdk.jobs.tail_logs(job_id=job_id, follow=True, output_stream=log)
                 status, recoveries = self._managed_status(job_id)
-                log.write(f"\n=== managed job {job_id}: {status or 'status unknown'}, exit code {code}, "
-                          f"recovered {recoveries} time(s)\n")
+                log.write(
+                    f"\n=== managed job {job_id}: {status or 'status unknown'}, exit code {code}, "
+                    f"recovered {recoveries} time(s)\n"
+                )
             result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
             if not complete:
-                self._error(handle, arch, f"attempt {attempt}: managed job {job_id} ended "
-                                          f"({status or f'exit {code}'}) without a final result"
-                                          f"{' (partial kept)' if result else ''}")
+                self._error(
+                    handle,
+                    arch,
+                    f"attempt {attempt}: managed job {job_id} ended "
+                    f"({status or f'exit {code}'}) without a final result"
+                    f"{' (partial kept)' if result else ''}",
+                )
             return result, complete
         except Exception as exc:  # noqa: BLE001 - launch refused, lost connection to the API server
             self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
-            result, _ = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace")) \
-                if log_path.exists() else (None, False)
+            result, _ = (
+                parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+                if log_path.exists()
+                else (None, False)
+            )
             return result, False
         finally:
             if not complete and job_id is not None and status not in MANAGED_TERMINAL:
@@ -935,8 +1046,9 @@ class SkyPilotExecutor:
                 state["archs"][arch]["vm_seconds"] += max(0.0, self.clock() - started)
                 self._save(handle, state)
 
-    def _keep(self, hdir: Path, arch: str, best: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _keep(
+        self, hdir: Path, arch: str, best: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
         if new is not None and _progress(new) >= _progress(best):
             (hdir / f"{arch}.result.json").write_text(json.dumps(new))
             return new
@@ -960,8 +1072,15 @@ class SkyPilotExecutor:
         records = self.sdk.get(self.sdk.status(cluster_names=[name], all_users=False))
         return not any(_record_name(r) == name for r in records or [])
 
-    def _down(self, handle: str | None, arch: str | None, name: str, *, force: bool = False,
-              tries: int | None = None) -> bool:
+    def _down(
+        self,
+        handle: str | None,
+        arch: str | None,
+        name: str,
+        *,
+        force: bool = False,
+        tries: int | None = None,
+    ) -> bool:
         """Tear ``name`` down until ``status`` confirms it is gone (retried with backoff); True if confirmed.
 
         Skipped when already confirmed unless ``force``. Unconfirmed after ``tries``: the cluster stays in
@@ -970,8 +1089,14 @@ class SkyPilotExecutor:
         with self._lock:
             if not force and known and name in self.load_state(handle)["archs"][arch]["down"]:
                 return True
-        entry = {"handle": handle, "arch": arch, "attempts": 0, "error": "", "since": self.clock(),
-                 **self.pending_teardown().get(name, {})}
+        entry = {
+            "handle": handle,
+            "arch": arch,
+            "attempts": 0,
+            "error": "",
+            "since": self.clock(),
+            **self.pending_teardown().get(name, {}),
+        }
         first, longest = self.down_backoff
         tries = self.down_tries if tries is None else tries
         for i in range(tries):
@@ -1001,8 +1126,10 @@ class SkyPilotExecutor:
             self._set_pending(name, entry)
             if i + 1 < tries:
                 self.sleep(wait)
-        message = (f"down {name}: not confirmed gone after {entry['attempts']} tries ({entry['error']}); "
-                   "pending teardown, retried by the reconciler")
+        message = (
+            f"down {name}: not confirmed gone after {entry['attempts']} tries ({entry['error']}); "
+            "pending teardown, retried by the reconciler"
+        )
         if known:
             self._error(handle, arch, message)
         log.warning(message)

@@ -2,6 +2,7 @@
 
 The same rendered task runs locally (LocalExecutor runs its `run` section) and on a VM (SkyPilot).
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,8 +62,13 @@ def make_bundle(git_dir: Path, shas: list[str], out: Path) -> Path:
     return out
 
 
-def write_batch_files(spec: dict[str, Any], files_dir: Path, bundle: Path | None = None,
-                      driver_dir: Path | None = None, link_bundle: bool = True) -> Path:
+def write_batch_files(
+    spec: dict[str, Any],
+    files_dir: Path,
+    bundle: Path | None = None,
+    driver_dir: Path | None = None,
+    link_bundle: bool = True,
+) -> Path:
     """Fill files_dir with the driver files (every sky/*.py: driver, presets, their helpers), spec.json and
     the bundle (a hard link when link_bundle, else a copy); return files_dir."""
     driver_dir = Path(driver_dir) if driver_dir is not None else sky_dir()
@@ -105,8 +111,9 @@ def render_task(spec: dict[str, Any], arch_cfg: dict[str, Any], files_dir: Path)
     return task
 
 
-def _resources(arch_cfg: dict[str, Any], defaults: dict[str, Any], labels: dict[str, str] | None = None
-               ) -> dict[str, Any]:
+def _resources(
+    arch_cfg: dict[str, Any], defaults: dict[str, Any], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The arch's resources in SkyPilot's own syntax, passed through (``infra``, ``any_of``/``ordered``,
     ``labels``, ``image_id``, ...), over the template's defaults; SkyPilot's schema validates them."""
     if not isinstance(arch_cfg, dict):
@@ -133,7 +140,8 @@ def validate_task(task: dict[str, Any]) -> None:
 
     try:
         common_utils.validate_schema(task, schemas.get_task_schema(), "Invalid task YAML: ")
-        common_utils.validate_schema(task.get("resources") or {}, schemas.get_resources_schema(),
-                                     "Invalid task resources: ")
+        common_utils.validate_schema(
+            task.get("resources") or {}, schemas.get_resources_schema(), "Invalid task resources: "
+        )
     except ValueError as e:
         raise TaskError(str(e)) from e

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from github import Auth, Github, GithubIntegration
 
@@ -41,7 +42,9 @@ class AppAuth:
     installation_id: int | None = None
 
     def __repr__(self) -> str:
-        return f"AppAuth(app_id={self.app_id!r}, private_key_pem=***, installation_id={self.installation_id!r})"
+        return (
+            f"AppAuth(app_id={self.app_id!r}, private_key_pem=***, installation_id={self.installation_id!r})"
+        )
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Credentials:
         inst_id = self.installation_id(repo)
         with self._lock:
             cached = self._tokens.get(inst_id)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if cached is None or (cached.expires_at - now).total_seconds() < self.refresh_margin_s:
             cached = self._mint(inst_id)
         return cached.token, cached.expires_at, cached.client
@@ -144,7 +147,7 @@ class Credentials:
         access = self._call(lambda: self.app().get_access_token(inst_id))
         expires = access.expires_at
         if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
+            expires = expires.replace(tzinfo=UTC)
         entry = _InstallationToken(access.token, expires, self._new_client(Auth.Token(access.token)))
         with self._lock:  # the replaced client may still serve another thread: left to the GC
             self._tokens[inst_id] = entry

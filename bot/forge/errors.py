@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from github import GithubException
 from github.GithubException import RateLimitExceededExceedsMaxWait, RateLimitExceededException
 from github.Requester import Requester
 
 MAX_MESSAGE = 300  # characters of a server's message kept in a ForgeError
+
 
 class ForgeError(Exception):
     """A GitHub call failed. `status` is the HTTP status (0 when no response came back)."""
@@ -59,7 +60,6 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-
 # --------------------------------------------------------------------------- translation
 
 
@@ -81,7 +81,6 @@ def is_rate_limit(exc: GithubException) -> bool:
     if exc.status == 429:
         return True
     return exc.status == 403 and Requester.isRateLimitError(message_of(exc))
-
 
 
 def translate(exc: Exception, secrets: Iterable[str] = ()) -> ForgeError:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import itertools
 import urllib.parse
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import requests
 import tenacity
@@ -20,9 +21,24 @@ from github.GithubException import RateLimitExceededExceedsMaxWait
 
 from .auth import AppAuth, Credentials, TokenAuth
 from .errors import ForgeError, NotFound, PermissionDenied, Unprocessable, redact, translate
-from .models import (CHECK_CONCLUSIONS, CHECK_STATUSES, DEFAULT_BASE_URL, PERMISSIONS, REACTIONS,
-                     WRITE_PERMISSIONS, Comment, CommitInfo, CompareResult, FileChange, Issue, IssueSummary,
-                     PullRequest, PullSummary, RetryPolicy, split_repo)
+from .models import (
+    CHECK_CONCLUSIONS,
+    CHECK_STATUSES,
+    DEFAULT_BASE_URL,
+    PERMISSIONS,
+    REACTIONS,
+    WRITE_PERMISSIONS,
+    Comment,
+    CommitInfo,
+    CompareResult,
+    FileChange,
+    Issue,
+    IssueSummary,
+    PullRequest,
+    PullSummary,
+    RetryPolicy,
+    split_repo,
+)
 
 T = TypeVar("T")
 
@@ -30,7 +46,9 @@ T = TypeVar("T")
 class _BoundedRetry(GithubRetry):
     """GithubRetry that also retries 429 and refuses Retry-After waits longer than the cap."""
 
-    def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kw: Any) -> Any:
+    def increment(
+        self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kw: Any
+    ) -> Any:
         header = response.headers.get("Retry-After") if response is not None else None
         if header and self.max_rate_limit_wait is not None:
             try:
@@ -38,7 +56,9 @@ class _BoundedRetry(GithubRetry):
             except Exception:  # malformed header: let urllib3 decide
                 wait = None
             if wait is not None and wait > self.max_rate_limit_wait:
-                message = f"rate limited: Retry-After {wait:.0f}s exceeds the {self.max_rate_limit_wait:.0f}s cap"
+                message = (
+                    f"rate limited: Retry-After {wait:.0f}s exceeds the {self.max_rate_limit_wait:.0f}s cap"
+                )
                 raise RateLimitExceededExceedsMaxWait(response.status, {"message": message}, None, wait=wait)
         return super().increment(method, url, response, *args, **kw)
 
@@ -60,13 +80,11 @@ def make_retry(policy: RetryPolicy) -> GithubRetry:
 # --------------------------------------------------------------------------- interface
 
 
-
 def _ref_path(ref: str) -> str:
     return urllib.parse.quote(ref, safe="/")
 
 
 # --------------------------------------------------------------------------- implementation
-
 
 
 class GitHubForge:
@@ -116,8 +134,13 @@ class GitHubForge:
         )
 
     def _integration(self, auth: Auth.AppAuth) -> GithubIntegration:
-        return GithubIntegration(auth=auth, base_url=self.base_url, timeout=int(max(1, self.timeout)),
-                                 user_agent=self.user_agent, retry=make_retry(self.retry))
+        return GithubIntegration(
+            auth=auth,
+            base_url=self.base_url,
+            timeout=int(max(1, self.timeout)),
+            user_agent=self.user_agent,
+            retry=make_retry(self.retry),
+        )
 
     def redact(self, text: str) -> str:
         """Mask every token this forge knows plus anything that looks like a token."""
@@ -135,7 +158,9 @@ class GitHubForge:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(transient),
             stop=tenacity.stop_after_attempt(max(1, self.retry.connection_attempts)),
-            wait=tenacity.wait_exponential(multiplier=self.retry.backoff_factor, max=self.retry.backoff_max_s),
+            wait=tenacity.wait_exponential(
+                multiplier=self.retry.backoff_factor, max=self.retry.backoff_max_s
+            ),
             reraise=True,
         )
         try:
@@ -221,10 +246,14 @@ class GitHubForge:
 
     @staticmethod
     def _comment(c: Any) -> Comment:
-        return Comment(id=int(c.id), body=c.body or "", user=c.user.login if c.user else "", html_url=c.html_url)
+        return Comment(
+            id=int(c.id), body=c.body or "", user=c.user.login if c.user else "", html_url=c.html_url
+        )
 
     def list_issue_comments(self, repo: str, number: int) -> list[Comment]:
-        return self._repo_op(repo, lambda r: [self._comment(c) for c in r.get_issue(int(number)).get_comments()])
+        return self._repo_op(
+            repo, lambda r: [self._comment(c) for c in r.get_issue(int(number)).get_comments()]
+        )
 
     def create_comment(self, repo: str, number: int, body: str) -> Comment:
         return self._repo_op(
@@ -233,8 +262,12 @@ class GitHubForge:
 
     def edit_comment(self, repo: str, comment_id: int, body: str) -> Comment:
         data = self._raw(repo, "PATCH", f"/issues/comments/{int(comment_id)}", {"body": body})
-        return Comment(int(data["id"]), data.get("body") or "", (data.get("user") or {}).get("login", ""),
-                       data.get("html_url") or "")
+        return Comment(
+            int(data["id"]),
+            data.get("body") or "",
+            (data.get("user") or {}).get("login", ""),
+            data.get("html_url") or "",
+        )
 
     def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment:
         """Keep exactly one bot comment carrying `marker`: edit it when the body changed, else create it."""
@@ -341,7 +374,9 @@ class GitHubForge:
     # ----------------------------------------------------------------- forks and comparisons
 
     def list_forks(self, repo: str, limit: int = 30) -> list[str]:
-        return self._repo_op(repo, lambda r: [f.full_name for f in itertools.islice(r.get_forks(), max(0, limit))])
+        return self._repo_op(
+            repo, lambda r: [f.full_name for f in itertools.islice(r.get_forks(), max(0, limit))]
+        )
 
     def compare(
         self, repo: str, base: str, head: str, commit_files: bool = True, head_repo: str | None = None
@@ -386,7 +421,11 @@ class GitHubForge:
             for p in itertools.islice(r.get_pulls(state="open"), max(0, limit)):
                 files = [f.filename for f in p.get_files()] if with_files else None
                 head_repo = p.head.repo.full_name if p.head.repo else ""
-                out.append(PullSummary(p.number, p.title or "", p.body or "", p.html_url, p.head.ref, head_repo, files))
+                out.append(
+                    PullSummary(
+                        p.number, p.title or "", p.body or "", p.html_url, p.head.ref, head_repo, files
+                    )
+                )
             return out
 
         return self._repo_op(repo, op)
@@ -399,7 +438,11 @@ class GitHubForge:
                     break
                 if i.pull_request is not None:
                     continue
-                out.append(IssueSummary(i.number, i.title or "", i.body or "", i.html_url, [lb.name for lb in i.labels]))
+                out.append(
+                    IssueSummary(
+                        i.number, i.title or "", i.body or "", i.html_url, [lb.name for lb in i.labels]
+                    )
+                )
             return out
 
         return self._repo_op(repo, op)
@@ -419,7 +462,9 @@ class GitHubForge:
             head_repo=p.head.repo.full_name if p.head.repo else "",
         )
 
-    def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None:
+    def find_open_pull(
+        self, repo: str, head_branch: str, head_owner: str | None = None
+    ) -> PullRequest | None:
         owner = head_owner or split_repo(repo)[0]
 
         def op(r: Any) -> PullRequest | None:
@@ -431,12 +476,16 @@ class GitHubForge:
 
         return self._repo_op(repo, op)
 
-    def create_pull(self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True) -> PullRequest:
+    def create_pull(
+        self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True
+    ) -> PullRequest:
         """Open a PR; when one is already open for `head`, return it instead of failing."""
         try:
             return self._repo_op(
                 repo,
-                lambda r: self._pull(r.create_pull(title=title, body=body, head=head, base=base, draft=draft)),
+                lambda r: self._pull(
+                    r.create_pull(title=title, body=body, head=head, base=base, draft=draft)
+                ),
                 idempotent=False,
             )
         except Unprocessable:
@@ -446,7 +495,9 @@ class GitHubForge:
                 raise
             return existing
 
-    def edit_pull(self, repo: str, number: int, title: str | None = None, body: str | None = None) -> PullRequest:
+    def edit_pull(
+        self, repo: str, number: int, title: str | None = None, body: str | None = None
+    ) -> PullRequest:
         patch = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
         if patch:
             self._raw(repo, "PATCH", f"/pulls/{int(number)}", patch)
@@ -477,7 +528,7 @@ class GitHubForge:
             body["status"] = status
         if conclusion is not None:
             body["conclusion"] = conclusion
-            body["completed_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body["completed_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if details_url:
             body["details_url"] = details_url
         if title is not None or summary is not None or text:
@@ -576,8 +627,17 @@ def forge_from_settings(
         auth = TokenAuth(token)
     else:
         raise ValueError("GitHub auth needs a token or app_id + private key")
-    policy = RetryPolicy(total=retries, backoff_factor=backoff_factor, max_wait_s=max_wait_s,
-                         secondary_rate_wait_s=min(60.0, max_wait_s))
-    return GitHubForge(auth, base_url=base_url, retry=policy, timeout=timeout, min_interval_s=min_interval_s,
-                       refresh_margin_s=refresh_margin_s)
-
+    policy = RetryPolicy(
+        total=retries,
+        backoff_factor=backoff_factor,
+        max_wait_s=max_wait_s,
+        secondary_rate_wait_s=min(60.0, max_wait_s),
+    )
+    return GitHubForge(
+        auth,
+        base_url=base_url,
+        retry=policy,
+        timeout=timeout,
+        min_interval_s=min_interval_s,
+        refresh_margin_s=refresh_margin_s,
+    )

@@ -117,4 +117,3 @@ class RetryPolicy:
     max_wait_s: float = 60.0
     secondary_rate_wait_s: float = 60.0
     connection_attempts: int = 3
-

@@ -36,20 +36,41 @@ class Forge(Protocol):
     ) -> CompareResult: ...
     def list_open_pulls(self, repo: str, limit: int = 30, with_files: bool = False) -> list[PullSummary]: ...
     def list_open_issues(self, repo: str, limit: int = 30) -> list[IssueSummary]: ...
-    def find_open_pull(self, repo: str, head_branch: str, head_owner: str | None = None) -> PullRequest | None: ...
+    def find_open_pull(
+        self, repo: str, head_branch: str, head_owner: str | None = None
+    ) -> PullRequest | None: ...
     def create_pull(
         self, repo: str, title: str, body: str, head: str, base: str, draft: bool = True
     ) -> PullRequest: ...
-    def edit_pull(self, repo: str, number: int, title: str | None = None, body: str | None = None) -> PullRequest: ...
+    def edit_pull(
+        self, repo: str, number: int, title: str | None = None, body: str | None = None
+    ) -> PullRequest: ...
     def get_pull(self, repo: str, number: int) -> PullRequest: ...
-    def create_check_run(self, repo: str, head_sha: str, name: str, status: str,
-                         conclusion: str | None = None, title: str = "", summary: str = "", text: str = "",
-                         details_url: str | None = None) -> int:
+    def create_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        name: str,
+        status: str,
+        conclusion: str | None = None,
+        title: str = "",
+        summary: str = "",
+        text: str = "",
+        details_url: str | None = None,
+    ) -> int:
         """A check run on head_sha; its id. `conclusion` needs status 'completed'."""
 
-    def update_check_run(self, repo: str, check_run_id: int, status: str | None = None,
-                         conclusion: str | None = None, title: str | None = None, summary: str | None = None,
-                         text: str | None = None, details_url: str | None = None) -> None:
+    def update_check_run(
+        self,
+        repo: str,
+        check_run_id: int,
+        status: str | None = None,
+        conclusion: str | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+        details_url: str | None = None,
+    ) -> None:
         """Change the given fields of a check run (a conclusion alone implies status 'completed')."""
 
     def clone_url(self, repo: str, write: bool = False) -> str: ...

@@ -21,7 +21,7 @@ from . import generic, llamacpp
 from .schema import Option
 
 EXPORTS = ("NAME", "DEFAULTS", "OPTIONS", "HOOKS", "REQUIRED", "LEGACY_SECTION", "VM_PACKAGES")
-HOOKS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")   # what sky/driver.py accepts as a hook module name
+HOOKS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # what sky/driver.py accepts as a hook module name
 
 
 def check(module: ModuleType) -> ModuleType:
@@ -34,8 +34,9 @@ def check(module: ModuleType) -> ModuleType:
     if not all(isinstance(o, Option) for o in module.OPTIONS.values()):
         raise TypeError(f"preset {module.NAME}: OPTIONS values must be schema.Option")
     if module.HOOKS is not None and not HOOKS_RE.match(module.HOOKS):
-        raise TypeError(f"preset {module.NAME}: HOOKS must be a module name like 'llamacpp', "
-                        f"got {module.HOOKS!r}")
+        raise TypeError(
+            f"preset {module.NAME}: HOOKS must be a module name like 'llamacpp', got {module.HOOKS!r}"
+        )
     return module
 
 

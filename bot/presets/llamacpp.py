@@ -10,8 +10,12 @@ from .schema import Option
 NAME = "llama.cpp"
 # The driver's llama.cpp hooks (sky/llamacpp.py) build, validate and bench; these are for display/agent use.
 DEFAULTS: dict[str, Any] = {
-    "build": {"commands": ["cmake -B build -DCMAKE_BUILD_TYPE=Release",
-                           "cmake --build build -j --target llama-bench"]},
+    "build": {
+        "commands": [
+            "cmake -B build -DCMAKE_BUILD_TYPE=Release",
+            "cmake --build build -j --target llama-bench",
+        ]
+    },
     "validate": {"commands": [], "compare_output": None},
     "benchmark": {
         "command": "llama-bench (preset)",
@@ -27,8 +31,15 @@ DEFAULTS: dict[str, Any] = {
     },
     "paths": {
         "allowed": ["ggml/src/ggml-cpu/**", "ggml/src/*.c", "ggml/src/*.cpp", "src/**"],
-        "protected": ["tools/llama-bench/**", "tools/perplexity/**", "tools/completion/**",
-                      "tools/quantize/**", "tests/**", "scripts/**", "CMakeLists.txt"],
+        "protected": [
+            "tools/llama-bench/**",
+            "tools/perplexity/**",
+            "tools/completion/**",
+            "tools/quantize/**",
+            "tests/**",
+            "scripts/**",
+            "CMakeLists.txt",
+        ],
         "hot": ["ggml/src/ggml-cpu/**"],
     },
 }
@@ -42,7 +53,7 @@ OPTIONS: dict[str, Option] = {
     "quant": Option(str, "q4_0", nullable=True, help="quantize the generated model (f16 or empty: no)"),
     "bench_reps": Option(int, 3, minimum=1, help="llama-bench -r per invocation"),
 }
-HOOKS: str | None = "llamacpp"                  # sky/llamacpp.py, shipped next to driver.py
+HOOKS: str | None = "llamacpp"  # sky/llamacpp.py, shipped next to driver.py
 REQUIRED: tuple[str, ...] = ()
-LEGACY_SECTION: str | None = "llamacpp"         # the deprecated name of this preset's preset_options section
-VM_PACKAGES: tuple[str, ...] = ("gguf", "numpy")   # sky/make_model.py generates the model with them
+LEGACY_SECTION: str | None = "llamacpp"  # the deprecated name of this preset's preset_options section
+VM_PACKAGES: tuple[str, ...] = ("gguf", "numpy")  # sky/make_model.py generates the model with them

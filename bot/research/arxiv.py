@@ -3,6 +3,7 @@
 Every query result is cached on disk (keyed by the query) so a rerun costs no requests; the client keeps
 arXiv's rate limit (one request per `delay_seconds`, 3 s in production).
 """
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,9 @@ _STOPWORDS = set(
     "speed speedup improve improvement better performance fast slow issue".split()
 )
 _SOURCE_EXT = (".c", ".h", ".cc", ".cpp", ".hpp", ".cu", ".m", ".metal", ".py", ".rs", ".go", ".inc")
-_C_DEF = re.compile(r"^(?!\s)(?!(?:if|for|while|switch|return|else|do)\b)[A-Za-z_][\w\s\*&:<>,]*?\b([A-Za-z_]\w{2,})\s*\(")
+_C_DEF = re.compile(
+    r"^(?!\s)(?!(?:if|for|while|switch|return|else|do)\b)[A-Za-z_][\w\s\*&:<>,]*?\b([A-Za-z_]\w{2,})\s*\("
+)
 _PY_DEF = re.compile(r"^\s*def ([A-Za-z_]\w{2,})\s*\(")
 _GGML_OP = re.compile(r"\bGGML_OP_([A-Z0-9_]+)")
 
@@ -69,11 +72,11 @@ _GGML_OP = re.compile(r"\bGGML_OP_([A-Z0-9_]+)")
 class ArxivOptions:
     """Knobs for the arXiv source; production defaults respect arXiv's terms of use."""
 
-    base_url: str | None = None          # query endpoint; None -> export.arxiv.org
-    delay_seconds: float = 3.0           # between requests (arXiv asks for >= 3 s)
-    max_results: int = 8                 # per query
+    base_url: str | None = None  # query endpoint; None -> export.arxiv.org
+    delay_seconds: float = 3.0  # between requests (arXiv asks for >= 3 s)
+    max_results: int = 8  # per query
     max_queries: int = 3
-    max_papers: int = 8                  # kept after ranking
+    max_papers: int = 8  # kept after ranking
     attempts: int = 3
     retry_wait_s: float = 3.0
 
@@ -101,7 +104,7 @@ class Paper:
         return asdict(self)
 
     @classmethod
-    def from_result(cls, r: arxiv.Result, query: str) -> "Paper":
+    def from_result(cls, r: arxiv.Result, query: str) -> Paper:
         links = {"abs": r.entry_id}
         if r.pdf_url:
             links["pdf"] = r.pdf_url
@@ -233,7 +236,9 @@ def rank_papers(papers: list[Paper], rank_terms: list[str]) -> list[Paper]:
 
 def make_client(options: ArxivOptions) -> arxiv.Client:
     """An arxiv.Client honouring the rate limit; retries are ours (tenacity), not the package's."""
-    client = arxiv.Client(page_size=max(1, options.max_results), delay_seconds=options.delay_seconds, num_retries=0)
+    client = arxiv.Client(
+        page_size=max(1, options.max_results), delay_seconds=options.delay_seconds, num_retries=0
+    )
     client.query_url_format = (options.base_url or DEFAULT_QUERY_URL) + "?{}"
     return client
 
@@ -270,7 +275,9 @@ def search(plan: QueryPlan, cache: JsonCache, options: ArxivOptions) -> tuple[li
                 by_id[base_id].queries = list(dict.fromkeys(by_id[base_id].queries + paper.queries))
             else:
                 by_id[base_id] = paper
-    ranked = [p for p in rank_papers(list(by_id.values()), plan.rank_terms) if p.score > 0][: options.max_papers]
+    ranked = [p for p in rank_papers(list(by_id.values()), plan.rank_terms) if p.score > 0][
+        : options.max_papers
+    ]
     ok = len(plan.queries) - len(failed)
     detail = f"{len(ranked)} relevant papers from {ok}/{len(plan.queries)} queries ({cached} from cache)"
     if failed:

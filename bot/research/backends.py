@@ -5,6 +5,7 @@ Lexical and evidence-based: an op counts as handled by a backend when one of its
 GGML_OP_MUL }`) on a line that names a fusion/pattern, or anywhere in a file named *fusion*. Every finding
 carries file:line evidence so a reader can check it. Works on partial trees; missing pieces become notes.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,22 @@ from .model import SourceNote
 
 BACKENDS_DIR = "ggml/src"
 CPU_BACKEND = "cpu"
-_EXTS = {".c", ".cc", ".cpp", ".h", ".hpp", ".cu", ".cuh", ".m", ".mm", ".metal", ".comp", ".wgsl", ".cl", ".inc"}
+_EXTS = {
+    ".c",
+    ".cc",
+    ".cpp",
+    ".h",
+    ".hpp",
+    ".cu",
+    ".cuh",
+    ".m",
+    ".mm",
+    ".metal",
+    ".comp",
+    ".wgsl",
+    ".cl",
+    ".inc",
+}
 _CASE = re.compile(r"\bcase\s+(GGML_(?:UNARY_|GLU_)?OP_[A-Z0-9_]+)\s*:")
 _OP_LIST = re.compile(r"\{\s*(GGML_OP_[A-Z0-9_]+(?:\s*,\s*GGML_OP_[A-Z0-9_]+)+)\s*,?\s*\}")
 _FUSION_LINE = re.compile(r"fus|pattern", re.I)
@@ -36,8 +52,8 @@ class Evidence:
 
 @dataclass
 class BackendGap:
-    kind: str                      # "fusion" | "op"
-    name: str                      # "RMS_NORM+MUL" or "GGML_OP_FOO"
+    kind: str  # "fusion" | "op"
+    name: str  # "RMS_NORM+MUL" or "GGML_OP_FOO"
     present_in: list[str]
     missing_in: str
     evidence: list[Evidence]
@@ -49,9 +65,9 @@ class BackendGap:
 @dataclass
 class BackendScan:
     backends: list[str]
-    ops: dict[str, dict[str, Evidence]] = field(default_factory=dict)          # backend -> op -> first evidence
-    fusions: dict[str, dict[str, Evidence]] = field(default_factory=dict)      # backend -> "A+B" -> evidence
-    fused_functions: dict[str, list[Evidence]] = field(default_factory=dict)   # backend -> defs named *fuse*
+    ops: dict[str, dict[str, Evidence]] = field(default_factory=dict)  # backend -> op -> first evidence
+    fusions: dict[str, dict[str, Evidence]] = field(default_factory=dict)  # backend -> "A+B" -> evidence
+    fused_functions: dict[str, list[Evidence]] = field(default_factory=dict)  # backend -> defs named *fuse*
     gaps: list[BackendGap] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +89,11 @@ def backend_dirs(root: Path) -> dict[str, Path]:
     base = root / BACKENDS_DIR
     if not base.is_dir():
         return {}
-    return {p.name.removeprefix("ggml-"): p for p in sorted(base.iterdir()) if p.is_dir() and p.name.startswith("ggml-")}
+    return {
+        p.name.removeprefix("ggml-"): p
+        for p in sorted(base.iterdir())
+        if p.is_dir() and p.name.startswith("ggml-")
+    }
 
 
 def _scan_file(path: Path, rel: str, backend: str, scan: BackendScan) -> None:
@@ -94,7 +114,9 @@ def _scan_file(path: Path, rel: str, backend: str, scan: BackendScan) -> None:
                 fusions.setdefault(fusion_key(m.group(1)), Evidence(backend, rel, lineno))
         m = _FUSED_FN.match(line)
         if m and not line.rstrip().endswith(";"):
-            scan.fused_functions.setdefault(backend, []).append(Evidence(backend, f"{rel}#{m.group(1)}", lineno))
+            scan.fused_functions.setdefault(backend, []).append(
+                Evidence(backend, f"{rel}#{m.group(1)}", lineno)
+            )
 
 
 def scan_tree(root: str | Path) -> tuple[BackendScan, SourceNote]:
@@ -102,10 +124,14 @@ def scan_tree(root: str | Path) -> tuple[BackendScan, SourceNote]:
     root = Path(root)
     dirs = backend_dirs(root)
     if not dirs:
-        return BackendScan([]), SourceNote("backends", "skipped", f"no {BACKENDS_DIR}/ggml-* directories in the tree")
+        return BackendScan([]), SourceNote(
+            "backends", "skipped", f"no {BACKENDS_DIR}/ggml-* directories in the tree"
+        )
     if CPU_BACKEND not in dirs:
         scan = BackendScan(sorted(dirs))
-        return scan, SourceNote("backends", "skipped", f"{BACKENDS_DIR}/ggml-cpu is missing; nothing to compare against")
+        return scan, SourceNote(
+            "backends", "skipped", f"{BACKENDS_DIR}/ggml-cpu is missing; nothing to compare against"
+        )
     scan = BackendScan(sorted(dirs))
     for name, d in dirs.items():
         for path in sorted(d.rglob("*")):
@@ -115,8 +141,10 @@ def scan_tree(root: str | Path) -> tuple[BackendScan, SourceNote]:
     others = [b for b in scan.backends if b != CPU_BACKEND]
     n_f = sum(1 for g in scan.gaps if g.kind == "fusion")
     n_o = len(scan.gaps) - n_f
-    detail = (f"scanned {len(others)} backends ({', '.join(others) or 'none'}) against cpu: "
-              f"{len(scan.fusions.get(CPU_BACKEND, {}))} cpu fusions; {n_f} fusions and {n_o} ops missing in cpu")
+    detail = (
+        f"scanned {len(others)} backends ({', '.join(others) or 'none'}) against cpu: "
+        f"{len(scan.fusions.get(CPU_BACKEND, {}))} cpu fusions; {n_f} fusions and {n_o} ops missing in cpu"
+    )
     return scan, SourceNote("backends", "ok", detail)
 
 
@@ -138,12 +166,33 @@ def find_gaps(scan: BackendScan) -> list[BackendGap]:
                 gap = gaps.setdefault(("op", op), BackendGap("op", op, [], CPU_BACKEND, []))
                 gap.present_in.append(backend)
                 gap.evidence.append(ev)
-    return sorted(gaps.values(), key=lambda g: (g.kind != "fusion", -generality(g), -len(g.present_in), g.name))
+    return sorted(
+        gaps.values(), key=lambda g: (g.kind != "fusion", -generality(g), -len(g.present_in), g.name)
+    )
 
 
 # ops every transformer decoder step runs; a fusion made only of these helps token generation on most models
-TRANSFORMER_OPS = {"ADD", "MUL", "SCALE", "RMS_NORM", "NORM", "MUL_MAT", "ROPE", "SOFT_MAX", "UNARY", "GLU",
-                   "GET_ROWS", "SET_ROWS", "VIEW", "RESHAPE", "CPY", "CONT", "PERMUTE", "TRANSPOSE", "FLASH_ATTN_EXT"}
+TRANSFORMER_OPS = {
+    "ADD",
+    "MUL",
+    "SCALE",
+    "RMS_NORM",
+    "NORM",
+    "MUL_MAT",
+    "ROPE",
+    "SOFT_MAX",
+    "UNARY",
+    "GLU",
+    "GET_ROWS",
+    "SET_ROWS",
+    "VIEW",
+    "RESHAPE",
+    "CPY",
+    "CONT",
+    "PERMUTE",
+    "TRANSPOSE",
+    "FLASH_ATTN_EXT",
+}
 
 
 def generality(gap: BackendGap) -> int:

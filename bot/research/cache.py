@@ -1,4 +1,5 @@
 """On-disk JSON cache and retry policy shared by the research sources."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_none
 

@@ -5,6 +5,7 @@ patch-id, whether it applies) comes from real git in the local clone. A commit t
 baseline is ported onto it (`git apply --3way` into a temporary index, `git commit-tree`), so the implement stage
 gets a ready candidate commit without an LLM.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ FORK_REF_PREFIX = "refs/autoresearch/forks"
 
 @dataclass
 class ForkOptions:
-    max_commits_per_fork: int = 20      # most recent hot commits examined per fork
+    max_commits_per_fork: int = 20  # most recent hot commits examined per fork
     attempts: int = 3
     retry_wait_s: float = 2.0
     fetch_timeout_s: float = 600.0
@@ -48,9 +49,9 @@ class ForkCommit:
     additions: int | None = None
     deletions: int | None = None
     patch_id: str | None = None
-    applies: bool | None = None         # None: could not be checked (see apply_detail)
+    applies: bool | None = None  # None: could not be checked (see apply_detail)
     apply_detail: str = ""
-    port_sha: str | None = None         # the commit re-created on top of the baseline when it applies
+    port_sha: str | None = None  # the commit re-created on top of the baseline when it applies
     also_in: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +77,9 @@ def has_commit(clone_dir: str, sha: str) -> bool:
 
 def commit_stats(clone_dir: str, sha: str) -> tuple[int, int, list[str]]:
     """(+lines, -lines, files) of a commit against its first parent."""
-    out = git(clone_dir, "show", "--format=", "--numstat", "--no-renames", sha).stdout.decode("utf-8", "replace")
+    out = git(clone_dir, "show", "--format=", "--numstat", "--no-renames", sha).stdout.decode(
+        "utf-8", "replace"
+    )
     adds = dels = 0
     files = []
     for line in out.splitlines():
@@ -115,26 +118,53 @@ def port_commit(clone_dir: str, baseline: str, sha: str) -> tuple[bool, str, str
         proc = git(clone_dir, "apply", "--cached", "--3way", "-", input=diff, env=env, check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace")
-            conflicted = sorted(set(re.findall(r"Applied patch to '([^']+)' with conflicts", err)
-                                    + re.findall(r"patch failed: ([^:\s]+):", err)))
-            detail = "conflicts with the baseline" + (f" in {', '.join(conflicted[:5])}" if conflicted else "")
+            conflicted = sorted(
+                set(
+                    re.findall(r"Applied patch to '([^']+)' with conflicts", err)
+                    + re.findall(r"patch failed: ([^:\s]+):", err)
+                )
+            )
+            detail = "conflicts with the baseline" + (
+                f" in {', '.join(conflicted[:5])}" if conflicted else ""
+            )
             return False, detail, None
         tree = git(clone_dir, "write-tree", env=env).stdout.decode().strip()
-    fmt = git(clone_dir, "show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", sha).stdout.decode("utf-8", "replace")
+    fmt = git(clone_dir, "show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", sha).stdout.decode(
+        "utf-8", "replace"
+    )
     name, email, date, message = (fmt.split("\x00", 3) + ["", "", "", ""])[:4]
-    commit_env = {**GIT_ENV, "GIT_AUTHOR_NAME": name or "unknown",
-                  "GIT_AUTHOR_EMAIL": email or "unknown@invalid", "GIT_AUTHOR_DATE": date}
+    commit_env = {
+        **GIT_ENV,
+        "GIT_AUTHOR_NAME": name or "unknown",
+        "GIT_AUTHOR_EMAIL": email or "unknown@invalid",
+        "GIT_AUTHOR_DATE": date,
+    }
     body = f"{message.rstrip()}\n\n(cherry picked from commit {sha})\n"
-    port = git(clone_dir, "commit-tree", tree, "-p", baseline, input=body.encode(), env=commit_env).stdout.decode().strip()
+    port = (
+        git(clone_dir, "commit-tree", tree, "-p", baseline, input=body.encode(), env=commit_env)
+        .stdout.decode()
+        .strip()
+    )
     git(clone_dir, "update-ref", f"{PORT_REF_PREFIX}/{sha}", port)
     return True, "applies cleanly to the baseline", port
 
 
 def fetch_branch(clone_dir: str, url: str, repo: str, branch: str, options: ForkOptions) -> None:
     ref = f"{FORK_REF_PREFIX}/{repo}/{branch}"
-    with_retries(lambda: git(clone_dir, "fetch", "--no-tags", "--quiet", url, f"+refs/heads/{branch}:{ref}",
-                             timeout=options.fetch_timeout_s, isolated=False),
-                 options.attempts, options.retry_wait_s)
+    with_retries(
+        lambda: git(
+            clone_dir,
+            "fetch",
+            "--no-tags",
+            "--quiet",
+            url,
+            f"+refs/heads/{branch}:{ref}",
+            timeout=options.fetch_timeout_s,
+            isolated=False,
+        ),
+        options.attempts,
+        options.retry_wait_s,
+    )
 
 
 # ---------------------------------------------------------------- forge side
@@ -154,8 +184,15 @@ def _compare(forge: Forge, upstream: str, base_branch: str, head: str) -> Any:
         return forge.compare(upstream, base_branch, head)
 
 
-def compare_ahead(forge: Forge, upstream: str, base_branch: str, upstream_sha: str | None, fork: str,
-                  cache: JsonCache, options: ForkOptions) -> tuple[str, dict[str, Any]]:
+def compare_ahead(
+    forge: Forge,
+    upstream: str,
+    base_branch: str,
+    upstream_sha: str | None,
+    fork: str,
+    cache: JsonCache,
+    options: ForkOptions,
+) -> tuple[str, dict[str, Any]]:
     """(fork branch, {"commits": [...], "files": [...]}) for `fork` vs upstream's base branch.
 
     Cached under both branch heads, so a rerun with nothing new costs two cheap lookups per fork."""
@@ -169,9 +206,15 @@ def compare_ahead(forge: Forge, upstream: str, base_branch: str, upstream_sha: s
     owner = fork.split("/", 1)[0]
     cmp = call(_compare, forge, upstream, base_branch, f"{owner}:{branch}")
     result = {
-        "commits": [{"sha": _field(c, "sha"), "message": _field(c, "message") or "",
-                     "author": _field(c, "author") or "", "files": _field(c, "files")}
-                    for c in (_field(cmp, "commits") or [])],
+        "commits": [
+            {
+                "sha": _field(c, "sha"),
+                "message": _field(c, "message") or "",
+                "author": _field(c, "author") or "",
+                "files": _field(c, "files"),
+            }
+            for c in (_field(cmp, "commits") or [])
+        ],
         "files": [_field(f, "filename") for f in (_field(cmp, "files") or [])],
     }
     if upstream_sha and head_sha:
@@ -184,8 +227,16 @@ def _web_url(clone_url: str, repo: str, sha: str) -> str | None:
     return f"{m.group(1)}/{repo}/commit/{sha}" if m else None
 
 
-def examine_fork(forge: Forge, fork: str, branch: str, ahead: dict[str, Any], hot_globs: list[str],
-                 clone_dir: str, baseline: str, options: ForkOptions) -> tuple[list[ForkCommit], str]:
+def examine_fork(
+    forge: Forge,
+    fork: str,
+    branch: str,
+    ahead: dict[str, Any],
+    hot_globs: list[str],
+    clone_dir: str,
+    baseline: str,
+    options: ForkOptions,
+) -> tuple[list[ForkCommit], str]:
     """Hot commits of one fork with local stats and apply check; returns (commits, problem or '').
 
     The fork is fetched only when its overall diff touches hot paths; per-commit files then come from git."""
@@ -208,12 +259,19 @@ def examine_fork(forge: Forge, fork: str, branch: str, ahead: dict[str, Any], ho
         if any(pathglob.match(f, hot_globs) for f in files) or (not local and c["files"] is None):
             candidates.append((c, local))
     out = []
-    for c, local in candidates[-options.max_commits_per_fork:]:
+    for c, local in candidates[-options.max_commits_per_fork :]:
         msg = clean(c["message"], 2000)
         files = list(c["files"] or [])
-        fc = ForkCommit(repo=fork, sha=c["sha"], subject=one_line(msg.split("\n", 1)[0], 120), message=msg,
-                        author=one_line(c["author"], 80), url=_web_url(url, fork, c["sha"]),
-                        files=files, hot_files=[f for f in files if pathglob.match(f, hot_globs)])
+        fc = ForkCommit(
+            repo=fork,
+            sha=c["sha"],
+            subject=one_line(msg.split("\n", 1)[0], 120),
+            message=msg,
+            author=one_line(c["author"], 80),
+            url=_web_url(url, fork, c["sha"]),
+            files=files,
+            hot_files=[f for f in files if pathglob.match(f, hot_globs)],
+        )
         if not local:
             fc.apply_detail = problem or "commit not available locally"
         elif is_merge(clone_dir, c["sha"]):
@@ -244,8 +302,15 @@ def dedupe(commits: list[ForkCommit]) -> list[ForkCommit]:
     return list(by_key.values())
 
 
-def scan_forks(forge: Forge, repo: str, project: dict[str, Any], clone_dir: str, baseline: str,
-               cache: JsonCache, options: ForkOptions | None = None) -> tuple[list[ForkCommit], list[SourceNote]]:
+def scan_forks(
+    forge: Forge,
+    repo: str,
+    project: dict[str, Any],
+    clone_dir: str,
+    baseline: str,
+    cache: JsonCache,
+    options: ForkOptions | None = None,
+) -> tuple[list[ForkCommit], list[SourceNote]]:
     """Commits ahead of upstream in forks (bounded by research.max_forks) and research.related projects."""
     options = options or ForkOptions()
     research = project.get("research", {})
@@ -255,15 +320,33 @@ def scan_forks(forge: Forge, repo: str, project: dict[str, Any], clone_dir: str,
     notes: list[SourceNote] = []
     try:
         base_branch = with_retries(lambda: forge.default_branch(repo), options.attempts, options.retry_wait_s)
-        upstream_sha = with_retries(lambda: forge.branch_sha(repo, base_branch), options.attempts, options.retry_wait_s)
+        upstream_sha = with_retries(
+            lambda: forge.branch_sha(repo, base_branch), options.attempts, options.retry_wait_s
+        )
     except Exception as exc:
-        return [], [SourceNote("forks", "failed", f"upstream {repo} unreadable: {type(exc).__name__}: {one_line(str(exc), 200)}")]
+        return [], [
+            SourceNote(
+                "forks",
+                "failed",
+                f"upstream {repo} unreadable: {type(exc).__name__}: {one_line(str(exc), 200)}",
+            )
+        ]
     forks: list[str] = []
     if max_forks > 0:
         try:
-            forks = list(with_retries(lambda: forge.list_forks(repo, max_forks), options.attempts, options.retry_wait_s))[:max_forks]
+            forks = list(
+                with_retries(
+                    lambda: forge.list_forks(repo, max_forks), options.attempts, options.retry_wait_s
+                )
+            )[:max_forks]
         except Exception as exc:
-            notes.append(SourceNote("forks", "failed", f"listing forks failed: {type(exc).__name__}: {one_line(str(exc), 200)}"))
+            notes.append(
+                SourceNote(
+                    "forks",
+                    "failed",
+                    f"listing forks failed: {type(exc).__name__}: {one_line(str(exc), 200)}",
+                )
+            )
     targets = [(f, "forks") for f in forks] + [(r, "related") for r in related if r not in forks]
     found: list[ForkCommit] = []
     problems: dict[str, list[str]] = {"forks": [], "related": []}
@@ -287,9 +370,11 @@ def scan_forks(forge: Forge, repo: str, project: dict[str, Any], clone_dir: str,
         if kind == "related" and not related:
             continue
         mine = [c for c in unique if (c.repo in names)]
-        detail = (f"compared {len(names)} {'forks' if kind == 'forks' else 'related projects'} with {repo}@{base_branch}: "
-                  f"{ahead_total[kind]} commits ahead, {len(mine)} distinct touching hot paths, "
-                  f"{sum(1 for c in mine if c.applies)} apply cleanly to the baseline")
+        detail = (
+            f"compared {len(names)} {'forks' if kind == 'forks' else 'related projects'} with {repo}@{base_branch}: "
+            f"{ahead_total[kind]} commits ahead, {len(mine)} distinct touching hot paths, "
+            f"{sum(1 for c in mine if c.applies)} apply cleanly to the baseline"
+        )
         if problems[kind]:
             detail += "; problems: " + "; ".join(problems[kind][:10])
         status = "failed" if names and len(problems[kind]) == len(names) else "ok"

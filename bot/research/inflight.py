@@ -1,4 +1,5 @@
 """Upstream's own open pull requests and issues on the same code: ideas already in flight."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ _GENERIC = set(
 
 @dataclass
 class InFlight:
-    kind: str                   # "pull" | "issue"
+    kind: str  # "pull" | "issue"
     number: int
     title: str
     url: str
@@ -50,7 +51,9 @@ def terms_of(text: str) -> set[str]:
     return words
 
 
-def _load(forge: Forge, repo: str, kind: str, limit: int, cache: JsonCache, attempts: int, wait_s: float) -> list[dict]:
+def _load(
+    forge: Forge, repo: str, kind: str, limit: int, cache: JsonCache, attempts: int, wait_s: float
+) -> list[dict]:
     key = f"{repo}|{kind}|{limit}"
     rows = cache.get("inflight", key, max_age_s=LIST_TTL_S)
     if rows is not None:
@@ -59,16 +62,34 @@ def _load(forge: Forge, repo: str, kind: str, limit: int, cache: JsonCache, atte
         items = with_retries(lambda: forge.list_open_pulls(repo, limit, with_files=True), attempts, wait_s)
     else:
         items = with_retries(lambda: forge.list_open_issues(repo, limit), attempts, wait_s)
-    rows = [{"kind": kind, "number": int(_field(i, "number")), "title": one_line(_field(i, "title", ""), 200),
-             "url": _field(i, "html_url", "") or "", "body": clean(_field(i, "body", ""), 1500),
-             "files": _field(i, "files"), "head_repo": _field(i, "head_repo", "") or ""} for i in items]
+    rows = [
+        {
+            "kind": kind,
+            "number": int(_field(i, "number")),
+            "title": one_line(_field(i, "title", ""), 200),
+            "url": _field(i, "html_url", "") or "",
+            "body": clean(_field(i, "body", ""), 1500),
+            "files": _field(i, "files"),
+            "head_repo": _field(i, "head_repo", "") or "",
+        }
+        for i in items
+    ]
     cache.put("inflight", key, rows)
     return rows
 
 
-def find_in_flight(forge: Forge, repo: str, hot_globs: list[str], goal_terms: set[str], cache: JsonCache,
-                   limit: int = 30, exclude_issue: int | None = None, attempts: int = 3,
-                   wait_s: float = 2.0, max_items: int = 10) -> tuple[list[InFlight], SourceNote]:
+def find_in_flight(
+    forge: Forge,
+    repo: str,
+    hot_globs: list[str],
+    goal_terms: set[str],
+    cache: JsonCache,
+    limit: int = 30,
+    exclude_issue: int | None = None,
+    attempts: int = 3,
+    wait_s: float = 2.0,
+    max_items: int = 10,
+) -> tuple[list[InFlight], SourceNote]:
     """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms (most related first)."""
     found: list[InFlight] = []
     relevance: dict[int, tuple[int, bool]] = {}
@@ -90,8 +111,10 @@ def find_in_flight(forge: Forge, repo: str, hot_globs: list[str], goal_terms: se
                 relevance[id(item)] = (len(shared), item.touches_hot)
     found = sorted(found, key=lambda i: relevance[id(i)], reverse=True)[:max_items]
     status = "failed" if len(errors) == 2 else "ok"
-    detail = (f"{sum(1 for i in found if i.kind == 'pull')} open pull requests and "
-              f"{sum(1 for i in found if i.kind == 'issue')} open issues on the same code or goal")
+    detail = (
+        f"{sum(1 for i in found if i.kind == 'pull')} open pull requests and "
+        f"{sum(1 for i in found if i.kind == 'issue')} open issues on the same code or goal"
+    )
     if errors:
         detail += "; failed: " + "; ".join(errors)
     return found, SourceNote("upstream", status, detail)

@@ -16,12 +16,14 @@ benchmark is then at most 1 / (1 - share) times faster. That bound is an upper b
 cost counts when a callee inlined into it changes), which is what ranking needs: a change on a 0.1% function
 cannot reach a 2% minimum effect whatever it does.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import pathglob
 from ..gitutil import run
@@ -30,11 +32,27 @@ from ..text import md_cell
 TOP = 10
 DEPTH = 4
 _SOURCE_EXT = (".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".inc")
-_DEF = re.compile(r"^(?!\s)(?!(?:if|for|while|switch|return|else|do|case|typedef|struct|enum|union)\b)"
-                  r"[A-Za-z_][\w\s\*&:<>,]*?\b([A-Za-z_]\w*)\s*\(")
+_DEF = re.compile(
+    r"^(?!\s)(?!(?:if|for|while|switch|return|else|do|case|typedef|struct|enum|union)\b)"
+    r"[A-Za-z_][\w\s\*&:<>,]*?\b([A-Za-z_]\w*)\s*\("
+)
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
-_NOT_CALLS = {"if", "for", "while", "switch", "return", "sizeof", "defined", "alignof", "_Alignof", "typeof",
-              "decltype", "static_assert", "_Static_assert", "assert"}
+_NOT_CALLS = {
+    "if",
+    "for",
+    "while",
+    "switch",
+    "return",
+    "sizeof",
+    "defined",
+    "alignof",
+    "_Alignof",
+    "typeof",
+    "decltype",
+    "static_assert",
+    "_Static_assert",
+    "assert",
+}
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
 MAX_FILES = 400
@@ -58,8 +76,12 @@ def from_results(results: Mapping[str, Any] | None, arch: str | None = None) -> 
     rec = base.get("simulated") or {}
     if not (rec.get("ok") and rec.get("estimated_cycles")):
         info = result.get("simulation") or {}
-        why = (info.get("reason") or rec.get("error") or base.get("error")
-               or f"the baseline's status is {base.get('status', 'missing')}")
+        why = (
+            info.get("reason")
+            or rec.get("error")
+            or base.get("error")
+            or f"the baseline's status is {base.get('status', 'missing')}"
+        )
         return unavailable(str(why).splitlines()[0][:300] if str(why).strip() else "not run")
     return profile_of(rec, arch=arch, source="baseline")
 
@@ -67,12 +89,22 @@ def from_results(results: Mapping[str, Any] | None, arch: str | None = None) -> 
 def profile_of(rec: Mapping[str, Any], *, arch: str = "", source: str = "") -> dict[str, Any]:
     """A simulated record (variant["simulated"]) as a profile: every kept function with its share."""
     total = int(rec["estimated_cycles"])
-    funcs = [{"name": str(f["name"]), "cycles": int(f["cycles"]), "share": int(f["cycles"]) / total}
-             for f in rec.get("functions") or []]
-    return {"available": True, "reason": "", "arch": arch, "source": source, "isa": rec.get("isa") or "",
-            "tool": rec.get("tool") or "cachegrind", "estimated_cycles": total,
-            "instructions": int(rec.get("instructions") or 0), "seconds": float(rec.get("seconds") or 0.0),
-            "functions": funcs}
+    funcs = [
+        {"name": str(f["name"]), "cycles": int(f["cycles"]), "share": int(f["cycles"]) / total}
+        for f in rec.get("functions") or []
+    ]
+    return {
+        "available": True,
+        "reason": "",
+        "arch": arch,
+        "source": source,
+        "isa": rec.get("isa") or "",
+        "tool": rec.get("tool") or "cachegrind",
+        "estimated_cycles": total,
+        "instructions": int(rec.get("instructions") or 0),
+        "seconds": float(rec.get("seconds") or 0.0),
+        "functions": funcs,
+    }
 
 
 def base_name(name: str) -> str:
@@ -104,7 +136,7 @@ def _tokens(name: str) -> list[str]:
 
 
 def _contains(seq: list[str], sub: list[str]) -> bool:
-    return bool(sub) and any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+    return bool(sub) and any(seq[i : i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
 
 
 def op_share(op: str, profile: Mapping[str, Any] | None) -> float:
@@ -115,7 +147,7 @@ def op_share(op: str, profile: Mapping[str, Any] | None) -> float:
     for name, share in shares(profile).items():
         toks = _tokens(name)
         for i in range(len(toks) - len(want) + 1):
-            if toks[i:i + len(want)] == want and not (want == ["mul"] and toks[i + 1:i + 2] == ["mat"]):
+            if toks[i : i + len(want)] == want and not (want == ["mul"] and toks[i + 1 : i + 2] == ["mat"]):
                 total += share
                 break
     return total
@@ -133,8 +165,8 @@ def term_weights(profile: Mapping[str, Any] | None) -> dict[str, float]:
 class Func:
     name: str
     file: str
-    start: int          # 1-based line of the signature
-    end: int            # 1-based line of the closing brace
+    start: int  # 1-based line of the signature
+    end: int  # 1-based line of the closing brace
     calls: set[str] = field(default_factory=set)
 
 
@@ -209,7 +241,7 @@ def parse_source(text: str, rel: str, into: CodeMap) -> None:
         # the body's opening brace: on this line or within the next few, before any ';'
         j, opened = i, -1
         while j < len(clean) and j <= i + 8:
-            seg = clean[j] if j > i else clean[j][m.end():]
+            seg = clean[j] if j > i else clean[j][m.end() :]
             if "{" in seg and (";" not in seg or seg.index("{") < seg.index(";")):
                 opened = j
                 break
@@ -222,7 +254,7 @@ def parse_source(text: str, rel: str, into: CodeMap) -> None:
         depth, k, body = 0, opened, []
         started = False
         while k < len(clean):
-            seg = clean[k] if k > i else clean[k][m.end():]
+            seg = clean[k] if k > i else clean[k][m.end() :]
             depth += seg.count("{") - seg.count("}")
             started = started or "{" in seg
             body.append(seg)
@@ -241,8 +273,11 @@ def build_code_map(clone_dir: str | Path, globs: Iterable[str]) -> CodeMap:
     if out.returncode != 0:
         return cmap
     globs = list(globs) or ["**"]
-    files = [f for f in out.stdout.decode("utf-8", "replace").split("\0")
-             if f.endswith(_SOURCE_EXT) and pathglob.match(f, globs)]
+    files = [
+        f
+        for f in out.stdout.decode("utf-8", "replace").split("\0")
+        if f.endswith(_SOURCE_EXT) and pathglob.match(f, globs)
+    ]
     budget = MAX_BYTES
     for rel in files[:MAX_FILES]:
         try:
@@ -374,8 +409,12 @@ def attribute(names: Iterable[str], profile: Mapping[str, Any] | None, cmap: Cod
         return Attribution(hot, 0.0, {}, f"`{hot}` does not show in the profile (nor what it calls)")
     parts = ", ".join(f"{k} {v:.1%}" for k, v in sorted(moved.items(), key=lambda kv: -kv[1])[:4])
     inlined = "" if hot in ps else " (not in the profile: inlined; its callers count)"
-    return Attribution(hot, share, dict(sorted(moved.items(), key=lambda kv: -kv[1])),
-                       f"`{hot}`{inlined} can move {share:.1%} of the estimated cycles ({parts})")
+    return Attribution(
+        hot,
+        share,
+        dict(sorted(moved.items(), key=lambda kv: -kv[1])),
+        f"`{hot}`{inlined} can move {share:.1%} of the estimated cycles ({parts})",
+    )
 
 
 def annotate(h: Any, att: Attribution | None, min_effect: float) -> None:
@@ -389,8 +428,10 @@ def annotate(h: Any, att: Attribution | None, min_effect: float) -> None:
     h.amdahl_max = round(att.amdahl, 6)
     h.hot_functions = [{"name": k, "share": round(v, 6)} for k, v in att.moved.items()][:8]
     if att.amdahl < 1.0 + min_effect:
-        h.rank_note = (f"ranked down: {att.why}; even at zero cost the benchmark would be at most "
-                       f"{att.amdahl:.3f}x faster, below the {min_effect:.0%} minimum effect")
+        h.rank_note = (
+            f"ranked down: {att.why}; even at zero cost the benchmark would be at most "
+            f"{att.amdahl:.3f}x faster, below the {min_effect:.0%} minimum effect"
+        )
     else:
         h.rank_note = f"{att.why}: at most {att.amdahl:.2f}x (Amdahl)"
 
@@ -403,19 +444,31 @@ def markdown(profile: Mapping[str, Any] | None, cmap: CodeMap | None = None, n: 
     lines = ["#### Where the time goes", ""]
     if not profile or not profile.get("available"):
         why = md_cell((profile or {}).get("reason") or "no profile was taken", 300)
-        return "\n".join(lines + [f"No simulated profile of the baseline: {why}. Research continued without "
-                                  "it: hypotheses are not ranked by where the time goes and carry no Amdahl "
-                                  "bound.", ""])
-    lines += [f"Simulated cost of the baseline ({md_cell(profile.get('tool'), 20)}, "
-              f"{md_cell(profile.get('isa') or profile.get('arch') or '', 60)}): "
-              f"{int(profile['estimated_cycles']):,} estimated cycles, {int(profile['instructions']):,} "
-              "instructions. Self cost per function:", "",
-              "| function | share | estimated cycles | defined in |", "|---|---:|---:|---|"]
+        return "\n".join(
+            lines
+            + [
+                f"No simulated profile of the baseline: {why}. Research continued without "
+                "it: hypotheses are not ranked by where the time goes and carry no Amdahl "
+                "bound.",
+                "",
+            ]
+        )
+    lines += [
+        f"Simulated cost of the baseline ({md_cell(profile.get('tool'), 20)}, "
+        f"{md_cell(profile.get('isa') or profile.get('arch') or '', 60)}): "
+        f"{int(profile['estimated_cycles']):,} estimated cycles, {int(profile['instructions']):,} "
+        "instructions. Self cost per function:",
+        "",
+        "| function | share | estimated cycles | defined in |",
+        "|---|---:|---:|---|",
+    ]
     for f in top(profile, n):
         where = cmap.where(base_name(f["name"])) if cmap else ""
         where = f"`{md_cell(where, 120)}`" if where else "library / not found"
-        lines.append(f"| `{md_cell(f['name'], 80).replace(chr(96), '')}` | {100 * f['share']:.1f}% | "
-                     f"{int(f['cycles']):,} | {where} |")
+        lines.append(
+            f"| `{md_cell(f['name'], 80).replace(chr(96), '')}` | {100 * f['share']:.1f}% | "
+            f"{int(f['cycles']):,} | {where} |"
+        )
     rest = len(profile.get("functions") or []) - n
     if rest > 0:
         lines.append(f"| {rest} more | {100 * sum(f['share'] for f in profile['functions'][n:]):.1f}% | | |")
@@ -427,5 +480,6 @@ def material(profile: Mapping[str, Any] | None, n: int = TOP) -> str:
     if not profile or not profile.get("available"):
         return f"(no simulated profile: {(profile or {}).get('reason') or 'not taken'})"
     total = int(profile["estimated_cycles"])
-    return "\n".join(f"{f['name']}: {100 * f['share']:.1f}% of {total:,} estimated cycles"
-                     for f in top(profile, n))
+    return "\n".join(
+        f"{f['name']}: {100 * f['share']:.1f}% of {total:,} estimated cycles" for f in top(profile, n)
+    )

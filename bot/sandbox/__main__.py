@@ -1,4 +1,5 @@
 """python -m bot.sandbox [--host H] [--port P] [--data-dir D] [--allow-token-checks]"""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--data-dir", default="var/sandbox")
-    parser.add_argument("--allow-token-checks", action="store_true",
-                        help="let personal tokens create check runs (GitHub requires a GitHub App)")
+    parser.add_argument(
+        "--allow-token-checks",
+        action="store_true",
+        help="let personal tokens create check runs (GitHub requires a GitHub App)",
+    )
     args = parser.parse_args()
     serve(args.host, args.port, args.data_dir, checks_require_app=not args.allow_token_checks)
 

@@ -1,4 +1,5 @@
 """Admin API under /_sandbox (no GitHub equivalent): set up users, repos, apps, hooks, faults; inspect logs."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,12 @@ from bot.sandbox.render import Renderer
 from bot.sandbox.state import ApiError, SandboxState, now_iso
 
 
-def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: list[dict[str, Any]],
-               fire_installation: Any) -> Blueprint:
+def make_admin(
+    state: SandboxState,
+    faults: list[dict[str, Any]],
+    request_log: list[dict[str, Any]],
+    fire_installation: Any,
+) -> Blueprint:
     bp = Blueprint("admin", __name__, url_prefix="/_sandbox")
 
     def body() -> dict[str, Any]:
@@ -38,9 +43,15 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         data = body()
         need(data, "owner", "name")
         with state.lock:
-            repo = state.create_repo(data["owner"], data["name"], data.get("source_path"),
-                                     data.get("default_branch"), data.get("description"),
-                                     bool(data.get("auto_init")), bool(data.get("private")))
+            repo = state.create_repo(
+                data["owner"],
+                data["name"],
+                data.get("source_path"),
+                data.get("default_branch"),
+                data.get("description"),
+                bool(data.get("auto_init")),
+                bool(data.get("private")),
+            )
             return jsonify(r().repo(repo)), 201
 
     @bp.post("/repos/<owner>/<name>/forks")
@@ -64,8 +75,13 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         data = body()
         need(data, "slug", "public_key_pem")
         with state.lock:
-            app = state.register_app(data["slug"], data["public_key_pem"], data.get("app_id"), data.get("name"),
-                                     data.get("owner", "sandbox-apps"))
+            app = state.register_app(
+                data["slug"],
+                data["public_key_pem"],
+                data.get("app_id"),
+                data.get("name"),
+                data.get("owner", "sandbox-apps"),
+            )
         return jsonify({"id": app.id, "slug": app.slug, "name": app.name, "bot_login": app.bot_login}), 201
 
     @bp.post("/apps/<int:app_id>/installations")
@@ -75,7 +91,9 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         with state.lock:
             inst = state.install_app(app_id, data["account"], list(data.get("repos") or []))
             fire_installation(inst, r())
-        return jsonify({"id": inst.id, "app_id": inst.app_id, "account": inst.account, "repos": inst.repos}), 201
+        return jsonify(
+            {"id": inst.id, "app_id": inst.app_id, "account": inst.account, "repos": inst.repos}
+        ), 201
 
     @bp.post("/hooks")
     def add_hook() -> Any:
@@ -84,12 +102,20 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
         with state.lock:
             hook = state.add_hook(data["url"], data.get("secret"), data.get("events"), data.get("app_id"))
             ping_hook: dict[str, Any] = {
-                "type": "App" if hook.app_id else "Repository", "id": hook.id, "name": "web", "active": True,
-                "events": hook.events, "config": {"content_type": "json", "insecure_ssl": "0", "url": hook.url},
-                "created_at": now_iso(), "updated_at": now_iso()}
+                "type": "App" if hook.app_id else "Repository",
+                "id": hook.id,
+                "name": "web",
+                "active": True,
+                "events": hook.events,
+                "config": {"content_type": "json", "insecure_ssl": "0", "url": hook.url},
+                "created_at": now_iso(),
+                "updated_at": now_iso(),
+            }
             if hook.app_id:
                 ping_hook["app_id"] = hook.app_id
-            state.sender.ping(hook, {"zen": "Keep it logically awesome.", "hook_id": hook.id, "hook": ping_hook})
+            state.sender.ping(
+                hook, {"zen": "Keep it logically awesome.", "hook_id": hook.id, "hook": ping_hook}
+            )
         return jsonify({"id": hook.id, "url": hook.url, "events": hook.events, "app_id": hook.app_id}), 201
 
     @bp.get("/deliveries")
@@ -119,9 +145,16 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
             return jsonify(faults)
         data = body()
         need(data, "path_regex", "status")
-        rule = {"id": len(faults) + 1, "path_regex": data["path_regex"], "method": data.get("method", "*").upper(),
-                "status": int(data["status"]), "times": int(data.get("times", 1)),
-                "headers": dict(data.get("headers") or {}), "message": data.get("message"), "hits": 0}
+        rule = {
+            "id": len(faults) + 1,
+            "path_regex": data["path_regex"],
+            "method": data.get("method", "*").upper(),
+            "status": int(data["status"]),
+            "times": int(data.get("times", 1)),
+            "headers": dict(data.get("headers") or {}),
+            "message": data.get("message"),
+            "hits": 0,
+        }
         faults.append(rule)
         return jsonify(rule), 201
 
@@ -143,16 +176,37 @@ def make_admin(state: SandboxState, faults: list[dict[str, Any]], request_log: l
     @bp.get("/state")
     def export() -> Any:
         with state.lock:
-            return jsonify({
-                "users": [{"login": u.login, "id": u.id, "type": u.type} for u in state.users.values()],
-                "repos": [{"full_name": x.full_name, "parent": x.parent, "default_branch": x.default_branch,
-                           "path": str(x.path), "collaborators": x.collaborators,
-                           "issues": [{"number": i.number, "title": i.title, "state": i.state, "labels": i.labels,
-                                       "is_pull": i.pull is not None, "comments": len(i.comment_ids)}
-                                      for i in x.issues.values()]} for x in state.repos.values()],
-                "apps": [{"id": a.id, "slug": a.slug} for a in state.apps.values()],
-                "installations": [{"id": i.id, "app_id": i.app_id, "account": i.account, "repos": i.repos}
-                                  for i in state.installations.values()],
-                "hooks": [{"id": h.id, "url": h.url, "events": h.events} for h in state.hooks.values()]})
+            return jsonify(
+                {
+                    "users": [{"login": u.login, "id": u.id, "type": u.type} for u in state.users.values()],
+                    "repos": [
+                        {
+                            "full_name": x.full_name,
+                            "parent": x.parent,
+                            "default_branch": x.default_branch,
+                            "path": str(x.path),
+                            "collaborators": x.collaborators,
+                            "issues": [
+                                {
+                                    "number": i.number,
+                                    "title": i.title,
+                                    "state": i.state,
+                                    "labels": i.labels,
+                                    "is_pull": i.pull is not None,
+                                    "comments": len(i.comment_ids),
+                                }
+                                for i in x.issues.values()
+                            ],
+                        }
+                        for x in state.repos.values()
+                    ],
+                    "apps": [{"id": a.id, "slug": a.slug} for a in state.apps.values()],
+                    "installations": [
+                        {"id": i.id, "app_id": i.app_id, "account": i.account, "repos": i.repos}
+                        for i in state.installations.values()
+                    ],
+                    "hooks": [{"id": h.id, "url": h.url, "events": h.events} for h in state.hooks.values()],
+                }
+            )
 
     return bp

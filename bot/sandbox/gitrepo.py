@@ -1,4 +1,5 @@
 """Thin git CLI helpers over the sandbox's bare repositories (real git, no mocks)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -55,8 +56,9 @@ def branch_sha(bare: Path, branch: str) -> str | None:
 def resolve(bare: Path, rev: str, alternates: list[Path] | None = None) -> str | None:
     """Resolve a branch name, tag or (abbreviated) sha to a commit sha."""
     for cand in (f"refs/heads/{rev}", f"refs/tags/{rev}", rev):
-        out = git(bare, "rev-parse", "-q", "--verify", f"{cand}^{{commit}}", check=False,
-                  alternates=alternates).strip()
+        out = git(
+            bare, "rev-parse", "-q", "--verify", f"{cand}^{{commit}}", check=False, alternates=alternates
+        ).strip()
         if out:
             return out
     return None
@@ -150,9 +152,13 @@ def diff_files(bare: Path, base: str, head: str, alternates: list[Path] | None =
         patch = git(bare, "diff", "-M", base, head, "--", *paths, alternates=alternates)
         ch.patch = _strip_header(patch)
         if ch.status != "removed":
-            ch.blob_sha = git(bare, "rev-parse", f"{head}:{ch.filename}", check=False, alternates=alternates).strip()
+            ch.blob_sha = git(
+                bare, "rev-parse", f"{head}:{ch.filename}", check=False, alternates=alternates
+            ).strip()
         else:
-            ch.blob_sha = git(bare, "rev-parse", f"{base}:{ch.filename}", check=False, alternates=alternates).strip()
+            ch.blob_sha = git(
+                bare, "rev-parse", f"{base}:{ch.filename}", check=False, alternates=alternates
+            ).strip()
     return changes
 
 

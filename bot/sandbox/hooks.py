@@ -1,15 +1,17 @@
 """Signed webhook delivery (GitHub-Hookshot-like): one background thread, in order, with a delivery log."""
+
 from __future__ import annotations
 
+import http.client
 import json
 import queue
 import threading
 import time
-import http.client
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from bot.signature import sign
 
@@ -30,9 +32,18 @@ class Delivery:
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self, with_payload: bool = False) -> dict[str, Any]:
-        d = {"id": self.id, "guid": self.guid, "hook_id": self.hook_id, "event": self.event,
-             "action": self.action, "status_code": self.status_code, "duration_ms": self.duration_ms,
-             "error": self.error, "delivered_at": self.delivered_at, "redelivery": self.redelivery}
+        d = {
+            "id": self.id,
+            "guid": self.guid,
+            "hook_id": self.hook_id,
+            "event": self.event,
+            "action": self.action,
+            "status_code": self.status_code,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "delivered_at": self.delivered_at,
+            "redelivery": self.redelivery,
+        }
         if with_payload:
             d["payload"] = json.loads(self.body)
         return d
@@ -50,8 +61,9 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
         self._thread.start()
 
-    def emit(self, event: str, payload: dict[str, Any],
-             installations: dict[int, dict[str, Any]] | None = None) -> list[Delivery]:
+    def emit(
+        self, event: str, payload: dict[str, Any], installations: dict[int, dict[str, Any]] | None = None
+    ) -> list[Delivery]:
         """Queue `payload` for every active hook subscribed to `event`.
 
         `installations` maps app id -> the "installation" object for this event's repository: a hook bound to
@@ -87,8 +99,9 @@ class WebhookSender:
             raise KeyError(orig.hook_id)
         return self._enqueue(hook, orig.event, orig.action, orig.body, orig.guid, True)
 
-    def _enqueue(self, hook: Any, event: str, action: str | None, body: bytes, guid: str,
-                 redelivery: bool) -> Delivery:
+    def _enqueue(
+        self, hook: Any, event: str, action: str | None, body: bytes, guid: str, redelivery: bool
+    ) -> Delivery:
         with self._lock:
             d = Delivery(len(self.log) + 1, guid, hook.id, event, action, body, redelivery=redelivery)
             self.log.append(d)
@@ -124,8 +137,13 @@ class WebhookSender:
                 delivery.done.set()
 
     def _deliver(self, d: Delivery, hook: Any) -> None:
-        headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/sandbox",
-                   "X-GitHub-Event": d.event, "X-GitHub-Delivery": d.guid, "X-GitHub-Hook-ID": str(hook.id)}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/sandbox",
+            "X-GitHub-Event": d.event,
+            "X-GitHub-Delivery": d.guid,
+            "X-GitHub-Hook-ID": str(hook.id),
+        }
         if hook.secret:
             headers["X-Hub-Signature-256"] = sign(hook.secret, d.body)
         url = urllib.parse.urlsplit(hook.url)
@@ -134,7 +152,9 @@ class WebhookSender:
         try:  # http.client keeps header names as GitHub spells them (urllib would capitalize them)
             conn = conn_cls(url.hostname or "127.0.0.1", url.port, timeout=self._timeout)
             try:
-                conn.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), d.body, headers)
+                conn.request(
+                    "POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), d.body, headers
+                )
                 resp = conn.getresponse()
                 resp.read()
                 d.status_code = resp.status

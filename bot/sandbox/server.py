@@ -1,4 +1,5 @@
 """Flask app of the sandbox GitHub: REST (/api/v3), git smart HTTP, admin (/_sandbox), read-only HTML views."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,12 @@ DOCS = "https://docs.github.com/rest"
 REQUEST_LOG_MAX = 20000  # oldest entries are dropped beyond this
 
 
-def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     payload: dict[str, Any] = {"message": message, "documentation_url": DOCS, "status": str(status)}
     if errors:
         payload["errors"] = errors
@@ -47,11 +52,26 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
 
     def fire_installation(inst: Installation, r: Renderer) -> None:
         repos = [state.repo(*x.split("/", 1)) for x in inst.repos]
-        state.sender.emit("installation", {
-            "action": "created", "installation": r.installation(inst),
-            "repositories": [{"id": x.id, "node_id": r.repo(x, full=False)["node_id"], "name": x.name,
-                              "full_name": x.full_name, "private": x.private} for x in repos],
-            "requester": None, "sender": r.user(inst.account)}, {inst.app_id: r.installation(inst)})
+        state.sender.emit(
+            "installation",
+            {
+                "action": "created",
+                "installation": r.installation(inst),
+                "repositories": [
+                    {
+                        "id": x.id,
+                        "node_id": r.repo(x, full=False)["node_id"],
+                        "name": x.name,
+                        "full_name": x.full_name,
+                        "private": x.private,
+                    }
+                    for x in repos
+                ],
+                "requester": None,
+                "sender": r.user(inst.account),
+            },
+            {inst.app_id: r.installation(inst)},
+        )
 
     app.register_blueprint(make_api(state, {"checks_require_app": checks_require_app}))
     app.register_blueprint(make_admin(state, faults, request_log, fire_installation))
@@ -77,11 +97,16 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
                 continue
             rule["times"] -= 1
             rule["hits"] += 1
-            message = rule.get("message") or ("API rate limit exceeded" if rule["status"] in (403, 429)
-                                              else "Server Error")
+            message = rule.get("message") or (
+                "API rate limit exceeded" if rule["status"] in (403, 429) else "Server Error"
+            )
             if rule["status"] >= 500 and not rule.get("message"):
-                return Response("<html><body>502 Bad Gateway</body></html>", status=rule["status"],
-                                headers=rule["headers"], content_type="text/html")
+                return Response(
+                    "<html><body>502 Bad Gateway</body></html>",
+                    status=rule["status"],
+                    headers=rule["headers"],
+                    content_type="text/html",
+                )
             return error_response(rule["status"], message, headers=rule["headers"])
         return None
 
@@ -96,9 +121,14 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
         resp.headers.setdefault("X-RateLimit-Used", "1")
         resp.headers.setdefault("X-RateLimit-Resource", "core")
         resp.headers.setdefault("X-GitHub-Media-Type", "github.v3; format=json")
-        entry = {"method": request.method, "path": request.path[len("/api/v3"):] or "/",
-                 "query": request.query_string.decode(), "status": resp.status_code,
-                 "request_json": request.get_json(silent=True), "response_json": None}
+        entry = {
+            "method": request.method,
+            "path": request.path[len("/api/v3") :] or "/",
+            "query": request.query_string.decode(),
+            "status": resp.status_code,
+            "request_json": request.get_json(silent=True),
+            "response_json": None,
+        }
         if resp.is_json:
             entry["response_json"] = resp.get_json(silent=True)
         request_log.append(entry)
@@ -112,6 +142,7 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
 
 
 # ---- git smart HTTP ----------------------------------------------------------------------------------
+
 
 def register_git_http(app: Flask, state: SandboxState) -> None:
     @app.route("/<owner>/<name>.git/<path:rest>", methods=["GET", "POST"])
@@ -129,19 +160,30 @@ def register_git_http(app: Flask, state: SandboxState) -> None:
                 caller = None
             need = "write" if pushing else "read"
             if caller is None:
-                return Response("Authentication required\n", status=401, content_type="text/plain",
-                                headers={"WWW-Authenticate": 'Basic realm="sandbox"'})
+                return Response(
+                    "Authentication required\n",
+                    status=401,
+                    content_type="text/plain",
+                    headers={"WWW-Authenticate": 'Basic realm="sandbox"'},
+                )
             from bot.sandbox.state import perm_at_least
+
             if not perm_at_least(state.permission(repo, caller), need):
-                return Response(f"Permission to {repo.full_name}.git denied to {caller.login}.\n", status=403,
-                                content_type="text/plain")
+                return Response(
+                    f"Permission to {repo.full_name}.git denied to {caller.login}.\n",
+                    status=403,
+                    content_type="text/plain",
+                )
             user = caller.login
         before = gitrepo.refs(repo.path) if rest == "git-receive-pack" else None
         resp = run_http_backend(state.data_dir / "repos", f"/{repo.owner}/{repo.name}.git/{rest}", user)
         if before is not None and user is not None:
             after = gitrepo.refs(repo.path)
-            changes = {ref: (before.get(ref), after.get(ref)) for ref in set(before) | set(after)
-                       if before.get(ref) != after.get(ref)}
+            changes = {
+                ref: (before.get(ref), after.get(ref))
+                for ref in set(before) | set(after)
+                if before.get(ref) != after.get(ref)
+            }
             if changes:
                 with state.lock:
                     fire_ref_events(state, Renderer(request.host_url, state), repo, changes, user)
@@ -150,11 +192,18 @@ def register_git_http(app: Flask, state: SandboxState) -> None:
 
 def run_http_backend(root: Path, path_info: str, remote_user: str | None) -> Response:
     """Run `git http-backend` as a CGI for the current request."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_PROJECT_ROOT": str(root),
-           "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path_info, "REQUEST_METHOD": request.method,
-           "QUERY_STRING": request.query_string.decode(), "CONTENT_TYPE": request.content_type or "",
-           "REMOTE_ADDR": request.remote_addr or "127.0.0.1", "GIT_CONFIG_NOSYSTEM": "1",
-           "HOME": str(root)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_PROJECT_ROOT": str(root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": path_info,
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.query_string.decode(),
+        "CONTENT_TYPE": request.content_type or "",
+        "REMOTE_ADDR": request.remote_addr or "127.0.0.1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(root),
+    }
     if remote_user:
         env["REMOTE_USER"] = remote_user
     if request.headers.get("Content-Encoding"):
@@ -213,9 +262,15 @@ def register_html(app: Flask, state: SandboxState) -> None:
     @app.get("/")
     def home() -> str:
         with state.lock:
-            items = "".join(render_template_string(
-                '<li><a href="/{{ r.full_name }}">{{ r.full_name }}</a>{% if r.parent %} (fork of {{ r.parent }})'
-                '{% endif %} — {{ n }} issues/PRs</li>', r=r, n=len(r.issues)) for r in state.repos.values())
+            items = "".join(
+                render_template_string(
+                    '<li><a href="/{{ r.full_name }}">{{ r.full_name }}</a>{% if r.parent %} (fork of {{ r.parent }})'
+                    "{% endif %} — {{ n }} issues/PRs</li>",
+                    r=r,
+                    n=len(r.issues),
+                )
+                for r in state.repos.values()
+            )
         return page("repositories", f"<h1>Repositories</h1><ul>{items}</ul>")
 
     @app.get("/<owner>/<name>")
@@ -225,12 +280,15 @@ def register_html(app: Flask, state: SandboxState) -> None:
             branches = sorted(ref[11:] for ref in gitrepo.refs(repo.path) if ref.startswith("refs/heads/"))
             content = render_template_string(
                 '<h1>{{ r.full_name }}</h1>{% if r.parent %}<p class="meta">fork of {{ r.parent }}</p>{% endif %}'
-                '<p>clone: <code>{{ clone }}</code></p><h2>Branches</h2><ul>{% for b in branches %}<li>{{ b }}'
-                '</li>{% endfor %}</ul><h2>Issues and pull requests</h2><ul>{% for i in issues %}<li>'
+                "<p>clone: <code>{{ clone }}</code></p><h2>Branches</h2><ul>{% for b in branches %}<li>{{ b }}"
+                "</li>{% endfor %}</ul><h2>Issues and pull requests</h2><ul>{% for i in issues %}<li>"
                 '<a href="/{{ r.full_name }}/{{ "pull" if i.pull else "issues" }}/{{ i.number }}">#{{ i.number }} '
-                '{{ i.title }}</a> ({{ i.state }})</li>{% endfor %}</ul>',
-                r=repo, branches=branches, clone=f"{request.host_url}{repo.full_name}.git",
-                issues=sorted(repo.issues.values(), key=lambda i: -i.number))
+                "{{ i.title }}</a> ({{ i.state }})</li>{% endfor %}</ul>",
+                r=repo,
+                branches=branches,
+                clone=f"{request.host_url}{repo.full_name}.git",
+                issues=sorted(repo.issues.values(), key=lambda i: -i.number),
+            )
         return page(repo.full_name, content)
 
     def issue_page(owner: str, name: str, number: int) -> str:
@@ -243,9 +301,15 @@ def register_html(app: Flask, state: SandboxState) -> None:
                 sha = gitrepo.branch_sha(head_repo.path, issue.pull.head_ref)
                 runs = [r for r in state.check_runs.values() if r.head_sha == sha]
             content = render_template_string(
-                _ISSUE, issue=issue, pull=issue.pull, kind="pull request" if issue.pull else "issue",
-                comments=[state.comments[c] for c in issue.comment_ids], reviews=issue.reviews, runs=runs,
-                reactions=reactions)
+                _ISSUE,
+                issue=issue,
+                pull=issue.pull,
+                kind="pull request" if issue.pull else "issue",
+                comments=[state.comments[c] for c in issue.comment_ids],
+                reviews=issue.reviews,
+                runs=runs,
+                reactions=reactions,
+            )
         return page(f"{issue.title} #{number}", content)
 
     app.add_url_rule("/<owner>/<name>/issues/<int:number>", "issue_page", issue_page)
@@ -255,30 +319,45 @@ def register_html(app: Flask, state: SandboxState) -> None:
     def commit_page(owner: str, name: str, sha: str) -> str:
         repo = state.repo(owner, name)
         text = gitrepo.git(repo.path, "show", "--stat", "--patch", sha, check=False)
-        return page(sha[:12], render_template_string("<h1>{{ sha }}</h1><pre>{{ text }}</pre>", sha=sha, text=text))
+        return page(
+            sha[:12], render_template_string("<h1>{{ sha }}</h1><pre>{{ text }}</pre>", sha=sha, text=text)
+        )
 
     @app.get("/<owner>/<name>/runs/<int:run_id>")
     def run_page(owner: str, name: str, run_id: int) -> str:
         run = state.check_runs.get(run_id)
         if run is None:
             raise ApiError(404, "Not Found")
-        return page(run.name, render_template_string(
-            "<h1>{{ r.name }}</h1><p>{{ r.status }} {{ r.conclusion or '' }} · {{ r.head_sha }}</p>"
-            "<h2>{{ r.output.get('title') or '' }}</h2><pre>{{ r.output.get('summary') or '' }}</pre>"
-            "<pre>{{ r.output.get('text') or '' }}</pre>", r=run))
+        return page(
+            run.name,
+            render_template_string(
+                "<h1>{{ r.name }}</h1><p>{{ r.status }} {{ r.conclusion or '' }} · {{ r.head_sha }}</p>"
+                "<h2>{{ r.output.get('title') or '' }}</h2><pre>{{ r.output.get('summary') or '' }}</pre>"
+                "<pre>{{ r.output.get('text') or '' }}</pre>",
+                r=run,
+            ),
+        )
 
 
 # ---- running it ----------------------------------------------------------------------------------------
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+
 class Sandbox:
     """The sandbox server on 127.0.0.1 (ephemeral port) in a background thread; a context manager."""
 
-    def __init__(self, state: SandboxState | None = None, data_dir: Path | str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, checks_require_app: bool = True) -> None:
+    def __init__(
+        self,
+        state: SandboxState | None = None,
+        data_dir: Path | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        checks_require_app: bool = True,
+    ) -> None:
         self._tmp = None
         if state is None:
             if data_dir is None:
@@ -308,21 +387,27 @@ class Sandbox:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, data_dir: Path | str = "var/sandbox",
-          checks_require_app: bool = True) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    data_dir: Path | str = "var/sandbox",
+    checks_require_app: bool = True,
+) -> None:
     """Serve the sandbox in the foreground until interrupted (CLI entry)."""
     state = SandboxState(data_dir)
     app = create_app(state, checks_require_app=checks_require_app)
     server = make_server(host, port, app, threaded=True)
-    print(f"sandbox GitHub on http://{host}:{server.server_port} (API http://{host}:{server.server_port}/api/v3)",
-          flush=True)
+    print(
+        f"sandbox GitHub on http://{host}:{server.server_port} (API http://{host}:{server.server_port}/api/v3)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

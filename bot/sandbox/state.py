@@ -3,13 +3,14 @@
 All mutation goes through `SandboxState` methods under one lock. Errors raise `ApiError` carrying the HTTP
 status GitHub would answer with.
 """
+
 from __future__ import annotations
 
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,19 @@ REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes
 class ApiError(Exception):
     """An error answered to the client in GitHub's shape."""
 
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.errors, self.headers = status, message, errors, headers or {}
 
 
 def now_iso(ts: float | None = None) -> str:
-    return datetime.fromtimestamp(ts if ts is not None else time.time(), timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts if ts is not None else time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def perm_at_least(have: str, need: str) -> bool:
@@ -196,6 +201,7 @@ class Hook:
 @dataclass
 class Caller:
     """Who is making a request."""
+
     login: str
     installation: Installation | None = None
 
@@ -272,9 +278,13 @@ class SandboxState:
             raise ApiError(401, "Requires authentication")
         have = self.permission(repo, caller)
         if not perm_at_least(have, need):
-            msg = ("Resource not accessible by integration" if caller.installation
-                   else "Must have push access to this repository" if need == "write"
-                   else "Must have admin rights to Repository.")
+            msg = (
+                "Resource not accessible by integration"
+                if caller.installation
+                else "Must have push access to this repository"
+                if need == "write"
+                else "Must have admin rights to Repository."
+            )
             raise ApiError(403, msg)
 
     # ---- repos -------------------------------------------------------------------------------------
@@ -285,15 +295,31 @@ class SandboxState:
                 raise ApiError(404, "Not Found")
             return repo
 
-    def create_repo(self, owner: str, name: str, source_path: str | None = None,
-                    default_branch: str | None = None, description: str | None = None,
-                    auto_init: bool = False, private: bool = False) -> Repo:
+    def create_repo(
+        self,
+        owner: str,
+        name: str,
+        source_path: str | None = None,
+        default_branch: str | None = None,
+        description: str | None = None,
+        auto_init: bool = False,
+        private: bool = False,
+    ) -> Repo:
         """Create a repo owned by `owner` (created if missing), optionally importing a local git repo."""
         with self.lock:
             if f"{owner}/{name}".lower() in self.repos:
-                raise ApiError(422, "Repository creation failed.",
-                               [{"resource": "Repository", "code": "custom", "field": "name",
-                                 "message": "name already exists on this account"}])
+                raise ApiError(
+                    422,
+                    "Repository creation failed.",
+                    [
+                        {
+                            "resource": "Repository",
+                            "code": "custom",
+                            "field": "name",
+                            "message": "name already exists on this account",
+                        }
+                    ],
+                )
             if owner not in self.users:
                 self.create_user(owner)
             path = self.data_dir / "repos" / owner / f"{name}.git"
@@ -322,8 +348,16 @@ class SandboxState:
                 raise ApiError(422, f"{owner}/{name} already exists")
             path = self.data_dir / "repos" / owner / f"{name}.git"
             gitrepo.clone_bare(repo.path, path)
-            fork = Repo(self.next_id("repo"), owner, name, path, repo.default_branch, repo.description,
-                        parent=repo.full_name, source=repo.source or repo.full_name)
+            fork = Repo(
+                self.next_id("repo"),
+                owner,
+                name,
+                path,
+                repo.default_branch,
+                repo.description,
+                parent=repo.full_name,
+                source=repo.source or repo.full_name,
+            )
             self.repos[fork.full_name.lower()] = fork
             return fork
 
@@ -357,8 +391,9 @@ class SandboxState:
             repo.collaborators[login] = permission
 
     # ---- labels ------------------------------------------------------------------------------------
-    def ensure_label(self, repo: Repo, name: str, color: str = "ededed",
-                     description: str | None = None) -> Label:
+    def ensure_label(
+        self, repo: Repo, name: str, color: str = "ededed", description: str | None = None
+    ) -> Label:
         with self.lock:
             for lab in repo.labels.values():
                 if lab.name.lower() == name.lower():
@@ -380,11 +415,19 @@ class SandboxState:
                 raise ApiError(404, "Not Found")
             return repo.issues[number]
 
-    def create_issue(self, repo: Repo, user: str, title: str, body: str | None,
-                     labels: list[str] | None = None, pull: PullInfo | None = None) -> Issue:
+    def create_issue(
+        self,
+        repo: Repo,
+        user: str,
+        title: str,
+        body: str | None,
+        labels: list[str] | None = None,
+        pull: PullInfo | None = None,
+    ) -> Issue:
         if not title:
-            raise ApiError(422, "Validation Failed", [{"resource": "Issue", "code": "missing_field",
-                                                       "field": "title"}])
+            raise ApiError(
+                422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}]
+            )
         with self.lock:
             number = repo.next_number
             repo.next_number += 1
@@ -396,8 +439,11 @@ class SandboxState:
 
     def add_comment(self, repo: Repo, issue: Issue, user: str, body: str) -> Comment:
         if not body:
-            raise ApiError(422, "Validation Failed", [{"resource": "IssueComment", "code": "missing_field",
-                                                       "field": "body"}])
+            raise ApiError(
+                422,
+                "Validation Failed",
+                [{"resource": "IssueComment", "code": "missing_field", "field": "body"}],
+            )
         with self.lock:
             c = Comment(self.next_id("comment"), repo.full_name, issue.number, body, user)
             self.comments[c.id] = c
@@ -415,8 +461,9 @@ class SandboxState:
     def react(self, target: list[Reaction], user: str, content: str) -> tuple[Reaction, bool]:
         """Add a reaction; returns (reaction, created). An identical one by the same user is returned."""
         if content not in REACTIONS:
-            raise ApiError(422, "Validation Failed", [{"resource": "Reaction", "code": "invalid",
-                                                       "field": "content"}])
+            raise ApiError(
+                422, "Validation Failed", [{"resource": "Reaction", "code": "invalid", "field": "content"}]
+            )
         with self.lock:
             for r in target:
                 if r.user == user and r.content == content:
@@ -428,17 +475,32 @@ class SandboxState:
     def open_pull_for(self, repo: Repo, head_repo: Repo, head_ref: str, base_ref: str) -> Issue | None:
         for iss in repo.issues.values():
             p = iss.pull
-            if p and iss.state == "open" and p.head_repo == head_repo.full_name and p.head_ref == head_ref \
-                    and p.base_ref == base_ref:
+            if (
+                p
+                and iss.state == "open"
+                and p.head_repo == head_repo.full_name
+                and p.head_ref == head_ref
+                and p.base_ref == base_ref
+            ):
                 return iss
         return None
 
     # ---- check runs --------------------------------------------------------------------------------
-    def create_check_run(self, repo: Repo, app_id: int | None, name: str, head_sha: str,
-                         **fields: Any) -> CheckRun:
+    def create_check_run(
+        self, repo: Repo, app_id: int | None, name: str, head_sha: str, **fields: Any
+    ) -> CheckRun:
         if not name or not head_sha:
-            raise ApiError(422, "Validation Failed", [{"resource": "CheckRun", "code": "missing_field",
-                                                       "field": "name" if not name else "head_sha"}])
+            raise ApiError(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "CheckRun",
+                        "code": "missing_field",
+                        "field": "name" if not name else "head_sha",
+                    }
+                ],
+            )
         with self.lock:
             sha = gitrepo.resolve(repo.path, head_sha)
             if sha is None or sha != head_sha:
@@ -450,8 +512,15 @@ class SandboxState:
 
     def update_check_run(self, run: CheckRun, **fields: Any) -> None:
         with self.lock:
-            for key in ("name", "status", "conclusion", "started_at", "completed_at", "details_url",
-                        "external_id"):
+            for key in (
+                "name",
+                "status",
+                "conclusion",
+                "started_at",
+                "completed_at",
+                "details_url",
+                "external_id",
+            ):
                 if fields.get(key) is not None:
                     setattr(run, key, fields[key])
             if fields.get("output"):
@@ -466,8 +535,14 @@ class SandboxState:
                 run.started_at = now_iso()
 
     # ---- apps ----------------------------------------------------------------------------------------
-    def register_app(self, slug: str, public_key_pem: str, app_id: int | None = None,
-                     name: str | None = None, owner: str = "sandbox-apps") -> App:
+    def register_app(
+        self,
+        slug: str,
+        public_key_pem: str,
+        app_id: int | None = None,
+        name: str | None = None,
+        owner: str = "sandbox-apps",
+    ) -> App:
         with self.lock:
             app_id = app_id or self.next_id("app")
             if app_id in self.apps:
@@ -490,12 +565,18 @@ class SandboxState:
                 self.repo(owner, name)
             for inst in self.installations.values():
                 if inst.app_id == app_id and inst.account == account:
-                    inst.repos = sorted(set(inst.repos) | {self.repo(*r.split("/", 1)).full_name for r in repos})
+                    inst.repos = sorted(
+                        set(inst.repos) | {self.repo(*r.split("/", 1)).full_name for r in repos}
+                    )
                     return inst
             if account not in self.users:
                 self.create_user(account)
-            inst = Installation(self.next_id("installation"), app_id, account,
-                                [self.repo(*r.split("/", 1)).full_name for r in repos])
+            inst = Installation(
+                self.next_id("installation"),
+                app_id,
+                account,
+                [self.repo(*r.split("/", 1)).full_name for r in repos],
+            )
             self.installations[inst.id] = inst
             return inst
 
@@ -514,14 +595,16 @@ class SandboxState:
         with self.lock:
             if installation_id not in self.installations:
                 raise ApiError(404, "Not Found")
-            tok = InstallationToken("ghs_" + secrets.token_hex(18), installation_id,
-                                    time.time() + self.installation_token_ttl_s)
+            tok = InstallationToken(
+                "ghs_" + secrets.token_hex(18), installation_id, time.time() + self.installation_token_ttl_s
+            )
             self.installation_tokens[tok.token] = tok
             return tok
 
     # ---- hooks ---------------------------------------------------------------------------------------
-    def add_hook(self, url: str, secret: str | None = None, events: list[str] | None = None,
-                 app_id: int | None = None) -> Hook:
+    def add_hook(
+        self, url: str, secret: str | None = None, events: list[str] | None = None, app_id: int | None = None
+    ) -> Hook:
         with self.lock:
             if app_id is not None and app_id not in self.apps:
                 raise ApiError(422, f"unknown app {app_id}")

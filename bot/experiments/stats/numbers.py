@@ -3,6 +3,7 @@ Mann-Whitney test, Holm's correction, the interference screen, trimming and the 
 
 Pure functions of numbers: no verdicts (policy.py) and no prose (words.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ from statsmodels.stats.multitest import multipletests
 
 MAD_TO_SIGMA = 1.4826
 MW_EFFICIENCY = 3 / math.pi  # asymptotic relative efficiency of Mann-Whitney vs t under normality (0.955)
-SCREEN_MIN_REL = 0.005      # the screen's fence is never closer to the median than 0.5% of it
-FENCE_ITERATIONS = 50       # the screen iterates until its kept set is stable (rarely > 5 passes)
+SCREEN_MIN_REL = 0.005  # the screen's fence is never closer to the median than 0.5% of it
+FENCE_ITERATIONS = 50  # the screen iterates until its kept set is stable (rarely > 5 passes)
 
 
 def median(xs: Sequence[float]) -> float:
@@ -58,9 +59,14 @@ def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
         raise ValueError("Mann-Whitney needs two non-empty samples")
     if len(set(x) | set(y)) == 1:
         return len(x) * len(y) / 2.0, 1.0
-    exact = len(set(x) | set(y)) == len(x) + len(y) and len(x) + len(y) <= 60   # no ties, small: exact
-    res = sps.mannwhitneyu(list(x), list(y), alternative="two-sided", method="exact" if exact else "asymptotic",
-                           use_continuity=True)
+    exact = len(set(x) | set(y)) == len(x) + len(y) and len(x) + len(y) <= 60  # no ties, small: exact
+    res = sps.mannwhitneyu(
+        list(x),
+        list(y),
+        alternative="two-sided",
+        method="exact" if exact else "asymptotic",
+        use_continuity=True,
+    )
     return float(res.statistic), min(1.0, float(res.pvalue))
 
 
@@ -85,7 +91,7 @@ def visit_blocks(xs: Sequence[float], n_blocks: int) -> list[list[float]]:
     """Consecutive equal chunks (one per round visit) when the sample splits evenly, else singletons."""
     if n_blocks > 1 and len(xs) % n_blocks == 0 and len(xs) > n_blocks:
         size = len(xs) // n_blocks
-        return [list(xs[i:i + size]) for i in range(0, len(xs), size)]
+        return [list(xs[i : i + size]) for i in range(0, len(xs), size)]
     return [[x] for x in xs]
 
 
@@ -136,8 +142,9 @@ def best_of(xs: Sequence[float], keep: int, *, higher_is_better: bool) -> list[f
 
 def trim_blocks(blocks: list[list[float]], keep: int, *, higher_is_better: bool) -> list[list[float]]:
     """The ``keep`` best samples, still grouped by their round visit; visits left empty are dropped."""
-    tagged = sorted(((x, i) for i, b in enumerate(blocks) for x in b), key=lambda t: t[0],
-                    reverse=higher_is_better)[:keep]
+    tagged = sorted(
+        ((x, i) for i, b in enumerate(blocks) for x in b), key=lambda t: t[0], reverse=higher_is_better
+    )[:keep]
     out: list[list[float]] = [[] for _ in blocks]
     for x, i in tagged:
         out[i].append(x)
@@ -163,8 +170,17 @@ def kept_count(n: int, keep_frac: float) -> int:
     return n if keep_frac >= 1.0 else min(n, max(2, round(keep_frac * n)))
 
 
-def bootstrap_ci(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float,
-                 n_boot: int, seed: int, rounds: int = 0, keep_frac: float = 1.0) -> tuple[float, float]:
+def bootstrap_ci(
+    base: Sequence[float],
+    cand: Sequence[float],
+    *,
+    higher_is_better: bool,
+    alpha: float,
+    n_boot: int,
+    seed: int,
+    rounds: int = 0,
+    keep_frac: float = 1.0,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the oriented ratio of medians (of each variant's best ``keep_frac``).
 
     With ``rounds`` > 1 and samples that split evenly into that many consecutive visits, whole visits
@@ -189,6 +205,6 @@ def bootstrap_ci(base: Sequence[float], cand: Sequence[float], *, higher_is_bett
 def samples_needed(cv: float, effect: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
     """Rough per-group sample size for a Mann-Whitney test to detect a relative ``effect``."""
     if effect <= 0:
-        return 10 ** 6
+        return 10**6
     z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     return max(2, math.ceil(2 * (z * cv / effect) ** 2 / MW_EFFICIENCY))

@@ -61,42 +61,63 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...config import GENERIC_DEFAULTS
-from ...model import MAX_ROUNDS, Verdict  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
+from ...model import (  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
+    MAX_ROUNDS,
+    Verdict,
+)
 from .. import paired, simulated
 from . import words
-from .numbers import (best_runs, bootstrap_ci, flagged, flat, holm, interference_fence, kept_count,
-                      mann_whitney, median, oriented_ratio, robust_cv, samples_needed, trim_blocks,
-                      visit_blocks)
+from .numbers import (
+    best_runs,
+    bootstrap_ci,
+    flagged,
+    flat,
+    holm,
+    interference_fence,
+    kept_count,
+    mann_whitney,
+    median,
+    oriented_ratio,
+    robust_cv,
+    samples_needed,
+    trim_blocks,
+    visit_blocks,
+)
 from .words import Hint, Note
 
 VERDICTS = tuple(Verdict)
 DECISION_DEFAULTS: Mapping[str, Any] = GENERIC_DEFAULTS["decision"]  # one set of defaults: bot/config.py's
-FAILED_VERDICT = {"build_failed": Verdict.BUILD_FAILED, "validation_failed": Verdict.BROKEN,
-                  "bench_failed": Verdict.BENCH_FAILED, "pending": Verdict.MISSING}
-INTERFERENCE_SIGMAS = 3.0   # default screen: robust sigmas beyond the median on the worse side
+FAILED_VERDICT = {
+    "build_failed": Verdict.BUILD_FAILED,
+    "validation_failed": Verdict.BROKEN,
+    "bench_failed": Verdict.BENCH_FAILED,
+    "pending": Verdict.MISSING,
+}
+INTERFERENCE_SIGMAS = 3.0  # default screen: robust sigmas beyond the median on the worse side
 
 
 # --------------------------------------------------------------------------- comparison
+
 
 @dataclass
 class Comparison:
     baseline_median: float
     candidate_median: float
-    speedup: float            # > 1 means the candidate is better
+    speedup: float  # > 1 means the candidate is better
     ci_low: float
     ci_high: float
     p_value: float
     p_adjusted: float
     n_base: int
     n_cand: int
-    baseline_cv: float        # robust CV of the kept baseline samples
+    baseline_cv: float  # robust CV of the kept baseline samples
     verdict: str
     note: str = ""
     higher_is_better: bool = False
     p_visits: float | None = None  # Mann-Whitney on per-visit medians (None: no round structure)
-    screened_base: int = 0    # samples set aside (n_base/n_cand count the kept ones)
+    screened_base: int = 0  # samples set aside (n_base/n_cand count the kept ones)
     screened_cand: int = 0
-    flagged_base: int = 0     # samples beyond the variant's own interference fence
+    flagged_base: int = 0  # samples beyond the variant's own interference fence
     flagged_cand: int = 0
     raw_speedup: float | None = None  # ratio of the medians of all samples (before the screen)
     best_speedup: float | None = None  # ratio of the best runs (median of each variant's best fifth)
@@ -104,32 +125,31 @@ class Comparison:
     design: str = "unpaired"  # "paired": adjacent (baseline, candidate) pairs, see bot/experiments/paired.py
     pairs: int | None = None  # paired: pairs measured ...
     max_pairs: int | None = None  # ... of at most this many
-    looks: int = 1            # paired: planned looks (the interval's level is 1 - alpha / (looks x family))
+    looks: int = 1  # paired: planned looks (the interval's level is 1 - alpha / (looks x family))
     stop_reason: str | None = None  # paired: effect | equivalent | max_pairs (the driver's stopping rule)
     pairs_needed: int | None = None  # paired, undecided: about how many pairs would resolve min_effect
-    family: int = 1           # paired: candidates measured together (the interval's Bonferroni factor)
+    family: int = 1  # paired: candidates measured together (the interval's Bonferroni factor)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Comparison":
+    def from_dict(cls, d: Mapping[str, Any]) -> Comparison:
         vals = dict(d)
         for k in ("baseline_cv", "speedup", "ci_low", "ci_high"):
             if vals.get(k) is None:
                 vals[k] = math.inf
         return cls(**{k: vals[k] for k in cls.__dataclass_fields__ if k in vals})
 
-    def rejudge(self, p_adjusted: float, *, alpha: float, min_effect: float,
-                max_noise_cv: float) -> None:
+    def rejudge(self, p_adjusted: float, *, alpha: float, min_effect: float, max_noise_cv: float) -> None:
         """Set p_adjusted and recompute verdict/note with it."""
         self.p_adjusted = p_adjusted
         if self.design == "paired":
             self.verdict, self.note = _judge_paired(self, alpha, min_effect)
         else:
             self.verdict, self.note = _judge(self, alpha, min_effect, max_noise_cv)
-
 
 
 def ci_halfwidth(c: Comparison) -> float:
@@ -158,8 +178,11 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
     if spread > min_effect and c.best_speedup is not None:
         # kept runs spread wider than the effect looked for: the best runs must show the effect too (an
         # A/A variant whose kept runs were mildly slowed measured "3.6% slower", its best runs 1.2%)
-        big_enough = big_enough and (c.best_speedup - 1.0) * (c.speedup - 1.0) > 0 \
+        big_enough = (
+            big_enough
+            and (c.best_speedup - 1.0) * (c.speedup - 1.0) > 0
             and abs(c.best_speedup - 1.0) >= min_effect
+        )
     ci_excludes_one = c.ci_low > 1.0 or c.ci_high < 1.0
     decided = significant and ci_excludes_one and big_enough
     if decided and c.raw_speedup is not None and (c.raw_speedup - 1.0) * (c.speedup - 1.0) < 0:
@@ -179,20 +202,31 @@ def _judge(c: Comparison, alpha: float, min_effect: float, max_noise_cv: float) 
     return "no_change", ""
 
 
-def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: bool, alpha: float = 0.05,
-            min_effect: float = DECISION_DEFAULTS["min_effect"], max_noise_cv: float = 0.10,
-            n_boot: int = 10000, seed: int = 0, rounds: int = 0,
-            interference_sigmas: float = INTERFERENCE_SIGMAS) -> Comparison:
+def compare(
+    base: Sequence[float],
+    cand: Sequence[float],
+    *,
+    higher_is_better: bool,
+    alpha: float = 0.05,
+    min_effect: float = DECISION_DEFAULTS["min_effect"],
+    max_noise_cv: float = 0.10,
+    n_boot: int = 10000,
+    seed: int = 0,
+    rounds: int = 0,
+    interference_sigmas: float = INTERFERENCE_SIGMAS,
+) -> Comparison:
     """Compare candidate samples with baseline samples of one metric (see the module docstring)."""
     base = [float(v) for v in base]
     cand = [float(v) for v in cand]
     if len(base) < 2 or len(cand) < 2:
         raise ValueError(f"need >= 2 samples per group (baseline {len(base)}, candidate {len(cand)})")
     hib = higher_is_better
-    fb = flagged(base, interference_fence(base, higher_is_better=hib, sigmas=interference_sigmas),
-                 higher_is_better=hib)
-    fc = flagged(cand, interference_fence(cand, higher_is_better=hib, sigmas=interference_sigmas),
-                 higher_is_better=hib)
+    fb = flagged(
+        base, interference_fence(base, higher_is_better=hib, sigmas=interference_sigmas), higher_is_better=hib
+    )
+    fc = flagged(
+        cand, interference_fence(cand, higher_is_better=hib, sigmas=interference_sigmas), higher_is_better=hib
+    )
     # both variants keep the same fraction, that of the more disturbed one: symmetric by rank, so an A/A
     # pair with unequal interference is trimmed alike (per-variant fences alone made A/A pairs differ)
     keep_frac = min(1.0 - fb / len(base), 1.0 - fc / len(cand))
@@ -205,23 +239,54 @@ def compare(base: Sequence[float], cand: Sequence[float], *, higher_is_better: b
     p_visits = None
     if len(bb) > 1 and len(cb) > 1 and len(visits[0]) > 1:  # unit = one round visit
         _, p_visits = mann_whitney([median(b) for b in cb], [median(b) for b in bb])
-    lo, hi = bootstrap_ci(base, cand, higher_is_better=hib, alpha=alpha, n_boot=n_boot, seed=seed, rounds=rounds,
-                          keep_frac=keep_frac)
-    c = Comparison(baseline_median=bm, candidate_median=cm, speedup=oriented_ratio(bm, cm, hib),
-                   ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, n_base=len(kb), n_cand=len(kc),
-                   baseline_cv=robust_cv(kb), verdict="no_change", higher_is_better=hib,
-                   p_visits=p_visits, screened_base=len(base) - len(kb), screened_cand=len(cand) - len(kc),
-                   flagged_base=fb, flagged_cand=fc, candidate_cv=robust_cv(kc),
-                   raw_speedup=oriented_ratio(median(base), median(cand), hib),
-                   best_speedup=oriented_ratio(best_runs(base, hib), best_runs(cand, hib), hib))
+    lo, hi = bootstrap_ci(
+        base,
+        cand,
+        higher_is_better=hib,
+        alpha=alpha,
+        n_boot=n_boot,
+        seed=seed,
+        rounds=rounds,
+        keep_frac=keep_frac,
+    )
+    c = Comparison(
+        baseline_median=bm,
+        candidate_median=cm,
+        speedup=oriented_ratio(bm, cm, hib),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=p,
+        p_adjusted=p,
+        n_base=len(kb),
+        n_cand=len(kc),
+        baseline_cv=robust_cv(kb),
+        verdict="no_change",
+        higher_is_better=hib,
+        p_visits=p_visits,
+        screened_base=len(base) - len(kb),
+        screened_cand=len(cand) - len(kc),
+        flagged_base=fb,
+        flagged_cand=fc,
+        candidate_cv=robust_cv(kc),
+        raw_speedup=oriented_ratio(median(base), median(cand), hib),
+        best_speedup=oriented_ratio(best_runs(base, hib), best_runs(cand, hib), hib),
+    )
     c.verdict, c.note = _judge(c, alpha, min_effect, max_noise_cv)
     return c
 
 
-def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is_better: bool, alpha: float = 0.05,
-                   min_effect: float = DECISION_DEFAULTS["min_effect"], looks: int = 1,
-                   max_pairs: int | None = None,
-                   stop_reason: str | None = None, family: int = 1) -> Comparison:
+def compare_paired(
+    pairs: Sequence[Mapping[str, Any]],
+    metric: str,
+    *,
+    higher_is_better: bool,
+    alpha: float = 0.05,
+    min_effect: float = DECISION_DEFAULTS["min_effect"],
+    looks: int = 1,
+    max_pairs: int | None = None,
+    stop_reason: str | None = None,
+    family: int = 1,
+) -> Comparison:
     """Compare a candidate with the baseline from adjacent pairs (bot/experiments/paired.py). The interval's
     level is 1 - alpha / (looks x family), the driver's stopping level (Bonferroni over the planned looks and
     the candidates measured together), so a candidate the driver stopped as decisive is decided here too."""
@@ -234,14 +299,29 @@ def compare_paired(pairs: Sequence[Mapping[str, Any]], metric: str, *, higher_is
     base = [float(p["base"][metric]) for p in pairs if metric in (p.get("base") or {})]
     cand = [float(p["cand"][metric]) for p in pairs if metric in (p.get("cand") or {})]
     p = paired.sign_test(d)
-    c = Comparison(baseline_median=median(base), candidate_median=median(cand), speedup=math.exp(mid),
-                   ci_low=math.exp(lo) if math.isfinite(lo) else 0.0, ci_high=math.exp(hi) if math.isfinite(hi)
-                   else math.inf, p_value=p, p_adjusted=p, n_base=len(d), n_cand=len(d),
-                   baseline_cv=robust_cv(base), verdict="no_change", higher_is_better=higher_is_better,
-                   raw_speedup=oriented_ratio(median(base), median(cand), higher_is_better),
-                   candidate_cv=robust_cv(cand), design="paired", pairs=len(d), max_pairs=max_pairs, looks=looks,
-                   stop_reason=stop_reason, pairs_needed=paired.pairs_needed(d, min_effect, a),
-                   family=max(1, int(family)))
+    c = Comparison(
+        baseline_median=median(base),
+        candidate_median=median(cand),
+        speedup=math.exp(mid),
+        ci_low=math.exp(lo) if math.isfinite(lo) else 0.0,
+        ci_high=math.exp(hi) if math.isfinite(hi) else math.inf,
+        p_value=p,
+        p_adjusted=p,
+        n_base=len(d),
+        n_cand=len(d),
+        baseline_cv=robust_cv(base),
+        verdict="no_change",
+        higher_is_better=higher_is_better,
+        raw_speedup=oriented_ratio(median(base), median(cand), higher_is_better),
+        candidate_cv=robust_cv(cand),
+        design="paired",
+        pairs=len(d),
+        max_pairs=max_pairs,
+        looks=looks,
+        stop_reason=stop_reason,
+        pairs_needed=paired.pairs_needed(d, min_effect, a),
+        family=max(1, int(family)),
+    )
     c.verdict, c.note = _judge_paired(c, alpha, min_effect)
     return c
 
@@ -254,10 +334,13 @@ def _judge_paired(c: Comparison, alpha: float, min_effect: float) -> tuple[str, 
         return ("faster" if c.speedup > 1 else "slower"), ""
     if min_effect > 0 and c.ci_low > 1.0 - min_effect and c.ci_high < 1.0 + min_effect:
         return "no_change", ""
-    return "noisy", words.paired_undecided(c.ci_low, c.ci_high, c.pairs, min_effect, c.pairs_needed or c.pairs or 0)
+    return "noisy", words.paired_undecided(
+        c.ci_low, c.ci_high, c.pairs, min_effect, c.pairs_needed or c.pairs or 0
+    )
 
 
 # --------------------------------------------------------------------------- decision
+
 
 @dataclass
 class Row:
@@ -267,10 +350,10 @@ class Row:
     status: str
     comparison: Comparison | None
     correctness: dict[str, Any]
-    verdict: str                       # target rows: the decision of both tiers (see _combine)
+    verdict: str  # target rows: the decision of both tiers (see _combine)
     simulated: dict[str, Any] | None = None  # target rows: SimComparison.to_dict(), or {"error": ...}
-    wall_verdict: str | None = None    # target rows: the wall tier's own verdict
-    note: str = ""                     # why the tiers gave this verdict
+    wall_verdict: str | None = None  # target rows: the wall tier's own verdict
+    note: str = ""  # why the tiers gave this verdict
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -278,15 +361,27 @@ class Row:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Row":
+    def from_dict(cls, d: Mapping[str, Any]) -> Row:
         comp = Comparison.from_dict(d["comparison"]) if d.get("comparison") else None
-        return cls(candidate=d["candidate"], arch=d["arch"], metric=d["metric"], status=d["status"],
-                   comparison=comp, correctness=dict(d.get("correctness") or {}), verdict=d["verdict"],
-                   simulated=d.get("simulated"), wall_verdict=d.get("wall_verdict"), note=d.get("note") or "")
+        return cls(
+            candidate=d["candidate"],
+            arch=d["arch"],
+            metric=d["metric"],
+            status=d["status"],
+            comparison=comp,
+            correctness=dict(d.get("correctness") or {}),
+            verdict=d["verdict"],
+            simulated=d.get("simulated"),
+            wall_verdict=d.get("wall_verdict"),
+            note=d.get("note") or "",
+        )
 
     def sim(self) -> simulated.SimComparison | None:
-        return simulated.SimComparison.from_dict(self.simulated) if self.simulated and \
-            "baseline_cycles" in self.simulated else None
+        return (
+            simulated.SimComparison.from_dict(self.simulated)
+            if self.simulated and "baseline_cycles" in self.simulated
+            else None
+        )
 
 
 @dataclass
@@ -314,14 +409,23 @@ class Decision:
         return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [r.to_dict() for r in self.rows], "winners": list(self.winners),
-                "notes": [n.to_dict() for n in self.notes], "target": self.target, "archs": list(self.archs)}
+        return {
+            "rows": [r.to_dict() for r in self.rows],
+            "winners": list(self.winners),
+            "notes": [n.to_dict() for n in self.notes],
+            "target": self.target,
+            "archs": list(self.archs),
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Decision":
-        return cls(rows=[Row.from_dict(r) for r in d.get("rows", [])], winners=list(d.get("winners", [])),
-                   notes=[Note.from_dict(n) for n in d.get("notes", [])], target=d.get("target", ""),
-                   archs=list(d.get("archs", [])))
+    def from_dict(cls, d: Mapping[str, Any]) -> Decision:
+        return cls(
+            rows=[Row.from_dict(r) for r in d.get("rows", [])],
+            winners=list(d.get("winners", [])),
+            notes=[Note.from_dict(n) for n in d.get("notes", [])],
+            target=d.get("target", ""),
+            archs=list(d.get("archs", [])),
+        )
 
 
 def correctness_summary(variant: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -331,15 +435,19 @@ def correctness_summary(variant: Mapping[str, Any] | None) -> dict[str, Any]:
     checks = (variant.get("validation") or {}).get("checks") or []
     failed = [str(c.get("name", "?")) for c in checks if not c.get("ok")]
     build = variant.get("build") or {}
-    return {"build_ok": bool(build.get("ok", variant.get("status") != "build_failed")),
-            "validation_ok": bool((variant.get("validation") or {}).get("ok", False)) and not failed,
-            "passed": len(checks) - len(failed), "total": len(checks), "failed": failed}
+    return {
+        "build_ok": bool(build.get("ok", variant.get("status") != "build_failed")),
+        "validation_ok": bool((variant.get("validation") or {}).get("ok", False)) and not failed,
+        "passed": len(checks) - len(failed),
+        "total": len(checks),
+        "failed": failed,
+    }
 
 
 def _candidate_names(results: Mapping[str, Mapping[str, Any]], baseline: str) -> list[str]:
     names: list[str] = []
     for res in results.values():
-        for name in (res.get("variants") or {}):
+        for name in res.get("variants") or {}:
             if name != baseline and name not in names:
                 names.append(name)
     return names
@@ -350,8 +458,16 @@ def _metric_specs(project: Mapping[str, Any]) -> list[tuple[str, bool]]:
     return [(m["name"], bool(m.get("higher_is_better", False))) for m in bench.get("metrics", [])]
 
 
-def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any] | None, baseline: str,
-         dec: Mapping[str, Any], seed: int) -> Row:
+def _row(
+    cand: str,
+    arch: str,
+    metric: str,
+    hib: bool,
+    result: Mapping[str, Any] | None,
+    baseline: str,
+    dec: Mapping[str, Any],
+    seed: int,
+) -> Row:
     if result is None or not result.get("variants"):
         return Row(cand, arch, metric, "missing", None, correctness_summary(None), "missing")
     variants = result.get("variants") or {}
@@ -367,10 +483,17 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
     if "pairs" in cand_v:  # the paired design (sky/paired.py)
         design = result.get("paired") or {}
         try:
-            comp = compare_paired(cand_v["pairs"], metric, higher_is_better=hib, alpha=dec["alpha"],
-                                  min_effect=dec["min_effect"], looks=len(design.get("looks") or [1]),
-                                  max_pairs=design.get("max_pairs"), family=int(design.get("family") or 1),
-                                  stop_reason=(cand_v.get("stop") or {}).get("reason"))
+            comp = compare_paired(
+                cand_v["pairs"],
+                metric,
+                higher_is_better=hib,
+                alpha=dec["alpha"],
+                min_effect=dec["min_effect"],
+                looks=len(design.get("looks") or [1]),
+                max_pairs=design.get("max_pairs"),
+                family=int(design.get("family") or 1),
+                stop_reason=(cand_v.get("stop") or {}).get("reason"),
+            )
         except ValueError:
             return Row(cand, arch, metric, status, None, corr, "bench_failed")
         return Row(cand, arch, metric, status, comp, corr, comp.verdict)
@@ -378,20 +501,33 @@ def _row(cand: str, arch: str, metric: str, hib: bool, result: Mapping[str, Any]
     cs = (cand_v.get("samples") or {}).get(metric) or []
     if len(bs) < 2 or len(cs) < 2:
         return Row(cand, arch, metric, status, None, corr, "bench_failed")
-    comp = compare(bs, cs, higher_is_better=hib, alpha=dec["alpha"], min_effect=dec["min_effect"],
-                   max_noise_cv=dec["max_noise_cv"], n_boot=dec["bootstrap"], seed=seed, rounds=dec["rounds"],
-                   interference_sigmas=dec["interference_sigmas"])
+    comp = compare(
+        bs,
+        cs,
+        higher_is_better=hib,
+        alpha=dec["alpha"],
+        min_effect=dec["min_effect"],
+        max_noise_cv=dec["max_noise_cv"],
+        n_boot=dec["bootstrap"],
+        seed=seed,
+        rounds=dec["rounds"],
+        interference_sigmas=dec["interference_sigmas"],
+    )
     return Row(cand, arch, metric, status, comp, corr, comp.verdict)
 
 
 def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
     d = {**DECISION_DEFAULTS, **(project.get("decision") or {})}
-    return {"alpha": float(d["alpha"]), "min_effect": float(d["min_effect"]),
-            "slowdown_tolerance": float(d["slowdown_tolerance"]),
-            "max_noise_cv": float(d["max_noise_cv"]), "bootstrap": int(d["bootstrap"]),
-            "interference_sigmas": float(d["interference_sigmas"]),
-            "primary": str(d["primary"]),
-            "rounds": int((project.get("benchmark") or {}).get("rounds", 0))}
+    return {
+        "alpha": float(d["alpha"]),
+        "min_effect": float(d["min_effect"]),
+        "slowdown_tolerance": float(d["slowdown_tolerance"]),
+        "max_noise_cv": float(d["max_noise_cv"]),
+        "bootstrap": int(d["bootstrap"]),
+        "interference_sigmas": float(d["interference_sigmas"]),
+        "primary": str(d["primary"]),
+        "rounds": int((project.get("benchmark") or {}).get("rounds", 0)),
+    }
 
 
 def _significantly_slower(c: Comparison | None, dec: Mapping[str, Any]) -> bool:
@@ -406,8 +542,9 @@ def _is_winner(cand: str, rows: list[Row], archs: Iterable[str], target: str, de
     mine = [r for r in rows if r.candidate == cand]
     for arch in archs:
         arch_rows = [r for r in mine if r.arch == arch]
-        if not arch_rows or any(r.status != "ok" or r.verdict in ("baseline_failed", "missing", "bench_failed")
-                                for r in arch_rows):
+        if not arch_rows or any(
+            r.status != "ok" or r.verdict in ("baseline_failed", "missing", "bench_failed") for r in arch_rows
+        ):
             return False
     targets = [r for r in mine if r.metric == target]
     if not any(r.verdict == "faster" for r in targets):
@@ -457,8 +594,11 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
         r.note = words.tiers_disagree(sim.speedup, wall_txt)
     elif sim.verdict == "faster":
         r.verdict = "faster"
-        r.note = words.CONFIRMED if wall_faster else (
-            words.wall_agrees(wall_txt) if c and c.speedup > 1 else words.wall_not_slower(wall_txt))
+        r.note = (
+            words.CONFIRMED
+            if wall_faster
+            else (words.wall_agrees(wall_txt) if c and c.speedup > 1 else words.wall_not_slower(wall_txt))
+        )
     elif sim.verdict == "slower":
         r.verdict = "slower"
     else:
@@ -467,8 +607,13 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
             r.note = words.sim_not_moved(wall_txt, r.wall_verdict, dec["min_effect"])
 
 
-def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any], *,
-           baseline: str = "baseline", seed: int = 0) -> Decision:
+def decide(
+    results: Mapping[str, Mapping[str, Any]],
+    project: Mapping[str, Any],
+    *,
+    baseline: str = "baseline",
+    seed: int = 0,
+) -> Decision:
     """Rows for every candidate x arch x metric, Holm per arch+metric, and the winners."""
     dec = _decision_params(project)
     metrics = _metric_specs(project)
@@ -478,15 +623,20 @@ def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any],
     archs = list(project.get("architectures") or []) or list(results)
     archs += [a for a in results if a not in archs]
     candidates = _candidate_names(results, baseline)
-    rows = [_row(c, a, m, hib, results.get(a), baseline, dec, seed)
-            for c in candidates for a in archs for m, hib in metrics]
+    rows = [
+        _row(c, a, m, hib, results.get(a), baseline, dec, seed)
+        for c in candidates
+        for a in archs
+        for m, hib in metrics
+    ]
     notes: list[Note] = []
     for a in archs:
         for m, _ in metrics:
             family = [r for r in rows if r.arch == a and r.metric == m and r.comparison]
             for r, p in zip(family, holm([r.comparison.p_value for r in family])):
-                r.comparison.rejudge(p, alpha=dec["alpha"], min_effect=dec["min_effect"],
-                                     max_noise_cv=dec["max_noise_cv"])
+                r.comparison.rejudge(
+                    p, alpha=dec["alpha"], min_effect=dec["min_effect"], max_noise_cv=dec["max_noise_cv"]
+                )
                 r.verdict = r.comparison.verdict
     for r in rows:
         if r.metric == target:
@@ -498,8 +648,14 @@ def decide(results: Mapping[str, Mapping[str, Any]], project: Mapping[str, Any],
     return decision
 
 
-def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str, Any]], baseline: str,
-           project: Mapping[str, Any], dec: Mapping[str, Any]) -> list[Note]:
+def _notes(
+    rows: list[Row],
+    archs: list[str],
+    results: Mapping[str, Mapping[str, Any]],
+    baseline: str,
+    project: Mapping[str, Any],
+    dec: Mapping[str, Any],
+) -> list[Note]:
     notes = []
     bench = project.get("benchmark") or {}
     per_round = max(1, int(bench.get("repetitions", 1)))
@@ -518,10 +674,14 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
         screened = flagged_n = total = 0
         for m in {r.metric for r in rows}:
             mine = [r.comparison for r in rows if r.arch == a and r.metric == m and r.comparison]
-            if mine:  # the baseline's samples once per metric (its most-trimmed comparison), each candidate's once
+            if (
+                mine
+            ):  # the baseline's samples once per metric (its most-trimmed comparison), each candidate's once
                 screened += max(c.screened_base for c in mine) + sum(c.screened_cand for c in mine)
                 flagged_n += mine[0].flagged_base + sum(c.flagged_cand for c in mine)
-                total += mine[0].n_base + mine[0].screened_base + sum(c.n_cand + c.screened_cand for c in mine)
+                total += (
+                    mine[0].n_base + mine[0].screened_base + sum(c.n_cand + c.screened_cand for c in mine)
+                )
         if screened:
             notes.append(words.screened(a, flagged_n, total, dec["interference_sigmas"], screened))
     if dec["primary"] != "wall":
@@ -530,8 +690,11 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
             if not (results.get(a) or {}).get("variants"):
                 continue
             if info.get("available"):
-                secs = [v["simulated"]["seconds"] for v in results[a]["variants"].values()
-                        if simulated.usable(v.get("simulated"))]
+                secs = [
+                    v["simulated"]["seconds"]
+                    for v in results[a]["variants"].values()
+                    if simulated.usable(v.get("simulated"))
+                ]
                 notes.append(words.simulated_tier(a, info, sum(secs) / max(1, len(secs))))
             else:
                 notes.append(words.simulated_tier_unavailable(a, info.get("reason") or "not run"))
@@ -544,8 +707,11 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
             spread = max(c.baseline_cv, c.candidate_cv)
             if c.design == "paired":
                 want = math.ceil((c.pairs_needed or 0) / per_round)
-                hint = Hint("rerun", want) if rounds < want <= MAX_ROUNDS else (
-                    Hint("quiet") if want > MAX_ROUNDS else None)
+                hint = (
+                    Hint("rerun", want)
+                    if rounds < want <= MAX_ROUNDS
+                    else (Hint("quiet") if want > MAX_ROUNDS else None)
+                )
                 notes.append(words.undecided(a, r.metric, r.candidate, c.note, hint))
             elif spread > dec["max_noise_cv"]:
                 need = samples_needed(spread, max(abs(c.speedup - 1), dec["min_effect"]), alpha=dec["alpha"])
@@ -553,8 +719,11 @@ def _notes(rows: list[Row], archs: list[str], results: Mapping[str, Mapping[str,
                 if want > 10 * max(1, rounds):
                     notes.append(words.too_noisy_for_rounds(a, r.metric, spread, want))
                 else:
-                    notes.append(words.more_rounds(a, r.metric, spread, want, per_round, rounds,
-                                                   Hint("rerun", min(MAX_ROUNDS, want))))
+                    notes.append(
+                        words.more_rounds(
+                            a, r.metric, spread, want, per_round, rounds, Hint("rerun", min(MAX_ROUNDS, want))
+                        )
+                    )
             else:
                 factor = ci_rounds_factor(c, dec["min_effect"])
                 hint = Hint("rerun", min(MAX_ROUNDS, factor * rounds)) if factor <= 10 and rounds else None

@@ -3,6 +3,7 @@ next as data (kind + parameters), which bot/report.py renders with the configure
 
 No statistics here (numbers.py) and no verdicts (policy.py): each function gets the figures it phrases.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,26 +56,35 @@ def advice(factor: int) -> str:
 
 
 def outliers(speedup: float, raw_speedup: float) -> str:
-    return (f"the screened samples say {speedup:.3f}x but the medians of all samples say "
-            f"{raw_speedup:.3f}x: half or more of one variant's runs are outliers")
+    return (
+        f"the screened samples say {speedup:.3f}x but the medians of all samples say "
+        f"{raw_speedup:.3f}x: half or more of one variant's runs are outliers"
+    )
 
 
-def too_noisy(who: str, spread: float, max_noise_cv: float, need: int, effect: float, have: int,
-              factor: int) -> str:
-    return (f"{who} cv {spread:.1%} > {max_noise_cv:.0%}: about {need} samples per "
-            f"variant needed to resolve a {effect:.1%} effect (have {have}); {advice(factor)}")
+def too_noisy(
+    who: str, spread: float, max_noise_cv: float, need: int, effect: float, have: int, factor: int
+) -> str:
+    return (
+        f"{who} cv {spread:.1%} > {max_noise_cv:.0%}: about {need} samples per "
+        f"variant needed to resolve a {effect:.1%} effect (have {have}); {advice(factor)}"
+    )
 
 
 def ci_undecided(ci_low: float, ci_high: float, min_effect: float, factor: int) -> str:
-    return (f"CI {ci_low:.3f}-{ci_high:.3f} cannot tell whether the change reaches "
-            f"{min_effect:.0%}; {advice(factor)}")
+    return (
+        f"CI {ci_low:.3f}-{ci_high:.3f} cannot tell whether the change reaches "
+        f"{min_effect:.0%}; {advice(factor)}"
+    )
 
 
 def paired_undecided(ci_low: float, ci_high: float, pairs: int | None, min_effect: float, need: int) -> str:
     lo = f"{ci_low:.3f}" if math.isfinite(ci_low) else "0"
     hi = f"{ci_high:.3f}" if math.isfinite(ci_high) else "inf"
-    return (f"CI {lo}-{hi} after {pairs} pairs cannot tell whether the change reaches "
-            f"{min_effect:.0%}; about {need} pairs would")
+    return (
+        f"CI {lo}-{hi} after {pairs} pairs cannot tell whether the change reaches "
+        f"{min_effect:.0%}; about {need} pairs would"
+    )
 
 
 # --------------------------------------------------------------------------- the two tiers of a target row
@@ -96,8 +106,10 @@ def simulation_unavailable(why: str) -> str:
 
 
 def tiers_disagree(sim_speedup: float, wall: str) -> str:
-    return (f"simulated {sim_speedup:.3f}x but {wall}: an effect the simulator cannot see (memory "
-            f"bandwidth, SIMD width, threads) or the hardware does not reward; not a winner")
+    return (
+        f"simulated {sim_speedup:.3f}x but {wall}: an effect the simulator cannot see (memory "
+        f"bandwidth, SIMD width, threads) or the hardware does not reward; not a winner"
+    )
 
 
 CONFIRMED = "confirmed on hardware"
@@ -123,8 +135,9 @@ def no_result(arch: str) -> Note:
 
 
 def partial_result(arch: str) -> Note:
-    return Note(f"{arch}: partial result (the VM stopped before the end); "
-                f"unfinished variants count as missing")
+    return Note(
+        f"{arch}: partial result (the VM stopped before the end); unfinished variants count as missing"
+    )
 
 
 def baseline_not_ok(arch: str, status: str) -> Note:
@@ -132,14 +145,18 @@ def baseline_not_ok(arch: str, status: str) -> Note:
 
 
 def screened(arch: str, flagged_n: int, total: int, sigmas: float, set_aside: int) -> Note:
-    return Note(f"{arch}: {flagged_n} of {total} samples were worse than their variant's median by > "
-                f"{sigmas:g} robust sigmas (interference); comparisons set aside "
-                f"up to {set_aside}, the same share of each pair's worst runs")
+    return Note(
+        f"{arch}: {flagged_n} of {total} samples were worse than their variant's median by > "
+        f"{sigmas:g} robust sigmas (interference); comparisons set aside "
+        f"up to {set_aside}, the same share of each pair's worst runs"
+    )
 
 
 def simulated_tier(arch: str, info: Mapping[str, Any], seconds: float) -> Note:
-    return Note(f"{arch}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
-                f"{info.get('cache', '')}), {seconds:.1f} s per variant")
+    return Note(
+        f"{arch}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
+        f"{info.get('cache', '')}), {seconds:.1f} s per variant"
+    )
 
 
 def simulated_tier_unavailable(arch: str, reason: str) -> Note:
@@ -152,12 +169,18 @@ def undecided(arch: str, metric: str, candidate: str, note: str, hint: Hint | No
 
 
 def too_noisy_for_rounds(arch: str, metric: str, spread: float, want: int) -> Note:
-    return Note(f"{arch}/{metric}: noisy (cv {spread:.1%}): about {want} rounds would be needed, "
-                f"so quiet the machine instead (fewer benchmark threads than cores, no other load, "
-                f"a dedicated instance)")
+    return Note(
+        f"{arch}/{metric}: noisy (cv {spread:.1%}): about {want} rounds would be needed, "
+        f"so quiet the machine instead (fewer benchmark threads than cores, no other load, "
+        f"a dedicated instance)"
+    )
 
 
-def more_rounds(arch: str, metric: str, spread: float, want: int, per_round: int, rounds: int,
-                hint: Hint) -> Note:
-    return Note(f"{arch}/{metric}: noisy (cv {spread:.1%}); rerun with more rounds: about {want} rounds x "
-                f"{per_round} repetitions, now {rounds}", hint)
+def more_rounds(
+    arch: str, metric: str, spread: float, want: int, per_round: int, rounds: int, hint: Hint
+) -> Note:
+    return Note(
+        f"{arch}/{metric}: noisy (cv {spread:.1%}); rerun with more rounds: about {want} rounds x "
+        f"{per_round} repetitions, now {rounds}",
+        hint,
+    )

@@ -4,6 +4,7 @@ common.py holds what the resources share (authentication, the request context `A
 bodies); webhooks.py the events fired for ref changes. `make_api` nests every resource's blueprint in the
 one "api" blueprint, so the URL map is the one the single-module API had.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,5 +28,12 @@ def make_api(state: SandboxState, options: dict[str, Any]) -> Blueprint:
     return bp
 
 
-__all__ = ["Api", "app_from_jwt", "fire_ref_events", "invalid", "make_api", "parse_auth",
-           "repo_installations"]
+__all__ = [
+    "Api",
+    "app_from_jwt",
+    "fire_ref_events",
+    "invalid",
+    "make_api",
+    "parse_auth",
+    "repo_installations",
+]

@@ -1,4 +1,5 @@
 """Check runs: create, read, update; the runs on a commit (served under /commits/<ref>/check-runs)."""
+
 from __future__ import annotations
 
 import functools
@@ -10,8 +11,16 @@ from bot.sandbox import gitrepo
 from bot.sandbox.api.common import Api, invalid
 from bot.sandbox.state import ApiError, Caller, Repo
 
-FIELDS = ("name", "status", "conclusion", "started_at", "completed_at", "details_url", "external_id",
-          "output")
+FIELDS = (
+    "name",
+    "status",
+    "conclusion",
+    "started_at",
+    "completed_at",
+    "details_url",
+    "external_id",
+    "output",
+)
 
 
 def check_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +63,13 @@ def register(api: Api) -> Blueprint:
         data = api.body()
         fields = check_fields(data)
         fields.pop("name")
-        run = state.create_check_run(repo, c.installation.app_id if c.installation else None,
-                                     data.get("name") or "", data.get("head_sha") or "", **fields)
+        run = state.create_check_run(
+            repo,
+            c.installation.app_id if c.installation else None,
+            data.get("name") or "",
+            data.get("head_sha") or "",
+            **fields,
+        )
         return api.created(g.r.check_run(repo, run))
 
     @route("/repos/<owner>/<name>/check-runs/<int:rid>", ["GET", "PATCH"])

@@ -1,4 +1,5 @@
 """Issue (and pull request) comments."""
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,14 @@ def register(api: Api) -> Blueprint:
         c = api.caller()
         issue = state.issue(repo, number)
         com = state.add_comment(repo, issue, c.login, api.body().get("body") or "")
-        api.emit("issue_comment", repo, c.login, action="created", issue=g.r.issue(repo, issue),
-                 comment=g.r.comment(repo, com))
+        api.emit(
+            "issue_comment",
+            repo,
+            c.login,
+            action="created",
+            issue=g.r.issue(repo, issue),
+            comment=g.r.comment(repo, com),
+        )
         return api.created(g.r.comment(repo, com))
 
     @route("/repos/<owner>/<name>/issues/comments/<int:cid>")
@@ -49,16 +56,29 @@ def register(api: Api) -> Blueprint:
         if request.method == "DELETE":
             issue.comment_ids.remove(cid)
             del state.comments[cid]
-            api.emit("issue_comment", repo, c.login, action="deleted", issue=g.r.issue(repo, issue),
-                     comment=g.r.comment(repo, com))
+            api.emit(
+                "issue_comment",
+                repo,
+                c.login,
+                action="deleted",
+                issue=g.r.issue(repo, issue),
+                comment=g.r.comment(repo, com),
+            )
             return Response(status=204)
         text = api.body().get("body")
         if not text:
             raise invalid("IssueComment", "missing_field", "body")
         old = com.body
         com.body, com.updated_at = text, now_iso()
-        api.emit("issue_comment", repo, c.login, action="edited", issue=g.r.issue(repo, issue),
-                 comment=g.r.comment(repo, com), changes={"body": {"from": old}})
+        api.emit(
+            "issue_comment",
+            repo,
+            c.login,
+            action="edited",
+            issue=g.r.issue(repo, issue),
+            comment=g.r.comment(repo, com),
+            changes={"body": {"from": old}},
+        )
         return jsonify(g.r.comment(repo, com))
 
     return bp

@@ -1,19 +1,21 @@
 """What every resource of the sandbox's REST API shares: authentication (tokens, app JWTs), the request
 context (`Api`: caller, repository look-up, JSON body, pagination, listings, webhooks) and error bodies."""
+
 from __future__ import annotations
 
 import base64
 import functools
 import time
 import urllib.parse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 from flask import Blueprint, Response, g, jsonify, request
 
 from bot.sandbox.api.webhooks import fire_ref_events, repo_installations
 from bot.sandbox.render import Renderer
-from bot.sandbox.state import App, ApiError, Caller, Issue, Repo, SandboxState
+from bot.sandbox.state import ApiError, App, Caller, Issue, Repo, SandboxState
 
 
 def parse_auth(state: SandboxState) -> tuple[Caller | None, str | None]:
@@ -50,11 +52,19 @@ def app_from_jwt(state: SandboxState, token: str | None) -> App:
     if app is None:
         raise ApiError(401, "Integration not found")
     try:
-        claims = jwt.decode(token, app.public_key_pem, algorithms=["RS256"],
-                            options={"require": ["iat", "exp", "iss"]}, leeway=60)
+        claims = jwt.decode(
+            token,
+            app.public_key_pem,
+            algorithms=["RS256"],
+            options={"require": ["iat", "exp", "iss"]},
+            leeway=60,
+        )
     except jwt.ExpiredSignatureError:
-        raise ApiError(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time "
-                            "at which the assertion expires")
+        raise ApiError(
+            401,
+            "'Expiration time' claim ('exp') must be a numeric value representing the future time "
+            "at which the assertion expires",
+        )
     except jwt.PyJWTError:
         raise ApiError(401, "A JSON web token could not be decoded")
     if float(claims["exp"]) - time.time() > 600 + 60:
@@ -85,8 +95,9 @@ class Api:
     def blueprint(self, name: str) -> Blueprint:
         return Blueprint(name, __name__)
 
-    def route(self, bp: Blueprint, rule: str, methods: list[str] | None = None
-              ) -> Callable[[Callable[..., Any]], Any]:
+    def route(
+        self, bp: Blueprint, rule: str, methods: list[str] | None = None
+    ) -> Callable[[Callable[..., Any]], Any]:
         """Register `fn` for `rule` on `bp`, wrapped in the lock and the per-request context."""
         state = self.state
 
@@ -97,8 +108,10 @@ class Api:
                     g.caller, g.jwt = parse_auth(state)
                     g.r = Renderer(request.host_url, state)
                     return fn(**kw)
+
             bp.add_url_rule(rule, f"{fn.__name__}:{rule}", view, methods=methods or ["GET"])
             return fn
+
         return deco
 
     @staticmethod
@@ -146,12 +159,13 @@ class Api:
             args = dict(request.args)
             args.update(page=str(p), per_page=str(per_page))
             return f'<{request.base_url}?{urllib.parse.urlencode(args)}>; rel="{rel}"'
+
         if page < last:
             links += [link(page + 1, "next"), link(last, "last")]
         if page > 1:
             links += [link(1, "first"), link(page - 1, "prev")]
         headers = {"Link": ", ".join(links)} if links else {}
-        return items[(page - 1) * per_page: page * per_page], headers
+        return items[(page - 1) * per_page : page * per_page], headers
 
     def listing(self, items: list[Any], render: Callable[[Any], Any]) -> Response:
         page, headers = self.paginate(items)
@@ -180,12 +194,20 @@ class Api:
 
     def emit_issue(self, repo: Repo, issue: Issue, action: str, sender: str, **extra: Any) -> None:
         if issue.pull:
-            self.emit("pull_request", repo, sender, action=action, number=issue.number,
-                      pull_request=g.r.pull(repo, issue), **extra)
+            self.emit(
+                "pull_request",
+                repo,
+                sender,
+                action=action,
+                number=issue.number,
+                pull_request=g.r.pull(repo, issue),
+                **extra,
+            )
         else:
             self.emit("issues", repo, sender, action=action, issue=g.r.issue(repo, issue), **extra)
 
-    def after_ref_changes(self, repo: Repo, changes: dict[str, tuple[str | None, str | None]],
-                          sender: str) -> None:
+    def after_ref_changes(
+        self, repo: Repo, changes: dict[str, tuple[str | None, str | None]], sender: str
+    ) -> None:
         """Fire push + pull_request synchronize for ref updates (from git push or the refs API)."""
         fire_ref_events(self.state, g.r, repo, changes, sender)

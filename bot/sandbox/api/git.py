@@ -1,4 +1,5 @@
 """Git data: branches, refs (read, create, move, delete) and blobs."""
+
 from __future__ import annotations
 
 import base64
@@ -31,12 +32,20 @@ def register(api: Api) -> Blueprint:
     @route("/repos/<owner>/<name>/branches")
     def list_branches(owner: str, name: str) -> Any:
         repo = api.load(owner, name)
-        heads = sorted((ref[len("refs/heads/"):], sha) for ref, sha in gitrepo.refs(repo.path).items()
-                       if ref.startswith("refs/heads/"))
+        heads = sorted(
+            (ref[len("refs/heads/") :], sha)
+            for ref, sha in gitrepo.refs(repo.path).items()
+            if ref.startswith("refs/heads/")
+        )
         url = f"{g.r.api}/repos/{repo.full_name}"
-        return api.listing(heads, lambda b: {"name": b[0],
-                                             "commit": {"sha": b[1], "url": f"{url}/commits/{b[1]}"},
-                                             "protected": False})
+        return api.listing(
+            heads,
+            lambda b: {
+                "name": b[0],
+                "commit": {"sha": b[1], "url": f"{url}/commits/{b[1]}"},
+                "protected": False,
+            },
+        )
 
     @route("/repos/<owner>/<name>/branches/<path:branch>")
     def get_branch(owner: str, name: str, branch: str) -> Any:
@@ -62,9 +71,16 @@ def register(api: Api) -> Blueprint:
         if gitrepo.git(repo.path, "cat-file", "-t", sha, check=False).strip() != "blob":
             raise ApiError(404, "Not Found")
         data = gitrepo.blob_bytes(repo.path, sha)
-        return jsonify({"sha": sha, "node_id": f"B_{sha[:20]}", "size": len(data),
-                        "url": f"{g.r.api}/repos/{repo.full_name}/git/blobs/{sha}",
-                        "content": base64.encodebytes(data).decode(), "encoding": "base64"})
+        return jsonify(
+            {
+                "sha": sha,
+                "node_id": f"B_{sha[:20]}",
+                "size": len(data),
+                "url": f"{g.r.api}/repos/{repo.full_name}/git/blobs/{sha}",
+                "content": base64.encodebytes(data).decode(),
+                "encoding": "base64",
+            }
+        )
 
     @route("/repos/<owner>/<name>/git/refs")
     def list_refs(owner: str, name: str) -> Any:

@@ -1,4 +1,5 @@
 """Issues and the labels on them."""
+
 from __future__ import annotations
 
 import functools
@@ -35,7 +36,9 @@ def edit_issue_fields(api: Api, repo: Repo, issue: Issue, data: dict[str, Any], 
     if new_state in ("open", "closed") and new_state != issue.state:
         issue.state = new_state
         issue.closed_at = now_iso() if new_state == "closed" else None
-        issue.state_reason = data.get("state_reason") or ("completed" if new_state == "closed" else "reopened")
+        issue.state_reason = data.get("state_reason") or (
+            "completed" if new_state == "closed" else "reopened"
+        )
         api.emit_issue(repo, issue, "closed" if new_state == "closed" else "reopened", c.login)
     elif new_state not in (None, "open", "closed"):
         raise invalid("Issue", "invalid", "state")
@@ -75,10 +78,13 @@ def register(api: Api) -> Blueprint:
         want_state = request.args.get("state", "open")
         labels = [x for x in request.args.get("labels", "").split(",") if x]
         creator = request.args.get("creator")
-        items = [i for i in repo.issues.values()
-                 if (want_state == "all" or i.state == want_state)
-                 and all(any(lab.lower() == n.lower() for n in i.labels) for lab in labels)
-                 and (not creator or i.user == creator)]
+        items = [
+            i
+            for i in repo.issues.values()
+            if (want_state == "all" or i.state == want_state)
+            and all(any(lab.lower() == n.lower() for n in i.labels) for lab in labels)
+            and (not creator or i.user == creator)
+        ]
         items.sort(key=lambda i: i.number, reverse=request.args.get("direction", "desc") == "desc")
         return api.listing(items, lambda i: g.r.issue(repo, i))
 
@@ -116,7 +122,9 @@ def register(api: Api) -> Blueprint:
     def issue_labels(owner: str, name: str, number: int) -> Any:
         repo = api.load(owner, name)
         issue = state.issue(repo, number)
-        return api.listing([state.find_label(repo, n) for n in issue.labels], lambda lab: g.r.label(repo, lab))
+        return api.listing(
+            [state.find_label(repo, n) for n in issue.labels], lambda lab: g.r.label(repo, lab)
+        )
 
     @route("/repos/<owner>/<name>/issues/<int:number>/labels", ["POST", "PUT"])
     def add_labels(owner: str, name: str, number: int) -> Any:

@@ -1,4 +1,5 @@
 """A repository's labels."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,9 @@ def register(api: Api) -> Blueprint:
     @route("/repos/<owner>/<name>/labels")
     def list_labels(owner: str, name: str) -> Any:
         repo = api.load(owner, name)
-        return api.listing(sorted(repo.labels.values(), key=lambda lab: lab.name.lower()),
-                           lambda lab: g.r.label(repo, lab))
+        return api.listing(
+            sorted(repo.labels.values(), key=lambda lab: lab.name.lower()), lambda lab: g.r.label(repo, lab)
+        )
 
     @route("/repos/<owner>/<name>/labels", ["POST"])
     def create_label(owner: str, name: str) -> Any:
@@ -30,7 +32,9 @@ def register(api: Api) -> Blueprint:
             raise invalid("Label", "missing_field", "name")
         if state.find_label(repo, lname):
             raise invalid("Label", "already_exists", "name")
-        lab = state.ensure_label(repo, lname, (data.get("color") or "ededed").lstrip("#"), data.get("description"))
+        lab = state.ensure_label(
+            repo, lname, (data.get("color") or "ededed").lstrip("#"), data.get("description")
+        )
         return api.created(g.r.label(repo, lab))
 
     @route("/repos/<owner>/<name>/labels/<path:lname>")

@@ -1,4 +1,5 @@
 """Users, the rate limit, GitHub Apps and their installations (app JWT or installation token)."""
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,16 @@ def register(api: Api) -> Blueprint:
     def rate_limit() -> Any:
         reset = int(time.time()) + 3600
         core = {"limit": 5000, "used": 1, "remaining": 4999, "reset": reset}
-        return jsonify({"resources": {"core": core, "search": {**core, "limit": 30, "remaining": 29},
-                                      "graphql": core}, "rate": core})
+        return jsonify(
+            {
+                "resources": {
+                    "core": core,
+                    "search": {**core, "limit": 30, "remaining": 29},
+                    "graphql": core,
+                },
+                "rate": core,
+            }
+        )
 
     @route("/user")
     def get_user() -> Any:
@@ -64,9 +73,14 @@ def register(api: Api) -> Blueprint:
     def access_token(inst_id: int) -> Any:
         inst = own_installation(inst_id)
         tok = state.issue_installation_token(inst_id)
-        return api.created({"token": tok.token, "expires_at": now_iso(tok.expires_at),
-                            "permissions": g.r.installation(inst)["permissions"],
-                            "repository_selection": "selected"})
+        return api.created(
+            {
+                "token": tok.token,
+                "expires_at": now_iso(tok.expires_at),
+                "permissions": g.r.installation(inst)["permissions"],
+                "repository_selection": "selected",
+            }
+        )
 
     @route("/installation/repositories")
     def installation_repos() -> Any:
@@ -74,7 +88,8 @@ def register(api: Api) -> Blueprint:
         if not c.installation:
             raise ApiError(403, "This endpoint requires an installation token")
         repos = [state.repo(*r.split("/", 1)) for r in c.installation.repos]
-        return api.counted(repos, "repositories", lambda r: g.r.repo(r, full=False),
-                           repository_selection="selected")
+        return api.counted(
+            repos, "repositories", lambda r: g.r.repo(r, full=False), repository_selection="selected"
+        )
 
     return bp

@@ -1,4 +1,5 @@
 """Pull requests: open, list, edit, files, commits, reviews."""
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,13 @@ def register(api: Api) -> Blueprint:
         items = [i for i in repo.issues.values() if i.pull and (want_state == "all" or i.state == want_state)]
         if head:
             howner, _, href = head.partition(":")
-            items = [i for i in items if i.pull and (not href or i.pull.head_ref == href)
-                     and i.pull.head_repo.split("/")[0].lower() == howner.lower()]
+            items = [
+                i
+                for i in items
+                if i.pull
+                and (not href or i.pull.head_ref == href)
+                and i.pull.head_repo.split("/")[0].lower() == howner.lower()
+            ]
         if base:
             items = [i for i in items if i.pull and i.pull.base_ref == base]
         items.sort(key=lambda i: i.number, reverse=request.args.get("direction", "desc") == "desc")
@@ -47,16 +53,25 @@ def register(api: Api) -> Blueprint:
         if head_repo is None or head_sha is None or base_sha is None:
             raise invalid("PullRequest", "invalid", "head" if base_sha else "base")
         if state.open_pull_for(repo, head_repo, href, base):
-            raise invalid("PullRequest", "custom",
-                          message=f"A pull request already exists for {head_repo.owner}:{href}.")
+            raise invalid(
+                "PullRequest",
+                "custom",
+                message=f"A pull request already exists for {head_repo.owner}:{href}.",
+            )
         alts = [head_repo.path] if head_repo is not repo else None
         ahead, _ = gitrepo.ahead_behind(repo.path, base_sha, head_sha, alternates=alts)
         if ahead == 0:
             raise invalid("PullRequest", "custom", message=f"No commits between {base} and {href}")
         if not data.get("title"):
             raise invalid("PullRequest", "missing_field", "title")
-        pull = PullInfo(head_repo.full_name, href, base, bool(data.get("draft")),
-                        bool(data.get("maintainer_can_modify")), base_sha)
+        pull = PullInfo(
+            head_repo.full_name,
+            href,
+            base,
+            bool(data.get("draft")),
+            bool(data.get("maintainer_can_modify")),
+            base_sha,
+        )
         issue = state.create_issue(repo, c.login, data["title"], data.get("body"), pull=pull)
         api.emit_issue(repo, issue, "opened", c.login)
         return api.created(g.r.pull(repo, issue))
@@ -95,8 +110,9 @@ def register(api: Api) -> Blueprint:
     def pull_files(owner: str, name: str, number: int) -> Any:
         repo, p, head_repo, head_sha = pull_head(owner, name, number)
         alts = [head_repo.path]
-        mb = gitrepo.merge_base(repo.path, gitrepo.branch_sha(repo.path, p.base_ref) or p.base_sha, head_sha,
-                                alternates=alts)
+        mb = gitrepo.merge_base(
+            repo.path, gitrepo.branch_sha(repo.path, p.base_ref) or p.base_sha, head_sha, alternates=alts
+        )
         files = gitrepo.diff_files(repo.path, mb or p.base_sha, head_sha, alternates=alts)
         return api.listing(files, lambda f: g.r.file_change(repo, head_sha, f))
 
@@ -123,15 +139,28 @@ def register(api: Api) -> Blueprint:
         if event != "APPROVE" and event != "COMMENT" and not data.get("body"):
             raise ApiError(422, "Validation Failed: body is required for REQUEST_CHANGES")
         if c.login == issue.user and event != "COMMENT":
-            raise ApiError(422, "Unprocessable Entity: can not approve or request changes on your own pull request")
+            raise ApiError(
+                422, "Unprocessable Entity: can not approve or request changes on your own pull request"
+            )
         p = issue.pull
         assert p is not None
         head_sha = gitrepo.branch_sha(state.repo(*p.head_repo.split("/", 1)).path, p.head_ref)
-        rv = Review(state.next_id("review"), c.login, data.get("body") or "", states[event],
-                    data.get("commit_id") or head_sha)
+        rv = Review(
+            state.next_id("review"),
+            c.login,
+            data.get("body") or "",
+            states[event],
+            data.get("commit_id") or head_sha,
+        )
         issue.reviews.append(rv)
-        api.emit("pull_request_review", repo, c.login, action="submitted", review=g.r.review(repo, issue, rv),
-                 pull_request=g.r.pull(repo, issue, full=False))
+        api.emit(
+            "pull_request_review",
+            repo,
+            c.login,
+            action="submitted",
+            review=g.r.review(repo, issue, rv),
+            pull_request=g.r.pull(repo, issue, full=False),
+        )
         return jsonify(g.r.review(repo, issue, rv))
 
     return bp

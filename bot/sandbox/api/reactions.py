@@ -1,4 +1,5 @@
 """Reactions on issues and comments."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Repositories: metadata, collaborators' permissions, forks, contents, commits, comparisons."""
+
 from __future__ import annotations
 
 import functools
@@ -30,9 +31,13 @@ def register(api: Api) -> Blueprint:
         perm = state.permission(repo, Caller(login))
         legacy = {"maintain": "write", "triage": "read"}.get(perm, perm)
         u = g.r.user(user)
-        u["permissions"] = {"admin": perm_at_least(perm, "admin"), "maintain": perm_at_least(perm, "maintain"),
-                            "push": perm_at_least(perm, "write"), "triage": perm_at_least(perm, "triage"),
-                            "pull": perm_at_least(perm, "read")}
+        u["permissions"] = {
+            "admin": perm_at_least(perm, "admin"),
+            "maintain": perm_at_least(perm, "maintain"),
+            "push": perm_at_least(perm, "write"),
+            "triage": perm_at_least(perm, "triage"),
+            "pull": perm_at_least(perm, "read"),
+        }
         u["role_name"] = perm
         return jsonify({"permission": legacy, "role_name": perm, "user": u})
 
@@ -83,26 +88,44 @@ def register(api: Api) -> Blueprint:
         base_spec, head_spec = basehead.split("...", 1)
         base_repo, base_sha = resolve_spec(repo, base_spec)
         head_repo, head_sha = resolve_spec(repo, head_spec)
-        alts = [r.path for r in {base_repo.full_name: base_repo, head_repo.full_name: head_repo}.values()
-                if r is not repo]
+        alts = [
+            r.path
+            for r in {base_repo.full_name: base_repo, head_repo.full_name: head_repo}.values()
+            if r is not repo
+        ]
         mb = gitrepo.merge_base(repo.path, base_sha, head_sha, alternates=alts)
         if mb is None:
             raise ApiError(404, f"No common ancestor between {base_spec} and {head_spec}.")
         ahead, behind = gitrepo.ahead_behind(repo.path, base_sha, head_sha, alternates=alts)
-        status = ("identical" if ahead == behind == 0 else "ahead" if behind == 0
-                  else "behind" if ahead == 0 else "diverged")
+        status = (
+            "identical"
+            if ahead == behind == 0
+            else "ahead"
+            if behind == 0
+            else "behind"
+            if ahead == 0
+            else "diverged"
+        )
         shas = gitrepo.commits_between(repo.path, mb, head_sha, alternates=alts)
         files = gitrepo.diff_files(repo.path, mb, head_sha, alternates=alts)
         html = f"{g.r.base}/{repo.full_name}/compare/{basehead}"
-        return jsonify({
-            "url": f"{g.r.api}/repos/{repo.full_name}/compare/{basehead}", "html_url": html,
-            "permalink_url": f"{g.r.base}/{repo.full_name}/compare/{base_sha}...{head_sha}",
-            "diff_url": html + ".diff", "patch_url": html + ".patch",
-            "base_commit": g.r.commit(repo, base_sha, alternates=alts),
-            "merge_base_commit": g.r.commit(repo, mb, alternates=alts), "status": status, "ahead_by": ahead,
-            "behind_by": behind, "total_commits": len(shas),
-            "commits": [g.r.commit(repo, s, alternates=alts) for s in shas[-250:]],
-            "files": [g.r.file_change(repo, head_sha, f) for f in files[:300]]})
+        return jsonify(
+            {
+                "url": f"{g.r.api}/repos/{repo.full_name}/compare/{basehead}",
+                "html_url": html,
+                "permalink_url": f"{g.r.base}/{repo.full_name}/compare/{base_sha}...{head_sha}",
+                "diff_url": html + ".diff",
+                "patch_url": html + ".patch",
+                "base_commit": g.r.commit(repo, base_sha, alternates=alts),
+                "merge_base_commit": g.r.commit(repo, mb, alternates=alts),
+                "status": status,
+                "ahead_by": ahead,
+                "behind_by": behind,
+                "total_commits": len(shas),
+                "commits": [g.r.commit(repo, s, alternates=alts) for s in shas[-250:]],
+                "files": [g.r.file_change(repo, head_sha, f) for f in files[:300]],
+            }
+        )
 
     def resolve_spec(repo: Repo, spec: str) -> tuple[Repo, str]:
         target = repo
