@@ -1,4 +1,5 @@
-"""Assembly: settings -> store, forge, pipeline, worker, Flask app. The one place that wires modules together."""
+"""Assembly: settings -> store, forge, pipeline, worker, Flask app. The one place that wires modules
+together."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def wave_key(name: str, wave: int) -> str:
 
 @dataclass(frozen=True)
 class Artifact(Generic[T]):
-    """One kind of artifact: its key, whether each wave has its own, and what `get` gives when it is absent."""
+    """One kind of artifact: its key, whether each wave has its own, and what `get` gives when it is
+    absent."""
 
     name: str
     per_wave: bool = False

@@ -1,5 +1,5 @@
-"""Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config validate`
-(also `python -m bot`)."""
+"""Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config
+validate` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoresearch-bot",
         description=(
-            "Research-driven performance bot for GitHub: research, candidate patches, A/B benchmarks on SkyPilot VMs "
-            "(or locally), statistics, draft PRs."
+            "Research-driven performance bot for GitHub: research, candidate patches, A/B benchmarks on "
+            "SkyPilot VMs (or locally), statistics, draft PRs."
         ),
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")

@@ -1,10 +1,10 @@
 """Bot commands as specs: `REGISTRY` is the one list of what the bot can be asked to do.
 
 Each `CommandSpec` names the command and carries its `parse` (slash-command words -> args, `UsageError` with
-the message the user sees), its `handle` (worker, repo, number, user, args) -> `CommandResult`, its line in the
-help text, its word in the status comment's footer and who may run it. From the registry come the slash
-command routing (bot/events.py), the worker's dispatch (bot/worker.py), the help text, the refusal sentence and
-the report footer (bot/report.py). Kinds without `parse` (start: the trigger label; approved: an approving
+the message the user sees), its `handle` (worker, repo, number, user, args) -> `CommandResult`, its line in
+the help text, its word in the status comment's footer and who may run it. From the registry come the slash
+command routing (bot/events.py), the worker's dispatch (bot/worker.py), the help text, the refusal sentence
+and the report footer (bot/report.py). Kinds without `parse` (start: the trigger label; approved: an approving
 review) are routed from their webhook events but dispatched and refused the same way.
 
 Adding a slash command: a spec (and its handler) plus its line in `REGISTRY`.
@@ -315,7 +315,8 @@ def help_text(prefix: str) -> str:
 
 
 def footer_text(prefix: str = FOOTER_PREFIX) -> str:
-    """The status comment's last line: the commands a reader can use there (`prefix`: Settings.command_prefix)."""
+    """The status comment's last line: the commands a reader can use there (`prefix`:
+    Settings.command_prefix)."""
     words = " | ".join(c.footer for c in REGISTRY.values() if c.footer)
     return f"<sub>Commands: `{prefix} {words}`</sub>"
 

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
         super().__init__(f"{field}: {problem}" if field else problem)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # small validation helpers
 
 
@@ -91,7 +91,7 @@ def _fraction(d: dict, key: str, where: str, lo: float = 0.0, hi: float = 1.0) -
     return value
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # project config
 
 ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
@@ -128,8 +128,8 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "interference_sigmas": 3.0,  # screen: samples worse than median + 3 robust sigmas; 0 = off
         "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats.py)
     },
-    # the chosen preset's options, validated by its OPTIONS schema (bot/presets/); preset_hooks: the driver's hook
-    # module for the preset (set from the registry, never by a project)
+    # the chosen preset's options, validated by its OPTIONS schema (bot/presets/); preset_hooks: the driver's
+    # hook module for the preset (set from the registry, never by a project)
     "preset_options": {},
     "preset_hooks": None,
     "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
@@ -483,7 +483,7 @@ def _validate_project(
     _positive_int(bud, "llm_tokens", "budget", minimum=0)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # bot settings
 
 DEFAULT_ARCHITECTURES: dict[str, dict[str, Any]] = {

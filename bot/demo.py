@@ -108,7 +108,8 @@ class World:
 
     # scene ------------------------------------------------------------------------------------------------
     def add_attention_project(self) -> Any:
-        """maria/attention from examples/attention, forks fiona/attention (4 commits) and felix/attention (1)."""
+        """maria/attention from examples/attention, forks fiona/attention (4 commits) and
+        felix/attention (1)."""
         history = _load(EXAMPLES / "make_fork.py").build(self.workdir / "git")
         owner, name = self.repo.split("/")
         self.admin.call(
@@ -132,8 +133,9 @@ class World:
 
     def add_llamacpp_project(self, rounds: int = 6, say: Any = None) -> dict[str, str]:
         """maria/llama.cpp (real source from the llama-cpp-python sdist, preset llama.cpp) with four forks:
-        hana: a faster q4_0 GEMV (a real optimization), fiona: a deliberate slowdown in rms_norm, felix: rms_norm
-        without the sqrt (broken numerics), gina: a comment-only change (neutral). Returns fork -> commit sha."""
+        hana: a faster q4_0 GEMV (a real optimization), fiona: a deliberate slowdown in rms_norm, felix:
+        rms_norm without the sqrt (broken numerics), gina: a comment-only change (neutral). Returns
+        fork -> commit sha."""
         say = say or (lambda msg: None)
         source = Path(
             subprocess.run(
@@ -328,8 +330,8 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
             say("preparing llama.cpp from the llama-cpp-python sdist (cached after the first time)")
             world.add_llamacpp_project(say=say)
             say(
-                f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona (slower "
-                "rms_norm), felix (broken rms_norm) and gina (comment only)"
+                f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona "
+                "(slower rms_norm), felix (broken rms_norm) and gina (comment only)"
             )
             title, body = (
                 "Speed up token generation on CPU",
@@ -339,7 +341,8 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         else:
             world.add_attention_project()
             say(
-                f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) and felix/attention (1)"
+                f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) "
+                "and felix/attention (1)"
             )
             title, body = (
                 "Speed up attention on CPU",
@@ -411,15 +414,17 @@ def _timings(world: World, run: Any, total: float) -> None:
         for arch, res in results.items():
             t = res.get("timings") or {}
             print(
-                f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, validate {t.get('validate_s', 0):.0f} s, "
+                f"  experiment {name} ({arch}): build {t.get('build_s', 0):.0f} s, "
+                f"validate {t.get('validate_s', 0):.0f} s, "
                 f"benchmark {t.get('bench_s', 0):.0f} s, simulate {t.get('simulate_s', 0):.0f} s "
                 f"(incl. simulation builds), total {t.get('total_s', 0):.0f} s"
             )
             for vname, v in (res.get("variants") or {}).items():
                 b, sb, sim = v.get("build") or {}, v.get("simulated_build") or {}, v.get("simulated") or {}
                 print(
-                    f"    {vname:<18} build {b.get('seconds', 0):6.1f} s ({b.get('strategy', '-')}), simulation build "
-                    f"{sb.get('seconds', 0):6.1f} s, simulation {sim.get('seconds', 0):5.1f} s"
+                    f"    {vname:<18} build {b.get('seconds', 0):6.1f} s ({b.get('strategy', '-')}), "
+                    f"simulation build {sb.get('seconds', 0):6.1f} s, "
+                    f"simulation {sim.get('seconds', 0):5.1f} s"
                 )
 
 

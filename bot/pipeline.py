@@ -1,9 +1,10 @@
 """The run state machine: stage sequence, per-stage context, the single status comment.
 
 A run's `state` names the stage in progress. Before a stage runs, its start is recorded; when it returns, the
-next state is recorded. After a kill -9 the stage that was in progress runs again, so every stage is idempotent
-over the store: it reads its inputs from artifacts, skips work whose output is already stored, and performs
-side effects through look-ups (`Forge.upsert_marked_comment`, branch by name, PR by head) or `Store.once()`.
+next state is recorded. After a kill -9 the stage that was in progress runs again, so every stage is
+idempotent over the store: it reads its inputs from artifacts, skips work whose output is already stored, and
+performs side effects through look-ups (`Forge.upsert_marked_comment`, branch by name, PR by head) or
+`Store.once()`.
 """
 
 from __future__ import annotations

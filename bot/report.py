@@ -412,7 +412,7 @@ def phase_checklist(phase: str | None, progress: str | None = None, state: str |
     finished = state == Phase.DONE or phase == Phase.DONE
     current = names.index(stage) if stage in names else (len(names) if finished else -1)
     lines = []
-    for i, (name, label) in enumerate(STAGES):
+    for i, (_name, label) in enumerate(STAGES):
         if finished or i < current:
             icon = "✅"
         elif i == current:
@@ -459,7 +459,8 @@ def note_text(note: Any, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def note_line(note: Any, prefix: str = DEFAULT_PREFIX) -> str:
-    """A decision note as markdown: its text made inert like any cell, its hint (the bot's own) a code span."""
+    """A decision note as markdown: its text made inert like any cell, its hint (the bot's own) a code
+    span."""
     if isinstance(note, Mapping):
         return cell(note.get("text"), 300) + hint_text(note.get("hint"), prefix)
     return cell(note, 300)
@@ -486,9 +487,9 @@ def status_comment(
     prefix: str = DEFAULT_PREFIX,
 ) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
-    longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the run
-    page. `extra`: markdown lines (already made safe) just above the commands line. `prefix`: the bot's command
-    prefix (Settings.command_prefix), for the commands it suggests."""
+    longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the
+    run page. `extra`: markdown lines (already made safe) just above the commands line. `prefix`: the bot's
+    command prefix (Settings.command_prefix), for the commands it suggests."""
     args = dict(
         run=run,
         phase=phase,

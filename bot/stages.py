@@ -39,7 +39,7 @@ from .store import Run
 log = logging.getLogger("autoresearch.stages")
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # shared helpers
 
 
@@ -91,7 +91,7 @@ def measured_archs(ctx: StageContext) -> list[str]:
     return archs
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # research
 
 
@@ -369,7 +369,7 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # candidates
 
 
@@ -563,7 +563,7 @@ def _candidate_from_branch(
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # benchmarks
 
 
@@ -741,7 +741,7 @@ def _record_cost(
     return total_s, total_usd
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # decision
 
 
@@ -774,7 +774,7 @@ def decide(ctx: StageContext) -> None:
     ctx.progress(f"decision: {len(decision.winners)} winner(s)" + (f" in wave {n}" if n > 1 else ""))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # verification, the wave review and publishing
 
 
@@ -975,8 +975,8 @@ def _notify_no_pull(ctx: StageContext, reason: str) -> None:
         return
     marker = f"<!-- autoresearch:run:{int(ctx.run.id)}:no-pr -->"
     body = (
-        f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: {report.cell(reason, 300)}. "
-        f"The benchmark table is in the status comment above."
+        f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: "
+        f"{report.cell(reason, 300)}. The benchmark table is in the status comment above."
     )
     ctx.store.once(
         ctx.run.id,
@@ -1140,7 +1140,7 @@ def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     ctx.artifacts.put(PUBLICATION, pub.to_dict())
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # status comment
 
 

@@ -1,4 +1,5 @@
-"""SQLite store (WAL): deliveries, runs and their events, artifacts, recorded side effects, experiments, usage.
+"""SQLite store (WAL): deliveries, runs and their events, artifacts, recorded side effects, experiments,
+usage.
 
 Every write is its own transaction, so a kill -9 of any process loses at most the step that was in flight;
 the worker records a step before and after it runs and side effects are recorded with `once()`.
@@ -231,7 +232,8 @@ class Store:
         command: dict[str, Any] | None = None,
     ) -> tuple[bool, int | None]:
         """Record a delivery and (optionally) its command in ONE transaction: a process killed mid-way leaves
-        neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False: duplicate.
+        neither, so GitHub's redelivery is processed normally. Returns (new, command id); new=False:
+        duplicate.
 
         A command whose `key` (comment id + action) is already recorded is a replay under a fresh delivery id:
         the delivery is recorded as "replay" and no second command is created (returns (True, None))."""
@@ -261,7 +263,8 @@ class Store:
                 ).lastrowid
                 detail = f"{detail} #{command_id}"
             c.execute(
-                "INSERT INTO deliveries (id, event, action, received_at, status, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (id, event, action, received_at, status, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (delivery_id, event, action, now, status, detail[:2000]),
             )
             return True, command_id
@@ -286,7 +289,8 @@ class Store:
         lease_owner: str | None = None,
         lease_seconds: float = 60.0,
     ) -> Run:
-        """A queued run; with `lease_owner` it is born leased, so nobody else starts it before it is announced."""
+        """A queued run; with `lease_owner` it is born leased, so nobody else starts it before it is
+        announced."""
         now = time.time()
         with self._tx() as c:
             row = c.execute(
@@ -295,8 +299,8 @@ class Store:
             ).fetchone()
             attempt = row[0] + 1
             cur = c.execute(
-                "INSERT INTO runs (repo, issue_number, kind, attempt, state, trigger_user, params, created_at,"
-                " updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (repo, issue_number, kind, attempt, state, trigger_user, params,"
+                " created_at, updated_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     repo,
                     issue_number,
@@ -449,7 +453,8 @@ class Store:
     def put_artifact(self, run_id: int, key: str, value: Any) -> None:
         self.conn.execute(
             "INSERT INTO artifacts (run_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            " ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
             (run_id, key, json.dumps(value), time.time()),
         )
 
@@ -497,7 +502,8 @@ class Store:
         self, run_id: int, name: str, executor: str, *, handle: str | None = None, state: str = "pending"
     ) -> dict[str, Any]:
         self.conn.execute(
-            "INSERT INTO experiments (run_id, name, executor, handle, state, submitted_at) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO experiments (run_id, name, executor, handle, state, submitted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(run_id, name) DO UPDATE SET handle = COALESCE(excluded.handle, handle),"
             " state = excluded.state",
             (run_id, name, executor, handle, state, time.time() if handle else None),
@@ -599,7 +605,8 @@ class Store:
         )
 
     def retry_command(self, command_id: int, detail: str, max_attempts: int = 5) -> bool:
-        """Count a failed attempt; the command stays pending until max_attempts. True if it will be retried."""
+        """Count a failed attempt; the command stays pending until max_attempts. True if it will be
+        retried."""
         self.conn.execute(
             "UPDATE commands SET attempts = attempts + 1, detail = ? WHERE id = ?",
             (detail[:2000], command_id),

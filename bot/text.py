@@ -1,6 +1,6 @@
-"""Untrusted text (issue bodies, comments, commit messages, paper abstracts, repository files, titles) made safe
-to quote to an LLM or to show on GitHub, and names made from it. The one place for these rules; no imports
-beyond the standard library (report, web and research use it).
+"""Untrusted text (issue bodies, comments, commit messages, paper abstracts, repository files, titles) made
+safe to quote to an LLM or to show on GitHub, and names made from it. The one place for these rules; no
+imports beyond the standard library (report, web and research use it).
 
 - `sanitize` / `clean` / `one_line`: what a human reader cannot see (HTML comments, zero-width, bidi, tag and
   other format characters, control characters) is removed, so that what the LLM reads is what a maintainer
@@ -83,7 +83,8 @@ def _fence_for(body: str, char: str, minimum: int) -> str:
 
 
 def quote(text: str | None, label: str, max_chars: int = 8000) -> str:
-    """Clean `text` and wrap it as clearly delimited, labelled data that its content cannot close (research)."""
+    """Clean `text` and wrap it as clearly delimited, labelled data that its content cannot close
+    (research)."""
     body = clean(text, max_chars)
     label = one_line(label, 80).replace("(", "[").replace(")", "]")
     fence_ = _fence_for(body, "~", 4)

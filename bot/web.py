@@ -116,13 +116,15 @@ def create_app(settings: Settings, store: Store) -> Flask:
     @app.get("/")
     def index():
         rows = "".join(
-            f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td><td>{_e(r.kind)}"
-            f"</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td><td>{_e(r.trigger_user)}</td>"
-            f"<td>{_ts(r.created_at)}</td><td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
+            f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td>"
+            f"<td>{_e(r.kind)}</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td>"
+            f"<td>{_e(r.trigger_user)}</td><td>{_ts(r.created_at)}</td>"
+            f"<td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
             for r in store.list_runs(200)
         )
         body = (
-            "<h1>autoresearch-bot</h1><table border=1 cellpadding=4><tr><th>run</th><th>issue</th><th>kind</th>"
+            "<h1>autoresearch-bot</h1><table border=1 cellpadding=4>"
+            "<tr><th>run</th><th>issue</th><th>kind</th>"
             "<th>attempt</th><th>state</th><th>stage</th><th>by</th><th>created</th><th>error</th></tr>"
             f"{rows}</table>"
         )

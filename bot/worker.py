@@ -1,7 +1,7 @@
 """Background worker: turns queued commands into runs (after the permission check) and drives runs forward.
 
-Runs are leased (owner = host:pid, renewed while a stage works), so after a kill -9 a restarted worker takes the
-run over and resumes it at the recorded stage. Stages are idempotent over the store (see bot/pipeline.py).
+Runs are leased (owner = host:pid, renewed while a stage works), so after a kill -9 a restarted worker takes
+the run over and resumes it at the recorded stage. Stages are idempotent over the store (see bot/pipeline.py).
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ class Worker:
 
 
 def refusal_sentence(kind: str, settings: Settings) -> str:
-    """The one polite refusal for someone without write access, worded for what they asked (bot/commands.py)."""
+    """The one polite refusal for someone without write access, worded for what they asked
+    (bot/commands.py)."""
     return commands.refusal_sentence(kind, settings.command_prefix, settings.trigger_label)
 
 

@@ -16,7 +16,8 @@
     (interference_sigmas 0), so a change to the rule is compared on the same raw samples.
 (b) Builds a git repo from the minibench fixture where the *baseline* runs a noinline busy loop of
     --pad iterations (a data constant) in every softmax call (~3% of its time here), and two candidates:
-    "aa" (same tree, new commit) and "fast3" (identical code, the constant set to 0). Every trial is one real LocalExecutor batch (build, validate, interleaved bench).
+    "aa" (same tree, new commit) and "fast3" (identical code, the constant set to 0). Every trial is one real
+    LocalExecutor batch (build, validate, interleaved bench).
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def simulate(
 def run_simulation(args: argparse.Namespace) -> int:
     print(f"(a) simulation: {args.trials} batches per setting, each = baseline + A/A + planted 3% speedup;")
     print(
-        "    noise: per-sample lognormal sigma, 1% per-round drift, one-sided interference x1.05-1.7 on whole "
-        "visits (visit) and single samples (sample)"
+        "    noise: per-sample lognormal sigma, 1% per-round drift, one-sided interference x1.05-1.7 on "
+        "whole visits (visit) and single samples (sample)"
     )
     print(
         f"{'rounds x reps':>13} {'sigma':>6} {'visit':>5} {'sample':>6} {'screen':>6} {'min_eff':>7} "
@@ -228,7 +229,6 @@ def run_real(args: argparse.Namespace) -> int:
     hog = start_hog() if args.hog else None
     if hog:
         print("  with a CPU hog alongside (one process: busy 1 s, idle 1 s)")
-    aa_winners = found = aa_calls = 0
     ratios = []
     pairs_used: dict = {"aa": [], "fast3": []}
     max_pairs = args.rounds * args.reps

@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         usd = est.per_arch_usd[arch]
         print(
             f"  {arch}: {est.per_arch_seconds[arch] / 60:.1f} VM-minutes -> "
-            f"{'$%.3f' % usd if usd is not None else 'unknown'}"
+            f"{f'${usd:.3f}' if usd is not None else 'unknown'}"
         )
-    print(f"total: {'$%.2f' % est.total_usd if est.total_usd is not None else 'unknown'}")
+    print(f"total: {f'${est.total_usd:.2f}' if est.total_usd is not None else 'unknown'}")
     print("assumptions: " + "; ".join(est.assumptions))
     return 0
 

@@ -9,8 +9,8 @@ Builds a local repo from the fetched source (scripts/fetch_llamacpp.sh) with thr
   bad_norm  rms_norm without the sqrt (broken numerics)   -> must fail validation
 then runs sky/driver.py on one spec through the bot's LocalExecutor (git bundle + rendered sky/bench.yaml;
 --direct: the driver alone), decides with bot.experiments.stats, measures a
-no-op and a one-file incremental rebuild, and prints a table. Exit status 0 only when all three expectations hold.
-CPU heavy: the first (cold) baseline build takes minutes; candidates build from ccache.
+no-op and a one-file incremental rebuild, and prints a table. Exit status 0 only when all three expectations
+hold. CPU heavy: the first (cold) baseline build takes minutes; candidates build from ccache.
 """
 
 from __future__ import annotations
@@ -260,7 +260,8 @@ def report(result: dict, decision, rebuild: dict[str, float]) -> bool:
             if r.comparison:
                 c = r.comparison
                 print(
-                    f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
+                    f"  {r.candidate}/{r.metric}: speedup {c.speedup:.3f} "
+                    f"CI [{c.ci_low:.3f}, {c.ci_high:.3f}] "
                     f"p={c.p_value:.2g} p_holm={c.p_adjusted:.2g} base_cv={c.baseline_cv:.1%} -> {c.verdict}"
                 )
         print(

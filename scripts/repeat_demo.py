@@ -3,9 +3,9 @@
 
     .venv/bin/python scripts/repeat_demo.py --runs 5 --hog
 
-The hog is the same load as shared/tools/cpu-hog: one process, busy 1 s then idle 1 s. Each run's verdict table
-and winners come from the demo's own output; the summary says whether every run found the same winners and
-opened one draft PR. Exit 1 when they differ.
+The hog is the same load as shared/tools/cpu-hog: one process, busy 1 s then idle 1 s. Each run's verdict
+table and winners come from the demo's own output; the summary says whether every run found the same winners
+and opened one draft PR. Exit 1 when they differ.
 """
 
 from __future__ import annotations

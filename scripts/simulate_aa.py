@@ -5,8 +5,8 @@
 
 Each trial is one driver run (build, ./check, a few wall-time pairs, then one cachegrind run per variant) of
 examples/attention's baseline and an empty commit on top of it. Prints, per trial, the relative difference of
-the estimated cycles and the instructions (within 0.01%), every cachegrind event's difference in counts, and the
-decision's winners (must be none).
+the estimated cycles and the instructions (within 0.01%), every cachegrind event's difference in counts, and
+the decision's winners (must be none).
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def main() -> int:
                 f"trial {t}: estimated cycles {b['estimated_cycles']:,} vs {a['estimated_cycles']:,} "
                 f"({rel_cycles:+.2e}); instructions {rel['Ir']:+.2e}; events "
                 + ", ".join(f"{k} {counts[k]:+d}" for k in counts if k != "Ir")
-                + f"; simulated {row.simulated.get('verdict') if row.simulated else '-'}, winners {d.winners}; "
-                f"{b['seconds']:.1f} s per simulation",
+                + f"; simulated {row.simulated.get('verdict') if row.simulated else '-'}, "
+                f"winners {d.winners}; {b['seconds']:.1f} s per simulation",
                 flush=True,
             )
     print(

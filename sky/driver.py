@@ -251,7 +251,7 @@ def run_captured(argv: list, cwd: Path, env: dict, timeout: float, merge_stderr:
 
 def _first_difference(expected: str, got: str) -> str:
     a, b = expected.splitlines(), got.splitlines()
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             return f"line {i + 1} differs: expected {x[:200]!r}, got {y[:200]!r}"
     return f"output length differs: expected {len(a)} lines, got {len(b)}"
@@ -496,7 +496,7 @@ class Driver:
             "errors": [],
         }
         self.names = [spec["baseline"]["name"]] + [c["name"] for c in spec.get("candidates", [])]
-        self.shas = dict(zip(self.names, spec_shas(spec)))
+        self.shas = dict(zip(self.names, spec_shas(spec), strict=True))
         for name in self.names:
             self.result["variants"][name] = {
                 "sha": self.shas[name],
@@ -596,8 +596,8 @@ class Driver:
         self.ctx = self.make_ctx()
         self.preset = load_preset(self.project)
         log(
-            f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, cpus {self.ctx.cpus}, "
-            f"ccache {'on' if self.ctx.ccache_env else 'off'}"
+            f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, "
+            f"cpus {self.ctx.cpus}, ccache {'on' if self.ctx.ccache_env else 'off'}"
         )
         self.preset.prepare(self.ctx)
         self.result["timings"]["prepare_s"] = round(time.monotonic() - t, 3)
@@ -609,7 +609,8 @@ class Driver:
         v["error"] = tail(detail, 1500)
         lines = [ln for ln in detail.splitlines() if ln.strip()]
         log(
-            f"{name}: {status}: {lines[0] if status == 'bench_failed' and lines else (lines[-1] if lines else '')}"
+            f"{name}: {status}: "
+            f"{lines[0] if status == 'bench_failed' and lines else (lines[-1] if lines else '')}"
         )
 
     def phase_build(self) -> None:
@@ -729,8 +730,8 @@ class Driver:
         for name in self.names:
             if self.variant(name)["status"] != "ok":
                 continue
-            # after the wall tier (a hanging candidate already failed there): valgrind with the cache simulation
-            # runs ~50x slower than native, so 100x the slowest invocation, at least a minute
+            # after the wall tier (a hanging candidate already failed there): valgrind with the cache
+            # simulation runs ~50x slower than native, so 100x the slowest invocation, at least a minute
             timeout = float(sim_cfg.get("timeout") or max(60.0, 100.0 * max(self.seconds.get(name) or [0.6])))
             tree = self.trees[name]
             if build_sim:
@@ -884,8 +885,8 @@ class Driver:
         self.result["timings"]["bench_s"] = round(time.monotonic() - t, 3)
 
     def invoke(self, name: str, what: str, target: str | None, keep: bool = True) -> dict | None:
-        """One benchmark invocation of a variant: {metric: [values]} (recorded in its samples), or None when it
-        failed (the variant is then marked bench_failed)."""
+        """One benchmark invocation of a variant: {metric: [values]} (recorded in its samples), or None when
+        it failed (the variant is then marked bench_failed)."""
         if keep:
             self.result["schedule"].append(name)
             self.write()  # who is running now is on disk (a hung invocation shows where it hangs)

@@ -57,9 +57,10 @@ def run(
     """Run `git -C cwd <args>` (no -C when cwd is None) with the hardening above.
 
     input: bytes (or str, encoded as UTF-8) for git's stdin; env: extra variables (author identity, index
-    file), on top of this process's environment unless not inherit_env (a CGI's exact env); alternates: repositories whose objects this one may read (GIT_ALTERNATE_OBJECT_DIRECTORIES);
-    text: stdout/stderr decoded as UTF-8 (undecodable bytes replaced); redact: applied to error messages
-    on top of the URL redaction. Returns the CompletedProcess; with check, a non-zero exit raises GitError."""
+    file), on top of this process's environment unless not inherit_env (a CGI's exact env); alternates:
+    repositories whose objects this one may read (GIT_ALTERNATE_OBJECT_DIRECTORIES); text: stdout/stderr
+    decoded as UTF-8 (undecodable bytes replaced); redact: applied to error messages on top of the URL
+    redaction. Returns the CompletedProcess; with check, a non-zero exit raises GitError."""
     full_env = {
         **(os.environ if inherit_env else {}),
         **ENV,

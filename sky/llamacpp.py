@@ -116,7 +116,8 @@ def bin_path(worktree: Path, tool: str, build_dir: str = BUILD_DIR) -> Path:
 
 
 def generator_tool(worktree: Path) -> str:
-    """The greedy text-generation binary this tree has (llama-completion, older llama-cli, or llama-simple)."""
+    """The greedy text-generation binary this tree has (llama-completion, older llama-cli, or
+    llama-simple)."""
     wt = Path(worktree)
     if (wt / "tools" / "completion" / "CMakeLists.txt").exists():
         return "llama-completion"
@@ -133,7 +134,8 @@ def build_targets(worktree: Path) -> list[str]:
 
 
 def portable_isa_flags(machine: str | None = None) -> list[str]:
-    """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no SVE)."""
+    """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no
+    SVE)."""
     m = (machine or platform.machine()).lower()
     if m in ("aarch64", "arm64"):
         return ["-DGGML_NATIVE=OFF", "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod"]
@@ -360,10 +362,11 @@ def simulate_build(worktree: Path, ctx: Any) -> tuple[bool, str]:
 def simulate_command(worktree: Path, ctx: Any) -> list[str]:
     """A short run of the same model, one thread: prompt eval of 8 tokens and 8 decode steps.
 
-    The variant's binary is first copied to ONE directory shared by every variant (<workdir>/llamacpp/simulate/
-    bin), which is also its working directory (`env -C`): ggml looks for backends beside its executable
-    (/proc/self/exe) and in the working directory, so where they differ the costs differ. An A/A pair measured
-    3e-4 apart with per-variant binary paths, 3e-5 with per-variant working directories, 2e-7 like this."""
+    The variant's binary is first copied to ONE directory shared by every variant
+    (<workdir>/llamacpp/simulate/bin), which is also its working directory (`env -C`): ggml looks for
+    backends beside its executable (/proc/self/exe) and in the working directory, so where they differ the
+    costs differ. An A/A pair measured 3e-4 apart with per-variant binary paths, 3e-5 with per-variant working
+    directories, 2e-7 like this."""
     exe = state_dir(ctx) / "simulate" / "bin" / "llama-bench"
     exe.parent.mkdir(parents=True, exist_ok=True)
     tmp = exe.with_name("llama-bench.tmp")
@@ -608,7 +611,10 @@ def parse_kld(text: str) -> dict[str, float]:
 
 
 def first_difference(expected: bytes, got: bytes) -> str:
-    n = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
+    n = next(
+        (i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b),
+        min(len(expected), len(got)),
+    )
     return (
         f"first difference at token/byte {n}: expected {expected[n : n + 12]!r}, got {got[n : n + 12]!r} "
         f"(lengths {len(expected)} vs {len(got)})"
@@ -672,7 +678,8 @@ def parse_kld_chunks(text: str) -> dict[str, float] | None:
 
 
 def references(baseline_worktree: Path, ctx: Any) -> dict:
-    """Baseline greedy output and logits file, computed once per (baseline sha, model) and cached in workdir."""
+    """Baseline greedy output and logits file, computed once per (baseline sha, model) and cached in
+    workdir."""
     model = run_model(ctx)
     key = hashlib.sha256(
         f"{_head(baseline_worktree)}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Write a small llama-architecture GGUF with seeded random weights (for benchmarking llama.cpp).
 
-    python3 make_model.py OUT.gguf [--seed 1] [--n-embd 256] [--n-layer 4] [--n-head 4] [--n-ff 512] [--ctx 512]
+    python3 make_model.py OUT.gguf [--seed 1] [--n-embd 256] [--n-layer 4] [--n-head 4] [--n-ff 512]
+        [--ctx 512]
 
 The vocabulary is a byte-level SentencePiece ("llama") vocabulary: <unk>, <s>, </s> and the 256 byte tokens
 <0x00>..<0xFF>, so any text tokenizes (one token per byte) and generated text maps 1:1 to token ids.
-Same arguments -> byte-identical file. Needs the `gguf` and `numpy` packages (the rest of sky/ is stdlib-only).
+Same arguments -> byte-identical file. Needs the `gguf` and `numpy` packages (the rest of sky/ is
+stdlib-only).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ Estimate: the median of the d's. Interval: the distribution-free confidence inte
 statistics (the one that inverts the sign test): [d_(k), d_(n+1-k)] with the largest k such that
 P(Binomial(n, 1/2) <= k - 1) <= a / 2. No symmetry or normality assumed.
 
-Looks: at min_pairs, 2 * min_pairs, ... up to max_pairs (L looks). Each look's interval uses a = alpha / (L * m)
-(Bonferroni over the planned looks and the m candidates measured together), so the chance that ANY look of ANY
-candidate shows a false effect stays <= alpha, and a stop is a verdict the bot's Holm-adjusted test keeps.
+Looks: at min_pairs, 2 * min_pairs, ... up to max_pairs (L looks). Each look's interval uses a = alpha / (L *
+m) (Bonferroni over the planned looks and the m candidates measured together), so the chance that ANY look of
+ANY candidate shows a false effect stays <= alpha, and a stop is a verdict the bot's Holm-adjusted test keeps.
 A candidate stops at the first look where the interval is decisive:
     "effect":     the interval excludes 0 and |median| >= log(1 + min_effect)
     "equivalent": the interval lies inside (log(1 - min_effect), log(1 + min_effect))

@@ -123,7 +123,7 @@ def parse_cachegrind(text: str) -> tuple[dict, dict]:
             if current is None:
                 continue
             acc = funcs[current]
-            for name, value in zip(events, line.split()[1:]):
+            for name, value in zip(events, line.split()[1:], strict=False):
                 acc[name] = acc.get(name, 0) + int(value)
         elif line.startswith("fn="):
             current = line[3:].strip()
@@ -131,7 +131,7 @@ def parse_cachegrind(text: str) -> tuple[dict, dict]:
         elif line.startswith("events:"):
             events = line.split()[1:]
         elif line.startswith("summary:"):
-            totals = dict(zip(events, (int(x) for x in line.split()[1:])))
+            totals = dict(zip(events, (int(x) for x in line.split()[1:]), strict=False))
     if not totals and funcs:
         for acc in funcs.values():
             for k, v in acc.items():

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Fail:
     retry_after_ms: int | None = 5
 
 
-Turn = Union[Callable[[dict[str, Any]], Any], Reply, Fail]
+Turn = Callable[[dict[str, Any]], Any] | Reply | Fail
 
 
 def text(t: str) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def _validate(body: dict[str, Any]) -> str | None:
     msgs = body["messages"]
     if not msgs or msgs[0].get("role") != "user":
         return "messages: first message must use the user role"
-    for a, b in zip(msgs, msgs[1:]):
+    for a, b in zip(msgs, msgs[1:], strict=False):
         if a.get("role") == b.get("role"):
             return "messages: roles must alternate between user and assistant"
     pending: set[str] = set()

@@ -1,4 +1,5 @@
-"""A local stand-in for export.arxiv.org/api/query: serves Atom XML built from fixture entries, counts requests.
+"""A local stand-in for export.arxiv.org/api/query: serves Atom XML built from fixture entries, counts
+requests.
 
 Matching is lexical like arXiv's `all:` field: an entry matches when any quoted phrase or bare word of the
 query occurs in its title or summary. `fail_with(503, n)` answers the next n requests with that status.

@@ -91,7 +91,8 @@ def arxiv() -> Iterator[Any]:
 
 @pytest.fixture()
 def anthropic() -> Iterator[Callable[..., Any]]:
-    """`anthropic(script, api_key=...)` starts a Messages API double; every one started stops after the test."""
+    """`anthropic(script, api_key=...)` starts a Messages API double; every one started stops after the
+    test."""
     from anthropic_double import AnthropicDouble
 
     started: list[Any] = []

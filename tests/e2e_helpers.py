@@ -45,8 +45,8 @@ SOFTMAX_NEW = """    float sum = 0.0f;
 
 
 def run_issue(world: Any, title: str, body: str, timeout_s: float, events: int = 5) -> tuple[Any, Any, int]:
-    """Open and label an issue in the demo `world` (bot started), wait until its run is over; (store, run, issue
-    number). The run must have ended "done" (else its last `events` events are shown)."""
+    """Open and label an issue in the demo `world` (bot started), wait until its run is over; (store, run,
+    issue number). The run must have ended "done" (else its last `events` events are shown)."""
     store = world.bot.store
     number = world.open_issue(title, body)
     world.label(number)

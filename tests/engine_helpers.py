@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from make_repo import CANDIDATES, apply_edits, make_repo  # noqa: F401  (tests/fixtures/minibench, on pythonpath)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minibench"
 DRIVER = ROOT / "sky" / "driver.py"
-
-from make_repo import CANDIDATES, apply_edits, make_repo  # noqa: F401  (tests/fixtures/minibench, on pythonpath)
 
 
 def project(**bench: Any) -> dict[str, Any]:
@@ -48,7 +47,8 @@ def spec(
 def run_driver(
     spec_dict: dict[str, Any], files_dir: Path, timeout: float = 120
 ) -> tuple[dict[str, Any], str]:
-    """Run sky/driver.py as a subprocess on spec_dict (its source must be absolute); return (result, stdout)."""
+    """Run sky/driver.py as a subprocess on spec_dict (its source must be absolute); return (result,
+    stdout)."""
     files_dir.mkdir(parents=True, exist_ok=True)
     (files_dir / "spec.json").write_text(json.dumps(spec_dict))
     p = subprocess.run(

@@ -24,7 +24,8 @@ Public API (stable; other tests depend on it):
 Packages are fetched with `npm pack` into $AUTORESEARCH_CACHE (default <repo>/.cache/npm) and reused.
 The OpenAPI description is OpenAPI 3.0.3: `nullable: true` is translated to JSON Schema before validating, and
 `oneOf` is read as `anyOf` (GitHub's alternatives overlap, e.g. the label list forms of issues/add-labels).
-A request body is only checked when the response status is < 400 (a rejected request may be invalid on purpose).
+A request body is only checked when the response status is < 400 (a rejected request may be invalid on
+purpose).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Real local git repositories (upstream, forks, a baseline clone) and a forge double over them for research tests.
+"""Real local git repositories (upstream, forks, a baseline clone) and a forge double over them for research
+tests.
 
 The forge double implements the few `bot.forge.Forge` methods research uses, answering from real git and
 returning bot.forge's own result types; it counts calls so tests can check caching.

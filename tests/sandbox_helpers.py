@@ -1,4 +1,5 @@
-"""Helpers for sandbox tests: the admin API client, real git source repos, RSA app keys, a webhook receiver."""
+"""Helpers for sandbox tests: the admin API client, real git source repos, RSA app keys, a webhook
+receiver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The command line: --help everywhere, `bench` reproduces a measurement, `status` lists runs, bad settings exit 2."""
+"""The command line: --help everywhere, `bench` reproduces a measurement, `status` lists runs, bad settings
+exit 2."""
 
 import subprocess
 import sys

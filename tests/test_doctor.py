@@ -49,7 +49,8 @@ def test_doctor_passes_a_good_setup_and_names_each_problem_with_its_fix(tmp_path
         "github_token": "",
         "github_app_id": "42",
         "github_private_key": str(pem),
-        "architectures": "{x86: {infra: aws/us-east-1, instance_type: c7x.nope}, arm: {infra: k8s, cpus: '4+'},"
+        "architectures": "{x86: {infra: aws/us-east-1, instance_type: c7x.nope},"
+        " arm: {infra: k8s, cpus: '4+'},"
         " old: {cloud: aws, region: us-east-1, instance_type: c7g.xlarge}}",
     }
     code, lines = doctor(home, tmp_path, **bad)

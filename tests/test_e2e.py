@@ -1,8 +1,8 @@
 """End to end over real HTTP: sandbox GitHub -> signed webhooks -> bot service -> worker -> sandbox GitHub.
 
 Real git repositories, real builds and benchmarks of examples/attention, real SQLite, the real PyGithub-based
-forge. The second test kills the worker process with SIGKILL in the middle of the benchmarks and checks that the
-restarted worker finishes the run with exactly one status comment and exactly one draft pull request.
+forge. The second test kills the worker process with SIGKILL in the middle of the benchmarks and checks that
+the restarted worker finishes the run with exactly one status comment and exactly one draft pull request.
 """
 
 from __future__ import annotations
@@ -238,8 +238,8 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
     assert len(list(repo.get_pulls(state="open"))) == 1
     assert "already researched" in bot_comments(world, number)[-1].body
 
-    # a maintainer asks for a re-measurement on the PR: runs in-process here, posts its own status comment there
-    # (with more rounds, as a "noisy" verdict's hint suggests)
+    # a maintainer asks for a re-measurement on the PR: runs in-process here, posts its own status comment
+    # there (with more rounds, as a "noisy" verdict's hint suggests)
     world.comment(pr.number, "/autoresearch rebench rounds=4")
     world.wait_deliveries()
     world.bot.worker.tick_commands()
@@ -315,7 +315,8 @@ def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
 
 
 def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):
-    """With the SkyPilot executor and a budget the estimate exceeds, nothing is launched and the run says why."""
+    """With the SkyPilot executor and a budget the estimate exceeds, nothing is launched and the run says
+    why."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # SkyPilot state/catalog of this test only
     world = World(
         tmp_path / "world",

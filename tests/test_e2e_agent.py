@@ -1,7 +1,8 @@
-"""The research + coding-agent path through the whole pipeline, with the real `anthropic` SDK talking to a local
-double of the Messages API (base_url). The scripted model synthesises one hypothesis, then, as the coding agent,
-first obeys an instruction hidden in the issue (edit the benchmark harness) — which the workspace refuses and the
-run records — and then makes a real change (i-k-j matmul) that is built, checked, benchmarked and published.
+"""The research + coding-agent path through the whole pipeline, with the real `anthropic` SDK talking to a
+local double of the Messages API (base_url). The scripted model synthesises one hypothesis, then, as the
+coding agent, first obeys an instruction hidden in the issue (edit the benchmark harness) — which the
+workspace refuses and the run records — and then makes a real change (i-k-j matmul) that is built, checked,
+benchmarked and published.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ class Model:
                         hypotheses=[
                             {
                                 "title": "Reorder the matmul loops to i-k-j",
-                                "rationale": "The i-j-k order walks b by columns; i-k-j streams rows of b and c (unit stride).",
+                                "rationale": (
+                                    "The i-j-k order walks b by columns; i-k-j streams rows of b and c "
+                                    "(unit stride)."
+                                ),
                                 "target_files": ["src/matmul.c"],
                                 "expected_effect": {"x86": "faster", "arm": "faster"},
                                 "risk": "low",

@@ -59,8 +59,11 @@ class Model:
                             hypotheses=[
                                 {
                                     "title": SOFTMAX_TITLE,
-                                    "rationale": "After the i-k-j matmul the exponentials hold the largest share; the "
-                                    "textbook softmax evaluates each twice: store it once, scale by 1/sum.",
+                                    "rationale": (
+                                        "After the i-k-j matmul the exponentials hold the largest share; "
+                                        "the textbook softmax evaluates each twice: store it once, scale by "
+                                        "1/sum."
+                                    ),
                                     "target_files": ["src/softmax.c"],
                                     "expected_effect": {"x86": "faster", "arm": "faster"},
                                     "risk": "low",
@@ -81,7 +84,9 @@ class Model:
                         hypotheses=[
                             {
                                 "title": MATMUL_TITLE,
-                                "rationale": "The i-j-k order walks b by columns; i-k-j streams rows of b and c.",
+                                "rationale": (
+                                    "The i-j-k order walks b by columns; i-k-j streams rows of b and c."
+                                ),
                                 "target_files": ["src/matmul.c"],
                                 "expected_effect": {"x86": "faster", "arm": "faster"},
                                 "risk": "low",

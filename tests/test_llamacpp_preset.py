@@ -94,9 +94,12 @@ BENCH_JSON = """[
 
 # Tail of `llama-perplexity --kl-divergence` (tools/perplexity/perplexity.cpp, kl_divergence()).
 KLD_OUTPUT = """kl_divergence: computing over 6 chunks, n_ctx=128, batch_size=128, n_seq=1
-chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p
-   1     259.1841 ±   12.3456      -0.00012 ±    0.00009       0.00021 ±    0.00002     0.123 ±  0.012 %    99.213 ±  1.102 %
-   2     258.0012 ±    8.7654      -0.00010 ±    0.00006       0.00019 ±    0.00001     0.118 ±  0.009 %    99.606 ±  0.393 %
+chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS\
+            Same top p
+   1     259.1841 ±   12.3456      -0.00012 ±    0.00009       0.00021 ±    0.00002     0.123 ±  0.012 %\
+    99.213 ±  1.102 %
+   2     258.0012 ±    8.7654      -0.00010 ±    0.00006       0.00019 ±    0.00001     0.118 ±  0.009 %\
+    99.606 ±  0.393 %
 
 ====== Perplexity statistics ======
 Mean PPL(Q)                   : 258.001200 ±   8.765400

@@ -94,9 +94,9 @@ def test_two_arches_run_one_after_another_and_survive_a_restart(
         marks = re.findall(r"\[runner\] ([0-9.]+) (\w+): (start|exit)", again.logs(h))
         starts = [float(t) for t, _, kind in marks if kind == "start"]
         ends = [float(t) for t, _, kind in marks if kind == "exit"]
-        spans += list(zip(starts, ends))
+        spans += list(zip(starts, ends, strict=False))
     spans.sort()
-    assert len(spans) == 3 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert len(spans) == 3 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert "[driver]" in again.logs(handle)
 
 
@@ -205,8 +205,7 @@ def test_render_task_is_a_valid_skypilot_task(repo: Any, tmp_path: Path) -> None
         [sys.executable, "-c", code],
         input=json.dumps(task),
         env=isolated_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=120,
     )

@@ -98,7 +98,7 @@ def _git(cwd: Path, *args: str) -> str:
 @pytest.mark.parametrize(
     ("pattern", "path", "matches", "protects"),
     [row for row in TABLE if pathglob.normalize(row[1]) == row[1]],
-    ids=[i for i, row in zip(IDS, TABLE) if pathglob.normalize(row[1]) == row[1]],
+    ids=[i for i, row in zip(IDS, TABLE, strict=True) if pathglob.normalize(row[1]) == row[1]],
 )
 def test_driver_restores_what_is_protected(
     tmp_path: Path, pattern: str, path: str, matches: bool, protects: bool

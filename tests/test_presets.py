@@ -1,5 +1,6 @@
-"""Preset registry (bot/presets/): options validated by one schema validator, the deprecated `llamacpp:` alias,
-and the driver's hook module chosen from the spec. A toy preset is one module plus one registry entry."""
+"""Preset registry (bot/presets/): options validated by one schema validator, the deprecated `llamacpp:`
+alias, and the driver's hook module chosen from the spec. A toy preset is one module plus one registry
+entry."""
 
 from __future__ import annotations
 

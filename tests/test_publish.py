@@ -154,7 +154,8 @@ def _same_as_baseline(variants, name):
 
 
 def _scaled(variants, name, factor):
-    """`name` costs `factor` x the baseline in both tiers (factor < 1: faster), with a small deterministic jitter."""
+    """`name` costs `factor` x the baseline in both tiers (factor < 1: faster), with a small deterministic
+    jitter."""
     v = variants[name]
     base_sim = variants["baseline"]["simulated"]
     v["simulated"] = {**base_sim, "estimated_cycles": int(base_sim["estimated_cycles"] * factor)}

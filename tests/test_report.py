@@ -70,8 +70,9 @@ def test_status_comment_golden(recorded):
 
 
 def test_status_comment_extra_lines_sit_above_the_commands(recorded):
-    """The skipped hypotheses and the pull-request line are part of the body (render_status used to splice them
-    in by replacing the commands line): same text as the golden comment with the lines before the commands."""
+    """The skipped hypotheses and the pull-request line are part of the body (render_status used to splice
+    them in by replacing the commands line): same text as the golden comment with the lines before the
+    commands."""
     run, decision, _, costs = recorded
     args = (
         RUN,

@@ -29,7 +29,8 @@ def sb(sandbox: Sandbox) -> Sandbox:
 
 @pytest.fixture(scope="module")
 def world(sb: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """alice owns alice/proj (imported from a local repo); bob is an outsider; carol has read; dave has write."""
+    """alice owns alice/proj (imported from a local repo); bob is an outsider; carol has read; dave has
+    write."""
     src = make_source_repo(tmp_path_factory.mktemp("src") / "proj")
     tokens = {}
     for login in ("alice", "bob", "carol", "dave"):

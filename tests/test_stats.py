@@ -451,7 +451,8 @@ def disturbed(
     sample_p: float,
     sigma: float = 0.004,
 ) -> list[float]:
-    """Like the real 2-core box: tight clean runs; interference only slows runs, whole visits or single ones."""
+    """Like the real 2-core box: tight clean runs; interference only slows runs, whole visits or single
+    ones."""
     out: list[float] = []
     for _ in range(rounds):
         burst = rng.random() < visit_p

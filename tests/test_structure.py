@@ -1,5 +1,5 @@
-"""The package's structure: no import cycle in bot/ (scripts/import_graph.py), nothing bot loads by path imports
-bot back, and sky/ (copied to benchmark VMs) never imports bot."""
+"""The package's structure: no import cycle in bot/ (scripts/import_graph.py), nothing bot loads by path
+imports bot back, and sky/ (copied to benchmark VMs) never imports bot."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+import import_graph  # scripts/, on pytest's pythonpath
 
-import import_graph
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -95,7 +94,8 @@ def test_what_bot_loads_by_path_does_not_import_bot():
 
 
 def test_sky_never_imports_bot():
-    """sky/*.py is copied alone to benchmark VMs: never the bot; the driver itself is standard library only."""
+    """sky/*.py is copied alone to benchmark VMs: never the bot; the driver itself is standard library
+    only."""
     siblings = {p.stem for p in (ROOT / "sky").glob("*.py")}
     for path in sorted((ROOT / "sky").glob("*.py")):
         assert "bot" not in _imported_tops(path), path.name

@@ -1,4 +1,5 @@
-"""POST /webhook: signature, size, JSON, idempotency, routing; real payloads from @octokit/webhooks-examples."""
+"""POST /webhook: signature, size, JSON, idempotency, routing; real payloads from
+@octokit/webhooks-examples."""
 
 import json
 import threading
@@ -268,7 +269,7 @@ def test_approving_review_routes_to_approved():
     assert cmd.kind == "approved" and cmd.issue_number == 12 and cmd.args["base_sha"] == "b" * 40
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # real payloads published by GitHub (npm @octokit/webhooks-examples)
 
 

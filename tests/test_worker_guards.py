@@ -219,9 +219,9 @@ def test_a_toy_command_is_one_spec_routed_dispatched_and_listed(bot, world, monk
     assert (bad["kind"], bad["state"]) == ("help", "done")
     assert world.bot_comments(number)[-1] == (
         "@maria usage: /autoresearch ping [times]\n\nCommands: `/autoresearch status`, `/autoresearch stop`, "
-        "`/autoresearch rerun`, `/autoresearch bench <branch>` (or `owner:branch` of a fork), on pull requests "
-        "`/autoresearch rebench`, and `/autoresearch ping [times]`. `rerun`, `bench` and `rebench` take "
-        "`rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy."
+        "`/autoresearch rerun`, `/autoresearch bench <branch>` (or `owner:branch` of a fork), on pull "
+        "requests `/autoresearch rebench`, and `/autoresearch ping [times]`. `rerun`, `bench` and `rebench` "
+        "take `rounds=N` (2-100) to measure with more interleaved rounds when a result came back noisy."
     )
     refused = deliver(bot, world, number, "/autoresearch ping", "olaf", installation=world.inst)
     assert refused["state"] == "refused"

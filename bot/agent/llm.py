@@ -250,7 +250,7 @@ class LLM:
         }
         messages: list[dict[str, Any]] = [{"role": "user", "content": self.render(template_name, variables)}]
         last_error = ""
-        for attempt in range(2):
+        for _attempt in range(2):
             msg = self.chat(
                 system,
                 messages,

@@ -155,7 +155,8 @@ class Budget:
         return self.total_spent >= self.limit_usd
 
     def can_afford(self, estimate_usd: float | None) -> bool:
-        """Whether a launch estimated at ``estimate_usd`` fits; an unknown cost fits only an unspent budget."""
+        """Whether a launch estimated at ``estimate_usd`` fits; an unknown cost fits only an unspent
+        budget."""
         if estimate_usd is None:
             return not self.exhausted
         return self.total_spent + estimate_usd <= self.limit_usd + 1e-12
@@ -191,7 +192,8 @@ BOT_ARCH_KEYS = ("price_per_hour", "autostop_minutes")
 
 
 def split_infra(infra: str | None) -> tuple[str | None, str | None]:
-    """SkyPilot's ``infra: cloud[/region[/zone]]`` -> (cloud, region); ``k8s/<ctx>`` -> ("kubernetes", None)."""
+    """SkyPilot's ``infra: cloud[/region[/zone]]`` -> (cloud, region); ``k8s/<ctx>`` -> ("kubernetes",
+    None)."""
     if not infra:
         return None, None
     parts = [p.strip() for p in str(infra).split("/")]

@@ -194,7 +194,8 @@ class LocalExecutor:
         return "done" if done is not None and self._finished_ok(hdir, done) else "failed"
 
     def collect(self, handle: str) -> dict[str, dict[str, Any]]:
-        """{arch: result} for every arch that left a valid result (partial ones included, `complete` false)."""
+        """{arch: result} for every arch that left a valid result (partial ones included, `complete`
+        false)."""
         hdir = self._dir(handle)
         plan = _read_json(hdir / "batch.json") or {}
         out: dict[str, dict[str, Any]] = {}

@@ -3,8 +3,8 @@
 Per pair d = log(baseline / candidate) (lower is better) or log(candidate / baseline) (higher is better);
 speedup = exp(median d). Interval: the order-statistic (sign-test) interval for the median at level
 1 - alpha / (L * m), L = the number of planned looks, m = the candidates measured together (Bonferroni over
-both: the driver stops on this interval, so a stop is a verdict the test below keeps; it may have stopped at any
-of them). Test: the exact sign test (scipy.stats.binomtest), Holm-adjusted across candidates per
+both: the driver stops on this interval, so a stop is a verdict the test below keeps; it may have stopped at
+any of them). Test: the exact sign test (scipy.stats.binomtest), Holm-adjusted across candidates per
 arch + metric (statsmodels), judged at the same alpha / L.
 
 Verdict: faster/slower when the adjusted p < alpha / L, the interval excludes 1 and |speedup - 1| >=

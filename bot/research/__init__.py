@@ -1,4 +1,5 @@
-"""Research stage: arXiv, forks and related projects, other backends, upstream's open work -> cited dossier."""
+"""Research stage: arXiv, forks and related projects, other backends, upstream's open work -> cited
+dossier."""
 
 from .dossier import Dossier, ResearchOptions, build_dossier
 from .model import Hypothesis, Source, SourceNote

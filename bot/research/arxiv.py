@@ -1,4 +1,5 @@
-"""arXiv: queries built from the goal and the project's hot code, fetched with the `arxiv` package, ranked by BM25.
+"""arXiv: queries built from the goal and the project's hot code, fetched with the `arxiv` package, ranked by
+BM25.
 
 Every query result is cached on disk (keyed by the query) so a rerun costs no requests; the client keeps
 arXiv's rate limit (one request per `delay_seconds`, 3 s in production).
@@ -226,7 +227,7 @@ def bm25_scores(docs: list[str], query_terms: list[str], k1: float = 1.5, b: flo
 def rank_papers(papers: list[Paper], rank_terms: list[str]) -> list[Paper]:
     """Sort by BM25 over title (counted twice) + abstract; ties keep arXiv's order."""
     scores = bm25_scores([f"{p.title} {p.title} {p.abstract}" for p in papers], rank_terms)
-    for p, s in zip(papers, scores):
+    for p, s in zip(papers, scores, strict=True):
         p.score = round(s, 4)
     return sorted(papers, key=lambda p: -p.score)
 

@@ -1,4 +1,5 @@
-"""llama.cpp / ggml preset: ops and fusions other backends have that the CPU backend lacks, read from the tree.
+"""llama.cpp / ggml preset: ops and fusions other backends have that the CPU backend lacks, read from the
+tree.
 
 Lexical and evidence-based: an op counts as handled by a backend when one of its sources has `case GGML_OP_X`
 (or the unary / GLU enums); a fusion is an op sequence written as a brace list (`{ GGML_OP_RMS_NORM,

@@ -1,10 +1,10 @@
 """The research stage: gather sources, turn them into ranked hypotheses, render a cited dossier.
 
-Sources: arXiv (goal + hot code), forks and related projects (commits ahead touching hot paths, checked against
-the baseline with git), other ggml backends (fusions/ops the CPU backend lacks) and upstream's open PRs/issues.
-With an LLM the synthesis (summary + hypotheses) is written through prompts/dossier.md and validated item by
-item; without one, hypotheses come from fork commits and backend gaps only. No source failure is fatal: each
-leaves a `SourceNote`.
+Sources: arXiv (goal + hot code), forks and related projects (commits ahead touching hot paths, checked
+against the baseline with git), other ggml backends (fusions/ops the CPU backend lacks) and upstream's open
+PRs/issues. With an LLM the synthesis (summary + hypotheses) is written through prompts/dossier.md and
+validated item by item; without one, hypotheses come from fork commits and backend gaps only. No source
+failure is fatal: each leaves a `SourceNote`.
 """
 
 from __future__ import annotations
@@ -369,9 +369,9 @@ def gap_hypothesis(g: backend_source.BackendGap, clone_dir: str, archs: list[str
     evidence = ", ".join(e.text() for e in g.evidence[:3])
     rationale = (
         f"The {' -> '.join(ops)} sequence is fused in {', '.join(g.present_in)} ({evidence}) but the CPU "
-        f"backend runs it as {len(ops)} separate ops. Fusing it on the CPU saves {len(ops) - 1} pass(es) over "
-        f"the intermediate tensor, which matters when token generation is memory-bound. Validate outputs "
-        f"against the unfused path."
+        f"backend runs it as {len(ops)} separate ops. Fusing it on the CPU saves {len(ops) - 1} pass(es) "
+        f"over the intermediate tensor, which matters when token generation is memory-bound. "
+        f"Validate outputs against the unfused path."
     )
     effect = {
         a: f"fewer memory passes in {g.name}; gain proportional to that op chain's share of the graph"

@@ -2,8 +2,8 @@
 
 Network reads (forge compare, git fetch) are retried and cached; everything about a commit itself (diff stats,
 patch-id, whether it applies) comes from real git in the local clone. A commit that applies cleanly to the
-baseline is ported onto it (`git apply --3way` into a temporary index, `git commit-tree`), so the implement stage
-gets a ready candidate commit without an LLM.
+baseline is ported onto it (`git apply --3way` into a temporary index, `git commit-tree`), so the implement
+stage gets a ready candidate commit without an LLM.
 """
 
 from __future__ import annotations
@@ -371,7 +371,8 @@ def scan_forks(
             continue
         mine = [c for c in unique if (c.repo in names)]
         detail = (
-            f"compared {len(names)} {'forks' if kind == 'forks' else 'related projects'} with {repo}@{base_branch}: "
+            f"compared {len(names)} {'forks' if kind == 'forks' else 'related projects'} with "
+            f"{repo}@{base_branch}: "
             f"{ahead_total[kind]} commits ahead, {len(mine)} distinct touching hot paths, "
             f"{sum(1 for c in mine if c.applies)} apply cleanly to the baseline"
         )

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 LIST_TTL_S = 3600.0
 _GENERIC = set(
-    "the and for with from into cpu gpu port fuse fused fusion kernel kernels backend backends faster speed speedup "
-    "improve improvement perf performance optimize optimization add use via exists missing ggml src".split()
+    "the and for with from into cpu gpu port fuse fused fusion kernel kernels backend backends "
+    "faster speed speedup improve improvement perf performance optimize optimization "
+    "add use via exists missing ggml src".split()
 )
 
 
@@ -41,7 +42,8 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def terms_of(text: str) -> set[str]:
-    """Distinctive lowercase terms: identifiers (rms_norm), op names (RMS_NORM -> rms_norm), words >= 3 chars."""
+    """Distinctive lowercase terms: identifiers (rms_norm), op names (RMS_NORM -> rms_norm), words >= 3
+    chars."""
     words = set()
     for w in re.findall(r"[A-Za-z][A-Za-z0-9_]{2,}", text):
         w = w.lower().removeprefix("ggml_op_")
@@ -90,7 +92,8 @@ def find_in_flight(
     wait_s: float = 2.0,
     max_items: int = 10,
 ) -> tuple[list[InFlight], SourceNote]:
-    """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms (most related first)."""
+    """Open PRs touching hot paths or sharing goal terms, and open issues sharing goal terms (most related
+    first)."""
     found: list[InFlight] = []
     relevance: dict[int, tuple[int, bool]] = {}
     errors = []

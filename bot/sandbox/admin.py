@@ -1,4 +1,5 @@
-"""Admin API under /_sandbox (no GitHub equivalent): set up users, repos, apps, hooks, faults; inspect logs."""
+"""Admin API under /_sandbox (no GitHub equivalent): set up users, repos, apps, hooks, faults; inspect
+logs."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def make_admin(
         try:
             d = state.sender.redeliver(delivery_id)
         except KeyError:
-            raise ApiError(404, "Not Found")
+            raise ApiError(404, "Not Found") from None
         return jsonify(d.to_dict()), 202
 
     @bp.post("/deliveries/wait")

@@ -1,4 +1,5 @@
-"""Flask app of the sandbox GitHub: REST (/api/v3), git smart HTTP, admin (/_sandbox), read-only HTML views."""
+"""Flask app of the sandbox GitHub: REST (/api/v3), git smart HTTP, admin (/_sandbox), read-only HTML
+views."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def error_response(
 
 
 def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
-    """Flask app serving `state`. Check runs need an installation token unless `checks_require_app` is False."""
+    """Flask app serving `state`. Check runs need an installation token unless `checks_require_app` is
+    False."""
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     faults: list[dict[str, Any]] = []
@@ -232,18 +234,22 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }} -
 <style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}pre{white-space:pre-wrap;
 background:#f6f8fa;padding:.6em;border-radius:4px}.label{background:#ddf;border-radius:1em;padding:0 .5em;
 margin-right:.3em}.box{border:1px solid #ccc;border-radius:4px;margin:.8em 0;padding:.4em .8em}
-.meta{color:#666;font-size:90%}</style></head><body><p><a href="/">sandbox GitHub</a></p>{{ content|safe }}</body></html>"""
+.meta{color:#666;font-size:90%}</style></head>\
+<body><p><a href="/">sandbox GitHub</a></p>{{ content|safe }}</body></html>"""
 
 _ISSUE = """<h1>{{ issue.title }} <span class="meta">#{{ issue.number }}</span></h1>
 <p class="meta">{{ kind }} · {{ issue.state }} · opened by {{ issue.user }} · {{ issue.created_at }}
-{% if pull %} · {{ pull.head_repo }}:{{ pull.head_ref }} → {{ pull.base_ref }}{% if pull.draft %} · draft{% endif %}{% endif %}</p>
+{% if pull %} · {{ pull.head_repo }}:{{ pull.head_ref }} → {{ pull.base_ref }}\
+{% if pull.draft %} · draft{% endif %}{% endif %}</p>
 <p>{% for l in issue.labels %}<span class="label">{{ l }}</span>{% endfor %}</p>
 <div class="box"><pre>{{ issue.body or '' }}</pre>{{ reactions(issue.reactions) }}</div>
 {% for c in comments %}<div class="box" id="issuecomment-{{ c.id }}"><p class="meta">{{ c.user }} commented
 {{ c.created_at }}{% if c.updated_at != c.created_at %} (edited {{ c.updated_at }}){% endif %}</p>
 <pre>{{ c.body }}</pre>{{ reactions(c.reactions) }}</div>{% endfor %}
-{% for rv in reviews %}<div class="box"><p class="meta">review by {{ rv.user }}: {{ rv.state }}</p><pre>{{ rv.body }}</pre></div>{% endfor %}
-{% if runs %}<h2>Check runs</h2><ul>{% for r in runs %}<li>{{ r.name }}: {{ r.status }} {{ r.conclusion or '' }}
+{% for rv in reviews %}<div class="box"><p class="meta">review by {{ rv.user }}: {{ rv.state }}</p>\
+<pre>{{ rv.body }}</pre></div>{% endfor %}
+{% if runs %}<h2>Check runs</h2><ul>\
+{% for r in runs %}<li>{{ r.name }}: {{ r.status }} {{ r.conclusion or '' }}
 {% if r.output.get('title') %} — {{ r.output.get('title') }}{% endif %}</li>{% endfor %}</ul>{% endif %}"""
 
 
@@ -264,8 +270,8 @@ def register_html(app: Flask, state: SandboxState) -> None:
         with state.lock:
             items = "".join(
                 render_template_string(
-                    '<li><a href="/{{ r.full_name }}">{{ r.full_name }}</a>{% if r.parent %} (fork of {{ r.parent }})'
-                    "{% endif %} — {{ n }} issues/PRs</li>",
+                    '<li><a href="/{{ r.full_name }}">{{ r.full_name }}</a>'
+                    "{% if r.parent %} (fork of {{ r.parent }}){% endif %} — {{ n }} issues/PRs</li>",
                     r=r,
                     n=len(r.issues),
                 )
@@ -279,11 +285,13 @@ def register_html(app: Flask, state: SandboxState) -> None:
             repo = state.repo(owner, name)
             branches = sorted(ref[11:] for ref in gitrepo.refs(repo.path) if ref.startswith("refs/heads/"))
             content = render_template_string(
-                '<h1>{{ r.full_name }}</h1>{% if r.parent %}<p class="meta">fork of {{ r.parent }}</p>{% endif %}'
-                "<p>clone: <code>{{ clone }}</code></p><h2>Branches</h2><ul>{% for b in branches %}<li>{{ b }}"
-                "</li>{% endfor %}</ul><h2>Issues and pull requests</h2><ul>{% for i in issues %}<li>"
-                '<a href="/{{ r.full_name }}/{{ "pull" if i.pull else "issues" }}/{{ i.number }}">#{{ i.number }} '
-                "{{ i.title }}</a> ({{ i.state }})</li>{% endfor %}</ul>",
+                "<h1>{{ r.full_name }}</h1>"
+                '{% if r.parent %}<p class="meta">fork of {{ r.parent }}</p>{% endif %}'
+                "<p>clone: <code>{{ clone }}</code></p><h2>Branches</h2>"
+                "<ul>{% for b in branches %}<li>{{ b }}</li>{% endfor %}</ul>"
+                "<h2>Issues and pull requests</h2><ul>{% for i in issues %}<li>"
+                '<a href="/{{ r.full_name }}/{{ "pull" if i.pull else "issues" }}/{{ i.number }}">'
+                "#{{ i.number }} {{ i.title }}</a> ({{ i.state }})</li>{% endfor %}</ul>",
                 r=repo,
                 branches=branches,
                 clone=f"{request.host_url}{repo.full_name}.git",

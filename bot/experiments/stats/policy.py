@@ -633,7 +633,7 @@ def decide(
     for a in archs:
         for m, _ in metrics:
             family = [r for r in rows if r.arch == a and r.metric == m and r.comparison]
-            for r, p in zip(family, holm([r.comparison.p_value for r in family])):
+            for r, p in zip(family, holm([r.comparison.p_value for r in family]), strict=True):
                 r.comparison.rejudge(
                     p, alpha=dec["alpha"], min_effect=dec["min_effect"], max_noise_cv=dec["max_noise_cv"]
                 )

@@ -29,7 +29,7 @@ def parse_auth(state: SandboxState) -> tuple[Caller | None, str | None]:
         try:
             value = base64.b64decode(value).decode().split(":", 1)[1]
         except (ValueError, IndexError):
-            raise ApiError(401, "Bad credentials")
+            raise ApiError(401, "Bad credentials") from None
     elif scheme.lower() not in ("token", "bearer"):
         raise ApiError(401, "Bad credentials")
     caller = state.authenticate(value)
@@ -48,7 +48,7 @@ def app_from_jwt(state: SandboxState, token: str | None) -> App:
         claims = jwt.decode(token, options={"verify_signature": False})
         app = state.apps.get(int(claims.get("iss")))
     except (jwt.PyJWTError, TypeError, ValueError):
-        raise ApiError(401, "A JSON web token could not be decoded")
+        raise ApiError(401, "A JSON web token could not be decoded") from None
     if app is None:
         raise ApiError(401, "Integration not found")
     try:
@@ -64,9 +64,9 @@ def app_from_jwt(state: SandboxState, token: str | None) -> App:
             401,
             "'Expiration time' claim ('exp') must be a numeric value representing the future time "
             "at which the assertion expires",
-        )
+        ) from None
     except jwt.PyJWTError:
-        raise ApiError(401, "A JSON web token could not be decoded")
+        raise ApiError(401, "A JSON web token could not be decoded") from None
     if float(claims["exp"]) - time.time() > 600 + 60:
         raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
     return app
@@ -151,7 +151,7 @@ class Api:
             per_page = max(1, min(100, int(request.args.get("per_page", 30))))
             page = max(1, int(request.args.get("page", 1)))
         except ValueError:
-            raise ApiError(422, "Invalid pagination parameters")
+            raise ApiError(422, "Invalid pagination parameters") from None
         last = max(1, -(-len(items) // per_page))
         links = []
 
