@@ -20,6 +20,7 @@ demo: venv tools
 	$(BIN)/autoresearch-bot demo
 
 test: venv tools
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 clean:
