@@ -12,6 +12,7 @@ Stdlib only; it never imports the modules it reads.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import sys
 from pathlib import Path
@@ -129,8 +130,18 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[1]).resolve() if len(argv) > 1 else Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description="the import graph of the bot package and its cycles")
+    parser.add_argument(
+        "root",
+        nargs="?",
+        default=str(Path(__file__).resolve().parent.parent),
+        help=f"the folder holding the {PACKAGE}/ package (default: this checkout)",
+    )
+    root = Path(parser.parse_args(argv[1:]).root).resolve()
     g = graph(root)
+    if not g:
+        print(f"no {PACKAGE}/ package under {root}", file=sys.stderr)
+        return 2
     width = max(len(m) for m in g)
     for name in sorted(g):
         print(f"{name:<{width}} -> {', '.join(sorted(g[name])) or '(nothing in bot)'}")
