@@ -501,7 +501,9 @@ def test_cancel_during_launch_cancels_request_and_still_downs(tmp_path: Path) ->
     ex.cancel(handle)
     name = cluster_name(run_key(handle), "x86", 1)
     assert ("api_cancel", ex.load_state(handle)["archs"]["x86"]["launch_request"]) in fake.calls
-    assert fake.downed.count(name) == 2  # by cancel() and again after the launch request returned
+    # downed by the arch thread (force) once its launch request returned, and by cancel() too unless the
+    # thread's confirmed down came first (cancel() skips a cluster confirmed gone): either way it is gone
+    assert 1 <= fake.downed.count(name) <= 2 and name not in fake.alive
     assert sum(c[0] == "launch" for c in fake.calls) == 1 and ex.poll(handle) == "failed"
     assert any("RequestCancelled" in e for e in ex.load_state(handle)["archs"]["x86"]["errors"])
 
