@@ -103,6 +103,13 @@ def parse_result_log(text: str) -> tuple[dict[str, Any] | None, bool]:
     return partial, False
 
 
+def _read_result(log_path: Path) -> tuple[dict[str, Any] | None, bool]:
+    """The driver's result as the log holds it (parse_result_log); nothing when there is no log yet."""
+    if not log_path.exists():
+        return None, False
+    return parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+
+
 def _progress(result: Mapping[str, Any] | None) -> int:
     """How far a (partial) result got: number of samples collected plus finished variants."""
     if not result:
@@ -769,6 +776,14 @@ class SkyPilotExecutor:
             self._save_run(rec)
             return e["cluster"], "launch", None
 
+    def _failed_attempt(
+        self, handle: str, arch: str, attempt: int, exc: BaseException, log_path: Path
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """An attempt that raised (launch failure, preemption, lost connection): record why, keep what the
+        log holds as a partial result."""
+        self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
+        return _read_result(log_path)[0], False
+
     def _hand_back(self, handle: str, arch: str, name: str, mode: str, keep: bool, ended: float) -> bool:
         """After an attempt: keep the run's cluster for the run's next batch (True) or give it up (False: the
         caller downs it). Kept only after a final result, for a run not released, a batch not cancelled."""
@@ -869,7 +884,7 @@ class SkyPilotExecutor:
                     return None, False
                 code = self.sdk.tail_logs(name, job_id, follow=True, output_stream=log)
                 log.write(f"\n=== job exit code {code}\n")
-            result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+            result, complete = _read_result(log_path)
             if not complete:
                 self._error(
                     handle,
@@ -879,13 +894,7 @@ class SkyPilotExecutor:
                 )
             return result, complete
         except Exception as exc:  # noqa: BLE001 - launch failure, preemption, lost connection
-            self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
-            result, _ = (
-                parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
-                if log_path.exists()
-                else (None, False)
-            )
-            return result, False
+            return self._failed_attempt(handle, arch, attempt, exc, log_path)
         finally:
             ended = self.clock()
             if not self._hand_back(handle, arch, name, mode, complete, ended):
@@ -1020,7 +1029,7 @@ class SkyPilotExecutor:
                     f"\n=== managed job {job_id}: {status or 'status unknown'}, exit code {code}, "
                     f"recovered {recoveries} time(s)\n"
                 )
-            result, complete = parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
+            result, complete = _read_result(log_path)
             if not complete:
                 self._error(
                     handle,
@@ -1031,13 +1040,7 @@ class SkyPilotExecutor:
                 )
             return result, complete
         except Exception as exc:  # noqa: BLE001 - launch refused, lost connection to the API server
-            self._error(handle, arch, f"attempt {attempt}: {type(exc).__name__}: {exc}")
-            result, _ = (
-                parse_result_log(log_path.read_text(encoding="utf-8", errors="replace"))
-                if log_path.exists()
-                else (None, False)
-            )
-            return result, False
+            return self._failed_attempt(handle, arch, attempt, exc, log_path)
         finally:
             if not complete and job_id is not None and status not in MANAGED_TERMINAL:
                 self._cancel_managed(handle, arch, int(job_id))
