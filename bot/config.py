@@ -126,7 +126,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "max_noise_cv": 0.10,
         "bootstrap": 10000,
         "interference_sigmas": 3.0,  # screen: samples worse than median + 3 robust sigmas; 0 = off
-        "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats.py)
+        "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats/policy.py)
     },
     # the chosen preset's options, validated by its OPTIONS schema (bot/presets/); preset_hooks: the driver's
     # hook module for the preset (set from the registry, never by a project)
