@@ -9,8 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from concurrent_bench import run_bench
+from sky_double import PRICE, Attempt
 
 from bot.config import ConfigError, Settings
+from bot.stages import batch_deadline
 from bot.store import Store
 
 
@@ -75,3 +78,61 @@ def test_a_dead_run_threads_lease_is_reclaimed(tmp_path: Path) -> None:
     assert store.claim_run("me:1") is None
     assert store.reclaim_dead_leases() == 1
     assert store.claim_run("me:1").id == run.id
+
+
+# ------------------------------------------------------------------------- runs through the worker (fast)
+
+
+def test_ten_runs_overlap_with_ten_threads_and_never_with_one(tmp_path: Path) -> None:
+    """The fast version of scripts/concurrent_runs.py: 10 bench runs through the worker, the pipeline, the
+    benchmark stage and SkyPilotExecutor against the SDK double; counts and states, not timings."""
+    serial = run_bench(tmp_path / "one", [0.05 + 0.01 * i for i in range(10)], 1)
+    # each job runs until all ten run at once (the double's latch; 60 s at most): deterministic overlap
+    parallel = run_bench(tmp_path / "ten", [60.0] * 10, 10, gate=10)
+    for out in (serial, parallel):
+        assert set(out.states.values()) == {"done"}
+        assert out.problems == []
+        assert all(len(c) == 1 for c in out.clusters.values())  # one launch per run, none retried
+        assert len({c for cs in out.clusters.values() for c in cs}) == 10
+        assert out.fake.alive == set()  # every cluster downed when its run ended
+    assert serial.peak == 1  # one run thread: never two runs on VMs at once
+    assert parallel.peak == 10  # ten run threads: every run on its VM at the same time
+
+
+def test_the_deadline_follows_the_budget_when_it_buys_less_than_the_cap() -> None:
+    assert batch_deadline(360, 100.0, 0.5) == (360 * 60.0, "experiment_deadline_minutes")
+    seconds, source = batch_deadline(360, 0.25, 0.5)  # $0.25 at $0.50/h: 30 min
+    assert seconds == 1800.0 and source == "what the remaining $0.25 buys at $0.5/h"
+    assert batch_deadline(10, 0.0, 0.0) == (600.0, "experiment_deadline_minutes")  # free machines
+    assert batch_deadline(10, -1.0, 2.0)[0] == 0.0  # over budget: no time at all
+
+
+def test_the_stored_deadline_of_a_batch_is_what_the_budget_buys(tmp_path: Path) -> None:
+    out = run_bench(tmp_path / "b", [0.05], 1, budget_usd=0.5)
+    run_id = next(iter(out.states))
+    deadline = out.store.get_artifact(run_id, "deadline:main")
+    assert deadline["seconds"] == pytest.approx(0.5 / PRICE * 3600)
+    assert deadline["source"] == f"what the remaining $0.50 buys at ${PRICE:g}/h"
+    assert out.states[run_id] == "done"
+
+
+def test_deadline_cancels_a_hung_setup_downs_the_cluster_and_records_why(tmp_path: Path) -> None:
+    """The launch request never returns (setup hangs): at the deadline the stage cancels the batch, which
+    cancels the request (sky.api_cancel) and downs the cluster; the run fails with the reason."""
+    out = run_bench(
+        tmp_path / "hung", [0.0], 1, attempts=[Attempt("slow_launch")], experiment_deadline_minutes=0.005
+    )
+    run_id = next(iter(out.states))
+    store, fake = out.store, out.fake
+    (name,) = out.clusters[run_id]
+    exp = store.experiment(run_id, "main")
+    assert out.states[run_id] == "failed" and exp["state"] == "deadline"
+    assert [c[0] for c in fake.calls].count("api_cancel") == 1
+    assert name in fake.downed and fake.alive == set()
+    assert sum(c[0] == "launch" for c in fake.calls) == 1  # no second attempt after the cancel
+    events = store.events(run_id, "deadline")
+    assert len(events) == 1
+    assert events[0]["message"].startswith("deadline of 0.005 min passed in benchmarking (experiment main;")
+    failure = store.get_artifact(run_id, "failure")
+    assert "deadline of 0.005 min passed in benchmarking" in failure["message"]
+    assert store.get_run(run_id).error == failure["message"]
