@@ -136,3 +136,29 @@ def test_deadline_cancels_a_hung_setup_downs_the_cluster_and_records_why(tmp_pat
     failure = store.get_artifact(run_id, "failure")
     assert "deadline of 0.005 min passed in benchmarking" in failure["message"]
     assert store.get_run(run_id).error == failure["message"]
+
+
+def test_agent_commands_wait_for_a_local_benchmark_and_overlap_each_other(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """With `executor: local` a benchmark holds the machine-wide lock exclusively; the agent's build/check
+    commands of another run take it shared: they start only after the benchmark, and share it among
+    themselves."""
+    from bot.agent.tools import run_command
+    from bot.experiments.executors import _machine_lock, host_work
+
+    monkeypatch.setenv("AUTORESEARCH_BENCH_LOCK", str(tmp_path / "bench.lock"))
+    log = tmp_path / "log"
+    with host_work():  # another agent command holds it shared: this one still runs at once
+        assert run_command(f"echo shared >> {log}", tmp_path, 30, isolate=False)[0] == 0
+    done = threading.Event()
+    with _machine_lock(tmp_path / "bench.lock"):  # a local benchmark
+        t = threading.Thread(
+            target=lambda: (run_command(f"echo agent >> {log}", tmp_path, 30, isolate=False), done.set())
+        )
+        t.start()
+        assert not done.wait(0.5)  # still waiting (it would have written within 0.5 s otherwise)
+        with open(log, "a") as f:
+            f.write("benchmark finished\n")
+    t.join(30)
+    assert log.read_text().splitlines() == ["shared", "benchmark finished", "agent"]
