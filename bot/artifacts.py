@@ -71,6 +71,7 @@ PUBLICATION: Artifact[JSON | None] = Artifact("publication")  # the PR, or why t
 WAVE_REVIEW_PREFIX = "wave:"
 RESULTS_PREFIX = "results:"
 REFUSALS_PREFIX = "refusals:"
+DEADLINE_PREFIX = "deadline:"
 
 
 def wave_review_key(wave: int) -> str:
@@ -81,6 +82,11 @@ def wave_review_key(wave: int) -> str:
 def results_key(experiment: str) -> str:
     """The results of one experiment (a batch): `{arch: result}`."""
     return f"{RESULTS_PREFIX}{experiment}"
+
+
+def deadline_key(experiment: str) -> str:
+    """The wall-clock deadline of one experiment's batch: `{"at": epoch s, "seconds", "source"}`."""
+    return f"{DEADLINE_PREFIX}{experiment}"
 
 
 def refusals_key(hypothesis_id: Any) -> str:

@@ -535,6 +535,8 @@ class Settings:
     arxiv_enabled: bool = True
     arxiv_base_url: str | None = None
     worker_poll_seconds: float = 1.0
+    max_concurrent_runs: int = 1  # run threads of one worker: each drives its own leased run
+    experiment_deadline_minutes: float = 360.0  # a batch's wall-clock cap (the budget may cut it shorter)
     public_url: str = ""  # where the status page is reachable; used for links
     status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
 
@@ -569,6 +571,16 @@ class Settings:
             raise ConfigError("trigger_label", "must not be empty")
         if self.github_app_id is not None and not self.github_private_key:
             raise ConfigError("github_private_key", "is required when github_app_id is set")
+        if isinstance(self.max_concurrent_runs, bool) or not isinstance(self.max_concurrent_runs, int):
+            raise ConfigError(
+                "max_concurrent_runs", f"must be a whole number, got {self.max_concurrent_runs!r}"
+            )
+        if self.max_concurrent_runs < 1:
+            raise ConfigError("max_concurrent_runs", f"must be at least 1, got {self.max_concurrent_runs}")
+        if not self.experiment_deadline_minutes > 0:
+            raise ConfigError(
+                "experiment_deadline_minutes", f"must be above 0, got {self.experiment_deadline_minutes!r}"
+            )
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes", "must be at least 1024")
         for name, arch in self.architectures.items():

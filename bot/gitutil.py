@@ -9,6 +9,7 @@ shown.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -55,18 +56,31 @@ class Mirror:
             isolated=False,
         ).strip()
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive use of the mirror for changes (init, fetch, worktree bookkeeping): concurrent runs of
+        one repository (threads or processes) share it, and two fetches updating one ref would collide."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def ensure(self, url: str) -> Mirror:
-        if not (self.path / "HEAD").exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            output(self.path.parent, "init", "--bare", "-q", str(tmp), redact=self.redact)
-            tmp.rename(self.path)  # atomic: a half-made mirror is never mistaken for a good one
-        self.fetch(url, "+refs/heads/*:refs/heads/*")
+        with self.locked():
+            if not (self.path / "HEAD").exists():
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                output(self.path.parent, "init", "--bare", "-q", str(tmp), redact=self.redact)
+                tmp.rename(self.path)  # atomic: a half-made mirror is never mistaken for a good one
+            self.git("fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*")
         return self
 
     def fetch(self, url: str, *refspecs: str) -> None:
-        self.git("fetch", "--quiet", "--no-tags", url, *refspecs)
+        with self.locked():
+            self.git("fetch", "--quiet", "--no-tags", url, *refspecs)
 
     def has(self, sha: str) -> bool:
         return ok(self.path, "cat-file", "-e", f"{sha}^{{commit}}")
@@ -82,10 +96,12 @@ class Mirror:
         """A throwaway detached worktree at `sha`; removed afterwards whatever happens."""
         tmp = Path(tempfile.mkdtemp(prefix=prefix))
         path = tmp / "tree"
-        self.git("worktree", "add", "--detach", "--quiet", str(path), sha)
+        with self.locked():
+            self.git("worktree", "add", "--detach", "--quiet", str(path), sha)
         try:
             yield path
         finally:
-            self.git("worktree", "remove", "--force", str(path), check=False)
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.git("worktree", "prune", check=False)
+            with self.locked():
+                self.git("worktree", "remove", "--force", str(path), check=False)
+                shutil.rmtree(tmp, ignore_errors=True)
+                self.git("worktree", "prune", check=False)

@@ -30,6 +30,7 @@ from .artifacts import (
     STACK,
     VERIFICATION,
     RunArtifacts,
+    deadline_key,
 )
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
@@ -636,7 +637,9 @@ def run_experiment(
             ) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
+    deadline = _deadline(ctx, name, archs)
     started = last_note = time.monotonic()
+    expired: str | None = None
     while True:
         state = executor.poll(handle)
         if state != "running":
@@ -647,19 +650,68 @@ def run_experiment(
             executor.cancel(handle)
             ctx.store.finish_experiment(ctx.run.id, name, "cancelled")
             raise
+        if time.time() >= deadline["at"]:
+            expired = (
+                f"deadline of {_minutes(deadline['seconds'])} min passed in {ctx.run.state} "
+                f"(experiment {name}; {deadline['source']})"
+            )
+            ctx.event("deadline", expired, {"experiment": name, **deadline})
+            executor.cancel(handle)  # SkyPilot: cancels launch requests in flight, downs the clusters
+            state = "deadline"
+            break
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
             ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
         # a local batch measures on this very machine: wake rarely (no busy polling beside the benchmark)
-        time.sleep(float(executor.poll_interval))
+        time.sleep(max(0.0, min(float(executor.poll_interval), deadline["at"] - time.time())))
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
         tail = executor.logs(handle)[-3000:] if executor.capabilities.logs else ""
+        if expired:
+            raise StageFailed(f"The benchmark of experiment `{name}` was stopped: {expired}.", tail)
         raise StageFailed(f"The benchmark machine produced no result for experiment `{name}`.", tail)
+    if expired:  # what finished before the deadline is kept, as partial (`complete` false) results
+        for res in results.values():
+            res["complete"] = False
+            res["errors"] = [*(res.get("errors") or []), expired]
     ctx.artifacts.put_results(name, results)
     return results
+
+
+def batch_deadline(cap_minutes: float, remaining_usd: float, usd_per_hour: float) -> tuple[float, str]:
+    """(seconds, what set them) a batch may run: the configured cap, or less when the run's remaining budget
+    buys less VM time at the batch's price per hour (all its archs together); free machines: the cap."""
+    cap = float(cap_minutes) * 60.0
+    if usd_per_hour > 0:
+        affordable = max(0.0, float(remaining_usd)) / float(usd_per_hour) * 3600.0
+        if affordable < cap:
+            return (
+                affordable,
+                f"what the remaining ${max(0.0, remaining_usd):.2f} buys at ${usd_per_hour:g}/h",
+            )
+    return cap, "experiment_deadline_minutes"
+
+
+def _deadline(ctx: StageContext, name: str, archs: list[str]) -> dict[str, Any]:
+    """The batch's deadline, fixed once (wall clock, stored: a restarted bot keeps it)."""
+    key = deadline_key(name)
+    stored = ctx.artifact(key)
+    if stored:
+        return stored
+    spent = ctx.store.usage_totals(ctx.run.id)["usd"]
+    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
+    seconds, source = batch_deadline(
+        ctx.settings.experiment_deadline_minutes, limit - spent, sum(_price(ctx, a) for a in archs)
+    )
+    deadline = {"at": time.time() + seconds, "seconds": seconds, "source": source}
+    ctx.put(key, deadline)
+    return deadline
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60.0:.3g}"
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

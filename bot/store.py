@@ -408,6 +408,7 @@ class Store:
             "SELECT id, lease_owner FROM runs WHERE lease_owner IS NOT NULL"
         ).fetchall():
             owner_host, _, pid = (row["lease_owner"] or "").rpartition(":")
+            pid = pid.split("/", 1)[0]  # a run thread's owner is `host:pid/<thread>`
             if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
                 self.conn.execute(
                     "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (row["id"],)

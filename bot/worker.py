@@ -2,6 +2,8 @@
 
 Runs are leased (owner = host:pid, renewed while a stage works), so after a kill -9 a restarted worker takes
 the run over and resumes it at the recorded stage. Stages are idempotent over the store (see bot/pipeline.py).
+With `max_concurrent_runs` N the worker has N run threads; each claims runs under its own lease owner
+(`host:pid/<i>`), so the store's atomic claim hands every run to one thread at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ REFUSE_REACTION = "confused"
 
 
 class Worker:
-    """Single-threaded loop: handle pending commands, then advance claimable runs one stage at a time."""
+    """A commands thread and `max_concurrent_runs` run threads; each run thread claims one run at a time."""
 
     def __init__(
         self,
@@ -46,17 +48,30 @@ class Worker:
         self._threads: list[threading.Thread] = []
 
     # loop -------------------------------------------------------------------------------------------------
+    def run_owners(self) -> list[str]:
+        """The lease owner of each run thread: the worker's own with one thread, `<owner>/<i>` with more
+        (a thread re-claims its own leases, so two threads must never share an owner)."""
+        n = int(self.settings.max_concurrent_runs)
+        return [self.owner] if n <= 1 else [f"{self.owner}/{i}" for i in range(n)]
+
     def start(self) -> Worker:
-        """Two threads: commands (fast: acknowledgements, stop) never wait behind a long-running run."""
+        """Commands (fast: acknowledgements, stop) never wait behind a long-running run; each run thread
+        drives its own runs."""
         self.store.reclaim_dead_leases()
         self._threads = [
             threading.Thread(
                 target=self._loop, args=(self.tick_commands,), daemon=True, name="autoresearch-commands"
-            ),
-            threading.Thread(
-                target=self._loop, args=(self.tick_runs,), daemon=True, name="autoresearch-runs"
-            ),
+            )
         ]
+        for i, owner in enumerate(self.run_owners()):
+            self._threads.append(
+                threading.Thread(
+                    target=self._loop,
+                    args=(lambda owner=owner: self.tick_runs(owner),),
+                    daemon=True,
+                    name=f"autoresearch-runs-{i}",
+                )
+            )
         for t in self._threads:
             t.start()
         return self
@@ -96,14 +111,15 @@ class Worker:
                 did = True
         return did
 
-    def tick_runs(self) -> bool:
-        run = self.store.claim_run(self.owner, self.lease_seconds)
+    def tick_runs(self, owner: str | None = None) -> bool:
+        owner = owner or self.owner
+        run = self.store.claim_run(owner, self.lease_seconds)
         if run is None:
             return False
         try:
-            self.pipeline.advance(run, owner=self.owner, stop=self._stop.is_set)
+            self.pipeline.advance(run, owner=owner, stop=self._stop.is_set)
         finally:
-            self.store.release_run(run.id, self.owner)
+            self.store.release_run(run.id, owner)
         return True
 
     def drain(self, timeout: float = 600.0, until: Callable[[], bool] | None = None) -> None:

@@ -229,6 +229,7 @@ def run_command(cmd: str, cwd: Path, timeout_s: float, isolate: bool = True) -> 
     operator set `local_trust: all`) only inside the jail of bot/experiments/jail.py, with the worktree as
     the one writable directory, no network, no secrets; ('refused', why) where no jail starts."""
     from bot.experiments import jail
+    from bot.experiments.executors import host_work
 
     argv, env, plan, owner, etc = ["bash", "-c", cmd], scrubbed_env(), None, None, None
     if isolate:
@@ -241,22 +242,23 @@ def run_command(cmd: str, cwd: Path, timeout_s: float, isolate: bool = True) -> 
         jail.write_etc(plan, etc)
         argv, env = jail.command(plan, Path(cwd), etc, argv), jail.jail_env(plan)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-            rc: int | str = proc.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            rc = f"timeout after {timeout_s:g}s"
+        with host_work():  # never beside a local benchmark (the machine-wide lock, shared)
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+            try:
+                out, _ = proc.communicate(timeout=timeout_s)
+                rc: int | str = proc.returncode
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, _ = proc.communicate()
+                rc = f"timeout after {timeout_s:g}s"
     finally:
         if plan is not None:
             jail.return_tree(Path(cwd), owner)

@@ -114,11 +114,7 @@ class LocalExecutor:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         # one lock for the whole machine (not per bot instance): two bots, or a bot and its tests, on one host
         # must never benchmark at the same time
-        self.lock_path = Path(
-            lock_path
-            or os.environ.get("AUTORESEARCH_BENCH_LOCK")
-            or Path(tempfile.gettempdir()) / "autoresearch-bench.lock"
-        )
+        self.lock_path = Path(lock_path or bench_lock_path())
         self.run_setup = run_setup
         self.python = python
         self.trust = trust
@@ -331,11 +327,27 @@ def _jail_note(jail_plan: dict[str, Any] | None) -> str:
     return f"jailed: bubblewrap {jail_plan['mode']} mode, uid {uid}, no network"
 
 
+def bench_lock_path() -> Path:
+    """The machine-wide benchmark lock (`AUTORESEARCH_BENCH_LOCK`, else one file in the temp dir)."""
+    return Path(
+        os.environ.get("AUTORESEARCH_BENCH_LOCK") or Path(tempfile.gettempdir()) / "autoresearch-bench.lock"
+    )
+
+
 @contextlib.contextmanager
-def _machine_lock(path: Path) -> Iterator[None]:
+def host_work() -> Iterator[None]:
+    """Other heavy work on this host (the agent's build/check commands): the benchmark lock held SHARED, so
+    such commands overlap each other but never a local benchmark, which holds it exclusively (with
+    `max_concurrent_runs` > 1 one run's agent may build while another run's batch measures)."""
+    with _machine_lock(bench_lock_path(), shared=True):
+        yield
+
+
+@contextlib.contextmanager
+def _machine_lock(path: Path, shared: bool = False) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
