@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def _fraction(d: dict, key: str, where: str, lo: float = 0.0, hi: float = 1.0) -
 
 ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
 MAX_WAVES = 10
+PUSH_TARGETS = ("base", "fork")
 
 GENERIC_DEFAULTS: dict[str, Any] = {
     "preset": "generic",
@@ -134,6 +136,10 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "preset_hooks": None,
     "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
     "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
+    # where candidate and stack branches are pushed: "base" (the repository itself) or "fork" (a fork owned
+    # by the bot's account, so the draft PR comes from a fork and the base repository's CI never runs
+    # candidate code with its secrets); fork_owner: an organization to fork into instead of the bot's account
+    "publish": {"push_to": "base", "fork_owner": None},
 }
 
 
@@ -235,6 +241,16 @@ class ProjectConfig:
     @property
     def agent_max_minutes(self) -> int:
         return int(self.raw["agent"]["max_minutes"])
+
+    @property
+    def push_to(self) -> str:
+        """publish.push_to: "base" (branches in the repository) or "fork" (in the bot's fork of it)."""
+        return str(self.raw["publish"]["push_to"])
+
+    @property
+    def fork_owner(self) -> str | None:
+        """publish.fork_owner: the organization the bot forks into; None: the bot's own account."""
+        return self.raw["publish"]["fork_owner"]
 
     @property
     def budget_usd(self) -> float:
@@ -368,6 +384,7 @@ def _validate_project(
         "decision",
         "agent",
         "budget",
+        "publish",
     ):
         if not isinstance(d[section], dict):
             raise ConfigError(section, "must be a mapping")
@@ -476,6 +493,15 @@ def _validate_project(
     _positive_int(ag, "max_candidates", "agent", minimum=0)
     _positive_int(ag, "max_turns", "agent")
     _positive_int(ag, "max_minutes", "agent")
+
+    pub = d["publish"]
+    if _get(pub, "push_to", str, "publish") not in PUSH_TARGETS:
+        raise ConfigError("publish.push_to", f"must be base or fork, got {pub['push_to']!r}")
+    owner = _get(pub, "fork_owner", str, "publish", required=False)
+    if owner is not None and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", owner):
+        raise ConfigError(
+            "publish.fork_owner", f"must be a GitHub account or organization name, got {owner!r}"
+        )
 
     bud = d["budget"]
     if _get(bud, "usd", float, "budget") < 0:

@@ -32,6 +32,7 @@ from .artifacts import (
     RunArtifacts,
     deadline_key,
 )
+from .forge import ForgeError
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
 from .pipeline import Pipeline, StageContext
@@ -50,6 +51,38 @@ def mirror(ctx: StageContext) -> Mirror:
         return m.ensure(ctx.forge.clone_url(ctx.run.repo, write=True))
     except GitError as exc:
         raise StageFailed("Could not fetch the repository.", str(exc)) from None
+
+
+def push_target(ctx: StageContext) -> str:
+    """The repository that candidate and stack branches are pushed to: the run's repository, or with
+    `publish.push_to: fork` the bot's fork of it (found, else created: again when someone deleted it), so
+    nothing the bot pushes lands where the base repository's CI runs with its secrets."""
+    if ctx.project.push_to != "fork":
+        return ctx.run.repo
+    try:
+        return ctx.forge.ensure_fork(ctx.run.repo, ctx.project.fork_owner)
+    except ForgeError as exc:
+        where = f"`{ctx.project.fork_owner}`" if ctx.project.fork_owner else "the bot's account"
+        raise StageFailed(
+            f"Could not find or create the bot's fork of `{ctx.run.repo}` in {where} "
+            f"(`publish.push_to: fork`): {ctx.forge.redact(exc.message)}"
+        ) from None
+
+
+def push_branch(ctx: StageContext, m: Mirror, target: str, sha: str, branch: str, what: str) -> None:
+    """Force-push `sha` from the mirror to `branch` of `target` (push_target's answer). A fork GitHub has
+    just created may refuse pushes for a few seconds: a push to a fork is tried three times."""
+    attempts = 3 if target != ctx.run.repo else 1
+    for attempt in range(attempts):
+        try:
+            m.push(ctx.forge.clone_url(target, write=True), sha, branch, force=True)
+            return
+        except (GitError, ForgeError) as exc:
+            if attempt + 1 < attempts:
+                time.sleep(2.0 * (attempt + 1))
+                continue
+            detail = str(exc) if isinstance(exc, GitError) else ctx.forge.redact(exc.message)
+            raise StageFailed(f"Could not push {what} `{branch}` to `{target}`.", detail) from None
 
 
 def baseline_sha(ctx: StageContext) -> str:
@@ -384,7 +417,8 @@ def implement(ctx: StageContext) -> None:
         _candidate_from_branch(ctx, ctx.run.params["branch"])
     elif ctx.run.kind == "rebench":
         pr = ctx.forge.get_pull(ctx.run.repo, ctx.run.params["pull"])
-        _candidate_from_branch(ctx, pr.head_ref, sha=pr.head_sha, name="pr-head")
+        head_repo = pr.head_repo if pr.head_repo and pr.head_repo.lower() != ctx.run.repo.lower() else None
+        _candidate_from_branch(ctx, pr.head_ref, sha=pr.head_sha, name="pr-head", repo=head_repo)
     ctx.artifacts.put(CANDIDATES_DONE, True, n)
 
 
@@ -413,7 +447,7 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
     wave_cands = [Candidate.from_dict(c) for c in ctx.artifacts.get(CANDIDATES, n)]
     done = {c.hypothesis for c in wave_cands}
     done |= {s.get("hypothesis") for s in ctx.artifacts.get(SKIPPED, n)}
-    write_url = ctx.forge.clone_url(ctx.run.repo, write=True)
+    target: str | None = None  # push_target, asked at the first push (no fork made for nothing)
     agent_budget = ctx.project.max_candidates
     agent_used = sum(1 for c in wave_cands if c.source == "agent")
     llm = None
@@ -466,10 +500,8 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
                 n,
             )
             continue
-        try:
-            m.push(write_url, sha, branch, force=True)
-        except GitError as exc:
-            raise StageFailed(f"Could not push candidate branch `{branch}`.", str(exc)) from None
+        target = target or push_target(ctx)
+        push_branch(ctx, m, target, sha, branch, "candidate branch")
         _add_candidate(
             ctx,
             Candidate(
@@ -532,11 +564,13 @@ def _agent_candidate(
 
 
 def _candidate_from_branch(
-    ctx: StageContext, branch: str, sha: str | None = None, name: str | None = None
+    ctx: StageContext, branch: str, sha: str | None = None, name: str | None = None, repo: str | None = None
 ) -> None:
+    """`branch` of the run's repository, of `repo` (a pull request's head repository), or `owner:branch` of
+    the owner's fork."""
     m = mirror(ctx)
-    owner_repo = ctx.run.repo
-    if ":" in branch:  # owner:branch of a fork
+    owner_repo = repo or ctx.run.repo
+    if ":" in branch and repo is None:  # owner:branch of a fork
         owner, branch = branch.split(":", 1)
         owner_repo = f"{owner}/{ctx.run.repo.split('/')[1]}"
     try:
@@ -875,7 +909,16 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
         result = stack_winners(m.path, base, winners, branch, force=True)
         stack = result.to_dict()
         if result.sha:
-            m.push(ctx.forge.clone_url(ctx.run.repo, write=True), result.sha, branch, force=True)
+            from .publish import push_blockers
+
+            # every part passed the push check against the wave's base; the stack is checked as a whole too
+            blocked = push_blockers(m.path, base, result.sha, ctx.project.protected_paths)
+            if blocked:
+                raise StageFailed(
+                    f"The stack `{branch}` changes {', '.join(f'`{p}`' for p in blocked[:5])}; it is not "
+                    "pushed (CI, the config file or protected paths)."
+                )
+            push_branch(ctx, m, push_target(ctx), result.sha, branch, "stack branch")
         ctx.artifacts.put(STACK, stack, n)
         ctx.progress(f"stacked {len(stack['applied'])} winner(s); dropped {len(stack['dropped'])}")
     if not stack.get("sha"):
@@ -1124,11 +1167,24 @@ def _open_pull(
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
     base_branch = Baseline.from_dict(ctx.artifacts.get(BASELINE)).branch
 
+    head_owner, head = None, head_branch
+    if ctx.project.push_to == "fork":
+        # the fork may have been deleted since the branches were pushed: found or made again, and the head
+        # pushed (again) from the mirror, which holds every commit the bot measured
+        fork = push_target(ctx)
+        push_branch(ctx, mirror(ctx), fork, head_sha, head_branch, "the pull request's branch")
+        head_owner = fork.split("/", 1)[0]
+        head = f"{head_owner}:{head_branch}"
+
     def create() -> dict[str, Any]:
-        existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch)
-        pr = existing or ctx.forge.create_pull(
-            ctx.run.repo, title, body, head_branch, base_branch, draft=True
-        )
+        try:
+            existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch, head_owner)
+            pr = existing or ctx.forge.create_pull(ctx.run.repo, title, body, head, base_branch, draft=True)
+        except ForgeError as exc:
+            raise StageFailed(
+                f"Could not open the draft pull request from `{head}` into `{base_branch}`: "
+                f"{ctx.forge.redact(exc.message)}"
+            ) from None
         return {"number": pr.number, "url": pr.html_url}
 
     pr = ctx.store.once(ctx.run.id, "pull_request", create)

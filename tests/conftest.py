@@ -26,6 +26,10 @@ NEEDS_JAIL_TESTS = {
         "test_full_run_survives_kill9_and_publishes_one_verified_pr",
         "test_bench_command_measures_a_fork_branch_without_opening_a_pr",
     },
+    "test_e2e_push.py": {
+        "test_candidates_touching_ci_config_or_protected_paths_are_never_pushed",
+        "test_push_to_fork_keeps_every_branch_out_of_the_base_and_survives_a_deleted_fork",
+    },
     "test_e2e_agent.py": {"test_agent_candidate_through_the_pipeline_with_injection_refused"},
     "test_cli.py": {"test_bench_reproduces_a_measurement"},
     "test_local_executor.py": {

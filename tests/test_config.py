@@ -28,6 +28,9 @@ def test_generic_config_loads_with_defaults_and_always_protects_ci_and_itself():
     )
     assert (cfg.simulate_enabled, cfg.primary, cfg.profile_enabled, cfg.max_waves) == (True, "both", True, 3)
     assert (cfg.max_candidates, cfg.agent_max_turns, cfg.agent_max_minutes) == (3, 30, 20)
+    assert (cfg.push_to, cfg.fork_owner) == ("base", None)  # branches go to the repository by default
+    fork = ProjectConfig.from_yaml(GOOD + "publish: {push_to: fork, fork_owner: bot-forks}\n")
+    assert (fork.push_to, fork.fork_owner) == ("fork", "bot-forks")
     for p in ALWAYS_PROTECTED + ["bench/**"]:
         assert p in cfg.protected_paths
     again = ProjectConfig.from_dict(cfg.to_dict(), ["x86", "arm"])
@@ -65,6 +68,9 @@ def test_llamacpp_preset_fills_everything():
         (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "<= 10"),
         (GOOD + "research: {max_waves: two}\n", "research.max_waves", "type int"),
         (GOOD + "research: {profile: maybe}\n", "research.profile", "bool"),
+        (GOOD + "publish: {push_to: upstream}\n", "publish.push_to", "base or fork"),
+        (GOOD + "publish: {fork_owner: a/b}\n", "publish.fork_owner", "organization name"),
+        (GOOD + "publish: {branch: x}\n", "publish.branch", "unknown field"),
     ],
 )
 def test_broken_config_names_field_and_problem(text, field, words):

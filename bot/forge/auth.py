@@ -155,6 +155,22 @@ class Credentials:
         log.info("minted installation token for installation %s (expires %s)", inst_id, expires.isoformat())
         return entry
 
+    def account_client(self, account: str) -> Github:
+        """A client acting for `account` (an organization or user): the token's own client, or the token of
+        the App's installation on that account (GET /orgs/{org}/installation, else /users/{user}/...)."""
+        if self.token_client is not None:
+            return self.token_client
+        try:
+            inst = self._call(lambda: self.app().get_org_installation(account))
+        except NotFound:
+            inst = self._call(lambda: self.app().get_user_installation(account))
+        with self._lock:
+            cached = self._tokens.get(int(inst.id))
+        now = datetime.now(UTC)
+        if cached is None or (cached.expires_at - now).total_seconds() < self.refresh_margin_s:
+            cached = self._mint(int(inst.id))
+        return cached.client
+
     def invalidate(self, repo: str) -> None:
         """Drop the cached installation token serving `repo` (after a 401)."""
         if not isinstance(self.auth, AppAuth):

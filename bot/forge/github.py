@@ -378,6 +378,53 @@ class GitHubForge:
             repo, lambda r: [f.full_name for f in itertools.islice(r.get_forks(), max(0, limit))]
         )
 
+    def ensure_fork(self, repo: str, owner: str | None = None) -> str:
+        """The bot's fork of `repo` ("owner/name"): found, or created (POST /repos/{repo}/forks) when missing,
+        e.g. after someone deleted it. `owner`: an organization to fork into; None: the bot's own account
+        (token auth: the token's user; a GitHub App has no account of its own and needs an organization).
+        A repository of that name that is not a fork of `repo` is an `Unprocessable` error."""
+        base_owner, name = split_repo(repo)
+        if owner is None and isinstance(self.auth, AppAuth):
+            raise ForgeError(
+                0,
+                "a GitHub App has no account of its own to fork into; set publish.fork_owner to an "
+                "organization where the App is installed on all repositories",
+            )
+        target_owner = owner or self.bot_login()
+        if target_owner.lower() == base_owner.lower():
+            raise ForgeError(0, f"{repo} cannot be forked into its own owner's account ({target_owner})")
+        found = self._fork_named(repo, f"{target_owner}/{name}")
+        if found:
+            return found
+        body: dict[str, Any] = {"default_branch_only": True}
+        if owner is not None and owner.lower() != self.bot_login().lower():
+            body["organization"] = owner
+        # with App auth the fork is made by the App's installation on the owning organization
+        client = self._call(lambda: self._creds.account_client(target_owner))
+
+        def fork() -> Any:
+            _, data = client.requester.requestJsonAndCheck(
+                "POST", f"{self.base_url}/repos/{repo}/forks", input=body
+            )
+            return data
+
+        data = self._call(fork, idempotent=False)
+        return str(data["full_name"])
+
+    def _fork_named(self, repo: str, candidate: str) -> str | None:
+        """`candidate`'s full name when it exists and is a fork of `repo`; None when it does not exist."""
+        try:
+            data = self._raw(candidate, "GET", "")
+        except NotFound:
+            return None
+        related = {str((data.get(k) or {}).get("full_name") or "").lower() for k in ("parent", "source")} - {
+            ""
+        }
+        if not data.get("fork") or repo.lower() not in related:
+            name = data.get("full_name") or candidate
+            raise Unprocessable(422, f"{name} exists and is not a fork of {repo}")
+        return str(data["full_name"])
+
     def compare(
         self, repo: str, base: str, head: str, commit_files: bool = True, head_repo: str | None = None
     ) -> CompareResult:

@@ -37,6 +37,8 @@ def make_admin(
         need(data, "login")
         with state.lock:
             user, token = state.create_user(data["login"], data.get("type", "User"), data.get("token"))
+            for member in data.get("members") or []:  # an organization's members (may create repos in it)
+                state.add_org_member(user.login, member)
         return jsonify({"login": user.login, "id": user.id, "type": user.type, "token": token}), 201
 
     @bp.post("/repos")

@@ -42,6 +42,21 @@ def clone_bare(source: Path, dest: Path) -> None:
     git(dest, "config", "http.receivepack", "true")
 
 
+def fetch_commit(bare: Path, source: Path, sha: str, ref: str) -> None:
+    """Copy commit `sha` (and what it needs) from the bare repo `source` into `bare` as `ref` (GitHub keeps a
+    pull request's head as refs/pull/<n>/head in the base repository, whichever repository the head is in)."""
+    if source != bare:
+        git(bare, "fetch", "-q", "--no-tags", str(source), sha)
+    git(bare, "update-ref", ref, sha)
+
+
+def keep_only_branch(bare: Path, branch: str) -> None:
+    """Delete every branch but `branch` (a fork made with default_branch_only)."""
+    for name in refs(bare):
+        if name.startswith("refs/heads/") and name != f"refs/heads/{branch}":
+            git(bare, "update-ref", "-d", name)
+
+
 def refs(bare: Path) -> dict[str, str]:
     out = git(bare, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags")
     pairs = (line.split(" ", 1) for line in out.splitlines() if line)

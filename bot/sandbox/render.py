@@ -302,8 +302,12 @@ class Renderer:
         r = f"{self.api}/repos/{repo.full_name}"
         u = f"{r}/pulls/{issue.number}"
         html = f"{self.base}/{repo.full_name}/pull/{issue.number}"
-        head_repo = self.state.repo(*p.head_repo.split("/", 1))
-        head_sha = gitrepo.branch_sha(head_repo.path, p.head_ref) or ""
+        head_repo = self.state.head_repo(p)
+        if head_repo is not None:
+            head_sha = gitrepo.branch_sha(head_repo.path, p.head_ref) or ""
+        else:  # the head's repository was deleted: head.repo is null, the sha is refs/pull/<n>/head's
+            head_sha = gitrepo.resolve(repo.path, f"refs/pull/{issue.number}/head") or ""
+        head_owner = p.head_repo.split("/", 1)[0]
         base_sha = gitrepo.branch_sha(repo.path, p.base_ref) or p.base_sha
         iss = self.issue(repo, issue)
         d: dict[str, Any] = {
@@ -341,11 +345,11 @@ class Renderer:
             "author_association": iss["author_association"],
             "auto_merge": None,
             "head": {
-                "label": f"{head_repo.owner}:{p.head_ref}",
+                "label": f"{head_owner}:{p.head_ref}",
                 "ref": p.head_ref,
                 "sha": head_sha,
-                "user": self.user(head_repo.owner),
-                "repo": self.repo(head_repo, full=False),
+                "user": self.user(head_owner),
+                "repo": self.repo(head_repo, full=False) if head_repo is not None else None,
             },
             "base": {
                 "label": f"{repo.owner}:{p.base_ref}",
@@ -366,7 +370,7 @@ class Renderer:
             },
         }
         if full:
-            stats = self._pull_stats(repo, head_repo, p.base_ref, head_sha)
+            stats = self._pull_stats(repo, head_repo or repo, p.base_ref, head_sha)
             d.update(
                 {
                     "merged": False,

@@ -305,8 +305,12 @@ def register_html(app: Flask, state: SandboxState) -> None:
             issue = state.issue(repo, number)
             runs = []
             if issue.pull:
-                head_repo = state.repo(*issue.pull.head_repo.split("/", 1))
-                sha = gitrepo.branch_sha(head_repo.path, issue.pull.head_ref)
+                head_repo = state.head_repo(issue.pull)
+                sha = (
+                    gitrepo.branch_sha(head_repo.path, issue.pull.head_ref)
+                    if head_repo
+                    else gitrepo.resolve(repo.path, f"refs/pull/{number}/head")
+                )
                 runs = [r for r in state.check_runs.values() if r.head_sha == sha]
             content = render_template_string(
                 _ISSUE,

@@ -7,6 +7,7 @@ status GitHub would answer with.
 from __future__ import annotations
 
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -223,6 +224,7 @@ class SandboxState:
         self.installations: dict[int, Installation] = {}
         self.installation_tokens: dict[str, InstallationToken] = {}
         self.hooks: dict[int, Hook] = {}
+        self.org_members: dict[str, set[str]] = {}
         self._ids: dict[str, int] = {}
         self.sender = WebhookSender(lambda: list(self.hooks.values()))
 
@@ -247,6 +249,18 @@ class SandboxState:
             self.tokens[tok] = login
             return user, tok
 
+    def add_org_member(self, org: str, login: str) -> None:
+        with self.lock:
+            if self.user(org).type != "Organization":
+                raise ApiError(422, f"{org} is not an organization")
+            if login not in self.users:
+                self.create_user(login)
+            self.org_members.setdefault(org, set()).add(login)
+
+    def is_org_member(self, org: str, login: str) -> bool:
+        with self.lock:
+            return login in self.org_members.get(org, set())
+
     def user(self, login: str) -> User:
         with self.lock:
             if login not in self.users:
@@ -269,8 +283,8 @@ class SandboxState:
             return "none" if repo.private else "read"
         if caller.installation is not None:
             return "write" if repo.full_name in caller.installation.repos else "read"
-        if caller.login == repo.owner:
-            return "admin"
+        if caller.login == repo.owner or caller.login in self.org_members.get(repo.owner, set()):
+            return "admin"  # an organization's members are its owners here (no teams or member roles)
         return repo.collaborators.get(caller.login, "none" if repo.private else "read")
 
     def require(self, repo: Repo, caller: Caller | None, need: str) -> None:
@@ -335,8 +349,11 @@ class SandboxState:
             self.repos[repo.full_name.lower()] = repo
             return repo
 
-    def fork(self, repo: Repo, owner: str, name: str | None = None) -> Repo:
-        """Fork `repo` into `owner`'s account (returns the existing fork when there is one)."""
+    def fork(
+        self, repo: Repo, owner: str, name: str | None = None, default_branch_only: bool = False
+    ) -> Repo:
+        """Fork `repo` into `owner`'s account (returns the existing fork when there is one). The fork joins
+        the installations on `owner`'s account (as an App installed on all of an account's repositories)."""
         with self.lock:
             for other in self.repos.values():
                 if other.owner == owner and other.parent == repo.full_name:
@@ -348,6 +365,8 @@ class SandboxState:
                 raise ApiError(422, f"{owner}/{name} already exists")
             path = self.data_dir / "repos" / owner / f"{name}.git"
             gitrepo.clone_bare(repo.path, path)
+            if default_branch_only:
+                gitrepo.keep_only_branch(path, repo.default_branch)
             fork = Repo(
                 self.next_id("repo"),
                 owner,
@@ -359,7 +378,24 @@ class SandboxState:
                 source=repo.source or repo.full_name,
             )
             self.repos[fork.full_name.lower()] = fork
+            for inst in self.installations.values():
+                if inst.account == owner and fork.full_name not in inst.repos:
+                    inst.repos = sorted([*inst.repos, fork.full_name])
             return fork
+
+    def delete_repo(self, repo: Repo) -> None:
+        """Delete a repository: its git data, issues and pull requests (forks of it stay, as on GitHub)."""
+        with self.lock:
+            self.repos.pop(repo.full_name.lower(), None)
+            for inst in self.installations.values():
+                if repo.full_name in inst.repos:
+                    inst.repos = [r for r in inst.repos if r != repo.full_name]
+            shutil.rmtree(repo.path, ignore_errors=True)
+
+    def head_repo(self, pull: PullInfo) -> Repo | None:
+        """The repository holding a pull request's head branch; None once it was deleted."""
+        with self.lock:
+            return self.repos.get(pull.head_repo.lower())
 
     def network(self, repo: Repo) -> list[Repo]:
         root = repo.source or repo.full_name

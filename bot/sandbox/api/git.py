@@ -61,6 +61,8 @@ def register(api: Api) -> Blueprint:
         repo = api.load(owner, name)
         full = "refs/" + ref
         sha = gitrepo.refs(repo.path).get(full)
+        if sha is None and full.startswith("refs/pull/"):  # a pull request's head, kept by GitHub itself
+            sha = gitrepo.resolve(repo.path, full)
         if sha is None:
             raise ApiError(404, "Not Found")
         return jsonify(g.r.ref(repo, full, sha))

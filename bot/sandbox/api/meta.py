@@ -69,6 +69,16 @@ def register(api: Api) -> Blueprint:
         app = app_from_jwt(state, g.jwt)
         return jsonify(g.r.installation(state.installation_for_repo(app.id, state.repo(owner, name))))
 
+    @route("/orgs/<org>/installation")
+    @route("/users/<org>/installation")
+    def account_installation(org: str) -> Any:
+        app = app_from_jwt(state, g.jwt)
+        state.user(org)
+        for inst in state.installations.values():
+            if inst.app_id == app.id and inst.account.lower() == org.lower():
+                return jsonify(g.r.installation(inst))
+        raise ApiError(404, "Not Found")
+
     @route("/app/installations/<int:inst_id>/access_tokens", ["POST"])
     def access_token(inst_id: int) -> Any:
         inst = own_installation(inst_id)

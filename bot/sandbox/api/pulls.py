@@ -73,6 +73,7 @@ def register(api: Api) -> Blueprint:
             base_sha,
         )
         issue = state.create_issue(repo, c.login, data["title"], data.get("body"), pull=pull)
+        gitrepo.fetch_commit(repo.path, head_repo.path, head_sha, f"refs/pull/{issue.number}/head")
         api.emit_issue(repo, issue, "opened", c.login)
         return api.created(g.r.pull(repo, issue))
 
@@ -101,9 +102,12 @@ def register(api: Api) -> Blueprint:
     def pull_head(owner: str, name: str, number: int) -> tuple[Repo, PullInfo, Repo, str]:
         """(repo, pull, head repository, head sha) of pull request `number`."""
         repo = api.load(owner, name)
-        p = load_pull(repo, number).pull
+        issue = load_pull(repo, number)
+        p = issue.pull
         assert p is not None
-        head_repo = state.repo(*p.head_repo.split("/", 1))
+        head_repo = state.head_repo(p)
+        if head_repo is None:  # the head's repository was deleted: GitHub keeps refs/pull/<n>/head
+            return repo, p, repo, gitrepo.resolve(repo.path, f"refs/pull/{issue.number}/head") or ""
         return repo, p, head_repo, gitrepo.branch_sha(head_repo.path, p.head_ref) or ""
 
     @route("/repos/<owner>/<name>/pulls/<int:number>/files")
@@ -144,7 +148,8 @@ def register(api: Api) -> Blueprint:
             )
         p = issue.pull
         assert p is not None
-        head_sha = gitrepo.branch_sha(state.repo(*p.head_repo.split("/", 1)).path, p.head_ref)
+        head_of = state.head_repo(p)
+        head_sha = gitrepo.branch_sha(head_of.path, p.head_ref) if head_of else None
         rv = Review(
             state.next_id("review"),
             c.login,

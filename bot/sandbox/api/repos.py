@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from bot.sandbox import gitrepo
 from bot.sandbox.api.checks import runs_for_ref
-from bot.sandbox.api.common import Api
+from bot.sandbox.api.common import Api, invalid
 from bot.sandbox.state import ApiError, Caller, Repo, perm_at_least
 
 
@@ -51,9 +51,26 @@ def register(api: Api) -> Blueprint:
         repo = api.load(owner, name)
         c = api.caller()
         data = api.body()
-        target = data.get("organization") or (c.installation.account if c.installation else c.login)
-        fork = state.fork(repo, target, data.get("name"))
+        org = data.get("organization")
+        if org is not None:
+            account = state.users.get(org) if isinstance(org, str) else None
+            if account is None or account.type != "Organization":
+                raise invalid("Fork", "invalid", "organization")
+            member = c.installation.account == org if c.installation else state.is_org_member(org, c.login)
+            if not member:
+                raise ApiError(403, f"You do not have permission to create repositories in {org}")
+        target = org or (c.installation.account if c.installation else c.login)
+        name_ = data.get("name")
+        if name_ is not None and (not isinstance(name_, str) or not name_.strip()):
+            raise invalid("Fork", "invalid", "name")
+        fork = state.fork(repo, target, name_, default_branch_only=bool(data.get("default_branch_only")))
         return api.created(g.r.repo(fork), 202)
+
+    @route("/repos/<owner>/<name>", ["DELETE"])
+    def delete_repo(owner: str, name: str) -> Any:
+        repo, _ = api.load_for(owner, name, "admin")
+        state.delete_repo(repo)
+        return Response(status=204)
 
     @route("/repos/<owner>/<name>/contents")
     @route("/repos/<owner>/<name>/contents/")

@@ -59,6 +59,7 @@ def fire_ref_events(
                         "sender": r.user(sender),
                     }
                     issue.updated_at = now_iso()
+                    gitrepo.fetch_commit(base.path, repo.path, new, f"refs/pull/{issue.number}/head")
                     state.sender.emit("pull_request", sync, repo_installations(state, base))
 
 
