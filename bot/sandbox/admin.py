@@ -82,6 +82,8 @@ def make_admin(
                 data.get("app_id"),
                 data.get("name"),
                 data.get("owner", "sandbox-apps"),
+                data.get("permissions"),
+                data.get("events"),
             )
         return jsonify({"id": app.id, "slug": app.slug, "name": app.name, "bot_login": app.bot_login}), 201
 
