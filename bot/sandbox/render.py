@@ -586,7 +586,7 @@ class Renderer:
             "app_slug": app.slug,
             "target_id": account.id,
             "target_type": "Organization" if account.type == "Organization" else "User",
-            "permissions": dict(app.permissions),
+            "permissions": dict(inst.permissions),
             "events": list(app.events),
             "created_at": inst.created_at,
             "updated_at": inst.created_at,

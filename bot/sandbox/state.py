@@ -203,6 +203,7 @@ class Installation:
     account: str
     repos: list[str]
     created_at: str = field(default_factory=now_iso)
+    permissions: dict[str, str] = field(default_factory=dict)  # as accepted at install time
 
 
 @dataclass
@@ -592,6 +593,29 @@ class SandboxState:
             self.apps[app_id] = app
             return app
 
+    def update_app(
+        self, app_id: int, permissions: dict[str, str] | None = None, events: list[str] | None = None
+    ) -> App:
+        """Change an App's permissions/events as its settings page does: installations keep the permissions
+        they accepted until their owner accepts the new ones (`accept_permissions`)."""
+        with self.lock:
+            app = self.apps.get(app_id)
+            if app is None:
+                raise ApiError(404, "Not Found")
+            if permissions is not None:
+                app.permissions = dict(permissions)
+            if events is not None:
+                app.events = list(events)
+            return app
+
+    def accept_permissions(self, installation_id: int) -> Installation:
+        with self.lock:
+            inst = self.installations.get(installation_id)
+            if inst is None:
+                raise ApiError(404, "Not Found")
+            inst.permissions = dict(self.apps[inst.app_id].permissions)
+            return inst
+
     def create_app_from_manifest(self, manifest: dict[str, Any], owner: str) -> tuple[App, str]:
         """Register the App a (validated) manifest describes, owned by `owner`, with a fresh key pair, a
         webhook secret and its hook; (app, the one-time code its conversion is fetched with)."""
@@ -660,6 +684,7 @@ class SandboxState:
                 app_id,
                 account,
                 [self.repo(*r.split("/", 1)).full_name for r in repos],
+                permissions=dict(self.apps[app_id].permissions),
             )
             self.installations[inst.id] = inst
             return inst
