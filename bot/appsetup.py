@@ -229,7 +229,11 @@ class Listener:
         except OSError as exc:
             raise SetupError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
         self.url = f"http://127.0.0.1:{self._server.server_port}/"
-        self.manifest = build_manifest(base_manifest, redirect_url=self.url + "callback", **kw)
+        try:
+            self.manifest = build_manifest(base_manifest, redirect_url=self.url + "callback", **kw)
+        except SetupError:
+            self._server.server_close()
+            raise
         self.page = form_page(new_app_url(github_url, org, self.state), self.manifest)
         threading.Thread(target=self._server.serve_forever, name="app-create", daemon=True).start()
 
@@ -273,6 +277,8 @@ def _app_create(args: Any) -> int:
         raise SetupError(f"--github-url: {exc}") from None
     outputs = plan_outputs(args.out, args.env_file, args.key_file_as, args.force)
     code = args.code
+    if code is not None and not code.replace("-", "").replace("_", "").isalnum():
+        raise SetupError(f"--code: not a code from GitHub's redirect: {code!r}")
     if not code:
         base = load_manifest(args.manifest)
         listener = Listener(
@@ -298,6 +304,11 @@ def _app_create(args: Any) -> int:
     try:
         creds = convert_manifest_code(api_base, code)
     except ForgeError as exc:
+        if exc.status == 0:  # no answer: the code is not spent
+            raise SetupError(
+                f"cannot reach GitHub at {api_base} ({exc}); the code stays good for an hour: "
+                f"autoresearch-bot app create --code {code} (same --github-url and --out)"
+            ) from None
         raise SetupError(
             f"GitHub refused the code ({exc}); a code works once and for one hour: run `app create` again"
         ) from None

@@ -272,3 +272,22 @@ def test_app_create_without_a_webhook_url_says_what_to_pass(tmp_path: Path) -> N
         proc.returncode == 1
         and stderr.strip() == "app create: --github-url: not an http(s) URL: 'github.com'"
     )
+    proc = cli("--github-url", "http://127.0.0.1:9", "--out", str(tmp_path), "--code", "a/b", cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.strip() == "app create: --code: not a code from GitHub's redirect: 'a/b'"
+    proc = cli("--github-url", "http://127.0.0.1:9", "--out", str(tmp_path), "--code", "c0de", cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.startswith("app create: cannot reach GitHub at http://127.0.0.1:9/api/v3 (")
+    assert stderr.strip().endswith(
+        "the code stays good for an hour: autoresearch-bot app create --code c0de "
+        "(same --github-url and --out)"
+    )
+    assert not (tmp_path / "app.pem").exists() and not (tmp_path / ".env").exists()
+
+
+def test_sandbox_refuses_an_app_name_in_use(sandbox: Any) -> None:
+    assert post_manifest(f"{sandbox.url}/settings/apps/new", manifest_for("AR Twice")).status_code == 302
+    resp = post_manifest(f"{sandbox.url}/settings/apps/new?owner=someone", manifest_for("AR Twice"))
+    assert resp.status_code == 422 and "Name &#39;AR Twice&#39; is already in use" in resp.text

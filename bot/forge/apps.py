@@ -12,7 +12,7 @@ import requests
 from github import Github, GithubException
 from github.GithubApp import GithubApp
 
-from .errors import ForgeError, translate
+from .errors import translate
 
 GITHUB_WEB = "https://github.com"
 
@@ -67,9 +67,10 @@ class AppInfo:
 
 
 def convert_manifest_code(api_base: str, code: str, timeout: float = 30.0) -> AppCredentials:
-    """Exchange the manifest flow's `code` for the new App's credentials (once: the code is spent)."""
+    """Exchange the manifest flow's `code` for the new App's credentials (once: the code is spent).
+    ValueError for a code that cannot be one; ForgeError (status 0: no answer) from GitHub."""
     if not code or not code.replace("-", "").replace("_", "").isalnum():
-        raise ForgeError(0, f"not a manifest code: {code!r}")
+        raise ValueError(f"not a manifest code: {code!r}")
     client = Github(base_url=api_base.rstrip("/"), timeout=int(max(1, timeout)), retry=0)
     try:
         headers, data = client.requester.requestJsonAndCheck("POST", f"/app-manifests/{code}/conversions")

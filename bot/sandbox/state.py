@@ -578,8 +578,6 @@ class SandboxState:
             app_id = app_id or self.next_id("app")
             if app_id in self.apps:
                 raise ApiError(422, f"app {app_id} already registered")
-            if any(a.slug == slug for a in self.apps.values()):
-                raise ApiError(422, f"an app with the slug {slug!r} exists already")
             if owner not in self.users:
                 self.create_user(owner, "Organization")
             bot_login = f"{slug}[bot]"
@@ -637,6 +635,8 @@ class SandboxState:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
         hook = manifest.get("hook_attributes") or {}
         with self.lock:
+            if any(a.slug == slug for a in self.apps.values()):  # App names are unique on a GitHub
+                raise ApiError(422, f"Name {name!r} is already in use")
             app = self.register_app(
                 slug,
                 public,
