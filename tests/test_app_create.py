@@ -291,3 +291,35 @@ def test_sandbox_refuses_an_app_name_in_use(sandbox: Any) -> None:
     assert post_manifest(f"{sandbox.url}/settings/apps/new", manifest_for("AR Twice")).status_code == 302
     resp = post_manifest(f"{sandbox.url}/settings/apps/new?owner=someone", manifest_for("AR Twice"))
     assert resp.status_code == 422 and "Name &#39;AR Twice&#39; is already in use" in resp.text
+
+
+def test_listener_refuses_a_foreign_redirect_and_times_out_with_the_way_on(tmp_path: Path) -> None:
+    proc = cli(
+        "--github-url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(tmp_path),
+        "--webhook-url",
+        "https://bot.example.org/webhook",
+        "--timeout",
+        "3",
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    url = re.search(r"open (http://127\.0\.0\.1:\d+/) ", proc.stdout.readline()).group(1)
+    page = requests.get(url, timeout=30).text
+    assert 'action="http://127.0.0.1:9/settings/apps/new?state=' in page
+    manifest = json.loads(html.unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1)))
+    assert manifest == {
+        **MANIFEST,
+        "hook_attributes": {"url": "https://bot.example.org/webhook", "active": True},
+        "redirect_url": f"{url}callback",
+    }
+    forged = requests.get(f"{url}callback", params={"code": "abc", "state": "not-ours"}, timeout=30)
+    assert forged.status_code == 400
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.startswith(
+        f"app create: no redirect from GitHub within 3 s; if the browser shows {url}callback"
+    )
+    assert not (tmp_path / "app.pem").exists()
