@@ -1,5 +1,5 @@
 """Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config
-validate` (also `python -m bot`)."""
+validate | app create` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,12 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     code, line = validate_project_file(args.file, getattr(args, "config", None))
     print(line, file=sys.stdout if code == 0 else sys.stderr)
     return code
+
+
+def cmd_app_create(args: argparse.Namespace) -> int:
+    from .appsetup import run_app_create
+
+    return run_app_create(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -177,6 +183,35 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", nargs="?", default=None, help="default: ./.autoresearch.yml")
     v.add_argument("--config", help="bot settings (to check the architectures against)")
     v.set_defaults(func=cmd_config_validate)
+
+    p = sub.add_parser("app", help="GitHub App tools")
+    asub = p.add_subparsers(dest="app_command", required=True)
+    a = asub.add_parser(
+        "create",
+        help="register the bot's GitHub App from deploy/app-manifest.json (GitHub's manifest flow) and "
+        "write its key (0600) and an env file with its id, key path and webhook secret",
+    )
+    a.add_argument("--github-url", default="https://github.com", help="GitHub's web URL (GHES: https://host)")
+    a.add_argument("--org", help="create the App for this organization (default: your account)")
+    a.add_argument("--out", default=".", help="folder for app.pem, .env and app.json (default: .)")
+    a.add_argument(
+        "--env-file", help="the env file to write (default: <out>/.env; systemd: /etc/autoresearch/env)"
+    )
+    a.add_argument(
+        "--key-file-as",
+        help="the key's path as the bot sees it, written to the env file (compose: /run/secrets/app.pem)",
+    )
+    a.add_argument(
+        "--webhook-url", help="the bot's public webhook URL (default: $AUTORESEARCH_PUBLIC_URL/webhook)"
+    )
+    a.add_argument("--name", help="the App's name (unique on the GitHub; default: the manifest's)")
+    a.add_argument("--manifest", help="the manifest file (default: the shipped deploy/app-manifest.json)")
+    a.add_argument("--port", type=int, default=0, help="the local redirect listener's port (default: any)")
+    a.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the redirect")
+    a.add_argument("--code", help="finish a flow whose redirect did not reach the listener (the ?code=...)")
+    a.add_argument("--force", action="store_true", help="overwrite an existing <out>/app.pem")
+    a.add_argument("--config", help="bot settings (for public_url)")
+    a.set_defaults(func=cmd_app_create)
 
     p = sub.add_parser("status", help="list runs and their state")
     p.add_argument("--config")

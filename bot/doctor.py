@@ -1,7 +1,9 @@
 """`autoresearch-bot doctor` and `autoresearch-bot config validate`: find misconfigurations before a run does.
 
-Each check yields (ok, what, fix). Nothing here launches anything or talks to GitHub; SkyPilot is used offline
-(its schema and catalog code), so the checks run the same on a laptop, in the image and in CI.
+Each check yields (ok, what, fix). Nothing here launches anything; SkyPilot is used offline (its schema and
+catalog code), so those checks run the same on a laptop, in the image and in CI. With GitHub App auth the
+doctor asks GitHub (the configured API URL) about the App: its JWT accepted (the key is the App's), its
+permissions and events against deploy/app-manifest.json's, and its installations.
 """
 
 from __future__ import annotations
@@ -64,6 +66,138 @@ def check_settings(settings: Settings) -> Iterator[Check]:
         else Check(
             False, f"data_dir {data} is not writable", f"create it for the bot's user: install -d {data}"
         )
+    )
+
+
+LEVELS = ("none", "read", "write", "admin")
+
+
+def _level(value: str | None) -> int:
+    return LEVELS.index(value) if value in LEVELS else 0
+
+
+def _load_key(settings: Settings) -> str | None:
+    """The App's PEM text (None when it cannot be read: check_settings reports that)."""
+    key = settings.github_private_key or ""
+    if key.lstrip().startswith("-----BEGIN"):
+        return key
+    try:
+        return Path(key).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_app(settings: Settings) -> Iterator[Check]:
+    """The GitHub App as GitHub sees it: JWT accepted, permissions and events as the manifest asks,
+    installed somewhere, every installation on the App's current permissions."""
+    if settings.github_app_id is None:
+        return
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from .appsetup import SetupError, load_manifest
+    from .forge import ForgeError, PermissionDenied, forge_from_settings
+
+    app_id = settings.github_app_id
+    pem = _load_key(settings)
+    if pem is None:
+        return
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        yield Check(
+            False,
+            f"GitHub App {app_id}: the private key is not a PEM private key",
+            "generate a private key on the App's settings page (Private keys) and point "
+            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE at the downloaded .pem",
+        )
+        return
+    forge = forge_from_settings(
+        base_url=settings.github_base_url, app_id=app_id, private_key=pem, retries=1, timeout=10.0
+    )
+    try:
+        info = forge.app_info()
+    except PermissionDenied as exc:
+        yield Check(
+            False,
+            f"GitHub App {app_id}: GitHub rejects the App's JWT ({exc}): the key is not this App's or the "
+            "App id is wrong",
+            "set AUTORESEARCH_GITHUB_APP_ID to the 'App ID' on the App's settings page and "
+            "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to a private key generated for that App",
+        )
+        return
+    except ForgeError as exc:
+        yield Check(
+            False,
+            f"GitHub App {app_id}: cannot ask GitHub at {settings.github_base_url} about the App: {exc}",
+            "set AUTORESEARCH_GITHUB_BASE_URL to the API URL (github.com: https://api.github.com; "
+            "GHES: https://HOST/api/v3) and check that this machine reaches it",
+        )
+        return
+    finally:
+        forge.close()
+    where = f"{info.html_url} -> Permissions & events"
+    yield Check(True, f"GitHub App {info.slug} (id {info.id}): GitHub accepts its JWT")
+    try:
+        manifest = load_manifest()
+    except SetupError as exc:
+        yield Check(
+            False,
+            f"GitHub App {info.slug}: {exc}",
+            "pip install 'autoresearch-bot[aws]' (not a partial copy)",
+        )
+        return
+    needed = dict(manifest.get("default_permissions") or {})
+    short = False
+    for perm, level in sorted(needed.items()):
+        have = info.permissions.get(perm)
+        if _level(have) < _level(level):
+            short = True
+            yield Check(
+                False,
+                f"GitHub App {info.slug}: permission {perm} is {have or 'not granted'}, "
+                f"the bot needs {level}",
+                f"grant {perm}: {level} in the App's settings ({where}), then accept the new permissions "
+                "on each installation",
+            )
+    if not short:
+        yield Check(
+            True,
+            f"GitHub App {info.slug}: permissions "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(needed.items())),
+        )
+    missing_events = [e for e in manifest.get("default_events") or [] if e not in info.events]
+    yield (
+        Check(
+            False,
+            f"GitHub App {info.slug}: not subscribed to the events {', '.join(missing_events)}",
+            f"subscribe to {', '.join(missing_events)} in the App's settings "
+            f"({where} -> Subscribe to events)",
+        )
+        if missing_events
+        else Check(
+            True, f"GitHub App {info.slug}: subscribed to {', '.join(manifest.get('default_events') or [])}"
+        )
+    )
+    if not info.installations:
+        yield Check(
+            False,
+            f"GitHub App {info.slug} is not installed on any account: no repository can use the bot",
+            f"install it on the repositories the bot serves: {info.html_url}/installations/new",
+        )
+        return
+    for inst in info.installations:
+        behind = sorted(p for p, lv in needed.items() if _level(inst.permissions.get(p)) < _level(lv))
+        if behind and not short:
+            yield Check(
+                False,
+                f"GitHub App {info.slug}: installation {inst.id} ({inst.account}) has not accepted "
+                f"{', '.join(f'{p}: {needed[p]}' for p in behind)}",
+                f"accept the App's new permissions on {inst.account}: Settings -> Applications -> "
+                f"{info.slug} -> Review request",
+            )
+    accounts = ", ".join(sorted(i.account for i in info.installations))
+    yield Check(
+        True, f"GitHub App {info.slug}: installed on {len(info.installations)} account(s): {accounts}"
     )
 
 
@@ -138,10 +272,14 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
     try:
         settings = Settings.load(config, env)
     except ConfigError as exc:
-        return 2, [
-            f"FAIL  settings: {exc} -> fix: correct `{exc.field}` in the settings file or its "
-            f"AUTORESEARCH_{str(exc.field).split('.')[0].upper()} variable"
-        ]
+        variable = f"AUTORESEARCH_{str(exc.field).split('.')[0].upper()}"
+        if exc.problem.startswith(f"cannot read {variable}_FILE="):
+            fix = f"point {variable}_FILE at an existing file the bot's user can read"
+            if exc.field == "github_private_key":
+                fix += " (the App's .pem: `autoresearch-bot app create` writes it)"
+        else:
+            fix = f"correct `{exc.field}` in the settings file or its {variable} variable"
+        return 2, [f"FAIL  settings: {exc} -> fix: {fix}"]
     checks = [
         Check(
             True,
@@ -150,6 +288,7 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
         )
     ]
     checks += list(check_settings(settings))
+    checks += list(check_app(settings))
     checks += list(check_files())
     from .experiments import registry
 
@@ -184,4 +323,4 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     )
 
 
-__all__ = ["Check", "run_doctor", "validate_project_file"]
+__all__ = ["Check", "check_app", "run_doctor", "validate_project_file"]

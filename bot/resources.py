@@ -17,7 +17,11 @@ from types import ModuleType
 from typing import Any
 
 # name -> files that must be there (a folder missing them is not ours, e.g. SkyPilot's `sky` package)
-MARKERS = {"sky": ("driver.py", "bench.yaml"), "prompts": ("dossier.md",)}
+MARKERS = {
+    "sky": ("driver.py", "bench.yaml"),
+    "prompts": ("dossier.md",),
+    "deploy": ("app-manifest.json",),
+}
 
 
 class MissingData(FileNotFoundError):
@@ -30,7 +34,8 @@ def _candidates(name: str) -> list[Path]:
 
 
 def data_dir(name: str) -> Path:
-    """The folder holding the bot's ``name`` files ("sky" or "prompts") as a real path on disk."""
+    """The folder holding the bot's ``name`` files ("sky", "prompts" or "deploy": the GitHub App manifest)
+    as a real path on disk."""
     if name not in MARKERS:
         raise ValueError(f"unknown data folder {name!r}")
     tried = _candidates(name)

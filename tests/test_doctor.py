@@ -1,7 +1,8 @@
 """`autoresearch-bot doctor` and `config validate`: each misconfiguration reported with its fix, exit codes.
 
-Doctor runs as a subprocess with SkyPilot's real task and catalog code against a hand-placed catalog under an
-isolated HOME (nothing downloaded, no cloud)."""
+The GitHub App checks run in-process against the sandbox GitHub (a table: misconfiguration -> FAIL lines).
+Otherwise doctor runs as a subprocess with SkyPilot's real task and catalog code against a hand-placed
+catalog under an isolated HOME (nothing downloaded, no cloud)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sandbox_helpers import rsa_keypair
 from sky_catalog_fixture import isolated_env, seed_catalog
 
 from bot.cli import main
+from bot.doctor import run_doctor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,3 +93,192 @@ def test_config_validate(tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(["config", "validate", str(bad)]) == 1
     assert "bad.yml: expected ',' or '}', but got '<stream end>' at line 1" in capsys.readouterr().err
     assert main(["config", "validate", str(tmp_path / "nope.yml")]) == 2
+
+
+# ------------------------------------------------------------------ the GitHub App, against the sandbox
+
+NEEDS = {
+    "checks": "write",
+    "contents": "write",
+    "issues": "write",
+    "metadata": "read",
+    "pull_requests": "write",
+}
+EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review"]
+
+
+def app_doctor(tmp_path: Path, sandbox, **env: str) -> tuple[int, list[str]]:
+    base = {
+        "AUTORESEARCH_WEBHOOK_SECRET": "s3cret",
+        "AUTORESEARCH_GITHUB_BASE_URL": sandbox.api_url,
+        "AUTORESEARCH_DATA_DIR": str(tmp_path / "var"),
+    }
+    return run_doctor(None, {**base, **env})
+
+
+def fails(lines: list[str]) -> list[str]:
+    return [ln for ln in lines if ln.startswith("FAIL")]
+
+
+def test_doctor_names_each_app_misconfiguration_with_its_fix(tmp_path: Path, sandbox, sandbox_admin) -> None:
+    """Table: one misconfiguration of the GitHub App path -> exactly the FAIL line(s) the doctor prints."""
+    repo = sandbox_admin.repo("doc-org", "proj")
+
+    def app(slug: str, install: bool = True, **kw) -> tuple[int, Path]:
+        private, public = rsa_keypair()
+        app_id = int(sandbox_admin._call("POST", "/apps", slug=slug, public_key_pem=public, **kw)["id"])
+        pem = tmp_path / f"{slug}.pem"
+        pem.write_text(private)
+        if install:
+            sandbox_admin.install(app_id, "doc-org", [repo])
+        return app_id, pem
+
+    good_id, good_pem = app("doc-good")
+    bare_id, bare_pem = app("doc-bare", install=False)
+    few_id, few_pem = app("doc-few", permissions={**NEEDS, "checks": "read", "pull_requests": "read"})
+    deaf_id, deaf_pem = app("doc-deaf", events=["issues"])
+    late_id, late_pem = app("doc-late", permissions={k: v for k, v in NEEDS.items() if k != "checks"})
+    sandbox_admin._call("PATCH", f"/apps/{late_id}", permissions=NEEDS)  # not accepted by the installation
+    late_inst = sandbox.state.installation_for_repo(late_id, sandbox.state.repo("doc-org", "proj")).id
+    (tmp_path / "not.pem").write_text("hello\n")
+
+    def key(app_id: int, pem: Path) -> dict[str, str]:
+        return {"github_app_id": str(app_id), "github_private_key": str(pem)}
+
+    url = sandbox.url
+    rows = [
+        ("good", key(good_id, good_pem), 0, []),
+        (
+            "key file missing",
+            {"github_app_id": str(good_id), "github_private_key_file": str(tmp_path / "gone.pem")},
+            2,
+            [
+                f"FAIL  settings: github_private_key: cannot read AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE="
+                f"{tmp_path / 'gone.pem'}: No such file or directory -> fix: point "
+                "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE at an existing file the bot's user can read (the App's "
+                ".pem: `autoresearch-bot app create` writes it)"
+            ],
+        ),
+        (
+            "key path unreadable",
+            key(good_id, tmp_path),
+            1,
+            [
+                f"FAIL  GitHub App {good_id}: private key '{tmp_path}' is not a readable file -> fix: set "
+                "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to the App's .pem (readable by the bot's user)"
+            ],
+        ),
+        (
+            "not a key",
+            key(good_id, tmp_path / "not.pem"),
+            1,
+            [
+                f"FAIL  GitHub App {good_id}: the private key is not a PEM private key -> fix: generate a "
+                "private key on the App's settings page (Private keys) and point "
+                "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE at the downloaded .pem"
+            ],
+        ),
+        (
+            "another App's key",
+            key(good_id, bare_pem),
+            1,
+            [
+                f"FAIL  GitHub App {good_id}: GitHub rejects the App's JWT (401: A JSON web token could not "
+                "be decoded): the key is not this App's or the App id is wrong -> fix: set "
+                "AUTORESEARCH_GITHUB_APP_ID to the 'App ID' on the App's settings page and "
+                "AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE to a private key generated for that App"
+            ],
+        ),
+        (
+            "webhook secret empty",
+            {**key(good_id, good_pem), "webhook_secret": ""},
+            1,
+            [
+                "FAIL  webhook_secret is empty: every webhook would be refused -> fix: set "
+                "AUTORESEARCH_WEBHOOK_SECRET to the GitHub App's webhook secret"
+            ],
+        ),
+        (
+            "not installed",
+            key(bare_id, bare_pem),
+            1,
+            [
+                "FAIL  GitHub App doc-bare is not installed on any account: no repository can use the bot "
+                "-> fix: install it on the repositories the bot serves: "
+                f"{url}/apps/doc-bare/installations/new"
+            ],
+        ),
+        (
+            "permissions missing",
+            key(few_id, few_pem),
+            1,
+            [
+                f"FAIL  GitHub App doc-few: permission {perm} is read, the bot needs write -> fix: grant "
+                f"{perm}: write in the App's settings ({url}/apps/doc-few -> Permissions & events), then "
+                "accept the new permissions on each installation"
+                for perm in ("checks", "pull_requests")
+            ],
+        ),
+        (
+            "events missing",
+            key(deaf_id, deaf_pem),
+            1,
+            [
+                "FAIL  GitHub App doc-deaf: not subscribed to the events issue_comment, pull_request, "
+                "pull_request_review -> fix: subscribe to issue_comment, pull_request, pull_request_review "
+                f"in the App's settings ({url}/apps/doc-deaf -> Permissions & events -> Subscribe to events)"
+            ],
+        ),
+        (
+            "installation behind",
+            key(late_id, late_pem),
+            1,
+            [
+                f"FAIL  GitHub App doc-late: installation {late_inst} (doc-org) has not accepted checks: "
+                "write -> fix: accept the App's new permissions on doc-org: Settings -> Applications -> "
+                "doc-late -> Review request"
+            ],
+        ),
+    ]
+    for name, settings, want_code, want_fails in rows:
+        env = {f"AUTORESEARCH_{k.upper()}": v for k, v in settings.items()}
+        code, lines = app_doctor(tmp_path, sandbox, **env)
+        assert (code, fails(lines)) == (want_code, want_fails), name
+    code, lines = app_doctor(
+        tmp_path, sandbox, **{f"AUTORESEARCH_{k.upper()}": v for k, v in key(good_id, good_pem).items()}
+    )
+    assert [ln for ln in lines if "GitHub App" in ln] == [
+        f"ok    GitHub App {good_id}: private key file {good_pem} is readable",
+        f"ok    GitHub App doc-good (id {good_id}): GitHub accepts its JWT",
+        "ok    GitHub App doc-good: permissions checks: write, contents: write, issues: write, "
+        "metadata: read, pull_requests: write",
+        "ok    GitHub App doc-good: subscribed to issues, issue_comment, pull_request, pull_request_review",
+        "ok    GitHub App doc-good: installed on 1 account(s): doc-org",
+    ]
+    sandbox_admin._call("POST", f"/installations/{late_inst}/accept")  # the owner accepts: fixed
+    code, lines = app_doctor(
+        tmp_path, sandbox, **{f"AUTORESEARCH_{k.upper()}": v for k, v in key(late_id, late_pem).items()}
+    )
+    assert code == 0 and lines[-1] == "all checks passed", lines
+
+
+def test_doctor_says_when_github_is_unreachable(tmp_path: Path, sandbox, sandbox_admin) -> None:
+    private, public = rsa_keypair()
+    app_id = sandbox_admin.app("doc-far", public)
+    pem = tmp_path / "far.pem"
+    pem.write_text(private)
+    code, lines = app_doctor(
+        tmp_path,
+        sandbox,
+        AUTORESEARCH_GITHUB_APP_ID=str(app_id),
+        AUTORESEARCH_GITHUB_PRIVATE_KEY=str(pem),
+        AUTORESEARCH_GITHUB_BASE_URL="http://127.0.0.1:9/api/v3",
+    )
+    (line,) = fails(lines)
+    assert code == 1 and line.startswith(
+        f"FAIL  GitHub App {app_id}: cannot ask GitHub at http://127.0.0.1:9/api/v3 about the App: "
+    )
+    assert line.endswith(
+        "-> fix: set AUTORESEARCH_GITHUB_BASE_URL to the API URL (github.com: https://api.github.com; "
+        "GHES: https://HOST/api/v3) and check that this machine reaches it"
+    )

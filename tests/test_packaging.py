@@ -21,7 +21,7 @@ import pytest
 from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "bot", "sky", "prompts")
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "bot", "sky", "prompts", "deploy")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,7 @@ def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) 
         "bot/_data/sky/bench.yaml",
     } <= names
     assert {f"bot/_data/prompts/{p.name}" for p in REPO.joinpath("prompts").glob("*.md")} <= names
+    assert "bot/_data/deploy/app-manifest.json" in names  # `app create` reads it
     assert "bot/resources.py" in names and "bot/experiments/skypilot_exec.py" in names
     tops = {n.split("/", 1)[0] for n in names}
     assert "sky" not in tops and "prompts" not in tops, tops  # never clobber SkyPilot's `sky`

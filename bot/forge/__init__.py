@@ -2,10 +2,12 @@
 
 `Forge` (protocol.py) is the interface the pipeline uses; `GitHubForge` (github.py) implements it (PyGithub).
 errors.py: `ForgeError` and its kinds, translation from PyGithub, `redact`; models.py: the plain data types;
-auth.py: token and GitHub App authentication (installation tokens, cached and refreshed).
+auth.py: token and GitHub App authentication (installation tokens, cached and refreshed); apps.py: the
+App-manifest flow's code conversion and the App's own description (`AppInfo`).
 Every public name is importable from `bot.forge`.
 """
 
+from .apps import AppCredentials, AppInfo, AppInstallation, api_url, convert_manifest_code
 from .auth import AppAuth, Credentials, TokenAuth
 from .errors import ForgeError, NotFound, PermissionDenied, RateLimited, Unprocessable, redact
 from .github import GitHubForge, forge_from_settings, make_retry
@@ -37,6 +39,9 @@ __all__ = [
     "REACTIONS",
     "WRITE_PERMISSIONS",
     "AppAuth",
+    "AppCredentials",
+    "AppInfo",
+    "AppInstallation",
     "Comment",
     "CommitInfo",
     "CompareResult",
@@ -55,6 +60,8 @@ __all__ = [
     "RetryPolicy",
     "TokenAuth",
     "Unprocessable",
+    "api_url",
+    "convert_manifest_code",
     "forge_from_settings",
     "make_retry",
     "redact",

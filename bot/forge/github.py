@@ -19,6 +19,7 @@ import tenacity
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 from github.GithubException import RateLimitExceededExceedsMaxWait
 
+from .apps import AppInfo, AppInstallation
 from .auth import AppAuth, Credentials, TokenAuth
 from .errors import ForgeError, NotFound, PermissionDenied, Unprocessable, redact, translate
 from .models import (
@@ -198,6 +199,32 @@ class GitHubForge:
             return data
 
         return self._repo_op(repo, op, idempotent)
+
+    def app_info(self) -> AppInfo:
+        """The App (its permissions and events) and its installations, with the App's JWT: a key that is
+        not the App's gives PermissionDenied (401). Token auth has no App: ForgeError."""
+        if not isinstance(self.auth, AppAuth):
+            raise ForgeError(0, "token auth: no GitHub App to describe")
+        integration = self._creds.app()
+        app = self._call(integration.get_app)
+        insts = self._call(lambda: list(integration.get_installations()))
+        return AppInfo(
+            id=int(app.id),
+            slug=app.slug,
+            name=app.name,
+            html_url=app.html_url,
+            permissions=dict(app.permissions or {}),
+            events=list(app.events or []),
+            installations=[
+                AppInstallation(
+                    int(i.id),
+                    i.account.login if i.account is not None else "",
+                    dict(i.permissions or {}),
+                    str(i.repository_selection or ""),
+                )
+                for i in insts
+            ],
+        )
 
     # ----------------------------------------------------------------- identity and permissions
 

@@ -84,8 +84,23 @@ def make_admin(
                 data.get("app_id"),
                 data.get("name"),
                 data.get("owner", "sandbox-apps"),
+                data.get("permissions"),
+                data.get("events"),
             )
         return jsonify({"id": app.id, "slug": app.slug, "name": app.name, "bot_login": app.bot_login}), 201
+
+    @bp.patch("/apps/<int:app_id>")
+    def update_app(app_id: int) -> Any:
+        data = body()
+        with state.lock:
+            app = state.update_app(app_id, data.get("permissions"), data.get("events"))
+        return jsonify({"id": app.id, "permissions": app.permissions, "events": app.events})
+
+    @bp.post("/installations/<int:inst_id>/accept")
+    def accept(inst_id: int) -> Any:
+        with state.lock:
+            inst = state.accept_permissions(inst_id)
+        return jsonify({"id": inst.id, "permissions": inst.permissions})
 
     @bp.post("/apps/<int:app_id>/installations")
     def install(app_id: int) -> Any:

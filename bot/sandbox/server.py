@@ -21,6 +21,7 @@ from bot.gitutil import run as git_run
 from bot.sandbox import gitrepo
 from bot.sandbox.admin import make_admin
 from bot.sandbox.api import fire_ref_events, make_api, parse_auth
+from bot.sandbox.manifest import register_manifest_flow
 from bot.sandbox.render import Renderer
 from bot.sandbox.state import ApiError, Installation, SandboxState
 
@@ -139,6 +140,7 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
         return resp
 
     register_git_http(app, state)
+    register_manifest_flow(app, state)
     register_html(app, state)
     return app
 

@@ -6,6 +6,7 @@ status GitHub would answer with.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import threading
@@ -19,6 +20,16 @@ from bot.sandbox import gitrepo
 from bot.sandbox.hooks import WebhookSender
 
 PERMISSIONS = ("none", "read", "triage", "write", "maintain", "admin")
+# what an App registered through the admin API gets unless it names its own (the bot's manifest's set)
+DEFAULT_APP_PERMISSIONS = {
+    "issues": "write",
+    "pull_requests": "write",
+    "contents": "write",
+    "checks": "write",
+    "metadata": "read",
+}
+DEFAULT_APP_EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review"]
+MANIFEST_CODE_TTL_S = 3600.0  # GitHub: the code of the manifest flow expires after one hour
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
 
@@ -168,6 +179,22 @@ class App:
     public_key_pem: str
     bot_login: str
     created_at: str = field(default_factory=now_iso)
+    permissions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_APP_PERMISSIONS))
+    events: list[str] = field(default_factory=lambda: list(DEFAULT_APP_EVENTS))
+    description: str | None = None
+    external_url: str | None = None
+
+
+@dataclass
+class ManifestCode:
+    """The one-time code of the App-manifest flow and what its conversion hands out (once)."""
+
+    code: str
+    app_id: int
+    pem: str
+    webhook_secret: str | None
+    client_secret: str
+    expires_at: float
 
 
 @dataclass
@@ -177,6 +204,7 @@ class Installation:
     account: str
     repos: list[str]
     created_at: str = field(default_factory=now_iso)
+    permissions: dict[str, str] = field(default_factory=dict)  # as accepted at install time
 
 
 @dataclass
@@ -225,6 +253,7 @@ class SandboxState:
         self.installation_tokens: dict[str, InstallationToken] = {}
         self.hooks: dict[int, Hook] = {}
         self.org_members: dict[str, set[str]] = {}
+        self.manifest_codes: dict[str, ManifestCode] = {}
         self._ids: dict[str, int] = {}
         self.sender = WebhookSender(lambda: list(self.hooks.values()))
 
@@ -578,6 +607,8 @@ class SandboxState:
         app_id: int | None = None,
         name: str | None = None,
         owner: str = "sandbox-apps",
+        permissions: dict[str, str] | None = None,
+        events: list[str] | None = None,
     ) -> App:
         with self.lock:
             app_id = app_id or self.next_id("app")
@@ -589,8 +620,85 @@ class SandboxState:
             if bot_login not in self.users:
                 self.users[bot_login] = User(self.next_id("user"), bot_login, "Bot")
             app = App(app_id, slug, name or slug, owner, public_key_pem, bot_login)
+            if permissions is not None:
+                app.permissions = dict(permissions)
+            if events is not None:
+                app.events = list(events)
             self.apps[app_id] = app
             return app
+
+    def update_app(
+        self, app_id: int, permissions: dict[str, str] | None = None, events: list[str] | None = None
+    ) -> App:
+        """Change an App's permissions/events as its settings page does: installations keep the permissions
+        they accepted until their owner accepts the new ones (`accept_permissions`)."""
+        with self.lock:
+            app = self.apps.get(app_id)
+            if app is None:
+                raise ApiError(404, "Not Found")
+            if permissions is not None:
+                app.permissions = dict(permissions)
+            if events is not None:
+                app.events = list(events)
+            return app
+
+    def accept_permissions(self, installation_id: int) -> Installation:
+        with self.lock:
+            inst = self.installations.get(installation_id)
+            if inst is None:
+                raise ApiError(404, "Not Found")
+            inst.permissions = dict(self.apps[inst.app_id].permissions)
+            return inst
+
+    def create_app_from_manifest(self, manifest: dict[str, Any], owner: str) -> tuple[App, str]:
+        """Register the App a (validated) manifest describes, owned by `owner`, with a fresh key pair, a
+        webhook secret and its hook; (app, the one-time code its conversion is fetched with)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(  # GitHub hands out PKCS#1 ("BEGIN RSA PRIVATE KEY")
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        public = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        name = str(manifest.get("name") or f"{owner}-app")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
+        hook = manifest.get("hook_attributes") or {}
+        with self.lock:
+            if any(a.slug == slug for a in self.apps.values()):  # App names are unique on a GitHub
+                raise ApiError(422, f"Name {name!r} is already in use")
+            app = self.register_app(
+                slug,
+                public,
+                name=name,
+                owner=owner,
+                permissions=dict(manifest.get("default_permissions") or {}),
+                events=list(manifest.get("default_events") or []),
+            )
+            app.description = manifest.get("description")
+            app.external_url = manifest.get("url")
+            secret = secrets.token_hex(20) if hook.get("url") else None
+            if hook.get("url") and hook.get("active", True):
+                self.add_hook(hook["url"], secret, app.events or ["*"], app.id)
+            code = secrets.token_hex(10)
+            self.manifest_codes[code] = ManifestCode(
+                code, app.id, pem, secret, secrets.token_hex(20), time.time() + MANIFEST_CODE_TTL_S
+            )
+            return app, code
+
+    def convert_manifest_code(self, code: str) -> tuple[App, ManifestCode]:
+        """What `POST /app-manifests/{code}/conversions` returns; a code works once, within the hour."""
+        with self.lock:
+            entry = self.manifest_codes.pop(code, None)
+            if entry is None or entry.expires_at < time.time():
+                raise ApiError(404, "Not Found")
+            return self.apps[entry.app_id], entry
 
     def install_app(self, app_id: int, account: str, repos: list[str]) -> Installation:
         with self.lock:
@@ -612,6 +720,7 @@ class SandboxState:
                 app_id,
                 account,
                 [self.repo(*r.split("/", 1)).full_name for r in repos],
+                permissions=dict(self.apps[app_id].permissions),
             )
             self.installations[inst.id] = inst
             return inst

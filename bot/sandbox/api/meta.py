@@ -1,4 +1,5 @@
-"""Users, the rate limit, GitHub Apps and their installations (app JWT or installation token)."""
+"""Users, the rate limit, GitHub Apps and their installations (app JWT or installation token), and the
+App-manifest flow's code conversion (no authentication, like GitHub's)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,18 @@ def register(api: Api) -> Blueprint:
                 "expires_at": now_iso(tok.expires_at),
                 "permissions": g.r.installation(inst)["permissions"],
                 "repository_selection": "selected",
+            }
+        )
+
+    @route("/app-manifests/<code>/conversions", ["POST"])
+    def manifest_conversion(code: str) -> Any:
+        app, entry = state.convert_manifest_code(code)
+        return api.created(
+            {
+                **g.r.app(app),
+                "client_secret": entry.client_secret,
+                "webhook_secret": entry.webhook_secret,
+                "pem": entry.pem,
             }
         )
 
