@@ -3,7 +3,7 @@
 
 The wheel is built without build isolation from a copy of the sources (about 2 s, offline). Its contents are
 unpacked to a folder that stands in for site-packages (a pure-python wheel installs exactly those files); the
-real `pip install '.[aws]'` into a fresh venv is the manual check in the README's deployment section.
+real `pip install '.[aws]'` into a fresh venv is scripts/install_check.py (needs a package index).
 """
 
 from __future__ import annotations
