@@ -563,6 +563,7 @@ class Settings:
     worker_poll_seconds: float = 1.0
     max_concurrent_runs: int = 1  # run threads of one worker: each drives its own leased run
     experiment_deadline_minutes: float = 360.0  # a batch's wall-clock cap (the budget may cut it shorter)
+    keep_warm_minutes: float = 30.0  # SkyPilot: a released cluster waits this long for the repo's next run
     public_url: str = ""  # where the status page is reachable; used for links
     status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
 
@@ -607,6 +608,10 @@ class Settings:
             raise ConfigError(
                 "experiment_deadline_minutes", f"must be above 0, got {self.experiment_deadline_minutes!r}"
             )
+        if isinstance(self.keep_warm_minutes, bool) or not (
+            isinstance(self.keep_warm_minutes, (int, float)) and self.keep_warm_minutes >= 0
+        ):
+            raise ConfigError("keep_warm_minutes", f"must be a number >= 0, got {self.keep_warm_minutes!r}")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes", "must be at least 1024")
         for name, arch in self.architectures.items():

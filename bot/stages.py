@@ -660,6 +660,7 @@ def run_experiment(
             specs=specs,
             bundle=bundle,
             arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs},
+            repo=ctx.run.repo,
         )
         try:
             handle = executor.submit(batch)

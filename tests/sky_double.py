@@ -409,6 +409,7 @@ TASK = {"name": "autoresearch-1-x86", "run": "python3 driver.py", "resources": {
 class Batch:
     run_id: int
     tasks: dict[str, dict]
+    repo: str = ""
 
 
 def executor(tmp_path: Path, fake: FakeSky, **kw: Any) -> SkyPilotExecutor:

@@ -109,6 +109,8 @@ def test_settings_from_yaml_and_env(tmp_path):
         ({"AUTORESEARCH_ARXIV_ENABLED": "perhaps"}, "arxiv_enabled"),
         ({"AUTORESEARCH_GITHUB_APP_ID": "12"}, "github_private_key"),
         ({"AUTORESEARCH_MAX_BODY_BYTES": "ten"}, "max_body_bytes"),
+        ({"AUTORESEARCH_KEEP_WARM_MINUTES": "-1"}, "keep_warm_minutes"),
+        ({"AUTORESEARCH_KEEP_WARM_MINUTES": "half an hour"}, "keep_warm_minutes"),
     ],
 )
 def test_broken_settings_name_the_field(env, field):
@@ -131,3 +133,9 @@ def test_web_links_follow_the_api_host() -> None:
     assert web_url("https://api.github.com") == "https://github.com"
     assert web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"  # GitHub Enterprise
     assert web_url("http://127.0.0.1:5000/api/v3/") == "http://127.0.0.1:5000"  # the sandbox
+
+
+def test_keep_warm_minutes_defaults_to_30_and_reads_the_environment():
+    assert Settings.load(None, env={}).keep_warm_minutes == 30.0
+    assert Settings.load(None, env={"AUTORESEARCH_KEEP_WARM_MINUTES": "0"}).keep_warm_minutes == 0.0
+    assert Settings.load(None, env={"AUTORESEARCH_KEEP_WARM_MINUTES": "45"}).keep_warm_minutes == 45.0

@@ -159,3 +159,16 @@ def test_local_capabilities_drive_the_stages(tmp_path: Path) -> None:
     _, lines = run_doctor(env={"AUTORESEARCH_DATA_DIR": str(tmp_path)})
     assert lines[0] == "ok    settings load (executor local, architectures x86, arm)"
     assert not any("architectures.x86" in ln for ln in lines)  # "host" archs: no SkyPilot task to check
+
+
+def test_skypilot_entry_passes_keep_warm_and_charges_warm_time_to_the_store(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, keep_warm_minutes=45.0)
+    store = Store(settings.db_path)
+    run = store.create_run("maria/attention", 7, "issue", "maria")
+    built = registry.get("skypilot").build(settings, store)
+    assert built.keep_warm_minutes == 45.0 and built.charge is not None
+    built.charge(run.id, "warm/x86 ar-r1-abcdef-x86-1: 600 s", 0.5)
+    assert store.usage_totals(run.id)["usd"] == pytest.approx(0.5)
+    assert (
+        registry.get("skypilot").build(_settings(tmp_path, keep_warm_minutes=0), store).keep_warm_minutes == 0
+    )

@@ -862,3 +862,207 @@ def test_a_batch_from_before_cluster_reuse_resumes_and_is_downed(tmp_path: Path)
     assert ("tail_logs", name, 1) in fake.calls and sum(c[0] == "launch" for c in fake.calls) == 1
     assert fake.alive == set() and fake.downed == [name]  # not the run's kept cluster: downed after its batch
     assert second.release(46) == {} and fake.downed == [name]
+
+
+# ---------------------------------------------------------------- warm pool (keep_warm_minutes)
+def warm_executor(tmp_path: Path, fake: FakeSky, minutes: float = 30.0, **kw: Any) -> tuple[Any, list]:
+    charged: list[tuple[int, str, float]] = []
+    ex = executor(
+        tmp_path,
+        fake,
+        keep_warm_minutes=minutes,
+        charge=lambda run_id, detail, usd: charged.append((run_id, detail, usd)),
+        **kw,
+    )
+    return ex, charged
+
+
+def run_batches(ex: Any, run_id: int, n: int, *, repo: str = "o/r", tasks: dict | None = None) -> list[str]:
+    handles = []
+    for _ in range(n):
+        h = ex.submit(Batch(run_id, dict(tasks or {"x86": TASK, "arm": TASK}), repo=repo))
+        assert ex.wait(h, timeout=30) == "done"
+        handles.append(h)
+    return handles
+
+
+def starts(fake: FakeSky) -> list[tuple]:
+    return [c for c in fake.calls if c[0] in ("launch", "exec")]
+
+
+def test_main_verify_and_rebench_share_one_cluster_per_arch(tmp_path: Path) -> None:
+    fake = FakeSky({a: [Attempt("ok")] * 3 for a in ("x86", "arm")})
+    autostops = []
+    launch = fake.launch
+
+    def spy(task, cluster_name=None, **kw):  # noqa: ANN001, ANN202 - the double's own signature
+        autostops.append(kw.get("idle_minutes_to_autostop"))
+        return launch(task, cluster_name=cluster_name, **kw)
+
+    fake.launch = spy  # type: ignore[method-assign]
+    clock = Clock(step=1.0)
+    ex, charged = warm_executor(tmp_path, fake, clock=clock)
+    main, _verify = run_batches(ex, 50, 2)
+    key = run_key(main)
+    names = {a: cluster_name(key, a, 1) for a in ("x86", "arm")}
+    tail = ex.release(50)
+    assert set(tail) == set(names) and fake.downed == []  # kept warm, not downed
+    warm = ex.warm_clusters()
+    assert {n: (w["repo"], w["arch"], w["run_id"]) for n, w in warm.items()} == {
+        names[a]: ("o/r", a, 50) for a in names
+    }
+    assert all(w["warm_until"] == pytest.approx(w["billed_until"] + 30 * 60) for w in warm.values())
+    clock.now += 600  # the maintainer comments /autoresearch rebench
+    (rebench,) = run_batches(ex, 51, 1)
+    assert run_key(rebench) != key
+    for name in names.values():
+        assert [c for c in starts(fake) if c[1] == name] == [("launch", name), ("exec", name), ("exec", name)]
+    assert len(starts(fake)) == 6 and autostops == [10 + 30, 10 + 30]  # autostop: past the warm period
+    state = ex.load_state(rebench)["archs"]
+    assert {a: (s["mode"], s["cluster"]) for a, s in state.items()} == {a: ("exec", names[a]) for a in names}
+    assert ex.warm_clusters() == {}
+    # the warm time (release -> adoption) is charged to the run that released it, the rebench from then on
+    assert sorted(c[0] for c in charged) == [50, 50] and all(c[2] > 600 / 3600 * PRICE for c in charged)
+    assert all(ex.vm_seconds(rebench)[a] < 600 for a in names)
+    ex.release(51)  # the rebench's release treats the adopted cluster as its own: warm again
+    assert set(ex.warm_clusters()) == set(names.values())
+    assert {w["run_id"] for w in ex.warm_clusters().values()} == {51}
+    clock.now += 31 * 60
+    report = ex.reconcile()
+    assert sorted(report["downed"]) == sorted(names.values())
+    assert sorted(fake.downed) == sorted(names.values()) and fake.alive == set()  # one down per arch
+    assert sorted(c[0] for c in charged) == [50, 50, 51, 51] and ex.warm_clusters() == {}
+
+
+def test_a_rebench_after_warm_until_launches_a_new_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 2})
+    clock = Clock(step=1.0)
+    ex, charged = warm_executor(tmp_path, fake, clock=clock)
+    (main,) = run_batches(ex, 60, 1, tasks={"x86": TASK})
+    old = cluster_name(run_key(main), "x86", 1)
+    ex.release(60)
+    assert list(ex.warm_clusters()) == [old] and ex.reconcile()["kept"] == [old]  # waiting, not an orphan
+    clock.now += 31 * 60
+    assert ex.reconcile()["downed"] == [old]
+    assert fake.downed == [old] and ex.warm_clusters() == {}
+    assert [c[0] for c in charged] == [60] and charged[0][2] >= 30 * 60 / 3600 * PRICE
+    (rebench,) = run_batches(ex, 61, 1, tasks={"x86": TASK})
+    new = cluster_name(run_key(rebench), "x86", 1)
+    assert starts(fake) == [("launch", old), ("launch", new)]
+    # expired but not swept yet: never adopted either
+    ex.release(61)
+    clock.now += 31 * 60
+    fake.plans["x86"].append(Attempt("ok"))
+    (late,) = run_batches(ex, 62, 1, tasks={"x86": TASK})
+    assert starts(fake)[-1] == ("launch", cluster_name(run_key(late), "x86", 1))
+    assert new in ex.reconcile()["downed"] and new in fake.downed
+
+
+def test_keep_warm_zero_downs_at_run_end_as_before(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 2})
+    ex, charged = warm_executor(tmp_path, fake, minutes=0)
+    (main,) = run_batches(ex, 63, 1, tasks={"x86": TASK})
+    ex.release(63)
+    old = cluster_name(run_key(main), "x86", 1)
+    assert fake.downed == [old] and fake.alive == set() and ex.warm_clusters() == {}
+    (again,) = run_batches(ex, 64, 1, tasks={"x86": TASK})
+    assert starts(fake) == [("launch", old), ("launch", cluster_name(run_key(again), "x86", 1))]
+    assert charged == []
+
+
+@pytest.mark.parametrize("change", ["repo", "resources", "no repo"])
+def test_another_repository_or_changed_resources_never_adopt(tmp_path: Path, change: str) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 2})
+    ex, charged = warm_executor(tmp_path, fake)
+    (main,) = run_batches(ex, 65, 1, tasks={"x86": TASK})
+    old = cluster_name(run_key(main), "x86", 1)
+    ex.release(65)
+    task = {**TASK, "resources": {"cpus": "4+"}} if change == "resources" else TASK
+    repo = {"repo": "other/repo", "no repo": ""}.get(change, "o/r")
+    (second,) = run_batches(ex, 66, 1, repo=repo, tasks={"x86": task})
+    assert starts(fake) == [("launch", old), ("launch", cluster_name(run_key(second), "x86", 1))]
+    assert list(ex.warm_clusters()) == [old] and charged == []  # still waiting for its own repository
+
+
+def test_two_concurrent_runs_never_adopt_the_same_warm_cluster(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 3})
+    clock = Clock(step=1.0)
+    ex, _ = warm_executor(tmp_path, fake, clock=clock)
+    (main,) = run_batches(ex, 67, 1, tasks={"x86": TASK})
+    old = cluster_name(run_key(main), "x86", 1)
+    ex.release(67)
+    # two bot processes on one state dir: the file lock, not only the executor's own lock, decides
+    other, _ = warm_executor(tmp_path, fake, clock=clock)
+    gate = threading.Barrier(2)
+    handles: dict[int, str] = {}
+
+    def go(e: Any, run_id: int) -> None:
+        gate.wait()
+        handles[run_id] = e.submit(Batch(run_id, {"x86": TASK}, repo="o/r"))
+
+    threads = [threading.Thread(target=go, args=a) for a in ((ex, 68), (other, 69))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert ex.wait(handles[68], timeout=30) == "done" and other.wait(handles[69], timeout=30) == "done"
+    modes = sorted(
+        (
+            e.load_state(handles[r])["archs"]["x86"]["mode"],
+            e.load_state(handles[r])["archs"]["x86"]["cluster"],
+        )
+        for e, r in ((ex, 68), (other, 69))
+    )
+    assert [m for m, _ in modes] == ["exec", "launch"] and modes[0][1] == old
+    assert sorted(c[0] for c in starts(fake)) == ["exec", "launch", "launch"]
+    assert ex.warm_clusters() == {}
+    ex.release(68)
+    other.release(69)
+    clock.now += 31 * 60
+    ex.reconcile()
+    assert fake.alive == set() and sorted(set(fake.downed)) == sorted(n for _, n in modes)
+
+
+def test_a_restarted_bot_keeps_the_warm_record_and_adopts(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 2})
+    clock = Clock(step=1.0)
+    first, _ = warm_executor(tmp_path, fake, clock=clock)
+    (main,) = run_batches(first, 70, 1, tasks={"x86": TASK})
+    old = cluster_name(run_key(main), "x86", 1)
+    first.release(70)
+    second, charged = warm_executor(tmp_path, fake, clock=clock)  # kill -9 and start again
+    assert list(second.warm_clusters()) == [old]
+    assert second.reconcile()["kept"] == [old] and fake.downed == []
+    (rebench,) = run_batches(second, 71, 1, tasks={"x86": TASK})
+    assert starts(fake) == [("launch", old), ("exec", old)]
+    assert ex_mode(second, rebench) == ("exec", old) and [c[0] for c in charged] == [70]
+
+
+def ex_mode(ex: Any, handle: str) -> tuple[str, str]:
+    a = ex.load_state(handle)["archs"]["x86"]
+    return a["mode"], a["cluster"]
+
+
+def test_a_failed_or_cancelled_last_batch_is_never_kept_warm(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok"), Attempt("launch_fail"), Attempt("launch_fail")]})
+    ex, _ = warm_executor(tmp_path, fake)
+    (main,) = run_batches(ex, 72, 1, tasks={"x86": TASK})
+    failed = ex.submit(Batch(72, {"x86": TASK}, repo="o/r"))
+    assert ex.wait(failed, timeout=30) == "failed"
+    ex.release(72)
+    assert ex.warm_clusters() == {} and fake.alive == set()
+
+
+def test_a_warm_cluster_gone_without_the_bot_loses_its_record_and_is_never_adopted(tmp_path: Path) -> None:
+    fake = FakeSky({"x86": [Attempt("ok")] * 2})
+    clock = Clock(step=1.0)
+    ex, charged = warm_executor(tmp_path, fake, clock=clock)
+    (main,) = run_batches(ex, 73, 1, tasks={"x86": TASK})
+    old = cluster_name(run_key(main), "x86", 1)
+    ex.release(73)
+    with fake.lock:
+        fake.alive.discard(old)  # autostop (the backstop) or someone's `sky down`
+    report = ex.reconcile()
+    assert ex.warm_clusters() == {} and report["downed"] == [] and [c[0] for c in charged] == [73]
+    (later,) = run_batches(ex, 74, 1, tasks={"x86": TASK})
+    assert starts(fake) == [("launch", old), ("launch", cluster_name(run_key(later), "x86", 1))]

@@ -49,6 +49,7 @@ class Batch:
     arch_configs: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # arch -> Settings.architectures[arch]
+    repo: str = ""  # "owner/name": SkyPilot adopts a warm cluster only from a run of the same repository
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,17 @@ def run_in_progress(store: Any, run_id: int) -> bool:
 def _build_skypilot(settings: Any, store: Any = None) -> Executor:
     # the reconciler downs the clusters of runs that are over (their release lost to a crash)
     run_active = None if store is None else (lambda run_id: run_in_progress(store, run_id))
-    return _skypilot()(settings.data_path / "executor" / "skypilot", run_active=run_active)
+    charge = (
+        None
+        if store is None
+        else (lambda run_id, detail, usd: store.record_usage(run_id, "vm", usd=usd, detail=detail))
+    )
+    return _skypilot()(
+        settings.data_path / "executor" / "skypilot",
+        run_active=run_active,
+        keep_warm_minutes=float(getattr(settings, "keep_warm_minutes", 0) or 0),
+        charge=charge,
+    )
 
 
 REGISTRY: dict[str, ExecutorEntry] = {

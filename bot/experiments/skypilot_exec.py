@@ -37,10 +37,13 @@ its id, and reuses the run's clusters.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import shutil
@@ -189,6 +192,12 @@ def _records(got: Any) -> list[Any]:
     return list((got[0] if isinstance(got, tuple) else got) or [])
 
 
+def fingerprint(config: Mapping[str, Any]) -> str:
+    """What a warm cluster must match to be adopted: the task's resources (and node count)."""
+    what = {k: config.get(k) for k in ("resources", "num_nodes")}
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _batch_number(handle: str) -> int:
     tail = handle.rsplit("-b", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -217,6 +226,8 @@ class SkyPilotExecutor:
         down_tries: int = 4,
         down_backoff: tuple[float, float] = (5.0, 120.0),
         run_active: Callable[[int], bool] | None = None,
+        keep_warm_minutes: float = 0.0,
+        charge: Callable[[int, str, float], None] | None = None,
     ) -> None:
         if sdk is None:
             from bot.resources import skypilot
@@ -234,6 +245,8 @@ class SkyPilotExecutor:
         self.down_tries = max(1, down_tries)
         self.down_backoff = down_backoff  # (first wait, longest wait) in seconds, doubling in between
         self.run_active = run_active  # run id -> still in progress? (the store); None: runs end by release()
+        self.keep_warm_minutes = max(0.0, float(keep_warm_minutes))  # 0: a released run's clusters go down
+        self.charge = charge  # (run id, detail, usd): VM time of a warm cluster, charged when adopted/downed
         self._lock = threading.RLock()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._reconciler: threading.Thread | None = None
@@ -353,6 +366,8 @@ class SkyPilotExecutor:
             }
             for arch, cfg in configs.items():
                 (hdir / f"{arch}.task.json").write_text(json.dumps(cfg, indent=1, sort_keys=True))
+                state["archs"][arch]["fingerprint"] = fingerprint(cfg)
+            rec["repo"] = rec.get("repo") or str(getattr(batch, "repo", "") or "")
             self._save_run(rec)
             self._save(handle, state)
         for arch in configs:
@@ -426,19 +441,160 @@ class SkyPilotExecutor:
                     continue
                 last = e.get("last_handle")
                 known = bool(last) and (self.state_dir / str(last) / "state.json").exists()
-                self._down(last if known else None, arch if known else None, name, force=True)
+                warm = self._warmable(rec, arch, e, last) if known else None
+                if warm is None:
+                    self._down(last if known else None, arch if known else None, name, force=True)
                 if not known or e.get("billed_until") is None:
                     continue
-                seconds = max(0.0, self.clock() - float(e["billed_until"]))
+                ended = self.clock()
+                seconds = max(0.0, ended - float(e["billed_until"]))
                 with self._lock:
                     state = self.load_state(last)
                     a = state["archs"][arch]
                     a["vm_seconds"] += seconds
                     self._save(last, state)
+                if warm is not None:  # the rest of its time is charged to this run when adopted or downed
+                    warm.update(billed_until=ended, warm_until=ended + self.keep_warm_minutes * 60.0)
+                    with self._warm_pool() as pool:
+                        pool[name] = warm
                 got = out.setdefault(arch, {"seconds": 0.0, "usd": 0.0})
                 got["seconds"] += seconds
                 got["usd"] += seconds / 3600.0 * float(a.get("usd_per_hour") or 0.0)
         return out
+
+    # ------------------------------------------------------------------ warm pool (keep_warm_minutes)
+    @contextlib.contextmanager
+    def _warm_pool(self) -> Any:
+        """``<state_dir>/warm.json`` ({cluster: record}) for a read-modify-write under this executor's lock
+        and a file lock (another process on the same state dir): a record taken out of it
+        is adopted by one run."""
+        with self._lock:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.state_dir / "warm.lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    path = self.state_dir / "warm.json"
+                    pool = json.loads(path.read_text()) if path.exists() else {}
+                    yield pool
+                    tmp = path.with_suffix(".wtmp")
+                    tmp.write_text(json.dumps(pool, indent=1, sort_keys=True))
+                    tmp.replace(path)
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def warm_clusters(self) -> dict[str, dict[str, Any]]:
+        """Released clusters waiting for the next run of their repository: {name: record}."""
+        with self._warm_pool() as pool:
+            return copy.deepcopy(pool)
+
+    def _warmable(
+        self, rec: Mapping[str, Any], arch: str, e: Mapping[str, Any], last: str
+    ) -> dict[str, Any] | None:
+        """The warm record of a released run's cluster, or None (down it): only with ``keep_warm_minutes``, a
+        known repository, and a last batch that finished cleanly (a final result) on it."""
+        if self.keep_warm_minutes <= 0 or not rec.get("repo") or e.get("billed_until") is None:
+            return None
+        state = self.load_state(last)
+        a = state["archs"].get(arch) or {}
+        if state.get("cancelled") or a.get("status") != "done" or not a.get("complete"):
+            return None
+        if not a.get("fingerprint") or e["cluster"] in a.get("down", []):
+            return None
+        return {
+            "repo": rec["repo"],
+            "arch": arch,
+            "fingerprint": a["fingerprint"],
+            "run_id": rec["run_id"],
+            "key": rec["key"],
+            "handle": last,
+            "usd_per_hour": float(a.get("usd_per_hour") or 0.0),
+        }
+
+    def _charge_warm(self, name: str, w: Mapping[str, Any], until: float) -> None:
+        """The warm time of cluster ``name`` (released -> adopted or downed), charged to the run that released
+        it: added to its last batch's ``vm_seconds`` and reported through ``charge`` (the store's usage)."""
+        seconds = max(0.0, until - float(w.get("billed_until") or until))
+        usd = seconds / 3600.0 * float(w.get("usd_per_hour") or 0.0)
+        handle, arch = str(w.get("handle") or ""), str(w.get("arch") or "")
+        with self._lock:
+            if handle and (self.state_dir / handle / "state.json").exists():
+                state = self.load_state(handle)
+                if arch in state["archs"]:
+                    state["archs"][arch]["vm_seconds"] += seconds
+                    self._save(handle, state)
+        if self.charge is not None:
+            try:
+                self.charge(int(w.get("run_id") or 0), f"warm/{arch} {name}: {seconds:.0f} s", usd)
+            except Exception:  # noqa: BLE001 - the seconds are in the batch's vm_seconds regardless
+                log.exception("charging the warm time of %s failed", name)
+
+    def _adopt(self, handle: str, arch: str) -> tuple[str, float] | None:
+        """(cluster, since) of a warm cluster this run takes over for ``arch``: same repository, same
+        resources fingerprint, not past ``warm_until``, and UP. Taken out of the pool before anything else (so
+        no second run gets it), then recorded as this run's own cluster; one that is not UP is downed and the
+        next one tried."""
+        key = run_key(handle)
+        with self._lock:
+            repo = self._load_run(key).get("repo") or ""
+            fp = self.load_state(handle)["archs"][arch].get("fingerprint")
+        if self.keep_warm_minutes <= 0 or not repo or not fp:
+            return None
+        while True:
+            now = self.clock()
+            with self._lock:
+                with self._warm_pool() as pool:
+                    name = next(
+                        (
+                            n
+                            for n, w in sorted(pool.items())
+                            if (w.get("repo"), w.get("arch"), w.get("fingerprint")) == (repo, arch, fp)
+                            and float(w.get("warm_until") or 0) > now
+                        ),
+                        None,
+                    )
+                    if name is None:
+                        return None
+                    w = pool.pop(name)
+                rec = self._load_run(key)
+                rec["archs"][arch].update(cluster=name, billed_until=None, adopted_from=w.get("key"))
+                self._save_run(rec)
+            try:
+                up = self._cluster_status(name) == "UP"
+            except Exception:  # noqa: BLE001 - unknown: not adopted; the orphan pass downs it
+                up = False
+            now = self.clock()
+            self._charge_warm(name, w, now)
+            if up:
+                log.info("%s adopts the warm cluster %s (%s, %s)", handle, name, repo, arch)
+                return name, now
+            self._down(w.get("handle"), arch, name, force=True)
+            with self._lock:
+                rec = self._load_run(key)
+                if rec["archs"][arch].get("cluster") == name:
+                    rec["archs"][arch]["cluster"] = None
+                    self._save_run(rec)
+
+    def _reconcile_warm(self, listed: set[str], asked: float, report: dict[str, list[str]]) -> set[str]:
+        """Down the warm clusters past ``warm_until`` (their time charged to the run that released them);
+        drop the records of ones ``status`` no longer lists. The warm clusters still
+        waiting, for the orphan pass."""
+        now = self.clock()
+        with self._warm_pool() as pool:
+            over = {n: pool.pop(n) for n, w in list(pool.items()) if float(w.get("warm_until") or 0) <= now}
+            # gone (autostop, a manual down): not one released after `status` was asked
+            over |= {
+                n: pool.pop(n)
+                for n, w in list(pool.items())
+                if n not in listed and float(w.get("billed_until") or 0) < asked
+            }
+            waiting = set(pool)
+        for name, w in over.items():
+            if name in listed:
+                log.info("reconcile: the warm cluster %s was not adopted in time; tearing it down", name)
+                ok = self._down(w.get("handle"), w.get("arch"), name, force=True, tries=1)
+                (report["downed"] if ok else report["pending"]).append(name)
+            self._charge_warm(name, w, self.clock())
+        return waiting
 
     def _cancel_live_batches(self, key: str) -> None:
         for handle in self._batches(key):
@@ -562,12 +718,15 @@ class SkyPilotExecutor:
                     if self._down(entry.get("handle"), entry.get("arch"), name, tries=1)
                     else report["pending"]
                 ).append(name)
+        asked = self.clock()
         try:
             records = self.sdk.get(self.sdk.status(cluster_names=None, all_users=False))
         except Exception as exc:  # noqa: BLE001 - API server down: try again next time
             report["errors"].append(f"status: {type(exc).__name__}: {exc}")
             return report
-        active = self._active_clusters()
+        active = self._active_clusters() | self._reconcile_warm(
+            {_record_name(r) for r in records or []}, asked, report
+        )
         for record in records or []:
             name = _record_name(record)
             if not OUR_CLUSTER.match(name) or name in report["downed"] or name in report["pending"]:
@@ -768,6 +927,9 @@ class SkyPilotExecutor:
                 return existing, "exec", since
             if status:  # INIT (a launch that failed half-way) or STOPPED: not reusable
                 self._down(handle, arch, existing, force=True)
+        adopted = self._adopt(handle, arch)  # a warm cluster a previous run of the repository left
+        if adopted is not None:
+            return adopted[0], "exec", adopted[1]
         with self._lock:
             rec = self._load_run(key)
             e = rec["archs"][arch]
@@ -803,6 +965,16 @@ class SkyPilotExecutor:
 
     def _request_job(self, handle: str, arch: str, name: str, mode: str, config: Mapping[str, Any]) -> Any:
         """Send the launch (or exec) request; its id is on disk before anyone waits on it."""
+        autostop = self.autostop_minutes
+        if self.keep_warm_minutes > 0:  # autostop stays the backstop, past the warm period
+            autostop += math.ceil(self.keep_warm_minutes)
+            res = config.get("resources") or {}
+            if (
+                isinstance(res.get("autostop"), Mapping)
+                and int(res["autostop"].get("idle_minutes") or 0) < autostop
+            ):
+                config = copy.deepcopy(dict(config))
+                config["resources"]["autostop"] = {**res["autostop"], "idle_minutes": autostop}
         task = self._make_task(config)
         if mode == "exec":
             rid = self.sdk.exec(task, cluster_name=name, down=False)
@@ -811,7 +983,7 @@ class SkyPilotExecutor:
                 task,
                 cluster_name=name,
                 retry_until_up=False,
-                idle_minutes_to_autostop=self.autostop_minutes,
+                idle_minutes_to_autostop=autostop,
                 down=True,
             )
         self._update(handle, arch, launch_request=str(rid))
