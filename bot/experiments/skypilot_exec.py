@@ -10,7 +10,11 @@ is saved before ``stream_and_get`` waits on it (provisioning log) -> ``tail_logs
 died, the last ``AUTORESEARCH_PARTIAL <json>`` line, kept with ``complete: false``). A batch that ends
 without a final result (launch failure, preemption, lost VM) downs its cluster and is retried once on a fresh
 one. ``release(run_id)`` (the pipeline calls it when a run is done, failed or cancelled) downs the run's
-clusters; ``cancel`` downs the batch's clusters at once.
+clusters; ``cancel`` downs the batch's clusters at once. With ``keep_warm_minutes`` > 0 ``release`` keeps a
+cluster whose last batch finished cleanly in the warm pool (``<state_dir>/warm.json``: repo, arch, resources
+fingerprint, warm_until); the next run of the same repository adopts it (taken out of the pool under a file
+lock, then ``exec``), and ``reconcile()`` downs it past warm_until. Its warm time is charged to the run that
+released it (the batch's ``vm_seconds`` and the ``charge`` callback) when it is adopted or downed.
 
 A spot arch (``use_spot: true``) runs each batch as a SkyPilot managed job instead (``sky.jobs.launch``, named
 ``arj-r<run>-<hex6>-<arch>-<seq>``): the jobs controller provisions the spot VM, recovers the job after a
