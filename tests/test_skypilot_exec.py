@@ -1066,3 +1066,70 @@ def test_a_warm_cluster_gone_without_the_bot_loses_its_record_and_is_never_adopt
     assert ex.warm_clusters() == {} and report["downed"] == [] and [c[0] for c in charged] == [73]
     (later,) = run_batches(ex, 74, 1, tasks={"x86": TASK})
     assert starts(fake) == [("launch", old), ("launch", cluster_name(run_key(later), "x86", 1))]
+
+
+def test_pipeline_runs_of_one_repository_share_a_warm_cluster_and_all_vm_time_is_recorded(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from bot.config import ProjectConfig, Settings
+    from bot.experiments.registry import run_in_progress
+    from bot.pipeline import Pipeline
+    from bot.stages import DEFAULT_STAGES
+    from bot.store import Store
+
+    settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
+    store = Store(settings.db_path)
+    fake = FakeSky({"x86": [Attempt("ok")] * 4})
+    clock = Clock(step=30.0)
+    ex, _ = warm_executor(
+        tmp_path, fake, clock=clock, run_active=lambda run_id: run_in_progress(store, run_id)
+    )
+    ex.charge = lambda run_id, detail, usd: store.record_usage(run_id, "vm", usd=usd, detail=detail)
+
+    def measure(ctx: Any) -> None:
+        handle = ex.submit(Batch(ctx.run.id, {"x86": TASK}, repo=ctx.run.repo))
+        assert ex.wait(handle, timeout=30) == "done"
+
+    def unused(ctx):  # noqa: ANN001, ANN202
+        raise AssertionError(f"unexpected phase {ctx.run.state}")
+
+    stages = {
+        **{phase: unused for phase in DEFAULT_STAGES},
+        "implementing": measure,
+        "benchmarking": measure,
+        "deciding": lambda ctx: None,
+        "publishing": lambda ctx: None,
+    }
+    pipeline = Pipeline(
+        settings,
+        store,
+        CommentLog(),
+        stages=stages,
+        services={"executor": ex},
+        status_renderer=lambda p, run: f"run {run.id}: {run.state}",
+    )
+    raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
+    runs = []
+    for _ in range(2):
+        run = store.create_run("maria/attention", 7, "bench", "maria")
+        store.put_artifact(
+            run.id, "project", ProjectConfig.from_dict(raw, list(settings.architectures)).to_dict()
+        )
+        assert pipeline.advance(run, owner="test").state == "done"
+        runs.append(run.id)
+        clock.now += 300  # the maintainer reads the PR, comments /autoresearch rebench
+    assert [c[0] for c in starts(fake)] == ["launch", "exec", "exec", "exec"]
+    assert len({c[1] for c in starts(fake)}) == 1 and fake.downed == []
+    clock.now += 31 * 60
+    assert len(ex.reconcile()["downed"]) == 1 and fake.alive == set()
+
+    def details(run_id: int) -> list[str]:
+        rows = store.conn.execute("SELECT kind, detail FROM usage WHERE run_id = ? ORDER BY id", (run_id,))
+        return [f"{k} {d.split(':')[0]}" for k, d in rows]
+
+    # the first run: its teardown tail at release, then its warm time up to the adoption
+    assert details(runs[0]) == ["vm teardown/x86", f"vm warm/x86 {fake.downed[0]}"]
+    # the second run: its tail at release, then the warm time the reconciler ended
+    assert details(runs[1]) == ["vm teardown/x86", f"vm warm/x86 {fake.downed[0]}"]
