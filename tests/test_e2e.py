@@ -154,9 +154,15 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
         number = world.open_issue("Speed up attention on CPU", "softmax and matmul are hot")
         world.label(number)
         run = wait_for(lambda: store.list_runs() and store.list_runs()[0], what="run")
-        # kill -9 while the benchmarks run
+        # kill -9 while the benchmarks run: once the stage has started (its event is recorded; entering a
+        # phase posts the status comment first, and a kill in that gap would hide the resume) and the batch
+        # "main" (not research's profile batch) is out
         wait_for(
-            lambda: store.get_run(run.id).state == "benchmarking" and store.experiments(run.id),
+            lambda: (
+                store.get_run(run.id).state == "benchmarking"
+                and any(e["message"] == "benchmarking started" for e in store.events(run.id, "stage"))
+                and any(x["name"] == "main" for x in store.experiments(run.id))
+            ),
             timeout=180,
             what="benchmarking",
         )
@@ -175,7 +181,9 @@ def test_full_run_survives_kill9_and_publishes_one_verified_pr(world, tmp_path):
         worker.wait()
     assert killed_in in ("benchmarking", "deciding", "publishing")
     starts = [e for e in store.events(run.id, "stage") if e["message"] == "benchmarking started"]
-    assert len(starts) == 2, "the restarted worker resumed the benchmark stage"
+    # killed in benchmarking: the restarted worker resumed the benchmark stage (a second start); the main
+    # batch may have finished just before the kill landed, and then the restart went on from deciding
+    assert len(starts) == (2 if killed_in == "benchmarking" else 1), (killed_in, starts)
     assert len(store.experiments(run.id)) >= 1 and store.experiments(run.id)[0]["state"] == "done"
 
     # verdicts: measured, not hard-coded
