@@ -7,6 +7,7 @@ the restarted worker finishes the run with exactly one status comment and exactl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -320,6 +321,11 @@ def test_bench_command_measures_a_fork_branch_without_opening_a_pr(world):
     assert list(world.gh("maria").get_repo(world.repo).get_pulls(state="open")) == []
     status = [c for c in bot_comments(world, number) if status_marker(run.id) in c.body]
     assert len(status) == 1 and "broken" in status[0].body and "./check" in status[0].body
+    # the stage hands the run's repository to the executor with every batch (SkyPilot's warm pool keys on it)
+    local = Path(world.bot.settings.data_dir) / "executor" / "local"
+    plans = [json.loads(p.read_text()) for p in local.glob("local-*/batch.json")]
+    mine = [p for p in plans if p["run_id"] == run.id]
+    assert mine and {p["repo"] for p in mine} == {world.repo}
 
 
 def test_budget_stops_before_any_vm_is_launched(tmp_path, monkeypatch):

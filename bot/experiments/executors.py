@@ -149,6 +149,7 @@ class LocalExecutor:
         plan: dict[str, Any] = {
             "handle": handle,
             "run_id": batch.run_id,
+            "repo": batch.repo,  # what the batch measures (for operators reading batch.json)
             "arches": list(batch.specs),
             "run_setup": self.run_setup,
             "lock": str(self.lock_path),
