@@ -17,6 +17,10 @@ Public API (stable; other tests depend on it):
         `status`. Returns the operationId; raises ExchangeError (an AssertionError) with the details.
         Undocumented error statuses (>= 400) are checked against GitHub's basic error shape.
 
+    validate_log(spec, entries) -> (operations, failures)
+        validate_exchange over recorded exchanges (the sandbox's request log entries: method, path, status,
+        response_json, request_json): the operationIds that validated and the failure messages.
+
     validate_webhook(spec, event, payload) -> str
         Validate a webhook payload (X-GitHub-Event `event`, e.g. "issue_comment") against the description's
         x-webhooks schema for that event and payload["action"] ("issue-comment-created"); returns that key.
@@ -37,6 +41,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +241,22 @@ def validate_exchange(
         index.validator((template, method, str(status)), schema), response_json, f"{where} response {status}"
     )
     return op_id
+
+
+def validate_log(spec: dict[str, Any], entries: Iterable[dict[str, Any]]) -> tuple[set[str], list[str]]:
+    """Validate recorded exchanges; returns (operationIds that validated, failure messages)."""
+    operations: set[str] = set()
+    failures: list[str] = []
+    for e in entries:
+        try:
+            operations.add(
+                validate_exchange(
+                    spec, e["method"], e["path"], e["status"], e["response_json"], e["request_json"]
+                )
+            )
+        except ExchangeError as exc:
+            failures.append(str(exc))
+    return operations, failures
 
 
 def validate_webhook(spec: dict[str, Any], event: str, payload: dict[str, Any]) -> str:
