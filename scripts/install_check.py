@@ -23,31 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from install_probe import INSTALLED  # noqa: E402  (what the tests ask an unpacked wheel, too)
 from sky_catalog_fixture import isolated_env, seed_catalog  # noqa: E402  (the tests' offline catalog)
-
-PROBE = """
-import json, sys
-from pathlib import Path
-import bot, sky
-from sky.adaptors import aws
-import boto3
-from bot.agent.llm import LLM
-from bot.config import Settings
-from bot.experiments import tasks
-from bot.experiments.skypilot_exec import build_task
-files = Path(sys.argv[1])
-out = {"bot": bot.__file__, "sky": sky.__file__, "sky_dir": str(tasks.SKY_DIR), "archs": {}}
-spec = {"schema": 1, "run_id": 4, "seed": 1, "source": {"url": "https://example.com/o/r.git"},
-        "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [], "project": {"preset": "generic"}}
-for arch, cfg in Settings().architectures.items():
-    shipped = tasks.write_batch_files(dict(spec, arch=arch), files / arch)
-    config = tasks.render_task(dict(spec, arch=arch), cfg, shipped)
-    tasks.validate_task(config)
-    r = list(build_task(config).resources)[0]
-    out["archs"][arch] = [str(r.cloud), r.instance_type, r.region, sorted(p.name for p in shipped.iterdir())]
-out["prompts"] = str(LLM(api_key="k", max_tokens_budget=1, base_url="http://127.0.0.1:9").prompts_dir)
-print(json.dumps(out))
-"""
 
 
 def main(argv: list[str]) -> int:
@@ -74,7 +51,7 @@ def main(argv: list[str]) -> int:
         env = isolated_env(home)
         env.pop("PYTHONPATH", None)
         proc = subprocess.run(
-            [str(py), "-c", PROBE, str(base / "files")],
+            [str(py), "-c", INSTALLED, str(base / "files")],
             cwd=elsewhere,
             env=env,
             capture_output=True,
@@ -101,6 +78,10 @@ def main(argv: list[str]) -> int:
             )
             if "driver.py" not in files or "spec.json" not in files:
                 problems.append(f"{arch}: driver files missing from the task's workdir")
+        if not out["aws_adaptor"]:
+            problems.append(
+                f"SkyPilot's AWS adaptor or boto3 does not import: the [{args.extra}] extra is missing"
+            )
         for p in problems:
             print("FAIL " + p)
         print("ok" if not problems else f"{len(problems)} problem(s)")

@@ -18,6 +18,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from install_probe import INSTALLED
 from sky_catalog_fixture import isolated_env, seed_catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,35 +77,6 @@ def test_sdist_carries_the_folders_the_wheel_maps(built: dict[str, Path]) -> Non
     with tarfile.open(built["sdist"]) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
     assert {"setup.py", "sky/driver.py", "sky/bench.yaml", "sky/llamacpp.py", "prompts/dossier.md"} <= names
-
-
-INSTALLED = """
-import json, sys
-from pathlib import Path
-import bot, sky
-from bot.agent.llm import LLM
-from bot.config import Settings
-from bot.experiments import tasks
-from bot.experiments.skypilot_exec import build_task
-from bot import pathglob
-files = Path(sys.argv[1])
-out = {"bot": bot.__file__, "sky": sky.__file__, "sky_dir": str(tasks.SKY_DIR), "archs": {},
-       "pathglob": [sys.modules["autoresearch_sky_pathglob"].__file__, pathglob.protected("b/a", ["b"])],
-       "gitrun": sys.modules["autoresearch_sky_gitrun"].__file__}
-spec = {"schema": 1, "run_id": 4, "seed": 1, "source": {"url": "https://example.com/o/r.git"},
-        "baseline": {"name": "baseline", "sha": "a" * 40}, "candidates": [], "project": {"preset": "generic"}}
-for arch, cfg in Settings().architectures.items():
-    shipped = tasks.write_batch_files(dict(spec, arch=arch), files / arch)
-    config = tasks.render_task(dict(spec, arch=arch), cfg, shipped)
-    tasks.validate_task(config)
-    task = build_task(config)
-    r = list(task.resources)[0]
-    out["archs"][arch] = [str(r.cloud), r.instance_type, r.region, sorted(p.name for p in shipped.iterdir())]
-llm = LLM(api_key="k", max_tokens_budget=1, base_url="http://127.0.0.1:9")
-out["prompts"] = str(llm.prompts_dir)
-out["rendered"] = llm.render("review_system", {})[:40]
-print(json.dumps(out))
-"""
 
 
 def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(
