@@ -101,7 +101,7 @@ PUSH_TARGETS = ("base", "fork")
 
 GENERIC_DEFAULTS: dict[str, Any] = {
     "preset": "generic",
-    "build": {"commands": [], "strategy": "auto", "ccache": True, "timeout": 1800},
+    "build": {"commands": [], "strategy": "auto", "ccache": True, "shared_cache": False, "timeout": 1800},
     "validate": {"commands": [], "compare_output": None, "timeout": 900},
     "benchmark": {
         "command": None,
@@ -395,6 +395,7 @@ def _validate_project(
     if strategy not in ("auto", "incremental", "ccache", "clean"):
         raise ConfigError("build.strategy", f"must be auto, incremental, ccache or clean, got {strategy!r}")
     _get(d["build"], "ccache", bool, "build")
+    _get(d["build"], "shared_cache", bool, "build")
     for section in ("build", "validate", "benchmark"):
         _positive_int(d[section], "timeout", section)
     _str_list(d["validate"], "commands", "validate")
@@ -550,6 +551,8 @@ class Settings:
     executor: str = "local"  # a name in bot/experiments/registry.py: local | skypilot
     local_trust: str = "none"  # none: candidates run only in the jail (bubblewrap); all: UNSAFE, no jail
     local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
+    # shared compiler cache (build.shared_cache projects); default <data_dir>/executor/local/_shared-ccache
+    local_build_cache: str | None = None
     architectures: dict[str, dict[str, Any]] = field(
         default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES)
     )
@@ -594,6 +597,10 @@ class Settings:
         for path in self.local_jail_paths:
             if not str(path).startswith("/"):
                 raise ConfigError("local_jail_paths", f"must be absolute paths, got {path!r}")
+        if self.local_build_cache is not None and not str(self.local_build_cache).startswith("/"):
+            raise ConfigError(
+                "local_build_cache", f"must be an absolute path, got {self.local_build_cache!r}"
+            )
         if not self.trigger_label.strip():
             raise ConfigError("trigger_label", "must not be empty")
         if self.github_app_id is not None and not self.github_private_key:

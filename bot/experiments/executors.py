@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot.experiments import jail, tasks
+from bot.experiments import buildcache, jail, tasks
 from bot.experiments import results as results_mod
 
 PollState = Literal["running", "done", "failed"]
@@ -108,6 +108,7 @@ class LocalExecutor:
         trust: str = "none",
         jail_paths: list[str] | tuple[str, ...] = (),
         jail_uid: int = jail.JAIL_UID,
+        shared_cache: Path | None = None,
     ):
         if trust not in TRUST_LEVELS:
             raise ExecutorError(f"local_trust must be one of {', '.join(TRUST_LEVELS)}, got {trust!r}")
@@ -122,6 +123,8 @@ class LocalExecutor:
         self.jail_paths = tuple(jail_paths)
         self.jail_uid = int(jail_uid)
         self._children: dict[str, subprocess.Popen] = {}
+        # compiler cache shared by batches, written by baseline-only warm runs (bot/experiments/buildcache)
+        self.shared_cache = Path(shared_cache) if shared_cache else self.base_dir / buildcache.DIR_NAME
 
     def jail_plan(self) -> dict[str, Any] | None:
         """The jail this executor's batches run in; None with `local_trust: all`; UntrustedRefused when a jail
@@ -162,6 +165,9 @@ class LocalExecutor:
             # jailed: a copy, never a hard link (the jail may write its files dir; the bundle is shared)
             tasks.write_batch_files(spec, files_dir, batch.bundle, link_bundle=jail_plan is None)
             plan["tasks"][arch] = tasks.render_task(spec, batch.arch_configs.get(arch, {}), files_dir)
+            if buildcache.wanted(spec):
+                plan.setdefault("shared_cache", {"dir": str(self.shared_cache), "keys": {}})
+                plan["shared_cache"]["keys"][arch] = buildcache.warm_key(spec, arch)
         _write_json(hdir / "batch.json", plan)
         log = open(hdir / "runner.log", "ab")
         try:
@@ -205,6 +211,10 @@ class LocalExecutor:
                 out[arch] = results_mod.load_result(path, partial=True)
             except results_mod.ResultError as e:
                 LOG.warning("%s/%s: result left out: %s", handle, arch, e)
+                continue
+            warm = (_read_json(hdir / "warm.json") or {}).get(arch)
+            if warm:  # the shared compiler cache's warm run, before the batch: build time too
+                out[arch]["timings"]["cache_warm_s"] = float(warm.get("seconds") or 0.0)
         return out
 
     def cancel(self, handle: str) -> None:
@@ -288,11 +298,54 @@ def run_local_batch(hdir: Path) -> int:
                 cancelled = True
                 break
             note = _jail_note(plan.get("jail"))
+            cache = plan.get("shared_cache") or {}
+            key = (cache.get("keys") or {}).get(arch)
+            extra: dict[str, Any] = {}
+            if key:
+                extra = _shared_cache(hdir, arch, task, Path(cache["dir"]), key, plan)
             print(f"[runner] {time.time():.3f} {arch}: start ({task['name']}, {note})", flush=True)
-            exits[arch] = _run_task(task, bool(plan.get("run_setup")), plan.get("jail"), hdir / "jail-etc")
+            exits[arch] = _run_task(
+                task, bool(plan.get("run_setup")), plan.get("jail"), hdir / "jail-etc", **extra
+            )
             print(f"[runner] {time.time():.3f} {arch}: exit {exits[arch]}", flush=True)
     _write_json(hdir / "done.json", {"exit": exits, "cancelled": cancelled, "finished": time.time()})
     return 0 if all(rc == 0 for rc in exits.values()) and not cancelled else 1
+
+
+def _shared_cache(
+    hdir: Path, arch: str, task: dict[str, Any], root: Path, key: str, plan: dict[str, Any]
+) -> dict[str, Any]:
+    """Warm the shared compiler cache from the baseline alone when this (baseline, arch, build settings) has
+    not been warmed yet; return the extra arguments of the batch's own task: the store, read-only."""
+    cache = buildcache.SharedCache(root)
+    if not cache.warmed(key):
+        t = time.monotonic()
+        try:
+            cache.prepare_store(plan.get("jail"))
+            wtask = buildcache.warm_task(task, Path(task["workdir"]), hdir / f"{_safe(arch)}-warm")
+        except OSError as exc:
+            print(f"[runner] {arch}: shared compiler cache unavailable ({exc}); building cold", flush=True)
+            return {}
+        print(f"[runner] {time.time():.3f} {arch}: warming the shared compiler cache (baseline)", flush=True)
+        rc = _run_task(
+            wtask,
+            False,
+            plan.get("jail"),
+            hdir / "jail-etc",
+            extra_env={"CCACHE_REMOTE_STORAGE": cache.remote(writable=True)},
+            rw=[str(cache.store)],
+        )
+        seconds = round(time.monotonic() - t, 3)
+        warm = _read_json(hdir / "warm.json") or {}
+        warm[arch] = {"exit": rc, "seconds": seconds}
+        _write_json(hdir / "warm.json", warm)
+        print(f"[runner] {time.time():.3f} {arch}: warm run exit {rc} in {seconds}s", flush=True)
+        if rc != 0:  # the batch's own run says what is wrong with the baseline; nothing is marked
+            return {}
+        cache.mark(key, {"arch": arch, "handle": hdir.name, "seconds": seconds, "at": time.time()})
+    if not cache.store.is_dir():
+        return {}
+    return {"extra_env": {"CCACHE_REMOTE_STORAGE": cache.remote(writable=False)}, "ro": [str(cache.store)]}
 
 
 def _run_task(
@@ -300,9 +353,13 @@ def _run_task(
     run_setup: bool,
     jail_plan: dict[str, Any] | None = None,
     etc_dir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    rw: list[str] | tuple[str, ...] = (),
+    ro: list[str] | tuple[str, ...] = (),
 ) -> int:
     env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
     env.update({k: str(v) for k, v in (task.get("envs") or {}).items()})
+    env.update(extra_env or {})
     cwd = task["workdir"]
     if run_setup and task.get("setup"):  # the bot's own template (packages), never candidate code: unjailed
         rc = subprocess.call(["bash", "-c", task["setup"]], cwd=cwd, env=env, stdin=subprocess.DEVNULL)
@@ -314,11 +371,11 @@ def _run_task(
         etc_dir = etc_dir or Path(cwd).parent / "jail-etc"
         try:
             jail.prepare(jail_plan, Path(cwd), etc_dir)
-            argv = jail.command(jail_plan, Path(cwd), etc_dir, argv)
+            argv = jail.command(jail_plan, Path(cwd), etc_dir, argv, rw=rw, ro=ro)
         except (jail.JailError, OSError) as exc:
             print(f"[runner] jail could not be set up, nothing run: {exc}", flush=True)
             return 125
-        env = jail.jail_env(jail_plan, task.get("envs") or {})
+        env = jail.jail_env(jail_plan, {**(task.get("envs") or {}), **(extra_env or {})})
     return subprocess.call(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
 
 

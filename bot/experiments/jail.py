@@ -7,7 +7,9 @@ with a fresh root that holds only what the driver needs:
   ld.so cache, localtime, os-release; a generated passwd/group), the bot's Python interpreter and venv (the
   llama.cpp preset needs gguf + numpy), /sys/devices/system/cpu (topology), and `extra_ro` (e.g. /opt/...);
 - read-write: the batch's own files dir (spec, bundle copy, git mirror, worktrees, ccache, result.json) and
-  nothing else; private /tmp and /dev/shm (tmpfs), a fresh /proc (new pid namespace), a minimal /dev;
+  nothing else (a warm-only run of the baseline alone also writes the shared compiler cache's store, which
+  every other batch sees read-only: bot/experiments/buildcache.py); private /tmp and /dev/shm (tmpfs), a
+  fresh /proc (new pid namespace), a minimal /dev;
 - new pid, net (loopback only: no network), ipc, uts and cgroup namespaces; no capabilities; the process tree
   dies with the runner (`--die-with-parent`, pid namespace); `--new-session` (no terminal injection);
 - an explicit environment built here (`jail_env`), never the bot's.
@@ -159,8 +161,16 @@ def _chown_tree(tree: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
-def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str]) -> list[str]:
-    """The bwrap command line that runs argv inside the jail with cwd = workdir (read-write)."""
+def command(
+    plan: dict[str, Any],
+    workdir: Path,
+    etc_dir: Path,
+    argv: list[str],
+    rw: list[str] | tuple[str, ...] = (),
+    ro: list[str] | tuple[str, ...] = (),
+) -> list[str]:
+    """The bwrap command line that runs argv inside the jail with cwd = workdir (read-write), plus the
+    extra directories `rw` (read-write) and `ro` (read-only): the shared compiler cache's store."""
     bwrap = shutil.which("bwrap")
     if not bwrap:
         raise JailError("bubblewrap (bwrap) is not installed")
@@ -228,6 +238,10 @@ def command(plan: dict[str, Any], workdir: Path, etc_dir: Path, argv: list[str])
     ]
     bind("--ro-bind-try", "/sys/devices/system/cpu")
     bind("--bind", str(workdir))
+    for p in rw:
+        bind("--bind", str(Path(p).absolute()))
+    for p in ro:
+        bind("--ro-bind", str(Path(p).absolute()))
     args += ["--chdir", str(workdir), "--"]
     if plan["mode"] == "root":
         setpriv = shutil.which("setpriv")

@@ -39,6 +39,7 @@ def _build_local(settings: Any, store: Any = None) -> Executor:
         settings.data_path / "executor" / "local",
         trust=settings.local_trust,
         jail_paths=settings.local_jail_paths,
+        shared_cache=settings.local_build_cache,
     )
 
 

@@ -14,7 +14,10 @@ DEFAULTS: dict[str, Any] = {
         "commands": [
             "cmake -B build -DCMAKE_BUILD_TYPE=Release",
             "cmake --build build -j --target llama-bench",
-        ]
+        ],
+        # a cold llama.cpp build takes minutes: the local executor keeps a compiler cache filled from
+        # baselines only (bot/experiments/executors.py, "shared compiler cache")
+        "shared_cache": True,
     },
     "validate": {"commands": [], "compare_output": None},
     "benchmark": {
