@@ -764,10 +764,7 @@ class Driver:
             log(f"{name}: simulating ({simulate.TOOL})")
             # one path for every variant (a symlink): the same environment and stack layout, so the same cache
             # behaviour; with per-variant paths an A/A pair differed by 1.3e-4 in estimated cycles
-            link = self.workdir / "simulated-tree"
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(tree.resolve(), target_is_directory=True)
+            link = self.same_path(tree, "simulated-tree")
             rec = simulate.run(
                 cmd,
                 link,
@@ -811,6 +808,14 @@ class Driver:
             log(f"{base}: simulation build {'ok' if built else 'FAILED'} (warm-only)")
         if self.variant(base)["status"] == "pending":
             self.variant(base)["status"] = "ok"
+
+    def same_path(self, tree: Path, link_name: str) -> Path:
+        """workdir/<link_name>, a symlink pointing at `tree` now: one path for every variant."""
+        link = self.workdir / link_name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(tree).resolve(), target_is_directory=True)
+        return link
 
     def phase_bench(self) -> None:
         """Paired wall-time design with planned looks (sky/paired.py): pairs (baseline, candidate) in random
@@ -916,8 +921,15 @@ class Driver:
             self.result["schedule"].append(name)
             self.write()  # who is running now is on disk (a hung invocation shows where it hangs)
         t = time.monotonic()
+        env = self.ctx.env
         try:
-            got = self.preset.bench(self.trees[name], self.ctx)
+            # every variant runs from ONE path (a symlink swapped to its tree), with PWD set to it: the same
+            # environment size, so the same stack alignment. With per-variant paths (wt/baseline vs wt/aa)
+            # the environment differs by a few bytes, which shifts the stack and can bias one variant by a
+            # few percent (Mytkowicz et al., ASPLOS 2009); the simulated tier does the same.
+            link = self.same_path(self.trees[name], "bench-tree")
+            self.ctx.env = dict(env, PWD=str(link))
+            got = self.preset.bench(link, self.ctx)
             self.seconds.setdefault(name, []).append(time.monotonic() - t)
             if not got:
                 raise BenchError("no METRIC lines in output")
@@ -929,6 +941,8 @@ class Driver:
         except Exception as e:  # noqa: BLE001
             self.fail(name, "bench_failed", f"{what}: {e}")
             return None
+        finally:
+            self.ctx.env = env
         if keep:
             samples = self.variant(name)["samples"]
             for metric, values in got.items():

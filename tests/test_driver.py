@@ -190,6 +190,26 @@ def test_ccache_strategy_hits_cache_across_worktrees(
     assert hits >= 3  # aa's kernels.o, bench and check all from the cache
 
 
+def test_every_variant_benchmarks_from_one_path(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """Same cwd string and environment size for every variant (stack alignment), whatever its name."""
+    path, shas = repo
+    shas = {**shas, "a_much_longer_candidate_name": shas["aa"]}
+    probe = (
+        'echo "METRIC pwd_len=${#PWD}"; echo "METRIC env_bytes=$(env | wc -c)"; '
+        'echo "METRIC cwd_len=$(pwd -L | wc -c)"; echo "METRIC softmax_ns=100"'
+    )
+    proj = project(rounds=2, repetitions=1, warmup=0, command=probe, min_pairs=2, max_pairs=2)
+    proj["decision"] = {"primary": "wall"}
+    r, _ = run_driver(spec(shas, ["a_much_longer_candidate_name"], proj, source={"url": str(path)}), tmp_path)
+    v = r["variants"]
+    long = v["a_much_longer_candidate_name"]
+    assert long["status"] == "ok" and len(long["pairs"]) == 2
+    for metric in ("pwd_len", "env_bytes", "cwd_len"):
+        seen = set(v["baseline"]["samples"][metric]) | set(long["samples"][metric])
+        assert len(seen) == 1, (metric, seen)
+    assert v["baseline"]["samples"]["pwd_len"][0] == len(str(tmp_path / "work" / "bench-tree"))
+
+
 def test_crash_mid_run_leaves_partial_result(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     path, shas = repo
     files = tmp_path / "files"
