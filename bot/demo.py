@@ -366,7 +366,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         run = runs[0]
         say(f"run {run.id} finished: {run.state}")
         _summary(world, number, run)
-        _timings(world, run, time.monotonic() - started)
+        _timings(world, run, time.monotonic() - started, shared_cache=llama)
         out = workdir / "report"
         out.mkdir(exist_ok=True)
         comments = world.comments(number)
@@ -413,7 +413,7 @@ def _wait(cond: Any, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def _timings(world: World, run: Any, total: float) -> None:
+def _timings(world: World, run: Any, total: float, shared_cache: bool = False) -> None:
     """Where the demo's time went, per experiment (from the driver's result): build / validate / benchmark /
     simulate, and per variant its build and simulation build."""
     print(f"\nTime: {total:.0f} s in all")
@@ -422,10 +422,13 @@ def _timings(world: World, run: Any, total: float) -> None:
         (k[len(RESULTS_PREFIX) :] for k in keys if k.startswith(RESULTS_PREFIX)),
         key=lambda n: (n != "profile", n),  # the profile batch comes first in a run
     )
+    split = dict.fromkeys(("cache_warm_s", "build_s", "validate_s", "bench_s", "simulate_s"), 0.0)
     for name in names:
         results = RunArtifacts(world.bot.store, run.id).results(name) or {}
         for arch, res in results.items():
             t = res.get("timings") or {}
+            for key in split:
+                split[key] += float(t.get(key) or 0.0)
             if t.get("cache_warm_s"):
                 print(
                     f"  experiment {name} ({arch}): shared compiler cache warmed first from the baseline "
@@ -444,6 +447,19 @@ def _timings(world: World, run: Any, total: float) -> None:
                     f"simulation build {sb.get('seconds', 0):6.1f} s, "
                     f"simulation {sim.get('seconds', 0):5.1f} s"
                 )
+    measured = sum(split.values())
+    print(
+        f"  split: build {split['build_s'] + split['cache_warm_s']:.0f} s (compiler-cache warm-up "
+        f"{split['cache_warm_s']:.0f} s), simulate {split['simulate_s']:.0f} s (incl. simulation builds), "
+        f"benchmark {split['bench_s']:.0f} s, validate {split['validate_s']:.0f} s; everything else "
+        f"(sandbox import, research, publishing) {max(0.0, total - measured):.0f} s"
+    )
+    if shared_cache:
+        print(
+            "  this was a COLD run: the shared compiler cache was empty for this baseline and was warmed"
+            if split["cache_warm_s"]
+            else "  this was a WARM run: the baseline came from the shared compiler cache"
+        )
 
 
 def _summary(world: World, number: int, run: Any) -> None:
