@@ -738,16 +738,7 @@ class Driver:
             timeout = float(sim_cfg.get("timeout") or max(60.0, 100.0 * max(self.seconds.get(name) or [0.6])))
             tree = self.trees[name]
             if build_sim:
-                bt = time.monotonic()
-                try:
-                    built, text = build_sim(tree, self.ctx)
-                except Exception as e:  # noqa: BLE001
-                    built, text = False, f"{type(e).__name__}: {e}"
-                self.variant(name)["simulated_build"] = {
-                    "ok": bool(built),
-                    "seconds": round(time.monotonic() - bt, 3),
-                    "log_tail": tail(text, 1500),
-                }
+                built, text = self.simulation_build(name, build_sim)
                 if not built:
                     self.variant(name)["simulated"] = {
                         "ok": False,
@@ -795,19 +786,24 @@ class Driver:
         build_sim = getattr(self.preset, "simulate_build", None)
         base = self.baseline
         if build_sim and primary != "wall" and sim_cfg.get("enabled") is not False:
-            bt = time.monotonic()
-            try:
-                built, text = build_sim(self.trees[base], self.ctx)
-            except Exception as e:  # noqa: BLE001
-                built, text = False, f"{type(e).__name__}: {e}"
-            self.variant(base)["simulated_build"] = {
-                "ok": bool(built),
-                "seconds": round(time.monotonic() - bt, 3),
-                "log_tail": tail(text, 1500),
-            }
+            built, _ = self.simulation_build(base, build_sim)
             log(f"{base}: simulation build {'ok' if built else 'FAILED'} (warm-only)")
         if self.variant(base)["status"] == "pending":
             self.variant(base)["status"] = "ok"
+
+    def simulation_build(self, name: str, build_sim: Callable) -> tuple:
+        """The preset's simulation build of one variant, recorded as variant["simulated_build"]."""
+        bt = time.monotonic()
+        try:
+            built, text = build_sim(self.trees[name], self.ctx)
+        except Exception as e:  # noqa: BLE001
+            built, text = False, f"{type(e).__name__}: {e}"
+        self.variant(name)["simulated_build"] = {
+            "ok": bool(built),
+            "seconds": round(time.monotonic() - bt, 3),
+            "log_tail": tail(text, 1500),
+        }
+        return built, text
 
     def same_path(self, tree: Path, link_name: str) -> Path:
         """workdir/<link_name>, a symlink pointing at `tree` now: one path for every variant."""
