@@ -155,6 +155,10 @@ class World:
             "GIT_AUTHOR_EMAIL": "m@x.org",
             "GIT_COMMITTER_NAME": "Maria",
             "GIT_COMMITTER_EMAIL": "m@x.org",
+            # fixed dates: the same commits every run, so the baseline's compiler cache (keyed by its commit)
+            # is found warm by the next demo, and the candidates keep their names (hana-<sha>) across runs
+            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+            "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
         }
 
         def git(cwd: Path, *args: str) -> str:
