@@ -4,6 +4,7 @@ shares the attention demo's ./bench has under cachegrind), so the figures are ex
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import make_fork  # examples/make_fork.py (examples/ is on pytest's pythonpath)
@@ -95,6 +96,40 @@ def test_fork_commits_are_attributed_to_the_functions_they_change(history, profi
     # the tidy rms_norm cannot reach a 2% effect even at zero cost
     names, att = got["4-rmsnorm-tidy"]
     assert names == {"rmsnorm_rows"} and att.amdahl < 1.002
+
+
+def _commit(repo: Path, message: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", message], cwd=repo, check=True
+    )
+
+
+def test_a_new_helper_between_functions_counts_through_its_caller_only(git_worktree) -> None:
+    """hana's GEMV fork in demo --llama: a new function inserted after one kernel, called by a changed
+    dispatcher; the kernel above the insertion is not what the change moves."""
+    base = (
+        "static void gemm_big(int n) {\n    for (int i = 0; i < n; i++) work(i);\n}\n\n"
+        "static void gemv_small(int n) {\n    work(n);\n}\n\n"
+        "void dispatch(int n) {\n    gemv_small(n);\n}\n"
+    )
+    repo = git_worktree({"src/k.c": base}, "fork")
+    changed = base.replace(
+        "\nvoid dispatch(int n) {\n    gemv_small(n);\n}\n",
+        "\nstatic void gemv_fast(int n) {\n    work(n + 1);\n}\n\n"
+        "void dispatch(int n) {\n    if (n < 4) gemv_fast(n); else gemv_small(n);\n}\n",
+    )
+    (repo / "src" / "k.c").write_text(changed)
+    _commit(repo, "fast gemv")
+    names = prof.changed_functions(repo, "HEAD^", "HEAD")
+    assert names == {"dispatch"}
+    # an insertion inside a body still counts for that function
+    (repo / "src" / "k.c").write_text(changed.replace("    work(n);\n", "    work(n);\n    work(n);\n"))
+    _commit(repo, "twice")
+    assert prof.changed_functions(repo, "HEAD^", "HEAD") == {"gemv_small"}
+    cmap = prof.build_code_map(repo, ["src/**"])
+    ps = {"functions": [{"name": "gemm_big", "share": 0.39}, {"name": "gemv_small", "share": 0.28}]}
+    att = prof.attribute({"dispatch"}, {"available": True, **ps}, cmap)
+    assert att.hot_function == "dispatch" and "gemm_big" not in att.moved
 
 
 def test_dossier_opens_with_the_profile_and_ranks_by_the_amdahl_bound(history, profile, tmp_path) -> None:

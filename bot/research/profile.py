@@ -314,8 +314,15 @@ def changed_functions(clone_dir: str | Path, base: str, sha: str) -> set[str]:
         if not m or not current:
             continue
         start, count = int(m.group(1)), int(m.group(2) if m.group(2) is not None else 1)
+        if count == 0:  # a pure insertion after old line `start`: inside a body only if both sides are
+            before, after = maps[current].at(current, start), maps[current].at(current, start + 1)
+            if before and after and before.name == after.name:
+                touched.add(before.name)
+            # between two functions (a new helper): it counts through the changed caller that calls it,
+            # never for the function that happens to end just above it
+            continue
         hit = False
-        for ln in range(start, start + max(count, 1)):
+        for ln in range(start, start + count):
             f = maps[current].at(current, ln)
             if f:
                 touched.add(f.name)
