@@ -132,6 +132,31 @@ def test_a_new_helper_between_functions_counts_through_its_caller_only(git_workt
     assert att.hot_function == "dispatch" and "gemm_big" not in att.moved
 
 
+def test_template_calls_reach_the_kernel_they_instantiate() -> None:
+    """llama.cpp's repack.cpp: the dispatcher calls `gemv_..._lut_avx<block_q4_0x8>(...)`; the templated
+    kernel (profile: `void gemv_..._lut_avx<block<4, 8> >(int, ...)`) is what a dispatcher change moves."""
+    src = (
+        "template <typename block_tx8>\n"
+        "static void gemv_lut_avx(int n, float * s) {\n    s[0] = n;\n}\n\n"
+        "void ggml_gemv_q4_0(int n, float * s) {\n"
+        "    if (n < 4 && n > 0) { gemv_lut_avx<block<4, 8>>(n, s); }\n"
+        "    gemv_lut_avx<block_q4_0x8>(n, s);\n}\n"
+    )
+    cmap = prof.CodeMap()
+    prof.parse_source(src, "repack.cpp", cmap)
+    assert cmap.calls_of("ggml_gemv_q4_0") == {"gemv_lut_avx"}
+    profile = {
+        "available": True,
+        "functions": [
+            {"name": "void gemv_lut_avx<block<4, 8> >(int, float*)", "share": 0.283},
+            {"name": "ggml_gemv_q4_0", "share": 0.0001},
+        ],
+    }
+    att = prof.attribute({"ggml_gemv_q4_0"}, profile, cmap)
+    assert att.moved == {"gemv_lut_avx": 0.283, "ggml_gemv_q4_0": 0.0001}
+    assert att.amdahl == pytest.approx(1 / (1 - 0.2831))
+
+
 def test_dossier_opens_with_the_profile_and_ranks_by_the_amdahl_bound(history, profile, tmp_path) -> None:
     llm = CannedLLM(
         {

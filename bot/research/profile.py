@@ -36,7 +36,9 @@ _DEF = re.compile(
     r"^(?!\s)(?!(?:if|for|while|switch|return|else|do|case|typedef|struct|enum|union)\b)"
     r"[A-Za-z_][\w\s\*&:<>,]*?\b([A-Za-z_]\w*)\s*\("
 )
-_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+# a call: `f(`, or a template instantiation `f<T>(` / `f<block<4, 8>>(` (one level of nested arguments)
+_TARGS = r"<[^<>;(){}]*(?:<[^<>;(){}]*>[^<>;(){}]*)*>"
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*(?:" + _TARGS + r")?\s*\(")
 _NOT_CALLS = {
     "if",
     "for",
