@@ -12,6 +12,7 @@ import pytest
 
 from bot.experiments import stats
 from bot.experiments.stats import Decision, Hint, Note, compare, decide, holm, mann_whitney
+from bot.experiments.stats.policy import Comparison, _significantly_slower
 
 # References computed with scipy 1.x (scipy.stats.mannwhitneyu) in a throw-away venv.
 X9 = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
@@ -317,6 +318,20 @@ def test_winner_rule_across_two_arches() -> None:
     c_rows = {(r.arch, r.metric): r.verdict for r in d.rows_for("c")}
     assert c_rows[("x86", "ns")] == "faster" and c_rows[("arm", "tok_s")] == "slower"
     assert "c" not in d.winners and d.winners == ["ok2"]
+
+
+def test_a_slowdown_vetoes_only_when_its_whole_interval_is_beyond_the_tolerance() -> None:
+    dec = {"alpha": 0.05, "slowdown_tolerance": 0.02}
+
+    def comp(speedup: float, lo: float, hi: float, p: float) -> Comparison:
+        return Comparison(
+            100, 100 / speedup, speedup, lo, hi, p, p, 12, 12, 0.01, "slower", design="paired", looks=2
+        )
+
+    assert not _significantly_slower(comp(0.97, 0.93, 0.999, 0.013), dec)  # could be within 2%: no veto
+    assert _significantly_slower(comp(0.92, 0.88, 0.96, 0.001), dec)  # surely beyond 2%
+    assert not _significantly_slower(comp(0.92, 0.88, 0.96, 0.03), dec)  # not significant at alpha / looks
+    assert not _significantly_slower(None, dec)
 
 
 def test_winner_needs_every_arch_ok_and_present() -> None:
