@@ -589,13 +589,50 @@ class CommentLog:
         return Comment(1, f"https://example.test/{repo}/issues/{number}#c1")
 
 
-@pytest.mark.parametrize("outcome", ["done", "failed"])
-def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Path, outcome: str) -> None:
+def bench_pipeline(settings: Any, store: Any, ex: Any, measure: Any, publish: Any = None) -> Any:
+    """A real Pipeline whose bench run measures with `measure` (implementing and benchmarking) and publishes
+    with `publish`; the issue run's other phases must never be entered."""
+    from bot.pipeline import Pipeline
+    from bot.stages import DEFAULT_STAGES
+
+    def unused(ctx):  # noqa: ANN001, ANN202  (a bench run never enters the issue run's other phases)
+        raise AssertionError(f"unexpected phase {ctx.run.state}")
+
+    stages = {
+        **{phase: unused for phase in DEFAULT_STAGES},
+        "implementing": measure,
+        "benchmarking": measure,
+        "deciding": lambda ctx: None,
+        "publishing": publish or (lambda ctx: None),
+    }
+    return Pipeline(
+        settings,
+        store,
+        CommentLog(),
+        stages=stages,
+        services={"executor": ex},
+        status_renderer=lambda p, run: f"run {run.id}: {run.state}",
+    )
+
+
+def new_bench_run(settings: Any, store: Any) -> Any:
+    """A bench run of maria/attention with the example project's config stored as its `project`."""
     import yaml
 
-    from bot.config import ProjectConfig, Settings
+    from bot.config import ProjectConfig
+
+    raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
+    run = store.create_run("maria/attention", 7, "bench", "maria")
+    store.put_artifact(
+        run.id, "project", ProjectConfig.from_dict(raw, list(settings.architectures)).to_dict()
+    )
+    return run
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Path, outcome: str) -> None:
+    from bot.config import Settings
     from bot.experiments.registry import run_in_progress
-    from bot.pipeline import Pipeline
     from bot.store import Store
 
     settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
@@ -614,30 +651,8 @@ def test_the_pipeline_releases_the_runs_clusters_when_the_run_ends(tmp_path: Pat
         if outcome == "failed":
             raise StageFailed("the pull request could not be opened")
 
-    from bot.stages import DEFAULT_STAGES
-
-    def unused(ctx):  # a bench run never enters the issue run's other phases
-        raise AssertionError(f"unexpected phase {ctx.run.state}")
-
-    stages = {
-        **{phase: unused for phase in DEFAULT_STAGES},
-        "implementing": measure,
-        "benchmarking": measure,
-        "deciding": lambda ctx: None,
-        "publishing": publish,
-    }
-    pipeline = Pipeline(
-        settings,
-        store,
-        CommentLog(),
-        stages=stages,
-        services={"executor": ex},
-        status_renderer=lambda p, run: f"run {run.id}: {run.state}",
-    )
-    raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
-    run = store.create_run("maria/attention", 7, "bench", "maria")
-    project = ProjectConfig.from_dict(raw, list(settings.architectures))
-    store.put_artifact(run.id, "project", project.to_dict())
+    pipeline = bench_pipeline(settings, store, ex, measure, publish)
+    run = new_bench_run(settings, store)
     assert pipeline.advance(run, owner="test").state == outcome
     name = cluster_name(run_key(store.get_artifact(run.id, "handle:implementing")), "x86", 1)
     assert [c for c in fake.calls if c[0] in ("launch", "exec")] == [("launch", name), ("exec", name)]
@@ -1071,12 +1086,8 @@ def test_a_warm_cluster_gone_without_the_bot_loses_its_record_and_is_never_adopt
 def test_pipeline_runs_of_one_repository_share_a_warm_cluster_and_all_vm_time_is_recorded(
     tmp_path: Path,
 ) -> None:
-    import yaml
-
-    from bot.config import ProjectConfig, Settings
+    from bot.config import Settings
     from bot.experiments.registry import run_in_progress
-    from bot.pipeline import Pipeline
-    from bot.stages import DEFAULT_STAGES
     from bot.store import Store
 
     settings = Settings(database=str(tmp_path / "db.sqlite"), data_dir=str(tmp_path / "data"))
@@ -1092,31 +1103,10 @@ def test_pipeline_runs_of_one_repository_share_a_warm_cluster_and_all_vm_time_is
         handle = ex.submit(Batch(ctx.run.id, {"x86": TASK}, repo=ctx.run.repo))
         assert ex.wait(handle, timeout=30) == "done"
 
-    def unused(ctx):  # noqa: ANN001, ANN202
-        raise AssertionError(f"unexpected phase {ctx.run.state}")
-
-    stages = {
-        **{phase: unused for phase in DEFAULT_STAGES},
-        "implementing": measure,
-        "benchmarking": measure,
-        "deciding": lambda ctx: None,
-        "publishing": lambda ctx: None,
-    }
-    pipeline = Pipeline(
-        settings,
-        store,
-        CommentLog(),
-        stages=stages,
-        services={"executor": ex},
-        status_renderer=lambda p, run: f"run {run.id}: {run.state}",
-    )
-    raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
+    pipeline = bench_pipeline(settings, store, ex, measure)
     runs = []
     for _ in range(2):
-        run = store.create_run("maria/attention", 7, "bench", "maria")
-        store.put_artifact(
-            run.id, "project", ProjectConfig.from_dict(raw, list(settings.architectures)).to_dict()
-        )
+        run = new_bench_run(settings, store)
         assert pipeline.advance(run, owner="test").state == "done"
         runs.append(run.id)
         clock.now += 300  # the maintainer reads the PR, comments /autoresearch rebench

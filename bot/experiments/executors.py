@@ -202,6 +202,7 @@ class LocalExecutor:
         false)."""
         hdir = self._dir(handle)
         plan = _read_json(hdir / "batch.json") or {}
+        warm_runs = _read_json(hdir / "warm.json") or {}  # the shared compiler cache's warm runs, if any
         out: dict[str, dict[str, Any]] = {}
         for arch in plan.get("arches", []):
             path = _result_path(plan, arch)
@@ -212,8 +213,8 @@ class LocalExecutor:
             except results_mod.ResultError as e:
                 LOG.warning("%s/%s: result left out: %s", handle, arch, e)
                 continue
-            warm = (_read_json(hdir / "warm.json") or {}).get(arch)
-            if warm:  # the shared compiler cache's warm run, before the batch: build time too
+            warm = warm_runs.get(arch)
+            if warm:  # the warm run before the batch is build time too
                 out[arch]["timings"]["cache_warm_s"] = float(warm.get("seconds") or 0.0)
         return out
 
