@@ -328,7 +328,9 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
 
     say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
-    overrides: dict[str, Any] = {}
+    # the status page printed at the end opens in a browser on this host without a token: the demo's bot
+    # listens on loopback with no proxy in front (a deployed bot keeps the default, the token)
+    overrides: dict[str, Any] = {"status_pages": "loopback"}
     if llama:  # like a deployed bot's data dir, the compiler cache outlives the demo: the next run is warm
         overrides["local_build_cache"] = str(_cache_root() / "build-cache")
     world = World(workdir, settings_overrides=overrides)
