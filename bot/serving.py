@@ -27,9 +27,19 @@ import socket
 import time
 from typing import Any
 
+import gunicorn
 from gunicorn import util
 from gunicorn.http.errors import NoMoreData
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
+
+# the worker builds on gthread's internals as gunicorn 27 has them (TConn.initialized, handle() returning
+# True / False / a defer sentinel, finish_request closing on the main loop): another version is refused
+if not gunicorn.__version__.startswith("27.") or not hasattr(gthread, "_DEFER"):
+    raise ImportError(
+        f"bot.serving needs gunicorn 27 (found {gunicorn.__version__}): pip install 'gunicorn>=27,<28' "
+        "(the serve extra pins it)"
+    )
 
 LINGER_S = 1.0  # a closing connection drains what its client still sends for at most this long
 
