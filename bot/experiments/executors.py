@@ -138,7 +138,10 @@ class LocalExecutor:
                 f"agent output, user branches) are untrusted and this host cannot isolate them ({why}). "
                 f"To fix: {jail.INSTALL_HINT}."
             )
-        return jail.make_plan(self.python, self.jail_paths, self.jail_uid)
+        try:
+            return jail.make_plan(self.python, self.jail_paths, self.jail_uid)
+        except jail.JailError as exc:
+            raise UntrustedRefused(f"The local executor refuses to run the benchmark driver: {exc}.") from exc
 
     # ------------------------------------------------------------------ protocol
 
