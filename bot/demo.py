@@ -549,7 +549,11 @@ def check_outcomes(
     elif all(r["verdict"] in FAILED for r in rows):
         kinds = sorted({r["verdict"] for r in rows})
         out.append(f"every variant failed ({', '.join(kinds)})")
-    names = {c.get("sha"): c.get("name") for c in candidates}
+    names: dict[str, str] = {}  # planted commit -> the bot's candidate (a fork commit is measured as a port)
+    for c in candidates:
+        for sha in (c.get("sha"), (c.get("fork") or {}).get("sha")):
+            if sha and c.get("source") != "stack":
+                names.setdefault(sha, c.get("name"))
     winners = set(decision.get("winners") or [])
     for sha, (what, want, must_win) in expected.items():
         name = names.get(sha)

@@ -16,7 +16,8 @@ EXPECTED = {
     "s3": ("felix", ("broken",), False),
     "s4": ("gina", ("no_change", "noisy"), False),
 }
-CANDS = [{"name": f"{who}-x", "sha": sha} for sha, (who, _w, _m) in EXPECTED.items()]
+CANDS = [{"name": f"{who}-x", "sha": sha} for sha, (who, _w, _m) in EXPECTED.items() if who != "gina"]
+CANDS += [{"name": "gina-x", "sha": "port", "source": "fork", "fork": {"repo": "gina/x", "sha": "s4"}}]
 
 
 def _decision(verdicts: dict[str, str], winners: list[str]) -> dict:
@@ -56,7 +57,13 @@ def test_planted_winner_missed_bug_uncaught_neutral_called_winner_no_pr() -> Non
     assert "planted slowdown not caught: fiona got no_change, expected slower" in out
     assert "planted bug not caught: felix got faster, expected broken" in out
     assert "gina was called a winner" in out and "no draft PR for the winners (none)" in out
-    gone = demo.check_outcomes("done", _decision(GOOD, ["hana-x"]), CANDS[:3], {"pr_number": 1}, EXPECTED)
+    gone = demo.check_outcomes(
+        "done",
+        _decision(GOOD, ["hana-x"]),
+        CANDS[:3] + [{"name": "stack", "sha": "s4", "source": "stack"}],
+        {"pr_number": 1},
+        EXPECTED,
+    )
     assert gone == ["gina was not measured"]
 
 
