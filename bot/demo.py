@@ -310,7 +310,9 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         print(f"DEMO FAILED: isolation unavailable, nothing was run: {why}. To fix: {jail.INSTALL_HINT}.")
         return 2
     say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
-    overrides: dict[str, Any] = {}
+    # the status page printed at the end opens in a browser on this host without a token: the demo's bot
+    # listens on loopback with no proxy in front (a deployed bot keeps the default, the token)
+    overrides: dict[str, Any] = {"status_pages": "loopback"}
     if llama:  # like a deployed bot's data dir, the compiler cache outlives the demo: the next run is warm
         overrides["local_build_cache"] = str(_cache_root() / "build-cache")
     world = World(workdir, settings_overrides=overrides)
