@@ -83,6 +83,17 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from .configmodel import project_schema
+
+    text = json.dumps(project_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_app_create(args: argparse.Namespace) -> int:
     from .appsetup import run_app_create
 
@@ -179,10 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="project config tools")
     csub = p.add_subparsers(dest="config_command", required=True)
-    v = csub.add_parser("validate", help="validate a .autoresearch.yml as the bot would read it")
+    v = csub.add_parser(
+        "validate",
+        help="validate a .autoresearch.yml as the bot would read it: every problem, with its line",
+    )
     v.add_argument("file", nargs="?", default=None, help="default: ./.autoresearch.yml")
     v.add_argument("--config", help="bot settings (to check the architectures against)")
     v.set_defaults(func=cmd_config_validate)
+    v = csub.add_parser(
+        "schema",
+        help="print the JSON Schema of .autoresearch.yml (shipped as docs/autoresearch.schema.json)",
+    )
+    v.add_argument("--out", help="write it to this file instead of stdout")
+    v.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("app", help="GitHub App tools")
     asub = p.add_subparsers(dest="app_command", required=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import configyaml
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
 
 
@@ -301,12 +302,20 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
 
 
 def validate_project_file(path: str | None, config: str | None = None) -> tuple[int, str]:
-    """`config validate [file]`: the project config as the bot would read it (presets, architectures)."""
+    """`config validate [file]`: the project config as the bot would read it (presets, architectures). Every
+    problem at once, one line each, `file:line: field: problem` (unknown fields with a did-you-mean)."""
     path = path or PROJECT_CONFIG_FILE
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            raw = f.read(configyaml.MAX_BYTES + 1)
     except OSError as exc:
         return 2, f"{path}: cannot read: {exc.strerror}"
+    if len(raw) > configyaml.MAX_BYTES:
+        return 1, f"{path}: is over {configyaml.MAX_BYTES:,} bytes; a config may have at most that"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return 1, f"{path}: not UTF-8 text (byte {exc.start})"
     known: list[str] | None
     try:
         known = list(Settings.load(config).architectures)
@@ -315,8 +324,15 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     try:
         project = ProjectConfig.from_yaml(text, known)
     except ConfigError as exc:
-        where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
-        return 1, f"{path}: {where}{exc.problem}"
+        errors = sorted(exc.errors, key=lambda e: e.line or 0)
+        lines = []
+        for e in errors:
+            where = f"{path}:{e.line}" if e.line else path
+            field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"{e.field}: "
+            lines.append(f"{where}: {field}{e.problem}")
+        if len(errors) > 1:
+            lines.append(f"{path}: {len(errors)} problems")
+        return 1, "\n".join(lines)
     return 0, (
         f"{path}: ok (preset {project.preset}, target {project.target}, "
         f"architectures {', '.join(project.architectures)})"

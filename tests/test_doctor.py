@@ -88,11 +88,34 @@ def test_config_validate(tmp_path: Path, monkeypatch, capsys) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text((tmp_path / ".autoresearch.yml").read_text() + "architectures: [sparc]\n")
     assert main(["config", "validate", str(bad)]) == 1
-    assert "bad.yml: architectures: 'sparc' is not configured in the bot" in capsys.readouterr().err
+    assert "bad.yml:4: architectures: 'sparc' is not configured in the bot" in capsys.readouterr().err
     bad.write_text("benchmark: {rounds: 1")
     assert main(["config", "validate", str(bad)]) == 1
-    assert "bad.yml: expected ',' or '}', but got '<stream end>' at line 1" in capsys.readouterr().err
+    assert "bad.yml:1: expected ',' or '}', but got '<stream end>' at line 1" in capsys.readouterr().err
     assert main(["config", "validate", str(tmp_path / "nope.yml")]) == 2
+
+
+def test_config_validate_reports_every_mistake_with_its_line_and_a_suggestion(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "three.yml"
+    bad.write_text(
+        "build: {commands: [make]}\n"
+        "benchmark:\n"
+        "  command: ./bench\n"
+        "  rounds: 1\n"
+        "  metrics:\n"
+        "    - {name: t_ns, higher_is_better: nope}\n"
+        "paths: {alowed: [src/**]}\n"
+    )
+    assert main(["config", "validate", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{bad}:4: benchmark.rounds: must be >= 2, got 1",
+        f"{bad}:6: benchmark.metrics[0].higher_is_better: must be of type bool, got str ('nope')",
+        f"{bad}:7: paths.alowed: unknown field; did you mean 'allowed'?",
+        f"{bad}: 3 problems",
+    ]
+    bad.write_text("benchmark: " + "[" * 5000 + "]" * 5000 + "\n")  # never an internal error
+    assert main(["config", "validate", str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == f"{bad}:1: nested more than 32 levels deep"
 
 
 # ------------------------------------------------------------------ the GitHub App, against the sandbox
