@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import build_bot
+    from .serve import serve
 
-    bot = build_bot(_settings(args))
-    if not args.no_worker:
-        start_reconciler(bot)
-        bot.worker.start()
-    logging.getLogger("autoresearch").info("listening on http://%s:%s", args.host, args.port)
-    from werkzeug.serving import run_simple
-
-    run_simple(args.host, args.port, bot.app, threaded=True, use_reloader=False)
-    return 0
+    return serve(getattr(args, "config", None), args.host, args.port, worker=not args.no_worker)
 
 
 def stop_on_sigterm(worker: Any) -> None:
@@ -165,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the webhook service (and the worker, unless --no-worker)")
+    p = sub.add_parser(
+        "serve",
+        help="run the webhook service under gunicorn, deploy/gunicorn.conf.py's settings (and the worker, "
+        "unless --no-worker)",
+    )
     p.add_argument(
         "--config", help="settings YAML (default: $AUTORESEARCH_CONFIG; env AUTORESEARCH_* override)"
     )
@@ -278,13 +276,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour and cursor codes (werkzeug colours request lines)
+
+
+class PlainFormatter(logging.Formatter):
+    """Log lines without ANSI colour codes, for a stream that is not a terminal (a file, journald, docker
+    logs); on a terminal they are left as the library wrote them, unless NO_COLOR is set."""
+
+    def __init__(self, fmt: str, stream: Any):
+        super().__init__(fmt)
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.plain = not tty or bool(os.environ.get("NO_COLOR"))
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return ANSI.sub("", text) if self.plain else text
+
+
+def configure_logging(level: int = logging.INFO, stream: Any = None) -> None:
+    """The root logger: one line per record to stderr (or `stream`), plain off a terminal."""
+    stream = sys.stderr if stream is None else stream
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", stream))
+    logging.basicConfig(level=level, handlers=[handler])  # a no-op where the root has handlers already
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO))
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
