@@ -267,6 +267,11 @@ class Settings:
     keep_warm_minutes: float = 30.0  # SkyPilot: a released cluster waits this long for the repo's next run
     public_url: str = ""  # where the status page is reachable; used for links
     status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
+    # where load() found each setting (AUTORESEARCH_X, AUTORESEARCH_X_FILE=<path>, settings file <path>),
+    # for doctor's messages; not a setting itself
+    origins: dict[str, str] = field(
+        default_factory=dict, repr=False, compare=False, metadata={"internal": True}
+    )
 
     ENV_PREFIX = "AUTORESEARCH_"
 
@@ -349,15 +354,16 @@ class Settings:
         path = path or env.get("AUTORESEARCH_CONFIG")
         if path:
             try:
-                loaded = yaml.safe_load(Path(path).read_text()) or {}
+                loaded = configyaml.load(Path(path).read_text())[0] or {}
             except FileNotFoundError:
                 raise ConfigError("config", f"settings file {path} does not exist") from None
-            except yaml.YAMLError as exc:
+            except configyaml.YamlProblem as exc:
                 raise ConfigError("config", f"settings file {path} is not valid YAML: {exc}") from None
             if not isinstance(loaded, dict):
                 raise ConfigError("config", f"settings file {path} must be a mapping")
             data.update(loaded)
-        fields = {f.name: f for f in cls.__dataclass_fields__.values()}
+        origins = {key: f"settings file {path}" for key in data}
+        fields = {f.name: f for f in cls.__dataclass_fields__.values() if not f.metadata.get("internal")}
         for key in list(data):
             if key not in fields:
                 raise ConfigError(key, "unknown setting")
@@ -365,6 +371,7 @@ class Settings:
             env_name = cls.ENV_PREFIX + name.upper()
             if env_name in env:
                 data[name] = env[env_name]
+                origins[name] = env_name
             file_env = env_name + "_FILE"
             if file_env in env:
                 try:
@@ -373,15 +380,15 @@ class Settings:
                     raise ConfigError(
                         name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}"
                     ) from None
+                origins[name] = f"{file_env}={env[file_env]}"
         # well-known names used by GitHub tooling
-        if "github_token" not in data and env.get("GITHUB_TOKEN"):
-            data["github_token"] = env["GITHUB_TOKEN"]
-        if "anthropic_api_key" not in data and env.get("ANTHROPIC_API_KEY"):
-            data["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
+        for name, env_name in (("github_token", "GITHUB_TOKEN"), ("anthropic_api_key", "ANTHROPIC_API_KEY")):
+            if name not in data and env.get(env_name):
+                data[name], origins[name] = env[env_name], env_name
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             kwargs[name] = _coerce(name, value, fields[name].type)
-        return cls(**kwargs).validate()
+        return cls(**kwargs, origins=origins).validate()
 
 
 def _coerce(name: str, value: Any, typ: Any) -> Any:
