@@ -23,8 +23,8 @@ from .configmodel import (
     PUSH_TARGETS,
     ConfigError,
     build_project,
-    validate_options,
 )
+from .configmodel import validate_options as _validate_options
 
 # the project config's model, defaults and error type live in bot/configmodel.py; these names stay here
 __all__ = [
@@ -206,6 +206,17 @@ class ProjectConfig:
                 if owner == name and value is not None:
                     data["preset_options"] = value
         return cls.from_dict(data, known_architectures)
+
+
+def validate_options(schema: dict[str, Any], values: Any, where: str) -> dict[str, Any]:
+    """A preset's options section ({key: schema.Option}) checked, with the defaults filled in; ConfigError
+    with every problem (bot/configmodel.py validates it with a model made from the schema)."""
+    from types import SimpleNamespace
+
+    out, errors = _validate_options(SimpleNamespace(NAME="options", OPTIONS=schema), values, where)
+    if errors:
+        raise ConfigError.of(errors)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -253,23 +253,20 @@ def _model_in(typ: Any) -> type[BaseModel] | None:
     return None
 
 
-def _field(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model holding the field at `loc` (list indexes skipped), and that field's info."""
-    holder, info = model, None
+def _field(model: type[BaseModel], loc: tuple[Any, ...]) -> FieldInfo | None:
+    """The info of the field at `loc` in `model` (list indexes skipped), None where there is none."""
+    holder: type[BaseModel] | None = model
+    info = None
     for part in loc:
         if isinstance(part, int):
             continue
         if holder is None:
-            return None, None
-        fields = {(f.alias or n): f for n, f in holder.model_fields.items()}
-        if part not in fields:
-            return holder, None
-        info = fields[part]
-        nxt = _model_in(info.annotation)
-        if part == loc[-1]:
-            return holder, info
-        holder = nxt
-    return holder, info
+            return None
+        info = next((f for n, f in holder.model_fields.items() if (f.alias or n) == part), None)
+        if info is None:
+            return None
+        holder = _model_in(info.annotation)
+    return info
 
 
 def _bounds(info: FieldInfo | None) -> tuple[Any, Any]:
@@ -286,10 +283,12 @@ TYPE_WORDS = {"int_type": "int", "string_type": "str", "bool_type": "bool"}
 def _problem(err: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     got = f"{type(value).__name__} ({show(value)})"
+    if value is None and kind in ("model_type", "dict_type", "list_type"):
+        return f"must be a {'list' if kind == 'list_type' else 'mapping'} (it is empty)"
     if kind == "missing" or (value is None and kind.endswith("_type")):
         return "is required"
     if kind == "extra_forbidden":
-        parent = _field(model, loc[:-1])[1] if len(loc) > 1 else None
+        parent = _field(model, loc[:-1]) if len(loc) > 1 else None
         holder = _model_in(parent.annotation) if parent is not None else model
         allowed = sorted((f.alias or n) for n, f in holder.model_fields.items()) if holder else []
         if not allowed:
@@ -307,11 +306,13 @@ def _problem(err: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) 
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"must be a mapping, got {type(value).__name__}"
     if kind == "literal_error":
-        choices = [str(c) for c in get_args(_field(model, loc)[1].annotation)] or [ctx.get("expected", "")]
+        info = _field(model, loc)
+        choices = [str(c) for c in get_args(info.annotation)] if info else []
+        choices = choices or [str(ctx.get("expected", ""))]
         words = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
         return f"must be {words}, got {show(value)}"
     if kind in ("greater_than_equal", "less_than_equal"):
-        lo, hi = _bounds(_field(model, loc)[1])
+        lo, hi = _bounds(_field(model, loc))
         if lo is not None and hi is not None:
             return f"must be between {lo} and {hi}, got {value}"
         return (
@@ -429,7 +430,8 @@ def validate_options(preset: Any, values: Any, where: str) -> tuple[dict[str, An
 
 
 def _cross_checks(d: dict[str, Any], preset: Any, known: list[str] | None) -> list[ConfigError]:
-    """What spans fields; `d` holds the validated sections (None for one that did not validate)."""
+    """What spans fields; `d` holds the validated sections (None for one that did not validate). Fills in
+    what is derived: the target (default: the first metric), the always-protected paths."""
     errors = []
     for dotted_field in preset.REQUIRED if preset else ():  # generic: benchmark.command
         section, *rest = dotted_field.split(".")
@@ -491,17 +493,12 @@ def build_project(data: Any, known_architectures: list[str] | None = None) -> di
         raise ConfigError("", "project config must be a mapping")
     errors: list[ConfigError] = []
     legacy = set(presets.legacy_sections())
+    known = [k for k in _WRAPPERS if k != "preset_hooks"]  # (preset_hooks: accepted, never suggested)
     for key in data:
         if key not in _WRAPPERS and key not in legacy:
-            near = difflib.get_close_matches(str(key), [k for k in _WRAPPERS if k != "preset_hooks"], n=1)
-            hint = (
-                f"did you mean {near[0]!r}?"
-                if near
-                else f"allowed: {', '.join(k for k in _WRAPPERS if k != 'preset_hooks')}"
-            )
-            errors.append(
-                ConfigError(str(key), f"unknown field; {hint}" if near else f"unknown field ({hint})")
-            )
+            near = difflib.get_close_matches(str(key), known, n=1)
+            problem = f"did you mean {near[0]!r}?" if near else f"(allowed: {', '.join(known)})"
+            errors.append(ConfigError(str(key), f"unknown field{';' if near else ''} {problem}"))
     data = {k: v for k, v in data.items() if k in _WRAPPERS or k in legacy}
     preset, data, options_at = _preset(data, errors)
     options = data.pop("preset_options", None)

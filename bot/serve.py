@@ -53,7 +53,16 @@ def serve(config: str | None, host: str, port: int, *, worker: bool) -> int:
                 self.cfg.set("control_socket_disable", True)
             if worker:  # one process: the bot's worker and the web service share it
                 self.cfg.set("workers", 1)
-                self.cfg.set("worker_exit", _stop_worker)
+                # the worker's threads get up to 30 s to reach a safe point (Worker.stop's join)
+                self.cfg.set("graceful_timeout", max(int(conf.get("graceful_timeout") or 0), 35))
+                then = conf.get("worker_exit")
+
+                def worker_exit(server: Any, gworker: Any) -> None:
+                    _stop_worker()
+                    if callable(then):
+                        then(server, gworker)
+
+                self.cfg.set("worker_exit", worker_exit)
 
         def load(self) -> Any:  # in the forked web process
             return _web_app(config, worker)
@@ -93,7 +102,7 @@ def _web_app(config: str | None, worker: bool) -> Any:
     return bot.app
 
 
-def _stop_worker(server: Any, gworker: Any) -> None:  # noqa: ARG001 (gunicorn's hook signature)
+def _stop_worker() -> None:
     """gunicorn stops the web process: the bot's worker stops at a safe point (its runs resume later)."""
     bot = _BOT.pop("bot", None)
     if bot is not None:

@@ -206,3 +206,33 @@ def test_the_model_gives_the_defaults_and_each_preset_its_own():
     llama = ProjectConfig.from_yaml("preset: llama.cpp\n")
     assert llama.raw["build"]["shared_cache"] is True and llama.raw["benchmark"]["threads"] == 4
     assert llama.raw["build"]["timeout"] == 1800  # the generic default where the preset sets none
+
+
+def test_the_issue_comment_lists_the_problems_briefly():
+    """What the run's failure comment says about a broken config: one sentence for one problem, a short list
+    for several (each with its line), values quoted inert, never a traceback, bounded whatever the file."""
+    from bot.pipeline import config_problems
+
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(THREE_MISTAKES)
+    assert config_problems(info.value) == (
+        "The project configuration `.autoresearch.yml` has 3 problems:\n"
+        "- **benchmark.rounds**: must be &gt;= 2, got 1 (line 3)\n"
+        "- **benchmark.metrics\\[0\\].higher_is_better**: must be of type bool, got str ('nope') (line 4)\n"
+        "- **benchmarks**: unknown field; did you mean 'benchmark'? (line 5)"
+    )
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml("benchmark: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert config_problems(info.value) == (
+        "The project configuration `.autoresearch.yml` has a problem: "
+        "nested more than 32 levels deep (line 1)"
+    )
+    many = "\n".join(f"typo{i}: 1" for i in range(40)) + "\n" + GOOD
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(many)
+    text = config_problems(info.value)
+    assert len(info.value.errors) == 40 and text.count("\n- ") == 11 and text.endswith("- ... and 30 more")
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(GOOD.replace("attn_ms, unit", "'@maria [x](http://e.vil)', unit"))
+    text = config_problems(info.value)
+    assert "@maria" not in text and "](http://" not in text and "Traceback" not in text
