@@ -61,6 +61,15 @@ def rsa_keypair() -> tuple[str, str]:
     return private, public
 
 
+def llamacpp_project_yaml(rounds: int = 6) -> str:
+    """The `.autoresearch.yml` of the llama.cpp demo project (tests check it against the JSON Schema)."""
+    return (
+        "preset: llama.cpp\narchitectures: [x86, arm]\n"
+        f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
+        "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
+    )
+
+
 class Admin:
     """The sandbox's /_sandbox admin API (no GitHub equivalent) over real HTTP."""
 
@@ -168,11 +177,7 @@ class World:
         work.mkdir(parents=True)
         git(work, "clone", "-q", str(source), str(upstream))
         default = git(upstream, "rev-parse", "--abbrev-ref", "HEAD")
-        (upstream / ".autoresearch.yml").write_text(
-            "preset: llama.cpp\narchitectures: [x86, arm]\n"
-            f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
-            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
-        )
+        (upstream / ".autoresearch.yml").write_text(llamacpp_project_yaml(rounds))
         git(upstream, "add", ".autoresearch.yml")
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"
