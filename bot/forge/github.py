@@ -60,7 +60,9 @@ class _BoundedRetry(GithubRetry):
                 message = (
                     f"rate limited: Retry-After {wait:.0f}s exceeds the {self.max_rate_limit_wait:.0f}s cap"
                 )
-                raise RateLimitExceededExceedsMaxWait(response.status, {"message": message}, None, wait=wait)
+                raise RateLimitExceededExceedsMaxWait(
+                    response.status, {"message": message}, dict(response.headers), wait=wait
+                )
         return super().increment(method, url, response, *args, **kw)
 
 
@@ -623,8 +625,11 @@ class GitHubForge:
         summary: str = "",
         text: str = "",
         details_url: str | None = None,
+        external_id: str | None = None,
     ) -> int:
         body = {"name": name, "head_sha": head_sha}
+        if external_id:
+            body["external_id"] = external_id
         body.update(self._check_body(status, conclusion, title or name, summary, text, details_url))
         data = self._raw(repo, "POST", "/check-runs", body, idempotent=False)
         return int(data["id"])
