@@ -403,13 +403,23 @@ class Pipeline:
                 "status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
                 if self.settings.public_url
                 else None,
-                "repo_web": (
-                    self.services.get("repo_web_url") or web_url(self.settings.github_base_url)
-                ).rstrip("/")
-                + "/"
-                + run.repo,
+                "repo_web": self.repo_web(run.repo),
             },
         }
+
+    def repo_web(self, repo: str) -> str:
+        """The repository's web address: the API's `html_url` (right for github.com, GHE.com and GitHub
+        Enterprise Server); derived from the API base URL only for a forge that cannot say."""
+        lookup = getattr(self.forge, "repo_html_url", None)
+        if lookup is not None:
+            try:
+                return str(lookup(repo)).rstrip("/")
+            except RateLimited:
+                raise
+            except ForgeError as exc:
+                log.warning("html_url of %s unknown (%s); derived from the API base URL", repo, exc)
+        base = self.services.get("repo_web_url") or web_url(self.settings.github_base_url)
+        return f"{base.rstrip('/')}/{repo}"
 
     # GitHub-facing helpers --------------------------------------------------------------------------------
     def acknowledge(self, run: Run) -> None:

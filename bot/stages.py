@@ -36,7 +36,7 @@ from .forge import ForgeError, RateLimited
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
 from .pipeline import Pipeline, StageContext
-from .store import Run
+from .store import Run, iso_utc
 
 log = logging.getLogger("autoresearch.stages")
 
@@ -46,11 +46,28 @@ log = logging.getLogger("autoresearch.stages")
 
 
 def mirror(ctx: StageContext) -> Mirror:
+    _use_forge_identity(ctx)
     m = Mirror(ctx.settings.data_path / "git", ctx.run.repo, redact=ctx.forge.redact)
     try:
         return m.ensure(ctx.forge.clone_url(ctx.run.repo, write=True))
     except GitError as exc:
         raise StageFailed("Could not fetch the repository.", str(exc)) from None
+
+
+def _use_forge_identity(ctx: StageContext) -> None:
+    """The bot's commits carry the forge account's identity (an App's `<slug>[bot]` and its noreply
+    address; the forge asks GitHub once and caches it); a forge that cannot say keeps the default."""
+    from . import gitutil
+
+    lookup = getattr(ctx.forge, "commit_identity", None)
+    if lookup is None:
+        return
+    try:
+        gitutil.set_identity(*lookup(ctx.run.repo))
+    except RateLimited:
+        raise
+    except ForgeError as exc:
+        log.warning("commit identity unknown (%s); commits keep %s", exc, gitutil.BOT_IDENTITY[1])
 
 
 def push_target(ctx: StageContext) -> str:
@@ -1317,6 +1334,11 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
             for s in i["skipped"]
         ]
+    if run.deferred_until is not None and run.active:  # a GitHub rate limit holds the run
+        extra.append(
+            f"**Deferred until {iso_utc(run.deferred_until)}:** GitHub rate-limited the bot; the run resumes "
+            "where it stopped when the limit resets (nothing is measured or pushed twice)."
+        )
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
     if pub and pub.pr_url:
         extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")

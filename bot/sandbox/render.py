@@ -613,7 +613,8 @@ class Renderer:
             "external_id": run.external_id,
             "url": f"{r}/check-runs/{run.id}",
             "html_url": f"{self.base}/{repo.full_name}/runs/{run.id}",
-            "details_url": run.details_url,
+            # GitHub: without one given, the App's homepage
+            "details_url": run.details_url or (f"{self.base}/apps/{app.slug}" if app else None),
             "status": run.status,
             "conclusion": run.conclusion,
             "started_at": run.started_at,
