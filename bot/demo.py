@@ -278,7 +278,7 @@ class World:
         while time.monotonic() < deadline:
             self.wait_deliveries()
             runs = self.bot.store.list_runs(50)
-            pending = self.bot.store.pending_commands()
+            pending = self.bot.store.pending_commands(due_only=False)
             line = ", ".join(f"run {r.id}: {r.state}" for r in runs)
             if progress and line != last:
                 progress(line)
@@ -356,7 +356,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         world.label(number, as_user="olaf")
         say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
         world.wait_deliveries()
-        _wait(lambda: not world.bot.store.pending_commands())
+        _wait(lambda: not world.bot.store.pending_commands(due_only=False))
         world.unlabel(number)
         world.label(number)
         say(f"maria (admin) removed olaf's label and labelled issue #{number} with 'autoresearch' again")

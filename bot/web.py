@@ -27,7 +27,7 @@ from .config import Settings
 from .events import Command, PayloadError, route
 from .report import strip_traceback
 from .signature import verify as verify_signature
-from .store import Store
+from .store import Store, iso_utc
 
 log = logging.getLogger("autoresearch.web")
 
@@ -120,7 +120,8 @@ def create_app(settings: Settings, store: Store) -> Flask:
     def index():
         rows = "".join(
             f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td>"
-            f"<td>{_e(r.kind)}</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td>"
+            f"<td>{_e(r.kind)}</td><td>{r.attempt}</td><td>{_e(_state_text(r))}</td>"
+            f"<td>{_e(r.stage or '')}</td>"
             f"<td>{_e(r.trigger_user)}</td><td>{_ts(r.created_at)}</td>"
             f"<td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
             for r in store.list_runs(200)
@@ -148,7 +149,8 @@ def create_app(settings: Settings, store: Store) -> Flask:
             f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id)
         )
         body = (
-            f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
+            f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1>"
+            f"<p>state <b>{_e(_state_text(run))}</b>, "
             f"stage {_e(run.stage or '-')}, attempt {run.attempt}</p><h2>Artifacts</h2><ul>{arts}</ul>"
             f"<h2>Events</h2><table border=1 cellpadding=4>{events}</table>"
         )
@@ -327,8 +329,17 @@ def _run_dict(store: Store, run) -> dict[str, Any]:
         "error": run.error,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "deferred_until": run.deferred_until,  # a GitHub rate limit: resumes at this epoch second
+        "deferred_reason": run.deferred_reason,
         "usage": store.usage_totals(run.id),
     }
+
+
+def _state_text(run: Any) -> str:
+    """The run's state, with `deferred until <time>` while a GitHub rate limit holds it."""
+    if run.deferred_until is not None and run.active:
+        return f"{run.state} (deferred until {iso_utc(run.deferred_until)}: GitHub rate limit)"
+    return str(run.state)
 
 
 def _error(code: int, message: str):
