@@ -1072,7 +1072,12 @@ def _notify_no_pull(ctx: StageContext, reason: str) -> None:
     marker = f"<!-- autoresearch:run:{int(ctx.run.id)}:no-pr -->"
     body = (
         f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: "
-        f"{report.cell(reason, 300)}. The benchmark table is in the status comment above."
+        f"{report.cell(reason, 300)}."
+        + (
+            " The results are in the status comment above."
+            if ctx.artifacts.get(DECISION)
+            else " Nothing was benchmarked."
+        )
     )
     ctx.store.once(
         ctx.run.id,
@@ -1147,6 +1152,7 @@ def _open_pull(
 
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
+    measured = report.with_units(measured, inputs["project"])
     base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
     stacked = Candidate(
         name="stack", branch=head_branch, sha=head_sha, source="stack", title="stacked verified winners"
@@ -1295,10 +1301,13 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             for s in i["skipped"]
         ]
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
+    pull = None
     if pub and pub.pr_url:
-        extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
+        pull = {"number": pub.pr_number, "url": pub.pr_url, "reason": pub.reason or ""}
     elif pub and pub.kind == "none":
-        extra.append(f"**No pull request:** {report.cell(pub.reason or '', 300)}")
+        pull = {"reason": pub.reason or ""}
+    if decision:
+        decision = report.with_units(decision, i["project"])
     return report.status_comment(
         _report_run(i),
         i["run"]["state"],
@@ -1314,6 +1323,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         waves_md=waves_md,
         extra=extra,
         prefix=pipeline.settings.command_prefix,
+        pull=pull,
     )
 
 

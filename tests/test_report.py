@@ -15,6 +15,7 @@ from bot.publish import choose_publication
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_report.py rewrites them
 RUN = {"id": 7, "repo": "octo/attention", "issue_number": 3, "state": "done", "attempt": 1, "error": None}
 LINKS = {"repo": "https://github.com/octo/attention", "run": "https://bot.example.org/runs/7"}
+PULL = {"number": 12, "url": "https://github.com/octo/attention/pull/12", "reason": "faster"}
 DOSSIER = (
     "## Dossier\n\n- Schraudolph 1999, a fast exponential [1]\n- fork `ada/attention` touches src/softmax.c\n"
 )
@@ -39,8 +40,10 @@ def check_golden(name: str, text: str) -> None:
 @pytest.fixture(scope="module")
 def recorded():
     run = recorded_run()
-    decision = stats.decide(run["results"], run["project"]).to_dict()
-    verification = stats.decide(run["verification"], run["project"]).to_dict()
+    decision = report.with_units(stats.decide(run["results"], run["project"]).to_dict(), run["project"])
+    verification = report.with_units(
+        stats.decide(run["verification"], run["project"]).to_dict(), run["project"]
+    )
     costs = {
         "archs": {"x86": 0.21},
         "llm_usd": 0.0,
@@ -63,6 +66,7 @@ def test_status_comment_golden(recorded):
         costs,
         LINKS,
         report.failures_from_results(run["results"]),
+        pull=PULL,
     )
     assert body.startswith(report.marker(7) + "\n") and body.count("<!--") == 1
     assert "❌ broken" in body and "FAIL softmax small rows" in body  # the wrong fast exp, with its log
@@ -170,7 +174,7 @@ def test_untrusted_text_cannot_forge_the_marker_or_break_the_table(recorded):
     assert "@maintainer" not in body and "<script>" not in body.split("```")[0]
     bench = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | x86 | " in ln]
     ideas = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | fork | " in ln]
-    assert len(bench) == 13 and all(len(re.findall(r"(?<!\\)\|", ln)) == 12 for ln in bench)
+    assert len(bench) == 13 and all(len(re.findall(r"(?<!\\)\|", ln)) == 7 for ln in bench)
     assert len(ideas) == 5 and all(len(re.findall(r"(?<!\\)\|", ln)) == 4 for ln in ideas)
     assert body.count("</details>") == body.count("<details>")
 
@@ -223,7 +227,7 @@ def test_rows_sorted_by_verdict_then_effect(recorded):
 
 
 def test_format_helpers():
-    assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18, 1.29]"
+    assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18–1.29×]"
     assert report.fmt_p(0.0004) == "<0.001" and report.fmt_p(None) == "—"
     assert report.cell("a|b`c\nd") == "a\\|b\\`c d"
     assert (
