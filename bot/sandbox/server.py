@@ -17,8 +17,9 @@ from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from bot import mdrender as markdown
 from bot.gitutil import run as git_run
-from bot.sandbox import gitrepo, markdown
+from bot.sandbox import gitrepo
 from bot.sandbox.admin import make_admin
 from bot.sandbox.api import fire_ref_events, make_api, parse_auth
 from bot.sandbox.manifest import register_manifest_flow

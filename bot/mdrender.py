@@ -1,7 +1,7 @@
-"""Markdown as GitHub shows it, for the sandbox's web views: GFM tables, task lists, strikethrough,
-`<details>`, fenced code (a `mermaid` fence stays code: GitHub draws it with JavaScript, the sandbox does
-not), raw HTML sanitized the way GitHub's allowlist does (no script, style, iframe, form or event
-handler; links only http(s), mailto and relative).
+"""Markdown as GitHub shows it, for the sandbox's web views and the bot's run page: GFM tables, task
+lists, strikethrough, `<details>`, fenced code (a `mermaid` fence stays code: GitHub draws it with
+JavaScript, these pages do not), raw HTML sanitized the way GitHub's allowlist does (no script, style,
+iframe, form or event handler; links only http(s), mailto and relative).
 
 markdown-it-py is a CommonMark parser with GFM's table and strikethrough rules built in, and
 mdit-py-plugins adds GFM task lists; nh3 (the Rust `ammonia` sanitizer) applies the allowlist. Both are
