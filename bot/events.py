@@ -234,4 +234,45 @@ def route(
             key=f"pull_request_review:{int(_req(review, 'id'))}:{action}",
             installation=installation,
         )
+    if event == "check_run":
+        return _check_run(payload, action, installation)
     return Ignored(f"event {event!r} is not handled")
+
+
+# the events the bot acts on: deploy/app-manifest.json subscribes to exactly these (tests/test_doctor.py);
+# ping, installation and installation_repositories reach every App without a subscription
+SUBSCRIBED_EVENTS = ("issues", "issue_comment", "pull_request_review", "check_run")
+
+
+def _check_run(payload: dict, action: Any, installation: Any) -> Command | Ignored:
+    """GitHub's Re-run button on one of the bot's check runs (`rerequested`): measure that commit again.
+    `requested_action` is not handled: the bot's check runs offer no actions."""
+    if action != "rerequested":
+        return Ignored(f"check_run.{action} is not handled")
+    from .checkruns import parse_external_id
+
+    check = _req(payload, "check_run")
+    origin = parse_external_id(check.get("external_id"))
+    if origin is None:
+        return Ignored("check run not created by this bot")
+    run_id, issue_number, kind = origin
+    sender = _req(payload, "sender")
+    if _is_bot(sender):
+        return Ignored("event caused by a bot")
+    pulls = [int(p["number"]) for p in check.get("pull_requests") or [] if isinstance(p, dict)]
+    check_id = int(_req(check, "id"))
+    return Command(
+        "rerequest",
+        _repo(payload),
+        issue_number,
+        _req(sender, "login"),
+        args={
+            "run_id": run_id,
+            "check_run_id": check_id,
+            "head_sha": _req(check, "head_sha"),
+            "pulls": pulls,
+        },
+        # one Re-run click is one command, whatever the redeliveries
+        key=f"check_run:{check_id}:{action}",
+        installation=installation,
+    )

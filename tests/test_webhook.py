@@ -330,11 +330,14 @@ def _examples():
     return webhook_examples()
 
 
-@pytest.mark.parametrize("event", ["issues", "issue_comment", "ping", "installation", "pull_request_review"])
+@pytest.mark.parametrize(
+    "event", ["issues", "issue_comment", "ping", "installation", "pull_request_review", "check_run"]
+)
 def test_real_example_payloads_are_accepted_and_routed(env, event):
     _, store, client = env
     examples = _examples()[event]
     assert examples, f"no examples for {event}"
+    rerouted: list[dict] = []
     for payload in examples:
         r = post(client, event, payload)
         assert r.status_code in (200, 202), (event, payload.get("action"), r.json)
@@ -355,8 +358,30 @@ def test_real_example_payloads_are_accepted_and_routed(env, event):
             if commanded["comment"]["user"].get("type") != "Bot":
                 cmd = route(event, commanded, trigger_label="autoresearch")
                 assert cmd.kind == "status" and cmd.issue_number == payload["issue"]["number"]
+        if event == "check_run":
+            # GitHub's examples are other Apps' check runs: acknowledged and ignored; with the bot's
+            # external_id a Re-run click becomes the `rerequest` command, once per check run
+            assert not hasattr(outcome, "kind"), outcome
+            if payload.get("action") == "rerequested" and not rerouted:
+                rerouted.append(payload)
+                ours = json.loads(json.dumps(payload))
+                ours["check_run"]["external_id"] = "autoresearch:run=12:issue=5:kind=benchmark"
+                cmd = route(event, ours, trigger_label="autoresearch")
+                assert (cmd.kind, cmd.issue_number, cmd.args["run_id"]) == ("rerequest", 5, 12)
+                assert cmd.args["head_sha"] == payload["check_run"]["head_sha"]
+                assert cmd.key == f"check_run:{payload['check_run']['id']}:rerequested"
+                r = post(client, event, ours)
+                assert r.status_code == 202, r.json
+                assert post(client, event, ours).status_code == 200  # a replay under a new delivery id
+                assert [c["kind"] for c in store.pending_commands()].count("rerequest") == 1
+            for action in ("created", "completed", "requested_action"):
+                other = {**json.loads(json.dumps(payload)), "action": action}
+                other["check_run"]["external_id"] = "autoresearch:run=12:issue=5:kind=benchmark"
+                assert not hasattr(route(event, other, trigger_label="autoresearch"), "kind")
     if event == "ping":
         assert r.json["status"] == "pong"
+    if event == "check_run":
+        assert rerouted, "no check_run.rerequested example"
 
 
 def test_acknowledgement_over_real_http_is_fast(bot_store):
