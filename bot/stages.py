@@ -1278,7 +1278,12 @@ def _earlier_pull(ctx: StageContext, head_sha: str, head_repo: str) -> Any | Non
                 continue
         except (GitError, KeyError, TypeError):
             continue
-        pr = ctx.forge.get_pull(ctx.run.repo, int(pub["pr_number"]))
+        try:
+            pr = ctx.forge.get_pull(ctx.run.repo, int(pub["pr_number"]))
+        except RateLimited:
+            raise
+        except ForgeError:  # gone (deleted with its repository's history, say): not one to update
+            continue
         if pr.state != "open" or (pr.head_repo or "").lower() != head_repo.lower():
             continue  # closed or merged, or its head is not where this run publishes
         if pr.head_sha != head_sha:
