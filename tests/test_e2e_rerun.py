@@ -20,7 +20,11 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def test_a_rerun_updates_the_draft_pr_of_the_same_fork_commits(tmp_path):
-    world = World(tmp_path / "world")
+    world = World(  # the test drives commands and runs itself (no worker thread racing it)
+        tmp_path / "world",
+        start_worker=False,
+        settings_overrides={"arxiv_enabled": False, "anthropic_api_key": None},
+    )
     try:
         world.add_attention_project()
         clone = tmp_path / "maria"
