@@ -486,11 +486,30 @@ def _cross_checks(d: dict[str, Any], preset: Any, known: list[str] | None) -> li
     return errors
 
 
+def _bounded(data: Any) -> None:
+    """Data not read through bot/configyaml.py (a dict from code or JSON) within its limits too: nesting
+    depth and value count, walked without recursion."""
+    from .configyaml import MAX_DEPTH, MAX_NODES
+
+    stack, seen = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_NODES:
+            why = f"nested more than {MAX_DEPTH} levels deep" if depth > MAX_DEPTH else "too many values"
+            raise ConfigError(PROJECT_CONFIG_FILE, why)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def build_project(data: Any, known_architectures: list[str] | None = None) -> dict[str, Any]:
     """The merged, validated project config as plain data (ARCHITECTURE.md's shape), or ConfigError with
     every problem found."""
     if not isinstance(data, dict):
         raise ConfigError("", "project config must be a mapping")
+    _bounded(data)
     errors: list[ConfigError] = []
     legacy = set(presets.legacy_sections())
     known = [k for k in _WRAPPERS if k != "preset_hooks"]  # (preset_hooks: accepted, never suggested)

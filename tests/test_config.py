@@ -177,6 +177,11 @@ def test_hostile_sizes_get_a_short_error_never_an_internal_one():
     with pytest.raises(ConfigError) as info:  # an unknown key of any length: the field path is cut too
         ProjectConfig.from_dict({huge: 1})
     assert len(str(info.value)) < 400
+    deep = leaf = {}
+    for _ in range(5000):  # a dict from code or JSON, not from YAML: bounded as well, without recursion
+        leaf["a"] = leaf = {}
+    with pytest.raises(ConfigError, match="nested more than 32 levels deep"):
+        ProjectConfig.from_dict({"preset_options": deep})
     cases = [
         (f"benchmark: {{command: ./b, metrics: [{{name: {huge}}}]}}\n", "10,000,047 bytes", None),
         ("benchmark: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep", 1),
