@@ -242,6 +242,9 @@ DEFAULT_ARCHITECTURES: dict[str, dict[str, Any]] = {
 }
 
 
+STATUS_PAGES = ("token", "loopback", "off")
+
+
 @dataclass
 class Settings:
     """Bot-wide settings. Secrets come from the environment or *_file paths, never from repositories."""
@@ -277,7 +280,10 @@ class Settings:
     experiment_deadline_minutes: float = 360.0  # a batch's wall-clock cap (the budget may cut it shorter)
     keep_warm_minutes: float = 30.0  # SkyPilot: a released cluster waits this long for the repo's next run
     public_url: str = ""  # where the status page is reachable; used for links
-    status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
+    status_token: str | None = None  # for the status pages and /api
+    # token: the pages need status_token (none set: the pages are refused); loopback: also tokenless for a
+    # direct loopback client (opt-in, e.g. the demo; unsafe behind a proxy on the same host); off: 404
+    status_pages: str = "token"
     # where load() found each setting (AUTORESEARCH_X, AUTORESEARCH_X_FILE=<path>, settings file <path>),
     # for doctor's messages; not a setting itself
     origins: dict[str, str] = field(
@@ -333,6 +339,13 @@ class Settings:
             isinstance(self.keep_warm_minutes, (int, float)) and self.keep_warm_minutes >= 0
         ):
             raise ConfigError("keep_warm_minutes", f"must be a number >= 0, got {self.keep_warm_minutes!r}")
+        if self.status_pages not in STATUS_PAGES:
+            raise ConfigError(
+                "status_pages",
+                f"must be one of {', '.join(STATUS_PAGES)} (token: the status_token is required; "
+                "loopback: also tokenless for direct loopback clients; off: no status pages), "
+                f"got {self.status_pages!r}",
+            )
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes", "must be at least 1024")
         for name, arch in self.architectures.items():

@@ -127,7 +127,7 @@ NEEDS = {
     "metadata": "read",
     "pull_requests": "write",
 }
-EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review"]
+EVENTS = ["issues", "issue_comment", "pull_request_review", "check_run"]
 
 
 def app_doctor(tmp_path: Path, sandbox, **env: str) -> tuple[int, list[str]]:
@@ -247,8 +247,8 @@ def test_doctor_names_each_app_misconfiguration_with_its_fix(tmp_path: Path, san
             key(deaf_id, deaf_pem),
             1,
             [
-                "FAIL  GitHub App doc-deaf: not subscribed to the events issue_comment, pull_request, "
-                "pull_request_review -> fix: subscribe to issue_comment, pull_request, pull_request_review "
+                "FAIL  GitHub App doc-deaf: not subscribed to the events issue_comment, pull_request_review, "
+                "check_run -> fix: subscribe to issue_comment, pull_request_review, check_run "
                 f"in the App's settings ({url}/apps/doc-deaf -> Permissions & events -> Subscribe to events)"
             ],
         ),
@@ -275,7 +275,7 @@ def test_doctor_names_each_app_misconfiguration_with_its_fix(tmp_path: Path, san
         f"ok    GitHub App doc-good (id {good_id}): GitHub accepts its JWT",
         "ok    GitHub App doc-good: permissions checks: write, contents: write, issues: write, "
         "metadata: read, pull_requests: write",
-        "ok    GitHub App doc-good: subscribed to issues, issue_comment, pull_request, pull_request_review",
+        "ok    GitHub App doc-good: subscribed to issues, issue_comment, pull_request_review, check_run",
         "ok    GitHub App doc-good: installed on 1 account(s): doc-org",
     ]
     sandbox_admin._call("POST", f"/installations/{late_inst}/accept")  # the owner accepts: fixed
@@ -442,3 +442,12 @@ def test_doctor_checks_that_the_webhook_url_answers(tmp_path: Path) -> None:
         stranger.shutdown()
         silent.close()
         closed.close()
+
+
+def test_the_manifest_subscribes_to_exactly_the_events_the_bot_handles() -> None:
+    """deploy/app-manifest.json's default_events (what doctor compares the App with) are the events the router
+    acts on: none missing (GitHub's Re-run button needs check_run), none that nothing handles."""
+    from bot.appsetup import load_manifest
+    from bot.events import SUBSCRIBED_EVENTS
+
+    assert load_manifest()["default_events"] == list(SUBSCRIBED_EVENTS) == EVENTS
