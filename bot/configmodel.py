@@ -77,6 +77,7 @@ class ConfigError(ValueError):
 # the model
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # a command
+OptText = Annotated[str, StringConstraints(max_length=4096)]  # an optional command ("" as good as none)
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=1024)]  # a path pattern
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 Arch = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -112,7 +113,9 @@ class Build(Section):
 
 class Validate(Section):
     commands: _list(Text) = Field(default_factory=list, description="each must exit 0")
-    compare_output: Text | None = Field(None, description="a command whose stdout must equal the baseline's")
+    compare_output: OptText | None = Field(
+        None, description="a command whose stdout must equal the baseline's"
+    )
     timeout: int = Field(900, ge=1, description="seconds")
 
 
@@ -139,7 +142,7 @@ class Benchmark(Section):
 
 class Simulate(Section):
     enabled: bool = Field(True, description="the simulated-cost tier (cachegrind)")
-    command: Text | None = Field(None, description="default: benchmark.command")
+    command: OptText | None = Field(None, description="default: benchmark.command")
     timeout: int | None = Field(None, ge=1, description="default: 100 x the slowest wall-time invocation")
 
 
