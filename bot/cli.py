@@ -1,5 +1,5 @@
 """Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config
-validate | app create` (also `python -m bot`)."""
+validate | config schema | app create` (also `python -m bot`)."""
 
 from __future__ import annotations
 

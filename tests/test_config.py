@@ -222,7 +222,7 @@ def test_the_issue_comment_lists_the_problems_briefly():
         ProjectConfig.from_yaml(THREE_MISTAKES)
     assert config_problems(info.value) == (
         "The project configuration `.autoresearch.yml` has 3 problems:\n"
-        "- **benchmark.rounds**: must be &gt;= 2, got 1 (line 3)\n"
+        "- **benchmark.rounds**: must be >= 2, got 1 (line 3)\n"
         "- **benchmark.metrics\\[0\\].higher_is_better**: must be of type bool, got str ('nope') (line 4)\n"
         "- **benchmarks**: unknown field; did you mean 'benchmark'? (line 5)"
     )
