@@ -99,7 +99,15 @@ def _rounds(args: dict) -> dict:
     return {"rounds": int(args["rounds"])} if args.get("rounds") else {}
 
 
+def _closed(worker: Any, repo: str, number: int) -> bool:
+    """Whether GitHub says the issue is closed now (the webhook's payload may be older): a closed issue
+    starts nothing."""
+    return worker.forge.get_issue(repo, number).state == "closed"
+
+
 def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    if _closed(worker, repo, number):  # nothing said, nothing recorded that runs
+        return CommandResult("ignored", "the issue is closed; a closed issue starts nothing")
     worker.acknowledge_issue(repo, number)
     active = worker.store.active_run(repo, number)
     if active:
@@ -124,6 +132,11 @@ def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> 
 
 
 def handle_rerun(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    if _closed(worker, repo, number):
+        worker.pipeline.post_issue_note(
+            repo, number, f"@{user} this issue is closed; reopen it to research it again."
+        )
+        return CommandResult("ignored", "the issue is closed; a closed issue starts nothing")
     active = worker.store.active_run(repo, number)
     if active:
         worker.pipeline.post_note(

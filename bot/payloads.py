@@ -98,7 +98,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         **_COMMON,
         "sender": USER,
         "repository": REPOSITORY,
-        "issue": {"number": ID},
+        "issue": {"number": ID, "state?": Str(32)},
         "label?": {"name": Str(256)},
     },
     "issue_comment": {

@@ -42,6 +42,7 @@ from .forge.errors import ForgeError, RateLimited
 from .model import FINAL_PHASES, SEQUENCES, Baseline, Cancelled, Phase, Publication, StageFailed, title
 from .report import marker as status_marker  # re-exported: finds a run's status comment
 from .store import Run, Store, iso_utc
+from .text import md_cell
 
 if TYPE_CHECKING:
     from .forge import Forge
@@ -119,6 +120,23 @@ Stage = Callable[[StageContext], "str | None"]
 StatusRenderer = Callable[["Pipeline", Run], str]
 
 
+def config_problems(exc: ConfigError, limit: int = 10) -> str:
+    """A broken project config as the issue comment says it: one problem, or a short list of them (each
+    with its line in the file where known; `autoresearch-bot config validate` prints the same)."""
+
+    def one(e: ConfigError) -> str:
+        where = f" (line {e.line})" if e.line and " at line " not in e.problem else ""
+        field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"**{md_cell(e.field, 130)}**: "
+        return f"{field}{md_cell(e.problem, 240)}{where}"  # values quoted from the file: inert
+
+    errors = sorted(exc.errors, key=lambda e: e.line or 0)
+    if len(errors) == 1:
+        return f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: {one(errors[0])}"
+    items = "\n".join(f"- {one(e)}" for e in errors[:limit])
+    more = f"\n- ... and {len(errors) - limit} more" if len(errors) > limit else ""
+    return f"The project configuration `{PROJECT_CONFIG_FILE}` has {len(errors)} problems:\n{items}{more}"
+
+
 class Pipeline:
     """Drives runs. The composition root injects `stages` (phase -> stage function; bot.stages.DEFAULT_STAGES)
     and `status_renderer` (bot.stages.render_status): the pipeline imports neither."""
@@ -179,12 +197,7 @@ class Pipeline:
         except RateLimited as exc:
             self.defer(ctx.run, exc)
         except ConfigError as exc:
-            self._fail(
-                ctx,
-                f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: "
-                f"**{exc.field or 'file'}**: {exc.problem}",
-                "",
-            )
+            self._fail(ctx, config_problems(exc), "")
         except StageFailed as exc:
             self._fail(ctx, exc.message, exc.log_tail)
         except Exception as exc:  # never show a stack trace to users; keep it in the run's events

@@ -181,6 +181,55 @@ def test_commands_in_prose_around_code_are_found(body, expected):
     assert parse_slash_command(body) == expected
 
 
+@pytest.mark.parametrize(
+    "sep", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"], ids=ascii
+)
+def test_only_githubs_line_breaks_end_a_line(sep):
+    # GitHub renders these inside the line: "please /autoresearch stop" is not a line starting with a command
+    assert parse_slash_command(f"please{sep}/autoresearch stop") is None
+    assert parse_slash_command(f"{sep}/autoresearch stop") is None  # not at the very start of the line either
+    # what GitHub does break on: \n, \r\n, a lone \r
+    for nl in ("\n", "\r\n", "\r"):
+        assert parse_slash_command(f"please{sep}x{nl}/autoresearch stop{nl}thanks") == ("stop", [])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<details>\n/autoresearch stop\n</details>",
+        "<details><summary>logs</summary>\n\n/autoresearch rerun\n\n</details>",
+        "<details open>\n\n/autoresearch rerun\n\n</details>",
+        "<details>\n<details>\ninner\n</details>\n/autoresearch stop\n</details>",  # nested
+        "<DETAILS>\n/autoresearch stop",  # unclosed: hidden to the end
+        "<div hidden>\n\n/autoresearch stop\n\n</div>",
+        "<div\n  hidden\n>\n/autoresearch stop\n</div>",  # attributes over several lines
+        '<p hidden="hidden">\n/autoresearch stop\n</p>',
+        '<span aria-hidden="true">\n/autoresearch stop\n</span>',
+        '<div style="display: none">\n/autoresearch stop\n</div>',
+        "<template>\n/autoresearch stop\n</template>",
+        "<noscript>\n/autoresearch stop\n</noscript>",
+        "x <details>y</details>/autoresearch stop",
+        "<details>a</details><details>\n/autoresearch stop\n</details>",
+    ],
+)
+def test_commands_in_hidden_html_are_ignored(body):
+    assert parse_slash_command(body) is None
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("<details><summary>logs</summary>\nlong log\n</details>\n\n/autoresearch stop", ("stop", [])),
+        ("<div>\n/autoresearch stop\n</div>", ("stop", [])),  # a visible element
+        ("<div hidden>x</div>\n/autoresearch rerun", ("rerun", [])),
+        ("Use `<details>` for logs\n/autoresearch stop", ("stop", [])),  # a tag in inline code hides nothing
+        ("```html\n<details>\n```\n/autoresearch stop", ("stop", [])),  # nor one in a code block
+    ],
+)
+def test_commands_after_hidden_html_are_found(body, expected):
+    assert parse_slash_command(body) == expected
+
+
 def comment(body, login="alice", user_type="User", pull=False):
     issue = {"number": 9}
     if pull:
