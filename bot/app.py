@@ -118,4 +118,6 @@ def build_bot(
         settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status, services=services
     )
     worker = Worker(settings, store, pipeline, owner=owner)
-    return Bot(settings, store, forge, pipeline, worker, create_app(settings, store))
+    return Bot(
+        settings, store, forge, pipeline, worker, create_app(settings, store, services.get("repo_web_url"))
+    )

@@ -1184,6 +1184,7 @@ def _open_pull(
 
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
+    measured = report.with_units(measured, inputs["project"])
     base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
     stacked = Candidate(
         name="stack", branch=head_branch, sha=head_sha, source="stack", title="stacked verified winners"
@@ -1340,10 +1341,13 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             "where it stopped when the limit resets (nothing is measured or pushed twice)."
         )
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
+    pull = None
     if pub and pub.pr_url:
-        extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
+        pull = {"number": pub.pr_number, "url": pub.pr_url, "reason": pub.reason or ""}
     elif pub and pub.kind == "none":
-        extra.append(f"**No pull request:** {report.cell(pub.reason or '', 300)}")
+        pull = {"reason": pub.reason or ""}
+    if decision:
+        decision = report.with_units(decision, i["project"])
     return report.status_comment(
         _report_run(i),
         i["run"]["state"],
@@ -1359,6 +1363,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         waves_md=waves_md,
         extra=extra,
         prefix=pipeline.settings.command_prefix,
+        pull=pull,
     )
 
 
