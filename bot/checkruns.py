@@ -78,13 +78,22 @@ def records(pipeline: Pipeline, run_id: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+DOING = {  # what an open check run says the run is doing, per phase
+    Phase.BENCHMARKING: "Benchmarking",
+    Phase.DECIDING: "Deciding (statistics)",
+    Phase.VERIFYING: "Verifying (the winners stacked and measured again)",
+    Phase.REVIEWING: "Reviewing the wave",
+    Phase.PUBLISHING: "Publishing",
+}
+
+
 def _phase_output(run: Run, record: Mapping[str, Any]) -> tuple[str, str]:
     what = record.get("candidate") or "this commit"
-    phase = title(run.state)
+    doing = DOING.get(run.state, title(run.state))
     return (
-        f"{phase}: {what}",
-        f"Run #{int(run.id)} (issue #{int(run.issue_number)}) is in {phase.lower()}. "
-        "This check completes when the run ends; the run page has the live detail.",
+        f"{doing}: {what}",
+        f"Run #{int(run.id)} (issue #{int(run.issue_number)}): {doing.lower()}. This check completes "
+        "with the verdict when the run has measured this commit; the Details link shows the run live.",
     )
 
 
