@@ -142,13 +142,7 @@ def open_checks(pipeline: Pipeline, run: Run, targets: Sequence[Mapping[str, Any
 
 def on_phase(pipeline: Pipeline, run: Run, status: str = "in_progress") -> None:
     """The run entered a phase (or its batch started): every open check run says so (once per phase)."""
-    if run.state not in (
-        Phase.BENCHMARKING,
-        Phase.DECIDING,
-        Phase.VERIFYING,
-        Phase.REVIEWING,
-        Phase.PUBLISHING,
-    ):
+    if run.state not in DOING:
         return
     for key, rec in records(pipeline, run.id).items():
         if rec.get("id") is None or rec.get("status") == "completed":
