@@ -786,7 +786,7 @@ def _minutes(seconds: float) -> str:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    from .configmodel import merge  # bot.config._merge moved there (cfgmodel)
+    from .configmodel import merge
 
     return merge(base, over)
 
@@ -1206,21 +1206,19 @@ def _open_pull(
     title = report.pr_title(choice, candidates, measured, (stack or {}).get("applied") or [])
     base_branch = Baseline.from_dict(ctx.artifacts.get(BASELINE)).branch
 
-    head_owner, head, head_repo = None, head_branch, ctx.run.repo
+    head_owner, head = None, head_branch
     if ctx.project.push_to == "fork":
         # the fork may have been deleted since the branches were pushed: found or made again, and the head
         # pushed (again) from the mirror, which holds every commit the bot measured
         fork = push_target(ctx)
         push_branch(ctx, mirror(ctx), fork, head_sha, head_branch, "the pull request's branch")
-        head_owner, head_repo = fork.split("/", 1)[0], fork
+        head_owner = fork.split("/", 1)[0]
         head = f"{head_owner}:{head_branch}"
 
     def create() -> dict[str, Any]:
         try:
             existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch, head_owner)
-            earlier = None if existing else _earlier_pull(ctx, head_sha, head_repo)
-            pr = existing or earlier
-            pr = pr or ctx.forge.create_pull(ctx.run.repo, title, body, head, base_branch, draft=True)
+            pr = existing or ctx.forge.create_pull(ctx.run.repo, title, body, head, base_branch, draft=True)
         except RateLimited:
             raise
         except ForgeError as exc:
@@ -1228,16 +1226,10 @@ def _open_pull(
                 f"Could not open the draft pull request from `{head}` into `{base_branch}`: "
                 f"{ctx.forge.redact(exc.message)}"
             ) from None
-        return {
-            "number": pr.number,
-            "url": pr.html_url,
-            "head_branch": pr.head_ref or head_branch,
-            "updated": earlier is not None,
-        }
+        return {"number": pr.number, "url": pr.html_url}
 
     pr = ctx.store.once(ctx.run.id, "pull_request", create)
-    head_branch = pr.get("head_branch") or head_branch
-    ctx.forge.edit_pull(ctx.run.repo, pr["number"], title=title, body=body)
+    ctx.forge.edit_pull(ctx.run.repo, pr["number"], body=body)
     _finish_head(ctx, head_sha, measured, choice["candidate"], candidates, stack is not None, recs)
     ctx.artifacts.put(
         PUBLICATION,
@@ -1252,39 +1244,7 @@ def _open_pull(
             waves=[r["wave"] for r in recs or []],
         ).to_dict(),
     )
-    ctx.progress(f"draft pull request #{pr['number']} {'updated' if pr.get('updated') else 'opened'}")
-
-
-def _earlier_pull(ctx: StageContext, head_sha: str, head_repo: str) -> Any | None:
-    """The draft pull request an earlier run of this issue opened, still open, that publishes the same fork
-    commits or the same change as `head_sha` (`publish.published_sources`): a rerun updates it (its branch
-    force-pushed to `head_sha`, which `create` then re-titles and re-describes) instead of opening another.
-    Only pull requests the bot itself recorded for this issue are candidates, never someone else's."""
-    from .publish import published_sources
-
-    m = mirror(ctx)
-    try:
-        ours = published_sources(m.path, baseline_sha(ctx), head_sha)
-    except GitError:
-        return None
-    if not ours:
-        return None
-    for run in reversed(ctx.store.runs_for_issue(ctx.run.repo, ctx.run.issue_number)):
-        pub = RunArtifacts(ctx.store, run.id).get(PUBLICATION) if run.id != ctx.run.id else None
-        if not pub or pub.get("kind") not in ("single", "stack") or not pub.get("pr_number"):
-            continue
-        try:
-            if published_sources(m.path, pub["base_sha"], pub["head_sha"]) != ours:
-                continue
-        except (GitError, KeyError, TypeError):
-            continue
-        pr = ctx.forge.get_pull(ctx.run.repo, int(pub["pr_number"]))
-        if pr.state != "open" or (pr.head_repo or "").lower() != head_repo.lower():
-            continue  # closed or merged, or its head is not where this run publishes
-        if pr.head_sha != head_sha:
-            push_branch(ctx, m, pr.head_repo, head_sha, pr.head_ref, "the pull request's branch")
-        return pr
-    return None
+    ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
 def _finish_head(
