@@ -1293,8 +1293,7 @@ def _benchmark_check(
     trows = [r for r in rows if r.get("metric") == target] or list(rows)
     verdicts = {str(r.get("verdict")) for r in trows}
     summary = arch_summary(decision, candidate) + "\n\n" + table
-    s = _geo_speedup(decision, candidate)
-    effect = f"{s:.2f}× on {target}" if _finite(s) else str(target)
+    effect = title_effect(decision, candidate) or str(target)  # each tier's figure named
     if candidate in (decision.get("winners") or []):
         return "success", f"Benchmark: faster, {effect}", summary
     if verdicts & FAILED_VERDICTS:
