@@ -660,7 +660,7 @@ def _headline(
     if state != Phase.DONE:
         stage = checklist_item(phase)
         label = dict(STAGES).get(stage or "", "queued")
-        return f"⏳ **Working on it:** {label.split(':')[0].lower()}" + (
+        return f"⏳ **Working on it:** {label.split(':')[0]}" + (
             f" ({cell(progress, 200)})." if progress else "."
         )
     if not decision:
