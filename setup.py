@@ -18,6 +18,6 @@ setup(
         "bot": ["py.typed", "templates/*.html"],  # the status pages' Jinja2 templates (bot/web.py)
         "bot._data.sky": ["*.yaml"],
         "bot._data.prompts": ["*.md"],
-        "bot._data.deploy": ["app-manifest.json"],
+        "bot._data.deploy": ["app-manifest.json", "gunicorn.conf.py"],  # serve runs gunicorn with it
     },
 )

@@ -111,7 +111,7 @@ def build_bot(
     owner: str | None = None,
 ) -> Bot:
     settings.validate()
-    store = Store(settings.db_path)
+    store = Store(settings.db_path, clock=(services or {}).get("clock"))
     forge = forge if forge is not None else make_forge(settings)
     services = {**default_services(settings, store), **(services or {})}
     pipeline = Pipeline(

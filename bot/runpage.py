@@ -30,7 +30,7 @@ from .artifacts import (
     RunArtifacts,
 )
 from .model import FINAL_PHASES, Phase
-from .store import Run, Store
+from .store import Run, Store, iso_utc
 
 _TRACE = "Traceback (most recent call last):"
 
@@ -69,7 +69,7 @@ def run_list(store: Store, web_base: str, limit: int = 200) -> list[dict[str, An
                 else "no result"
             )
         else:
-            outcome = "running"
+            outcome = deferred_note(r) or "running"
         out.append(
             {
                 "run": r,
@@ -80,6 +80,13 @@ def run_list(store: Store, web_base: str, limit: int = 200) -> list[dict[str, An
             }
         )
     return out
+
+
+def deferred_note(run: Run) -> str:
+    """`deferred until <time>` while a GitHub rate limit holds an active run, else ''."""
+    if run.deferred_until is not None and run.active:
+        return f"deferred until {iso_utc(run.deferred_until)}: GitHub rate limit"
+    return ""
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -179,6 +186,7 @@ def run_view(store: Store, run: Run, web_base: str, status_url: str | None = Non
     return {
         "run": run,
         "running": run.state not in FINAL_PHASES,
+        "deferred": deferred_note(run),
         "issue_url": issue_url(web_base, run),
         "pr_url": _safe_url(pub.get("pr_url")),
         "pr_number": pub.get("pr_number"),

@@ -37,6 +37,7 @@ EVENT_RE = re.compile(r"[a-z_]{1,64}")
 DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FORM_TYPE = "application/x-www-form-urlencoded"
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
+STATUS_ENDPOINTS = frozenset({"index", "run_page", "api_runs", "api_run"})
 
 
 class Refused(Exception):
@@ -89,7 +90,9 @@ def create_app(settings: Settings, store: Store, web_base: str | None = None) ->
 
     @app.before_request
     def _status_auth():
-        if request.path in ("/webhook", "/healthz"):
+        # only the status pages need the token: /webhook and /healthz are open, and a path no route knows
+        # (`/webhook/`, `/nope`) gets routing's own 404/405, never "status pages need the status token"
+        if request.endpoint not in STATUS_ENDPOINTS:
             return None
         return _check_status_auth(settings)
 
@@ -238,20 +241,27 @@ def _parse_body(body: bytes, mimetype: str) -> Any:
 
 
 def _check_status_auth(settings: Settings) -> Any:
-    """Status pages and /api: the `status_token` (Bearer, or as the password of Basic auth); without a token
-    configured, only a direct loopback client (no proxy headers) may read them."""
+    """Status pages and /api (`status_pages` setting): `token` (the default) needs the `status_token`
+    (Bearer, or as the password of Basic auth), and refuses everyone while none is set, whatever the client's
+    address: behind a proxy on the same host every request comes from loopback, and a plain `proxy_pass`
+    adds no header that would tell. `loopback` (an explicit opt-in, e.g. the demo) also lets a direct loopback
+    client without proxy headers in without the token. `off`: 404."""
+    mode = settings.status_pages
+    if mode == "off":
+        return _error(404, "the status pages are turned off (status_pages: off)")
     token = settings.status_token
+    given = _presented_token(request.headers.get("Authorization", ""))
+    if token and given is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    if mode == "loopback" and _direct_loopback():
+        return None
     if not token:
-        if _direct_loopback():
-            return None
         return _error(
             403,
-            "status pages are off for remote clients: set the status_token setting "
-            "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password",
+            "status pages need the status token: set the status_token setting (AUTORESEARCH_STATUS_TOKEN) "
+            "and send it as a Bearer token or Basic auth password (or status_pages: loopback for tokenless "
+            "access from this host only, when no proxy runs on it)",
         )
-    given = _presented_token(request.headers.get("Authorization", ""))
-    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-        return None
     resp = _error(401, "status pages need the status token (Bearer, or the password of Basic auth)")
     return resp[0], 401, {"WWW-Authenticate": 'Basic realm="autoresearch-bot status", charset="UTF-8"'}
 
@@ -312,6 +322,8 @@ def _run_dict(store: Store, run) -> dict[str, Any]:
         "error": run.error,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "deferred_until": run.deferred_until,  # a GitHub rate limit: resumes at this epoch second
+        "deferred_reason": run.deferred_reason,
         "usage": store.usage_totals(run.id),
     }
 

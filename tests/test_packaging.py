@@ -63,6 +63,7 @@ def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) 
     } <= names
     assert {f"bot/_data/prompts/{p.name}" for p in REPO.joinpath("prompts").glob("*.md")} <= names
     assert "bot/_data/deploy/app-manifest.json" in names  # `app create` reads it
+    assert "bot/_data/deploy/gunicorn.conf.py" in names  # `serve` runs gunicorn with it
     assert "bot/resources.py" in names and "bot/experiments/skypilot_exec.py" in names
     # the status pages' templates (bot/web.py renders them from the installed package)
     assert {f"bot/templates/{p.name}" for p in REPO.joinpath("bot", "templates").glob("*.html")} <= names

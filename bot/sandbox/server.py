@@ -77,6 +77,44 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
             {inst.app_id: r.installation(inst)},
         )
 
+    def rate_limited() -> Response | None:
+        """GitHub's answer to a caller whose imposed rate limit has not reset yet (REST only: git over HTTP
+        is not rate-limited this way)."""
+        if not request.path.startswith("/api/v3") or not state.rate_limits:
+            return None
+        try:
+            caller, _ = parse_auth(state)
+        except ApiError:
+            return None
+        if caller is None:
+            return None
+        limit = state.rate_limit_for(caller.login)
+        if limit is None:
+            return None
+        limit.hits += 1
+        reset = int(limit.reset_at) + (0 if limit.reset_at.is_integer() else 1)
+        who = (
+            f"installation ID {caller.installation.id}"
+            if caller.installation
+            else f"user ID {state.user(caller.login).id}"
+        )
+        if limit.kind == "primary":
+            message = f"API rate limit exceeded for {who}."
+            headers = {
+                "X-RateLimit-Limit": "5000",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset),
+                "X-RateLimit-Used": "5000",
+                "X-RateLimit-Resource": "core",
+            }
+        else:
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            )
+            wait = max(1, int(limit.reset_at - state.now() + 0.999))
+            headers = {"Retry-After": str(wait), "X-RateLimit-Remaining": "4000"}
+        return error_response(limit.status, message, headers=headers)
+
     app.register_blueprint(make_api(state, {"checks_require_app": checks_require_app}))
     app.register_blueprint(make_admin(state, faults, request_log, fire_installation))
 
@@ -94,6 +132,9 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
     def inject_fault() -> Any:
         if request.path.startswith("/_sandbox"):
             return None
+        limited = rate_limited()
+        if limited is not None:
+            return limited
         for rule in faults:
             if rule["times"] == 0:
                 continue
