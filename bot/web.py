@@ -37,7 +37,7 @@ EVENT_RE = re.compile(r"[a-z_]{1,64}")
 DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FORM_TYPE = "application/x-www-form-urlencoded"
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
-STATUS_ENDPOINTS = frozenset({"index", "run_page", "api_runs", "api_run"})
+STATUS_ENDPOINTS = frozenset({"index", "run_page", "api_runs", "api_run", "api_artifact"})
 
 
 class Refused(Exception):
