@@ -11,7 +11,7 @@ run's page (the sandbox's view) and the bot's run page:
    `<base>` back to the server and a measuring script appended; `chromium --headless --dump-dom` prints
    the DOM after the script ran. With every `<details>` opened, no horizontal scroll: the document's
    scrollWidth and each table's are at most their width. Every number in a figures table has its unit
-   (a range shares one: `1.03–1.26×`; p-values are unitless);
+   (a range or a ratio shares one: `1.03–1.26×`, `1/1 checks`; p-values are unitless);
 2. takes the screenshot (`chromium --headless --screenshot`, 914 px wide) into --out.
 
 Exits non-zero, naming the page and what is wrong, when a check fails or the demo does not finish.
@@ -97,7 +97,7 @@ def numbers_without_units(text: str, head: str = "") -> list[str]:
         r"(?<![A-Za-z_\d.$,])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![A-Za-z_\d.$,])\d+(?:\.\d+)?(?![\d.,])", text
     ):
         rest = text[m.end() :]
-        if not (re.match(r"\s?[kMG]?\s?" + UNIT, rest) or re.match(r"–\d", rest)):
+        if not (re.match(r"\s?[kMG]?\s?" + UNIT, rest) or re.match(r"[–/]\d", rest)):
             bad.append(m.group())
     return bad
 
