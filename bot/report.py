@@ -1063,11 +1063,6 @@ def _geo(values: Iterable[Any]) -> float | None:
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
-def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
-    """The simulated figure where there is one (exact), else wall time; over the archs, geometric mean."""
-    return _geo(_effect(r) for r in _target_rows(decision, name))
-
-
 def title_effect(decision: Mapping[str, Any] | None, name: str) -> str:
     """`attn_ms: simulated 1.12×, wall 1.16×`: each tier's figure named, never one beside the other
     unlabelled (over several archs: geometric means)."""
