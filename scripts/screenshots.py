@@ -194,6 +194,7 @@ def start_demo(work: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, "AUTORESEARCH_DEMO_TIMEOUT": os.environ.get("AUTORESEARCH_DEMO_TIMEOUT", "1800")},
     )
     urls: dict[str, str] = {}
     assert proc.stdout is not None
