@@ -660,7 +660,7 @@ def _headline(
     if state != Phase.DONE:
         stage = checklist_item(phase)
         label = dict(STAGES).get(stage or "", "queued")
-        return f"⏳ **Working on it:** {label.split(':')[0].lower()}" + (
+        return f"⏳ **Working on it:** {label.split(':')[0]}" + (
             f" ({cell(progress, 200)})." if progress else "."
         )
     if not decision:
@@ -1063,11 +1063,6 @@ def _geo(values: Iterable[Any]) -> float | None:
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
-def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
-    """The simulated figure where there is one (exact), else wall time; over the archs, geometric mean."""
-    return _geo(_effect(r) for r in _target_rows(decision, name))
-
-
 def title_effect(decision: Mapping[str, Any] | None, name: str) -> str:
     """`attn_ms: simulated 1.12×, wall 1.16×`: each tier's figure named, never one beside the other
     unlabelled (over several archs: geometric means)."""
@@ -1293,8 +1288,7 @@ def _benchmark_check(
     trows = [r for r in rows if r.get("metric") == target] or list(rows)
     verdicts = {str(r.get("verdict")) for r in trows}
     summary = arch_summary(decision, candidate) + "\n\n" + table
-    s = _geo_speedup(decision, candidate)
-    effect = f"{s:.2f}× on {target}" if _finite(s) else str(target)
+    effect = title_effect(decision, candidate) or str(target)  # each tier's figure named
     if candidate in (decision.get("winners") or []):
         return "success", f"Benchmark: faster, {effect}", summary
     if verdicts & FAILED_VERDICTS:

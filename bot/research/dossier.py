@@ -179,9 +179,10 @@ class Dossier:
         lines += ["#### Hypotheses", ""]
         if self.hypotheses:
             lines += [
-                "| # | hypothesis | kind | risk | hot function (share, at most) | target files "
-                "| expected effect | sources | in flight |",
-                "|---|---|---|---|---|---|---|---|---|",
+                # 5 columns, so the table fits GitHub's 914 px comment column
+                "| # | hypothesis (kind, risk) | where: hot function (share → at most), files "
+                "| expected effect | sources |",
+                "|---|---|---|---|---|",
             ]
             for i, h in enumerate(self.hypotheses, 1):
                 effects = list(h.expected_effect.items())
@@ -191,10 +192,12 @@ class Dossier:
                 files = ", ".join(f"`{md_cell(f, 80)}`" for f in h.target_files[:4])
                 if len(h.target_files) > 4:
                     files += f" +{len(h.target_files) - 4}"
-                flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1)) or "—"
+                flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1))
+                where = hot_cell(h) + (f"; {files}" if files else "")
+                cites = self._cite(h.citations) + (f"; in flight: {flight}" if flight else "")
                 lines.append(
-                    f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {hot_cell(h)} | "
-                    f"{files} | {effect} | {self._cite(h.citations)} | {flight} |"
+                    f"| {i} | **{md_cell(h.title, 140)}** ({h.kind}, {h.risk} risk) | {where} | {effect} "
+                    f"| {cites} |"
                 )
             notes = [
                 (i, h.rank_note) for i, h in enumerate(self.hypotheses, 1) if h.rank_note.startswith("ranked")
