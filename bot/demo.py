@@ -61,6 +61,15 @@ def rsa_keypair() -> tuple[str, str]:
     return private, public
 
 
+def llamacpp_project_yaml(rounds: int = 6) -> str:
+    """The `.autoresearch.yml` of the llama.cpp demo project (tests check it against the JSON Schema)."""
+    return (
+        "preset: llama.cpp\narchitectures: [x86, arm]\n"
+        f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
+        "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
+    )
+
+
 class Admin:
     """The sandbox's /_sandbox admin API (no GitHub equivalent) over real HTTP."""
 
@@ -168,11 +177,7 @@ class World:
         work.mkdir(parents=True)
         git(work, "clone", "-q", str(source), str(upstream))
         default = git(upstream, "rev-parse", "--abbrev-ref", "HEAD")
-        (upstream / ".autoresearch.yml").write_text(
-            "preset: llama.cpp\narchitectures: [x86, arm]\n"
-            f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
-            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
-        )
+        (upstream / ".autoresearch.yml").write_text(llamacpp_project_yaml(rounds))
         git(upstream, "add", ".autoresearch.yml")
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"
@@ -273,7 +278,7 @@ class World:
         while time.monotonic() < deadline:
             self.wait_deliveries()
             runs = self.bot.store.list_runs(50)
-            pending = self.bot.store.pending_commands()
+            pending = self.bot.store.pending_commands(due_only=False)
             line = ", ".join(f"run {r.id}: {r.state}" for r in runs)
             if progress and line != last:
                 progress(line)
@@ -310,7 +315,9 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         print(f"DEMO FAILED: isolation unavailable, nothing was run: {why}. To fix: {jail.INSTALL_HINT}.")
         return 2
     say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
-    overrides: dict[str, Any] = {}
+    # the status page printed at the end opens in a browser on this host without a token: the demo's bot
+    # listens on loopback with no proxy in front (a deployed bot keeps the default, the token)
+    overrides: dict[str, Any] = {"status_pages": "loopback"}
     if llama:  # like a deployed bot's data dir, the compiler cache outlives the demo: the next run is warm
         overrides["local_build_cache"] = str(_cache_root() / "build-cache")
     world = World(workdir, settings_overrides=overrides)
@@ -349,7 +356,7 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         world.label(number, as_user="olaf")
         say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
         world.wait_deliveries()
-        _wait(lambda: not world.bot.store.pending_commands())
+        _wait(lambda: not world.bot.store.pending_commands(due_only=False))
         world.unlabel(number)
         world.label(number)
         say(f"maria (admin) removed olaf's label and labelled issue #{number} with 'autoresearch' again")
