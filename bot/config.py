@@ -136,6 +136,9 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "preset_hooks": None,
     "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
     "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
+    # fan-out (bot/experiments/shards.py): a wave's candidates split over this many VMs per arch, each with
+    # its own baseline; None: chosen from the budget and the candidate count; 1: one VM per arch
+    "parallel": {"max_vms_per_arch": None},
     # where candidate and stack branches are pushed: "base" (the repository itself) or "fork" (a fork owned
     # by the bot's account, so the draft PR comes from a fork and the base repository's CI never runs
     # candidate code with its secrets); fork_owner: an organization to fork into instead of the bot's account
@@ -255,6 +258,12 @@ class ProjectConfig:
     @property
     def budget_usd(self) -> float:
         return float(self.raw["budget"]["usd"])
+
+    @property
+    def max_vms_per_arch(self) -> int | None:
+        """parallel.max_vms_per_arch: VMs per arch one wave may fan out over (None: from the budget)."""
+        value = self.raw["parallel"]["max_vms_per_arch"]
+        return None if value is None else int(value)
 
     @property
     def budget_tokens(self) -> int:
@@ -385,6 +394,7 @@ def _validate_project(
         "agent",
         "budget",
         "publish",
+        "parallel",
     ):
         if not isinstance(d[section], dict):
             raise ConfigError(section, "must be a mapping")
@@ -489,6 +499,9 @@ def _validate_project(
     _fraction(dec, "interference_sigmas", "decision", 0.0, 100.0)
     if _get(dec, "primary", str, "decision") not in ("both", "simulated", "wall"):
         raise ConfigError("decision.primary", f"must be both, simulated or wall, got {dec['primary']!r}")
+
+    if d["parallel"]["max_vms_per_arch"] is not None:
+        _positive_int(d["parallel"], "max_vms_per_arch", "parallel")
 
     ag = d["agent"]
     _positive_int(ag, "max_candidates", "agent", minimum=0)

@@ -31,7 +31,9 @@ from .artifacts import (
     VERIFICATION,
     RunArtifacts,
     deadline_key,
+    plan_key,
 )
+from .experiments import shards
 from .forge import ForgeError
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
@@ -636,8 +638,9 @@ def run_experiment(
     exp = ctx.store.experiment(ctx.run.id, name)
     handle = exp["handle"] if exp else None
     archs = archs or measured_archs(ctx)
+    the_plan = _fanout_plan(ctx, name, cands, archs)
     if not handle:
-        _check_budget(ctx, len(cands), archs)
+        _check_budget(ctx, len(cands), archs, the_plan)
         m = mirror(ctx)
         files = ctx.workdir / f"exp-{name}"
         files.mkdir(parents=True, exist_ok=True)
@@ -655,11 +658,13 @@ def run_experiment(
             }
             for arch in archs
         }
+        if the_plan is not None and len(the_plan.shards) > len(archs):
+            specs = shards.shard_specs(specs, the_plan)  # one entry (one VM) per shard
         batch = ex.Batch(
             run_id=ctx.run.id,
             specs=specs,
             bundle=bundle,
-            arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs},
+            arch_configs={k: ctx.settings.architectures.get(shards.arch_of(k), {}) for k in specs},
             repo=ctx.run.repo,
         )
         try:
@@ -672,7 +677,7 @@ def run_experiment(
             ) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
-    deadline = _deadline(ctx, name, archs)
+    deadline = _deadline(ctx, name, the_plan.keys() if the_plan else archs)
     started = last_note = time.monotonic()
     expired: str | None = None
     while True:
@@ -701,6 +706,10 @@ def run_experiment(
         time.sleep(max(0.0, min(float(executor.poll_interval), deadline["at"] - time.time())))
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
+    if the_plan is not None:
+        merged = shards.merge(results, the_plan) if len(the_plan.shards) > len(archs) else results
+        _plan_actuals(ctx, name, results, merged, executor, handle)
+        results = merged
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
         tail = executor.logs(handle)[-3000:] if executor.capabilities.logs else ""
@@ -756,22 +765,160 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _price(ctx: StageContext, arch: str) -> float:
-    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for an executor whose
-    machines are free (local)."""
+    """$/h of the arch's VM, the same figure the executor quotes at submit (`cost.arch_quote`: SkyPilot's
+    catalog for `infra:`, `cloud`/`region` and `any_of`/`ordered` resources, else the configured
+    `price_per_hour`); 0 for an executor whose machines are free (local). An unknown price on a priced
+    executor refuses the batch: it is never counted as $0."""
     if not executor_capabilities(ctx).priced:
         return 0.0
-    from .experiments.cost import quote_price
+    from .experiments.cost import arch_quote
 
-    cfg = ctx.settings.architectures.get(arch, {})
-    configured = {cfg.get("instance_type", ""): cfg["price_per_hour"]} if cfg.get("price_per_hour") else None
-    quote = quote_price(
-        cfg.get("cloud", "aws"),
-        cfg.get("instance_type", ""),
-        cfg.get("region"),
-        bool(cfg.get("use_spot")),
-        configured=configured,
+    executor = ctx.pipeline.services.get("executor")
+    base = shards.arch_of(arch)  # a shard (`x86~2`) is priced as its architecture
+    quote = arch_quote(base, ctx.settings.architectures.get(base, {}), getattr(executor, "price", None))
+    if quote.usd_per_hour is None:
+        raise StageFailed(
+            f"No VM was launched: the price of `{base}` is unknown ({quote.note}). Set `price_per_hour` for "
+            "the architecture in the bot's settings, or put SkyPilot's catalog in place."
+        )
+    return float(quote.usd_per_hour)
+
+
+def _fanout_plan(
+    ctx: StageContext, name: str, cands: list[dict[str, Any]], archs: list[str]
+) -> shards.Plan | None:
+    """The batch's plan (stored once, before the launch): shards x VMs x arch, minutes and dollars. Only on
+    an executor of priced VMs; only a wave's main batch fans out (the profile, the stack and the final
+    re-measurement run on one VM per arch); `parallel.max_vms_per_arch`, else chosen from the run's
+    remaining budget and the candidate count."""
+    stored = ctx.artifact(plan_key(name))
+    if stored:
+        return shards.Plan.from_dict(stored)
+    if not executor_capabilities(ctx).priced or not cands:
+        return None
+    prices = {a: _price(ctx, a) for a in archs}
+    times = _variant_times(ctx)
+    spent = ctx.store.usage_totals(ctx.run.id)["usd"]
+    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
+    fan_out = name.split("@")[0] == "main"
+    configured = ctx.project.max_vms_per_arch
+    if not fan_out:
+        vms, why = 1, "one VM per arch (only a wave's candidates fan out)"
+    elif configured is not None:
+        vms, why = configured, "`parallel.max_vms_per_arch`"
+    else:
+        vms = shards.default_vms(len(cands), max(0.0, limit - spent), prices, times)
+        why = (
+            f"chosen: one VM per {shards.MIN_CANDIDATES_PER_SHARD} candidates, at most "
+            f"{shards.MAX_VMS_PER_ARCH}, within the remaining ${max(0.0, limit - spent):.2f}"
+        )
+    warm = _earlier_plan_keys(ctx, name)
+    the_plan = shards.plan([c["name"] for c in cands], archs, vms, prices, times, warm=warm)
+    the_plan.notes.append(f"VMs per arch: {why}")
+    ctx.put(plan_key(name), the_plan.to_dict())
+    ctx.event(
+        "plan",
+        f"{name}: {len(the_plan.shards)} VMs ("
+        + ", ".join(f"{a} x{n}" for a, n in the_plan.vms_per_arch.items())
+        + f"), about {the_plan.minutes:.0f} min and ${the_plan.usd:.2f}",
     )
-    return float(quote.usd_per_hour or 0.0)
+    return the_plan
+
+
+def _earlier_plan_keys(ctx: StageContext, name: str) -> list[str]:
+    """Batch entries whose VM an earlier batch of this run left up (the executor reuses them: warm)."""
+    keys: list[str] = []
+    for n in range(1, current_wave(ctx) + 1):
+        for exp in (waves.key("main", n), waves.key("verify", n)):
+            if exp == name:
+                return keys
+            got = ctx.artifact(plan_key(exp))
+            keys += [s["key"] for s in (got or {}).get("shards") or [] if s["key"] not in keys]
+    return keys
+
+
+def _variant_times(ctx: StageContext) -> shards.VariantTimes:
+    """Per-variant times for the plan: the README's measured llama.cpp figures, replaced by what this run's
+    own batches measured (the profile batch's baseline build and simulation; an earlier wave's candidates)."""
+    times = shards.VariantTimes()
+    from dataclasses import replace
+
+    profile = ctx.artifact("results:profile") or {}
+    for res in profile.values():
+        base = (res.get("variants") or {}).get("baseline") or {}
+        build = float((base.get("build") or {}).get("seconds") or 0.0)
+        sim = float((base.get("simulated") or {}).get("seconds") or 0.0)
+        times = replace(
+            times,
+            cold_build_s=build or times.cold_build_s,
+            simulate_s=sim or times.simulate_s,
+        )
+        break
+    for n in range(current_wave(ctx) - 1, 0, -1):
+        for res in (ctx.artifacts.results(waves.key("main", n)) or {}).values():
+            return shards.VariantTimes.from_result(res, times)
+    return times
+
+
+def _plan_actuals(
+    ctx: StageContext,
+    name: str,
+    results: dict[str, Any],
+    merged: dict[str, Any],
+    executor: Any,
+    handle: str,
+) -> None:
+    """Beside the plan: each VM's actual seconds and dollars so far (the executor's count, the one price;
+    the time a VM waits for the run's next batch or its teardown is charged later), and per arch the A/A
+    check of the baseline's simulated cost across its shards."""
+    stored = ctx.artifact(plan_key(name)) or {}
+    known = executor.vm_seconds(handle) if executor.capabilities.vm_seconds else {}
+    actual = {}
+    for key in sorted({*known, *(results or {})}):
+        secs = float(known.get(key) or ((results.get(key) or {}).get("timings") or {}).get("total_s") or 0.0)
+        actual[key] = {"seconds": secs, "usd": secs / 3600.0 * _price(ctx, key)}
+    aa = {a: r["shards"] for a, r in (merged or {}).items() if r.get("shards")}
+    ctx.put(plan_key(name), {**stored, "actual": actual, "aa": aa})
+
+
+def plan_lines(plan: dict[str, Any] | None, name: str) -> list[str]:
+    """Status comment lines: the plan before the launch, the actuals beside it after the run."""
+    if not plan or not plan.get("shards"):
+        return []
+    vms = ", ".join(f"{a}: {n} VM{'s' if n > 1 else ''}" for a, n in (plan.get("vms_per_arch") or {}).items())
+    head = (
+        f"**Plan for `{name}`:** {len(plan['shards'])} shards ({vms}), expected "
+        f"{plan['minutes']:.0f} min and ${plan['usd']:.2f}"
+    )
+    actual = plan.get("actual") or {}
+    if actual:
+        longest = max((a["seconds"] for a in actual.values()), default=0.0) / 60.0
+        head += f"; actual {longest:.0f} min (longest VM) and ${sum(a['usd'] for a in actual.values()):.2f}"
+    lines = [head]
+    for s in plan["shards"]:
+        got = actual.get(s["key"])
+        after = f" | actual {got['seconds'] / 60.0:.1f} min, ${got['usd']:.2f}" if got else ""
+        lines.append(
+            f"- `{s['key']}`: {len(s['candidates'])} candidates + baseline, expected "
+            f"{s['seconds'] / 60.0:.1f} min, ${s['usd']:.2f}{after}"
+        )
+    lines += [f"- {n}" for n in plan.get("notes") or []]
+    for arch, info in (plan.get("aa") or {}).items():
+        aa = info.get("aa") or {}
+        if info.get("simulated_across_shards"):
+            lines.append(
+                f"- {arch}: A/A across its shards: the baseline's simulated cost agrees within "
+                f"{aa.get('spread', 0.0) * 100:.4f}% (at most {info.get('tolerance', 0) * 100:.2f}%), so "
+                "candidates on different VMs are compared with one baseline figure"
+            )
+        else:
+            lines.append(
+                f"- {arch}: A/A across its shards FAILED (the baseline's simulated cost differs by "
+                f"{aa.get('spread', 0.0) * 100:.4f}%): each candidate is compared within its own shard"
+            )
+        lost = [e for e in info.get("entries") or [] if not e.get("returned")]
+        lines += [f"- shard `{e['key']}` returned no result ({', '.join(e['candidates'])})" for e in lost]
+    return lines
 
 
 def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> float:
@@ -786,11 +933,14 @@ def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> flo
     return float(estimate.total_usd or 0.0)
 
 
-def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> None:
-    """Refuse to launch a batch whose estimated cost would take the run over its budget."""
+def _check_budget(
+    ctx: StageContext, n_candidates: int, archs: list[str], the_plan: shards.Plan | None = None
+) -> None:
+    """Refuse to launch a batch whose estimated cost would take the run over its budget (the fan-out plan's
+    dollars when there is one)."""
     spent = ctx.store.usage_totals(ctx.run.id)["usd"]
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
-    cost = _estimate_usd(ctx, n_candidates, archs)
+    cost = the_plan.usd if the_plan is not None else _estimate_usd(ctx, n_candidates, archs)
     ctx.event(
         "budget",
         f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
@@ -820,7 +970,7 @@ def _record_cost(
         usd = seconds / 3600.0 * price
         total_s += seconds
         total_usd += usd
-        costs[arch] = costs.get(arch, 0.0) + usd
+        costs[shards.arch_of(arch)] = costs.get(shards.arch_of(arch), 0.0) + usd
         ctx.store.record_usage(
             ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h"
         )
@@ -1294,6 +1444,8 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
             for s in i["skipped"]
         ]
+    for exp in _plan_experiments(pipeline, run):
+        extra += plan_lines(pipeline.store.get_artifact(run.id, plan_key(exp)), exp)
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
     if pub and pub.pr_url:
         extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
@@ -1315,6 +1467,14 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         extra=extra,
         prefix=pipeline.settings.command_prefix,
     )
+
+
+def _plan_experiments(pipeline: Pipeline, run: Run) -> list[str]:
+    """Experiments of this run with a fan-out plan, oldest first (the status comment shows each)."""
+    from .artifacts import PLAN_PREFIX
+
+    keys = [k for k in pipeline.store.artifact_keys(run.id) if k.startswith(PLAN_PREFIX)]
+    return [k[len(PLAN_PREFIX) :] for k in keys]
 
 
 def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:

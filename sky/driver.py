@@ -830,9 +830,9 @@ class Driver:
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        family = max(
-            1, len(live) - 1
-        )  # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps; a shard of a fan-out
+        # uses the whole wave's candidate count (spec "family"), so every shard keeps the same rule
+        family = max(1, len(live) - 1, int(self.spec.get("family") or 0))
         a = alpha / (len(looks) * family)
         self.result["paired"] = {
             "min_pairs": looks[0],

@@ -561,6 +561,8 @@ def _sim_record(result: Mapping[str, Any] | None, baseline: str, cand: str) -> t
     """(candidate vs baseline simulated records, or None; why not)."""
     variants = (result or {}).get("variants") or {}
     b, c = (variants.get(baseline) or {}).get("simulated"), (variants.get(cand) or {}).get("simulated")
+    # fan-out whose shards' baselines failed the A/A check: the candidate's own shard's baseline
+    b = (variants.get(cand) or {}).get("simulated_baseline") or b
     if not simulated.usable(b):
         info = (result or {}).get("simulation") or {}
         why = info.get("reason") or (b or {}).get("error") or "not run"
