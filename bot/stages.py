@@ -14,6 +14,7 @@ from typing import Any
 
 from . import waves
 from .artifacts import (
+    ARCH_COVERAGE,
     BASELINE,
     CANDIDATES,
     CANDIDATES_DONE,
@@ -125,6 +126,70 @@ def measured_archs(ctx: StageContext) -> list[str]:
     if executor_capabilities(ctx).archs == "host":
         return [local_arch()]
     return archs
+
+
+def arch_coverage(ctx: StageContext) -> dict[str, dict[str, str]]:
+    """What each architecture the project asks for gets in this run, never silently dropped: `measured`
+    (timed and simulated), `emulated` (built for it and its correctness checks run under emulation, not
+    timed) or `not_run`, each with the reason in words."""
+    caps = executor_capabilities(ctx)
+    measured = measured_archs(ctx)
+    emulated = emulated_archs(ctx)
+    out: dict[str, dict[str, str]] = {}
+    for a in dict.fromkeys([*ctx.project.architectures, *measured]):
+        if a in measured:
+            where = "on this machine" if caps.archs == "host" else "on its own VM(s)"
+            out[a] = {"kind": "measured", "reason": f"measured {where}: wall time and simulated cost"}
+        elif a in emulated:
+            out[a] = {
+                "kind": "emulated",
+                "reason": f"correctness only: built for {a} with a cross compiler, the baseline's checks run "
+                f"under emulation ({emulated[a]}); not timed: no {a.upper()} machine",
+            }
+        else:
+            why = (
+                f"the {ctx.settings.executor} executor measures this machine ({local_arch()}) only"
+                if caps.archs == "host"
+                else "no machine configured for it"
+            )
+            out[a] = {"kind": "not_run", "reason": f"not run: {why}; {_emulation_missing(a)}"}
+    return out
+
+
+def emulated_archs(ctx: StageContext) -> dict[str, str]:
+    """{arch: emulator} the executor can check under emulation here (local executor, another arch, the cross
+    toolchain and qemu-user installed); empty elsewhere."""
+    return {a: e["emulator"] for a, e in emulation_specs(ctx).items()}
+
+
+def emulation_specs(ctx: StageContext) -> dict[str, dict[str, str]]:
+    """{arch: spec.emulate} for the project's archs this host checks under emulation (an executor that
+    measures this host, in its jail: the local one)."""
+    from .experiments import emulation
+
+    caps = executor_capabilities(ctx)
+    if caps.archs != "host" or not caps.jail:
+        return {}
+    out = {}
+    for a in ctx.project.architectures:
+        got = emulation.probe(a) if a != local_arch() else None
+        if got:
+            out[a] = got
+    return out
+
+
+def _emulation_missing(arch: str) -> str:
+    from .experiments import emulation
+
+    return emulation.missing(arch)
+
+
+def arch_lines(coverage: dict[str, dict[str, str]] | None) -> list[str]:
+    """The status comment's line on what each arch row is."""
+    if not coverage:
+        return []
+    parts = [f"{a} — {c['reason']}" for a, c in coverage.items()]
+    return ["**Architectures:** " + "; ".join(parts)]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -606,13 +671,20 @@ def _candidate_from_branch(
 
 def benchmark(ctx: StageContext) -> None:
     n = current_wave(ctx)
+    coverage = arch_coverage(ctx)
+    if ctx.artifact(ARCH_COVERAGE) != coverage:
+        ctx.put(ARCH_COVERAGE, coverage)
+        for a, c in coverage.items():
+            if c["kind"] != "measured":
+                ctx.event("arch", f"{a}: {c['reason']}")
     cands = ctx.artifacts.get(CANDIDATES, n)
     if not cands:
         ctx.artifacts.put(RESULTS_MAIN, {}, n)
         ctx.progress("no candidates to measure")
         return
     base, _ = wave_base(ctx, n)
-    run_experiment(ctx, waves.key("main", n), base, cands)
+    emulated = [a for a, c in coverage.items() if c["kind"] == "emulated"]
+    run_experiment(ctx, waves.key("main", n), base, cands, archs=[*measured_archs(ctx), *emulated])
 
 
 def run_experiment(
@@ -645,6 +717,7 @@ def run_experiment(
         files = ctx.workdir / f"exp-{name}"
         files.mkdir(parents=True, exist_ok=True)
         bundle = make_bundle(m.path, [base] + [c["sha"] for c in cands], files / "repo.bundle")
+        emulate = emulation_specs(ctx) if set(archs) - set(measured_archs(ctx)) else {}
         specs = {
             arch: {
                 "schema": 1,
@@ -655,6 +728,7 @@ def run_experiment(
                 "baseline": {"name": "baseline", "sha": base},
                 "candidates": [{"name": c["name"], "sha": c["sha"]} for c in cands],
                 "project": _merge(ctx.project.to_dict(), overrides or {}),
+                **({"emulate": emulate[arch]} if arch in emulate else {}),
             }
             for arch in archs
         }
@@ -990,6 +1064,7 @@ def project_for(ctx: StageContext, results: dict[str, Any]) -> dict[str, Any]:
 
 def decide(ctx: StageContext) -> None:
     from .experiments.stats import decide as stats_decide
+    from .experiments.stats.words import Note
 
     n = current_wave(ctx)
     results = ctx.artifacts.get(RESULTS_MAIN, n) or {}
@@ -1007,6 +1082,12 @@ def decide(ctx: StageContext) -> None:
         )
         return
     decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 10 * (n - 1))
+    coverage = ctx.artifact(ARCH_COVERAGE) or {}
+    decision.notes[:0] = [  # what each arch row is; an arch with no row says why: never dropped silently
+        Note(f"{a}: {c['reason']}")
+        for a, c in coverage.items()
+        if c["kind"] == "emulated" or (c["kind"] == "not_run" and a not in results)
+    ]
     ctx.artifacts.put(DECISION, decision.to_dict(), n)
     ctx.progress(f"decision: {len(decision.winners)} winner(s)" + (f" in wave {n}" if n > 1 else ""))
 
@@ -1444,6 +1525,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
             for s in i["skipped"]
         ]
+    extra += arch_lines(pipeline.store.get_artifact(run.id, ARCH_COVERAGE))
     for exp in _plan_experiments(pipeline, run):
         extra += plan_lines(pipeline.store.get_artifact(run.id, plan_key(exp)), exp)
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None

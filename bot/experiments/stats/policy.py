@@ -480,6 +480,8 @@ def _row(
         return Row(cand, arch, metric, "missing", None, corr, "missing")
     if status != "ok":
         return Row(cand, arch, metric, status, None, corr, FAILED_VERDICT.get(status, "bench_failed"))
+    if result.get("emulated"):  # built for the arch, checked under qemu-user: correct, nothing timed
+        return Row(cand, arch, metric, status, None, corr, "not_timed")
     if "pairs" in cand_v:  # the paired design (sky/paired.py)
         design = result.get("paired") or {}
         try:
@@ -644,7 +646,7 @@ def decide(
                 )
                 r.verdict = r.comparison.verdict
     for r in rows:
-        if r.metric == target:
+        if r.metric == target and not (results.get(r.arch) or {}).get("emulated"):
             _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
     winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
@@ -692,7 +694,7 @@ def _notes(
     if dec["primary"] != "wall":
         for a in archs:
             info = (results.get(a) or {}).get("simulation") or {}
-            if not (results.get(a) or {}).get("variants"):
+            if not (results.get(a) or {}).get("variants") or (results.get(a) or {}).get("emulated"):
                 continue
             if info.get("available"):
                 secs = [
