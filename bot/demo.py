@@ -489,6 +489,8 @@ def _summary(world: World, number: int, run: Any) -> None:
             f"wall {speed:<20} {title[:40]}"
         )
     print(f"winners: {', '.join(decision.get('winners', [])) or 'none'}")
+    for arch, c in (store.get_artifact(run.id, "arch_coverage") or {}).items():
+        print(f"architecture {arch}: {c['reason']}")  # never an arch dropped without a word
     profile = arts.get(PROFILE) or {}
     if profile.get("available"):
         print(

@@ -710,7 +710,8 @@ def run_experiment(
     exp = ctx.store.experiment(ctx.run.id, name)
     handle = exp["handle"] if exp else None
     archs = archs or measured_archs(ctx)
-    the_plan = _fanout_plan(ctx, name, cands, archs)
+    # a batch submitted without a plan (before this bot had fan-out) goes on as it was sent
+    the_plan = _fanout_plan(ctx, name, cands, archs) if not handle or ctx.artifact(plan_key(name)) else None
     if not handle:
         _check_budget(ctx, len(cands), archs, the_plan)
         m = mirror(ctx)

@@ -546,7 +546,8 @@ class Driver:
             self.phase_prepare()
             self.phase_build()
             if self.spec.get("warm_only"):
-                self.phase_warm_simulation_build()
+                if not self.spec.get("emulate"):  # an emulated arch is never simulated
+                    self.phase_warm_simulation_build()
             elif self.spec.get("emulate"):  # correctness only: timing and simulation need the real machine
                 self.phase_validate()
                 self.result["emulated"] = dict(self.spec["emulate"])
