@@ -7,7 +7,7 @@ killed mid-run.
 
 Each VM job lasts what its variants take, drawn from the README's measured llama.cpp figures
 (bot/experiments/shards.py MEASURED: cold/incremental builds, validation, simulation, wall pairs), on a clock
-`--scale` times faster than the wall (the bot's own overhead is scaled with it, so it is over-counted). The
+`--scale` times faster than the wall (the bot's own seconds of overhead are scaled with it: over-counted). The
 plan uses the middle of each measured range. Prints the plan (shards x VMs x arch, minutes, dollars) beside
 what the double reports, and checks: the run ends within 1.3x its longest shard and within a third of the
 1-VM time; the plan's minutes and dollars within 15% of the double's; no VM outlives the run; a killed shard
@@ -54,7 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=30)
     ap.add_argument("--vms", type=int, default=4)
-    ap.add_argument("--scale", type=float, default=20.0, help="simulated seconds per wall second")
+    ap.add_argument("--scale", type=float, default=10.0, help="simulated seconds per wall second")
     args = ap.parse_args()
     t = shards.VariantTimes()
     print(

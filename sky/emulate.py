@@ -38,7 +38,7 @@ def env(spec_emulate: dict, workdir: Path) -> dict:
     cc, cxx = shutil.which(f"{triple}-gcc"), shutil.which(f"{triple}-g++")
     if not cc or not cxx:
         raise RuntimeError(f"cross compiler {triple}-gcc/g++ not found on PATH")
-    toolchain = Path(workdir) / f"toolchain-{triple}.cmake"
+    toolchain = Path(workdir).resolve() / f"toolchain-{triple}.cmake"
     proc = PROCESSORS.get(str(spec_emulate.get("arch")), "aarch64")
     toolchain.write_text(
         "set(CMAKE_SYSTEM_NAME Linux)\n"

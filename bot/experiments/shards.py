@@ -147,7 +147,7 @@ def default_vms(
     per_hour = sum(float(p or 0.0) for p in usd_per_hour.values())
     for v in range(want, 1, -1):
         shards = split([str(i) for i in range(n_candidates)], v)
-        usd = sum(times.shard_s(len(s)) for s in shards) / 3600.0 * per_hour
+        usd = len(shards) * max(times.shard_s(len(s)) for s in shards) / 3600.0 * per_hour
         if usd <= budget_usd:
             return v
     return 1
@@ -228,9 +228,18 @@ def plan(
         vms[arch] = len(parts)
         for k, names in enumerate(parts, start=1):
             key = shard_key(arch, k)
-            secs = times.shard_s(len(names), warm=key in warm)
-            shards.append(ShardPlan(key, arch, names, secs, secs / 3600.0 * float(prices.get(arch) or 0.0)))
-    return Plan(shards, vms, times, {a: float(prices.get(a) or 0.0) for a in archs})
+            shards.append(ShardPlan(key, arch, names, times.shard_s(len(names), warm=key in warm), 0.0))
+    # every VM is held until the batch's longest shard is done (the executor keeps it for the run's next
+    # batch, or tears it down when the run ends): it is paid for that long
+    held = max((s.seconds for s in shards), default=0.0)
+    for s in shards:
+        s.usd = held / 3600.0 * float(prices.get(s.arch) or 0.0)
+    notes = (
+        [f"each VM is paid until the longest shard is done ({held / 60.0:.1f} min)"]
+        if len(shards) > 1
+        else []
+    )
+    return Plan(shards, vms, times, {a: float(prices.get(a) or 0.0) for a in archs}, notes)
 
 
 def shard_specs(specs: Mapping[str, Mapping[str, Any]], the_plan: Plan) -> dict[str, dict[str, Any]]:
