@@ -171,7 +171,7 @@ def run_fanout(
     """One bench run of `n_candidates` on x86 + arm with `parallel.max_vms_per_arch` = `vms_per_arch`;
     `kill`: shard keys whose first VM dies mid-run (its partial result lost; retried on a fresh VM)."""
     from bot.config import ProjectConfig, Settings
-    from bot.pipeline import Pipeline
+    from bot.pipeline import Pipeline, status_marker
     from bot.stages import DEFAULT_STAGES, render_status
     from bot.store import Store
     from bot.worker import Worker
@@ -274,7 +274,7 @@ def run_fanout(
         launches=[c[1] for c in fake.calls if c[0] == "launch"],
         alive_after=set(fake.alive),
         killed=killed,
-        comment=next(iter(pipeline.forge.comments.values()), ""),
+        comment=pipeline.forge.marked.get(status_marker(run.id), ""),
         store=store,
         fake=fake,
     )

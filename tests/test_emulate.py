@@ -83,3 +83,29 @@ def test_missing_emulation_is_said_with_the_packages() -> None:
         else "gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user" in text
     )
     assert emulation.probe("sparc") is None and "no emulation known" in emulation.missing("sparc")
+
+
+def test_an_emulated_arch_that_did_not_run_neither_makes_nor_blocks_a_winner() -> None:
+    x86 = {
+        "arch": "x86",
+        "variants": {
+            "baseline": {"status": "ok", "simulated": {"ok": True, "estimated_cycles": 1000, "seconds": 1.0}},
+            "fast": {"status": "ok", "simulated": {"ok": True, "estimated_cycles": 900, "seconds": 1.0}},
+        },
+        "simulation": {"available": True},
+    }
+    arm = {  # the emulated batch was killed before its baseline got through
+        "arch": "arm",
+        "emulated": {"qemu": "qemu-aarch64"},
+        "complete": False,
+        "variants": {"baseline": {"status": "bench_failed"}, "fast": {"status": "bench_failed"}},
+    }
+    proj = {
+        "architectures": ["x86", "arm"],
+        "benchmark": {"metrics": [{"name": "t", "higher_is_better": False}], "target": "t"},
+        "decision": {"primary": "simulated"},
+    }
+    d = decide({"x86": x86, "arm": arm}, proj).to_dict()
+    assert d["winners"] == ["fast"]
+    assert {(r["arch"], r["verdict"]) for r in d["rows"]} == {("x86", "faster"), ("arm", "missing")}
+    assert any("arm" in str(n) for n in d["notes"])

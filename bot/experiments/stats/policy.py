@@ -474,6 +474,8 @@ def _row(
     base_v, cand_v = variants.get(baseline), variants.get(cand)
     corr = correctness_summary(cand_v)
     status = (cand_v or {}).get("status", "missing")
+    if result.get("emulated") and (not base_v or base_v.get("status") != "ok"):
+        return Row(cand, arch, metric, status, None, corr, "missing")  # the emulated check did not run
     if not base_v or base_v.get("status") != "ok":
         return Row(cand, arch, metric, status, None, corr, "baseline_failed")
     if cand_v is None:
@@ -649,10 +651,18 @@ def decide(
         if r.metric == target and not (results.get(r.arch) or {}).get("emulated"):
             _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
-    winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
+    # an emulated arch (correctness only) whose baseline did not get through says so in the notes and
+    # neither makes nor blocks a winner; where it ran, a candidate broken there is no winner
+    checked = [a for a in archs if not _emulation_down(results.get(a), baseline)]
+    winners = [c for c in candidates if _is_winner(c, rows, checked, target, dec)]
     decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
     decision.winners = sorted(winners, key=lambda c: -decision.target_speedup(c))
     return decision
+
+
+def _emulation_down(result: Mapping[str, Any] | None, baseline: str) -> bool:
+    base = ((result or {}).get("variants") or {}).get(baseline) or {}
+    return bool((result or {}).get("emulated")) and base.get("status") != "ok"
 
 
 def _notes(
