@@ -928,6 +928,7 @@ def _fanout_plan(
     the_plan = shards.plan([c["name"] for c in cands], archs, vms, prices, times, warm=warm)
     the_plan.notes.append(f"VMs per arch: {why}")
     ctx.put(plan_key(name), the_plan.to_dict())
+    ctx.pipeline.refresh_status(ctx.run)  # the plan is on the issue before any VM is launched
     ctx.event(
         "plan",
         f"{name}: {len(the_plan.shards)} VMs ("

@@ -22,6 +22,7 @@ from concurrent_bench import REPO, LocalForge, make_origin
 from sky_double import Attempt, FakeSky, executor
 
 from bot.experiments import shards
+from bot.pipeline import status_marker
 
 SCALE = 60.0  # simulated seconds per wall second (default): a 20-minute VM job lasts 20 s
 BASE_CYCLES = {"x86": 536_253_236, "arm": 611_482_117}  # the baseline's estimated cycles (deterministic)
@@ -152,6 +153,7 @@ class FanOut:
     alive_after: set[str]
     killed: list[str] = field(default_factory=list)
     comment: str = ""
+    comment_at_launch: str = ""
     store: Any = None
     fake: Any = None
 
@@ -171,7 +173,7 @@ def run_fanout(
     """One bench run of `n_candidates` on x86 + arm with `parallel.max_vms_per_arch` = `vms_per_arch`;
     `kill`: shard keys whose first VM dies mid-run (its partial result lost; retried on a fresh VM)."""
     from bot.config import ProjectConfig, Settings
-    from bot.pipeline import Pipeline, status_marker
+    from bot.pipeline import Pipeline
     from bot.stages import DEFAULT_STAGES, render_status
     from bot.store import Store
     from bot.worker import Worker
@@ -196,7 +198,12 @@ def run_fanout(
     lock = threading.Lock()
     killed: list[str] = []
 
+    forge = LocalForge(origin)
+    at_launch: list[str] = []  # the status comment as it was when the first VM was launched
+
     def plan_for(cluster: str, task: Any) -> Attempt:
+        if not at_launch:
+            at_launch.append(forge.marked.get(status_marker(1), ""))
         spec = json.loads((Path(task.workdir) / "spec.json").read_text())
         key = (spec.get("shard") or {}).get("key") or spec["arch"]
         with lock:
@@ -224,12 +231,7 @@ def run_fanout(
 
     stages = {**DEFAULT_STAGES, "implementing": noop, "publishing": noop}
     pipeline = Pipeline(
-        settings,
-        store,
-        LocalForge(origin),
-        stages=stages,
-        services={"executor": ex},
-        status_renderer=render_status,
+        settings, store, forge, stages=stages, services={"executor": ex}, status_renderer=render_status
     )
     raw = yaml.safe_load((REPO / "examples" / "attention" / ".autoresearch.yml").read_text())
     raw["architectures"] = list(archs)
@@ -275,6 +277,7 @@ def run_fanout(
         alive_after=set(fake.alive),
         killed=killed,
         comment=pipeline.forge.marked.get(status_marker(run.id), ""),
+        comment_at_launch=at_launch[0] if at_launch else "",
         store=store,
         fake=fake,
     )

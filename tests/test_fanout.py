@@ -207,6 +207,8 @@ def test_a_wave_fans_out_over_parallel_vms_and_a_killed_shard_is_retried(tmp_pat
                     assert v["shard"] in {e["key"] for e in info["entries"] if name in e["candidates"]}
     assert "**Plan for `main`:** 6 shards (x86: 3 VMs, arm: 3 VMs)" in fan.comment and "actual" in fan.comment
     assert "A/A across its shards" in fan.comment
+    # the plan was on the issue before the first VM was launched (the actuals come after the run)
+    assert "**Plan for `main`:** 6 shards" in fan.comment_at_launch and "actual" not in fan.comment_at_launch
     assert fan.plan["usd"] > 0 and fan.usage_usd > 0
 
 
