@@ -173,7 +173,7 @@ def arch_coverage(ctx: StageContext) -> dict[str, dict[str, str]]:
                 if caps.archs == "host"
                 else "no machine configured for it"
             )
-            out[a] = {"kind": "not_run", "reason": f"not run: {why}; {_emulation_missing(a)}"}
+            out[a] = {"kind": "not_run", "reason": f"not run: {why}; {_emulation_missing(ctx, a)}"}
     return out
 
 
@@ -189,7 +189,7 @@ def emulation_specs(ctx: StageContext) -> dict[str, dict[str, str]]:
     from .experiments import emulation
 
     caps = executor_capabilities(ctx)
-    if caps.archs != "host" or not caps.jail:
+    if caps.archs != "host" or not caps.jail or not ctx.settings.local_emulate:
         return {}
     out = {}
     for a in ctx.project.architectures:
@@ -199,9 +199,16 @@ def emulation_specs(ctx: StageContext) -> dict[str, dict[str, str]]:
     return out
 
 
-def _emulation_missing(arch: str) -> str:
+def _emulation_missing(ctx: StageContext, arch: str) -> str:
     from .experiments import emulation
 
+    if executor_capabilities(ctx).archs != "host":
+        return "no emulated check either"
+    if emulation.probe(arch) and not ctx.settings.local_emulate:
+        return (
+            "its correctness is not checked under emulation either (the cross toolchain and qemu-user are "
+            "installed: set `local_emulate: true`)"
+        )
     return emulation.missing(arch)
 
 

@@ -50,6 +50,10 @@ def show(label: str, out) -> None:  # noqa: ANN001
         )
 
 
+def plan_s(out, key: str) -> float:  # noqa: ANN001
+    return next(s["seconds"] for s in out.plan["shards"] if s["key"] == key)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=30)
@@ -95,6 +99,11 @@ def main() -> int:
             abs(fan.plan["usd"] / fan.usage_usd - 1) <= 0.15,
         ),
         (
+            f"the killed shard's VM time covers both its VMs: {kill.vm_seconds.get(victim, 0) / 60:.1f} min "
+            f"(> 1.3 x its plan {plan_s(kill, victim) / 60:.1f} min)",
+            kill.vm_seconds.get(victim, 0) > 1.3 * plan_s(kill, victim),
+        ),
+        (
             "no VM outlives the run (1 VM, fan-out, kill)",
             not (one.alive_after or fan.alive_after or kill.alive_after),
         ),
@@ -112,6 +121,16 @@ def main() -> int:
             all(r["shards"]["simulated_across_shards"] for r in fan.results.values()),
         ),
     ]
+    names = [f"c{i}" for i in range(args.candidates)]
+    keys = [shards.shard_key(a, k) for a in ("x86", "arm") for k in range(1, args.vms + 1)]
+    warm_one = shards.plan(names, ["x86"], 1, {"x86": 1.0}, warm=["x86"]).minutes
+    warm_fan = shards.plan(names, ["x86"], args.vms, {"x86": 1.0}, warm=keys).minutes
+    print(
+        f"\n(plan only, not run: on VMs a previous wave left warm, no setup and a warm baseline build, "
+        f"{args.vms} VMs take {warm_fan:.1f} min vs {warm_one:.1f} min on one: {warm_fan / warm_one:.3f}; "
+        f"cold, each fresh VM first spends {t.shard_s(0):.0f} s on setup and the baseline, "
+        f"{t.shard_s(0) / t.candidate_s():.1f} candidates' worth)"
+    )
     print()
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")

@@ -211,9 +211,9 @@ def run_fanout(
             n = attempts[key]
         fresh = n == 1 or key in killed
         seconds, builds = job_seconds(spec, fresh, n)
-        if key in kill and n == 1:
+        if key in kill and n == 1:  # the VM dies halfway through its shard
             killed.append(key)
-            return Attempt("die", partial_variants=1)
+            return Attempt("die", partial_variants=1, seconds=seconds / 2 / scale)
         return Attempt("ok", seconds=seconds / scale, final=fake_result(spec, builds))
 
     fake = FakeSky({}, plan_for=plan_for)

@@ -245,6 +245,8 @@ class FakeSky:
         if plan.kind == "preempt":
             raise exceptions.ClusterNotUpError(f"Cluster {cluster_name!r} is not up (preempted).")
         if plan.kind == "die":
+            if plan.seconds:  # the VM runs that long before it dies
+                self.released.setdefault(cluster_name, threading.Event()).wait(plan.seconds)
             out.write('AUTORESEARCH_PARTIAL {"arch": "cut')  # VM died mid-line
             return 100
         if plan.kind == "block":
