@@ -109,3 +109,31 @@ def test_an_emulated_arch_that_did_not_run_neither_makes_nor_blocks_a_winner() -
     assert d["winners"] == ["fast"]
     assert {(r["arch"], r["verdict"]) for r in d["rows"]} == {("x86", "faster"), ("arm", "missing")}
     assert any("arm" in str(n) for n in d["notes"])
+
+
+def test_every_project_arch_is_accounted_for_never_dropped() -> None:
+    from types import SimpleNamespace
+
+    from bot import stages
+    from bot.experiments.executors import LocalExecutor
+
+    def ctx(emulate: bool) -> SimpleNamespace:
+        pipeline = SimpleNamespace(
+            services={"executor": SimpleNamespace(capabilities=LocalExecutor.capabilities)}
+        )
+        return SimpleNamespace(
+            pipeline=pipeline,
+            project=SimpleNamespace(architectures=["x86", "arm"]),
+            settings=SimpleNamespace(executor="local", local_emulate=emulate),
+        )
+
+    here, other = stages.local_arch(), "arm" if stages.local_arch() == "x86" else "x86"
+    off = stages.arch_coverage(ctx(False))
+    assert off[here]["kind"] == "measured" and off[other]["kind"] == "not_run"
+    assert "measures this machine" in off[other]["reason"]
+    assert ("local_emulate: true" if emulation.probe(other) else "install") in off[other]["reason"]
+    on = stages.arch_coverage(ctx(True))
+    assert on[other]["kind"] == ("emulated" if emulation.probe(other) else "not_run")
+    if emulation.probe(other):
+        assert "not timed" in on[other]["reason"] and "qemu" in on[other]["reason"]
+    assert stages.arch_lines(on)[0].startswith("**Architectures:** ")
