@@ -103,6 +103,7 @@ class Verdict(StrEnum):
     NOISY = "noisy"
     DISAGREE = "disagree"
     SLOWER = "slower"
+    NOT_TIMED = "not_timed"  # correct under emulation (another arch's build under qemu-user), not measured
     BROKEN = "broken"
     BUILD_FAILED = "build_failed"
     BENCH_FAILED = "bench_failed"
@@ -123,6 +124,7 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
     Verdict.NOISY: VerdictInfo("noisy", "🟡", False),
     Verdict.DISAGREE: VerdictInfo("tiers disagree", "⚠️", False),
     Verdict.SLOWER: VerdictInfo("slower", "🔴", False),
+    Verdict.NOT_TIMED: VerdictInfo("correct under emulation, not timed", "🔵", False),
     Verdict.BROKEN: VerdictInfo("broken", "❌", True),
     Verdict.BUILD_FAILED: VerdictInfo("build failed", "❌", True),
     Verdict.BENCH_FAILED: VerdictInfo("bench failed", "❌", True),

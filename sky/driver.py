@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
@@ -127,6 +128,7 @@ class Ctx:
     baseline_worktree: Path | None = None
     log: Callable[[str], None] = log
     state: dict = dataclasses.field(default_factory=dict)  # scratch space for presets (models, caches)
+    emulate: dict | None = None  # spec.emulate: built for another arch, its programs run under qemu-user
 
     def bench_prefix(self) -> list:
         """`taskset -c <cpus>` when pinning is available."""
@@ -146,6 +148,8 @@ class Ctx:
         env = dict(self.env)
         env.update(extra_env or {})
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        if self.emulate:
+            argv = emulate.wrap(argv, cwd, self.emulate, env.get("PATH", ""))
         if pin:
             argv = self.bench_prefix() + argv
         rc, raw, timed_out = run_captured(argv, cwd, env, timeout, merge_stderr=True)
@@ -226,7 +230,10 @@ def _compare_output(cmd: str, worktree: Path, baseline_worktree: Path, ctx: Ctx,
 
 
 def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
-    rc, raw, _ = run_captured(["bash", "-c", cmd], cwd, ctx.env, timeout, merge_stderr=False)
+    argv = ["bash", "-c", cmd]
+    if ctx.emulate:
+        argv = emulate.wrap(argv, cwd, ctx.emulate, ctx.env.get("PATH", ""))
+    rc, raw, _ = run_captured(argv, cwd, ctx.env, timeout, merge_stderr=False)
     return rc, raw.decode(errors="replace")
 
 
@@ -539,7 +546,14 @@ class Driver:
             self.phase_prepare()
             self.phase_build()
             if self.spec.get("warm_only"):
-                self.phase_warm_simulation_build()
+                if not self.spec.get("emulate"):  # an emulated arch is never simulated
+                    self.phase_warm_simulation_build()
+            elif self.spec.get("emulate"):  # correctness only: timing and simulation need the real machine
+                self.phase_validate()
+                self.result["emulated"] = dict(self.spec["emulate"])
+                self.result["simulation"] = {"available": False, "reason": "emulated: correctness only"}
+                for v in self.result["variants"].values():
+                    v["status"] = "ok" if v["status"] == "pending" else v["status"]
             else:
                 self.phase_validate()
                 self.phase_bench()
@@ -583,6 +597,8 @@ class Driver:
         for key in ("OMP_NUM_THREADS", "THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[key] = str(threads)
         env["AUTORESEARCH_THREADS"] = str(threads)
+        if self.spec.get("emulate"):
+            env.update(emulate.env(self.spec["emulate"], self.workdir))
         return Ctx(
             workdir=self.workdir,
             project=self.project,
@@ -592,6 +608,7 @@ class Driver:
             cpus=cpus,
             seed=int(self.spec.get("seed", 1)),
             baseline_worktree=self.trees[self.baseline],
+            emulate=self.spec.get("emulate") or None,
         )
 
     def phase_prepare(self) -> None:
@@ -830,9 +847,9 @@ class Driver:
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        family = max(
-            1, len(live) - 1
-        )  # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps; a shard of a fan-out
+        # uses the whole wave's candidate count (spec "family"), so every shard keeps the same rule
+        family = max(1, len(live) - 1, int(self.spec.get("family") or 0))
         a = alpha / (len(looks) * family)
         self.result["paired"] = {
             "min_pairs": looks[0],

@@ -133,6 +133,15 @@ def build_targets(worktree: Path) -> list[str]:
 # ---------------------------------------------------------------- build
 
 
+def emulate_machine(ctx: Any) -> str:
+    """The target machine of a cross build for emulated checks (spec.emulate.arch): aarch64 or x86_64."""
+    return (
+        "aarch64"
+        if str((getattr(ctx, "emulate", None) or {}).get("arch")) in ("arm", "aarch64")
+        else "x86_64"
+    )
+
+
 def portable_isa_flags(machine: str | None = None) -> list[str]:
     """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no
     SVE)."""
@@ -325,6 +334,8 @@ def _cmake_build_in(
 ) -> tuple[bool, str]:
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
+    if getattr(ctx, "emulate", None) and not isa_flags:  # cross build (sky/emulate.py): no -march=native
+        isa_flags = portable_isa_flags(emulate_machine(ctx))
     conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
     stamp = tree / build_dir / STAMP
     logs = []

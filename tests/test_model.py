@@ -81,6 +81,7 @@ def test_verdict_table_matches_the_report():
         "noisy",
         "disagree",
         "slower",
+        "not_timed",
         "broken",
         "build_failed",
         "bench_failed",

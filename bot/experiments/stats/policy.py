@@ -474,12 +474,16 @@ def _row(
     base_v, cand_v = variants.get(baseline), variants.get(cand)
     corr = correctness_summary(cand_v)
     status = (cand_v or {}).get("status", "missing")
+    if result.get("emulated") and (not base_v or base_v.get("status") != "ok"):
+        return Row(cand, arch, metric, status, None, corr, "missing")  # the emulated check did not run
     if not base_v or base_v.get("status") != "ok":
         return Row(cand, arch, metric, status, None, corr, "baseline_failed")
     if cand_v is None:
         return Row(cand, arch, metric, "missing", None, corr, "missing")
     if status != "ok":
         return Row(cand, arch, metric, status, None, corr, FAILED_VERDICT.get(status, "bench_failed"))
+    if result.get("emulated"):  # built for the arch, checked under qemu-user: correct, nothing timed
+        return Row(cand, arch, metric, status, None, corr, "not_timed")
     if "pairs" in cand_v:  # the paired design (sky/paired.py)
         design = result.get("paired") or {}
         try:
@@ -561,6 +565,8 @@ def _sim_record(result: Mapping[str, Any] | None, baseline: str, cand: str) -> t
     """(candidate vs baseline simulated records, or None; why not)."""
     variants = (result or {}).get("variants") or {}
     b, c = (variants.get(baseline) or {}).get("simulated"), (variants.get(cand) or {}).get("simulated")
+    # fan-out whose shards' baselines failed the A/A check: the candidate's own shard's baseline
+    b = (variants.get(cand) or {}).get("simulated_baseline") or b
     if not simulated.usable(b):
         info = (result or {}).get("simulation") or {}
         why = info.get("reason") or (b or {}).get("error") or "not run"
@@ -642,13 +648,21 @@ def decide(
                 )
                 r.verdict = r.comparison.verdict
     for r in rows:
-        if r.metric == target:
+        if r.metric == target and not (results.get(r.arch) or {}).get("emulated"):
             _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
-    winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
+    # an emulated arch (correctness only) whose baseline did not get through says so in the notes and
+    # neither makes nor blocks a winner; where it ran, a candidate broken there is no winner
+    checked = [a for a in archs if not _emulation_down(results.get(a), baseline)]
+    winners = [c for c in candidates if _is_winner(c, rows, checked, target, dec)]
     decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
     decision.winners = sorted(winners, key=lambda c: -decision.target_speedup(c))
     return decision
+
+
+def _emulation_down(result: Mapping[str, Any] | None, baseline: str) -> bool:
+    base = ((result or {}).get("variants") or {}).get(baseline) or {}
+    return bool((result or {}).get("emulated")) and base.get("status") != "ok"
 
 
 def _notes(
@@ -690,7 +704,7 @@ def _notes(
     if dec["primary"] != "wall":
         for a in archs:
             info = (results.get(a) or {}).get("simulation") or {}
-            if not (results.get(a) or {}).get("variants"):
+            if not (results.get(a) or {}).get("variants") or (results.get(a) or {}).get("emulated"):
                 continue
             if info.get("available"):
                 secs = [
