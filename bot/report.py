@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from . import commands
 from .experiments.stats.words import QUIET
-from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
+from .model import BASIS_LABEL, CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
 from .model import FAILED_VERDICTS as MODEL_FAILED_VERDICTS
 from .text import for_comment as clean  # untrusted text for a comment: no markers, pings, hidden text
 from .text import inert
@@ -27,6 +27,23 @@ VERDICT_LABEL = {str(v): info.label for v, info in VERDICTS.items()}
 VERDICT_ICON = {str(v): info.icon for v, info in VERDICTS.items()}
 VERDICT_ORDER = tuple(str(v) for v in Verdict)
 FAILED_VERDICTS = {str(v) for v in MODEL_FAILED_VERDICTS}
+BASIS = {str(b): label for b, label in BASIS_LABEL.items()}
+
+
+def verdict_label(r: Mapping[str, Any]) -> str:
+    """A row's verdict in words, with what decided it (model.Basis) where the row does not already say it:
+    `faster (hardware only)`, `no change (confirmed on hardware)`. The simulated tier (and, without one, wall
+    time) is the default that the table's columns show."""
+    v = str(r.get("verdict", Verdict.MISSING))
+    label = VERDICT_LABEL.get(v, cell(v, 20))
+    basis = BASIS.get(str(r.get("basis") or ""))
+    if not basis or basis == label or r.get("basis") in ("simulated", "wall"):
+        return label
+    if str(r.get("note") or "").startswith(basis):
+        return label
+    return f"{label} ({basis})"
+
+
 DEFAULT_PREFIX = "/autoresearch"  # Settings.command_prefix's default
 DISCLAIMER = (
     "This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
@@ -240,8 +257,13 @@ def benchmark_table(
         c = r.get("comparison") or {}
         v = str(r.get("verdict", Verdict.MISSING))
         metric = cell(r.get("metric"), 40) + (" 🎯" if r.get("metric") == target else "")
-        verdict = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}"
-        if r.get("note") and v in (Verdict.FASTER, Verdict.DISAGREE, Verdict.NO_CHANGE):
+        verdict = f"{VERDICT_ICON.get(v, '')} {verdict_label(r)}"
+        if r.get("note") and v in (
+            Verdict.FASTER,
+            Verdict.DISAGREE,
+            Verdict.NO_CHANGE,
+            Verdict.NOT_MEASURABLE,
+        ):
             verdict += f" · {cell(r['note'], 90)}"
         lines.append(
             " | ".join(
@@ -448,6 +470,9 @@ def hint_text(hint: Mapping[str, Any] | None, prefix: str = DEFAULT_PREFIX) -> s
         return f" (`{prefix} rerun rounds={int(hint['rounds'])}`)"
     if hint.get("kind") == "quiet":
         return f"; {QUIET}"
+    if hint.get("kind") == "vm":
+        rounds = hint.get("rounds")
+        return f" (`{prefix} rerun" + (f" rounds={int(rounds)}" if rounds else "") + "`)"
     return ""
 
 
@@ -758,7 +783,6 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
     lines = []
     for r in _target_rows(decision, name):
         c = r.get("comparison") or {}
-        v = str(r.get("verdict"))
         sim = r.get("simulated") or {}
         simulated = (
             f"simulated {sim_cell(sim)} ({cell(sim.get('isa') or '', 40)}); " if "speedup" in sim else ""
@@ -770,7 +794,7 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
         )
         note = f" — {cell(r['note'], 160)}" if r.get("note") else ""
         lines.append(
-            f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
+            f"- **{cell(r.get('arch'), 20)}**: {verdict_label(r)}: {simulated}wall time "
             f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
             f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
             f"p {fmt_p(c.get('p_adjusted'))}, {n}){note}"

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
@@ -538,6 +539,7 @@ class Driver:
             self.phase_fetch()
             self.phase_prepare()
             self.phase_build()
+            self.note_blind_spots()
             if self.spec.get("warm_only"):
                 self.phase_warm_simulation_build()
             else:
@@ -701,6 +703,20 @@ class Driver:
         self.write(announce=True)
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
+
+    def note_blind_spots(self) -> None:
+        """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""
+        base = self.shas[self.baseline]
+        for name in self.names[1:]:
+            try:
+                diff = gitrun.output(self.mirror, "diff", "-U0", "--no-renames", base, self.shas[name])
+            except Exception as e:  # noqa: BLE001  (recorded: the bot then scans the function diff)
+                self.variant(name)["blind_error"] = str(e)[:300]
+                continue
+            spots = blindspots.scan(diff)
+            self.variant(name)["blind"] = spots
+            if spots:
+                log(f"{name}: the simulator is blind to: {blindspots.summary(spots)}")
 
     def phase_simulate(self) -> None:
         """One invocation per variant under cachegrind (sky/simulate.py); recorded as variant["simulated"]."""

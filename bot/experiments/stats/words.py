@@ -127,7 +127,38 @@ def sim_not_moved(wall: str, wall_verdict: str, min_effect: float) -> str:
     return f"{wall} ({wall_verdict}), but the simulated cost moved less than {min_effect:.0%}: not called"
 
 
+def hardware_only(wall: str, blind: str, threads: int) -> str:
+    return (
+        f"the simulated cost moved less than the minimum effect, but the change acts where "
+        f"the simulator is blind ({blind}); {wall} at {threads or 'the configured'} threads decided"
+    )
+
+
+def wall_equivalent(wall: str, blind: str, threads: int) -> str:
+    return (
+        f"the simulator is blind to this change ({blind}); {wall} at {threads or 'the configured'} threads "
+        f"lies within the minimum effect: no change on this machine"
+    )
+
+
+def not_measurable(wall: str, blind: str, threads: int, why: str) -> str:
+    because = f" ({why})" if why else ""
+    return (
+        f"the change acts where the simulator is blind ({blind}), and {wall} at "
+        f"{threads or 'the configured'} threads cannot decide{because}; measure it on a dedicated machine"
+    )
+
+
 # --------------------------------------------------------------------------- notes on the whole run
+
+
+def measure_on_vm(arch: str, candidate: str, rounds: int | None) -> Note:
+    """A not-measurable row: the command that measures it where wall time can decide (a dedicated VM)."""
+    return Note(
+        f"{arch}: {candidate} is not measurable on this machine (its effect lies where the simulator is "
+        f"blind); measure it on a dedicated VM: set `executor: skypilot` in the bot's config and rerun",
+        Hint("vm", rounds),
+    )
 
 
 def no_result(arch: str) -> Note:
