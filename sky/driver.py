@@ -63,6 +63,7 @@ import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier can
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
+import roofline  # noqa: E402  (sky/roofline.py: memory bandwidth and compute peak of this machine)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
@@ -544,6 +545,7 @@ class Driver:
                 self.phase_warm_simulation_build()
             else:
                 self.phase_validate()
+                self.measure_roofline()
                 self.phase_bench()
                 self.phase_simulate()
         except Exception as e:  # noqa: BLE001  (recorded, never lost)
@@ -703,6 +705,26 @@ class Driver:
         self.write(announce=True)
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
+
+    def measure_roofline(self) -> None:
+        """result["roofline"]: the triad bandwidth and FMA peak at the benchmark's threads (~2 s)."""
+        try:
+            rec = roofline.measure(self.ctx.threads if self.ctx else 1, workdir=self.workdir)
+        except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+            rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+        facts = getattr(self.preset, "model_facts", None)
+        if facts and rec.get("ok"):
+            try:
+                rec.update(facts(self.ctx))
+            except Exception as e:  # noqa: BLE001
+                rec["model_error"] = f"{type(e).__name__}: {e}"[:300]
+        self.result["roofline"] = rec
+        log(
+            f"roofline: {rec['bandwidth_gbs']} GB/s triad, {rec['peak_gflops']} GFLOP/s FMA at "
+            f"{rec['threads']} threads"
+            if rec.get("ok")
+            else f"roofline not measured: {rec.get('error')}"
+        )
 
     def note_blind_spots(self) -> None:
         """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""

@@ -196,3 +196,68 @@ def test_report_names_the_class_in_one_line() -> None:
     assert report.verdict_label(row) == "faster (hardware only)"
     assert "faster (hardware only)" in report.arch_summary(d, "split")
     assert report.hint_text({"kind": "vm", "rounds": 30}, "/bot") == " (`/bot rerun rounds=30`)"
+
+
+# --------------------------------------------------------------------------- roofline
+
+
+def test_roofline_program_measures_bandwidth_and_a_compute_peak(tmp_path) -> None:
+    roofline = sky_module("roofline")
+    rec = roofline.measure(1, mib=16, workdir=tmp_path)
+    assert rec["ok"], rec
+    # any machine this runs on streams more than 0.1 GB/s and multiplies-adds faster than 0.1 GFLOP/s
+    assert rec["bandwidth_gbs"] > 0.1 and rec["peak_gflops"] > 0.1
+    assert rec["threads"] == 1 and rec["array_mib"] == 16
+
+
+def roof_result(tg: float, pp: float, bandwidth: float = 10.0) -> dict:
+    base = variant(pairs(1.0))
+    base["pairs"] = [{"base": {"tg": tg, "pp": pp}, "cand": {"tg": tg, "pp": pp}}] * 3
+    return {
+        "variants": {"baseline": base},
+        "roofline": {
+            "ok": True,
+            "bandwidth_gbs": bandwidth,
+            "peak_gflops": 100.0,
+            "threads": 2,
+            "model_bytes": 1_000_000_000,
+            "bytes_per_token": 1_000_000_000,
+            "params_estimate": 1_777_777_777,
+        },
+    }
+
+
+def test_dossier_states_where_decode_and_prompt_processing_stand() -> None:
+    from bot.research import profile as prof
+    from bot.research.model import Hypothesis
+
+    roof = prof.roofline_of(roof_result(tg=8.0, pp=20.0))  # 1 GB x 8 t/s = 8 GB/s of 10
+    assert math.isclose(roof["decode"]["gbs"], 8.0) and math.isclose(roof["decode"]["fraction"], 0.8)
+    assert math.isclose(roof["prompt"]["gflops"], 2 * 1.777777777 * 20.0, rel_tol=1e-6)
+    line = prof.roofline_line({"roofline": roof})
+    assert "1000.0 MB of weights per token x 8.0 tokens/s = 8.00 GB/s = 80% of the measured 10.0 GB/s" in line
+    assert "memory-bound" in line and "of the measured 100 GFLOP/s FMA peak" in line
+    md = prof.markdown({"available": False, "reason": "x", "roofline": roof})
+    assert md.splitlines()[2].startswith("Roofline (2 threads): decode:")
+
+    def hyp(title: str) -> Hypothesis:
+        h = Hypothesis("h", title, "a rationale of some length", ["a.c"], {}, "low", [])
+        h.amdahl_max = 3.0
+        return h
+
+    compute = hyp("unroll the dot product loop twice")
+    fewer_bytes = hyp("quantize the weights to fewer bits")
+    for h in (compute, fewer_bytes):
+        prof.roofline_bound(h, {"roofline": roof}, 0.02)
+    assert math.isclose(compute.roofline_max, 1.25) and "roofline" in compute.rank_note
+    assert fewer_bytes.roofline_max is None
+    from bot.research.dossier import hot_cell, rank
+
+    compute.hot_share, fewer_bytes.hot_share = 0.6, 0.6
+    assert "≤ 1.25× (roofline)" in hot_cell(compute)
+    assert [h.title for h in rank([compute, fewer_bytes], set(), 0.02)][0] == fewer_bytes.title
+    # cache-resident weights (above the DRAM bandwidth): no bound from it
+    cached = prof.roofline_of(roof_result(tg=30.0, pp=20.0))
+    h = hyp("unroll the dot product loop twice")
+    prof.roofline_bound(h, {"roofline": cached}, 0.02)
+    assert h.roofline_max is None and "served from cache" in prof.roofline_line({"roofline": cached})
