@@ -60,6 +60,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
+import exercised  # noqa: E402  (sky/exercised.py: do the changed functions run natively at all)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
@@ -547,6 +548,7 @@ class Driver:
                 self.phase_validate()
                 self.measure_roofline()
                 self.phase_bench()
+                self.check_exercised()
                 self.phase_simulate()
         except Exception as e:  # noqa: BLE001  (recorded, never lost)
             self.error(f"{type(e).__name__}: {e}")
@@ -725,6 +727,37 @@ class Driver:
             if rec.get("ok")
             else f"roofline not measured: {rec.get('error')}"
         )
+
+    def check_exercised(self) -> None:
+        """variant["exercised"]: breakpoint hits of each changed function in one short native run
+        (sky/exercised.py); only where the preset names a native command (exercise_command)."""
+        command = getattr(self.preset, "exercise_command", None)
+        if command is None:
+            return
+        base = self.shas[self.baseline]
+        with tempfile.TemporaryDirectory(prefix="fnscan-") as tmp:
+            args = exercised.diff_args(Path(tmp) / "attributes")
+            for name in self.names[1:]:
+                if self.variant(name)["status"] != "ok":
+                    continue
+                try:
+                    diff = gitrun.output(
+                        self.mirror, *args, "diff", "-U0", "--no-renames", base, self.shas[name]
+                    )
+                    names = exercised.functions(diff)
+                    rec = exercised.count_calls(
+                        [str(a) for a in command(self.trees[name], self.ctx)],
+                        self.trees[name],
+                        dict(self.ctx.env),
+                        names,
+                        timeout=600,
+                    )
+                except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+                    rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+                self.variant(name)["exercised"] = rec
+                what = rec.get("functions") if rec.get("ok") else rec.get("error")
+                log(f"{name}: changed functions' hits in a native run: {what}")
+        self.write()
 
     def note_blind_spots(self) -> None:
         """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""

@@ -261,3 +261,50 @@ def test_dossier_states_where_decode_and_prompt_processing_stand() -> None:
     h = hyp("unroll the dot product loop twice")
     prof.roofline_bound(h, {"roofline": cached}, 0.02)
     assert h.roofline_max is None and "served from cache" in prof.roofline_line({"roofline": cached})
+
+
+# --------------------------------------------------------------------------- exercised code
+
+
+def test_a_changed_function_that_never_runs_natively_is_flagged(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    exercised = sky_module("exercised")
+    if not shutil.which("gdb") or not shutil.which("cc"):
+        pytest.skip("gdb and a C compiler are needed (apt-get install gdb gcc)")
+    src = tmp_path / "p.c"
+    src.write_text(
+        "#include <stdio.h>\n"
+        "__attribute__((noinline)) int kernel_avx2(int x) { return 3 * x + 1; }\n"
+        "__attribute__((noinline)) int kernel_avx512(int x) { return x - 7; }\n"
+        "int main(int argc, char **argv) { int s = 0;\n"
+        "  for (int i = 0; i < 100; i++) s += argc > 5 ? kernel_avx512(i) : kernel_avx2(i);\n"
+        '  printf("%d\\n", s); return 0; }\n'
+    )
+    subprocess.run(["cc", "-O2", "-o", str(tmp_path / "p"), str(src)], check=True)
+    diff = (
+        "--- a/p.c\n+++ b/p.c\n@@ -3 +3 @@ __attribute__((noinline)) int kernel_avx512(int x) {\n"
+        "-  return x - 7;\n+  return x - 8;\n"
+    )
+    assert exercised.functions(diff) == ["kernel_avx512"]
+    import os
+
+    run = exercised.count_calls(
+        [str(tmp_path / "p")], tmp_path, dict(os.environ), ["kernel_avx2", "kernel_avx512"]
+    )
+    assert run["ok"] and run["functions"] == {"kernel_avx2": 100, "kernel_avx512": 0}
+    only_512 = exercised.count_calls(
+        [str(tmp_path / "p")], tmp_path, dict(os.environ), ["kernel_avx512", "nope"]
+    )
+    assert only_512["functions"] == {"kernel_avx512": 0, "nope": None}
+    assert exercised.never_run(only_512) == ["kernel_avx512", "nope"] and exercised.never_run(run) == []
+    # a winner whose change never ran natively is flagged on that arch
+    res = result({"fast": variant(pairs(1.0), sim(900_000), [])})
+    res["variants"]["fast"]["exercised"] = only_512
+    d = decide({"x86": res}, project())
+    assert d.winners == ["fast"]
+    assert any("never ran" in n.text or "none of the functions" in n.text for n in d.notes)
+    assert "never ran in the native build" in target_row(d, "fast").note

@@ -692,6 +692,15 @@ def decide(
             _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
     winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
+    never = sky_module("exercised").never_run
+    for c in winners:  # a winner whose changed functions never ran in the native build is flagged there
+        for a in archs:
+            fns = never((((results.get(a) or {}).get("variants") or {}).get(c) or {}).get("exercised"))
+            if fns:
+                notes.append(words.never_ran_natively(a, c, fns))
+                for r in rows:
+                    if r.candidate == c and r.arch == a and r.metric == target:
+                        r.note = "; ".join(x for x in (r.note, words.NEVER_RAN) if x)
     decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
     decision.winners = sorted(winners, key=lambda c: -decision.target_speedup(c))
     return decision

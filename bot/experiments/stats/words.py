@@ -152,6 +152,17 @@ def not_measurable(wall: str, blind: str, threads: int, why: str) -> str:
 # --------------------------------------------------------------------------- notes on the whole run
 
 
+NEVER_RAN = "its changed functions never ran in the native build"
+
+
+def never_ran_natively(arch: str, candidate: str, functions: list[str]) -> Note:
+    return Note(
+        f"{arch}: {candidate} wins, but none of the functions it changes ({', '.join(functions)}) ran in a "
+        f"native run of the benchmark (breakpoint counts, sky/exercised.py): the native build takes another "
+        f"path (another ISA's kernel, another buffer type); what was measured is not the change"
+    )
+
+
 def measure_on_vm(arch: str, candidate: str, rounds: int | None) -> Note:
     """A not-measurable row: the command that measures it where wall time can decide (a dedicated VM)."""
     return Note(
