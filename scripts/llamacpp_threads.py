@@ -18,6 +18,12 @@ forward_mul_mat, the GEMM/GEMV of the demo's q4_0 model):
   improve   baseline: the source with serial_chunks applied (a project whose GEMM runs on one thread);
             candidate split_chunks (the fetched source's split)         -> must be a winner, "hardware only"
 
+  --aa N    instead: one long A/A run (baseline: the fetched source, candidate split_aa, flagged as a
+            threading change, so the wall tier decides it) of N pairs with no early stop, beside
+            `--hog PATH` (../shared/tools/cpu-hog); the pairs are cut into N / --block disjoint trials of
+            --block consecutive pairs, each decided by the policy as a batch of its own (one look at --block
+            pairs: the most liberal look of the real schedule). Must give no winner, no "faster".
+
 Exit status 0 only when every expectation holds. Prints the table it decided from; --save keeps the results.
 """
 
@@ -126,6 +132,48 @@ def run(label: str, baseline: str, cands: list[str], shas: dict, proj: dict, wor
     return result, decision
 
 
+def aa_trials(args: argparse.Namespace, shas: dict, proj: dict, work: Path, arch: str) -> int:
+    import copy  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    from bot.experiments import stats  # noqa: PLC0415
+
+    proj = copy.deepcopy(proj)
+    proj["benchmark"].update({"min_pairs": args.aa, "max_pairs": args.aa})
+    hog = subprocess.Popen([str(args.hog), str(6 * 3600), "1", "1"]) if args.hog else None
+    try:
+        result, _ = run("aa", "upstream", ["split_aa"], shas, proj, work, arch)
+    finally:
+        if hog:
+            hog.terminate()
+            hog.wait()
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        (args.save / "aa.json").write_text(json.dumps({"result": result, "project": proj}, indent=1))
+    allp = result["variants"]["split_aa"].get("pairs") or []
+    trial_proj = copy.deepcopy(proj)
+    trial_proj["benchmark"].update({"min_pairs": args.block, "max_pairs": args.block})
+    verdicts: dict[str, int] = {}
+    winners = 0
+    n = len(allp) // args.block
+    for i in range(n):
+        res = copy.deepcopy(result)
+        res["variants"]["split_aa"]["pairs"] = allp[i * args.block : (i + 1) * args.block]
+        res["paired"] = dict(res.get("paired") or {}, looks=[args.block], max_pairs=args.block, family=1)
+        d = stats.decide({arch: res}, trial_proj, baseline="baseline")
+        row = next(r for r in d.rows if r.candidate == "split_aa" and r.metric == d.target)
+        key = f"{row.verdict} ({row.basis})"
+        verdicts[key] = verdicts.get(key, 0) + 1
+        winners += bool(d.winners)
+    print(
+        f"\nA/A beside {'the hog' if hog else 'no hog'}: {len(allp)} pairs at {args.threads} threads -> {n} "
+        f"trials of {args.block} pairs: winners {winners}/{n}; verdicts {verdicts}"
+    )
+    ok = n > 0 and winners == 0 and not any(k.startswith("faster") for k in verdicts)
+    print(f"  [{'PASS' if ok else 'FAIL'}] A/A in the hardware-only mode: no false winner")
+    return 0 if ok else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path)
@@ -136,6 +184,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=("regress", "improve"))
     ap.add_argument("--save", type=Path, help="keep each run's result.json and decision here")
+    ap.add_argument("--aa", type=int, default=0, help="pairs of one long A/A run, cut into trials")
+    ap.add_argument("--block", type=int, default=10, help="--aa: pairs per trial")
+    ap.add_argument("--hog", type=Path, help="--aa: a CPU hog to run alongside (../shared/tools/cpu-hog)")
     args = ap.parse_args()
     if args.threads < 2:
         raise SystemExit("--threads must be >= 2 (work splitting needs several threads)")
@@ -148,6 +199,8 @@ def main() -> int:
     proj = project(args, arch)
     checks: dict[str, bool] = {}
     runs = {}
+    if args.aa:
+        return aa_trials(args, shas, proj, work, arch)
     if args.only in (None, "regress"):
         runs["regress"] = run("regress", "upstream", ["serial_chunks", "split_aa"], shas, proj, work, arch)
         _, d = runs["regress"]
