@@ -88,7 +88,7 @@ def project(args: argparse.Namespace, arch: str) -> dict:
         {"rounds": args.rounds, "repetitions": args.reps, "warmup": 1, "threads": args.threads}
     )
     proj["preset_options"] = dict(
-        proj.get("preset_options") or {}, n_prompt=64, n_gen=32, bench_reps=args.bench_reps
+        proj.get("preset_options") or {}, n_prompt=args.n_prompt, n_gen=args.n_gen, bench_reps=args.bench_reps
     )
     proj["architectures"] = [arch]
     return proj
@@ -182,6 +182,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--bench-reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-prompt", type=int, default=64)
+    ap.add_argument("--n-gen", type=int, default=32, help="decode tokens per llama-bench sample")
     ap.add_argument("--only", choices=("regress", "improve"))
     ap.add_argument("--save", type=Path, help="keep each run's result.json and decision here")
     ap.add_argument("--aa", type=int, default=0, help="pairs of one long A/A run, cut into trials")
