@@ -759,6 +759,30 @@ class Driver:
                 log(f"{name}: changed functions' hits in a native run: {what}")
         self.write()
 
+    def note_regime(self, info: dict) -> None:
+        """info["regime"]: the measured model's bytes against the simulated last-level cache. Weights at least
+        4x the LL are DRAM-resident in the simulation, as in real decode; fewer run from the simulated cache,
+        so the simulated cost leaves out the memory traffic that bounds decode on real models."""
+        facts = getattr(self.preset, "model_facts", None)
+        if facts is None:
+            return
+        try:
+            model = int(facts(self.ctx)["model_bytes"])
+        except Exception as e:  # noqa: BLE001
+            info["regime"] = {"error": f"{type(e).__name__}: {e}"[:200]}
+            return
+        ll = int(simulate.CACHE["LL"][0])
+        resident = model >= 4 * ll
+        info["regime"] = {"model_bytes": model, "ll_bytes": ll, "dram_resident": resident}
+        log(
+            f"simulated regime: model {model / 2**20:.1f} MiB vs simulated LL {ll / 2**20:.0f} MiB: "
+            + (
+                "DRAM-resident (>= 4x the LL)"
+                if resident
+                else "cache-resident (< 4x the LL): no DRAM streaming"
+            )
+        )
+
     def note_blind_spots(self) -> None:
         """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""
         base = self.shas[self.baseline]
@@ -796,6 +820,7 @@ class Driver:
             self.write()
             return
         info.update(available=True, valgrind=why)
+        self.note_regime(info)
         build_sim = getattr(self.preset, "simulate_build", None)
         sim_command = getattr(self.preset, "simulate_command", None)
         isa_of = getattr(self.preset, "simulate_isa", None)

@@ -308,3 +308,16 @@ def test_a_changed_function_that_never_runs_natively_is_flagged(tmp_path) -> Non
     assert d.winners == ["fast"]
     assert any("never ran" in n.text or "none of the functions" in n.text for n in d.notes)
     assert "never ran in the native build" in target_row(d, "fast").note
+
+
+def test_the_simulated_tier_note_says_whether_the_weights_were_dram_resident() -> None:
+    from bot.experiments.stats import words
+
+    small = {"model_bytes": 15_564_704, "ll_bytes": 16 * 2**20, "dram_resident": False}
+    big = {"model_bytes": 232 * 2**20, "ll_bytes": 16 * 2**20, "dram_resident": True}
+    assert (
+        "14.8 MiB vs simulated LL 16 MiB: cache-resident"
+        in words.simulated_tier("x86", {"regime": small}, 5).text
+    )
+    assert "DRAM-resident" in words.simulated_tier("x86", {"regime": big}, 5).text
+    assert "MiB" not in words.simulated_tier("x86", {}, 5).text

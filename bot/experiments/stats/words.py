@@ -195,9 +195,16 @@ def screened(arch: str, flagged_n: int, total: int, sigmas: float, set_aside: in
 
 
 def simulated_tier(arch: str, info: Mapping[str, Any], seconds: float) -> Note:
+    reg = info.get("regime") or {}
+    regime = (
+        f"; model {reg['model_bytes'] / 2**20:.1f} MiB vs simulated LL {reg['ll_bytes'] / 2**20:.0f} MiB: "
+        + ("DRAM-resident" if reg.get("dram_resident") else "cache-resident, no DRAM streaming simulated")
+        if reg.get("model_bytes") and reg.get("ll_bytes")
+        else ""
+    )
     return Note(
         f"{arch}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
-        f"{info.get('cache', '')}), {seconds:.1f} s per variant"
+        f"{info.get('cache', '')}), {seconds:.1f} s per variant{regime}"
     )
 
 
