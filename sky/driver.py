@@ -411,6 +411,7 @@ def ccache_setup(workdir: Path) -> dict:
     }
 
 
+HARDWARE_ONLY_ALPHA = 0.1  # = bot/experiments/stats/policy.py's: the level factor of a wall-only verdict
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".cu", ".s", ".S", ".f90", ".rs", ".go")
 
 
@@ -982,7 +983,9 @@ class Driver:
                         for p in pairs
                         if target in p["base"] and target in p["cand"]
                     ]
-                    mid, lo, hi = paired.median_ci(d, a)
+                    # a candidate the simulator is blind to is decided by this tier alone, at a stricter
+                    # level (the bot's policy.HARDWARE_ONLY_ALPHA): stop it only where that level decides
+                    mid, lo, hi = paired.median_ci(d, a * HARDWARE_ONLY_ALPHA if v.get("blind") else a)
                     outcome = paired.verdict(mid, lo, hi, min_effect)
                     v["stop"] = {
                         "pairs": len(pairs),

@@ -596,6 +596,40 @@ def blind_spots(
     return sky_module("blindspots").scan_functions(names)
 
 
+# A hardware-only verdict rests on the wall tier alone (no exact tier agrees), so it is judged at a stricter
+# level: alpha x this factor. At the paired tier's own level, 1 of 100 A/A trials of 10 pairs at 2 threads
+# beside the CPU hog came out "faster" (scripts/threads_minibench.py --aa 1000): a false winner, no veto.
+HARDWARE_ONLY_ALPHA = 0.1
+
+
+def _hardware_only_comparison(
+    c: Comparison | None, result: Mapping[str, Any] | None, cand: str, metric: str, dec: Mapping[str, Any]
+) -> Comparison | None:
+    """The paired comparison of a blind candidate again at alpha x HARDWARE_ONLY_ALPHA (interval and test),
+    with the Holm-adjusted p of its family; None for the unpaired design (its own rule stands)."""
+    if c is None or c.design != "paired":
+        return None
+    v = ((result or {}).get("variants") or {}).get(cand) or {}
+    design = (result or {}).get("paired") or {}
+    alpha = dec["alpha"] * HARDWARE_ONLY_ALPHA
+    try:
+        hw = compare_paired(
+            v.get("pairs") or [],
+            metric,
+            higher_is_better=c.higher_is_better,
+            alpha=alpha,
+            min_effect=dec["min_effect"],
+            looks=c.looks,
+            max_pairs=design.get("max_pairs"),
+            family=c.family,
+            stop_reason=c.stop_reason,
+        )
+    except ValueError:
+        return None
+    hw.rejudge(c.p_adjusted, alpha=alpha, min_effect=dec["min_effect"], max_noise_cv=dec["max_noise_cv"])
+    return hw
+
+
 def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mapping[str, Any]) -> None:
     """The target row's verdict from both tiers (decision.primary: both | simulated | wall), with its basis:
     what decided it (model.Basis) and so what it could not see (r.blind)."""
@@ -641,6 +675,10 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
         # nothing; wall time at the configured thread count decides, or nobody can here
         what = sky_module("blindspots").summary(r.blind)
         threads = int(dec.get("threads") or 0)
+        hw = _hardware_only_comparison(c, result, r.candidate, r.metric, dec)
+        if hw is not None:  # one tier alone decides: at alpha x HARDWARE_ONLY_ALPHA (see there)
+            wall_txt = words.wall_figure(hw.speedup, hw.ci_low, hw.ci_high)
+            r.wall_verdict = hw.verdict
         if r.wall_verdict in ("faster", "slower"):
             r.verdict, r.basis = r.wall_verdict, Basis.HARDWARE_ONLY
             r.note = words.hardware_only(wall_txt, what, threads)
