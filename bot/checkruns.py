@@ -28,8 +28,11 @@ from .forge.errors import ForgeError, RateLimited
 from .model import Phase, title
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .store import Run
+
+# The pipeline that calls these functions (bot.pipeline.Pipeline: its forge, store, settings). Not imported,
+# not even for typing: bot.pipeline imports this module, and the layers allow no arrow back up.
+Pipeline = Any
 
 log = logging.getLogger("autoresearch.checks")
 
