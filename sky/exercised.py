@@ -126,9 +126,12 @@ def count_calls(argv: list[str], cwd: str | Path, env: dict, names: list[str], t
 
 
 def never_run(rec: dict | None) -> list[str]:
-    """The changed functions of an exercised record that the native run never entered (0 hits or no symbol);
-    [] when nothing was checked or any changed function ran."""
+    """The changed functions of an exercised record that the native run provably never entered: every changed
+    function that has a symbol got 0 hits. A name without a symbol (None: inlined into its callers, as an -O3
+    build does with most small or single-caller functions) cannot be counted, so it neither flags nor clears;
+    [] when nothing was checked, nothing could be counted, or any changed function ran."""
     fns = (rec or {}).get("functions") or {}
-    if not (rec or {}).get("ok") or not fns or any((v or 0) > 0 for v in fns.values()):
+    counted = {k: v for k, v in fns.items() if v is not None}
+    if not (rec or {}).get("ok") or not counted or any(v > 0 for v in counted.values()):
         return []
-    return sorted(fns)
+    return sorted(counted)
