@@ -60,9 +60,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
+import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
+import exercised  # noqa: E402  (sky/exercised.py: do the changed functions run natively at all)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
+import roofline  # noqa: E402  (sky/roofline.py: memory bandwidth and compute peak of this machine)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
@@ -415,6 +418,7 @@ def ccache_setup(workdir: Path) -> dict:
     }
 
 
+HARDWARE_ONLY_ALPHA = 0.1  # = bot/experiments/stats/policy.py's: the level factor of a wall-only verdict
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".cu", ".s", ".S", ".f90", ".rs", ".go")
 
 
@@ -545,6 +549,7 @@ class Driver:
             self.phase_fetch()
             self.phase_prepare()
             self.phase_build()
+            self.note_blind_spots()
             if self.spec.get("warm_only"):
                 if not self.spec.get("emulate"):  # an emulated arch is never simulated
                     self.phase_warm_simulation_build()
@@ -556,7 +561,9 @@ class Driver:
                     v["status"] = "ok" if v["status"] == "pending" else v["status"]
             else:
                 self.phase_validate()
+                self.measure_roofline()
                 self.phase_bench()
+                self.check_exercised()
                 self.phase_simulate()
         except Exception as e:  # noqa: BLE001  (recorded, never lost)
             self.error(f"{type(e).__name__}: {e}")
@@ -719,6 +726,95 @@ class Driver:
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
 
+    def measure_roofline(self) -> None:
+        """result["roofline"]: the triad bandwidth and FMA peak at the benchmark's threads (~2 s)."""
+        try:
+            rec = roofline.measure(self.ctx.threads if self.ctx else 1, workdir=self.workdir)
+        except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+            rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+        facts = getattr(self.preset, "model_facts", None)
+        if facts and rec.get("ok"):
+            try:
+                rec.update(facts(self.ctx))
+            except Exception as e:  # noqa: BLE001
+                rec["model_error"] = f"{type(e).__name__}: {e}"[:300]
+        self.result["roofline"] = rec
+        log(
+            f"roofline: {rec['bandwidth_gbs']} GB/s triad, {rec['peak_gflops']} GFLOP/s FMA at "
+            f"{rec['threads']} threads"
+            if rec.get("ok")
+            else f"roofline not measured: {rec.get('error')}"
+        )
+
+    def check_exercised(self) -> None:
+        """variant["exercised"]: breakpoint hits of each changed function in one short native run
+        (sky/exercised.py); only where the preset names a native command (exercise_command)."""
+        command = getattr(self.preset, "exercise_command", None)
+        if command is None:
+            return
+        base = self.shas[self.baseline]
+        with tempfile.TemporaryDirectory(prefix="fnscan-") as tmp:
+            args = exercised.diff_args(Path(tmp) / "attributes")
+            for name in self.names[1:]:
+                if self.variant(name)["status"] != "ok":
+                    continue
+                try:
+                    diff = gitrun.output(
+                        self.mirror, *args, "diff", "-U0", "--no-renames", base, self.shas[name]
+                    )
+                    names = exercised.functions(diff)
+                    rec = exercised.count_calls(
+                        [str(a) for a in command(self.trees[name], self.ctx)],
+                        self.trees[name],
+                        dict(self.ctx.env),
+                        names,
+                        timeout=600,
+                    )
+                except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+                    rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+                self.variant(name)["exercised"] = rec
+                what = rec.get("functions") if rec.get("ok") else rec.get("error")
+                log(f"{name}: changed functions' hits in a native run: {what}")
+        self.write()
+
+    def note_regime(self, info: dict) -> None:
+        """info["regime"]: the measured model's bytes against the simulated last-level cache. Weights at least
+        4x the LL are DRAM-resident in the simulation, as in real decode; fewer run from the simulated cache,
+        so the simulated cost leaves out the memory traffic that bounds decode on real models."""
+        facts = getattr(self.preset, "model_facts", None)
+        if facts is None:
+            return
+        try:
+            model = int(facts(self.ctx)["model_bytes"])
+        except Exception as e:  # noqa: BLE001
+            info["regime"] = {"error": f"{type(e).__name__}: {e}"[:200]}
+            return
+        ll = int(simulate.CACHE["LL"][0])
+        resident = model >= 4 * ll
+        info["regime"] = {"model_bytes": model, "ll_bytes": ll, "dram_resident": resident}
+        log(
+            f"simulated regime: model {model / 2**20:.1f} MiB vs simulated LL {ll / 2**20:.0f} MiB: "
+            + (
+                "DRAM-resident (>= 4x the LL)"
+                if resident
+                else "cache-resident (< 4x the LL): no DRAM streaming"
+            )
+        )
+
+    def note_blind_spots(self) -> None:
+        """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""
+        base = self.shas[self.baseline]
+        for name in self.names[1:]:
+            try:
+                diff = gitrun.output(self.mirror, "diff", "-U0", "--no-renames", base, self.shas[name])
+            except Exception as e:  # noqa: BLE001  (recorded: the bot then scans the function diff)
+                self.variant(name)["blind_error"] = str(e)[:300]
+                continue
+            spots = blindspots.scan(diff)
+            self.variant(name)["blind"] = spots
+            if spots:
+                log(f"{name}: the simulator is blind to: {blindspots.summary(spots)}")
+
     def phase_simulate(self) -> None:
         """One invocation per variant under cachegrind (sky/simulate.py); recorded as variant["simulated"]."""
         t = time.monotonic()
@@ -742,6 +838,7 @@ class Driver:
             self.write()
             return
         info.update(available=True, valgrind=why)
+        self.note_regime(info)
         build_sim = getattr(self.preset, "simulate_build", None)
         sim_command = getattr(self.preset, "simulate_command", None)
         isa_of = getattr(self.preset, "simulate_isa", None)
@@ -903,7 +1000,9 @@ class Driver:
                         for p in pairs
                         if target in p["base"] and target in p["cand"]
                     ]
-                    mid, lo, hi = paired.median_ci(d, a)
+                    # a candidate the simulator is blind to is decided by this tier alone, at a stricter
+                    # level (the bot's policy.HARDWARE_ONLY_ALPHA): stop it only where that level decides
+                    mid, lo, hi = paired.median_ci(d, a * HARDWARE_ONLY_ALPHA if v.get("blind") else a)
                     outcome = paired.verdict(mid, lo, hi, min_effect)
                     v["stop"] = {
                         "pairs": len(pairs),

@@ -502,6 +502,34 @@ def run_model(ctx: Any) -> Path:
     return dest
 
 
+def exercise_command(worktree: Path, ctx: Any) -> list[str]:
+    """A short native run for sky/exercised.py's breakpoint counts: the measured binary and model at the
+    benchmark's threads, 8 prompt tokens and 8 decode steps, once."""
+    opts = dict(options(ctx.project), n_prompt=8, n_gen=8, bench_reps=1)
+    return bench_command(Path(worktree), run_model(ctx), opts, ctx.threads)
+
+
+# bits per weight of the quant types llama-quantize makes here (block scale included): an estimate of the
+# parameter count from the file size, for the roofline's FLOP per token (2 per weight)
+BITS_PER_WEIGHT = {"q4_0": 4.5, "q4_1": 5.0, "q5_0": 5.5, "q5_1": 6.0, "q8_0": 8.5, "f16": 16.0, "": 16.0}
+
+
+def model_facts(ctx: Any) -> dict:
+    """The measured model for the roofline (sky/roofline.py): its bytes (every weight is read once per decoded
+    token) and parameters estimated from them."""
+    opts = options(ctx.project)
+    model = run_model(ctx)
+    size = model.stat().st_size
+    quant = "" if opts["model"] else opts["quant"]
+    bpw = BITS_PER_WEIGHT.get(quant)
+    return {
+        "model_bytes": size,
+        "quant": quant or "as given",
+        "params_estimate": int(size * 8 / bpw) if bpw else None,
+        "bytes_per_token": size,
+    }
+
+
 # ---------------------------------------------------------------- commands and parsers
 
 

@@ -79,6 +79,7 @@ def test_verdict_table_matches_the_report():
         "faster",
         "no_change",
         "noisy",
+        "not_measurable",
         "disagree",
         "slower",
         "not_timed",
