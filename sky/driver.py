@@ -59,8 +59,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
 import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
+import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
 import exercised  # noqa: E402  (sky/exercised.py: do the changed functions run natively at all)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
