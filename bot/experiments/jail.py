@@ -99,6 +99,24 @@ def make_plan(
     }
 
 
+def sandbox_plan(
+    plan: dict[str, Any],
+    baseline_rw: list[str] | tuple[str, ...] = (),
+    shared_ro: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The driver's per-invocation sandbox settings (sky/sandbox.py) from a batch's jail plan: variant i runs
+    as uid `plan.uid + i` (root mode); `baseline_rw` is bound read-write for the baseline only (the warm-only
+    run's shared compiler cache store), `shared_ro` read-only for every variant (that store in a batch)."""
+    return {
+        "mode": plan["mode"],
+        "uid_base": int(plan["uid"]),
+        "ro": list(plan.get("ro") or []),
+        "limits": dict(plan.get("limits") or {}),
+        "baseline_rw": [str(Path(p).absolute()) for p in baseline_rw],
+        "shared_ro": [str(Path(p).absolute()) for p in shared_ro],
+    }
+
+
 def jail_env(plan: dict[str, Any], task_envs: dict[str, str] | None = None) -> dict[str, str]:
     """The complete environment inside the jail: nothing from the bot's environment."""
     path = [plan["python_bin"], "/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"]
