@@ -571,6 +571,7 @@ def prepare_candidate_tree(
         return
     add_worktree(mirror, path, base_sha, checkout=False)
     copy_built_tree(base_tree, path)
+    make_writable(path)  # the baseline is sealed (read-only): its copy is the candidate's to change
     gitrun.output(path, "reset", "-q")  # index := baseline, stat of the copied files
     gitrun.output(path, "checkout", "-q", "-f", "--detach", sha)  # rewrites only differing files (new mtimes)
 

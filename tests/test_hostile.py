@@ -68,7 +68,7 @@ def test_baseline_numbers_are_those_of_a_run_without_attackers(run: dict) -> Non
 
 def test_nothing_outlives_its_invocation(run: dict) -> None:
     n = len(run["attacks"]) + 2
-    assert hostile.leftover_processes(jail.JAIL_UID, n) == []
+    assert hostile.leftover_processes(hostile.UID_FIRST, n) == []
     assert not any(run["outlived"].values()), run["outlived"]
 
 
