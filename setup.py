@@ -15,9 +15,9 @@ setup(
     packages=find_packages(include=["bot", "bot.*"]) + list(DATA),
     package_dir=DATA,
     package_data={
-        "bot": ["py.typed"],
+        "bot": ["py.typed", "templates/*.html"],  # the status pages' Jinja2 templates (bot/web.py)
         "bot._data.sky": ["*.yaml"],
         "bot._data.prompts": ["*.md"],
-        "bot._data.deploy": ["app-manifest.json"],
+        "bot._data.deploy": ["app-manifest.json", "gunicorn.conf.py"],  # serve runs gunicorn with it
     },
 )

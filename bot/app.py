@@ -111,11 +111,13 @@ def build_bot(
     owner: str | None = None,
 ) -> Bot:
     settings.validate()
-    store = Store(settings.db_path)
+    store = Store(settings.db_path, clock=(services or {}).get("clock"))
     forge = forge if forge is not None else make_forge(settings)
     services = {**default_services(settings, store), **(services or {})}
     pipeline = Pipeline(
         settings, store, forge, stages=DEFAULT_STAGES, status_renderer=render_status, services=services
     )
     worker = Worker(settings, store, pipeline, owner=owner)
-    return Bot(settings, store, forge, pipeline, worker, create_app(settings, store))
+    return Bot(
+        settings, store, forge, pipeline, worker, create_app(settings, store, services.get("repo_web_url"))
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import build_bot
+    from .serve import serve
 
-    bot = build_bot(_settings(args))
-    if not args.no_worker:
-        start_reconciler(bot)
-        bot.worker.start()
-    logging.getLogger("autoresearch").info("listening on http://%s:%s", args.host, args.port)
-    from werkzeug.serving import run_simple
-
-    run_simple(args.host, args.port, bot.app, threaded=True, use_reloader=False)
-    return 0
+    return serve(getattr(args, "config", None), args.host, args.port, worker=not args.no_worker)
 
 
 def stop_on_sigterm(worker: Any) -> None:
@@ -81,6 +75,17 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     code, line = validate_project_file(args.file, getattr(args, "config", None))
     print(line, file=sys.stdout if code == 0 else sys.stderr)
     return code
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from .configmodel import project_schema
+
+    text = json.dumps(project_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_app_create(args: argparse.Namespace) -> int:
@@ -154,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the webhook service (and the worker, unless --no-worker)")
+    p = sub.add_parser(
+        "serve",
+        help="run the webhook service under gunicorn, deploy/gunicorn.conf.py's settings (and the worker, "
+        "unless --no-worker)",
+    )
     p.add_argument(
         "--config", help="settings YAML (default: $AUTORESEARCH_CONFIG; env AUTORESEARCH_* override)"
     )
@@ -179,10 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="project config tools")
     csub = p.add_subparsers(dest="config_command", required=True)
-    v = csub.add_parser("validate", help="validate a .autoresearch.yml as the bot would read it")
+    v = csub.add_parser(
+        "validate",
+        help="validate a .autoresearch.yml as the bot would read it: every problem, with its line",
+    )
     v.add_argument("file", nargs="?", default=None, help="default: ./.autoresearch.yml")
     v.add_argument("--config", help="bot settings (to check the architectures against)")
     v.set_defaults(func=cmd_config_validate)
+    v = csub.add_parser(
+        "schema",
+        help="print the JSON Schema of .autoresearch.yml (shipped as docs/autoresearch.schema.json)",
+    )
+    v.add_argument("--out", help="write it to this file instead of stdout")
+    v.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("app", help="GitHub App tools")
     asub = p.add_subparsers(dest="app_command", required=True)
@@ -258,13 +276,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour and cursor codes (werkzeug colours request lines)
+
+
+class PlainFormatter(logging.Formatter):
+    """Log lines without ANSI colour codes, for a stream that is not a terminal (a file, journald, docker
+    logs); on a terminal they are left as the library wrote them, unless NO_COLOR is set."""
+
+    def __init__(self, fmt: str, stream: Any):
+        super().__init__(fmt)
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.plain = not tty or bool(os.environ.get("NO_COLOR"))
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return ANSI.sub("", text) if self.plain else text
+
+
+def configure_logging(level: int = logging.INFO, stream: Any = None) -> None:
+    """The root logger: one line per record to stderr (or `stream`), plain off a terminal."""
+    stream = sys.stderr if stream is None else stream
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", stream))
+    logging.basicConfig(level=level, handlers=[handler])  # a no-op where the root has handlers already
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO))
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -99,7 +99,15 @@ def _rounds(args: dict) -> dict:
     return {"rounds": int(args["rounds"])} if args.get("rounds") else {}
 
 
+def _closed(worker: Any, repo: str, number: int) -> bool:
+    """Whether GitHub says the issue is closed now (the webhook's payload may be older): a closed issue
+    starts nothing."""
+    return worker.forge.get_issue(repo, number).state == "closed"
+
+
 def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    if _closed(worker, repo, number):  # nothing said, nothing recorded that runs
+        return CommandResult("ignored", "the issue is closed; a closed issue starts nothing")
     worker.acknowledge_issue(repo, number)
     active = worker.store.active_run(repo, number)
     if active:
@@ -124,6 +132,11 @@ def handle_start(worker: Any, repo: str, number: int, user: str, args: dict) -> 
 
 
 def handle_rerun(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    if _closed(worker, repo, number):
+        worker.pipeline.post_issue_note(
+            repo, number, f"@{user} this issue is closed; reopen it to research it again."
+        )
+        return CommandResult("ignored", "the issue is closed; a closed issue starts nothing")
     active = worker.store.active_run(repo, number)
     if active:
         worker.pipeline.post_note(
@@ -197,6 +210,57 @@ def handle_approved(worker: Any, repo: str, number: int, user: str, args: dict) 
     )
     worker.announce(run)
     return CommandResult("done", f"rebench run {run.id} queued after approval", run.id)
+
+
+def handle_rerequest(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
+    """GitHub's Re-run button on one of the bot's check runs: measure that commit again. On a pull request's
+    head: a rebench of the PR; else a bench of the branch the commit heads (the bench run's, or the
+    candidate's), on the issue of the run that made the check run. Through the same runs as the slash
+    commands, so the new run's check runs go queued -> in_progress -> completed on GitHub."""
+    try:
+        origin = worker.store.get_run(int(args["run_id"]))
+    except KeyError:
+        return CommandResult("ignored", f"run {args.get('run_id')} is not this bot's")
+    if origin.repo.lower() != repo.lower() or origin.issue_number != number:
+        return CommandResult("refused", f"check run of run {origin.id} does not belong to {repo}#{number}")
+    head = str(args.get("head_sha") or "")
+    pub = worker.store.get_artifact(origin.id, "publication") or {}
+    pulls = [int(n) for n in args.get("pulls") or []]
+    pull = pulls[0] if pulls else None
+    if pull is None and pub.get("pr_number") and pub.get("head_sha") == head:
+        pull = int(pub["pr_number"])
+    where = pull or number
+    active = worker.store.active_run(repo, where)
+    if active:  # its own check runs already say it is measuring
+        return CommandResult("ignored", f"run {active.id} is still active", active.id)
+    params = {"reason": "check run re-run", **_rounds(origin.params)}
+    if pull is not None:
+        run = worker.store.create_run(
+            repo, pull, "rebench", user, {**params, "pull": pull, "is_pull": True}, lease_owner=worker.owner
+        )
+    else:
+        branch = origin.params.get("branch") if origin.kind == "bench" else None
+        if branch is None:
+            arts = [
+                worker.store.get_artifact(origin.id, k) or []
+                for k in worker.store.artifact_keys(origin.id)
+                if k == "candidates" or k.startswith("candidates@")
+            ]
+            branch = next((c.get("branch") for cands in arts for c in cands if c.get("sha") == head), None)
+        if not branch:
+            return CommandResult("ignored", f"no branch of run {origin.id} has {head[:10]} at its head")
+        run = worker.store.create_run(
+            repo,
+            number,
+            "bench",
+            user,
+            {**params, "branch": branch, "is_pull": bool(origin.params.get("is_pull"))},
+            lease_owner=worker.owner,
+        )
+    worker.announce(run)
+    return CommandResult(
+        "done", f"{run.kind} run {run.id} queued (re-run of a check of run {origin.id})", run.id
+    )
 
 
 def handle_stop(worker: Any, repo: str, number: int, user: str, args: dict) -> CommandResult:
@@ -279,6 +343,12 @@ REGISTRY: dict[str, CommandSpec] = {
             rounds=True,
         ),
         CommandSpec("help", handle_help, parse_help, refused="nothing was done"),
+        CommandSpec(
+            "rerequest",
+            handle_rerequest,
+            refusal="Re-running the bot's checks measures again only when someone with write access to this "
+            "repository asks, so nothing was started",
+        ),
         CommandSpec(
             "approved",
             handle_approved,

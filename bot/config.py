@@ -8,139 +8,37 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import presets
-from .presets.schema import Option
+from . import configyaml, presets
+from .configmodel import (
+    ALWAYS_PROTECTED,
+    GENERIC_DEFAULTS,
+    MAX_WAVES,
+    PROJECT_CONFIG_FILE,
+    PUSH_TARGETS,
+    ConfigError,
+    build_project,
+)
+from .configmodel import validate_options as _validate_options
 
-PROJECT_CONFIG_FILE = ".autoresearch.yml"
-
-
-class ConfigError(ValueError):
-    """A configuration problem, pointing at one field."""
-
-    def __init__(self, field: str, problem: str):
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}" if field else problem)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# small validation helpers
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _check_keys(d: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        path = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(path, f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
-def _get(d: dict, key: str, typ: type | tuple[type, ...], where: str, *, required: bool = True) -> Any:
-    path = f"{where}.{key}" if where else key
-    if key not in d or d[key] is None:
-        if required:
-            raise ConfigError(path, "is required")
-        return None
-    value = d[key]
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and typ in (int, float):
-        raise ConfigError(path, f"must be a number, got {value!r}")
-    if not isinstance(value, typ):
-        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-        raise ConfigError(path, f"must be of type {names}, got {type(value).__name__} ({value!r:.60})")
-    return value
-
-
-def _str_list(d: dict, key: str, where: str, *, required: bool = True) -> list[str]:
-    value = _get(d, key, list, where, required=required)
-    if value is None:
-        return []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"{where}.{key}[{i}]", "must be a non-empty string")
-    return list(value)
-
-
-def _positive_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
-    value = _get(d, key, int, where)
-    if value < minimum:
-        raise ConfigError(f"{where}.{key}", f"must be >= {minimum}, got {value}")
-    return value
-
-
-def _fraction(d: dict, key: str, where: str, lo: float = 0.0, hi: float = 1.0) -> float:
-    value = _get(d, key, float, where)
-    if not lo <= value <= hi:
-        raise ConfigError(f"{where}.{key}", f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-# ------------------------------------------------------------------------------------------------------------
-# project config
-
-ALWAYS_PROTECTED = [".github/**", PROJECT_CONFIG_FILE]
-MAX_WAVES = 10
-PUSH_TARGETS = ("base", "fork")
-
-GENERIC_DEFAULTS: dict[str, Any] = {
-    "preset": "generic",
-    "build": {"commands": [], "strategy": "auto", "ccache": True, "shared_cache": False, "timeout": 1800},
-    "validate": {"commands": [], "compare_output": None, "timeout": 900},
-    "benchmark": {
-        "command": None,
-        "timeout": 600,
-        "metrics": [],
-        "target": None,
-        "repetitions": 3,
-        "rounds": 10,  # at most rounds x repetitions pairs per candidate (paired design, sky/paired.py)
-        "min_pairs": 10,  # the first look; then every min_pairs pairs until the maximum
-        "max_pairs": None,  # overrides rounds x repetitions
-        "warmup": 1,
-        "threads": 2,
-    },
-    "simulate": {"enabled": True, "command": None, "timeout": None},  # cachegrind tier (sky/simulate.py)
-    "architectures": ["x86", "arm"],
-    "paths": {"allowed": ["**"], "protected": [], "hot": ["**"]},
-    # max_waves: measure -> learn -> try again, at most this many waves (bot/stages.py); profile: a simulated
-    # profile of the baseline (one baseline-only batch) is research's first input
-    "research": {"arxiv": True, "max_forks": 30, "related": [], "max_waves": 3, "profile": True},
-    "decision": {
-        "alpha": 0.05,
-        "min_effect": 0.02,
-        "slowdown_tolerance": 0.02,
-        "max_noise_cv": 0.10,
-        "bootstrap": 10000,
-        "interference_sigmas": 3.0,  # screen: samples worse than median + 3 robust sigmas; 0 = off
-        "primary": "both",  # both | simulated | wall: which tier decides (bot/experiments/stats/policy.py)
-    },
-    # the chosen preset's options, validated by its OPTIONS schema (bot/presets/); preset_hooks: the driver's
-    # hook module for the preset (set from the registry, never by a project)
-    "preset_options": {},
-    "preset_hooks": None,
-    "agent": {"max_candidates": 3, "max_turns": 30, "max_minutes": 20},
-    "budget": {"usd": 20.0, "llm_tokens": 2_000_000},
-    # where candidate and stack branches are pushed: "base" (the repository itself) or "fork" (a fork owned
-    # by the bot's account, so the draft PR comes from a fork and the base repository's CI never runs
-    # candidate code with its secrets); fork_owner: an organization to fork into instead of the bot's account
-    "publish": {"push_to": "base", "fork_owner": None},
-}
+# the project config's model, defaults and error type live in bot/configmodel.py; these names stay here
+__all__ = [
+    "ALWAYS_PROTECTED",
+    "GENERIC_DEFAULTS",
+    "MAX_WAVES",
+    "PROJECT_CONFIG_FILE",
+    "PUSH_TARGETS",
+    "ConfigError",
+    "Metric",
+    "ProjectConfig",
+    "Settings",
+    "validate_options",
+]
 
 
 @dataclass(frozen=True)
@@ -269,63 +167,31 @@ class ProjectConfig:
     # construction ------------------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, text: str | None, known_architectures: list[str] | None = None) -> ProjectConfig:
+        """The config file's text read as the bot reads it: size, depth and node count capped
+        (bot/configyaml.py); every problem in one ConfigError, each with the line it points at."""
         if text is None or not text.strip():
             raise ConfigError(PROJECT_CONFIG_FILE, "file is missing or empty")
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(PROJECT_CONFIG_FILE, f"{problem}{where}") from None
+            data, root = configyaml.load(text)
+        except configyaml.YamlProblem as exc:
+            error = ConfigError(PROJECT_CONFIG_FILE, str(exc))
+            error.line = exc.line
+            raise error from None
         if not isinstance(data, dict):
             raise ConfigError(PROJECT_CONFIG_FILE, "must be a YAML mapping at the top level")
-        return cls.from_dict(data, known_architectures)
+        try:
+            return cls.from_dict(data, known_architectures)
+        except ConfigError as exc:
+            for e in exc.errors:
+                e.line = configyaml.line_of(root, e.field)
+            exc.line = exc.errors[0].line
+            raise
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> ProjectConfig:
-        if not isinstance(data, dict):
-            raise ConfigError("", "project config must be a mapping")
-        legacy = presets.legacy_sections()
-        _check_keys(data, set(GENERIC_DEFAULTS) | set(legacy), "")
-        name = data.get("preset", "generic")
-        if not isinstance(name, str) or name not in presets.REGISTRY:
-            raise ConfigError("preset", f"unknown preset {name!r} (known: {', '.join(presets.REGISTRY)})")
-        preset = presets.get(name)
-        data = dict(data)
-        options_at = "preset_options"
-        for section, owner in legacy.items():
-            if section not in data:
-                continue
-            if owner != name:
-                raise ConfigError(
-                    section,
-                    f"is the options section of preset {owner} (deprecated name of "
-                    f"preset_options:); this project's preset is {name}",
-                )
-            if "preset_options" in data:
-                raise ConfigError(
-                    section, "is the deprecated name of preset_options: set one of them, not both"
-                )
-            options_at = section
-            data["preset_options"] = data.pop(section)
-        if data.get("preset_hooks", preset.HOOKS) != preset.HOOKS:
-            raise ConfigError(
-                "preset_hooks",
-                f"is set by the preset ({preset.HOOKS!r} for {name}), not by the project; remove it",
-            )
-        options = data.pop("preset_options", None)
-        merged = _merge(_merge(GENERIC_DEFAULTS, preset.DEFAULTS), data)
-        merged["preset"] = name
-        merged["preset_hooks"] = preset.HOOKS
-        merged["preset_options"] = validate_options(preset.OPTIONS, options, options_at)
-        _validate_project(merged, known_architectures, preset.REQUIRED)
-        protected = list(merged["paths"]["protected"])
-        for p in ALWAYS_PROTECTED:
-            if p not in protected:
-                protected.append(p)
-        merged["paths"]["protected"] = protected
-        return cls(raw=merged)
+        """`data` (a parsed config, or `to_dict()`'s output) validated by the model in bot/configmodel.py,
+        defaults filled: the preset's over the generic ones."""
+        return cls(raw=build_project(data, known_architectures))
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], known_architectures: list[str] | None = None) -> ProjectConfig:
@@ -342,172 +208,15 @@ class ProjectConfig:
         return cls.from_dict(data, known_architectures)
 
 
-def validate_options(schema: dict[str, Option], values: Any, where: str) -> dict[str, Any]:
-    """A preset's options section checked against its schema ({key: Option}), with the defaults filled in.
-    `where` is the section's name as the project wrote it (preset_options, or a deprecated alias)."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(where, "must be a mapping")
-    if values and not schema:
-        raise ConfigError(f"{where}.{min(values)}", "unknown field (this preset has no options)")
-    _check_keys(values, set(schema), where)
-    out: dict[str, Any] = {}
-    for key, opt in schema.items():
-        box = {key: copy.deepcopy(values[key]) if key in values else copy.deepcopy(opt.default)}
-        value = _get(box, key, opt.kind, where, required=not opt.nullable)
-        if value is not None and opt.kind in (int, float):
-            lo, hi = opt.minimum, opt.maximum
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                problem = (
-                    f"must be between {lo} and {hi}"
-                    if lo is not None and hi is not None
-                    else f"must be >= {lo}"
-                    if lo is not None
-                    else f"must be <= {hi}"
-                )
-                raise ConfigError(f"{where}.{key}", f"{problem}, got {value}")
-        out[key] = value
+def validate_options(schema: dict[str, Any], values: Any, where: str) -> dict[str, Any]:
+    """A preset's options section ({key: schema.Option}) checked, with the defaults filled in; ConfigError
+    with every problem (bot/configmodel.py validates it with a model made from the schema)."""
+    from types import SimpleNamespace
+
+    out, errors = _validate_options(SimpleNamespace(NAME="options", OPTIONS=schema), values, where)
+    if errors:
+        raise ConfigError.of(errors)
     return out
-
-
-def _validate_project(
-    d: dict[str, Any], known_architectures: list[str] | None, required: tuple[str, ...] = ()
-) -> None:
-    for section in (
-        "build",
-        "validate",
-        "benchmark",
-        "simulate",
-        "paths",
-        "research",
-        "decision",
-        "agent",
-        "budget",
-        "publish",
-    ):
-        if not isinstance(d[section], dict):
-            raise ConfigError(section, "must be a mapping")
-        _check_keys(d[section], set(GENERIC_DEFAULTS[section]), section)
-
-    _str_list(d["build"], "commands", "build")
-    strategy = _get(d["build"], "strategy", str, "build")
-    if strategy not in ("auto", "incremental", "ccache", "clean"):
-        raise ConfigError("build.strategy", f"must be auto, incremental, ccache or clean, got {strategy!r}")
-    _get(d["build"], "ccache", bool, "build")
-    _get(d["build"], "shared_cache", bool, "build")
-    for section in ("build", "validate", "benchmark"):
-        _positive_int(d[section], "timeout", section)
-    _str_list(d["validate"], "commands", "validate")
-    _get(d["validate"], "compare_output", str, "validate", required=False)
-
-    for dotted in required:  # what the preset needs the project to set (generic: benchmark.command)
-        where, _, key = dotted.rpartition(".")
-        container = d
-        for part in where.split(".") if where else []:
-            container = container[part]
-        _get(container, key, str, where)
-
-    b = d["benchmark"]
-    metrics = _get(b, "metrics", list, "benchmark")
-    if not metrics:
-        raise ConfigError(
-            "benchmark.metrics", "needs at least one metric, e.g. {name: time_ms, higher_is_better: false}"
-        )
-    names = []
-    for i, m in enumerate(metrics):
-        where = f"benchmark.metrics[{i}]"
-        if not isinstance(m, dict):
-            raise ConfigError(where, "must be a mapping with name, unit, higher_is_better")
-        _check_keys(m, {"name", "unit", "higher_is_better"}, where)
-        name = _get(m, "name", str, where)
-        if not name.replace("_", "").isalnum():
-            raise ConfigError(f"{where}.name", f"must be letters, digits and underscores, got {name!r}")
-        _get(m, "unit", str, where, required=False)
-        hib = _get(m, "higher_is_better", bool, where, required=False)
-        m.setdefault("unit", "")
-        m["higher_is_better"] = True if hib is None else hib
-        names.append(name)
-    if len(set(names)) != len(names):
-        raise ConfigError("benchmark.metrics", "metric names must be unique")
-    target = b.get("target") or names[0]
-    if target not in names:
-        raise ConfigError("benchmark.target", f"{target!r} is not one of the metrics ({', '.join(names)})")
-    b["target"] = target
-    _positive_int(b, "repetitions", "benchmark")
-    _positive_int(b, "rounds", "benchmark", minimum=2)
-    _positive_int(b, "warmup", "benchmark", minimum=0)
-    _positive_int(b, "threads", "benchmark")
-    _positive_int(b, "min_pairs", "benchmark", minimum=2)
-    if (
-        b.get("max_pairs") is not None
-        and _positive_int(b, "max_pairs", "benchmark", minimum=2) < b["min_pairs"]
-    ):
-        raise ConfigError("benchmark.max_pairs", f"must be >= benchmark.min_pairs ({b['min_pairs']})")
-
-    sim = d["simulate"]
-    _get(sim, "enabled", bool, "simulate")
-    _get(sim, "command", str, "simulate", required=False)
-    if sim.get("timeout") is not None:
-        _positive_int(sim, "timeout", "simulate")
-
-    archs = _str_list(d, "architectures", "")
-    if not archs:
-        raise ConfigError("architectures", "needs at least one architecture")
-    if known_architectures is not None:
-        for a in archs:
-            if a not in known_architectures:
-                raise ConfigError(
-                    "architectures",
-                    f"{a!r} is not configured in the bot (known: {', '.join(known_architectures)})",
-                )
-
-    for key in ("allowed", "protected", "hot"):
-        _str_list(d["paths"], key, "paths")
-    for pattern in d["paths"]["allowed"]:
-        if pattern.startswith("/") or ".." in pattern.split("/"):
-            raise ConfigError(
-                "paths.allowed", f"{pattern!r} must be relative to the repository root, without '..'"
-            )
-
-    r = d["research"]
-    _get(r, "arxiv", bool, "research")
-    _positive_int(r, "max_forks", "research", minimum=0)
-    for i, rel in enumerate(_str_list(r, "related", "research")):
-        if rel.count("/") != 1:
-            raise ConfigError(f"research.related[{i}]", f"must look like owner/repo, got {rel!r}")
-    if _positive_int(r, "max_waves", "research") > MAX_WAVES:
-        raise ConfigError("research.max_waves", f"must be <= {MAX_WAVES}, got {r['max_waves']}")
-    _get(r, "profile", bool, "research")
-
-    dec = d["decision"]
-    _fraction(dec, "alpha", "decision", 1e-6, 0.5)
-    _fraction(dec, "min_effect", "decision", 0.0, 1.0)
-    _fraction(dec, "slowdown_tolerance", "decision", 0.0, 1.0)
-    _fraction(dec, "max_noise_cv", "decision", 0.0, 10.0)
-    _positive_int(dec, "bootstrap", "decision", minimum=100)
-    _fraction(dec, "interference_sigmas", "decision", 0.0, 100.0)
-    if _get(dec, "primary", str, "decision") not in ("both", "simulated", "wall"):
-        raise ConfigError("decision.primary", f"must be both, simulated or wall, got {dec['primary']!r}")
-
-    ag = d["agent"]
-    _positive_int(ag, "max_candidates", "agent", minimum=0)
-    _positive_int(ag, "max_turns", "agent")
-    _positive_int(ag, "max_minutes", "agent")
-
-    pub = d["publish"]
-    if _get(pub, "push_to", str, "publish") not in PUSH_TARGETS:
-        raise ConfigError("publish.push_to", f"must be base or fork, got {pub['push_to']!r}")
-    owner = _get(pub, "fork_owner", str, "publish", required=False)
-    if owner is not None and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", owner):
-        raise ConfigError(
-            "publish.fork_owner", f"must be a GitHub account or organization name, got {owner!r}"
-        )
-
-    bud = d["budget"]
-    if _get(bud, "usd", float, "budget") < 0:
-        raise ConfigError("budget.usd", "must be >= 0")
-    _positive_int(bud, "llm_tokens", "budget", minimum=0)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -531,6 +240,9 @@ DEFAULT_ARCHITECTURES: dict[str, dict[str, Any]] = {
         "price_per_hour": 0.145,
     },
 }
+
+
+STATUS_PAGES = ("token", "loopback", "off")
 
 
 @dataclass
@@ -568,7 +280,15 @@ class Settings:
     experiment_deadline_minutes: float = 360.0  # a batch's wall-clock cap (the budget may cut it shorter)
     keep_warm_minutes: float = 30.0  # SkyPilot: a released cluster waits this long for the repo's next run
     public_url: str = ""  # where the status page is reachable; used for links
-    status_token: str | None = None  # for the status pages and /api (unset: direct loopback clients only)
+    status_token: str | None = None  # for the status pages and /api
+    # token: the pages need status_token (none set: the pages are refused); loopback: also tokenless for a
+    # direct loopback client (opt-in, e.g. the demo; unsafe behind a proxy on the same host); off: 404
+    status_pages: str = "token"
+    # where load() found each setting (AUTORESEARCH_X, AUTORESEARCH_X_FILE=<path>, settings file <path>),
+    # for doctor's messages; not a setting itself
+    origins: dict[str, str] = field(
+        default_factory=dict, repr=False, compare=False, metadata={"internal": True}
+    )
 
     ENV_PREFIX = "AUTORESEARCH_"
 
@@ -619,6 +339,13 @@ class Settings:
             isinstance(self.keep_warm_minutes, (int, float)) and self.keep_warm_minutes >= 0
         ):
             raise ConfigError("keep_warm_minutes", f"must be a number >= 0, got {self.keep_warm_minutes!r}")
+        if self.status_pages not in STATUS_PAGES:
+            raise ConfigError(
+                "status_pages",
+                f"must be one of {', '.join(STATUS_PAGES)} (token: the status_token is required; "
+                "loopback: also tokenless for direct loopback clients; off: no status pages), "
+                f"got {self.status_pages!r}",
+            )
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes", "must be at least 1024")
         for name, arch in self.architectures.items():
@@ -651,15 +378,16 @@ class Settings:
         path = path or env.get("AUTORESEARCH_CONFIG")
         if path:
             try:
-                loaded = yaml.safe_load(Path(path).read_text()) or {}
+                loaded = configyaml.load(Path(path).read_text())[0] or {}
             except FileNotFoundError:
                 raise ConfigError("config", f"settings file {path} does not exist") from None
-            except yaml.YAMLError as exc:
+            except configyaml.YamlProblem as exc:
                 raise ConfigError("config", f"settings file {path} is not valid YAML: {exc}") from None
             if not isinstance(loaded, dict):
                 raise ConfigError("config", f"settings file {path} must be a mapping")
             data.update(loaded)
-        fields = {f.name: f for f in cls.__dataclass_fields__.values()}
+        origins = {key: f"settings file {path}" for key in data}
+        fields = {f.name: f for f in cls.__dataclass_fields__.values() if not f.metadata.get("internal")}
         for key in list(data):
             if key not in fields:
                 raise ConfigError(key, "unknown setting")
@@ -667,6 +395,7 @@ class Settings:
             env_name = cls.ENV_PREFIX + name.upper()
             if env_name in env:
                 data[name] = env[env_name]
+                origins[name] = env_name
             file_env = env_name + "_FILE"
             if file_env in env:
                 try:
@@ -675,15 +404,15 @@ class Settings:
                     raise ConfigError(
                         name, f"cannot read {file_env}={env[file_env]}: {exc.strerror}"
                     ) from None
+                origins[name] = f"{file_env}={env[file_env]}"
         # well-known names used by GitHub tooling
-        if "github_token" not in data and env.get("GITHUB_TOKEN"):
-            data["github_token"] = env["GITHUB_TOKEN"]
-        if "anthropic_api_key" not in data and env.get("ANTHROPIC_API_KEY"):
-            data["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
+        for name, env_name in (("github_token", "GITHUB_TOKEN"), ("anthropic_api_key", "ANTHROPIC_API_KEY")):
+            if name not in data and env.get(env_name):
+                data[name], origins[name] = env[env_name], env_name
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             kwargs[name] = _coerce(name, value, fields[name].type)
-        return cls(**kwargs).validate()
+        return cls(**kwargs, origins=origins).validate()
 
 
 def _coerce(name: str, value: Any, typ: Any) -> Any:

@@ -61,6 +61,15 @@ def rsa_keypair() -> tuple[str, str]:
     return private, public
 
 
+def llamacpp_project_yaml(rounds: int = 6) -> str:
+    """The `.autoresearch.yml` of the llama.cpp demo project (tests check it against the JSON Schema)."""
+    return (
+        "preset: llama.cpp\narchitectures: [x86, arm]\n"
+        f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
+        "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
+    )
+
+
 class Admin:
     """The sandbox's /_sandbox admin API (no GitHub equivalent) over real HTTP."""
 
@@ -168,11 +177,7 @@ class World:
         work.mkdir(parents=True)
         git(work, "clone", "-q", str(source), str(upstream))
         default = git(upstream, "rev-parse", "--abbrev-ref", "HEAD")
-        (upstream / ".autoresearch.yml").write_text(
-            "preset: llama.cpp\narchitectures: [x86, arm]\n"
-            f"benchmark: {{rounds: {rounds}, repetitions: 2, warmup: 1, threads: 2}}\n"
-            "preset_options: {n_prompt: 64, n_gen: 32, bench_reps: 3}\nbudget: {usd: 5}\n"
-        )
+        (upstream / ".autoresearch.yml").write_text(llamacpp_project_yaml(rounds))
         git(upstream, "add", ".autoresearch.yml")
         git(upstream, "commit", "-qm", "autoresearch-bot config")
         owner, name = "maria", "llama.cpp"
@@ -184,31 +189,7 @@ class World:
         )
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/maria", {"permission": "admin"})
         self.admin.call("PUT", f"/repos/{self.repo}/collaborators/olaf", {"permission": "triage"})
-        forks = {
-            "hana": (
-                e2e.FAST_GEMV_EDITS,
-                "ggml-cpu: q4_0 GEMV multiplies unsigned nibbles, one offset per "
-                "block (no sign lookup, no per-product sign fix-up)",
-            ),
-            "fiona": (
-                [(e2e.OPS, *e2e.SLOW_PATCH)],
-                "ggml-cpu: rms_norm recomputes its sum (deliberately slower)",
-            ),
-            "felix": (
-                [(e2e.OPS, *e2e.BAD_PATCH)],
-                "ggml-cpu: rms_norm without the square root (faster, wrong)",
-            ),
-            "gina": (
-                [
-                    (
-                        e2e.OPS,
-                        "// worth switching to explicit SIMD?",
-                        "// worth switching to explicit SIMD? (gina)",
-                    )
-                ],
-                "ggml-cpu: comment only (neutral)",
-            ),
-        }
+        forks = {login: (edits, message) for login, (edits, message, _want) in e2e.DEMO_FORKS.items()}
         shas = {}
         for login, (edits, message) in forks.items():
             say(f"fork {login}/{name}: {message}")
@@ -297,7 +278,7 @@ class World:
         while time.monotonic() < deadline:
             self.wait_deliveries()
             runs = self.bot.store.list_runs(50)
-            pending = self.bot.store.pending_commands()
+            pending = self.bot.store.pending_commands(due_only=False)
             line = ", ".join(f"run {r.id}: {r.state}" for r in runs)
             if progress and line != last:
                 progress(line)
@@ -327,15 +308,27 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
     def say(msg: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
 
+    from .experiments import jail
+
+    ok, why = jail.probe()
+    if not ok:  # the demo's candidates are untrusted code: without a jail the local executor refuses them
+        print(f"DEMO FAILED: isolation unavailable, nothing was run: {why}. To fix: {jail.INSTALL_HINT}.")
+        return 2
     say("starting the local GitHub sandbox and the bot (webhooks over loopback HTTP)")
-    overrides: dict[str, Any] = {}
+    # the status page printed at the end opens in a browser on this host without a token: the demo's bot
+    # listens on loopback with no proxy in front (a deployed bot keeps the default, the token)
+    overrides: dict[str, Any] = {"status_pages": "loopback"}
     if llama:  # like a deployed bot's data dir, the compiler cache outlives the demo: the next run is warm
         overrides["local_build_cache"] = str(_cache_root() / "build-cache")
     world = World(workdir, settings_overrides=overrides)
     try:
         if llama:
             say("preparing llama.cpp from the llama-cpp-python sdist (cached after the first time)")
-            world.add_llamacpp_project(say=say)
+            shas = world.add_llamacpp_project(say=say)
+            expected = {
+                shas[login]: (login, want, login in e2e.WINNERS)
+                for login, (_edits, _msg, want) in e2e.DEMO_FORKS.items()
+            }
             say(
                 f"sandbox repo {world.repo} (preset llama.cpp) with forks hana (faster q4_0 GEMV), fiona "
                 "(slower rms_norm), felix (broken rms_norm) and gina (comment only)"
@@ -346,7 +339,8 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
                 "ggml-cpu kernels and what other forks and backends do; measure candidates.",
             )
         else:
-            world.add_attention_project()
+            history = world.add_attention_project()
+            expected = _attention_expected(history)
             say(
                 f"sandbox repo {world.repo} with forks fiona/attention (4 commits ahead) "
                 "and felix/attention (1)"
@@ -362,15 +356,24 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
         world.label(number, as_user="olaf")
         say(f"olaf (triage, no write access) labelled issue #{number}: the bot must refuse")
         world.wait_deliveries()
-        _wait(lambda: not world.bot.store.pending_commands())
+        _wait(lambda: not world.bot.store.pending_commands(due_only=False))
         world.unlabel(number)
         world.label(number)
         say(f"maria (admin) removed olaf's label and labelled issue #{number} with 'autoresearch' again")
         runs = world.wait_runs(timeout=7200 if llama else 600, progress=lambda line: say(line))
         run = runs[0]
         say(f"run {run.id} finished: {run.state}")
+        failures = outcome_failures(world, run, expected)
+        cache_line, cache_failure = _cache_state(world, run) if llama else ("", "")
+        failures += [cache_failure] if cache_failure else []
+        verdict_line = (
+            f"DEMO FAILED: {'; '.join(failures)}"
+            if failures
+            else "DEMO OK: every known outcome met (planted winners found, planted bugs caught, one draft PR)"
+        )
+        print(f"\n{verdict_line}")
         _summary(world, number, run)
-        _timings(world, run, time.monotonic() - started, shared_cache=llama)
+        _timings(world, run, time.monotonic() - started, cache_line=cache_line)
         out = workdir / "report"
         out.mkdir(exist_ok=True)
         comments = world.comments(number)
@@ -389,11 +392,12 @@ def run_demo(workdir: Path, *, llama: bool = False, keep_serving: bool = False) 
             f"  bot status page:          {world.bot_url}/runs/{run.id}\n  rendered markdown:        {out}/"
         )
         say("demo finished")
+        print(verdict_line)
         if keep_serving:
             print("serving; press Ctrl-C to stop")
             while True:
                 time.sleep(3600)
-        return 0 if run.state == Phase.DONE else 1
+        return 1 if failures else 0
     finally:
         world.stop()
 
@@ -417,7 +421,7 @@ def _wait(cond: Any, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def _timings(world: World, run: Any, total: float, shared_cache: bool = False) -> None:
+def _timings(world: World, run: Any, total: float, cache_line: str = "") -> None:
     """Where the demo's time went, per experiment (from the driver's result): build / validate / benchmark /
     simulate, and per variant its build and simulation build."""
     print(f"\nTime: {total:.0f} s in all")
@@ -458,12 +462,8 @@ def _timings(world: World, run: Any, total: float, shared_cache: bool = False) -
         f"benchmark {split['bench_s']:.0f} s, validate {split['validate_s']:.0f} s; everything else "
         f"(sandbox import, research, publishing) {max(0.0, total - measured):.0f} s"
     )
-    if shared_cache:
-        print(
-            "  this was a COLD run: the shared compiler cache was empty for this baseline and was warmed"
-            if split["cache_warm_s"]
-            else "  this was a WARM run: the baseline came from the shared compiler cache"
-        )
+    if cache_line:
+        print(f"  {cache_line}")
 
 
 def _summary(world: World, number: int, run: Any) -> None:
@@ -503,3 +503,119 @@ def _summary(world: World, number: int, run: Any) -> None:
     refusals = [c for c in store.commands() if c["state"] == "refused"]
     for c in refusals:
         print(f"refused: {c['kind']} by {c['user']}: {c['detail']}")
+
+
+FAILED = ("broken", "build_failed", "bench_failed", "baseline_failed", "missing")
+
+
+def _attention_expected(history: Any) -> dict[str, tuple[str, tuple[str, ...], bool]]:
+    """sha -> (what it is, the target-metric verdicts it must get, must it win) for the attention demo:
+    examples/make_fork.py's EXPECTED (the reciprocal commit conflicts with the fused softmax: not judged)."""
+    out = {}
+    for c in history.commits:
+        want = {"faster": ("faster",), "broken": ("broken",), "no change": ("no_change", "noisy")}.get(
+            c.expected
+        )
+        if want:
+            out[c.sha] = (c.slug, want, c.expected == "faster")
+    return out
+
+
+def outcome_failures(
+    world: World, run: Any, expected: dict[str, tuple[str, tuple[str, ...], bool]]
+) -> list[str]:
+    """The demo's known outcomes that were not met, each as a few words (empty: all met)."""
+    arts = RunArtifacts(world.bot.store, run.id)
+    return check_outcomes(
+        run.state.value if hasattr(run.state, "value") else str(run.state),
+        arts.get(DECISION) or {},
+        arts.get(CANDIDATES) or [],
+        arts.get(PUBLICATION) or {},
+        expected,
+    )
+
+
+def check_outcomes(
+    state: str,
+    decision: dict[str, Any],
+    candidates: list[dict[str, Any]],
+    publication: dict[str, Any],
+    expected: dict[str, tuple[str, tuple[str, ...], bool]],
+) -> list[str]:
+    """What the run got against what the demo planted: every variant failed, a planted winner not found, a
+    planted bug or slowdown not caught, a neutral change called a winner, no draft PR for the winners."""
+    out: list[str] = []
+    target = decision.get("target")
+    rows = [
+        r for r in decision.get("rows", []) if r.get("metric") == target and r.get("verdict") != "missing"
+    ]
+    if state != Phase.DONE.value:
+        out.append(f"the run ended {state}, not done")
+    if not rows:
+        out.append("no variant was measured" + ("" if decision else " (no decision)"))
+    elif all(r["verdict"] in FAILED for r in rows):
+        kinds = sorted({r["verdict"] for r in rows})
+        out.append(f"every variant failed ({', '.join(kinds)})")
+    names: dict[str, str] = {}  # planted commit -> the bot's candidate (a fork commit is measured as a port)
+    for c in candidates:
+        for sha in (c.get("sha"), (c.get("fork") or {}).get("sha")):
+            if sha and c.get("source") != "stack":
+                names.setdefault(sha, c.get("name"))
+    winners = set(decision.get("winners") or [])
+    for sha, (what, want, must_win) in expected.items():
+        name = names.get(sha)
+        got = sorted({r["verdict"] for r in rows if r.get("candidate") == name})
+        if name is None or not got:
+            out.append(f"{what} was not measured")
+            continue
+        if not set(got) <= set(want):
+            kind = "planted winner not found" if must_win else "planted bug not caught"
+            if want == ("slower",):
+                kind = "planted slowdown not caught"
+            elif "no_change" in want:
+                kind = "neutral change misjudged"
+            out.append(f"{kind}: {what} got {'/'.join(got)}, expected {' or '.join(want)}")
+        if must_win and name not in winners:
+            out.append(f"planted winner not found: {what} is not among the winners")
+        if not must_win and name in winners:
+            out.append(f"{what} was called a winner")
+    if winners and not publication.get("pr_number"):
+        out.append(f"no draft PR for the winners ({publication.get('reason') or publication.get('kind')})")
+    return out
+
+
+def _cache_state(world: World, run: Any) -> tuple[str, str]:
+    """("this was a COLD/WARM run: ...", failure or ''), from what the builds actually hit: each batch's
+    warm-up and its own ccache statistics (bot/experiments/executors: compiler_cache), never from a marker."""
+    arts = RunArtifacts(world.bot.store, run.id)
+    warm_ups: list[dict[str, Any]] = []
+    hits = misses = 0
+    for key in world.bot.store.artifact_keys(run.id):
+        if not key.startswith(RESULTS_PREFIX):
+            continue
+        for res in (arts.results(key[len(RESULTS_PREFIX) :]) or {}).values():
+            cc = res.get("compiler_cache") or {}
+            if cc.get("warm_up"):
+                warm_ups.append(cc["warm_up"])
+            batch = cc.get("batch") or {}
+            hits += int(batch.get("remote_hit") or 0)
+            misses += int(batch.get("miss") or 0)
+    seen = f"the batches' builds: {hits} shared-cache hits, {misses} compiled"
+    bad = [w for w in warm_ups if not w.get("ok")]
+    if bad:
+        return f"this was a COLD run and its warm-up FAILED ({bad[0].get('why')}); {seen}", (
+            f"the compiler-cache warm-up failed ({bad[0].get('why')})"
+        )
+    if warm_ups:
+        compiled = sum(int((w.get("ccache") or {}).get("miss") or 0) for w in warm_ups)
+        secs = sum(float(w.get("seconds") or 0) for w in warm_ups)
+        line = (
+            f"this was a COLD run: the shared compiler cache had nothing for this baseline; warmed "
+            f"{len(warm_ups)}x ({compiled} files compiled, {secs:.0f} s); {seen}"
+        )
+        return line, "" if hits else "the warm-up ran but no later build hit the shared compiler cache"
+    if hits:
+        return f"this was a WARM run: nothing was warmed; {seen}", ""
+    return f"NEITHER cold nor warm: no warm-up ran and no build hit the shared compiler cache; {seen}", (
+        "the compiler cache was taken as warm but no build hit it"
+    )

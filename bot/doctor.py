@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import configyaml
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
 
 
@@ -22,9 +23,16 @@ class Check:
     ok: bool
     what: str
     fix: str = ""
+    warn: bool = False  # not ok, but not a problem either: something some projects need (counted apart)
 
     def line(self) -> str:
-        return f"ok    {self.what}" if self.ok else f"FAIL  {self.what} -> fix: {self.fix}"
+        if self.ok:
+            return f"ok    {self.what}"
+        return f"{'warn' if self.warn else 'FAIL'}  {self.what} -> fix: {self.fix}"
+
+    @property
+    def problem(self) -> bool:
+        return not self.ok and not self.warn
 
 
 def check_settings(settings: Settings) -> Iterator[Check]:
@@ -39,8 +47,15 @@ def check_settings(settings: Settings) -> Iterator[Check]:
     )
     if settings.github_app_id is not None:
         key = settings.github_private_key or ""
+        origin = settings.origins.get("github_private_key", "")
         if key.lstrip().startswith("-----BEGIN"):
-            yield Check(True, f"GitHub App {settings.github_app_id}: private key given as PEM text")
+            # where the PEM came from: a *_FILE variable's file, the variable itself, the settings file
+            source = (
+                f"read from {origin}"
+                if "_FILE=" in origin
+                else f"given as PEM text in {origin or 'settings'}"
+            )
+            yield Check(True, f"GitHub App {settings.github_app_id}: private key {source}")
         elif key and Path(key).is_file() and os.access(key, os.R_OK):
             yield Check(True, f"GitHub App {settings.github_app_id}: private key file {key} is readable")
         else:
@@ -267,6 +282,114 @@ def check_architectures(settings: Settings) -> Iterator[Check]:
                 yield Check(True, f"{field}: ${quote.usd_per_hour:.4f}/h ({quote.source})")
 
 
+def check_local(settings: Settings) -> Iterator[Check]:
+    """What the local executor needs on this host: a jail that starts (bubblewrap), valgrind for the simulated
+    tier; ccache, cmake and ninja, which some projects need (warnings)."""
+    import shutil
+
+    from .experiments import jail
+    from .resources import sky_module
+
+    if settings.local_trust == "all":
+        yield Check(
+            False,
+            "local executor: local_trust is 'all': candidate code runs with the bot's rights, no jail",
+            "set AUTORESEARCH_LOCAL_TRUST=none unless every candidate is trusted code",
+            warn=True,
+        )
+    elif not shutil.which("bwrap"):
+        yield Check(
+            False,
+            "local executor: bubblewrap (bwrap) is not installed: no candidate can run",
+            "apt-get install bubblewrap (dnf install bubblewrap)",
+        )
+    else:
+        ok, how = jail.probe()
+        yield (
+            Check(True, f"local executor: a test jail starts ({how})")
+            if ok
+            else Check(
+                False,
+                f"local executor: {how}",
+                "a non-root worker needs unprivileged user namespaces (sysctl "
+                "kernel.unprivileged_userns_clone=1; Ubuntu 24.04: "
+                "kernel.apparmor_restrict_unprivileged_userns=0), or run the worker as root",
+            )
+        )
+    ok, how = sky_module("simulate").available()
+    yield (
+        Check(True, f"local executor: valgrind for the simulated tier ({how})")
+        if ok
+        else Check(
+            False,
+            f"local executor: the simulated tier (simulate.enabled, on by default) cannot run: {how}",
+            "apt-get install valgrind",
+        )
+    )
+    for tool, why, fix in (
+        (
+            "ccache",
+            "builds recompile from scratch (build.ccache, the llama.cpp preset's shared cache)",
+            "ccache",
+        ),
+        ("cmake", "the llama.cpp preset cannot build", "cmake"),
+        ("ninja", "llama.cpp builds use make (slower incremental builds)", "ninja-build"),
+    ):
+        path = shutil.which(tool)
+        yield (
+            Check(True, f"local executor: {tool} at {path}")
+            if path
+            else Check(
+                False, f"local executor: {tool} is not installed: {why}", f"apt-get install {fix}", warn=True
+            )
+        )
+
+
+def check_webhook_url(settings: Settings, timeout: float = 5.0) -> Iterator[Check]:
+    """public_url + /healthz answers as this bot's does: GitHub's deliveries reach the service (a short
+    timeout; this runs before the service is up too, README step 5: run doctor again once it serves)."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    base = settings.public_url.rstrip("/")
+    if not base:
+        yield Check(
+            False,
+            "public_url is not set: comments cannot link to run pages; `app create` needs a webhook URL",
+            "set AUTORESEARCH_PUBLIC_URL to the URL GitHub reaches this service at (https://bot.example.org)",
+            warn=True,
+        )
+        return
+    url = f"{base}/healthz"
+    fix = (
+        f"start the web service (autoresearch-bot serve) and make {base} reach it (reverse proxy or port "
+        f"forwarding to its bind address): GitHub delivers webhooks to {base}/webhook"
+    )
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
+            status, body = resp.status, resp.read(4096)
+    except urllib.error.HTTPError as exc:
+        yield Check(False, f"webhook URL: {url} answers HTTP {exc.code}", fix)
+        return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        yield Check(False, f"webhook URL: {url} does not answer ({reason})", fix)
+        return
+    ms = (time.monotonic() - start) * 1000
+    try:
+        ours = json.loads(body).get("status") == "ok"
+    except (ValueError, AttributeError):
+        ours = False
+    yield (
+        Check(True, f"webhook URL: {url} answers (HTTP {status}, {ms:.0f} ms)")
+        if ours
+        else Check(False, f"webhook URL: {url} answers HTTP {status}, but not as this bot's /healthz", fix)
+    )
+
+
 def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """(exit code, report lines): 0 when every check passed, 1 otherwise, 2 when the settings do not load."""
     try:
@@ -292,21 +415,33 @@ def run_doctor(config: str | None = None, env: dict[str, str] | None = None) -> 
     checks += list(check_files())
     from .experiments import registry
 
-    if registry.get(settings.executor).capabilities.archs == "configured":  # SkyPilot resources, priced
+    capabilities = registry.get(settings.executor).capabilities
+    if capabilities.jail:  # candidate code runs on this host
+        checks += list(check_local(settings))
+    if capabilities.archs == "configured":  # SkyPilot resources, priced
         checks += list(check_architectures(settings))
+    checks += list(check_webhook_url(settings))
     lines = [c.line() for c in checks]
-    problems = sum(not c.ok for c in checks)
+    problems = sum(c.problem for c in checks)
     lines.append(f"{problems} problem(s)" if problems else "all checks passed")
     return (1 if problems else 0), lines
 
 
 def validate_project_file(path: str | None, config: str | None = None) -> tuple[int, str]:
-    """`config validate [file]`: the project config as the bot would read it (presets, architectures)."""
+    """`config validate [file]`: the project config as the bot would read it (presets, architectures). Every
+    problem at once, one line each, `file:line: field: problem` (unknown fields with a did-you-mean)."""
     path = path or PROJECT_CONFIG_FILE
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            raw = f.read(configyaml.MAX_BYTES + 1)
     except OSError as exc:
         return 2, f"{path}: cannot read: {exc.strerror}"
+    if len(raw) > configyaml.MAX_BYTES:
+        return 1, f"{path}: is over {configyaml.MAX_BYTES:,} bytes; a config may have at most that"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return 1, f"{path}: not UTF-8 text (byte {exc.start})"
     known: list[str] | None
     try:
         known = list(Settings.load(config).architectures)
@@ -315,12 +450,19 @@ def validate_project_file(path: str | None, config: str | None = None) -> tuple[
     try:
         project = ProjectConfig.from_yaml(text, known)
     except ConfigError as exc:
-        where = "" if exc.field in ("", PROJECT_CONFIG_FILE) else f"{exc.field}: "
-        return 1, f"{path}: {where}{exc.problem}"
+        errors = sorted(exc.errors, key=lambda e: e.line or 0)
+        lines = []
+        for e in errors:
+            where = f"{path}:{e.line}" if e.line else path
+            field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"{e.field}: "
+            lines.append(f"{where}: {field}{e.problem}")
+        if len(errors) > 1:
+            lines.append(f"{path}: {len(errors)} problems")
+        return 1, "\n".join(lines)
     return 0, (
         f"{path}: ok (preset {project.preset}, target {project.target}, "
         f"architectures {', '.join(project.architectures)})"
     )
 
 
-__all__ = ["Check", "check_app", "run_doctor", "validate_project_file"]
+__all__ = ["Check", "check_app", "check_local", "check_webhook_url", "run_doctor", "validate_project_file"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import commands
 from .payloads import PayloadShapeError, validate_payload
-from .text import strip_comments
+from .text import markdown_lines, strip_comments, strip_hidden_html
 
 
 class PayloadError(ValueError):
@@ -62,18 +62,20 @@ _RAW_HTML_RE = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?=[\s>]|$)", re.
 
 
 def prose_lines(body: str) -> list[str]:
-    """The lines of a markdown comment a reader sees as plain prose, stripped.
+    """The lines of a markdown comment a reader sees as plain prose, stripped of spaces and tabs.
 
-    Left out: HTML comments (`<!-- ... -->`, also unclosed), fenced code blocks (``` and ~~~, also unclosed),
-    raw <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
-    nested in something else), block quotes and their lazy continuation lines. Inline code and list items stay
-    in (a command must start the line, so they never match)."""
+    Lines end where GitHub's renderer ends them (\n, \r\n, \r; never at U+2028, NEL, VT or FF). Left out:
+    HTML comments (`<!-- ... -->`, also unclosed), fenced code blocks (``` and ~~~, also unclosed), raw
+    <pre>/<script>/<style>/<textarea> blocks, lines indented by 4 or more columns (indented code, or text
+    nested in something else), block quotes and their lazy continuation lines, and the content of HTML a
+    reader does not see (`<details>`, `hidden` elements, ...: `text.strip_hidden_html`). Inline code and
+    list items stay in (a command must start the line, so they never match)."""
     text = strip_comments(body or "")
     out: list[str] = []
     fence: tuple[str, int] | None = None  # (fence char, length) of the open fenced block
     raw_tag: str | None = None
     in_quote = False
-    for line in text.splitlines():
+    for line in markdown_lines(text):
         if fence is not None:
             m = _FENCE_RE.match(line)
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] and not m.group(2).strip():
@@ -83,7 +85,7 @@ def prose_lines(body: str) -> list[str]:
             if f"</{raw_tag}" in line.lower():
                 raw_tag = None
             continue
-        if not line.strip():
+        if not line.strip(" \t"):
             in_quote = False
             continue
         expanded = line.expandtabs(4)
@@ -99,14 +101,15 @@ def prose_lines(body: str) -> list[str]:
             tag = m.group(1).lower()
             raw_tag = None if f"</{tag}" in expanded.lower() else tag
             continue
-        stripped = expanded.strip()
+        stripped = expanded.strip(" \t")
         if stripped.startswith(">"):
             in_quote = True
             continue
         if in_quote:  # a lazy continuation line belongs to the quote above it
             continue
         out.append(stripped)
-    return out
+    visible = markdown_lines(strip_hidden_html("\n".join(out)))
+    return [line.strip(" \t") for line in visible if line.strip(" \t")]
 
 
 def parse_slash_command(body: str, prefix: str = "/autoresearch") -> tuple[str, list[str]] | None:
@@ -166,6 +169,9 @@ def route(
             label = _req(payload, "label", "name")
             if label != trigger_label:
                 return Ignored(f"label {label!r} is not the trigger label")
+            if action == "labeled" and issue.get("state") == "closed":
+                # a label on a closed issue starts nothing (the worker asks GitHub again before a start)
+                return Ignored("the issue is closed: a label on a closed issue starts nothing")
             kind = "start" if action == "labeled" else "stop"
             args: dict[str, Any] = {"reason": f"label {action}"}
             if action == "unlabeled":
@@ -228,4 +234,45 @@ def route(
             key=f"pull_request_review:{int(_req(review, 'id'))}:{action}",
             installation=installation,
         )
+    if event == "check_run":
+        return _check_run(payload, action, installation)
     return Ignored(f"event {event!r} is not handled")
+
+
+# the events the bot acts on: deploy/app-manifest.json subscribes to exactly these (tests/test_doctor.py);
+# ping, installation and installation_repositories reach every App without a subscription
+SUBSCRIBED_EVENTS = ("issues", "issue_comment", "pull_request_review", "check_run")
+
+
+def _check_run(payload: dict, action: Any, installation: Any) -> Command | Ignored:
+    """GitHub's Re-run button on one of the bot's check runs (`rerequested`): measure that commit again.
+    `requested_action` is not handled: the bot's check runs offer no actions."""
+    if action != "rerequested":
+        return Ignored(f"check_run.{action} is not handled")
+    from .checkruns import parse_external_id
+
+    check = _req(payload, "check_run")
+    origin = parse_external_id(check.get("external_id"))
+    if origin is None:
+        return Ignored("check run not created by this bot")
+    run_id, issue_number, kind = origin
+    sender = _req(payload, "sender")
+    if _is_bot(sender):
+        return Ignored("event caused by a bot")
+    pulls = [int(p["number"]) for p in check.get("pull_requests") or [] if isinstance(p, dict)]
+    check_id = int(_req(check, "id"))
+    return Command(
+        "rerequest",
+        _repo(payload),
+        issue_number,
+        _req(sender, "login"),
+        args={
+            "run_id": run_id,
+            "check_run_id": check_id,
+            "head_sha": _req(check, "head_sha"),
+            "pulls": pulls,
+        },
+        # one Re-run click is one command, whatever the redeliveries
+        key=f"check_run:{check_id}:{action}",
+        installation=installation,
+    )

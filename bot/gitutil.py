@@ -24,16 +24,44 @@ run = _shared.run
 output = _shared.output
 ok = _shared.ok
 redact_urls = _shared.redact_urls
-BOT_IDENTITY = ("autoresearch-bot", "autoresearch-bot@users.noreply.github.com")
+BOT_IDENTITY = ("autoresearch-bot", "autoresearch-bot@users.noreply.github.com")  # until set_identity
 GIT_ENV = {  # the bot's commits (publish stacks, ports) are authored/committed as the bot
     "GIT_AUTHOR_NAME": BOT_IDENTITY[0],
     "GIT_AUTHOR_EMAIL": BOT_IDENTITY[1],
     "GIT_COMMITTER_NAME": BOT_IDENTITY[0],
     "GIT_COMMITTER_EMAIL": BOT_IDENTITY[1],
 }
+_identity = list(BOT_IDENTITY)
+
+
+def set_identity(name: str, email: str) -> None:
+    """The identity of the bot's commits from now on, process-wide (the forge's account: an App's
+    `<slug>[bot]` with its noreply address; see GitHubForge.commit_identity)."""
+    _identity[:] = [name, email]
+    GIT_ENV.update(
+        GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email
+    )
+
+
+def bot_identity() -> tuple[str, str]:
+    """(name, email) the bot's commits carry now."""
+    return _identity[0], _identity[1]
+
+
 MIRROR_TIMEOUT_S = 600.0
 
-__all__ = ["BOT_IDENTITY", "GIT_ENV", "GitError", "Mirror", "ok", "output", "redact_urls", "run"]
+__all__ = [
+    "BOT_IDENTITY",
+    "GIT_ENV",
+    "bot_identity",
+    "set_identity",
+    "GitError",
+    "Mirror",
+    "ok",
+    "output",
+    "redact_urls",
+    "run",
+]
 
 
 class Mirror:

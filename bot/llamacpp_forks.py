@@ -167,3 +167,49 @@ def apply_edits(tree: Path, edits: list[tuple[str, str, str]]) -> None:
         if text.count(old) != 1:
             raise SystemExit(f"edit anchor not found exactly once in {path}: {old[:80]!r}")
         f.write_text(text.replace(old, new, 1))
+
+
+# The forks of `demo --llama` (and of tests/test_llamacpp_ci.py, and what scripts/upgrade_llamacpp.sh
+# re-checks on a new llama.cpp): login -> (edits, commit message, the target-metric verdicts it must get).
+# hana is the planted winner, fiona the planted slowdown, felix the planted bug, gina a neutral change.
+DEMO_FORKS: dict[str, tuple[list[tuple[str, str, str]], str, tuple[str, ...]]] = {
+    "hana": (
+        FAST_GEMV_EDITS,
+        "ggml-cpu: q4_0 GEMV multiplies unsigned nibbles, one offset per "
+        "block (no sign lookup, no per-product sign fix-up)",
+        ("faster",),
+    ),
+    "fiona": (
+        [(OPS, *SLOW_PATCH)],
+        "ggml-cpu: rms_norm recomputes its sum (deliberately slower)",
+        ("slower",),
+    ),
+    "felix": (
+        [(OPS, *BAD_PATCH)],
+        "ggml-cpu: rms_norm without the square root (faster, wrong)",
+        ("broken",),
+    ),
+    "gina": (
+        [(OPS, "// worth switching to explicit SIMD?", "// worth switching to explicit SIMD? (gina)")],
+        "ggml-cpu: comment only (neutral)",
+        ("no_change", "noisy"),
+    ),
+}
+WINNERS = ("hana",)  # the forks that must end up among the run's winners (and in its draft PR)
+
+
+def check_edits(tree: Path) -> list[str]:
+    """Which demo fork edits do not apply to `tree` (each anchor exactly once), without changing it."""
+    problems = []
+    for login, (edits, _msg, _want) in DEMO_FORKS.items():
+        texts: dict[str, str] = {}
+        for path, old, new in edits:
+            f = Path(tree) / path
+            if path not in texts:
+                texts[path] = f.read_text() if f.exists() else ""
+            n = texts[path].count(old)
+            if n != 1:
+                problems.append(f"{login}: anchor found {n} times in {path}: {old.strip()[:70]!r}")
+            else:
+                texts[path] = texts[path].replace(old, new, 1)
+    return problems

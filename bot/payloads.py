@@ -98,7 +98,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         **_COMMON,
         "sender": USER,
         "repository": REPOSITORY,
-        "issue": {"number": ID},
+        "issue": {"number": ID, "state?": Str(32)},
         "label?": {"name": Str(256)},
     },
     "issue_comment": {
@@ -114,6 +114,19 @@ SHAPES: dict[str, dict[str, Any]] = {
         "repository": REPOSITORY,
         "review": {"id": ID, "state": Str(64), "user?": USER},
         "pull_request": {"number": ID, "head": {"sha": SHA, "ref": REF}, "base": {"sha": SHA}},
+    },
+    "check_run": {
+        **_COMMON,
+        "sender": USER,
+        "repository": REPOSITORY,
+        "check_run": {
+            "id": ID,
+            "head_sha": SHA,
+            "name?": Str(1024),
+            "external_id?": Str(1024),
+            "pull_requests?": List({"number": ID}, max_items=100),
+        },
+        "requested_action?": {"identifier?": Str(20)},
     },
     "installation": {
         **_COMMON,

@@ -10,6 +10,7 @@ performs side effects through look-ups (`Forge.upsert_marked_comment`, branch by
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import traceback
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import waves
+from . import checkruns, waves
 from .artifacts import (
     BASELINE,
     CANDIDATES,
@@ -37,9 +38,11 @@ from .artifacts import (
     RunArtifacts,
 )
 from .config import PROJECT_CONFIG_FILE, ConfigError, ProjectConfig, Settings
+from .forge.errors import ForgeError, RateLimited
 from .model import FINAL_PHASES, SEQUENCES, Baseline, Cancelled, Phase, Publication, StageFailed, title
 from .report import marker as status_marker  # re-exported: finds a run's status comment
-from .store import Run, Store
+from .store import Run, Store, iso_utc
+from .text import md_cell
 
 if TYPE_CHECKING:
     from .forge import Forge
@@ -117,6 +120,23 @@ Stage = Callable[[StageContext], "str | None"]
 StatusRenderer = Callable[["Pipeline", Run], str]
 
 
+def config_problems(exc: ConfigError, limit: int = 10) -> str:
+    """A broken project config as the issue comment says it: one problem, or a short list of them (each
+    with its line in the file where known; `autoresearch-bot config validate` prints the same)."""
+
+    def one(e: ConfigError) -> str:
+        where = f" (line {e.line})" if e.line and " at line " not in e.problem else ""
+        field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"**{md_cell(e.field, 130)}**: "
+        return f"{field}{md_cell(e.problem, 240)}{where}"  # values quoted from the file: inert
+
+    errors = sorted(exc.errors, key=lambda e: e.line or 0)
+    if len(errors) == 1:
+        return f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: {one(errors[0])}"
+    items = "\n".join(f"- {one(e)}" for e in errors[:limit])
+    more = f"\n- ... and {len(errors) - limit} more" if len(errors) > limit else ""
+    return f"The project configuration `{PROJECT_CONFIG_FILE}` has {len(errors)} problems:\n{items}{more}"
+
+
 class Pipeline:
     """Drives runs. The composition root injects `stages` (phase -> stage function; bot.stages.DEFAULT_STAGES)
     and `status_renderer` (bot.stages.render_status): the pipeline imports neither."""
@@ -149,6 +169,9 @@ class Pipeline:
     # driving ----------------------------------------------------------------------------------------------
     def advance(self, run: Run, *, owner: str, stop: Callable[[], bool] = lambda: False) -> Run:
         ctx = StageContext(self, run, owner, _should_stop=stop)
+        if run.deferred_until is not None:  # claimed again: the rate limit's reset has passed
+            self.store.resume_run(run.id)
+            ctx.run = run = self.store.get_run(run.id)
         try:
             if run.cancel_requested:
                 raise Cancelled()
@@ -171,13 +194,10 @@ class Pipeline:
             self._cancel(ctx)
         except InterruptedError:
             log.info("run %s interrupted by shutdown at %s; it resumes later", run.id, ctx.run.state)
+        except RateLimited as exc:
+            self.defer(ctx.run, exc)
         except ConfigError as exc:
-            self._fail(
-                ctx,
-                f"The project configuration `{PROJECT_CONFIG_FILE}` has a problem: "
-                f"**{exc.field or 'file'}**: {exc.problem}",
-                "",
-            )
+            self._fail(ctx, config_problems(exc), "")
         except StageFailed as exc:
             self._fail(ctx, exc.message, exc.log_tail)
         except Exception as exc:  # never show a stack trace to users; keep it in the run's events
@@ -194,7 +214,64 @@ class Pipeline:
         final = self.store.get_run(run.id)
         if final.state in FINAL_PHASES:
             self._release(final)
+            try:
+                self.mention_ending(final)
+            except Exception as exc:  # a courtesy; the status comment already says how the run ended
+                log.warning("run %s: the closing mention failed: %s", run.id, exc)
         return final
+
+    def mention_ending(self, run: Run) -> None:
+        """@-mention whoever asked, once per run, when it ends without a pull request (failed, cancelled, a
+        bench run, no winner): editing the status comment notifies nobody, a mention does."""
+        from .report import cell
+
+        user = run.trigger_user
+        if not user or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?", user):
+            return
+        arts = RunArtifacts(self.store, run.id)
+        pub = arts.get(PUBLICATION) or {}
+        rid = int(run.id)
+        if run.state == Phase.FAILED:
+            text = (
+                f"run #{rid} failed during {title(run.stage or '')}: {cell(run.error or 'see the log', 300)}"
+            )
+        elif run.state == Phase.CANCELLED:
+            text = f"run #{rid} was stopped; nothing more will be started"
+        elif pub.get("pr_url") or pub.get("kind") == "rebench":
+            return  # the pull request (or, for a rebench, its status comment) is the answer
+        elif run.kind == "bench":
+            decision = arts.get(DECISION) or {}
+            target = decision.get("target")
+            verdicts = sorted(
+                {str(r.get("verdict")) for r in decision.get("rows") or [] if r.get("metric") == target}
+            )
+            said = ", ".join(cell(v.replace("_", " "), 40) for v in verdicts) or "nothing measured"
+            text = f"bench run #{rid} of `{cell(run.params.get('branch', '?'), 120)}` finished: {said}"
+        else:
+            reason = cell(pub.get("reason") or "no verified winner", 300)
+            text = f"run #{rid} finished without a pull request: {reason}"
+        has_table = bool((arts.get(DECISION) or {}).get("rows"))
+        where = " The benchmark table is in the status comment above." if has_table else ""
+        marker = f"<!-- autoresearch:run:{rid}:no-pr -->"
+        body = f"{marker}\n@{user} {text}.{where}"
+        self.store.once(
+            run.id,
+            "notify:no-pr",
+            lambda: self.forge.upsert_marked_comment(run.repo, run.issue_number, marker, body).id,
+        )
+
+    def defer(self, run: Run, exc: RateLimited) -> None:
+        """GitHub rate-limited the bot: park the run until the reset (in the store, so a restart keeps it);
+        the worker resumes it at the recorded stage then. Stages record their side effects (a submitted
+        batch's handle, a pushed branch, a created comment), so resuming repeats none of them."""
+        until = exc.until(self.store.clock())
+        reason = f"GitHub rate limit ({exc.status}: {exc.message})"
+        self.store.defer_run(run.id, until, reason)
+        log.warning("run %s deferred until %s: %s", run.id, iso_utc(until), reason)
+        try:  # says so where it can: a secondary limit may let this one edit through; the page shows it
+            self.refresh_status(self.store.get_run(run.id))
+        except Exception as err:  # the limit holds: the comment is brought up to date on resume
+            log.info("run %s: status comment not updated while rate-limited: %s", run.id, err)
 
     def _release(self, run: Run) -> None:
         """The run is over: the executor gives up what it kept for the run (SkyPilot: the run's clusters,
@@ -217,6 +294,23 @@ class Pipeline:
         self.store.set_state(ctx.run.id, state, stage=state if state != Phase.DONE else None)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
+        if state == Phase.DONE:  # publish completed what it measured; anything else measured nothing more
+            self._finish_checks(ctx.run, "neutral", "Not measured to the end", "The run ended first.")
+        else:
+            self._checks(lambda: checkruns.on_phase(self, ctx.run))
+
+    def _checks(self, step: Callable[[], None]) -> None:
+        """A check-run update: a rate limit defers the run like any GitHub call; another GitHub error (the
+        check run was deleted, the token may not write checks) is logged, never fails the run."""
+        try:
+            step()
+        except RateLimited:
+            raise
+        except ForgeError as exc:
+            log.warning("check run update failed: %s", exc)
+
+    def _finish_checks(self, run: Run, conclusion: str, head: str, summary: str) -> None:
+        self._checks(lambda: checkruns.finish_open(self, run, conclusion, head, summary))
 
     def _project(self, ctx: StageContext) -> ProjectConfig:
         stored = ctx.artifacts.get(PROJECT)
@@ -252,12 +346,19 @@ class Pipeline:
         self.store.set_state(ctx.run.id, Phase.CANCELLED)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
+        self._finish_checks(
+            ctx.run,
+            "cancelled",
+            "Cancelled",
+            f"Run #{ctx.run.id} was stopped before it measured this commit.",
+        )
 
     def _fail(self, ctx: StageContext, message: str, log_tail: str) -> None:
         ctx.artifacts.put(FAILURE, {"stage": ctx.run.state, "message": message, "log_tail": log_tail[-4000:]})
         self.store.set_state(ctx.run.id, Phase.FAILED, error=message)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
+        self._finish_checks(ctx.run, "failure", f"Run failed during {title(ctx.run.stage or '')}", message)
 
     def report_inputs(self, run: Run) -> dict[str, Any]:
         """Everything the status comment, the PR body and the check runs show, read from the store."""
@@ -315,13 +416,23 @@ class Pipeline:
                 "status_page": f"{self.settings.public_url.rstrip('/')}/runs/{run.id}"
                 if self.settings.public_url
                 else None,
-                "repo_web": (
-                    self.services.get("repo_web_url") or web_url(self.settings.github_base_url)
-                ).rstrip("/")
-                + "/"
-                + run.repo,
+                "repo_web": self.repo_web(run.repo),
             },
         }
+
+    def repo_web(self, repo: str) -> str:
+        """The repository's web address: the API's `html_url` (right for github.com, GHE.com and GitHub
+        Enterprise Server); derived from the API base URL only for a forge that cannot say."""
+        lookup = getattr(self.forge, "repo_html_url", None)
+        if lookup is not None:
+            try:
+                return str(lookup(repo)).rstrip("/")
+            except RateLimited:
+                raise
+            except ForgeError as exc:
+                log.warning("html_url of %s unknown (%s); derived from the API base URL", repo, exc)
+        base = self.services.get("repo_web_url") or web_url(self.settings.github_base_url)
+        return f"{base.rstrip('/')}/{repo}"
 
     # GitHub-facing helpers --------------------------------------------------------------------------------
     def acknowledge(self, run: Run) -> None:

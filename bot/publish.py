@@ -45,11 +45,14 @@ class StackResult:
 
 # --------------------------------------------------------------------------- git helpers
 
-_COMMITTER = {k: v for k, v in GIT_ENV.items() if k.startswith("GIT_COMMITTER_")}  # authors stay
+
+def _committer() -> dict[str, str]:
+    """The bot as committer (its identity now: gitutil.set_identity); the authors of picked commits stay."""
+    return {k: v for k, v in GIT_ENV.items() if k.startswith("GIT_COMMITTER_")}
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(cwd, *args, check=check, env=_COMMITTER, text=True)
+    return run(cwd, *args, check=check, env=_committer(), text=True)
 
 
 def _out(cwd: Path, *args: str) -> str:

@@ -106,13 +106,45 @@ def _quote(text: Any) -> str:
 
 # --------------------------------------------------------------------------- formatting numbers
 
+# a metric's unit when the project config gives none: from the name's suffix (`attn_ms`, `tg_tok_s`)
+_UNIT_SUFFIXES = (
+    ("_tokens_per_s", "tokens/s"),
+    ("_tok_s", "tokens/s"),
+    ("_t_s", "tokens/s"),
+    ("_ms", "ms"),
+    ("_us", "µs"),
+    ("_ns", "ns"),
+    ("_s", "s"),
+    ("_cycles", "cycles"),
+    ("_bytes", "B"),
+)
+
+
+def metric_unit(decision: Mapping[str, Any] | None, metric: Any) -> str:
+    """The metric's unit: the project's `benchmark.metrics[].unit` (bot.stages puts them in the decision as
+    `units`), else what its name ends in, else none."""
+    given = ((decision or {}).get("units") or {}).get(str(metric))
+    if given:
+        return " ".join(clean(given).split())[:20]
+    for suffix, unit in _UNIT_SUFFIXES:
+        if str(metric).lower().endswith(suffix):
+            return unit
+    return ""
+
+
+def with_units(decision: Mapping[str, Any] | None, project: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The decision with the project's metric units (`{metric: unit}`) for the report to show."""
+    metrics = ((project or {}).get("benchmark") or {}).get("metrics") or []
+    units = {str(m.get("name")): str(m.get("unit") or "") for m in metrics if isinstance(m, Mapping)}
+    return {**(decision or {}), "units": {k: v for k, v in units.items() if v}}
+
 
 def fmt_speedup(comp: Mapping[str, Any] | None) -> str:
-    """`1.23× [1.18, 1.29]`."""
+    """`1.23× [1.18–1.29×]`: the wall-time ratio (above 1 is better) and its 95% interval."""
     if not comp or not _finite(comp.get("speedup")):
         return "—"
     lo, hi = comp.get("ci_low"), comp.get("ci_high")
-    ci = f" [{lo:.2f}, {hi:.2f}]" if _finite(lo) and _finite(hi) else ""
+    ci = f" [{lo:.2f}–{hi:.2f}×]" if _finite(lo) and _finite(hi) else ""
     return f"{comp['speedup']:.2f}×{ci}"
 
 
@@ -126,6 +158,16 @@ def fmt_value(v: Any) -> str:
     return f"{v:.4g}" if _finite(v) else "—"
 
 
+def fmt_quantity(v: Any, unit: str) -> str:
+    """A measured value with its unit (`74.6 ms`); large counts with an SI prefix (`1.49 G cycles`)."""
+    if not _finite(v):
+        return "—"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale and unit in ("cycles", "instructions"):
+            return f"{v / scale:.3g}{prefix} {unit}"
+    return f"{v:.4g} {unit}".rstrip()
+
+
 def fmt_usd(v: Any) -> str:
     return f"${v:.2f}" if _finite(v) else "—"
 
@@ -134,11 +176,30 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-# --------------------------------------------------------------------------- the table
+def _pct(a: Any, b: Any) -> float | None:
+    """How much smaller b is than a, in percent (positive: fewer)."""
+    return 100.0 * (a - b) / a if _finite(a) and _finite(b) and a else None
+
+
+# --------------------------------------------------------------------------- the tables
 
 
 def _rows(decision: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     return list((decision or {}).get("rows") or [])
+
+
+def tally(verdict: Any) -> str:
+    """The bucket a verdict counts in on the results line: a failed measurement of any kind is `broken`,
+    every other verdict its own label (a new Verdict in bot/model.py's table counts without a change here)."""
+    try:
+        info = VERDICTS[Verdict(str(verdict))]
+    except ValueError:
+        return "broken"
+    return "broken" if info.failed else info.label
+
+
+# the results line always names these, zero or not; any other bucket only when it occurs
+TALLY_ALWAYS = ("faster", "slower", "no change", "broken", "noisy")
 
 
 def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mapping[str, Any]]:
@@ -147,7 +208,7 @@ def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mappi
     def key(r: Mapping[str, Any]) -> tuple:
         v = r.get("verdict", Verdict.MISSING)
         order = VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER)
-        s = (r.get("comparison") or {}).get("speedup")
+        s = _effect(r)
         return (
             order,
             r.get("metric") != target,
@@ -158,6 +219,12 @@ def sort_rows(rows: Iterable[Mapping[str, Any]], target: str = "") -> list[Mappi
         )
 
     return sorted(rows, key=key)
+
+
+def _effect(r: Mapping[str, Any]) -> float | None:
+    """A row's effect for sorting and choosing the best: the simulated ratio (exact) where there is one."""
+    sim = (r.get("simulated") or {}).get("speedup")
+    return sim if _finite(sim) else (r.get("comparison") or {}).get("speedup")
 
 
 def _collapse_failures(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -173,6 +240,39 @@ def _collapse_failures(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, A
             r = {**r, "metric": "all"}
         out.append(r)
     return out
+
+
+def target_rows(
+    decision: Mapping[str, Any] | None, only: Iterable[str] | None = None
+) -> list[Mapping[str, Any]]:
+    """One row per candidate × arch: the target metric's, or the failure's for a candidate with none."""
+    target = str((decision or {}).get("target") or "")
+    keep = set(only) if only is not None else None
+    rows = [r for r in _rows(decision) if keep is None or r.get("candidate") in keep]
+    have = {(r.get("candidate"), r.get("arch")) for r in rows if r.get("metric") == target}
+    out = [r for r in rows if r.get("metric") == target]
+    out += [
+        r
+        for r in _collapse_failures(sort_rows(rows, target))
+        if r.get("metric") == "all" and (r.get("candidate"), r.get("arch")) not in have
+    ]
+    return sort_rows(out, target)
+
+
+def counts(decision: Mapping[str, Any] | None) -> dict[str, int]:
+    """How many candidate × arch results fall in each bucket (target metric)."""
+    out = {k: 0 for k in TALLY_ALWAYS}
+    for r in target_rows(decision):
+        k = tally(r.get("verdict"))
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def counts_line(decision: Mapping[str, Any] | None) -> str:
+    """`**2 faster** · 0 slower · 2 no change · 1 broken · 0 noisy`, in the Verdict table's order."""
+    c = counts(decision)
+    order = list(dict.fromkeys([*TALLY_ALWAYS, *(tally(v) for v in Verdict), *c]))
+    return " · ".join(f"**{c[k]} {k}**" if c[k] else f"{c[k]} {k}" for k in order if k in c)
 
 
 def correctness_text(corr: Mapping[str, Any] | None, verdict: str = "") -> str:
@@ -207,12 +307,69 @@ def _candidate_cell(
     return f"[{label}]({url})" if url else label
 
 
-def _cost_cell(costs: Mapping[str, Any] | None, name: str, arch: str) -> str:
-    per = (costs or {}).get("candidates") or {}
-    v = per.get(name)
-    if isinstance(v, Mapping):
-        v = v.get(arch)
-    return fmt_usd(v)
+def _verdict_cell(r: Mapping[str, Any]) -> str:
+    v = str(r.get("verdict", Verdict.MISSING))
+    text = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}".strip()
+    if v in FAILED_VERDICTS:
+        corr = r.get("correctness") or {}
+        failed = corr.get("failed") or []
+        if failed:
+            text += " (" + ", ".join(cell(f, 30) for f in failed[:2]) + ")"
+    return text
+
+
+def _values_cell(c: Mapping[str, Any], unit: str) -> str:
+    """`86.86 ms → 74.6 ms`."""
+    if not c or not _finite(c.get("baseline_median")):
+        return "—"
+    return f"{fmt_quantity(c.get('baseline_median'), unit)} → {fmt_quantity(c.get('candidate_median'), unit)}"
+
+
+def sim_cell(sim: Mapping[str, Any] | None) -> str:
+    """The simulated tier's figure, exact so no interval: `10.4% fewer cycles` (estimated by cachegrind)."""
+    if not sim:
+        return "—"
+    if "baseline_cycles" not in sim:
+        return f"— ({cell(sim.get('error') or 'unavailable', 60)})"
+    fewer = _pct(sim.get("baseline_cycles"), sim.get("candidate_cycles"))
+    if fewer is None:
+        return "—"
+    if abs(fewer) < 0.05:
+        return "0.0% cycles"
+    return f"{abs(fewer):.1f}% {'fewer' if fewer > 0 else 'more'} cycles"
+
+
+def summary_table(
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    links: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+) -> str:
+    """The table at a glance: one row per candidate (× arch where there are several) on the target metric,
+    at most 6 columns, a unit on every number."""
+    rows = target_rows(decision, only)
+    if not rows:
+        return "_No measurements yet._"
+    by_name = {str(c.get("name")): c for c in candidates}
+    target = str((decision or {}).get("target") or "")
+    unit = metric_unit(decision, target)
+    several = len({str(r.get("arch")) for r in rows}) > 1
+    head = ["candidate", *(["arch"] if several else []), "verdict", f"`{cell(target, 40)}`", "wall time"]
+    head.append("simulated")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        c = r.get("comparison") or {}
+        cells = [_candidate_cell(str(r.get("candidate")), by_name, links)]
+        if several:
+            cells.append(cell(r.get("arch"), 20))
+        cells += [
+            _verdict_cell(r),
+            _values_cell(c, unit),
+            fmt_speedup(c or None),
+            sim_cell(r.get("simulated")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def benchmark_table(
@@ -222,7 +379,8 @@ def benchmark_table(
     links: Mapping[str, Any] | None = None,
     only: Iterable[str] | None = None,
 ) -> str:
-    """One row per candidate × arch × metric (failed candidates: one row per arch)."""
+    """Every metric: one row per candidate × arch × metric (failed candidates: one row per arch), 6 columns.
+    `costs` is accepted for callers of the old 11-column table; the costs are on the cost line now."""
     rows = _rows(decision)
     if only is not None:
         keep = set(only)
@@ -231,47 +389,41 @@ def benchmark_table(
         return "_No measurements yet._"
     by_name = {str(c.get("name")): c for c in candidates}
     target = str((decision or {}).get("target") or "")
-    head = (
-        "| candidate | arch | metric | baseline | candidate | wall speedup [CI] | p (Holm) | simulated "
-        "| verdict | correctness | cost |\n|---|---|---|---:|---:|---|---:|---|---|---|---:|"
-    )
-    lines = [head]
+    lines = [
+        "| candidate | arch | metric | baseline → candidate | wall time [95% CI] | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in _collapse_failures(sort_rows(rows, target)):
         c = r.get("comparison") or {}
-        v = str(r.get("verdict", Verdict.MISSING))
         metric = cell(r.get("metric"), 40) + (" 🎯" if r.get("metric") == target else "")
-        verdict = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}"
-        if r.get("note") and v in (Verdict.FASTER, Verdict.DISAGREE, Verdict.NO_CHANGE):
-            verdict += f" · {cell(r['note'], 90)}"
+        wall = fmt_speedup(c or None)
+        if _finite(c.get("p_adjusted")):
+            wall += f", p = {fmt_p(c.get('p_adjusted'))}" if c["p_adjusted"] >= 0.001 else ", p < 0.001"
         lines.append(
             " | ".join(
                 [
                     "| " + _candidate_cell(str(r.get("candidate")), by_name, links),
                     cell(r.get("arch"), 20),
                     metric,
-                    fmt_value(c.get("baseline_median")),
-                    fmt_value(c.get("candidate_median")),
-                    fmt_speedup(c or None),
-                    fmt_p(c.get("p_adjusted")),
-                    sim_cell(r.get("simulated")),
-                    verdict,
-                    correctness_text(r.get("correctness"), v),
-                    _cost_cell(costs, str(r.get("candidate")), str(r.get("arch"))) + " |",
+                    _values_cell(c, metric_unit(decision, r.get("metric"))),
+                    wall,
+                    _verdict_cell(r) + " |",
                 ]
             )
         )
     return "\n".join(lines)
 
 
-def sim_cell(sim: Mapping[str, Any] | None) -> str:
-    """The simulated tier's figure: exact, so no interval (`1.116× cycles, -11.0% instr.`)."""
-    if not sim:
-        return ""
-    if "baseline_cycles" not in sim:
-        return f"— ({cell(sim.get('error') or 'unavailable', 60)})"
-    bi, ci = sim.get("baseline_instructions") or 0, sim.get("candidate_instructions") or 0
-    instr = f", {100.0 * (ci - bi) / bi:+.1f}% instr." if bi else ""
-    return f"{sim['speedup']:.3f}× cycles{instr}"
+def row_notes(decision: Mapping[str, Any] | None, only: Iterable[str] | None = None) -> list[str]:
+    """What the tiers said about each target row (`fork-x on x86: confirmed on hardware`), for the method
+    section: the table has no room for sentences."""
+    out = []
+    for r in target_rows(decision, only):
+        if r.get("note"):
+            out.append(
+                f"`{cell(r.get('candidate'), 60)}` on {cell(r.get('arch'), 20)}: {cell(r['note'], 300)}"
+            )
+    return out
 
 
 def function_diff_section(decision: Mapping[str, Any] | None, only: Iterable[str] | None = None) -> str:
@@ -285,18 +437,19 @@ def function_diff_section(decision: Mapping[str, Any] | None, only: Iterable[str
             continue
         lines = [
             f"**`{cell(r.get('candidate'), 60)}` on {cell(r.get('arch'), 20)}** "
-            f"({cell(sim.get('isa') or '', 40)}; {fmt_value(sim.get('baseline_cycles'))} → "
-            f"{fmt_value(sim.get('candidate_cycles'))} estimated cycles)",
+            f"({cell(sim.get('isa') or '', 40)}; {fmt_quantity(sim.get('baseline_cycles'), 'cycles')} → "
+            f"{fmt_quantity(sim.get('candidate_cycles'), 'cycles')}, estimated)",
             "",
             "| function | baseline | candidate | change | of the total |",
             "|---|---:|---:|---:|---:|",
         ]
         for f in funcs:
             ch = f.get("change")
+            fname = cell(f.get("name"), 60).replace(chr(96), "")
+            base, cand = fmt_quantity(f.get("baseline"), "cycles"), fmt_quantity(f.get("candidate"), "cycles")
+            change = "new" if ch is None else f"{100 * ch:+.1f}%"
             lines.append(
-                f"| `{cell(f.get('name'), 60).replace(chr(96), '')}` | {fmt_value(f.get('baseline'))} | "
-                f"{fmt_value(f.get('candidate'))} | {'new' if ch is None else f'{100 * ch:+.1f}%'} | "
-                f"{100 * float(f.get('share') or 0):+.2f}% |"
+                f"| `{fname}` | {base} | {cand} | {change} | {100 * float(f.get('share') or 0):+.2f}% |"
             )
         blocks.append("\n".join(lines))
     if not blocks:
@@ -335,13 +488,44 @@ def speedup_chart(decision: Mapping[str, Any] | None) -> str:
         [
             "```mermaid",
             "xychart-beta",
-            f'    title "Speedup on {_mermaid_label(target)} (above 1 is better)"',
+            f'    title "Wall-time speedup on {_mermaid_label(target)} (above 1 is better)"',
             f"    x-axis [{x_axis}]",
             f'    y-axis "speedup" 0 --> {top:g}',
             f"    bar [{', '.join(f'{v:g}' for v in values)}]",
             f"    line [{', '.join('1' for _ in values)}]",
             "```",
         ]
+    )
+
+
+def best_effect(decision: Mapping[str, Any] | None, only: Iterable[str] | None = None) -> str:
+    """The best verified effect in words, with its unit and the tier that says so: `fork-x (idea): 10.4%
+    fewer estimated cycles on attn_ms (simulated, exact); wall time 1.16× [1.03–1.26×] agrees`."""
+    winners = set((decision or {}).get("winners") or [])
+    if only is not None:
+        winners &= set(only)
+    rows = [r for r in target_rows(decision) if r.get("candidate") in winners and r.get("comparison")]
+    if not rows:
+        return ""
+    r = max(rows, key=lambda r: _effect(r) or 0.0)
+    return _effect_words(decision, r)
+
+
+def _effect_words(decision: Mapping[str, Any] | None, r: Mapping[str, Any]) -> str:
+    c = r.get("comparison") or {}
+    sim = r.get("simulated") or {}
+    metric = cell(r.get("metric"), 40)
+    wall = fmt_speedup(c or None)
+    if _finite(sim.get("speedup")):
+        fewer = _pct(sim.get("baseline_cycles"), sim.get("candidate_cycles")) or 0.0
+        said = "confirms" if r.get("wall_verdict") == Verdict.FASTER else "agrees (not significant alone)"
+        return (
+            f"{abs(fewer):.1f}% {'fewer' if fewer >= 0 else 'more'} estimated cycles on `{metric}` "
+            f"(simulated, exact); wall time {wall} {said}"
+        )
+    unit = metric_unit(decision, r.get("metric"))
+    return (
+        f"`{metric}` {_values_cell(c, unit)}, wall time {wall} (paired wall time, 95% CI; no simulated tier)"
     )
 
 
@@ -405,39 +589,128 @@ def failures_section(failures: Sequence[Mapping[str, Any]] | None, lines: int = 
 # --------------------------------------------------------------------------- status comment
 
 
-def phase_checklist(phase: str | None, progress: str | None = None, state: str | None = None) -> str:
-    """✅ done, ⏳ current (❌ failed, ⏹ cancelled), ⬜ not yet."""
+def steps_done(
+    run: Mapping[str, Any],
+    dossier_md: str | None,
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]],
+    pull: Mapping[str, Any] | None,
+) -> dict[str, bool]:
+    """Which checklist items happened, from the facts (what a finished run's checklist ticks)."""
+    winners = (decision or {}).get("winners") or []
+    return {
+        "research": bool(dossier_md) or bool(candidates),
+        "implement": bool(candidates),
+        "benchmark": bool(_rows(decision)),
+        "decide": decision is not None,
+        "verify": bool(winners),
+        "publish": bool((pull or {}).get("number")),
+    }
+
+
+def phase_checklist(
+    phase: str | None,
+    progress: str | None = None,
+    state: str | None = None,
+    happened: Mapping[str, bool] | None = None,
+) -> str:
+    """✅ done, ⏳ current (❌ failed, ⏹ cancelled), ⬜ not yet; a finished run ticks only the steps that
+    `happened` says took place and marks the others ➖ (not needed)."""
     stage = checklist_item(phase)
     names = [s for s, _ in STAGES]
     finished = state == Phase.DONE or phase == Phase.DONE
     current = names.index(stage) if stage in names else (len(names) if finished else -1)
     lines = []
-    for i, (_name, label) in enumerate(STAGES):
-        if finished or i < current:
-            icon = "✅"
+    for i, (name, label) in enumerate(STAGES):
+        extra = ""
+        if finished:
+            ok = happened is None or happened.get(name, False)
+            icon = "✅" if ok else "➖"
+            extra = "" if ok else " (not needed)"
+        elif i < current:
+            icon = "✅" if happened is None or happened.get(name, True) else "➖"
         elif i == current:
             icon = {Phase.FAILED: "❌", Phase.CANCELLED: "⏹"}.get(state or "", "⏳")
         else:
             icon = "⬜"
-        extra = f" — {cell(progress, 200)}" if i == current and progress and not finished else ""
+        if i == current and progress and not finished:
+            extra = f" — {cell(progress, 200)}"
         lines.append(f"- {icon} {label}{extra}")
     return "\n".join(lines)
 
 
-def _headline(run: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str:
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _headline(
+    run: Mapping[str, Any],
+    decision: Mapping[str, Any] | None,
+    candidates: Sequence[Mapping[str, Any]] = (),
+    pull: Mapping[str, Any] | None = None,
+    phase: str | None = None,
+    progress: str | None = None,
+) -> str:
+    """One sentence: what happened, with the best verified effect, its unit and the tier that says so."""
     state = run.get("state", "")
     if state == Phase.FAILED:
-        return f"❌ Stopped: {cell(strip_traceback(clean(run.get('error') or 'a stage failed')), 200)}"
+        return f"❌ **Stopped:** {cell(strip_traceback(clean(run.get('error') or 'a stage failed')), 200)}"
     if state == Phase.CANCELLED:
-        return "⏹ Stopped on request."
-    winners = (decision or {}).get("winners") or []
-    if decision and state == Phase.DONE:
-        return (
-            f"✅ Done: {len(winners)} verified winner(s)."
-            if winners
-            else "✅ Done: no candidate was both correct and significantly faster."
+        return "⏹ **Stopped on request.**"
+    if state != Phase.DONE:
+        stage = checklist_item(phase)
+        label = dict(STAGES).get(stage or "", "queued")
+        return f"⏳ **Working on it:** {label.split(':')[0].lower()}" + (
+            f" ({cell(progress, 200)})." if progress else "."
         )
-    return "⏳ Working on it."
+    if not decision:
+        why = cell((pull or {}).get("reason") or "", 300)
+        return "✅ **Done: no candidate to measure**" + (f": {why}" if why else ".")
+    winners = decision.get("winners") or []
+    by_name = {str(c.get("name")): c for c in candidates}
+    if winners:
+        best = best_effect(decision)
+        rows = [r for r in target_rows(decision) if r.get("candidate") in winners and r.get("comparison")]
+        name = str(max(rows, key=lambda r: _effect(r) or 0.0).get("candidate")) if rows else winners[0]
+        title = cell((by_name.get(name) or {}).get("title") or "", 80)
+        what = f"`{cell(name, 60)}`" + (f" ({title})" if title else "")
+        return f"✅ **{_plural(len(winners), 'verified winner')}.** Best: {what}, {best}."
+    return "✅ **Done: no verified winner.** No candidate was both correct and significantly faster."
+
+
+def _next_step(
+    run: Mapping[str, Any],
+    decision: Mapping[str, Any] | None,
+    pull: Mapping[str, Any] | None,
+    failures: Sequence[Mapping[str, Any]] | None,
+    prefix: str,
+) -> str:
+    """What the reader should do next, in one line."""
+    state = run.get("state", "")
+    if state == Phase.FAILED:
+        return f"read **What failed** below; once the cause is fixed, `{prefix} rerun` starts again."
+    if state == Phase.CANCELLED:
+        return f"`{prefix} rerun` starts it again."
+    if state != Phase.DONE:
+        return f"nothing yet: this comment is edited as the run goes (`{prefix} stop` cancels it)."
+    if (pull or {}).get("number"):
+        return f"review the draft pull request #{int(pull['number'])}; the bot never merges."
+    if not decision:
+        return f"add a concrete idea to the issue (a paper, a fork, a function), then `{prefix} rerun`."
+    if decision.get("winners"):
+        if (pull or {}).get("reason"):
+            return f"no pull request was opened ({cell(pull['reason'], 200)}); `{prefix} rerun` tries again."
+        return "the draft pull request is linked here once it is open."
+    hints = [n.get("hint") for n in decision.get("notes") or [] if isinstance(n, Mapping) and n.get("hint")]
+    rounds = [int(h["rounds"]) for h in hints if h.get("kind") == "rerun" and h.get("rounds")]
+    if rounds:
+        return f"`{prefix} rerun rounds={max(rounds)}` would resolve the noisy results."
+    if any(h.get("kind") == "quiet" for h in hints):
+        return (
+            "the undecided results need a quieter machine (fewer benchmark threads than cores, no other "
+            "load), not more rounds."
+        )
+    return f"nothing to merge; a new idea in the issue and `{prefix} rerun` tries again."
 
 
 def hint_text(hint: Mapping[str, Any] | None, prefix: str = DEFAULT_PREFIX) -> str:
@@ -485,11 +758,19 @@ def status_comment(
     waves_md: str | None = None,
     extra: Sequence[str] = (),
     prefix: str = DEFAULT_PREFIX,
+    pull: Mapping[str, Any] | None = None,
+    happened: Mapping[str, bool] | None = None,
 ) -> str:
     """The one status comment the bot keeps editing on the issue, under GitHub's 65,536-character limit: the
     longest optional sections (dossier, failure logs, per-function diff) give way first, with a link to the
     run page. `extra`: markdown lines (already made safe) just above the commands line. `prefix`: the bot's
-    command prefix (Settings.command_prefix), for the commands it suggests."""
+    command prefix (Settings.command_prefix), for the commands it suggests. `pull`: the draft pull request
+    ({number, url, reason}) or why there is none ({reason}); `happened`: which checklist items took place
+    (default: read from the other arguments, steps_done).
+
+    Its first screen: the headline (outcome and best verified effect), the counts, what to do next and the
+    target metric's table; the rest (checklist of a finished run, all metrics, dossier, per-function diff,
+    method notes, failure logs) is collapsed below."""
     args = dict(
         run=run,
         phase=phase,
@@ -505,6 +786,8 @@ def status_comment(
         waves_md=waves_md,
         extra=extra,
         prefix=prefix,
+        pull=pull,
+        happened=happened,
     )
     where = f" (full text: {links['run']})" if (links or {}).get("run") else ""
     text = _status_comment(**args)
@@ -546,47 +829,75 @@ def _status_comment(
     omit: set[str] | frozenset = frozenset(),
     note: str = "",
     prefix: str = DEFAULT_PREFIX,
+    pull: Mapping[str, Any] | None = None,
+    happened: Mapping[str, bool] | None = None,
 ) -> str:
     """`waves_md` (wave_section / current_wave_heading) comes between the dossier and the current wave's
     candidates and table."""
+    state = run.get("state")
+    finished = state in (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
+    facts = happened if happened is not None else steps_done(run, dossier_md, decision, candidates, pull)
     parts = [
         marker(run["id"]),
         f"## autoresearch run #{int(run['id'])}"
         + (f" (attempt {int(run['attempt'])})" if int(run.get("attempt") or 1) > 1 else ""),
-        _headline(run, decision),
-        "",
-        phase_checklist(phase, progress, run.get("state")),
+        _headline(run, decision, candidates, pull, phase, progress),
     ]
-    if budget_limit is not None or budget_spent is not None:
-        parts += ["", f"**Budget:** {fmt_usd(budget_spent or 0.0)} spent of {fmt_usd(budget_limit)}"]
-    if (links or {}).get("run"):
-        parts += [f"**Details:** {links['run']}"]
-    if note:
-        parts += ["", note]
-    if dossier_md and "dossier" not in omit:
-        body = clean(dossier_md).replace("<", "&lt;").strip()  # no raw HTML from researched sources
-        parts += ["", "<details><summary>Research dossier</summary>", "", body, "", "</details>"]
-    if waves_md:
-        parts += ["", waves_md]
-    if candidates:
-        parts += ["", candidates_section(candidates, links)]
     if decision:
+        n = len({str(r.get("candidate")) for r in _rows(decision)})
+        archs = sorted({str(r.get("arch")) for r in _rows(decision)})
         target = cell(decision.get("target") or "", 40)
         parts += [
             "",
-            f"### Benchmark (target metric: `{target}`)",
-            "",
-            benchmark_table(decision, candidates, costs, links),
+            f"{counts_line(decision)} ({_plural(n, 'candidate')} on {', '.join(cell(a, 20) for a in archs)}, "
+            f"target metric `{target}`)",
         ]
+    if (pull or {}).get("number"):
+        url = str(pull.get("url") or "")
+        ref = (
+            f"[#{int(pull['number'])}]({url})"
+            if re.match(r"^https?://[^\s()<>]+$", url)
+            else f"#{pull['number']}"
+        )
+        parts += ["", f"**Draft pull request:** {ref} ({cell(pull.get('reason') or '', 300)})"]
+    elif pull and pull.get("reason") and decision:
+        parts += ["", f"**No pull request:** {cell(pull['reason'], 300)}"]
+    parts += ["", f"**Next:** {_next_step(run, decision, pull, failures, prefix)}"]
+    checklist = phase_checklist(phase, progress, state, facts if finished else None)
+    if finished:
+        parts += ["", "<details><summary>Steps</summary>", "", checklist, "", "</details>"]
+    else:
+        parts += ["", checklist]
+    if decision:
+        parts += ["", summary_table(decision, candidates, links)]
+    meta = []
+    if budget_limit is not None or budget_spent is not None:
+        meta.append(f"**Budget:** {fmt_usd(budget_spent or 0.0)} spent of {fmt_usd(budget_limit)}")
+    if (links or {}).get("run"):
+        meta.append(f"**Run page:** {links['run']} (paired samples, logs, dossier)")
+    if meta:
+        parts += ["", " · ".join(meta)]
+    if note:
+        parts += ["", note]
+    if waves_md:
+        parts += ["", waves_md]
+    if decision:
+        parts += ["", details_block("All metrics", benchmark_table(decision, candidates, costs, links))]
         chart = speedup_chart(decision)
         if chart:
-            parts += ["", chart]
+            parts += ["", details_block("Chart: wall-time speedup on the target metric", chart)]
         diff = function_diff_section(decision) if "diff" not in omit else ""
         if diff:
             parts += ["", diff]
-        notes = [note_line(n, prefix) for n in decision.get("notes") or []]
-        if notes:
-            parts += ["", "**Notes:**"] + [f"- {n}" for n in notes]
+    if candidates:
+        parts += ["", candidates_section(candidates, links)]
+    if dossier_md and "dossier" not in omit:
+        body = clean(dossier_md).replace("<", "&lt;").strip()  # no raw HTML from researched sources
+        parts += ["", details_block("Research dossier", body)]
+    if decision:
+        method = method_lines(decision, prefix)
+        if method:
+            parts += ["", details_block("Method and notes", "\n".join(f"- {m}" for m in method))]
     if costs:
         parts += ["", cost_line(costs)]
     fail = failures_section(failures) if "failures" not in omit else ""
@@ -596,6 +907,26 @@ def _status_comment(
         parts += ["", *extra]
     parts += ["", commands.footer_text(prefix)]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def details_block(summary: str, body: str) -> str:
+    return "\n".join([f"<details><summary>{summary}</summary>", "", body.strip(), "", "</details>"])
+
+
+def method_lines(
+    decision: Mapping[str, Any], prefix: str = DEFAULT_PREFIX, only: Iterable[str] | None = None
+) -> list[str]:
+    """How the decision was reached: the two tiers, each target row's note, the decision's own notes."""
+    lines = [
+        "Two tiers: **simulated** (cachegrind's estimated cycles: deterministic, exact, blind to memory "
+        "bandwidth, SIMD width and threads) and **wall time** (interleaved baseline/candidate pairs, ratio "
+        "of medians with a 95% bootstrap interval; above 1× is better). A winner is correct, faster on the "
+        "simulated tier where there is one and not significantly slower on wall time.",
+    ]
+    lines += row_notes(decision, only)
+    if only is None:
+        lines += [note_line(n, prefix) for n in decision.get("notes") or []]
+    return lines
 
 
 def candidates_section(candidates: Sequence[Mapping[str, Any]], links: Mapping[str, Any] | None) -> str:
@@ -727,13 +1058,25 @@ def _target_rows(decision: Mapping[str, Any] | None, name: str) -> list[Mapping[
     return [r for r in _rows(decision) if r.get("candidate") == name and r.get("metric") == target]
 
 
-def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
-    vals = []
-    for r in _target_rows(decision, name):  # the simulated figure where there is one (exact), else wall time
-        v = (r.get("simulated") or {}).get("speedup", (r.get("comparison") or {}).get("speedup"))
-        if _finite(v) and v > 0:
-            vals.append(v)
+def _geo(values: Iterable[Any]) -> float | None:
+    vals = [v for v in values if _finite(v) and v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
+
+
+def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
+    """The simulated figure where there is one (exact), else wall time; over the archs, geometric mean."""
+    return _geo(_effect(r) for r in _target_rows(decision, name))
+
+
+def title_effect(decision: Mapping[str, Any] | None, name: str) -> str:
+    """`attn_ms: simulated 1.12×, wall 1.16×`: each tier's figure named, never one beside the other
+    unlabelled (over several archs: geometric means)."""
+    rows = _target_rows(decision, name)
+    sim = _geo((r.get("simulated") or {}).get("speedup") for r in rows)
+    wall = _geo((r.get("comparison") or {}).get("speedup") for r in rows)
+    bits = ([f"simulated {sim:.2f}×"] if sim else []) + ([f"wall {wall:.2f}×"] if wall else [])
+    target = " ".join(clean((decision or {}).get("target") or "").split())
+    return f"{target}: {', '.join(bits)}" if bits else ""
 
 
 def pr_title(
@@ -742,16 +1085,19 @@ def pr_title(
     decision: Mapping[str, Any] | None,
     parts: Sequence[str] = (),
 ) -> str:
-    """`perf: <idea> (1.23× attn_ms)`; a stack names how many verified changes it holds."""
+    """`perf: <idea> (attn_ms: simulated 1.12×, wall 1.16×)`; a stack names how many verified changes it
+    holds."""
     name = str(choice.get("candidate") or "")
     by_name = {str(c.get("name")): c for c in candidates}
     if choice.get("kind") == "stack":
         what = f"stack of {len(parts)} verified changes" if parts else "stacked verified changes"
     else:
         what = " ".join(clean((by_name.get(name) or {}).get("title") or name).split())[:72]
-    s = choice.get("speedup") or _geo_speedup(decision, name)
-    target = " ".join(clean((decision or {}).get("target") or "").split())
-    return f"perf: {what}" + (f" ({s:.2f}× {target})" if _finite(s) else "")
+    effect = title_effect(decision, name)
+    if not effect and _finite(choice.get("speedup")):
+        target = " ".join(clean((decision or {}).get("target") or "").split())
+        effect = f"{target}: {choice['speedup']:.2f}×"
+    return f"perf: {what}" + (f" ({effect})" if effect else "")
 
 
 def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
@@ -768,12 +1114,12 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
             if c.get("pairs")
             else f"n={c.get('n_base', '?')}+{c.get('n_cand', '?')}"
         )
+        unit = metric_unit(decision, r.get("metric"))
         note = f" — {cell(r['note'], 160)}" if r.get("note") else ""
         lines.append(
             f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
             f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
-            f"({fmt_value(c.get('baseline_median'))} → {fmt_value(c.get('candidate_median'))}, "
-            f"p {fmt_p(c.get('p_adjusted'))}, {n}){note}"
+            f"({_values_cell(c, unit)}, p = {fmt_p(c.get('p_adjusted'))}, {n}){note}"
         )
     return "\n".join(lines) or "- no measurement of the target metric"
 
@@ -828,36 +1174,32 @@ def pr_body(
     path_md: str | None = None,
 ) -> str:
     """The draft PR's description. decision: the measurement of what is published (the stack's
-    verification decision for a stack)."""
+    verification decision for a stack). First the headline (the verified effect, its unit, its tier), the
+    table of what is published and how to reproduce it; the rest collapsed."""
     name = str(choice.get("candidate") or "")
     parts_in = list((stack or {}).get("applied") or []) if choice.get("kind") == "stack" else [name]
+    shown = [name, *[p for p in parts_in if p != name]]
     archs = list((decision or {}).get("archs") or sorted({str(r.get("arch")) for r in _rows(decision)}))
     issue = run.get("issue_number")
+    rows = [r for r in _target_rows(decision, name) if r.get("comparison")]
+    effect = (
+        " ".join(f"On {cell(r.get('arch'), 20)}: {_effect_words(decision, r)}." for r in rows)
+        or "No measurement of the target metric."
+    )
     out = [
         pr_marker(run["id"]),
         f"**Suggested title:** {cell(pr_title(choice, candidates, decision, parts_in), 200)}",
         "",
-        f"Requested in #{int(issue)}." if issue else "",
+        f"✅ **Verified faster.** {effect}",
         "",
-        f"**What this is:** {cell(choice.get('reason') or '', 400)}",
+        (f"Requested in #{int(issue)}. " if issue else "")
+        + f"**What this is:** {cell(choice.get('reason') or '', 400)}",
         "",
-        "### Per architecture",
-        arch_summary(decision, name),
+        summary_table(decision, candidates, links, only=shown),
         "",
-        "### Benchmark",
-        benchmark_table(decision, candidates, costs, links, only=[name, *parts_in]),
+        "### Hypotheses and sources",
+        hypotheses_section(candidates, parts_in),
     ]
-    chart = speedup_chart(
-        {**(decision or {}), "rows": [r for r in _rows(decision) if r.get("candidate") in {name, *parts_in}]}
-    )
-    if chart:
-        out += ["", chart]
-    diff = function_diff_section(decision, only=[name, *parts_in])
-    if diff:
-        out += ["", diff]
-    if path_md:
-        out += ["", path_md]
-    out += ["", "### Hypotheses and sources", hypotheses_section(candidates, parts_in)]
     dropped = (stack or {}).get("dropped") or []
     if choice.get("kind") == "stack" and dropped:
         out += ["", "**Left out of the stack:**"] + [
@@ -871,7 +1213,26 @@ def pr_body(
         "```sh",
         reproduce_command(baseline_sha, head_sha, archs),
         "```",
+        "",
+        details_block("All metrics", benchmark_table(decision, candidates, costs, links, only=shown)),
     ]
+    chart = speedup_chart(
+        {**(decision or {}), "rows": [r for r in _rows(decision) if r.get("candidate") in shown]}
+    )
+    if chart:
+        out += ["", details_block("Chart: wall-time speedup on the target metric", chart)]
+    diff = function_diff_section(decision, only=shown)
+    if diff:
+        out += ["", diff]
+    method = [f"Per architecture:\n{arch_summary(decision, name)}", *method_lines(decision or {}, only=shown)]
+    out += [
+        "",
+        details_block(
+            "Method and notes", "\n".join(f"- {m}" if not m.startswith("Per") else m for m in method)
+        ),
+    ]
+    if path_md:
+        out += ["", path_md]
     if costs:
         out += ["", cost_line(costs)]
     out += ["", "---", f"⚠️ {DISCLAIMER}"]

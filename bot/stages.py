@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import platform
-import re
 import time
+from collections.abc import Callable
 from typing import Any
 
-from . import waves
+from . import checkruns, waves
 from .artifacts import (
     BASELINE,
     CANDIDATES,
@@ -32,11 +32,11 @@ from .artifacts import (
     RunArtifacts,
     deadline_key,
 )
-from .forge import ForgeError
+from .forge import ForgeError, RateLimited
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
 from .pipeline import Pipeline, StageContext
-from .store import Run
+from .store import Run, iso_utc
 
 log = logging.getLogger("autoresearch.stages")
 
@@ -46,11 +46,28 @@ log = logging.getLogger("autoresearch.stages")
 
 
 def mirror(ctx: StageContext) -> Mirror:
+    _use_forge_identity(ctx)
     m = Mirror(ctx.settings.data_path / "git", ctx.run.repo, redact=ctx.forge.redact)
     try:
         return m.ensure(ctx.forge.clone_url(ctx.run.repo, write=True))
     except GitError as exc:
         raise StageFailed("Could not fetch the repository.", str(exc)) from None
+
+
+def _use_forge_identity(ctx: StageContext) -> None:
+    """The bot's commits carry the forge account's identity (an App's `<slug>[bot]` and its noreply
+    address; the forge asks GitHub once and caches it); a forge that cannot say keeps the default."""
+    from . import gitutil
+
+    lookup = getattr(ctx.forge, "commit_identity", None)
+    if lookup is None:
+        return
+    try:
+        gitutil.set_identity(*lookup(ctx.run.repo))
+    except RateLimited:
+        raise
+    except ForgeError as exc:
+        log.warning("commit identity unknown (%s); commits keep %s", exc, gitutil.BOT_IDENTITY[1])
 
 
 def push_target(ctx: StageContext) -> str:
@@ -61,6 +78,8 @@ def push_target(ctx: StageContext) -> str:
         return ctx.run.repo
     try:
         return ctx.forge.ensure_fork(ctx.run.repo, ctx.project.fork_owner)
+    except RateLimited:  # not a failure: the run is deferred until the reset (Pipeline.defer)
+        raise
     except ForgeError as exc:
         where = f"`{ctx.project.fork_owner}`" if ctx.project.fork_owner else "the bot's account"
         raise StageFailed(
@@ -77,6 +96,8 @@ def push_branch(ctx: StageContext, m: Mirror, target: str, sha: str, branch: str
         try:
             m.push(ctx.forge.clone_url(target, write=True), sha, branch, force=True)
             return
+        except RateLimited:
+            raise
         except (GitError, ForgeError) as exc:
             if attempt + 1 < attempts:
                 time.sleep(2.0 * (attempt + 1))
@@ -464,6 +485,8 @@ def _candidates_from_dossier(ctx: StageContext, n: int = 1) -> None:
                 if not m.has(fork["sha"]):
                     m.fetch(ctx.forge.clone_url(fork["repo"], write=False), fork["sha"])
                 result = candidate_from_commit(m.path, base, fork["sha"], branch)
+            except RateLimited:
+                raise
             except Exception as exc:
                 _skip(ctx, h, f"fork commit could not be ported: {exc}", n)
                 continue
@@ -610,7 +633,17 @@ def benchmark(ctx: StageContext) -> None:
         ctx.progress("no candidates to measure")
         return
     base, _ = wave_base(ctx, n)
-    run_experiment(ctx, waves.key("main", n), base, cands)
+    name = waves.key("main", n)
+    # check runs on every candidate's head: queued now, in_progress once the batch is out (bot/checkruns.py)
+    targets = [{"sha": c["sha"], "candidate": c["name"], "wave": n, "experiment": name} for c in cands]
+    ctx.pipeline._checks(lambda: checkruns.open_checks(ctx.pipeline, ctx.run, targets))
+    run_experiment(
+        ctx,
+        name,
+        base,
+        cands,
+        started=lambda: ctx.pipeline._checks(lambda: checkruns.on_phase(ctx.pipeline, ctx.run)),
+    )
 
 
 def run_experiment(
@@ -621,6 +654,7 @@ def run_experiment(
     *,
     archs: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Submit (once) baseline + candidates to the executor, wait, collect; record results and cost.
 
@@ -672,8 +706,10 @@ def run_experiment(
             ) from None
         ctx.store.upsert_experiment(ctx.run.id, name, ctx.settings.executor, handle=handle, state="running")
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
+    if started is not None:  # the batch is out (or was, before a restart): e.g. check runs go in_progress
+        started()
     deadline = _deadline(ctx, name, archs)
-    started = last_note = time.monotonic()
+    started_at = last_note = time.monotonic()
     expired: str | None = None
     while True:
         state = executor.poll(handle)
@@ -696,7 +732,7 @@ def run_experiment(
             break
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
-            ctx.progress(f"experiment {name} running ({int(time.monotonic() - started)} s)")
+            ctx.progress(f"experiment {name} running ({int(time.monotonic() - started_at)} s)")
         # a local batch measures on this very machine: wake rarely (no busy polling beside the benchmark)
         time.sleep(max(0.0, min(float(executor.poll_interval), deadline["at"] - time.time())))
     results = executor.collect(handle)
@@ -927,7 +963,21 @@ def _verify(ctx: StageContext, decision: dict[str, Any], n: int = 1) -> dict[str
     verify_cands = [{"name": "stack", "sha": stack["sha"]}] + [
         {"name": w["name"], "sha": w["sha"]} for w in winners
     ]
-    results = run_experiment(ctx, waves.key("verify", n), base, verify_cands)
+    # the stack is a new commit: its check runs start here, in_progress while it is re-measured
+    stack_target = {
+        "sha": stack["sha"],
+        "candidate": "stack",
+        "wave": n,
+        "experiment": waves.key("verify", n),
+    }
+    ctx.pipeline._checks(lambda: checkruns.open_checks(ctx.pipeline, ctx.run, [stack_target]))
+    results = run_experiment(
+        ctx,
+        waves.key("verify", n),
+        base,
+        verify_cands,
+        started=lambda: ctx.pipeline._checks(lambda: checkruns.on_phase(ctx.pipeline, ctx.run)),
+    )
     seed = ctx.run.id + 1 + 10 * (n - 1)
     verification = stats_decide(results, project_for(ctx, results), seed=seed).to_dict()
     ctx.artifacts.put(VERIFICATION, {"stack": stack, "decision": verification}, n)
@@ -1021,6 +1071,14 @@ def _budget_problem(ctx: StageContext, has_llm: bool) -> str | None:
 
 
 def publish(ctx: StageContext) -> None:
+    _publish(ctx)
+    # every candidate's check runs end with its own verdict (the PR head's were completed with the PR's)
+    n = current_wave(ctx) if ctx.run.kind == "issue" else 1
+    decisions = {k: ctx.artifacts.get(DECISION, k) for k in range(1, n + 1)}
+    ctx.pipeline._checks(lambda: checkruns.finish_measured(ctx, decisions))
+
+
+def _publish(ctx: StageContext) -> None:
     decision = ctx.artifacts.get(DECISION) or {}
     if ctx.run.kind == "bench":
         return  # the table in the status comment is the answer
@@ -1034,8 +1092,7 @@ def publish(ctx: StageContext) -> None:
         reason = (recs[0].get("choice") or {}).get("reason") if recs else None
         reason = reason or "no candidate was correct and significantly faster"
         ctx.artifacts.put(PUBLICATION, Publication(kind="none", reason=reason, stopped=stopped).to_dict())
-        _notify_no_pull(ctx, reason)
-        return
+        return  # the requester is @-mentioned when the run ends (Pipeline.mention_ending)
     if best["wave"] > 1:
         final = ctx.artifacts.get(FINAL) or _measure_final(ctx, best)
         if final["choice"]["kind"] != "none":
@@ -1057,28 +1114,8 @@ def publish(ctx: StageContext) -> None:
                 PUBLICATION,
                 Publication(kind="none", reason=final["choice"]["reason"], stopped=stopped).to_dict(),
             )
-            _notify_no_pull(ctx, final["choice"]["reason"])
             return
     _open_pull(ctx, ctx.artifacts.get(CHOICE), recs[:1] if best["wave"] > 1 else recs)
-
-
-def _notify_no_pull(ctx: StageContext, reason: str) -> None:
-    """Tell whoever asked (an @-mention notifies them; editing the status comment does not): once per run."""
-    from . import report
-
-    user = ctx.run.trigger_user
-    if not user or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?", user):
-        return
-    marker = f"<!-- autoresearch:run:{int(ctx.run.id)}:no-pr -->"
-    body = (
-        f"{marker}\n@{user} run #{int(ctx.run.id)} finished without a pull request: "
-        f"{report.cell(reason, 300)}. The benchmark table is in the status comment above."
-    )
-    ctx.store.once(
-        ctx.run.id,
-        "notify:no-pr",
-        lambda: ctx.forge.upsert_marked_comment(ctx.run.repo, ctx.run.issue_number, marker, body).id,
-    )
 
 
 def _measure_final(ctx: StageContext, best: dict[str, Any]) -> dict[str, Any]:
@@ -1147,6 +1184,7 @@ def _open_pull(
 
     head_branch, head_sha, stack, measured = published or _published(ctx, choice)
     inputs = ctx.pipeline.report_inputs(ctx.run)
+    measured = report.with_units(measured, inputs["project"])
     base_cands = candidates if candidates is not None else ctx.artifacts.get(CANDIDATES)
     stacked = Candidate(
         name="stack", branch=head_branch, sha=head_sha, source="stack", title="stacked verified winners"
@@ -1181,6 +1219,8 @@ def _open_pull(
         try:
             existing = ctx.forge.find_open_pull(ctx.run.repo, head_branch, head_owner)
             pr = existing or ctx.forge.create_pull(ctx.run.repo, title, body, head, base_branch, draft=True)
+        except RateLimited:
+            raise
         except ForgeError as exc:
             raise StageFailed(
                 f"Could not open the draft pull request from `{head}` into `{base_branch}`: "
@@ -1190,7 +1230,7 @@ def _open_pull(
 
     pr = ctx.store.once(ctx.run.id, "pull_request", create)
     ctx.forge.edit_pull(ctx.run.repo, pr["number"], body=body)
-    _check_runs(ctx, head_sha, measured, choice["candidate"], candidates)
+    _finish_head(ctx, head_sha, measured, choice["candidate"], candidates, stack is not None, recs)
     ctx.artifacts.put(
         PUBLICATION,
         Publication(
@@ -1207,30 +1247,31 @@ def _open_pull(
     ctx.progress(f"draft pull request #{pr['number']} opened")
 
 
-def _check_runs(
+def _finish_head(
     ctx: StageContext,
     head_sha: str,
-    decision: dict[str, Any],
+    measured: dict[str, Any],
     candidate: str,
     candidates: list[dict[str, Any]],
+    stacked: bool,
+    recs: list[dict[str, Any]] | None,
 ) -> None:
-    from . import report
-
-    for kind in ("correctness", "benchmark"):
-
-        def create(kind: str = kind) -> int:
-            conclusion, title, summary = report.check_run_output(kind, decision, candidate, candidates)
-            return ctx.forge.create_check_run(
-                ctx.run.repo,
-                head_sha,
-                f"autoresearch / {kind}",
-                "completed",
-                conclusion=conclusion,
-                title=title,
-                summary=summary,
-            )
-
-        ctx.store.once(ctx.run.id, f"check_run:{kind}:{head_sha}", create)
+    """The PR head's check runs, completed from the decision that measured what the PR publishes (and the
+    results of that batch: the verification's for a stack, `final` for several waves' stack)."""
+    n = current_wave(ctx) if ctx.run.kind == "issue" else 1
+    final_decision = (ctx.artifacts.get(FINAL) or {}).get("decision")
+    if stacked and final_decision is not None and final_decision == measured:
+        experiment = "final"
+    elif stacked:
+        experiment = waves.key("verify", n)
+    else:
+        wave = next((c.get("wave") or 1 for c in candidates if c["name"] == candidate), 1)
+        experiment = waves.key("main", wave)
+    target = {"sha": head_sha, "candidate": candidate, "experiment": experiment}
+    results = ctx.artifacts.results(experiment)
+    ctx.pipeline._checks(
+        lambda: checkruns.finish(ctx.pipeline, ctx.run, target, measured, candidates, results)
+    )
 
 
 def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
@@ -1239,7 +1280,7 @@ def _refresh_pull(ctx: StageContext, decision: dict[str, Any]) -> None:
     cands = ctx.artifacts.get(CANDIDATES)
     head = Candidate.from_dict(cands[0]) if cands else None
     if head:
-        _check_runs(ctx, head.sha, decision, head.name, cands)
+        _finish_head(ctx, head.sha, decision, head.name, cands, False, None)
     pub = Publication(
         kind="rebench",
         pr_number=pr.number,
@@ -1294,11 +1335,19 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
             for s in i["skipped"]
         ]
+    if run.deferred_until is not None and run.active:  # a GitHub rate limit holds the run
+        extra.append(
+            f"**Deferred until {iso_utc(run.deferred_until)}:** GitHub rate-limited the bot; the run resumes "
+            "where it stopped when the limit resets (nothing is measured or pushed twice)."
+        )
     pub = Publication.from_dict(i["publication"]) if i["publication"] else None
+    pull = None
     if pub and pub.pr_url:
-        extra.append(f"**Draft pull request:** #{pub.pr_number} ({report.cell(pub.reason or '', 300)})")
+        pull = {"number": pub.pr_number, "url": pub.pr_url, "reason": pub.reason or ""}
     elif pub and pub.kind == "none":
-        extra.append(f"**No pull request:** {report.cell(pub.reason or '', 300)}")
+        pull = {"reason": pub.reason or ""}
+    if decision:
+        decision = report.with_units(decision, i["project"])
     return report.status_comment(
         _report_run(i),
         i["run"]["state"],
@@ -1314,6 +1363,7 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         waves_md=waves_md,
         extra=extra,
         prefix=pipeline.settings.command_prefix,
+        pull=pull,
     )
 
 

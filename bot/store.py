@@ -135,6 +135,13 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 3: a GitHub rate limit defers a run or a command until the reset instead of failing it: the run (or
+    #    command) is not claimed before `deferred_until` / `not_before`; it survives restarts like any state
+    """
+    ALTER TABLE runs ADD COLUMN deferred_until REAL;
+    ALTER TABLE runs ADD COLUMN deferred_reason TEXT;
+    ALTER TABLE commands ADD COLUMN not_before REAL;
+    """,
 ]
 
 
@@ -155,6 +162,8 @@ class Run:
     lease_until: float | None
     created_at: float
     updated_at: float
+    deferred_until: float | None = None  # a GitHub rate limit: not resumed before this epoch second
+    deferred_reason: str | None = None
 
     @property
     def active(self) -> bool:
@@ -174,8 +183,11 @@ def default_owner() -> str:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, clock: Callable[[], float] | None = None):
+        """`clock`: the epoch-seconds clock deferrals are compared with (time.time; tests inject one to
+        pass a 30-minute rate limit without waiting for it)."""
         self.path = Path(path)
+        self.clock: Callable[[], float] = clock or time.time
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -367,6 +379,36 @@ class Store:
                 (run_id, now, state if not error else f"{state}: {error[:500]}"),
             )
 
+    def defer_run(self, run_id: int, until: float, reason: str) -> None:
+        """Park an active run until `until` (a GitHub rate limit's reset): no worker claims it before."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                "UPDATE runs SET deferred_until = ?, deferred_reason = ?, updated_at = ? WHERE id = ?",
+                (until, reason[:500], now, run_id),
+            )
+            c.execute(
+                "INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'deferred', ?)",
+                (run_id, now, f"deferred until {iso_utc(until)}: {reason[:400]}"),
+            )
+
+    def resume_run(self, run_id: int) -> bool:
+        """Clear a run's deferral (it is being driven again); True when it was deferred."""
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE runs SET deferred_until = NULL, deferred_reason = NULL, updated_at = ?"
+                " WHERE id = ? AND deferred_until IS NOT NULL",
+                (now, run_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            c.execute(
+                "INSERT INTO run_events (run_id, ts, kind, message) VALUES (?, ?, 'deferred', ?)",
+                (run_id, now, "resumed after the rate limit's reset"),
+            )
+            return True
+
     def request_cancel(self, run_id: int) -> None:
         self.conn.execute(
             "UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (time.time(), run_id)
@@ -384,8 +426,10 @@ class Store:
             query = (
                 f"SELECT * FROM runs WHERE state IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?"
                 " OR lease_owner = ?)"
+                # a deferred run waits for its reset, unless it is to be cancelled (that needs no GitHub)
+                " AND (deferred_until IS NULL OR deferred_until <= ? OR cancel_requested = 1)"
             )
-            args: list[Any] = [*ACTIVE_STATES, now, owner]
+            args: list[Any] = [*ACTIVE_STATES, now, owner, self.clock()]
             if run_id is not None:
                 query += " AND id = ?"
                 args.append(run_id)
@@ -476,6 +520,14 @@ class Store:
             "SELECT value FROM side_effects WHERE run_id = ? AND key = ?", (run_id, key)
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def side_effects(self, run_id: int, prefix: str = "") -> dict[str, Any]:
+        """The recorded side effects of a run whose key starts with `prefix`, by key."""
+        rows = self.conn.execute(
+            "SELECT key, value FROM side_effects WHERE run_id = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (run_id, len(prefix), prefix),
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def put_side_effect(self, run_id: int, key: str, value: Any) -> None:
         self.conn.execute(
@@ -586,11 +638,26 @@ class Store:
         )
         return cur.lastrowid
 
-    def pending_commands(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT * FROM commands WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
-        )
+    def pending_commands(self, limit: int = 50, due_only: bool = True) -> list[dict[str, Any]]:
+        """Commands still to handle, oldest first; `due_only`: not those deferred past now."""
+        if due_only:
+            rows = self.conn.execute(
+                "SELECT * FROM commands WHERE state = 'pending' AND (not_before IS NULL OR not_before <= ?)"
+                " ORDER BY id LIMIT ?",
+                (self.clock(), limit),
+            )
+        else:
+            rows = self.conn.execute(
+                "SELECT * FROM commands WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
+            )
         return [self._command(r) for r in rows]
+
+    def defer_command(self, command_id: int, until: float, detail: str) -> None:
+        """Keep a command pending until `until` (a rate limit's reset) without counting a failed attempt."""
+        self.conn.execute(
+            "UPDATE commands SET not_before = ?, detail = ? WHERE id = ?",
+            (until, f"deferred until {iso_utc(until)}: {detail}"[:2000], command_id),
+        )
 
     def commands(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM commands ORDER BY id DESC LIMIT ?", (limit,))
@@ -669,6 +736,11 @@ class _Tx:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def iso_utc(ts: float) -> str:
+    """An epoch second as `2026-12-07 23:15 UTC` (what deferral messages show)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def _split_sql(script: str) -> Iterator[str]:

@@ -57,6 +57,63 @@ def strip_comments(text: str) -> str:
     return text
 
 
+# GitHub's markdown (CommonMark) ends a line at \n, \r\n or \r, and nowhere else: U+2028, NEL, VT and FF
+# render inside the line (str.splitlines would split there)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# elements whose content a reader does not see: <details> (collapsed, the rule holds for `open` too), and
+# elements that never render text
+_HIDDEN_TAGS = frozenset(
+    {"details", "template", "noscript", "script", "style", "textarea", "select", "iframe", "object", "svg"}
+)
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>", re.DOTALL)
+_HIDING_ATTR = re.compile(
+    r"(?:^|\s)(?:hidden|aria-hidden\s*=\s*[\"']?true)(?=[\s/=>\"']|$)"
+    r"|display\s*:\s*none|visibility\s*:\s*hidden",
+    re.IGNORECASE,
+)
+_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
+
+
+def markdown_lines(text: str) -> list[str]:
+    """`text` split where GitHub's renderer breaks lines (\n, \r\n, \r), nowhere else."""
+    return _LINE_END.split(text)
+
+
+def strip_hidden_html(text: str) -> str:
+    """`text` without the content of HTML a reader does not see: `<details>` elements (also open ones),
+    `<template>`, `<script>`, `<style>`, `<noscript>`, `<textarea>`, `<select>`, `<iframe>`, `<object>`,
+    `<svg>`, and any element with a `hidden` or `aria-hidden="true"` attribute or an inline style hiding it;
+    an unclosed one hides everything after it. A removed element leaves a `<>` in its place, so nothing that
+    followed it on its line moves to the start of that line. Tags inside inline code spans do not count."""
+    scan = _CODE_SPAN.sub(lambda m: "`" * len(m.group(0)), text)  # same length: positions stay valid
+    out: list[str] = []
+    pos = 0
+    hidden: tuple[str, int, int] | None = None  # (tag name, nesting depth, where it started)
+    for m in _TAG.finditer(scan):
+        closing, name, attrs = m.group(1) == "/", m.group(2).lower(), m.group(3) or ""
+        if hidden is None:
+            if (
+                not closing
+                and not attrs.rstrip().endswith("/")
+                and (name in _HIDDEN_TAGS or _HIDING_ATTR.search(attrs))
+            ):
+                out.append(text[pos : m.start()])
+                hidden = (name, 1, m.start())
+            continue
+        tag, depth, start = hidden
+        if name != tag:
+            continue
+        depth += -1 if closing else 1
+        if depth == 0:
+            out.append("<>")
+            pos, hidden = m.end(), None
+        else:
+            hidden = (tag, depth, start)
+    if hidden is not None:
+        return "".join(out) + "<>"
+    return "".join(out) + text[pos:]
+
+
 def clean(text: str | None, max_chars: int | None = None) -> str:
     """`sanitize`, then trim surrounding whitespace and truncate to `max_chars` with a visible marker."""
     out = sanitize(text)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import html
 import ipaddress
 import json
 import logging
@@ -18,14 +17,17 @@ import re
 import sqlite3
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, render_template, request
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from . import mdrender, runpage
 from .config import Settings
 from .events import Command, PayloadError, route
-from .report import strip_traceback
+from .pipeline import web_url
 from .signature import verify as verify_signature
 from .store import Store
 
@@ -34,8 +36,8 @@ log = logging.getLogger("autoresearch.web")
 EVENT_RE = re.compile(r"[a-z_]{1,64}")
 DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FORM_TYPE = "application/x-www-form-urlencoded"
-_TRACE = "Traceback (most recent call last):"
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
+STATUS_ENDPOINTS = frozenset({"index", "run_page", "api_runs", "api_run"})
 
 
 class Refused(Exception):
@@ -47,8 +49,11 @@ class Refused(Exception):
         self.message = message
 
 
-def create_app(settings: Settings, store: Store) -> Flask:
-    app = Flask("autoresearch-bot")
+def create_app(settings: Settings, store: Store, web_base: str | None = None) -> Flask:
+    """`web_base`: the forge's web root for links to issues and branches (the sandbox's URL in the demo);
+    default: from settings.github_base_url."""
+    # templates ship in the package (bot/templates, package data); Jinja2 autoescapes every .html template
+    app = Flask("autoresearch-bot", template_folder=str(Path(__file__).parent / "templates"))
     # one byte over the limit: a chunked body (no Content-Length) that is too long shows itself by its length
     # instead of being cut silently at the limit (and then failing the signature check)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
@@ -85,7 +90,9 @@ def create_app(settings: Settings, store: Store) -> Flask:
 
     @app.before_request
     def _status_auth():
-        if request.path in ("/webhook", "/healthz"):
+        # only the status pages need the token: /webhook and /healthz are open, and a path no route knows
+        # (`/webhook/`, `/nope`) gets routing's own 404/405, never "status pages need the status token"
+        if request.endpoint not in STATUS_ENDPOINTS:
             return None
         return _check_status_auth(settings)
 
@@ -113,22 +120,29 @@ def create_app(settings: Settings, store: Store) -> Flask:
         d["experiments"] = store.experiments(run_id)
         return jsonify(_scrub(d))
 
+    @app.get("/api/runs/<int:run_id>/artifacts/<path:key>")
+    def api_artifact(run_id: int, key: str):
+        try:
+            store.get_run(run_id)
+        except KeyError:
+            abort(404, f"run {run_id} does not exist")
+        if key not in store.artifact_keys(run_id):
+            abort(404, f"run {run_id} has no artifact {key!r}")
+        return jsonify(_scrub({"run": run_id, "key": key, "value": store.get_artifact(run_id, key)}))
+
+    base = (web_base or web_url(settings.github_base_url)).rstrip("/")
+
+    def view(template: str, **context: Any) -> Response:
+        html = render_template(
+            template, ts=_ts, state_class=_state_class, css=Markup(mdrender.CSS), **context
+        )
+        return Response(html, mimetype="text/html")
+
     @app.get("/")
     def index():
-        rows = "".join(
-            f"<tr><td><a href='/runs/{r.id}'>{r.id}</a></td><td>{_e(r.repo)}#{r.issue_number}</td>"
-            f"<td>{_e(r.kind)}</td><td>{r.attempt}</td><td>{_e(r.state)}</td><td>{_e(r.stage or '')}</td>"
-            f"<td>{_e(r.trigger_user)}</td><td>{_ts(r.created_at)}</td>"
-            f"<td>{_e(_no_traceback(r.error or '')[:120])}</td></tr>"
-            for r in store.list_runs(200)
+        return view(
+            "index.html", title="Runs", runs=runpage.run_list(store, base), prefix=settings.command_prefix
         )
-        body = (
-            "<h1>autoresearch-bot</h1><table border=1 cellpadding=4>"
-            "<tr><th>run</th><th>issue</th><th>kind</th>"
-            "<th>attempt</th><th>state</th><th>stage</th><th>by</th><th>created</th><th>error</th></tr>"
-            f"{rows}</table>"
-        )
-        return _page("Runs", body)
 
     @app.get("/runs/<int:run_id>")
     def run_page(run_id: int):
@@ -136,20 +150,8 @@ def create_app(settings: Settings, store: Store) -> Flask:
             run = store.get_run(run_id)
         except KeyError:
             abort(404, f"run {run_id} does not exist")
-        events = "".join(
-            f"<tr><td>{_ts(e['ts'])}</td><td>{_e(e['kind'])}</td>"
-            f"<td><pre>{_e(_no_traceback(e['message']))}</pre></td></tr>"
-            for e in store.events(run_id)
-        )
-        arts = "".join(
-            f"<li><a href='/api/runs/{run_id}'>{_e(k)}</a></li>" for k in store.artifact_keys(run_id)
-        )
-        body = (
-            f"<h1>Run {run.id}: {_e(run.repo)}#{run.issue_number}</h1><p>state <b>{_e(run.state)}</b>, "
-            f"stage {_e(run.stage or '-')}, attempt {run.attempt}</p><h2>Artifacts</h2><ul>{arts}</ul>"
-            f"<h2>Events</h2><table border=1 cellpadding=4>{events}</table>"
-        )
-        return _page(f"Run {run.id}", body)
+        v = runpage.run_view(store, run, base)
+        return view("run.html", title=f"Run {run.id}", v=v, refresh=v["running"])
 
     return app
 
@@ -239,20 +241,27 @@ def _parse_body(body: bytes, mimetype: str) -> Any:
 
 
 def _check_status_auth(settings: Settings) -> Any:
-    """Status pages and /api: the `status_token` (Bearer, or as the password of Basic auth); without a token
-    configured, only a direct loopback client (no proxy headers) may read them."""
+    """Status pages and /api (`status_pages` setting): `token` (the default) needs the `status_token`
+    (Bearer, or as the password of Basic auth), and refuses everyone while none is set, whatever the client's
+    address: behind a proxy on the same host every request comes from loopback, and a plain `proxy_pass`
+    adds no header that would tell. `loopback` (an explicit opt-in, e.g. the demo) also lets a direct loopback
+    client without proxy headers in without the token. `off`: 404."""
+    mode = settings.status_pages
+    if mode == "off":
+        return _error(404, "the status pages are turned off (status_pages: off)")
     token = settings.status_token
+    given = _presented_token(request.headers.get("Authorization", ""))
+    if token and given is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    if mode == "loopback" and _direct_loopback():
+        return None
     if not token:
-        if _direct_loopback():
-            return None
         return _error(
             403,
-            "status pages are off for remote clients: set the status_token setting "
-            "(AUTORESEARCH_STATUS_TOKEN) and send it as a Bearer token or Basic auth password",
+            "status pages need the status token: set the status_token setting (AUTORESEARCH_STATUS_TOKEN) "
+            "and send it as a Bearer token or Basic auth password (or status_pages: loopback for tokenless "
+            "access from this host only, when no proxy runs on it)",
         )
-    given = _presented_token(request.headers.get("Authorization", ""))
-    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-        return None
     resp = _error(401, "status pages need the status token (Bearer, or the password of Basic auth)")
     return resp[0], 401, {"WWW-Authenticate": 'Basic realm="autoresearch-bot status", charset="UTF-8"'}
 
@@ -290,11 +299,7 @@ def _scrub(value: Any) -> Any:
 
 
 def _no_traceback(text: str) -> str:
-    """A Python traceback anywhere in `text` (also mid-line, as in "failed: Traceback ...") reduced to its
-    final message; stray `File "...", line N` frames dropped."""
-    if _TRACE not in text and 'File "' not in text:
-        return text
-    return re.sub(r":[ \t]*\n", ": ", strip_traceback(text.replace(_TRACE, "\n" + _TRACE))).strip()
+    return runpage.no_traceback(text)
 
 
 def _command_args(cmd: Command) -> dict[str, Any]:
@@ -317,6 +322,8 @@ def _run_dict(store: Store, run) -> dict[str, Any]:
         "error": run.error,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "deferred_until": run.deferred_until,  # a GitHub rate limit: resumes at this epoch second
+        "deferred_reason": run.deferred_reason,
         "usage": store.usage_totals(run.id),
     }
 
@@ -325,17 +332,9 @@ def _error(code: int, message: str):
     return jsonify(error=message), code
 
 
-def _e(text: str) -> str:
-    return html.escape(str(text))
-
-
 def _ts(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
-def _page(title: str, body: str) -> Response:
-    doc = (
-        f"<!doctype html><html><head><meta charset=utf-8><title>{_e(title)}</title><meta http-equiv=refresh "
-        f"content=10></head><body style='font-family:sans-serif'>{body}</body></html>"
-    )
-    return Response(doc, mimetype="text/html")
+def _state_class(state: str) -> str:
+    return state if state in ("done", "failed", "cancelled") else "running"

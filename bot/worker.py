@@ -17,8 +17,8 @@ from typing import Any
 from . import commands
 from .commands import CommandResult
 from .config import Settings
-from .forge import NotFound
-from .store import Run, Store, default_owner
+from .forge import NotFound, RateLimited
+from .store import Run, Store, default_owner, iso_utc
 
 log = logging.getLogger("autoresearch.worker")
 
@@ -138,6 +138,12 @@ class Worker:
     def handle_command(self, cmd: dict[str, Any]) -> CommandResult:
         try:
             result = self._handle(cmd)
+        except RateLimited as exc:  # kept, not dropped: handled again after the reset, no attempt counted
+            until = exc.until(self.store.clock())
+            detail = f"GitHub rate limit ({exc.status}: {exc.message})"
+            log.warning("command %s deferred until %s: %s", cmd["id"], iso_utc(until), detail)
+            self.store.defer_command(cmd["id"], until, detail)
+            return CommandResult("pending", detail)
         except Exception as exc:  # a broken command must never stop the worker; transient ones are retried
             log.warning("command %s failed: %s", cmd["id"], exc)
             detail = f"{type(exc).__name__}: {exc}"
@@ -191,6 +197,8 @@ class Worker:
         """Post the run's status comment while the run is still leased to us, then let it start."""
         try:
             self.pipeline.acknowledge(run)
+        except RateLimited as exc:  # the run exists: it waits for the reset, the command is done
+            self.pipeline.defer(run, exc)
         finally:
             self.store.release_run(run.id, self.owner)
 

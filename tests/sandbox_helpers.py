@@ -79,6 +79,22 @@ class Admin:
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
+    def rate_limit(
+        self, login: str | None, seconds: float, kind: str = "primary", status: int = 403
+    ) -> dict[str, Any]:
+        """Impose a GitHub rate limit on `login`'s REST calls until `seconds` from now (sandbox clock)."""
+        body: dict[str, Any] = {"seconds": seconds, "kind": kind, "status": status}
+        if login is not None:
+            body["login"] = login
+        return self._call("POST", "/rate-limits", **body)
+
+    def clear_rate_limits(self) -> None:
+        self._call("DELETE", "/rate-limits")
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the sandbox's clock forward (rate limits reset by it); its new time."""
+        return float(self._call("POST", "/clock", advance_s=seconds)["now"])
+
     def requests(self) -> list[dict[str, Any]]:
         return self._call("GET", "/requests")
 

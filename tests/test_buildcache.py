@@ -159,3 +159,94 @@ def test_an_oversized_store_is_emptied_with_its_markers(tmp_path: Path) -> None:
     assert cache.warmed("k")
     cache.prepare_store(None)
     assert not cache.warmed("k") and list(cache.store.iterdir()) == []
+
+
+def _jail_and_ccache_or_skip() -> None:
+    ok, why = jail.probe()
+    if not ok:
+        pytest.skip(f"no jail on this host: {why}")
+    if subprocess.run(["sh", "-c", "command -v ccache"], capture_output=True).returncode != 0:
+        pytest.skip("ccache is not installed")
+
+
+def test_a_warm_up_whose_baseline_fails_marks_nothing(repo: Any, tmp_path: Path) -> None:
+    """The driver exits 0 with a result even when the baseline does not build (issue #19: a warm-up that
+    stopped in 3 s marked the cache warm): the runner reads that result and marks nothing."""
+    _jail_and_ccache_or_skip()
+    shas, bundle = repo
+    ex = LocalExecutor(tmp_path / "runs")
+    proj = _project()
+    proj["build"]["commands"] = ["make -j2 bench check", "false"]  # the baseline itself fails to build
+    for run_id in (1, 2):  # the second batch tries again: nothing was marked
+        h = ex.submit(Batch(run_id=run_id, specs={"x86": spec(shas, ["aa"], proj)}, bundle=bundle))
+        _wait(ex, h)
+        log = ex.logs(h)
+        assert "warming the shared compiler cache" in log and "NOT warm (baseline build_failed" in log, log
+        warm = ex.collect(h)["x86"]["compiler_cache"]["warm_up"]
+        assert warm["exit"] == 0 and warm["ok"] is False and "build_failed" in warm["why"]
+        assert not (ex.shared_cache / "warmed").exists() or not list((ex.shared_cache / "warmed").iterdir())
+
+
+def test_killed_during_the_warm_up_then_the_next_run_is_cold_and_warms_once(
+    repo: Any, tmp_path: Path
+) -> None:
+    """A batch killed while it warms the cache leaves no marker; the next batch says cold (it runs the
+    warm-up), runs it once, marks it, and its baseline build then hits the store (stated from ccache's own
+    statistics of the batch, not from the marker)."""
+    _jail_and_ccache_or_skip()
+    import time
+
+    shas, bundle = repo
+    ex = LocalExecutor(tmp_path / "runs")
+    proj = _project()
+    proj["build"]["commands"] = ["sleep 8", "make -j2 bench check"]  # a warm-up slow enough to be killed in
+    h1 = ex.submit(Batch(run_id=1, specs={"x86": spec(shas, ["aa"], proj)}, bundle=bundle))
+    deadline = time.monotonic() + 120
+    while "warming the shared compiler cache" not in ex.logs(h1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    ex.cancel(h1)  # SIGTERM, then SIGKILL, to the runner's whole process group, the warm jail included
+    assert ex.poll(h1) == "failed"
+    assert "warm run exit" not in ex.logs(h1)
+    markers = ex.shared_cache / "warmed"
+    assert not markers.exists() or not list(markers.iterdir())
+
+    h2 = ex.submit(Batch(run_id=2, specs={"x86": spec(shas, ["aa"], proj)}, bundle=bundle))
+    assert _wait(ex, h2) == "done", ex.logs(h2)[-3000:]
+    log2 = ex.logs(h2)
+    assert log2.count("warming the shared compiler cache") == 1 and "warm run exit 0" in log2
+    cc = ex.collect(h2)["x86"]["compiler_cache"]
+    assert cc["warm_up"]["ok"] is True and cc["warm_up"]["ccache"]["miss"] >= 2  # it compiled the baseline
+    assert cc["batch"]["remote_hit"] >= 2  # the batch's baseline build: from the store
+    assert len(list(markers.iterdir())) == 1
+
+    h3 = ex.submit(Batch(run_id=3, specs={"x86": spec(shas, ["aa"], proj)}, bundle=bundle))
+    assert _wait(ex, h3) == "done", ex.logs(h3)[-3000:]
+    assert "warming" not in ex.logs(h3)
+    cc3 = ex.collect(h3)["x86"]["compiler_cache"]
+    assert cc3["warm_up"] is None and cc3["batch"]["remote_hit"] >= 2
+
+
+def test_a_stale_or_empty_store_or_an_old_marker_is_not_warm(tmp_path: Path) -> None:
+    cache = buildcache.SharedCache(tmp_path / "c")
+    cache.prepare_store(None)
+    for i in range(3):
+        (cache.store / f"e{i}").write_bytes(b"x")
+    cache.mark("k", {})
+    assert cache.warmed("k")
+    (cache.store / "e0").unlink()  # fewer entries than when it was marked: not what was warmed
+    assert not cache.warmed("k") and not (cache.markers / "k").exists()
+    cache.mark("k", {})
+    for p in cache.store.iterdir():
+        p.unlink()
+    assert not cache.warmed("k")  # empty store
+    (cache.store / "e0").write_bytes(b"x")
+    (cache.markers / "old").write_text('{"arch": "x86"}')  # written before markers checked the warm build
+    assert not cache.warmed("old") and not (cache.markers / "old").exists()
+    (cache.markers / "torn").write_text('{"ar')
+    assert not cache.warmed("torn")
+    assert buildcache.warm_failure(None) == "no result"
+    ok = {"complete": True, "errors": [], "variants": {"baseline": {"status": "ok", "build": {"ok": True}}}}
+    assert buildcache.warm_failure(ok) == ""
+    bad = {**ok, "variants": {"baseline": {"status": "ok", "build": {"ok": True}, "simulated_build": {}}}}
+    assert "simulation build" in buildcache.warm_failure(bad)

@@ -68,3 +68,33 @@ def test_status_and_bad_settings(tmp_path, capsys, monkeypatch):
 def test_parser_requires_a_subcommand():
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+class _Stream:
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_log_lines_are_plain_off_a_terminal(monkeypatch):
+    """werkzeug colours its request lines whatever the stream; the bot's log handler drops the codes unless
+    it writes to a terminal (and NO_COLOR is unset)."""
+    import logging
+
+    from bot.cli import PlainFormatter
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    coloured = "\x1b[33m\x1b[1mGET /webhook HTTP/1.1\x1b[0m 404"
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, coloured, None, None)
+    assert PlainFormatter("%(message)s", _Stream(tty=False)).format(record) == "GET /webhook HTTP/1.1 404"
+    assert PlainFormatter("%(message)s", _Stream(tty=True)).format(record) == coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert PlainFormatter("%(message)s", _Stream(tty=True)).format(record) == "GET /webhook HTTP/1.1 404"

@@ -64,8 +64,8 @@ def test_llamacpp_preset_fills_everything():
         (GOOD.replace('["src/**"]', '["../etc/**"]'), "paths.allowed", ".."),
         ("preset: tensorflow\n", "preset", "unknown preset"),
         (GOOD + "research: {related: [notarepo]}\n", "research.related[0]", "owner/repo"),
-        (GOOD + "research: {max_waves: 0}\n", "research.max_waves", ">= 1"),
-        (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "<= 10"),
+        (GOOD + "research: {max_waves: 0}\n", "research.max_waves", "between 1 and 10, got 0"),
+        (GOOD + "research: {max_waves: 11}\n", "research.max_waves", "between 1 and 10, got 11"),
         (GOOD + "research: {max_waves: two}\n", "research.max_waves", "type int"),
         (GOOD + "research: {profile: maybe}\n", "research.profile", "bool"),
         (GOOD + "publish: {push_to: upstream}\n", "publish.push_to", "base or fork"),
@@ -139,3 +139,100 @@ def test_keep_warm_minutes_defaults_to_30_and_reads_the_environment():
     assert Settings.load(None, env={}).keep_warm_minutes == 30.0
     assert Settings.load(None, env={"AUTORESEARCH_KEEP_WARM_MINUTES": "0"}).keep_warm_minutes == 0.0
     assert Settings.load(None, env={"AUTORESEARCH_KEEP_WARM_MINUTES": "45"}).keep_warm_minutes == 45.0
+
+
+THREE_MISTAKES = """\
+benchmark:
+  command: ./bench
+  rounds: 1
+  metrics: [{name: t_ns, higher_is_better: nope}]
+benchmarks: {}
+"""
+
+
+def test_every_problem_is_reported_at_once_with_its_line():
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(THREE_MISTAKES, ["x86", "arm"])
+    got = [(e.line, e.field, e.problem) for e in info.value.errors]
+    assert got == [
+        (5, "benchmarks", "unknown field; did you mean 'benchmark'?"),
+        (4, "benchmark.metrics[0].higher_is_better", "must be of type bool, got str ('nope')"),
+        (3, "benchmark.rounds", "must be >= 2, got 1"),
+    ]
+    assert str(info.value) == "benchmarks: unknown field; did you mean 'benchmark'? (and 2 more)"
+
+
+def test_hostile_sizes_get_a_short_error_never_an_internal_one():
+    """A 10 MB metric name, a 10 MB file, 5,000 nested lists, a billion laughs: refused in a few lines."""
+    huge = "a" * 10_000_000
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_dict({"benchmark": {"command": "./b", "metrics": [{"name": huge}]}})
+    assert (info.value.field, info.value.problem) == (
+        "benchmark.metrics[0].name",
+        "is too long (10,000,000 characters; at most 64)",
+    )
+    with pytest.raises(ConfigError) as info:  # a value echoed in a message is cut short
+        ProjectConfig.from_dict({"build": {"strategy": huge}})
+    assert len(str(info.value)) < 200 and "…" in info.value.problem
+    with pytest.raises(ConfigError) as info:  # an unknown key of any length: the field path is cut too
+        ProjectConfig.from_dict({huge: 1})
+    assert len(str(info.value)) < 400
+    cases = [
+        (f"benchmark: {{command: ./b, metrics: [{{name: {huge}}}]}}\n", "10,000,047 bytes", None),
+        ("benchmark: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep", 1),
+        ("x:\n" + "".join("  " * i + "- \n" for i in range(1, 40)), "nested more than 32 levels deep", 33),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{k}: &{k} [{', '.join([f'*{p}'] * 10)}]\n"
+                for p, k in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "more than 20,000 values (aliases expanded)",
+            5,
+        ),
+    ]
+    for text, words, line in cases:
+        with pytest.raises(ConfigError) as info:
+            ProjectConfig.from_yaml(text)
+        assert info.value.field == ".autoresearch.yml" and words in info.value.problem, info.value
+        assert info.value.line == line and len(str(info.value)) < 200
+
+
+def test_the_model_gives_the_defaults_and_each_preset_its_own():
+    from bot.configmodel import GENERIC_DEFAULTS, Project
+
+    assert GENERIC_DEFAULTS == Project().model_dump(by_alias=True)
+    assert GENERIC_DEFAULTS["benchmark"]["rounds"] == 10 and GENERIC_DEFAULTS["validate"]["timeout"] == 900
+    llama = ProjectConfig.from_yaml("preset: llama.cpp\n")
+    assert llama.raw["build"]["shared_cache"] is True and llama.raw["benchmark"]["threads"] == 4
+    assert llama.raw["build"]["timeout"] == 1800  # the generic default where the preset sets none
+
+
+def test_the_issue_comment_lists_the_problems_briefly():
+    """What the run's failure comment says about a broken config: one sentence for one problem, a short list
+    for several (each with its line), values quoted inert, never a traceback, bounded whatever the file."""
+    from bot.pipeline import config_problems
+
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(THREE_MISTAKES)
+    assert config_problems(info.value) == (
+        "The project configuration `.autoresearch.yml` has 3 problems:\n"
+        "- **benchmark.rounds**: must be &gt;= 2, got 1 (line 3)\n"
+        "- **benchmark.metrics\\[0\\].higher_is_better**: must be of type bool, got str ('nope') (line 4)\n"
+        "- **benchmarks**: unknown field; did you mean 'benchmark'? (line 5)"
+    )
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml("benchmark: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert config_problems(info.value) == (
+        "The project configuration `.autoresearch.yml` has a problem: "
+        "nested more than 32 levels deep (line 1)"
+    )
+    many = "\n".join(f"typo{i}: 1" for i in range(40)) + "\n" + GOOD
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(many)
+    text = config_problems(info.value)
+    assert len(info.value.errors) == 40 and text.count("\n- ") == 11 and text.endswith("- ... and 30 more")
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.from_yaml(GOOD.replace("attn_ms, unit", "'@maria [x](http://e.vil)', unit"))
+    text = config_problems(info.value)
+    assert "@maria" not in text and "](http://" not in text and "Traceback" not in text

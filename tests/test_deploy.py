@@ -258,11 +258,15 @@ def test_image_builds_and_runs(tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert "/bot/_data/sky" in out and "/bot/_data/prompts" in out
-        doctor = subprocess.run(
+        doctor = subprocess.run(  # doctor starts a test jail: the worker service's security options
             [
                 "docker",
                 "run",
                 "--rm",
+                *[
+                    f"--security-opt={o}"
+                    for o in ("seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined")
+                ],
                 "-e",
                 "AUTORESEARCH_WEBHOOK_SECRET=s",
                 "-e",

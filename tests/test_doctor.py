@@ -88,11 +88,34 @@ def test_config_validate(tmp_path: Path, monkeypatch, capsys) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text((tmp_path / ".autoresearch.yml").read_text() + "architectures: [sparc]\n")
     assert main(["config", "validate", str(bad)]) == 1
-    assert "bad.yml: architectures: 'sparc' is not configured in the bot" in capsys.readouterr().err
+    assert "bad.yml:4: architectures: 'sparc' is not configured in the bot" in capsys.readouterr().err
     bad.write_text("benchmark: {rounds: 1")
     assert main(["config", "validate", str(bad)]) == 1
-    assert "bad.yml: expected ',' or '}', but got '<stream end>' at line 1" in capsys.readouterr().err
+    assert "bad.yml:1: expected ',' or '}', but got '<stream end>' at line 1" in capsys.readouterr().err
     assert main(["config", "validate", str(tmp_path / "nope.yml")]) == 2
+
+
+def test_config_validate_reports_every_mistake_with_its_line_and_a_suggestion(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "three.yml"
+    bad.write_text(
+        "build: {commands: [make]}\n"
+        "benchmark:\n"
+        "  command: ./bench\n"
+        "  rounds: 1\n"
+        "  metrics:\n"
+        "    - {name: t_ns, higher_is_better: nope}\n"
+        "paths: {alowed: [src/**]}\n"
+    )
+    assert main(["config", "validate", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{bad}:4: benchmark.rounds: must be >= 2, got 1",
+        f"{bad}:6: benchmark.metrics[0].higher_is_better: must be of type bool, got str ('nope')",
+        f"{bad}:7: paths.alowed: unknown field; did you mean 'allowed'?",
+        f"{bad}: 3 problems",
+    ]
+    bad.write_text("benchmark: " + "[" * 5000 + "]" * 5000 + "\n")  # never an internal error
+    assert main(["config", "validate", str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == f"{bad}:1: nested more than 32 levels deep"
 
 
 # ------------------------------------------------------------------ the GitHub App, against the sandbox
@@ -104,7 +127,7 @@ NEEDS = {
     "metadata": "read",
     "pull_requests": "write",
 }
-EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review"]
+EVENTS = ["issues", "issue_comment", "pull_request_review", "check_run"]
 
 
 def app_doctor(tmp_path: Path, sandbox, **env: str) -> tuple[int, list[str]]:
@@ -224,8 +247,8 @@ def test_doctor_names_each_app_misconfiguration_with_its_fix(tmp_path: Path, san
             key(deaf_id, deaf_pem),
             1,
             [
-                "FAIL  GitHub App doc-deaf: not subscribed to the events issue_comment, pull_request, "
-                "pull_request_review -> fix: subscribe to issue_comment, pull_request, pull_request_review "
+                "FAIL  GitHub App doc-deaf: not subscribed to the events issue_comment, pull_request_review, "
+                "check_run -> fix: subscribe to issue_comment, pull_request_review, check_run "
                 f"in the App's settings ({url}/apps/doc-deaf -> Permissions & events -> Subscribe to events)"
             ],
         ),
@@ -252,7 +275,7 @@ def test_doctor_names_each_app_misconfiguration_with_its_fix(tmp_path: Path, san
         f"ok    GitHub App doc-good (id {good_id}): GitHub accepts its JWT",
         "ok    GitHub App doc-good: permissions checks: write, contents: write, issues: write, "
         "metadata: read, pull_requests: write",
-        "ok    GitHub App doc-good: subscribed to issues, issue_comment, pull_request, pull_request_review",
+        "ok    GitHub App doc-good: subscribed to issues, issue_comment, pull_request_review, check_run",
         "ok    GitHub App doc-good: installed on 1 account(s): doc-org",
     ]
     sandbox_admin._call("POST", f"/installations/{late_inst}/accept")  # the owner accepts: fixed
@@ -282,3 +305,149 @@ def test_doctor_says_when_github_is_unreachable(tmp_path: Path, sandbox, sandbox
         "-> fix: set AUTORESEARCH_GITHUB_BASE_URL to the API URL (github.com: https://api.github.com; "
         "GHES: https://HOST/api/v3) and check that this machine reaches it"
     )
+
+
+# ------------------------------------------------------------ the host's tools, the webhook URL, the key
+
+
+def test_doctor_says_where_the_private_key_came_from(tmp_path: Path) -> None:
+    from bot.config import Settings
+    from bot.doctor import check_settings
+
+    private, _ = rsa_keypair()
+    pem = tmp_path / "app.pem"
+    pem.write_text(private)
+    base = {"AUTORESEARCH_WEBHOOK_SECRET": "s", "AUTORESEARCH_GITHUB_APP_ID": "7"}
+    for env, words in [
+        (
+            {"AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE": str(pem)},
+            f"read from AUTORESEARCH_GITHUB_PRIVATE_KEY_FILE={pem}",
+        ),
+        (
+            {"AUTORESEARCH_GITHUB_PRIVATE_KEY": private},
+            "given as PEM text in AUTORESEARCH_GITHUB_PRIVATE_KEY",
+        ),
+        ({"AUTORESEARCH_GITHUB_PRIVATE_KEY": str(pem)}, f"file {pem} is readable"),
+    ]:
+        lines = [c.line() for c in check_settings(Settings.load(None, {**base, **env}))]
+        assert f"ok    GitHub App 7: private key {words}" in lines, lines
+
+
+def test_doctor_checks_the_local_executors_tools(tmp_path: Path, monkeypatch) -> None:
+    """With the tools `make tools` installs, every line is ok; with none on PATH, the two the local executor
+    cannot do without (a jail, valgrind) are problems and the rest warnings; a bwrap whose jail does not start
+    is a problem with the reason."""
+    import os
+
+    from bot.config import Settings
+    from bot.doctor import check_local
+    from bot.experiments import jail
+
+    settings = Settings.load(None, {})
+    jail._probe.cache_clear()
+    real = list(check_local(settings))
+    assert all(c.ok for c in real), [c.line() for c in real]
+    assert real[0].what.startswith("local executor: a test jail starts (bubblewrap")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    path = os.environ.get("PATH", "")
+    monkeypatch.setenv("PATH", str(empty))
+    bare = list(check_local(settings))
+    assert [c.line().split(" -> ")[0] for c in bare if c.problem] == [
+        "FAIL  local executor: bubblewrap (bwrap) is not installed: no candidate can run",
+        "FAIL  local executor: the simulated tier (simulate.enabled, on by default) cannot run: valgrind is "
+        "not installed (apt-get install valgrind)",
+    ]
+    assert [c.what.split(":")[1].strip() for c in bare if c.warn] == [
+        "ccache is not installed",
+        "cmake is not installed",
+        "ninja is not installed",
+    ]
+    fake = empty / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace'\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{empty}{os.pathsep}{path}")
+    jail._probe.cache_clear()
+    try:
+        (broken,) = [c for c in check_local(settings) if "jail" in c.what or "bwrap" in c.what]
+    finally:
+        jail._probe.cache_clear()
+    assert broken.problem and "No permissions to create new namespace" in broken.what, broken.line()
+    assert "unprivileged user namespaces" in broken.fix
+    (trusting,) = [
+        c for c in check_local(Settings.load(None, {"AUTORESEARCH_LOCAL_TRUST": "all"})) if "jail" in c.what
+    ]
+    assert trusting.warn and "no jail" in trusting.what
+
+
+def test_doctor_checks_that_the_webhook_url_answers(tmp_path: Path) -> None:
+    """public_url + /healthz over loopback: the bot's web service, a stranger, nothing, a silent socket."""
+    import http.server
+    import socket
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from bot.config import Settings
+    from bot.doctor import check_webhook_url
+    from bot.store import Store
+    from bot.web import create_app
+
+    settings = Settings.load(None, {"AUTORESEARCH_DATA_DIR": str(tmp_path)})
+    bot_server = make_server("127.0.0.1", 0, create_app(settings, Store(tmp_path / "bot.db")), threaded=True)
+
+    class Stranger(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            code = 200 if self.path == "/other/healthz" else 404
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b"<html>hello</html>")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    stranger = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stranger)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connection refused
+    for server in (bot_server, stranger):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+
+        def check(url: str) -> list:
+            env = {"AUTORESEARCH_PUBLIC_URL": url, "AUTORESEARCH_DATA_DIR": str(tmp_path)}
+            return list(check_webhook_url(Settings.load(None, env), timeout=1.0))
+
+        (ok,) = check(f"http://127.0.0.1:{bot_server.server_port}/")
+        assert ok.ok and ok.what.startswith(
+            f"webhook URL: http://127.0.0.1:{bot_server.server_port}/healthz answers (HTTP 200, "
+        )
+        for url, words in [
+            (f"http://127.0.0.1:{stranger.server_address[1]}", "answers HTTP 404"),
+            (
+                f"http://127.0.0.1:{stranger.server_address[1]}/other",
+                "answers HTTP 200, but not as this bot's",
+            ),
+            (f"http://127.0.0.1:{closed.getsockname()[1]}", "does not answer ("),
+            (f"http://127.0.0.1:{silent.getsockname()[1]}", "does not answer (timed out)"),
+        ]:
+            (c,) = check(url)
+            assert c.problem and words in c.what and "autoresearch-bot serve" in c.fix, c.line()
+        (unset,) = list(check_webhook_url(settings))
+        assert unset.warn and "public_url is not set" in unset.what
+    finally:
+        bot_server.shutdown()
+        stranger.shutdown()
+        silent.close()
+        closed.close()
+
+
+def test_the_manifest_subscribes_to_exactly_the_events_the_bot_handles() -> None:
+    """deploy/app-manifest.json's default_events (what doctor compares the App with) are the events the router
+    acts on: none missing (GitHub's Re-run button needs check_run), none that nothing handles."""
+    from bot.appsetup import load_manifest
+    from bot.events import SUBSCRIBED_EVENTS
+
+    assert load_manifest()["default_events"] == list(SUBSCRIBED_EVENTS) == EVENTS

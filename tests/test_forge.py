@@ -657,3 +657,92 @@ def test_every_exchange_matches_githubs_openapi(app_world: dict[str, Any]) -> No
         "issues/update-label",
     ):
         assert op in operations, op
+
+
+# --------------------------------------------------------------------------- rate limits that outlast the cap
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"), [("primary", 403), ("primary", 429), ("secondary", 403), ("secondary", 429)]
+)
+def test_a_long_rate_limit_says_when_it_resets(world: dict[str, Any], kind: str, status: int) -> None:
+    """The sandbox answers as GitHub does (403/429; x-ratelimit-remaining 0 + x-ratelimit-reset, or
+    retry-after): the forge raises RateLimited at once with the time to retry, instead of sleeping 30 minutes
+    or failing without one; once the sandbox's clock passes the reset the same call succeeds."""
+    admin, repo = world["admin"], world["repo"]
+    f = token_forge(world, "bob")
+    admin.clear_requests()
+    limit = admin.rate_limit("bob", 1800, kind, status)
+    try:
+        start = time.monotonic()
+        with pytest.raises(RateLimited) as info:
+            f.default_branch(repo)
+        assert time.monotonic() - start < 5
+        exc = info.value
+        assert exc.status == status
+        now = time.time()
+        if kind == "primary":
+            assert exc.reset_at == pytest.approx(limit["reset_at"], abs=1.01)
+            assert exc.until(now) == pytest.approx(limit["reset_at"] + 1, abs=1.01)
+        else:
+            assert exc.reset_at is None and exc.wait_s == pytest.approx(1800, abs=1.01)
+            assert exc.until(now) == pytest.approx(now + 1800, abs=1.01)
+        # another caller is not limited
+        assert token_forge(world, "alice").default_branch(repo) == "main"
+        admin.advance_clock(1801)
+        assert f.default_branch(repo) == "main"
+    finally:
+        admin.clear_rate_limits()
+    statuses = _log_for(world, "GET", f"/repos/{repo}")
+    assert statuses[-1] == 200 and set(statuses[:-2]) == {status}
+
+
+def test_app_commit_identity_and_html_urls_come_from_the_api(app_world: dict[str, Any]) -> None:
+    """An App's commits carry `<slug>[bot]` and the noreply address of its bot account (GET
+    /users/<slug>[bot]: that account's id, as GitHub links bot commits); a token's, its user's. The
+    repository's web address is the API's html_url."""
+    w, repo = app_world, app_world["repo"]
+    app = app_forge(w)
+    name, email = app.commit_identity(repo)
+    bot = requests.get(f"{w['sb'].api_url}/users/autoresearch-test[bot]", timeout=10).json()
+    assert name == "autoresearch-test[bot]"
+    assert email == f"{bot['id']}+autoresearch-test[bot]@users.noreply.127.0.0.1"
+    alice = requests.get(f"{w['sb'].api_url}/users/alice", timeout=10).json()
+    assert token_forge(w).commit_identity(repo) == ("alice", f"{alice['id']}+alice@users.noreply.127.0.0.1")
+    assert app.repo_html_url(repo) == f"{w['sb'].url}/{repo}"
+
+
+def test_rerequesting_a_check_run_sends_check_run_rerequested_to_its_app(app_world: dict[str, Any]) -> None:
+    """GitHub's Re-run button (POST .../check-runs/{id}/rerequest) reaches the App that made the check run as
+    a `check_run` webhook, action `rerequested`, shaped as GitHub's description says; the bot routes it."""
+    from ground_truth import openapi_spec, validate_webhook
+    from sandbox_helpers import WebhookReceiver
+
+    from bot.events import Command, route
+
+    w, repo, admin = app_world, app_world["repo"], app_world["admin"]
+    receiver = WebhookReceiver()
+    try:
+        admin._call("POST", "/hooks", url=receiver.url, secret="s", app_id=w["app_id"])
+        app = app_forge(w)
+        sha = app.branch_sha(repo, "main")
+        ext = "autoresearch:run=41:issue=3:kind=benchmark"
+        cid = app.create_check_run(repo, sha, "autoresearch / benchmark", "queued", external_id=ext)
+        headers = {"Authorization": f"token {w['tokens']['bob']}"}
+        url = f"{w['sb'].api_url}/repos/{repo}/check-runs/{cid}/rerequest"
+        assert requests.post(url, headers=headers, timeout=10).status_code == 422  # not completed yet
+        app.update_check_run(repo, cid, conclusion="success", title="faster", summary="1.2x")
+        assert requests.post(url, headers=headers, timeout=10).status_code == 201
+        admin._call("POST", "/deliveries/wait", timeout=10)
+        events = [(e, p) for e, p in receiver.events() if e == "check_run"]
+        assert len(events) == 1
+        event, payload = events[0]
+        assert payload["action"] == "rerequested" and payload["check_run"]["id"] == cid
+        assert payload["check_run"]["external_id"] == ext and payload["sender"]["login"] == "bob"
+        assert validate_webhook(openapi_spec(), event, payload) == "check-run-rerequested"
+        cmd = route(event, payload, trigger_label="autoresearch")
+        assert isinstance(cmd, Command) and cmd.kind == "rerequest" and cmd.issue_number == 3
+        assert cmd.args["run_id"] == 41 and cmd.args["head_sha"] == sha and cmd.user == "bob"
+        assert cmd.key == f"check_run:{cid}:rerequested"
+    finally:
+        receiver.stop()

@@ -466,3 +466,55 @@ def test_settings_local_trust_and_jail_paths() -> None:
     assert Settings().local_trust == "none"
     with pytest.raises(Exception, match="local_trust"):
         Settings.load(env={"AUTORESEARCH_LOCAL_TRUST": "some"})
+
+
+def _venv(where: Path) -> str:
+    """A real venv (no pip) of this interpreter at `where`; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    return str(where / "bin" / "python")
+
+
+def test_a_venv_under_tmp_is_the_python3_the_jail_runs(tmp_path: Path) -> None:
+    """A checkout and venv under /tmp (the jail's /tmp is a private tmpfs): the venv is bound on top of it, so
+    `python3` in the jail is that venv's interpreter, not another one found on PATH (issue #19)."""
+    top = Path(tempfile.mkdtemp(prefix="autoresearch-venv-", dir="/tmp"))
+    try:
+        python = _venv(top / "p q" / ".venv")  # under /tmp, and a path with a space
+        _jail_or_skip(python)  # the probe itself asserts sys.prefix inside == the venv
+        plan = jail.make_plan(python)
+        work = tmp_path / "w"
+        work.mkdir()
+        tmp_path.chmod(0o755)
+        jail.prepare(plan, work, tmp_path / "etc")
+        argv = jail.command(plan, work, tmp_path / "etc", ["python3", "-c", "import sys; print(sys.prefix)"])
+        out = subprocess.run(
+            argv, cwd=work, env=jail.jail_env(plan), capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == str(top / "p q" / ".venv")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_an_interpreter_the_jail_cannot_bind_is_refused_in_one_sentence_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    """A venv under /dev/shm (the jail's own /dev): never a silent fallback to the host's python3 in the
+    jail; the probe, the plan and the executor each say which path cannot be bound, and nothing is started."""
+    top = Path(tempfile.mkdtemp(prefix="autoresearch-venv-", dir="/dev/shm"))
+    try:
+        python = _venv(top / ".venv")
+        with pytest.raises(jail.JailError, match=f"cannot bind the Python interpreter's directory {top}"):
+            jail.make_plan(python)
+        ok, why = jail.probe(python)
+        assert not ok and str(top / ".venv") in why
+        ex = LocalExecutor(tmp_path / "runs", python=python)
+        batch = Batch(run_id=1, specs={"x86": {"schema": 1, "candidates": [{"name": "c", "sha": "a" * 40}]}})
+        with pytest.raises(UntrustedRefused, match=str(top / ".venv")):
+            ex.submit(batch)
+        assert list((tmp_path / "runs").iterdir()) == []
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    assert jail.unbindable("/") and jail.unbindable("/tmp") and jail.unbindable("/proc/self")
+    assert jail.unbindable("/nonexistent-autoresearch") == "it does not exist"
+    assert jail.unbindable("/usr") == "" and jail.unbindable(str(tmp_path)) == ""

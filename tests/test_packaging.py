@@ -63,7 +63,11 @@ def test_wheel_ships_driver_and_prompts_as_package_data(built: dict[str, Path]) 
     } <= names
     assert {f"bot/_data/prompts/{p.name}" for p in REPO.joinpath("prompts").glob("*.md")} <= names
     assert "bot/_data/deploy/app-manifest.json" in names  # `app create` reads it
+    assert "bot/_data/deploy/gunicorn.conf.py" in names  # `serve` runs gunicorn with it
     assert "bot/resources.py" in names and "bot/experiments/skypilot_exec.py" in names
+    # the status pages' templates (bot/web.py renders them from the installed package)
+    assert {f"bot/templates/{p.name}" for p in REPO.joinpath("bot", "templates").glob("*.html")} <= names
+    assert "bot/templates/run.html" in names
     tops = {n.split("/", 1)[0] for n in names}
     assert "sky" not in tops and "prompts" not in tops, tops  # never clobber SkyPilot's `sky`
     extras = set(meta.get_all("Provides-Extra"))
@@ -77,6 +81,7 @@ def test_sdist_carries_the_folders_the_wheel_maps(built: dict[str, Path]) -> Non
     with tarfile.open(built["sdist"]) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
     assert {"setup.py", "sky/driver.py", "sky/bench.yaml", "sky/llamacpp.py", "prompts/dossier.md"} <= names
+    assert "bot/templates/run.html" in names
 
 
 def test_unpacked_wheel_renders_and_validates_default_tasks_from_another_dir(

@@ -15,6 +15,7 @@ from bot.publish import choose_publication
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_report.py rewrites them
 RUN = {"id": 7, "repo": "octo/attention", "issue_number": 3, "state": "done", "attempt": 1, "error": None}
 LINKS = {"repo": "https://github.com/octo/attention", "run": "https://bot.example.org/runs/7"}
+PULL = {"number": 12, "url": "https://github.com/octo/attention/pull/12", "reason": "faster"}
 DOSSIER = (
     "## Dossier\n\n- Schraudolph 1999, a fast exponential [1]\n- fork `ada/attention` touches src/softmax.c\n"
 )
@@ -39,8 +40,10 @@ def check_golden(name: str, text: str) -> None:
 @pytest.fixture(scope="module")
 def recorded():
     run = recorded_run()
-    decision = stats.decide(run["results"], run["project"]).to_dict()
-    verification = stats.decide(run["verification"], run["project"]).to_dict()
+    decision = report.with_units(stats.decide(run["results"], run["project"]).to_dict(), run["project"])
+    verification = report.with_units(
+        stats.decide(run["verification"], run["project"]).to_dict(), run["project"]
+    )
     costs = {
         "archs": {"x86": 0.21},
         "llm_usd": 0.0,
@@ -63,6 +66,7 @@ def test_status_comment_golden(recorded):
         costs,
         LINKS,
         report.failures_from_results(run["results"]),
+        pull=PULL,
     )
     assert body.startswith(report.marker(7) + "\n") and body.count("<!--") == 1
     assert "❌ broken" in body and "FAIL softmax small rows" in body  # the wrong fast exp, with its log
@@ -170,7 +174,7 @@ def test_untrusted_text_cannot_forge_the_marker_or_break_the_table(recorded):
     assert "@maintainer" not in body and "<script>" not in body.split("```")[0]
     bench = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | x86 | " in ln]
     ideas = [ln for ln in body.splitlines() if ln.startswith("| [`fork-") and " | fork | " in ln]
-    assert len(bench) == 13 and all(len(re.findall(r"(?<!\\)\|", ln)) == 12 for ln in bench)
+    assert len(bench) == 13 and all(len(re.findall(r"(?<!\\)\|", ln)) == 7 for ln in bench)
     assert len(ideas) == 5 and all(len(re.findall(r"(?<!\\)\|", ln)) == 4 for ln in ideas)
     assert body.count("</details>") == body.count("<details>")
 
@@ -223,7 +227,7 @@ def test_rows_sorted_by_verdict_then_effect(recorded):
 
 
 def test_format_helpers():
-    assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18, 1.29]"
+    assert report.fmt_speedup({"speedup": 1.234, "ci_low": 1.18, "ci_high": 1.29}) == "1.23× [1.18–1.29×]"
     assert report.fmt_p(0.0004) == "<0.001" and report.fmt_p(None) == "—"
     assert report.cell("a|b`c\nd") == "a\\|b\\`c d"
     assert (
@@ -283,3 +287,90 @@ def test_decision_hints_are_rendered_with_the_configured_command_prefix(recorded
     assert "<sub>Commands: `/bench-bot status | stop | rerun | bench <branch> | rebench`</sub>" in body
     assert "/autoresearch" not in body
     assert report.note_text(notes[0]).endswith("(`/autoresearch rerun rounds=9`)")
+
+
+UNIT_RE = re.compile(r"(?:×|%|ms|µs|ns|s|cycles|tokens/s|\$|checks|pairs)")
+
+
+def numbers_without_units(table_md: str) -> list[str]:
+    """Cells of a markdown table (header and separator excluded) holding a number with no unit after it:
+    a number is followed by its unit, shares one through a range (`1.03–1.26×`), or is a p-value."""
+    bad = []
+    for line in table_md.splitlines()[2:]:
+        for c in re.split(r"(?<!\\)\|", line.strip().strip("|")):
+            c = re.sub(r"\[`[^`]*`\]\([^)]*\)|`[^`]*`", "", c)  # links and code: names, not figures
+            c = re.sub(r"p [=<] [\d.]+", "", c)
+            for m in re.finditer(r"(?<![A-Za-z_\d.])\d+(?:\.\d+)?(?![\d.])", c):
+                rest = c[m.end() :]
+                if not (re.match(r"\s?[kMG]?\s?" + UNIT_RE.pattern, rest) or re.match(r"–\d", rest)):
+                    bad.append(c.strip())
+    return bad
+
+
+def test_the_first_screen_reads_at_a_glance(recorded):
+    """Headline with the best verified effect, its unit and its tier; counts; a target table of at most 6
+    columns with a unit on every number; the long parts collapsed."""
+    run, decision, _, costs = recorded
+    body = report.status_comment(
+        RUN, "done", None, 0.21, 5.0, DOSSIER, decision, run["candidates"], costs, LINKS, [], pull=PULL
+    )
+    lines = body.splitlines()
+    assert lines[2].startswith("✅ **2 verified winners.** Best: `")
+    assert "fewer estimated cycles on `attn_ms` (simulated, exact); wall time " in lines[2]
+    assert lines[4].startswith("**2 faster** · 0 slower · **2 no change** · **1 broken** · 0 noisy")
+    assert "**Next:** review the draft pull request #12" in body
+    first = body.split("<details><summary>All metrics")[0]
+    tables = re.findall(r"((?:^\|.*\|\n)+)", first, re.M)
+    assert len(tables) == 1
+    head = tables[0].splitlines()[0]
+    assert len(re.findall(r"(?<!\\)\|", head)) - 1 <= 6
+    assert numbers_without_units(tables[0]) == []
+    assert "Research dossier" in body and body.index("<details><summary>Research dossier") > body.index(
+        tables[0]
+    )
+    full = report.benchmark_table(decision, run["candidates"])
+    assert len(full.splitlines()[0].split(" | ")) <= 6 and numbers_without_units(full) == []
+
+
+def test_a_run_with_no_candidates_ticks_only_what_happened():
+    run = {**RUN, "state": "done"}
+    body = report.status_comment(
+        run,
+        "done",
+        None,
+        0.0,
+        5.0,
+        None,
+        None,
+        [],
+        None,
+        LINKS,
+        [],
+        pull={"reason": "research found no idea"},
+    )
+    assert "✅ **Done: no candidate to measure**: research found no idea" in body
+    assert "- ➖ Benchmark (A/B, interleaved) (not needed)" in body
+    assert "- ➖ Draft pull request (not needed)" in body and "✅ Draft pull request" not in body
+    assert "| candidate |" not in body and "status comment above" not in body
+    assert "**Next:** add a concrete idea to the issue" in body
+
+
+def test_the_pr_title_names_each_tier(recorded):
+    run, decision, _, _ = recorded
+    winner = decision["winners"][0]
+    title = report.pr_title({"kind": "single", "candidate": winner}, run["candidates"], decision)
+    assert re.search(r"\(attn_ms: simulated \d\.\d\d×, wall \d\.\d\d×\)$", title), title
+    no_sim = {**decision, "rows": [{**r, "simulated": None} for r in decision["rows"]]}
+    title = report.pr_title({"kind": "single", "candidate": winner}, run["candidates"], no_sim)
+    assert re.search(r"\(attn_ms: wall \d\.\d\d×\)$", title), title
+
+
+def test_counts_follow_the_verdict_table(recorded):
+    """Every verdict of bot/model.py counts somewhere: failures as broken, the others under their label."""
+    from bot.model import VERDICTS
+
+    for v, info in VERDICTS.items():
+        assert report.tally(v) == ("broken" if info.failed else info.label)
+    _, decision, _, _ = recorded
+    c = report.counts(decision)
+    assert sum(c.values()) == len(report.target_rows(decision)) == 5

@@ -447,10 +447,22 @@ def test_html_views_show_what_the_bot_did(sb: Sandbox, world: dict[str, Any]) ->
     repo = gh(sb, world["tokens"]["alice"]).get_repo("alice/proj")
     issue = repo.create_issue("<script>x</script> speed", body="**bold** body")
     issue.add_to_labels("autoresearch")
-    issue.create_comment("| variant | ns |\n|---|---|")
+    issue.create_comment(
+        "| variant | ns |\n|---|---|\n| a | 12 ns |\n\n- [x] done\n- [ ] to do\n\n"
+        "<details><summary>More</summary>\n\n```mermaid\nxychart-beta\n```\n\n</details>\n\n"
+        '<script>alert(1)</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">j</a> '
+        '<b onclick="alert(4)">b</b><!-- autoresearch:run:1 -->'
+    )
     page = requests.get(issue.html_url).text
     assert "&lt;script&gt;" in page and "<script>x" not in page
-    assert "autoresearch" in page and "| variant | ns |" in page and "**bold** body" in page
+    # rendered as GitHub renders it: bold, a GFM table, a task list, <details>, mermaid left as code
+    assert "autoresearch" in page and "<strong>bold</strong> body" in page
+    assert "<th>variant</th>" in page and "<td>12 ns</td>" in page
+    assert page.count('class="task-list-item-checkbox"') == 2 and 'checked="checked"' in page
+    assert "<details><summary>More</summary>" in page and '<code class="language-mermaid">' in page
+    # sanitized as GitHub sanitizes: no script, no event handler, no javascript: link, no hidden comment
+    assert "alert(" not in page and "onerror" not in page and "onclick" not in page
+    assert "javascript:" not in page and "autoresearch:run:1" not in page
     assert "alice/proj" in requests.get(sb.url + "/").text
     pr = next(p for p in repo.get_pulls(state="all") if p.title.startswith("Inline add"))
     assert "Inline add" in requests.get(pr.html_url).text

@@ -105,3 +105,40 @@ def test_commands_queue_and_retry(store):
     assert store.retry_command(cid, "boom", max_attempts=2) is False
     assert store.pending_commands() == []
     assert store.commands()[0]["state"] == "failed"
+
+
+def test_a_deferred_run_and_command_wait_for_the_clock_and_survive_reopening(tmp_path):
+    """A rate limit's deferral is stored: not claimed (run) or listed (command) before the time, on any
+    Store on the same file; a cancel is still picked up; resuming clears it and says so."""
+    now = [1000.0]
+    store = Store(tmp_path / "bot.db", clock=lambda: now[0])
+    assert store.schema_version == 3
+    run = store.create_run("o/r", 1, "bench", "alice")
+    store.defer_run(run.id, 2800.0, "GitHub rate limit (403: API rate limit exceeded)")
+    cmd = store.enqueue_command("status", "o/r", 2, "alice")
+    store.defer_command(cmd, 2800.0, "GitHub rate limit")
+    reopened = Store(tmp_path / "bot.db", clock=lambda: now[0])
+    for s in (store, reopened):
+        assert s.claim_run("w1") is None
+        assert s.pending_commands() == [] and len(s.pending_commands(due_only=False)) == 1
+    held = reopened.get_run(run.id)
+    assert held.deferred_until == 2800.0 and "rate limit" in held.deferred_reason
+    assert reopened.commands()[0]["attempts"] == 0
+    assert reopened.commands()[0]["detail"].startswith("deferred until 1970-01-01 00:46:40 UTC")
+    now[0] = 2800.0
+    claimed = reopened.claim_run("w1")
+    assert claimed is not None and claimed.id == run.id
+    assert [c["id"] for c in reopened.pending_commands()] == [cmd]
+    assert reopened.resume_run(run.id) and not reopened.resume_run(run.id)
+    assert reopened.get_run(run.id).deferred_until is None
+    messages = [e["message"] for e in reopened.events(run.id, "deferred")]
+    assert messages == [
+        "deferred until 1970-01-01 00:46:40 UTC: GitHub rate limit (403: API rate limit exceeded)",
+        "resumed after the rate limit's reset",
+    ]
+    # a stop is not kept waiting by a deferral
+    reopened.release_run(run.id, "w1")
+    reopened.defer_run(run.id, 9999.0, "again")
+    assert reopened.claim_run("w2") is None
+    reopened.request_cancel(run.id)
+    assert reopened.claim_run("w2").id == run.id

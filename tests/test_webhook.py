@@ -181,6 +181,55 @@ def test_commands_in_prose_around_code_are_found(body, expected):
     assert parse_slash_command(body) == expected
 
 
+@pytest.mark.parametrize(
+    "sep", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"], ids=ascii
+)
+def test_only_githubs_line_breaks_end_a_line(sep):
+    # GitHub renders these inside the line: "please /autoresearch stop" is not a line starting with a command
+    assert parse_slash_command(f"please{sep}/autoresearch stop") is None
+    assert parse_slash_command(f"{sep}/autoresearch stop") is None  # not at the very start of the line either
+    # what GitHub does break on: \n, \r\n, a lone \r
+    for nl in ("\n", "\r\n", "\r"):
+        assert parse_slash_command(f"please{sep}x{nl}/autoresearch stop{nl}thanks") == ("stop", [])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<details>\n/autoresearch stop\n</details>",
+        "<details><summary>logs</summary>\n\n/autoresearch rerun\n\n</details>",
+        "<details open>\n\n/autoresearch rerun\n\n</details>",
+        "<details>\n<details>\ninner\n</details>\n/autoresearch stop\n</details>",  # nested
+        "<DETAILS>\n/autoresearch stop",  # unclosed: hidden to the end
+        "<div hidden>\n\n/autoresearch stop\n\n</div>",
+        "<div\n  hidden\n>\n/autoresearch stop\n</div>",  # attributes over several lines
+        '<p hidden="hidden">\n/autoresearch stop\n</p>',
+        '<span aria-hidden="true">\n/autoresearch stop\n</span>',
+        '<div style="display: none">\n/autoresearch stop\n</div>',
+        "<template>\n/autoresearch stop\n</template>",
+        "<noscript>\n/autoresearch stop\n</noscript>",
+        "x <details>y</details>/autoresearch stop",
+        "<details>a</details><details>\n/autoresearch stop\n</details>",
+    ],
+)
+def test_commands_in_hidden_html_are_ignored(body):
+    assert parse_slash_command(body) is None
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("<details><summary>logs</summary>\nlong log\n</details>\n\n/autoresearch stop", ("stop", [])),
+        ("<div>\n/autoresearch stop\n</div>", ("stop", [])),  # a visible element
+        ("<div hidden>x</div>\n/autoresearch rerun", ("rerun", [])),
+        ("Use `<details>` for logs\n/autoresearch stop", ("stop", [])),  # a tag in inline code hides nothing
+        ("```html\n<details>\n```\n/autoresearch stop", ("stop", [])),  # nor one in a code block
+    ],
+)
+def test_commands_after_hidden_html_are_found(body, expected):
+    assert parse_slash_command(body) == expected
+
+
 def comment(body, login="alice", user_type="User", pull=False):
     issue = {"number": 9}
     if pull:
@@ -279,11 +328,14 @@ def _examples():
     return webhook_examples()
 
 
-@pytest.mark.parametrize("event", ["issues", "issue_comment", "ping", "installation", "pull_request_review"])
+@pytest.mark.parametrize(
+    "event", ["issues", "issue_comment", "ping", "installation", "pull_request_review", "check_run"]
+)
 def test_real_example_payloads_are_accepted_and_routed(env, event):
     _, store, client = env
     examples = _examples()[event]
     assert examples, f"no examples for {event}"
+    rerouted: list[dict] = []
     for payload in examples:
         r = post(client, event, payload)
         assert r.status_code in (200, 202), (event, payload.get("action"), r.json)
@@ -304,8 +356,30 @@ def test_real_example_payloads_are_accepted_and_routed(env, event):
             if commanded["comment"]["user"].get("type") != "Bot":
                 cmd = route(event, commanded, trigger_label="autoresearch")
                 assert cmd.kind == "status" and cmd.issue_number == payload["issue"]["number"]
+        if event == "check_run":
+            # GitHub's examples are other Apps' check runs: acknowledged and ignored; with the bot's
+            # external_id a Re-run click becomes the `rerequest` command, once per check run
+            assert not hasattr(outcome, "kind"), outcome
+            if payload.get("action") == "rerequested" and not rerouted:
+                rerouted.append(payload)
+                ours = json.loads(json.dumps(payload))
+                ours["check_run"]["external_id"] = "autoresearch:run=12:issue=5:kind=benchmark"
+                cmd = route(event, ours, trigger_label="autoresearch")
+                assert (cmd.kind, cmd.issue_number, cmd.args["run_id"]) == ("rerequest", 5, 12)
+                assert cmd.args["head_sha"] == payload["check_run"]["head_sha"]
+                assert cmd.key == f"check_run:{payload['check_run']['id']}:rerequested"
+                r = post(client, event, ours)
+                assert r.status_code == 202, r.json
+                assert post(client, event, ours).status_code == 200  # a replay under a new delivery id
+                assert [c["kind"] for c in store.pending_commands()].count("rerequest") == 1
+            for action in ("created", "completed", "requested_action"):
+                other = {**json.loads(json.dumps(payload)), "action": action}
+                other["check_run"]["external_id"] = "autoresearch:run=12:issue=5:kind=benchmark"
+                assert not hasattr(route(event, other, trigger_label="autoresearch"), "kind")
     if event == "ping":
         assert r.json["status"] == "pong"
+    if event == "check_run":
+        assert rerouted, "no check_run.rerequested example"
 
 
 def test_acknowledgement_over_real_http_is_fast(bot_store):

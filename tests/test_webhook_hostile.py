@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import http.client
+import http.server
 import json
 import logging
 import random
@@ -545,8 +546,22 @@ def test_status_pages_need_the_token_and_show_no_tracebacks(bot_store):
     assert client.get("/healthz").status_code == 200  # probes need no token
 
 
-def test_status_pages_without_a_token_only_for_direct_loopback_clients(bot_store):
+def test_status_pages_without_a_token_are_refused_even_on_loopback(bot_store):
+    # the default (status_pages: token) with no token set: nobody reads them, whatever the client's address
+    # (behind a proxy on this host every request comes from 127.0.0.1)
     settings, store = bot_store(webhook_secret=SECRET)
+    assert settings.status_pages == "token"
+    client = create_app(settings, store).test_client()
+    run_id = _seed_failed_run(store)
+    for path in ("/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"):
+        local = client.get(path, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert local.status_code == 403 and "status_token" in local.json["error"], path
+        assert "disk on fire" not in local.get_data(as_text=True)
+    assert client.get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+
+
+def test_status_pages_tokenless_loopback_only_as_an_explicit_opt_in(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, status_pages="loopback")
     client = create_app(settings, store).test_client()
     run_id = _seed_failed_run(store)
     local = client.get(f"/runs/{run_id}", environ_base={"REMOTE_ADDR": "127.0.0.1"})
@@ -557,3 +572,85 @@ def test_status_pages_without_a_token_only_for_direct_loopback_clients(bot_store
         "/api/runs", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"X-Forwarded-For": "203.0.113.7"}
     )
     assert proxied.status_code == 403
+
+
+def test_status_pages_off_and_unknown_paths_answer_404(bot_store):
+    settings, store = bot_store(webhook_secret=SECRET, status_token="s3cret-token")
+    client = create_app(settings, store).test_client()
+    for auth in ({}, {"Authorization": "Bearer s3cret-token"}):
+        # a path no route knows is a 404, not "status pages need the status token"
+        assert client.post("/webhook/", data=b"{}", headers=auth).status_code == 404
+        assert client.get("/nope", headers=auth).status_code == 404
+        assert client.get("/runs/abc", headers=auth).status_code == 404
+    assert client.get("/webhook").status_code == 405
+    settings, store = bot_store(webhook_secret=SECRET, status_token="s3cret-token", status_pages="off")
+    client = create_app(settings, store).test_client()
+    r = client.get("/api/runs", headers={"Authorization": "Bearer s3cret-token"})
+    assert r.status_code == 404 and "status_pages: off" in r.json["error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_status_pages_setting_is_validated():
+    from bot.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="status_pages"):
+        Settings(status_pages="public").validate()
+    assert Settings.load(env={"AUTORESEARCH_STATUS_PAGES": "loopback"}).status_pages == "loopback"
+
+
+class _PlainProxy(http.server.BaseHTTPRequestHandler):
+    """A reverse proxy like nginx's bare `proxy_pass`: forwards method, path, Authorization and body to the
+    upstream, adds no X-Forwarded-For / X-Real-IP / Forwarded header."""
+
+    upstream = 0
+
+    def log_message(self, *args):
+        pass
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=10)
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = _forward
+
+
+@pytest.mark.parametrize("token", [None, "s3cret-token"])
+def test_status_page_behind_a_headerless_proxy_refuses_a_request_without_the_token(bot_store, token):
+    settings, store = bot_store(webhook_secret=SECRET, status_token=token)
+    run_id = _seed_failed_run(store)
+    app_srv = make_server("127.0.0.1", 0, create_app(settings, store), threaded=True)
+    proxy_cls = type("Proxy", (_PlainProxy,), {"upstream": app_srv.server_port})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), proxy_cls)
+    for srv in (app_srv, proxy):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.server_address[1], timeout=10)
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        out = resp.status, resp.read().decode()
+        conn.close()
+        return out
+
+    try:
+        for path in ("/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"):
+            status, text = get(path)
+            assert status == (403 if token is None else 401), (path, status)
+            assert "disk on fire" not in text
+        if token:
+            status, text = get(f"/runs/{run_id}", {"Authorization": f"Bearer {token}"})
+            assert status == 200 and "disk on fire" in text
+        assert get("/healthz")[0] == 200
+    finally:
+        proxy.shutdown()
+        app_srv.shutdown()

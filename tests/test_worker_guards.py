@@ -229,3 +229,48 @@ def test_a_toy_command_is_one_spec_routed_dispatched_and_listed(bot, world, monk
     assert commands.footer_text() == (
         "<sub>Commands: `/autoresearch status | stop | rerun | bench <branch> | rebench | ping`</sub>"
     )
+
+
+def labeled_delivery(bot: dict[str, Any], world: World, number: int, state: str) -> Any:
+    payload = {
+        "action": "labeled",
+        "label": {"name": "autoresearch"},
+        "issue": {"number": number, "state": state},
+        "repository": {"full_name": world.repo},
+        "sender": {"login": "maria", "type": "User"},
+        "installation": {"id": world.inst},
+    }
+    raw = json.dumps(payload).encode()
+    return bot["client"].post(
+        "/webhook",
+        data=raw,
+        headers={
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, raw),
+        },
+    )
+
+
+def test_a_closed_issue_starts_nothing(bot, world):
+    number = world.issue("closed before the label")
+    world.api("PATCH", f"/repos/{world.repo}/issues/{number}", state="closed")
+    # the payload says closed: ignored at the edge, no command recorded
+    r = labeled_delivery(bot, world, number, "closed")
+    assert r.status_code == 200 and r.json["status"] == "ignored" and "closed" in r.json["reason"]
+    assert bot["store"].commands() == []
+    # a stale payload still saying open: the worker asks GitHub, which says closed; nothing said or queued
+    r = labeled_delivery(bot, world, number, "open")
+    assert r.status_code == 202
+    bot["worker"].tick_commands()
+    row = next(c for c in bot["store"].commands() if c["id"] == r.json["command_id"])
+    assert row["state"] == "ignored" and "closed" in row["detail"]
+    assert bot["store"].runs_for_issue(world.repo, number) == []
+    assert world.bot_comments(number) == []
+    # an explicit rerun on the closed issue: a one-line note, no run
+    rerun = deliver(bot, world, number, "/autoresearch rerun", "maria", installation=world.inst)
+    assert rerun["state"] == "ignored" and "closed" in rerun["detail"]
+    assert bot["store"].runs_for_issue(world.repo, number) == []
+    notes = world.bot_comments(number)
+    assert len(notes) == 1 and "closed" in notes[0] and "\n" not in notes[0].strip()

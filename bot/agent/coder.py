@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.agent.llm import LLM, BudgetExceeded, LLMError, Usage, blocks_to_params
 from bot.agent.tools import TOOL_DEFINITIONS, ToolError, Workspace, dispatch
-from bot.gitutil import BOT_IDENTITY
+from bot.gitutil import bot_identity
 from bot.gitutil import output as git
 from bot.text import fence, sanitize
 
@@ -376,12 +376,13 @@ def _commit(ws: Workspace, message: str) -> str:
 
 
 def _git_commit(root: Path, message: str, paths: list[str]) -> None:
+    name, email = bot_identity()
     git(
         root,
         "-c",
-        f"user.name={BOT_IDENTITY[0]}",
+        f"user.name={name}",
         "-c",
-        f"user.email={BOT_IDENTITY[1]}",
+        f"user.email={email}",
         "commit",
         "--no-verify",
         "--no-gpg-sign",

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,31 @@ class SharedCache:
         self.limit_bytes = int(limit_bytes)
 
     def warmed(self, key: str) -> bool:
-        return (self.markers / key).exists()
+        """A marker for `key` and a store that still holds at least what it held when the marker was
+        written; else stale (an emptied, deleted or shrunk store, or a marker of an older version, written
+        without checking the warm build): its marker is removed and the baseline warmed again."""
+        path = self.markers / key
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return False
+        files = self.files()
+        if not isinstance(info, dict) or files == 0 or files < int(info.get("store_files") or files + 1):
+            path.unlink(missing_ok=True)
+            return False
+        return True
 
     def mark(self, key: str, info: dict[str, Any]) -> None:
+        """Written only after a complete warm build (the runner checks its result): atomically, so a kill
+        leaves either no marker or a whole one; it records how many entries the store held then."""
         self.markers.mkdir(parents=True, exist_ok=True)
-        (self.markers / key).write_text(json.dumps(info))
+        tmp = self.markers / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({**info, "store_files": self.files()}))
+        os.replace(tmp, self.markers / key)
+
+    def files(self) -> int:
+        return sum(len(files) for _d, _s, files in os.walk(self.store))
 
     def size(self) -> int:
         total = 0
@@ -122,3 +143,51 @@ def warm_task(task: dict[str, Any], files_dir: Path, warm_dir: Path) -> dict[str
     spec["warm_only"] = True
     (warm_dir / spec_name).write_text(json.dumps(spec, indent=1))
     return {**task, "workdir": str(warm_dir), "name": f"{task.get('name', 'task')}-warm"}
+
+
+def warm_failure(result: dict[str, Any] | None) -> str:
+    """Why a warm-only driver run did not warm the cache ('' when it did): the driver exits 0 with a result
+    even when the baseline failed to build or its preset could not prepare (issue #19: a warm-up that
+    stopped at the model generation in 3 s was marked warm)."""
+    if not result:
+        return "no result"
+    if result.get("complete") is False:
+        return "incomplete result"
+    base = next(iter((result.get("variants") or {}).values()), None)
+    if not base:
+        return "no baseline in the result"
+    if base.get("status") != "ok" or not (base.get("build") or {}).get("ok"):
+        return f"baseline {base.get('status')}: {str(base.get('error') or '')[:200]}".rstrip(": ")
+    sim = base.get("simulated_build")
+    if sim is not None and not sim.get("ok"):
+        return "the baseline's simulation build failed"
+    if result.get("errors"):
+        return f"driver error: {str(result['errors'][0])[:200]}"
+    return ""
+
+
+STAT_KEYS = {"remote_hit": "remote_storage_hit", "local_hit": "local_storage_hit", "miss": "cache_miss"}
+
+
+def ccache_stats(ccache_dir: Path) -> dict[str, int] | None:
+    """What one driver run's own ccache saw: hits from the shared store (remote_hit), from its own primary
+    cache (local_hit), and compilations (miss); None without ccache or stats."""
+    ccache = shutil.which("ccache")
+    if not ccache or not Path(ccache_dir).is_dir():
+        return None
+    try:
+        out = subprocess.run(
+            [ccache, "--print-stats"],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CCACHE_DIR": str(ccache_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    raw = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+    try:
+        return {k: int(raw.get(v, 0)) for k, v in STAT_KEYS.items()}
+    except ValueError:
+        return None

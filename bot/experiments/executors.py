@@ -145,7 +145,11 @@ class LocalExecutor:
                 f"agent output, user branches) are untrusted and this host cannot isolate them ({why}). "
                 f"To fix: {jail.INSTALL_HINT}."
             )
-        return {**jail.make_plan(self.python, self.jail_paths, self.jail_uid), "limits": self.limits}
+        try:
+            plan = jail.make_plan(self.python, self.jail_paths, self.jail_uid)
+        except jail.JailError as exc:
+            raise UntrustedRefused(f"The local executor refuses to run the benchmark driver: {exc}.") from exc
+        return {**plan, "limits": self.limits}
 
     # ------------------------------------------------------------------ protocol
 
@@ -223,6 +227,12 @@ class LocalExecutor:
             warm = warm_runs.get(arch)
             if warm:  # the warm run before the batch is build time too
                 out[arch]["timings"]["cache_warm_s"] = float(warm.get("seconds") or 0.0)
+            if plan.get("shared_cache"):  # what the builds actually hit: the demo's COLD/WARM comes from it
+                task = plan["tasks"][arch]
+                out[arch]["compiler_cache"] = {
+                    "warm_up": warm or None,
+                    "batch": buildcache.ccache_stats(Path(task["workdir"]) / _bench_workdir(task) / "ccache"),
+                }
         return out
 
     def cancel(self, handle: str) -> None:
@@ -347,11 +357,20 @@ def _shared_cache(
             rw=[str(cache.store)],
         )
         seconds = round(time.monotonic() - t, 3)
+        wdir = Path(wtask["workdir"])
+        failure = f"exit {rc}" if rc != 0 else buildcache.warm_failure(_read_json(_task_result_path(wtask)))
+        stats = buildcache.ccache_stats(wdir / _bench_workdir(wtask) / "ccache")
+        if not failure and not cache.files():
+            failure = "the store is still empty"
         warm = _read_json(hdir / "warm.json") or {}
-        warm[arch] = {"exit": rc, "seconds": seconds}
+        warm[arch] = {"exit": rc, "seconds": seconds, "ok": not failure, "why": failure, "ccache": stats}
         _write_json(hdir / "warm.json", warm)
-        print(f"[runner] {time.time():.3f} {arch}: warm run exit {rc} in {seconds}s", flush=True)
-        if rc != 0:  # the batch's own run says what is wrong with the baseline; nothing is marked
+        print(
+            f"[runner] {time.time():.3f} {arch}: warm run exit {rc} in {seconds}s: "
+            + (f"NOT warm ({failure}); nothing marked" if failure else f"warm, ccache {stats}"),
+            flush=True,
+        )
+        if failure:  # the batch's own run says what is wrong with the baseline; nothing is marked
             return {}
         cache.mark(key, {"arch": arch, "handle": hdir.name, "seconds": seconds, "at": time.time()})
     if not cache.store.is_dir():
@@ -426,8 +445,16 @@ def _machine_lock(path: Path, shared: bool = False) -> Iterator[None]:
 
 
 def _result_path(plan: dict[str, Any], arch: str) -> Path:
-    task = plan["tasks"][arch]
+    return _task_result_path(plan["tasks"][arch])
+
+
+def _task_result_path(task: dict[str, Any]) -> Path:
     return Path(task["workdir"]) / str((task.get("envs") or {}).get("OUT", tasks.RESULT_NAME))
+
+
+def _bench_workdir(task: dict[str, Any]) -> str:
+    """The driver's --workdir (relative to the task's cwd): its own ccache is <it>/ccache."""
+    return str((task.get("envs") or {}).get("BENCH_WORKDIR", "work"))
 
 
 def _safe(name: str) -> str:

@@ -53,6 +53,7 @@ ETC_FILES = (
     "debian_version",
     "nsswitch.conf",
 )
+OWN_MOUNTS = ("/", "/tmp", "/dev", "/proc", "/sys", "/etc")  # the jail's own: never bound from the host
 ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")  # cwd + setpriv; gone after
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; the Makefile does it when "
@@ -89,13 +90,22 @@ def make_plan(
     uid: int = JAIL_UID,
     mode: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON-able jail settings of one batch (stored in batch.json; the detached runner reads them)."""
-    ro = [str(Path(p).absolute()) for p in [*interpreter_paths(python), *extra_ro]]
+    """The JSON-able jail settings of one batch (stored in batch.json; the detached runner reads them).
+    JailError (one sentence naming the path) when the interpreter cannot be made visible in the jail: the
+    jail then never runs, rather than `python3` falling back to another interpreter there."""
+    interp = interpreter_paths(python)
+    for p in interp:
+        why = unbindable(p)
+        if why:
+            raise JailError(f"the jail cannot bind the Python interpreter's directory {p} ({why})")
+    ro = [str(Path(p).absolute()) for p in [*interp, *extra_ro]]
     return {
         "mode": mode or mode_for_uid(),
         "uid": int(uid),
         "ro": list(dict.fromkeys(ro)),
         "python_bin": str(Path(python).absolute().parent),
+        "python": str(Path(python).absolute()),
+        "python_ro": [str(Path(p).absolute()) for p in interp],
     }
 
 
@@ -118,6 +128,18 @@ def sandbox_plan(
         "baseline_rw": [str(Path(p).absolute()) for p in baseline_rw],
         "shared_ro": [str(Path(p).absolute()) for p in shared_ro],
     }
+
+
+def unbindable(path: str) -> str:
+    """Why `path` cannot be bound read-only into the jail ('' when it can): it is missing, or it is (or holds)
+    one of the jail's own mounts (/, /tmp, /dev, /proc, /sys, /etc), whose host contents it hides."""
+    p = Path(path)
+    if not p.exists():
+        return "it does not exist"
+    for own in OWN_MOUNTS:
+        if _under(own, str(p)) or (own not in ("/", "/tmp") and _under(str(p), own)):
+            return f"it is or holds the jail's own {own}"
+    return ""
 
 
 def jail_env(plan: dict[str, Any], task_envs: dict[str, str] | None = None) -> dict[str, str]:
@@ -237,9 +259,8 @@ def command(
         bind("--ro-bind-try", f"/etc/{name}")
     for name in ("passwd", "group"):
         bind("--ro-bind", str(etc_dir / name), f"/etc/{name}")
-    for p in plan.get("ro", []):
-        if Path(p).exists() and not _under(p, "/usr"):
-            bind("--ro-bind", p)
+    # the private /tmp (and /dev, /proc) first, every bind after it: a checkout, venv or workdir that lives
+    # under /tmp is bound on top of the tmpfs, never hidden by it (bwrap applies its operations in order)
     args += [
         "--proc",
         "/proc",
@@ -257,6 +278,16 @@ def command(
         "--tmpfs",
         "/dev/shm",
     ]
+    made.update(("/proc", "/proc/sys", "/dev", "/dev/shm", "/tmp"))
+    for p in plan.get("ro", []):
+        if _under(p, "/usr"):
+            continue
+        if Path(p).exists():
+            bind("--ro-bind", p)
+        elif p in (plan.get("python_ro") or ()):
+            raise JailError(
+                f"the jail cannot bind the Python interpreter's directory {p} (it does not exist)"
+            )
     bind("--ro-bind-try", "/sys/devices/system/cpu")
     bind("--bind", str(workdir))
     for p in rw:
@@ -284,15 +315,18 @@ def command(
 
 @functools.lru_cache(maxsize=8)
 def _probe(mode: str, python: str, uid: int) -> tuple[bool, str]:
-    plan = make_plan(python, uid=uid, mode=mode)
     try:
+        plan = make_plan(python, uid=uid, mode=mode)
         with tempfile.TemporaryDirectory(prefix="autoresearch-jail-probe-") as tmp:
             work, etc = Path(tmp) / "w", Path(tmp) / "etc"
             work.mkdir()
             Path(tmp).chmod(0o755)
             prepare(plan, work, etc)
+            # `python3` as the driver finds it (PATH), which must be the bot's own interpreter and venv
             check = (
-                "import os, socket, sys; assert os.getuid() != 0; open('ok', 'w').write('1'); "
+                "import os, socket, sys; assert os.getuid() != 0; "
+                f"assert sys.prefix == {sys_prefix(python)!r}, 'python3 in the jail is ' + sys.prefix; "
+                "open('ok', 'w').write('1'); "
                 "s = socket.socket(); s.settimeout(2)\ntry: s.connect(('1.1.1.1', 53)); sys.exit(3)\n"
                 "except OSError: pass"
             )
@@ -319,6 +353,16 @@ def _probe(mode: str, python: str, uid: int) -> tuple[bool, str]:
 def probe(python: str = sys.executable, uid: int = JAIL_UID, mode: str | None = None) -> tuple[bool, str]:
     """(True, how) when a real jail starts here (no uid 0, no network, writable workdir), else (False, why)"""
     return _probe(mode or mode_for_uid(), str(Path(python).absolute()), int(uid))
+
+
+@functools.lru_cache(maxsize=8)
+def sys_prefix(python: str) -> str:
+    """sys.prefix of an interpreter (its venv, else its installation), as it reports it."""
+    if Path(python).absolute() == Path(sys.executable).absolute():
+        return sys.prefix
+    argv = [python, "-c", "import sys; print(sys.prefix)"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return out.stdout.strip()
 
 
 def _under(path: str, root: str) -> bool:

@@ -30,11 +30,29 @@ class PermissionDenied(ForgeError):
 
 
 class RateLimited(ForgeError):
-    """403/429 rate limit that could not be waited out within the configured cap."""
+    """403/429 rate limit that could not be waited out within the configured cap.
 
-    def __init__(self, status: int, message: str, wait_s: float | None = None) -> None:
+    `reset_at`: the epoch second GitHub names in `x-ratelimit-reset` when the primary limit is used up
+    (`x-ratelimit-remaining: 0`); `wait_s`: seconds to wait from now (`retry-after` of a secondary limit, or
+    PyGithub's computed backoff). `until(now)` is when to try again."""
+
+    DEFAULT_WAIT_S = 60.0  # GitHub: without retry-after or a reset time, wait at least a minute
+
+    def __init__(
+        self, status: int, message: str, wait_s: float | None = None, reset_at: float | None = None
+    ) -> None:
         super().__init__(status, message)
         self.wait_s = wait_s
+        self.reset_at = reset_at
+
+    def until(self, now: float) -> float:
+        """The epoch second to retry at: the reset (plus a second: GitHub does not say when in that second
+        it resets), else now + the wait; never earlier than a second from now."""
+        if self.reset_at is not None:
+            at = self.reset_at + 1.0
+        else:
+            at = now + (self.wait_s if self.wait_s is not None else self.DEFAULT_WAIT_S)
+        return max(at, now + 1.0)
 
 
 class Unprocessable(ForgeError):
@@ -83,6 +101,29 @@ def is_rate_limit(exc: GithubException) -> bool:
     return exc.status == 403 and Requester.isRateLimitError(message_of(exc))
 
 
+def _header(headers: object, name: str) -> str | None:
+    if headers is None or not hasattr(headers, "items"):  # a dict, or urllib3's HTTPHeaderDict
+        return None
+    for key, value in headers.items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
+def rate_limit_timing(exc: GithubException) -> tuple[float | None, float | None]:
+    """(wait seconds, reset epoch) of a rate-limit answer: `retry-after` (secondary limits) wins; then
+    `x-ratelimit-reset` when `x-ratelimit-remaining` is 0 (primary); then PyGithub's computed wait."""
+    headers = getattr(exc, "headers", None)
+    retry_after = _header(headers, "retry-after")
+    if retry_after and retry_after.strip().isdigit():
+        return float(retry_after), None
+    remaining, reset = _header(headers, "x-ratelimit-remaining"), _header(headers, "x-ratelimit-reset")
+    if remaining is not None and remaining.strip() == "0" and reset and reset.strip().isdigit():
+        return None, float(reset)
+    wait = getattr(exc, "wait", None)
+    return (float(wait) if isinstance(wait, (int, float)) else None), None
+
+
 def translate(exc: Exception, secrets: Iterable[str] = ()) -> ForgeError:
     """A PyGithub/requests exception as a short, token-free ForgeError (a ForgeError is returned as is)."""
     if isinstance(exc, ForgeError):
@@ -91,8 +132,8 @@ def translate(exc: Exception, secrets: Iterable[str] = ()) -> ForgeError:
         msg = redact(message_of(exc), secrets)[:MAX_MESSAGE]
         status = exc.status or 0
         if is_rate_limit(exc):
-            wait = getattr(exc, "wait", None)
-            return RateLimited(status, msg or "rate limited", wait)
+            wait, reset_at = rate_limit_timing(exc)
+            return RateLimited(status, msg or "rate limited", wait, reset_at)
         if status == 404:
             return NotFound(status, msg)
         if status in (401, 403):

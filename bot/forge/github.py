@@ -60,7 +60,9 @@ class _BoundedRetry(GithubRetry):
                 message = (
                     f"rate limited: Retry-After {wait:.0f}s exceeds the {self.max_rate_limit_wait:.0f}s cap"
                 )
-                raise RateLimitExceededExceedsMaxWait(response.status, {"message": message}, None, wait=wait)
+                raise RateLimitExceededExceedsMaxWait(
+                    response.status, {"message": message}, dict(response.headers), wait=wait
+                )
         return super().increment(method, url, response, *args, **kw)
 
 
@@ -118,6 +120,8 @@ class GitHubForge:
         self.refresh_margin_s = refresh_margin_s
         self.user_agent = user_agent
         self._login: str | None = None
+        self._identity: tuple[str, str] | None = None
+        self._html_urls: dict[str, str] = {}
         self._creds = Credentials(auth, self._client, self._call, self._integration, refresh_margin_s)
 
     # ----------------------------------------------------------------- clients and auth
@@ -239,6 +243,37 @@ class GitHubForge:
                 login = f"{slug}[bot]"
             self._login = login
         return self._login
+
+    def commit_identity(self, repo: str) -> tuple[str, str]:
+        """(name, email) of the bot's commits: GitHub's noreply address of the account the bot acts as, so
+        GitHub links the commits to it. An App: `<slug>[bot]` and `<bot user id>+<slug>[bot]@users.noreply.
+        <host>` (the id of the App's bot account, GET /users/<slug>[bot]; the App's id when that account
+        cannot be read); a token: its user's `<id>+<login>@users.noreply.<host>`. <host> is the web host of
+        the account's `html_url` (github.com, a GHE.com subdomain, a GitHub Enterprise Server host)."""
+        if self._identity is None:
+            if self._creds.token_client is not None:
+                client = self._creds.token_client
+                me = self._call(lambda: client.get_user())
+                login, uid, html = me.login, int(me.id), me.html_url
+            else:
+                app = self._call(lambda: self._creds.app().get_app())
+                login = f"{app.slug}[bot]"
+                uid, html = int(app.id), app.html_url
+                try:
+                    bot = self._call(lambda: self._creds.client_for(repo).get_user(login))
+                    uid, html = int(bot.id), bot.html_url or html
+                except ForgeError:  # the App's id still names the App
+                    pass
+            host = urllib.parse.urlsplit(html or "").hostname or "github.com"
+            self._identity = (login, f"{uid}+{login}@users.noreply.{host}")
+        return self._identity
+
+    def repo_html_url(self, repo: str) -> str:
+        """The repository's web address as the API gives it (`html_url`): right for github.com, GHE.com and
+        GitHub Enterprise Server alike, where deriving it from the API's base URL is not."""
+        if repo not in self._html_urls:
+            self._html_urls[repo] = str(self._raw(repo, "GET", "")["html_url"]).rstrip("/")
+        return self._html_urls[repo]
 
     def permission(self, repo: str, user: str) -> str:
         """The user's effective role on the repo; 'none' when unknown."""
@@ -623,8 +658,11 @@ class GitHubForge:
         summary: str = "",
         text: str = "",
         details_url: str | None = None,
+        external_id: str | None = None,
     ) -> int:
         body = {"name": name, "head_sha": head_sha}
+        if external_id:
+            body["external_id"] = external_id
         body.update(self._check_body(status, conclusion, title or name, summary, text, details_url))
         data = self._raw(repo, "POST", "/check-runs", body, idempotent=False)
         return int(data["id"])

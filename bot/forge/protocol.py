@@ -58,6 +58,7 @@ class Forge(Protocol):
         summary: str = "",
         text: str = "",
         details_url: str | None = None,
+        external_id: str | None = None,
     ) -> int:
         """A check run on head_sha; its id. `conclusion` needs status 'completed'."""
 

@@ -1,5 +1,6 @@
 """The shape of a preset's `preset_options:` section: one `Option` per key, checked by one generic validator
-(`bot.config.validate_options`), so a preset declares its options instead of carrying validation code."""
+(a pydantic model made from them, bot/configmodel.py `option_model`; the JSON Schema shows them per preset),
+so a preset declares its options instead of carrying validation code."""
 
 from __future__ import annotations
 

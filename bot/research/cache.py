@@ -54,11 +54,14 @@ def with_retries(
     wait_s: float = 1.0,
     retry_on: Callable[[BaseException], bool] = lambda exc: True,
 ) -> T:
-    """Call `fn` up to `attempts` times with exponential back-off; re-raise the last error."""
+    """Call `fn` up to `attempts` times with exponential back-off; re-raise the last error. A GitHub rate
+    limit is raised at once (retrying in seconds cannot help; the run is deferred until the reset)."""
+    from ..forge.errors import RateLimited
+
     retrying = Retrying(
         stop=stop_after_attempt(max(1, attempts)),
         wait=wait_exponential(multiplier=wait_s, max=max(wait_s, 30.0)) if wait_s > 0 else wait_none(),
-        retry=retry_if_exception(retry_on),
+        retry=retry_if_exception(lambda exc: not isinstance(exc, RateLimited) and retry_on(exc)),
         reraise=True,
     )
     return retrying(fn)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import pathglob
+from ..forge.errors import RateLimited
 from ..gitutil import GIT_ENV, GitError, run
 from ..text import clean, one_line
 from .cache import JsonCache, with_retries
@@ -323,6 +324,8 @@ def scan_forks(
         upstream_sha = with_retries(
             lambda: forge.branch_sha(repo, base_branch), options.attempts, options.retry_wait_s
         )
+    except RateLimited:  # the run is deferred until the reset, not short of a source
+        raise
     except Exception as exc:
         return [], [
             SourceNote(
@@ -339,6 +342,8 @@ def scan_forks(
                     lambda: forge.list_forks(repo, max_forks), options.attempts, options.retry_wait_s
                 )
             )[:max_forks]
+        except RateLimited:  # the run is deferred until the reset, not short of a source
+            raise
         except Exception as exc:
             notes.append(
                 SourceNote(
@@ -356,6 +361,8 @@ def scan_forks(
             branch, ahead = compare_ahead(forge, repo, base_branch, upstream_sha, target, cache, options)
             ahead_total[kind] += len(ahead["commits"])
             got, problem = examine_fork(forge, target, branch, ahead, hot_globs, clone_dir, baseline, options)
+        except RateLimited:  # the run is deferred until the reset, not short of a source
+            raise
         except Exception as exc:  # one unreadable fork must not hide the others
             problems[kind].append(f"{target}: {type(exc).__name__}: {one_line(str(exc), 160)}")
             continue

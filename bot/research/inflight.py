@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import pathglob
+from ..forge.errors import RateLimited
 from ..text import clean, one_line
 from .cache import JsonCache, with_retries
 from .model import Hypothesis, SourceNote
@@ -100,6 +101,8 @@ def find_in_flight(
     for kind in ("pull", "issue"):
         try:
             rows = _load(forge, repo, kind, limit, cache, attempts, wait_s)
+        except RateLimited:  # the run is deferred until the reset, not short of a source
+            raise
         except Exception as exc:
             errors.append(f"{kind}s: {type(exc).__name__}: {one_line(str(exc), 160)}")
             continue

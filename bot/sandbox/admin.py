@@ -176,6 +176,36 @@ def make_admin(
         faults.append(rule)
         return jsonify(rule), 201
 
+    @bp.route("/rate-limits", methods=["GET", "POST", "DELETE"])
+    def rate_limits() -> Any:
+        """Impose a GitHub rate limit on a caller: {"login": "<slug>[bot]" (all callers when absent),
+        "seconds": until the reset, "kind": "primary" (403/429 with x-ratelimit-remaining: 0 and
+        x-ratelimit-reset) | "secondary" (retry-after), "status": 403 | 429}."""
+        if request.method == "DELETE":
+            state.rate_limits.clear()
+            return Response(status=204)
+        if request.method == "POST":
+            data = body()
+            need(data, "seconds")
+            limit = state.impose_rate_limit(
+                data.get("login"),
+                float(data["seconds"]),
+                str(data.get("kind", "primary")),
+                int(data.get("status", 403)),
+            )
+            return jsonify(vars(limit)), 201
+        return jsonify([vars(x) for x in state.rate_limits])
+
+    @bp.route("/clock", methods=["GET", "POST"])
+    def clock() -> Any:
+        """The sandbox's clock (rate-limit resets follow it): POST {"advance_s": N} moves it forward."""
+        if request.method == "POST":
+            advance = float(body().get("advance_s", 0))
+            if advance < 0:
+                raise ApiError(422, "the clock only moves forward")
+            state.clock_offset_s += advance
+        return jsonify({"now": state.now(), "offset_s": state.clock_offset_s})
+
     @bp.route("/requests", methods=["GET", "DELETE"])
     def requests_log() -> Any:
         if request.method == "DELETE":

@@ -613,7 +613,8 @@ class Renderer:
             "external_id": run.external_id,
             "url": f"{r}/check-runs/{run.id}",
             "html_url": f"{self.base}/{repo.full_name}/runs/{run.id}",
-            "details_url": run.details_url,
+            # GitHub: without one given, the App's homepage
+            "details_url": run.details_url or (f"{self.base}/apps/{app.slug}" if app else None),
             "status": run.status,
             "conclusion": run.conclusion,
             "started_at": run.started_at,
@@ -628,8 +629,60 @@ class Renderer:
                 "annotations_url": f"{r}/check-runs/{run.id}/annotations",
             },
             "app": self.app(app) if app else None,
-            "pull_requests": [],
+            "pull_requests": self.check_pulls(repo, run.head_sha),
         }
+
+    def check_pulls(self, repo: Repo, sha: str) -> list[dict[str, Any]]:
+        """The open pull requests of `repo` whose head is `sha`, as a check run lists them (minimal)."""
+        out = []
+        for issue in repo.issues.values():
+            p = issue.pull
+            if p is None or issue.state != "open":
+                continue
+            head_repo = self.state.repos.get(p.head_repo)
+            head_sha = gitrepo.resolve(head_repo.path, f"refs/heads/{p.head_ref}") if head_repo else None
+            if head_sha != sha:
+                continue
+
+            def side(r: Repo, ref: str, at: str | None) -> dict[str, Any]:
+                return {
+                    "ref": ref,
+                    "sha": at or "",
+                    "repo": {"id": r.id, "url": f"{self.api}/repos/{r.full_name}", "name": r.name},
+                }
+
+            base_sha = gitrepo.resolve(repo.path, f"refs/heads/{p.base_ref}")
+            out.append(
+                {
+                    "id": issue.id,
+                    "number": issue.number,
+                    "url": f"{self.api}/repos/{repo.full_name}/pulls/{issue.number}",
+                    "head": side(head_repo or repo, p.head_ref, head_sha),
+                    "base": side(repo, p.base_ref, base_sha),
+                }
+            )
+        return out
+
+    def check_run_event(self, repo: Repo, run: CheckRun) -> dict[str, Any]:
+        """A check run as the `check_run` webhook carries it: with its check suite spelled out."""
+        d = self.check_run(repo, run)
+        app = self.state.apps.get(run.app_id) if run.app_id else None
+        d["check_suite"] = {
+            "id": run.id,
+            "node_id": node_id("CheckSuite", run.id),
+            "head_branch": None,
+            "head_sha": run.head_sha,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "url": f"{self.api}/repos/{repo.full_name}/check-suites/{run.id}",
+            "before": None,
+            "after": run.head_sha,
+            "pull_requests": d["pull_requests"],
+            "app": self.app(app) if app else None,
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
+        }
+        return d
 
 
 def installation_ref(inst: Installation | None) -> dict[str, Any] | None:

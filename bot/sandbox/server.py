@@ -17,6 +17,7 @@ from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from bot import mdrender as markdown
 from bot.gitutil import run as git_run
 from bot.sandbox import gitrepo
 from bot.sandbox.admin import make_admin
@@ -76,6 +77,44 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
             {inst.app_id: r.installation(inst)},
         )
 
+    def rate_limited() -> Response | None:
+        """GitHub's answer to a caller whose imposed rate limit has not reset yet (REST only: git over HTTP
+        is not rate-limited this way)."""
+        if not request.path.startswith("/api/v3") or not state.rate_limits:
+            return None
+        try:
+            caller, _ = parse_auth(state)
+        except ApiError:
+            return None
+        if caller is None:
+            return None
+        limit = state.rate_limit_for(caller.login)
+        if limit is None:
+            return None
+        limit.hits += 1
+        reset = int(limit.reset_at) + (0 if limit.reset_at.is_integer() else 1)
+        who = (
+            f"installation ID {caller.installation.id}"
+            if caller.installation
+            else f"user ID {state.user(caller.login).id}"
+        )
+        if limit.kind == "primary":
+            message = f"API rate limit exceeded for {who}."
+            headers = {
+                "X-RateLimit-Limit": "5000",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset),
+                "X-RateLimit-Used": "5000",
+                "X-RateLimit-Resource": "core",
+            }
+        else:
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            )
+            wait = max(1, int(limit.reset_at - state.now() + 0.999))
+            headers = {"Retry-After": str(wait), "X-RateLimit-Remaining": "4000"}
+        return error_response(limit.status, message, headers=headers)
+
     app.register_blueprint(make_api(state, {"checks_require_app": checks_require_app}))
     app.register_blueprint(make_admin(state, faults, request_log, fire_installation))
 
@@ -93,6 +132,9 @@ def create_app(state: SandboxState, checks_require_app: bool = True) -> Flask:
     def inject_fault() -> Any:
         if request.path.startswith("/_sandbox"):
             return None
+        limited = rate_limited()
+        if limited is not None:
+            return limited
         for rule in faults:
             if rule["times"] == 0:
                 continue
@@ -232,27 +274,48 @@ def run_http_backend(root: Path, path_info: str, remote_user: str | None) -> Res
 
 # ---- read-only HTML views ----------------------------------------------------------------------------
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }} - sandbox</title>
-<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}pre{white-space:pre-wrap;
-background:#f6f8fa;padding:.6em;border-radius:4px}.label{background:#ddf;border-radius:1em;padding:0 .5em;
-margin-right:.3em}.box{border:1px solid #ccc;border-radius:4px;margin:.8em 0;padding:.4em .8em}
-.meta{color:#666;font-size:90%}</style></head>\
-<body><p><a href="/">sandbox GitHub</a></p>{{ content|safe }}</body></html>"""
+_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }} - sandbox</title>
+<style>body{font-family:sans-serif;max-width:914px;margin:0 auto;padding:0 0 2em;color:#1f2328}
+pre.raw{white-space:pre-wrap;background:#f6f8fa;padding:.6em;border-radius:4px}
+.label{background:#ddf;border-radius:1em;padding:0 .5em;margin-right:.3em}
+.box{border:1px solid #d1d9e0;border-radius:6px;margin:.8em 0}
+.box>.meta{background:#f6f8fa;border-bottom:1px solid #d1d9e0;margin:0;padding:.5em 16px}
+.box>.markdown-body{padding:16px}.box>.reactions{padding:0 16px 8px}
+.meta{color:#59636e;font-size:90%}h1.title{font-weight:400;font-size:26px;margin:16px 0 4px}
+.ok{color:#1a7f37}.bad{color:#d1242f}.neutral{color:#59636e}{{ css }}</style></head>\
+<body><p class="meta" style="padding:0 16px"><a href="/">sandbox GitHub</a></p>{{ content|safe }}\
+</body></html>"""
 
-_ISSUE = """<h1>{{ issue.title }} <span class="meta">#{{ issue.number }}</span></h1>
+_ISSUE = """<h1 class="title">{{ issue.title }} <span class="meta">#{{ issue.number }}</span></h1>
 <p class="meta">{{ kind }} · {{ issue.state }} · opened by {{ issue.user }} · {{ issue.created_at }}
 {% if pull %} · {{ pull.head_repo }}:{{ pull.head_ref }} → {{ pull.base_ref }}\
 {% if pull.draft %} · draft{% endif %}{% endif %}</p>
 <p>{% for l in issue.labels %}<span class="label">{{ l }}</span>{% endfor %}</p>
-<div class="box"><pre>{{ issue.body or '' }}</pre>{{ reactions(issue.reactions) }}</div>
-{% for c in comments %}<div class="box" id="issuecomment-{{ c.id }}"><p class="meta">{{ c.user }} commented
+<div class="box" id="issue-body"><p class="meta">{{ issue.user }} opened {{ issue.created_at }}</p>
+<div class="markdown-body">{{ md(issue.body) }}</div>
+<div class="reactions">{{ reactions(issue.reactions) }}</div>
+</div>
+{% for c in comments %}<div class="box comment" id="issuecomment-{{ c.id }}">
+<p class="meta">{{ c.user }} commented
 {{ c.created_at }}{% if c.updated_at != c.created_at %} (edited {{ c.updated_at }}){% endif %}</p>
-<pre>{{ c.body }}</pre>{{ reactions(c.reactions) }}</div>{% endfor %}
+<div class="markdown-body">{{ md(c.body) }}</div><div class="reactions">{{ reactions(c.reactions) }}</div>
+</div>{% endfor %}
 {% for rv in reviews %}<div class="box"><p class="meta">review by {{ rv.user }}: {{ rv.state }}</p>\
-<pre>{{ rv.body }}</pre></div>{% endfor %}
-{% if runs %}<h2>Check runs</h2><ul>\
-{% for r in runs %}<li>{{ r.name }}: {{ r.status }} {{ r.conclusion or '' }}
-{% if r.output.get('title') %} — {{ r.output.get('title') }}{% endif %}</li>{% endfor %}</ul>{% endif %}"""
+<div class="markdown-body">{{ md(rv.body) }}</div></div>{% endfor %}
+{% if runs %}<h2>Checks</h2><ul>\
+{% for r in runs %}<li><a href="/{{ repo }}/runs/{{ r.id }}">{{ r.name }}</a>: {{ r.status }}
+{{ r.conclusion or '' }}{% if r.output.get('title') %} — {{ r.output.get('title') }}{% endif %}</li>\
+{% endfor %}</ul>{% endif %}"""
+
+_CHECK_RUN = """<h1 class="title">{{ r.name }}</h1>
+<p class="meta">{{ r.status }}{% if r.conclusion %} · <span class="{{ 'ok' if r.conclusion == 'success' else
+'bad' if r.conclusion == 'failure' else 'neutral' }}">{{ r.conclusion }}</span>{% endif %} · {{ r.head_sha }}
+{% if (r.details_url or '').startswith(('http://', 'https://')) %} · \
+<a href="{{ r.details_url }}">details</a>{% endif %}</p>
+<div class="box"><p class="meta">{{ r.output.get('title') or '' }}</p>
+<div class="markdown-body">{{ md(r.output.get('summary')) }}
+{% if r.output.get('text') %}{{ md(r.output.get('text')) }}{% endif %}</div></div>"""
 
 
 def register_html(app: Flask, state: SandboxState) -> None:
@@ -264,8 +327,11 @@ def register_html(app: Flask, state: SandboxState) -> None:
             counts[r.content] = counts.get(r.content, 0) + 1
         return Markup(" ".join(f'<span class="label">{escape(k)} {v}</span>' for k, v in counts.items()))
 
+    def md(text: str | None) -> Markup:
+        return Markup(markdown.render(text))  # sanitized by markdown.render (GitHub's allowlist)
+
     def page(title: str, content: str) -> str:
-        return render_template_string(_PAGE, title=title, content=content)
+        return render_template_string(_PAGE, title=title, content=content, css=Markup(markdown.CSS))
 
     @app.get("/")
     def home() -> str:
@@ -323,6 +389,8 @@ def register_html(app: Flask, state: SandboxState) -> None:
                 reviews=issue.reviews,
                 runs=runs,
                 reactions=reactions,
+                md=md,
+                repo=repo.full_name,
             )
         return page(f"{issue.title} #{number}", content)
 
@@ -344,12 +412,7 @@ def register_html(app: Flask, state: SandboxState) -> None:
             raise ApiError(404, "Not Found")
         return page(
             run.name,
-            render_template_string(
-                "<h1>{{ r.name }}</h1><p>{{ r.status }} {{ r.conclusion or '' }} · {{ r.head_sha }}</p>"
-                "<h2>{{ r.output.get('title') or '' }}</h2><pre>{{ r.output.get('summary') or '' }}</pre>"
-                "<pre>{{ r.output.get('text') or '' }}</pre>",
-                r=run,
-            ),
+            render_template_string(_CHECK_RUN, r=run, md=md),
         )
 
 

@@ -28,7 +28,7 @@ DEFAULT_APP_PERMISSIONS = {
     "checks": "write",
     "metadata": "read",
 }
-DEFAULT_APP_EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review"]
+DEFAULT_APP_EVENTS = ["issues", "issue_comment", "pull_request_review", "check_run"]
 MANIFEST_CODE_TTL_S = 3600.0  # GitHub: the code of the manifest flow expires after one hour
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
@@ -144,6 +144,8 @@ class CheckRun:
     details_url: str | None = None
     external_id: str | None = None
     output: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
 
 
 @dataclass
@@ -228,6 +230,20 @@ class Hook:
 
 
 @dataclass
+class RateLimit:
+    """A rate limit imposed on a caller (admin API): until `reset_at` (sandbox clock) its REST calls are
+    answered as GitHub answers a used-up primary limit (403/429, x-ratelimit-remaining: 0,
+    x-ratelimit-reset) or a secondary limit (403/429 with retry-after)."""
+
+    id: int
+    login: str | None  # None: every caller with a token
+    kind: str  # "primary" | "secondary"
+    status: int  # 403 | 429
+    reset_at: float
+    hits: int = 0
+
+
+@dataclass
 class Caller:
     """Who is making a request."""
 
@@ -255,7 +271,31 @@ class SandboxState:
         self.org_members: dict[str, set[str]] = {}
         self.manifest_codes: dict[str, ManifestCode] = {}
         self._ids: dict[str, int] = {}
+        self.rate_limits: list[RateLimit] = []
+        self.clock_offset_s = 0.0  # the admin API moves the sandbox's clock (rate-limit resets) forward
         self.sender = WebhookSender(lambda: list(self.hooks.values()))
+
+    # ---- clock and rate limits -------------------------------------------------------------------
+    def now(self) -> float:
+        """The sandbox's clock (epoch seconds): real time plus what the admin API advanced it by."""
+        return time.time() + self.clock_offset_s
+
+    def impose_rate_limit(self, login: str | None, seconds: float, kind: str, status: int) -> RateLimit:
+        if kind not in ("primary", "secondary"):
+            raise ApiError(422, f"rate limit kind must be primary or secondary, got {kind!r}")
+        if status not in (403, 429):
+            raise ApiError(422, f"a rate limit answers 403 or 429, not {status}")
+        with self.lock:
+            limit = RateLimit(self.next_id("rate_limit"), login, kind, status, self.now() + float(seconds))
+            self.rate_limits.append(limit)
+            return limit
+
+    def rate_limit_for(self, login: str) -> RateLimit | None:
+        """The limit `login`'s requests hit now (the latest imposed that has not reset), or None."""
+        with self.lock:
+            now = self.now()
+            live = [r for r in self.rate_limits if r.reset_at > now and r.login in (None, login)]
+            return live[-1] if live else None
 
     # ---- ids -----------------------------------------------------------------------------------
     def next_id(self, kind: str) -> int:
@@ -590,6 +630,7 @@ class SandboxState:
                     setattr(run, key, fields[key])
             if fields.get("output"):
                 run.output = {**run.output, **fields["output"]}
+            run.updated_at = now_iso()
             if fields.get("conclusion") is not None:
                 run.status = "completed"
             if run.status == "completed":

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from bot.sandbox import gitrepo
 from bot.sandbox.api.common import Api, invalid
+from bot.sandbox.api.webhooks import repo_installations
 from bot.sandbox.state import ApiError, Caller, Repo
 
 FIELDS = (
@@ -83,4 +84,33 @@ def register(api: Api) -> Blueprint:
             state.update_check_run(run, **check_fields(api.body()))
         return jsonify(g.r.check_run(repo, run))
 
+    @route("/repos/<owner>/<name>/check-runs/<int:rid>/rerequest", ["POST"])
+    def rerequest_check_run(owner: str, name: str, rid: int) -> Any:
+        """GitHub's Re-run button: the App that created the check run gets `check_run` `rerequested`."""
+        repo = api.load(owner, name)
+        run = state.check_runs.get(rid)
+        if run is None or run.repo != repo.full_name:
+            raise ApiError(404, "Not Found")
+        c = api.caller()
+        state.require(repo, c, "write")
+        if run.status != "completed":
+            raise ApiError(422, "This check run is not rerequestable")
+        emit_check_run(api, repo, run, "rerequested", c.login)
+        return api.created({})
+
     return bp
+
+
+def emit_check_run(api: Api, repo: Repo, run: Any, action: str, sender: str) -> None:
+    """A `check_run` delivery, to the App that created the check run only (as GitHub sends rerequested and
+    requested_action)."""
+    insts = {k: v for k, v in repo_installations(api.state, repo).items() if k == run.app_id}
+    payload = {
+        "action": action,
+        "check_run": g.r.check_run_event(repo, run),
+        "repository": g.r.repo(repo, full=False),
+        "sender": g.r.user(sender),
+    }
+    if insts:
+        payload["installation"] = next(iter(insts.values()))
+    api.state.sender.emit("check_run", payload, insts)
