@@ -231,7 +231,9 @@ class LocalExecutor:
                 task = plan["tasks"][arch]
                 out[arch]["compiler_cache"] = {
                     "warm_up": warm or None,
-                    "batch": buildcache.ccache_stats(Path(task["workdir"]) / _bench_workdir(task) / "ccache"),
+                    "batch": buildcache.ccache_stats(
+                        _baseline_ccache(Path(task["workdir"]) / _bench_workdir(task))
+                    ),
                 }
         return out
 
@@ -359,7 +361,7 @@ def _shared_cache(
         seconds = round(time.monotonic() - t, 3)
         wdir = Path(wtask["workdir"])
         failure = f"exit {rc}" if rc != 0 else buildcache.warm_failure(_read_json(_task_result_path(wtask)))
-        stats = buildcache.ccache_stats(wdir / _bench_workdir(wtask) / "ccache")
+        stats = buildcache.ccache_stats(_baseline_ccache(wdir / _bench_workdir(wtask)))
         if not failure and not cache.files():
             failure = "the store is still empty"
         warm = _read_json(hdir / "warm.json") or {}
@@ -442,6 +444,13 @@ def _machine_lock(path: Path, shared: bool = False) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- small utilities
+
+
+def _baseline_ccache(workdir: Path) -> Path:
+    """The baseline build's ccache dir: the driver gives every variant its own (work/ccache/<variant>), the
+    baseline's first; work/ccache itself unsandboxed (local_trust: all)."""
+    own = workdir / "ccache" / "baseline"
+    return own if own.is_dir() else workdir / "ccache"
 
 
 def _result_path(plan: dict[str, Any], arch: str) -> Path:
