@@ -22,12 +22,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="module", params=["local", "vm"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """local: the local executor's runner starts the driver; vm: the driver run as a SkyPilot VM runs it
+    (bench.yaml's `run` in the task files, as root, no executor): the same sandboxes on both paths."""
     ok, why = jail.probe()
     if not ok:
         pytest.skip(why)
-    return hostile.run_batches(tmp_path_factory.mktemp("hostile"))
+    work = tmp_path_factory.mktemp(f"hostile-{request.param}")
+    return hostile.run_vm(work) if request.param == "vm" else hostile.run_batches(work)
 
 
 def test_both_batches_finish_and_the_bot_reads_a_regular_result(run: dict) -> None:
