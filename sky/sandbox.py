@@ -60,6 +60,18 @@ ETC_FILES = (
 )
 ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")  # cwd + setpriv; gone after
 POLL_S = 0.2
+# what a failed allocation under RLIMIT_AS prints (glibc, C++, Python, Rust, Go, the shell)
+ENOMEM_MARKERS = (
+    b"Cannot allocate memory",
+    b"std::bad_alloc",
+    b"MemoryError",
+    b"out of memory",
+    b"Out of memory",
+)
+
+
+def lim_as_mb(limits: Limits) -> int:
+    return limits.memory_mb * 4
 
 
 class SandboxError(RuntimeError):
@@ -287,7 +299,7 @@ class Sandbox:
         nproc = lim.processes if self.mode == "root" else lim.processes + count_tasks(os.getuid())
         host = [
             self.prlimit,
-            f"--as={lim.memory_mb * 4 << 20}",
+            f"--as={lim_as_mb(lim) << 20}",
             f"--nproc={nproc}",
             f"--fsize={lim.file_mb << 20}",
             f"--cpu={lim.cpu_s}",
@@ -387,6 +399,9 @@ class Sandbox:
             reason = f"exceeded CPU time limit ({self.limits.cpu_s}s per process)"
         if reason is None and rc == -signal.SIGXFSZ:
             reason = f"exceeded file size limit ({self.limits.file_mb} MiB)"
+        if reason is None and rc != 0 and any(m in reader.tail() for m in ENOMEM_MARKERS):
+            cap = lim_as_mb(self.limits)
+            reason = f"exceeded memory limit (allocation refused at {cap} MiB address space)"
         if reason is None and reader.overflow:
             reason = f"exceeded output limit ({self.limits.output_mb} MiB)"
         if reason and rc == 0:
@@ -426,6 +441,9 @@ class _Reader(threading.Thread):
 
     def data(self) -> bytes:
         return b"".join(self.chunks)
+
+    def tail(self, n: int = 4096) -> bytes:
+        return b"".join(self.chunks[-4:])[-n:]
 
 
 # ---------------------------------------------------------------- processes
