@@ -343,8 +343,8 @@ class Sandbox:
             os.close(args_w)
             os.close(sec_w)
             fds = [args_r, sec_r]
-            start_disk = {str(d): du(d) for d in cell.writable_dirs()}
-            t0 = time.monotonic()
+            start_disk = free_bytes(cell.writable_dirs())
+            t0, wall0 = time.monotonic(), time.time_ns()
 
             p = subprocess.Popen(
                 host,
@@ -380,7 +380,7 @@ class Sandbox:
                         reason = f"exceeded process limit ({self.limits.processes} processes/threads)"
                     elif now - last_disk > 1.0:
                         last_disk = now
-                        reason = self._disk_breach(cell, start_disk)
+                        reason = self._disk_breach(cell, start_disk, wall0)
                 if reason:
                     break
         finally:
@@ -394,7 +394,7 @@ class Sandbox:
         if 128 < rc < 128 + 65:  # bwrap (pid 1 of the sandbox) exits 128+N when its child died of signal N
             rc = -(rc - 128)
         if reason is None:
-            reason = self._disk_breach(cell, start_disk)
+            reason = self._disk_breach(cell, start_disk, wall0)
         if reason is None and rc == -signal.SIGXCPU:
             reason = f"exceeded CPU time limit ({self.limits.cpu_s}s per process)"
         if reason is None and rc == -signal.SIGXFSZ:
@@ -408,10 +408,16 @@ class Sandbox:
             rc = 124 if reason.startswith("timeout") else 137
         return Outcome(rc, reader.data(), reason, round(time.monotonic() - t0, 3))
 
-    def _disk_breach(self, cell: Cell, start: dict) -> str | None:
+    def _disk_breach(self, cell: Cell, start: dict, since_ns: int) -> str | None:
+        """O(1) while nothing is written: the free space of the cell's filesystems; only when it fell by more
+        than the limit are the cell's files written since the invocation started counted (other writers on a
+        shared host then cost a walk, never a verdict)."""
         limit = self.limits.disk_mb << 20
+        now = free_bytes(cell.writable_dirs())
+        if all(start.get(dev, 0) - free <= limit for dev, free in now.items()):
+            return None
         for d in cell.writable_dirs():
-            if du(d) - start.get(str(d), 0) > limit:
+            if du(d, since_ns) > limit:
                 return f"exceeded disk limit ({self.limits.disk_mb} MiB written into {d.name})"
         return None
 
@@ -529,16 +535,30 @@ def kill_uid(uid: int) -> int:
 # ---------------------------------------------------------------- files
 
 
-def du(path: Path) -> int:
-    """Bytes allocated under path (no symlinks followed)."""
+def du(path: Path, since_ns: int = 0) -> int:
+    """Bytes allocated under path (no symlinks followed), counting files modified at or after since_ns."""
     total = 0
     for dirpath, dirnames, filenames in os.walk(path):
         for name in filenames + dirnames:
             try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                st = os.lstat(os.path.join(dirpath, name))
             except OSError:
-                pass
+                continue
+            if st.st_mtime_ns >= since_ns:
+                total += st.st_blocks * 512
     return total
+
+
+def free_bytes(dirs: list) -> dict:
+    """{filesystem id: bytes free} of the filesystems holding dirs."""
+    out = {}
+    for d in dirs:
+        try:
+            st = os.statvfs(d)
+            out[f"{os.stat(d).st_dev}"] = st.f_bavail * st.f_frsize
+        except OSError:
+            continue
+    return out
 
 
 def chown_tree(tree: Path, uid: int, gid: int) -> None:
