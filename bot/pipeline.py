@@ -126,8 +126,11 @@ def config_problems(exc: ConfigError, limit: int = 10) -> str:
 
     def one(e: ConfigError) -> str:
         where = f" (line {e.line})" if e.line and " at line " not in e.problem else ""
-        field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"**{md_cell(e.field, 130)}**: "
-        return f"{field}{md_cell(e.problem, 240)}{where}"  # values quoted from the file: inert
+        field = "" if e.field in ("", PROJECT_CONFIG_FILE) else f"**{inline(e.field, 130)}**: "
+        return f"{field}{inline(e.problem, 240)}{where}"
+
+    def inline(text: str, limit: int) -> str:  # values quoted from the file: inert, no @mention; `>` as is
+        return md_cell(text, limit).replace("&gt;", ">")
 
     errors = sorted(exc.errors, key=lambda e: e.line or 0)
     if len(errors) == 1:
