@@ -786,7 +786,7 @@ def _minutes(seconds: float) -> str:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    from .config import _merge as merge
+    from .configmodel import merge  # bot.config._merge moved there (cfgmodel merge)
 
     return merge(base, over)
 

@@ -206,6 +206,9 @@ class Sandbox:
         if self.mode == "user" and os.geteuid() == 0:
             raise SandboxError("user mode needs a non-root driver: as root it keeps uid 0 in the sandbox")
         self.seccomp = seccomp_program()
+        # bwrap < 0.8 (Ubuntu 22.04's 0.6) has no --size nor --disable-userns: /tmp is then a directory of the
+        # cell's scratch (on disk, inside the disk watch) and the seccomp filter alone refuses user namespaces
+        self.features = bwrap_features(self.bwrap)
 
     def uid_for(self, index: int) -> int:
         return self.uid_base + int(index) if self.mode == "root" else os.getuid()
@@ -236,7 +239,7 @@ class Sandbox:
             for cap in ROOT_CAPS:
                 a += ["--cap-add", cap]
         else:
-            a += ["--unshare-user", "--disable-userns"]
+            a += ["--unshare-user"] + (["--disable-userns"] if "--disable-userns" in self.features else [])
         made: set[str] = {"/"}
 
         def parents(dest: str) -> None:
@@ -253,8 +256,15 @@ class Sandbox:
 
         # the kernel filesystems and the private /tmp first: binds below may lie under /tmp (a checkout there)
         a += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
-        a += ["--perms", "1777", "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp"]
-        a += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm"]
+        if "--size" in self.features:
+            a += ["--perms", "1777", "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp"]
+            a += ["--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm"]
+        else:
+            tmp = cell.scratch / ".tmp"
+            tmp.mkdir(exist_ok=True)
+            if self.mode == "root":
+                os.chown(tmp, cell.uid, cell.uid)
+            a += ["--bind", str(tmp), "/tmp", "--dir", "/dev/shm"]
         made.update(("/proc", "/proc/sys", "/dev", "/dev/shm", "/tmp"))
         bind("--ro-bind", "/usr")
         for name in TOP_LINKS:
@@ -420,6 +430,22 @@ class Sandbox:
             if du(d, since_ns) > limit:
                 return f"exceeded disk limit ({self.limits.disk_mb} MiB written into {d.name})"
         return None
+
+
+_FEATURES: dict = {}
+
+
+def bwrap_features(bwrap: str | None) -> set:
+    """The options this bwrap knows (from its --help), cached per binary."""
+    if not bwrap:
+        return set()
+    if bwrap not in _FEATURES:
+        try:
+            text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        _FEATURES[bwrap] = {w for w in text.split() if w.startswith("--")}
+    return _FEATURES[bwrap]
 
 
 class _Reader(threading.Thread):

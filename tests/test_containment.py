@@ -153,3 +153,12 @@ def test_a_changed_sealed_baseline_is_tampering_and_no_candidate_survives(
         "slow": "bench_failed",
     }
     assert policy.decide({"x86": r}, proj).winners == []
+
+
+@needs_root_bwrap
+def test_an_old_bwrap_without_size_gets_a_disk_backed_tmp_inside_the_disk_watch(cell) -> None:
+    box, c = cell
+    box.features = box.features - {"--size", "--disable-userns"}  # bubblewrap 0.6 (Ubuntu 22.04)
+    out = sh(box, c, "echo hi > /tmp/x && cat /tmp/x; unshare -Ur true && echo USERNS")
+    assert out.output.strip() == b"hi" and out.rc != 0 or b"USERNS" not in out.output
+    assert (c.scratch / ".tmp" / "x").read_text() == "hi\n"
