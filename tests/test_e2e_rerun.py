@@ -46,8 +46,10 @@ def test_a_rerun_updates_the_draft_pr_of_the_same_fork_commits(tmp_path):
         [first] = store.list_runs()
         assert advance(world, first.id).state == "done"
         repo = world.gh("maria").get_repo(world.repo)
-        [pr] = list(repo.get_pulls(state="open"))
         pub1 = store.get_artifact(first.id, "publication")
+        pulls = list(repo.get_pulls(state="open"))
+        assert len(pulls) == 1, (pub1, store.get_artifact(first.id, "decision").get("winners"))
+        pr = pulls[0]
         assert pub1["pr_number"] == pr.number and pr.head.sha == pub1["head_sha"]
 
         # the base moves on, then a maintainer asks for a rerun
