@@ -1,5 +1,5 @@
 """Command line: `autoresearch-bot serve | worker | sandbox | demo | bench | status | doctor | config
-validate | app create` (also `python -m bot`)."""
+validate | config schema | app create` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
-    from .configmodel import project_schema
+    from .configschema import project_schema
 
     text = json.dumps(project_schema(), indent=2) + "\n"
     if args.out:

@@ -77,6 +77,7 @@ class ConfigError(ValueError):
 # the model
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # a command
+OptText = Annotated[str, StringConstraints(max_length=4096)]  # an optional command ("" as good as none)
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=1024)]  # a path pattern
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 Arch = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -112,7 +113,9 @@ class Build(Section):
 
 class Validate(Section):
     commands: _list(Text) = Field(default_factory=list, description="each must exit 0")
-    compare_output: Text | None = Field(None, description="a command whose stdout must equal the baseline's")
+    compare_output: OptText | None = Field(
+        None, description="a command whose stdout must equal the baseline's"
+    )
     timeout: int = Field(900, ge=1, description="seconds")
 
 
@@ -139,7 +142,7 @@ class Benchmark(Section):
 
 class Simulate(Section):
     enabled: bool = Field(True, description="the simulated-cost tier (cachegrind)")
-    command: Text | None = Field(None, description="default: benchmark.command")
+    command: OptText | None = Field(None, description="default: benchmark.command")
     timeout: int | None = Field(None, ge=1, description="default: 100 x the slowest wall-time invocation")
 
 
@@ -193,6 +196,15 @@ class Publish(Section):
     )
 
 
+class Parallel(Section):
+    max_vms_per_arch: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="fan-out: VMs per arch a wave's candidates are split over (null: from the budget)",
+    )
+
+
 class Project(Section):
     """`.autoresearch.yml`. Defaults are the generic preset's; another preset fills its own first."""
 
@@ -214,6 +226,7 @@ class Project(Section):
     agent: Agent = Field(default_factory=Agent)
     budget: Budget = Field(default_factory=Budget)
     publish: Publish = Field(default_factory=Publish)
+    parallel: Parallel = Field(default_factory=Parallel)
 
 
 GENERIC_DEFAULTS: dict[str, Any] = Project().model_dump(by_alias=True)
@@ -486,11 +499,30 @@ def _cross_checks(d: dict[str, Any], preset: Any, known: list[str] | None) -> li
     return errors
 
 
+def _bounded(data: Any) -> None:
+    """Data not read through bot/configyaml.py (a dict from code or JSON) within its limits too: nesting
+    depth and value count, walked without recursion."""
+    from .configyaml import MAX_DEPTH, MAX_NODES
+
+    stack, seen = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_NODES:
+            why = f"nested more than {MAX_DEPTH} levels deep" if depth > MAX_DEPTH else "too many values"
+            raise ConfigError(PROJECT_CONFIG_FILE, why)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def build_project(data: Any, known_architectures: list[str] | None = None) -> dict[str, Any]:
     """The merged, validated project config as plain data (ARCHITECTURE.md's shape), or ConfigError with
     every problem found."""
     if not isinstance(data, dict):
         raise ConfigError("", "project config must be a mapping")
+    _bounded(data)
     errors: list[ConfigError] = []
     legacy = set(presets.legacy_sections())
     known = [k for k in _WRAPPERS if k != "preset_hooks"]  # (preset_hooks: accepted, never suggested)
@@ -519,62 +551,3 @@ def build_project(data: Any, known_architectures: list[str] | None = None) -> di
     if errors:
         raise ConfigError.of(errors)
     return out
-
-
-# ------------------------------------------------------------------------------------------------------------
-# the JSON Schema (docs/autoresearch.schema.json: `autoresearch-bot config schema` writes it)
-
-
-def _is(name: str) -> dict[str, Any]:
-    """JSON Schema: the file's preset is `name` (generic: also when it names none)."""
-    named = {"properties": {"preset": {"const": name}}, "required": ["preset"]}
-    return {"anyOf": [{"not": {"required": ["preset"]}}, named]} if name == "generic" else named
-
-
-def project_schema() -> dict[str, Any]:
-    """The JSON Schema of `.autoresearch.yml` as a project writes it (before the preset's defaults are merged
-    in): the model's, plus per preset its `preset_options:` and the fields it needs the project to set."""
-    schema = Project.model_json_schema(by_alias=True)
-    props = schema["properties"]
-    del props["preset_hooks"]  # the registry sets it; a project never does
-    props["preset"] = {
-        "description": "bot/presets/: the defaults and the options this project starts from",
-        "enum": list(presets.REGISTRY),
-        "default": "generic",
-    }
-    props["preset_options"] = {
-        "description": "the preset's options (generic: none); see the preset's OPTIONS",
-        "type": "object",
-    }
-    rules = []
-    for name, preset in presets.REGISTRY.items():
-        options = option_model(preset).model_json_schema()
-        options.pop("title", None)
-        then: dict[str, Any] = {"properties": {"preset_options": options}}
-        needs: dict[str, list[str]] = {}
-        for dotted_field in preset.REQUIRED:
-            section, key = dotted_field.split(".", 1)
-            needs.setdefault(section, []).append(key)
-        if not merge(GENERIC_DEFAULTS, preset.DEFAULTS)["benchmark"]["metrics"]:
-            needs.setdefault("benchmark", []).append("metrics")
-        if needs:
-            then["required"] = sorted(needs)
-            for section, keys in needs.items():
-                then["properties"][section] = {"required": keys}
-                if "metrics" in keys:
-                    then["properties"][section]["properties"] = {"metrics": {"minItems": 1}}
-        if preset.LEGACY_SECTION:
-            props[preset.LEGACY_SECTION] = {
-                "description": f"deprecated name of preset_options: (preset {name} only)",
-                "type": "object",
-            }
-            then["properties"][preset.LEGACY_SECTION] = options
-        rules.append({"if": _is(name), "then": then})
-    for section, owner in presets.legacy_sections().items():
-        rules.append({"if": {"not": _is(owner)}, "then": {"not": {"required": [section]}}})
-    schema["allOf"] = rules
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "autoresearch-bot project config (.autoresearch.yml)",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }

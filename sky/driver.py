@@ -49,6 +49,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import statistics
 import subprocess
 import sys
@@ -59,17 +60,32 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
+import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
+import exercised  # noqa: E402  (sky/exercised.py: do the changed functions run natively at all)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
+import roofline  # noqa: E402  (sky/roofline.py: memory bandwidth and compute peak of this machine)
+import sandbox  # noqa: E402  (sky/sandbox.py: every candidate-code invocation runs in one of its sandboxes)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
 SCHEMA = 1
 LOG_TAIL = 4000
 NUMBER = r"[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf)"
 METRIC_RE = re.compile(
-    rf"^\s*METRIC\s+([A-Za-z0-9_.:\-]+)\s*=\s*({NUMBER})\s*$", re.IGNORECASE | re.MULTILINE
+    rf"^[ \t]*METRIC[ \t]+([A-Za-z0-9_.:\-]{{1,100}})[ \t]*=[ \t]*({NUMBER})[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
+MAX_METRIC_VALUES = 10_000  # METRIC lines per invocation (declared or not): more fails the invocation
+SAFE_ENV_KEYS = ("LANG", "LC_ALL", "TERM", "CCACHE_REMOTE_STORAGE", "CCACHE_MAXSIZE")
+SANDBOX_ENV = "AUTORESEARCH_SANDBOX"  # "off" (local_trust: all), a JSON plan, or unset (required: defaults)
+
+
+class Tampered(RuntimeError):
+    """The sealed baseline changed: nothing this run measured can be trusted."""
+
+
 STRATEGIES = ("auto", "ccache", "incremental", "clean")
 
 
@@ -91,12 +107,12 @@ def signal_name(num: int) -> str:
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and all its descendants (found through /proc), leaving our process group alone."""
     children: dict = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for st_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = st_file.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(int(fields[1]), []).append(int(st_file.parent.name))
     todo, victims = [pid], []
     while todo:
         p = todo.pop()
@@ -127,12 +143,66 @@ class Ctx:
     baseline_worktree: Path | None = None
     log: Callable[[str], None] = log
     state: dict = dataclasses.field(default_factory=dict)  # scratch space for presets (models, caches)
+    emulate: dict | None = None  # spec.emulate: built for another arch, its programs run under qemu-user
+    baseline_sha: str = ""
+    # containment (sky/sandbox.py); sandbox None = unsandboxed (local_trust: all, or the driver's own tests)
+    sandbox: Any = None
+    cells: dict = dataclasses.field(default_factory=dict)  # variant name -> sandbox.Cell
+    current: str | None = None  # the variant whose hook is running (the driver sets it)
+    shared_ro: list = dataclasses.field(default_factory=list)  # inputs every sandbox sees read-only
+    breaches: dict = dataclasses.field(default_factory=dict)  # variant -> the last limit it hit
+    guard: Callable[[str], None] | None = None  # called before every invocation of a variant (seal check)
+    cell_env: dict = dataclasses.field(default_factory=dict)  # variant -> env overrides (its CCACHE_DIR)
 
     def bench_prefix(self) -> list:
         """`taskset -c <cpus>` when pinning is available."""
         if self.cpus and shutil.which("taskset"):
             return ["taskset", "-c", ",".join(str(c) for c in self.cpus)]
         return []
+
+    def cell_for(self, path: Path | None = None, owner: Path | str | None = None) -> Any:
+        """The variant cell a command belongs to: `owner` (a variant name or a path of its cell), else the
+        current variant when it owns `path`, else the one variant that owns it (None without cells)."""
+        if not self.cells:
+            return None
+        if isinstance(owner, str) and owner in self.cells:
+            return self.cells[owner]
+        probe = Path(owner) if owner is not None else Path(path or ".")
+        current = self.cells.get(self.current) if self.current else None
+        if current is not None and current.owns(probe):
+            return current
+        owners = [c for c in self.cells.values() if c.owns(probe)]
+        if len(owners) == 1:
+            return owners[0]
+        raise sandbox.SandboxError(f"no single variant owns {probe} (current: {self.current})")
+
+    def scratch(self, worktree: Path) -> Path:
+        """The variant's own writable directory for outputs (bound read-write into its sandboxes only)."""
+        cell = self.cell_for(owner=worktree)
+        if cell is None:
+            d = Path(self.workdir) / "scratch" / safe_name(Path(worktree).name)
+            d.mkdir(parents=True, exist_ok=True)
+            return d
+        return cell.scratch
+
+    def private_dir(self, worktree: Path, name: str) -> Path:
+        """A directory of the variant's own (outside its tree), e.g. its CMake build tree; the variant's uid
+        owns it. Bind it where the preset needs it with `mount`."""
+        cell = self.cell_for(owner=worktree)
+        who = cell.name if cell is not None else Path(worktree).name
+        d = Path(self.workdir) / "cells" / safe_name(who) / name
+        if not d.exists():
+            d.mkdir(parents=True)
+            if cell is not None and self.sandbox is not None:
+                self.sandbox.give(cell, d)
+        return d
+
+    def mount(self, worktree: Path, src: Path, dest: Path, writable: bool) -> None:
+        """Bind src at dest in the variant's sandboxes (replacing an earlier mount at dest)."""
+        cell = self.cell_for(owner=worktree)
+        if cell is None:
+            return
+        cell.mounts = [m for m in cell.mounts if str(m[1]) != str(dest)] + [(str(src), str(dest), writable)]
 
     def run(
         self,
@@ -141,20 +211,40 @@ class Ctx:
         timeout: float = 3600,
         pin: bool = False,
         extra_env: dict | None = None,
+        owner: Path | str | None = None,
+        merge_stderr: bool = True,
     ) -> tuple[int, str]:
-        """Run a command (a shell string or argv list); return (returncode, stdout+stderr)."""
-        env = dict(self.env)
-        env.update(extra_env or {})
+        """Run a command (a shell string or argv list); return (returncode, stdout+stderr). With a sandbox,
+        in the sandbox of the variant that owns cwd (or `owner`): its cell only, within its limits."""
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        cell = self.cell_for(cwd, owner) if self.sandbox is not None else None
+        env = dict(self.env)
+        if cell is not None:
+            env.update(self.cell_env.get(cell.name, {}))
+        env.update(extra_env or {})
+        if self.emulate:
+            argv = emulate.wrap(argv, cwd, self.emulate, env.get("PATH", ""))
         if pin:
             argv = self.bench_prefix() + argv
-        rc, raw, timed_out = run_captured(argv, cwd, env, timeout, merge_stderr=True)
-        if timed_out:
-            return 124, raw.decode(errors="replace") + f"\n[driver] timeout after {timeout}s"
-        out = raw.decode(errors="replace")
-        if rc < 0:
-            out += f"\n[driver] killed by signal {-rc} ({signal_name(-rc)})"
-        return rc, out
+        if self.sandbox is None:
+            rc, raw, timed_out = run_captured(argv, cwd, env, timeout, merge_stderr=merge_stderr)
+            if timed_out:
+                return 124, raw.decode(errors="replace") + f"\n[driver] timeout after {timeout}s"
+            out = raw.decode(errors="replace")
+            if rc < 0:
+                out += f"\n[driver] killed by signal {-rc} ({signal_name(-rc)})"
+            return rc, out
+        if self.guard is not None:
+            self.guard(cell.name)
+        res = self.sandbox.run(cell, argv, Path(cwd), env, timeout, self.shared_ro, merge_stderr=merge_stderr)
+        out = res.output.decode(errors="replace")
+        if res.reason:
+            self.breaches[cell.name] = res.reason
+            out += f"\n[driver] killed: {res.reason}"
+            return (124 if res.reason.startswith("timeout") else res.rc or 137), out
+        if res.rc < 0:
+            out += f"\n[driver] killed by signal {-res.rc} ({signal_name(-res.rc)})"
+        return res.rc, out
 
 
 # ---------------------------------------------------------------- generic preset
@@ -226,7 +316,12 @@ def _compare_output(cmd: str, worktree: Path, baseline_worktree: Path, ctx: Ctx,
 
 
 def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
-    rc, raw, _ = run_captured(["bash", "-c", cmd], cwd, ctx.env, timeout, merge_stderr=False)
+    if ctx.sandbox is not None:  # Ctx.run wraps emulation too
+        return ctx.run(cmd, cwd, timeout=timeout, merge_stderr=False)
+    argv = ["bash", "-c", cmd]
+    if ctx.emulate:
+        argv = emulate.wrap(argv, cwd, ctx.emulate, ctx.env.get("PATH", ""))
+    rc, raw, _ = run_captured(argv, cwd, ctx.env, timeout, merge_stderr=False)
     return rc, raw.decode(errors="replace")
 
 
@@ -257,17 +352,29 @@ def _first_difference(expected: str, got: str) -> str:
     return f"output length differs: expected {len(a)} lines, got {len(b)}"
 
 
-def parse_metrics(text: str) -> dict:
-    """`METRIC name=value` lines -> {name: [values...]} in order of appearance."""
+def parse_metrics(text: str, cap: int = MAX_METRIC_VALUES) -> dict:
+    """`METRIC name=value` lines -> {name: [values...]} in order of appearance; more than `cap` lines is an
+    error (BenchError), whatever their names."""
     out: dict = {}
-    for name, value in METRIC_RE.findall(text):
+    for n, (name, value) in enumerate(METRIC_RE.findall(text)):
+        if n >= cap:
+            raise BenchError(f"more than {cap} METRIC lines in one invocation")
         out.setdefault(name, []).append(float(value))
     return out
 
 
+def declared_metrics(project: dict) -> set:
+    """The metric names the baseline's config declares (benchmark.metrics and the target)."""
+    bench = project.get("benchmark") or {}
+    names = {str(m.get("name")) for m in bench.get("metrics") or [] if isinstance(m, dict) and m.get("name")}
+    if bench.get("target"):
+        names.add(str(bench["target"]))
+    return names
+
+
 HOOKS_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 HOOK_FUNCTIONS = ("prepare", "build", "validate", "bench")
-NOT_HOOKS = ("driver", "paired", "simulate")  # the driver's own modules
+NOT_HOOKS = ("driver", "paired", "simulate", "sandbox", "gitrun", "pathglob")  # the driver's own modules
 
 
 def load_preset(project: dict) -> Any:
@@ -408,6 +515,7 @@ def ccache_setup(workdir: Path) -> dict:
     }
 
 
+HARDWARE_ONLY_ALPHA = 0.1  # = bot/experiments/stats/policy.py's: the level factor of a wall-only verdict
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".cu", ".s", ".S", ".f90", ".rs", ".go")
 
 
@@ -444,6 +552,16 @@ def choose_strategy(requested: str, has_ccache: bool, cmake_tree: bool, changes:
     return "incremental", "only translation units modified"
 
 
+def make_writable(tree: Path) -> None:
+    """Owner write bits back on a tree copied from the sealed (read-only) baseline."""
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in [".", *dirnames, *filenames]:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode) and not st.st_mode & 0o200:
+                os.chmod(p, stat.S_IMODE(st.st_mode) | 0o200)
+
+
 def copy_built_tree(src: Path, dst: Path) -> None:
     """Copy a built worktree (minus its .git link) keeping mtimes, so unchanged outputs stay up to date."""
     for entry in src.iterdir():
@@ -464,6 +582,7 @@ def prepare_candidate_tree(
         return
     add_worktree(mirror, path, base_sha, checkout=False)
     copy_built_tree(base_tree, path)
+    make_writable(path)  # the baseline is sealed (read-only): its copy is the candidate's to change
     gitrun.output(path, "reset", "-q")  # index := baseline, stat of the copied files
     gitrun.output(path, "checkout", "-q", "-f", "--detach", sha)  # rewrites only differing files (new mtimes)
 
@@ -510,6 +629,9 @@ class Driver:
         self.ctx: Ctx | None = None
         self.preset: Any = None
         self.seconds: dict = {}  # seconds per benchmark invocation, per variant
+        self.box: Any = None  # sandbox.Sandbox, set in phase_prepare unless the sandbox is off
+        self.plan: dict = {}
+        self.sealed: dict = {}  # {"roots", "digest", "signature"} once the baseline is sealed
 
     @property
     def baseline(self) -> str:
@@ -538,12 +660,25 @@ class Driver:
             self.phase_fetch()
             self.phase_prepare()
             self.phase_build()
+            self.note_blind_spots()
             if self.spec.get("warm_only"):
-                self.phase_warm_simulation_build()
+                if not self.spec.get("emulate"):  # an emulated arch is never simulated
+                    self.phase_warm_simulation_build()
+            elif self.spec.get("emulate"):  # correctness only: timing and simulation need the real machine
+                self.phase_validate()
+                self.result["emulated"] = dict(self.spec["emulate"])
+                self.result["simulation"] = {"available": False, "reason": "emulated: correctness only"}
+                for v in self.result["variants"].values():
+                    v["status"] = "ok" if v["status"] == "pending" else v["status"]
             else:
                 self.phase_validate()
+                self.measure_roofline()
                 self.phase_bench()
+                self.check_exercised()
                 self.phase_simulate()
+            self.final_seal_check()
+        except Tampered as e:
+            self.tampered(str(e))
         except Exception as e:  # noqa: BLE001  (recorded, never lost)
             self.error(f"{type(e).__name__}: {e}")
         for v in self.result["variants"].values():
@@ -557,6 +692,28 @@ class Driver:
             + ", ".join(f"{n}={v['status']}" for n, v in self.result["variants"].items())
         )
         return self.result
+
+    def tampered(self, why: str) -> None:
+        """The sealed baseline changed: nothing measured is trusted; every candidate is rejected."""
+        self.error(why)
+        self.result["tampered"] = why
+        for name in self.names[1:]:
+            v = self.variant(name)
+            v["status"] = "bench_failed" if v["status"] in ("ok", "pending") else v["status"]
+            v["error"] = f"{why}; the run is not trusted"
+            v["samples"] = {}
+            v.pop("pairs", None)
+            v.pop("stop", None)
+            v.pop("simulated", None)
+
+    def simulating(self) -> bool:
+        sim_cfg = self.project.get("simulate") or {}
+        primary = str((self.project.get("decision") or {}).get("primary", "both"))
+        return (
+            bool(getattr(self.preset, "simulate_build", None))
+            and primary != "wall"
+            and sim_cfg.get("enabled") is not False
+        )
 
     def phase_fetch(self) -> None:
         t = time.monotonic()
@@ -572,17 +729,123 @@ class Driver:
         add_worktree(self.mirror, self.trees[self.baseline], self.shas[self.baseline])
         self.write(announce=True)
 
+    def make_sandbox(self) -> Any:
+        """The sandbox every candidate-code invocation runs in (AUTORESEARCH_SANDBOX: unset = required with
+        this host's defaults, a JSON plan from the local executor, or "off" = unsandboxed); SandboxError when
+        it is required and cannot be built here: nothing is run then."""
+        raw = os.environ.get(SANDBOX_ENV, "")
+        if raw.strip().lower() == "off":
+            self.result["sandbox"] = {"enabled": False, "reason": f"{SANDBOX_ENV}=off (local_trust: all)"}
+            return None
+        plan = json.loads(raw) if raw.strip() else {}
+        if not isinstance(plan, dict):
+            raise sandbox.SandboxError(f"{SANDBOX_ENV} must be a JSON object or 'off'")
+        limits = dict(plan.get("limits") or {})
+        limits.update(self.project.get("limits") or {})
+        plan["limits"] = limits
+        ro = list(plan.get("ro") or [])
+        exe = Path(sys.executable).absolute()
+        for p in (exe.parent.parent, exe.resolve().parent.parent):  # the interpreter presets may call
+            if (p / "bin").is_dir() and str(p) != "/usr" and str(p) not in ro and str(p) != "/":
+                ro.append(str(p))
+        plan["ro"] = ro
+        self.plan = plan
+        box = sandbox.Sandbox(plan)
+        box.write_etc(self.workdir / "sandbox-etc")
+        lim = dataclasses.asdict(box.limits)
+        self.result["sandbox"] = {"enabled": True, "mode": box.mode, "limits": lim}
+        log(f"sandbox: bubblewrap {box.mode} mode, one per invocation, limits {lim}")
+        return box
+
+    def make_cells(self) -> None:
+        """One cell per variant: its tree, a scratch dir, its own uid (root mode) and ccache dir."""
+        ctx = self.ctx
+        store = self.workdir / "ccache-store"
+        own = self.workdir / "ccache-own"
+        for i, name in enumerate(self.names):
+            scratch = self.workdir / "scratch" / safe_name(name)
+            scratch.mkdir(parents=True, exist_ok=True)
+            cell = sandbox.Cell(name, self.box.uid_for(i), self.trees[name], scratch)
+            ctx.cells[name] = cell
+            self.box.give(cell, scratch)
+            if ctx.ccache_env:
+                # its own ccache dir, bound at one path for all (the same environment for every variant); the
+                # baseline's build also fills a batch store, which candidates see read-only
+                cdir = self.workdir / "ccache" / safe_name(name)
+                cdir.mkdir(parents=True, exist_ok=True)
+                self.box.give(cell, cdir)
+                cell.mounts.append((str(cdir), str(own), True))
+                if i == 0:
+                    store.mkdir(parents=True, exist_ok=True)
+                    self.box.give(cell, store)
+                cell.mounts.append((str(store), str(store), i == 0))
+                remote = (
+                    [os.environ["CCACHE_REMOTE_STORAGE"]] if os.environ.get("CCACHE_REMOTE_STORAGE") else []
+                )
+                env = {"CCACHE_DIR": str(own), "CCACHE_REMOTE_STORAGE": " ".join([*remote, f"file:{store}"])}
+                ctx.cell_env[name] = env
+        for p in self.plan.get("baseline_rw") or []:  # the warm-only run's shared compiler cache store
+            ctx.cells[self.baseline].mounts.append((str(p), str(p), True))
+        ctx.shared_ro.extend(str(p) for p in self.plan.get("shared_ro") or [])
+        if ctx.ccache_env:
+            ctx.shared_ro.append(str(self.workdir / "ccache-bin"))
+        ctx.guard = self.guard
+
+    def seal_baseline(self) -> None:
+        """The baseline is built (before any candidate code ran): make its tree and its private dirs
+        root-owned and read-only, and record their digest; every later baseline invocation checks it."""
+        cell = self.ctx.cells[self.baseline]
+        roots = [str(cell.tree)] + [src for src, _dest, _rw in cell.mounts if not self._is_store(src)]
+        t = time.monotonic()
+        dig = sandbox.seal(roots)
+        cell.tree_writable = False
+        cell.mounts = [(src, dest, rw and self._is_store(src)) for src, dest, rw in cell.mounts]
+        self.sealed = {"roots": roots, "digest": dig, "signature": sandbox.signature(roots)}
+        self.result["sandbox"]["sealed"] = {
+            "digest": dig,
+            "roots": [os.path.relpath(r, self.workdir) for r in roots],
+            "seconds": round(time.monotonic() - t, 3),
+        }
+        log(f"{self.baseline}: sealed (sha256 {dig[:16]}, {len(roots)} trees)")
+
+    def _is_store(self, src: str) -> bool:
+        return str(src) in [str(p) for p in self.plan.get("baseline_rw") or []]
+
+    def guard(self, name: str) -> None:
+        """Before an invocation of the sealed baseline: its trees must be exactly as sealed."""
+        if name != self.baseline or not self.sealed:
+            return
+        if sandbox.signature(self.sealed["roots"]) != self.sealed["signature"]:
+            raise Tampered("tampering: the sealed baseline's files changed before a baseline invocation")
+
+    def final_seal_check(self) -> None:
+        if self.sealed and sandbox.digest(self.sealed["roots"]) != self.sealed["digest"]:
+            raise Tampered("tampering: the sealed baseline's content changed during the run")
+
     def make_ctx(self) -> Ctx:
         bench = self.project.get("benchmark", {})
         threads = int(bench.get("threads") or 0) or (os.cpu_count() or 1)
         allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         cpus = allowed[:threads] if threads <= len(allowed) else []
         cc_env = ccache_setup(self.workdir) if self.project.get("build", {}).get("ccache", True) else {}
-        env = dict(os.environ)
+        if self.box is not None:  # an explicit environment: nothing of the driver's own
+            env = {k: os.environ[k] for k in SAFE_ENV_KEYS if k in os.environ}
+            env.update(
+                PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+                HOME="/tmp",
+                TMPDIR="/tmp",
+                USER="autoresearch",
+                LOGNAME="autoresearch",
+            )
+            env.setdefault("LANG", "C.UTF-8")
+        else:
+            env = dict(os.environ)
         env.update({k: v for k, v in cc_env.items() if k != "CCACHE_BIN"})
         for key in ("OMP_NUM_THREADS", "THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[key] = str(threads)
         env["AUTORESEARCH_THREADS"] = str(threads)
+        if self.spec.get("emulate"):
+            env.update(emulate.env(self.spec["emulate"], self.workdir))
         return Ctx(
             workdir=self.workdir,
             project=self.project,
@@ -592,11 +855,18 @@ class Driver:
             cpus=cpus,
             seed=int(self.spec.get("seed", 1)),
             baseline_worktree=self.trees[self.baseline],
+            emulate=self.spec.get("emulate") or None,
+            baseline_sha=self.shas[self.baseline],
+            sandbox=self.box,
         )
 
     def phase_prepare(self) -> None:
         t = time.monotonic()
+        self.box = self.make_sandbox()
         self.ctx = self.make_ctx()
+        if self.box is not None:
+            self.make_cells()
+            self.box.give(self.ctx.cells[self.baseline], self.trees[self.baseline])
         self.preset = load_preset(self.project)
         log(
             f"preset {self.project.get('preset', 'generic')}, threads {self.ctx.threads}, "
@@ -609,6 +879,10 @@ class Driver:
     def fail(self, name: str, status: str, detail: str) -> None:
         v = self.variant(name)
         v["status"] = status
+        reason = self.ctx.breaches.pop(name, None) if self.ctx is not None else None
+        if reason:
+            v["limit"] = reason
+            detail = f"{reason}: {detail}"
         v["error"] = tail(detail, 1500)
         lines = [ln for ln in detail.splitlines() if ln.strip()]
         log(
@@ -633,6 +907,12 @@ class Driver:
                 if not ok:
                     self.write()
                     raise RuntimeError("baseline build failed")
+                if self.simulating() and not self.spec.get("warm_only"):
+                    # the baseline's simulation build too, before any candidate code runs (then sealed)
+                    built, _ = self.simulation_build(name, self.preset.simulate_build)
+                    log(f"{name}: simulation build {'ok' if built else 'FAILED'}")
+                if self.box is not None and not self.spec.get("warm_only"):
+                    self.seal_baseline()
                 continue
             try:
                 changes = changed_files(self.mirror, self.shas[self.baseline], self.shas[name])
@@ -656,6 +936,9 @@ class Driver:
             if restored:
                 log(f"{name}: restored baseline copies of protected files: {', '.join(restored)}")
                 self.variant(name)["protected_restored"] = restored
+            if self.box is not None:  # git is done with it: from now on the tree is the candidate's
+                make_writable(self.trees[name])
+                self.box.give(self.ctx.cells[name], self.trees[name])
             self.build_one(name, strategy, why)
         self.result["timings"]["build_s"] = round(time.monotonic() - t, 3)
         self.write(announce=True)
@@ -663,8 +946,11 @@ class Driver:
     def build_one(self, name: str, strategy: str = "fresh", reason: str = "baseline") -> tuple:
         log(f"{name}: building")
         t = time.monotonic()
+        self.ctx.current = name
         try:
             ok, text = self.preset.build(self.trees[name], self.ctx)
+        except Tampered:
+            raise
         except Exception as e:  # noqa: BLE001
             ok, text = False, f"{type(e).__name__}: {e}"
         seconds = round(time.monotonic() - t, 3)
@@ -686,8 +972,11 @@ class Driver:
         for name in self.names:
             if self.variant(name)["status"] != "pending":
                 continue
+            self.ctx.current = name
             try:
                 checks = list(self.preset.validate(self.trees[name], self.trees[self.baseline], self.ctx))
+            except Tampered:
+                raise
             except Exception as e:  # noqa: BLE001
                 checks = [{"name": "validate", "ok": False, "detail": f"{type(e).__name__}: {e}"}]
             ok = all(c.get("ok") for c in checks)
@@ -701,6 +990,95 @@ class Driver:
         self.write(announce=True)
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
+
+    def measure_roofline(self) -> None:
+        """result["roofline"]: the triad bandwidth and FMA peak at the benchmark's threads (~2 s)."""
+        try:
+            rec = roofline.measure(self.ctx.threads if self.ctx else 1, workdir=self.workdir)
+        except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+            rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+        facts = getattr(self.preset, "model_facts", None)
+        if facts and rec.get("ok"):
+            try:
+                rec.update(facts(self.ctx))
+            except Exception as e:  # noqa: BLE001
+                rec["model_error"] = f"{type(e).__name__}: {e}"[:300]
+        self.result["roofline"] = rec
+        log(
+            f"roofline: {rec['bandwidth_gbs']} GB/s triad, {rec['peak_gflops']} GFLOP/s FMA at "
+            f"{rec['threads']} threads"
+            if rec.get("ok")
+            else f"roofline not measured: {rec.get('error')}"
+        )
+
+    def check_exercised(self) -> None:
+        """variant["exercised"]: breakpoint hits of each changed function in one short native run
+        (sky/exercised.py); only where the preset names a native command (exercise_command)."""
+        command = getattr(self.preset, "exercise_command", None)
+        if command is None:
+            return
+        base = self.shas[self.baseline]
+        with tempfile.TemporaryDirectory(prefix="fnscan-") as tmp:
+            args = exercised.diff_args(Path(tmp) / "attributes")
+            for name in self.names[1:]:
+                if self.variant(name)["status"] != "ok":
+                    continue
+                try:
+                    diff = gitrun.output(
+                        self.mirror, *args, "diff", "-U0", "--no-renames", base, self.shas[name]
+                    )
+                    names = exercised.functions(diff)
+                    rec = exercised.count_calls(
+                        [str(a) for a in command(self.trees[name], self.ctx)],
+                        self.trees[name],
+                        dict(self.ctx.env),
+                        names,
+                        timeout=600,
+                    )
+                except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+                    rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+                self.variant(name)["exercised"] = rec
+                what = rec.get("functions") if rec.get("ok") else rec.get("error")
+                log(f"{name}: changed functions' hits in a native run: {what}")
+        self.write()
+
+    def note_regime(self, info: dict) -> None:
+        """info["regime"]: the measured model's bytes against the simulated last-level cache. Weights at least
+        4x the LL are DRAM-resident in the simulation, as in real decode; fewer run from the simulated cache,
+        so the simulated cost leaves out the memory traffic that bounds decode on real models."""
+        facts = getattr(self.preset, "model_facts", None)
+        if facts is None:
+            return
+        try:
+            model = int(facts(self.ctx)["model_bytes"])
+        except Exception as e:  # noqa: BLE001
+            info["regime"] = {"error": f"{type(e).__name__}: {e}"[:200]}
+            return
+        ll = int(simulate.CACHE["LL"][0])
+        resident = model >= 4 * ll
+        info["regime"] = {"model_bytes": model, "ll_bytes": ll, "dram_resident": resident}
+        log(
+            f"simulated regime: model {model / 2**20:.1f} MiB vs simulated LL {ll / 2**20:.0f} MiB: "
+            + (
+                "DRAM-resident (>= 4x the LL)"
+                if resident
+                else "cache-resident (< 4x the LL): no DRAM streaming"
+            )
+        )
+
+    def note_blind_spots(self) -> None:
+        """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""
+        base = self.shas[self.baseline]
+        for name in self.names[1:]:
+            try:
+                diff = gitrun.output(self.mirror, "diff", "-U0", "--no-renames", base, self.shas[name])
+            except Exception as e:  # noqa: BLE001  (recorded: the bot then scans the function diff)
+                self.variant(name)["blind_error"] = str(e)[:300]
+                continue
+            spots = blindspots.scan(diff)
+            self.variant(name)["blind"] = spots
+            if spots:
+                log(f"{name}: the simulator is blind to: {blindspots.summary(spots)}")
 
     def phase_simulate(self) -> None:
         """One invocation per variant under cachegrind (sky/simulate.py); recorded as variant["simulated"]."""
@@ -725,6 +1103,7 @@ class Driver:
             self.write()
             return
         info.update(available=True, valgrind=why)
+        self.note_regime(info)
         build_sim = getattr(self.preset, "simulate_build", None)
         sim_command = getattr(self.preset, "simulate_command", None)
         isa_of = getattr(self.preset, "simulate_isa", None)
@@ -738,7 +1117,11 @@ class Driver:
             timeout = float(sim_cfg.get("timeout") or max(60.0, 100.0 * max(self.seconds.get(name) or [0.6])))
             tree = self.trees[name]
             if build_sim:
-                built, text = self.simulation_build(name, build_sim)
+                done = self.variant(name).get("simulated_build")
+                if done and done.get("ok"):  # the baseline's, built before any candidate code ran
+                    built, text = True, ""
+                else:
+                    built, text = self.simulation_build(name, build_sim)
                 if not built:
                     self.variant(name)["simulated"] = {
                         "ok": False,
@@ -756,14 +1139,15 @@ class Driver:
             # one path for every variant (a symlink): the same environment and stack layout, so the same cache
             # behaviour; with per-variant paths an A/A pair differed by 1.3e-4 in estimated cycles
             link = self.same_path(tree, "simulated-tree")
-            rec = simulate.run(
-                cmd,
-                link,
-                dict(env, PWD=str(link)),
-                self.workdir / "sim" / "out",
-                timeout=timeout,
-                kill=kill_tree,
-            )
+            out_dir = self.workdir / "sim" / "out"
+            self.ctx.current = name
+            cell = self.ctx.cells.get(name)
+            if cell is None:
+                rec = simulate.run(
+                    cmd, link, dict(env, PWD=str(link)), out_dir, timeout=timeout, kill=kill_tree
+                )
+            else:
+                rec = self.simulate_in_cell(cell, cmd, link, out_dir, dict(env, PWD=str(link)), timeout)
             rec["isa"] = info["isa"]
             self.variant(name)["simulated"] = rec
             log(
@@ -777,6 +1161,39 @@ class Driver:
             self.write()
         self.result["timings"]["simulate_s"] = round(time.monotonic() - t, 3)
         self.write(announce=True)
+
+    def simulate_in_cell(
+        self, cell: Any, cmd: Any, link: Path, out_dir: Path, env: dict, timeout: float
+    ) -> dict:
+        """simulate.run in the variant's sandbox: its tree at `link`, a fresh output dir of its own at
+        `out_dir` (the same paths for every variant), cost files read back as regular files only."""
+        host = cell.scratch / "sim-out"
+        if host.exists():
+            shutil.rmtree(host)
+        host.mkdir()
+        self.box.give(cell, host)
+        saved = list(cell.mounts)
+        cell.mounts += [(str(cell.tree), str(link), cell.tree_writable), (str(host), str(out_dir), True)]
+
+        def runner(argv: list, cwd: Path, env: dict, timeout: float) -> tuple:
+            self.guard(cell.name)
+            res = self.box.run(cell, argv, Path(cwd), env, timeout, self.ctx.shared_ro)
+            return (124 if (res.reason or "").startswith("timeout") else res.rc), res.output, res.reason
+
+        try:
+            return simulate.run(
+                cmd,
+                link,
+                env,
+                out_dir,
+                timeout=timeout,
+                runner=runner,
+                host_dir=host,
+                read=lambda p: sandbox.read_regular(p, 512 << 20),
+            )
+        finally:
+            cell.mounts = saved
+            shutil.rmtree(host, ignore_errors=True)
 
     def phase_warm_simulation_build(self) -> None:
         """Warm-only spec (the local executor's shared compiler cache, filled from the baseline alone): after
@@ -794,8 +1211,11 @@ class Driver:
     def simulation_build(self, name: str, build_sim: Callable) -> tuple:
         """The preset's simulation build of one variant, recorded as variant["simulated_build"]."""
         bt = time.monotonic()
+        self.ctx.current = name
         try:
             built, text = build_sim(self.trees[name], self.ctx)
+        except Tampered:
+            raise
         except Exception as e:  # noqa: BLE001
             built, text = False, f"{type(e).__name__}: {e}"
         self.variant(name)["simulated_build"] = {
@@ -830,9 +1250,9 @@ class Driver:
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        family = max(
-            1, len(live) - 1
-        )  # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps; a shard of a fan-out
+        # uses the whole wave's candidate count (spec "family"), so every shard keeps the same rule
+        family = max(1, len(live) - 1, int(self.spec.get("family") or 0))
         a = alpha / (len(looks) * family)
         self.result["paired"] = {
             "min_pairs": looks[0],
@@ -886,7 +1306,9 @@ class Driver:
                         for p in pairs
                         if target in p["base"] and target in p["cand"]
                     ]
-                    mid, lo, hi = paired.median_ci(d, a)
+                    # a candidate the simulator is blind to is decided by this tier alone, at a stricter
+                    # level (the bot's policy.HARDWARE_ONLY_ALPHA): stop it only where that level decides
+                    mid, lo, hi = paired.median_ci(d, a * HARDWARE_ONLY_ALPHA if v.get("blind") else a)
                     outcome = paired.verdict(mid, lo, hi, min_effect)
                     v["stop"] = {
                         "pairs": len(pairs),
@@ -918,27 +1340,38 @@ class Driver:
             self.write()  # who is running now is on disk (a hung invocation shows where it hangs)
         t = time.monotonic()
         env = self.ctx.env
+        self.ctx.current = name
+        cell = self.ctx.cells.get(name)
         try:
             # every variant runs from ONE path (a symlink swapped to its tree), with PWD set to it: the same
             # environment size, so the same stack alignment. With per-variant paths (wt/baseline vs wt/aa)
             # the environment differs by a few bytes, which shifts the stack and can bias one variant by a
             # few percent (Mytkowicz et al., ASPLOS 2009); the simulated tier does the same.
             link = self.same_path(self.trees[name], "bench-tree")
+            if cell is not None:  # in its sandbox: its tree bound at that one path too
+                self.ctx.mount(name, cell.tree, link, cell.tree_writable)
             self.ctx.env = dict(env, PWD=str(link))
             got = self.preset.bench(link, self.ctx)
             self.seconds.setdefault(name, []).append(time.monotonic() - t)
+            declared = declared_metrics(self.project)
+            if declared and got:
+                got = {m: xs for m, xs in got.items() if m in declared}  # only what the baseline declares
             if not got:
-                raise BenchError("no METRIC lines in output")
+                raise BenchError("no METRIC lines in output" + (f" for {sorted(declared)}" * bool(declared)))
             bad = [m for m, xs in got.items() if not xs or not all(math.isfinite(float(x)) for x in xs)]
             if bad:
                 raise BenchError(f"non-finite values for {', '.join(bad)}")
             if target and target not in got:
                 raise BenchError(f"target metric {target!r} missing (got {sorted(got)})")
+        except Tampered:
+            raise
         except Exception as e:  # noqa: BLE001
             self.fail(name, "bench_failed", f"{what}: {e}")
             return None
         finally:
             self.ctx.env = env
+            if cell is not None:
+                cell.mounts = [m for m in cell.mounts if str(m[1]) != str(self.workdir / "bench-tree")]
         if keep:
             samples = self.variant(name)["samples"]
             for metric, values in got.items():

@@ -22,6 +22,7 @@ import random
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -29,6 +30,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sandbox  # noqa: E402  (sky/sandbox.py: reading what a sandboxed invocation wrote)
 
 DEFAULTS: dict[str, Any] = {
     "model": None,
@@ -111,6 +115,43 @@ def state_dir(ctx: Any) -> Path:
     return d
 
 
+def sandboxed(ctx: Any) -> bool:
+    """The driver runs each invocation in the variant's own sandbox (sky/sandbox.py)."""
+    return getattr(ctx, "sandbox", None) is not None
+
+
+def share(ctx: Any, path: Path) -> Path:
+    """An input every variant's sandbox sees read-only (model, corpus, the baseline's references)."""
+    ro = getattr(ctx, "shared_ro", None)
+    if ro is not None and str(path) not in ro:
+        ro.append(str(path))
+    return path
+
+
+def out_path(ctx: Any, worktree: Path, name: str) -> Path:
+    """Where an invocation of this variant writes an output file: its own scratch dir when sandboxed."""
+    if sandboxed(ctx):
+        return Path(ctx.scratch(worktree)) / name
+    return state_dir(ctx) / name
+
+
+def read_out(path: Path, limit: int = 256 << 20) -> bytes:
+    """An output file a variant wrote: a regular file (no symlink, FIFO, device), size-capped."""
+    return sandbox.read_regular(path, limit)
+
+
+def take_out(src: Path, dest: Path) -> None:
+    """Move an output of the BASELINE's invocation into the driver's shared inputs (a regular file only)."""
+    st = os.lstat(src)
+    if not stat.S_ISREG(st.st_mode):
+        raise PresetError(f"{src} is not a regular file")
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.copyfile(src, tmp, follow_symlinks=False)
+    tmp.chmod(0o644)
+    tmp.replace(dest)
+    src.unlink()
+
+
 def bin_path(worktree: Path, tool: str, build_dir: str = BUILD_DIR) -> Path:
     return Path(worktree) / build_dir / "bin" / tool
 
@@ -131,6 +172,15 @@ def build_targets(worktree: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- build
+
+
+def emulate_machine(ctx: Any) -> str:
+    """The target machine of a cross build for emulated checks (spec.emulate.arch): aarch64 or x86_64."""
+    return (
+        "aarch64"
+        if str((getattr(ctx, "emulate", None) or {}).get("arch")) in ("arm", "aarch64")
+        else "x86_64"
+    )
 
 
 def portable_isa_flags(machine: str | None = None) -> list[str]:
@@ -248,10 +298,12 @@ def sync_tree(src: Path, dst: Path, skip: tuple[str, ...] = (".git", BUILD_DIR, 
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             s_path = Path(dirpath) / name
             rel = os.path.normpath(os.path.join(rel_dir, name))
-            if s_path.is_symlink():
+            st = os.lstat(s_path)
+            if stat.S_ISLNK(st.st_mode):
                 key = ["link", os.readlink(s_path)]
+            elif not stat.S_ISREG(st.st_mode):
+                continue  # a FIFO, socket or device: never opened (it could block, or be anything)
             else:
-                st = s_path.stat()
                 key = [st.st_size, _digest(s_path), st.st_mode & 0o111]
             seen[rel] = key
             if manifest.get(rel) == key and os.path.lexists(dst / rel):
@@ -287,19 +339,41 @@ def _cmake_build(
     ctest: bool,
     targets: list[str] | None,
 ) -> tuple[bool, str]:
-    """Build `targets` of this variant for one ISA. Without ctest, every variant is built in turn in ONE
-    shared tree per ISA (its sources synced over the previous variant's), and the binaries are copied into
-    <worktree>/<build_dir>/bin: a one-file candidate recompiles that file and relinks, with no configure and
-    no tree of ccache lookups. With ctest, the worktree is built in place (ctest runs in its build dir)."""
+    """Build `targets` of this variant for one ISA. Without ctest, in a CMake tree per ISA at ONE path (its
+    sources synced over the previous state), and the binaries are copied into <worktree>/<build_dir>/bin: a
+    one-file candidate recompiles that file and relinks, with no configure and no tree of ccache lookups.
+
+    Sandboxed (the driver's default), that tree is the variant's OWN: the baseline's is built first and
+    sealed; each candidate's starts as a copy of it (mtimes kept, so only what the candidate changed
+    rebuilds), is bound at the one canonical path in the candidate's sandboxes only, and dies with the
+    batch: candidate code that runs at configure or build time never touches a tree another variant builds
+    in. Unsandboxed, every variant shares one tree. With ctest, the worktree is built in place."""
     targets = targets or build_targets(worktree)
     logs = []
-    where = worktree
+    where, host = worktree, worktree
     if not ctest:
-        where = shared_tree(ctx, build_dir)
+        where = host = shared_tree(ctx, build_dir)
         t = time.monotonic()
-        changed = sync_tree(worktree, where)
+        seeded = ""
+        if sandboxed(ctx):
+            host = ctx.private_dir(worktree, f"tree-{build_dir}")
+            cell = ctx.cell_for(owner=worktree)
+            base_cell = ctx.cell_for(owner=ctx.baseline_worktree)
+            if cell is not base_cell and not (host / SYNC_MANIFEST).exists():
+                base_tree = Path(ctx.workdir) / "cells" / _safe(base_cell.name) / f"tree-{build_dir}"
+                base_stamp = stamp_path(ctx, base_tree, build_dir, ctx.baseline_worktree)
+                if (base_tree / SYNC_MANIFEST).is_file() and base_stamp.is_file():
+                    rc = subprocess.call(["cp", "-a", "--reflink=auto", f"{base_tree}/.", str(host)])
+                    if rc != 0:
+                        return False, f"[llamacpp] copying the baseline's build tree failed (exit {rc})"
+                    shutil.copyfile(base_stamp, stamp_path(ctx, host, build_dir, worktree))
+                    seeded = " (a copy of the sealed baseline's tree)"
+        changed = sync_tree(worktree, host)
+        if sandboxed(ctx):
+            writable_for(ctx, worktree, host)
+            ctx.mount(worktree, host, where, True)
         logs.append(
-            f"[llamacpp] {len(changed)} files synced into the shared tree {where} in "
+            f"[llamacpp] {len(changed)} files synced into the build tree {where}{seeded} in "
             f"{time.monotonic() - t:.1f}s"
             + (
                 f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
@@ -307,11 +381,20 @@ def _cmake_build(
                 else ""
             )
         )
-    ok, text = _cmake_build_in(where, ctx, build_dir, isa_flags, ctest, targets)
+    ok, text = _cmake_build_in(where, ctx, build_dir, isa_flags, ctest, targets, host=host, owner=worktree)
     logs.append(text)
     if not ok or where == worktree:
         return ok, "\n".join(logs)
     out = worktree / build_dir / "bin"
+    if sandboxed(ctx):  # the variant's tree is its own now: the copy runs in its sandbox, as it
+        srcs = [str(bin_path(where, tool, build_dir)) for tool in targets]
+        script = 'rm -rf "$1" && mkdir -p "$1" && cp -p "${@:2}" "$1"'
+        argv = ["bash", "-c", script, "_", str(out), *srcs]
+        rc, text = ctx.run(argv, worktree, timeout=600, owner=worktree)
+        if rc != 0:
+            logs.append(f"[llamacpp] copying the binaries failed (exit {rc}): {text[-800:]}")
+            return False, "\n".join(logs)
+        return True, "\n".join(logs)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -320,26 +403,66 @@ def _cmake_build(
     return True, "\n".join(logs)
 
 
+def stamp_path(ctx: Any, host: Path, build_dir: str, owner: Path | None) -> Path:
+    """The configure stamp of a build tree: in the tree unsandboxed; sandboxed, in the driver's own state
+    dir (never a file the driver writes inside a tree that variant code has written)."""
+    if not sandboxed(ctx):
+        return host / build_dir / STAMP
+    cell = ctx.cell_for(owner=owner)
+    d = state_dir(ctx) / "stamps"
+    d.mkdir(exist_ok=True)
+    return d / f"{_safe(cell.name)}-{build_dir}.json"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "variant"
+
+
+def writable_for(ctx: Any, worktree: Path, tree: Path) -> None:
+    """Root mode: a tree the driver wrote (copied, synced) handed to the variant's uid, write bits on."""
+    cell = ctx.cell_for(owner=worktree)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in [".", *dirnames, *filenames]:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode) and not st.st_mode & 0o200:
+                os.chmod(p, stat.S_IMODE(st.st_mode) | 0o200)
+    ctx.sandbox.give(cell, tree)
+
+
 def _cmake_build_in(
-    tree: Path, ctx: Any, build_dir: str, isa_flags: list[str] | None, ctest: bool, targets: list[str]
+    tree: Path,
+    ctx: Any,
+    build_dir: str,
+    isa_flags: list[str] | None,
+    ctest: bool,
+    targets: list[str],
+    host: Path | None = None,
+    owner: Path | None = None,
 ) -> tuple[bool, str]:
+    """Configure when needed and build, in `tree` (the path commands see); `host` is where that tree is on
+    this machine (the variant's own copy, when sandboxed)."""
+    host = Path(host or tree)
+    kw = {"owner": owner} if sandboxed(ctx) else {}
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
+    if getattr(ctx, "emulate", None) and not isa_flags:  # cross build (sky/emulate.py): no -march=native
+        isa_flags = portable_isa_flags(emulate_machine(ctx))
     conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
-    stamp = tree / build_dir / STAMP
+    stamp = stamp_path(ctx, host, build_dir, owner)
     logs = []
-    if not (tree / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
-        rc, out = ctx.run(conf, tree, timeout=900, extra_env=extra)
+    if not (host / build_dir / "CMakeCache.txt").exists() or _read(stamp) != json.dumps(conf):
+        rc, out = ctx.run(conf, tree, timeout=900, extra_env=extra, **kw)
         logs.append(f"$ {shlex.join(conf)}\n{out}")
         if rc != 0:
             return False, "\n".join(logs) + f"\n[llamacpp] configure failed (exit {rc})"
         stamp.write_text(json.dumps(conf))
     cmd = cmake_build_args(tree, os.cpu_count() or 1, ctest, build_dir, targets if not ctest else None)
-    rc, out = ctx.run(cmd, tree, timeout=3600, extra_env=extra)
+    rc, out = ctx.run(cmd, tree, timeout=3600, extra_env=extra, **kw)
     logs.append(f"$ {shlex.join(cmd)}\n{out}")
     if rc != 0:
         return False, "\n".join(logs) + f"\n[llamacpp] build failed (exit {rc})"
-    missing = [t for t in targets if not bin_path(tree, t, build_dir).exists()]
+    missing = [t for t in targets if not os.path.lexists(bin_path(host, t, build_dir))]
     if missing:
         return False, "\n".join(logs) + f"\n[llamacpp] built, but missing binaries: {', '.join(missing)}"
     return True, "\n".join(logs)
@@ -368,10 +491,18 @@ def simulate_command(worktree: Path, ctx: Any) -> list[str]:
     costs differ. An A/A pair measured 3e-4 apart with per-variant binary paths, 3e-5 with per-variant working
     directories, 2e-7 like this."""
     exe = state_dir(ctx) / "simulate" / "bin" / "llama-bench"
-    exe.parent.mkdir(parents=True, exist_ok=True)
-    tmp = exe.with_name("llama-bench.tmp")
-    shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
-    tmp.replace(exe)
+    if sandboxed(ctx):  # its own directory at that one path, the copy made in its sandbox
+        own = ctx.private_dir(worktree, "simulate-bin")
+        ctx.mount(worktree, own, exe.parent, True)
+        src = bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR)
+        rc, out = ctx.run(["cp", "-p", str(src), str(exe)], worktree, timeout=300, owner=worktree)
+        if rc != 0:
+            raise PresetError(f"copying llama-bench for the simulation failed (exit {rc}): {out[-500:]}")
+    else:
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        tmp = exe.with_name("llama-bench.tmp")
+        shutil.copy2(bin_path(Path(worktree), "llama-bench", SIM_BUILD_DIR), tmp)
+        tmp.replace(exe)
     return [
         "env",
         "-C",
@@ -423,6 +554,8 @@ def prepare(ctx: Any) -> None:
         corpus.write_text(corpus_text(seed_of(ctx)))
     src = source_model(ctx, opts)
     ctx.state["llamacpp_source_model"] = str(src)
+    share(ctx, corpus)
+    share(ctx, src)
     ctx.log(f"llamacpp: source model {src} ({src.stat().st_size} bytes), corpus {corpus}")
 
 
@@ -471,7 +604,7 @@ def run_model(ctx: Any) -> Path:
         return Path(cached)
     src = Path(ctx.state.get("llamacpp_source_model") or source_model(ctx, opts))
     if opts["model"] or opts["quant"] in ("", "f16", "none"):
-        ctx.state["llamacpp_model"] = str(src)
+        ctx.state["llamacpp_model"] = str(share(ctx, src))
         return src
     dest = src.with_name(src.name.replace("-f16.gguf", f"-{opts['quant']}.gguf"))
     if not dest.exists():
@@ -479,16 +612,55 @@ def run_model(ctx: Any) -> Path:
         tool = bin_path(base, "llama-quantize") if base else None
         if not tool or not tool.exists():
             raise PresetError("llama-quantize of the baseline is not built yet")
-        tmp = dest.with_name(dest.name + ".tmp")
-        rc, out = ctx.run(
-            [str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)], src.parent, timeout=600
-        )
-        if rc != 0 or not tmp.exists():
-            raise PresetError(f"llama-quantize {opts['quant']} failed (exit {rc}):\n{out[-2000:]}")
-        tmp.replace(dest)
+        if sandboxed(ctx):  # the baseline's own tool, in the baseline's sandbox, into its scratch dir
+            share(ctx, src)
+            tmp = out_path(ctx, base, dest.name + ".tmp")
+            argv = [str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)]
+            rc, out = ctx.run(argv, base, timeout=600, owner=base)
+            if rc != 0 or not os.path.lexists(tmp):
+                raise PresetError(f"llama-quantize {opts['quant']} failed (exit {rc}):\n{out[-2000:]}")
+            take_out(tmp, dest)
+        else:
+            tmp = dest.with_name(dest.name + ".tmp")
+            rc, out = ctx.run(
+                [str(tool), str(src), str(tmp), opts["quant"].upper(), str(ctx.threads)],
+                src.parent,
+                timeout=600,
+            )
+            if rc != 0 or not tmp.exists():
+                raise PresetError(f"llama-quantize {opts['quant']} failed (exit {rc}):\n{out[-2000:]}")
+            tmp.replace(dest)
         ctx.log(f"llamacpp: quantized model {dest} ({dest.stat().st_size} bytes)")
-    ctx.state["llamacpp_model"] = str(dest)
+    ctx.state["llamacpp_model"] = str(share(ctx, dest))
     return dest
+
+
+def exercise_command(worktree: Path, ctx: Any) -> list[str]:
+    """A short native run for sky/exercised.py's breakpoint counts: the measured binary and model at the
+    benchmark's threads, 8 prompt tokens and 8 decode steps, once."""
+    opts = dict(options(ctx.project), n_prompt=8, n_gen=8, bench_reps=1)
+    return bench_command(Path(worktree), run_model(ctx), opts, ctx.threads)
+
+
+# bits per weight of the quant types llama-quantize makes here (block scale included): an estimate of the
+# parameter count from the file size, for the roofline's FLOP per token (2 per weight)
+BITS_PER_WEIGHT = {"q4_0": 4.5, "q4_1": 5.0, "q5_0": 5.5, "q5_1": 6.0, "q8_0": 8.5, "f16": 16.0, "": 16.0}
+
+
+def model_facts(ctx: Any) -> dict:
+    """The measured model for the roofline (sky/roofline.py): its bytes (every weight is read once per decoded
+    token) and parameters estimated from them."""
+    opts = options(ctx.project)
+    model = run_model(ctx)
+    size = model.stat().st_size
+    quant = "" if opts["model"] else opts["quant"]
+    bpw = BITS_PER_WEIGHT.get(quant)
+    return {
+        "model_bytes": size,
+        "quant": quant or "as given",
+        "params_estimate": int(size * 8 / bpw) if bpw else None,
+        "bytes_per_token": size,
+    }
 
 
 # ---------------------------------------------------------------- commands and parsers
@@ -630,6 +802,16 @@ def _run_to_file(ctx: Any, argv: list[str], cwd: Path, out_file: Path, timeout: 
     return ctx.run(cmd, cwd, timeout=timeout, pin=True)
 
 
+def _output(path: Path) -> bytes:
+    """What an invocation wrote to `path`: b"" when missing; a symlink, FIFO or oversized file is an error."""
+    if not os.path.lexists(path):
+        return b""
+    try:
+        return read_out(path)
+    except OSError as e:
+        raise PresetError(f"output file unusable: {e}") from e
+
+
 def generation_complete(tool: str, output: bytes) -> bool:
     """llama-completion/llama-cli end their stdout with a blank line; llama-simple prints synchronously."""
     return tool == "llama-simple" or output.endswith(b"\n\n")
@@ -647,7 +829,7 @@ def generate(ctx: Any, worktree: Path, model: Path, out_file: Path) -> tuple[int
         rc, log = _run_to_file(
             ctx, generation_command(worktree, model, ctx.threads, seed), worktree, out_file, 600
         )
-        if rc != 0 or generation_complete(tool, out_file.read_bytes()):
+        if rc != 0 or generation_complete(tool, _output(out_file)):
             return rc, log, attempt
     return rc, log, ATTEMPTS
 
@@ -681,30 +863,32 @@ def references(baseline_worktree: Path, ctx: Any) -> dict:
     """Baseline greedy output and logits file, computed once per (baseline sha, model) and cached in
     workdir."""
     model = run_model(ctx)
-    key = hashlib.sha256(
-        f"{_head(baseline_worktree)}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()
-    ).hexdigest()[:16]
+    head = getattr(ctx, "baseline_sha", "") or _head(baseline_worktree)
+    key = hashlib.sha256(f"{head}|{model}|{ctx.threads}|{GEN_TOKENS}".encode()).hexdigest()[:16]
     cached = ctx.state.get("llamacpp_refs")
     if cached and cached["key"] == key:
         return cached
     d = state_dir(ctx) / f"ref-{key}"
     d.mkdir(exist_ok=True)
     gen, kld_base = d / "generation.txt", d / "logits.kld"
+    box = sandboxed(ctx)
     if not gen.exists():
-        tmp = d / "generation.tmp"
+        tmp = out_path(ctx, baseline_worktree, "generation.tmp") if box else d / "generation.tmp"
         rc, out, attempts = generate(ctx, baseline_worktree, model, tmp)
-        if rc != 0 or not generation_complete(generator_tool(baseline_worktree), tmp.read_bytes()):
+        if rc != 0 or not generation_complete(generator_tool(baseline_worktree), _output(tmp)):
             raise PresetError(f"baseline generation failed (exit {rc}, {attempts} attempts): {out[-1500:]}")
-        tmp.replace(gen)
+        take_out(tmp, gen) if box else tmp.replace(gen)
     if not kld_base.exists():
-        tmp = d / "logits.tmp"
+        tmp = out_path(ctx, baseline_worktree, "logits.tmp") if box else d / "logits.tmp"
         argv = perplexity_command(
             baseline_worktree, model, state_dir(ctx) / "corpus.txt", tmp, ctx.threads, False
         )
-        rc, out = ctx.run(argv, baseline_worktree, timeout=1200, pin=True)
-        if rc != 0 or not tmp.exists():
+        kw = {"owner": baseline_worktree} if box else {}
+        rc, out = ctx.run(argv, baseline_worktree, timeout=1200, pin=True, **kw)
+        if rc != 0 or not os.path.lexists(tmp):
             raise PresetError(f"baseline llama-perplexity failed (exit {rc}): {out[-1500:]}")
-        tmp.replace(kld_base)
+        take_out(tmp, kld_base) if box else tmp.replace(kld_base)
+    share(ctx, d)
     refs = {"key": key, "generation": str(gen), "kld_base": str(kld_base), "model": str(model)}
     ctx.state["llamacpp_refs"] = refs
     return refs
@@ -726,12 +910,12 @@ def _head(worktree: Path) -> str:
 
 def check_generation(worktree: Path, refs: dict, ctx: Any) -> dict:
     model = Path(refs["model"])
-    out_file = state_dir(ctx) / f"gen-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.txt"
+    out_file = out_path(ctx, worktree, f"gen-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.txt")
     rc, log, attempts = generate(ctx, worktree, model, out_file)
     name = "greedy_tokens"
     if rc != 0:
         return {"name": name, "ok": False, "detail": f"generation exited {rc}: {log[-800:]}"}
-    expected, got = Path(refs["generation"]).read_bytes(), out_file.read_bytes()
+    expected, got = Path(refs["generation"]).read_bytes(), _output(out_file)
     if expected == got:
         digest = hashlib.sha256(got).hexdigest()[:12]
         return {
@@ -819,10 +1003,12 @@ def bench(worktree: Path, ctx: Any) -> dict[str, list[float]]:
     """One llama-bench invocation -> tokens/s samples per metric ("pp", "tg")."""
     opts = options(ctx.project)
     model = run_model(ctx)
-    out_file = state_dir(ctx) / f"bench-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.json"
+    out_file = out_path(
+        ctx, worktree, f"bench-{hashlib.sha256(str(worktree).encode()).hexdigest()[:10]}.json"
+    )
     rc, log = _run_to_file(
         ctx, bench_command(Path(worktree), model, opts, ctx.threads), Path(worktree), out_file, 1800
     )
     if rc != 0:
         raise PresetError(f"llama-bench exited {rc}: {log[-1500:]}")
-    return parse_bench_json(out_file.read_text(errors="replace"))
+    return parse_bench_json(_output(out_file).decode(errors="replace"))

@@ -171,35 +171,64 @@ def summarize(totals: dict, funcs: dict) -> dict:
     }
 
 
-def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3600, kill=None) -> dict:
+def run(
+    cmd: str | list,
+    cwd: Path,
+    env: dict,
+    out_dir: Path,
+    timeout: float = 3600,
+    kill=None,
+    runner=None,
+    host_dir: Path | None = None,
+    read=None,
+) -> dict:
     """Run `cmd` once under cachegrind; return the variant's `simulated` record (ok / error).
-    `kill(pid)` ends the process tree on timeout (the driver's kill_tree)."""
+    `kill(pid)` ends the process tree on timeout (the driver's kill_tree). With a sandbox: `runner(argv, cwd,
+    env, timeout)` -> (rc, output bytes, error or None) runs it there, `out_dir` is the output directory as
+    the sandbox sees it and `host_dir` the same directory here; `read(path)` reads a file the sandbox wrote
+    (regular files only, size-capped)."""
     kill = kill or (lambda pid: os.kill(pid, 9))
+    read = read or (lambda path: Path(path).read_bytes())
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    host = Path(host_dir) if host_dir is not None else out_dir
+    if runner is None:
+        if host.exists():
+            shutil.rmtree(host)
+        host.mkdir(parents=True)
     inner = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     argv = valgrind_argv(out_dir) + inner
     t = time.monotonic()
-    # same process group as the driver: cancelling the batch (killpg) stops the simulation too
-    p = subprocess.Popen(
-        argv,
-        cwd=str(cwd),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        raw, _ = p.communicate(timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        kill(p.pid)
-        raw, _ = p.communicate()
-        rc = 124
+    breach = None
+    if runner is not None:
+        rc, raw, breach = runner(argv, cwd, env, timeout)
+    else:
+        # same process group as the driver: cancelling the batch (killpg) stops the simulation too
+        p = subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            raw, _ = p.communicate(timeout=timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            kill(p.pid)
+            raw, _ = p.communicate()
+            rc = 124
     seconds = round(time.monotonic() - t, 3)
-    logs = "".join(f.read_text(errors="replace") for f in sorted(out_dir.glob("vg.*.log")))
+
+    def text_of(f: Path) -> str:
+        try:
+            return read(f).decode(errors="replace")
+        except OSError as e:
+            return f"[unreadable: {e}]"
+
+    vg_logs = sorted(host.glob("vg.*.log"))
+    cg_files = sorted(host.glob("cg.*"))
+    logs = "".join(text_of(f) for f in vg_logs)
     output = raw.decode(errors="replace")
     record = {
         "ok": False,
@@ -208,6 +237,9 @@ def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3
         "cache": cache_description(),
         "weights": dict(WEIGHTS),
     }
+    if breach:
+        record["error"] = f"{breach} under valgrind\n{output[-800:]}"
+        return record
     if any(m in logs for m in UNSUPPORTED_MARKERS):
         record["error"] = (
             "valgrind cannot execute this binary's instructions (AVX-512/SVE?): build the simulated "
@@ -220,12 +252,21 @@ def run(cmd: str | list, cwd: Path, env: dict, out_dir: Path, timeout: float = 3
     if rc != 0:
         record["error"] = f"exit {rc} under valgrind\n{output[-1200:]}\n{logs[-600:]}"
         return record
-    parts = [parse_cachegrind(f.read_text(errors="replace")) for f in sorted(out_dir.glob("cg.*"))]
-    if not parts:
+    if not cg_files:
         record["error"] = "cachegrind wrote no output file\n" + logs[-800:]
         return record
+    if runner is not None and len(cg_files) != len(vg_logs):
+        # every traced process writes its log at start and its costs at exit: a process killed before its
+        # exit (or a file the program wrote itself) leaves costs uncounted, so the total is not trustworthy
+        record["error"] = (
+            f"{len(vg_logs)} traced processes but {len(cg_files)} cost files: a process ended without its "
+            "cost record (killed, or exec'd away); the simulated cost would be incomplete"
+        )
+        return record
+    parts = [parse_cachegrind(text_of(f)) for f in cg_files]
     record.update(summarize(*merge(parts)))
     record["ok"] = True
     record["processes"] = len(parts)
-    shutil.rmtree(out_dir, ignore_errors=True)
+    if runner is None:
+        shutil.rmtree(host, ignore_errors=True)
     return record

@@ -113,7 +113,8 @@ def test_warm_once_from_the_baseline_then_read_only_and_unpoisonable(repo: Any, 
     r1 = ex.collect(h1)["x86"]
     results.validate_result(r1)
     assert r1["timings"]["cache_warm_s"] > 0
-    assert _remote_hits(tmp_path / "runs" / h1 / "x86" / "work" / "ccache") >= 2  # baseline: all hits
+    # baseline: all hits (every variant has its own ccache dir, work/ccache/<variant>)
+    assert _remote_hits(tmp_path / "runs" / h1 / "x86" / "work" / "ccache" / "baseline") >= 2
     before = _digest(store)
     assert before, "the warm run left nothing in the store"
     assert len(list((ex.shared_cache / "warmed").iterdir())) == 1
@@ -126,7 +127,7 @@ def test_warm_once_from_the_baseline_then_read_only_and_unpoisonable(repo: Any, 
     r2 = ex.collect(h2)["x86"]
     assert "cache_warm_s" not in r2["timings"]
     assert {n: v["status"] for n, v in r2["variants"].items()} == {"baseline": "ok", "poison": "ok"}
-    assert _remote_hits(tmp_path / "runs" / h2 / "x86" / "work" / "ccache") >= 2
+    assert _remote_hits(tmp_path / "runs" / h2 / "x86" / "work" / "ccache" / "baseline") >= 2
     # the poisoner's binaries ran (validation and benchmark) and could neither add nor change an entry
     assert _digest(store) == before
     assert not (store / "poison").exists()

@@ -177,6 +177,11 @@ def test_hostile_sizes_get_a_short_error_never_an_internal_one():
     with pytest.raises(ConfigError) as info:  # an unknown key of any length: the field path is cut too
         ProjectConfig.from_dict({huge: 1})
     assert len(str(info.value)) < 400
+    deep = leaf = {}
+    for _ in range(5000):  # a dict from code or JSON, not from YAML: bounded as well, without recursion
+        leaf["a"] = leaf = {}
+    with pytest.raises(ConfigError, match="nested more than 32 levels deep"):
+        ProjectConfig.from_dict({"preset_options": deep})
     cases = [
         (f"benchmark: {{command: ./b, metrics: [{{name: {huge}}}]}}\n", "10,000,047 bytes", None),
         ("benchmark: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep", 1),
@@ -217,7 +222,7 @@ def test_the_issue_comment_lists_the_problems_briefly():
         ProjectConfig.from_yaml(THREE_MISTAKES)
     assert config_problems(info.value) == (
         "The project configuration `.autoresearch.yml` has 3 problems:\n"
-        "- **benchmark.rounds**: must be &gt;= 2, got 1 (line 3)\n"
+        "- **benchmark.rounds**: must be >= 2, got 1 (line 3)\n"
         "- **benchmark.metrics\\[0\\].higher_is_better**: must be of type bool, got str ('nope') (line 4)\n"
         "- **benchmarks**: unknown field; did you mean 'benchmark'? (line 5)"
     )

@@ -13,7 +13,7 @@ import yaml
 
 from bot.cli import main
 from bot.config import ConfigError, ProjectConfig
-from bot.configmodel import project_schema
+from bot.configschema import project_schema
 from bot.demo import llamacpp_project_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

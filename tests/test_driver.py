@@ -181,7 +181,8 @@ def test_ccache_strategy_hits_cache_across_worktrees(
     assert r["variants"]["aa"]["build"]["strategy"] == "ccache"
     stats = subprocess.run(
         ["ccache", "--print-stats"],
-        env={"CCACHE_DIR": str(tmp_path / "work" / "ccache"), "PATH": "/usr/bin:/bin"},
+        # aa's own cache dir (every variant has one); its hits come from the store the baseline filled
+        env={"CCACHE_DIR": str(tmp_path / "work" / "ccache" / "aa"), "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         text=True,
     ).stdout
@@ -200,6 +201,7 @@ def test_every_variant_benchmarks_from_one_path(repo: tuple[Path, dict[str, str]
     )
     proj = project(rounds=2, repetitions=1, warmup=0, command=probe, min_pairs=2, max_pairs=2)
     proj["decision"] = {"primary": "wall"}
+    proj["benchmark"]["metrics"] += [{"name": m} for m in ("pwd_len", "env_bytes", "cwd_len")]  # declared
     r, _ = run_driver(spec(shas, ["a_much_longer_candidate_name"], proj, source={"url": str(path)}), tmp_path)
     v = r["variants"]
     long = v["a_much_longer_candidate_name"]

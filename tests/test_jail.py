@@ -373,7 +373,8 @@ def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(
     host, got, ran, leaked, _ = results["none"]
     _report("jailed (local_trust: none, root mode)", host, leaked)
     assert leaked == {k: [] for k in host.secrets}, leaked
-    assert f"uid={jail.JAIL_UID}" in ran and "uid=0" not in ran  # never root inside
+    # the stranger is the batch's first candidate: its own uid (the baseline has JAIL_UID + 1); never root
+    assert f"uid={jail.JAIL_UID + 2}" in ran and "uid=0" not in ran
     assert "[build:key] absent" in ran and "[run:key] unreadable" in ran  # it tried, at build and run time
     assert not (host.data / f"{host.tag}.leak").exists() and not (Path("/tmp") / f"{host.tag}.leak").exists()
     env_seen = dict(
@@ -421,7 +422,9 @@ def test_docker_layout_non_root_bot_user_namespace_jail(listener: Listener) -> N
         got = run_worker(host, shas, bundle, "none", python=python, uid=DOCKER_UID)
         assert got["state"] == "done", got
         r = result_of(host, got["handle"])
-        assert {n: v["status"] for n, v in r["variants"].items()} == {"baseline": "ok", "stranger": "ok"}
+        statuses = {n: v["status"] for n, v in r["variants"].items()}
+        errors = [v.get("error") for v in r["variants"].values()]
+        assert statuses == {"baseline": "ok", "stranger": "ok"}, errors
         ran = dumps(host, got["handle"])
         assert "/bin/check uid=" in ran and "/bin/bench uid=" in ran, ran[:2000]
         assert f"uid={DOCKER_UID}" in ran  # the bot's uid, in its own user namespace

@@ -60,7 +60,7 @@ def test_serve_runs_gunicorn_without_the_development_banner(tmp_path: Path, no_w
                 proc.kill()
                 proc.wait()
     text = log.read_text()
-    assert "Using worker: gthread" in text and "Booting worker" in text, text
+    assert "Using worker: bot.serving.DeadlineThreadWorker" in text and "Booting worker" in text, text
     assert "development server" not in text and "production deployment" not in text, text
     assert "\x1b" not in text, text  # not a terminal: plain lines
     assert not (tmp_path / ".gunicorn").exists()

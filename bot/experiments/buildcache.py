@@ -38,7 +38,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bot.experiments import tasks
+from bot.experiments import jail, tasks
 
 DIR_NAME = "_shared-ccache"  # under the executor's base dir (handles start with "local-": no collision)
 DEFAULT_LIMIT = 8 * 1024**3
@@ -107,14 +107,14 @@ class SharedCache:
 
     def prepare_store(self, jail_plan: dict[str, Any] | None) -> None:
         """The store exists (emptied, with its markers, when over the limit), owned by whoever writes it in
-        the warm jail (root mode: the jail's throwaway uid)."""
+        the warm run (root mode: the baseline's sandbox uid)."""
         if self.store.exists() and self.size() > self.limit_bytes:
             shutil.rmtree(self.store, ignore_errors=True)
             shutil.rmtree(self.markers, ignore_errors=True)
         self.store.mkdir(parents=True, exist_ok=True)
         self.markers.mkdir(parents=True, exist_ok=True)
         if jail_plan is not None and jail_plan.get("mode") == "root":
-            uid = int(jail_plan["uid"])
+            uid = int(jail.sandbox_plan(jail_plan)["uid_base"])  # the baseline's sandbox uid in the warm run
             for dirpath, dirnames, filenames in os.walk(self.store):
                 for name in (".", *dirnames, *filenames):
                     os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)

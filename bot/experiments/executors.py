@@ -31,11 +31,16 @@ from typing import Any, Literal, Protocol
 
 from bot.experiments import buildcache, jail, tasks
 from bot.experiments import results as results_mod
+from bot.resources import sky_module
+
+_sandbox = sky_module("sandbox")  # sky/sandbox.py: read_regular, the same file the driver uses
 
 PollState = Literal["running", "done", "failed"]
 # The environment a local benchmark sees: candidate code runs there, so no tokens from the bot's environment.
 SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "CCACHE_DIR", "CCACHE_MAXSIZE")
 LOG_LIMIT = 200_000
+RESULT_LIMIT = 64 << 20  # the largest result.json the bot reads
+SANDBOX_ENV = "AUTORESEARCH_SANDBOX"  # read by sky/driver.py
 LOG = logging.getLogger(__name__)
 
 
@@ -109,6 +114,7 @@ class LocalExecutor:
         jail_paths: list[str] | tuple[str, ...] = (),
         jail_uid: int = jail.JAIL_UID,
         shared_cache: Path | None = None,
+        limits: dict[str, int] | None = None,
     ):
         if trust not in TRUST_LEVELS:
             raise ExecutorError(f"local_trust must be one of {', '.join(TRUST_LEVELS)}, got {trust!r}")
@@ -122,6 +128,7 @@ class LocalExecutor:
         self.trust = trust
         self.jail_paths = tuple(jail_paths)
         self.jail_uid = int(jail_uid)
+        self.limits = dict(limits or {})  # per-invocation sandbox limits (sky/sandbox.py Limits)
         self._children: dict[str, subprocess.Popen] = {}
         # compiler cache shared by batches, written by baseline-only warm runs (bot/experiments/buildcache)
         self.shared_cache = Path(shared_cache) if shared_cache else self.base_dir / buildcache.DIR_NAME
@@ -139,9 +146,10 @@ class LocalExecutor:
                 f"To fix: {jail.INSTALL_HINT}."
             )
         try:
-            return jail.make_plan(self.python, self.jail_paths, self.jail_uid)
+            plan = jail.make_plan(self.python, self.jail_paths, self.jail_uid)
         except jail.JailError as exc:
             raise UntrustedRefused(f"The local executor refuses to run the benchmark driver: {exc}.") from exc
+        return {**plan, "limits": self.limits}
 
     # ------------------------------------------------------------------ protocol
 
@@ -209,11 +217,11 @@ class LocalExecutor:
         out: dict[str, dict[str, Any]] = {}
         for arch in plan.get("arches", []):
             path = _result_path(plan, arch)
-            if not path.exists():
+            if not os.path.lexists(path):
                 continue
             try:
-                out[arch] = results_mod.load_result(path, partial=True)
-            except results_mod.ResultError as e:
+                out[arch] = results_mod.load_result(_read_regular_json(path), partial=True)
+            except (results_mod.ResultError, OSError, ValueError) as e:
                 LOG.warning("%s/%s: result left out: %s", handle, arch, e)
                 continue
             warm = warm_runs.get(arch)
@@ -223,7 +231,9 @@ class LocalExecutor:
                 task = plan["tasks"][arch]
                 out[arch]["compiler_cache"] = {
                     "warm_up": warm or None,
-                    "batch": buildcache.ccache_stats(Path(task["workdir"]) / _bench_workdir(task) / "ccache"),
+                    "batch": buildcache.ccache_stats(
+                        _baseline_ccache(Path(task["workdir"]) / _bench_workdir(task))
+                    ),
                 }
         return out
 
@@ -271,8 +281,11 @@ class LocalExecutor:
         for arch in plan.get("arches", []):
             if done.get("exit", {}).get(arch) != 0:
                 return False
-            result = _read_json(_result_path(plan, arch))
-            if not result or result.get("complete") is False:
+            try:
+                result = _read_regular_json(_result_path(plan, arch))
+            except (OSError, ValueError):
+                result = None
+            if not isinstance(result, dict) or result.get("complete") is False:
                 return False
         return True
 
@@ -348,7 +361,7 @@ def _shared_cache(
         seconds = round(time.monotonic() - t, 3)
         wdir = Path(wtask["workdir"])
         failure = f"exit {rc}" if rc != 0 else buildcache.warm_failure(_read_json(_task_result_path(wtask)))
-        stats = buildcache.ccache_stats(wdir / _bench_workdir(wtask) / "ccache")
+        stats = buildcache.ccache_stats(_baseline_ccache(wdir / _bench_workdir(wtask)))
         if not failure and not cache.files():
             failure = "the store is still empty"
         warm = _read_json(hdir / "warm.json") or {}
@@ -386,15 +399,13 @@ def _run_task(
             print(f"[runner] setup failed with exit {rc}", flush=True)
             return rc
     argv = ["bash", "-c", task["run"]]
-    if jail_plan is not None:
-        etc_dir = etc_dir or Path(cwd).parent / "jail-etc"
-        try:
-            jail.prepare(jail_plan, Path(cwd), etc_dir)
-            argv = jail.command(jail_plan, Path(cwd), etc_dir, argv, rw=rw, ro=ro)
-        except (jail.JailError, OSError) as exc:
-            print(f"[runner] jail could not be set up, nothing run: {exc}", flush=True)
-            return 125
+    if jail_plan is None:  # local_trust: all: the driver runs candidate code unsandboxed
+        env[SANDBOX_ENV] = "off"
+    else:
+        # the driver is the bot's own code: it runs here (explicit environment, no secrets) and starts every
+        # candidate-code invocation in a sandbox of its own (sky/sandbox.py): one cell per variant
         env = jail.jail_env(jail_plan, {**(task.get("envs") or {}), **(extra_env or {})})
+        env[SANDBOX_ENV] = json.dumps(jail.sandbox_plan(jail_plan, baseline_rw=rw, shared_ro=ro))
     return subprocess.call(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
 
 
@@ -433,6 +444,13 @@ def _machine_lock(path: Path, shared: bool = False) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- small utilities
+
+
+def _baseline_ccache(workdir: Path) -> Path:
+    """The baseline build's ccache dir: the driver gives every variant its own (work/ccache/<variant>), the
+    baseline's first; work/ccache itself unsandboxed (local_trust: all)."""
+    own = workdir / "ccache" / "baseline"
+    return own if own.is_dir() else workdir / "ccache"
 
 
 def _result_path(plan: dict[str, Any], arch: str) -> Path:
@@ -496,9 +514,16 @@ def _is_zombie(pid: int) -> bool:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(_sandbox.read_regular(path, RESULT_LIMIT))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_regular_json(path: Path) -> Any:
+    """A result file as the bot reads it: a regular file (no symlink, FIFO or device; never blocks), at most
+    RESULT_LIMIT bytes, valid JSON (OSError / ValueError otherwise)."""
+    return json.loads(_sandbox.read_regular(path, RESULT_LIMIT))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

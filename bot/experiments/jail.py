@@ -109,6 +109,27 @@ def make_plan(
     }
 
 
+def sandbox_plan(
+    plan: dict[str, Any],
+    baseline_rw: list[str] | tuple[str, ...] = (),
+    shared_ro: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The driver's per-invocation sandbox settings (sky/sandbox.py) from a batch's jail plan.
+
+    Variant i runs as uid `plan.uid + 1 + i` (root mode): never the jail's own uid, which the coding agent's
+    jail uses, since the driver kills whatever runs under a variant's uid after each invocation.
+    `baseline_rw` is bound read-write for the baseline only (the warm-only run's shared compiler cache
+    store), `shared_ro` read-only for every variant (that store, in a batch)."""
+    return {
+        "mode": plan["mode"],
+        "uid_base": int(plan["uid"]) + 1,
+        "ro": list(plan.get("ro") or []),
+        "limits": dict(plan.get("limits") or {}),
+        "baseline_rw": [str(Path(p).absolute()) for p in baseline_rw],
+        "shared_ro": [str(Path(p).absolute()) for p in shared_ro],
+    }
+
+
 def unbindable(path: str) -> str:
     """Why `path` cannot be bound read-only into the jail ('' when it can): it is missing, or it is (or holds)
     one of the jail's own mounts (/, /tmp, /dev, /proc, /sys, /etc), whose host contents it hides."""

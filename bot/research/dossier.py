@@ -9,6 +9,7 @@ failure is fatal: each leaves a `SourceNote`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ SYNTHESIS_SCHEMA: dict[str, Any] = {
 _BASE_SCORE = {"fork_commit": 3.0, "llm": 2.5, "backend_gap": 2.0}
 _RISK_BONUS = {"low": 0.3, "medium": 0.0, "high": -0.3}
 _SHARE_WEIGHT = 1.5  # a hypothesis on a function holding 60% of the cost gains 0.9
+_ROOFLINE_PENALTY = 0.5  # compute-only on memory-bound decode: the bandwidth caps it below its Amdahl bound
 _BELOW_EFFECT_PENALTY = 3.0  # one that cannot reach min_effect even at zero cost sinks below every other kind
 
 
@@ -232,6 +234,8 @@ def hot_cell(h: Hypothesis) -> str:
         return "— (no profile)"
     name = f"`{md_cell(h.hot_function, 60).replace(chr(96), '')}`" if h.hot_function else "none profiled"
     bound = f"≤ {h.amdahl_max:.2f}×" if (h.amdahl_max or 0) < 100 else "unbounded"
+    if h.roofline_max is not None:
+        bound += f" (Amdahl), ≤ {h.roofline_max:.2f}× (roofline)"
     return f"{name} {100 * h.hot_share:.1f}% → {bound}"
 
 
@@ -556,6 +560,11 @@ def rank(
             score += _SHARE_WEIGHT * h.hot_share
             if (h.amdahl_max or 1.0) < 1.0 + min_effect:
                 score -= _BELOW_EFFECT_PENALTY
+        if h.roofline_max is not None:  # compute-only on memory-bound decode (profile.roofline_bound)
+            if h.roofline_max < 1.0 + min_effect:
+                score -= _BELOW_EFFECT_PENALTY
+            elif h.roofline_max < (h.amdahl_max or math.inf):
+                score -= _ROOFLINE_PENALTY
         h.score = round(score, 3)
     return sorted(hypotheses, key=lambda h: -h.score)
 
@@ -625,6 +634,7 @@ def annotate_hypotheses(
             named = [d["name"] for d in h.hot_functions if d.get("name") in known]
             names = set(named) or profile_source.functions_in(h.target_files, cmap)
         profile_source.annotate(h, profile_source.attribute(names, profile, cmap), min_effect)
+        profile_source.roofline_bound(h, profile, min_effect)
 
 
 def build_dossier(
