@@ -72,6 +72,10 @@ WAVE_REVIEW_PREFIX = "wave:"
 RESULTS_PREFIX = "results:"
 REFUSALS_PREFIX = "refusals:"
 DEADLINE_PREFIX = "deadline:"
+PLAN_PREFIX = "plan:"
+ARCH_COVERAGE = (
+    "arch_coverage"  # {arch: {"kind": measured|emulated|not_run, "reason"}}: what each arch row is
+)
 
 
 def wave_review_key(wave: int) -> str:
@@ -87,6 +91,12 @@ def results_key(experiment: str) -> str:
 def deadline_key(experiment: str) -> str:
     """The wall-clock deadline of one experiment's batch: `{"at": epoch s, "seconds", "source"}`."""
     return f"{DEADLINE_PREFIX}{experiment}"
+
+
+def plan_key(experiment: str) -> str:
+    """The fan-out plan of one experiment's batch (bot/experiments/shards.py `Plan.to_dict()`, plus
+    `actual`: {shard key: {"seconds", "usd"}} once it ran)."""
+    return f"{PLAN_PREFIX}{experiment}"
 
 
 def refusals_key(hypothesis_id: Any) -> str:

@@ -30,9 +30,7 @@ from .model import Phase, title
 if TYPE_CHECKING:
     from .store import Run
 
-# The pipeline that calls these functions (bot.pipeline.Pipeline: its forge, store, settings). Not imported,
-# not even for typing: bot.pipeline imports this module, and the layers allow no arrow back up.
-Pipeline = Any
+Pipeline = Any  # bot.pipeline.Pipeline (which imports this module): its settings, store and forge
 
 log = logging.getLogger("autoresearch.checks")
 
@@ -64,6 +62,11 @@ def _key(kind: str, sha: str) -> str:
     return f"{PREFIX}{kind}:{sha}"
 
 
+def supported(pipeline: Pipeline) -> bool:
+    """Whether the forge makes check runs (a test's minimal forge may not)."""
+    return hasattr(pipeline.forge, "create_check_run") and hasattr(pipeline.forge, "update_check_run")
+
+
 def records(pipeline: Pipeline, run_id: int) -> dict[str, dict[str, Any]]:
     """The run's check runs by side-effect key (an older bot recorded the bare id: completed then)."""
     out = {}
@@ -75,13 +78,22 @@ def records(pipeline: Pipeline, run_id: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+DOING = {  # what an open check run says the run is doing, per phase
+    Phase.BENCHMARKING: "Benchmarking",
+    Phase.DECIDING: "Deciding (statistics)",
+    Phase.VERIFYING: "Verifying (the winners stacked and measured again)",
+    Phase.REVIEWING: "Reviewing the wave",
+    Phase.PUBLISHING: "Publishing",
+}
+
+
 def _phase_output(run: Run, record: Mapping[str, Any]) -> tuple[str, str]:
     what = record.get("candidate") or "this commit"
-    phase = title(run.state)
+    doing = DOING.get(run.state, title(run.state))
     return (
-        f"{phase}: {what}",
-        f"Run #{int(run.id)} (issue #{int(run.issue_number)}) is in {phase.lower()}. "
-        "This check completes when the run ends; the run page has the live detail.",
+        f"{doing}: {what}",
+        f"Run #{int(run.id)} (issue #{int(run.issue_number)}): {doing.lower()}. This check completes "
+        "with the verdict when the run has measured this commit; the Details link shows the run live.",
     )
 
 
@@ -91,6 +103,8 @@ def _phase_output(run: Run, record: Mapping[str, Any]) -> tuple[str, str]:
 def open_checks(pipeline: Pipeline, run: Run, targets: Sequence[Mapping[str, Any]]) -> None:
     """Create `queued` check runs for each target ({"sha", "candidate", "wave", "experiment"}) that has
     none yet. A commit the repository lacks is recorded as skipped (retried by `finish`)."""
+    if not supported(pipeline):
+        return
     store, forge = pipeline.store, pipeline.forge
     existing = records(pipeline, run.id)
     for t in targets:
@@ -128,13 +142,7 @@ def open_checks(pipeline: Pipeline, run: Run, targets: Sequence[Mapping[str, Any
 
 def on_phase(pipeline: Pipeline, run: Run, status: str = "in_progress") -> None:
     """The run entered a phase (or its batch started): every open check run says so (once per phase)."""
-    if run.state not in (
-        Phase.BENCHMARKING,
-        Phase.DECIDING,
-        Phase.VERIFYING,
-        Phase.REVIEWING,
-        Phase.PUBLISHING,
-    ):
+    if run.state not in DOING:
         return
     for key, rec in records(pipeline, run.id).items():
         if rec.get("id") is None or rec.get("status") == "completed":
@@ -158,6 +166,8 @@ def finish(
     created first when there are none (a stack made in verification, a fork's commit a PR brought in)."""
     from . import report
 
+    if not supported(pipeline):
+        return
     open_checks(pipeline, run, [target])
     recs = records(pipeline, run.id)
     for kind in KINDS:
@@ -178,6 +188,8 @@ def finish(
 
 def finish_open(pipeline: Pipeline, run: Run, conclusion: str, head: str, summary: str) -> None:
     """Complete every check run the run left open (it failed, was cancelled, or measured nothing more)."""
+    if not supported(pipeline):
+        return
     for key, rec in records(pipeline, run.id).items():
         if rec.get("id") is None or rec.get("status") == "completed":
             continue

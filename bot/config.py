@@ -155,6 +155,12 @@ class ProjectConfig:
         return float(self.raw["budget"]["usd"])
 
     @property
+    def max_vms_per_arch(self) -> int | None:
+        """parallel.max_vms_per_arch: VMs per arch one wave may fan out over (None: from the budget)."""
+        value = (self.raw.get("parallel") or {}).get("max_vms_per_arch")
+        return None if value is None else int(value)
+
+    @property
     def budget_tokens(self) -> int:
         return int(self.raw["budget"]["llm_tokens"])
 
@@ -265,6 +271,9 @@ class Settings:
     local_jail_paths: list[str] = field(default_factory=list)  # extra read-only dirs in the jail (/opt/...)
     # shared compiler cache (build.shared_cache projects); default <data_dir>/executor/local/_shared-ccache
     local_build_cache: str | None = None
+    # check the project's other archs' correctness under emulation (cross toolchain + qemu-user, in the jail;
+    # bot/experiments/emulation.py): off by default, so a run's rows do not depend on what the host has
+    local_emulate: bool = False
     architectures: dict[str, dict[str, Any]] = field(
         default_factory=lambda: copy.deepcopy(DEFAULT_ARCHITECTURES)
     )

@@ -196,6 +196,15 @@ class Publish(Section):
     )
 
 
+class Parallel(Section):
+    max_vms_per_arch: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="fan-out: VMs per arch a wave's candidates are split over (null: from the budget)",
+    )
+
+
 class Project(Section):
     """`.autoresearch.yml`. Defaults are the generic preset's; another preset fills its own first."""
 
@@ -217,6 +226,7 @@ class Project(Section):
     agent: Agent = Field(default_factory=Agent)
     budget: Budget = Field(default_factory=Budget)
     publish: Publish = Field(default_factory=Publish)
+    parallel: Parallel = Field(default_factory=Parallel)
 
 
 GENERIC_DEFAULTS: dict[str, Any] = Project().model_dump(by_alias=True)

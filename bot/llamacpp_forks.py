@@ -169,6 +169,56 @@ def apply_edits(tree: Path, edits: list[tuple[str, str, str]]) -> None:
         f.write_text(text.replace(old, new, 1))
 
 
+# Work-splitting edits of ggml-cpu's repacked matrix multiplication (forward_mul_mat in repack.cpp, the GEMM
+# and GEMV of the demo's q4_0 model). The simulated run is one thread, where thread 0 walks every chunk either
+# way: they change nothing the simulator sees and everything at -t 2 or more (scripts/llamacpp_threads.py).
+REPACK_MM = "ggml/src/ggml-cpu/repack.cpp"
+SPLIT_ANCHOR = """        // The first chunk comes from our thread_id, the rest will get auto-assigned.
+        int current_chunk = ith;
+
+        while (current_chunk < nchunk0 * nchunk1) {"""
+SPLIT_NEXT = """                current_chunk = ggml_threadpool_chunk_add(params->threadpool, 1);
+                continue;
+            }
+
+            forward_mul_mat_one_chunk(params, dst, src0_start, src0_end, src1_start, src1_end);
+
+            current_chunk = ggml_threadpool_chunk_add(params->threadpool, 1);
+        }"""
+# regression: thread 0 takes every chunk in order, the others go straight to the next barrier
+SERIAL_CHUNKS_EDITS = [
+    (
+        REPACK_MM,
+        SPLIT_ANCHOR,
+        """        // Thread 0 walks every chunk in order; the other threads wait at the next barrier.
+        int current_chunk = ith == 0 ? 0 : (int) (nchunk0 * nchunk1);
+
+        while (current_chunk < nchunk0 * nchunk1) {""",
+    ),
+    (
+        REPACK_MM,
+        SPLIT_NEXT,
+        """                current_chunk++;
+                continue;
+            }
+
+            forward_mul_mat_one_chunk(params, dst, src0_start, src0_end, src1_start, src1_end);
+
+            current_chunk++;
+        }""",
+    ),
+]
+# A/A in the same code: an equivalent rewrite of the first chunk's index (the compiler emits the same code),
+# so the diff scan flags it as a threading change and the wall tier decides it: it must never be a winner
+SPLIT_AA_EDITS = [
+    (
+        REPACK_MM,
+        SPLIT_ANCHOR,
+        SPLIT_ANCHOR.replace("int current_chunk = ith;", "int current_chunk = ith + 0;"),
+    ),
+]
+
+
 # The forks of `demo --llama` (and of tests/test_llamacpp_ci.py, and what scripts/upgrade_llamacpp.sh
 # re-checks on a new llama.cpp): login -> (edits, commit message, the target-metric verdicts it must get).
 # hana is the planted winner, fiona the planted slowdown, felix the planted bug, gina a neutral change.

@@ -101,8 +101,12 @@ class Verdict(StrEnum):
     FASTER = "faster"
     NO_CHANGE = "no_change"
     NOISY = "noisy"
+    NOT_MEASURABLE = (
+        "not_measurable"  # the effect lies where the simulator is blind and wall time cannot decide
+    )
     DISAGREE = "disagree"
     SLOWER = "slower"
+    NOT_TIMED = "not_timed"  # correct under emulation (another arch's build under qemu-user), not measured
     BROKEN = "broken"
     BUILD_FAILED = "build_failed"
     BENCH_FAILED = "bench_failed"
@@ -121,8 +125,10 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
     Verdict.FASTER: VerdictInfo("faster", "🟢", False),
     Verdict.NO_CHANGE: VerdictInfo("no change", "⚪", False),
     Verdict.NOISY: VerdictInfo("noisy", "🟡", False),
+    Verdict.NOT_MEASURABLE: VerdictInfo("not measurable here", "🔘", False),
     Verdict.DISAGREE: VerdictInfo("tiers disagree", "⚠️", False),
     Verdict.SLOWER: VerdictInfo("slower", "🔴", False),
+    Verdict.NOT_TIMED: VerdictInfo("correct under emulation, not timed", "🔵", False),
     Verdict.BROKEN: VerdictInfo("broken", "❌", True),
     Verdict.BUILD_FAILED: VerdictInfo("build failed", "❌", True),
     Verdict.BENCH_FAILED: VerdictInfo("bench failed", "❌", True),
@@ -130,6 +136,27 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
     Verdict.MISSING: VerdictInfo("missing", "❔", True),
 }
 FAILED_VERDICTS: frozenset[Verdict] = frozenset(v for v, info in VERDICTS.items() if info.failed)
+
+
+class Basis(StrEnum):
+    """What decided a target row's verdict, and so what it could not see (bot.experiments.stats.policy)."""
+
+    SIMULATED = "simulated"  # the simulated cost alone (exact; blind to threads, bandwidth, the ISA not run)
+    CONFIRMED = "confirmed"  # simulated, and wall time agrees significantly on this machine
+    HARDWARE_ONLY = (
+        "hardware_only"  # the simulator saw no change; wall time at the configured threads decided
+    )
+    WALL = "wall"  # no simulated tier here (decision.primary: wall, or valgrind unavailable)
+    NOT_MEASURABLE = "not_measurable"  # the simulator is blind to the effect and wall time could not decide
+
+
+BASIS_LABEL: dict[Basis, str] = {
+    Basis.SIMULATED: "simulated (exact)",
+    Basis.CONFIRMED: "confirmed on hardware",
+    Basis.HARDWARE_ONLY: "hardware only",
+    Basis.WALL: "wall time",
+    Basis.NOT_MEASURABLE: "not measurable here",
+}
 
 
 class _Stored:

@@ -235,9 +235,8 @@ class Pipeline:
         pub = arts.get(PUBLICATION) or {}
         rid = int(run.id)
         if run.state == Phase.FAILED:
-            text = (
-                f"run #{rid} failed during {title(run.stage or '')}: {cell(run.error or 'see the log', 300)}"
-            )
+            where = title(run.stage) if run.stage else "start-up"
+            text = f"run #{rid} failed during {where}: {cell(run.error or 'see the log', 300)}"
         elif run.state == Phase.CANCELLED:
             text = f"run #{rid} was stopped; nothing more will be started"
         elif pub.get("pr_url") or pub.get("kind") == "rebench":
@@ -361,7 +360,8 @@ class Pipeline:
         self.store.set_state(ctx.run.id, Phase.FAILED, error=message)
         ctx.run = self.store.get_run(ctx.run.id)
         self.refresh_status(ctx.run)
-        self._finish_checks(ctx.run, "failure", f"Run failed during {title(ctx.run.stage or '')}", message)
+        where = title(ctx.run.stage) if ctx.run.stage else "start-up"
+        self._finish_checks(ctx.run, "failure", f"Run failed during {where}", message)
 
     def report_inputs(self, run: Run) -> dict[str, Any]:
         """Everything the status comment, the PR body and the check runs show, read from the store."""

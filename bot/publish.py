@@ -108,6 +108,27 @@ def _pick(
     return None
 
 
+def published_sources(git_dir: Path, base_sha: str, head_sha: str) -> tuple[str, ...]:
+    """What a published head carries, whenever and onto whatever base it was cherry-picked: for each commit
+    in base..head, the commits it was cherry-picked from (its `Cherry-picked-from:` trailers: a fork commit,
+    also through a stack), else its patch id (`git patch-id --stable`: the change itself). Sorted; a rerun
+    that publishes the same fork commits or the same change gives the same tuple (bot.stages updates the
+    earlier draft PR then instead of opening another)."""
+    git_dir = Path(git_dir)
+    out: list[str] = []
+    for sha in _commits_of(git_dir, _resolve(git_dir, base_sha), _resolve(git_dir, head_sha)):
+        picked = _out(
+            git_dir, "show", "-s", "--format=%(trailers:key=Cherry-picked-from,valueonly,separator=%x20)", sha
+        ).split()
+        if picked:
+            out.extend(f"commit:{p}" for p in picked)
+            continue
+        diff = run(git_dir, "diff-tree", "-p", "--no-commit-id", sha, text=True).stdout
+        patch = run(git_dir, "patch-id", "--stable", input=diff, text=True).stdout.split()
+        out.append(f"patch:{patch[0] if patch else sha}")
+    return tuple(sorted(out))
+
+
 # --------------------------------------------------------------------------- stacking
 
 

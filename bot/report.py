@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from . import commands
 from .experiments.stats.words import QUIET
-from .model import CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
+from .model import BASIS_LABEL, CHECKLIST, VERDICTS, Phase, Verdict, checklist_item
 from .model import FAILED_VERDICTS as MODEL_FAILED_VERDICTS
 from .text import for_comment as clean  # untrusted text for a comment: no markers, pings, hidden text
 from .text import inert
@@ -27,6 +27,23 @@ VERDICT_LABEL = {str(v): info.label for v, info in VERDICTS.items()}
 VERDICT_ICON = {str(v): info.icon for v, info in VERDICTS.items()}
 VERDICT_ORDER = tuple(str(v) for v in Verdict)
 FAILED_VERDICTS = {str(v) for v in MODEL_FAILED_VERDICTS}
+BASIS = {str(b): label for b, label in BASIS_LABEL.items()}
+
+
+def verdict_label(r: Mapping[str, Any]) -> str:
+    """A row's verdict in words, with what decided it (model.Basis) where the row does not already say it:
+    `faster (hardware only)`, `no change (confirmed on hardware)`. The simulated tier (and, without one, wall
+    time) is the default that the table's columns show."""
+    v = str(r.get("verdict", Verdict.MISSING))
+    label = VERDICT_LABEL.get(v, cell(v, 20))
+    basis = BASIS.get(str(r.get("basis") or ""))
+    if not basis or basis == label or r.get("basis") in ("simulated", "wall"):
+        return label
+    if str(r.get("note") or "").startswith(basis):
+        return label
+    return f"{label} ({basis})"
+
+
 DEFAULT_PREFIX = "/autoresearch"  # Settings.command_prefix's default
 DISCLAIMER = (
     "This patch was written or assembled by an automated agent (autoresearch-bot). It must be reviewed "
@@ -309,7 +326,7 @@ def _candidate_cell(
 
 def _verdict_cell(r: Mapping[str, Any]) -> str:
     v = str(r.get("verdict", Verdict.MISSING))
-    text = f"{VERDICT_ICON.get(v, '')} {VERDICT_LABEL.get(v, cell(v, 20))}".strip()
+    text = f"{VERDICT_ICON.get(v, '')} {verdict_label(r)}".strip()
     if v in FAILED_VERDICTS:
         corr = r.get("correctness") or {}
         failed = corr.get("failed") or []
@@ -660,7 +677,7 @@ def _headline(
     if state != Phase.DONE:
         stage = checklist_item(phase)
         label = dict(STAGES).get(stage or "", "queued")
-        return f"⏳ **Working on it:** {label.split(':')[0].lower()}" + (
+        return f"⏳ **Working on it:** {label.split(':')[0]}" + (
             f" ({cell(progress, 200)})." if progress else "."
         )
     if not decision:
@@ -721,6 +738,9 @@ def hint_text(hint: Mapping[str, Any] | None, prefix: str = DEFAULT_PREFIX) -> s
         return f" (`{prefix} rerun rounds={int(hint['rounds'])}`)"
     if hint.get("kind") == "quiet":
         return f"; {QUIET}"
+    if hint.get("kind") == "vm":
+        rounds = hint.get("rounds")
+        return f" (`{prefix} rerun" + (f" rounds={int(rounds)}" if rounds else "") + "`)"
     return ""
 
 
@@ -1063,11 +1083,6 @@ def _geo(values: Iterable[Any]) -> float | None:
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
-def _geo_speedup(decision: Mapping[str, Any] | None, name: str) -> float | None:
-    """The simulated figure where there is one (exact), else wall time; over the archs, geometric mean."""
-    return _geo(_effect(r) for r in _target_rows(decision, name))
-
-
 def title_effect(decision: Mapping[str, Any] | None, name: str) -> str:
     """`attn_ms: simulated 1.12×, wall 1.16×`: each tier's figure named, never one beside the other
     unlabelled (over several archs: geometric means)."""
@@ -1104,7 +1119,6 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
     lines = []
     for r in _target_rows(decision, name):
         c = r.get("comparison") or {}
-        v = str(r.get("verdict"))
         sim = r.get("simulated") or {}
         simulated = (
             f"simulated {sim_cell(sim)} ({cell(sim.get('isa') or '', 40)}); " if "speedup" in sim else ""
@@ -1117,7 +1131,7 @@ def arch_summary(decision: Mapping[str, Any] | None, name: str) -> str:
         unit = metric_unit(decision, r.get("metric"))
         note = f" — {cell(r['note'], 160)}" if r.get("note") else ""
         lines.append(
-            f"- **{cell(r.get('arch'), 20)}**: {VERDICT_LABEL.get(v, cell(v, 20))}: {simulated}wall time "
+            f"- **{cell(r.get('arch'), 20)}**: {verdict_label(r)}: {simulated}wall time "
             f"{fmt_speedup(c or None)} on `{cell(r.get('metric'), 40)}` "
             f"({_values_cell(c, unit)}, p = {fmt_p(c.get('p_adjusted'))}, {n}){note}"
         )
@@ -1293,8 +1307,7 @@ def _benchmark_check(
     trows = [r for r in rows if r.get("metric") == target] or list(rows)
     verdicts = {str(r.get("verdict")) for r in trows}
     summary = arch_summary(decision, candidate) + "\n\n" + table
-    s = _geo_speedup(decision, candidate)
-    effect = f"{s:.2f}× on {target}" if _finite(s) else str(target)
+    effect = title_effect(decision, candidate) or str(target)  # each tier's figure named
     if candidate in (decision.get("winners") or []):
         return "success", f"Benchmark: faster, {effect}", summary
     if verdicts & FAILED_VERDICTS:

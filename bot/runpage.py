@@ -140,7 +140,7 @@ def run_view(store: Store, run: Run, web_base: str, status_url: str | None = Non
         failures=None,  # shown in full below
         pull=pull,
     )
-    summary = summary.split("\n", 1)[1]  # no hidden marker
+    summary = summary.split("\n", 2)[2]  # no hidden marker, no heading (the page has its own)
     summary = summary.rsplit("\n\n<sub>Commands", 1)[0]
     target = str((decision or {}).get("target") or "")
     unit = report.metric_unit(decision, target)
@@ -281,11 +281,15 @@ def paired_svg(
             f'<circle cx="{x(i):.1f}" cy="{y(c):.1f}" r="3.5" fill="#0969da">'
             f"<title>pair {i + 1}: candidate {c:.4g}{escape(u)}</title></circle>"
         )
-    for vals, color, label in ((base, "#8c959f", "baseline"), (cand, "#0969da", "candidate")):
-        m = statistics.median(vals)
+    mb, mc = statistics.median(base), statistics.median(cand)
+    yb, yc = y(mb) + 4, y(mc) + 4
+    if abs(yb - yc) < 13:  # labels apart, the lower one lower
+        mid = (yb + yc) / 2
+        yb, yc = (mid - 7, mid + 7) if yb <= yc else (mid + 7, mid - 7)
+    for m, ty, color, label in ((mb, yb, "#8c959f", "baseline"), (mc, yc, "#0969da", "candidate")):
         out.append(
             f'<line x1="{left}" x2="{left + pw}" y1="{y(m):.1f}" y2="{y(m):.1f}" stroke="{color}" '
-            f'stroke-dasharray="5 4"/><text x="{left + pw + 6}" y="{y(m) + 4:.1f}" font-size="11" '
+            f'stroke-dasharray="5 4"/><text x="{left + pw + 6}" y="{ty:.1f}" font-size="11" '
             f'fill="{color}">{label} median {m:.4g}{escape(u)}</text>'
         )
     out.append(

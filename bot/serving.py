@@ -5,7 +5,7 @@ connections in its poller, but once a request's first bytes arrive a thread read
 blocking reads and no bound on their total: a socket timeout applies to each read, so a client that sends a
 byte every 3 s holds a thread for as long as it likes (issue #20: 75 s and more), and enough of them starve
 GitHub's deliveries (GitHub gives up after 10 s). Here each request gets one deadline
-(`AUTORESEARCH_REQUEST_DEADLINE`, 5 s) from the moment a thread takes it until its body is read: every read
+(`AUTORESEARCH_REQUEST_DEADLINE`, 5 s) from its first read until its body is read: every read
 waits at most for what is left of it, and a read at the deadline ends the request (headers not in: the
 connection is closed; body not in: 400, "body could not be read (RequestDeadline)"). A connection that ends
 is closed on its own thread: gunicorn's lingering close (up to 2 s of draining what the client still sends)
@@ -27,9 +27,19 @@ import socket
 import time
 from typing import Any
 
+import gunicorn
 from gunicorn import util
 from gunicorn.http.errors import NoMoreData
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
+
+# the worker builds on gthread's internals as gunicorn 27 has them (TConn.initialized, handle() returning
+# True / False / a defer sentinel, finish_request closing on the main loop): another version is refused
+if not gunicorn.__version__.startswith("27.") or not hasattr(gthread, "_DEFER"):
+    raise ImportError(
+        f"bot.serving needs gunicorn 27 (found {gunicorn.__version__}): pip install 'gunicorn>=27,<28' "
+        "(the serve extra pins it)"
+    )
 
 LINGER_S = 1.0  # a closing connection drains what its client still sends for at most this long
 
@@ -50,18 +60,23 @@ class DeadlineSocket:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._budget: float | None = None
         self._deadline: float | None = None
         self._closed = False
 
     def arm(self, seconds: float) -> None:
-        self._deadline = time.monotonic() + seconds
+        """The next request gets `seconds` from its first read on (gthread's own wait for a new
+        connection's first bytes, up to 5 s on the thread, does not count against it)."""
+        self._budget, self._deadline = seconds, None
 
     def disarm(self) -> None:
-        self._deadline = None
+        self._budget = self._deadline = None
 
     def recv(self, size: int, *flags: int) -> bytes:
-        if self._deadline is None:
+        if self._budget is None:
             return self._sock.recv(size, *flags)
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self._budget
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise RequestDeadline()

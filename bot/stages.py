@@ -14,6 +14,7 @@ from typing import Any
 
 from . import checkruns, waves
 from .artifacts import (
+    ARCH_COVERAGE,
     BASELINE,
     CANDIDATES,
     CANDIDATES_DONE,
@@ -31,7 +32,9 @@ from .artifacts import (
     VERIFICATION,
     RunArtifacts,
     deadline_key,
+    plan_key,
 )
+from .experiments import shards
 from .forge import ForgeError, RateLimited
 from .gitutil import GitError, Mirror
 from .model import PHASES, Baseline, Cancelled, Candidate, Phase, Publication, StageFailed
@@ -144,6 +147,77 @@ def measured_archs(ctx: StageContext) -> list[str]:
     if executor_capabilities(ctx).archs == "host":
         return [local_arch()]
     return archs
+
+
+def arch_coverage(ctx: StageContext) -> dict[str, dict[str, str]]:
+    """What each architecture the project asks for gets in this run, never silently dropped: `measured`
+    (timed and simulated), `emulated` (built for it and its correctness checks run under emulation, not
+    timed) or `not_run`, each with the reason in words."""
+    caps = executor_capabilities(ctx)
+    measured = measured_archs(ctx)
+    emulated = emulated_archs(ctx)
+    out: dict[str, dict[str, str]] = {}
+    for a in dict.fromkeys([*ctx.project.architectures, *measured]):
+        if a in measured:
+            where = "on this machine" if caps.archs == "host" else "on its own VM(s)"
+            out[a] = {"kind": "measured", "reason": f"measured {where}: wall time and simulated cost"}
+        elif a in emulated:
+            out[a] = {
+                "kind": "emulated",
+                "reason": f"correctness only: built for {a} with a cross compiler, the baseline's checks run "
+                f"under emulation ({emulated[a]}); not timed: no {a.upper()} machine",
+            }
+        else:
+            why = (
+                f"the {ctx.settings.executor} executor measures this machine ({local_arch()}) only"
+                if caps.archs == "host"
+                else "no machine configured for it"
+            )
+            out[a] = {"kind": "not_run", "reason": f"not run: {why}; {_emulation_missing(ctx, a)}"}
+    return out
+
+
+def emulated_archs(ctx: StageContext) -> dict[str, str]:
+    """{arch: emulator} the executor can check under emulation here (local executor, another arch, the cross
+    toolchain and qemu-user installed); empty elsewhere."""
+    return {a: e["emulator"] for a, e in emulation_specs(ctx).items()}
+
+
+def emulation_specs(ctx: StageContext) -> dict[str, dict[str, str]]:
+    """{arch: spec.emulate} for the project's archs this host checks under emulation (an executor that
+    measures this host, in its jail: the local one)."""
+    from .experiments import emulation
+
+    caps = executor_capabilities(ctx)
+    if caps.archs != "host" or not caps.jail or not ctx.settings.local_emulate:
+        return {}
+    out = {}
+    for a in ctx.project.architectures:
+        got = emulation.probe(a) if a != local_arch() else None
+        if got:
+            out[a] = got
+    return out
+
+
+def _emulation_missing(ctx: StageContext, arch: str) -> str:
+    from .experiments import emulation
+
+    if executor_capabilities(ctx).archs != "host":
+        return "no emulated check either"
+    if emulation.probe(arch) and not ctx.settings.local_emulate:
+        return (
+            "its correctness is not checked under emulation either (the cross toolchain and qemu-user are "
+            "installed: set `local_emulate: true`)"
+        )
+    return emulation.missing(arch)
+
+
+def arch_lines(coverage: dict[str, dict[str, str]] | None) -> list[str]:
+    """The status comment's line on what each arch row is."""
+    if not coverage:
+        return []
+    parts = [f"{a} — {c['reason']}" for a, c in coverage.items()]
+    return ["**Architectures:** " + "; ".join(parts)]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -627,6 +701,12 @@ def _candidate_from_branch(
 
 def benchmark(ctx: StageContext) -> None:
     n = current_wave(ctx)
+    coverage = arch_coverage(ctx)
+    if ctx.artifact(ARCH_COVERAGE) != coverage:
+        ctx.put(ARCH_COVERAGE, coverage)
+        for a, c in coverage.items():
+            if c["kind"] != "measured":
+                ctx.event("arch", f"{a}: {c['reason']}")
     cands = ctx.artifacts.get(CANDIDATES, n)
     if not cands:
         ctx.artifacts.put(RESULTS_MAIN, {}, n)
@@ -637,11 +717,13 @@ def benchmark(ctx: StageContext) -> None:
     # check runs on every candidate's head: queued now, in_progress once the batch is out (bot/checkruns.py)
     targets = [{"sha": c["sha"], "candidate": c["name"], "wave": n, "experiment": name} for c in cands]
     ctx.pipeline._checks(lambda: checkruns.open_checks(ctx.pipeline, ctx.run, targets))
+    emulated = [a for a, c in coverage.items() if c["kind"] == "emulated"]
     run_experiment(
         ctx,
         name,
         base,
         cands,
+        archs=[*measured_archs(ctx), *emulated],
         started=lambda: ctx.pipeline._checks(lambda: checkruns.on_phase(ctx.pipeline, ctx.run)),
     )
 
@@ -670,12 +752,15 @@ def run_experiment(
     exp = ctx.store.experiment(ctx.run.id, name)
     handle = exp["handle"] if exp else None
     archs = archs or measured_archs(ctx)
+    # a batch submitted without a plan (before this bot had fan-out) goes on as it was sent
+    the_plan = _fanout_plan(ctx, name, cands, archs) if not handle or ctx.artifact(plan_key(name)) else None
     if not handle:
-        _check_budget(ctx, len(cands), archs)
+        _check_budget(ctx, len(cands), archs, the_plan)
         m = mirror(ctx)
         files = ctx.workdir / f"exp-{name}"
         files.mkdir(parents=True, exist_ok=True)
         bundle = make_bundle(m.path, [base] + [c["sha"] for c in cands], files / "repo.bundle")
+        emulate = emulation_specs(ctx) if set(archs) - set(measured_archs(ctx)) else {}
         specs = {
             arch: {
                 "schema": 1,
@@ -686,14 +771,17 @@ def run_experiment(
                 "baseline": {"name": "baseline", "sha": base},
                 "candidates": [{"name": c["name"], "sha": c["sha"]} for c in cands],
                 "project": _merge(ctx.project.to_dict(), overrides or {}),
+                **({"emulate": emulate[arch]} if arch in emulate else {}),
             }
             for arch in archs
         }
+        if the_plan is not None and len(the_plan.shards) > len(archs):
+            specs = shards.shard_specs(specs, the_plan)  # one entry (one VM) per shard
         batch = ex.Batch(
             run_id=ctx.run.id,
             specs=specs,
             bundle=bundle,
-            arch_configs={a: ctx.settings.architectures.get(a, {}) for a in archs},
+            arch_configs={k: ctx.settings.architectures.get(shards.arch_of(k), {}) for k in specs},
             repo=ctx.run.repo,
         )
         try:
@@ -708,7 +796,7 @@ def run_experiment(
         ctx.progress(f"experiment {name} submitted: {len(cands)} candidates on {', '.join(archs)}")
     if started is not None:  # the batch is out (or was, before a restart): e.g. check runs go in_progress
         started()
-    deadline = _deadline(ctx, name, archs)
+    deadline = _deadline(ctx, name, the_plan.keys() if the_plan else archs)
     started_at = last_note = time.monotonic()
     expired: str | None = None
     while True:
@@ -737,6 +825,10 @@ def run_experiment(
         time.sleep(max(0.0, min(float(executor.poll_interval), deadline["at"] - time.time())))
     results = executor.collect(handle)
     vm_seconds, cost = _record_cost(ctx, name, results, executor, handle)
+    if the_plan is not None:
+        merged = shards.merge(results, the_plan) if len(the_plan.shards) > len(archs) else results
+        _plan_actuals(ctx, name, results, merged, executor, handle)
+        results = merged
     ctx.store.finish_experiment(ctx.run.id, name, state, vm_seconds=vm_seconds, cost_usd=cost)
     if not results:
         tail = executor.logs(handle)[-3000:] if executor.capabilities.logs else ""
@@ -786,28 +878,167 @@ def _minutes(seconds: float) -> str:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    from .configmodel import merge  # bot.config._merge moved there (cfgmodel merge)
+    from .configmodel import merge
 
     return merge(base, over)
 
 
 def _price(ctx: StageContext, arch: str) -> float:
-    """$/h of the arch's VM: SkyPilot's local catalog, else the configured price; 0 for an executor whose
-    machines are free (local)."""
+    """$/h of the arch's VM, the same figure the executor quotes at submit (`cost.arch_quote`: SkyPilot's
+    catalog for `infra:`, `cloud`/`region` and `any_of`/`ordered` resources, else the configured
+    `price_per_hour`); 0 for an executor whose machines are free (local). An unknown price on a priced
+    executor refuses the batch: it is never counted as $0."""
     if not executor_capabilities(ctx).priced:
         return 0.0
-    from .experiments.cost import quote_price
+    from .experiments.cost import arch_quote
 
-    cfg = ctx.settings.architectures.get(arch, {})
-    configured = {cfg.get("instance_type", ""): cfg["price_per_hour"]} if cfg.get("price_per_hour") else None
-    quote = quote_price(
-        cfg.get("cloud", "aws"),
-        cfg.get("instance_type", ""),
-        cfg.get("region"),
-        bool(cfg.get("use_spot")),
-        configured=configured,
+    executor = ctx.pipeline.services.get("executor")
+    base = shards.arch_of(arch)  # a shard (`x86~2`) is priced as its architecture
+    quote = arch_quote(base, ctx.settings.architectures.get(base, {}), getattr(executor, "price", None))
+    if quote.usd_per_hour is None:
+        raise StageFailed(
+            f"No VM was launched: the price of `{base}` is unknown ({quote.note}). Set `price_per_hour` for "
+            "the architecture in the bot's settings, or put SkyPilot's catalog in place."
+        )
+    return float(quote.usd_per_hour)
+
+
+def _fanout_plan(
+    ctx: StageContext, name: str, cands: list[dict[str, Any]], archs: list[str]
+) -> shards.Plan | None:
+    """The batch's plan (stored once, before the launch): shards x VMs x arch, minutes and dollars. Only on
+    an executor of priced VMs; only a wave's main batch fans out (the profile, the stack and the final
+    re-measurement run on one VM per arch); `parallel.max_vms_per_arch`, else chosen from the run's
+    remaining budget and the candidate count."""
+    stored = ctx.artifact(plan_key(name))
+    if stored:
+        return shards.Plan.from_dict(stored)
+    if not executor_capabilities(ctx).priced or not cands:
+        return None
+    prices = {a: _price(ctx, a) for a in archs}
+    times = _variant_times(ctx)
+    spent = ctx.store.usage_totals(ctx.run.id)["usd"]
+    limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
+    fan_out = name.split("@")[0] == "main"
+    configured = ctx.project.max_vms_per_arch
+    if not fan_out:
+        vms, why = 1, "one VM per arch (only a wave's candidates fan out)"
+    elif configured is not None:
+        vms, why = configured, "`parallel.max_vms_per_arch`"
+    else:
+        vms = shards.default_vms(len(cands), max(0.0, limit - spent), prices, times)
+        why = (
+            f"chosen: one VM per {shards.MIN_CANDIDATES_PER_SHARD} candidates, at most "
+            f"{shards.MAX_VMS_PER_ARCH}, within the remaining ${max(0.0, limit - spent):.2f}"
+        )
+    warm = _earlier_plan_keys(ctx, name)
+    the_plan = shards.plan([c["name"] for c in cands], archs, vms, prices, times, warm=warm)
+    the_plan.notes.append(f"VMs per arch: {why}")
+    ctx.put(plan_key(name), the_plan.to_dict())
+    ctx.pipeline.refresh_status(ctx.run)  # the plan is on the issue before any VM is launched
+    ctx.event(
+        "plan",
+        f"{name}: {len(the_plan.shards)} VMs ("
+        + ", ".join(f"{a} x{n}" for a, n in the_plan.vms_per_arch.items())
+        + f"), about {the_plan.minutes:.0f} min and ${the_plan.usd:.2f}",
     )
-    return float(quote.usd_per_hour or 0.0)
+    return the_plan
+
+
+def _earlier_plan_keys(ctx: StageContext, name: str) -> list[str]:
+    """Batch entries whose VM an earlier batch of this run left up (the executor reuses them: warm)."""
+    keys: list[str] = []
+    for n in range(1, current_wave(ctx) + 1):
+        for exp in (waves.key("main", n), waves.key("verify", n)):
+            if exp == name:
+                return keys
+            got = ctx.artifact(plan_key(exp))
+            keys += [s["key"] for s in (got or {}).get("shards") or [] if s["key"] not in keys]
+    return keys
+
+
+def _variant_times(ctx: StageContext) -> shards.VariantTimes:
+    """Per-variant times for the plan: the README's measured llama.cpp figures, replaced by what this run's
+    own batches measured (the profile batch's baseline build and simulation; an earlier wave's candidates)."""
+    times = shards.VariantTimes()
+    from dataclasses import replace
+
+    profile = ctx.artifact("results:profile") or {}
+    for res in profile.values():
+        base = (res.get("variants") or {}).get("baseline") or {}
+        build = float((base.get("build") or {}).get("seconds") or 0.0)
+        sim = float((base.get("simulated") or {}).get("seconds") or 0.0)
+        times = replace(
+            times,
+            cold_build_s=build or times.cold_build_s,
+            simulate_s=sim or times.simulate_s,
+        )
+        break
+    for n in range(current_wave(ctx) - 1, 0, -1):
+        for res in (ctx.artifacts.results(waves.key("main", n)) or {}).values():
+            return shards.VariantTimes.from_result(res, times)
+    return times
+
+
+def _plan_actuals(
+    ctx: StageContext,
+    name: str,
+    results: dict[str, Any],
+    merged: dict[str, Any],
+    executor: Any,
+    handle: str,
+) -> None:
+    """Beside the plan: each VM's actual seconds and dollars so far (the executor's count, the one price;
+    the time a VM waits for the run's next batch or its teardown is charged later), and per arch the A/A
+    check of the baseline's simulated cost across its shards."""
+    stored = ctx.artifact(plan_key(name)) or {}
+    known = executor.vm_seconds(handle) if executor.capabilities.vm_seconds else {}
+    actual = {}
+    for key in sorted({*known, *(results or {})}):
+        secs = float(known.get(key) or ((results.get(key) or {}).get("timings") or {}).get("total_s") or 0.0)
+        actual[key] = {"seconds": secs, "usd": secs / 3600.0 * _price(ctx, key)}
+    aa = {a: r["shards"] for a, r in (merged or {}).items() if r.get("shards")}
+    ctx.put(plan_key(name), {**stored, "actual": actual, "aa": aa})
+
+
+def plan_lines(plan: dict[str, Any] | None, name: str) -> list[str]:
+    """Status comment lines: the plan before the launch, the actuals beside it after the run."""
+    if not plan or not plan.get("shards"):
+        return []
+    vms = ", ".join(f"{a}: {n} VM{'s' if n > 1 else ''}" for a, n in (plan.get("vms_per_arch") or {}).items())
+    head = (
+        f"**Plan for `{name}`:** {len(plan['shards'])} shards ({vms}), expected "
+        f"{plan['minutes']:.0f} min and ${plan['usd']:.2f}"
+    )
+    actual = plan.get("actual") or {}
+    if actual:
+        longest = max((a["seconds"] for a in actual.values()), default=0.0) / 60.0
+        head += f"; actual {longest:.0f} min (longest VM) and ${sum(a['usd'] for a in actual.values()):.2f}"
+    lines = [head]
+    for s in plan["shards"]:
+        got = actual.get(s["key"])
+        after = f" | actual {got['seconds'] / 60.0:.1f} min, ${got['usd']:.2f}" if got else ""
+        lines.append(
+            f"- `{s['key']}`: {len(s['candidates'])} candidates + baseline, expected "
+            f"{s['seconds'] / 60.0:.1f} min, ${s['usd']:.2f}{after}"
+        )
+    lines += [f"- {n}" for n in plan.get("notes") or []]
+    for arch, info in (plan.get("aa") or {}).items():
+        aa = info.get("aa") or {}
+        if info.get("simulated_across_shards"):
+            lines.append(
+                f"- {arch}: A/A across its shards: the baseline's simulated cost agrees within "
+                f"{aa.get('spread', 0.0) * 100:.4f}% (at most {info.get('tolerance', 0) * 100:.2f}%), so "
+                "candidates on different VMs are compared with one baseline figure"
+            )
+        else:
+            lines.append(
+                f"- {arch}: A/A across its shards FAILED (the baseline's simulated cost differs by "
+                f"{aa.get('spread', 0.0) * 100:.4f}%): each candidate is compared within its own shard"
+            )
+        lost = [e for e in info.get("entries") or [] if not e.get("returned")]
+        lines += [f"- shard `{e['key']}` returned no result ({', '.join(e['candidates'])})" for e in lost]
+    return lines
 
 
 def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> float:
@@ -822,11 +1053,14 @@ def _estimate_usd(ctx: StageContext, n_candidates: int, archs: list[str]) -> flo
     return float(estimate.total_usd or 0.0)
 
 
-def _check_budget(ctx: StageContext, n_candidates: int, archs: list[str]) -> None:
-    """Refuse to launch a batch whose estimated cost would take the run over its budget."""
+def _check_budget(
+    ctx: StageContext, n_candidates: int, archs: list[str], the_plan: shards.Plan | None = None
+) -> None:
+    """Refuse to launch a batch whose estimated cost would take the run over its budget (the fan-out plan's
+    dollars when there is one)."""
     spent = ctx.store.usage_totals(ctx.run.id)["usd"]
     limit = min(ctx.project.budget_usd, ctx.settings.budget_usd)
-    cost = _estimate_usd(ctx, n_candidates, archs)
+    cost = the_plan.usd if the_plan is not None else _estimate_usd(ctx, n_candidates, archs)
     ctx.event(
         "budget",
         f"estimated ${cost:.2f} for {n_candidates} candidates on {', '.join(archs)}; "
@@ -856,7 +1090,7 @@ def _record_cost(
         usd = seconds / 3600.0 * price
         total_s += seconds
         total_usd += usd
-        costs[arch] = costs.get(arch, 0.0) + usd
+        costs[shards.arch_of(arch)] = costs.get(shards.arch_of(arch), 0.0) + usd
         ctx.store.record_usage(
             ctx.run.id, "vm", usd=usd, detail=f"{name}/{arch}: {seconds:.0f} s at ${price}/h"
         )
@@ -876,6 +1110,7 @@ def project_for(ctx: StageContext, results: dict[str, Any]) -> dict[str, Any]:
 
 def decide(ctx: StageContext) -> None:
     from .experiments.stats import decide as stats_decide
+    from .experiments.stats.words import Note
 
     n = current_wave(ctx)
     results = ctx.artifacts.get(RESULTS_MAIN, n) or {}
@@ -893,6 +1128,12 @@ def decide(ctx: StageContext) -> None:
         )
         return
     decision = stats_decide(results, project_for(ctx, results), seed=ctx.run.id + 10 * (n - 1))
+    coverage = ctx.artifact(ARCH_COVERAGE) or {}
+    decision.notes[:0] = [  # what each arch row is; an arch with no row says why: never dropped silently
+        Note(f"{a}: {c['reason']}")
+        for a, c in coverage.items()
+        if c["kind"] == "emulated" or (c["kind"] == "not_run" and a not in results)
+    ]
     ctx.artifacts.put(DECISION, decision.to_dict(), n)
     ctx.progress(f"decision: {len(decision.winners)} winner(s)" + (f" in wave {n}" if n > 1 else ""))
 
@@ -1335,6 +1576,9 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
             f"- {report.cell(s.get('title') or s.get('hypothesis'), 100)}: {report.cell(s['reason'], 200)}"
             for s in i["skipped"]
         ]
+    extra += arch_lines(pipeline.store.get_artifact(run.id, ARCH_COVERAGE))
+    for exp in _plan_experiments(pipeline, run):
+        extra += plan_lines(pipeline.store.get_artifact(run.id, plan_key(exp)), exp)
     if run.deferred_until is not None and run.active:  # a GitHub rate limit holds the run
         extra.append(
             f"**Deferred until {iso_utc(run.deferred_until)}:** GitHub rate-limited the bot; the run resumes "
@@ -1365,6 +1609,14 @@ def render_status(pipeline: Pipeline, run: Run) -> str:
         prefix=pipeline.settings.command_prefix,
         pull=pull,
     )
+
+
+def _plan_experiments(pipeline: Pipeline, run: Run) -> list[str]:
+    """Experiments of this run with a fan-out plan, oldest first (the status comment shows each)."""
+    from .artifacts import PLAN_PREFIX
+
+    keys = [k for k in pipeline.store.artifact_keys(run.id) if k.startswith(PLAN_PREFIX)]
+    return [k[len(PLAN_PREFIX) :] for k in keys]
 
 
 def _waves_status(pipeline: Pipeline, run: Run, i: dict[str, Any]) -> str | None:

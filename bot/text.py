@@ -65,7 +65,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _HIDDEN_TAGS = frozenset(
     {"details", "template", "noscript", "script", "style", "textarea", "select", "iframe", "object", "svg"}
 )
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>", re.DOTALL)
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:[\s/][^<>]*)?)>", re.DOTALL)
 _HIDING_ATTR = re.compile(
     r"(?:^|\s)(?:hidden|aria-hidden\s*=\s*[\"']?true)(?=[\s/=>\"']|$)"
     r"|display\s*:\s*none|visibility\s*:\s*hidden",
@@ -92,11 +92,8 @@ def strip_hidden_html(text: str) -> str:
     for m in _TAG.finditer(scan):
         closing, name, attrs = m.group(1) == "/", m.group(2).lower(), m.group(3) or ""
         if hidden is None:
-            if (
-                not closing
-                and not attrs.rstrip().endswith("/")
-                and (name in _HIDDEN_TAGS or _HIDING_ATTR.search(attrs))
-            ):
+            # `<details/>` opens a details element too (HTML ignores the slash on these tags)
+            if not closing and (name in _HIDDEN_TAGS or _HIDING_ATTR.search(attrs)):
                 out.append(text[pos : m.start()])
                 hidden = (name, 1, m.start())
             continue

@@ -37,7 +37,7 @@ EVENT_RE = re.compile(r"[a-z_]{1,64}")
 DELIVERY_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FORM_TYPE = "application/x-www-form-urlencoded"
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Forwarded-Host")
-STATUS_ENDPOINTS = frozenset({"index", "run_page", "api_runs", "api_run"})
+OPEN_ENDPOINTS = frozenset({"webhook", "healthz"})  # every other route is a status page: token
 
 
 class Refused(Exception):
@@ -90,9 +90,10 @@ def create_app(settings: Settings, store: Store, web_base: str | None = None) ->
 
     @app.before_request
     def _status_auth():
-        # only the status pages need the token: /webhook and /healthz are open, and a path no route knows
-        # (`/webhook/`, `/nope`) gets routing's own 404/405, never "status pages need the status token"
-        if request.endpoint not in STATUS_ENDPOINTS:
+        # /webhook and /healthz are open; every other route is a status page and needs the token (fail
+        # closed: a route added later is covered); a path no route knows (`/webhook/`, `/nope`) gets
+        # routing's own 404/405, never "status pages need the status token"
+        if request.routing_exception is not None or request.endpoint in OPEN_ENDPOINTS:
             return None
         return _check_status_auth(settings)
 

@@ -11,7 +11,7 @@ run's page (the sandbox's view) and the bot's run page:
    `<base>` back to the server and a measuring script appended; `chromium --headless --dump-dom` prints
    the DOM after the script ran. With every `<details>` opened, no horizontal scroll: the document's
    scrollWidth and each table's are at most their width. Every number in a figures table has its unit
-   (a range shares one: `1.03–1.26×`; p-values are unitless);
+   (a range or a ratio shares one: `1.03–1.26×`, `1/1 checks`; p-values are unitless);
 2. takes the screenshot (`chromium --headless --screenshot`, 914 px wide) into --out.
 
 Exits non-zero, naming the page and what is wrong, when a check fails or the demo does not finish.
@@ -69,17 +69,35 @@ window.addEventListener('load', () => {
 });
 """.replace("__MARK__", MARK)
 
-NAME_COLUMNS = {"candidate", "arch", "metric", "idea", "source", "function", "verdict", "kind", "message"}
+# columns of names, references and prose, not figures (a dossier's `#` and `sources` are footnote numbers)
+NAME_COLUMNS = {
+    "candidate",
+    "arch",
+    "metric",
+    "idea",
+    "source",
+    "sources",
+    "function",
+    "verdict",
+    "kind",
+    "#",
+}
+NAME_COLUMNS |= {"message", "hypothesis", "title", "paper", "fork", "where"}
 UNIT = r"(?:×|%|ms|µs|us|ns|s|cycles|instructions|tokens/s|B|checks|pairs|\$)"
 
 
-def numbers_without_units(text: str) -> list[str]:
-    """The figures in one cell that carry no unit (see the module docstring)."""
+def numbers_without_units(text: str, head: str = "") -> list[str]:
+    """The figures in one cell that carry no unit (see the module docstring); a column whose header names
+    the unit (`estimated cycles`, `time (ms)`) gives it to every cell."""
+    if re.search(r"(?<!\w)" + UNIT + r"(?!\w)", head):
+        return []
     text = re.sub(r"\bp [=<] [\d.]+", "", text)
     bad = []
-    for m in re.finditer(r"(?<![A-Za-z_\d.$])\d+(?:\.\d+)?(?![\d.])", text):
+    for m in re.finditer(
+        r"(?<![A-Za-z_\d.$,])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![A-Za-z_\d.$,])\d+(?:\.\d+)?(?![\d.,])", text
+    ):
         rest = text[m.end() :]
-        if not (re.match(r"\s?[kMG]?\s?" + UNIT, rest) or re.match(r"–\d", rest)):
+        if not (re.match(r"\s?[kMG]?\s?" + UNIT, rest) or re.match(r"[–/]\d", rest)):
             bad.append(m.group())
     return bad
 
@@ -123,7 +141,20 @@ def measure(chromium: str, url: str, work: Path) -> dict:
     return json.loads(html.unescape(m.group(1)))
 
 
-def screenshot(chromium: str, url: str, out: Path, height: int) -> None:
+ISOLATE_JS = """
+document.querySelectorAll('.box').forEach(b => { if (b.id !== '__KEEP__') b.remove(); });
+document.querySelectorAll('body > h2, body > ul').forEach(e => e.remove());
+"""
+
+
+def screenshot(chromium: str, url: str, out: Path, height: int, work: Path, keep: str | None = None) -> None:
+    """`keep`: the id of the one comment box to show (the others removed), as if scrolled to it."""
+    if keep:
+        page = fetch(url).replace("<head>", f'<head><base href="{html.escape(url)}">', 1)
+        page = page.replace("</body>", f"<script>{ISOLATE_JS.replace('__KEEP__', keep)}</script></body>")
+        f = work / "shot.html"
+        f.write_text(page)
+        url = f.as_uri()
     subprocess.run(
         chromium_cmd(
             chromium,
@@ -149,7 +180,7 @@ def check(name: str, m: dict) -> list[str]:
     for c in m["cells"]:
         if c["head"].strip("`").lower() in NAME_COLUMNS:
             continue
-        bad = numbers_without_units(c["text"])
+        bad = numbers_without_units(c["text"], c["head"])
         if bad:
             problems.append(f"{name}: {bad} without a unit in the {c['head']!r} cell {c['text']!r}")
     return problems
@@ -163,6 +194,7 @@ def start_demo(work: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, "AUTORESEARCH_DEMO_TIMEOUT": os.environ.get("AUTORESEARCH_DEMO_TIMEOUT", "1800")},
     )
     urls: dict[str, str] = {}
     assert proc.stdout is not None
@@ -206,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             pages = {
                 "pr-body": (urls["draft"], 1800),
-                "status-comment": (urls["issue"] + (f"#{status[-1]}" if status else ""), 1500),
+                "status-comment": (urls["issue"] + (f"#{status[-1]}" if status else ""), 1600),
                 "check-run": (sandbox + checks[0], 1400),
                 "run-page": (urls["bot"], 1800),
             }
@@ -218,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"table cells, {len(found)} problem(s)")  # fmt: skip
                 problems += found
                 png = out / f"{name}.png"
-                screenshot(chromium, url, png, height)
+                page_url, _, keep = url.partition("#")
+                screenshot(chromium, page_url, png, height, work, keep or None)
                 print(f"  {png} ({png.stat().st_size // 1024} KiB)")
             for p in problems:
                 print("FAIL " + p, file=sys.stderr)

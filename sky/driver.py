@@ -60,9 +60,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import blindspots  # noqa: E402  (sky/blindspots.py: what the simulated tier cannot see, per candidate diff)
+import emulate  # noqa: E402  (sky/emulate.py: another arch's correctness under qemu-user)
+import exercised  # noqa: E402  (sky/exercised.py: do the changed functions run natively at all)
 import gitrun  # noqa: E402  (sky/gitrun.py: the bot runs git through the same file)
 import paired  # noqa: E402  (sky/paired.py, shipped next to this file)
 import pathglob  # noqa: E402  (sky/pathglob.py: the bot's agent and push checks match paths with it too)
+import roofline  # noqa: E402  (sky/roofline.py: memory bandwidth and compute peak of this machine)
 import sandbox  # noqa: E402  (sky/sandbox.py: every candidate-code invocation runs in one of its sandboxes)
 import simulate  # noqa: E402  (sky/simulate.py, shipped next to this file)
 
@@ -139,6 +143,7 @@ class Ctx:
     baseline_worktree: Path | None = None
     log: Callable[[str], None] = log
     state: dict = dataclasses.field(default_factory=dict)  # scratch space for presets (models, caches)
+    emulate: dict | None = None  # spec.emulate: built for another arch, its programs run under qemu-user
     baseline_sha: str = ""
     # containment (sky/sandbox.py); sandbox None = unsandboxed (local_trust: all, or the driver's own tests)
     sandbox: Any = None
@@ -212,13 +217,15 @@ class Ctx:
         """Run a command (a shell string or argv list); return (returncode, stdout+stderr). With a sandbox,
         in the sandbox of the variant that owns cwd (or `owner`): its cell only, within its limits."""
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        if pin:
-            argv = self.bench_prefix() + argv
         cell = self.cell_for(cwd, owner) if self.sandbox is not None else None
         env = dict(self.env)
         if cell is not None:
             env.update(self.cell_env.get(cell.name, {}))
         env.update(extra_env or {})
+        if self.emulate:
+            argv = emulate.wrap(argv, cwd, self.emulate, env.get("PATH", ""))
+        if pin:
+            argv = self.bench_prefix() + argv
         if self.sandbox is None:
             rc, raw, timed_out = run_captured(argv, cwd, env, timeout, merge_stderr=merge_stderr)
             if timed_out:
@@ -309,9 +316,12 @@ def _compare_output(cmd: str, worktree: Path, baseline_worktree: Path, ctx: Ctx,
 
 
 def _stdout_of(cmd: str, cwd: Path, ctx: Ctx, timeout: float) -> tuple:
-    if ctx.sandbox is not None:
+    if ctx.sandbox is not None:  # Ctx.run wraps emulation too
         return ctx.run(cmd, cwd, timeout=timeout, merge_stderr=False)
-    rc, raw, _ = run_captured(["bash", "-c", cmd], cwd, ctx.env, timeout, merge_stderr=False)
+    argv = ["bash", "-c", cmd]
+    if ctx.emulate:
+        argv = emulate.wrap(argv, cwd, ctx.emulate, ctx.env.get("PATH", ""))
+    rc, raw, _ = run_captured(argv, cwd, ctx.env, timeout, merge_stderr=False)
     return rc, raw.decode(errors="replace")
 
 
@@ -505,6 +515,7 @@ def ccache_setup(workdir: Path) -> dict:
     }
 
 
+HARDWARE_ONLY_ALPHA = 0.1  # = bot/experiments/stats/policy.py's: the level factor of a wall-only verdict
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".cu", ".s", ".S", ".f90", ".rs", ".go")
 
 
@@ -649,11 +660,21 @@ class Driver:
             self.phase_fetch()
             self.phase_prepare()
             self.phase_build()
+            self.note_blind_spots()
             if self.spec.get("warm_only"):
-                self.phase_warm_simulation_build()
+                if not self.spec.get("emulate"):  # an emulated arch is never simulated
+                    self.phase_warm_simulation_build()
+            elif self.spec.get("emulate"):  # correctness only: timing and simulation need the real machine
+                self.phase_validate()
+                self.result["emulated"] = dict(self.spec["emulate"])
+                self.result["simulation"] = {"available": False, "reason": "emulated: correctness only"}
+                for v in self.result["variants"].values():
+                    v["status"] = "ok" if v["status"] == "pending" else v["status"]
             else:
                 self.phase_validate()
+                self.measure_roofline()
                 self.phase_bench()
+                self.check_exercised()
                 self.phase_simulate()
             self.final_seal_check()
         except Tampered as e:
@@ -823,6 +844,8 @@ class Driver:
         for key in ("OMP_NUM_THREADS", "THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[key] = str(threads)
         env["AUTORESEARCH_THREADS"] = str(threads)
+        if self.spec.get("emulate"):
+            env.update(emulate.env(self.spec["emulate"], self.workdir))
         return Ctx(
             workdir=self.workdir,
             project=self.project,
@@ -832,6 +855,7 @@ class Driver:
             cpus=cpus,
             seed=int(self.spec.get("seed", 1)),
             baseline_worktree=self.trees[self.baseline],
+            emulate=self.spec.get("emulate") or None,
             baseline_sha=self.shas[self.baseline],
             sandbox=self.box,
         )
@@ -967,6 +991,95 @@ class Driver:
         if self.variant(self.baseline)["status"] != "pending":
             raise RuntimeError("baseline failed validation; nothing to compare against")
 
+    def measure_roofline(self) -> None:
+        """result["roofline"]: the triad bandwidth and FMA peak at the benchmark's threads (~2 s)."""
+        try:
+            rec = roofline.measure(self.ctx.threads if self.ctx else 1, workdir=self.workdir)
+        except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+            rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+        facts = getattr(self.preset, "model_facts", None)
+        if facts and rec.get("ok"):
+            try:
+                rec.update(facts(self.ctx))
+            except Exception as e:  # noqa: BLE001
+                rec["model_error"] = f"{type(e).__name__}: {e}"[:300]
+        self.result["roofline"] = rec
+        log(
+            f"roofline: {rec['bandwidth_gbs']} GB/s triad, {rec['peak_gflops']} GFLOP/s FMA at "
+            f"{rec['threads']} threads"
+            if rec.get("ok")
+            else f"roofline not measured: {rec.get('error')}"
+        )
+
+    def check_exercised(self) -> None:
+        """variant["exercised"]: breakpoint hits of each changed function in one short native run
+        (sky/exercised.py); only where the preset names a native command (exercise_command)."""
+        command = getattr(self.preset, "exercise_command", None)
+        if command is None:
+            return
+        base = self.shas[self.baseline]
+        with tempfile.TemporaryDirectory(prefix="fnscan-") as tmp:
+            args = exercised.diff_args(Path(tmp) / "attributes")
+            for name in self.names[1:]:
+                if self.variant(name)["status"] != "ok":
+                    continue
+                try:
+                    diff = gitrun.output(
+                        self.mirror, *args, "diff", "-U0", "--no-renames", base, self.shas[name]
+                    )
+                    names = exercised.functions(diff)
+                    rec = exercised.count_calls(
+                        [str(a) for a in command(self.trees[name], self.ctx)],
+                        self.trees[name],
+                        dict(self.ctx.env),
+                        names,
+                        timeout=600,
+                    )
+                except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
+                    rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
+                self.variant(name)["exercised"] = rec
+                what = rec.get("functions") if rec.get("ok") else rec.get("error")
+                log(f"{name}: changed functions' hits in a native run: {what}")
+        self.write()
+
+    def note_regime(self, info: dict) -> None:
+        """info["regime"]: the measured model's bytes against the simulated last-level cache. Weights at least
+        4x the LL are DRAM-resident in the simulation, as in real decode; fewer run from the simulated cache,
+        so the simulated cost leaves out the memory traffic that bounds decode on real models."""
+        facts = getattr(self.preset, "model_facts", None)
+        if facts is None:
+            return
+        try:
+            model = int(facts(self.ctx)["model_bytes"])
+        except Exception as e:  # noqa: BLE001
+            info["regime"] = {"error": f"{type(e).__name__}: {e}"[:200]}
+            return
+        ll = int(simulate.CACHE["LL"][0])
+        resident = model >= 4 * ll
+        info["regime"] = {"model_bytes": model, "ll_bytes": ll, "dram_resident": resident}
+        log(
+            f"simulated regime: model {model / 2**20:.1f} MiB vs simulated LL {ll / 2**20:.0f} MiB: "
+            + (
+                "DRAM-resident (>= 4x the LL)"
+                if resident
+                else "cache-resident (< 4x the LL): no DRAM streaming"
+            )
+        )
+
+    def note_blind_spots(self) -> None:
+        """variant["blind"]: what of each candidate's diff the simulated tier cannot see (blindspots.py)."""
+        base = self.shas[self.baseline]
+        for name in self.names[1:]:
+            try:
+                diff = gitrun.output(self.mirror, "diff", "-U0", "--no-renames", base, self.shas[name])
+            except Exception as e:  # noqa: BLE001  (recorded: the bot then scans the function diff)
+                self.variant(name)["blind_error"] = str(e)[:300]
+                continue
+            spots = blindspots.scan(diff)
+            self.variant(name)["blind"] = spots
+            if spots:
+                log(f"{name}: the simulator is blind to: {blindspots.summary(spots)}")
+
     def phase_simulate(self) -> None:
         """One invocation per variant under cachegrind (sky/simulate.py); recorded as variant["simulated"]."""
         t = time.monotonic()
@@ -990,6 +1103,7 @@ class Driver:
             self.write()
             return
         info.update(available=True, valgrind=why)
+        self.note_regime(info)
         build_sim = getattr(self.preset, "simulate_build", None)
         sim_command = getattr(self.preset, "simulate_command", None)
         isa_of = getattr(self.preset, "simulate_isa", None)
@@ -1136,9 +1250,9 @@ class Driver:
         alpha, min_effect = float(dec.get("alpha", 0.05)), float(dec.get("min_effect", 0.02))
         looks = paired.look_schedule(min_pairs, max_pairs)
         live = [n for n in self.names if self.variant(n)["status"] == "pending"]
-        family = max(
-            1, len(live) - 1
-        )  # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps
+        # Bonferroni over looks AND candidates: a stop is a verdict the bot keeps; a shard of a fan-out
+        # uses the whole wave's candidate count (spec "family"), so every shard keeps the same rule
+        family = max(1, len(live) - 1, int(self.spec.get("family") or 0))
         a = alpha / (len(looks) * family)
         self.result["paired"] = {
             "min_pairs": looks[0],
@@ -1192,7 +1306,9 @@ class Driver:
                         for p in pairs
                         if target in p["base"] and target in p["cand"]
                     ]
-                    mid, lo, hi = paired.median_ci(d, a)
+                    # a candidate the simulator is blind to is decided by this tier alone, at a stricter
+                    # level (the bot's policy.HARDWARE_ONLY_ALPHA): stop it only where that level decides
+                    mid, lo, hi = paired.median_ci(d, a * HARDWARE_ONLY_ALPHA if v.get("blind") else a)
                     outcome = paired.verdict(mid, lo, hi, min_effect)
                     v["stop"] = {
                         "pairs": len(pairs),

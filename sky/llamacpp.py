@@ -174,6 +174,15 @@ def build_targets(worktree: Path) -> list[str]:
 # ---------------------------------------------------------------- build
 
 
+def emulate_machine(ctx: Any) -> str:
+    """The target machine of a cross build for emulated checks (spec.emulate.arch): aarch64 or x86_64."""
+    return (
+        "aarch64"
+        if str((getattr(ctx, "emulate", None) or {}).get("arch")) in ("arm", "aarch64")
+        else "x86_64"
+    )
+
+
 def portable_isa_flags(machine: str | None = None) -> list[str]:
     """CMake flags of the simulated build: x86-64-v3 (AVX2, FMA, F16C, no AVX-512) or armv8.2-a+dotprod (no
     SVE)."""
@@ -437,6 +446,8 @@ def _cmake_build_in(
     kw = {"owner": owner} if sandboxed(ctx) else {}
     extra, ccache = build_env(ctx)
     generator = "Ninja" if shutil.which("ninja", path=extra.get("PATH")) else None
+    if getattr(ctx, "emulate", None) and not isa_flags:  # cross build (sky/emulate.py): no -march=native
+        isa_flags = portable_isa_flags(emulate_machine(ctx))
     conf = cmake_configure_args(tree, ccache, ctest, generator, build_dir, isa_flags)
     stamp = stamp_path(ctx, host, build_dir, owner)
     logs = []
@@ -622,6 +633,34 @@ def run_model(ctx: Any) -> Path:
         ctx.log(f"llamacpp: quantized model {dest} ({dest.stat().st_size} bytes)")
     ctx.state["llamacpp_model"] = str(share(ctx, dest))
     return dest
+
+
+def exercise_command(worktree: Path, ctx: Any) -> list[str]:
+    """A short native run for sky/exercised.py's breakpoint counts: the measured binary and model at the
+    benchmark's threads, 8 prompt tokens and 8 decode steps, once."""
+    opts = dict(options(ctx.project), n_prompt=8, n_gen=8, bench_reps=1)
+    return bench_command(Path(worktree), run_model(ctx), opts, ctx.threads)
+
+
+# bits per weight of the quant types llama-quantize makes here (block scale included): an estimate of the
+# parameter count from the file size, for the roofline's FLOP per token (2 per weight)
+BITS_PER_WEIGHT = {"q4_0": 4.5, "q4_1": 5.0, "q5_0": 5.5, "q5_1": 6.0, "q8_0": 8.5, "f16": 16.0, "": 16.0}
+
+
+def model_facts(ctx: Any) -> dict:
+    """The measured model for the roofline (sky/roofline.py): its bytes (every weight is read once per decoded
+    token) and parameters estimated from them."""
+    opts = options(ctx.project)
+    model = run_model(ctx)
+    size = model.stat().st_size
+    quant = "" if opts["model"] else opts["quant"]
+    bpw = BITS_PER_WEIGHT.get(quant)
+    return {
+        "model_bytes": size,
+        "quant": quant or "as given",
+        "params_estimate": int(size * 8 / bpw) if bpw else None,
+        "bytes_per_token": size,
+    }
 
 
 # ---------------------------------------------------------------- commands and parsers

@@ -31,6 +31,8 @@ class LocalForge:
     def __init__(self, origin: Path) -> None:
         self.origin = origin
         self.comments: dict[tuple[str, int], str] = {}
+        self.checks: list[dict[str, Any]] = []
+        self.marked: dict[str, str] = {}  # marker -> the comment's body (the status comment, notices)
 
     def clone_url(self, repo: str, write: bool = False) -> str:
         return str(self.origin)
@@ -40,7 +42,16 @@ class LocalForge:
 
     def upsert_marked_comment(self, repo: str, number: int, marker: str, body: str) -> Comment:
         self.comments[(repo, number)] = body
+        self.marked[marker] = body
         return Comment(number, f"https://example.test/{repo}/issues/{number}#c1")
+
+    def create_check_run(self, repo: str, head_sha: str, name: str, status: str, **fields: Any) -> int:
+        """Check runs kept as records (bot/checkruns.py opens one per candidate and arch)."""
+        self.checks.append({"repo": repo, "head_sha": head_sha, "name": name, "status": status, **fields})
+        return len(self.checks)
+
+    def update_check_run(self, repo: str, check_run_id: int, **fields: Any) -> None:
+        self.checks[check_run_id - 1].update({k: v for k, v in fields.items() if v is not None})
 
 
 def make_origin(root: Path, n: int) -> tuple[Path, str, list[str]]:

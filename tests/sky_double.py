@@ -54,6 +54,7 @@ class Attempt:
     kind: str
     partial_variants: int = 1
     seconds: float = 0.0  # 'ok': how long the job runs before its final result (a `down` cuts it short)
+    final: dict | None = None  # the final result the job prints (default: `result(arch, 2)`)
 
 
 @dataclass
@@ -80,13 +81,18 @@ class FakeSky:
     running: set[str] = field(default_factory=set)  # clusters whose job is running now (in `tail_logs`)
     peak: int = 0  # the most jobs that ran at once
     gate: int = 0  # > 0: an 'ok' job with seconds also ends once this many jobs ran at once (a latch)
+    # (cluster or job name, sky.Task) -> Attempt: scripts each job from its task (a fan-out shard's spec is in
+    # its workdir) instead of `plans`
+    plan_for: Any = None
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
         self.gate_open = False
 
-    def _submit(self, cluster: str) -> Attempt:
+    def _submit(self, cluster: str, task: Any = None) -> Attempt:
         arch = cluster.split("-")[-2]
+        if self.plan_for is not None:
+            return self.plan_for(cluster, task)
         with self.lock:
             self.submitted[arch] = self.submitted.get(arch, 0) + 1
             return self.plans[arch][self.submitted[arch] - 1]
@@ -139,7 +145,7 @@ class FakeSky:
         self.released.setdefault(cluster_name, threading.Event())
         with self.lock:
             self.alive.add(cluster_name)  # even a failed launch may leave a half-provisioned cluster
-        return self._job(cluster_name, self._submit(cluster_name))
+        return self._job(cluster_name, self._submit(cluster_name, task))
 
     def exec(self, task, cluster_name=None, dryrun=False, down=False, backend=None):
         assert isinstance(task, sky.Task) and task.run and cluster_name and not down
@@ -150,7 +156,7 @@ class FakeSky:
             up = cluster_name in self.alive
         if not up:
             return self._request(exceptions.ClusterDoesNotExist(f"Cluster {cluster_name!r} does not exist."))
-        return self._job(cluster_name, self._submit(cluster_name))
+        return self._job(cluster_name, self._submit(cluster_name, task))
 
     def api_status(self, request_ids=None, all_status=False, limit=None, fields=None, cluster_name=None):
         out = []
@@ -233,12 +239,14 @@ class FakeSky:
                     return 137  # downed while it ran: no final result
                 with self.changed:
                     self.running.discard(cluster_name)
-            final = {**result(arch, 2), "cluster": cluster_name}  # whose result it is
+            final = {**(plan.final or result(arch, 2)), "cluster": cluster_name}  # whose result it is
             out.write("AUTORESEARCH_RESULT " + json.dumps(final) + "\n")
             return 0
         if plan.kind == "preempt":
             raise exceptions.ClusterNotUpError(f"Cluster {cluster_name!r} is not up (preempted).")
         if plan.kind == "die":
+            if plan.seconds:  # the VM runs that long before it dies
+                self.released.setdefault(cluster_name, threading.Event()).wait(plan.seconds)
             out.write('AUTORESEARCH_PARTIAL {"arch": "cut')  # VM died mid-line
             return 100
         if plan.kind == "block":
@@ -313,7 +321,7 @@ class FakeJobs:
     ):
         assert isinstance(task, sky.Task) and task.run and name and next(iter(task.resources)).use_spot
         self.sky.calls.append(("jobs.launch", name))
-        plan = self.sky._submit(name)
+        plan = self.sky._submit(name, task)
         with self.sky.lock:
             job_id = len(self.sky.managed) + 1
             self.sky.managed[job_id] = {
@@ -354,7 +362,7 @@ class FakeJobs:
             job["recoveries"] += 1
             out.write("(controller) spot VM preempted; recovering\n[driver] building\n")
         if plan.kind in ("ok", "preempt"):
-            out.write("AUTORESEARCH_RESULT " + json.dumps(result(arch, 2)) + "\n")
+            out.write("AUTORESEARCH_RESULT " + json.dumps(plan.final or result(arch, 2)) + "\n")
             job["status"] = "SUCCEEDED"
             return 0
         if plan.kind == "block":

@@ -101,3 +101,17 @@ def test_a_request_deadline_left_from_the_old_setting_stops_the_server(tmp_path)
         with pytest.raises(RuntimeError, match="must be seconds"):
             request_deadline({"AUTORESEARCH_REQUEST_DEADLINE": bad})
     assert request_deadline({}) == 5.0
+
+
+def test_the_deadline_starts_at_the_first_byte_not_at_connect(server):
+    # a client that connects and then takes a while to start its request (longer than the deadline, within
+    # gunicorn's own 5 s wait for a new connection's first bytes) still gets its whole deadline
+    from edge_load import raw_delivery
+
+    with socket.create_connection(("127.0.0.1", server), timeout=15) as s:
+        time.sleep(DEADLINE + 0.5)
+        s.sendall(raw_delivery("late-starter"))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b'"pong"' in data, data[:200]

@@ -244,7 +244,7 @@ def test_a_30_minute_rate_limit_defers_the_run_and_a_command_across_a_restart(
         assert bot_comments(world, other) == []
 
         # 30 minutes later (both clocks): the run resumes where it stopped, the command is handled
-        world.admin.advance_clock(1805)
+        world.admin.call("POST", "/clock", {"advance_s": 1805})
         clock.offset += 1805
         final = finished(bot2.store, run.id, 600)
         assert final.state == "done", (final, bot2.store.events(run.id)[-5:])

@@ -163,3 +163,4 @@ def test_pinned_llamacpp_through_the_jailed_executor_keeps_every_demo_verdict(tm
     assert variants["felix"]["status"] == "validation_failed"
     # the simulated tier decided the two measured outcomes (exact counts, whatever the machine's load)
     assert sim["hana"] and sim["hana"] > 1.0 and sim["fiona"] and sim["fiona"] < 1.0, sim
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)  # GBs of worktrees and builds (kept when it fails)

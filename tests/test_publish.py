@@ -16,6 +16,7 @@ from bot.publish import (
     choose_publication,
     next_pr_branch,
     pr_branch_name,
+    published_sources,
     push_blockers,
     stack_winners,
 )
@@ -270,3 +271,34 @@ def test_push_blockers_name_ci_config_and_protected_paths_of_a_fork_commit(tmp_p
     assert push_blockers(repo, base, moved, protected) == ["bench/run.sh"]  # a rename's old side counts
     assert push_blockers(repo, base, upper, protected) == [".GitHub/x.yml"]  # case-insensitive filesystems
     assert push_blockers(repo, base, fine, ["src/**"]) == ["src/a.c"]
+
+
+def test_published_sources_name_the_fork_commits_whatever_base_they_were_picked_onto(demo, tmp_path):
+    repo, history, cands = demo
+    matmul, softmax = history.commit("2-matmul-ikj").sha, history.commit("1-fused-softmax").sha
+    single = published_sources(repo, history.base_sha, cands["2-matmul-ikj"])
+    assert single == (f"commit:{matmul}",)
+    # the base moved on (a rerun later): another commit, the same fork commit published
+    tree = tmp_path / "moved"
+    git(repo, "worktree", "add", "-q", "--detach", str(tree), history.base_sha)
+    (tree / "NOTES.md").write_text("base moves on\n")
+    git(tree, "add", "NOTES.md")
+    git(tree, "-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "notes")
+    moved = git(tree, "rev-parse", "HEAD")
+    git(repo, "worktree", "remove", "--force", str(tree))
+    again = candidate_from_commit(repo, moved, matmul, "t/sources-again")
+    assert again.sha != cands["2-matmul-ikj"]
+    assert published_sources(repo, moved, again.sha) == single
+    # a stack names every fork commit in it; another set of commits is another publication
+    stack = stack_winners(
+        repo,
+        history.base_sha,
+        [{"name": "a", "sha": cands["1-fused-softmax"]}, {"name": "b", "sha": cands["2-matmul-ikj"]}],
+        "t/sources-stack",
+    )
+    assert published_sources(repo, history.base_sha, stack.sha) == tuple(
+        sorted((f"commit:{matmul}", f"commit:{softmax}"))
+    )
+    # a commit that was not cherry-picked (an agent's): its change, by patch id
+    assert published_sources(repo, history.commit("2-matmul-ikj").sha + "^", matmul)[0].startswith("patch:")
+    assert published_sources(repo, history.base_sha, history.base_sha) == ()

@@ -23,6 +23,7 @@ def site(bot_store):
     def get(path: str):
         return client.get(path, headers={"Authorization": "Bearer tok"})
 
+    get.client = client  # without the token
     return store, get
 
 
@@ -86,6 +87,7 @@ def test_run_page_shows_samples_diff_dossier_links_and_escapes(site):
         body = get(link.replace("%3A", ":")).json
         assert body["run"] == run_id and body["key"] in store.artifact_keys(run_id)
     assert get(f"/api/runs/{run_id}/artifacts/nope").status_code == 404
+    assert get.client.get(links[0].replace("%3A", ":")).status_code == 401  # behind the token like the rest
     assert get("/runs/999").status_code == 404
 
 

@@ -210,6 +210,8 @@ def test_only_githubs_line_breaks_end_a_line(sep):
         "<noscript>\n/autoresearch stop\n</noscript>",
         "x <details>y</details>/autoresearch stop",
         "<details>a</details><details>\n/autoresearch stop\n</details>",
+        "<details/>\n/autoresearch stop",  # the slash is ignored: an open details element to the end
+        "<div hidden/>\n/autoresearch stop",
     ],
 )
 def test_commands_in_hidden_html_are_ignored(body):

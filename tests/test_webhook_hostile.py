@@ -546,6 +546,18 @@ def test_status_pages_need_the_token_and_show_no_tracebacks(bot_store):
     assert client.get("/healthz").status_code == 200  # probes need no token
 
 
+def status_paths(app, run_id: int) -> list[str]:
+    """A URL for every GET route but /webhook and /healthz: all of them are status pages (fail closed)."""
+    paths = [
+        rule.rule.replace("<int:run_id>", str(run_id)).replace("<path:key>", "decision")
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in ("webhook", "healthz") and "GET" in (rule.methods or ())
+    ]
+    assert {"/", "/runs/<int:run_id>", "/api/runs"} <= {r.rule for r in app.url_map.iter_rules()}
+    assert "/" in paths and f"/api/runs/{run_id}/artifacts/decision" in paths
+    return paths
+
+
 def test_status_pages_without_a_token_are_refused_even_on_loopback(bot_store):
     # the default (status_pages: token) with no token set: nobody reads them, whatever the client's address
     # (behind a proxy on this host every request comes from 127.0.0.1)
@@ -553,7 +565,7 @@ def test_status_pages_without_a_token_are_refused_even_on_loopback(bot_store):
     assert settings.status_pages == "token"
     client = create_app(settings, store).test_client()
     run_id = _seed_failed_run(store)
-    for path in ("/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"):
+    for path in status_paths(client.application, run_id):
         local = client.get(path, environ_base={"REMOTE_ADDR": "127.0.0.1"})
         assert local.status_code == 403 and "status_token" in local.json["error"], path
         assert "disk on fire" not in local.get_data(as_text=True)
@@ -643,7 +655,7 @@ def test_status_page_behind_a_headerless_proxy_refuses_a_request_without_the_tok
         return out
 
     try:
-        for path in ("/", f"/runs/{run_id}", "/api/runs", f"/api/runs/{run_id}"):
+        for path in status_paths(app_srv.app, run_id):
             status, text = get(path)
             assert status == (403 if token is None else 401), (path, status)
             assert "disk on fire" not in text

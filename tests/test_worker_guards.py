@@ -274,3 +274,74 @@ def test_a_closed_issue_starts_nothing(bot, world):
     assert bot["store"].runs_for_issue(world.repo, number) == []
     notes = world.bot_comments(number)
     assert len(notes) == 1 and "closed" in notes[0] and "\n" not in notes[0].strip()
+
+
+def rerequest(bot: dict[str, Any], world: World, check_id: int, run_id: int, number: int, user: str) -> Any:
+    """A signed check_run.rerequested delivery (GitHub's Re-run button) for one of the bot's check runs."""
+    payload = {
+        "action": "rerequested",
+        "check_run": {
+            "id": check_id,
+            "head_sha": "a" * 40,
+            "name": "autoresearch / benchmark",
+            "external_id": f"autoresearch:run={run_id}:issue={number}:kind=benchmark",
+            "pull_requests": [],
+        },
+        "repository": {"full_name": world.repo},
+        "sender": {"login": user, "type": "User"},
+        "installation": {"id": world.inst},
+    }
+    raw = json.dumps(payload).encode()
+    headers = {
+        "X-GitHub-Event": "check_run",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign(SECRET, raw),
+    }
+    r = bot["client"].post("/webhook", data=raw, headers=headers)
+    assert r.status_code == 202, r.json
+    bot["worker"].tick_commands()
+    return next(c for c in bot["store"].commands() if c["id"] == r.json["command_id"])
+
+
+def test_the_rerun_button_needs_write_access_and_reruns_the_bench(bot, world):
+    """check_run.rerequested is a command like the slash commands: a stranger is refused (once, in words that
+    fit), a maintainer's click starts a new bench run of the same branch on the run's issue."""
+    store = bot["store"]
+    number = world.issue("re-run a check")
+    origin = store.create_run(world.repo, number, "bench", "maria", {"branch": "main", "rounds": 3})
+    store.set_state(origin.id, "done")
+    refused = rerequest(bot, world, 901, origin.id, number, "olaf")
+    assert refused["state"] == "refused" and len(store.list_runs()) == 1
+    assert world.bot_comments(number) == [
+        "@olaf thanks for the interest! Re-running the bot's checks measures again only when someone with "
+        "write access to this repository asks, so nothing was started. A maintainer can do it for you (this "
+        "note comes once per person per issue)."
+    ]
+    done = rerequest(bot, world, 902, origin.id, number, "maria")
+    assert done["state"] == "done", done
+    again = store.get_run(done["run_id"])
+    assert (again.kind, again.issue_number, again.trigger_user) == ("bench", number, "maria")
+    assert again.params == {"reason": "check run re-run", "rounds": 3, "branch": "main", "is_pull": False}
+    # a second click while it is measuring starts nothing more
+    assert rerequest(bot, world, 903, origin.id, number, "maria")["state"] == "ignored"
+    assert len(store.list_runs()) == 2
+
+
+def test_every_ending_without_a_pull_request_mentions_the_requester_once(bot, world):
+    store, pipeline = bot["store"], bot["worker"].pipeline
+    number = world.issue("endings")
+    failed = store.create_run(world.repo, number, "issue", "maria")
+    store.set_state(failed.id, "benchmarking", stage="benchmarking")
+    store.set_state(failed.id, "failed", error="The benchmark machine produced no result.")
+    stopped = store.create_run(world.repo, number, "bench", "maria", {"branch": "main"})
+    store.set_state(stopped.id, "cancelled")
+    for run in (failed, stopped, failed):
+        pipeline.mention_ending(store.get_run(run.id))
+    said = world.bot_comments(number)
+    assert len(said) == 2
+    assert (
+        f"@maria run #{failed.id} failed during Benchmarks: The benchmark machine produced no result."
+        in said[0]
+    )
+    assert f"@maria run #{stopped.id} was stopped" in said[1]

@@ -239,3 +239,18 @@ def quote_resources(cfg: Mapping[str, object]) -> PriceQuote:
         return PriceQuote(None, "unknown", f"{itype}: no cloud/infra and no price_per_hour: cost unknown")
     prices = {itype: configured} if configured is not None else None
     return quote_price(cloud, itype, region, bool(cfg.get("use_spot")), configured=prices)
+
+
+def arch_quote(arch: str, cfg: Mapping[str, object], pricer: object = None) -> PriceQuote:
+    """THE price of one architecture's VM, for the estimate, the deadline, the charge and the budget alike.
+
+    ``pricer``: an executor's own pricing function ``(arch, cfg) -> PriceQuote | $/h | None`` (the SkyPilot
+    executor's, which its submit also uses); default ``quote_resources`` (``infra``, ``cloud``/``region``,
+    ``any_of``/``ordered``, ``price_per_hour``)."""
+    got = pricer(arch, cfg) if callable(pricer) else quote_resources(cfg)
+    if isinstance(got, PriceQuote):
+        return got
+    usd = getattr(got, "usd_per_hour", got)
+    if usd is None:
+        return PriceQuote(None, "unknown", getattr(got, "note", "") or f"{arch}: price unknown")
+    return PriceQuote(float(usd), str(getattr(got, "source", "") or "configured"), getattr(got, "note", ""))

@@ -123,7 +123,7 @@ def _progress(result: Mapping[str, Any] | None) -> int:
         return -1
     score = 0
     for v in (result.get("variants") or {}).values():
-        score += sum(len(s) for s in (v.get("samples") or {}).values())
+        score += sum(len(s) for s in (v.get("samples") or {}).values()) + len(v.get("pairs") or [])
         score += v.get("status") not in (None, "pending")
     return score
 
@@ -169,9 +169,9 @@ def _refuse(message: str) -> None:
 
 
 def default_price(arch: str, cfg: Mapping[str, Any]) -> Any:
-    from bot.experiments.cost import quote_resources  # noqa: PLC0415
+    from bot.experiments.cost import arch_quote  # noqa: PLC0415  (the one pricing function)
 
-    return quote_resources(cfg)
+    return arch_quote(arch, cfg)
 
 
 def _field(record: Any, name: str) -> str:
@@ -865,7 +865,7 @@ class SkyPilotExecutor:
             result, complete = (self._attempt_managed if managed else self._attempt)(
                 handle, arch, config, attempt, reattach=reattach
             )
-            best = self._keep(hdir, arch, best, result)
+            best = self._keep(hdir, arch, best, result, complete)
             if complete or self._cancelled(handle):
                 return self._finish(handle, arch, best, complete)
         while attempt < self.max_attempts and not self._cancelled(handle):
@@ -873,7 +873,7 @@ class SkyPilotExecutor:
             result, complete = (self._attempt_managed if is_managed(config) else self._attempt)(
                 handle, arch, config, attempt, reattach=None
             )
-            best = self._keep(hdir, arch, best, result)
+            best = self._keep(hdir, arch, best, result, complete)
             if complete:
                 return self._finish(handle, arch, best, True)
         self._finish(handle, arch, best, False)
@@ -1226,9 +1226,15 @@ class SkyPilotExecutor:
                 self._save(handle, state)
 
     def _keep(
-        self, hdir: Path, arch: str, best: dict[str, Any] | None, new: dict[str, Any] | None
+        self,
+        hdir: Path,
+        arch: str,
+        best: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        complete: bool = False,
     ) -> dict[str, Any] | None:
-        if new is not None and _progress(new) >= _progress(best):
+        # a final result always wins over a dead attempt's partial one (a retry may stop earlier)
+        if new is not None and (complete or _progress(new) >= _progress(best)):
             (hdir / f"{arch}.result.json").write_text(json.dumps(new))
             return new
         return best

@@ -107,6 +107,10 @@ def render_task(spec: dict[str, Any], arch_cfg: dict[str, Any], files_dir: Path)
     envs["AUTORESEARCH_PIP"] = " ".join(presets.vm_packages(preset))
     task["envs"] = {k: str(v) for k, v in envs.items()}
     labels = {"autoresearch-run": str(spec.get("run_id", 0)), "autoresearch-arch": _label(arch)}
+    shard = (spec.get("shard") or {}).get("key")
+    if shard:  # one VM of a fan-out (bot/experiments/shards.py)
+        labels["autoresearch-shard"] = _label(str(shard))
+        task["name"] = f"autoresearch-{spec.get('run_id', 0)}-{_label(str(shard))}"
     task["resources"] = _resources(arch_cfg, task.get("resources") or {}, labels)
     return task
 
@@ -122,6 +126,12 @@ def _resources(
         raise TaskError("set either `infra` (cloud/region/zone) or `cloud`/`region`/`zone`, not both")
     res = {k: v for k, v in defaults.items() if k in TEMPLATE_RESOURCE_KEYS}
     res.update({k: copy.deepcopy(v) for k, v in arch_cfg.items() if k not in BOT_ARCH_KEYS and v is not None})
+    for key in ("any_of", "ordered"):  # an alternative's own `price_per_hour` is the bot's, never SkyPilot's
+        if isinstance(res.get(key), list):
+            res[key] = [
+                {k: v for k, v in alt.items() if k not in BOT_ARCH_KEYS} if isinstance(alt, dict) else alt
+                for alt in res[key]
+            ]
     if "autostop_minutes" in arch_cfg:
         res["autostop"] = {"idle_minutes": int(arch_cfg["autostop_minutes"]), "down": True}
     if labels:

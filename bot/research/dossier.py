@@ -9,6 +9,7 @@ failure is fatal: each leaves a `SourceNote`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ SYNTHESIS_SCHEMA: dict[str, Any] = {
 _BASE_SCORE = {"fork_commit": 3.0, "llm": 2.5, "backend_gap": 2.0}
 _RISK_BONUS = {"low": 0.3, "medium": 0.0, "high": -0.3}
 _SHARE_WEIGHT = 1.5  # a hypothesis on a function holding 60% of the cost gains 0.9
+_ROOFLINE_PENALTY = 0.5  # compute-only on memory-bound decode: the bandwidth caps it below its Amdahl bound
 _BELOW_EFFECT_PENALTY = 3.0  # one that cannot reach min_effect even at zero cost sinks below every other kind
 
 
@@ -179,9 +181,10 @@ class Dossier:
         lines += ["#### Hypotheses", ""]
         if self.hypotheses:
             lines += [
-                "| # | hypothesis | kind | risk | hot function (share, at most) | target files "
-                "| expected effect | sources | in flight |",
-                "|---|---|---|---|---|---|---|---|---|",
+                # 5 columns, so the table fits GitHub's 914 px comment column
+                "| # | hypothesis (kind, risk) | where: hot function (share → at most), files "
+                "| expected effect | sources |",
+                "|---|---|---|---|---|",
             ]
             for i, h in enumerate(self.hypotheses, 1):
                 effects = list(h.expected_effect.items())
@@ -191,10 +194,12 @@ class Dossier:
                 files = ", ".join(f"`{md_cell(f, 80)}`" for f in h.target_files[:4])
                 if len(h.target_files) > 4:
                     files += f" +{len(h.target_files) - 4}"
-                flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1)) or "—"
+                flight = " ".join(f"[{j}]({u})" for j, u in enumerate(h.in_flight, 1))
+                where = hot_cell(h) + (f"; {files}" if files else "")
+                cites = self._cite(h.citations) + (f"; in flight: {flight}" if flight else "")
                 lines.append(
-                    f"| {i} | **{md_cell(h.title, 140)}** | {h.kind} | {h.risk} | {hot_cell(h)} | "
-                    f"{files} | {effect} | {self._cite(h.citations)} | {flight} |"
+                    f"| {i} | **{md_cell(h.title, 140)}** ({h.kind}, {h.risk} risk) | {where} | {effect} "
+                    f"| {cites} |"
                 )
             notes = [
                 (i, h.rank_note) for i, h in enumerate(self.hypotheses, 1) if h.rank_note.startswith("ranked")
@@ -229,6 +234,8 @@ def hot_cell(h: Hypothesis) -> str:
         return "— (no profile)"
     name = f"`{md_cell(h.hot_function, 60).replace(chr(96), '')}`" if h.hot_function else "none profiled"
     bound = f"≤ {h.amdahl_max:.2f}×" if (h.amdahl_max or 0) < 100 else "unbounded"
+    if h.roofline_max is not None:
+        bound += f" (Amdahl), ≤ {h.roofline_max:.2f}× (roofline)"
     return f"{name} {100 * h.hot_share:.1f}% → {bound}"
 
 
@@ -553,6 +560,11 @@ def rank(
             score += _SHARE_WEIGHT * h.hot_share
             if (h.amdahl_max or 1.0) < 1.0 + min_effect:
                 score -= _BELOW_EFFECT_PENALTY
+        if h.roofline_max is not None:  # compute-only on memory-bound decode (profile.roofline_bound)
+            if h.roofline_max < 1.0 + min_effect:
+                score -= _BELOW_EFFECT_PENALTY
+            elif h.roofline_max < (h.amdahl_max or math.inf):
+                score -= _ROOFLINE_PENALTY
         h.score = round(score, 3)
     return sorted(hypotheses, key=lambda h: -h.score)
 
@@ -622,6 +634,7 @@ def annotate_hypotheses(
             named = [d["name"] for d in h.hot_functions if d.get("name") in known]
             names = set(named) or profile_source.functions_in(h.target_files, cmap)
         profile_source.annotate(h, profile_source.attribute(names, profile, cmap), min_effect)
+        profile_source.roofline_bound(h, profile, min_effect)
 
 
 def build_dossier(

@@ -58,6 +58,7 @@ class Hypothesis:
     hot_function: str | None = None  # the function it targets (largest share it can move)
     hot_share: float | None = None  # share of the baseline's estimated cycles it can move at most
     amdahl_max: float | None = None  # 1 / (1 - hot_share): the most the whole benchmark can gain
+    roofline_max: float | None = None  # compute-only and decode memory-bound: 1 / fraction of the bandwidth
     hot_functions: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "share"}] it can move
     rank_note: str = ""  # why it ranks where it does (e.g. "ranked down: ... 0.2% ...")
     wave: int = 1

@@ -19,6 +19,7 @@ cannot reach a 2% minimum effect whatever it does.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -85,7 +86,106 @@ def from_results(results: Mapping[str, Any] | None, arch: str | None = None) -> 
             or f"the baseline's status is {base.get('status', 'missing')}"
         )
         return unavailable(str(why).splitlines()[0][:300] if str(why).strip() else "not run")
-    return profile_of(rec, arch=arch, source="baseline")
+    prof = profile_of(rec, arch=arch, source="baseline")
+    roof = roofline_of(result)
+    if roof:
+        prof["roofline"] = roof
+    return prof
+
+
+def _baseline_median(variant: Mapping[str, Any], metric: str) -> float | None:
+    vals = [float(v) for v in (variant.get("samples") or {}).get(metric) or [] if isinstance(v, (int, float))]
+    vals += [
+        float(p["base"][metric])
+        for p in variant.get("pairs") or []
+        if isinstance((p.get("base") or {}).get(metric), (int, float))
+    ]
+    if not vals:
+        return None
+    s = sorted(vals)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def roofline_of(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where the baseline stands on the machine's roofline (the driver's result["roofline"], sky/roofline.py).
+    Decode (`tg`): bytes of weights per token x tokens/s against the triad bandwidth; prompt processing
+    (`pp`): 2 FLOP per parameter per token x tokens/s against the FMA peak. None without a measurement."""
+    roof = result.get("roofline") or {}
+    if not roof.get("ok"):
+        return None
+    base = (result.get("variants") or {}).get("baseline") or {}
+    out: dict[str, Any] = {
+        "bandwidth_gbs": float(roof["bandwidth_gbs"]),
+        "peak_gflops": float(roof["peak_gflops"]),
+        "threads": roof.get("threads"),
+        "model_bytes": roof.get("model_bytes"),
+    }
+    tg, pp = _baseline_median(base, "tg"), _baseline_median(base, "pp")
+    if roof.get("bytes_per_token") and tg:
+        gbs = float(roof["bytes_per_token"]) * tg / 1e9
+        out["decode"] = {"tokens_s": tg, "gbs": gbs, "fraction": gbs / out["bandwidth_gbs"]}
+    if roof.get("params_estimate") and pp:
+        gflops = 2.0 * float(roof["params_estimate"]) * pp / 1e9
+        out["prompt"] = {"tokens_s": pp, "gflops": gflops, "fraction": gflops / out["peak_gflops"]}
+    return out
+
+
+MEMORY_BOUND = 0.6  # decode at this fraction of the triad bandwidth or more: memory-bound
+# words of a hypothesis that changes how many bytes move (so the bandwidth bound does not cap it)
+_MEMORY_TERMS = re.compile(
+    r"\b(bandwidth|bytes?|memory|prefetch\w*|quant\w*|compress\w*|layout|cache\w*|stream\w*|"
+    r"weights?|repack\w*|fus\w+|tile|tiling|blocking|bits?|precision|dram|load|store)\b",
+    re.IGNORECASE,
+)
+
+
+def roofline_line(profile: Mapping[str, Any] | None) -> str:
+    """One line: where decode and prompt processing stand against the machine's measured roofline."""
+    roof = (profile or {}).get("roofline")
+    if not roof:
+        return ""
+    parts = []
+    dec = roof.get("decode")
+    if dec:
+        where = (
+            "above the DRAM bandwidth: the weights are served from cache, so bandwidth is not the bound here"
+            if dec["fraction"] > 1.0
+            else ("memory-bound" if dec["fraction"] >= MEMORY_BOUND else "not memory-bound")
+        )
+        parts.append(
+            f"decode: {int(roof['model_bytes'] or 0) / 1e6:.1f} MB of weights per token x "
+            f"{dec['tokens_s']:.1f} tokens/s = {dec['gbs']:.2f} GB/s = {100 * dec['fraction']:.0f}% of the "
+            f"measured {roof['bandwidth_gbs']:.1f} GB/s ({where})"
+        )
+    pp = roof.get("prompt")
+    if pp:
+        parts.append(
+            f"prompt processing: {pp['gflops']:.1f} GFLOP/s = {100 * pp['fraction']:.0f}% of the measured "
+            f"{roof['peak_gflops']:.0f} GFLOP/s FMA peak"
+        )
+    if not parts:
+        return ""
+    return f"Roofline ({roof.get('threads')} threads): " + "; ".join(parts) + "."
+
+
+def roofline_bound(h: Any, profile: Mapping[str, Any] | None, min_effect: float) -> None:
+    """The roofline bound beside the Amdahl bound: a compute-only change (its text names nothing that moves
+    fewer bytes) cannot make decode faster than the bandwidth allows: bound = 1 / the fraction of the
+    bandwidth decode already uses. Sets h.roofline_max; memory-bound decode ranks the hypothesis down."""
+    dec = ((profile or {}).get("roofline") or {}).get("decode")
+    h.roofline_max = None
+    if not dec or dec["fraction"] <= 0 or dec["fraction"] > 1.0:
+        return
+    bound = 1.0 / dec["fraction"]
+    if _MEMORY_TERMS.search(f"{h.title} {h.rationale}"):
+        return  # it may move fewer bytes: the bandwidth does not cap it
+    h.roofline_max = round(bound, 6)
+    if dec["fraction"] >= MEMORY_BOUND and bound < (h.amdahl_max or math.inf):
+        why = (
+            f"roofline: decode already moves {100 * dec['fraction']:.0f}% of the measured bandwidth and this "
+            f"change only computes faster (it names nothing that moves fewer bytes): at most {bound:.2f}x"
+        )
+        h.rank_note = f"ranked down: {why}" if bound < 1.0 + min_effect else f"{why}; " + (h.rank_note or "")
 
 
 def profile_of(rec: Mapping[str, Any], *, arch: str = "", source: str = "") -> dict[str, Any]:
@@ -451,6 +551,9 @@ def annotate(h: Any, att: Attribution | None, min_effect: float) -> None:
 def markdown(profile: Mapping[str, Any] | None, cmap: CodeMap | None = None, n: int = TOP) -> str:
     """The dossier's opening section."""
     lines = ["#### Where the time goes", ""]
+    roof = roofline_line(profile)
+    if roof:
+        lines += [md_cell(roof, 600), ""]
     if not profile or not profile.get("available"):
         why = md_cell((profile or {}).get("reason") or "no profile was taken", 300)
         return "\n".join(

@@ -276,7 +276,8 @@ def run_http_backend(root: Path, path_info: str, remote_user: str | None) -> Res
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }} - sandbox</title>
-<style>body{font-family:sans-serif;max-width:914px;margin:0 auto;padding:0 0 2em;color:#1f2328}
+<style>body{font-family:sans-serif;max-width:914px;margin:0 auto;padding:0 16px 2em;color:#1f2328;
+box-sizing:border-box}
 pre.raw{white-space:pre-wrap;background:#f6f8fa;padding:.6em;border-radius:4px}
 .label{background:#ddf;border-radius:1em;padding:0 .5em;margin-right:.3em}
 .box{border:1px solid #d1d9e0;border-radius:6px;margin:.8em 0}
@@ -284,7 +285,7 @@ pre.raw{white-space:pre-wrap;background:#f6f8fa;padding:.6em;border-radius:4px}
 .box>.markdown-body{padding:16px}.box>.reactions{padding:0 16px 8px}
 .meta{color:#59636e;font-size:90%}h1.title{font-weight:400;font-size:26px;margin:16px 0 4px}
 .ok{color:#1a7f37}.bad{color:#d1242f}.neutral{color:#59636e}{{ css }}</style></head>\
-<body><p class="meta" style="padding:0 16px"><a href="/">sandbox GitHub</a></p>{{ content|safe }}\
+<body><p class="meta"><a href="/">sandbox GitHub</a></p>{{ content|safe }}\
 </body></html>"""
 
 _ISSUE = """<h1 class="title">{{ issue.title }} <span class="meta">#{{ issue.number }}</span></h1>

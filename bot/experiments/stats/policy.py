@@ -63,8 +63,10 @@ from typing import Any
 from ...config import GENERIC_DEFAULTS
 from ...model import (  # MAX_ROUNDS: the most rounds `rerun rounds=N` accepts (and hints say)
     MAX_ROUNDS,
+    Basis,
     Verdict,
 )
+from ...resources import sky_module
 from .. import paired, simulated
 from . import words
 from .numbers import (
@@ -354,10 +356,14 @@ class Row:
     simulated: dict[str, Any] | None = None  # target rows: SimComparison.to_dict(), or {"error": ...}
     wall_verdict: str | None = None  # target rows: the wall tier's own verdict
     note: str = ""  # why the tiers gave this verdict
+    basis: str | None = None  # target rows: what decided the verdict (model.Basis), so what it could not see
+    blind: list[dict[str, Any]] = field(default_factory=list)  # target rows: sky/blindspots.py findings
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["comparison"] = self.comparison.to_dict() if self.comparison else None
+        if self.basis is None:  # rows of other metrics: stored as before
+            del d["basis"], d["blind"]
         return d
 
     @classmethod
@@ -374,6 +380,8 @@ class Row:
             simulated=d.get("simulated"),
             wall_verdict=d.get("wall_verdict"),
             note=d.get("note") or "",
+            basis=d.get("basis"),
+            blind=list(d.get("blind") or []),
         )
 
     def sim(self) -> simulated.SimComparison | None:
@@ -403,7 +411,11 @@ class Decision:
             if r.candidate != candidate or r.metric != self.target:
                 continue
             sim = r.sim()
-            v = sim.speedup if sim else (r.comparison.speedup if r.comparison else None)
+            v = (
+                sim.speedup
+                if sim and r.basis != Basis.HARDWARE_ONLY
+                else (r.comparison.speedup if r.comparison else None)
+            )
             if v is not None and math.isfinite(v) and v > 0:
                 vals.append(v)
         return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 1.0
@@ -474,12 +486,16 @@ def _row(
     base_v, cand_v = variants.get(baseline), variants.get(cand)
     corr = correctness_summary(cand_v)
     status = (cand_v or {}).get("status", "missing")
+    if result.get("emulated") and (not base_v or base_v.get("status") != "ok"):
+        return Row(cand, arch, metric, status, None, corr, "missing")  # the emulated check did not run
     if not base_v or base_v.get("status") != "ok":
         return Row(cand, arch, metric, status, None, corr, "baseline_failed")
     if cand_v is None:
         return Row(cand, arch, metric, "missing", None, corr, "missing")
     if status != "ok":
         return Row(cand, arch, metric, status, None, corr, FAILED_VERDICT.get(status, "bench_failed"))
+    if result.get("emulated"):  # built for the arch, checked under qemu-user: correct, nothing timed
+        return Row(cand, arch, metric, status, None, corr, "not_timed")
     if "pairs" in cand_v:  # the paired design (sky/paired.py)
         design = result.get("paired") or {}
         try:
@@ -527,6 +543,7 @@ def _decision_params(project: Mapping[str, Any]) -> dict[str, Any]:
         "interference_sigmas": float(d["interference_sigmas"]),
         "primary": str(d["primary"]),
         "rounds": int((project.get("benchmark") or {}).get("rounds", 0)),
+        "threads": int((project.get("benchmark") or {}).get("threads") or 0),
     }
 
 
@@ -561,6 +578,8 @@ def _sim_record(result: Mapping[str, Any] | None, baseline: str, cand: str) -> t
     """(candidate vs baseline simulated records, or None; why not)."""
     variants = (result or {}).get("variants") or {}
     b, c = (variants.get(baseline) or {}).get("simulated"), (variants.get(cand) or {}).get("simulated")
+    # fan-out whose shards' baselines failed the A/A check: the candidate's own shard's baseline
+    b = (variants.get(cand) or {}).get("simulated_baseline") or b
     if not simulated.usable(b):
         info = (result or {}).get("simulation") or {}
         why = info.get("reason") or (b or {}).get("error") or "not run"
@@ -570,9 +589,58 @@ def _sim_record(result: Mapping[str, Any] | None, baseline: str, cand: str) -> t
     return {"base": b, "cand": c}, ""
 
 
+def blind_spots(
+    result: Mapping[str, Any] | None, cand: str, sim: simulated.SimComparison | None
+) -> list[dict]:
+    """What of this candidate the simulated tier cannot see: the driver's scan of its diff (variant["blind"],
+    sky/blindspots.py); for a result without one, the functions of the per-function diff (barrier, thread
+    pool) that moved."""
+    v = ((result or {}).get("variants") or {}).get(cand) or {}
+    if "blind" in v:
+        return [dict(s) for s in v.get("blind") or [] if isinstance(s, Mapping)]
+    names = [str(f.get("name")) for f in (sim.functions if sim else []) if f.get("name")]
+    return sky_module("blindspots").scan_functions(names)
+
+
+# A hardware-only verdict rests on the wall tier alone (no exact tier agrees), so it is judged at a stricter
+# level: alpha x this factor. At the paired tier's own level, 1 of 100 A/A trials of 10 pairs at 2 threads
+# beside the CPU hog came out "faster" (scripts/threads_minibench.py --aa 1000): a false winner, no veto.
+HARDWARE_ONLY_ALPHA = 0.1
+
+
+def _hardware_only_comparison(
+    c: Comparison | None, result: Mapping[str, Any] | None, cand: str, metric: str, dec: Mapping[str, Any]
+) -> Comparison | None:
+    """The paired comparison of a blind candidate again at alpha x HARDWARE_ONLY_ALPHA (interval and test),
+    with the Holm-adjusted p of its family; None for the unpaired design (its own rule stands)."""
+    if c is None or c.design != "paired":
+        return None
+    v = ((result or {}).get("variants") or {}).get(cand) or {}
+    design = (result or {}).get("paired") or {}
+    alpha = dec["alpha"] * HARDWARE_ONLY_ALPHA
+    try:
+        hw = compare_paired(
+            v.get("pairs") or [],
+            metric,
+            higher_is_better=c.higher_is_better,
+            alpha=alpha,
+            min_effect=dec["min_effect"],
+            looks=c.looks,
+            max_pairs=design.get("max_pairs"),
+            family=c.family,
+            stop_reason=c.stop_reason,
+        )
+    except ValueError:
+        return None
+    hw.rejudge(c.p_adjusted, alpha=alpha, min_effect=dec["min_effect"], max_noise_cv=dec["max_noise_cv"])
+    return hw
+
+
 def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mapping[str, Any]) -> None:
-    """The target row's verdict from both tiers (decision.primary: both | simulated | wall)."""
+    """The target row's verdict from both tiers (decision.primary: both | simulated | wall), with its basis:
+    what decided it (model.Basis) and so what it could not see (r.blind)."""
     r.wall_verdict = r.verdict
+    r.basis = Basis.WALL
     if r.status != "ok" or dec["primary"] == "wall":
         return
     recs, why = _sim_record(result, baseline, r.candidate)
@@ -585,10 +653,12 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
         return
     sim = simulated.compare_simulated(recs["base"], recs["cand"], dec["min_effect"])
     r.simulated = sim.to_dict()
+    r.blind = blind_spots(result, r.candidate, sim)
     c = r.comparison
     wall_faster = r.wall_verdict == "faster"
     wall_slower = _significantly_slower(c, dec)
     wall_txt = words.wall_figure(c.speedup, c.ci_low, c.ci_high) if c else words.NO_WALL_FIGURE
+    r.basis = Basis.SIMULATED
     if dec["primary"] == "simulated":
         r.verdict = sim.verdict
         return
@@ -597,6 +667,7 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
         r.note = words.tiers_disagree(sim.speedup, wall_txt)
     elif sim.verdict == "faster":
         r.verdict = "faster"
+        r.basis = Basis.CONFIRMED if wall_faster else Basis.SIMULATED
         r.note = (
             words.CONFIRMED
             if wall_faster
@@ -604,6 +675,25 @@ def _combine(r: Row, result: Mapping[str, Any] | None, baseline: str, dec: Mappi
         )
     elif sim.verdict == "slower":
         r.verdict = "slower"
+        r.basis = Basis.CONFIRMED if r.wall_verdict == "slower" else Basis.SIMULATED
+    elif r.blind:
+        # the change acts where the simulator is blind (threads, ISA, bandwidth): its "no change" says
+        # nothing; wall time at the configured thread count decides, or nobody can here
+        what = sky_module("blindspots").summary(r.blind)
+        threads = int(dec.get("threads") or 0)
+        hw = _hardware_only_comparison(c, result, r.candidate, r.metric, dec)
+        if hw is not None:  # one tier alone decides: at alpha x HARDWARE_ONLY_ALPHA (see there)
+            wall_txt = words.wall_figure(hw.speedup, hw.ci_low, hw.ci_high)
+            r.wall_verdict = hw.verdict
+        if r.wall_verdict in ("faster", "slower"):
+            r.verdict, r.basis = r.wall_verdict, Basis.HARDWARE_ONLY
+            r.note = words.hardware_only(wall_txt, what, threads)
+        elif r.wall_verdict == "no_change":
+            r.verdict, r.basis = "no_change", Basis.CONFIRMED
+            r.note = words.wall_equivalent(wall_txt, what, threads)
+        else:
+            r.verdict, r.basis = Verdict.NOT_MEASURABLE, Basis.NOT_MEASURABLE
+            r.note = words.not_measurable(wall_txt, what, threads, c.note if c else "")
     else:
         r.verdict = "no_change"
         if r.wall_verdict in ("faster", "slower"):
@@ -642,13 +732,30 @@ def decide(
                 )
                 r.verdict = r.comparison.verdict
     for r in rows:
-        if r.metric == target:
+        if r.metric == target and not (results.get(r.arch) or {}).get("emulated"):
             _combine(r, results.get(r.arch), baseline, dec)
     notes += _notes(rows, archs, results, baseline, project, dec)
-    winners = [c for c in candidates if _is_winner(c, rows, archs, target, dec)]
+    # an emulated arch (correctness only) whose baseline did not get through says so in the notes and
+    # neither makes nor blocks a winner; where it ran, a candidate broken there is no winner
+    checked = [a for a in archs if not _emulation_down(results.get(a), baseline)]
+    winners = [c for c in candidates if _is_winner(c, rows, checked, target, dec)]
+    never = sky_module("exercised").never_run
+    for c in winners:  # a winner whose changed functions never ran in the native build is flagged there
+        for a in archs:
+            fns = never((((results.get(a) or {}).get("variants") or {}).get(c) or {}).get("exercised"))
+            if fns:
+                notes.append(words.never_ran_natively(a, c, fns))
+                for r in rows:
+                    if r.candidate == c and r.arch == a and r.metric == target:
+                        r.note = "; ".join(x for x in (r.note, words.NEVER_RAN) if x)
     decision = Decision(rows=rows, winners=[], notes=notes, target=target, archs=archs)
     decision.winners = sorted(winners, key=lambda c: -decision.target_speedup(c))
     return decision
+
+
+def _emulation_down(result: Mapping[str, Any] | None, baseline: str) -> bool:
+    base = ((result or {}).get("variants") or {}).get(baseline) or {}
+    return bool((result or {}).get("emulated")) and base.get("status") != "ok"
 
 
 def _notes(
@@ -690,7 +797,7 @@ def _notes(
     if dec["primary"] != "wall":
         for a in archs:
             info = (results.get(a) or {}).get("simulation") or {}
-            if not (results.get(a) or {}).get("variants"):
+            if not (results.get(a) or {}).get("variants") or (results.get(a) or {}).get("emulated"):
                 continue
             if info.get("available"):
                 secs = [
@@ -701,6 +808,11 @@ def _notes(
                 notes.append(words.simulated_tier(a, info, sum(secs) / max(1, len(secs))))
             else:
                 notes.append(words.simulated_tier_unavailable(a, info.get("reason") or "not run"))
+    for r in rows:
+        if r.verdict == Verdict.NOT_MEASURABLE:
+            c = r.comparison
+            want = math.ceil(((c.pairs_needed if c else 0) or 0) / per_round) if c else 0
+            notes.append(words.measure_on_vm(r.arch, r.candidate, want if want <= MAX_ROUNDS else None))
     noisy = [r for r in rows if r.verdict == "noisy" and r.comparison]
     for a in archs:
         for r in noisy:

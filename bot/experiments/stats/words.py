@@ -127,7 +127,49 @@ def sim_not_moved(wall: str, wall_verdict: str, min_effect: float) -> str:
     return f"{wall} ({wall_verdict}), but the simulated cost moved less than {min_effect:.0%}: not called"
 
 
+def hardware_only(wall: str, blind: str, threads: int) -> str:
+    return (
+        f"the simulated cost moved less than the minimum effect, but the change acts where "
+        f"the simulator is blind ({blind}); {wall} at {threads or 'the configured'} threads decided"
+    )
+
+
+def wall_equivalent(wall: str, blind: str, threads: int) -> str:
+    return (
+        f"the simulator is blind to this change ({blind}); {wall} at {threads or 'the configured'} threads "
+        f"lies within the minimum effect: no change on this machine"
+    )
+
+
+def not_measurable(wall: str, blind: str, threads: int, why: str) -> str:
+    because = f" ({why})" if why else ""
+    return (
+        f"the change acts where the simulator is blind ({blind}), and {wall} at "
+        f"{threads or 'the configured'} threads cannot decide{because}; measure it on a dedicated machine"
+    )
+
+
 # --------------------------------------------------------------------------- notes on the whole run
+
+
+NEVER_RAN = "its changed functions never ran in the native build"
+
+
+def never_ran_natively(arch: str, candidate: str, functions: list[str]) -> Note:
+    return Note(
+        f"{arch}: {candidate} wins, but none of the functions it changes ({', '.join(functions)}) ran in a "
+        f"native run of the benchmark (breakpoint counts, sky/exercised.py): the native build takes another "
+        f"path (another ISA's kernel, another buffer type); what was measured is not the change"
+    )
+
+
+def measure_on_vm(arch: str, candidate: str, rounds: int | None) -> Note:
+    """A not-measurable row: the command that measures it where wall time can decide (a dedicated VM)."""
+    return Note(
+        f"{arch}: {candidate} is not measurable on this machine (its effect lies where the simulator is "
+        f"blind); measure it on a dedicated VM: set `executor: skypilot` in the bot's config and rerun",
+        Hint("vm", rounds),
+    )
 
 
 def no_result(arch: str) -> Note:
@@ -153,9 +195,16 @@ def screened(arch: str, flagged_n: int, total: int, sigmas: float, set_aside: in
 
 
 def simulated_tier(arch: str, info: Mapping[str, Any], seconds: float) -> Note:
+    reg = info.get("regime") or {}
+    regime = (
+        f"; model {reg['model_bytes'] / 2**20:.1f} MiB vs simulated LL {reg['ll_bytes'] / 2**20:.0f} MiB: "
+        + ("DRAM-resident" if reg.get("dram_resident") else "cache-resident, no DRAM streaming simulated")
+        if reg.get("model_bytes") and reg.get("ll_bytes")
+        else ""
+    )
     return Note(
         f"{arch}: simulated tier: {info.get('tool', 'cachegrind')} ({info.get('isa', '')}; "
-        f"{info.get('cache', '')}), {seconds:.1f} s per variant"
+        f"{info.get('cache', '')}), {seconds:.1f} s per variant{regime}"
     )
 
 
