@@ -253,6 +253,9 @@ def main() -> int:
             whole = stats.decide({"x86": res}, aproj, baseline="baseline")
             wr = next(x for x in whole.rows if x.candidate == "aa" and x.metric == whole.target)
             wc = wr.comparison
+            if wc is None:
+                why = [(n, x["status"], x.get("error", "")[:200]) for n, x in res["variants"].items()]
+                raise SystemExit(f"A/A run gave no comparison: {why} {res.get('errors')}")
             print(
                 f"A/A beside {'the hog' if hog else 'no hog'}, {args.threads} threads: {len(allp)} pairs -> "
                 f"{n} trials of {args.block}: winners {winners}/{n}; verdicts {verdicts}; all {len(allp)} "

@@ -1028,12 +1028,24 @@ class Driver:
                         self.mirror, *args, "diff", "-U0", "--no-renames", base, self.shas[name]
                     )
                     names = exercised.functions(diff)
+                    self.ctx.current = name
+                    # the candidate's own binary: in its sandbox, like every other invocation of it
+                    runner = (
+                        (
+                            lambda a, cwd, env, timeout, who=name: self.ctx.run(
+                                a, cwd, timeout=timeout, owner=who
+                            )
+                        )
+                        if self.box is not None
+                        else None
+                    )
                     rec = exercised.count_calls(
                         [str(a) for a in command(self.trees[name], self.ctx)],
                         self.trees[name],
                         dict(self.ctx.env),
                         names,
                         timeout=600,
+                        runner=runner,
                     )
                 except Exception as e:  # noqa: BLE001  (a diagnosis, never a failed run)
                     rec = {"ok": False, "error": f"{type(e).__name__}: {e}"[:300]}

@@ -74,8 +74,12 @@ def diff_args(attributes_file: str | Path) -> list[str]:
     return ["-c", f"core.attributesFile={attributes_file}", "-c", f"diff.fnscan.xfuncname={XFUNCNAME}"]
 
 
-def count_calls(argv: list[str], cwd: str | Path, env: dict, names: list[str], timeout: float = 600) -> dict:
-    """Run argv once under gdb with an ignored breakpoint on each name; hits per name (None: no symbol)."""
+def count_calls(
+    argv: list[str], cwd: str | Path, env: dict, names: list[str], timeout: float = 600, runner=None
+) -> dict:
+    """Run argv once under gdb with an ignored breakpoint on each name; hits per name (None: no symbol).
+    `runner(args, cwd, env, timeout)` -> (returncode, output) runs it instead (the driver: in the variant's
+    sandbox, since argv is the variant's own binary); a timeout is then a non-zero code with its reason."""
     t0 = time.monotonic()
     gdb = shutil.which("gdb")
     if not gdb:
@@ -95,11 +99,14 @@ def count_calls(argv: list[str], cwd: str | Path, env: dict, names: list[str], t
     for c in cmds:
         args += ["-ex", c]
     args += ["--args", *argv]
-    try:
-        p = subprocess.run(args, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "tool": "gdb", "error": f"the run under gdb took over {timeout:.0f} s"}
-    text = p.stdout + p.stderr
+    if runner is not None:
+        returncode, text = runner(args, cwd, env, timeout)
+    else:
+        try:
+            p = subprocess.run(args, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "tool": "gdb", "error": f"the run under gdb took over {timeout:.0f} s"}
+        returncode, text = p.returncode, p.stdout + p.stderr
     # `info breakpoints`: one row per breakpoint in the order set (`N  breakpoint keep y  <addr | <PENDING> |
     # <MULTIPLE>> ...`), then `\tbreakpoint already hit K times` when it was hit; a name no loaded object
     # defines stays <PENDING> (no symbol: inlined everywhere, or not built for this ISA)
@@ -121,7 +128,7 @@ def count_calls(argv: list[str], cwd: str | Path, env: dict, names: list[str], t
         "tool": "gdb",
         "functions": hits,
         "seconds": round(time.monotonic() - t0, 3),
-        "exit": p.returncode,
+        "exit": returncode,
     }
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 HOSTNAME = "autoresearch-sandbox"
-UID_BASE = 61000  # root mode: variant i runs as UID_BASE + i (no passwd entry on the host; the VM default)
+UID_BASE = 63000  # root mode: variant i runs as UID_BASE + i (no passwd entry on the host; the VM default)
 TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_FILES = (
     "alternatives",

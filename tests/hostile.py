@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-UID_FIRST = 61000  # bot/experiments/jail.py JAIL_UID + 1: the baseline's uid, candidate i gets UID_FIRST + i
+UID_FIRST = 63000  # JAIL_UID + jail.SANDBOX_UID_OFFSET: the baseline's uid, candidate i gets UID_FIRST + i
 FIXTURE = ROOT / "tests" / "fixtures" / "minibench"
 
 PRELUDE = r"""#define _GNU_SOURCE

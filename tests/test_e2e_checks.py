@@ -22,6 +22,7 @@ import pytest
 import requests
 from ground_truth import openapi_spec, validate_exchange
 
+from bot import report
 from bot.app import build_bot
 from bot.demo import World
 from bot.pipeline import status_marker
@@ -153,10 +154,23 @@ def test_check_runs_go_queued_in_progress_completed_and_the_rerun_button_measure
     checks = {c.name: c for c in world.gh("maria").get_repo(world.repo).get_commit(sha).get_check_runs()}
     assert set(checks) == {"autoresearch / correctness", "autoresearch / benchmark"}
     correctness = checks["autoresearch / correctness"]
-    assert correctness.conclusion == "success", correctness.output.title
+    # its conclusion is the decision's (a comment-only change is correct: success, unless the busy machine
+    # lost a measurement, and then "not established"), never made up
+    decision = store.get_artifact(run.id, "decision")
+    expected = report.check_run_output("correctness", decision, "tidy")[0]
+    assert correctness.conclusion == expected, correctness.output.title
     summary = correctness.output.summary
     # the correctness check lists the checks that ran, not the benchmark table again
-    assert "| `./check` |" in summary and "| build |" in summary and "| candidate |" not in summary
+    assert "| build |" in summary and "| candidate |" not in summary
+    results = store.get_artifact(run.id, "results:main")
+    ran = {
+        c["name"]
+        for r in results.values()
+        for c in ((r["variants"].get("tidy") or {}).get("validation") or {}).get("checks") or []
+    }
+    assert all(f"| `{name}` |" in summary for name in ran), (ran, summary)
+    if expected == "success":
+        assert ran == {"./check"} and "| `./check` | ✅ pass |" in summary, summary
     # a bench run ends without a pull request: the requester is told, once
     mention = [c for c in bot_comments(world, number) if f"autoresearch:run:{run.id}:no-pr" in c.body]
     assert len(mention) == 1 and "@maria" in mention[0].body and f"bench run #{run.id}" in mention[0].body

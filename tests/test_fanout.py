@@ -244,6 +244,8 @@ def test_aa_across_two_local_shards_on_the_real_driver(tmp_path: Path) -> None:
     proj["architectures"] = ["x86"]
     whole = spec(shas, names, proj)
     one = _run_local(tmp_path / "s9", {"x86": whole}, bundle)
+    base = one["x86"]["variants"]["baseline"]
+    assert base["status"] == "ok", (base.get("build") or {}).get("log_tail") or base
     if not (one["x86"].get("simulation") or {}).get("available"):
         pytest.skip(f"simulated tier unavailable: {one['x86'].get('simulation')}")
     plan = shards.plan(names, ["x86"], 2, {"x86": 0.0})

@@ -373,8 +373,8 @@ def test_stranger_fork_commit_reads_nothing_in_the_jail_and_everything_without(
     host, got, ran, leaked, _ = results["none"]
     _report("jailed (local_trust: none, root mode)", host, leaked)
     assert leaked == {k: [] for k in host.secrets}, leaked
-    # the stranger is the batch's first candidate: its own uid (the baseline has JAIL_UID + 1); never root
-    assert f"uid={jail.JAIL_UID + 2}" in ran and "uid=0" not in ran
+    # the stranger is the batch's first candidate: its own uid (the baseline's is one less); never root
+    assert f"uid={jail.JAIL_UID + jail.SANDBOX_UID_OFFSET + 1}" in ran and "uid=0" not in ran
     assert "[build:key] absent" in ran and "[run:key] unreadable" in ran  # it tried, at build and run time
     assert not (host.data / f"{host.tag}.leak").exists() and not (Path("/tmp") / f"{host.tag}.leak").exists()
     env_seen = dict(

@@ -44,3 +44,8 @@ def test_check_reports_scroll_and_wide_tables():
     assert len(check("page", m)) == 3
     ok = {"viewport": 914, "scrollWidth": 914, "wide": [], "cells": [{"head": "candidate", "text": "fork-3"}]}
     assert check("page", ok) == []
+
+
+def test_name_columns_by_their_first_word():
+    cell = {"head": "hypothesis (kind, risk)", "text": "Port fiona/attention@83ce10d: multiply by 1/sum"}
+    assert check("page", {"viewport": 914, "scrollWidth": 914, "wide": [], "cells": [cell]}) == []

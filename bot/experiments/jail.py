@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 JAIL_UID = 60999  # throwaway uid of root mode (no passwd entry on the host)
+SANDBOX_UID_OFFSET = 2001  # the driver's sandboxes: variant i as JAIL_UID + 2001 + i (63000, 63001, ...)
 HOSTNAME = "autoresearch-jail"
 TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_FILES = (
@@ -116,13 +117,14 @@ def sandbox_plan(
 ) -> dict[str, Any]:
     """The driver's per-invocation sandbox settings (sky/sandbox.py) from a batch's jail plan.
 
-    Variant i runs as uid `plan.uid + 1 + i` (root mode): never the jail's own uid, which the coding agent's
-    jail uses, since the driver kills whatever runs under a variant's uid after each invocation.
+    Variant i runs as uid `plan.uid + SANDBOX_UID_OFFSET + i` (root mode): never the jail's own uid, which the
+    coding agent's jail uses, nor uids next to it, since the driver kills whatever runs under a variant's uid
+    after each invocation.
     `baseline_rw` is bound read-write for the baseline only (the warm-only run's shared compiler cache
     store), `shared_ro` read-only for every variant (that store, in a batch)."""
     return {
         "mode": plan["mode"],
-        "uid_base": int(plan["uid"]) + 1,
+        "uid_base": int(plan["uid"]) + SANDBOX_UID_OFFSET,
         "ro": list(plan.get("ro") or []),
         "limits": dict(plan.get("limits") or {}),
         "baseline_rw": [str(Path(p).absolute()) for p in baseline_rw],
