@@ -84,3 +84,22 @@ def test_demo_without_bubblewrap_exits_non_zero_and_its_first_line_says_why(tmp_
         "DEMO FAILED: isolation unavailable, nothing was run: bubblewrap (bwrap) is not installed"
     )
     assert "Traceback" not in done.stdout + done.stderr and not (tmp_path / "demo").exists()
+
+
+def test_check_edits_names_every_fork_edit_that_no_longer_applies(tmp_path: Path) -> None:
+    """What scripts/upgrade_llamacpp.sh checks first on a new llama.cpp: every fork anchor, exactly once."""
+    from bot import llamacpp_forks as forks
+
+    for path in {p for edits, _m, _w in forks.DEMO_FORKS.values() for p, _a, _r in edits}:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    problems = forks.check_edits(tmp_path)
+    assert {p.split(":")[0] for p in problems} == set(forks.DEMO_FORKS)  # every fork's edit is reported
+    texts = {}
+    for edits, _m, _w in forks.DEMO_FORKS.values():
+        for path, anchor, _r in edits:
+            texts.setdefault(path, []).append(anchor)
+    for path, anchors in texts.items():  # a tree that holds every anchor once: nothing to report
+        (tmp_path / path).write_text("\n".join(dict.fromkeys(anchors)))
+    # (gina's anchor is also inside fiona's, so this synthetic tree holds it twice)
+    assert [p for p in forks.check_edits(tmp_path) if not p.startswith("gina")] == []
