@@ -26,3 +26,6 @@ keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100
 REQUEST_DEADLINE = request_deadline()  # checked here too: a bad value stops the server before it starts
+# gunicorn 27's admin socket would be created under $HOME, which the systemd units keep read-only
+# (ProtectSystem=strict) and the image's user may not own: the bot does not use it
+control_socket_disable = True
