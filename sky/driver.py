@@ -55,6 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -493,6 +494,12 @@ def overlay_protected(worktree: Path, baseline_sha: str, sha: str, patterns: lis
 # ---------------------------------------------------------------- build strategy
 
 
+def ccache_file_url(path: Path) -> str:
+    """A ccache `file:` remote-storage URL: percent-encoded, since CCACHE_REMOTE_STORAGE separates its
+    backends by spaces (a checkout under "/tmp/my work" must not split the URL; ccache decodes %20)."""
+    return "file:" + urllib.parse.quote(str(path))
+
+
 def ccache_setup(workdir: Path) -> dict:
     """Env that routes cc/gcc/g++/clang through ccache (masquerade dir on PATH); {} without ccache."""
     ccache = shutil.which("ccache")
@@ -782,7 +789,10 @@ class Driver:
                 remote = (
                     [os.environ["CCACHE_REMOTE_STORAGE"]] if os.environ.get("CCACHE_REMOTE_STORAGE") else []
                 )
-                env = {"CCACHE_DIR": str(own), "CCACHE_REMOTE_STORAGE": " ".join([*remote, f"file:{store}"])}
+                env = {
+                    "CCACHE_DIR": str(own),
+                    "CCACHE_REMOTE_STORAGE": " ".join([*remote, ccache_file_url(store)]),
+                }
                 ctx.cell_env[name] = env
         for p in self.plan.get("baseline_rw") or []:  # the warm-only run's shared compiler cache store
             ctx.cells[self.baseline].mounts.append((str(p), str(p), True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from engine_helpers import make_repo, project, spec
 
+from bot import resources
 from bot.experiments import buildcache, jail, results, tasks
 from bot.experiments.executors import Batch, LocalExecutor
 
@@ -250,3 +252,25 @@ def test_a_stale_or_empty_store_or_an_old_marker_is_not_warm(tmp_path: Path) -> 
     assert buildcache.warm_failure(ok) == ""
     bad = {**ok, "variants": {"baseline": {"status": "ok", "build": {"ok": True}, "simulated_build": {}}}}
     assert "simulation build" in buildcache.warm_failure(bad)
+
+
+@pytest.mark.skipif(not shutil.which("ccache") or not shutil.which("cc"), reason="needs ccache and cc")
+def test_a_store_under_a_path_with_a_space_is_one_backend(tmp_path: Path) -> None:
+    """CCACHE_REMOTE_STORAGE separates backends by spaces: a checkout under "/tmp/final run" split the store's
+    URL and every build failed ('URL scheme must not be empty'). Both URLs are percent-encoded; real ccache
+    writes and reads the store through them."""
+    root = tmp_path / "my work" / "_shared-ccache"
+    cache = buildcache.SharedCache(root)
+    cache.store.mkdir(parents=True)
+    assert " " not in cache.remote(writable=True) and cache.remote(writable=False).endswith("|read-only")
+    driver = resources.sky_module("driver")
+    assert driver.ccache_file_url(cache.store) == cache.remote(writable=True)
+    src = tmp_path / "x.c"
+    src.write_text("int f(void) { return 42; }\n")
+    for n, remote in enumerate((cache.remote(writable=True), cache.remote(writable=False))):
+        env = {**os.environ, "CCACHE_DIR": str(tmp_path / f"local{n}"), "CCACHE_REMOTE_STORAGE": remote}
+        p = subprocess.run(
+            ["ccache", "cc", "-c", str(src), "-o", str(tmp_path / f"x{n}.o")], env=env, capture_output=True
+        )
+        assert p.returncode == 0, p.stderr.decode()
+    assert cache.files() > 0  # the writable run filled the store at its real path, spaces and all

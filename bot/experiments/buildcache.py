@@ -37,6 +37,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bot.experiments import jail, tasks
 
@@ -124,7 +125,8 @@ class SharedCache:
 
     def remote(self, writable: bool) -> str:
         """The CCACHE_REMOTE_STORAGE value for the warm run (writable) or a batch (read-only)."""
-        return f"file:{self.store}" + ("" if writable else "|read-only")
+        # percent-encoded: the variable separates backends by spaces (a data dir under "/srv/my bot")
+        return f"file:{quote(str(self.store))}" + ("" if writable else "|read-only")
 
 
 def warm_task(task: dict[str, Any], files_dir: Path, warm_dir: Path) -> dict[str, Any]:
