@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from publish_helpers import demo_repo, git, make_fork, recorded_run
 
+from bot import gitutil
 from bot.experiments import stats
 from bot.publish import (
     PublishError,
@@ -75,7 +76,9 @@ def test_two_winners_stack_cleanly_and_a_conflicting_third_is_dropped(demo):
     messages = git(repo, "log", "--format=%an|%cn|%B", f"{history.base_sha}..{result.sha}")
     assert "matmul: i-k-j loop order" in messages and "softmax: compute each exponential once" in messages
     assert messages.count("Autoresearch-Stack: autoresearch/1/stack") == 2
-    assert "Ada Fork|autoresearch-bot" in messages  # author kept, bot commits
+    # author kept, the bot commits (as whatever identity the process's forge gave it: gitutil.set_identity is
+    # process-wide, so an earlier test's App may have set `<slug>[bot]`)
+    assert f"Ada Fork|{gitutil.bot_identity()[0]}" in messages
     assert git(repo, "status", "--porcelain") == ""  # caller's checkout untouched
     assert "autoresearch-stack" not in git(repo, "worktree", "list")  # temporary worktree removed
 
