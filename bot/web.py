@@ -295,12 +295,8 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, str):
-        return _no_traceback(value)
+        return runpage.no_traceback(value)
     return value
-
-
-def _no_traceback(text: str) -> str:
-    return runpage.no_traceback(text)
 
 
 def _command_args(cmd: Command) -> dict[str, Any]:
